@@ -1,0 +1,102 @@
+//! The apiserver's errors. Each variant is one Kubernetes `StatusReason`, carrying what its
+//! message needs; `server.rs` turns them into gRPC statuses in exactly one place.
+
+use netlab_proto::apiserver::v1::Resource;
+
+use crate::{store::StoreError, validation::FieldError};
+
+/// A request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object (or its namespace) does not exist.
+    #[error("{} \"{name}\" not found", resource.plural())]
+    NotFound {
+        /// What was looked for.
+        resource: Resource,
+        /// Its name.
+        name: String,
+    },
+    /// Create of a name that is taken.
+    #[error("{} \"{name}\" already exists", resource.plural())]
+    AlreadyExists {
+        /// What was created.
+        resource: Resource,
+        /// Its name.
+        name: String,
+    },
+    /// An update or delete whose resourceVersion precondition is stale.
+    #[error(
+        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+        resource.plural()
+    )]
+    Conflict {
+        /// What was written.
+        resource: Resource,
+        /// Its name.
+        name: String,
+    },
+    /// The object fails validation; nothing was stored.
+    #[error("{}", crate::validation::invalid_message(kind, name, errors))]
+    Invalid {
+        /// The object's kind, `Service`.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// Every field that failed.
+        errors: Vec<FieldError>,
+    },
+    /// The request could not be decoded or makes no sense.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A watch asked for history that has been compacted away: relist.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired {
+        /// The resourceVersion asked for.
+        requested: u64,
+        /// The oldest resourceVersion a watch can still start from.
+        oldest: u64,
+    },
+    /// The server failed, e.g. the ClusterIP range is full.
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+    /// The store failed.
+    #[error("Internal error occurred: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// `Result` with the apiserver's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// === impl Error ===
+
+impl Error {
+    /// Kubernetes' StatusReason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "NotFound",
+            Error::AlreadyExists { .. } => "AlreadyExists",
+            Error::Conflict { .. } => "Conflict",
+            Error::Invalid { .. } => "Invalid",
+            Error::BadRequest(_) => "BadRequest",
+            Error::Expired { .. } => "Expired",
+            Error::Internal(_) | Error::Store(_) => "InternalError",
+        }
+    }
+
+    /// The HTTP status the real apiserver answers with.
+    pub fn http_code(&self) -> i32 {
+        match self {
+            Error::NotFound { .. } => 404,
+            Error::AlreadyExists { .. } | Error::Conflict { .. } => 409,
+            Error::Invalid { .. } => 422,
+            Error::BadRequest(_) => 400,
+            Error::Expired { .. } => 410,
+            Error::Internal(_) | Error::Store(_) => 500,
+        }
+    }
+
+    /// NotFound for a missing namespace: `namespaces "x" not found`.
+    pub fn namespace_not_found(ns: &str) -> Self {
+        Error::NotFound { resource: Resource::Namespaces, name: ns.to_string() }
+    }
+}

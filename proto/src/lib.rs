@@ -1,0 +1,32 @@
+//! netlab's gRPC wire types: generated code plus conversions to std types, nothing else.
+//!
+//! # Why objects travel as Kubernetes JSON
+//!
+//! The apiserver's API (`netlab.apiserver.v1`) carries each object as its Kubernetes JSON in a
+//! bytes field, beside the typed fields clients route on (resource, namespace, name,
+//! resourceVersion). Hand-writing protobuf messages for twelve Kubernetes kinds would be thousands
+//! of lines that drift from Kubernetes, and every field the lab forgot would be silently dropped on
+//! the way through. As JSON, real Kubernetes YAML round-trips unchanged: the CLI and every
+//! component parse it with k8s-openapi's types, and `netlab get -o yaml` prints what kubectl
+//! prints. The cost is that `grpcurl` shows the object body as base64; the typed fields stay
+//! readable. The body is `bytes::Bytes`, so one event fanned out to a thousand watchers is
+//! encoded once and shared by reference count.
+//!
+//! # Layout
+//! - [`apiserver`]: `netlab.apiserver.v1`, the apiserver's CRUD + Watch API.
+//! - [`FILE_DESCRIPTOR_SET`]: every netlab proto, for gRPC reflection.
+
+/// `netlab.apiserver.*`
+pub mod apiserver {
+    /// `netlab.apiserver.v1`: the kube-apiserver's API.
+    #[allow(missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("netlab.apiserver.v1");
+    }
+}
+
+/// The encoded descriptors of every netlab proto, for tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("netlab_descriptor");
+
+mod resource;
+pub use resource::{ALL as ALL_RESOURCES, UnknownKind};

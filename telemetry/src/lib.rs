@@ -1,0 +1,163 @@
+//! Tracing and OpenTelemetry for every netlab binary: one `init` that installs fmt logging plus an
+//! optional OTLP exporter whose `service.name` is the component's Kubernetes name, and the W3C
+//! trace-context propagation that stitches one flow across processes into one trace.
+//!
+//! # Layout
+//! - [`Args`]: the flags every binary flattens into its config.
+//! - [`init`] / [`Guard`]: install the subscriber; flush spans on drop of the guard.
+//! - [`propagation`]: inject/extract `traceparent` in gRPC metadata.
+
+use std::time::Duration;
+
+use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
+
+pub mod propagation;
+
+/// How long an export may take before it is abandoned: a missing Jaeger must not stall shutdown.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Telemetry flags shared by every binary (`#[command(flatten)]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// OTLP/gRPC endpoint to export traces to, e.g. http://jaeger:4317. Unset: no export, logs only.
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long = "log-format", env = "NETLAB_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The OTLP exporter rejected its configuration (for example an https endpoint without TLS).
+    #[error("building the OTLP exporter for {endpoint}")]
+    Exporter {
+        /// The endpoint given.
+        endpoint: String,
+        /// Why it failed.
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// A global subscriber was already installed.
+    #[error("installing the tracing subscriber")]
+    Subscriber(#[source] tracing_subscriber::util::TryInitError),
+}
+
+/// Keeps the tracer provider alive; flushes pending spans when dropped.
+#[must_use = "dropping the guard flushes and stops trace export"]
+pub struct Guard {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// Installs logging (stderr, `RUST_LOG`, default `info,<crate>=debug`) and, when an OTLP endpoint
+/// is configured, trace export with `service.name = service_name` (e.g. `kube-apiserver`).
+///
+/// Must be called inside a Tokio runtime: the exporter's channel connects lazily on it.
+pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result<Guard, Error> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let default_filter = format!("info,{crate_name}=debug");
+    let filter = || {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&default_filter))
+    };
+    // Per-layer filters: a global filter would drop info spans before the OTLP layer sees them.
+    let fmt = match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+    };
+
+    let provider = match &args.otlp_endpoint {
+        Some(endpoint) if !endpoint.is_empty() => {
+            let exporter = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(EXPORT_TIMEOUT)
+                .build()
+                .map_err(|source| Error::Exporter { endpoint: endpoint.clone(), source })?;
+            let resource = Resource::builder()
+                .with_service_name(service_name)
+                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+                .build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+        _ => None,
+    };
+    let otel = provider.as_ref().map(|p| {
+        global::set_tracer_provider(p.clone());
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service_name))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(Error::Subscriber)?;
+    Ok(Guard { provider })
+}
+
+// === impl Guard ===
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // shutdown() blocks on the exporter; never do that on a runtime worker thread.
+            let flush = move || {
+                let _ = provider.force_flush();
+                let _ = provider.shutdown();
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => {
+                    let _ = std::thread::spawn(flush).join();
+                }
+                Err(_) => flush(),
+            }
+        }
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM: every binary's one shutdown signal.
+pub async fn shutdown_on_signal(token: tokio_util::sync::CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down."),
+        _ = term => tracing::info!("SIGTERM: shutting down."),
+    }
+    token.cancel();
+}

@@ -1,0 +1,43 @@
+//! W3C trace-context propagation over gRPC: clients inject `traceparent` into request metadata
+//! with [`inject`]; servers start each request's span as a child of it with [`grpc_server_span`].
+
+use opentelemetry::{Context, global};
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// A tonic client interceptor: puts the current span's context into the request metadata.
+///
+/// Use as `XClient::with_interceptor(channel, netlab_telemetry::propagation::inject)`.
+#[allow(clippy::result_large_err)] // the signature is tonic's Interceptor
+pub fn inject(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(req.metadata_mut().as_mut()))
+    });
+    Ok(req)
+}
+
+/// The remote context carried by HTTP (or gRPC) headers.
+pub fn extract(headers: &http::HeaderMap) -> Context {
+    global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// For `tonic::transport::Server::builder().trace_fn(grpc_server_span)`: one server span per
+/// request, with OpenTelemetry's RPC attributes, parented to the caller's trace.
+pub fn grpc_server_span(req: &http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
+    let _ = span.set_parent(extract(req.headers()));
+    span
+}

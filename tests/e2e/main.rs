@@ -1,0 +1,4 @@
+//! End-to-end scenarios: the real binaries, as separate processes, driven as a user drives them.
+
+mod clusterip;
+mod manifests;

@@ -1,0 +1,173 @@
+//! Harness for end-to-end tests: start the real netlab binaries as child processes (killed on
+//! drop), and run the real `netlab` CLI against them.
+//!
+//! The binaries are found next to the test executable's directory (`target/<profile>/`), where
+//! `cargo test --workspace` builds them (the apiserver's and the CLI's own integration tests make
+//! cargo build their binaries).
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use netlab_proto::apiserver::v1::{ListRequest, Resource, api_server_client::ApiServerClient};
+
+/// The path of a workspace binary built beside the running test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --workspace --bins` first)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; tests bind it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running `netlab-apiserver`, killed (SIGKILL) when dropped.
+pub struct Apiserver {
+    /// Its gRPC address.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+// === impl Apiserver ===
+
+impl Apiserver {
+    /// Starts an apiserver on a free port with its store in `data_dir`, and waits until it serves.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut server = Self {
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(bin("netlab-apiserver"))
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn netlab-apiserver");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same address and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--server`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = self.url();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("netlab-apiserver exited during startup: {status}");
+            }
+            let ready = rt.block_on(async {
+                let mut client = ApiServerClient::connect(url.clone()).await.ok()?;
+                let req = ListRequest { resource: Resource::Namespaces as i32, ..Default::default() };
+                let list = client.list(req).await.ok()?.into_inner();
+                // Bootstrapped: default, kube-system, kube-public, kube-node-lease.
+                (list.items.len() >= 4).then_some(())
+            });
+            if ready.is_some() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "netlab-apiserver at {url} not ready after 20s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Apiserver {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// What one `netlab` run printed.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+// === impl Run ===
+
+impl Run {
+    /// Panics with both streams unless the command succeeded.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "netlab failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs the real `netlab` CLI against `server` with `args`, feeding `stdin` if given.
+pub fn netlab(server: &str, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(bin("netlab"));
+    cmd.args(args)
+        .env("NETLAB_SERVER", server)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn netlab");
+    if let Some(input) = stdin {
+        use std::io::Write as _;
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().expect("netlab output");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
