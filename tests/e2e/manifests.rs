@@ -20,7 +20,7 @@ fn bad_manifests_are_refused_and_nothing_is_stored() {
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: Orders\nspec:\n  ports:\n  - port: 80\n".to_string(),
             "metadata.name: Invalid value: \"Orders\"",
         ),
-        ("missing port", format!("{GOOD_HEAD}  ports:\n  - name: http\n"), "spec.ports[0].port: Required value"),
+        ("missing port", format!("{GOOD_HEAD}  ports:\n  - name: http\n"), "spec.ports[0].port"),
         (
             "unknown kind",
             "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: orders\n".to_string(),

@@ -20,10 +20,20 @@ fn config(cidr: &str, history: usize) -> RegistryConfig {
 }
 
 async fn open(dir: &std::path::Path, cfg: RegistryConfig) -> Registry {
+    open_with_writer(dir, cfg).await.0
+}
+
+async fn open_with_writer(dir: &std::path::Path, cfg: RegistryConfig) -> (Registry, tokio::task::JoinHandle<()>) {
     let store = Arc::new(RedbStore::open(dir).unwrap());
-    let (registry, _writer) = Registry::open(store, cfg, CancellationToken::new()).await.unwrap();
+    let (registry, writer) = Registry::open(store, cfg, CancellationToken::new()).await.unwrap();
     bootstrap::run(&registry, 6443).await.unwrap();
-    registry
+    (registry, writer)
+}
+
+/// Drops the registry and waits for its writer to end, which closes the store file.
+async fn close(registry: Registry, writer: tokio::task::JoinHandle<()>) {
+    drop(registry);
+    writer.await.unwrap();
 }
 
 fn body(v: Value) -> Vec<u8> {
@@ -235,12 +245,10 @@ async fn deleting_a_namespace_deletes_its_contents_and_finalizers_delay_deletion
 #[tokio::test]
 async fn a_restart_keeps_objects_and_never_reuses_an_ip() {
     let dir = tempfile::tempdir().unwrap();
-    let (ip, rv) = {
-        let r = open(dir.path(), config("10.0.0.0/28", 100)).await; // 14 usable, .1 and .10 taken
-        let a = r.create(Resource::Services, "default", &svc("a")).await.unwrap();
-        (ip_of(&a), a.rv)
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await; // let the old writer drop the db
+    let (r, writer) = open_with_writer(dir.path(), config("10.0.0.0/28", 100)).await; // 14 usable, .1 and .10 taken
+    let a = r.create(Resource::Services, "default", &svc("a")).await.unwrap();
+    let (ip, rv) = (ip_of(&a), a.rv);
+    close(r, writer).await;
     let r = open(dir.path(), config("10.0.0.0/28", 100)).await;
     let a = r.get(Resource::Services, "default", "a").unwrap();
     assert_eq!((ip_of(&a), a.rv), (ip.clone(), rv));
@@ -254,11 +262,9 @@ async fn a_restart_keeps_objects_and_never_reuses_an_ip() {
 #[tokio::test]
 async fn a_changed_service_cidr_is_reported_by_the_repair() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
-        r.create(Resource::Services, "default", &svc("a")).await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (r, writer) = open_with_writer(dir.path(), config("10.96.0.0/12", 100)).await;
+    r.create(Resource::Services, "default", &svc("a")).await.unwrap();
+    close(r, writer).await;
     let r = open(dir.path(), config("10.100.0.0/16", 100)).await;
     let fields = crate::selector::FieldSelector::parse(Resource::Events, "reason=ClusterIPOutOfRange").unwrap();
     let (events, _) = r.list(Resource::Events, "", &Default::default(), &fields);
