@@ -35,6 +35,9 @@ fn main() {
     if want("alloc") {
         alloc();
     }
+    if want("store") {
+        store();
+    }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     if want("create") {
         rt.block_on(create());
@@ -72,6 +75,32 @@ fn alloc() {
     }
 }
 
+fn store() {
+    use netlab_apiserver::store::{Batch, Op, Store as _};
+    for batch_size in [1usize, 64] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path()).expect("store");
+        let value = service("x");
+        let mut lat = Vec::new();
+        let mut rev = 0;
+        for b in 0..(10_000 / batch_size) {
+            let ops = (0..batch_size)
+                .map(|i| Op::Put(format!("/registry/services/specs/default/svc-{}", b * batch_size + i), value.clone()))
+                .collect();
+            rev += batch_size as u64;
+            let t = Instant::now();
+            store.commit(&Batch { revision: rev, ops }).expect("commit");
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        println!(
+            "store: redb commit of {batch_size} puts: p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
 async fn start() -> (SocketAddr, Registry, tempfile::TempDir, CancellationToken) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(RedbStore::open(dir.path()).expect("store"));
@@ -92,7 +121,7 @@ async fn start() -> (SocketAddr, Registry, tempfile::TempDir, CancellationToken)
         tonic::transport::Server::builder()
             .add_service(svc)
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 token.cancelled_owned(),
             )
             .await
@@ -232,9 +261,10 @@ async fn watch(grpc: bool) {
     for _ in 0..WATCHERS {
         ready_rx.recv().await;
     }
-    // Writer: one Service create every millisecond, paced against the clock.
-    let mut client = ApiServerClient::new(channel.clone());
+    // Writers: one Service create every millisecond, paced against the clock and not waiting for
+    // the previous write, as independent clients would.
     let start = Instant::now();
+    let mut writes = Vec::with_capacity(n);
     for i in 0..n {
         let due = start + Duration::from_micros(i as u64 * 1_000_000 / RATE);
         tokio::time::sleep_until(due.into()).await;
@@ -244,7 +274,11 @@ async fn watch(grpc: bool) {
             json: service(&format!("w-{i}")),
             namespace: "default".into(),
         };
-        client.create(req).await.expect("create");
+        let mut client = ApiServerClient::new(channel.clone());
+        writes.push(tokio::spawn(async move { client.create(req).await.expect("create") }));
+    }
+    for w in writes {
+        w.await.expect("write");
     }
     let wrote = start.elapsed();
     let mut lat = Vec::new();

@@ -24,7 +24,7 @@ impl Bitmap {
             used: 0,
         };
         // Bits past `size` in the last word are permanently "allocated" so scans never return them.
-        if size % 64 != 0 {
+        if !size.is_multiple_of(64) {
             let last = nwords - 1;
             bitmap.words[last] = !0u64 << (size % 64);
             bitmap.refresh_full(last);

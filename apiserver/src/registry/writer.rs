@@ -114,11 +114,10 @@ pub fn prepare_create(resource: Resource, namespace: &str, body: &[u8]) -> Resul
     let mut obj = prepare(resource, namespace, body)?;
     // Status is the system's to write; a create starts without one (upstream PrepareForCreate),
     // except for Nodes, which the kubelet registers with their status.
-    if !matches!(resource, Resource::Nodes | Resource::Events) {
-        if let Some(map) = obj.as_object_mut() {
+    if !matches!(resource, Resource::Nodes | Resource::Events)
+        && let Some(map) = obj.as_object_mut() {
             map.remove("status");
         }
-    }
     defaults::set_defaults(resource, &mut obj);
     let errors = validation::validate(resource, &obj);
     if !errors.is_empty() {
@@ -268,14 +267,13 @@ impl<'a> Pending<'a> {
         } else {
             // The main resource never writes status (upstream PrepareForUpdate), except for
             // Nodes' and Events', which have no status subresource semantics here.
-            if !matches!(resource, Resource::Events) {
-                if let Some(map) = obj.as_object_mut() {
+            if !matches!(resource, Resource::Events)
+                && let Some(map) = obj.as_object_mut() {
                     match old.value.get("status") {
                         Some(s) => map.insert("status".into(), s.clone()),
                         None => map.remove("status"),
                     };
                 }
-            }
             for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
                 object::set_meta(&mut obj, field, old.value.pointer(&format!("/metadata/{field}")).cloned());
             }
@@ -398,11 +396,10 @@ impl<'a> Pending<'a> {
         let mut new_ip_taken = None;
 
         if ty == "ExternalName" {
-            if let Some(ip) = &old_ip {
-                if let Ok(ip) = ip.parse() {
+            if let Some(ip) = &old_ip
+                && let Ok(ip) = ip.parse() {
                     self.alloc.ips.release(ip);
                 }
-            }
             if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
@@ -539,11 +536,10 @@ pub(crate) fn node_ports(svc: &Value) -> Vec<u16> {
 /// apiserver does, so that re-applying a manifest does not try to change them.
 fn preserve_service_allocations(new: &mut Value, old: &Value) {
     let new_ty = new.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
-    if new_ty != "ExternalName" && cluster_ip(new).is_none() {
-        if let Some(ip) = cluster_ip(old) {
+    if new_ty != "ExternalName" && cluster_ip(new).is_none()
+        && let Some(ip) = cluster_ip(old) {
             set_cluster_ip(new, &ip);
         }
-    }
     if !matches!(new_ty.as_str(), "NodePort" | "LoadBalancer") {
         return;
     }

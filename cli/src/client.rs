@@ -1,0 +1,315 @@
+//! The connection to the apiserver, and the translation of its gRPC statuses into kubectl's
+//! error wording.
+//!
+//! Commands talk to the [`Cluster`] trait rather than to tonic, so apply/delete/scale logic can be
+//! unit-tested against an in-memory fake, and so this file is the only one that knows objects
+//! travel as JSON bytes inside protobuf messages.
+
+use std::time::Duration;
+
+use netlab_proto::apiserver::v1::{
+    CreateRequest, DeleteRequest, GetRequest, ListRequest, Resource, Status, UpdateRequest,
+    api_server_client::ApiServerClient,
+};
+use prost::Message as _;
+use serde_json::Value;
+use tonic::{Code, transport::Channel};
+
+use crate::report::{ApiError, Cause, Problem};
+
+#[cfg(test)]
+pub(crate) mod fake;
+
+/// How long to wait for the TCP connection before calling the server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Lists of a busy lab exceed tonic's 4 MiB default.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The apiserver operations the commands need, over Kubernetes JSON.
+pub(crate) trait Cluster {
+    /// Reads one object.
+    async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem>;
+    /// Lists objects; an empty namespace means all namespaces.
+    async fn list(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        labels: &str,
+        fields: &str,
+    ) -> Result<Vec<Value>, Problem>;
+    /// Creates an object; fails with `AlreadyExists` if present.
+    async fn create(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem>;
+    /// Replaces an object; a non-empty `metadata.resourceVersion` is a precondition.
+    async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem>;
+    /// Deletes an object and returns it.
+    async fn delete(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem>;
+}
+
+/// An apiserver client that connects on first use, so argument errors are reported without a
+/// server, as kubectl reports them before contacting one.
+pub struct Api {
+    /// `http://host:port` or bare `host:port`.
+    server: String,
+    /// The connection, once made.
+    conn: Option<Connection>,
+}
+
+/// A connected apiserver client.
+struct Connection {
+    /// The generated gRPC client.
+    inner: ApiServerClient<Channel>,
+    /// `host:port`, for the connection-refused message.
+    authority: String,
+}
+
+// === impl Api ===
+
+impl Api {
+    /// A client for `server`; nothing is dialled yet.
+    pub fn new(server: &str) -> Self {
+        Self { server: server.to_string(), conn: None }
+    }
+
+    async fn conn(&mut self) -> Result<&mut Connection, Problem> {
+        if self.conn.is_none() {
+            self.conn = Some(Connection::connect(&self.server).await?);
+        }
+        // Just set above.
+        self.conn.as_mut().ok_or_else(|| Problem::client("not connected"))
+    }
+}
+
+// === impl Connection ===
+
+impl Connection {
+    /// Connects to `server` (`http://host:port` or bare `host:port`).
+    async fn connect(server: &str) -> Result<Self, Problem> {
+        let url = if server.contains("://") {
+            server.to_string()
+        } else {
+            format!("http://{server}")
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(url)
+            .map_err(|e| Problem::client(format!("invalid server address \"{server}\": {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let authority = endpoint
+            .uri()
+            .authority()
+            .map_or_else(|| server.to_string(), |a| a.to_string());
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_problem(&authority, &e))?;
+        let inner = ApiServerClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self { inner, authority })
+    }
+
+    fn problem(&self, status: tonic::Status) -> Problem {
+        problem_from_status(&status, &self.authority)
+    }
+}
+
+impl Cluster for Api {
+    async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
+        let c = self.conn().await?;
+        let req = GetRequest { resource: r.into(), namespace: ns.to_string(), name: name.to_string() };
+        match c.inner.get(req).await {
+            Ok(resp) => decode(&resp.into_inner().json),
+            Err(status) => Err(c.problem(status)),
+        }
+    }
+
+    async fn list(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        labels: &str,
+        fields: &str,
+    ) -> Result<Vec<Value>, Problem> {
+        let c = self.conn().await?;
+        let req = ListRequest {
+            resource: r.into(),
+            namespace: ns.to_string(),
+            label_selector: labels.to_string(),
+            field_selector: fields.to_string(),
+        };
+        match c.inner.list(req).await {
+            Ok(resp) => resp.into_inner().items.iter().map(|o| decode(&o.json)).collect(),
+            Err(status) => Err(c.problem(status)),
+        }
+    }
+
+    async fn create(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
+        let c = self.conn().await?;
+        let req = CreateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
+        match c.inner.create(req).await {
+            Ok(resp) => decode(&resp.into_inner().json),
+            Err(status) => Err(c.problem(status)),
+        }
+    }
+
+    async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
+        let c = self.conn().await?;
+        let req = UpdateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
+        match c.inner.update(req).await {
+            Ok(resp) => decode(&resp.into_inner().json),
+            Err(status) => Err(c.problem(status)),
+        }
+    }
+
+    async fn delete(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
+        let c = self.conn().await?;
+        let req = DeleteRequest {
+            resource: r.into(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            resource_version: None,
+        };
+        match c.inner.delete(req).await {
+            Ok(resp) => decode(&resp.into_inner().json),
+            Err(status) => Err(c.problem(status)),
+        }
+    }
+}
+
+/// `prost::bytes` is the `bytes` crate re-exported, so the CLI needs no direct dependency.
+fn encode(obj: &Value) -> prost::bytes::Bytes {
+    // Serializing a `Value` cannot fail: its map keys are strings.
+    serde_json::to_vec(obj).unwrap_or_default().into()
+}
+
+fn decode(json: &[u8]) -> Result<Value, Problem> {
+    serde_json::from_slice(json).map_err(|e| {
+        Problem::Raw(format!("Server returned an unexpected response: invalid JSON object: {e}"))
+    })
+}
+
+/// The message kubectl prints when nothing listens on the server's port.
+pub fn refused_message(authority: &str) -> String {
+    format!("The connection to the server {authority} was refused - did you specify the right host or port?")
+}
+
+fn connect_problem(authority: &str, err: &(dyn std::error::Error + 'static)) -> Problem {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut innermost = err.to_string();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Problem::Raw(refused_message(authority));
+        }
+        innermost = e.to_string();
+        source = e.source();
+    }
+    Problem::Raw(format!("Unable to connect to the server: {innermost}"))
+}
+
+/// Translates a gRPC status into kubectl's wording: the apiserver's `Status` from the details
+/// when present, else a best guess from the gRPC code.
+pub fn problem_from_status(status: &tonic::Status, authority: &str) -> Problem {
+    if !status.details().is_empty()
+        && let Ok(s) = Status::decode(status.details())
+        && (!s.reason.is_empty() || !s.message.is_empty())
+    {
+        return Problem::from(ApiError {
+            reason: s.reason,
+            message: s.message,
+            code: s.code,
+            kind: s.kind,
+            name: s.name,
+            causes: s
+                .causes
+                .into_iter()
+                .map(|c| Cause { reason: c.reason, message: c.message, field: c.field })
+                .collect(),
+        });
+    }
+    let reason = match status.code() {
+        Code::Unavailable => {
+            let refused = status.message().to_ascii_lowercase().contains("refused")
+                || status.message().to_ascii_lowercase().contains("connect");
+            return Problem::Raw(if refused {
+                refused_message(authority)
+            } else {
+                format!("Unable to connect to the server: {}", status.message())
+            });
+        }
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::Aborted => "Conflict",
+        Code::InvalidArgument => "BadRequest",
+        Code::OutOfRange => "Expired",
+        Code::Internal => "InternalError",
+        Code::DeadlineExceeded => "Timeout",
+        Code::PermissionDenied => "Forbidden",
+        Code::Unauthenticated => "Unauthorized",
+        Code::Unimplemented => "MethodNotAllowed",
+        _ => "",
+    };
+    Problem::from(ApiError::new(reason, status.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlab_proto::apiserver::v1::StatusCause;
+
+    fn status_with(details: Status, code: Code) -> tonic::Status {
+        tonic::Status::with_details(code, "ignored", details.encode_to_vec().into())
+    }
+
+    #[test]
+    fn details_carry_the_kubernetes_status() {
+        let st = status_with(
+            Status {
+                reason: "NotFound".into(),
+                message: "services \"x\" not found".into(),
+                code: 404,
+                kind: "services".into(),
+                name: "x".into(),
+                causes: vec![],
+            },
+            Code::NotFound,
+        );
+        let p = problem_from_status(&st, "127.0.0.1:6443");
+        assert!(p.is_not_found());
+        assert_eq!(p.to_string(), "Error from server (NotFound): services \"x\" not found");
+
+        let st = status_with(
+            Status {
+                reason: "Invalid".into(),
+                message: "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\"".into(),
+                code: 422,
+                kind: "Service".into(),
+                name: "Orders".into(),
+                causes: vec![StatusCause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: \"Orders\"".into(),
+                    field: "metadata.name".into(),
+                }],
+            },
+            Code::InvalidArgument,
+        );
+        let p = problem_from_status(&st, "127.0.0.1:6443");
+        assert_eq!(p.to_string(), "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\"");
+    }
+
+    #[test]
+    fn missing_details_fall_back_to_the_grpc_code() {
+        let st = tonic::Status::new(Code::Aborted, "the object has been modified");
+        assert_eq!(
+            problem_from_status(&st, "h:1").to_string(),
+            "Error from server (Conflict): the object has been modified"
+        );
+        let st = tonic::Status::new(Code::Unavailable, "tcp connect error: Connection refused (os error 111)");
+        assert_eq!(
+            problem_from_status(&st, "127.0.0.1:6443").to_string(),
+            "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+        );
+        let st = tonic::Status::new(Code::Unknown, "boom");
+        assert_eq!(problem_from_status(&st, "h:1").to_string(), "Error from server: boom");
+    }
+}

@@ -1,0 +1,170 @@
+//! The command line, shaped like kubectl's so that muscle memory carries over.
+//!
+//! Only the global flags read the environment (`NETLAB_SERVER`, `NETLAB_NAMESPACE`), playing the
+//! part of kubeconfig. Per-command flags such as `-l` or `-o` deliberately have no `env`: an
+//! exported `NETLAB_SELECTOR` would silently filter every later command, which kubectl users would
+//! never expect.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where the apiserver listens unless told otherwise (kube-apiserver's secure port).
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:6443";
+
+/// The namespace used when neither `-n` nor the manifest names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// netlab controls the netlab Kubernetes networking lab, as kubectl controls a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "netlab", version, about, long_about = None)]
+pub struct Cli {
+    /// The address of the netlab apiserver: `http://host:port` or `host:port`.
+    #[arg(short = 's', long, global = true, env = "NETLAB_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// If present, the namespace scope for this request (default "default").
+    #[arg(short = 'n', long, global = true, env = "NETLAB_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// === impl Cli ===
+
+impl Cli {
+    /// The namespace flag, resolved.
+    pub fn namespace(&self) -> Namespace {
+        Namespace {
+            name: self.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            explicit: self.namespace.is_some(),
+        }
+    }
+}
+
+/// The request namespace and whether the user chose it, which decides whether a manifest naming
+/// another namespace is an error (kubectl's "enforce namespace").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// The namespace to use when the object names none.
+    pub name: String,
+    /// Set by `-n`/`NETLAB_NAMESPACE` rather than defaulted.
+    pub explicit: bool,
+}
+
+/// The netlab subcommands, named and behaving as kubectl's.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply a configuration to a resource by file name or stdin.
+    Apply(ApplyArgs),
+    /// Display one or many resources.
+    Get(GetArgs),
+    /// Show details of a specific resource or group of resources.
+    Describe(DescribeArgs),
+    /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
+    Delete(DeleteArgs),
+    /// Set a new size for a deployment, replica set, or stateful set.
+    Scale(ScaleArgs),
+    /// Print the supported API resources on the server.
+    ApiResources,
+}
+
+/// `netlab apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The files that contain the configurations to apply: files, directories, or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub filenames: Vec<String>,
+
+    /// Process the directory used in -f, --filename recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+/// `netlab get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// `TYPE[,TYPE...] [NAME...]` or `TYPE/NAME...`.
+    pub args: Vec<String>,
+
+    /// Output format: one of wide, yaml, json, name, jsonpath=TEMPLATE.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+
+    /// Selector (label query) to filter on, e.g. `app=orders,tier!=db`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+
+    /// Selector (field query) to filter on, e.g. `spec.nodeName=node-1`.
+    #[arg(long = "field-selector")]
+    pub field_selector: Option<String>,
+
+    /// List the requested objects across all namespaces.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+
+    /// When printing, show all labels as the last column.
+    #[arg(long = "show-labels")]
+    pub show_labels: bool,
+
+    /// When using the default or wide output format, don't print headers.
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
+}
+
+/// `netlab describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// `TYPE [NAME_PREFIX...]` or `TYPE/NAME...`.
+    pub args: Vec<String>,
+
+    /// Selector (label query) to filter on.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+
+    /// Describe the requested objects across all namespaces.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+}
+
+/// `netlab delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `TYPE NAME...` or `TYPE/NAME...`.
+    pub args: Vec<String>,
+
+    /// The files that contain the resources to delete: files, directories, or `-` for stdin.
+    #[arg(short = 'f', long = "filename")]
+    pub filenames: Vec<String>,
+
+    /// Process the directory used in -f, --filename recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Selector (label query) to filter on.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+
+    /// Delete all resources of the given types in the namespace.
+    #[arg(long)]
+    pub all: bool,
+
+    /// With `--all` or `-l`, delete across all namespaces.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+
+    /// Treat "resource not found" as a successful delete.
+    #[arg(long = "ignore-not-found")]
+    pub ignore_not_found: bool,
+}
+
+/// `netlab scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// `TYPE NAME` or `TYPE/NAME`.
+    pub args: Vec<String>,
+
+    /// The new desired number of replicas.
+    #[arg(long, required = true)]
+    pub replicas: i32,
+}

@@ -1,0 +1,119 @@
+//! `netlab`, the lab's kubectl: the same verbs, columns and error messages, spoken over the
+//! netlab apiserver's gRPC API instead of Kubernetes REST.
+//!
+//! Lab users already know kubectl, so every visible detail follows it: `svc`/`po`/`deploy`
+//! aliases, `service/orders created`, tables aligned by a port of Go's tabwriter, `-o yaml` as
+//! go-yaml writes it, `Error from server (NotFound): services "x" not found`. Output formatting is
+//! pure (objects + clock in, text out) and unit-tested against kubectl's shapes; only
+//! [`client`] talks to the network.
+//!
+//! # Layout
+//! - [`config`]: the clap command line.
+//! - [`client`]: connecting, the [`client::Cluster`] operations, gRPC status → kubectl wording.
+//! - [`report`]: how problems are printed (kubectl's `CheckErr`).
+//! - [`resource`]: kind aliases and printed names.
+//! - [`manifest`]: YAML/JSON files → type-checked objects.
+//! - [`apply`], [`merge`]: create-or-update with kubectl's three-way merge.
+//! - [`get`], [`print`], [`tabwriter`], [`yaml`], [`json`], [`jsonpath`], [`selector`]: `get`
+//!   and its output formats.
+//! - [`describe`]: kubectl's describe pages.
+//! - [`delete`], [`scale`]: the remaining verbs.
+
+use std::{io::Write as _, process::ExitCode};
+
+use jiff::Timestamp;
+
+pub mod apply;
+pub mod client;
+pub mod config;
+pub mod delete;
+pub mod describe;
+pub mod get;
+pub mod json;
+pub mod jsonpath;
+pub mod manifest;
+pub mod merge;
+pub mod print;
+pub mod report;
+pub mod resource;
+pub mod scale;
+pub mod selector;
+pub mod tabwriter;
+pub mod yaml;
+
+pub use config::Cli;
+
+use crate::{
+    client::Api,
+    config::Command,
+    manifest::Checks,
+    report::Problem,
+};
+
+/// Runs one command, printing its output and any errors as kubectl would; returns the exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let problems = execute(&cli).await;
+    if problems.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let _ = std::io::stdout().flush();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", report::render(&problems));
+    ExitCode::FAILURE
+}
+
+async fn execute(cli: &Cli) -> Vec<Problem> {
+    let ns = cli.namespace();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    match &cli.command {
+        Command::ApiResources => {
+            let _ = out.write_all(api_resources().as_bytes());
+            Vec::new()
+        }
+        Command::Apply(args) => {
+            // Every document is checked before the first request, as kubectl does.
+            let manifests = match manifest::load(&args.filenames, args.recursive, Checks::Full) {
+                Ok(m) if m.is_empty() => return vec![Problem::client("no objects passed to apply")],
+                Ok(m) => m,
+                Err(p) => return p,
+            };
+            let mut api = Api::new(&cli.server);
+            apply::apply(&mut api, manifests, &ns, &mut out, &mut err).await
+        }
+        Command::Get(args) => {
+            let mut api = Api::new(&cli.server);
+            get::get(&mut api, args, &ns, &mut out, &mut err, Timestamp::now()).await
+        }
+        Command::Describe(args) => {
+            let mut api = Api::new(&cli.server);
+            describe::describe(&mut api, args, &ns, &mut out, &mut err, &describe::Clock::system()).await
+        }
+        Command::Delete(args) => {
+            let mut api = Api::new(&cli.server);
+            delete::delete(&mut api, args, &ns, &mut out, &mut err).await
+        }
+        Command::Scale(args) => {
+            let mut api = Api::new(&cli.server);
+            scale::scale(&mut api, args, &ns, &mut out).await
+        }
+    }
+}
+
+/// `kubectl api-resources` for what netlab serves.
+pub fn api_resources() -> String {
+    let mut text = String::from("NAME\tSHORTNAMES\tAPIVERSION\tNAMESPACED\tKIND\n");
+    for r in resource::ALL {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            r.plural(),
+            resource::short_names(r).join(","),
+            r.api_version(),
+            r.namespaced(),
+            r.kind()
+        ));
+    }
+    tabwriter::align(&text, tabwriter::TABLE)
+}
