@@ -24,6 +24,16 @@ pub const ALL: [Resource; 12] = [
     Resource::NetworkPolicies,
 ];
 
+/// The `all` category (`netlab get all`): the members of kubectl's that netlab serves, in
+/// kubectl's order.
+pub const CATEGORY_ALL: [Resource; 5] = [
+    Resource::Pods,
+    Resource::Services,
+    Resource::Deployments,
+    Resource::ReplicaSets,
+    Resource::StatefulSets,
+];
+
 /// kubectl's short names, as the real apiserver's discovery documents advertise them.
 pub fn short_names(r: Resource) -> &'static [&'static str] {
     match r {
@@ -146,9 +156,11 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, Problem> {
     }
     let mut targets: Vec<Target> = Vec::new();
     for kind in first.split(',').filter(|k| !k.is_empty()) {
-        let resource = resolve(kind)?;
-        if !targets.iter().any(|t| t.resource == resource) {
-            targets.push(Target { resource, names: args[1..].to_vec() });
+        let resources = if kind.eq_ignore_ascii_case("all") { CATEGORY_ALL.to_vec() } else { vec![resolve(kind)?] };
+        for resource in resources {
+            if !targets.iter().any(|t| t.resource == resource) {
+                targets.push(Target { resource, names: args[1..].to_vec() });
+            }
         }
     }
     Ok(targets)
@@ -239,6 +251,10 @@ mod tests {
                 Target { resource: Resource::Services, names: vec![] },
                 Target { resource: Resource::Deployments, names: vec![] },
             ]
+        );
+        assert_eq!(
+            parse_targets(&args(&["all"])).unwrap().iter().map(|t| t.resource).collect::<Vec<_>>(),
+            CATEGORY_ALL.to_vec()
         );
         assert!(parse_targets(&args(&["svc", "deploy/b"])).is_err());
         assert!(parse_targets(&args(&["bogus/x"])).is_err());

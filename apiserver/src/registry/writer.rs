@@ -393,8 +393,48 @@ impl<'a> Pending<'a> {
         let invalid = |errors| Error::Invalid { kind: "Service", name: name.clone(), errors };
         let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
         let old_ip = old.and_then(cluster_ip).filter(|ip| ip != "None");
-        let mut new_ip_taken = None;
 
+        // The decision, as its own span: which range, which band, which address.
+        let span = tracing::info_span!(
+            "allocate ClusterIP",
+            netlab.service_cidr = %self.alloc.ips.cidr(),
+            netlab.service = %format!("{}/{name}", object::namespace(svc)),
+            netlab.cluster_ip = tracing::field::Empty,
+            netlab.band = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let static_band = self.alloc.ips.static_range();
+        let band_of = |ip: &str| match (ip.parse::<std::net::Ipv4Addr>(), static_band) {
+            (Ok(ip), Some((lo, hi))) if ip >= lo && ip <= hi => "static",
+            _ => "dynamic",
+        };
+        let result = self.allocate_service_inner(svc, old, &ty, old_ip, &invalid);
+        match &result {
+            Ok(()) => {
+                let ip = cluster_ip(svc).unwrap_or_else(|| "none".into());
+                span.record("netlab.band", band_of(&ip));
+                span.record("netlab.cluster_ip", ip.as_str());
+                tracing::debug!(cluster_ip = %ip, "Allocated.");
+            }
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_message", e.to_string().as_str());
+            }
+        }
+        result
+    }
+
+    fn allocate_service_inner(
+        &mut self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        ty: &str,
+        old_ip: Option<String>,
+        invalid: &dyn Fn(Vec<FieldError>) -> Error,
+    ) -> Result<()> {
+        let mut new_ip_taken = None;
         if ty == "ExternalName" {
             if let Some(ip) = &old_ip
                 && let Ok(ip) = ip.parse() {
@@ -433,7 +473,7 @@ impl<'a> Pending<'a> {
         }
 
         // NodePorts: every port of a NodePort or LoadBalancer Service has one.
-        let needs_node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
+        let needs_node_ports = matches!(ty, "NodePort" | "LoadBalancer");
         let old_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
         let mut taken = Vec::new();
         let mut result = Ok(());
