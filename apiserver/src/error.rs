@@ -35,6 +35,14 @@ pub enum Error {
         /// Its name.
         name: String,
     },
+    /// A binding for a pod that is already bound (or being deleted): the message is upstream's.
+    #[error("Operation cannot be fulfilled on pods/binding \"{pod}\": {detail}")]
+    BindingConflict {
+        /// The pod.
+        pod: String,
+        /// `pod x is already assigned to node "n"`.
+        detail: String,
+    },
     /// The object fails validation; nothing was stored.
     #[error("{}", crate::validation::invalid_message(kind, name, errors))]
     Invalid {
@@ -75,7 +83,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => "NotFound",
             Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::Conflict { .. } => "Conflict",
+            Error::Conflict { .. } | Error::BindingConflict { .. } => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } => "Expired",
@@ -87,7 +95,7 @@ impl Error {
     pub fn http_code(&self) -> i32 {
         match self {
             Error::NotFound { .. } => 404,
-            Error::AlreadyExists { .. } | Error::Conflict { .. } => 409,
+            Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::BindingConflict { .. } => 409,
             Error::Invalid { .. } => 422,
             Error::BadRequest(_) => 400,
             Error::Expired { .. } => 410,

@@ -180,6 +180,15 @@ pub enum WriteOp {
         /// The status subresource: only `status` is taken from `object`.
         status_only: bool,
     },
+    /// Bind a pod to a node (pods/binding).
+    Bind {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod.
+        name: String,
+        /// The node.
+        node: String,
+    },
     /// Delete an object.
     Delete {
         /// Its resource.
@@ -300,6 +309,14 @@ impl Registry {
     ) -> Result<Arc<Stored>> {
         let namespace = if resource.namespaced() { namespace.to_string() } else { String::new() };
         self.write(WriteOp::Delete { resource, namespace, name: name.to_string(), precondition }).await
+    }
+
+    /// Binds a pod to a node, as the pods/binding subresource does.
+    pub async fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<Arc<Stored>> {
+        if node.is_empty() {
+            return Err(Error::BadRequest("target.name: Required value".into()));
+        }
+        self.write(WriteOp::Bind { namespace: namespace.into(), name: name.into(), node: node.into() }).await
     }
 
     /// Starts a watch. The receiver yields batches of events until the client goes away, the

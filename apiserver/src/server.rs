@@ -106,6 +106,13 @@ impl ApiServer for Service {
         Ok(Response::new(obj.to_proto()))
     }
 
+    #[tracing::instrument(skip_all, fields(namespace = %req.get_ref().namespace, name = %req.get_ref().name, node = %req.get_ref().node))]
+    async fn bind(&self, req: Request<pb::BindRequest>) -> Result<Response<pb::Object>, Status> {
+        let req = req.into_inner();
+        let obj = self.registry.bind(&req.namespace, &req.name, &req.node).await?;
+        Ok(Response::new(obj.to_proto()))
+    }
+
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
@@ -139,7 +146,7 @@ impl From<Error> for Status {
         let code = match &e {
             Error::NotFound { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
-            Error::Conflict { .. } => Code::Aborted,
+            Error::Conflict { .. } | Error::BindingConflict { .. } => Code::Aborted,
             Error::Invalid { .. } | Error::BadRequest(_) => Code::InvalidArgument,
             Error::Expired { .. } => Code::OutOfRange,
             Error::Internal(_) | Error::Store(_) => Code::Internal,

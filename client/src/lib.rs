@@ -21,6 +21,7 @@ use tonic::{
 };
 
 mod object;
+pub mod recorder;
 pub mod reflector;
 
 pub use object::{Object, key_of};
@@ -216,6 +217,12 @@ impl Client {
             resource_version: None,
         };
         object::decode(&self.inner.clone().delete(req).await?.into_inner().json)
+    }
+
+    /// Binds a pod to a node (pods/binding); Conflict if it is already bound.
+    pub async fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<k8s_openapi::api::core::v1::Pod> {
+        let req = pb::BindRequest { namespace: namespace.into(), name: name.into(), node: node.into() };
+        object::decode(&self.inner.clone().bind(req).await?.into_inner().json)
     }
 
     /// A raw watch stream of event batches for `K`, from `resource_version` (None: current state

@@ -86,3 +86,20 @@ async fn the_reflector_lists_then_follows_changes() {
     assert!(cache.get("default/before").is_none());
     assert_eq!(cache.list_namespace("default").len(), 1);
 }
+
+#[tokio::test]
+async fn repeated_events_count_up_on_one_object() {
+    use netlab_client::recorder::{EventType, Recorder};
+    let (url, _dir, _stop) = serve(1000).await;
+    let client = Client::new(&url).unwrap();
+    let target = client.create(&cm("target", "1")).await.unwrap();
+    let recorder = Recorder::new(client.clone(), "test-controller", Some("node-1".into()));
+    for _ in 0..3 {
+        recorder.record(&target, EventType::Warning, "BackOff", "Back-off pulling image \"x\"").await;
+    }
+    let params = ListParams { fields: "involvedObject.name=target".into(), ..Default::default() };
+    let (events, _) = client.list::<k8s_openapi::api::core::v1::Event>(&params).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].count, Some(3));
+    assert_eq!(events[0].source.as_ref().unwrap().component.as_deref(), Some("test-controller"));
+}

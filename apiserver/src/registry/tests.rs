@@ -272,3 +272,18 @@ async fn a_changed_service_cidr_is_reported_by_the_repair() {
     assert!(names.contains(&"a") && names.contains(&"kubernetes"), "{names:?}");
     assert!(events[0].value["message"].as_str().unwrap().contains("is not within the configured Service CIDR 10.100.0.0/16"));
 }
+
+#[tokio::test]
+async fn binding_assigns_a_node_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
+    let pod = body(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+    r.create(Resource::Pods, "default", &pod).await.unwrap();
+    let bound = r.bind("default", "p", "node-1").await.unwrap();
+    assert_eq!(bound.value["spec"]["nodeName"], "node-1");
+    let cond = &bound.value["status"]["conditions"][0];
+    assert_eq!((cond["type"].as_str(), cond["status"].as_str()), (Some("PodScheduled"), Some("True")));
+    let err = r.bind("default", "p", "node-2").await.unwrap_err();
+    assert_eq!(err.reason(), "Conflict");
+    assert_eq!(err.to_string(), "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"node-1\"");
+}

@@ -198,6 +198,7 @@ impl<'a> Pending<'a> {
         match op {
             WriteOp::Create { resource, object } => self.create(resource, object),
             WriteOp::Update { resource, object, status_only } => self.update(resource, object, status_only),
+            WriteOp::Bind { namespace, name, node } => self.bind(&namespace, &name, &node),
             WriteOp::Delete { resource, namespace, name, precondition } => {
                 self.delete(resource, &namespace, &name, precondition)
             }
@@ -304,6 +305,40 @@ impl<'a> Pending<'a> {
             return Ok(self.remove(old));
         }
         Ok(self.put(resource, obj, EventType::Modified, Some(old)))
+    }
+
+    fn bind(&mut self, ns: &str, name: &str, node: &str) -> Result<Arc<Stored>> {
+        let Some(old) = self.lookup(Resource::Pods, ns, name) else {
+            return Err(Error::NotFound { resource: Resource::Pods, name: name.to_string() });
+        };
+        if old.value.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(Error::BindingConflict {
+                pod: name.to_string(),
+                detail: format!("pod {name} is being deleted, cannot be assigned to a host"),
+            });
+        }
+        if let Some(bound) = old.value.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            return Err(Error::BindingConflict {
+                pod: name.to_string(),
+                detail: format!("pod {name} is already assigned to node \"{bound}\""),
+            });
+        }
+        let mut pod = old.value.clone();
+        pod["spec"]["nodeName"] = node.into();
+        // upstream assignPod: the PodScheduled condition becomes True with the binding.
+        let now = object::now_rfc3339();
+        let status = pod
+            .as_object_mut()
+            .map(|m| m.entry("status").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut);
+        if let Some(status) = status {
+            let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+            if let Some(list) = conditions.as_array_mut() {
+                list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+                list.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            }
+        }
+        Ok(self.put(Resource::Pods, pod, EventType::Modified, Some(old)))
     }
 
     fn delete(&mut self, resource: Resource, ns: &str, name: &str, precondition: Option<u64>) -> Result<Arc<Stored>> {
