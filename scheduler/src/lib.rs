@@ -1,0 +1,1 @@
+//! Placeholder: the scheduler is written next.
