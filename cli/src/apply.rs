@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::{
     client::Cluster,
     config::Namespace,
-    json, manifest::Manifest,
+    json,
+    manifest::Manifest,
     merge::{self, LAST_APPLIED},
     report::Problem,
     resource,
@@ -75,7 +76,10 @@ pub fn with_last_applied(object: &Value, namespace: &str) -> Value {
     if !namespace.is_empty() {
         obj["metadata"]["namespace"] = json!(namespace);
     }
-    if !obj["metadata"].get("annotations").is_some_and(Value::is_object) {
+    if !obj["metadata"]
+        .get("annotations")
+        .is_some_and(Value::is_object)
+    {
         obj["metadata"]["annotations"] = json!({});
     }
     if let Some(a) = obj["metadata"]["annotations"].as_object_mut() {

@@ -1,7 +1,7 @@
 //! The connection to the apiserver, and the translation of its gRPC statuses into kubectl's
 //! error wording.
 //!
-//! Commands talk to the [`Cluster`] trait rather than to tonic, so apply/delete/scale logic can be
+//! Commands talk to the `Cluster` trait rather than to tonic, so apply/delete/scale logic can be
 //! unit-tested against an in-memory fake, and so this file is the only one that knows objects
 //! travel as JSON bytes inside protobuf messages.
 
@@ -68,7 +68,10 @@ struct Connection {
 impl Api {
     /// A client for `server`; nothing is dialled yet.
     pub fn new(server: &str) -> Self {
-        Self { server: server.to_string(), conn: None }
+        Self {
+            server: server.to_string(),
+            conn: None,
+        }
     }
 
     async fn conn(&mut self) -> Result<&mut Connection, Problem> {
@@ -76,7 +79,9 @@ impl Api {
             self.conn = Some(Connection::connect(&self.server).await?);
         }
         // Just set above.
-        self.conn.as_mut().ok_or_else(|| Problem::client("not connected"))
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Problem::client("not connected"))
     }
 }
 
@@ -115,7 +120,11 @@ impl Connection {
 impl Cluster for Api {
     async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = GetRequest { resource: r.into(), namespace: ns.to_string(), name: name.to_string() };
+        let req = GetRequest {
+            resource: r.into(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        };
         match c.inner.get(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
@@ -137,14 +146,23 @@ impl Cluster for Api {
             field_selector: fields.to_string(),
         };
         match c.inner.list(req).await {
-            Ok(resp) => resp.into_inner().items.iter().map(|o| decode(&o.json)).collect(),
+            Ok(resp) => resp
+                .into_inner()
+                .items
+                .iter()
+                .map(|o| decode(&o.json))
+                .collect(),
             Err(status) => Err(c.problem(status)),
         }
     }
 
     async fn create(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = CreateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
+        let req = CreateRequest {
+            resource: r.into(),
+            json: encode(obj),
+            namespace: ns.to_string(),
+        };
         match c.inner.create(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
@@ -153,7 +171,11 @@ impl Cluster for Api {
 
     async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = UpdateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
+        let req = UpdateRequest {
+            resource: r.into(),
+            json: encode(obj),
+            namespace: ns.to_string(),
+        };
         match c.inner.update(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
@@ -183,13 +205,17 @@ fn encode(obj: &Value) -> prost::bytes::Bytes {
 
 fn decode(json: &[u8]) -> Result<Value, Problem> {
     serde_json::from_slice(json).map_err(|e| {
-        Problem::Raw(format!("Server returned an unexpected response: invalid JSON object: {e}"))
+        Problem::Raw(format!(
+            "Server returned an unexpected response: invalid JSON object: {e}"
+        ))
     })
 }
 
 /// The message kubectl prints when nothing listens on the server's port.
 pub fn refused_message(authority: &str) -> String {
-    format!("The connection to the server {authority} was refused - did you specify the right host or port?")
+    format!(
+        "The connection to the server {authority} was refused - did you specify the right host or port?"
+    )
 }
 
 fn connect_problem(authority: &str, err: &(dyn std::error::Error + 'static)) -> Problem {
@@ -223,7 +249,11 @@ pub fn problem_from_status(status: &tonic::Status, authority: &str) -> Problem {
             causes: s
                 .causes
                 .into_iter()
-                .map(|c| Cause { reason: c.reason, message: c.message, field: c.field })
+                .map(|c| Cause {
+                    reason: c.reason,
+                    message: c.message,
+                    field: c.field,
+                })
                 .collect(),
         });
     }
@@ -276,12 +306,17 @@ mod tests {
         );
         let p = problem_from_status(&st, "127.0.0.1:6443");
         assert!(p.is_not_found());
-        assert_eq!(p.to_string(), "Error from server (NotFound): services \"x\" not found");
+        assert_eq!(
+            p.to_string(),
+            "Error from server (NotFound): services \"x\" not found"
+        );
 
         let st = status_with(
             Status {
                 reason: "Invalid".into(),
-                message: "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\"".into(),
+                message:
+                    "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""
+                        .into(),
                 code: 422,
                 kind: "Service".into(),
                 name: "Orders".into(),
@@ -294,7 +329,10 @@ mod tests {
             Code::InvalidArgument,
         );
         let p = problem_from_status(&st, "127.0.0.1:6443");
-        assert_eq!(p.to_string(), "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\"");
+        assert_eq!(
+            p.to_string(),
+            "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""
+        );
     }
 
     #[test]
@@ -304,12 +342,18 @@ mod tests {
             problem_from_status(&st, "h:1").to_string(),
             "Error from server (Conflict): the object has been modified"
         );
-        let st = tonic::Status::new(Code::Unavailable, "tcp connect error: Connection refused (os error 111)");
+        let st = tonic::Status::new(
+            Code::Unavailable,
+            "tcp connect error: Connection refused (os error 111)",
+        );
         assert_eq!(
             problem_from_status(&st, "127.0.0.1:6443").to_string(),
             "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
         );
         let st = tonic::Status::new(Code::Unknown, "boom");
-        assert_eq!(problem_from_status(&st, "h:1").to_string(), "Error from server: boom");
+        assert_eq!(
+            problem_from_status(&st, "h:1").to_string(),
+            "Error from server: boom"
+        );
     }
 }

@@ -3,14 +3,14 @@
 //! Each page is built as tab-separated lines at indentation levels (kubectl's `PrefixWriter`)
 //! and aligned by [`crate::tabwriter`] with kubectl's describe settings, so the columns land
 //! where kubectl puts them. The page builders are pure (objects, related objects and a clock
-//! in, text out); [`describe`] fetches what each page needs: a Service's EndpointSlices, a
+//! in, text out); `describe` fetches what each page needs: a Service's EndpointSlices, a
 //! Node's pods, a Deployment's ReplicaSets, and everyone's Events.
 //!
 //! # Layout
-//! - [`core_v1`]: Service, Node, Namespace, ConfigMap, ServiceAccount, and the generic page.
-//! - [`pod`]: Pod, and the container and pod-template sections workloads share.
-//! - [`apps`]: Deployment, ReplicaSet, StatefulSet.
-//! - [`network`]: NetworkPolicy, EndpointSlice.
+//! - `core_v1`: Service, Node, Namespace, ConfigMap, ServiceAccount, and the generic page.
+//! - `pod`: Pod, and the container and pod-template sections workloads share.
+//! - `apps`: Deployment, ReplicaSet, StatefulSet.
+//! - `network`: NetworkPolicy, EndpointSlice.
 
 use std::{collections::BTreeMap, io::Write};
 
@@ -53,13 +53,20 @@ pub struct Clock {
 impl Clock {
     /// The system clock and time zone.
     pub fn system() -> Self {
-        Self { now: Timestamp::now(), tz: TimeZone::system() }
+        Self {
+            now: Timestamp::now(),
+            tz: TimeZone::system(),
+        }
     }
 
     /// Go's `time.RFC1123Z`, which describe uses for every date.
     pub fn rfc1123z(&self, t: Option<&Time>) -> String {
         match t {
-            Some(t) => t.0.to_zoned(self.tz.clone()).strftime("%a, %d %b %Y %H:%M:%S %z").to_string(),
+            Some(t) => {
+                t.0.to_zoned(self.tz.clone())
+                    .strftime("%a, %d %b %Y %H:%M:%S %z")
+                    .to_string()
+            }
             // Go formats the zero time.
             None => "Mon, 01 Jan 0001 00:00:00 +0000".to_string(),
         }
@@ -68,7 +75,11 @@ impl Clock {
     /// Go's `time.Time.String()`: `2006-01-02 15:04:05 -0700 MST`.
     pub fn go_string(&self, t: Option<&Time>) -> String {
         match t {
-            Some(t) => t.0.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string(),
+            Some(t) => {
+                t.0.to_zoned(self.tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %z %Z")
+                    .to_string()
+            }
             None => "0001-01-01 00:00:00 +0000 UTC".to_string(),
         }
     }
@@ -127,8 +138,11 @@ impl Page {
     pub fn annotations(&mut self, title: &str, annotations: Option<&BTreeMap<String, String>>) {
         const MAX: usize = 140;
         self.w(0, &format!("{title}:\t"));
-        let keys: Vec<(&String, &String)> =
-            annotations.into_iter().flatten().filter(|(k, _)| k.as_str() != LAST_APPLIED).collect();
+        let keys: Vec<(&String, &String)> = annotations
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != LAST_APPLIED)
+            .collect();
         if keys.is_empty() {
             self.w(0, "<none>\n");
             return;
@@ -190,7 +204,10 @@ impl Page {
                     series.count.unwrap_or(0)
                 )
             } else if count > 1 {
-                format!("{} (x{count} over {first})", since(e.last_timestamp.as_ref(), clock.now))
+                format!(
+                    "{} (x{count} over {first})",
+                    since(e.last_timestamp.as_ref(), clock.now)
+                )
             } else {
                 first
             };
@@ -224,15 +241,21 @@ pub fn controller(meta: &ObjectMeta) -> Option<String> {
 }
 
 fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    v.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn namespace_of(v: &Value) -> &str {
-    v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+    v.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn uid_of(v: &Value) -> &str {
-    v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
+    v.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// Whether `v` is controlled by the object with `uid`.
@@ -258,7 +281,10 @@ async fn events_for(api: &mut impl Cluster, r: Resource, obj: &Value) -> Option<
         events
             .into_iter()
             .filter(|e| {
-                let kind = e.pointer("/involvedObject/kind").and_then(Value::as_str).unwrap_or("");
+                let kind = e
+                    .pointer("/involvedObject/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 kind.is_empty() || kind == r.kind()
             })
             .collect(),
@@ -274,7 +300,10 @@ async fn pod_counts(
     uid: &str,
 ) -> (usize, usize, usize, usize) {
     let labels = selector_string(selector);
-    let pods = api.list(Resource::Pods, ns, &labels, "").await.unwrap_or_default();
+    let pods = api
+        .list(Resource::Pods, ns, &labels, "")
+        .await
+        .unwrap_or_default();
     let mut counts = (0, 0, 0, 0);
     for p in pods.iter().filter(|p| controlled_by(p, uid)) {
         match p.pointer("/status/phase").and_then(Value::as_str) {
@@ -297,11 +326,18 @@ async fn find(
     args: &DescribeArgs,
 ) -> (Vec<Value>, Vec<Problem>) {
     let r = t.resource;
-    let namespace = if r.namespaced() && !args.all_namespaces { ns } else { "" };
+    let namespace = if r.namespaced() && !args.all_namespaces {
+        ns
+    } else {
+        ""
+    };
     let mut found = Vec::new();
     let mut problems = Vec::new();
     if t.names.is_empty() {
-        match api.list(r, namespace, args.selector.as_deref().unwrap_or(""), "").await {
+        match api
+            .list(r, namespace, args.selector.as_deref().unwrap_or(""), "")
+            .await
+        {
             Ok(items) => found.extend(items),
             Err(p) => problems.push(p),
         }
@@ -357,12 +393,20 @@ pub(crate) async fn describe(
         for obj in objects {
             any = true;
             let page = page(api, t.resource, &obj, clock).await;
-            let _ = if first { write!(out, "{page}") } else { write!(out, "\n\n{page}") };
+            let _ = if first {
+                write!(out, "{page}")
+            } else {
+                write!(out, "\n\n{page}")
+            };
             first = false;
         }
     }
     if !any && problems.is_empty() {
-        let _ = writeln!(err, "{}", no_resources(&targets, &ns.name, args.all_namespaces));
+        let _ = writeln!(
+            err,
+            "{}",
+            no_resources(&targets, &ns.name, args.all_namespaces)
+        );
     }
     problems
 }
@@ -373,7 +417,10 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
     match r {
         Resource::Services => {
             let selector = format!("kubernetes.io/service-name={}", name_of(obj));
-            let slices = api.list(Resource::EndpointSlices, &ns, &selector, "").await.unwrap_or_default();
+            let slices = api
+                .list(Resource::EndpointSlices, &ns, &selector, "")
+                .await
+                .unwrap_or_default();
             let events = events_for(api, r, obj).await;
             core_v1::service(obj, &slices, events.as_deref(), clock)
         }
@@ -389,7 +436,10 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|p| {
-                    let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+                    let phase = p
+                        .pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     phase != "Succeeded" && phase != "Failed"
                 })
                 .collect();
@@ -398,7 +448,11 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
         }
         Resource::Deployments => {
             let d: k8s_openapi::api::apps::v1::Deployment = typed(obj);
-            let selector = d.spec.as_ref().map(|s| selector_string(Some(&s.selector))).unwrap_or_default();
+            let selector = d
+                .spec
+                .as_ref()
+                .map(|s| selector_string(Some(&s.selector)))
+                .unwrap_or_default();
             let owned: Vec<ReplicaSet> = api
                 .list(Resource::ReplicaSets, &ns, &selector, "")
                 .await
@@ -412,13 +466,15 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
         }
         Resource::ReplicaSets => {
             let rs: ReplicaSet = typed(obj);
-            let counts = pod_counts(api, &ns, rs.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
+            let counts =
+                pod_counts(api, &ns, rs.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
             let events = events_for(api, r, obj).await;
             apps::replica_set(obj, counts, events.as_deref(), clock)
         }
         Resource::StatefulSets => {
             let s: k8s_openapi::api::apps::v1::StatefulSet = typed(obj);
-            let counts = pod_counts(api, &ns, s.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
+            let counts =
+                pod_counts(api, &ns, s.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
             let events = events_for(api, r, obj).await;
             apps::stateful_set(obj, counts, events.as_deref(), clock)
         }

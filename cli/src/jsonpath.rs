@@ -43,7 +43,8 @@ enum Operand {
 
 /// Runs a template against `data`.
 pub fn execute(template: &str, data: &Value) -> Result<String, String> {
-    let nodes = parse_template(template).map_err(|e| format!("error parsing jsonpath {template}, {e}"))?;
+    let nodes =
+        parse_template(template).map_err(|e| format!("error parsing jsonpath {template}, {e}"))?;
     let mut out = String::new();
     run(&nodes, data, data, &mut out);
     Ok(out)
@@ -76,7 +77,12 @@ fn run(nodes: &[Node], root: &Value, current: &Value, out: &mut String) {
 }
 
 fn is_single_path(steps: &[Step]) -> bool {
-    !steps.iter().any(|s| matches!(s, Step::Wildcard | Step::Slice(..) | Step::Filter(_) | Step::Recursive(_)))
+    !steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::Wildcard | Step::Slice(..) | Step::Filter(_) | Step::Recursive(_)
+        )
+    })
 }
 
 fn text(v: &Value) -> String {
@@ -188,7 +194,10 @@ fn matches(f: &Filter, root: &Value, item: &Value) -> bool {
     left.iter().any(|l| {
         rights.iter().any(|r| match (l, r) {
             (Value::Number(a), Value::Number(b)) => {
-                let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+                let (a, b) = (
+                    a.as_f64().unwrap_or(f64::NAN),
+                    b.as_f64().unwrap_or(f64::NAN),
+                );
                 match op.as_str() {
                     "==" => a == b,
                     "!=" => a != b,
@@ -269,9 +278,12 @@ fn parse_template(t: &str) -> Result<Vec<Node>, String> {
     Ok(stack.pop().map(|(n, _)| n).unwrap_or_default())
 }
 
-fn top(stack: &mut [(Vec<Node>, Option<Vec<Step>>)]) -> &mut Vec<Node> {
-    // The stack always holds the root block.
-    &mut stack.last_mut().expect("root block").0
+fn top(stack: &mut Vec<(Vec<Node>, Option<Vec<Step>>)>) -> &mut Vec<Node> {
+    if stack.is_empty() {
+        stack.push((Vec::new(), None));
+    }
+    let last = stack.len() - 1;
+    &mut stack[last].0
 }
 
 fn unquote(s: &str) -> Result<String, String> {
@@ -378,7 +390,10 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
         return parse_filter(f.trim());
     }
     if inner.starts_with('\'') || inner.starts_with('"') {
-        let names = inner.split(',').map(|n| unquote(n.trim())).collect::<Result<Vec<_>, _>>()?;
+        let names = inner
+            .split(',')
+            .map(|n| unquote(n.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
         return Ok(match names.len() {
             1 => Step::Field(names.into_iter().next().unwrap_or_default()),
             _ => Step::Fields(names),
@@ -386,11 +401,20 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
     }
     let int = |s: &str| -> Result<Option<i64>, String> {
         let s = s.trim();
-        if s.is_empty() { Ok(None) } else { s.parse().map(Some).map_err(|_| format!("invalid array index {s}")) }
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse()
+                .map(Some)
+                .map_err(|_| format!("invalid array index {s}"))
+        }
     };
     if inner.contains(':') {
         let parts: Vec<&str> = inner.split(':').collect();
-        return Ok(Step::Slice(int(parts[0])?, int(parts.get(1).copied().unwrap_or(""))?));
+        return Ok(Step::Slice(
+            int(parts[0])?,
+            int(parts.get(1).copied().unwrap_or(""))?,
+        ));
     }
     let indexes = inner
         .split(',')
@@ -416,7 +440,10 @@ fn parse_filter(f: &str) -> Result<Step, String> {
             })));
         }
     }
-    Ok(Step::Filter(Box::new(Filter { left: parse_path(f)?, op: None })))
+    Ok(Step::Filter(Box::new(Filter {
+        left: parse_path(f)?,
+        op: None,
+    })))
 }
 
 #[cfg(test)]
@@ -436,28 +463,54 @@ mod tests {
     #[test]
     fn fields_indexes_and_wildcards() {
         let d = data();
-        assert_eq!(execute("{.items[0].spec.clusterIP}", &d).unwrap(), "10.96.0.1");
+        assert_eq!(
+            execute("{.items[0].spec.clusterIP}", &d).unwrap(),
+            "10.96.0.1"
+        );
         assert_eq!(execute("{.items[*].metadata.name}", &d).unwrap(), "a b");
         assert_eq!(execute("{.items[-1].metadata.name}", &d).unwrap(), "b");
-        assert_eq!(execute("{.items[0].spec.ports[*].port}", &d).unwrap(), "80 443");
-        assert_eq!(execute("{.items[0].metadata.labels}", &d).unwrap(), r#"{"app":"x"}"#);
-        assert_eq!(execute("{.items[0].metadata['labels']['app']}", &d).unwrap(), "x");
+        assert_eq!(
+            execute("{.items[0].spec.ports[*].port}", &d).unwrap(),
+            "80 443"
+        );
+        assert_eq!(
+            execute("{.items[0].metadata.labels}", &d).unwrap(),
+            r#"{"app":"x"}"#
+        );
+        assert_eq!(
+            execute("{.items[0].metadata['labels']['app']}", &d).unwrap(),
+            "x"
+        );
         assert_eq!(execute("{..port}", &d).unwrap(), "80 443 53");
         assert_eq!(execute("{.items[0:1].metadata.name}", &d).unwrap(), "a");
         assert_eq!(execute("{.missing.field}", &d).unwrap(), "");
-        assert_eq!(execute("name={.items[1].metadata.name}!", &d).unwrap(), "name=b!");
+        assert_eq!(
+            execute("name={.items[1].metadata.name}!", &d).unwrap(),
+            "name=b!"
+        );
     }
 
     #[test]
     fn filters_and_ranges() {
         let d = data();
         assert_eq!(
-            execute(r#"{.items[?(@.status.conditions[0].status=="True")].metadata.name}"#, &d).unwrap(),
+            execute(
+                r#"{.items[?(@.status.conditions[0].status=="True")].metadata.name}"#,
+                &d
+            )
+            .unwrap(),
             "a"
         );
-        assert_eq!(execute("{.items[0].spec.ports[?(@.port>100)].port}", &d).unwrap(), "443");
         assert_eq!(
-            execute(r#"{range .items[*]}{.metadata.name}{"\t"}{.spec.clusterIP}{"\n"}{end}"#, &d).unwrap(),
+            execute("{.items[0].spec.ports[?(@.port>100)].port}", &d).unwrap(),
+            "443"
+        );
+        assert_eq!(
+            execute(
+                r#"{range .items[*]}{.metadata.name}{"\t"}{.spec.clusterIP}{"\n"}{end}"#,
+                &d
+            )
+            .unwrap(),
             "a\t10.96.0.1\nb\t10.96.0.2\n"
         );
         assert!(execute("{.items[0}", &d).is_err());

@@ -9,12 +9,12 @@
 //!
 //! # Layout
 //! - [`config`]: the clap command line.
-//! - [`client`]: connecting, the [`client::Cluster`] operations, gRPC status → kubectl wording.
+//! - [`client`]: connecting, the `Cluster` operations, gRPC status → kubectl wording.
 //! - [`report`]: how problems are printed (kubectl's `CheckErr`).
 //! - [`resource`]: kind aliases and printed names.
 //! - [`manifest`]: YAML/JSON files → type-checked objects.
 //! - [`apply`], [`merge`]: create-or-update with kubectl's three-way merge.
-//! - [`get`], [`print`], [`tabwriter`], [`yaml`], [`json`], [`jsonpath`], [`selector`]: `get`
+//! - [`get`], [`print`](mod@print), [`tabwriter`], [`yaml`], [`json`], [`jsonpath`], [`selector`]: `get`
 //!   and its output formats.
 //! - [`describe`]: kubectl's describe pages.
 //! - [`delete`], [`scale`]: the remaining verbs.
@@ -43,12 +43,7 @@ pub mod yaml;
 
 pub use config::Cli;
 
-use crate::{
-    client::Api,
-    config::Command,
-    manifest::Checks,
-    report::Problem,
-};
+use crate::{client::Api, config::Command, manifest::Checks, report::Problem};
 
 /// Runs one command, printing its output and any errors as kubectl would; returns the exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -76,7 +71,9 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         Command::Apply(args) => {
             // Every document is checked before the first request, as kubectl does.
             let manifests = match manifest::load(&args.filenames, args.recursive, Checks::Full) {
-                Ok(m) if m.is_empty() => return vec![Problem::client("no objects passed to apply")],
+                Ok(m) if m.is_empty() => {
+                    return vec![Problem::client("no objects passed to apply")];
+                }
                 Ok(m) => m,
                 Err(p) => return p,
             };
@@ -89,7 +86,15 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         }
         Command::Describe(args) => {
             let mut api = Api::new(&cli.server);
-            describe::describe(&mut api, args, &ns, &mut out, &mut err, &describe::Clock::system()).await
+            describe::describe(
+                &mut api,
+                args,
+                &ns,
+                &mut out,
+                &mut err,
+                &describe::Clock::system(),
+            )
+            .await
         }
         Command::Delete(args) => {
             let mut api = Api::new(&cli.server);

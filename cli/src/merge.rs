@@ -52,7 +52,10 @@ fn merge_into(live: &mut Value, original: Option<&Value>, modified: &Value) {
 fn without_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
         other => other.clone(),
@@ -83,7 +86,8 @@ pub fn contained(want: &Value, have: &Value) -> bool {
 }
 
 fn pending_removal(live: &Value, original: Option<&Value>, modified: &Value) -> bool {
-    let (Value::Object(l), Some(Value::Object(o)), Value::Object(m)) = (live, original, modified) else {
+    let (Value::Object(l), Some(Value::Object(o)), Value::Object(m)) = (live, original, modified)
+    else {
         return false;
     };
     o.iter().any(|(key, ov)| match (m.get(key), l.get(key)) {
@@ -151,11 +155,17 @@ mod tests {
         // Dropped from the manifest: removed.
         assert_eq!(merged["metadata"]["labels"], json!({"app": "orders"}));
         // Lists are replaced whole.
-        assert_eq!(merged["spec"]["template"]["spec"]["containers"], json!([{"name": "web", "image": "nginx:2"}]));
+        assert_eq!(
+            merged["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "web", "image": "nginx:2"}])
+        );
         // Never in any manifest: kept, including the precondition and status.
         assert_eq!(merged["spec"]["replicas"], 5);
         assert_eq!(merged["metadata"]["resourceVersion"], "7");
-        assert_eq!(merged["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+        assert_eq!(
+            merged["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
         assert_eq!(merged["status"]["readyReplicas"], 5);
     }
 

@@ -34,7 +34,9 @@ pub(crate) async fn scale(
         )];
     }
     if args.replicas < 0 {
-        return vec![Problem::client("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")];
+        return vec![Problem::client(
+            "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0",
+        )];
     }
     let mut problems = Vec::new();
     for t in targets {
@@ -57,7 +59,10 @@ async fn scale_one(
     name: &str,
     replicas: i32,
 ) -> Result<(), Problem> {
-    if !matches!(r, Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets) {
+    if !matches!(
+        r,
+        Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets
+    ) {
         // What the real apiserver answers for a missing scale subresource.
         return Err(Problem::from(ApiError::new(
             "NotFound",

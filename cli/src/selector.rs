@@ -8,7 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// `labels.FormatLabels`: `k=v` pairs sorted by key, or `<none>`.
 pub fn format_labels(labels: Option<&BTreeMap<String, String>>) -> String {
     let s = labels_string(labels);
-    if s.is_empty() { "<none>".to_string() } else { s }
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
+    }
 }
 
 /// `labels.Set.String`: `k=v` pairs sorted by key, possibly empty.
@@ -45,13 +49,20 @@ pub fn selector_string(sel: Option<&LabelSelector>) -> String {
         reqs.push((key.clone(), text));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    reqs.into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `metav1.FormatLabelSelector`: the selector string, or `<none>` when empty.
 pub fn format_label_selector(sel: Option<&LabelSelector>) -> String {
     let s = selector_string(sel);
-    if s.is_empty() { "<none>".to_string() } else { s }
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -61,8 +72,11 @@ mod tests {
 
     #[test]
     fn labels_are_sorted() {
-        let labels: BTreeMap<String, String> =
-            [("tier".to_string(), "web".to_string()), ("app".to_string(), "orders".to_string())].into();
+        let labels: BTreeMap<String, String> = [
+            ("tier".to_string(), "web".to_string()),
+            ("app".to_string(), "orders".to_string()),
+        ]
+        .into();
         assert_eq!(format_labels(Some(&labels)), "app=orders,tier=web");
         assert_eq!(format_labels(None), "<none>");
     }
@@ -77,10 +91,20 @@ mod tests {
                     operator: "In".into(),
                     values: Some(vec!["prod".into(), "dev".into()]),
                 },
-                LabelSelectorRequirement { key: "legacy".into(), operator: "DoesNotExist".into(), values: None },
+                LabelSelectorRequirement {
+                    key: "legacy".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
             ]),
         };
-        assert_eq!(format_label_selector(Some(&sel)), "app=orders,env in (dev,prod),!legacy");
-        assert_eq!(format_label_selector(Some(&LabelSelector::default())), "<none>");
+        assert_eq!(
+            format_label_selector(Some(&sel)),
+            "app=orders,env in (dev,prod),!legacy"
+        );
+        assert_eq!(
+            format_label_selector(Some(&LabelSelector::default())),
+            "<none>"
+        );
     }
 }

@@ -261,7 +261,12 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i + 1 < chars.len() {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i > 0
+                    && i + 1 < chars.len()
+                {
                     self.indent_break(indent);
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -360,8 +365,8 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_whitespace = i == last || is_blank(chars[i + 1]);
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
-                | '@' | '`' => block_indicators = true,
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
                 '?' | ':' if followed_by_whitespace => block_indicators = true,
                 '-' if followed_by_whitespace => block_indicators = true,
                 _ => {}
@@ -466,8 +471,8 @@ fn resolves_to_non_string(s: &str) -> bool {
     const SPECIAL: &[&str] = &[
         "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true",
         "True", "TRUE", "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
-        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
-        "-.INF", "<<",
+        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+        "-.Inf", "-.INF", "<<",
     ];
     if SPECIAL.contains(&s) {
         return true;
@@ -630,11 +635,15 @@ fn is_timestamp(s: &str) -> bool {
     if num(&mut i, 4, 4).is_none() || !expect(&mut i, b'-') {
         return false;
     }
-    let Some(month) = num(&mut i, 1, 2) else { return false };
+    let Some(month) = num(&mut i, 1, 2) else {
+        return false;
+    };
     if !expect(&mut i, b'-') {
         return false;
     }
-    let Some(day) = num(&mut i, 1, 2) else { return false };
+    let Some(day) = num(&mut i, 1, 2) else {
+        return false;
+    };
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return false;
     }
@@ -719,12 +728,16 @@ fn natural_less(a: &str, b: &str) -> bool {
         }
         let mut ai = i;
         while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
             ai += 1;
         }
         let mut bi = i;
         while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u8 - b'0'));
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
             bi += 1;
         }
         if an != bn {

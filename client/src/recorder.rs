@@ -24,6 +24,11 @@ pub enum EventType {
     Warning,
 }
 
+/// (involved uid, reason, message): what makes two Events the same Event.
+type Occurrence = (String, String, String);
+/// (event name, count, first timestamp).
+type Recorded = (String, i32, Time);
+
 /// Records Events for one component (`default-scheduler`, `kubelet`, `endpointslice-controller`).
 #[derive(Clone)]
 pub struct Recorder {
@@ -31,7 +36,7 @@ pub struct Recorder {
     component: String,
     host: Option<String>,
     /// (uid, reason, message) → (event name, count): repeats update one Event.
-    seen: Arc<Mutex<HashMap<(String, String, String), (String, i32, Time)>>>,
+    seen: Arc<Mutex<HashMap<Occurrence, Recorded>>>,
 }
 
 // === impl Recorder ===

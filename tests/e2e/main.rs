@@ -1,4 +1,5 @@
 //! End-to-end scenarios: the real binaries, as separate processes, driven as a user drives them.
 
+mod cli;
 mod clusterip;
 mod manifests;

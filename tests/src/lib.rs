@@ -48,18 +48,24 @@ pub struct Apiserver {
 impl Apiserver {
     /// Starts an apiserver on a free port with its store in `data_dir`, and waits until it serves.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut server = Self {
-            addr,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        server.spawn();
-        server
+        // Another test may take the free port between asking and binding: try a few.
+        for _ in 0..5 {
+            server.addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(why) => eprintln!("retrying on another port: {why}"),
+            }
+        }
+        panic!("netlab-apiserver did not start on five ports");
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let child = Command::new(bin("netlab-apiserver"))
             .arg("--listen")
             .arg(self.addr.to_string())
@@ -72,7 +78,7 @@ impl Apiserver {
             .spawn()
             .expect("spawn netlab-apiserver");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     /// `kill -9`: no chance to flush or clean up.
@@ -86,7 +92,9 @@ impl Apiserver {
     /// Starts it again on the same address and data directory.
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn();
+        if let Err(why) = self.spawn() {
+            panic!("restart on {}: {why}", self.addr);
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for `--server`.
@@ -94,13 +102,14 @@ impl Apiserver {
         format!("http://{}", self.addr)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let url = self.url();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("netlab-apiserver exited during startup: {status}");
+                self.child = None;
+                return Err(format!("netlab-apiserver exited during startup: {status}"));
             }
             let ready = rt.block_on(async {
                 let mut client = ApiServerClient::connect(url.clone()).await.ok()?;
@@ -110,7 +119,7 @@ impl Apiserver {
                 (list.items.len() >= 4).then_some(())
             });
             if ready.is_some() {
-                return;
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "netlab-apiserver at {url} not ready after 20s");
             std::thread::sleep(Duration::from_millis(50));
@@ -155,6 +164,7 @@ pub fn netlab(server: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(bin("netlab"));
     cmd.args(args)
         .env("NETLAB_SERVER", server)
+        .env_remove("NETLAB_NAMESPACE")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

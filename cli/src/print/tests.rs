@@ -44,7 +44,11 @@ fn human_durations_match_kubectl() {
         (9 * 365 * 24 * 3600, "9y"),
     ];
     for (secs, want) in cases {
-        assert_eq!(human_duration(SignedDuration::from_secs(secs)), want, "{secs}s");
+        assert_eq!(
+            human_duration(SignedDuration::from_secs(secs)),
+            want,
+            "{secs}s"
+        );
     }
     assert_eq!(since(None, now()), "<unknown>");
 }
@@ -86,7 +90,12 @@ fn sample_pods() -> Vec<Value> {
         pod("web-1", "Running", running.clone(), json!({})),
         pod("web-2", "Pending", creating, json!({})),
         pod("web-3", "Running", crashing, json!({})),
-        pod("web-4", "Running", running, json!({"metadata": {"deletionTimestamp": "2024-05-01T10:05:00Z"}})),
+        pod(
+            "web-4",
+            "Running",
+            running,
+            json!({"metadata": {"deletionTimestamp": "2024-05-01T10:05:00Z"}}),
+        ),
         pod(
             "web-5",
             "Pending",
@@ -111,7 +120,10 @@ web-4   1/1     Terminating         0             5m12s
 web-5   0/1     Init:0/1            0             5m12s
 job-1   0/1     Completed           0             5m12s
 ";
-    assert_eq!(render(Resource::Pods, &sample_pods(), Options::default()), want);
+    assert_eq!(
+        render(Resource::Pods, &sample_pods(), Options::default()),
+        want
+    );
 }
 
 #[test]
@@ -120,18 +132,24 @@ fn pod_status_reasons() {
         let p = pod("p", phase, containers, json!({}));
         row(Resource::Pods, &p, false, now())[2].clone()
     };
-    let waiting = |reason: &str| {
-        json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}])
-    };
+    let waiting = |reason: &str| json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]);
     assert_eq!(status(waiting("ErrImagePull"), "Pending"), "ErrImagePull");
-    assert_eq!(status(waiting("ImagePullBackOff"), "Pending"), "ImagePullBackOff");
+    assert_eq!(
+        status(waiting("ImagePullBackOff"), "Pending"),
+        "ImagePullBackOff"
+    );
     // No container status yet: the phase.
     assert_eq!(status(json!([]), "Pending"), "Pending");
     let oom = json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]);
     assert_eq!(status(oom, "Running"), "OOMKilled");
     let code = json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 2}}}]);
     assert_eq!(status(code, "Failed"), "ExitCode:2");
-    let p = pod("p", "Failed", json!([]), json!({"status": {"reason": "Evicted"}}));
+    let p = pod(
+        "p",
+        "Failed",
+        json!([]),
+        json!({"status": {"reason": "Evicted"}}),
+    );
     assert_eq!(row(Resource::Pods, &p, false, now())[2], "Evicted");
 }
 
@@ -141,25 +159,44 @@ fn pods_wide_and_all_namespaces() {
 NAMESPACE   NAME    READY   STATUS    RESTARTS   AGE     IP           NODE     NOMINATED NODE   READINESS GATES
 default     web-1   1/1     Running   0          5m12s   10.244.1.5   node-1   <none>           <none>
 ";
-    let opts = Options { wide: true, all_namespaces: true, ..Default::default() };
+    let opts = Options {
+        wide: true,
+        all_namespaces: true,
+        ..Default::default()
+    };
     assert_eq!(render(Resource::Pods, &sample_pods()[..1], opts), want);
 }
 
 fn services() -> Vec<Value> {
     let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(name), "spec": spec});
     vec![
-        svc("orders", json!({"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
-                             "selector": {"app": "orders"}, "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]})),
-        svc("web", json!({"type": "NodePort", "clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11"],
+        svc(
+            "orders",
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                             "selector": {"app": "orders"}, "ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]}),
+        ),
+        svc(
+            "web",
+            json!({"type": "NodePort", "clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11"],
                           "selector": {"app": "web", "tier": "front"},
-                          "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]})),
-        svc("dns", json!({"type": "ClusterIP", "clusterIP": "10.96.0.12", "clusterIPs": ["10.96.0.12"],
+                          "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}),
+        ),
+        svc(
+            "dns",
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.12", "clusterIPs": ["10.96.0.12"],
                           "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                                     {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-                                    {"name": "metrics", "port": 9153, "protocol": "TCP"}]})),
-        svc("ext", json!({"type": "ExternalName", "externalName": "db.example.com"})),
-        svc("lb", json!({"type": "LoadBalancer", "clusterIP": "10.96.0.13", "clusterIPs": ["10.96.0.13"],
-                         "ports": [{"port": 443, "protocol": "TCP", "nodePort": 31443}]})),
+                                    {"name": "metrics", "port": 9153, "protocol": "TCP"}]}),
+        ),
+        svc(
+            "ext",
+            json!({"type": "ExternalName", "externalName": "db.example.com"}),
+        ),
+        svc(
+            "lb",
+            json!({"type": "LoadBalancer", "clusterIP": "10.96.0.13", "clusterIPs": ["10.96.0.13"],
+                         "ports": [{"port": 443, "protocol": "TCP", "nodePort": 31443}]}),
+        ),
     ]
 }
 
@@ -173,7 +210,10 @@ dns      ClusterIP      10.96.0.12   <none>           53/UDP,53/TCP,9153/TCP   5
 ext      ExternalName   <none>       db.example.com   <none>                   5m12s
 lb       LoadBalancer   10.96.0.13   <pending>        443:31443/TCP            5m12s
 ";
-    assert_eq!(render(Resource::Services, &services(), Options::default()), want);
+    assert_eq!(
+        render(Resource::Services, &services(), Options::default()),
+        want
+    );
 }
 
 #[test]
@@ -185,9 +225,16 @@ NAME     TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)        AGE     SELECTOR 
 orders   ClusterIP   10.96.0.10   <none>        80/TCP         5m12s   app=orders           app=orders,team=shop
 web      NodePort    10.96.0.11   <none>        80:30080/TCP   5m12s   app=web,tier=front   <none>
 ";
-    let opts = Options { wide: true, show_labels: true, ..Default::default() };
+    let opts = Options {
+        wide: true,
+        show_labels: true,
+        ..Default::default()
+    };
     assert_eq!(render(Resource::Services, &svc, opts), want);
-    let no_headers = Options { no_headers: true, ..Default::default() };
+    let no_headers = Options {
+        no_headers: true,
+        ..Default::default()
+    };
     assert_eq!(
         render(Resource::Services, &svc[..1], no_headers),
         "orders   ClusterIP   10.96.0.10   <none>   80/TCP   5m12s\n"
@@ -202,11 +249,22 @@ fn workloads() {
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "orders"}}, "template": template},
         "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2}});
     assert_eq!(
-        render(Resource::Deployments, std::slice::from_ref(&deploy), Options::default()),
+        render(
+            Resource::Deployments,
+            std::slice::from_ref(&deploy),
+            Options::default()
+        ),
         "NAME     READY   UP-TO-DATE   AVAILABLE   AGE\norders   2/3     3            2           5m12s\n"
     );
     assert_eq!(
-        render(Resource::Deployments, &[deploy], Options { wide: true, ..Default::default() }),
+        render(
+            Resource::Deployments,
+            &[deploy],
+            Options {
+                wide: true,
+                ..Default::default()
+            }
+        ),
         "\
 NAME     READY   UP-TO-DATE   AVAILABLE   AGE     CONTAINERS    IMAGES                  SELECTOR
 orders   2/3     3            2           5m12s   web,sidecar   nginx:1.25,envoy:1.30   app=orders
@@ -216,11 +274,24 @@ orders   2/3     3            2           5m12s   web,sidecar   nginx:1.25,envoy
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "orders", "pod-template-hash": "7d9f8b7c5f"}}, "template": template},
         "status": {"replicas": 3, "readyReplicas": 2}});
     assert_eq!(
-        render(Resource::ReplicaSets, std::slice::from_ref(&rs), Options::default()),
+        render(
+            Resource::ReplicaSets,
+            std::slice::from_ref(&rs),
+            Options::default()
+        ),
         "NAME                DESIRED   CURRENT   READY   AGE\norders-7d9f8b7c5f   3         3         2       5m12s\n"
     );
-    assert!(render(Resource::ReplicaSets, &[rs], Options { wide: true, ..Default::default() })
-        .contains("app=orders,pod-template-hash=7d9f8b7c5f"));
+    assert!(
+        render(
+            Resource::ReplicaSets,
+            &[rs],
+            Options {
+                wide: true,
+                ..Default::default()
+            }
+        )
+        .contains("app=orders,pod-template-hash=7d9f8b7c5f")
+    );
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta("db"),
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db", "template": template},
         "status": {"replicas": 1, "readyReplicas": 1}});
@@ -238,11 +309,21 @@ fn endpoint_slices() {
     };
     let ep = |ip: &str| json!({"addresses": [ip], "conditions": {"ready": true}});
     let items = vec![
-        slice("orders-abc12", json!([{"port": 8080, "protocol": "TCP"}]), json!([ep("10.244.1.5"), ep("10.244.2.7")])),
+        slice(
+            "orders-abc12",
+            json!([{"port": 8080, "protocol": "TCP"}]),
+            json!([ep("10.244.1.5"), ep("10.244.2.7")]),
+        ),
         slice(
             "many-xyz",
             json!([{"port": 80}, {"port": 443}, {"name": "admin", "port": 8080}, {"port": 9090}]),
-            json!([ep("10.0.0.1"), ep("10.0.0.2"), ep("10.0.0.3"), ep("10.0.0.4"), ep("10.0.0.5")]),
+            json!([
+                ep("10.0.0.1"),
+                ep("10.0.0.2"),
+                ep("10.0.0.3"),
+                ep("10.0.0.4"),
+                ep("10.0.0.5")
+            ]),
         ),
         slice("empty-q", json!([]), json!([])),
     ];
@@ -252,7 +333,10 @@ orders-abc12   IPv4          8080                      10.244.1.5,10.244.2.7    
 many-xyz       IPv4          80,443,8080 + 1 more...   10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...   5m12s
 empty-q        IPv4          <unset>                   <unset>                                  5m12s
 ";
-    assert_eq!(render(Resource::EndpointSlices, &items, Options::default()), want);
+    assert_eq!(
+        render(Resource::EndpointSlices, &items, Options::default()),
+        want
+    );
 }
 
 #[test]
@@ -262,13 +346,27 @@ fn cluster_and_config_kinds() {
                "spec": {"podSelector": sel, "policyTypes": ["Ingress"]}})
     };
     assert_eq!(
-        render(Resource::NetworkPolicies, &[np("deny-all", json!({})), np("allow-web", json!({"matchLabels": {"app": "web"}}))], Options::default()),
+        render(
+            Resource::NetworkPolicies,
+            &[
+                np("deny-all", json!({})),
+                np("allow-web", json!({"matchLabels": {"app": "web"}}))
+            ],
+            Options::default()
+        ),
         "NAME        POD-SELECTOR   AGE\ndeny-all    <none>         5m12s\nallow-web   app=web        5m12s\n"
     );
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "creationTimestamp": "2024-05-01T10:00:00Z"},
                     "status": {"phase": "Active"}});
     assert_eq!(
-        render(Resource::Namespaces, &[ns], Options { all_namespaces: true, ..Default::default() }),
+        render(
+            Resource::Namespaces,
+            &[ns],
+            Options {
+                all_namespaces: true,
+                ..Default::default()
+            }
+        ),
         "NAME      STATUS   AGE\ndefault   Active   5m12s\n"
     );
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kube-root-ca.crt"), "data": {"ca.crt": "x"}});
@@ -303,7 +401,11 @@ fn nodes() {
         n
     };
     let items = vec![
-        node("node-1", "True", json!({"labels": {"node-role.kubernetes.io/control-plane": ""}})),
+        node(
+            "node-1",
+            "True",
+            json!({"labels": {"node-role.kubernetes.io/control-plane": ""}}),
+        ),
         node("node-2", "False", json!({"spec": {"unschedulable": true}})),
     ];
     assert_eq!(
@@ -325,7 +427,14 @@ node-1   Ready    control-plane   5m12s   v1.33.0   172.18.0.2    <none>        
 
 #[test]
 fn events() {
-    let ev = |name: &str, type_: &str, reason: &str, kind: &str, obj: &str, last: &str, count: i32, msg: &str| {
+    let ev = |name: &str,
+              type_: &str,
+              reason: &str,
+              kind: &str,
+              obj: &str,
+              last: &str,
+              count: i32,
+              msg: &str| {
         json!({"apiVersion": "v1", "kind": "Event", "metadata": meta(name),
                "involvedObject": {"kind": kind, "name": obj, "namespace": "default"},
                "type": type_, "reason": reason, "message": msg, "count": count,
@@ -333,8 +442,26 @@ fn events() {
                "source": {"component": "kubelet", "host": "node-1"}})
     };
     let items = vec![
-        ev("web-1.1", "Normal", "Scheduled", "Pod", "web-1", "2024-05-01T10:04:12Z", 1, "Successfully assigned default/web-1 to node-1"),
-        ev("web-3.2", "Warning", "BackOff", "Pod", "web-3", "2024-05-01T10:03:12Z", 7, "Back-off restarting failed container web in pod web-3_default(uid)\n"),
+        ev(
+            "web-1.1",
+            "Normal",
+            "Scheduled",
+            "Pod",
+            "web-1",
+            "2024-05-01T10:04:12Z",
+            1,
+            "Successfully assigned default/web-1 to node-1",
+        ),
+        ev(
+            "web-3.2",
+            "Warning",
+            "BackOff",
+            "Pod",
+            "web-3",
+            "2024-05-01T10:03:12Z",
+            7,
+            "Back-off restarting failed container web in pod web-3_default(uid)\n",
+        ),
     ];
     assert_eq!(
         render(Resource::Events, &items, Options::default()),
@@ -344,7 +471,24 @@ LAST SEEN   TYPE      REASON      OBJECT      MESSAGE
 2m          Warning   BackOff     pod/web-3   Back-off restarting failed container web in pod web-3_default(uid)
 "
     );
-    let wide = render(Resource::Events, &items[1..], Options { wide: true, ..Default::default() });
+    // Listed with other kinds, only a NAME column gets the kind prefix.
+    let prefixed = render(
+        Resource::Events,
+        &items[..1],
+        Options {
+            kind_prefix: true,
+            ..Default::default()
+        },
+    );
+    assert!(prefixed.ends_with("60s         Normal   Scheduled   pod/web-1   Successfully assigned default/web-1 to node-1\n"), "{prefixed}");
+    let wide = render(
+        Resource::Events,
+        &items[1..],
+        Options {
+            wide: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(
         wide,
         "\
@@ -356,8 +500,17 @@ LAST SEEN   TYPE      REASON    OBJECT      SUBOBJECT   SOURCE            MESSAG
 
 #[test]
 fn name_output() {
-    let items = vec![json!({"metadata": {"name": "orders"}}), json!({"metadata": {"name": "web"}})];
-    assert_eq!(names(Resource::Deployments, &items), "deployment.apps/orders\ndeployment.apps/web\n");
+    let items = vec![
+        json!({"metadata": {"name": "orders"}}),
+        json!({"metadata": {"name": "web"}}),
+    ];
+    assert_eq!(
+        names(Resource::Deployments, &items),
+        "deployment.apps/orders\ndeployment.apps/web\n"
+    );
     assert_eq!(names(Resource::Services, &items[..1]), "service/orders\n");
-    assert_eq!(names(Resource::EndpointSlices, &items[..1]), "endpointslice.discovery.k8s.io/orders\n");
+    assert_eq!(
+        names(Resource::EndpointSlices, &items[..1]),
+        "endpointslice.discovery.k8s.io/orders\n"
+    );
 }
