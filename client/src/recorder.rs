@@ -10,8 +10,8 @@ use std::{
 use k8s_openapi::{
     api::core::v1::{Event, EventSource, ObjectReference},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
-    jiff::Timestamp,
 };
+use jiff::Timestamp;
 
 use crate::{Client, Object};
 
