@@ -199,6 +199,8 @@ pub enum WriteOp {
         name: String,
         /// Delete only at this resourceVersion.
         precondition: Option<u64>,
+        /// Pods: graceful deletion period.
+        grace_period: Option<i64>,
     },
 }
 
@@ -306,9 +308,11 @@ impl Registry {
         namespace: &str,
         name: &str,
         precondition: Option<u64>,
+        grace_period: Option<i64>,
     ) -> Result<Arc<Stored>> {
         let namespace = if resource.namespaced() { namespace.to_string() } else { String::new() };
-        self.write(WriteOp::Delete { resource, namespace, name: name.to_string(), precondition }).await
+        self.write(WriteOp::Delete { resource, namespace, name: name.to_string(), precondition, grace_period })
+            .await
     }
 
     /// Binds a pod to a node, as the pods/binding subresource does.

@@ -102,7 +102,7 @@ impl ApiServer for Service {
         let req = req.into_inner();
         let r = resource(req.resource)?;
         tracing::Span::current().record("resource", r.plural());
-        let obj = self.registry.delete(r, &req.namespace, &req.name, req.resource_version).await?;
+        let obj = self.registry.delete(r, &req.namespace, &req.name, req.resource_version, req.grace_period_seconds).await?;
         Ok(Response::new(obj.to_proto()))
     }
 

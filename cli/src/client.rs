@@ -43,7 +43,7 @@ pub(crate) trait Cluster {
     /// Replaces an object; a non-empty `metadata.resourceVersion` is a precondition.
     async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem>;
     /// Deletes an object and returns it.
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem>;
+    async fn delete(&mut self, r: Resource, ns: &str, name: &str, grace: Option<i64>) -> Result<Value, Problem>;
 }
 
 /// An apiserver client that connects on first use, so argument errors are reported without a
@@ -182,13 +182,14 @@ impl Cluster for Api {
         }
     }
 
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
+    async fn delete(&mut self, r: Resource, ns: &str, name: &str, grace: Option<i64>) -> Result<Value, Problem> {
         let c = self.conn().await?;
         let req = DeleteRequest {
             resource: r.into(),
             namespace: ns.to_string(),
             name: name.to_string(),
             resource_version: None,
+            grace_period_seconds: grace,
         };
         match c.inner.delete(req).await {
             Ok(resp) => decode(&resp.into_inner().json),

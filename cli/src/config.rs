@@ -159,6 +159,15 @@ pub struct DeleteArgs {
     /// Treat "resource not found" as a successful delete.
     #[arg(long = "ignore-not-found")]
     pub ignore_not_found: bool,
+
+    /// Seconds a pod gets to terminate; -1 uses the pod's own terminationGracePeriodSeconds.
+    /// 0 with --force removes it at once.
+    #[arg(long = "grace-period", default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+
+    /// Remove at once, without waiting for the kubelet (sets the grace period to 0).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `netlab scale`.

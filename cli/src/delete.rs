@@ -133,8 +133,18 @@ pub(crate) async fn delete(
         }
     }
 
+    // kubectl: --force means grace 0 and says so; -1 leaves the period to the object.
+    let grace = if args.force {
+        let _ = writeln!(
+            err,
+            "Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely."
+        );
+        Some(0)
+    } else {
+        (args.grace_period >= 0).then_some(args.grace_period)
+    };
     for v in victims {
-        match api.delete(v.resource, &v.namespace, &v.name).await {
+        match api.delete(v.resource, &v.namespace, &v.name, grace).await {
             Ok(_) => {
                 let _ = writeln!(
                     out,

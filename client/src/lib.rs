@@ -208,13 +208,20 @@ impl Client {
         object::decode(&self.inner.clone().update_status(req).await?.into_inner().json)
     }
 
-    /// Deletes an object; returns it as deleted (or, with finalizers, as marked for deletion).
+    /// Deletes an object; returns it as deleted (or, with finalizers or for a pod on a node, as
+    /// marked for deletion).
     pub async fn delete<K: Object>(&self, namespace: &str, name: &str) -> Result<K> {
+        self.delete_with(namespace, name, None).await
+    }
+
+    /// Deletes with a grace period: pods on a node stay Terminating for it; 0 removes at once.
+    pub async fn delete_with<K: Object>(&self, namespace: &str, name: &str, grace_period: Option<i64>) -> Result<K> {
         let req = DeleteRequest {
             resource: K::RESOURCE as i32,
             namespace: namespace.into(),
             name: name.into(),
             resource_version: None,
+            grace_period_seconds: grace_period,
         };
         object::decode(&self.inner.clone().delete(req).await?.into_inner().json)
     }

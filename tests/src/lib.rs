@@ -181,3 +181,69 @@ pub fn netlab(server: &str, args: &[&str], stdin: Option<&str>) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// Any other netlab binary (controller-manager, scheduler, ...) as a child process, killed
+/// (SIGKILL) when dropped. Readiness is the caller's to check, through the API it acts on.
+pub struct Component {
+    bin: String,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+// === impl Component ===
+
+impl Component {
+    /// Starts `bin` (a workspace binary name, e.g. `netlab-scheduler`) with `args`.
+    pub fn start(bin: &str, args: &[&str]) -> Self {
+        let mut c = Self { bin: bin.into(), args: args.iter().map(|s| s.to_string()).collect(), child: None };
+        c.spawn();
+        c
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(self::bin(&self.bin))
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("NETLAB_E2E_LOG").unwrap_or_else(|_| "warn".into()))
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin));
+        self.child = Some(child);
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kill and start again with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -106,7 +106,7 @@ async fn range_full_then_release_on_delete() {
     let err = r.create(Resource::Services, "default", &svc("full")).await.unwrap_err();
     assert_eq!(err.to_string(), "Internal error occurred: failed to allocate a serviceIP: range is full");
     assert!(r.get(Resource::Services, "default", "full").is_err(), "nothing stored");
-    let gone = r.delete(Resource::Services, "default", "s3", None).await.unwrap();
+    let gone = r.delete(Resource::Services, "default", "s3", None, None).await.unwrap();
     let again = r.create(Resource::Services, "default", &svc("full")).await.unwrap();
     assert_eq!(ip_of(&again), ip_of(&gone));
 }
@@ -182,7 +182,7 @@ async fn watch_resumes_from_a_resource_version_and_expires_when_too_old() {
     };
     let mut rx = r.watch(spec(Some(rv)), CancellationToken::new()).unwrap();
     assert_eq!(next(&mut rx).await, vec![(EventType::Added, "a".into()), (EventType::Added, "b".into())]);
-    r.delete(Resource::Services, "default", "a", None).await.unwrap();
+    r.delete(Resource::Services, "default", "a", None, None).await.unwrap();
     assert_eq!(next(&mut rx).await, vec![(EventType::Deleted, "a".into())]);
 
     // Unset: the current state first.
@@ -226,7 +226,7 @@ async fn deleting_a_namespace_deletes_its_contents_and_finalizers_delay_deletion
     let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
     r.create(Resource::Namespaces, "", &body(json!({"metadata": {"name": "demo"}}))).await.unwrap();
     let s = r.create(Resource::Services, "demo", &svc("orders")).await.unwrap();
-    r.delete(Resource::Namespaces, "", "demo", None).await.unwrap();
+    r.delete(Resource::Namespaces, "", "demo", None, None).await.unwrap();
     assert!(r.get(Resource::Services, "demo", "orders").is_err());
     r.create(Resource::Namespaces, "", &body(json!({"metadata": {"name": "demo"}}))).await.unwrap();
     let fixed = body(json!({"metadata": {"name": "orders"}, "spec": {"clusterIP": ip_of(&s), "ports": [{"port": 80}]}}));
@@ -234,7 +234,7 @@ async fn deleting_a_namespace_deletes_its_contents_and_finalizers_delay_deletion
 
     let cm = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
     r.create(Resource::ConfigMaps, "default", &body(cm.clone())).await.unwrap();
-    let marked = r.delete(Resource::ConfigMaps, "default", "held", None).await.unwrap();
+    let marked = r.delete(Resource::ConfigMaps, "default", "held", None, None).await.unwrap();
     assert!(marked.value["metadata"]["deletionTimestamp"].is_string());
     let mut released = marked.value.clone();
     released["metadata"]["finalizers"] = json!([]);
@@ -286,4 +286,22 @@ async fn binding_assigns_a_node_once() {
     let err = r.bind("default", "p", "node-2").await.unwrap_err();
     assert_eq!(err.reason(), "Conflict");
     assert_eq!(err.to_string(), "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"node-1\"");
+}
+
+#[tokio::test]
+async fn a_pod_on_a_node_terminates_gracefully_and_an_unbound_one_goes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
+    let pod = |n: &str| body(json!({"metadata": {"name": n}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+    r.create(Resource::Pods, "default", &pod("bound")).await.unwrap();
+    r.create(Resource::Pods, "default", &pod("loose")).await.unwrap();
+    r.bind("default", "bound", "node-1").await.unwrap();
+    let marked = r.delete(Resource::Pods, "default", "bound", None, None).await.unwrap();
+    assert!(marked.value["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked.value["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(r.get(Resource::Pods, "default", "bound").is_ok(), "Terminating, not gone");
+    r.delete(Resource::Pods, "default", "bound", None, Some(0)).await.unwrap();
+    assert!(r.get(Resource::Pods, "default", "bound").is_err(), "the kubelet's grace-0 delete removes it");
+    r.delete(Resource::Pods, "default", "loose", None, None).await.unwrap();
+    assert!(r.get(Resource::Pods, "default", "loose").is_err());
 }

@@ -199,8 +199,8 @@ impl<'a> Pending<'a> {
             WriteOp::Create { resource, object } => self.create(resource, object),
             WriteOp::Update { resource, object, status_only } => self.update(resource, object, status_only),
             WriteOp::Bind { namespace, name, node } => self.bind(&namespace, &name, &node),
-            WriteOp::Delete { resource, namespace, name, precondition } => {
-                self.delete(resource, &namespace, &name, precondition)
+            WriteOp::Delete { resource, namespace, name, precondition, grace_period } => {
+                self.delete(resource, &namespace, &name, precondition, grace_period)
             }
         }
     }
@@ -341,12 +341,43 @@ impl<'a> Pending<'a> {
         Ok(self.put(Resource::Pods, pod, EventType::Modified, Some(old)))
     }
 
-    fn delete(&mut self, resource: Resource, ns: &str, name: &str, precondition: Option<u64>) -> Result<Arc<Stored>> {
+    fn delete(
+        &mut self,
+        resource: Resource,
+        ns: &str,
+        name: &str,
+        precondition: Option<u64>,
+        grace_period: Option<i64>,
+    ) -> Result<Arc<Stored>> {
         let Some(old) = self.lookup(resource, ns, name) else {
             return Err(Error::NotFound { resource, name: name.to_string() });
         };
         if precondition.is_some_and(|rv| rv != old.rv) {
             return Err(Error::Conflict { resource, name: name.to_string() });
+        }
+        // Graceful deletion (upstream BeforeDelete for pods): a pod on a node is marked with
+        // deletionTimestamp = now + grace and stays, Terminating, until its kubelet has stopped it
+        // and deletes it with grace 0. A pod on no node has nobody to stop it and goes at once.
+        if resource == Resource::Pods {
+            let bound = old.value.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let grace = grace_period
+                .or_else(|| old.value.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+                .unwrap_or(30)
+                .max(0);
+            let terminating = old.value.pointer("/metadata/deletionTimestamp").is_some();
+            if bound && grace > 0 {
+                let current = old.value.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                if terminating && current.is_some_and(|c| c <= grace) {
+                    return Ok(old);
+                }
+                let mut obj = old.value.clone();
+                let at = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(grace))
+                    .unwrap_or_else(|_| jiff::Timestamp::now());
+                object::set_meta(&mut obj, "deletionTimestamp", Some(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into()));
+                object::set_meta(&mut obj, "deletionGracePeriodSeconds", Some(grace.into()));
+                return Ok(self.put(resource, obj, EventType::Modified, Some(old)));
+            }
         }
         if object::has_finalizers(&old.value) {
             if old.value.pointer("/metadata/deletionTimestamp").is_some() {

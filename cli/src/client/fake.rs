@@ -185,7 +185,7 @@ impl Cluster for FakeCluster {
         Ok(obj)
     }
 
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
+    async fn delete(&mut self, r: Resource, ns: &str, name: &str, _grace: Option<i64>) -> Result<Value, Problem> {
         let ns = if r.namespaced() { ns } else { "" };
         let removed = self
             .objects
