@@ -2,4 +2,7 @@
 
 mod cli;
 mod clusterip;
+mod endpointslices;
 mod manifests;
+mod scheduling;
+mod workloads;
