@@ -1,0 +1,18 @@
+# netlab: every binary in one image; each compose service runs a different command.
+# Builds from source. Machines without registry access use scripts/build-image-offline.sh, which
+# assembles the same image FROM scratch from host-built binaries.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+# protoc comes from the protoc-bin-vendored crate: no system package needed.
+RUN cargo build --release --locked --bins \
+ && mkdir /out \
+ && find target/release -maxdepth 1 -type f -executable -name 'netlab*' -exec cp {} /out/ \;
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/ /usr/local/bin/
+WORKDIR /var/lib/netlab
+CMD ["netlab", "--help"]
