@@ -17,9 +17,15 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[derive(Debug, Parser)]
 #[command(name = "netlab", version, about, long_about = None)]
 pub struct Cli {
-    /// The address of the netlab apiserver: `http://host:port` or `host:port`.
-    #[arg(short = 's', long, global = true, env = "NETLAB_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// The address of the netlab apiserver: `http://host:port` or `host:port`. Default: the
+    /// native cluster recorded in the data dir by `netlab up`, else http://127.0.0.1:6443.
+    #[arg(short = 's', long, global = true, env = "NETLAB_SERVER")]
+    pub server: Option<String>,
+
+    /// Where `netlab up` keeps a native cluster's state, and where commands look for it.
+    /// Default: $XDG_DATA_HOME/netlab or ~/.local/share/netlab.
+    #[arg(long = "data-dir", global = true, env = "NETLAB_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 
     /// If present, the namespace scope for this request (default "default").
     #[arg(short = 'n', long, global = true, env = "NETLAB_NAMESPACE")]
@@ -33,6 +39,29 @@ pub struct Cli {
 // === impl Cli ===
 
 impl Cli {
+    /// The data directory, resolved.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("netlab")
+    }
+
+    /// The apiserver address: `--server`, else the native cluster in the data dir, else the
+    /// default.
+    pub fn server(&self) -> String {
+        if let Some(s) = &self.server {
+            return s.clone();
+        }
+        crate::up::read_cluster(&self.data_dir())
+            .map(|c| c.apiserver)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string())
+    }
+
     /// The namespace flag, resolved.
     pub fn namespace(&self) -> Namespace {
         Namespace {
@@ -70,6 +99,30 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Print the supported API resources on the server.
     ApiResources,
+    /// Start the lab's processes on this machine (native mode, no Docker).
+    Up(UpArgs),
+    /// Stop a native lab started with `netlab up --detach`.
+    Down,
+}
+
+/// `netlab up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Return once everything is healthy, leaving the lab running (stop it with `netlab down`).
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
+    /// The apiserver's port on 127.0.0.1; a free one is picked if it is taken.
+    #[arg(long, default_value_t = 6443)]
+    pub apiserver_port: u16,
+
+    /// Apply the demo workload (namespace `demo`). NETLAB_DEMO=0 skips it.
+    #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub demo: bool,
+
+    /// Export traces from every process to this OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `netlab apply`.

@@ -39,6 +39,7 @@ pub mod resource;
 pub mod scale;
 pub mod selector;
 pub mod tabwriter;
+pub mod up;
 pub mod yaml;
 
 pub use config::Cli;
@@ -64,6 +65,18 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
     let mut out = stdout.lock();
     let mut err = stderr.lock();
     match &cli.command {
+        // The children's log lines are printed from other threads: don't hold stdout's lock.
+        Command::Up(args) => {
+            drop(out);
+            match up::up(args, &cli.data_dir(), &mut std::io::stdout()).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
+        Command::Down => match up::down(&cli.data_dir(), &mut out) {
+            Ok(()) => Vec::new(),
+            Err(p) => vec![p],
+        },
         Command::ApiResources => {
             let _ = out.write_all(api_resources().as_bytes());
             Vec::new()
@@ -77,15 +90,15 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Ok(m) => m,
                 Err(p) => return p,
             };
-            let mut api = Api::new(&cli.server);
+            let mut api = Api::new(&cli.server());
             apply::apply(&mut api, manifests, &ns, &mut out, &mut err).await
         }
         Command::Get(args) => {
-            let mut api = Api::new(&cli.server);
+            let mut api = Api::new(&cli.server());
             get::get(&mut api, args, &ns, &mut out, &mut err, Timestamp::now()).await
         }
         Command::Describe(args) => {
-            let mut api = Api::new(&cli.server);
+            let mut api = Api::new(&cli.server());
             describe::describe(
                 &mut api,
                 args,
@@ -97,11 +110,11 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             .await
         }
         Command::Delete(args) => {
-            let mut api = Api::new(&cli.server);
+            let mut api = Api::new(&cli.server());
             delete::delete(&mut api, args, &ns, &mut out, &mut err).await
         }
         Command::Scale(args) => {
-            let mut api = Api::new(&cli.server);
+            let mut api = Api::new(&cli.server());
             scale::scale(&mut api, args, &ns, &mut out).await
         }
     }

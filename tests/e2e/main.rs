@@ -5,5 +5,6 @@ mod clusterip;
 mod docker;
 mod endpointslices;
 mod manifests;
+mod native;
 mod scheduling;
 mod workloads;

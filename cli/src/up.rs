@@ -1,0 +1,289 @@
+//! `netlab up` and `netlab down`: the lab's processes as local children, for machines without
+//! Docker and for fast tests (native mode). Each process listens on a 127.0.0.x address; `up`
+//! records where everything is in `<data-dir>/cluster.json`, through which every later `netlab`
+//! command finds the cluster, so two clusters with different data dirs run side by side.
+//!
+//! In the foreground, each child's log lines are prefixed with its name and Ctrl-C stops them all;
+//! with `--detach`, logs go to `<data-dir>/logs/<name>.log` and `netlab down` stops them.
+
+use std::{
+    io::{BufRead as _, BufReader, Write},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    apply,
+    client::{Api, Cluster as _},
+    config::{Namespace, UpArgs},
+    manifest::{self, Checks},
+    report::Problem,
+};
+
+/// The demo workload applied on first start.
+const DEMO: &str = include_str!("up/demo.yaml");
+/// How long the processes get to become healthy.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopped process gets before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What `up` records for later commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterFile {
+    /// The apiserver, `http://127.0.0.1:6443`.
+    pub apiserver: String,
+    /// The running processes (detached mode).
+    pub processes: Vec<Process>,
+}
+
+/// One process of a native cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Process {
+    /// `apiserver`, `controller-manager`, ...
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its log file (detached mode).
+    pub log: Option<PathBuf>,
+}
+
+/// `<data-dir>/cluster.json`, if a native cluster was started there.
+pub fn read_cluster(data_dir: &Path) -> Option<ClusterFile> {
+    let text = std::fs::read_to_string(data_dir.join("cluster.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn is_alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+/// A workspace binary: next to this `netlab`, else on PATH.
+fn binary(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(name)))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn port_free(addr: &str) -> bool {
+    TcpListener::bind(addr).is_ok()
+}
+
+/// What to start, in order.
+fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str) -> Vec<(String, String, Vec<String>)> {
+    let server = format!("http://{apiserver}");
+    let mut procs = vec![
+        (
+            "apiserver".to_string(),
+            "netlab-apiserver".to_string(),
+            vec![
+                "--listen".into(),
+                apiserver.to_string(),
+                "--data-dir".into(),
+                data_dir.join("apiserver").display().to_string(),
+            ],
+        ),
+        ("controller-manager".into(), "netlab-controller-manager".into(), vec!["--server".into(), server.clone()]),
+        ("scheduler".into(), "netlab-scheduler".into(), vec!["--server".into(), server]),
+    ];
+    if let Some(otlp) = &args.otlp_endpoint {
+        for (_, _, a) in &mut procs {
+            a.extend(["--otlp-endpoint".to_string(), otlp.clone()]);
+        }
+    }
+    procs
+}
+
+/// Runs `netlab up`.
+pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(), Problem> {
+    if let Some(existing) = read_cluster(data_dir) {
+        if existing.processes.iter().any(|p| is_alive(p.pid)) {
+            return Err(Problem::client(format!(
+                "a cluster is already running in {} (apiserver at {}); run `netlab down --data-dir {}` first",
+                data_dir.display(),
+                existing.apiserver,
+                data_dir.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(data_dir.join("logs"))
+        .map_err(|e| Problem::client(format!("creating {}: {e}", data_dir.display())))?;
+    let apiserver = if port_free(&format!("127.0.0.1:{}", args.apiserver_port)) {
+        format!("127.0.0.1:{}", args.apiserver_port)
+    } else {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Problem::client(format!("finding a free port: {e}")))?
+            .port();
+        format!("127.0.0.1:{port}")
+    };
+
+    let mut children: Vec<(String, Child)> = Vec::new();
+    let mut record = ClusterFile { apiserver: format!("http://{apiserver}"), processes: Vec::new() };
+    let started = Instant::now();
+    for (name, bin, bin_args) in plan(args, data_dir, &apiserver) {
+        let mut cmd = Command::new(binary(&bin));
+        cmd.args(&bin_args).stdin(Stdio::null());
+        let log = data_dir.join("logs").join(format!("{name}.log"));
+        if args.detach {
+            let file = std::fs::File::create(&log)
+                .map_err(|e| Problem::client(format!("creating {}: {e}", log.display())))?;
+            let err = file.try_clone().map_err(|e| Problem::client(e.to_string()))?;
+            cmd.stdout(file).stderr(err);
+            // Its own process group: the terminal's Ctrl-C is not for it any more.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Problem::client(format!("starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"))
+        })?;
+        if !args.detach {
+            for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+                let prefix = format!("{name:>18} | ");
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        println!("{prefix}{line}");
+                    }
+                });
+            }
+        }
+        record.processes.push(Process { name: name.clone(), pid: child.id(), log: args.detach.then_some(log) });
+        children.push((name, child));
+    }
+    write_cluster(data_dir, &record)?;
+
+    // Healthy: the apiserver answers, and nothing has exited.
+    let mut api = Api::new(&record.apiserver);
+    loop {
+        for (name, child) in &mut children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let message = format!("{name} exited during startup: {status}");
+                return Err(abort(&mut children, data_dir, message));
+            }
+        }
+        if api.list(netlab_proto::apiserver::v1::Resource::Namespaces, "", "", "").await.is_ok() {
+            break;
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let message = format!("the apiserver at {apiserver} was not ready after {READY_TIMEOUT:?}");
+            return Err(abort(&mut children, data_dir, message));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (name, child) in &mut children {
+        if let Ok(Some(status)) = child.try_wait() {
+            let message = format!("{name} exited during startup: {status}");
+            return Err(abort(&mut children, data_dir, message));
+        }
+    }
+
+    if args.demo {
+        let demo = data_dir.join("demo.yaml");
+        std::fs::write(&demo, DEMO).map_err(|e| Problem::client(format!("writing {}: {e}", demo.display())))?;
+        let manifests = manifest::load(&[demo.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0))?;
+        let ns = Namespace { name: "default".into(), explicit: false };
+        let problems = apply::apply(&mut api, manifests, &ns, &mut std::io::sink(), &mut std::io::sink()).await;
+        if let Some(p) = problems.into_iter().next() {
+            return Err(p);
+        }
+    }
+
+    let _ = writeln!(out, "netlab is up in {:.1}s (data dir {}):", started.elapsed().as_secs_f64(), data_dir.display());
+    let _ = writeln!(out, "  apiserver   {}", record.apiserver);
+    for p in &record.processes {
+        let _ = writeln!(out, "  {:<18} pid {}{}", p.name, p.pid, p.log.as_ref().map(|l| format!(", log {}", l.display())).unwrap_or_default());
+    }
+    let _ = writeln!(out, "Try: netlab --data-dir {} get pods -A", data_dir.display());
+    let _ = out.flush();
+
+    if args.detach {
+        return Ok(());
+    }
+    let _ = writeln!(out, "Ctrl-C stops the lab.");
+    let _ = out.flush();
+    // Foreground: until Ctrl-C or a child dies.
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some((name, status)) = children.iter_mut().find_map(|(n, c)| c.try_wait().ok().flatten().map(|s| (n.clone(), s))) {
+                    let _ = writeln!(out, "{name} exited: {status}; stopping the lab.");
+                    break;
+                }
+            }
+        }
+    }
+    stop(&mut children);
+    let _ = std::fs::remove_file(data_dir.join("cluster.json"));
+    let _ = writeln!(out, "netlab stopped.");
+    Ok(())
+}
+
+/// Stops what was started and forgets the cluster; the logs stay for the post-mortem.
+fn abort(children: &mut [(String, Child)], data_dir: &Path, message: String) -> Problem {
+    stop(children);
+    let _ = std::fs::remove_file(data_dir.join("cluster.json"));
+    Problem::client(format!("{message} (logs in {})", data_dir.join("logs").display()))
+}
+
+fn write_cluster(data_dir: &Path, record: &ClusterFile) -> Result<(), Problem> {
+    let path = data_dir.join("cluster.json");
+    let text = serde_json::to_string_pretty(record).map_err(|e| Problem::client(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Problem::client(format!("writing {}: {e}", path.display())))
+}
+
+/// SIGTERM everyone (last started first), then SIGKILL whoever is left after the grace period.
+fn stop(children: &mut [(String, Child)]) {
+    for (_, child) in children.iter().rev() {
+        signal(child.id(), "-TERM");
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for (_, child) in children.iter_mut().rev() {
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs `netlab down`: stops a detached native cluster.
+pub fn down(data_dir: &Path, out: &mut dyn Write) -> Result<(), Problem> {
+    let Some(record) = read_cluster(data_dir) else {
+        return Err(Problem::client(format!("no netlab cluster is running in {}", data_dir.display())));
+    };
+    for p in record.processes.iter().rev() {
+        signal(p.pid, "-TERM");
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for p in record.processes.iter().rev() {
+        while is_alive(p.pid) {
+            if Instant::now() > deadline {
+                signal(p.pid, "-KILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = writeln!(out, "{} stopped", p.name);
+    }
+    let _ = std::fs::remove_file(data_dir.join("cluster.json"));
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `netlab up --detach` / `netlab down`: the lab as local processes, found by later commands
+//! through the data dir; two clusters side by side.
+
+use std::process::{Command, Output};
+
+use netlab_e2e::{bin, free_port};
+
+fn netlab(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(bin("netlab"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("NETLAB_SERVER")
+        .env_remove("NETLAB_NAMESPACE")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .expect("run netlab")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "netlab failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stops the cluster even when an assertion fails.
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = netlab(&self.0, &["down"]);
+    }
+}
+
+#[test]
+fn up_detach_then_commands_find_the_cluster_then_down() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let _down_a = Down(a.path().to_path_buf());
+    let up = ok(netlab(a.path(), &["up", "--detach", "--apiserver-port", &port]));
+    assert!(up.contains(&format!("apiserver   http://127.0.0.1:{port}")), "{up}");
+
+    // Found through the data dir: no --server.
+    let pods = ok(netlab(a.path(), &["get", "deploy", "-n", "demo", "-o", "name"]));
+    assert_eq!(pods.trim(), "deployment.apps/orders", "the demo workload was applied");
+    let svc = ok(netlab(a.path(), &["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]));
+    assert_eq!(svc, "10.96.0.1");
+
+    // A second cluster asking for the same port gets another one, and both answer.
+    let _down_b = Down(b.path().to_path_buf());
+    let up_b = Command::new(bin("netlab"))
+        .args(["--data-dir", b.path().to_str().unwrap(), "up", "--detach", "--apiserver-port", &port])
+        .env("NETLAB_DEMO", "0")
+        .env_remove("NETLAB_SERVER")
+        .output()
+        .unwrap();
+    let up_b = ok(up_b);
+    assert!(!up_b.contains(&format!("127.0.0.1:{port}")), "{up_b}");
+    let none = netlab(b.path(), &["get", "deploy", "-A"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found"), "NETLAB_DEMO=0 skips the demo");
+    ok(netlab(a.path(), &["get", "ns", "demo"]));
+
+    let down = ok(netlab(a.path(), &["down"]));
+    assert!(down.contains("apiserver stopped"), "{down}");
+    let after = netlab(a.path(), &["get", "ns"]);
+    assert!(!after.status.success(), "the cluster is gone");
+    let again = netlab(a.path(), &["down"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no netlab cluster is running"));
+}
