@@ -103,6 +103,15 @@ pub enum Command {
     Up(UpArgs),
     /// Stop a native lab started with `netlab up --detach`.
     Down,
+    /// Check a component's health endpoint, e.g. `netlab probe 127.0.0.1:10259 /healthz`
+    /// (exit 0 on HTTP 200): compose's health checks use it, since the image has no curl.
+    Probe {
+        /// host:port.
+        addr: String,
+        /// The path.
+        #[arg(default_value = "/healthz")]
+        path: String,
+    },
 }
 
 /// `netlab up`.

@@ -73,6 +73,15 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => vec![p],
             }
         }
+        Command::Probe { addr, path } => {
+            match netlab_health::probe(addr, path, std::time::Duration::from_secs(2)) {
+                Ok(()) => {
+                    let _ = writeln!(out, "ok");
+                    Vec::new()
+                }
+                Err(e) => vec![Problem::client(e)],
+            }
+        }
         Command::Down => match up::down(&cli.data_dir(), &mut out) {
             Ok(()) => Vec::new(),
             Err(p) => vec![p],

@@ -37,6 +37,10 @@ pub struct Config {
     #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_CONCURRENT_SYNCS", default_value_t = DEFAULT_CONCURRENT_SYNCS)]
     pub concurrent_syncs: usize,
 
+    /// Where /healthz and /readyz are served (kube-controller-manager's port is 10257).
+    #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_HEALTHZ_BIND_ADDRESS", default_value = "0.0.0.0:10257")]
+    pub healthz_bind_address: std::net::SocketAddr,
+
     /// Controllers to run: `*` for all, or a comma list of nodeipam, endpointslice, deployment,
     /// replicaset, statefulset, garbagecollector; `-name` disables one (`*,-statefulset`).
     #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_CONTROLLERS", default_value = "*")]

@@ -41,8 +41,16 @@ pub struct Context {
 
 /// Runs every enabled controller until `shutdown` fires.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let health = netlab_health::Health::new();
+    // A taken health port must not stop the controllers (several controller-managers share a
+    // machine in tests): say so and go on without it.
+    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
+        Ok(addr) => tracing::info!(%addr, "Serving /healthz and /readyz."),
+        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
+    }
     let client = Client::new(&cfg.server)?;
     client.wait_ready(Duration::from_millis(500)).await;
+    health.set_ready(true);
     let ctx = Context { client, config: std::sync::Arc::new(cfg) };
     let tracker = tokio_util::task::TaskTracker::new();
     macro_rules! start {
