@@ -226,6 +226,20 @@ impl Client {
         object::decode(&self.inner.clone().delete(req).await?.into_inner().json)
     }
 
+    /// Deletes only if the object is still at `resource_version` (Conflict otherwise), as a
+    /// delete with a resourceVersion precondition does: the garbage collector uses it so that it
+    /// never deletes an object that changed (or was recreated) after it decided to.
+    pub async fn delete_at<K: Object>(&self, namespace: &str, name: &str, resource_version: u64) -> Result<K> {
+        let req = DeleteRequest {
+            resource: K::RESOURCE as i32,
+            namespace: namespace.into(),
+            name: name.into(),
+            resource_version: Some(resource_version),
+            grace_period_seconds: None,
+        };
+        object::decode(&self.inner.clone().delete(req).await?.into_inner().json)
+    }
+
     /// Binds a pod to a node (pods/binding); Conflict if it is already bound.
     pub async fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<k8s_openapi::api::core::v1::Pod> {
         let req = pb::BindRequest { namespace: namespace.into(), name: name.into(), node: node.into() };
