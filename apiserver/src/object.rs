@@ -43,6 +43,16 @@ impl Stored {
     pub fn new(resource: Resource, value: Value) -> Self {
         // Serializing a serde_json::Value cannot fail: its map keys are strings.
         let json = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        Self::with_json(resource, value, json)
+    }
+
+    /// Parses a stored value back (at startup).
+    pub fn from_json(resource: Resource, json: Bytes) -> Result<Self, serde_json::Error> {
+        let value: Value = serde_json::from_slice(&json)?;
+        Ok(Self::with_json(resource, value, json))
+    }
+
+    fn with_json(resource: Resource, value: Value, json: Bytes) -> Self {
         Self {
             resource,
             namespace: namespace(&value).to_string(),
@@ -52,20 +62,6 @@ impl Stored {
             value,
             json,
         }
-    }
-
-    /// Parses a stored value back (at startup).
-    pub fn from_json(resource: Resource, json: Bytes) -> Result<Self, serde_json::Error> {
-        let value: Value = serde_json::from_slice(&json)?;
-        Ok(Self {
-            resource,
-            namespace: namespace(&value).to_string(),
-            name: name(&value).to_string(),
-            rv: resource_version(&value).unwrap_or(0),
-            labels: labels(&value),
-            value,
-            json,
-        })
     }
 
     /// The wire form.
