@@ -1,11 +1,329 @@
-//! Placeholder: written next.
+//! The ReplicaSet controller: keeps `spec.replicas` pods of each ReplicaSet, as upstream's
+//! `pkg/controller/replicaset` does. Pods are created from the template with `generateName:
+//! <rs>-` (the apiserver adds the 5-character suffix: `orders-7d9f8c6b5d-x2x7k`), carry the
+//! template's labels and a controller ownerReference to the ReplicaSet, and are deleted in
+//! upstream's order (unscheduled, then not ready, then newest). Orphans matching the selector are
+//! adopted; owned pods that stopped matching are released.
+//!
+//! No pod is created twice: nothing happens before the pod and ReplicaSet caches have listed
+//! (so a restarted controller-manager sees every pod it made before), and between a create and
+//! the watch showing the pod the ReplicaSet waits on its [`expectations`].
+//!
+//! # Layout
+//! - [`hash`]: pod-template hashes (ReplicaSet names, `controller-revision-hash`).
+//! - [`pod`]: pod predicates (active, ready, available), ownerReferences, deletion order.
+//! - [`selector`]: label selector matching.
+//! - [`expectations`]: creations and deletions not yet visible in the cache.
+//! - [`workers`]: the queue worker loop the workload controllers share.
 
+use std::{sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use k8s_openapi::{
+    api::{
+        apps::v1::{ReplicaSet, ReplicaSetStatus},
+        core::v1::{Pod, PodTemplateSpec},
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use netlab_client::{
+    Client, ListParams, key_of,
+    recorder::{EventType, Recorder},
+    reflector::{Cache, Change, reflector},
+};
 use tokio_util::sync::CancellationToken;
+use tracing::instrument;
 
-use crate::{Context, Result};
+use crate::{Context, Result, queue::Queue};
+
+pub mod expectations;
+pub mod hash;
+pub mod pod;
+pub mod selector;
+pub mod workers;
+
+#[cfg(test)]
+mod tests;
+
+/// The Events' `source.component`.
+pub const COMPONENT: &str = "replicaset-controller";
+
+/// Most pods created or deleted in one sync (upstream's `BurstReplicas`).
+pub const BURST_REPLICAS: usize = 500;
+
+/// The controller's state, shared by its workers.
+pub struct Controller {
+    client: Client,
+    recorder: Recorder,
+    sets: Cache<ReplicaSet>,
+    pods: Cache<Pod>,
+    expectations: expectations::Expectations,
+}
 
 /// Runs the controller until `shutdown`.
-pub async fn run(_ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    shutdown.cancelled().await;
+pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
+    let client = ctx.client.clone();
+    let (sets, mut set_rx) = reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+    let ctl = Arc::new(Controller {
+        recorder: Recorder::new(client.clone(), COMPONENT, None),
+        client,
+        sets: sets.clone(),
+        pods: pods.clone(),
+        expectations: Default::default(),
+    });
+    let queue = Queue::new();
+    {
+        // Nothing is reconciled before both caches have listed: a pod the cache has not seen yet
+        // would be created again.
+        let (ctl, queue, shutdown) = (ctl.clone(), queue.clone(), shutdown.clone());
+        let workers = ctx.config.concurrent_syncs;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = async { sets.wait_synced().await; pods.wait_synced().await } => {
+                    workers::spawn(ctl, queue, workers, shutdown);
+                }
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(change) = set_rx.recv() => queue.add(change.key()),
+            Some(change) = pod_rx.recv() => {
+                for key in ctl.owners_of(&change) {
+                    queue.add(key);
+                }
+            }
+            else => break,
+        }
+    }
+    queue.shut_down();
     Ok(())
+}
+
+/// The pod a ReplicaSet (or anything with a pod template) creates: the template's labels,
+/// annotations, finalizers and spec, `generateName: <prefix>`, a controller reference to `owner`.
+pub fn pod_from_template(template: &PodTemplateSpec, namespace: &str, owner: ObjectMeta, generate_name: &str) -> Pod {
+    let meta = template.metadata.clone().unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(generate_name.into()),
+            namespace: Some(namespace.into()),
+            labels: meta.labels,
+            annotations: meta.annotations,
+            finalizers: meta.finalizers,
+            owner_references: owner.owner_references,
+            ..Default::default()
+        },
+        spec: template.spec.clone(),
+        status: None,
+    }
+}
+
+/// upstream's `getPodsPrefix`: `<rs>-`.
+pub fn pod_prefix(owner_name: &str) -> String {
+    format!("{owner_name}-")
+}
+
+// === impl Controller ===
+
+impl Controller {
+    /// The ReplicaSets a pod change concerns: its controller if that is a ReplicaSet, else every
+    /// ReplicaSet in the namespace whose selector takes it (a candidate for adoption).
+    fn owners_of(&self, change: &Change<Pod>) -> Vec<String> {
+        let pod = change.object();
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        if let Some(r) = pod::controller_of(&pod.metadata) {
+            return if r.kind == "ReplicaSet" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
+        }
+        if matches!(change, Change::Deleted(_)) {
+            return vec![];
+        }
+        self.sets
+            .list_namespace(&ns)
+            .iter()
+            .filter(|rs| selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref()))
+            .map(|rs| key_of(rs.as_ref()))
+            .collect()
+    }
+
+    /// The active pods `rs` controls, after adopting matching orphans and releasing owned pods
+    /// that no longer match (`ClaimPods`).
+    async fn claim_pods(&self, rs: &ReplicaSet) -> Result<Vec<Arc<Pod>>> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let uid = rs.metadata.uid.as_deref().unwrap_or_default();
+        let sel = rs.spec.as_ref().map(|s| &s.selector);
+        let deleting = pod::is_terminating(&rs.metadata);
+        let mut owned = Vec::new();
+        for p in self.pods.list_namespace(ns) {
+            if !pod::is_active(&p) {
+                continue;
+            }
+            let matches = selector::matches(sel, p.metadata.labels.as_ref());
+            match pod::controller_of(&p.metadata) {
+                Some(r) if r.uid != uid => {}
+                Some(_) if matches => owned.push(p),
+                Some(_) if !deleting => self.release(&p, uid).await?,
+                Some(_) => {}
+                None if matches && !deleting => {
+                    if let Some(adopted) = self.adopt(rs, &p).await? {
+                        owned.push(Arc::new(adopted));
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(owned)
+    }
+
+    async fn adopt(&self, rs: &ReplicaSet, p: &Pod) -> Result<Option<Pod>> {
+        let mut pod = p.clone();
+        pod.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(rs));
+        match self.client.update(&pod).await {
+            Ok(pod) => {
+                tracing::info!(pod = ?pod.metadata.name, rs = ?rs.metadata.name, "Adopted an orphan pod.");
+                Ok(Some(pod))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn release(&self, p: &Pod, uid: &str) -> Result<()> {
+        let mut pod = p.clone();
+        if let Some(refs) = pod.metadata.owner_references.as_mut() {
+            refs.retain(|r| r.uid != uid);
+        }
+        match self.client.update(&pod).await {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates or deletes pods until `pods` has `want` members.
+    async fn manage(&self, key: &str, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>], want: usize) -> Result<()> {
+        let ns = rs.metadata.namespace.clone().unwrap_or_default();
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        if pods.len() < want {
+            let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else { return Ok(()) };
+            let owner = ObjectMeta { owner_references: Some(vec![pod::controller_ref(rs.as_ref())]), ..Default::default() };
+            let pod = pod_from_template(template, &ns, owner, &pod_prefix(&name));
+            let missing = (want - pods.len()).min(BURST_REPLICAS);
+            // slowStartBatch: 1, 2, 4, ... creations at a time, stopping at the first failure, so
+            // a quota or a webhook that rejects every pod costs one request, not hundreds.
+            let mut batch = 1;
+            let mut done = 0;
+            while done < missing {
+                let n = batch.min(missing - done);
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..n {
+                    let (client, pod) = (self.client.clone(), pod.clone());
+                    set.spawn(async move { client.create(&pod).await });
+                }
+                let mut failed = None;
+                while let Some(res) = set.join_next().await {
+                    match res {
+                        Ok(Ok(created)) => {
+                            let pod_name = created.metadata.name.clone().unwrap_or_default();
+                            self.expectations.created(key, format!("{ns}/{pod_name}"));
+                            self.event(rs, EventType::Normal, "SuccessfulCreate", format!("Created pod: {pod_name}"));
+                        }
+                        Ok(Err(e)) => {
+                            self.event(rs, EventType::Warning, "FailedCreate", format!("Error creating: {e}"));
+                            failed = Some(e);
+                        }
+                        Err(join) => tracing::error!(%join, "Pod creation task failed."),
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+                done += n;
+                batch *= 2;
+            }
+        } else if pods.len() > want {
+            let refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+            let victims = pod::pods_to_delete(&refs, (pods.len() - want).min(BURST_REPLICAS));
+            for victim in victims {
+                let pod_name = victim.metadata.name.clone().unwrap_or_default();
+                match self.client.delete::<Pod>(&ns, &pod_name).await {
+                    Ok(_) => {
+                        self.expectations.deleted(key, format!("{ns}/{pod_name}"));
+                        self.event(rs, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {pod_name}"));
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        self.event(rs, EventType::Warning, "FailedDelete", format!("Error deleting: {e}"));
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an Event without holding up the sync.
+    fn event(&self, rs: &Arc<ReplicaSet>, kind: EventType, reason: &'static str, message: String) {
+        let (recorder, rs) = (self.recorder.clone(), rs.clone());
+        tokio::spawn(async move { recorder.record(rs.as_ref(), kind, reason, &message).await });
+    }
+}
+
+/// `calculateStatus`: the counts over the pods a ReplicaSet controls, and when the next pod
+/// becomes available (to look again then).
+pub fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], now: Timestamp) -> (ReplicaSetStatus, Option<Timestamp>) {
+    let spec = rs.spec.as_ref();
+    let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    let template_labels = spec.and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref());
+    let mut status = rs.status.clone().unwrap_or_default();
+    status.replicas = pods.len() as i32;
+    status.fully_labeled_replicas =
+        Some(pods.iter().filter(|p| selector::contains_all(p.metadata.labels.as_ref(), template_labels)).count() as i32);
+    status.ready_replicas = Some(pods.iter().filter(|p| pod::is_ready(p)).count() as i32);
+    let mut available = 0;
+    let mut next = None::<Timestamp>;
+    for p in pods {
+        match pod::available_at(p, min_ready) {
+            Some(at) if at <= now => available += 1,
+            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+            None => {}
+        }
+    }
+    status.available_replicas = Some(available);
+    status.observed_generation = rs.metadata.generation;
+    (status, next)
+}
+
+impl workers::Reconcile for Controller {
+    const NAME: &'static str = "replicaset";
+
+    #[instrument(skip_all, fields(replicaset = %key))]
+    async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {
+        let Some(rs) = self.sets.get(key) else {
+            self.expectations.forget(key);
+            return Ok(None);
+        };
+        let pods = self.claim_pods(&rs).await?;
+        let satisfied = self.expectations.satisfied(key, |k| self.pods.get(k).map(|p| !pod::is_terminating(&p.metadata)));
+        let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+        let managed = if satisfied && !pod::is_terminating(&rs.metadata) {
+            self.manage(key, &rs, &pods, want).await
+        } else {
+            Ok(())
+        };
+        let now = Timestamp::now();
+        let (status, next) = calculate_status(&rs, &pods, now);
+        if rs.status.as_ref() != Some(&status) {
+            let mut updated = (*rs).clone();
+            updated.status = Some(status);
+            self.client.update_status(&updated).await?;
+        }
+        managed?;
+        Ok(next.map(|at| {
+            let wait = at.duration_since(now);
+            Duration::from_millis(wait.as_millis().clamp(0, i64::MAX as i128) as u64 + 100)
+        }))
+    }
 }

@@ -1,0 +1,38 @@
+//! `metav1.LabelSelector` matching, as `LabelSelectorAsSelector(...).Matches(labels)` does: the
+//! workload controllers keep their own objects in caches and must decide locally which pods and
+//! ReplicaSets a selector takes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// Whether `selector` selects an object labelled `labels`. A missing selector selects nothing and
+/// an empty one selects everything, as upstream (`LabelSelectorAsSelector`).
+pub fn matches(selector: Option<&LabelSelector>, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let Some(selector) = selector else { return false };
+    let empty = BTreeMap::new();
+    let labels = labels.unwrap_or(&empty);
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    by_labels
+        && selector.match_expressions.iter().flatten().all(|req| {
+            let values = req.values.as_deref().unwrap_or_default();
+            let value = labels.get(&req.key);
+            match req.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                // Validation rejects other operators; an unknown one selects nothing.
+                _ => false,
+            }
+        })
+}
+
+/// Whether every label of `want` is on `have` (the `fullyLabeledReplicas` test).
+pub fn contains_all(have: Option<&BTreeMap<String, String>>, want: Option<&BTreeMap<String, String>>) -> bool {
+    want.into_iter().flatten().all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
+}
