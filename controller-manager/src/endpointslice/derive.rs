@@ -232,7 +232,12 @@ pub fn desired<'a>(
         }
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
         let node = node(node_name);
-        if node.is_none() && !publish {
+        // Lab deviation: a host-network pod on no node is one of netlab's own system processes
+        // that runs outside the nodes (the dns process registers `kube-system/coredns-*` this
+        // way, so that kube-dns's slice points at it). Upstream never sees such a pod with an IP.
+        let outside_nodes = node_name.is_empty()
+            && pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        if node.is_none() && !publish && !outside_nodes {
             out.missing_nodes.push(pod.metadata.name.clone().unwrap_or_default());
             continue;
         }

@@ -233,6 +233,19 @@ fn pods_on_unknown_nodes_are_left_out_unless_unready_addresses_are_published() {
 }
 
 #[test]
+fn a_host_network_pod_on_no_node_is_listed_but_an_ordinary_one_is_not() {
+    let mut system = pod("web", 1);
+    system.spec.as_mut().unwrap().node_name = None;
+    system.spec.as_mut().unwrap().host_network = Some(true);
+    let mut unbound = pod("web", 2);
+    unbound.spec.as_mut().unwrap().node_name = None;
+    let d = desired(&service("web"), vec![system, unbound]);
+    assert_eq!(d.endpoints().count(), 1, "the lab's dns process registers itself this way");
+    assert_eq!(d.endpoints().next().unwrap().node_name, None);
+    assert_eq!(d.missing_nodes, ["web-002"]);
+}
+
+#[test]
 fn hostname_is_set_only_when_the_pods_subdomain_is_the_service() {
     let svc = service("web");
     let with = |hostname: Option<&str>, subdomain: Option<&str>| {
