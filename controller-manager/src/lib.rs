@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors. [`queue`]: the work queue.
 //! - [`nodeipam`]: a podCIDR per Node from the cluster CIDR.
+//! - [`nodelifecycle`]: Nodes whose kubelet went silent turn NotReady and are tainted.
 //! - [`endpointslice`]: EndpointSlices for Services with selectors.
 //! - [`deployment`], [`replicaset`]: Deployment → ReplicaSet → Pods, rolling updates.
 //! - [`statefulset`]: ordered, stable pods.
@@ -23,6 +24,7 @@ pub mod endpointslice;
 pub mod error;
 pub mod gc;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod statefulset;
@@ -67,6 +69,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         };
     }
     start!("nodeipam", nodeipam);
+    start!("nodelifecycle", nodelifecycle);
     start!("endpointslice", endpointslice);
     start!("deployment", deployment);
     start!("replicaset", replicaset);

@@ -6,5 +6,6 @@ mod docker;
 mod endpointslices;
 mod manifests;
 mod native;
+mod nodelifecycle;
 mod scheduling;
 mod workloads;

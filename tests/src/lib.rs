@@ -105,18 +105,26 @@ impl Apiserver {
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let url = self.url();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
                 return Err(format!("netlab-apiserver exited during startup: {status}"));
             }
-            let ready = rt.block_on(async {
-                let mut client = ApiServerClient::connect(url.clone()).await.ok()?;
-                let req = ListRequest { resource: Resource::Namespaces as i32, ..Default::default() };
-                let list = client.list(req).await.ok()?.into_inner();
-                // Bootstrapped: default, kube-system, kube-public, kube-node-lease.
-                (list.items.len() >= 4).then_some(())
+            // On its own thread, so that tests running inside a Tokio runtime can call this too.
+            let ready = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                    rt.block_on(async {
+                        let mut client = ApiServerClient::connect(url.clone()).await.ok()?;
+                        let req = ListRequest { resource: Resource::Namespaces as i32, ..Default::default() };
+                        let list = client.list(req).await.ok()?.into_inner();
+                        // Bootstrapped: default, kube-system, kube-public, kube-node-lease.
+                        (list.items.len() >= 4).then_some(())
+                    })
+                })
+                .join()
+                .ok()
+                .flatten()
             });
             if ready.is_some() {
                 return Ok(());
