@@ -25,6 +25,10 @@ pub struct Config {
     #[arg(long, env = "NETLAB_SCHEDULER_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
+    /// Where /healthz and /readyz are served (kube-scheduler's port is 10259).
+    #[arg(long, env = "NETLAB_SCHEDULER_HEALTHZ_BIND_ADDRESS", default_value = "0.0.0.0:10259")]
+    pub healthz_bind_address: std::net::SocketAddr,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,

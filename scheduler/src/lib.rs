@@ -39,6 +39,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     if cfg.max_in_flight == 0 {
         return Err(Error::Config("--max-in-flight must be at least 1".into()));
     }
+    let health = netlab_health::Health::new();
+    // A taken health port must not stop scheduling (several schedulers share a machine in tests).
+    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
+        Ok(addr) => tracing::info!(%addr, "Serving /healthz and /readyz."),
+        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
+    }
     let client = Client::new(&cfg.server)?;
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -53,6 +59,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         _ = shutdown.cancelled() => return Ok(()),
         _ = async { nodes.wait_synced().await; pods.wait_synced().await } => {}
     }
+    health.set_ready(true);
     tracing::info!(scheduler = %cfg.scheduler_name, nodes = nodes.list().len(), pods = pods.list().len(), "Synced; scheduling.");
     scheduler::Scheduler::run(cfg.scheduler_name, client, cfg.max_in_flight, node_changes, pod_changes, shutdown).await;
     Ok(())
