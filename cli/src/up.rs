@@ -96,8 +96,17 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str) -> Vec<(String, String,
                 data_dir.join("apiserver").display().to_string(),
             ],
         ),
-        ("controller-manager".into(), "netlab-controller-manager".into(), vec!["--server".into(), server.clone()]),
-        ("scheduler".into(), "netlab-scheduler".into(), vec!["--server".into(), server]),
+        // Health ports on ephemeral addresses: two native clusters must not fight over 10257.
+        (
+            "controller-manager".into(),
+            "netlab-controller-manager".into(),
+            vec!["--server".into(), server.clone(), "--healthz-bind-address".into(), "127.0.0.1:0".into()],
+        ),
+        (
+            "scheduler".into(),
+            "netlab-scheduler".into(),
+            vec!["--server".into(), server, "--healthz-bind-address".into(), "127.0.0.1:0".into()],
+        ),
     ];
     if let Some(otlp) = &args.otlp_endpoint {
         for (_, _, a) in &mut procs {
