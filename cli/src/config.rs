@@ -103,6 +103,12 @@ pub enum Command {
     Up(UpArgs),
     /// Stop a native lab started with `netlab up --detach`.
     Down,
+    /// Apply the demo workload (namespace `demo`: orders, client, db), unless NETLAB_DEMO=0.
+    Demo {
+        /// Apply it (NETLAB_DEMO=0 turns this off, for compose's one-shot `demo` service).
+        #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide = true)]
+        enabled: bool,
+    },
     /// Check a component's health endpoint, e.g. `netlab probe 127.0.0.1:10259 /healthz`
     /// (exit 0 on HTTP 200): compose's health checks use it, since the image has no curl.
     Probe {

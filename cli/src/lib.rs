@@ -82,6 +82,17 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(e) => vec![Problem::client(e)],
             }
         }
+        Command::Demo { enabled } => {
+            if !*enabled {
+                let _ = writeln!(out, "NETLAB_DEMO=0: not applying the demo workload");
+                return Vec::new();
+            }
+            let mut api = Api::new(&cli.server());
+            match up::apply_demo(&mut api, &std::env::temp_dir(), &mut out).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
         Command::Down => match up::down(&cli.data_dir(), &mut out) {
             Ok(()) => Vec::new(),
             Err(p) => vec![p],

@@ -202,14 +202,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     }
 
     if args.demo {
-        let demo = data_dir.join("demo.yaml");
-        std::fs::write(&demo, DEMO).map_err(|e| Problem::client(format!("writing {}: {e}", demo.display())))?;
-        let manifests = manifest::load(&[demo.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0))?;
-        let ns = Namespace { name: "default".into(), explicit: false };
-        let problems = apply::apply(&mut api, manifests, &ns, &mut std::io::sink(), &mut std::io::sink()).await;
-        if let Some(p) = problems.into_iter().next() {
-            return Err(p);
-        }
+        apply_demo(&mut api, data_dir, &mut std::io::sink()).await?;
     }
 
     let _ = writeln!(out, "netlab is up in {:.1}s (data dir {}):", started.elapsed().as_secs_f64(), data_dir.display());
@@ -248,6 +241,22 @@ fn abort(children: &mut [(String, Child)], data_dir: &Path, message: String) -> 
     stop(children);
     let _ = std::fs::remove_file(data_dir.join("cluster.json"));
     Problem::client(format!("{message} (logs in {})", data_dir.join("logs").display()))
+}
+
+/// Applies the demo workload (namespace `demo`), printing what apply prints.
+pub async fn apply_demo(api: &mut Api, scratch: &Path, out: &mut dyn Write) -> Result<(), Problem> {
+    std::fs::create_dir_all(scratch).map_err(|e| Problem::client(format!("creating {}: {e}", scratch.display())))?;
+    let demo = scratch.join("demo.yaml");
+    std::fs::write(&demo, DEMO).map_err(|e| Problem::client(format!("writing {}: {e}", demo.display())))?;
+    let manifests = manifest::load(&[demo.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0));
+    let _ = std::fs::remove_file(&demo);
+    let manifests = manifests?;
+    let ns = Namespace { name: "default".into(), explicit: false };
+    let problems = apply::apply(api, manifests, &ns, out, &mut std::io::sink()).await;
+    match problems.into_iter().next() {
+        Some(p) => Err(p),
+        None => Ok(()),
+    }
 }
 
 fn write_cluster(data_dir: &Path, record: &ClusterFile) -> Result<(), Problem> {
