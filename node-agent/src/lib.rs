@@ -1,1 +1,196 @@
-//! Placeholder: written next.
+//! netlab's node-agent: one Kubernetes node in one process. It plays the kubelet (registers the
+//! Node, heartbeats, runs the pods bound to it), the container runtime (images pulled over the
+//! OCI distribution API, apps run as tasks), and the CNI plugins (bridge + host-local on the
+//! node's podCIDR). Pod IPs are virtual: apps listen on the node's [`sockets::SocketTable`],
+//! which the node's kernel model (a later layer) delivers routed connections into.
+//!
+//! # Layout
+//! - [`config`]: flags. [`error`]: errors.
+//! - [`node`]: Node registration and heartbeat.
+//! - [`kubelet`]: the pod watch and one worker per pod (sandbox, images, containers, probes,
+//!   status, events, backoff).
+//! - [`cni`]: the CNI plugin interface and the bridge + host-local chain.
+//! - [`resolv`]: each pod's resolv.conf from its dnsPolicy.
+//! - [`image`]: reference normalisation, the registry client and the image store.
+//! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, toolbox.
+//! - [`sockets`]: the node's virtual listening sockets.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::Node;
+use netlab_client::{Client, ListParams, reflector};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub mod apps;
+pub mod cni;
+pub mod config;
+pub mod error;
+pub mod image;
+pub mod kubelet;
+pub mod node;
+pub mod resolv;
+pub mod runtime;
+pub mod sockets;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+use crate::{cni::CniPlugin, runtime::Runtime, sockets::SocketTable};
+
+/// Runs the node until `shutdown` fires.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
+    serve(cfg, SocketTable::new(), shutdown).await
+}
+
+/// Runs the node with a given socket table (so that the node's other layers share it).
+pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToken) -> Result<()> {
+    if !(cfg.time_scale > 0.0 && cfg.time_scale.is_finite()) {
+        return Err(Error::Config(format!(
+            "--time-scale must be a positive number, got {}",
+            cfg.time_scale
+        )));
+    }
+    let health = netlab_health::Health::new();
+    // A taken healthz port must not stop the node (two node-agents share a machine natively).
+    match health
+        .serve(cfg.healthz_bind_address, shutdown.child_token())
+        .await
+    {
+        Ok(addr) => info!(%addr, "Serving /healthz."),
+        Err(error) => warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
+    }
+    let client = Client::new(&cfg.server)?;
+    client.wait_ready(Duration::from_millis(200)).await;
+    let node_ip = match cfg.node_ip {
+        Some(ip) => ip,
+        None => detect_node_ip(&cfg.server).await?,
+    };
+    let name = cfg.node_name();
+    info!(node = %name, %node_ip, "Node IP.");
+    let info = node::NodeInfo {
+        name: name.clone(),
+        ip: node_ip,
+        max_pods: cfg.max_pods,
+    };
+    node::register(&client, &info).await?;
+    health.set_ready(true);
+
+    let cfg = Arc::new(cfg);
+    let runtime = Arc::new(Runtime::new(sockets));
+    let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let kubelet = Arc::new(kubelet::Kubelet::new(
+        cfg.clone(),
+        client.clone(),
+        name.clone(),
+        node_ip,
+        runtime,
+        cni_rx,
+    )?);
+
+    let tracker = tokio_util::task::TaskTracker::new();
+    tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
+    tracker.spawn(node::heartbeat(
+        client.clone(),
+        cfg.clone(),
+        info,
+        ready_rx,
+        shutdown.child_token(),
+    ));
+    tracker.spawn(watch_pod_cidr(
+        client,
+        cfg,
+        name,
+        node_ip,
+        cni_tx,
+        ready_tx,
+        shutdown.child_token(),
+    ));
+    tracker.close();
+    shutdown.cancelled().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(())
+}
+
+/// Waits for the Node's `spec.podCIDR` (node IPAM assigns it) and then builds the CNI plugin.
+async fn watch_pod_cidr(
+    client: Client,
+    cfg: Arc<Config>,
+    name: String,
+    node_ip: IpAddr,
+    cni: watch::Sender<Option<Arc<dyn CniPlugin>>>,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let params = ListParams {
+        fields: format!("metadata.name={name}"),
+        ..Default::default()
+    };
+    let (cache, mut changes) = reflector::reflector::<Node>(client, params, shutdown.child_token());
+    loop {
+        let cidr = cache
+            .get(&name)
+            .and_then(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
+        if let Some(cidr) = cidr {
+            match cidr.parse() {
+                Ok(pod_cidr) => {
+                    let ctx = cni::NetworkContext {
+                        dir: cfg.data_dir.join("cni"),
+                        pod_cidr,
+                        node_ip,
+                    };
+                    match cni::plugin(&cfg.cni, &ctx) {
+                        Ok(plugin) => {
+                            info!(%cidr, plugin = %cfg.cni, "Pod CIDR assigned; CNI ready.");
+                            cni.send_replace(Some(plugin));
+                            ready.send_replace(true);
+                            return;
+                        }
+                        Err(error) => warn!(%error, "Cannot set up CNI."),
+                    }
+                }
+                Err(error) => warn!(%cidr, %error, "Unparsable podCIDR."),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = changes.recv() => if c.is_none() { return },
+        }
+    }
+}
+
+/// The address of the interface that reaches the apiserver: the local end of a UDP socket
+/// "connected" to it (no packet is sent).
+pub async fn detect_node_ip(server: &str) -> Result<IpAddr> {
+    let hostport = server
+        .split("://")
+        .nth(1)
+        .unwrap_or(server)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let addr = tokio::net::lookup_host(&hostport)
+        .await
+        .map_err(|e| Error::io(format!("resolving the apiserver {hostport}"), e))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("the apiserver {hostport} has no address")))?;
+    let bind: std::net::SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(bind).map_err(|e| Error::io("binding a UDP socket", e))?;
+    sock.connect(addr)
+        .map_err(|e| Error::io(format!("routing to {addr}"), e))?;
+    Ok(sock
+        .local_addr()
+        .map_err(|e| Error::io("reading the local address", e))?
+        .ip())
+}

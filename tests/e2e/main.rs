@@ -7,5 +7,7 @@ mod endpointslices;
 mod manifests;
 mod native;
 mod nodelifecycle;
+mod nodes;
+mod registry;
 mod scheduling;
 mod workloads;

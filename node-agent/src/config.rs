@@ -1,0 +1,103 @@
+//! The node-agent's flags, named after the kubelet's where the kubelet has one.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+/// Default apiserver address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:6443";
+/// Where every image is pulled from: the `cloud` registry.
+pub const DEFAULT_REGISTRY: &str = "http://cloud:5000";
+/// The kube-dns Service's ClusterIP (the 10th address of the default Service CIDR).
+pub const DEFAULT_CLUSTER_DNS: &str = "10.96.0.10";
+/// The kubelet's `--cluster-domain` as kubeadm sets it.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// The kubelet's `maxPods` default.
+pub const DEFAULT_MAX_PODS: u32 = 110;
+/// The kubelet's healthz port.
+pub const DEFAULT_HEALTHZ_BIND_ADDRESS: &str = "0.0.0.0:10248";
+/// Where node state lives when no `--data-dir` is given.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/netlab/node";
+/// The CNI plugin chain a node uses unless told otherwise.
+pub const DEFAULT_CNI: &str = "bridge";
+
+/// netlab-node-agent: one Kubernetes node (kubelet, container runtime, CNI).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "netlab-node-agent", version, about)]
+pub struct Config {
+    /// The apiserver.
+    #[arg(long, env = "NETLAB_NODE_AGENT_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// This node's name (default: the machine's hostname).
+    #[arg(long, env = "NETLAB_NODE_AGENT_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// This node's IP (default: the address of the interface that reaches the apiserver), as the
+    /// kubelet's `--node-ip`.
+    #[arg(long, env = "NETLAB_NODE_AGENT_NODE_IP")]
+    pub node_ip: Option<IpAddr>,
+
+    /// Per-node state: CNI state files, pod directories, the image store.
+    #[arg(long, env = "NETLAB_NODE_AGENT_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+
+    /// Base URL of the registry every image is pulled from.
+    #[arg(long, env = "NETLAB_NODE_AGENT_REGISTRY", default_value = DEFAULT_REGISTRY)]
+    pub registry: String,
+
+    /// The nameserver ClusterFirst pods get (the kubelet's `--cluster-dns`); empty for none.
+    #[arg(long, env = "NETLAB_NODE_AGENT_CLUSTER_DNS", default_value = DEFAULT_CLUSTER_DNS)]
+    pub cluster_dns: String,
+
+    /// The cluster's DNS domain (the kubelet's `--cluster-domain`).
+    #[arg(long, env = "NETLAB_NODE_AGENT_CLUSTER_DOMAIN", default_value = DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+
+    /// The node's resolv.conf, for dnsPolicy Default (the kubelet's `--resolv-conf`).
+    #[arg(
+        long,
+        env = "NETLAB_NODE_AGENT_RESOLV_CONF",
+        default_value = "/etc/resolv.conf"
+    )]
+    pub resolv_conf: PathBuf,
+
+    /// Most pods on this node (capacity and allocatable `pods`).
+    #[arg(long, env = "NETLAB_NODE_AGENT_MAX_PODS", default_value_t = DEFAULT_MAX_PODS)]
+    pub max_pods: u32,
+
+    /// Where /healthz is served (the kubelet's 10248). A taken port only warns.
+    #[arg(long, env = "NETLAB_NODE_AGENT_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
+    pub healthz_bind_address: std::net::SocketAddr,
+
+    /// Multiplies every kubelet wait (backoff, heartbeat, probe periods): 0.01 makes a 10 s
+    /// backoff 100 ms, so tests see real sequences quickly.
+    #[arg(long, env = "NETLAB_NODE_AGENT_TIME_SCALE", default_value_t = 1.0)]
+    pub time_scale: f64,
+
+    /// The CNI plugin chain, by name (`bridge`: bridge + host-local on the node's podCIDR).
+    #[arg(long, env = "NETLAB_NODE_AGENT_CNI", default_value = DEFAULT_CNI)]
+    pub cni: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub telemetry: netlab_telemetry::Args,
+}
+
+// === impl Config ===
+
+impl Config {
+    /// `d` scaled by `--time-scale` (never negative).
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale.max(0.0))
+    }
+
+    /// The node name: `--node-name`, else the hostname, lowercased as the kubelet does.
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_lowercase())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        })
+    }
+}

@@ -1,0 +1,770 @@
+//! One pod's worker: drives the pod from bound to running to gone, reacting to pod updates, probe
+//! results and its own retry timers, and writes the pod's status whenever it changes. Order as
+//! the kubelet's `SyncPod`: sandbox (CNI ADD, resolv.conf) first, then per container: image
+//! (pull policy, backoff), create, start, probes.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::{Container, Pod},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{
+    CNI_RESULT_ANNOTATION, Kubelet, Update, events,
+    probe::{self, ProbeKind, ProbeUpdate},
+    sandbox::Sandbox,
+};
+use crate::{
+    apps::Identity,
+    cni::CniRequest,
+    image::{AppKind, Image, Reference},
+    resolv,
+    runtime::Runtime,
+};
+
+/// How long `ErrImagePull` shows before the pod's next sync turns it into `ImagePullBackOff`
+/// (scaled by `--time-scale`).
+const ERR_IMAGE_PULL_GRACE: Duration = Duration::from_secs(1);
+
+/// One container's state as the kubelet tracks it.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerState {
+    /// The runtime's container ID while it runs.
+    pub id: Option<String>,
+    /// When it started.
+    pub started_at: Option<Time>,
+    /// Why it is not running: (reason, message).
+    pub waiting: Option<(String, String)>,
+    /// The readiness result.
+    pub ready: bool,
+    /// Restarts so far.
+    pub restart_count: i32,
+    /// The image it runs.
+    pub image: Option<Image>,
+    probes: Option<CancellationToken>,
+}
+
+/// The worker.
+pub struct Worker {
+    pub(super) k: Arc<Kubelet>,
+    pub(super) pod: Arc<Pod>,
+    pub(super) uid: String,
+    dir: PathBuf,
+    pub(super) sandbox: Option<Sandbox>,
+    pub(super) containers: BTreeMap<String, ContainerState>,
+    pub(super) start_time: Option<Time>,
+    /// condition type → (status, lastTransitionTime).
+    pub(super) conditions: HashMap<&'static str, (bool, Time)>,
+    last_status: Option<serde_json::Value>,
+    prev_pull_error: HashMap<String, String>,
+    probe_tx: mpsc::UnboundedSender<ProbeUpdate>,
+    probe_rx: mpsc::UnboundedReceiver<ProbeUpdate>,
+}
+
+/// When to sync again without an outside change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Only on a change.
+    Idle,
+    /// At this moment.
+    At(Instant),
+    /// When the CNI plugin appears.
+    Cni,
+}
+
+// === impl Worker ===
+
+impl Worker {
+    /// A worker for `pod`.
+    pub fn new(k: Arc<Kubelet>, pod: Arc<Pod>) -> Self {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let dir = k.pods_dir.join(&uid);
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
+        Self {
+            k,
+            pod,
+            uid,
+            dir,
+            sandbox: None,
+            containers: BTreeMap::new(),
+            start_time: None,
+            conditions: HashMap::new(),
+            last_status: None,
+            prev_pull_error: HashMap::new(),
+            probe_tx,
+            probe_rx,
+        }
+    }
+
+    /// Runs until the pod is gone or `shutdown`.
+    pub async fn run(mut self, mut updates: watch::Receiver<Update>, shutdown: CancellationToken) {
+        self.restore();
+        let mut cni = self.k.cni.clone();
+        loop {
+            let update = updates.borrow_and_update().clone();
+            self.pod = update.pod;
+            if update.removed || self.pod.metadata.deletion_timestamp.is_some() {
+                self.teardown().await;
+                if !update.removed {
+                    let (ns, name) = self.key();
+                    match self.k.client.delete_with::<Pod>(&ns, &name, Some(0)).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(error) => warn!(%ns, %name, %error, "Could not remove the pod."),
+                    }
+                }
+                return;
+            }
+            let next = self.sync().await;
+            self.push_status().await;
+            let sleep = async {
+                match next {
+                    Next::At(t) => tokio::time::sleep_until(t.into()).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.stop_probes();
+                    return;
+                }
+                r = updates.changed() => if r.is_err() { return },
+                Some(p) = self.probe_rx.recv() => self.on_probe(p),
+                _ = sleep => {}
+                _ = cni.changed(), if next == Next::Cni => {}
+            }
+            // Take every queued probe result before syncing once.
+            while let Ok(p) = self.probe_rx.try_recv() {
+                self.on_probe(p);
+            }
+        }
+    }
+
+    fn key(&self) -> (String, String) {
+        (
+            self.pod.metadata.namespace.clone().unwrap_or_default(),
+            self.pod.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    fn spec_containers(&self) -> Vec<Container> {
+        self.pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default()
+    }
+
+    fn host_network(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
+    /// After a node-agent restart: take back the sandbox and the containers the apiserver says
+    /// are running, without a new ADD, pull or start event.
+    fn restore(&mut self) {
+        let Some(sandbox) = Sandbox::load(&self.dir) else {
+            return;
+        };
+        self.sandbox = Some(sandbox);
+        self.start_time = self.pod.status.as_ref().and_then(|s| s.start_time.clone());
+        for c in self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+        {
+            if let (Some(t), Some(time)) = (condition_name(&c.type_), c.last_transition_time) {
+                self.conditions.insert(t, (c.status == "True", time));
+            }
+        }
+        let statuses = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        for c in self.spec_containers() {
+            let Some(cs) = statuses.iter().find(|s| s.name == c.name) else {
+                continue;
+            };
+            let Some(running) = cs.state.as_ref().and_then(|s| s.running.as_ref()) else {
+                continue;
+            };
+            let Some(id) = cs
+                .container_id
+                .as_deref()
+                .and_then(|i| i.strip_prefix("containerd://"))
+            else {
+                continue;
+            };
+            let Some(image) = Reference::parse(&c.image.clone().unwrap_or_default())
+                .ok()
+                .and_then(|r| self.k.images.get(&r))
+            else {
+                continue;
+            };
+            let mut state = ContainerState {
+                restart_count: cs.restart_count,
+                started_at: running.started_at.clone(),
+                ..Default::default()
+            };
+            if self.start_app(&c, id, &image, &mut state).is_ok() {
+                self.containers.insert(c.name.clone(), state);
+                debug!(pod = ?self.key(), container = %c.name, "Restored a running container.");
+            }
+        }
+    }
+
+    /// One pass of SyncPod.
+    async fn sync(&mut self) -> Next {
+        if self.start_time.is_none() {
+            self.start_time = Some(now());
+        }
+        if self.sandbox.is_none() {
+            match self.create_sandbox().await {
+                Ok(()) => {}
+                Err(next) => {
+                    for c in self.spec_containers() {
+                        let s = self.containers.entry(c.name.clone()).or_default();
+                        s.waiting = Some(("ContainerCreating".into(), String::new()));
+                    }
+                    return next;
+                }
+            }
+        }
+        let mut next = Next::Idle;
+        for c in self.spec_containers() {
+            let mut state = self.containers.remove(&c.name).unwrap_or_default();
+            if state.id.is_none() {
+                match self.ensure_image(&c, &mut state).await {
+                    Ok(image) => {
+                        let id = Runtime::new_id(&format!("{}/{}", self.uid, c.name));
+                        self.k.events.normal(
+                            &self.pod,
+                            events::CREATED,
+                            format!("Created container: {}", c.name),
+                        );
+                        match self.start_app(&c, &id, &image, &mut state) {
+                            Ok(()) => {
+                                state.started_at = Some(now());
+                                self.k.events.normal(
+                                    &self.pod,
+                                    events::STARTED,
+                                    format!("Started container {}", c.name),
+                                );
+                            }
+                            Err(e) => {
+                                let msg = format!("failed to start container \"{id}\": {e}");
+                                self.k.events.warning(
+                                    &self.pod,
+                                    events::FAILED,
+                                    format!("Error: {msg}"),
+                                );
+                                state.waiting = Some(("RunContainerError".into(), msg));
+                                next = earliest(
+                                    next,
+                                    Next::At(
+                                        Instant::now() + self.k.cfg.scaled(Duration::from_secs(10)),
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Err(n) => next = earliest(next, n),
+                }
+            }
+            self.containers.insert(c.name.clone(), state);
+        }
+        next
+    }
+
+    /// Starts the container's app and its probes; fills `state`.
+    fn start_app(
+        &self,
+        c: &Container,
+        id: &str,
+        image: &Image,
+        state: &mut ContainerState,
+    ) -> Result<(), crate::sockets::SocketError> {
+        let Some(sandbox) = &self.sandbox else {
+            return Ok(());
+        };
+        let (ns, name) = self.key();
+        let who = Identity {
+            pod: name,
+            namespace: ns,
+            ip: sandbox.ip,
+            node: self.k.node_name.clone(),
+            container: c.name.clone(),
+        };
+        let container_port = c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .map(|p| p.container_port);
+        let port = match image.app {
+            AppKind::Echo => container_port
+                .and_then(|p| u16::try_from(p).ok())
+                .or(image.port),
+            _ => image.port,
+        };
+        self.k.runtime.start(id, image.app, who, port)?;
+        let readiness = c.readiness_probe.clone();
+        state.id = Some(id.to_string());
+        state.waiting = None;
+        state.image = Some(image.clone());
+        state.ready = readiness.is_none();
+        let stop = CancellationToken::new();
+        let target = probe::Target {
+            pod_ip: sandbox.ip,
+            node_ip: self.k.node_ip,
+            container_id: id.to_string(),
+            container: c.clone(),
+        };
+        for (kind, p) in [
+            (ProbeKind::Readiness, readiness),
+            (ProbeKind::Liveness, c.liveness_probe.clone()),
+        ] {
+            if let Some(p) = p {
+                tokio::spawn(probe::run(
+                    kind,
+                    p,
+                    target.clone(),
+                    self.k.runtime.clone(),
+                    self.k.cfg.time_scale,
+                    self.probe_tx.clone(),
+                    stop.clone(),
+                ));
+            }
+        }
+        if let Some(old) = state.probes.replace(stop) {
+            old.cancel();
+        }
+        Ok(())
+    }
+
+    fn on_probe(&mut self, p: ProbeUpdate) {
+        let Some(state) = self.containers.get_mut(&p.container) else {
+            return;
+        };
+        if state.id.as_deref() != Some(p.container_id.as_str()) {
+            return;
+        }
+        if let Some(msg) = &p.failure {
+            self.k.events.warning(
+                &self.pod,
+                events::UNHEALTHY,
+                format!("{} probe failed: {msg}", p.kind.name()),
+            );
+        }
+        match (p.kind, p.result) {
+            (ProbeKind::Readiness, Some(r)) => state.ready = r,
+            (ProbeKind::Liveness, Some(false)) => {
+                self.k.events.normal(
+                    &self.pod,
+                    events::KILLING,
+                    format!(
+                        "Container {} failed liveness probe, will be restarted",
+                        p.container
+                    ),
+                );
+                if let Some(id) = state.id.take() {
+                    self.k.runtime.stop(&id);
+                }
+                if let Some(t) = state.probes.take() {
+                    t.cancel();
+                }
+                state.ready = false;
+                state.restart_count += 1;
+                state.waiting = Some(("ContainerCreating".into(), String::new()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Creates the sandbox: hostNetwork pods take the node IP, others go through CNI ADD.
+    async fn create_sandbox(&mut self) -> Result<(), Next> {
+        let id = Runtime::new_id(&format!("sandbox/{}", self.uid));
+        let sandbox = if self.host_network() {
+            Sandbox {
+                id,
+                ip: self.k.node_ip,
+                host_network: true,
+                cni_result: None,
+                cni_request: None,
+            }
+        } else {
+            let Some(cni) = self.k.cni.borrow().clone() else {
+                return Err(Next::Cni);
+            };
+            let now_i = Instant::now();
+            if let Some(until) = self
+                .k
+                .sandbox_backoff
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .in_backoff_until(&self.uid, now_i)
+            {
+                return Err(Next::At(until));
+            }
+            let (ns, name) = self.key();
+            let req = CniRequest {
+                netns: format!(
+                    "/var/run/netns/cni-{}-{}-{}-{}-{}",
+                    &id[0..8],
+                    &id[8..12],
+                    &id[12..16],
+                    &id[16..20],
+                    &id[20..32]
+                ),
+                container_id: id.clone(),
+                ifname: "eth0".into(),
+                args: vec![
+                    ("K8S_POD_INFRA_CONTAINER_ID".into(), id.clone()),
+                    ("K8S_POD_UID".into(), self.uid.clone()),
+                    ("IgnoreUnknown".into(), "1".into()),
+                    ("K8S_POD_NAMESPACE".into(), ns),
+                    ("K8S_POD_NAME".into(), name),
+                ],
+            };
+            match cni.add(&req).await {
+                Ok(result) => {
+                    let ip = result
+                        .ips
+                        .first()
+                        .and_then(|i| i.address.split('/').next())
+                        .and_then(|a| a.parse::<IpAddr>().ok())
+                        .unwrap_or(self.k.node_ip);
+                    self.k
+                        .sandbox_backoff
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .reset(&self.uid);
+                    Sandbox {
+                        id,
+                        ip,
+                        host_network: false,
+                        cni_result: Some(result),
+                        cni_request: Some(req),
+                    }
+                }
+                Err(e) => {
+                    let _ = cni.del(&req).await;
+                    self.k.events.warning(
+                        &self.pod,
+                        events::FAILED_CREATE_POD_SANDBOX,
+                        format!(
+                            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"{id}\": plugin type=\"{}\" failed (add): {}",
+                            cni.plugin_type(),
+                            e.msg
+                        ),
+                    );
+                    let wait = self
+                        .k
+                        .sandbox_backoff
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .next(&self.uid, now_i);
+                    return Err(Next::At(now_i + wait));
+                }
+            }
+        };
+        if let Err(error) = sandbox.save(&self.dir) {
+            warn!(%error, "Could not persist the sandbox record.");
+        }
+        self.write_resolv_conf();
+        if let Some(result) = &sandbox.cni_result {
+            self.annotate(serde_json::to_string(result).unwrap_or_default());
+        }
+        self.sandbox = Some(sandbox);
+        Ok(())
+    }
+
+    fn write_resolv_conf(&self) {
+        let formed = resolv::pod_dns(&self.pod, &self.k.cluster_dns, &self.k.host_dns);
+        for w in &formed.warnings {
+            self.k
+                .events
+                .warning(&self.pod, w.reason, w.message.clone());
+        }
+        let etc = self.dir.join("etc");
+        let written = std::fs::create_dir_all(&etc)
+            .and_then(|()| std::fs::write(etc.join("resolv.conf"), formed.config.render()))
+            .and_then(|()| std::fs::write(etc.join("hostname"), format!("{}\n", self.key().1)));
+        if let Err(error) = written {
+            warn!(%error, "Could not write the pod's resolv.conf.");
+        }
+    }
+
+    /// Puts the CNI result on the pod (in the background: it is not on the path to Ready).
+    fn annotate(&self, json: String) {
+        let (client, (ns, name)) = (self.k.client.clone(), self.key());
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                let Ok(mut pod) = client.get::<Pod>(&ns, &name).await else {
+                    return;
+                };
+                pod.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(CNI_RESULT_ANNOTATION.into(), json.clone());
+                match client.update(&pod).await {
+                    Err(e) if e.is_conflict() => continue,
+                    Err(error) => {
+                        debug!(%error, "Could not annotate the pod with its CNI result.");
+                        return;
+                    }
+                    Ok(_) => return,
+                }
+            }
+        });
+    }
+
+    /// EnsureImageExists: the image by pull policy, with the kubelet's events and backoff.
+    async fn ensure_image(
+        &mut self,
+        c: &Container,
+        state: &mut ContainerState,
+    ) -> Result<Image, Next> {
+        let raw = c.image.clone().unwrap_or_default();
+        let reference = match Reference::parse(&raw) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("Failed to apply default image tag {raw:?}: {e}");
+                self.k
+                    .events
+                    .warning(&self.pod, events::INSPECT_FAILED, msg.clone());
+                self.k
+                    .events
+                    .warning(&self.pod, events::FAILED, "Error: InvalidImageName");
+                state.waiting = Some(("InvalidImageName".into(), msg));
+                return Err(Next::Idle);
+            }
+        };
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
+            if reference.tag.as_deref() == Some("latest") {
+                "Always".into()
+            } else {
+                "IfNotPresent".into()
+            }
+        });
+        let present = self.k.images.get(&reference);
+        let pull = match (policy.as_str(), &present) {
+            ("Never", None) => {
+                let msg =
+                    format!("Container image {raw:?} is not present with pull policy of Never");
+                self.k
+                    .events
+                    .warning(&self.pod, events::ERR_IMAGE_NEVER_PULL, msg.clone());
+                self.k
+                    .events
+                    .warning(&self.pod, events::FAILED, "Error: ErrImageNeverPull");
+                state.waiting = Some(("ErrImageNeverPull".into(), msg));
+                return Err(Next::Idle);
+            }
+            ("Always", _) | (_, None) => true,
+            _ => false,
+        };
+        if !pull && let Some(image) = present {
+            self.k.events.normal(
+                &self.pod,
+                events::PULLED,
+                format!("Container image {raw:?} already present on machine"),
+            );
+            return Ok(image);
+        }
+        let key = format!("{}_{raw}", self.uid);
+        let started = Instant::now();
+        let until = self
+            .k
+            .image_backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_backoff_until(&key, started);
+        if let Some(until) = until {
+            self.k.events.normal(
+                &self.pod,
+                events::BACK_OFF,
+                format!("Back-off pulling image {raw:?}"),
+            );
+            self.k
+                .events
+                .warning(&self.pod, events::FAILED, "Error: ImagePullBackOff");
+            let prev = self.prev_pull_error.get(&key).cloned().unwrap_or_default();
+            state.waiting = Some((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image {raw:?}: ErrImagePull: {prev}"),
+            ));
+            return Err(Next::At(until));
+        }
+        self.k
+            .events
+            .normal(&self.pod, events::PULLING, format!("Pulling image {raw:?}"));
+        match self.k.images.pull(&reference).await {
+            Ok(pulled) => {
+                self.k
+                    .image_backoff
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reset(&key);
+                self.prev_pull_error.remove(&key);
+                self.k.events.normal(
+                    &self.pod,
+                    events::PULLED,
+                    format!(
+                        "Successfully pulled image {raw:?} in {} ({} including waiting). Image size: {} bytes.",
+                        go_duration(pulled.duration),
+                        go_duration(started.elapsed()),
+                        pulled.image.size
+                    ),
+                );
+                Ok(pulled.image)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.k.events.warning(
+                    &self.pod,
+                    events::FAILED,
+                    format!("Failed to pull image {raw:?}: {msg}"),
+                );
+                self.k
+                    .image_backoff
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .next(&key, Instant::now());
+                self.k
+                    .events
+                    .warning(&self.pod, events::FAILED, "Error: ErrImagePull");
+                self.prev_pull_error.insert(key, msg.clone());
+                state.waiting = Some(("ErrImagePull".into(), msg));
+                Err(Next::At(
+                    Instant::now() + self.k.cfg.scaled(ERR_IMAGE_PULL_GRACE),
+                ))
+            }
+        }
+    }
+
+    fn stop_probes(&mut self) {
+        for s in self.containers.values_mut() {
+            if let Some(t) = s.probes.take() {
+                t.cancel();
+            }
+        }
+    }
+
+    /// Stops the containers, releases the network (CNI DEL) and removes the pod's directory.
+    async fn teardown(&mut self) {
+        self.stop_probes();
+        let names: Vec<String> = self.containers.keys().cloned().collect();
+        for name in names {
+            if let Some(id) = self.containers.get_mut(&name).and_then(|s| s.id.take()) {
+                self.k.runtime.stop(&id);
+                self.k.events.normal(
+                    &self.pod,
+                    events::KILLING,
+                    format!("Stopping container {name}"),
+                );
+            }
+        }
+        let sandbox = self.sandbox.take().or_else(|| Sandbox::load(&self.dir));
+        if let Some(req) = sandbox.and_then(|s| s.cni_request) {
+            let cni = self.k.cni.borrow().clone();
+            if let Some(cni) = cni
+                && let Err(error) = cni.del(&req).await
+            {
+                warn!(%error, "CNI DEL failed.");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Writes the status if it changed since the last write.
+    async fn push_status(&mut self) {
+        let status = super::status::build(self);
+        let json = serde_json::to_value(&status).unwrap_or_default();
+        if self.last_status.as_ref() == Some(&json) {
+            return;
+        }
+        let mut pod = (*self.pod).clone();
+        pod.metadata.resource_version = None;
+        pod.status = Some(status);
+        match self.k.client.update_status(&pod).await {
+            Ok(_) => self.last_status = Some(json),
+            Err(e) if e.is_not_found() => {}
+            Err(error) => warn!(pod = ?self.key(), %error, "Status update failed."),
+        }
+    }
+}
+
+fn earliest(a: Next, b: Next) -> Next {
+    match (a, b) {
+        (Next::At(x), Next::At(y)) => Next::At(x.min(y)),
+        (Next::At(x), _) | (_, Next::At(x)) => Next::At(x),
+        (Next::Cni, _) | (_, Next::Cni) => Next::Cni,
+        _ => Next::Idle,
+    }
+}
+
+/// Now, as a Kubernetes Time.
+pub(super) fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// The condition types the kubelet owns, as 'static names.
+pub(super) fn condition_name(t: &str) -> Option<&'static str> {
+    [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ]
+    .into_iter()
+    .find(|n| *n == t)
+}
+
+/// A duration as Go prints it after `Truncate(time.Millisecond)`: `12ms`, `1.5s`, `0s`.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        let (m, rest) = (ms / 60_000, ms % 60_000);
+        let s = format!("{}.{:03}", rest / 1000, rest % 1000);
+        format!("{m}m{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(Duration::from_micros(300)), "0s");
+        assert_eq!(go_duration(Duration::from_millis(12)), "12ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(2000)), "2s");
+        assert_eq!(go_duration(Duration::from_millis(61_250)), "1m1.25s");
+    }
+}
