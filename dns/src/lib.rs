@@ -1,1 +1,165 @@
-//! Placeholder: written next.
+//! netlab's CoreDNS: the cluster DNS server. It watches Services, EndpointSlices and Namespaces
+//! (and pods, for `pods verified`), answers the cluster zone exactly as CoreDNS's kubernetes
+//! plugin does under the Corefile in the `kube-system/coredns` ConfigMap, forwards everything
+//! else upstream, reloads when the ConfigMap changes, exports CoreDNS's metrics, and registers
+//! itself as the `kube-system/coredns-xxxxx` pod behind the kube-dns Service.
+//!
+//! # Layout
+//! - [`config`]: flags. [`error`]: errors.
+//! - [`corefile`]: the Corefile parser. [`blocks`]: the Corefile compiled into the running config.
+//! - [`zone`]: the cluster zone: the index and the kubernetes plugin's lookup rules (no sockets).
+//! - [`watch`]: reflectors → [`zone::Store`]; the ConfigMap → reloads.
+//! - [`cache`]: the `cache` plugin. [`forward`]: the `forward` plugin.
+//! - [`handler`]: the hickory edge: the plugin chain per query, and the UDP/TCP server.
+//! - [`metrics`]: CoreDNS's Prometheus metrics. [`status`]: `/health`, `/ready`, `/metrics`.
+//! - [`register`]: the kube-dns pod.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, RwLock, RwLockReadGuard},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+pub mod blocks;
+pub mod cache;
+pub mod config;
+pub mod corefile;
+pub mod error;
+pub mod forward;
+pub mod handler;
+pub mod metrics;
+pub mod register;
+pub mod status;
+pub mod watch;
+pub mod zone;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// kubeadm's Corefile: served until the ConfigMap has been read (and if it never exists).
+pub const DEFAULT_COREFILE: &str = ".:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+";
+
+/// What the DNS handler, the watchers and the HTTP endpoints share.
+pub struct Shared {
+    store: RwLock<zone::Store>,
+    blocks: RwLock<Arc<blocks::Blocks>>,
+    /// CoreDNS's metrics.
+    pub metrics: metrics::Metrics,
+    /// What compiling a Corefile needs.
+    pub settings: blocks::Settings,
+    /// Flips to true once the first lists are applied.
+    pub synced: tokio::sync::watch::Sender<bool>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// Shared state with `corefile` as the running config.
+    pub fn new(corefile: corefile::Corefile, settings: blocks::Settings) -> Arc<Self> {
+        let metrics = metrics::Metrics::new();
+        let blocks = blocks::Blocks::compile(corefile, &settings, &metrics);
+        Arc::new(Self {
+            store: RwLock::new(zone::Store::new()),
+            blocks: RwLock::new(Arc::new(blocks)),
+            metrics,
+            settings,
+            synced: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// The zone, for reading.
+    pub fn store(&self) -> RwLockReadGuard<'_, zone::Store> {
+        // Writers apply whole objects; a poisoned lock still holds a consistent index.
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the zone with the write lock held.
+    pub fn update<T>(&self, f: impl FnOnce(&mut zone::Store) -> T) -> T {
+        f(&mut self.store.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The running config.
+    pub fn blocks(&self) -> Arc<blocks::Blocks> {
+        self.blocks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Swaps in a new config.
+    pub fn set_blocks(&self, blocks: blocks::Blocks) {
+        *self.blocks.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(blocks);
+    }
+
+    /// Whether the first lists are applied.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+}
+
+/// Runs the DNS server until `shutdown`.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let advertise = cfg.advertise_address.unwrap_or_else(register::node_ip);
+    let initial = corefile::Corefile::parse(DEFAULT_COREFILE)?;
+    let settings = blocks::Settings {
+        resolv_override: cfg.upstream.clone(),
+        local_ips: vec![advertise],
+        port: cfg.listen.port(),
+    };
+    let shared = Shared::new(initial, settings);
+    let dns_token = CancellationToken::new();
+    let addr = handler::serve(shared.clone(), cfg.listen, dns_token.clone()).await?;
+    tracing::info!(%addr, "Serving DNS.");
+    let http_token = CancellationToken::new();
+    status::serve(shared.clone(), &cfg, http_token.clone()).await?;
+
+    let client = netlab_client::Client::new(&cfg.server)?;
+    let tracker = tokio_util::task::TaskTracker::new();
+    let watch_token = shutdown.child_token();
+    tracker.spawn(watch::run(client.clone(), shared.clone(), watch_token.clone()));
+    let register_token = CancellationToken::new();
+    let registered = cfg.register.then(|| {
+        let ip: IpAddr = advertise;
+        tokio::spawn(register::run(client.clone(), shared.clone(), ip, register_token.clone()))
+    });
+    tracker.close();
+
+    shutdown.cancelled().await;
+    // Leave the kube-dns endpoints first, then keep answering through the lameduck period (as
+    // CoreDNS's `health { lameduck }` does), then stop.
+    register_token.cancel();
+    if let Some(task) = registered {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    if let Some(lameduck) = shared.blocks().lameduck() {
+        tracing::info!(?lameduck, "Going into lameduck mode.");
+        tokio::time::sleep(lameduck).await;
+    }
+    dns_token.cancel();
+    http_token.cancel();
+    watch_token.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod clusterip;
+mod dns;
 mod docker;
 mod endpointslices;
 mod manifests;

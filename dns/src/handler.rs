@@ -1,0 +1,543 @@
+//! The hickory edge: the only module that knows hickory's types. It receives a query, runs it
+//! through the plugin chain in CoreDNS's compiled order — cache, kubernetes, forward — for the
+//! server block the name belongs to, and writes the reply: rcodes and flags as CoreDNS sets them
+//! (AA on every kubernetes answer, RA on positive ones only, the SOA in Authority for negative
+//! ones), EDNS echoed, UDP replies truncated with TC by hickory's encoder when they do not fit.
+//! Wire-level errors become response codes here and nowhere else.
+
+use std::{
+    iter,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use hickory_server::{
+    Server,
+    net::{runtime::Time, xfer::Protocol},
+    proto::{
+        op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
+        rr::{
+            DNSClass, Name, RData, Record, RecordType,
+            rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT},
+        },
+    },
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponseBuilder,
+};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::{
+    Shared,
+    blocks::{Block, Blocks},
+    cache,
+    error::{Error, Result},
+    forward::Forwarder,
+    metrics::{BlockId, Plugin},
+    zone::{self, Outcome, Owner, QType},
+};
+
+/// How long a TCP connection may sit idle.
+const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+/// ExternalName chases and internal lookups nest at most this deep.
+const MAX_DEPTH: usize = 8;
+/// Payload size advertised on queries the server itself sends upstream.
+const UPSTREAM_PAYLOAD: u16 = 1232;
+
+/// Serves DNS on `addr` (UDP and TCP on the same port) until `shutdown`; returns the address
+/// bound (useful with port 0).
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<SocketAddr> {
+    let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
+    let local = udp.local_addr().map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
+    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind { what: "dns/tcp", addr: local, source })?;
+    let mut server = Server::new(DnsHandler { shared });
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_TIMEOUT, 64);
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        if let Err(error) = server.shutdown_gracefully().await {
+            tracing::warn!(%error, "DNS server stopped with an error.");
+        }
+    });
+    Ok(local)
+}
+
+/// The request handler.
+pub struct DnsHandler {
+    shared: Arc<Shared>,
+}
+
+/// A reply before it is written: what the plugins decided.
+#[derive(Debug, Clone)]
+struct Reply {
+    rcode: ResponseCode,
+    aa: bool,
+    ra: bool,
+    tc: bool,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    additionals: Vec<Record>,
+    plugin: Plugin,
+}
+
+impl Reply {
+    fn error(rcode: ResponseCode, plugin: Plugin) -> Self {
+        Self {
+            rcode,
+            aa: false,
+            ra: false,
+            tc: false,
+            answers: vec![],
+            authorities: vec![],
+            additionals: vec![],
+            plugin,
+        }
+    }
+}
+
+/// One query being resolved (the client's, or an ExternalName target).
+struct Ask<'a> {
+    name: &'a Name,
+    lower: &'a str,
+    qtype: RecordType,
+    /// The client's query bytes, relayed as they are by `forward`.
+    raw: Option<&'a [u8]>,
+    tcp: bool,
+    dnssec_ok: bool,
+    depth: usize,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+        let started = Instant::now();
+        let builder = MessageResponseBuilder::from_message_request(request);
+        if request.metadata.op_code != OpCode::Query || request.metadata.message_type != MessageType::Query {
+            let resp = builder.error_msg(&request.metadata, ResponseCode::NotImp);
+            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::NotImp));
+        }
+        let Ok(info) = request.request_info() else {
+            let resp = builder.error_msg(&request.metadata, ResponseCode::FormErr);
+            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::FormErr));
+        };
+        let name = info.query.original().name();
+        let qtype = info.query.query_type();
+        let lower = info.query.name().to_string();
+        let tcp = request.protocol() == Protocol::Tcp;
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let blocks = self.shared.blocks();
+        let Some((block, bid)) = blocks.select(&lower) else {
+            // No server block for this name: CoreDNS refuses.
+            let resp = builder.error_msg(&request.metadata, ResponseCode::Refused);
+            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::Refused));
+        };
+        let metrics = &self.shared.metrics;
+        metrics.request(bid, tcp, request.src().is_ipv6(), u16::from(qtype));
+
+        let ask = Ask { name, lower: &lower, qtype, raw: Some(request.as_slice()), tcp, dnssec_ok, depth: 0 };
+        let mut reply = self.resolve(&blocks, &ask).await;
+        if block.loadbalance {
+            round_robin(&mut reply.answers);
+            round_robin(&mut reply.additionals);
+        }
+
+        let response_edns = request.edns.as_ref().map(|req| {
+            let mut e = Edns::new();
+            e.set_max_payload(req.max_payload().max(512)).set_version(0).set_dnssec_ok(req.flags().dnssec_ok);
+            e
+        });
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.authoritative = reply.aa;
+        metadata.recursion_available = reply.ra;
+        metadata.truncation = reply.tc;
+        metadata.response_code = reply.rcode;
+        let log_size = block.log.then(|| wire_size(&metadata, request, &reply));
+        let mut builder = builder;
+        if let Some(e) = &response_edns {
+            builder.edns(e);
+        }
+        let resp = builder.build(metadata, reply.answers.iter(), reply.authorities.iter(), iter::empty(), reply.additionals.iter());
+        let info_out = response_handle.send_response(resp).await;
+        let took = started.elapsed();
+        metrics.response(bid, u16::from(qtype), u16::from(reply.rcode), reply.plugin, took);
+        if let Some(size) = log_size {
+            log_query(request, name, qtype, &metadata, size, took);
+        }
+        info_out.unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
+    }
+}
+
+// === impl DnsHandler ===
+
+impl DnsHandler {
+    /// cache → kubernetes → forward, for the block `ask.lower` belongs to.
+    fn resolve<'a>(&'a self, blocks: &'a Blocks, ask: &'a Ask<'a>) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            let Some((block, bid)) = blocks.select(ask.lower) else {
+                return Reply::error(ResponseCode::Refused, Plugin::None);
+            };
+            let cache = block.cache.as_ref().filter(|c| c.covers(ask.lower));
+            let key = cache::Key { name: ask.lower.to_string(), qtype: u16::from(ask.qtype), dnssec_ok: ask.dnssec_ok };
+            let now = Instant::now();
+            if let Some(cache) = cache {
+                if let Some(hit) = cache.get(&key, now).and_then(|hit| from_cache(&hit)) {
+                    self.shared.metrics.cache_hit(bid, hit.1);
+                    return hit.0;
+                }
+                self.shared.metrics.cache_miss(bid);
+            }
+            let reply = self.chain(blocks, block, bid, ask).await;
+            if let Some(cache) = cache
+                && let Some((kind, ttl)) = classify(&reply)
+                && cache.duration_for(ask.lower, kind, ttl).is_some()
+                && let Some(wire) = to_cache(&reply)
+            {
+                cache.insert(key, kind, ttl, wire, now);
+            }
+            reply
+        })
+    }
+
+    async fn chain(&self, blocks: &Blocks, block: &Block, bid: BlockId, ask: &Ask<'_>) -> Reply {
+        if let Some(cfg) = &block.kubernetes {
+            let qname = ask.name.to_string();
+            let outcome = self.shared.store().lookup(cfg, &qname, zone_qtype(ask.qtype));
+            if let Outcome::Answer(answer) = outcome {
+                return self.zone_reply(blocks, ask, *answer).await;
+            }
+        }
+        if let Some(fwd) = block.forward.as_ref().filter(|f| f.matches(ask.lower)) {
+            return self.forward(fwd, block, ask).await;
+        }
+        let _ = bid;
+        if block.errors {
+            tracing::error!("[ERROR] plugin/errors: 2 {} {}: no next plugin found", ask.name, ask.qtype);
+        }
+        Reply::error(ResponseCode::ServFail, Plugin::None)
+    }
+
+    /// The kubernetes plugin's answer as a reply; ExternalName targets are resolved through the
+    /// whole server (CoreDNS's `upstream.Lookup`).
+    async fn zone_reply(&self, blocks: &Blocks, ask: &Ask<'_>, answer: zone::Answer) -> Reply {
+        let code = match answer.rcode {
+            zone::Rcode::ServFail => return Reply::error(ResponseCode::ServFail, Plugin::Kubernetes),
+            zone::Rcode::Refused => return Reply::error(ResponseCode::Refused, Plugin::Kubernetes),
+            zone::Rcode::NxDomain => ResponseCode::NXDomain,
+            zone::Rcode::NoError => ResponseCode::NoError,
+        };
+        let mut answers: Vec<Record> = answer.answers.iter().filter_map(|r| to_record(r, ask.name)).collect();
+        let additionals: Vec<Record> = answer.additionals.iter().filter_map(|r| to_record(r, ask.name)).collect();
+        let mut tc = false;
+        if let Some(chase) = &answer.chase
+            && let (Some(cname), Ok(target)) = (to_record(&chase.cname, ask.name), Name::from_ascii(&chase.target))
+        {
+            answers.push(cname);
+            if ask.depth < MAX_DEPTH {
+                let inner = Ask {
+                    name: &target,
+                    lower: &chase.target,
+                    qtype: ask.qtype,
+                    raw: None,
+                    tcp: false,
+                    dnssec_ok: ask.dnssec_ok,
+                    depth: ask.depth + 1,
+                };
+                let upstream = self.resolve(blocks, &inner).await;
+                tc = upstream.tc;
+                answers.extend(upstream.answers);
+            }
+        }
+        let negative = code == ResponseCode::NXDomain || answers.is_empty();
+        Reply {
+            rcode: code,
+            aa: true,
+            // BackendError (negative answers) builds a fresh message without RA.
+            ra: !negative,
+            tc,
+            authorities: if negative { to_record(&answer.soa, ask.name).into_iter().collect() } else { vec![] },
+            answers,
+            additionals,
+            plugin: Plugin::Kubernetes,
+        }
+    }
+
+    async fn forward(&self, fwd: &Forwarder, block: &Block, ask: &Ask<'_>) -> Reply {
+        let Ok(_permit) = fwd.permit() else {
+            self.shared.metrics.forward_reject();
+            return Reply::error(ResponseCode::Refused, Plugin::Forward);
+        };
+        let built;
+        let query = match ask.raw {
+            Some(raw) => raw,
+            None => {
+                built = build_query(ask.name, ask.qtype, ask.dnssec_ok);
+                &built
+            }
+        };
+        let result = fwd.exchange(query, ask.tcp, &self.shared.metrics).await;
+        let parsed = result.and_then(|(wire, upstream)| {
+            Message::from_vec(&wire).map_err(|e| Error::Upstream { upstream, message: format!("bad reply: {e}") })
+        });
+        match parsed {
+            Ok(msg) => Reply {
+                rcode: msg.metadata.response_code,
+                aa: msg.metadata.authoritative,
+                ra: msg.metadata.recursion_available,
+                tc: msg.metadata.truncation,
+                answers: msg.answers,
+                authorities: msg.authorities,
+                additionals: msg.additionals,
+                plugin: Plugin::Forward,
+            },
+            Err(error) => {
+                if block.errors {
+                    // CoreDNS's errors plugin: `[ERROR] plugin/errors: 2 NAME. TYPE: <error>`.
+                    tracing::error!("[ERROR] plugin/errors: 2 {} {}: {error}", ask.name, ask.qtype);
+                }
+                Reply::error(ResponseCode::ServFail, Plugin::Forward)
+            }
+        }
+    }
+}
+
+fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = code;
+    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+}
+
+fn zone_qtype(t: RecordType) -> QType {
+    match t {
+        RecordType::A => QType::A,
+        RecordType::AAAA => QType::Aaaa,
+        RecordType::TXT => QType::Txt,
+        RecordType::CNAME => QType::Cname,
+        RecordType::PTR => QType::Ptr,
+        RecordType::MX => QType::Mx,
+        RecordType::SRV => QType::Srv,
+        RecordType::SOA => QType::Soa,
+        RecordType::NS => QType::Ns,
+        RecordType::AXFR => QType::Axfr,
+        RecordType::IXFR => QType::Ixfr,
+        _ => QType::Other,
+    }
+}
+
+fn to_record(r: &zone::Record, qname: &Name) -> Option<Record> {
+    let name = |s: &str| Name::from_ascii(s).ok();
+    let owner = match &r.owner {
+        Owner::Query => qname.clone(),
+        Owner::Name(s) => name(s)?,
+    };
+    let data = match &r.data {
+        zone::RData::A(ip) => RData::A(A(*ip)),
+        zone::RData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
+        zone::RData::Cname(t) => RData::CNAME(CNAME(name(t)?)),
+        zone::RData::Ptr(t) => RData::PTR(PTR(name(t)?)),
+        zone::RData::Ns(t) => RData::NS(NS(name(t)?)),
+        zone::RData::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
+        zone::RData::Srv { priority, weight, port, target } => RData::SRV(SRV::new(*priority, *weight, *port, name(target)?)),
+        zone::RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
+            RData::SOA(SOA::new(name(mname)?, name(rname)?, *serial, *refresh, *retry, *expire, *minimum))
+        }
+    };
+    Some(Record::from_rdata(owner, r.ttl, data))
+}
+
+/// A query the server sends itself (ExternalName targets): RD set, EDNS with a safe payload.
+fn build_query(name: &Name, qtype: RecordType, dnssec_ok: bool) -> Vec<u8> {
+    let mut msg = Message::query();
+    msg.metadata.id = rand::random();
+    msg.metadata.recursion_desired = true;
+    let mut q = Query::query(name.clone(), qtype);
+    q.set_query_class(DNSClass::IN);
+    msg.add_query(q);
+    let mut edns = Edns::new();
+    edns.set_max_payload(UPSTREAM_PAYLOAD).set_dnssec_ok(dnssec_ok);
+    msg.set_edns(edns);
+    msg.to_vec().unwrap_or_default()
+}
+
+/// What the cache would keep a reply as, and the TTL it carries: the smallest record TTL for a
+/// positive answer, the SOA's min(TTL, MINIMUM) for a negative one.
+fn classify(reply: &Reply) -> Option<(cache::Kind, u32)> {
+    match reply.rcode {
+        ResponseCode::NoError if !reply.answers.is_empty() => {
+            let ttl = reply.answers.iter().chain(&reply.authorities).chain(&reply.additionals).map(|r| r.ttl).min()?;
+            Some((cache::Kind::Success, ttl))
+        }
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            let soa = reply.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            });
+            Some((cache::Kind::Denial, soa.unwrap_or(0)))
+        }
+        ResponseCode::ServFail => Some((cache::Kind::ServFail, 0)),
+        _ => None,
+    }
+}
+
+fn to_cache(reply: &Reply) -> Option<Vec<u8>> {
+    let mut msg = Message::response(0, OpCode::Query);
+    msg.metadata.authoritative = reply.aa;
+    msg.metadata.recursion_available = reply.ra;
+    msg.metadata.truncation = reply.tc;
+    msg.metadata.response_code = reply.rcode;
+    msg.answers = reply.answers.clone();
+    msg.authorities = reply.authorities.clone();
+    msg.additionals = reply.additionals.clone();
+    msg.to_vec().ok()
+}
+
+/// A cached reply with every TTL set to what is left; and whether it is a positive one.
+fn from_cache(hit: &cache::Hit) -> Option<(Reply, bool)> {
+    let msg = Message::from_vec(&hit.wire).ok()?;
+    let set = |mut v: Vec<Record>| {
+        for r in &mut v {
+            r.ttl = hit.ttl_left;
+        }
+        v
+    };
+    let reply = Reply {
+        rcode: msg.metadata.response_code,
+        aa: msg.metadata.authoritative,
+        ra: msg.metadata.recursion_available,
+        tc: msg.metadata.truncation,
+        answers: set(msg.answers),
+        authorities: set(msg.authorities),
+        additionals: set(msg.additionals),
+        plugin: Plugin::Cache,
+    };
+    Some((reply, hit.kind == cache::Kind::Success))
+}
+
+/// loadbalance's round_robin: CNAMEs first, then other records, then the shuffled addresses,
+/// then the shuffled MX records.
+fn round_robin(records: &mut Vec<Record>) {
+    use rand::seq::SliceRandom as _;
+    if records.len() < 2 {
+        return;
+    }
+    let (mut cname, mut address, mut mx, mut rest) = (vec![], vec![], vec![], vec![]);
+    for r in records.drain(..) {
+        match r.record_type() {
+            RecordType::CNAME => cname.push(r),
+            RecordType::A | RecordType::AAAA => address.push(r),
+            RecordType::MX => mx.push(r),
+            _ => rest.push(r),
+        }
+    }
+    let mut rng = rand::rng();
+    address.shuffle(&mut rng);
+    mx.shuffle(&mut rng);
+    records.extend(cname);
+    records.extend(rest);
+    records.extend(address);
+    records.extend(mx);
+}
+
+/// The encoded size of the reply, for the `log` line (only computed when `log` is on).
+fn wire_size(metadata: &Metadata, request: &Request, reply: &Reply) -> usize {
+    let mut msg = Message::new(metadata.id, MessageType::Response, OpCode::Query);
+    msg.metadata = *metadata;
+    msg.add_queries(request.queries.queries().iter().map(|q| q.original().clone()));
+    msg.answers = reply.answers.clone();
+    msg.authorities = reply.authorities.clone();
+    msg.additionals = reply.additionals.clone();
+    msg.to_vec().map(|v| v.len()).unwrap_or(0)
+}
+
+/// The `log` plugin's line: `[INFO] 10.0.0.1:53530 - 4242 "A IN name. udp 66 false 512"
+/// NOERROR qr,aa,rd,ra 106 0.000220s`.
+fn log_query(request: &Request, name: &Name, qtype: RecordType, metadata: &Metadata, size: usize, took: Duration) {
+    let proto = if request.protocol() == Protocol::Tcp { "tcp" } else { "udp" };
+    let (dnssec_ok, bufsize) = match &request.edns {
+        Some(e) => (e.flags().dnssec_ok, e.max_payload()),
+        None => (false, 512),
+    };
+    let mut flags = vec!["qr"];
+    if metadata.authoritative {
+        flags.push("aa");
+    }
+    if metadata.truncation {
+        flags.push("tc");
+    }
+    if metadata.recursion_desired {
+        flags.push("rd");
+    }
+    if metadata.recursion_available {
+        flags.push("ra");
+    }
+    let src = request.src();
+    let ip = match src.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    tracing::info!(
+        "[INFO] {ip}:{} - {} \"{qtype} IN {name} {proto} {} {dnssec_ok} {bufsize}\" {} {} {size} {:.9}s",
+        src.port(),
+        request.metadata.id,
+        request.as_slice().len(),
+        metadata.response_code,
+        flags.join(","),
+        took.as_secs_f64(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(name: &str, ip: &str) -> Record {
+        Record::from_rdata(Name::from_ascii(name).unwrap(), 30, RData::A(A(ip.parse().unwrap())))
+    }
+
+    #[test]
+    fn round_robin_keeps_cnames_first() {
+        let cname = Record::from_rdata(Name::from_ascii("x.").unwrap(), 30, RData::CNAME(CNAME(Name::from_ascii("y.").unwrap())));
+        let mut records = vec![a("y.", "192.0.2.1"), cname.clone(), a("y.", "192.0.2.2"), a("y.", "192.0.2.3")];
+        let mut orders = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let mut r = records.clone();
+            round_robin(&mut r);
+            assert_eq!(r[0], cname);
+            orders.insert(format!("{:?}", &r[1..]));
+        }
+        assert!(orders.len() > 1, "never shuffled");
+        records.truncate(1);
+        round_robin(&mut records);
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn negative_ttl_is_the_soa_minimum_or_its_ttl() {
+        let soa = Record::from_rdata(
+            Name::from_ascii("example.").unwrap(),
+            60,
+            RData::SOA(SOA::new(Name::root(), Name::root(), 1, 1, 1, 1, 10)),
+        );
+        let mut reply = Reply::error(ResponseCode::NXDomain, Plugin::Forward);
+        reply.authorities.push(soa);
+        assert_eq!(classify(&reply), Some((cache::Kind::Denial, 10)));
+        let ok = Reply { answers: vec![a("x.", "192.0.2.1")], ..Reply::error(ResponseCode::NoError, Plugin::Forward) };
+        assert_eq!(classify(&ok), Some((cache::Kind::Success, 30)));
+        assert_eq!(classify(&Reply::error(ResponseCode::Refused, Plugin::Forward)), None);
+    }
+
+    #[test]
+    fn cache_round_trip_rewrites_ttls() {
+        let reply = Reply { answers: vec![a("x.", "192.0.2.1")], ..Reply::error(ResponseCode::NoError, Plugin::Forward) };
+        let wire = to_cache(&reply).unwrap();
+        let hit = cache::Hit { wire: wire.into(), ttl_left: 7, kind: cache::Kind::Success };
+        let (back, success) = from_cache(&hit).unwrap();
+        assert!(success);
+        assert_eq!(back.answers[0].ttl, 7);
+        assert_eq!(back.plugin, Plugin::Cache);
+    }
+}

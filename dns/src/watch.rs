@@ -1,0 +1,202 @@
+//! Keeps the zone in step with the apiserver: one reflector per kind (Services, EndpointSlices,
+//! Namespaces; Pods only when a block asks for `pods verified`, as CoreDNS starts its pod
+//! informer only then), each change applied to the [`crate::zone::Store`] on its own — no
+//! rebuild — with the SOA serial set to the time of the change. The first lists flip the
+//! server from SERVFAIL to NXDOMAIN and `/ready` to 200.
+//!
+//! The Corefile comes from the `kube-system/coredns` ConfigMap: each change is parsed and, if
+//! good, swapped in (a fresh cache and forwarder, as a CoreDNS reload); if bad, the running
+//! config stays, the log says why and a Warning Event lands on the ConfigMap.
+
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace, Pod, Service},
+    discovery::v1::EndpointSlice,
+};
+use netlab_client::{
+    Client, ListParams, Object,
+    recorder::{EventType, Recorder},
+    reflector::{Cache, Change, reflector},
+};
+use sha2::{Digest as _, Sha512};
+use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Shared,
+    blocks::Blocks,
+    config::{COREFILE_CONFIGMAP, COREFILE_NAMESPACE},
+    corefile::Corefile,
+    zone::Store,
+};
+
+/// The Event reason for a Corefile that could not be loaded.
+pub const REASON_RELOAD_FAILED: &str = "CorefileReloadFailed";
+
+type Apply<K> = fn(&mut Store, &Change<K>);
+
+/// Watches everything until `shutdown`.
+pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let all = ListParams::default();
+    let (svc_cache, svc_rx) = reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
+    let (slice_cache, slice_rx) = reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
+    let (ns_cache, ns_rx) = reflector::<Namespace>(client.clone(), all.clone(), shutdown.child_token());
+    let cm_params = ListParams { namespace: COREFILE_NAMESPACE.into(), ..Default::default() };
+    let (cm_cache, cm_rx) = reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
+
+    let (svc_tx, svc_first) = oneshot::channel();
+    let (slice_tx, slice_first) = oneshot::channel();
+    let (ns_tx, ns_first) = oneshot::channel();
+    let tasks = [
+        tokio::spawn(follow(svc_cache, svc_rx, shared.clone(), apply_service as Apply<Service>, Some(svc_tx))),
+        tokio::spawn(follow(slice_cache, slice_rx, shared.clone(), apply_slice as Apply<EndpointSlice>, Some(slice_tx))),
+        tokio::spawn(follow(ns_cache, ns_rx, shared.clone(), apply_namespace as Apply<Namespace>, Some(ns_tx))),
+        tokio::spawn(corefile(client.clone(), cm_rx, shared.clone(), shutdown.child_token())),
+    ];
+    let _ = cm_cache;
+
+    // Synced once the three first lists are applied.
+    let synced = async {
+        let _ = tokio::join!(svc_first, slice_first, ns_first);
+        shared.update(|s| s.set_synced(true));
+        shared.synced.send_replace(true);
+        tracing::info!(services = shared.store().service_count(), "Synced with the apiserver.");
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = synced => shutdown.cancelled().await,
+    }
+    for task in tasks {
+        task.abort();
+    }
+}
+
+fn now() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+}
+
+/// Applies the first list as one batch once the reflector has synced, then every change.
+async fn follow<K: Object>(
+    cache: Cache<K>,
+    mut rx: UnboundedReceiver<Change<K>>,
+    shared: Arc<Shared>,
+    apply: Apply<K>,
+    first: Option<oneshot::Sender<()>>,
+) {
+    cache.wait_synced().await;
+    // Every listed object was sent before the cache said synced: drain them under one lock.
+    let mut batch = Vec::new();
+    while let Ok(c) = rx.try_recv() {
+        batch.push(c);
+    }
+    shared.update(|s| {
+        for c in &batch {
+            apply(s, c);
+        }
+        s.touch(now());
+    });
+    if let Some(first) = first {
+        let _ = first.send(());
+    }
+    while let Some(c) = rx.recv().await {
+        let mut batch = vec![c];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        shared.update(|s| {
+            for c in &batch {
+                apply(s, c);
+            }
+            s.touch(now());
+        });
+    }
+}
+
+fn apply_service(s: &mut Store, c: &Change<Service>) {
+    match c {
+        Change::Applied(o) => s.apply_service(o),
+        Change::Deleted(o) => s.delete_service(o),
+    }
+}
+
+fn apply_slice(s: &mut Store, c: &Change<EndpointSlice>) {
+    match c {
+        Change::Applied(o) => s.apply_slice(o),
+        Change::Deleted(o) => s.delete_slice(o),
+    }
+}
+
+fn apply_namespace(s: &mut Store, c: &Change<Namespace>) {
+    match c {
+        Change::Applied(o) => s.apply_namespace(o),
+        Change::Deleted(o) => s.delete_namespace(o),
+    }
+}
+
+fn apply_pod(s: &mut Store, c: &Change<Pod>) {
+    match c {
+        Change::Applied(o) => s.apply_pod(o),
+        Change::Deleted(o) => s.delete_pod(o),
+    }
+}
+
+/// Follows the `kube-system/coredns` ConfigMap and reloads on every change of its Corefile.
+async fn corefile(
+    client: Client,
+    mut rx: UnboundedReceiver<Change<ConfigMap>>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let recorder = Recorder::new(client.clone(), "coredns", None);
+    let mut running: Option<String> = None;
+    let mut pods_started = false;
+    while let Some(change) = rx.recv().await {
+        let Change::Applied(cm) = change else { continue };
+        if cm.metadata.name.as_deref() != Some(COREFILE_CONFIGMAP) {
+            continue;
+        }
+        let Some(text) = cm.data.as_ref().and_then(|d| d.get("Corefile")) else {
+            tracing::error!("[ERROR] ConfigMap {COREFILE_NAMESPACE}/{COREFILE_CONFIGMAP} has no Corefile key; keeping the running configuration.");
+            continue;
+        };
+        let sha = hex(&Sha512::digest(text.as_bytes()));
+        if running.as_deref() == Some(sha.as_str()) {
+            continue;
+        }
+        match Corefile::parse(text) {
+            Ok(parsed) => {
+                if running.is_some() {
+                    tracing::info!("[INFO] Reloading");
+                }
+                let blocks = Blocks::compile(parsed, &shared.settings, &shared.metrics);
+                if blocks.wants_pods() && !pods_started {
+                    pods_started = true;
+                    let (pod_cache, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+                    tokio::spawn(follow(pod_cache, pod_rx, shared.clone(), apply_pod as Apply<Pod>, None));
+                }
+                shared.set_blocks(blocks);
+                tracing::info!("[INFO] plugin/reload: Running configuration SHA512 = {sha}");
+                if running.is_some() {
+                    tracing::info!("[INFO] Reloading complete");
+                }
+                running = Some(sha);
+            }
+            Err(error) => {
+                shared.metrics.reload_failed();
+                let message = format!("plugin/reload: Corefile changed but reload failed: {error}");
+                tracing::error!("[ERROR] {message}");
+                recorder.record(cm.as_ref(), EventType::Warning, REASON_RELOAD_FAILED, &message).await;
+                // Do not retry the same bad text on every resync.
+                running = Some(sha);
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
