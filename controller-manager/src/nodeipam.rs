@@ -299,7 +299,12 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
     for node in nodes.list() {
         ctl.occupy(&node);
     }
-    info!(allocated = ctl.set().allocated(), capacity = ctl.set().capacity(), "Starting range CIDR allocator.");
+    // One guard at a time: std's Mutex is not reentrant.
+    let (allocated, capacity) = {
+        let set = ctl.set();
+        (set.allocated(), set.capacity())
+    };
+    info!(allocated, capacity, "Starting range CIDR allocator.");
     for _ in 0..ctx.config.concurrent_syncs.max(1) {
         let ctl = ctl.clone();
         tokio::spawn(async move {
