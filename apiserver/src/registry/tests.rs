@@ -265,12 +265,12 @@ async fn a_changed_service_cidr_is_reported_by_the_repair() {
     let (r, writer) = open_with_writer(dir.path(), config("10.96.0.0/12", 100)).await;
     r.create(Resource::Services, "default", &svc("a")).await.unwrap();
     close(r, writer).await;
-    let r = open(dir.path(), config("10.100.0.0/16", 100)).await;
+    let r = open(dir.path(), config("192.168.0.0/16", 100)).await;
     let fields = crate::selector::FieldSelector::parse(Resource::Events, "reason=ClusterIPOutOfRange").unwrap();
     let (events, _) = r.list(Resource::Events, "", &Default::default(), &fields);
     let names: Vec<&str> = events.iter().map(|e| e.value["involvedObject"]["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"a") && names.contains(&"kubernetes"), "{names:?}");
-    assert!(events[0].value["message"].as_str().unwrap().contains("is not within the configured Service CIDR 10.100.0.0/16"));
+    assert!(events[0].value["message"].as_str().unwrap().contains("is not within the configured Service CIDR 192.168.0.0/16"));
 }
 
 #[tokio::test]
