@@ -131,6 +131,10 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 6443)]
     pub apiserver_port: u16,
 
+    /// How many nodes (node-agents, with node IPs 127.0.1.1, 127.0.1.2, ...).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=250))]
+    pub nodes: u8,
+
     /// Apply the demo workload (namespace `demo`). NETLAB_DEMO=0 skips it.
     #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub demo: bool,

@@ -83,7 +83,20 @@ fn port_free(addr: &str) -> bool {
 }
 
 /// What to start, in order.
-fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str) -> Vec<(String, String, Vec<String>)> {
+/// Addresses of the lab's outside world in native mode.
+struct Cloud {
+    registry: String,
+    dns: String,
+}
+
+fn free_port() -> Result<u16, Problem> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Problem::client(format!("finding a free port: {e}")))
+}
+
+fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(String, String, Vec<String>)> {
     let server = format!("http://{apiserver}");
     let mut procs = vec![
         (
@@ -105,9 +118,46 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str) -> Vec<(String, String,
         (
             "scheduler".into(),
             "netlab-scheduler".into(),
-            vec!["--server".into(), server, "--healthz-bind-address".into(), "127.0.0.1:0".into()],
+            vec!["--server".into(), server.clone(), "--healthz-bind-address".into(), "127.0.0.1:0".into()],
+        ),
+        (
+            "cloud".into(),
+            "netlab-cloud".into(),
+            vec![
+                "--registry-listen".into(),
+                cloud.registry.clone(),
+                "--dns-listen".into(),
+                cloud.dns.clone(),
+                "--advertise-address".into(),
+                "127.0.0.1".into(),
+                "--healthz-bind-address".into(),
+                "127.0.0.1:0".into(),
+            ],
         ),
     ];
+    // Nodes: each node-agent plays one node, its node IP a loopback address of its own (on Linux
+    // all of 127.0.0.0/8 is local), as Docker or a cloud would give a machine its address.
+    for i in 1..=args.nodes {
+        let name = format!("node-{i}");
+        procs.push((
+            name.clone(),
+            "netlab-node-agent".into(),
+            vec![
+                "--server".into(),
+                server.clone(),
+                "--node-name".into(),
+                name.clone(),
+                "--node-ip".into(),
+                format!("127.0.1.{i}"),
+                "--data-dir".into(),
+                data_dir.join("nodes").join(&name).display().to_string(),
+                "--registry".into(),
+                format!("http://{}", cloud.registry),
+                "--healthz-bind-address".into(),
+                "127.0.0.1:0".into(),
+            ],
+        ));
+    }
     if let Some(otlp) = &args.otlp_endpoint {
         for (_, _, a) in &mut procs {
             a.extend(["--otlp-endpoint".to_string(), otlp.clone()]);
@@ -143,7 +193,11 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let mut children: Vec<(String, Child)> = Vec::new();
     let mut record = ClusterFile { apiserver: format!("http://{apiserver}"), processes: Vec::new() };
     let started = Instant::now();
-    for (name, bin, bin_args) in plan(args, data_dir, &apiserver) {
+    let cloud = Cloud {
+        registry: format!("127.0.0.1:{}", free_port()?),
+        dns: format!("127.0.0.1:{}", free_port()?),
+    };
+    for (name, bin, bin_args) in plan(args, data_dir, &apiserver, &cloud) {
         let mut cmd = Command::new(binary(&bin));
         cmd.args(&bin_args).stdin(Stdio::null());
         let log = data_dir.join("logs").join(format!("{name}.log"));
@@ -207,6 +261,8 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
 
     let _ = writeln!(out, "netlab is up in {:.1}s (data dir {}):", started.elapsed().as_secs_f64(), data_dir.display());
     let _ = writeln!(out, "  apiserver   {}", record.apiserver);
+    let _ = writeln!(out, "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)", cloud.registry, cloud.registry);
+    let _ = writeln!(out, "  outside DNS {}  (dig @127.0.0.1 -p {} example.com)", cloud.dns, cloud.dns.rsplit(':').next().unwrap_or_default());
     for p in &record.processes {
         let _ = writeln!(out, "  {:<18} pid {}{}", p.name, p.pid, p.log.as_ref().map(|l| format!(", log {}", l.display())).unwrap_or_default());
     }

@@ -51,7 +51,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
     }
     let client = Client::new(&cfg.server)?;
-    client.wait_ready(Duration::from_millis(500)).await;
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = client.wait_ready(Duration::from_millis(500)) => {}
+    }
     health.set_ready(true);
     let ctx = Context { client, config: std::sync::Arc::new(cfg) };
     let tracker = tokio_util::task::TaskTracker::new();

@@ -10,12 +10,19 @@ use std::{
 
 use netlab_e2e::{free_port, netlab};
 
+/// compose.yaml fixes the lab network's subnet, so two projects cannot be up at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// `docker-compose` (1.29, as Debian ships it) or, failing that, `docker compose` (v2).
 fn compose(project: &str, port: u16, args: &[&str]) -> Output {
+    compose_with(project, &[("NETLAB_APISERVER_PORT", port)], args)
+}
+
+fn compose_with(project: &str, ports: &[(&str, u16)], args: &[&str]) -> Output {
     let (program, mut full): (&str, Vec<&str>) = if Command::new("docker-compose").arg("version").output().is_ok() {
         ("docker-compose", vec![])
     } else {
@@ -26,7 +33,7 @@ fn compose(project: &str, port: u16, args: &[&str]) -> Output {
     Command::new(program)
         .args(&full)
         .current_dir(repo())
-        .env("NETLAB_APISERVER_PORT", port.to_string())
+        .envs(ports.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         // No Jaeger here (its image cannot be pulled on the project's machines): no export.
         .env("NETLAB_OTLP_ENDPOINT", "")
         .output()
@@ -44,6 +51,7 @@ impl Drop for Down<'_> {
 #[test]
 #[ignore = "needs docker"]
 fn compose_up_serves_the_api_inside_and_on_the_host() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let project = format!("netlab-e2e-{}", std::process::id());
     let port = free_port();
     let _down = Down(&project, port);
@@ -74,4 +82,109 @@ fn compose_up_serves_the_api_inside_and_on_the_host() {
 
     let host = netlab(&format!("127.0.0.1:{port}"), &["get", "ns", "-o", "name"], None).ok();
     assert!(host.stdout.contains("namespace/kube-system"), "{}", host.stdout);
+}
+
+fn docker_ip(container: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn dig(port: u16, name: &str) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+short", "+time=2", "+tries=1", name])
+        .output()
+        .expect("dig (dnsutils)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct DownAll(String, Vec<(&'static str, u16)>);
+
+impl Drop for DownAll {
+    fn drop(&mut self) {
+        let _ = compose_with(&self.0, &self.1, &["down", "-v", "--remove-orphans"]);
+    }
+}
+
+#[test]
+#[ignore = "needs docker"]
+fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let project = format!("netlab-lab-{}", std::process::id());
+    let ports = vec![
+        ("NETLAB_APISERVER_PORT", free_port()),
+        ("NETLAB_DNS_PORT", free_port()),
+        ("NETLAB_REGISTRY_PORT", free_port()),
+    ];
+    let _down = DownAll(project.clone(), ports.clone());
+    let services = ["apiserver", "controller-manager", "scheduler", "dns", "cloud", "node-1", "node-2", "demo"];
+    let mut args = vec!["up", "-d"];
+    args.extend(services);
+    let started = Instant::now();
+    let up = compose_with(&project, &ports, &args);
+    assert!(up.status.success(), "compose up: {}", String::from_utf8_lossy(&up.stderr));
+    let server = format!("127.0.0.1:{}", ports[0].1);
+    let get = |args: &[&str]| netlab(&server, args, None);
+
+    // Nodes register with the addresses Docker gave their containers.
+    let nodes = loop {
+        let run = get(&["get", "nodes", "-o", "json"]);
+        if run.code == Some(0) {
+            let list = run.json();
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let ready = items.iter().filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            }).count();
+            if ready == 2 {
+                break items;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "two Ready nodes");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!("two nodes Ready after {:?}", started.elapsed());
+    for node in &nodes {
+        let name = node["metadata"]["name"].as_str().unwrap();
+        let internal = node["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "InternalIP").unwrap()["address"].clone();
+        let container = [format!("{project}_{name}_1"), format!("{project}-{name}-1")]
+            .into_iter()
+            .map(|c| docker_ip(&c))
+            .find(|ip| !ip.is_empty())
+            .unwrap();
+        assert_eq!(internal, container.as_str(), "{name}'s InternalIP is its container's address");
+    }
+
+    // The demo's orders pods run with IPs from their node's podCIDR.
+    let pods = loop {
+        let list = get(&["get", "pods", "-n", "demo", "-l", "app=orders", "-o", "json"]).json();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 3 && items.iter().all(|p| p["status"]["podIP"].is_string()) {
+            break items;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "three orders pods with IPs");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for pod in &pods {
+        let node = pod["spec"]["nodeName"].as_str().unwrap();
+        let ip = pod["status"]["podIP"].as_str().unwrap();
+        let cidr = nodes.iter().find(|n| n["metadata"]["name"] == node).unwrap()["spec"]["podCIDR"].as_str().unwrap().to_string();
+        let prefix = cidr.rsplit_once('.').unwrap().0;
+        assert!(cidr.ends_with(".0/24") && ip.starts_with(&format!("{prefix}.")), "{ip} in {cidr}");
+    }
+
+    // DNS from the host: the Service's ClusterIP, and an outside name forwarded to cloud.
+    let svc = get(&["get", "svc", "orders", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout;
+    let dns_port = ports[1].1;
+    let answer = loop {
+        let a = dig(dns_port, "orders.demo.svc.cluster.local");
+        if !a.is_empty() {
+            break a;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "dns answers");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(answer, svc);
+    assert_eq!(dig(dns_port, "example.com"), "93.184.215.14");
 }
