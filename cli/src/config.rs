@@ -109,6 +109,9 @@ pub enum Command {
         #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide = true)]
         enabled: bool,
     },
+    /// Inspect a node: `netlab node cni NODE` prints the CNI result of every pod on it.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Check a component's health endpoint, e.g. `netlab probe 127.0.0.1:10259 /healthz`
     /// (exit 0 on HTTP 200): compose's health checks use it, since the image has no curl.
     Probe {
@@ -117,6 +120,16 @@ pub enum Command {
         /// The path.
         #[arg(default_value = "/healthz")]
         path: String,
+    },
+}
+
+/// `netlab node ...`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// The CNI result (interfaces, ips, routes, dns) the kubelet got for each pod on NODE.
+    Cni {
+        /// The node.
+        node: String,
     },
 }
 

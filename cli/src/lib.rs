@@ -73,6 +73,16 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => vec![p],
             }
         }
+        Command::Node(config::NodeCommand::Cni { node }) => {
+            let mut api = Api::new(&cli.server());
+            match node_cni(&mut api, node).await {
+                Ok(text) => {
+                    let _ = out.write_all(text.as_bytes());
+                    Vec::new()
+                }
+                Err(p) => vec![p],
+            }
+        }
         Command::Probe { addr, path } => {
             match netlab_health::probe(addr, path, std::time::Duration::from_secs(2)) {
                 Ok(()) => {
@@ -138,6 +148,33 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             scale::scale(&mut api, args, &ns, &mut out).await
         }
     }
+}
+
+/// The kubelet keeps each pod's CNI result and publishes it as the pod annotation
+/// `netlab.io/cni-result`; this prints them for one node, as a node's CNI cache would show them.
+async fn node_cni(api: &mut impl client::Cluster, node: &str) -> Result<String, Problem> {
+    use netlab_proto::apiserver::v1::Resource;
+    api.get(Resource::Nodes, "", node).await?;
+    let pods = api.list(Resource::Pods, "", "", &format!("spec.nodeName={node}")).await?;
+    let mut text = String::new();
+    for pod in pods {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let result = pod["metadata"]["annotations"]["netlab.io/cni-result"].as_str();
+        text.push_str(&format!("# pod {ns}/{name}\n"));
+        match result.and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()) {
+            Some(v) => {
+                text.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default());
+                text.push('\n');
+            }
+            None if pod["spec"]["hostNetwork"].as_bool() == Some(true) => text.push_str("(host network: no CNI)\n"),
+            None => text.push_str("(no CNI result yet)\n"),
+        }
+    }
+    if text.is_empty() {
+        text = format!("No pods on node {node}.\n");
+    }
+    Ok(text)
 }
 
 /// `kubectl api-resources` for what netlab serves.

@@ -51,6 +51,19 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
     let svc = ok(netlab(a.path(), &["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]));
     assert_eq!(svc, "10.96.0.1");
 
+    // The demo's pods run on the two nodes; each node shows the CNI results its kubelet got.
+    let started = std::time::Instant::now();
+    loop {
+        let cni = String::from_utf8_lossy(&netlab(a.path(), &["node", "cni", "node-1"]).stdout).into_owned();
+        if cni.contains("\"gateway\": \"10.244.") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "node-1's pods got CNI results: {cni}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let missing = netlab(a.path(), &["node", "cni", "nope"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("Error from server (NotFound): nodes \"nope\" not found"));
+
     // A second cluster asking for the same port gets another one, and both answer.
     let _down_b = Down(b.path().to_path_buf());
     let up_b = Command::new(bin("netlab"))
