@@ -41,6 +41,17 @@ struct Dns {
 
 impl Dns {
     fn start(api: &Apiserver, upstream: &[SocketAddr]) -> Self {
+        // Free ports can be taken by a parallel test before the server binds them: if it exits
+        // at startup, try other ports.
+        for _ in 0..5 {
+            if let Some(dns) = Self::try_start(api, upstream) {
+                return dns;
+            }
+        }
+        panic!("netlab-dns did not start on five sets of ports");
+    }
+
+    fn try_start(api: &Apiserver, upstream: &[SocketAddr]) -> Option<Self> {
         let (port, health, ready, metrics) = (free_port(), free_port(), free_port(), free_port());
         let upstreams: Vec<String> = upstream.iter().map(|u| u.to_string()).collect();
         let mut cmd = Command::new(bin("netlab-dns"));
@@ -56,8 +67,18 @@ impl Dns {
         if !upstreams.is_empty() {
             cmd.args(["--upstream", &upstreams.join(",")]);
         }
-        let child = cmd.spawn().expect("spawn netlab-dns");
-        Self { child: Some(child), port, ready, metrics }
+        let mut child = cmd.spawn().expect("spawn netlab-dns");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", health)).is_ok() {
+                return Some(Self { child: Some(child), port, ready, metrics });
+            }
+            assert!(std::time::Instant::now() < deadline, "netlab-dns not serving /health after 20s");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     async fn dig(&self, args: &[&str]) -> Dig {
