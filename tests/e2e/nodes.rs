@@ -698,11 +698,11 @@ impl std::fmt::Display for Cidr {
     }
 }
 
-/// Pod create → Ready with the image cached, across 100 pods (run with `--ignored`; prints
-/// p50/p99). Pods are bound directly (spec.nodeName) so the time is the kubelet's alone.
-#[test]
-#[ignore = "benchmark"]
-fn pod_create_to_ready_latency() {
+/// Pod create → Ready with the image cached, across 100 pods; prints p50/p99. Pods are bound
+/// directly (spec.nodeName) so the time is the kubelet's alone. A benchmark, not a test: run by
+/// `cargo bench -p netlab-e2e --bench kubelet`, which includes this file.
+#[allow(dead_code)] // unused in the e2e test binary; benches/kubelet.rs calls it
+pub fn pod_create_to_ready_latency() {
     let cluster = Cluster::start(&[("node-1", "127.0.1.1")], "24");
     block_on(async {
         let client = cluster.client().await;
