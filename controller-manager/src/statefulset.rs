@@ -70,18 +70,16 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
         pods: pods.clone(),
     });
     let queue = Queue::new();
-    {
-        let (ctl, queue, shutdown) = (ctl.clone(), queue.clone(), shutdown.clone());
-        let workers = ctx.config.concurrent_syncs;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = async { sets.wait_synced().await; pods.wait_synced().await } => {
-                    workers::spawn(ctl, queue, workers, shutdown);
-                }
-            }
-        });
-    }
+    workers::spawn_when_synced(
+        async move {
+            sets.wait_synced().await;
+            pods.wait_synced().await;
+        },
+        ctl.clone(),
+        queue.clone(),
+        ctx.config.concurrent_syncs,
+        shutdown.clone(),
+    );
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

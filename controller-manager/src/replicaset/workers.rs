@@ -18,6 +18,23 @@ pub trait Reconcile: Send + Sync + 'static {
     fn reconcile(&self, key: &str) -> impl Future<Output = Result<Option<Duration>>> + Send;
 }
 
+/// Starts `n` workers on `queue` once `synced` completes (the controller's caches have their
+/// first lists: nothing is decided from a partial view), unless `shutdown` fires first.
+pub fn spawn_when_synced<R: Reconcile>(
+    synced: impl std::future::Future<Output = ()> + Send + 'static,
+    r: Arc<R>,
+    queue: Queue,
+    n: usize,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = synced => spawn(r, queue, n, shutdown),
+        }
+    });
+}
+
 /// Starts `n` workers on `queue`; they stop when the queue shuts down or `shutdown` fires.
 pub fn spawn<R: Reconcile>(r: Arc<R>, queue: Queue, n: usize, shutdown: CancellationToken) {
     for _ in 0..n.max(1) {
