@@ -33,6 +33,9 @@ pub mod validation;
 pub use config::Config;
 pub use error::{Error, Result};
 
+/// How long in-flight calls get after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Largest request the API accepts (a large ConfigMap fits; etcd's own limit is 1.5 MiB).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -70,7 +73,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         .max_encoding_message_size(usize::MAX);
 
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), service_cidr = %cfg.service_cluster_ip_range, "Serving.");
-    tonic::transport::Server::builder()
+    let serve = tonic::transport::Server::builder()
         .trace_fn(netlab_telemetry::propagation::grpc_server_span)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
@@ -81,8 +84,17 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             // responses wait ~40 ms.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown.clone().cancelled_owned(),
-        )
-        .await?;
+        );
+    // Graceful shutdown waits for every connection to close, but clients keep their HTTP/2
+    // connections open and reconnect: after SIGTERM, give in-flight calls a grace period, then go.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        _ = grace => tracing::info!(grace = ?SHUTDOWN_GRACE, "Clients still connected after the grace period; stopping."),
+    }
     shutdown.cancel();
     let _ = writer.await;
     tracing::info!("Stopped.");

@@ -119,3 +119,26 @@ async fn reflection_lists_the_api_for_grpcurl() {
     assert!(names.contains(&"netlab.apiserver.v1.ApiServer".to_string()), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_even_with_a_watch_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, ch) = start(dir.path()).await;
+    let mut client = ApiServerClient::new(ch);
+    let _watch = client
+        .watch(WatchRequest { resource: Resource::Pods as i32, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running 15 s after SIGTERM with a client connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
