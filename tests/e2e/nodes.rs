@@ -562,31 +562,47 @@ fn typo_image_backs_off() {
                 seen
             })
         };
+        // Every status write is a watch event, so a short-lived waiting reason (ErrImagePull lasts
+        // 1 s × time-scale before ImagePullBackOff) is seen however busy the machine is; polling
+        // could miss it.
+        let params = ListParams { namespace: NS.into(), fields: "metadata.name=typo".into(), ..Default::default() };
+        let mut stream = client.watch::<Pod>(&params, None).await.expect("watch");
         client
             .create(&pod_on("typo", "node-1", "nginx:typo"))
             .await
             .expect("create");
-        let waiting = |reason: &'static str| {
-            let client = client.clone();
-            async move {
-                eventually(reason, WAIT, || async {
-                    let p = client.get::<Pod>(NS, "typo").await.ok()?;
-                    let w = p
-                        .status?
-                        .container_statuses?
-                        .first()?
-                        .state
-                        .clone()?
-                        .waiting?;
-                    (w.reason.as_deref() == Some(reason)).then_some(w.message.unwrap_or_default())
-                })
+        let mut reasons: Vec<(String, String)> = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while !reasons.iter().any(|(r, _)| r == "ImagePullBackOff") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = tokio::time::timeout(left, stream.message())
                 .await
+                .unwrap_or_else(|_| panic!("ErrImagePull then ImagePullBackOff; saw {reasons:?}"))
+                .expect("watch")
+                .expect("open");
+            for ev in batch.events {
+                let Some(obj) = ev.object else { continue };
+                let Ok(p) = serde_json::from_slice::<Pod>(&obj.json) else { continue };
+                let waiting = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .and_then(|c| c.first().cloned())
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.waiting);
+                if let Some(w) = waiting {
+                    let r = (w.reason.unwrap_or_default(), w.message.unwrap_or_default());
+                    if reasons.last() != Some(&r) {
+                        reasons.push(r);
+                    }
+                }
             }
-        };
+        }
         let not_found = "failed to pull and unpack image \"docker.io/library/nginx:typo\": failed to resolve reference \"docker.io/library/nginx:typo\": docker.io/library/nginx:typo: not found";
-        let m = waiting("ErrImagePull").await;
-        assert_eq!(m, format!("rpc error: code = NotFound desc = {not_found}"));
-        let m = waiting("ImagePullBackOff").await;
+        let err = reasons.iter().position(|(r, _)| r == "ErrImagePull").unwrap_or_else(|| panic!("ErrImagePull first: {reasons:?}"));
+        let backoff = reasons.iter().position(|(r, _)| r == "ImagePullBackOff").unwrap_or(0);
+        assert!(err < backoff, "ErrImagePull before ImagePullBackOff: {reasons:?}");
+        assert_eq!(reasons[err].1, format!("rpc error: code = NotFound desc = {not_found}"));
+        let m = &reasons[backoff].1;
         assert!(
             m.starts_with("Back-off pulling image \"nginx:typo\": ErrImagePull: rpc error"),
             "{m}"
