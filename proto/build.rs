@@ -4,7 +4,10 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/netlab/apiserver/v1/apiserver.proto"];
+    let files = [
+        "proto/netlab/apiserver/v1/apiserver.proto",
+        "proto/netlab/node/v1/kernel.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

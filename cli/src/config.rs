@@ -109,7 +109,9 @@ pub enum Command {
         #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide = true)]
         enabled: bool,
     },
-    /// Inspect a node: `netlab node cni NODE` prints the CNI result of every pod on it.
+    /// Execute a command in a container.
+    Exec(ExecArgs),
+    /// Inspect a node: its CNI results, iptables, IPVS, conntrack and routes.
     #[command(subcommand)]
     Node(NodeCommand),
     /// Check a component's health endpoint, e.g. `netlab probe 127.0.0.1:10259 /healthz`
@@ -131,6 +133,45 @@ pub enum NodeCommand {
         /// The node.
         node: String,
     },
+    /// The node's filter and nat tables, as `iptables-save` prints them.
+    IptablesSave {
+        /// The node.
+        node: String,
+    },
+    /// The node's IPVS table, as `ipvsadm -Ln` prints it.
+    Ipvsadm {
+        /// The node.
+        node: String,
+    },
+    /// The node's tracked connections, as `conntrack -L` prints them.
+    Conntrack {
+        /// The node.
+        node: String,
+    },
+    /// The node's routing table, as `ip route` prints it.
+    Routes {
+        /// The node.
+        node: String,
+    },
+}
+
+/// `netlab exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pod.
+    pub pod: String,
+    /// Container name; defaults to the pod's first container.
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass stdin to the container (accepted for kubectl compatibility).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// Stdin is a TTY (accepted for kubectl compatibility).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 /// `netlab up`.

@@ -18,10 +18,12 @@
 //!   and its output formats.
 //! - [`describe`]: kubectl's describe pages.
 //! - [`delete`], [`scale`]: the remaining verbs.
+//! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
 
 use std::{io::Write as _, process::ExitCode};
 
 use jiff::Timestamp;
+use netlab_proto::node::v1::Table;
 
 pub mod apply;
 pub mod client;
@@ -33,6 +35,7 @@ pub mod json;
 pub mod jsonpath;
 pub mod manifest;
 pub mod merge;
+pub mod node;
 pub mod print;
 pub mod report;
 pub mod resource;
@@ -70,6 +73,23 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             drop(out);
             match up::up(args, &cli.data_dir(), &mut std::io::stdout()).await {
                 Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
+        Command::Node(config::NodeCommand::IptablesSave { node }) => node_save(cli, node, Table::IptablesSave, &mut out, &mut err).await,
+        Command::Node(config::NodeCommand::Ipvsadm { node }) => node_save(cli, node, Table::Ipvsadm, &mut out, &mut err).await,
+        Command::Node(config::NodeCommand::Conntrack { node }) => node_save(cli, node, Table::Conntrack, &mut out, &mut err).await,
+        Command::Node(config::NodeCommand::Routes { node }) => node_save(cli, node, Table::Routes, &mut out, &mut err).await,
+        Command::Exec(args) => {
+            let mut api = Api::new(&cli.server());
+            match node::exec(&mut api, &ns.name, &args.pod, args.container.as_deref(), &args.command, &mut out, &mut err).await {
+                Ok(0) => Vec::new(),
+                Ok(code) => {
+                    // kubectl exits with the command's code and prints nothing more.
+                    let _ = out.flush();
+                    let _ = err.flush();
+                    std::process::exit(code);
+                }
                 Err(p) => vec![p],
             }
         }
@@ -147,6 +167,14 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             let mut api = Api::new(&cli.server());
             scale::scale(&mut api, args, &ns, &mut out).await
         }
+    }
+}
+
+async fn node_save(cli: &Cli, node: &str, table: Table, out: &mut impl std::io::Write, err: &mut impl std::io::Write) -> Vec<Problem> {
+    let mut api = Api::new(&cli.server());
+    match node::save(&mut api, node, table, out, err).await {
+        Ok(()) => Vec::new(),
+        Err(p) => vec![p],
     }
 }
 

@@ -149,10 +149,27 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
                 name.clone(),
                 "--node-ip".into(),
                 format!("127.0.1.{i}"),
+                "--address".into(),
+                format!("127.0.1.{i}"),
                 "--data-dir".into(),
                 data_dir.join("nodes").join(&name).display().to_string(),
                 "--registry".into(),
                 format!("http://{}", cloud.registry),
+                "--healthz-bind-address".into(),
+                "127.0.0.1:0".into(),
+            ],
+        ));
+        // kube-proxy for the node, programming that node's kernel (its kubelet port).
+        procs.push((
+            format!("proxy-{i}"),
+            "netlab-proxy".into(),
+            vec![
+                "--server".into(),
+                server.clone(),
+                "--hostname-override".into(),
+                name.clone(),
+                "--kernel".into(),
+                format!("http://127.0.1.{i}:10250"),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
             ],

@@ -140,7 +140,30 @@ impl RequestHandler for DnsHandler {
         metrics.request(bid, tcp, request.src().is_ipv6(), u16::from(qtype));
 
         let ask = Ask { name, lower: &lower, qtype, raw: Some(request.as_slice()), tcp, dnssec_ok, depth: 0 };
-        let mut reply = self.resolve(&blocks, &ask).await;
+        // One span per query; a pod's resolver puts its trace context in an EDNS option, so the
+        // answer lands in the lookup's trace (plain `dig` starts a trace of its own).
+        let span = tracing::info_span!(
+            "dns query",
+            otel.kind = "server",
+            dns.question.name = %name,
+            dns.question.type = %qtype,
+            client.address = %request.src().ip(),
+            dns.response_code = tracing::field::Empty,
+            netlab.dns.plugin = tracing::field::Empty,
+            netlab.dns.answers = tracing::field::Empty,
+        );
+        if let Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, tp)) = request
+            .edns
+            .as_ref()
+            .and_then(|e| e.options().get(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(netlab_telemetry::propagation::EDNS_TRACEPARENT)))
+            && let Ok(tp) = std::str::from_utf8(tp)
+        {
+            netlab_telemetry::propagation::set_parent_from_traceparent(&span, tp);
+        }
+        let mut reply = tracing::Instrument::instrument(self.resolve(&blocks, &ask), span.clone()).await;
+        span.record("dns.response_code", tracing::field::display(reply.rcode));
+        span.record("netlab.dns.plugin", tracing::field::debug(reply.plugin));
+        span.record("netlab.dns.answers", reply.answers.len());
         if block.loadbalance {
             round_robin(&mut reply.answers);
             round_robin(&mut reply.additionals);

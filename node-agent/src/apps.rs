@@ -14,6 +14,7 @@ use crate::{
 
 pub mod echo;
 pub mod kv;
+pub mod toolbox;
 
 /// The port `kv` listens on unless the image or container says otherwise.
 pub const KV_PORT: u16 = 6379;

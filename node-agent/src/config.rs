@@ -16,6 +16,12 @@ pub const DEFAULT_MAX_PODS: u32 = 110;
 pub const DEFAULT_HEALTHZ_BIND_ADDRESS: &str = "0.0.0.0:10248";
 /// Where node state lives when no `--data-dir` is given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/netlab/node";
+/// The kubelet's API port; here the node's kernel API (kube-proxy, the wire, exec).
+pub const DEFAULT_PORT: u16 = 10250;
+/// The Service CIDR (kube-apiserver's default).
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The pod CIDR (kubeadm's flannel-style default).
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
 /// The CNI plugin chain a node uses unless told otherwise.
 pub const DEFAULT_CNI: &str = "bridge";
 
@@ -67,6 +73,23 @@ pub struct Config {
     /// Where /healthz is served (the kubelet's 10248). A taken port only warns.
     #[arg(long, env = "NETLAB_NODE_AGENT_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
     pub healthz_bind_address: std::net::SocketAddr,
+
+    /// The address the kernel API listens on (the kubelet's `--address`).
+    #[arg(long, env = "NETLAB_NODE_AGENT_ADDRESS", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+
+    /// The kernel API's port on every node (the kubelet's `--port`); other nodes dial it.
+    #[arg(long, env = "NETLAB_NODE_AGENT_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// The Service CIDR: ClusterIPs exist on no wire, so one no rule DNATs is lost.
+    #[arg(long, env = "NETLAB_NODE_AGENT_SERVICE_CLUSTER_IP_RANGE", default_value = DEFAULT_SERVICE_CIDR)]
+    pub service_cluster_ip_range: ipnet::IpNet,
+
+    /// The cluster's pod CIDR (kube-proxy's `--cluster-cidr`): pod IPs outside any node's
+    /// podCIDR are lost too.
+    #[arg(long, env = "NETLAB_NODE_AGENT_CLUSTER_CIDR", default_value = DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: ipnet::IpNet,
 
     /// Multiplies every kubelet wait (backoff, heartbeat, probe periods): 0.01 makes a 10 s
     /// backoff 100 ms, so tests see real sequences quickly.

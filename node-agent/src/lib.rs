@@ -14,8 +14,16 @@
 //! - [`image`]: reference normalisation, the registry client and the image store.
 //! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, toolbox.
 //! - [`sockets`]: the node's virtual listening sockets.
+//! - [`cluster`]: pods, namespaces, policies and nodes as the node's kernel needs them.
+//! - [`dataplane`]: the node's kernel at run time (NAT, policy, routes, the wire).
+//! - [`server`]: the kernel API (`netlab.node.v1.Kernel`). [`exec`]: commands in a pod.
+//! - [`resolver`]: the pod's stub resolver (search list, ndots) and the DNS commands.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use k8s_openapi::api::core::v1::Node;
 use netlab_client::{Client, ListParams, reflector};
@@ -24,14 +32,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub mod apps;
+pub mod cluster;
 pub mod cni;
 pub mod config;
+pub mod dataplane;
 pub mod error;
+pub mod exec;
 pub mod image;
 pub mod kubelet;
 pub mod node;
 pub mod resolv;
+pub mod resolver;
 pub mod runtime;
+pub mod server;
 pub mod sockets;
 
 pub use config::Config;
@@ -69,15 +82,30 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     };
     let name = cfg.node_name();
     info!(node = %name, %node_ip, "Node IP.");
+    let cfg = Arc::new(cfg);
+    let view = Arc::new(cluster::ClusterView::default());
+    let dp = Arc::new(dataplane::Dataplane::new(
+        name.clone(),
+        node_ip,
+        vec![cfg.service_cluster_ip_range, cfg.cluster_cidr],
+        sockets.clone(),
+        view.clone(),
+    ));
+    let exec = exec::ExecContext {
+        dp: dp.clone(),
+        pods_dir: cfg.data_dir.join("pods"),
+        kubernetes_service: first_host(cfg.service_cluster_ip_range),
+    };
+    let kernel_addr =
+        server::serve(exec, SocketAddr::new(cfg.address, cfg.port), shutdown.child_token()).await?;
     let info = node::NodeInfo {
         name: name.clone(),
         ip: node_ip,
         max_pods: cfg.max_pods,
+        port: kernel_addr.port(),
     };
     node::register(&client, &info).await?;
     health.set_ready(true);
-
-    let cfg = Arc::new(cfg);
     let runtime = Arc::new(Runtime::new(sockets));
     let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
     let (ready_tx, ready_rx) = watch::channel(false);
@@ -92,6 +120,23 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
 
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
+    let routes_dp = dp.clone();
+    let me = name.clone();
+    tracker.spawn(cluster::run(
+        client.clone(),
+        view,
+        move |nodes| {
+            let own = nodes.iter().find(|(_, ip)| *ip == node_ip).map(|(c, _)| *c);
+            let own = own.or_else(|| routes_dp.view().node_cidr(&me));
+            routes_dp.with_state(|st| {
+                if let Some(own) = own {
+                    st.routes.set_own(own, "cni0");
+                }
+                st.routes.set_nodes(nodes);
+            });
+        },
+        shutdown.child_token(),
+    ));
     tracker.spawn(node::heartbeat(
         client.clone(),
         cfg.clone(),
@@ -112,6 +157,14 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     Ok(())
+}
+
+/// The first usable address of `net` (the `kubernetes` Service's ClusterIP).
+fn first_host(net: ipnet::IpNet) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) + 1)),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) + 1)),
+    }
 }
 
 /// Waits for the Node's `spec.podCIDR` (node IPAM assigns it) and then builds the CNI plugin.

@@ -26,8 +26,6 @@ use crate::{Result, config::Config, runtime::RUNTIME_VERSION};
 pub const KUBELET_VERSION: &str = "v1.33.0";
 /// The kubelet's node status update frequency.
 pub const NODE_STATUS_UPDATE_FREQUENCY: Duration = Duration::from_secs(10);
-/// The kubelet's port, for `daemonEndpoints`.
-pub const KUBELET_PORT: i32 = 10250;
 /// The NotReady message before the CNI plugin is configured.
 pub const NETWORK_NOT_READY: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
 
@@ -40,6 +38,9 @@ pub struct NodeInfo {
     pub ip: IpAddr,
     /// `--max-pods`.
     pub max_pods: u32,
+    /// The port the kernel API (the kubelet's API) actually listens on, published as
+    /// `status.daemonEndpoints.kubeletEndpoint.Port` so other nodes and `netlab exec` find it.
+    pub port: u16,
 }
 
 /// Builds the status: addresses, capacity, conditions (keeping lastTransitionTime from `old`
@@ -120,7 +121,7 @@ pub fn status(info: &NodeInfo, network_ready: bool, old: Option<&NodeStatus>) ->
             ready,
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(info.port) }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".into(),

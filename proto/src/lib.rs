@@ -14,6 +14,8 @@
 //!
 //! # Layout
 //! - [`apiserver`]: `netlab.apiserver.v1`, the apiserver's CRUD + Watch API.
+//! - [`node`]: `netlab.node.v1`, the node's kernel: rules kube-proxy programs, the wire between
+//!   nodes, exec.
 //! - [`FILE_DESCRIPTOR_SET`]: every netlab proto, for gRPC reflection.
 
 /// `netlab.apiserver.*`
@@ -22,6 +24,15 @@ pub mod apiserver {
     #[allow(missing_docs)]
     pub mod v1 {
         tonic::include_proto!("netlab.apiserver.v1");
+    }
+}
+
+/// `netlab.node.*`
+pub mod node {
+    /// `netlab.node.v1`: the node's kernel (rules, the wire between nodes, exec).
+    #[allow(missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("netlab.node.v1");
     }
 }
 

@@ -41,3 +41,24 @@ pub fn grpc_server_span(req: &http::Request<()>) -> tracing::Span {
     let _ = span.set_parent(extract(req.headers()));
     span
 }
+
+/// The EDNS(0) option code (RFC 6891 local/experimental range 65001–65534) that carries a W3C
+/// `traceparent` in DNS messages, so a pod's lookup and the dns server's answer share a trace.
+pub const EDNS_TRACEPARENT: u16 = 65001;
+
+/// The current span's context as a W3C `traceparent` value, for carriers that are not headers
+/// (a DNS option, an object annotation). None when there is no sampled trace.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace in a `traceparent` value; a malformed value is ignored.
+pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
+    let carrier: std::collections::HashMap<String, String> =
+        [("traceparent".to_string(), traceparent.to_string())].into();
+    let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
+    let _ = span.set_parent(cx);
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod clusterip;
+mod dataplane;
 mod dns;
 mod docker;
 mod endpointslices;
@@ -9,6 +10,7 @@ mod manifests;
 mod native;
 mod nodelifecycle;
 mod nodes;
+mod proxy;
 mod registry;
 mod scheduling;
 mod workloads;

@@ -1,0 +1,266 @@
+//! The restore/save round trip and the walk, on the upstream example from facts §4.1.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// The upstream `TestOverallIPTablesRulesWithMultipleServices` excerpt (facts §4.1).
+const UPSTREAM: &str = r#"*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-SVC-4SW47YFZTEDKD3PK - [0:0]
+:KUBE-SEP-UKSFD7AGPMPPLUHC - [0:0]
+:KUBE-SEP-C6EBXVWJJZMIWKLZ - [0:0]
+-A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j KUBE-SVC-4SW47YFZTEDKD3PK
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE
+-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
+-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.4:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-UKSFD7AGPMPPLUHC
+-A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.5:80" -j KUBE-SEP-C6EBXVWJJZMIWKLZ
+-A KUBE-SEP-UKSFD7AGPMPPLUHC -m comment --comment ns4/svc4:p80 -s 10.180.0.4 -j KUBE-MARK-MASQ
+-A KUBE-SEP-UKSFD7AGPMPPLUHC -m comment --comment ns4/svc4:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.4:80
+-A KUBE-SEP-C6EBXVWJJZMIWKLZ -m comment --comment ns4/svc4:p80 -s 10.180.0.5 -j KUBE-MARK-MASQ
+-A KUBE-SEP-C6EBXVWJJZMIWKLZ -m comment --comment ns4/svc4:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.5:80
+COMMIT
+*filter
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -m comment --comment "ns6/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
+COMMIT
+"#;
+
+const ENSURE: &[&str] = &[
+    r#"nat PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#,
+    r#"nat OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#,
+    r#"nat POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING"#,
+    r#"filter FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#,
+    r#"filter OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#,
+];
+
+/// Deterministic environment: random numbers from a list, a clock, `recent` lists.
+struct Env {
+    draws: Vec<f64>,
+    now: u64,
+    local: Vec<IpAddr>,
+    recent: HashMap<(String, IpAddr), u64>,
+}
+
+impl Env {
+    fn new(draws: &[f64]) -> Self {
+        Self {
+            draws: draws.iter().rev().copied().collect(),
+            now: 1000,
+            local: vec!["192.168.0.2".parse().unwrap()],
+            recent: HashMap::new(),
+        }
+    }
+}
+
+impl WalkEnv for Env {
+    fn random(&mut self) -> f64 {
+        self.draws.pop().unwrap_or(0.0)
+    }
+    fn now(&self) -> u64 {
+        self.now
+    }
+    fn is_local(&self, ip: IpAddr) -> bool {
+        self.local.contains(&ip)
+    }
+    fn recent_check(&mut self, list: &str, src: IpAddr, seconds: Option<u64>) -> bool {
+        self.recent
+            .get(&(list.to_string(), src))
+            .is_some_and(|t| seconds.is_none_or(|s| self.now - t <= s))
+    }
+    fn recent_set(&mut self, list: &str, src: IpAddr) {
+        self.recent.insert((list.to_string(), src), self.now);
+    }
+}
+
+fn tables() -> Tables {
+    let mut t = Tables::new();
+    t.restore(UPSTREAM, true).unwrap();
+    for e in ENSURE {
+        t.ensure(e).unwrap();
+    }
+    t
+}
+
+fn pkt(src: &str, dst: &str) -> Packet {
+    Packet {
+        protocol: Protocol::Tcp,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+    }
+}
+
+#[test]
+fn save_prints_what_was_restored() {
+    let t = tables();
+    let saved = t.save();
+    // Every rule line of the input comes back verbatim.
+    for line in UPSTREAM.lines().filter(|l| l.starts_with("-A ")) {
+        assert!(saved.contains(line), "missing {line}\n{saved}");
+    }
+    assert!(saved.starts_with("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"), "{saved}");
+    assert!(saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"));
+    // Saving and restoring the save changes nothing.
+    let mut again = Tables::new();
+    again.restore(&saved, false).unwrap();
+    assert_eq!(again.save(), saved);
+}
+
+#[test]
+fn ensure_is_idempotent() {
+    let mut t = tables();
+    let n = t.rule_count();
+    for e in ENSURE {
+        assert!(!t.ensure(e).unwrap());
+    }
+    assert_eq!(t.rule_count(), n);
+}
+
+#[test]
+fn clusterip_dnats_by_probability() {
+    let t = tables();
+    // 0.3 < 0.5: the first endpoint.
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.3]));
+    assert_eq!(v.dst, "10.180.0.4:80".parse().unwrap());
+    assert!(v.dnat);
+    assert_eq!(v.disposition, Disposition::Accept);
+    assert!(!v.masquerade, "in-cluster source is not masqueraded");
+    let chains: Vec<_> = v.steps.iter().map(|s| &*s.chain).collect();
+    assert_eq!(chains, ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-4SW47YFZTEDKD3PK", "KUBE-SEP-UKSFD7AGPMPPLUHC"]);
+    assert_eq!(v.steps[2].probability, Some(0.5));
+    // 0.7 ≥ 0.5: falls through to the unconditional last rule.
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.7]));
+    assert_eq!(v.dst, "10.180.0.5:80".parse().unwrap());
+    assert_eq!(v.steps[2].probability, None);
+}
+
+#[test]
+fn off_cluster_source_and_hairpin_are_masqueraded() {
+    let t = tables();
+    let v = t.evaluate(pkt("192.168.0.9:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
+    assert!(v.masquerade);
+    // The endpoint connecting to its own Service lands on itself: hairpin masquerade.
+    let v = t.evaluate(pkt("10.180.0.4:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
+    assert_eq!(v.dst, "10.180.0.4:80".parse().unwrap());
+    assert!(v.masquerade);
+}
+
+#[test]
+fn no_endpoints_rejects_and_unknown_passes() {
+    let t = tables();
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.46:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert_eq!(v.disposition, Disposition::Reject);
+    assert_eq!(v.steps.last().unwrap().comment.as_deref(), Some("ns6/svc6:p80 has no endpoints"));
+    // Another port of a known ClusterIP: no rule; the kernel leaves it alone (routing decides).
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:81"), Origin::Forwarded, &mut Env::new(&[]));
+    assert_eq!((v.dnat, v.disposition), (false, Disposition::Accept));
+    // Node-originated traffic goes through OUTPUT and is DNATed the same way.
+    let v = t.evaluate(pkt("192.168.0.2:40000", "172.30.0.44:80"), Origin::Local, &mut Env::new(&[0.9]));
+    assert_eq!(v.dst, "10.180.0.5:80".parse().unwrap());
+}
+
+#[test]
+fn noflush_partial_restore_keeps_unnamed_chains_and_deletes_x() {
+    let mut t = tables();
+    // A partial sync: KUBE-SERVICES rewritten without svc4, its chains deleted.
+    t.restore(
+        "*nat\n:KUBE-SERVICES - [0:0]\n-X KUBE-SVC-4SW47YFZTEDKD3PK\n-X KUBE-SEP-UKSFD7AGPMPPLUHC\n-X KUBE-SEP-C6EBXVWJJZMIWKLZ\nCOMMIT\n",
+        true,
+    )
+    .unwrap();
+    let saved = t.save();
+    assert!(!saved.contains("KUBE-SVC-4SW47YFZTEDKD3PK"), "{saved}");
+    assert!(saved.contains("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000"), "untouched chain kept");
+    assert!(saved.contains("has no endpoints"), "other table untouched");
+}
+
+#[test]
+fn bad_input_changes_nothing_and_names_the_line() {
+    let mut t = tables();
+    let before = t.save();
+    let err = t
+        .restore("*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.0.1 -j KUBE-SVC-NOPE\nCOMMIT\n", true)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "iptables-restore: line 3 failed: Couldn't load target `KUBE-SVC-NOPE':No such file or directory"
+    );
+    let err = t.restore("*nat\n-A KUBE-SERVICES -m bogus -j ACCEPT\nCOMMIT\n", true).unwrap_err();
+    assert_eq!(err.to_string(), "iptables-restore: line 2 failed: Couldn't load match `bogus':No such file or directory");
+    let err = t.restore("*nat\n:KUBE-SERVICES - [0:0]\n", true).unwrap_err();
+    assert_eq!(err, RestoreError::NoCommit(2));
+    let err = t.restore("*mangle\nCOMMIT\n", true).unwrap_err();
+    assert!(err.to_string().contains("Table does not exist"), "{err}");
+    assert_eq!(t.save(), before);
+}
+
+#[test]
+fn affinity_pins_a_client_to_its_endpoint() {
+    let mut t = Tables::new();
+    t.restore(
+        r#"*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
+:KUBE-SEP-1 - [0:0]
+:KUBE-SEP-2 - [0:0]
+-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.5 --dport 80 -j KUBE-SVC-A
+-A KUBE-SVC-A -m recent --name KUBE-SEP-1 --rcheck --seconds 10800 --reap -j KUBE-SEP-1
+-A KUBE-SVC-A -m recent --name KUBE-SEP-2 --rcheck --seconds 10800 --reap -j KUBE-SEP-2
+-A KUBE-SVC-A -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-1
+-A KUBE-SVC-A -j KUBE-SEP-2
+-A KUBE-SEP-1 -m recent --name KUBE-SEP-1 --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.1:80
+-A KUBE-SEP-2 -m recent --name KUBE-SEP-2 --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.2:80
+COMMIT
+"#,
+        true,
+    )
+    .unwrap();
+    t.ensure(ENSURE[0]).unwrap();
+    let mut env = Env::new(&[0.9, 0.1, 0.1, 0.1]);
+    let first = t.evaluate(pkt("10.244.2.9:40000", "10.96.0.5:80"), Origin::Forwarded, &mut env);
+    assert_eq!(first.dst, "10.244.1.2:80".parse().unwrap());
+    for _ in 0..3 {
+        let v = t.evaluate(pkt("10.244.2.9:40001", "10.96.0.5:80"), Origin::Forwarded, &mut env);
+        assert_eq!(v.dst, first.dst, "affinity holds although the draws say endpoint 1");
+    }
+    env.now += 10801;
+    let v = t.evaluate(pkt("10.244.2.9:40002", "10.96.0.5:80"), Origin::Forwarded, &mut env);
+    assert_eq!(v.dst, "10.244.1.1:80".parse().unwrap(), "expired affinity draws again");
+}
+
+/// The index must not change any answer: a chain longer than the threshold gives the same
+/// verdicts as the same rules walked linearly.
+#[test]
+fn indexed_walk_equals_linear_walk() {
+    let mut text = String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-X - [0:0]\n");
+    for i in 0..100u32 {
+        text.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{} --dport 80 -j KUBE-SVC-X\n", i + 1));
+        if i == 50 {
+            // A rule the index cannot place sits in the middle and must still be found in order.
+            text.push_str("-A KUBE-SERVICES -d 10.96.0.0/24 -j RETURN\n");
+        }
+    }
+    text.push_str("-A KUBE-SVC-X -m tcp -p tcp -j DNAT --to-destination 10.244.0.1:80\nCOMMIT\n");
+    let mut t = Tables::new();
+    t.restore(&text, true).unwrap();
+    t.ensure(ENSURE[0]).unwrap();
+    assert!(t.chain(TableName::Nat, "KUBE-SERVICES").unwrap().index.is_some());
+    for i in [1u32, 50, 51, 52, 100, 101] {
+        let p = pkt("10.244.1.1:1000", &format!("10.96.0.{i}:80"));
+        let v = t.evaluate(p, Origin::Forwarded, &mut Env::new(&[]));
+        let linear = {
+            let mut l = t.clone();
+            l.nat.chains.get_mut("KUBE-SERVICES").unwrap().index = None;
+            l.evaluate(p, Origin::Forwarded, &mut Env::new(&[]))
+        };
+        assert_eq!(v, linear, "10.96.0.{i}");
+        assert_eq!(v.dnat, i <= 51, "10.96.0.{i}: rules after the RETURN never match");
+    }
+}

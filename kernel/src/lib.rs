@@ -1,0 +1,65 @@
+//! netlab-kernel: the part of a Linux node's kernel that Kubernetes networking lives in, as data
+//! and pure functions. Pod IPs and ClusterIPs exist on no real interface (see ARCHITECTURE.md,
+//! "The virtual network"), so the node-agent asks this crate what a real kernel would decide for
+//! a new connection: which NAT rule matches, which endpoint the DNAT picks, whether conntrack
+//! already pins the flow, whether a NetworkPolicy lets it through, and where it is routed. No
+//! sockets here: every decision is testable in a unit test and benchmarkable in isolation.
+//!
+//! # Layout
+//! - [`iptables`]: the filter and nat tables, iptables-restore/-save, the walk for a new connection.
+//! - [`ipvs`]: IPVS virtual servers and schedulers (kube-proxy's ipvs mode).
+//! - [`conntrack`]: tracked flows, their NAT and timeouts.
+//! - [`routes`]: where a destination is: this node, another node, or outside.
+//! - [`netpol`]: NetworkPolicy verdicts (the CNI's job in a real cluster).
+
+pub mod conntrack;
+pub mod iptables;
+pub mod ipvs;
+pub mod netpol;
+pub mod routes;
+
+use std::fmt;
+
+/// A transport protocol, as Services, container ports and policies name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+// === impl Protocol ===
+
+impl Protocol {
+    /// The Kubernetes spelling (`TCP`, `UDP`, `SCTP`); None for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "TCP" => Some(Self::Tcp),
+            "UDP" => Some(Self::Udp),
+            "SCTP" => Some(Self::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name iptables uses (`-p tcp`).
+    pub fn lower(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! A tiny `sh`/`bash`: enough of `sh -c "..."` for the one-liners people exec into pods —
+//! words with single and double quotes and backslashes, `$VAR`, `${VAR}` and `$?` from the
+//! container's environment, commands joined by `;`, newlines, `&&` and `||`, and the `exit`,
+//! `cd` and `:` builtins. Pipes, redirections and command substitution are refused with a
+//! clear message rather than half-run.
+
+use super::{ExecError, Output, Pod, dispatch};
+
+/// Runs `sh ARGS` (or `ash`, `bash`, named by `name`); returns the exit code.
+pub(super) async fn run(name: &str, args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
+    let script = match args.first().map(String::as_str) {
+        // No script and no stdin (exec gives none): the shell reads EOF and exits.
+        None => return 0,
+        Some(flag) if flag.starts_with('-') && flag.contains('c') => match args.get(1) {
+            Some(script) => script,
+            None => {
+                out.err(format!("{name}: -c requires an argument\n"));
+                return 2;
+            }
+        },
+        Some(flag) if flag.starts_with('-') => return 0,
+        Some(path) => {
+            out.err(match name {
+                "bash" => format!("bash: {path}: No such file or directory\n"),
+                _ => format!("{name}: can't open '{path}': No such file or directory\n"),
+            });
+            return 127;
+        }
+    };
+    let commands = match parse(script) {
+        Ok(c) => c,
+        Err(what) => {
+            out.err(format!(
+                "{name}: netlab: unsupported shell syntax: {what}\n"
+            ));
+            return 2;
+        }
+    };
+    let mut last = 0;
+    for (joint, words) in commands {
+        match joint {
+            Joint::And if last != 0 => continue,
+            Joint::Or if last == 0 => continue,
+            _ => {}
+        }
+        let argv = expand(&words, last, pod.env());
+        let Some(first) = argv.first() else { continue };
+        last = match first.as_str() {
+            "exit" => {
+                return match argv.get(1) {
+                    None => last,
+                    Some(code) => code.parse::<i64>().map_or(2, |c| (c & 0xff) as i32),
+                };
+            }
+            ":" | "cd" => 0,
+            _ => match dispatch(&argv, pod, out).await {
+                Ok(code) => code,
+                Err(ExecError::NotFound(cmd)) => {
+                    out.err(match name {
+                        "bash" => format!("bash: line 1: {cmd}: command not found\n"),
+                        _ => format!("{name}: {cmd}: not found\n"),
+                    });
+                    127
+                }
+            },
+        };
+    }
+    last
+}
+
+/// How a command is joined to the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joint {
+    /// `;`, a newline, or the first command.
+    Seq,
+    /// `&&`: runs if the previous succeeded.
+    And,
+    /// `||`: runs if the previous failed.
+    Or,
+}
+
+/// A piece of a word: literal text or a parameter expanded when the command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Var(String),
+}
+
+/// A word, and whether any of it was quoted (a quoted empty word survives expansion).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Word {
+    parts: Vec<Part>,
+    quoted: bool,
+}
+
+impl Word {
+    fn push(&mut self, c: char) {
+        match self.parts.last_mut() {
+            Some(Part::Lit(s)) => s.push(c),
+            _ => self.parts.push(Part::Lit(c.to_string())),
+        }
+    }
+}
+
+/// Splits a script into commands; `Err` names the unsupported syntax.
+fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
+    let mut commands = Vec::new();
+    let mut words: Vec<Word> = Vec::new();
+    let mut word: Option<Word> = None;
+    let mut joint = Joint::Seq;
+    let mut chars = script.chars().peekable();
+    let end_command = |words: &mut Vec<Word>,
+                       word: &mut Option<Word>,
+                       commands: &mut Vec<(Joint, Vec<Word>)>,
+                       joint: Joint| {
+        if let Some(w) = word.take() {
+            words.push(w);
+        }
+        if !words.is_empty() {
+            commands.push((joint, std::mem::take(words)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            '#' if word.is_none() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                end_command(&mut words, &mut word, &mut commands, joint);
+                joint = Joint::Seq;
+            }
+            ';' | '\n' => {
+                end_command(&mut words, &mut word, &mut commands, joint);
+                joint = Joint::Seq;
+            }
+            '&' if chars.peek() == Some(&'&') => {
+                chars.next();
+                end_command(&mut words, &mut word, &mut commands, joint);
+                joint = Joint::And;
+            }
+            '|' if chars.peek() == Some(&'|') => {
+                chars.next();
+                end_command(&mut words, &mut word, &mut commands, joint);
+                joint = Joint::Or;
+            }
+            '|' | '&' | '>' | '<' | '`' | '(' | ')' => return Err(c.to_string()),
+            '\'' => {
+                let w = word.get_or_insert_with(Word::default);
+                w.quoted = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated quoted string".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(Word::default);
+                w.quoted = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err("unterminated quoted string".into()),
+                        },
+                        Some('$') => parameter(&mut chars, w)?,
+                        Some('`') => return Err("`".into()),
+                        Some(c) => w.push(c),
+                        None => return Err("unterminated quoted string".into()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some(c) => word.get_or_insert_with(Word::default).push(c),
+            },
+            '$' => parameter(&mut chars, word.get_or_insert_with(Word::default))?,
+            c => word.get_or_insert_with(Word::default).push(c),
+        }
+    }
+    end_command(&mut words, &mut word, &mut commands, joint);
+    Ok(commands)
+}
+
+/// Reads the parameter after a `$` into `w`.
+fn parameter(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    w: &mut Word,
+) -> Result<(), String> {
+    match chars.peek().copied() {
+        Some('{') => {
+            chars.next();
+            let mut name = String::new();
+            loop {
+                match chars.next() {
+                    Some('}') => break,
+                    Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == '?' => name.push(c),
+                    _ => return Err("${".into()),
+                }
+            }
+            w.parts.push(Part::Var(name));
+        }
+        Some('(') => return Err("$(".into()),
+        Some(c @ ('?' | '$' | '#' | '0'..='9')) => {
+            chars.next();
+            w.parts.push(Part::Var(c.to_string()));
+        }
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {
+            let mut name = String::new();
+            while let Some(&c) = chars.peek() {
+                if !(c.is_ascii_alphanumeric() || c == '_') {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            w.parts.push(Part::Var(name));
+        }
+        _ => w.push('$'),
+    }
+    Ok(())
+}
+
+/// Expands parameters; an unquoted word that expands to nothing disappears.
+fn expand(words: &[Word], last: i32, env: &[(String, String)]) -> Vec<String> {
+    words
+        .iter()
+        .filter_map(|w| {
+            let mut s = String::new();
+            for part in &w.parts {
+                match part {
+                    Part::Lit(l) => s.push_str(l),
+                    Part::Var(name) => match name.as_str() {
+                        "?" => s.push_str(&last.to_string()),
+                        "$" => s.push('1'),
+                        "#" => s.push('0'),
+                        "0" => s.push_str("sh"),
+                        _ => {
+                            if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
+                                s.push_str(v);
+                            }
+                        }
+                    },
+                }
+            }
+            (w.quoted || !s.is_empty()).then_some(s)
+        })
+        .collect()
+}

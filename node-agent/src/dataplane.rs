@@ -1,0 +1,746 @@
+//! The node's kernel at run time: where a pod's connection goes. The decisions themselves are
+//! netlab-kernel's pure functions (the iptables walk, IPVS scheduling, conntrack, NetworkPolicy,
+//! routes); this module holds their state for one node and moves the bytes: into a local pod's
+//! socket, over the wire to another node-agent (`netlab.node.v1.Kernel/Dial`), or out of the
+//! cluster over a real TCP socket.
+//!
+//! The failure modes are the kernel's: a REJECT rule or a closed port refuses at once; a DROP
+//! rule, a NetworkPolicy, an unprogrammed ClusterIP or an unreachable node leave the client
+//! waiting until its own timeout, because a dropped SYN is never answered.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use ipnet::IpNet;
+use netlab_kernel::{
+    Protocol,
+    conntrack::{self, Conntrack},
+    iptables::{Disposition, Origin, Packet, Tables, Target, WalkEnv},
+    ipvs::Ipvs,
+    netpol::{Direction, PodMeta},
+    routes::{Route, Routes},
+};
+use netlab_proto::node::v1::{self as pb, kernel_client::KernelClient, segment::Kind};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tracing::{debug, info_span};
+
+use crate::{cluster::ClusterView, sockets::SocketTable};
+
+/// A byte stream to a peer.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Segments buffered per direction on the wire.
+const WIRE_BUFFER: usize = 64;
+/// Bytes per data segment.
+const SEGMENT: usize = 16 * 1024;
+
+/// The node's kernel.
+pub struct Dataplane {
+    node_ip: IpAddr,
+    node_name: String,
+    /// Ranges that exist on no wire (Service and pod CIDRs): unrouted, a packet there is lost.
+    virtual_nets: Vec<IpNet>,
+    state: Mutex<KernelState>,
+    sockets: SocketTable,
+    view: Arc<ClusterView>,
+    peers: Mutex<HashMap<SocketAddr, KernelClient<Channel>>>,
+    start: Instant,
+}
+
+/// Everything rules and flows change.
+pub struct KernelState {
+    /// The filter and nat tables.
+    pub tables: Tables,
+    /// The IPVS table.
+    pub ipvs: Ipvs,
+    /// Tracked flows.
+    pub conntrack: Conntrack,
+    /// The routing table.
+    pub routes: Routes,
+    recent: HashMap<(String, IpAddr), u64>,
+    rng: u64,
+}
+
+/// Who opens a connection.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The pod, or None for the node itself (host-network pods).
+    pub pod: Option<Arc<PodMeta>>,
+    /// Its address (the pod IP, or the node IP).
+    pub ip: IpAddr,
+}
+
+/// An open connection.
+pub struct Connected {
+    /// The client's end.
+    pub stream: Box<dyn Stream>,
+    /// The client's address.
+    pub local: SocketAddr,
+    /// What the kernel did, hop by hop (for `curl -v`).
+    pub hops: Vec<String>,
+}
+
+/// How a connect failed, as the client's socket sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// ECONNREFUSED: a REJECT rule, or nothing listening.
+    Refused,
+    /// ETIMEDOUT: the SYN was dropped somewhere.
+    TimedOut,
+}
+
+/// A failed connect and what the kernel did before it failed.
+#[derive(Debug, Clone)]
+pub struct ConnectFailed {
+    /// The failure.
+    pub failure: Failure,
+    /// The hops up to the failure.
+    pub hops: Vec<String>,
+}
+
+/// The NAT decision for a new flow.
+struct Decision {
+    dst: SocketAddr,
+    snat: Option<SocketAddr>,
+    disposition: Disposition,
+    hops: Vec<String>,
+    ipvs_vip: Option<SocketAddr>,
+}
+
+// === impl Dataplane ===
+
+impl Dataplane {
+    /// The kernel of node `node_name` at `node_ip`; other nodes are dialled on the port their Node
+    /// object publishes.
+    pub fn new(
+        node_name: String,
+        node_ip: IpAddr,
+        virtual_nets: Vec<IpNet>,
+        sockets: SocketTable,
+        view: Arc<ClusterView>,
+    ) -> Self {
+        let seed = Instant::now().elapsed().as_nanos() as u64
+            ^ std::process::id() as u64
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0));
+        Self {
+            node_ip,
+            node_name,
+            virtual_nets,
+            state: Mutex::new(KernelState {
+                tables: Tables::new(),
+                ipvs: Ipvs::new(),
+                conntrack: Conntrack::default(),
+                routes: Routes::new(node_ip),
+                recent: HashMap::new(),
+                rng: seed | 1,
+            }),
+            sockets,
+            view,
+            peers: Mutex::default(),
+            start: Instant::now(),
+        }
+    }
+
+    /// The node's IP.
+    pub fn node_ip(&self) -> IpAddr {
+        self.node_ip
+    }
+
+    /// The node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// The cluster view.
+    pub fn view(&self) -> &Arc<ClusterView> {
+        &self.view
+    }
+
+    /// The node's socket table.
+    pub fn sockets(&self) -> &SocketTable {
+        &self.sockets
+    }
+
+    /// Time on the kernel's clock (conntrack timeouts).
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs `f` with the kernel state locked. Keep `f` short: every new connection waits.
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut KernelState) -> T) -> T {
+        // Every mutation is a whole restore or one flow; a poisoned state is still usable.
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut st)
+    }
+
+    /// Opens a TCP connection from `src` to `dst`, as the node's kernel would route it.
+    pub async fn connect(
+        self: &Arc<Self>,
+        src: &Source,
+        dst: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Connected, ConnectFailed> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
+        if dst.ip().is_loopback() {
+            // Inside the pod's network namespace: another container of the same pod (apps
+            // listen on the pod IP, which loopback reaches in the same namespace). No NAT, no
+            // policy, no route: the packet never leaves the namespace.
+            let to = SocketAddr::new(src.ip, dst.port());
+            return match self.sockets.connect(SocketAddr::new(dst.ip(), local.port()), to) {
+                Ok(s) => Ok(Connected { stream: Box::new(s), local, hops: vec!["loopback: inside the pod".into()] }),
+                Err(_) => Err(ConnectFailed { failure: Failure::Refused, hops: Vec::new() }),
+            };
+        }
+        let origin = if src.pod.is_some() { Origin::Forwarded } else { Origin::Local };
+        let protocol = Protocol::Tcp;
+        let key = conntrack::Key { protocol, src: local, dst };
+        let d = self.decide(key, origin);
+        let mut hops = d.hops;
+        let fail = |failure, hops: Vec<String>| ConnectFailed { failure, hops };
+        let drop_until_deadline = |mut hops: Vec<String>, why: String| async move {
+            hops.push(why);
+            tokio::time::sleep_until(deadline).await;
+            Err(ConnectFailed { failure: Failure::TimedOut, hops })
+        };
+        match d.disposition {
+            Disposition::Reject => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return Err(fail(Failure::Refused, hops));
+            }
+            Disposition::Drop => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return drop_until_deadline(hops, "packet dropped".into()).await;
+            }
+            Disposition::Accept => {}
+        }
+        let from = d.snat.unwrap_or(local);
+        let peer_pod = self.view.pod(d.dst.ip());
+        // Egress policy of the source pod, against the destination after DNAT (as Calico and
+        // Cilium see it: policies on ClusterIPs match nothing).
+        if let Some(pod) = &src.pod {
+            let verdict = {
+                let view = self.view.read();
+                view.policies.verdict(
+                    Direction::Egress,
+                    pod,
+                    d.dst.ip(),
+                    peer_pod.as_deref(),
+                    d.dst.port(),
+                    protocol,
+                    false,
+                    &*view,
+                )
+            };
+            let span = info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict);
+            span.in_scope(|| debug!(%verdict, "Egress policy."));
+            if !verdict.allowed() {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return drop_until_deadline(hops, format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name)).await;
+            }
+            if !matches!(verdict, netlab_kernel::netpol::Verdict::NotIsolated { .. }) {
+                hops.push(format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name));
+            }
+        }
+        let route = self.with_state(|st| st.routes.lookup(d.dst.ip()));
+        let result = match route {
+            Route::Local => {
+                info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name)
+                    .in_scope(|| debug!(dst = %d.dst, "Local delivery."));
+                match self.deliver(from, d.dst, peer_pod.as_deref()) {
+                    Delivery::Stream(s) => {
+                        hops.push(format!("route: {} is on this node ({})", d.dst.ip(), self.node_name));
+                        Ok(Box::new(s) as Box<dyn Stream>)
+                    }
+                    Delivery::Refused => Err(Failure::Refused),
+                    Delivery::Dropped(why) => {
+                        self.forget(&key, d.ipvs_vip, d.dst);
+                        return drop_until_deadline(hops, why).await;
+                    }
+                }
+            }
+            Route::Node(via) => {
+                let name = self.view.node_name(via).unwrap_or_else(|| via.to_string());
+                hops.push(format!("route: {} via node {name} ({via})", d.dst.ip()));
+                info_span!("route", netlab.route = "node", netlab.route.via = %via, k8s.node.name = %name)
+                    .in_scope(|| debug!(dst = %d.dst, "Over the wire."));
+                match self.dial(via, protocol, from, d.dst, dst, deadline).await {
+                    Ok(s) => Ok(s),
+                    Err(Failure::TimedOut) => {
+                        self.forget(&key, d.ipvs_vip, d.dst);
+                        hops.push("no answer".into());
+                        return Err(fail(Failure::TimedOut, hops));
+                    }
+                    Err(f) => Err(f),
+                }
+            }
+            Route::Default if self.virtual_nets.iter().any(|n| n.contains(&d.dst.ip())) => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return drop_until_deadline(
+                    hops,
+                    format!("route: no rule or route for {} (a virtual IP nothing programmed): sent to the default gateway and lost", d.dst),
+                )
+                .await;
+            }
+            Route::Default => {
+                hops.push(format!("route: {} leaves the cluster via {} (SNAT to {})", d.dst, self.node_name, self.node_ip));
+                match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(d.dst)).await {
+                    Ok(Ok(s)) => {
+                        let _ = s.set_nodelay(true);
+                        Ok(Box::new(s) as Box<dyn Stream>)
+                    }
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(Failure::Refused),
+                    Ok(Err(_)) | Err(_) => {
+                        self.forget(&key, d.ipvs_vip, d.dst);
+                        return Err(fail(Failure::TimedOut, hops));
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(stream) => {
+                let now = self.now();
+                self.with_state(|st| st.conntrack.replied(&key, now));
+                Ok(Connected {
+                    stream: Box::new(Tracked {
+                        inner: stream,
+                        dp: self.clone(),
+                        key,
+                        vip: d.ipvs_vip,
+                        real: d.dst,
+                    }),
+                    local,
+                    hops,
+                })
+            }
+            Err(f) => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                if f == Failure::Refused {
+                    hops.push(format!("{}: connection refused (nothing listens on port {})", d.dst.ip(), d.dst.port()));
+                }
+                Err(fail(f, hops))
+            }
+        }
+    }
+
+    /// Sends one UDP datagram from `src` to `dst` and waits for one reply (a DNS query): the same
+    /// NAT, policy and routing as a TCP connect. A reply refreshes the flow's conntrack entry, so
+    /// later queries from the same socket stay on the same endpoint, as on Linux.
+    pub async fn exchange_udp(
+        &self,
+        src: &Source,
+        dst: SocketAddr,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ConnectFailed> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
+        let origin = if src.pod.is_some() { Origin::Forwarded } else { Origin::Local };
+        let key = conntrack::Key { protocol: Protocol::Udp, src: local, dst };
+        let d = self.decide(key, origin);
+        let lost = |hops: Vec<String>| async move {
+            tokio::time::sleep_until(deadline).await;
+            Err(ConnectFailed { failure: Failure::TimedOut, hops })
+        };
+        match d.disposition {
+            Disposition::Reject => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return Err(ConnectFailed { failure: Failure::Refused, hops: d.hops });
+            }
+            Disposition::Drop => return lost(d.hops).await,
+            Disposition::Accept => {}
+        }
+        if let Some(pod) = &src.pod {
+            let peer = self.view.pod(d.dst.ip());
+            let verdict = {
+                let view = self.view.read();
+                view.policies.verdict(Direction::Egress, pod, d.dst.ip(), peer.as_deref(), d.dst.port(), Protocol::Udp, false, &*view)
+            };
+            info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict)
+                .in_scope(|| debug!(%verdict, "Egress policy (UDP)."));
+            if !verdict.allowed() {
+                return lost(d.hops).await;
+            }
+        }
+        let route = self.with_state(|st| st.routes.lookup(d.dst.ip()));
+        if route != Route::Default || self.virtual_nets.iter().any(|n| n.contains(&d.dst.ip())) {
+            // Pods run no UDP servers: a datagram to a pod meets ICMP port-unreachable; one to
+            // an unprogrammed virtual IP is lost.
+            if route == Route::Default {
+                return lost(d.hops).await;
+            }
+            self.forget(&key, d.ipvs_vip, d.dst);
+            return Err(ConnectFailed { failure: Failure::Refused, hops: d.hops });
+        }
+        let bind: SocketAddr = if d.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        let io = async {
+            let sock = tokio::net::UdpSocket::bind(bind).await?;
+            sock.connect(d.dst).await?;
+            sock.send(&payload).await?;
+            let mut buf = vec![0u8; 65535];
+            let n = sock.recv(&mut buf).await?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>(buf)
+        };
+        match tokio::time::timeout_at(deadline, io).await {
+            Ok(Ok(reply)) => {
+                let now = self.now();
+                self.with_state(|st| st.conntrack.replied(&key, now));
+                Ok(reply)
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Err(ConnectFailed { failure: Failure::Refused, hops: d.hops })
+            }
+            _ => Err(ConnectFailed { failure: Failure::TimedOut, hops: d.hops }),
+        }
+    }
+
+    /// NAT for a new flow: conntrack first, then IPVS, then the iptables walk.
+    fn decide(&self, key: conntrack::Key, origin: Origin) -> Decision {
+        let now = self.now();
+        let node_ip = self.node_ip;
+        self.with_state(|st| {
+            if let Some(e) = st.conntrack.lookup(&key, now) {
+                return Decision {
+                    dst: e.nat.dst,
+                    snat: e.nat.src,
+                    disposition: Disposition::Accept,
+                    hops: vec![format!("conntrack: existing flow to {}", e.nat.dst)],
+                    ipvs_vip: None,
+                };
+            }
+            let mut hops = Vec::new();
+            let mut d = Decision {
+                dst: key.dst,
+                snat: None,
+                disposition: Disposition::Accept,
+                hops: Vec::new(),
+                ipvs_vip: None,
+            };
+            if let Some(s) = st.ipvs.schedule(key.protocol, key.src, key.dst, now) {
+                let _span = info_span!("kernel dnat", netlab.kernel.mode = "ipvs", netlab.kernel.scheduler = %s.scheduler, netlab.kernel.endpoint = ?s.real).entered();
+                match s.real {
+                    Some(real) => {
+                        hops.push(format!(
+                            "ipvs: {} {} {}{} -> {real} (Masq)",
+                            key.protocol,
+                            key.dst,
+                            s.scheduler,
+                            if s.persistent { " persistent" } else { "" }
+                        ));
+                        d.dst = real;
+                        d.ipvs_vip = Some(key.dst);
+                    }
+                    None => {
+                        hops.push(format!("ipvs: {} {} {} has no real servers: connection refused", key.protocol, key.dst, s.scheduler));
+                        d.disposition = Disposition::Reject;
+                    }
+                }
+            } else {
+                let KernelState { tables, recent, rng, .. } = st;
+                let mut env = Env { recent, rng, now: now.as_secs(), node_ip };
+                let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
+                let v = tables.evaluate(packet, origin, &mut env);
+                for s in &v.steps {
+                    hops.push(describe(s));
+                }
+                if v.dnat {
+                    let sep = v.steps.iter().rev().find(|s| matches!(s.target, Target::Dnat(_)));
+                    let prob = v.steps.iter().rev().find_map(|s| s.probability);
+                    let _span = info_span!(
+                        "kernel dnat",
+                        netlab.kernel.mode = "iptables",
+                        netlab.kernel.chain = sep.map(|s| &*s.chain).unwrap_or(""),
+                        netlab.kernel.endpoint = %v.dst,
+                        netlab.kernel.probability = prob.unwrap_or(1.0),
+                    )
+                    .entered();
+                }
+                d.dst = v.dst;
+                d.disposition = v.disposition;
+                if v.masquerade {
+                    d.snat = Some(SocketAddr::new(node_ip, key.src.port()));
+                    hops.push(format!("masquerade: source {} -> {node_ip}", key.src.ip()));
+                }
+            }
+            d.hops = hops;
+            if d.disposition == Disposition::Accept {
+                let nat = conntrack::Nat { dst: d.dst, src: d.snat };
+                if let Err(full) = st.conntrack.insert(key, nat, now) {
+                    d.hops.push(full.to_string());
+                    d.disposition = Disposition::Drop;
+                }
+            }
+            d
+        })
+    }
+
+    /// A flow that failed leaves no conntrack entry and no IPVS connection.
+    fn forget(&self, key: &conntrack::Key, vip: Option<SocketAddr>, real: SocketAddr) {
+        self.with_state(|st| {
+            st.conntrack.remove(key);
+            if let Some(vip) = vip {
+                st.ipvs.release(key.protocol, vip, real);
+            }
+        });
+    }
+
+    fn closed(&self, key: &conntrack::Key, vip: Option<SocketAddr>, real: SocketAddr) {
+        let now = self.now();
+        self.with_state(|st| {
+            st.conntrack.closed(key, now);
+            if let Some(vip) = vip {
+                st.ipvs.release(key.protocol, vip, real);
+            }
+        });
+    }
+
+    /// Hands a connection arriving at this node to the destination pod: ingress policy, then
+    /// the pod's socket.
+    fn deliver(&self, from: SocketAddr, dst: SocketAddr, pod: Option<&PodMeta>) -> Delivery {
+        if let Some(pod) = pod {
+            let from_node = from.ip() == self.node_ip;
+            let verdict = {
+                let view = self.view.read();
+                let peer = view.by_ip.get(&from.ip()).cloned();
+                view.policies.verdict(
+                    Direction::Ingress,
+                    pod,
+                    from.ip(),
+                    peer.as_deref(),
+                    dst.port(),
+                    Protocol::Tcp,
+                    from_node,
+                    &*view,
+                )
+            };
+            let span = info_span!("netpol verdict", netlab.netpol.direction = "ingress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict, k8s.node.name = %self.node_name);
+            span.in_scope(|| debug!(%from, %dst, %verdict, "Ingress policy."));
+            if !verdict.allowed() {
+                return Delivery::Dropped(format!("netpol ingress {}/{}: {verdict}", pod.namespace, pod.name));
+            }
+        }
+        match self.sockets.connect(from, dst) {
+            Ok(s) => Delivery::Stream(s),
+            Err(_) => Delivery::Refused,
+        }
+    }
+
+    /// A connection from another node (`Dial`): the same checks as a local delivery.
+    pub fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, String> {
+        let from: SocketAddr = open.source.parse().map_err(|_| format!("bad source {:?}", open.source))?;
+        let dst: SocketAddr = open.destination.parse().map_err(|_| format!("bad destination {:?}", open.destination))?;
+        if self.with_state(|st| st.routes.lookup(dst.ip())) != Route::Local {
+            return Ok(Delivery::Dropped(format!("{} is not on node {}", dst.ip(), self.node_name)));
+        }
+        let pod = self.view.pod(dst.ip());
+        Ok(self.deliver(from, dst, pod.as_deref()))
+    }
+
+    fn peer(&self, ip: IpAddr) -> KernelClient<Channel> {
+        let port = self.view.node_port(ip);
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .entry(SocketAddr::new(ip, port))
+            .or_insert_with(|| {
+                let url = format!("http://{}", SocketAddr::new(ip, port));
+                // The URL is built from an IP and a port, so it always parses.
+                let ep = tonic::transport::Endpoint::from_shared(url)
+                    .expect("an ip:port URL")
+                    .tcp_nodelay(true)
+                    .connect_timeout(Duration::from_secs(3));
+                KernelClient::new(ep.connect_lazy())
+            })
+            .clone()
+    }
+
+    /// Sends a connection over the wire to the node at `via`.
+    async fn dial(
+        &self,
+        via: IpAddr,
+        protocol: Protocol,
+        from: SocketAddr,
+        dst: SocketAddr,
+        original: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> Result<Box<dyn Stream>, Failure> {
+        let mut client = self.peer(via);
+        let (tx, rx) = tokio::sync::mpsc::channel(WIRE_BUFFER);
+        let open = pb::Open {
+            protocol: match protocol {
+                Protocol::Tcp => pb::Protocol::Tcp,
+                Protocol::Udp => pb::Protocol::Udp,
+                Protocol::Sctp => pb::Protocol::Sctp,
+            } as i32,
+            source: from.to_string(),
+            destination: dst.to_string(),
+            original_destination: original.to_string(),
+        };
+        let _ = tx.send(pb::Segment { kind: Some(Kind::Open(open)) }).await;
+        let call = async {
+            let mut inbound = client.dial(ReceiverStream::new(rx)).await.ok()?.into_inner();
+            let first = inbound.message().await.ok()??;
+            Some((first, inbound))
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(Some((pb::Segment { kind: Some(Kind::Accept(_)) }, inbound))) => {
+                let (client_end, our_end) = tokio::io::duplex(crate::sockets::STREAM_BUFFER);
+                tokio::spawn(pump(our_end, inbound, tx));
+                Ok(Box::new(client_end))
+            }
+            Ok(Some((pb::Segment { kind: Some(Kind::Close(c)) }, _))) if c.refused => Err(Failure::Refused),
+            // No answer, a broken stream or a node that is down: the SYN is lost.
+            _ => Err(Failure::TimedOut),
+        }
+    }
+}
+
+/// Where a connection arriving at its destination node ended up.
+pub enum Delivery {
+    /// The pod's socket took it.
+    Stream(tokio::io::DuplexStream),
+    /// Nothing listens: RST.
+    Refused,
+    /// A policy dropped it (why, for the log and traces).
+    Dropped(String),
+}
+
+/// Moves bytes between a local stream and the wire until both sides are done.
+pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    mut inbound: tonic::Streaming<pb::Segment>,
+    tx: tokio::sync::mpsc::Sender<pb::Segment>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let outbound = async {
+        let mut buf = vec![0u8; SEGMENT];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let seg = pb::Segment { kind: Some(Kind::Data(bytes::Bytes::copy_from_slice(&buf[..n]))) };
+                    if tx.send(seg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(pb::Segment { kind: Some(Kind::Close(pb::Close { refused: false })) }).await;
+        drop(tx);
+    };
+    let incoming = async {
+        while let Ok(Some(seg)) = inbound.message().await {
+            match seg.kind {
+                Some(Kind::Data(d)) => {
+                    if wr.write_all(&d).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Kind::Close(_)) | None => break,
+                _ => {}
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    tokio::join!(outbound, incoming);
+}
+
+fn describe(s: &netlab_kernel::iptables::Step) -> String {
+    let comment = s.comment.as_deref().map(|c| format!(" \"{c}\"")).unwrap_or_default();
+    let prob = s.probability.map(|p| format!(" probability {p:.10}")).unwrap_or_default();
+    let what = match &s.target {
+        Target::Jump(c) => format!("-> {c}"),
+        Target::Dnat(to) => format!("DNAT to {to}"),
+        Target::Reject => "REJECT (connection refused)".into(),
+        Target::Drop => "DROP".into(),
+        other => format!("{other:?}"),
+    };
+    format!("{} {}{comment}{prob}: {what}", s.table.as_str(), s.chain)
+}
+
+/// The walk's view of the kernel's mutable bits.
+struct Env<'a> {
+    recent: &'a mut HashMap<(String, IpAddr), u64>,
+    rng: &'a mut u64,
+    now: u64,
+    node_ip: IpAddr,
+}
+
+impl WalkEnv for Env<'_> {
+    fn random(&mut self) -> f64 {
+        // splitmix64: fast, and good enough for `statistic --mode random`.
+        *self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn is_local(&self, ip: IpAddr) -> bool {
+        ip == self.node_ip || ip.is_loopback()
+    }
+
+    fn recent_check(&mut self, list: &str, src: IpAddr, seconds: Option<u64>) -> bool {
+        // A borrowed key avoids allocating on the hot path only if we own a String; lists are
+        // short-lived and few, so the allocation is acceptable here.
+        self.recent
+            .get(&(list.to_string(), src))
+            .is_some_and(|t| seconds.is_none_or(|s| self.now.saturating_sub(*t) <= s))
+    }
+
+    fn recent_set(&mut self, list: &str, src: IpAddr) {
+        self.recent.insert((list.to_string(), src), self.now);
+    }
+}
+
+/// A connection's client end that moves its conntrack entry to TIME_WAIT when dropped.
+struct Tracked {
+    inner: Box<dyn Stream>,
+    dp: Arc<Dataplane>,
+    key: conntrack::Key,
+    vip: Option<SocketAddr>,
+    real: SocketAddr,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.dp.closed(&self.key, self.vip, self.real);
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,601 @@
+//! The `iptables-restore` input kube-proxy's iptables mode writes (upstream
+//! `pkg/proxy/iptables/proxier.go` `syncProxyRules`), line for line: the same chains, hash
+//! names, comments, rule order and `%0.10f` probabilities, so that what `iptables-save` shows on
+//! a netlab node reads like a real node's.
+//!
+//! A full sync writes every chain. A partial sync (upstream since v1.28) rewrites the top-level
+//! chains, whose rules name every Service, but only the changed Services' own chains; chains no
+//! longer used are flushed and deleted (`:CHAIN` then `-X CHAIN`). [`Iptables`] remembers which
+//! service chains the kernel holds after each successful restore, which upstream learns from
+//! `iptables-save` instead.
+//!
+//! Left out, because netlab's kernel model has no use for them: `KUBE-FORWARD`'s conntrack and
+//! mark rules, kubelet's `KUBE-FIREWALL`, loadBalancerSourceRanges (`KUBE-FW-` chains),
+//! healthCheckNodePort rules and topology-aware routing.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    fmt::Write as _,
+    sync::Arc,
+};
+
+use ipnet::Ipv4Net;
+use netlab_kernel::Protocol;
+use sha2::{Digest as _, Sha256};
+
+use crate::model::{Endpoint, ServiceChains, ServicePort, ServicePortName, Snapshot, TrafficPolicy};
+
+/// The masquerade mark: bit 14, kube-proxy's default `--iptables-masquerade-bit`.
+pub const MASQ_MARK: &str = "0x4000";
+/// Above this many endpoints in total, per-endpoint comments are dropped ("large cluster mode").
+pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
+
+const KUBE_SERVICES: &str = "KUBE-SERVICES";
+const KUBE_EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
+const KUBE_NODEPORTS: &str = "KUBE-NODEPORTS";
+const KUBE_POSTROUTING: &str = "KUBE-POSTROUTING";
+const KUBE_MARK_MASQ: &str = "KUBE-MARK-MASQ";
+const KUBE_FORWARD: &str = "KUBE-FORWARD";
+const KUBE_PROXY_FIREWALL: &str = "KUBE-PROXY-FIREWALL";
+
+const SVC_PREFIX: &str = "KUBE-SVC-";
+const SVL_PREFIX: &str = "KUBE-SVL-";
+const EXT_PREFIX: &str = "KUBE-EXT-";
+const FW_PREFIX: &str = "KUBE-FW-";
+const SEP_PREFIX: &str = "KUBE-SEP-";
+
+/// The jumps from the built-in chains into kube-proxy's (upstream `iptablesJumpChains`, in its
+/// order): (table, built-in chain, kube-proxy chain, comment, extra matches).
+const JUMPS: [(&str, &str, &str, &str, &str); 12] = [
+    ("filter", "INPUT", KUBE_EXTERNAL_SERVICES, "kubernetes externally-visible service portals", "-m conntrack --ctstate NEW"),
+    ("filter", "FORWARD", KUBE_EXTERNAL_SERVICES, "kubernetes externally-visible service portals", "-m conntrack --ctstate NEW"),
+    ("filter", "INPUT", KUBE_NODEPORTS, "kubernetes health check service ports", ""),
+    ("filter", "FORWARD", KUBE_SERVICES, "kubernetes service portals", "-m conntrack --ctstate NEW"),
+    ("filter", "OUTPUT", KUBE_SERVICES, "kubernetes service portals", "-m conntrack --ctstate NEW"),
+    ("filter", "FORWARD", KUBE_FORWARD, "kubernetes forwarding rules", ""),
+    ("filter", "INPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
+    ("filter", "OUTPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
+    ("filter", "FORWARD", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
+    ("nat", "OUTPUT", KUBE_SERVICES, "kubernetes service portals", ""),
+    ("nat", "PREROUTING", KUBE_SERVICES, "kubernetes service portals", ""),
+    ("nat", "POSTROUTING", KUBE_POSTROUTING, "kubernetes postrouting rules", ""),
+];
+
+/// First 16 characters of base32(sha256(parts concatenated)) (upstream `portProtoHash`).
+fn hash16(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    let mut s = data_encoding::BASE32.encode(&h.finalize());
+    s.truncate(16);
+    s
+}
+
+/// The `KUBE-SVC-`, `KUBE-SVL-`, `KUBE-EXT-` and `KUBE-FW-` chains of the port printed as
+/// `name` (`ns/svc:port`) over `protocol`.
+pub fn service_chains(name: &str, protocol: Protocol) -> ServiceChains {
+    let hash = hash16(&[name, protocol.lower()]);
+    ServiceChains {
+        svc: format!("{SVC_PREFIX}{hash}").into(),
+        svl: format!("{SVL_PREFIX}{hash}").into(),
+        ext: format!("{EXT_PREFIX}{hash}").into(),
+        fw: format!("{FW_PREFIX}{hash}").into(),
+    }
+}
+
+/// The `KUBE-SEP-` chain of endpoint `addr` (`ip:port`) of the port printed as `name` over
+/// `protocol` (lower-case).
+pub fn endpoint_chain(name: &str, protocol: &str, addr: &str) -> Arc<str> {
+    format!("{SEP_PREFIX}{}", hash16(&[name, protocol, addr])).into()
+}
+
+/// Whether `chain` is a per-Service or per-endpoint chain (ours to delete when unused).
+pub fn is_service_chain(chain: &str) -> bool {
+    [SVC_PREFIX, SVL_PREFIX, EXT_PREFIX, FW_PREFIX, SEP_PREFIX].iter().any(|p| chain.starts_with(p))
+}
+
+/// The service chains declared in the nat table of `iptables-save` output.
+pub fn service_chains_in_save(text: &str) -> HashSet<String> {
+    let mut nat = false;
+    let mut out = HashSet::new();
+    for line in text.lines() {
+        if let Some(table) = line.strip_prefix('*') {
+            nat = table == "nat";
+        } else if nat && let Some(decl) = line.strip_prefix(':') {
+            let chain = decl.split_whitespace().next().unwrap_or_default();
+            if is_service_chain(chain) {
+                out.insert(chain.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The jump rules from the built-in chains, as `TABLE CHAIN RULESPEC` for
+/// `RestoreRequest.ensure` (kube-proxy's `EnsureRule` calls on a full sync).
+pub fn ensure_rules() -> Vec<String> {
+    JUMPS
+        .iter()
+        .map(|(table, from, to, comment, extra)| {
+            let extra = if extra.is_empty() { String::new() } else { format!("{extra} ") };
+            format!("{table} {from} {extra}-m comment --comment \"{comment}\" -j {to}")
+        })
+        .collect()
+}
+
+/// How the rules are written.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pod traffic comes from here; traffic to a ClusterIP from elsewhere is masqueraded
+    /// (kube-proxy's `--cluster-cidr`, its "local traffic detector"). None: no such rule.
+    pub cluster_cidr: Option<Ipv4Net>,
+    /// Masquerade all traffic to ClusterIPs (`--masquerade-all`).
+    pub masquerade_all: bool,
+    /// `MASQUERADE --random-fully`, as on any iptables since 1.6.2.
+    pub random_fully: bool,
+}
+
+/// One sync's `iptables-restore` input.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The text.
+    pub text: String,
+    /// Whether every chain was written (else only changed Services' chains).
+    pub full: bool,
+    /// `-A` lines written.
+    pub rules: usize,
+    /// Chains deleted with `-X`.
+    pub deleted: usize,
+    active: HashSet<Arc<str>>,
+    large: bool,
+}
+
+/// The iptables proxier's memory between syncs.
+#[derive(Debug)]
+pub struct Iptables {
+    opts: Options,
+    /// Service chains in the kernel after the last successful restore; None until known.
+    written: Option<HashSet<Arc<str>>>,
+    /// Whether the last successful restore was in large cluster mode.
+    large: Option<bool>,
+    /// `probabilities[n]` is 1/n as `%0.10f`, formatted once.
+    probabilities: Vec<String>,
+}
+
+/// A line buffer that counts `-A` lines and can be switched off (for unchanged Services' chains
+/// in a partial sync, as upstream's discard buffers).
+#[derive(Default)]
+struct Lines {
+    text: String,
+    rules: usize,
+    off: bool,
+}
+
+// === impl Lines ===
+
+impl Lines {
+    fn line(&mut self, parts: &[&str]) {
+        self.line_of(&[parts]);
+    }
+
+    /// One line from several groups of words (so optional groups cost no allocation); empty
+    /// words are skipped.
+    fn line_of(&mut self, groups: &[&[&str]]) {
+        if self.off {
+            return;
+        }
+        let mut first = true;
+        for p in groups.iter().flat_map(|g| g.iter()) {
+            if p.is_empty() {
+                continue;
+            }
+            if first {
+                if *p == "-A" {
+                    self.rules += 1;
+                }
+            } else {
+                self.text.push(' ');
+            }
+            first = false;
+            self.text.push_str(p);
+        }
+        self.text.push('\n');
+    }
+
+    fn chain(&mut self, name: &str) {
+        if !self.off {
+            self.text.push(':');
+            self.text.push_str(name);
+            self.text.push_str(" - [0:0]\n");
+        }
+    }
+}
+
+// === impl Iptables ===
+
+impl Iptables {
+    /// A proxier that has written nothing yet.
+    pub fn new(opts: Options) -> Self {
+        Self { opts, written: None, large: None, probabilities: vec!["<bad value>".into()] }
+    }
+
+    /// Whether it knows which service chains the kernel holds.
+    pub fn knows_chains(&self) -> bool {
+        self.written.is_some()
+    }
+
+    /// Tells it which service chains the kernel holds (from `iptables-save`), so that a first
+    /// sync deletes those a previous run left behind.
+    pub fn seed_chains(&mut self, chains: HashSet<String>) {
+        self.written = Some(chains.into_iter().map(Arc::from).collect());
+    }
+
+    /// Remembers what a successful restore of `r` left in the kernel.
+    pub fn commit(&mut self, r: Rendered) {
+        self.written = Some(r.active);
+        self.large = Some(r.large);
+    }
+
+    fn probability(&mut self, n: usize) -> &str {
+        while self.probabilities.len() <= n {
+            let i = self.probabilities.len();
+            self.probabilities.push(format!("{:.10}", 1.0 / i as f64));
+        }
+        &self.probabilities[n]
+    }
+
+    /// The restore input for `snapshot`: every chain if `changed` is None, else the top-level
+    /// chains plus the chains of the ports in `changed`. A switch into or out of large cluster
+    /// mode (which changes every chain's comments) makes it a full sync regardless.
+    pub fn render(&mut self, snapshot: &Snapshot, changed: Option<&BTreeSet<ServicePortName>>) -> Rendered {
+        let large = snapshot.total_endpoints() > LARGE_CLUSTER_ENDPOINTS;
+        let full = changed.is_none() || self.large != Some(large);
+        let (mut filter_chains, mut filter_rules, mut nat_chains, mut nat_rules) =
+            (Lines::default(), Lines::default(), Lines::default(), Lines::default());
+        // Rough sizes (a 4-endpoint Service is about 1.3 kB of nat rules) spare regrowth.
+        nat_rules.text.reserve(if full { snapshot.len() * 1400 } else { 4096 });
+        nat_chains.text.reserve(if full { snapshot.len() * 200 } else { 1024 });
+
+        for c in [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL] {
+            filter_chains.chain(c);
+        }
+        for c in [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ] {
+            nat_chains.chain(c);
+        }
+        let masq_mark = format!("{MASQ_MARK}/{MASQ_MARK}");
+        nat_rules.line(&["-A", KUBE_POSTROUTING, "-m", "mark", "!", "--mark", &masq_mark, "-j", "RETURN"]);
+        nat_rules.line(&["-A", KUBE_POSTROUTING, "-j", "MARK", "--xor-mark", MASQ_MARK]);
+        nat_rules.line(&[
+            "-A",
+            KUBE_POSTROUTING,
+            "-m",
+            "comment",
+            "--comment",
+            "\"kubernetes service traffic requiring SNAT\"",
+            "-j",
+            "MASQUERADE",
+            if self.opts.random_fully { "--random-fully" } else { "" },
+        ]);
+        nat_rules.line(&["-A", KUBE_MARK_MASQ, "-j", "MARK", "--or-mark", MASQ_MARK]);
+
+        let cidr = self.opts.cluster_cidr.map(|c| c.to_string());
+        let mut active: HashSet<Arc<str>> = HashSet::with_capacity(self.written.as_ref().map_or(0, HashSet::len));
+        let mut scratch = Scratch::default();
+        for sp in snapshot.iter() {
+            let skip = !full && changed.is_some_and(|c| !c.contains(&sp.name));
+            self.write_service(
+                sp,
+                skip,
+                large,
+                cidr.as_deref(),
+                &mut scratch,
+                &mut active,
+                [&mut filter_rules, &mut nat_chains, &mut nat_rules],
+            );
+        }
+
+        // Delete the service chains no longer in use: declaring flushes, `-X` deletes.
+        let mut deleted = 0;
+        if let Some(written) = &self.written {
+            let mut gone: Vec<&Arc<str>> = written.difference(&active).collect();
+            gone.sort();
+            for chain in gone {
+                nat_chains.chain(chain);
+                nat_rules.line(&["-X", chain]);
+                deleted += 1;
+            }
+        }
+
+        nat_rules.line(&[
+            "-A",
+            KUBE_SERVICES,
+            "-m",
+            "comment",
+            "--comment",
+            "\"kubernetes service nodeports; NOTE: this must be the last rule in this chain\"",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            KUBE_NODEPORTS,
+        ]);
+
+        let mut text = String::with_capacity(
+            filter_chains.text.len() + filter_rules.text.len() + nat_chains.text.len() + nat_rules.text.len() + 32,
+        );
+        text.push_str("*filter\n");
+        text.push_str(&filter_chains.text);
+        text.push_str(&filter_rules.text);
+        text.push_str("COMMIT\n*nat\n");
+        text.push_str(&nat_chains.text);
+        text.push_str(&nat_rules.text);
+        text.push_str("COMMIT\n");
+        Rendered { text, full, rules: filter_rules.rules + nat_rules.rules, deleted, active, large }
+    }
+
+    /// One Service port's rules: its lines in the top-level chains always, its own chains
+    /// unless `skip`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_service(
+        &mut self,
+        sp: &ServicePort,
+        skip: bool,
+        large: bool,
+        cidr: Option<&str>,
+        s: &mut Scratch,
+        active: &mut HashSet<Arc<str>>,
+        [filter_rules, nat_chains, nat_rules]: [&mut Lines; 3],
+    ) {
+        let sel = sp.select();
+        let proto = sp.name.protocol.lower();
+        let name = sp.name_string.as_str();
+        let chains = &sp.chains;
+        let has_endpoints = sel.has_any;
+        let uses_cluster_chain = !sel.cluster.is_empty() && sp.uses_cluster_endpoints();
+        let uses_local_chain = !sel.local.is_empty() && sp.uses_local_endpoints();
+        let internal_local = sp.internal_policy == TrafficPolicy::Local;
+        let external_local = sp.external_policy == TrafficPolicy::Local;
+        let internal_chain = if internal_local { &chains.svl } else { &chains.svc };
+        let has_internal = has_endpoints && !(internal_local && sel.local.is_empty());
+        let external_policy_chain = if external_local { &chains.svl } else { &chains.svc };
+        let has_external = has_endpoints && !(external_local && sel.local.is_empty());
+        let uses_ext_chain = has_endpoints && sp.externally_accessible();
+
+        s.set(sp, name, !has_internal || !has_external);
+        // What the filter table does with traffic no endpoint will take: no endpoints at all is
+        // REJECT (connection refused), none under a Local policy is DROP (a timeout).
+        let (filter_target, filter_comment) =
+            if !has_endpoints { ("REJECT", &s.no_endpoints) } else { ("DROP", &s.no_local_endpoints) };
+
+        // Capture the ClusterIP.
+        if has_internal {
+            nat_rules.line(&[
+                "-A", KUBE_SERVICES, "-m", "comment", "--comment", &s.cluster_ip_comment, "-m", proto, "-p", proto,
+                "-d", &s.cluster_ip, "--dport", &s.port, "-j", internal_chain,
+            ]);
+        } else {
+            filter_rules.line(&[
+                "-A", KUBE_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p", proto, "-d",
+                &s.cluster_ip, "--dport", &s.port, "-j", filter_target,
+            ]);
+        }
+        // Capture externalIPs.
+        for ip in &sp.external_ips {
+            let ip = ip.to_string();
+            if has_endpoints {
+                let comment = format!("\"{name} external IP\"");
+                nat_rules.line(&[
+                    "-A", KUBE_SERVICES, "-m", "comment", "--comment", &comment, "-m", proto, "-p", proto, "-d", &ip,
+                    "--dport", &s.port, "-j", &chains.ext,
+                ]);
+            }
+            if !has_external {
+                filter_rules.line(&[
+                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p",
+                    proto, "-d", &ip, "--dport", &s.port, "-j", filter_target,
+                ]);
+            }
+        }
+        // Capture load-balancer ingress IPs.
+        for ip in &sp.load_balancer_ips {
+            if has_endpoints {
+                let (ip, comment) = (ip.to_string(), format!("\"{name} loadbalancer IP\""));
+                nat_rules.line(&[
+                    "-A", KUBE_SERVICES, "-m", "comment", "--comment", &comment, "-m", proto, "-p", proto, "-d", &ip,
+                    "--dport", &s.port, "-j", &chains.ext,
+                ]);
+            }
+        }
+        if !has_external {
+            for ip in &sp.load_balancer_ips {
+                let ip = ip.to_string();
+                filter_rules.line(&[
+                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p",
+                    proto, "-d", &ip, "--dport", &s.port, "-j", filter_target,
+                ]);
+            }
+        }
+        // Capture the NodePort.
+        if let Some(node_port) = sp.node_port {
+            let node_port = node_port.to_string();
+            if has_endpoints {
+                nat_rules.line(&[
+                    "-A", KUBE_NODEPORTS, "-m", "comment", "--comment", name, "-m", proto, "-p", proto, "--dport",
+                    &node_port, "-j", &chains.ext,
+                ]);
+            }
+            if !has_external {
+                filter_rules.line(&[
+                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", "addrtype",
+                    "--dst-type", "LOCAL", "-m", proto, "-p", proto, "--dport", &node_port, "-j", filter_target,
+                ]);
+            }
+        }
+
+        // From here on the Service's own chains: still counted as active when skipped.
+        nat_chains.off = skip;
+        nat_rules.off = skip;
+
+        if has_internal {
+            let cluster_args = [
+                "-A", internal_chain, "-m", "comment", "--comment", &s.cluster_ip_comment, "-m", proto, "-p", proto,
+                "-d", &s.cluster_ip, "--dport", &s.port,
+            ];
+            if self.opts.masquerade_all {
+                nat_rules.line_of(&[&cluster_args, &["-j", KUBE_MARK_MASQ]]);
+            } else if let Some(cidr) = cidr {
+                nat_rules.line_of(&[&cluster_args, &["!", "-s", cidr, "-j", KUBE_MARK_MASQ]]);
+            }
+        }
+
+        if uses_ext_chain {
+            nat_chains.chain(&chains.ext);
+            active.insert(chains.ext.clone());
+            if !external_local {
+                let comment = format!("\"masquerade traffic for {name} external destinations\"");
+                nat_rules.line(&["-A", &chains.ext, "-m", "comment", "--comment", &comment, "-j", KUBE_MARK_MASQ]);
+            } else {
+                if let Some(cidr) = cidr {
+                    let comment = format!("\"pod traffic for {name} external destinations\"");
+                    nat_rules.line(&["-A", &chains.ext, "-m", "comment", "--comment", &comment, "-s", cidr, "-j", &chains.svc]);
+                }
+                let comment = format!("\"masquerade LOCAL traffic for {name} external destinations\"");
+                nat_rules.line(&[
+                    "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type", "LOCAL",
+                    "-j", KUBE_MARK_MASQ,
+                ]);
+                let comment = format!("\"route LOCAL traffic for {name} external destinations\"");
+                nat_rules.line(&[
+                    "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type", "LOCAL",
+                    "-j", &chains.svc,
+                ]);
+            }
+            if has_external {
+                nat_rules.line(&["-A", &chains.ext, "-j", external_policy_chain]);
+            }
+        }
+
+        if uses_cluster_chain {
+            nat_chains.chain(&chains.svc);
+            active.insert(chains.svc.clone());
+            self.write_service_to_endpoint_rules(nat_rules, sp, &chains.svc, &sel.cluster, large, s);
+        }
+        if uses_local_chain {
+            nat_chains.chain(&chains.svl);
+            active.insert(chains.svl.clone());
+            self.write_service_to_endpoint_rules(nat_rules, sp, &chains.svl, &sel.local, large, s);
+        }
+
+        // One chain per endpoint: hairpin masquerade, affinity, DNAT.
+        for ep in &sel.reachable {
+            nat_chains.chain(&ep.chain);
+            active.insert(ep.chain.clone());
+            if nat_rules.off {
+                continue;
+            }
+            let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", name] };
+            nat_rules.line_of(&[&["-A", &ep.chain], comment, &["-s", ep.ip_str(), "-j", KUBE_MARK_MASQ]]);
+            let affinity: &[&str] =
+                if sp.affinity_timeout.is_some() { &["-m", "recent", "--name", &ep.chain, "--set"] } else { &[] };
+            nat_rules.line_of(&[
+                &["-A", &ep.chain],
+                comment,
+                affinity,
+                &["-m", proto, "-p", proto, "-j", "DNAT", "--to-destination", &ep.addr],
+            ]);
+        }
+        nat_chains.off = false;
+        nat_rules.off = false;
+    }
+
+    /// Affinity rules (if any), then one rule per endpoint with probability 1/(n−i), the last
+    /// one unconditional (upstream `writeServiceToEndpointRules`).
+    fn write_service_to_endpoint_rules(
+        &mut self,
+        nat_rules: &mut Lines,
+        sp: &ServicePort,
+        chain: &str,
+        endpoints: &[&Endpoint],
+        large: bool,
+        s: &mut Scratch,
+    ) {
+        if nat_rules.off {
+            return;
+        }
+        let name = sp.name_string.as_str();
+        if let Some(timeout) = sp.affinity_timeout {
+            let seconds = timeout.to_string();
+            for ep in endpoints {
+                s.endpoint_comment(name, ep);
+                let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", &s.comment] };
+                nat_rules.line_of(&[
+                    &["-A", chain],
+                    comment,
+                    &["-m", "recent", "--name", &ep.chain, "--rcheck", "--seconds", &seconds, "--reap", "-j", &ep.chain],
+                ]);
+            }
+        }
+        let n = endpoints.len();
+        for (i, ep) in endpoints.iter().enumerate() {
+            s.endpoint_comment(name, ep);
+            let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", &s.comment] };
+            if i + 1 < n {
+                let p = self.probability(n - i);
+                nat_rules.line_of(&[
+                    &["-A", chain],
+                    comment,
+                    &["-m", "statistic", "--mode", "random", "--probability", p, "-j", &ep.chain],
+                ]);
+            } else {
+                // The last (or only) rule always matches.
+                nat_rules.line_of(&[&["-A", chain], comment, &["-j", &ep.chain]]);
+            }
+        }
+    }
+}
+
+/// Strings formatted once per Service port (or per endpoint) and reused across its rules,
+/// keeping allocations out of the per-rule path.
+#[derive(Default)]
+struct Scratch {
+    cluster_ip: String,
+    port: String,
+    cluster_ip_comment: String,
+    no_endpoints: String,
+    no_local_endpoints: String,
+    comment: String,
+}
+
+// === impl Scratch ===
+
+impl Scratch {
+    /// Formats the port's strings; the filter comments only if `filter` rules will quote them.
+    fn set(&mut self, sp: &ServicePort, name: &str, filter: bool) {
+        fn redo(s: &mut String, args: std::fmt::Arguments<'_>) {
+            s.clear();
+            let _ = s.write_fmt(args);
+        }
+        redo(&mut self.cluster_ip, format_args!("{}", sp.cluster_ip));
+        redo(&mut self.port, format_args!("{}", sp.port));
+        redo(&mut self.cluster_ip_comment, format_args!("\"{name} cluster IP\""));
+        if filter {
+            redo(&mut self.no_endpoints, format_args!("\"{name} has no endpoints\""));
+            redo(&mut self.no_local_endpoints, format_args!("\"{name} has no local endpoints\""));
+        }
+    }
+
+    /// `"ns/svc:port -> ip:port"`, the comment of a rule that jumps to an endpoint.
+    fn endpoint_comment(&mut self, name: &str, ep: &Endpoint) {
+        self.comment.clear();
+        self.comment.push('"');
+        self.comment.push_str(name);
+        self.comment.push_str(" -> ");
+        self.comment.push_str(&ep.addr);
+        self.comment.push('"');
+    }
+}
+
+#[cfg(test)]
+mod tests;
