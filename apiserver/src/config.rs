@@ -50,6 +50,12 @@ pub struct Config {
     #[arg(long, env = "NETLAB_APISERVER_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
 
+    /// Lab exception for `netlab up` (native mode), where every node and the dns process live on
+    /// 127.0.0.0/8: EndpointSlice addresses may be loopback. A real apiserver refuses them
+    /// ("may not be in the loopback range"), and so does netlab without this flag.
+    #[arg(long, env = "NETLAB_APISERVER_ALLOW_LOOPBACK_ENDPOINTS")]
+    pub allow_loopback_endpoints: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,

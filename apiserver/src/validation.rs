@@ -790,6 +790,9 @@ fn is_valid_cidr(path: &str, v: &str) -> Vec<FieldError> {
     }
 }
 
+/// Set once at startup from `--allow-loopback-endpoints` (native mode only; see the flag).
+pub static ALLOW_LOOPBACK_ENDPOINTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// `ValidateNonSpecialIP`: endpoints and external IPs may not be unspecified, loopback or link-local.
 fn validate_non_special_ip(path: &str, v: &str, errs: &mut Vec<FieldError>) {
     let Some(ip) = parse_ip_sloppy(v) else {
@@ -823,7 +826,7 @@ fn validate_non_special_ip(path: &str, v: &str, errs: &mut Vec<FieldError>) {
             format!("may not be unspecified ({v})"),
         ));
     }
-    if loopback {
+    if loopback && !ALLOW_LOOPBACK_ENDPOINTS.load(std::sync::atomic::Ordering::Relaxed) {
         errs.push(FieldError::invalid(
             path,
             v,

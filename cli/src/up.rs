@@ -26,6 +26,8 @@ use crate::{
 
 /// The demo workload applied on first start.
 const DEMO: &str = include_str!("up/demo.yaml");
+/// The cluster DNS's address natively: port 53 on a loopback address of its own.
+const CLUSTER_DNS: &str = "127.0.1.253:53";
 /// How long the processes get to become healthy.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped process gets before it is killed.
@@ -87,6 +89,8 @@ fn port_free(addr: &str) -> bool {
 struct Cloud {
     registry: String,
     dns: String,
+    /// Where the cluster DNS listens, if port 53 could be bound.
+    cluster_dns: Option<String>,
 }
 
 fn free_port() -> Result<u16, Problem> {
@@ -107,6 +111,8 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
                 apiserver.to_string(),
                 "--data-dir".into(),
                 data_dir.join("apiserver").display().to_string(),
+                // Lab exception: natively the dns pod's address is loopback (see the flag).
+                "--allow-loopback-endpoints".into(),
             ],
         ),
         // Health ports on ephemeral addresses: two native clusters must not fight over 10257.
@@ -135,6 +141,30 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
             ],
         ),
     ];
+    // The cluster DNS on its own loopback address, port 53 (the kube-dns Service's targetPort
+    // is 53, as kubeadm writes it), registered as the host-network pod kube-system/coredns-*.
+    if let Some(dns) = &cloud.cluster_dns {
+        procs.push((
+            "dns".into(),
+            "netlab-dns".into(),
+            vec![
+                "--server".into(),
+                server.clone(),
+                "--listen".into(),
+                dns.clone(),
+                "--advertise-address".into(),
+                dns.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_default(),
+                "--upstream".into(),
+                cloud.dns.clone(),
+                "--health-listen".into(),
+                "127.0.0.1:0".into(),
+                "--ready-listen".into(),
+                "127.0.0.1:0".into(),
+                "--metrics-listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+        ));
+    }
     // Nodes: each node-agent plays one node, its node IP a loopback address of its own (on Linux
     // all of 127.0.0.0/8 is local), as Docker or a cloud would give a machine its address.
     for i in 1..=args.nodes {
@@ -213,7 +243,14 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let cloud = Cloud {
         registry: format!("127.0.0.1:{}", free_port()?),
         dns: format!("127.0.0.1:{}", free_port()?),
+        cluster_dns: std::net::UdpSocket::bind(CLUSTER_DNS).is_ok().then(|| CLUSTER_DNS.to_string()),
     };
+    if cloud.cluster_dns.is_none() {
+        let _ = writeln!(
+            out,
+            "note: cannot bind {CLUSTER_DNS} (port 53 needs root or CAP_NET_BIND_SERVICE): no cluster DNS, so names do not resolve in pods; IPs work"
+        );
+    }
     for (name, bin, bin_args) in plan(args, data_dir, &apiserver, &cloud) {
         let mut cmd = Command::new(binary(&bin));
         cmd.args(&bin_args).stdin(Stdio::null());
@@ -279,6 +316,9 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let _ = writeln!(out, "netlab is up in {:.1}s (data dir {}):", started.elapsed().as_secs_f64(), data_dir.display());
     let _ = writeln!(out, "  apiserver   {}", record.apiserver);
     let _ = writeln!(out, "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)", cloud.registry, cloud.registry);
+    if let Some(dns) = &cloud.cluster_dns {
+        let _ = writeln!(out, "  cluster DNS {dns}  (dig @{} kubernetes.default.svc.cluster.local)", dns.trim_end_matches(":53"));
+    }
     let _ = writeln!(out, "  outside DNS {}  (dig @127.0.0.1 -p {} example.com)", cloud.dns, cloud.dns.rsplit(':').next().unwrap_or_default());
     for p in &record.processes {
         let _ = writeln!(out, "  {:<18} pid {}{}", p.name, p.pid, p.log.as_ref().map(|l| format!(", log {}", l.display())).unwrap_or_default());

@@ -239,10 +239,35 @@ impl toolbox::Pod for PodEnv {
     fn ip_route(&self) -> String {
         self.ip_route.clone()
     }
+
+    /// The DNS tools live with the resolver: their queries are real DNS messages through the
+    /// node's kernel.
+    async fn run_other(&self, argv: &[String], out: &Output) -> Option<i32> {
+        let name = argv.first()?.rsplit('/').next()?.to_string();
+        let args = &argv[1..];
+        let result = match name.as_str() {
+            "dig" => resolver::dig(args, &self.resolv_conf, self).await,
+            "nslookup" => resolver::nslookup(args, &self.resolv_conf, self).await,
+            "host" => resolver::host(args, &self.resolv_conf, self).await,
+            "getent" => resolver::getent(args, &self.resolv_conf, self).await,
+            _ => return None,
+        };
+        if !result.stdout.is_empty() {
+            out.out(result.stdout);
+        }
+        if !result.stderr.is_empty() {
+            out.err(result.stderr);
+        }
+        Some(result.code)
+    }
 }
 
 #[async_trait::async_trait]
 impl resolver::Transport for PodEnv {
+    fn traceparent(&self) -> Option<String> {
+        netlab_telemetry::propagation::current_traceparent()
+    }
+
     async fn exchange(
         &self,
         server: SocketAddr,

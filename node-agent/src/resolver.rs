@@ -670,8 +670,13 @@ impl Resolver {
                 let results = if self.conf.single_request || types.len() < 2 {
                     let deadline = Instant::now() + timeout;
                     let mut results = Vec::new();
-                    for &rtype in types {
-                        let left = deadline.saturating_duration_since(Instant::now());
+                    for (i, &rtype) in types.iter().enumerate() {
+                        // The first query gets the whole wait; the next ones what is left of it.
+                        let left = if i == 0 {
+                            timeout
+                        } else {
+                            deadline.saturating_duration_since(Instant::now())
+                        };
                         let r = self
                             .exchange(*server, qname, rtype, traceparent, left, transport)
                             .await;

@@ -11,7 +11,8 @@
 //!
 //! Left out, because netlab's kernel model has no use for them: `KUBE-FORWARD`'s conntrack and
 //! mark rules, kubelet's `KUBE-FIREWALL`, loadBalancerSourceRanges (`KUBE-FW-` chains),
-//! healthCheckNodePort rules and topology-aware routing.
+//! healthCheckNodePort rules and topology-aware routing; and, until the kernel model parses
+//! `--src-type`, the two host-traffic rules of Local-policy `KUBE-EXT-` chains.
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -29,6 +30,12 @@ use crate::model::{Endpoint, ServiceChains, ServicePort, ServicePortName, Snapsh
 pub const MASQ_MARK: &str = "0x4000";
 /// Above this many endpoints in total, per-endpoint comments are dropped ("large cluster mode").
 pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
+/// Whether the `KUBE-EXT-` chain of a Service with `externalTrafficPolicy: Local` gets upstream's
+/// two rules for host-originated traffic (`-m addrtype --src-type LOCAL`: masquerade it, and send
+/// it to the Cluster chain). netlab's kernel model does not parse `--src-type` yet and would
+/// refuse the whole restore, so they are left out; host-to-NodePort traffic on a Local-policy
+/// Service then reaches only local endpoints. Turn on once the kernel takes the match.
+const WRITE_SRC_TYPE_LOCAL: bool = false;
 
 const KUBE_SERVICES: &str = "KUBE-SERVICES";
 const KUBE_EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
@@ -461,16 +468,18 @@ impl Iptables {
                     let comment = format!("\"pod traffic for {name} external destinations\"");
                     nat_rules.line(&["-A", &chains.ext, "-m", "comment", "--comment", &comment, "-s", cidr, "-j", &chains.svc]);
                 }
-                let comment = format!("\"masquerade LOCAL traffic for {name} external destinations\"");
-                nat_rules.line(&[
-                    "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type", "LOCAL",
-                    "-j", KUBE_MARK_MASQ,
-                ]);
-                let comment = format!("\"route LOCAL traffic for {name} external destinations\"");
-                nat_rules.line(&[
-                    "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type", "LOCAL",
-                    "-j", &chains.svc,
-                ]);
+                if WRITE_SRC_TYPE_LOCAL {
+                    let comment = format!("\"masquerade LOCAL traffic for {name} external destinations\"");
+                    nat_rules.line(&[
+                        "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type",
+                        "LOCAL", "-j", KUBE_MARK_MASQ,
+                    ]);
+                    let comment = format!("\"route LOCAL traffic for {name} external destinations\"");
+                    nat_rules.line(&[
+                        "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type",
+                        "LOCAL", "-j", &chains.svc,
+                    ]);
+                }
             }
             if has_external {
                 nat_rules.line(&["-A", &chains.ext, "-j", external_policy_chain]);

@@ -166,4 +166,20 @@ mod tests {
         let snap = snapshot(&[service("default", "sig", "10.96.0.30", &[("s", 3868, "SCTP")])], &[]);
         assert_eq!(Ipvs::new("rr").render(&snap, &[]).text, "");
     }
+
+    #[test]
+    fn the_kernel_model_takes_the_table() {
+        let mut svc = with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP"), ("dns", 53, "UDP")]), None);
+        let spec = svc.spec.as_mut().unwrap();
+        spec.type_ = Some("NodePort".into());
+        spec.ports.as_mut().unwrap()[0].node_port = Some(30080);
+        let snap = snapshot(&[svc], &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")])]);
+        let text = Ipvs::new("wlc").render(&snap, &["172.18.0.2".parse().unwrap()]).text;
+        let mut kernel = netlab_kernel::ipvs::Ipvs::new();
+        kernel.restore(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        let vip = "10.96.0.20:80".parse().unwrap();
+        assert!(kernel.is_virtual(Protocol::Tcp, vip));
+        assert!(kernel.is_virtual(Protocol::Tcp, "172.18.0.2:30080".parse().unwrap()));
+        assert!(kernel.is_virtual(Protocol::Udp, "10.96.0.20:53".parse().unwrap()));
+    }
 }

@@ -6,10 +6,7 @@
 
 use std::fmt::Write as _;
 
-use hickory_proto::{
-    op::ResponseCode,
-    rr::{Name, RecordType},
-};
+use hickory_proto::rr::{Name, RecordType};
 
 use super::{
     CommandOutput, Env, ResolvConf, Transport,
@@ -455,10 +452,4 @@ fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String 
     } else {
         format!("{label} {} (\"{printable}\")\n", hex(" "))
     }
-}
-
-/// dig's status line for an rcode (tests use it).
-#[cfg(test)]
-pub(crate) fn status(rcode: ResponseCode) -> &'static str {
-    text::rcode_name(rcode)
 }

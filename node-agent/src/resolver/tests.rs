@@ -1098,7 +1098,7 @@ async fn dig_nxdomain_without_search() {
         "cart",
         ";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n",
         ";; QUESTION SECTION:\n;cart.\t\t\t\tIN\tA\n\n;; AUTHORITY SECTION:\ncluster.local.\t\t30\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30\n\n",
-        102,
+        100,
     );
     assert_eq!(out.stdout, want);
     assert_eq!(out.code, 0, "dig exits 0 on NXDOMAIN");
@@ -1139,7 +1139,7 @@ async fn dig_showsearch_prints_every_candidate() {
         "+showsearch cart.other",
         &format!("{MDNS};; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"),
         ";; QUESTION SECTION:\n;cart.other.shop.svc.cluster.local. IN\tA\n\n;; AUTHORITY SECTION:\ncluster.local.\t\t30\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30\n\n",
-        115,
+        116,
     );
     let second = dig_block(
         "+showsearch cart.other",
@@ -1250,7 +1250,8 @@ async fn dig_echoed_cookie() {
     let mut dns = FakeDns::new();
     dns.echo_options = true;
     let out = dig::run(&args("+noall +comments cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
-    let cookie = &dns.seen()[0].edns.as_ref().unwrap().1[0].1;
+    let seen = dns.seen();
+    let cookie = &seen[0].edns.as_ref().unwrap().1[0].1;
     let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
     assert!(
         out.stdout.contains(&format!("; COOKIE: {hex} (echoed)\n")),

@@ -8,7 +8,7 @@ use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query},
     rr::{
         Name, RecordType,
-        rdata::opt::{EdnsCode, EdnsOption},
+        rdata::opt::EdnsOption,
     },
 };
 
@@ -122,8 +122,3 @@ pub(crate) fn edns_options(edns: &Edns) -> Vec<(u16, Vec<u8>)> {
         .collect()
 }
 
-/// The value of option `code`, if present.
-pub(crate) fn edns_option(edns: &Edns, code: u16) -> Option<Vec<u8>> {
-    edns.option(EdnsCode::from(code))
-        .and_then(|o| Vec::<u8>::try_from(o).ok())
-}

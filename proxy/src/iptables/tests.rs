@@ -306,16 +306,15 @@ fn node_ports_go_through_the_ext_chain() {
     );
     assert!(decls.contains(&("nat".into(), "KUBE-EXT-CDGGSHYLG3RE2FKL".into())));
 
-    // Local: pod and host traffic short-circuit to the Cluster chain, the rest goes to the
-    // local endpoints only.
+    // Local: pod traffic short-circuits to the Cluster chain, the rest goes to the local
+    // endpoints only. (Upstream's two `--src-type LOCAL` rules for host traffic would sit between
+    // these two; see WRITE_SRC_TYPE_LOCAL.)
     let out = Iptables::new(upstream_opts()).render(&snapshot(&[node_port_service(true)], &slices), None);
     let (rules, _) = by_chain(&out.text);
     assert_eq!(
         rules[&("nat".into(), "KUBE-EXT-CDGGSHYLG3RE2FKL".into())],
         [
             "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"pod traffic for default/web:http external destinations\" -s 10.0.0.0/8 -j KUBE-SVC-CDGGSHYLG3RE2FKL",
-            "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"masquerade LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-            "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"route LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j KUBE-SVC-CDGGSHYLG3RE2FKL",
             "-A KUBE-EXT-CDGGSHYLG3RE2FKL -j KUBE-SVL-CDGGSHYLG3RE2FKL",
         ]
     );
@@ -425,3 +424,47 @@ fn ensure_rules_are_upstreams_jumps() {
     assert!(rules.contains(&"filter FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD".to_string()));
 }
 
+
+/// Every kind of rule this module writes, full and partial, is taken by netlab's kernel model
+/// (netlab-kernel's `iptables-restore`), jumps and all.
+#[test]
+fn the_kernel_model_takes_every_rule_kind() {
+    let mut affinity = with_affinity(service("default", "sticky", "10.96.0.30", &[("http", 80, "TCP")]), Some(600));
+    affinity.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.10".into()]);
+    let mut local_itp = service("default", "local", "10.96.0.31", &[("dns", 53, "UDP")]);
+    local_itp.spec.as_mut().unwrap().internal_traffic_policy = Some("Local".into());
+    let mut lb = node_port_service(true);
+    lb.spec.as_mut().unwrap().type_ = Some("LoadBalancer".into());
+    lb.status = Some(k8s_openapi::api::core::v1::ServiceStatus {
+        load_balancer: Some(k8s_openapi::api::core::v1::LoadBalancerStatus {
+            ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress { ip: Some("192.0.2.20".into()), ..Default::default() }]),
+        }),
+        ..Default::default()
+    });
+    let mut empty_np = node_port_service(false);
+    empty_np.metadata.name = Some("empty".into());
+    empty_np.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(30081);
+    let services = [affinity, local_itp, lb, empty_np, service("default", "sctp", "10.96.0.32", &[("s", 3868, "SCTP")])];
+    let slices = [
+        slice("default", "sticky", "a", ("http", 8080, "TCP"), &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")]),
+        slice("default", "local", "b", ("dns", 53, "UDP"), &[ready("10.244.2.8", "n2")]),
+        slice("default", "web", "c", ("http", 8080, "TCP"), &[ready("10.244.1.9", "node1"), ("10.244.2.9", "n2", false, true, true)]),
+        slice("default", "sctp", "d", ("s", 3868, "SCTP"), &[ready("10.244.1.10", "node1")]),
+    ];
+    let mut kernel = netlab_kernel::iptables::Tables::new();
+    for e in ensure_rules() {
+        kernel.ensure(&e).unwrap_or_else(|e2| panic!("{e}: {e2:?}"));
+    }
+    let mut ipt = Iptables::new(Options { random_fully: true, ..upstream_opts() });
+    let before = snapshot(&services, &slices);
+    let full = ipt.render(&before, None);
+    kernel.restore(&full.text, true).unwrap_or_else(|e| panic!("{e:?}\n{}", full.text));
+    ipt.commit(full);
+
+    // A partial sync that removes a Service and changes another.
+    let after = snapshot(&services[1..], &slices[1..3]);
+    let partial = ipt.render(&after, Some(&before.changed(&after)));
+    assert!(!partial.full && partial.deleted > 0);
+    kernel.restore(&partial.text, true).unwrap_or_else(|e| panic!("{e:?}\n{}", partial.text));
+    assert!(kernel.save().contains("-j DROP"), "the Local Service without local endpoints drops");
+}
