@@ -91,6 +91,15 @@ pub fn with_last_applied(object: &Value, namespace: &str) -> Value {
     obj
 }
 
+/// Records this run's trace context on a written object (`netlab.io/traceparent`): whatever a
+/// controller, the scheduler, a kubelet or a proxy does about this write joins its trace.
+fn stamp(obj: &mut Value) {
+    if !obj["metadata"]["annotations"].is_object() {
+        obj["metadata"]["annotations"] = json!({});
+    }
+    obj["metadata"]["annotations"][crate::client::TRACEPARENT_ANNOTATION] = json!(crate::client::traceparent());
+}
+
 async fn apply_one(
     api: &mut impl Cluster,
     m: Manifest,
@@ -112,6 +121,8 @@ async fn apply_one(
     let live = match api.get(r, &namespace, &m.name).await {
         Ok(live) => live,
         Err(p) if p.is_not_found() => {
+            let mut modified = modified;
+            stamp(&mut modified);
             return match api.create(r, &namespace, &modified).await {
                 Ok(_) => Ok(format!("{printed} created")),
                 Err(Problem::Server(e)) => Err((*e).with_source("creating", &m.source).into()),
@@ -146,7 +157,8 @@ async fn apply_one(
     if merge::unchanged(&live, original.as_ref(), &modified) {
         return Ok(format!("{printed} unchanged"));
     }
-    let merged = merge::three_way(&live, original.as_ref(), &modified);
+    let mut merged = merge::three_way(&live, original.as_ref(), &modified);
+    stamp(&mut merged);
     match api.update(r, &namespace, &merged).await {
         Ok(_) => Ok(format!("{printed} configured")),
         Err(Problem::Server(e)) => {

@@ -55,10 +55,41 @@ pub struct Api {
     conn: Option<Connection>,
 }
 
+/// The W3C `traceparent` of this `netlab` run: one trace per command, so everything a command
+/// sets off (the apiserver's work, and through the `netlab.io/traceparent` annotation the
+/// controllers', scheduler's, kubelets' and proxies' work) lands in one trace.
+pub fn traceparent() -> &'static str {
+    static TP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TP.get_or_init(|| {
+        let trace = uuid::Uuid::new_v4().simple().to_string();
+        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        format!("00-{trace}-{span}-01")
+    })
+}
+
+/// The trace id part of [`traceparent`].
+pub fn trace_id() -> &'static str {
+    &traceparent()[3..35]
+}
+
+/// The annotation that carries a write's trace context to the components that act on it later.
+pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
+
+type Traced = tonic::service::interceptor::InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>;
+
+/// Adds this run's `traceparent` to a request's metadata.
+#[allow(clippy::result_large_err)] // tonic's interceptor signature
+pub fn with_traceparent(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Ok(v) = traceparent().parse() {
+        req.metadata_mut().insert("traceparent", v);
+    }
+    Ok(req)
+}
+
 /// A connected apiserver client.
 struct Connection {
     /// The generated gRPC client.
-    inner: ApiServerClient<Channel>,
+    inner: ApiServerClient<Traced>,
     /// `host:port`, for the connection-refused message.
     authority: String,
 }
@@ -106,7 +137,7 @@ impl Connection {
             .connect()
             .await
             .map_err(|e| connect_problem(&authority, &e))?;
-        let inner = ApiServerClient::new(channel)
+        let inner = ApiServerClient::with_interceptor(channel, with_traceparent as fn(_) -> _)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Ok(Self { inner, authority })

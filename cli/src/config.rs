@@ -13,6 +13,9 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:6443";
 /// The namespace used when neither `-n` nor the manifest names one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
+/// Where Jaeger's UI and query API listen unless told otherwise (its all-in-one default).
+pub const DEFAULT_JAEGER_URL: &str = "http://localhost:16686";
+
 /// netlab controls the netlab Kubernetes networking lab, as kubectl controls a cluster.
 #[derive(Debug, Parser)]
 #[command(name = "netlab", version, about, long_about = None)]
@@ -30,6 +33,10 @@ pub struct Cli {
     /// If present, the namespace scope for this request (default "default").
     #[arg(short = 'n', long, global = true, env = "NETLAB_NAMESPACE")]
     pub namespace: Option<String>,
+
+    /// Jaeger's UI and query API, for `netlab trace` and the trace links commands print.
+    #[arg(long = "jaeger-url", global = true, env = "NETLAB_JAEGER_URL", default_value = DEFAULT_JAEGER_URL)]
+    pub jaeger_url: String,
 
     /// What to do.
     #[command(subcommand)]
@@ -123,6 +130,8 @@ pub enum Command {
         #[arg(default_value = "/healthz")]
         path: String,
     },
+    /// Print a trace from Jaeger as a tree.
+    Trace(TraceArgs),
 }
 
 /// `netlab node ...`.
@@ -294,6 +303,21 @@ pub struct DeleteArgs {
     /// Remove at once, without waiting for the kubelet (sets the grace period to 0).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `netlab trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The trace id that a command printed (`trace: ID ...`), or `last` for the latest one.
+    pub id: String,
+
+    /// Output format: `json` prints Jaeger's answer unchanged.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+
+    /// No colour, even on a terminal (also set by a non-empty NO_COLOR, see no-color.org).
+    #[arg(long = "no-color", env = "NO_COLOR", value_name = "ANY", num_args = 0..=1, require_equals = true, default_missing_value = "1")]
+    pub no_color: Option<String>,
 }
 
 /// `netlab scale`.

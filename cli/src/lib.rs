@@ -19,6 +19,7 @@
 //! - [`describe`]: kubectl's describe pages.
 //! - [`delete`], [`scale`]: the remaining verbs.
 //! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
+//! - [`trace`]: `netlab trace`, a Jaeger trace as a tree in the terminal.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -42,6 +43,7 @@ pub mod resource;
 pub mod scale;
 pub mod selector;
 pub mod tabwriter;
+pub mod trace;
 pub mod up;
 pub mod yaml;
 
@@ -167,6 +169,10 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             let mut api = Api::new(&cli.server());
             scale::scale(&mut api, args, &ns, &mut out).await
         }
+        Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {
+            Ok(()) => Vec::new(),
+            Err(p) => vec![p],
+        },
     }
 }
 

@@ -401,7 +401,10 @@ impl Controller {
         };
         rs.spec.get_or_insert_default().replicas = Some(count);
         self.set_new_rs_annotations(d, &mut rs, &new_revision, false);
-        let created = match self.client.create(&rs).await {
+        netlab_telemetry::propagation::inherit(d.metadata.annotations.as_ref(), &mut rs.metadata.annotations);
+        let span = tracing::info_span!("create replicaset", k8s.deployment.name = %d.metadata.name.as_deref().unwrap_or(""), k8s.replicaset.name = %name, k8s.namespace.name = %d.metadata.namespace.as_deref().unwrap_or(""), netlab.replicas = count);
+        netlab_telemetry::propagation::follow(&span, d.metadata.annotations.as_ref());
+        let created = match tracing::Instrument::instrument(self.client.create(&rs), span).await {
             Ok(rs) => {
                 if count > 0 {
                     self.event(d, EventType::Normal, "ScalingReplicaSet", format!("Scaled up replica set {name} from 0 to {count}"));

@@ -207,8 +207,11 @@ impl Controller {
         if pods.len() < want {
             let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else { return Ok(()) };
             let owner = ObjectMeta { owner_references: Some(vec![pod::controller_ref(rs.as_ref())]), ..Default::default() };
-            let pod = pod_from_template(template, &ns, owner, &pod_prefix(&name));
+            let mut pod = pod_from_template(template, &ns, owner, &pod_prefix(&name));
+            netlab_telemetry::propagation::inherit(rs.metadata.annotations.as_ref(), &mut pod.metadata.annotations);
             let missing = (want - pods.len()).min(BURST_REPLICAS);
+            let span = tracing::info_span!("create pods", k8s.replicaset.name = %name, k8s.namespace.name = %ns, netlab.pods = missing);
+            netlab_telemetry::propagation::follow(&span, rs.metadata.annotations.as_ref());
             // slowStartBatch: 1, 2, 4, ... creations at a time, stopping at the first failure, so
             // a quota or a webhook that rejects every pod costs one request, not hundreds.
             let mut batch = 1;
@@ -218,7 +221,7 @@ impl Controller {
                 let mut set = tokio::task::JoinSet::new();
                 for _ in 0..n {
                     let (client, pod) = (self.client.clone(), pod.clone());
-                    set.spawn(async move { client.create(&pod).await });
+                    set.spawn(tracing::Instrument::instrument(async move { client.create(&pod).await }, span.clone()));
                 }
                 let mut failed = None;
                 while let Some(res) = set.join_next().await {

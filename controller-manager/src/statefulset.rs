@@ -242,9 +242,12 @@ impl Controller {
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
         match action {
             Action::Create(i) => {
-                let pod = new_pod(set, *i, revision);
+                let mut pod = new_pod(set, *i, revision);
+                netlab_telemetry::propagation::inherit(set.metadata.annotations.as_ref(), &mut pod.metadata.annotations);
                 let name = pod_name(set_name, *i);
-                match self.client.create(&pod).await {
+                let span = tracing::info_span!("create pod", k8s.statefulset.name = %set_name, k8s.pod.name = %name, k8s.namespace.name = %ns);
+                netlab_telemetry::propagation::follow(&span, set.metadata.annotations.as_ref());
+                match tracing::Instrument::instrument(self.client.create(&pod), span).await {
                     Ok(_) => self.pod_event(set, "Create", &name, None),
                     // The cache was behind: the pod is there, which is all we wanted.
                     Err(e) if e.is_already_exists() => {}

@@ -134,6 +134,8 @@ pub struct Match {
     pub recent: Option<Recent>,
     /// `-m addrtype --dst-type LOCAL`.
     pub dst_local: bool,
+    /// `-m addrtype [!] --src-type LOCAL`: the source is (or is not) one of the node's addresses.
+    pub src_local: Option<bool>,
     /// `-m mark [!] --mark VALUE/MASK`.
     pub mark: Option<(bool, u32, u32)>,
     /// `-m conntrack --ctstate NEW` (the walk only sees new connections, so it always matches).
@@ -763,6 +765,11 @@ impl Match {
         if self.dst_local && !env.is_local(p.dst.ip()) {
             return false;
         }
+        if let Some(want) = self.src_local
+            && env.is_local(p.src.ip()) != want
+        {
+            return false;
+        }
         if let Some(r) = &self.recent {
             if r.set {
                 env.recent_set(&r.name, p.src.ip());
@@ -1055,6 +1062,13 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                         seconds: None,
                     })
                     .seconds = Some(v.parse().map_err(|_| format!("bad --seconds \"{v}\""))?);
+                i += 2;
+            }
+            "--src-type" => {
+                if arg(i)? != "LOCAL" {
+                    return Err(format!("unsupported --src-type \"{}\"", arg(i)?));
+                }
+                m.src_local = Some(!neg);
                 i += 2;
             }
             "--dst-type" => {

@@ -19,13 +19,14 @@
 //! Every message carries an EDNS(0) OPT record; when a W3C traceparent is known it rides in an
 //! experimental EDNS option ([`TRACEPARENT_OPTION`]) so that the DNS server can join the trace.
 
+#[cfg(test)]
+use std::sync::{
+    Arc,
+    atomic::{AtomicU16, Ordering},
+};
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{
-        Arc,
-        atomic::{AtomicU16, Ordering},
-    },
     time::Duration,
 };
 
@@ -219,6 +220,7 @@ pub(crate) enum Ids {
     #[default]
     Random,
     /// `n`, `n+1`, ...
+    #[cfg(test)]
     Sequence(Arc<AtomicU16>),
 }
 
@@ -382,11 +384,9 @@ impl ResolveFailure {
         use crate::apps::toolbox::ResolveError;
         match self.error {
             HErrno::HostNotFound | HErrno::NoData => ResolveError::NotFound,
-            HErrno::TryAgain | HErrno::NoRecovery => ResolveError::Failed(format!(
-                "{}: {}",
-                self.name,
-                self.error.message()
-            )),
+            HErrno::TryAgain | HErrno::NoRecovery => {
+                ResolveError::Failed(format!("{}: {}", self.name, self.error.message()))
+            }
         }
     }
 }
@@ -434,6 +434,7 @@ impl Ids {
     pub(crate) fn next(&self) -> u16 {
         match self {
             Ids::Random => random_u64() as u16,
+            #[cfg(test)]
             Ids::Sequence(n) => n.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -528,17 +529,14 @@ impl Resolver {
         types: &[RecordType],
         transport: &dyn Transport,
     ) -> Result<Lookup, ResolveFailure> {
-        let mut attempts = Vec::new();
-        if let Ok(ip) = name.trim_end_matches('.').parse::<IpAddr>()
-            && !name.ends_with('.')
-        {
+        if let Ok(ip) = name.parse::<IpAddr>() {
             return Ok(Lookup {
                 name: name.to_string(),
                 canonical: name.to_string(),
                 aliases: Vec::new(),
                 addrs: vec![ip],
                 records: Vec::new(),
-                attempts,
+                attempts: Vec::new(),
             });
         }
         let fail = |error, attempts| ResolveFailure {
@@ -547,9 +545,17 @@ impl Resolver {
             attempts,
         };
         if name.is_empty() || name == "." {
-            return Err(fail(HErrno::HostNotFound, attempts));
+            return Err(fail(HErrno::HostNotFound, Vec::new()));
         }
         let traceparent = self.traceparent.clone().or_else(|| transport.traceparent());
+        let mut walk = Walk {
+            resolver: self,
+            name,
+            types,
+            traceparent: traceparent.as_deref(),
+            transport,
+            attempts: Vec::new(),
+        };
         let dots = name.matches('.').count();
         let trailing_dot = name.ends_with('.');
         let mut saved: Option<HErrno> = None;
@@ -557,18 +563,12 @@ impl Resolver {
         let mut last = HErrno::HostNotFound;
 
         if dots >= self.conf.ndots || trailing_dot {
-            match self
-                .candidate(name, None, types, traceparent.as_deref(), transport, &mut attempts)
-                .await
-            {
-                Candidate::Found(mut l) => {
-                    l.attempts = attempts;
-                    return Ok(l);
+            match walk.try_name(None).await {
+                Candidate::Found(l) => return Ok(walk.found(l)),
+                Candidate::Failed { error, .. } if trailing_dot => {
+                    return Err(fail(error, walk.attempts));
                 }
                 Candidate::Failed { error, .. } => {
-                    if trailing_dot {
-                        return Err(fail(error, attempts));
-                    }
                     saved = Some(error);
                     tried_as_is = true;
                 }
@@ -577,18 +577,14 @@ impl Resolver {
         let mut got_nodata = false;
         let mut got_servfail = false;
         for domain in &self.conf.search {
-            match self
-                .candidate(name, Some(domain), types, traceparent.as_deref(), transport, &mut attempts)
-                .await
-            {
-                Candidate::Found(mut l) => {
-                    l.attempts = attempts;
-                    return Ok(l);
-                }
+            match walk.try_name(Some(domain)).await {
+                Candidate::Found(l) => return Ok(walk.found(l)),
                 Candidate::Failed { refused: true, .. } => {
-                    return Err(fail(HErrno::TryAgain, attempts));
+                    return Err(fail(HErrno::TryAgain, walk.attempts));
                 }
-                Candidate::Failed { error, servfail, .. } => {
+                Candidate::Failed {
+                    error, servfail, ..
+                } => {
                     last = error;
                     match error {
                         HErrno::NoData => got_nodata = true,
@@ -602,14 +598,8 @@ impl Resolver {
             }
         }
         if !tried_as_is {
-            match self
-                .candidate(name, None, types, traceparent.as_deref(), transport, &mut attempts)
-                .await
-            {
-                Candidate::Found(mut l) => {
-                    l.attempts = attempts;
-                    return Ok(l);
-                }
+            match walk.try_name(None).await {
+                Candidate::Found(l) => return Ok(walk.found(l)),
                 Candidate::Failed { error, .. } => last = error,
             }
         }
@@ -619,33 +609,7 @@ impl Resolver {
             None if got_servfail => HErrno::TryAgain,
             None => last,
         };
-        Err(fail(error, attempts))
-    }
-
-    /// One candidate: `name` (+ `.domain`), all `types`, then glibc's verdict on the replies.
-    async fn candidate(
-        &self,
-        name: &str,
-        domain: Option<&str>,
-        types: &[RecordType],
-        traceparent: Option<&str>,
-        transport: &dyn Transport,
-        attempts: &mut Vec<Attempt>,
-    ) -> Candidate {
-        let text = match domain {
-            Some(d) => format!("{name}.{d}."),
-            None if name.ends_with('.') => name.to_string(),
-            None => format!("{name}."),
-        };
-        let Ok(qname) = Name::from_ascii(&text) else {
-            return Candidate::Failed {
-                error: HErrno::NoRecovery,
-                servfail: false,
-                refused: false,
-            };
-        };
-        let unit = self.send_unit(&qname, types, traceparent, transport, attempts).await;
-        evaluate(&qname, unit)
+        Err(fail(error, walk.attempts))
     }
 
     /// glibc's `__res_context_send` for one name: every type of `types` in parallel (or in turn
@@ -663,7 +627,11 @@ impl Resolver {
             got_somewhere: false,
             last_rcode: None,
         };
-        let rounds = if self.conf.use_vc { 1 } else { self.conf.attempts };
+        let rounds = if self.conf.use_vc {
+            1
+        } else {
+            self.conf.attempts
+        };
         for _ in 0..rounds {
             for (index, server) in self.conf.nameservers.iter().enumerate() {
                 let timeout = self.conf.server_timeout(index);
@@ -708,7 +676,9 @@ impl Resolver {
                                 let rcode = msg.metadata.response_code;
                                 if matches!(
                                     rcode,
-                                    ResponseCode::ServFail | ResponseCode::NotImp | ResponseCode::Refused
+                                    ResponseCode::ServFail
+                                        | ResponseCode::NotImp
+                                        | ResponseCode::Refused
                                 ) {
                                     if i == 0 || unit.last_rcode.is_none() {
                                         unit.last_rcode = Some(rcode);
@@ -796,6 +766,54 @@ impl Resolver {
     }
 }
 
+/// One lookup in progress: what every candidate shares, and the messages sent so far.
+struct Walk<'a> {
+    resolver: &'a Resolver,
+    name: &'a str,
+    types: &'a [RecordType],
+    traceparent: Option<&'a str>,
+    transport: &'a dyn Transport,
+    attempts: Vec<Attempt>,
+}
+
+// === impl Walk ===
+
+impl Walk<'_> {
+    /// One candidate: the name (+ `.domain`), all types, then glibc's verdict on the replies.
+    async fn try_name(&mut self, domain: Option<&str>) -> Candidate {
+        let name = self.name;
+        let text = match domain {
+            Some(d) => format!("{name}.{d}."),
+            None if name.ends_with('.') => name.to_string(),
+            None => format!("{name}."),
+        };
+        let Ok(qname) = Name::from_ascii(&text) else {
+            return Candidate::Failed {
+                error: HErrno::NoRecovery,
+                servfail: false,
+                refused: false,
+            };
+        };
+        let unit = self
+            .resolver
+            .send_unit(
+                &qname,
+                self.types,
+                self.traceparent,
+                self.transport,
+                &mut self.attempts,
+            )
+            .await;
+        evaluate(&qname, unit)
+    }
+
+    /// The successful lookup, with every message sent.
+    fn found(self, mut lookup: Lookup) -> Lookup {
+        lookup.attempts = self.attempts;
+        lookup
+    }
+}
+
 /// What one message brought back, for the resolver's logic.
 #[derive(Debug)]
 enum Exchanged {
@@ -817,7 +835,8 @@ fn evaluate(qname: &Name, unit: Unit) -> Candidate {
             refused: !unit.got_somewhere,
         };
     }
-    let has_answers = |m: &Message| m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty();
+    let has_answers =
+        |m: &Message| m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty();
     if unit.replies.iter().any(|(_, m)| has_answers(m)) {
         return Candidate::Found(extract(qname, &unit.replies));
     }
@@ -882,13 +901,19 @@ fn extract(qname: &Name, replies: &[(RecordType, Message)]) -> Lookup {
 
 /// Follows the CNAME chain from `qname` through `answers`; returns the chain (`qname` first) and
 /// the `rtype` records owned by its end.
-pub(crate) fn follow(qname: &Name, rtype: RecordType, answers: &[Record]) -> (Vec<Name>, Vec<Record>) {
+pub(crate) fn follow(
+    qname: &Name,
+    rtype: RecordType,
+    answers: &[Record],
+) -> (Vec<Name>, Vec<Record>) {
     let mut chain = vec![qname.clone()];
     // A chain longer than the answer section is a loop.
     for _ in 0..answers.len() {
         let Some(current) = chain.last() else { break };
         let next = answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(c) if rtype != RecordType::CNAME && r.name.eq_ignore_root(current) => Some(c.0.clone()),
+            RData::CNAME(c) if rtype != RecordType::CNAME && r.name.eq_ignore_root(current) => {
+                Some(c.0.clone())
+            }
             _ => None,
         });
         match next {

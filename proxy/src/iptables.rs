@@ -32,10 +32,9 @@ pub const MASQ_MARK: &str = "0x4000";
 pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 /// Whether the `KUBE-EXT-` chain of a Service with `externalTrafficPolicy: Local` gets upstream's
 /// two rules for host-originated traffic (`-m addrtype --src-type LOCAL`: masquerade it, and send
-/// it to the Cluster chain). netlab's kernel model does not parse `--src-type` yet and would
-/// refuse the whole restore, so they are left out; host-to-NodePort traffic on a Local-policy
-/// Service then reaches only local endpoints. Turn on once the kernel takes the match.
-const WRITE_SRC_TYPE_LOCAL: bool = false;
+/// it to the Cluster chain). On, as upstream; the switch stays so a kernel model without the
+/// match could be driven.
+const WRITE_SRC_TYPE_LOCAL: bool = true;
 
 const KUBE_SERVICES: &str = "KUBE-SERVICES";
 const KUBE_EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";

@@ -150,6 +150,9 @@ pub struct Handle {
 }
 
 struct Shared {
+    /// The trace context of the latest Service or EndpointSlice change (`netlab.io/traceparent`):
+    /// the next sync's span joins that write's trace.
+    last_trace: Mutex<Option<String>>,
     tracker: Mutex<Tracker>,
     notify: Notify,
     services_synced: AtomicBool,
@@ -165,6 +168,7 @@ impl Handle {
         Self {
             shared: Arc::new(Shared {
                 tracker: Mutex::new(Tracker::new(node_name)),
+                last_trace: Mutex::new(None),
                 notify: Notify::new(),
                 services_synced: AtomicBool::new(false),
                 slices_synced: AtomicBool::new(false),
@@ -187,6 +191,7 @@ impl Handle {
 
     /// A Service change from the watch.
     pub fn service(&self, change: Change<Service>) {
+        self.remember_trace(change.object().metadata.annotations.as_ref());
         match change {
             Change::Applied(svc) => self.tracker().service_applied(svc),
             Change::Deleted(svc) => self.tracker().service_deleted(&svc),
@@ -196,6 +201,7 @@ impl Handle {
 
     /// An EndpointSlice change from the watch.
     pub fn endpoint_slice(&self, change: Change<EndpointSlice>) {
+        self.remember_trace(change.object().metadata.annotations.as_ref());
         match change {
             Change::Applied(slice) => self.tracker().slice_applied(slice),
             Change::Deleted(slice) => self.tracker().slice_deleted(&slice),
@@ -208,6 +214,18 @@ impl Handle {
         if self.tracker().node(node) {
             self.changed();
         }
+    }
+
+    /// Keeps a changed object's trace context for the next sync.
+    fn remember_trace(&self, annotations: Option<&std::collections::BTreeMap<String, String>>) {
+        if let Some(tp) = netlab_telemetry::propagation::traceparent_of(annotations) {
+            *self.shared.last_trace.lock().unwrap_or_else(|e| e.into_inner()) = Some(tp.to_string());
+        }
+    }
+
+    /// Takes the trace context recorded since the last sync.
+    fn take_trace(&self) -> Option<String> {
+        self.shared.last_trace.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The first Service list has been fed in (upstream `OnServiceSynced`).
@@ -391,6 +409,9 @@ impl Runner {
             otel.status_code = Empty,
             otel.status_message = Empty,
         );
+        if let Some(tp) = self.handle.take_trace() {
+            netlab_telemetry::propagation::set_parent_from_traceparent(&span, &tp);
+        }
         let result = self.program(full, &changed, &node_ips).instrument(span.clone()).await;
         let now = Instant::now();
         match result {

@@ -273,7 +273,7 @@ impl Scheduler {
                 self.cache.assume(&key, &uid, &node);
                 self.pending.remove(&key);
                 self.queue.remove(&key);
-                self.spawn_bind(key, pod, node, permit);
+                self.spawn_bind(key, pod, node, load.score(), permit);
             }
             None => {
                 let failures: Vec<Reason> =
@@ -286,10 +286,20 @@ impl Scheduler {
         }
     }
 
-    fn spawn_bind(&self, key: String, pod: Arc<Pod>, node: String, permit: OwnedSemaphorePermit) {
+    fn spawn_bind(&self, key: String, pod: Arc<Pod>, node: String, score: impl std::fmt::Display, permit: OwnedSemaphorePermit) {
         let (client, recorder, events, outcomes) =
             (self.client.clone(), self.recorder.clone(), self.events.clone(), self.outcomes.clone());
-        let span = tracing::info_span!("bind", pod = %key, %node);
+        // The decision span: joins the trace of the write that created the pod.
+        let span = tracing::info_span!(
+            "scheduler bind",
+            pod = %key,
+            k8s.pod.name = %pod.metadata.name.as_deref().unwrap_or(""),
+            k8s.namespace.name = %pod.metadata.namespace.as_deref().unwrap_or(""),
+            k8s.node.name = %node,
+            netlab.scheduler.nodes = self.cache.num_nodes(),
+            netlab.scheduler.score = %score,
+        );
+        netlab_telemetry::propagation::follow(&span, pod.metadata.annotations.as_ref());
         self.tasks.spawn(
             async move {
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -319,7 +329,15 @@ impl Scheduler {
 
     fn spawn_unschedulable(&self, pod: Arc<Pod>, message: String, permit: OwnedSemaphorePermit) {
         let (client, recorder) = (self.client.clone(), self.recorder.clone());
-        let span = tracing::info_span!("unschedulable", pod = %key_of(pod.as_ref()));
+        let span = tracing::info_span!(
+            "scheduler bind",
+            pod = %key_of(pod.as_ref()),
+            k8s.pod.name = %pod.metadata.name.as_deref().unwrap_or(""),
+            k8s.namespace.name = %pod.metadata.namespace.as_deref().unwrap_or(""),
+            otel.status_code = "ERROR",
+            otel.status_message = %message,
+        );
+        netlab_telemetry::propagation::follow(&span, pod.metadata.annotations.as_ref());
         self.tasks.spawn(
             async move {
                 mark_unschedulable(&client, &pod, &message).await;

@@ -62,3 +62,32 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
     let _ = span.set_parent(cx);
 }
+
+/// The annotation that carries a write's trace context (`traceparent`) on a Kubernetes object:
+/// the CLI sets it at apply, and controllers copy it onto the objects they create, so work done
+/// long after the write, in other processes, joins the write's trace.
+pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
+
+/// The `traceparent` recorded on an object's annotations, if any.
+pub fn traceparent_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<&str> {
+    annotations?.get(TRACEPARENT_ANNOTATION).map(String::as_str)
+}
+
+/// Makes `span` a child of the trace recorded on an object, if it records one.
+pub fn follow(span: &tracing::Span, annotations: Option<&std::collections::BTreeMap<String, String>>) {
+    if let Some(tp) = traceparent_of(annotations) {
+        set_parent_from_traceparent(span, tp);
+    }
+}
+
+/// Copies the owner's trace annotation onto a child object's annotations.
+pub fn inherit(
+    owner: Option<&std::collections::BTreeMap<String, String>>,
+    child: &mut Option<std::collections::BTreeMap<String, String>>,
+) {
+    if let Some(tp) = traceparent_of(owner) {
+        child
+            .get_or_insert_default()
+            .insert(TRACEPARENT_ANNOTATION.to_string(), tp.to_string());
+    }
+}

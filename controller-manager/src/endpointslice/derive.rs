@@ -305,6 +305,13 @@ pub fn new_slice(service: &Service, ports: Vec<EndpointPort>) -> EndpointSlice {
             namespace: service.metadata.namespace.clone(),
             labels: Some(slice_labels(service)),
             owner_references: Some(vec![owner_reference(service)]),
+            // The Service's write trace, so kube-proxy's sync joins it (netlab's trace annotation).
+            annotations: service
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(netlab_telemetry::propagation::TRACEPARENT_ANNOTATION))
+                .map(|tp| [(netlab_telemetry::propagation::TRACEPARENT_ANNOTATION.to_string(), tp.clone())].into()),
             ..Default::default()
         },
         address_type: ADDRESS_TYPE_IPV4.into(),

@@ -443,7 +443,38 @@ impl Worker {
                     ("K8S_POD_NAME".into(), name),
                 ],
             };
-            match cni.add(&req).await {
+            // The decision span: which plugin, which range, which IP; in the pod's write trace.
+            let span = tracing::info_span!(
+                "cni ADD",
+                k8s.pod.name = %self.pod.metadata.name.as_deref().unwrap_or(""),
+                k8s.namespace.name = %self.pod.metadata.namespace.as_deref().unwrap_or(""),
+                k8s.node.name = %self.k.node_name,
+                netlab.cni.plugin = %cni.plugin_type(),
+                netlab.cni.ip = tracing::field::Empty,
+                netlab.cni.gateway = tracing::field::Empty,
+                netlab.cni.routes = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                otel.status_message = tracing::field::Empty,
+            );
+            netlab_telemetry::propagation::follow(&span, self.pod.metadata.annotations.as_ref());
+            let added = tracing::Instrument::instrument(cni.add(&req), span.clone()).await;
+            match &added {
+                Ok(result) => {
+                    if let Some(ip) = result.ips.first() {
+                        span.record("netlab.cni.ip", ip.address.as_str());
+                        if let Some(gw) = &ip.gateway {
+                            span.record("netlab.cni.gateway", tracing::field::display(gw));
+                        }
+                    }
+                    let routes: Vec<String> = result.routes.iter().map(|r| r.dst.to_string()).collect();
+                    span.record("netlab.cni.routes", routes.join(",").as_str());
+                }
+                Err(e) => {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("otel.status_message", e.msg.as_str());
+                }
+            }
+            match added {
                 Ok(result) => {
                     let ip = result
                         .ips
@@ -616,7 +647,22 @@ impl Worker {
         self.k
             .events
             .normal(&self.pod, events::PULLING, format!("Pulling image {raw:?}"));
-        match self.k.images.pull(&reference).await {
+        let span = tracing::info_span!(
+            "kubelet pull image",
+            k8s.pod.name = %self.pod.metadata.name.as_deref().unwrap_or(""),
+            k8s.namespace.name = %self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            k8s.node.name = %self.k.node_name,
+            container.image.name = %raw,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        netlab_telemetry::propagation::follow(&span, self.pod.metadata.annotations.as_ref());
+        let pulled = tracing::Instrument::instrument(self.k.images.pull(&reference), span.clone()).await;
+        if let Err(e) = &pulled {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", e.to_string().as_str());
+        }
+        match pulled {
             Ok(pulled) => {
                 self.k
                     .image_backoff

@@ -26,7 +26,7 @@ Use \"dig -h\" (or \"dig -h | more\") for complete list of options
 
 /// What to print of each reply.
 #[derive(Debug, Clone, Copy)]
-struct Display {
+struct Show {
     cmd: bool,
     comments: bool,
     question: bool,
@@ -60,7 +60,7 @@ pub(crate) async fn run(
     let conf = ResolvConf::parse(resolv_conf);
     let mut s = Settings::new(Tool::Dig, &conf, env.ids.clone());
     s.traceparent = transport.traceparent();
-    let mut d = Display {
+    let mut d = Show {
         cmd: true,
         comments: true,
         question: true,
@@ -195,7 +195,13 @@ pub(crate) async fn run(
         for (k, answer) in searched.replies.iter().enumerate() {
             let is_last = k + 1 == count && searched.unreached.is_none();
             if is_last || d.showsearch {
-                print_reply(&mut out, answer, &d, (first && d.cmd).then_some(&cmdline), &when);
+                print_reply(
+                    &mut out,
+                    answer,
+                    &d,
+                    (first && d.cmd).then_some(&cmdline),
+                    &when,
+                );
             }
         }
         if let Some(unreached) = searched.unreached {
@@ -224,7 +230,7 @@ fn push_name(lookups: &mut Vec<LookupArg>, current: &mut LookupArg, name: String
 }
 
 /// Applies one `+[no]option[=value]`; false when dig does not know it.
-fn plus_option(opt: &str, s: &mut Settings, d: &mut Display) -> bool {
+fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
     let (negated, body) = match opt.strip_prefix("no") {
         Some(rest) => (true, rest),
         None => (false, opt),
@@ -304,7 +310,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Display) -> bool {
 }
 
 /// One reply as dig prints it.
-fn print_reply(out: &mut String, a: &Answer, d: &Display, cmdline: Option<&String>, when: &str) {
+fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>, when: &str) {
     let msg = &a.message;
     if d.short {
         for r in &msg.answers {
@@ -317,8 +323,9 @@ fn print_reply(out: &mut String, a: &Answer, d: &Display, cmdline: Option<&Strin
         out.push_str(cmdline);
     }
     let m = &msg.metadata;
-    let additional_count =
-        msg.additionals.len() + usize::from(msg.edns.is_some()) + usize::from(msg.signature.is_some());
+    let additional_count = msg.additionals.len()
+        + usize::from(msg.edns.is_some())
+        + usize::from(msg.signature.is_some());
     if d.comments {
         out.push_str(";; Got answer:\n");
         if is_dot_local(&a.qname) {
@@ -374,7 +381,11 @@ fn print_reply(out: &mut String, a: &Answer, d: &Display, cmdline: Option<&Strin
             out.push_str(";; QUESTION SECTION:\n");
         }
         for q in &msg.queries {
-            let _ = writeln!(out, ";{}", text::question_line(q.name(), q.query_type(), text::DIG_COLUMNS));
+            let _ = writeln!(
+                out,
+                ";{}",
+                text::question_line(q.name(), q.query_type(), text::DIG_COLUMNS)
+            );
         }
         if d.comments {
             out.push('\n');
@@ -417,7 +428,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Display, cmdline: Option<&Strin
 fn is_dot_local(qname: &Name) -> bool {
     qname
         .iter()
-        .last()
+        .next_back()
         .is_some_and(|l| l.eq_ignore_ascii_case(b"local"))
 }
 
@@ -440,7 +451,13 @@ fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String 
     }
     let printable: String = value
         .iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     let label = if code == 3 {
         "; NSID:".to_string()

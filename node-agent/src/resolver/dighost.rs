@@ -185,7 +185,11 @@ pub(crate) async fn query(
                     recurse: s.recurse,
                     edns: s.edns,
                     cookie: if s.edns { s.cookie } else { None },
-                    traceparent: if s.edns { s.traceparent.as_deref() } else { None },
+                    traceparent: if s.edns {
+                        s.traceparent.as_deref()
+                    } else {
+                        None
+                    },
                 };
                 let started = Instant::now();
                 match wire::send(&q, server.addr, tcp, s.timeout, transport).await {

@@ -13,7 +13,11 @@ use super::{CommandOutput, Env, Lookup, Resolver, Transport, text};
 const TRY_HELP: &str = "Try `getent --help' or `getent --usage' for more information.\n";
 
 /// `getent hosts KEY...`.
-pub async fn getent(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
+pub async fn getent(
+    args: &[String],
+    resolv_conf: &str,
+    transport: &dyn Transport,
+) -> CommandOutput {
     run(args, resolv_conf, transport, &Env::default()).await
 }
 
@@ -29,7 +33,10 @@ pub(crate) async fn run(
         let message = if bad.starts_with("--") {
             format!("getent: unrecognized option '{bad}'\n")
         } else {
-            format!("getent: invalid option -- '{}'\n", shown.chars().next().unwrap_or('-'))
+            format!(
+                "getent: invalid option -- '{}'\n",
+                shown.chars().next().unwrap_or('-')
+            )
         };
         return CommandOutput {
             stdout: String::new(),

@@ -71,13 +71,14 @@ pub(crate) async fn run(
     while i < args.len() {
         let arg = &args[i];
         i += 1;
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty() && positional.is_empty())
+        let Some(flags) = arg
+            .strip_prefix('-')
+            .filter(|f| !f.is_empty() && positional.is_empty())
         else {
             positional.push(arg.clone());
             continue;
         };
-        let mut chars = flags.char_indices();
-        while let Some((at, c)) = chars.next() {
+        for (at, c) in flags.char_indices() {
             let rest = &flags[at + c.len_utf8()..];
             match c {
                 's' => s.servfail_stops = true,
@@ -114,7 +115,9 @@ pub(crate) async fn run(
                                 };
                             }
                         },
-                        ('W', Some(n)) => s.timeout = std::time::Duration::from_secs(u64::from(n.max(1))),
+                        ('W', Some(n)) => {
+                            s.timeout = std::time::Duration::from_secs(u64::from(n.max(1)))
+                        }
                         ('R', Some(n)) => s.tries = n.saturating_add(1),
                         ('p', Some(n)) if u16::try_from(n).is_ok() => port = u16::try_from(n).ok(),
                         ('N', Some(n)) => s.ndots = n as usize,
@@ -132,7 +135,9 @@ pub(crate) async fn run(
     };
     let mut out = String::new();
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
+        if s.set_server(server, port.unwrap_or(super::DNS_PORT))
+            .is_none()
+        {
             return CommandOutput {
                 stdout: String::new(),
                 stderr: format!("host: couldn't get address for '{server}': not found\n"),
@@ -153,9 +158,10 @@ pub(crate) async fn run(
     }
 
     let (textname, first_type) = match name.parse::<std::net::IpAddr>() {
+        // An address is always looked up in reverse, whatever -t says.
         Ok(ip) => {
             s.use_search = false;
-            (text::reverse_name(ip), list_type.unwrap_or(RecordType::PTR))
+            (text::reverse_name(ip), RecordType::PTR)
         }
         Err(_) => (name.clone(), list_type.unwrap_or(RecordType::A)),
     };
@@ -267,6 +273,9 @@ fn sentence(r: &Record) -> String {
         RData::TXT(_) => format!("{owner} descriptive text {rdata}"),
         RData::SRV(_) => format!("{owner} has SRV record {rdata}"),
         RData::SOA(_) => format!("{owner} has SOA record {rdata}"),
-        _ => format!("{owner} has {} record {rdata}", text::type_name(r.record_type())),
+        _ => format!(
+            "{owner} has {} record {rdata}",
+            text::type_name(r.record_type())
+        ),
     }
 }

@@ -57,14 +57,18 @@ pub(crate) async fn run(
             code: 1,
         };
     };
-    if let Some(server) = positional.get(1)
-        && s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none()
-    {
-        return CommandOutput {
-            stdout: out,
-            stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
-            code: 1,
-        };
+    if let Some(server) = positional.get(1) {
+        if s.set_server(server, port.unwrap_or(super::DNS_PORT))
+            .is_none()
+        {
+            return CommandOutput {
+                stdout: out,
+                stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
+                code: 1,
+            };
+        }
+        // A server the user chose is taken as it is: no RA check (nslookup.c `check_ra`).
+        s.check_ra = false;
     }
     if let Some(p) = port {
         s.set_port(p);
@@ -74,9 +78,10 @@ pub(crate) async fn run(
     let reverse = name.parse::<std::net::IpAddr>().ok();
     let default_lookups = rtype.is_none();
     let (qtext, qtype) = match (reverse, rtype) {
-        (Some(ip), t) => {
+        // An address is always looked up in reverse, whatever -type says.
+        (Some(ip), _) => {
             s.use_search = false;
-            (text::reverse_name(ip), t.unwrap_or(RecordType::PTR))
+            (text::reverse_name(ip), RecordType::PTR)
         }
         (None, t) => (name.clone(), t.unwrap_or(RecordType::A)),
     };

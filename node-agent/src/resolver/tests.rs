@@ -22,7 +22,8 @@ use hickory_proto::{
 use super::*;
 
 /// The worked example's pod: namespace `shop`, the AWS host search domain, ndots:5.
-const RESOLV_CONF: &str = "search shop.svc.cluster.local svc.cluster.local cluster.local us-east-1.compute.internal
+const RESOLV_CONF: &str =
+    "search shop.svc.cluster.local svc.cluster.local cluster.local us-east-1.compute.internal
 nameserver 10.96.0.10
 options ndots:5
 ";
@@ -42,6 +43,9 @@ enum Mode {
     WrongId,
 }
 
+/// The UDP payload size and the options (code, value) of an OPT record.
+type Opt = (u16, Vec<(u16, Vec<u8>)>);
+
 /// One query the fake received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
@@ -52,8 +56,7 @@ struct Seen {
     timeout: Duration,
     id: u16,
     rd: bool,
-    /// (UDP payload, options) of the OPT record.
-    edns: Option<(u16, Vec<(u16, Vec<u8>)>)>,
+    edns: Option<Opt>,
 }
 
 /// A tiny authoritative server behind the [`Transport`] trait.
@@ -203,7 +206,9 @@ impl FakeDns {
                     break;
                 };
                 let cname = records.iter().find_map(|rec| match &rec.data {
-                    RData::CNAME(c) if question.query_type() != RecordType::CNAME => Some(c.0.clone()),
+                    RData::CNAME(c) if question.query_type() != RecordType::CNAME => {
+                        Some(c.0.clone())
+                    }
                     _ => None,
                 });
                 if let Some(target) = cname {
@@ -312,7 +317,11 @@ fn resolv_conf_defaults_and_caps() {
     assert!(c.single_request && c.use_vc && c.timeout_set && c.attempts_set);
 
     let c = ResolvConf::parse("search a.example\n");
-    assert_eq!(c.nameservers, [addr("127.0.0.1:53")], "no nameserver: localhost");
+    assert_eq!(
+        c.nameservers,
+        [addr("127.0.0.1:53")],
+        "no nameserver: localhost"
+    );
     assert_eq!(c.search, ["a.example"]);
 }
 
@@ -450,7 +459,10 @@ async fn trailing_dot_is_exactly_one_name() {
     assert_eq!(dns.queries(), both(&["api.stripe.com."]));
 
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF).lookup_ip("nope.", &dns).await.unwrap_err();
+    let err = resolver(RESOLV_CONF)
+        .lookup_ip("nope.", &dns)
+        .await
+        .unwrap_err();
     assert_eq!(err.error, HErrno::HostNotFound);
     assert_eq!(dns.queries(), both(&["nope."]));
 }
@@ -458,7 +470,10 @@ async fn trailing_dot_is_exactly_one_name() {
 #[tokio::test]
 async fn nodata_is_remembered_and_reported_when_nothing_answers() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF).lookup_ip("nodata", &dns).await.unwrap_err();
+    let err = resolver(RESOLV_CONF)
+        .lookup_ip("nodata", &dns)
+        .await
+        .unwrap_err();
     assert_eq!(err.error, HErrno::NoData);
     assert_eq!(
         dns.queries(),
@@ -479,7 +494,10 @@ async fn nodata_is_remembered_and_reported_when_nothing_answers() {
 #[tokio::test]
 async fn servfail_is_retried_at_each_round_then_the_walk_goes_on() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF).lookup_ip("sf", &dns).await.unwrap_err();
+    let err = resolver(RESOLV_CONF)
+        .lookup_ip("sf", &dns)
+        .await
+        .unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain, "got_servfail → TRY_AGAIN");
     let mut want = both(&["sf.shop.svc.cluster.local.", "sf.shop.svc.cluster.local."]);
     want.extend(both(&[
@@ -494,8 +512,15 @@ async fn servfail_is_retried_at_each_round_then_the_walk_goes_on() {
 #[tokio::test]
 async fn refused_rcode_ends_the_search_list_but_the_name_is_tried_as_is() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF).lookup_ip("ref", &dns).await.unwrap_err();
-    assert_eq!(err.error, HErrno::HostNotFound, "h_errno of the as-is query");
+    let err = resolver(RESOLV_CONF)
+        .lookup_ip("ref", &dns)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.error,
+        HErrno::HostNotFound,
+        "h_errno of the as-is query"
+    );
     let mut want = both(&["ref.shop.svc.cluster.local.", "ref.shop.svc.cluster.local."]);
     want.extend(both(&["ref."]));
     assert_eq!(dns.queries(), want);
@@ -504,12 +529,18 @@ async fn refused_rcode_ends_the_search_list_but_the_name_is_tried_as_is() {
 #[tokio::test]
 async fn port_unreachable_is_try_again_at_once() {
     let dns = FakeDns::new().mode(DNS, Mode::Refuse);
-    let err = resolver(RESOLV_CONF).lookup_ip("cart", &dns).await.unwrap_err();
+    let err = resolver(RESOLV_CONF)
+        .lookup_ip("cart", &dns)
+        .await
+        .unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain);
     // Both rounds of the first candidate, and nothing after.
     assert_eq!(
         dns.queries(),
-        both(&["cart.shop.svc.cluster.local.", "cart.shop.svc.cluster.local."])
+        both(&[
+            "cart.shop.svc.cluster.local.",
+            "cart.shop.svc.cluster.local."
+        ])
     );
     assert!(
         err.attempts
@@ -696,7 +727,10 @@ async fn reply_with_a_wrong_id_is_ignored_until_the_timeout() {
 #[tokio::test]
 async fn ip_literals_need_no_query() {
     let dns = FakeDns::new();
-    let ips = resolver(RESOLV_CONF).lookup_ip("10.96.0.20", &dns).await.unwrap();
+    let ips = resolver(RESOLV_CONF)
+        .lookup_ip("10.96.0.20", &dns)
+        .await
+        .unwrap();
     assert_eq!(ips, [IpAddr::from([10, 96, 0, 20])]);
     assert!(dns.queries().is_empty());
 }
@@ -709,13 +743,19 @@ fn failures_map_to_the_toolbox() {
         error,
         attempts: vec![],
     };
-    assert_eq!(f(HErrno::HostNotFound).into_toolbox(), ResolveError::NotFound);
+    assert_eq!(
+        f(HErrno::HostNotFound).into_toolbox(),
+        ResolveError::NotFound
+    );
     assert_eq!(f(HErrno::NoData).into_toolbox(), ResolveError::NotFound);
     assert_eq!(
         f(HErrno::TryAgain).into_toolbox(),
         ResolveError::Failed("cart: Host name lookup failure".into())
     );
-    assert_eq!(HErrno::TryAgain.gai_message(), "Temporary failure in name resolution");
+    assert_eq!(
+        HErrno::TryAgain.gai_message(),
+        "Temporary failure in name resolution"
+    );
 }
 
 // --- nslookup ---
@@ -855,7 +895,11 @@ async fn nslookup_timeout() {
 "
     );
     assert_eq!(out.code, 1);
-    assert!(dns.seen().iter().all(|s| s.timeout == Duration::from_secs(5)));
+    assert!(
+        dns.seen()
+            .iter()
+            .all(|s| s.timeout == Duration::from_secs(5))
+    );
 }
 
 #[tokio::test]
@@ -868,10 +912,10 @@ async fn nslookup_with_server_type_and_reverse() {
         &env(),
     )
     .await;
+    // A server named on the command line is not checked for RA.
     assert_eq!(
         out.stdout,
-        ";; Got recursion not available from 10.96.0.10
-Server:\t\t10.96.0.10
+        "Server:\t\t10.96.0.10
 Address:\t10.96.0.10#53
 
 *** Can't find cart.shop.svc.cluster.local: No answer
@@ -894,7 +938,10 @@ Address:\t10.96.0.10#53
 #[tokio::test]
 async fn nslookup_bad_option_and_no_name() {
     let out = nslookup::run(&args("-bogus cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert!(out.stdout.starts_with("*** Invalid option: bogus\n;; Got recursion"));
+    assert!(
+        out.stdout
+            .starts_with("*** Invalid option: bogus\n;; Got recursion")
+    );
     assert_eq!(out.code, 0);
     let out = nslookup::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!((out.stdout.as_str(), out.code), ("\n", 1));
@@ -906,7 +953,10 @@ async fn nslookup_bad_option_and_no_name() {
 async fn host_found_follows_up_with_aaaa_and_mx() {
     let dns = FakeDns::new();
     let out = host::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
-    assert_eq!(out.stdout, "cart.shop.svc.cluster.local has address 10.96.0.20\n");
+    assert_eq!(
+        out.stdout,
+        "cart.shop.svc.cluster.local has address 10.96.0.20\n"
+    );
     assert_eq!(out.code, 0);
     assert_eq!(
         dns.queries(),
@@ -925,7 +975,11 @@ async fn host_found_follows_up_with_aaaa_and_mx() {
     );
     assert_eq!(
         dns.queries(),
-        ["ext.shop.svc.cluster.local. A", "example.com. AAAA", "example.com. MX"]
+        [
+            "ext.shop.svc.cluster.local. A",
+            "example.com. AAAA",
+            "example.com. MX"
+        ]
     );
 
     let out = host::run(&args("dual"), RESOLV_CONF, &FakeDns::new(), &env()).await;
@@ -982,7 +1036,10 @@ async fn host_timeout_and_usage() {
     assert_eq!(out.code, 1);
 
     let out = host::run(&args("-z cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert!(out.stderr.starts_with("host: illegal option -- z\nUsage: host [-aCdilrTvVw]"));
+    assert!(
+        out.stderr
+            .starts_with("host: illegal option -- z\nUsage: host [-aCdilrTvVw]")
+    );
     assert_eq!((out.stdout.as_str(), out.code), ("", 1));
     let out = host::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert!(out.stderr.starts_with("Usage: host"));
@@ -1013,7 +1070,13 @@ async fn getent_hosts_asks_aaaa_through_the_whole_walk_first() {
 #[tokio::test]
 async fn getent_hosts_lines() {
     let run = |key: &'static str| async move {
-        getent::run(&args(&format!("hosts {key}")), RESOLV_CONF, &FakeDns::new(), &env()).await
+        getent::run(
+            &args(&format!("hosts {key}")),
+            RESOLV_CONF,
+            &FakeDns::new(),
+            &env(),
+        )
+        .await
     };
     assert_eq!(
         run("dual").await.stdout,
@@ -1032,7 +1095,10 @@ async fn getent_hosts_lines() {
         "10.96.0.20      cart.shop.svc.cluster.local\n"
     );
     let nope = run("nope").await;
-    assert_eq!((nope.stdout.as_str(), nope.stderr.as_str(), nope.code), ("", "", 2));
+    assert_eq!(
+        (nope.stdout.as_str(), nope.stderr.as_str(), nope.code),
+        ("", "", 2)
+    );
 }
 
 #[tokio::test]
@@ -1048,7 +1114,10 @@ async fn getent_usage_errors() {
         }
     );
     let out = getent::run(&[], RESOLV_CONF, &dns, &env()).await;
-    assert_eq!((out.stderr.as_str(), out.code), ("getent: wrong number of arguments\n", 1));
+    assert_eq!(
+        (out.stderr.as_str(), out.code),
+        ("getent: wrong number of arguments\n", 1)
+    );
     let out = getent::run(&args("-x hosts a"), RESOLV_CONF, &dns, &env()).await;
     assert_eq!(
         (out.stderr.as_str(), out.code),
@@ -1073,10 +1142,18 @@ const MDNS: &str = ";; WARNING: .local is reserved for Multicast DNS\n;; You are
 #[tokio::test]
 async fn dig_full_output() {
     let dns = FakeDns::new();
-    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(
+        &args("cart.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &dns,
+        &env(),
+    )
+    .await;
     let want = dig_block(
         "cart.shop.svc.cluster.local",
-        &format!("{MDNS};; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"),
+        &format!(
+            "{MDNS};; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"
+        ),
         ";; QUESTION SECTION:\n;cart.shop.svc.cluster.local.\tIN\tA\n\n;; ANSWER SECTION:\ncart.shop.svc.cluster.local. 30\tIN\tA\t10.96.0.20\n\n",
         72,
     );
@@ -1112,7 +1189,13 @@ async fn dig_short_answer_only_and_search() {
     assert_eq!(out.stdout, "10.96.0.20\n");
     assert_eq!(dns.queries(), ["cart.shop.svc.cluster.local. A"]);
 
-    let out = dig::run(&args("+short ext.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(
+        &args("+short ext.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &FakeDns::new(),
+        &env(),
+    )
+    .await;
     assert_eq!(out.stdout, "example.com.\n93.184.215.14\n");
 
     let out = dig::run(
@@ -1137,13 +1220,17 @@ async fn dig_showsearch_prints_every_candidate() {
     let out = dig::run(&args("+showsearch cart.other"), RESOLV_CONF, &dns, &env()).await;
     let first = dig_block(
         "+showsearch cart.other",
-        &format!("{MDNS};; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"),
+        &format!(
+            "{MDNS};; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"
+        ),
         ";; QUESTION SECTION:\n;cart.other.shop.svc.cluster.local. IN\tA\n\n;; AUTHORITY SECTION:\ncluster.local.\t\t30\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30\n\n",
         116,
     );
     let second = dig_block(
         "+showsearch cart.other",
-        &format!("{MDNS};; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 101\n;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"),
+        &format!(
+            "{MDNS};; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 101\n;; flags: qr aa rd; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n"
+        ),
         ";; QUESTION SECTION:\n;cart.other.svc.cluster.local.\tIN\tA\n\n;; ANSWER SECTION:\ncart.other.svc.cluster.local. 30 IN\tA\t10.96.0.21\n\n",
         73,
     );
@@ -1152,7 +1239,13 @@ async fn dig_showsearch_prints_every_candidate() {
 
 #[tokio::test]
 async fn dig_tcp_truncation_and_reverse() {
-    let out = dig::run(&args("+tcp +noall +answer +stats cart.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(
+        &args("+tcp +noall +answer +stats cart.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &FakeDns::new(),
+        &env(),
+    )
+    .await;
     assert!(
         out.stdout
             .contains(";; SERVER: 10.96.0.10#53(10.96.0.10) (TCP)\n"),
@@ -1161,7 +1254,13 @@ async fn dig_tcp_truncation_and_reverse() {
     );
 
     let dns = FakeDns::new();
-    let out = dig::run(&args("+noall +answer big.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(
+        &args("+noall +answer big.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &dns,
+        &env(),
+    )
+    .await;
     assert_eq!(
         out.stdout,
         ";; Truncated, retrying in TCP mode.\nbig.shop.svc.cluster.local. 30\tIN\tA\t10.96.0.30\n"
@@ -1169,14 +1268,26 @@ async fn dig_tcp_truncation_and_reverse() {
     let tcp: Vec<bool> = dns.seen().iter().map(|s| s.tcp).collect();
     assert_eq!(tcp, [false, true]);
 
-    let out = dig::run(&args("+short -x 10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(
+        &args("+short -x 10.96.0.20"),
+        RESOLV_CONF,
+        &FakeDns::new(),
+        &env(),
+    )
+    .await;
     assert_eq!(out.stdout, "cart.shop.svc.cluster.local.\n");
 }
 
 #[tokio::test]
 async fn dig_timeout_and_refused() {
     let dns = FakeDns::new().mode(DNS, Mode::Silent);
-    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(
+        &args("cart.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &dns,
+        &env(),
+    )
+    .await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.96.0.10#53: timed out
@@ -1217,7 +1328,11 @@ async fn dig_tries_first_server_then_one_send_each_other() {
 ;; no servers could be reached
 "
     );
-    assert!(dns.seen().iter().all(|s| s.timeout == Duration::from_secs(1)));
+    assert!(
+        dns.seen()
+            .iter()
+            .all(|s| s.timeout == Duration::from_secs(1))
+    );
 }
 
 #[tokio::test]
@@ -1241,7 +1356,10 @@ async fn dig_server_port_options_and_traceparent() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains(";; SERVER: 10.96.0.10#5353(10.96.0.10) (UDP)\n"));
+    assert!(
+        out.stdout
+            .contains(";; SERVER: 10.96.0.10#5353(10.96.0.10) (UDP)\n")
+    );
     assert_eq!(dns.seen()[0].server, addr("10.96.0.10:5353"));
 }
 
@@ -1249,7 +1367,13 @@ async fn dig_server_port_options_and_traceparent() {
 async fn dig_echoed_cookie() {
     let mut dns = FakeDns::new();
     dns.echo_options = true;
-    let out = dig::run(&args("+noall +comments cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(
+        &args("+noall +comments cart.shop.svc.cluster.local"),
+        RESOLV_CONF,
+        &dns,
+        &env(),
+    )
+    .await;
     let seen = dns.seen();
     let cookie = &seen[0].edns.as_ref().unwrap().1[0].1;
     let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
@@ -1263,7 +1387,13 @@ async fn dig_echoed_cookie() {
 #[tokio::test]
 async fn dig_usage_errors() {
     for bad in ["+bogus", "-z"] {
-        let out = dig::run(&args(&format!("{bad} cart")), RESOLV_CONF, &FakeDns::new(), &env()).await;
+        let out = dig::run(
+            &args(&format!("{bad} cart")),
+            RESOLV_CONF,
+            &FakeDns::new(),
+            &env(),
+        )
+        .await;
         assert_eq!(out.code, 1);
         assert!(out.stdout.is_empty());
         assert!(
@@ -1326,9 +1456,10 @@ async fn interop_with_real_dig() {
     ];
     for case in cases {
         let line = format!("@127.0.0.1 -p {port} +nocookie {case}");
-        let real = std::process::Command::new("dig")
+        let real = tokio::process::Command::new("dig")
             .args(line.split_whitespace())
             .output()
+            .await
             .expect("dig");
         let ours = dig::run(&args(&line), conf, &UdpTransport, &Env::default()).await;
         assert_eq!(
@@ -1337,6 +1468,55 @@ async fn interop_with_real_dig() {
             "dig {line}"
         );
         assert_eq!(Some(ours.code), real.status.code(), "dig {line}");
+    }
+}
+
+/// nslookup and host against the real binaries, with an explicit server (their search list
+/// comes from the machine's /etc/resolv.conf, so only absolute-enough names are compared).
+#[tokio::test]
+#[ignore = "needs the real nslookup and host (bind9-dnsutils)"]
+async fn interop_with_real_nslookup_and_host() {
+    let dns = Arc::new(FakeDns::new());
+    let port = serve(dns.clone()).await;
+    let conf = "nameserver 127.0.0.1\n";
+    let names = [
+        "cart.shop.svc.cluster.local",
+        "nope.shop.svc.cluster.local",
+        "ext.shop.svc.cluster.local",
+        "dual.shop.svc.cluster.local",
+        "multi.shop.svc.cluster.local",
+        "nodata.shop.svc.cluster.local",
+        "sf.shop.svc.cluster.local",
+        "10.96.0.20",
+    ];
+    for name in names {
+        for (tool, line) in [
+            ("nslookup", format!("-port={port} {name} 127.0.0.1")),
+            (
+                "nslookup",
+                format!("-port={port} -type=AAAA {name} 127.0.0.1"),
+            ),
+            ("host", format!("-p {port} {name} 127.0.0.1")),
+            ("host", format!("-p {port} -t AAAA {name} 127.0.0.1")),
+        ] {
+            let real = tokio::process::Command::new(tool)
+                .args(line.split_whitespace())
+                .output()
+                .await
+                .expect(tool);
+            let ours = match tool {
+                "nslookup" => {
+                    nslookup::run(&args(&line), conf, &UdpTransport, &Env::default()).await
+                }
+                _ => host::run(&args(&line), conf, &UdpTransport, &Env::default()).await,
+            };
+            assert_eq!(
+                ours.stdout,
+                String::from_utf8_lossy(&real.stdout),
+                "{tool} {line}"
+            );
+            assert_eq!(Some(ours.code), real.status.code(), "{tool} {line}");
+        }
     }
 }
 
@@ -1351,7 +1531,10 @@ fn normalise(s: &str) -> String {
             } else if l.starts_with(";; Query time:") {
                 ";; Query time: -".into()
             } else if let Some(rest) = l.strip_prefix("; <<>> DiG ") {
-                format!("; <<>> DiG V <<>>{}", rest.split_once(" <<>>").map_or("", |(_, r)| r))
+                format!(
+                    "; <<>> DiG V <<>>{}",
+                    rest.split_once(" <<>>").map_or("", |(_, r)| r)
+                )
             } else {
                 l.to_string()
             }

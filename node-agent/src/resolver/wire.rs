@@ -6,10 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query},
-    rr::{
-        Name, RecordType,
-        rdata::opt::EdnsOption,
-    },
+    rr::{Name, RecordType, rdata::opt::EdnsOption},
 };
 
 use super::{EDNS_UDP_PAYLOAD, TRACEPARENT_OPTION, Transport, TransportError};
@@ -69,8 +66,10 @@ pub(crate) fn build(q: &QuerySpec<'_>) -> Vec<u8> {
                 .insert(EdnsOption::Unknown(COOKIE_OPTION, cookie.to_vec()));
         }
         if let Some(tp) = q.traceparent {
-            edns.options_mut()
-                .insert(EdnsOption::Unknown(TRACEPARENT_OPTION, tp.as_bytes().to_vec()));
+            edns.options_mut().insert(EdnsOption::Unknown(
+                TRACEPARENT_OPTION,
+                tp.as_bytes().to_vec(),
+            ));
         }
         m.set_edns(edns);
     }
@@ -121,4 +120,3 @@ pub(crate) fn edns_options(edns: &Edns) -> Vec<(u16, Vec<u8>)> {
         })
         .collect()
 }
-

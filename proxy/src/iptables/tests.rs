@@ -306,15 +306,17 @@ fn node_ports_go_through_the_ext_chain() {
     );
     assert!(decls.contains(&("nat".into(), "KUBE-EXT-CDGGSHYLG3RE2FKL".into())));
 
-    // Local: pod traffic short-circuits to the Cluster chain, the rest goes to the local
-    // endpoints only. (Upstream's two `--src-type LOCAL` rules for host traffic would sit between
-    // these two; see WRITE_SRC_TYPE_LOCAL.)
+    // Local: pod traffic short-circuits to the Cluster chain, host traffic is masqueraded and
+    // sent there too (upstream's two `--src-type LOCAL` rules), the rest goes to the local
+    // endpoints only.
     let out = Iptables::new(upstream_opts()).render(&snapshot(&[node_port_service(true)], &slices), None);
     let (rules, _) = by_chain(&out.text);
     assert_eq!(
         rules[&("nat".into(), "KUBE-EXT-CDGGSHYLG3RE2FKL".into())],
         [
             "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"pod traffic for default/web:http external destinations\" -s 10.0.0.0/8 -j KUBE-SVC-CDGGSHYLG3RE2FKL",
+            "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"masquerade LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+            "-A KUBE-EXT-CDGGSHYLG3RE2FKL -m comment --comment \"route LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j KUBE-SVC-CDGGSHYLG3RE2FKL",
             "-A KUBE-EXT-CDGGSHYLG3RE2FKL -j KUBE-SVL-CDGGSHYLG3RE2FKL",
         ]
     );
