@@ -26,8 +26,6 @@ use crate::{
 
 /// The demo workload applied on first start.
 const DEMO: &str = include_str!("up/demo.yaml");
-/// The cluster DNS's address natively: port 53 on a loopback address of its own.
-const CLUSTER_DNS: &str = "127.0.1.253:53";
 /// How long the processes get to become healthy.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped process gets before it is killed.
@@ -89,8 +87,11 @@ fn port_free(addr: &str) -> bool {
 struct Cloud {
     registry: String,
     dns: String,
-    /// Where the cluster DNS listens, if port 53 could be bound.
+    /// Where the cluster DNS listens (port 53 on a loopback address of its own), if port 53
+    /// could be bound.
     cluster_dns: Option<String>,
+    /// The node-agents' kernel API port.
+    kubelet_port: u16,
 }
 
 fn free_port() -> Result<u16, Problem> {
@@ -181,6 +182,8 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
                 format!("127.0.1.{i}"),
                 "--address".into(),
                 format!("127.0.1.{i}"),
+                "--port".into(),
+                cloud.kubelet_port.to_string(),
                 "--data-dir".into(),
                 data_dir.join("nodes").join(&name).display().to_string(),
                 "--registry".into(),
@@ -199,7 +202,7 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
                 "--hostname-override".into(),
                 name.clone(),
                 "--kernel".into(),
-                format!("http://127.0.1.{i}:10250"),
+                format!("http://127.0.1.{i}:{}", cloud.kubelet_port),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
             ],
@@ -243,12 +246,18 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let cloud = Cloud {
         registry: format!("127.0.0.1:{}", free_port()?),
         dns: format!("127.0.0.1:{}", free_port()?),
-        cluster_dns: std::net::UdpSocket::bind(CLUSTER_DNS).is_ok().then(|| CLUSTER_DNS.to_string()),
+        // A second cluster beside the first takes the next free loopback address for its DNS.
+        cluster_dns: (1..=32u8)
+            .map(|k| format!("127.0.{k}.253:53"))
+            .find(|a| std::net::UdpSocket::bind(a.as_str()).is_ok() && TcpListener::bind(a.as_str()).is_ok()),
+        // One kubelet port for every node of this cluster (each node on its own address), free
+        // so that two clusters side by side do not collide.
+        kubelet_port: free_port()?,
     };
     if cloud.cluster_dns.is_none() {
         let _ = writeln!(
             out,
-            "note: cannot bind {CLUSTER_DNS} (port 53 needs root or CAP_NET_BIND_SERVICE): no cluster DNS, so names do not resolve in pods; IPs work"
+            "note: cannot bind port 53 on 127.0.x.253 (it needs root or CAP_NET_BIND_SERVICE): no cluster DNS, so names do not resolve in pods; IPs work"
         );
     }
     for (name, bin, bin_args) in plan(args, data_dir, &apiserver, &cloud) {

@@ -61,6 +61,21 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "node-1's pods got CNI results: {cni}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Natively too, a pod reaches a Service by name: the cluster DNS on 127.0.x.253:53, the
+    // nodes' kernels DNATing 10.96.0.10 to it and the orders ClusterIP to a pod.
+    let started = std::time::Instant::now();
+    loop {
+        let curl = netlab(a.path(), &["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders/"]);
+        if String::from_utf8_lossy(&curl.stdout).starts_with("pod=orders-") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "curl http://orders/ from the client pod: {}",
+            String::from_utf8_lossy(&curl.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     let missing = netlab(a.path(), &["node", "cni", "nope"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("Error from server (NotFound): nodes \"nope\" not found"));
 
