@@ -84,7 +84,11 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         Command::Node(config::NodeCommand::Routes { node }) => node_save(cli, node, Table::Routes, &mut out, &mut err).await,
         Command::Exec(args) => {
             let mut api = Api::new(&cli.server());
-            match node::exec(&mut api, &ns.name, &args.pod, args.container.as_deref(), &args.command, &mut out, &mut err).await {
+            let result = node::exec(&mut api, &ns.name, &args.pod, args.container.as_deref(), &args.command, &mut out, &mut err).await;
+            if result.is_ok() {
+                announce(cli, &mut err);
+            }
+            match result {
                 Ok(0) => Vec::new(),
                 Ok(code) => {
                     // kubectl exits with the command's code and prints nothing more.
@@ -143,7 +147,9 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => return p,
             };
             let mut api = Api::new(&cli.server());
-            apply::apply(&mut api, manifests, &ns, &mut out, &mut err).await
+            let problems = apply::apply(&mut api, manifests, &ns, &mut out, &mut err).await;
+            announce(cli, &mut err);
+            problems
         }
         Command::Get(args) => {
             let mut api = Api::new(&cli.server());
@@ -163,11 +169,15 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         }
         Command::Delete(args) => {
             let mut api = Api::new(&cli.server());
-            delete::delete(&mut api, args, &ns, &mut out, &mut err).await
+            let problems = delete::delete(&mut api, args, &ns, &mut out, &mut err).await;
+            announce(cli, &mut err);
+            problems
         }
         Command::Scale(args) => {
             let mut api = Api::new(&cli.server());
-            scale::scale(&mut api, args, &ns, &mut out).await
+            let problems = scale::scale(&mut api, args, &ns, &mut out).await;
+            announce(cli, &mut err);
+            problems
         }
         Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {
             Ok(()) => Vec::new(),
@@ -181,6 +191,18 @@ async fn node_save(cli: &Cli, node: &str, table: Table, out: &mut impl std::io::
     match node::save(&mut api, node, table, out, err).await {
         Ok(()) => Vec::new(),
         Err(p) => vec![p],
+    }
+}
+
+/// After a command that set off work: remember its trace for `netlab trace last`, and print the
+/// Jaeger link when a person is watching (stderr is a terminal). Scripts and tests, reading
+/// stderr through a pipe, get exactly kubectl's output.
+fn announce(cli: &Cli, err: &mut impl std::io::Write) {
+    use std::io::IsTerminal as _;
+    if std::io::stderr().is_terminal() {
+        trace::announce(err, &cli.jaeger_url, &cli.data_dir(), client::trace_id());
+    } else {
+        let _ = trace::remember(&cli.data_dir(), client::trace_id());
     }
 }
 

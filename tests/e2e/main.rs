@@ -13,4 +13,5 @@ mod nodes;
 mod proxy;
 mod registry;
 mod scheduling;
+mod trace;
 mod workloads;

@@ -171,10 +171,19 @@ async fn has_event(client: &Client, reason: &str, message: String, component: &s
         .then_some(())
 }
 
+/// Scales as `kubectl scale` does: read, write, and on a Conflict (the controller wrote the
+/// status in between) read again (client-go's RetryOnConflict).
 async fn set_replicas(client: &Client, name: &str, replicas: i32) {
-    let mut d: Deployment = client.get(NS, name).await.expect("get deployment");
-    d.spec.as_mut().expect("spec").replicas = Some(replicas);
-    client.update(&d).await.expect("scale deployment");
+    for _ in 0..10 {
+        let mut d: Deployment = client.get(NS, name).await.expect("get deployment");
+        d.spec.as_mut().expect("spec").replicas = Some(replicas);
+        match client.update(&d).await {
+            Ok(_) => return,
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => panic!("scale deployment: {e:?}"),
+        }
+    }
+    panic!("scale deployment: still conflicting after 10 tries");
 }
 
 fn controller_manager(url: &str) -> Component {

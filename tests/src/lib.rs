@@ -14,6 +14,8 @@ use std::{
 
 use netlab_proto::apiserver::v1::{ListRequest, Resource, api_server_client::ApiServerClient};
 
+pub mod otlp;
+
 /// The path of a workspace binary built beside the running test.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
