@@ -14,8 +14,12 @@ use tonic::transport::Channel;
 
 use crate::{client::Cluster, report::Problem};
 
+type Inject = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+/// A node's kernel API client that carries this run's trace context.
+type Kernel = KernelClient<tonic::service::interceptor::InterceptedService<Channel, Inject>>;
+
 /// The kernel API of node `node`.
-pub(crate) async fn kernel(api: &mut impl Cluster, node: &str) -> Result<KernelClient<Channel>, Problem> {
+pub(crate) async fn kernel(api: &mut impl Cluster, node: &str) -> Result<Kernel, Problem> {
     let obj = api.get(Resource::Nodes, "", node).await?;
     let (ip, port) = endpoint(&obj).ok_or_else(|| {
         Problem::client(format!("node {node} has no InternalIP and kubelet port in its status yet"))
@@ -31,7 +35,7 @@ pub(crate) async fn kernel(api: &mut impl Cluster, node: &str) -> Result<KernelC
             ip
         ))
     })?;
-    Ok(KernelClient::new(ch))
+    Ok(KernelClient::with_interceptor(ch, crate::client::with_traceparent as Inject))
 }
 
 /// InternalIP and kubelet port from a Node object.

@@ -34,6 +34,10 @@ use tracing::{debug, info_span};
 
 use crate::{cluster::ClusterView, sockets::SocketTable};
 
+type Inject = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+/// A client of another node's kernel API.
+type Peer = KernelClient<tonic::service::interceptor::InterceptedService<Channel, Inject>>;
+
 /// A byte stream to a peer.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
@@ -52,7 +56,7 @@ pub struct Dataplane {
     state: Mutex<KernelState>,
     sockets: SocketTable,
     view: Arc<ClusterView>,
-    peers: Mutex<HashMap<SocketAddr, KernelClient<Channel>>>,
+    peers: Mutex<HashMap<SocketAddr, Peer>>,
     start: Instant,
 }
 
@@ -510,6 +514,10 @@ impl Dataplane {
     /// Hands a connection arriving at this node to the destination pod: ingress policy, then
     /// the pod's socket.
     fn deliver(&self, from: SocketAddr, dst: SocketAddr, pod: Option<&PodMeta>) -> Delivery {
+        let _accept = pod.map(|pod| {
+            info_span!("pod accept", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, k8s.node.name = %self.node_name, client.address = %from, server.address = %dst)
+                .entered()
+        });
         if let Some(pod) = pod {
             let from_node = from.ip() == self.node_ip;
             let verdict = {
@@ -549,7 +557,7 @@ impl Dataplane {
         Ok(self.deliver(from, dst, pod.as_deref()))
     }
 
-    fn peer(&self, ip: IpAddr) -> KernelClient<Channel> {
+    fn peer(&self, ip: IpAddr) -> Peer {
         let port = self.view.node_port(ip);
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers
@@ -561,7 +569,8 @@ impl Dataplane {
                     .expect("an ip:port URL")
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(3));
-                KernelClient::new(ep.connect_lazy())
+                // Each connection carries the caller's trace context to the other node.
+                KernelClient::with_interceptor(ep.connect_lazy(), netlab_telemetry::propagation::inject as Inject)
             })
             .clone()
     }

@@ -207,12 +207,46 @@ impl toolbox::Pod for PodEnv {
     }
 
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
-        let r = resolver::Resolver::from_resolv_conf(&self.resolv_conf)
-            .with_traceparent(netlab_telemetry::propagation::current_traceparent());
-        match r.lookup_ip(name, self).await {
-            Ok(ips) if !ips.is_empty() => Ok(ips),
+        // The decision span: every search candidate and its answer, with the DNS queries (and
+        // the kernel's DNAT of each) as children.
+        let span = info_span!(
+            "resolver search",
+            netlab.resolver.name = %name,
+            netlab.resolver.candidates = tracing::field::Empty,
+            netlab.resolver.queries = tracing::field::Empty,
+            netlab.resolver.answer = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+        );
+        let types = [hickory_proto::rr::RecordType::A, hickory_proto::rr::RecordType::AAAA];
+        let lookup = async {
+            let r = resolver::Resolver::from_resolv_conf(&self.resolv_conf)
+                .with_traceparent(netlab_telemetry::propagation::current_traceparent());
+            r.lookup(name, &types, self).await
+        }
+        .instrument(span.clone())
+        .await;
+        let attempts = match &lookup {
+            Ok(l) => &l.attempts,
+            Err(f) => &f.attempts,
+        };
+        let tried: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+        let mut names: Vec<&str> = attempts.iter().map(|a| a.name.as_str()).collect();
+        names.dedup();
+        span.record("netlab.resolver.candidates", names.join(" ").as_str());
+        span.record("netlab.resolver.queries", tried.join("; ").as_str());
+        match lookup {
+            Ok(l) if !l.addrs.is_empty() => {
+                let ips: Vec<String> = l.addrs.iter().map(ToString::to_string).collect();
+                span.record("netlab.resolver.answer", ips.join(",").as_str());
+                Ok(l.addrs)
+            }
             Ok(_) => Err(ResolveError::NotFound),
-            Err(e) => Err(e.into_toolbox()),
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_message", e.to_string().as_str());
+                Err(e.into_toolbox())
+            }
         }
     }
 

@@ -104,7 +104,8 @@ impl Kernel for KernelService {
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let dp = self.dp.clone();
-        tokio::spawn(async move {
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(async move {
             let open = match inbound.message().await {
                 Ok(Some(pb::Segment { kind: Some(Kind::Open(open)) })) => open,
                 _ => return,
@@ -125,7 +126,7 @@ impl Kernel for KernelService {
                     drop(tx);
                 }
             }
-        });
+        }, span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }
 

@@ -6,6 +6,7 @@ mod dataplane;
 mod dns;
 mod docker;
 mod endpointslices;
+mod flows;
 mod manifests;
 mod native;
 mod nodelifecycle;
