@@ -7,6 +7,7 @@
 //! - [`init`] / [`Guard`]: install the subscriber; flush spans on drop of the guard.
 //! - [`propagation`]: inject/extract `traceparent` in gRPC metadata.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::{KeyValue, global, trace::TracerProvider as _};
@@ -94,6 +95,7 @@ pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result
                 .with_timeout(EXPORT_TIMEOUT)
                 .build()
                 .map_err(|source| Error::Exporter { endpoint: endpoint.clone(), source })?;
+            let exporter = Quiet { inner: exporter, endpoint: endpoint.clone(), failing: AtomicBool::new(false) };
             let resource = Resource::builder()
                 .with_service_name(service_name)
                 .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
@@ -119,6 +121,49 @@ pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result
         .try_init()
         .map_err(Error::Subscriber)?;
     Ok(Guard { provider })
+}
+
+/// The OTLP exporter, minus the noise: with no collector running, the SDK would log an error for
+/// every batch (every 5 s, in every process). This says it once, as a warning, keeps trying
+/// quietly, and says when export works again.
+#[derive(Debug)]
+struct Quiet<E> {
+    inner: E,
+    endpoint: String,
+    failing: AtomicBool,
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter for Quiet<E> {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self.inner.export(batch).await {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(endpoint = %self.endpoint, "Exporting traces again.");
+                }
+            }
+            Err(error) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(endpoint = %self.endpoint, %error, "Cannot export traces; dropping them and retrying quietly.");
+                } else {
+                    tracing::debug!(endpoint = %self.endpoint, %error, "Trace export failed.");
+                }
+            }
+        }
+        // Reported above, once; the SDK would report it again on every batch.
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 // === impl Guard ===
