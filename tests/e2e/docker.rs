@@ -119,7 +119,7 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         ("NETLAB_REGISTRY_PORT", free_port()),
     ];
     let _down = DownAll(project.clone(), ports.clone());
-    let services = ["apiserver", "controller-manager", "scheduler", "dns", "cloud", "node-1", "node-2", "demo"];
+    let services = ["apiserver", "controller-manager", "scheduler", "dns", "cloud", "node-1", "proxy-1", "node-2", "proxy-2", "demo"];
     let mut args = vec!["up", "-d"];
     args.extend(services);
     let started = Instant::now();
@@ -187,4 +187,21 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     };
     assert_eq!(answer, svc);
     assert_eq!(dig(dns_port, "example.com"), "93.184.215.14");
+
+    // Inside the cluster: the client pod reaches orders by name (resolv.conf search path, the
+    // kube-dns ClusterIP DNATed by proxy-N's rules to the dns container, then the orders
+    // ClusterIP to a pod, possibly across the wire to the other node). `netlab exec` reaches the
+    // node's kubelet port at the container's address, as kubectl reaches a kubelet.
+    let body = loop {
+        let run = get(&["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders.demo/"]);
+        if run.code == Some(0) && run.stdout.starts_with("pod=orders-") {
+            break run.stdout;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "curl http://orders.demo/ from the client pod: {}", run.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(body.contains("namespace=demo"), "{body}");
+    let save = get(&["node", "iptables-save", "node-1"]).ok().stdout;
+    assert!(save.contains("-A KUBE-SERVICES -m comment --comment \"demo/orders:http cluster IP\""), "{save}");
+    eprintln!("curl by name through the proxies after {:?}", started.elapsed());
 }
