@@ -218,7 +218,7 @@ impl Registry {
             )
             .body(Empty::new())
             .map_err(|e| fail("Unknown", e.to_string()))?;
-        let resp = self.http.request(req).await.map_err(|e| {
+        let resp = self.send(req).await.map_err(|e| {
             fail(
                 "Unknown",
                 format!("failed to do request: Head \"{url}\": {}", source_chain(&e)),
@@ -281,6 +281,30 @@ impl Registry {
         Ok((digest, manifest))
     }
 
+    /// One registry request, as its own span (method, URL, status) carrying the trace context in
+    /// a `traceparent` header, so the pull's requests show in the pod's trace.
+    async fn send(
+        &self,
+        mut req: Request<Empty<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        let span = tracing::info_span!(
+            "registry request",
+            otel.kind = "client",
+            http.request.method = %req.method(),
+            url.full = %req.uri(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let traceparent = span.in_scope(netlab_telemetry::propagation::current_traceparent);
+        if let Some(v) = traceparent.and_then(|tp| http::HeaderValue::from_str(&tp).ok()) {
+            req.headers_mut().insert("traceparent", v);
+        }
+        let resp = tracing::Instrument::instrument(self.http.request(req), span.clone()).await;
+        if let Ok(r) = &resp {
+            span.record("http.response.status_code", r.status().as_u16());
+        }
+        resp
+    }
+
     /// A blob, from the local store if present, else from the registry (verified and stored).
     async fn blob(
         &self,
@@ -309,7 +333,7 @@ impl Registry {
             let req = Request::get(&url)
                 .body(Empty::new())
                 .map_err(|e| fail(e.to_string()))?;
-            let resp = self.http.request(req).await.map_err(|e| {
+            let resp = self.send(req).await.map_err(|e| {
                 fail(format!(
                     "failed to copy: failed to do request: Get \"{url}\": {}",
                     source_chain(&e)
