@@ -184,6 +184,7 @@ done
 
 # --- runs -------------------------------------------------------------------------------------
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+core_busy() { awk -v c="cpu$SERVER_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 utime() { awk '{ print $14 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 forwarded() { curl -fs "http://127.0.0.1:$(($1 + 3))/metrics" | awk '/^coredns_forward_requests_total/ { n += $NF } END { print n + 0 }'; }
@@ -193,21 +194,21 @@ run_case() { # run_case SERVER-LABEL PORT PID CASE FILE
     local label=$1 port=$2 pid=$3 case=$4 file=$5 out=$WORK/$1-$4
     log "$label / $case: warm-up ${WARMUP}s, then ${DURATION}s"
     taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$WARMUP" -c "$CLIENTS" -q "$OUTSTANDING" >"$out.warmup" 2>&1
-    local fwd0="" t0 u0
+    local fwd0="" t0 u0 b0
     [ "$label" = unbound ] || fwd0=$(forwarded "$port")
-    t0=$(ticks "$pid"); u0=$(utime "$pid")
+    t0=$(ticks "$pid"); u0=$(utime "$pid"); b0=$(core_busy)
     local TIMEFORMAT='%U %S %R'
     { time taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
         -c "$CLIENTS" -q "$OUTSTANDING" -v >"$out.dnsperf" 2>&1; } 2>"$out.time"
-    local t1 u1 fwd=""
-    t1=$(ticks "$pid"); u1=$(utime "$pid")
+    local t1 u1 b1 fwd=""
+    t1=$(ticks "$pid"); u1=$(utime "$pid"); b1=$(core_busy)
     [ "$label" = unbound ] || fwd=$(($(forwarded "$port") - fwd0))
     awk '$1 == ">" && $NF ~ /^[0-9.]+$/ { print $NF }' "$out.dnsperf" | sort -g >"$out.lat"
     local n p50 p99
     n=$(wc -l <"$out.lat")
     p50=$(sed -n "$(((n * 50 + 99) / 100))p" "$out.lat")
     p99=$(sed -n "$(((n * 99 + 99) / 100))p" "$out.lat")
-    python3 - "$out.dnsperf" "$out.time" "$label" "$case" "$p50" "$p99" "$((t1 - t0))" "$((u1 - u0))" "$HZ" "$fwd" >>"$RESULTS" <<'EOF'
+    python3 - "$out.dnsperf" "$out.time" "$label" "$case" "$p50" "$p99" "$((t1 - t0))" "$((u1 - u0))" "$HZ" "$fwd" "$((b1 - b0 - (t1 - t0)))" >>"$RESULTS" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
 def get(pat, cast=float):
@@ -223,12 +224,13 @@ run = get(r"Run time \(s\):\s+([\d.]+)")
 codes = re.search(r"Response codes:\s+(.*)", text)
 codes = re.sub(r" \(100\.00%\)", "", codes.group(1).strip()) if codes else "?"
 user, sys_, real = map(float, open(sys.argv[2]).read().split()[-3:])
-label, case, p50, p99, ticks, uticks, hz, fwd = sys.argv[3:11]
+label, case, p50, p99, ticks, uticks, hz, fwd, other = sys.argv[3:12]
 ms = lambda s: f"{float(s) * 1000:.2f}" if s else "?"
 cpu = int(ticks) / int(hz) / run * 100
 ucpu = int(uticks) / int(hz) / run * 100
 print("\t".join([label, case, f"{qps:,.0f}", f"{sent:,}", str(lost), ms(avg), ms(sd), ms(p50), ms(p99), ms(mx),
-                 f"{cpu:.0f}% ({ucpu:.0f}% user)", f"{(user + sys_) / real * 100:.0f}%", codes, fwd or "-"]))
+                 f"{cpu:.0f}% ({ucpu:.0f}% user)", f"{max(0, int(other)) / int(hz) / run * 100:.0f}%",
+                 f"{(user + sys_) / real * 100:.0f}%", codes, fwd or "-"]))
 EOF
 }
 
@@ -248,8 +250,8 @@ hwm() { awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
 echo
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION (after ${WARMUP}s warm-up), UDP; servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
-echo "| server | case | QPS | queries | lost | avg ms | stddev ms | p50 ms | p99 ms | max ms | server CPU | dnsperf CPU | rcodes | upstream queries |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| server | case | QPS | queries | lost | avg ms | stddev ms | p50 ms | p99 ms | max ms | server CPU | others on its CPU | dnsperf CPU | rcodes | upstream queries |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n" }' "$RESULTS"
 echo
 echo "memory after the runs (10,002 Services, 10,000 EndpointSlices): netlab-dns RSS $(rss "$DNS_PID") (peak $(hwm "$DNS_PID")); unbound RSS $(rss "$UNBOUND_PID") (peak $(hwm "$UNBOUND_PID"))"

@@ -92,6 +92,7 @@ spec:
 
 struct Lab {
     _procs: Vec<Component>,
+    metrics: String,
     api: Apiserver,
     collector: Collector,
     dir: tempfile::TempDir,
@@ -126,11 +127,12 @@ impl Lab {
         };
         procs.push(start("netlab-controller-manager", with_otlp(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
         procs.push(start("netlab-scheduler", with_otlp(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
+        let metrics = format!("127.0.0.1:{}", free_port());
         procs.push(start(
             "netlab-dns",
             with_otlp(&[
                 "--server", &url, "--listen", DNS, "--advertise-address", DNS.trim_end_matches(":53"), "--upstream", &upstream,
-                "--health-listen", "127.0.0.1:0", "--ready-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                "--health-listen", "127.0.0.1:0", "--ready-listen", "127.0.0.1:0", "--metrics-listen", &metrics,
             ]),
         ));
         let port = free_port().to_string();
@@ -152,7 +154,20 @@ impl Lab {
                 ]),
             ));
         }
-        Self { _procs: procs, api, collector, dir }
+        Self { _procs: procs, api, collector, dir, metrics }
+    }
+
+    /// A queries the dns process has answered so far (`coredns_dns_requests_total{type="A"}`).
+    fn a_queries(&self) -> u64 {
+        use std::io::{Read as _, Write as _};
+        let mut conn = TcpStream::connect(&self.metrics).expect("dns metrics");
+        conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+        let mut body = String::new();
+        conn.read_to_string(&mut body).expect("read");
+        body.lines()
+            .filter(|l| l.starts_with("coredns_dns_requests_total{") && l.contains("type=\"A\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// Runs the real CLI with its own data dir, so `last-trace` is this test's.
@@ -316,5 +331,65 @@ fn apply_exec_and_policy_flows_are_single_traces() {
     let verdict = lab.span(&denied, "netpol verdict", |s| s.name == "netpol verdict" && s.attr("netlab.netpol.direction") == "ingress");
     assert!(verdict.attr("netlab.netpol.verdict").contains("demo/default-deny"), "{}", verdict.summary());
     assert_eq!(verdict.attr("k8s.node.name"), "node-2");
+
+    // 4. The pod resolver's search path, counted at the server (issue 6): from a pod in `shop`
+    // (ndots:5), `cart` is found at the first candidate, `cart.other` at the second,
+    // `api.example.com` after three NXDOMAINs, and a trailing dot asks exactly once.
+    let (code, _, err) = lab.netlab(&["apply", "-f", "-"], Some(SHOP));
+    assert_eq!(code, Some(0), "{err}");
+    let deadline = Instant::now() + WAIT;
+    while lab.netlab(&["exec", "-n", "shop", "resolver", "--", "true"], None).0 != Some(0) {
+        assert!(Instant::now() < deadline, "the resolver pod never ran");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (name, queries) in [("cart", 1), ("cart.other", 2), ("api.example.com", 4), ("api.example.com.", 1)] {
+        let before = lab.a_queries();
+        let (code, out, err) = lab.netlab(&["exec", "-n", "shop", "resolver", "--", "nslookup", name], None);
+        assert_eq!(code, Some(0), "nslookup {name}: {out}{err}");
+        assert!(out.contains("Address: "), "nslookup {name}: {out}");
+        assert_eq!(lab.a_queries() - before, queries, "A queries for nslookup {name}:\n{out}");
+    }
     let _ = Path::new("");
 }
+
+const SHOP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: other
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cart
+  namespace: shop
+spec:
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cart
+  namespace: other
+spec:
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: resolver
+  namespace: shop
+spec:
+  nodeName: node-1
+  containers:
+  - name: toolbox
+    image: nicolaka/netshoot:v0.13
+    command: ["sleep", "infinity"]
+"#;
