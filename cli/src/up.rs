@@ -218,15 +218,15 @@ fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(
 
 /// Runs `netlab up`.
 pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(), Problem> {
-    if let Some(existing) = read_cluster(data_dir) {
-        if existing.processes.iter().any(|p| is_alive(p.pid)) {
-            return Err(Problem::client(format!(
-                "a cluster is already running in {} (apiserver at {}); run `netlab down --data-dir {}` first",
-                data_dir.display(),
-                existing.apiserver,
-                data_dir.display()
-            )));
-        }
+    if let Some(existing) = read_cluster(data_dir)
+        && existing.processes.iter().any(|p| is_alive(p.pid))
+    {
+        return Err(Problem::client(format!(
+            "a cluster is already running in {} (apiserver at {}); run `netlab down --data-dir {}` first",
+            data_dir.display(),
+            existing.apiserver,
+            data_dir.display()
+        )));
     }
     std::fs::create_dir_all(data_dir.join("logs"))
         .map_err(|e| Problem::client(format!("creating {}: {e}", data_dir.display())))?;

@@ -652,11 +652,7 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     let incoming = async {
         while let Ok(Some(seg)) = inbound.message().await {
             match seg.kind {
-                Some(Kind::Data(d)) => {
-                    if wr.write_all(&d).await.is_err() {
-                        break;
-                    }
-                }
+                Some(Kind::Data(d)) if wr.write_all(&d).await.is_err() => break,
                 Some(Kind::Close(_)) | None => break,
                 _ => {}
             }

@@ -116,7 +116,7 @@ fn measure(otlp: Option<&str>) -> (Duration, Duration) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let result = rt.block_on(async move {
         let mut k = KernelClient::connect(format!("http://127.0.1.1:{port}")).await.expect("node-1 kernel API");
-        let mut exec = async |k: &mut KernelClient<tonic::transport::Channel>| -> Option<i32> {
+        let exec = async |k: &mut KernelClient<tonic::transport::Channel>| -> Option<i32> {
             let trace = format!("00-{:032x}-{:016x}-01", rand_u128(), rand_u128() as u64);
             let mut req = tonic::Request::new(ExecRequest {
                 namespace: "demo".into(),
