@@ -12,6 +12,8 @@
 #   3. checks that both servers give the same answers, then for each case (in-cluster A, NXDOMAIN,
 #      a forwarded external name with a warm cache) and each server: a warm-up run, then a measured
 #      dnsperf run with -v (per-query latencies → p50/p99), the server's CPU time and dnsperf's;
+#      then the in-cluster queries again at a fixed RATE (dnsperf -Q) that every server sustains,
+#      for latency without queueing (RATE=0 skips it);
 #   4. prints a markdown table, the servers' memory, and cleans up.
 # Servers are pinned to SERVER_CPU, dnsperf (and the idle apiserver and cloud) to CLIENT_CPU.
 #
@@ -21,7 +23,8 @@
 # runs its own in the foreground on a high port).
 #
 # Knobs (environment): DURATION=30 WARMUP=5 CLIENTS=100 OUTSTANDING=100 SERVER_CPU=1 CLIENT_CPU=0
-# PORT_BASE=25300 BIN=<repo>/target/release DIAG=1 KEEP=0 (KEEP=1 leaves the work dir).
+# PORT_BASE=25300 BIN=<repo>/target/release DIAG=1 RATE=10000 KEEP=0 (KEEP=1 leaves the work dir)
+# CASES="incluster-A NXDOMAIN forwarded-cached rate" (a subset reruns only those).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +38,8 @@ SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 PORT_BASE=${PORT_BASE:-25300}
 DIAG=${DIAG:-1}
+RATE=${RATE:-10000}
+CASES=${CASES:-incluster-A NXDOMAIN forwarded-cached rate}
 KEEP=${KEEP:-0}
 
 API_PORT=$PORT_BASE
@@ -190,16 +195,17 @@ HZ=$(getconf CLK_TCK)
 forwarded() { curl -fs "http://127.0.0.1:$(($1 + 3))/metrics" | awk '/^coredns_forward_requests_total/ { n += $NF } END { print n + 0 }'; }
 
 RESULTS=$WORK/results.tsv
-run_case() { # run_case SERVER-LABEL PORT PID CASE FILE
-    local label=$1 port=$2 pid=$3 case=$4 file=$5 out=$WORK/$1-$4
+run_case() { # run_case SERVER-LABEL PORT PID CASE FILE [DNSPERF-ARGS...]
+    local label=$1 port=$2 pid=$3 case=$4 file=$5 out="$WORK/$1-${4//\//_}"
+    shift 5
     log "$label / $case: warm-up ${WARMUP}s, then ${DURATION}s"
-    taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$WARMUP" -c "$CLIENTS" -q "$OUTSTANDING" >"$out.warmup" 2>&1
+    taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$WARMUP" -c "$CLIENTS" -q "$OUTSTANDING" "$@" >"$out.warmup" 2>&1
     local fwd0="" t0 u0 b0
     [ "$label" = unbound ] || fwd0=$(forwarded "$port")
     t0=$(ticks "$pid"); u0=$(utime "$pid"); b0=$(core_busy)
     local TIMEFORMAT='%U %S %R'
     { time taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
-        -c "$CLIENTS" -q "$OUTSTANDING" -v >"$out.dnsperf" 2>&1; } 2>"$out.time"
+        -c "$CLIENTS" -q "$OUTSTANDING" "$@" -v >"$out.dnsperf" 2>&1; } 2>"$out.time"
     local t1 u1 b1 fwd=""
     t1=$(ticks "$pid"); u1=$(utime "$pid"); b1=$(core_busy)
     [ "$label" = unbound ] || fwd=$(($(forwarded "$port") - fwd0))
@@ -228,7 +234,7 @@ label, case, p50, p99, ticks, uticks, hz, fwd, other = sys.argv[3:12]
 ms = lambda s: f"{float(s) * 1000:.2f}" if s else "?"
 cpu = int(ticks) / int(hz) / run * 100
 ucpu = int(uticks) / int(hz) / run * 100
-print("\t".join([label, case, f"{qps:,.0f}", f"{sent:,}", str(lost), ms(avg), ms(sd), ms(p50), ms(p99), ms(mx),
+print("\t".join([label, case, f"{qps:,.0f}", f"{qps / cpu * 100:,.0f}", f"{sent:,}", str(lost), ms(avg), ms(sd), ms(p50), ms(p99), ms(mx),
                  f"{cpu:.0f}% ({ucpu:.0f}% user)", f"{max(0, int(other)) / int(hz) / run * 100:.0f}%",
                  f"{(user + sys_) / real * 100:.0f}%", codes, fwd or "-"]))
 EOF
@@ -238,11 +244,19 @@ SERVERS=("netlab-dns $DNS_PORT $DNS_PID" "unbound $UNBOUND_PORT $UNBOUND_PID")
 [ "$DIAG" = 1 ] && SERVERS+=("netlab-dns(RUST_LOG=warn) $QUIET_PORT $QUIET_PID")
 for c in "incluster-A incluster" "NXDOMAIN nxdomain" "forwarded-cached external"; do
     read -r cname file <<<"$c"
+    [[ " $CASES " == *" $cname "* ]] || continue
     for s in "${SERVERS[@]}"; do
         read -r label port pid <<<"$s"
         run_case "$label" "$port" "$pid" "$cname" "$WORK/gen/$file.txt"
     done
 done
+# The same in-cluster queries at a fixed rate every server keeps up with: latency without queueing.
+if [ "$RATE" -gt 0 ] && [[ " $CASES " == *" rate "* ]]; then
+    for s in "${SERVERS[@]}"; do
+        read -r label port pid <<<"$s"
+        run_case "$label" "$port" "$pid" "incluster-A@${RATE}/s" "$WORK/gen/incluster.txt" -Q "$RATE"
+    done
+fi
 
 rss() { awk '/^VmRSS/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
@@ -250,8 +264,8 @@ hwm() { awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$1/status"; }
 echo
 echo "dnsperf -c $CLIENTS -q $OUTSTANDING -l $DURATION (after ${WARMUP}s warm-up), UDP; servers on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
-echo "| server | case | QPS | queries | lost | avg ms | stddev ms | p50 ms | p99 ms | max ms | server CPU | others on its CPU | dnsperf CPU | rcodes | upstream queries |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| server | case | QPS | QPS per core (QPS ÷ server CPU) | queries | lost | avg ms | stddev ms | p50 ms | p99 ms | max ms | server CPU | others on its CPU | dnsperf CPU | rcodes | upstream queries |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n" }' "$RESULTS"
 echo
 echo "memory after the runs (10,002 Services, 10,000 EndpointSlices): netlab-dns RSS $(rss "$DNS_PID") (peak $(hwm "$DNS_PID")); unbound RSS $(rss "$UNBOUND_PID") (peak $(hwm "$UNBOUND_PID"))"

@@ -3,9 +3,10 @@
 //!
 //! Run: `cargo build --release -p netlab-apiserver -p netlab-proxy && cargo bench -p netlab-e2e
 //! --bench proxy -- --mode iptables --min-sync-period 1s` (`--services N` runs one size instead of
-//! 1,000 then 10,000; `--changes K` measures K changes of each kind, default 100; `--gap DUR`
-//! pauses between changes, default none; `--tonic-default-limits` serves the kernel with tonic's
-//! default 4 MiB message limit, as the node-agent does, instead of none).
+//! 1,000 then 10,000; `--changes K` measures K changes of each kind, default 100; `--gap MS`
+//! pauses MS milliseconds after each change is active, default none; `--tonic-default-limits`
+//! serves the kernel with tonic's default 4 MiB message limit, as the node-agent does, instead of
+//! none).
 //!
 //! What runs: the real release `netlab-apiserver` and `netlab-proxy` processes. The node's kernel
 //! is this process: a `netlab.node.v1.Kernel` gRPC server that applies every Restore to the real
@@ -532,17 +533,23 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     let during = &log[log_len_before..];
     let fulls: Vec<&Applied> = during.iter().filter(|r| r.full).collect();
     let partial: Vec<&Applied> = during.iter().filter(|r| !r.full).collect();
-    println!(
-        "RESULT restores while measuring: {} ({} full, {} partial); partial text p50 {} KB, apply p50 {:.2} ms p99 {:.2} ms",
-        during.len(),
-        fulls.len(),
-        partial.len(),
-        pct(&partial.iter().map(|r| r.bytes).collect::<Vec<_>>(), 50.0) / 1024,
-        ms(pct(&partial.iter().map(|r| r.apply).collect::<Vec<_>>(), 50.0)),
-        ms(pct(&partial.iter().map(|r| r.apply).collect::<Vec<_>>(), 99.0)),
-    );
-    for f in &fulls {
-        println!("RESULT   periodic full sync: {} KB, apply {:.1} ms", f.bytes / 1024, ms(f.apply));
+    println!("RESULT restores while measuring: {} ({} full, {} partial)", during.len(), fulls.len(), partial.len());
+    if !partial.is_empty() {
+        println!(
+            "RESULT   partial syncs: text p50 {} KB, apply p50 {:.2} ms p99 {:.2} ms",
+            pct(&partial.iter().map(|r| r.bytes).collect::<Vec<_>>(), 50.0) / 1024,
+            ms(pct(&partial.iter().map(|r| r.apply).collect::<Vec<_>>(), 50.0)),
+            ms(pct(&partial.iter().map(|r| r.apply).collect::<Vec<_>>(), 99.0)),
+        );
+    }
+    if !fulls.is_empty() {
+        println!(
+            "RESULT   full syncs while measuring ({}): text p50 {} KB, apply p50 {:.1} ms, max {:.1} ms",
+            if a.mode == "ipvs" { "ipvs: every restore is the whole table" } else { "the periodic resync" },
+            pct(&fulls.iter().map(|r| r.bytes).collect::<Vec<_>>(), 50.0) / 1024,
+            ms(pct(&fulls.iter().map(|r| r.apply).collect::<Vec<_>>(), 50.0)),
+            ms(pct(&fulls.iter().map(|r| r.apply).collect::<Vec<_>>(), 100.0)),
+        );
     }
     // The gRPC hop alone, at the sizes the proxy sent: a Restore of the same size in a format
     // the kernel refuses right after decoding, through a client set up as the proxy's is.
@@ -661,7 +668,7 @@ async fn wait_hit(hits: &mut mpsc::UnboundedReceiver<(u64, Applied)>, id: u64) -
 }
 
 fn progress(what: &str, j: usize, total: usize, samples: &[Sample]) {
-    if (j + 1) % 25 == 0 || j + 1 == total {
+    if (j + 1).is_multiple_of(25) || j + 1 == total {
         let totals: Vec<Duration> = samples.iter().map(|s| s.total).collect();
         println!("  {what}: {:>3}/{total}  p50 so far {:.1} ms, max {:.1} ms", j + 1, ms(pct(&totals, 50.0)), ms(pct(&totals, 100.0)));
     }
