@@ -35,7 +35,9 @@ pub(crate) async fn kernel(api: &mut impl Cluster, node: &str) -> Result<Kernel,
             ip
         ))
     })?;
-    Ok(KernelClient::with_interceptor(ch, crate::client::with_traceparent as Inject))
+    Ok(KernelClient::with_interceptor(ch, crate::client::with_traceparent as Inject)
+        .max_decoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES))
 }
 
 /// InternalIP and kubelet port from a Node object.

@@ -62,6 +62,9 @@ pub struct Hit {
     pub ttl_left: u32,
     /// Success or denial.
     pub kind: Kind,
+    /// Until when `ttl_left` stays what it is (the next whole second it ticks down, or the
+    /// entry's expiry): the packet cache may repeat this reply's bytes until then.
+    pub same_until: Instant,
 }
 
 struct Entry {
@@ -124,8 +127,9 @@ impl Cache {
             self.counter(kind).fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        let left = entry.expires.duration_since(now).as_secs_f64().ceil() as u32;
-        Some(Hit { wire: entry.wire.clone(), ttl_left: left.max(1), kind: entry.kind })
+        let left = (entry.expires.duration_since(now).as_secs_f64().ceil() as u32).max(1);
+        let same_until = entry.expires - Duration::from_secs(u64::from(left - 1));
+        Some(Hit { wire: entry.wire.clone(), ttl_left: left, kind: entry.kind, same_until })
     }
 
     /// How long an answer of `kind` for `lower` with record TTL `ttl` would be kept; None when

@@ -3,6 +3,7 @@
 //! server block the name belongs to, and writes the reply: rcodes and flags as CoreDNS sets them
 //! (AA on every kubernetes answer, RA on positive ones only, the SOA in Authority for negative
 //! ones), EDNS echoed, UDP replies truncated with TC by hickory's encoder when they do not fit.
+//! It also says which replies the UDP packet cache ([`crate::udp`]) may repeat.
 //! Wire-level errors become response codes here and nowhere else.
 
 use std::{
@@ -24,9 +25,10 @@ use hickory_server::{
         },
     },
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
+    zone_handler::{MessageResponse, MessageResponseBuilder},
 };
-use tokio::net::{TcpListener, UdpSocket};
+use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _, BinEncoder};
+use tokio::net::TcpListener;
 
 use crate::{
     Shared,
@@ -46,17 +48,17 @@ const MAX_DEPTH: usize = 8;
 const UPSTREAM_PAYLOAD: u16 = 1232;
 
 /// Serves DNS on `addr` (UDP and TCP on the same port) until `shutdown`; returns the address
-/// bound (useful with port 0).
+/// bound (useful with port 0). UDP is [`crate::udp`]'s; TCP is hickory's server loop.
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<SocketAddr> {
-    let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
+    let udp = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
     let local = udp.local_addr().map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
     let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind { what: "dns/tcp", addr: local, source })?;
+    crate::udp::serve(shared.clone(), udp, local, shutdown.clone())?;
     let mut server = Server::new(DnsHandler { shared });
-    server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, 64);
     tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -83,6 +85,19 @@ struct Reply {
     authorities: Vec<Record>,
     additionals: Vec<Record>,
     plugin: Plugin,
+    /// How long the same query would get the same bytes back.
+    fresh: Fresh,
+}
+
+/// How long a reply stays the one the plugin chain would give (for the packet cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// Not to be repeated: errors, upstream answers, ExternalName chases.
+    No,
+    /// Until the zone or the config changes: the kubernetes plugin's answers (fixed TTL).
+    UntilChange,
+    /// Until then, or a change: a `cache` hit, whose TTLs tick down each second.
+    Until(Instant),
 }
 
 impl Reply {
@@ -96,8 +111,28 @@ impl Reply {
             authorities: vec![],
             additionals: vec![],
             plugin,
+            fresh: Fresh::No,
         }
     }
+}
+
+/// What the packet cache needs to repeat a reply: its metric labels and how long it is good.
+#[derive(Debug, Clone, Copy)]
+pub struct Repeatable {
+    /// The zone and config generation the reply was built in.
+    pub generation: u64,
+    /// Good until then too, if set.
+    pub until: Option<Instant>,
+    /// The server block (metric labels).
+    pub block: BlockId,
+    /// The query type.
+    pub qtype: u16,
+    /// The response code.
+    pub rcode: u16,
+    /// The plugin that wrote it.
+    pub plugin: Plugin,
+    /// NOERROR with records (the `cache` hit label), as opposed to a denial.
+    pub success: bool,
 }
 
 /// One query being resolved (the client's, or an ExternalName target).
@@ -114,16 +149,97 @@ struct Ask<'a> {
 
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+        self.respond(request, response_handle).await.0
+    }
+}
+
+/// A UDP reply captured as bytes, encoded exactly as hickory's own `ResponseHandle` does (the
+/// client's EDNS payload size, or 512 bytes without EDNS; truncated with TC past it).
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> std::result::Result<ResponseInfo, hickory_server::net::NetError> {
+        let id = response.metadata().id;
+        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = match response.destructive_emit(&mut encoder) {
+            Ok(info) => info,
+            Err(error) => {
+                // As hickory: a reply that cannot be encoded becomes a bare SERVFAIL.
+                tracing::error!(%error, "error encoding message");
+                bytes.clear();
+                let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
+                metadata.response_code = ResponseCode::ServFail;
+                let header = Header { metadata, counts: HeaderCounts::default() };
+                header.emit(&mut BinEncoder::new(&mut bytes))?;
+                ResponseInfo::from(header)
+            }
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}
+
+// === impl DnsHandler ===
+
+impl DnsHandler {
+    /// A handler over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Answers one UDP datagram as hickory's server loop would, returning the reply's bytes
+    /// (none for what hickory drops: shorter than a header, or a response) and, when the same
+    /// query bytes may get the same reply again, what the packet cache needs to repeat it.
+    pub async fn answer_udp(&self, raw: Vec<u8>, src: SocketAddr) -> Option<(Vec<u8>, Option<Repeatable>)> {
+        let header = Header::read(&mut BinDecoder::new(&raw)).ok()?;
+        if header.metadata.message_type == MessageType::Response {
+            return None;
+        }
+        let request = match Request::from_bytes(raw, src, Protocol::Udp) {
+            Ok(request) => request,
+            Err(_) => {
+                // hickory's answer to a query it cannot parse: FORMERR, no question.
+                let mut metadata = Metadata::response_from_request(&header.metadata);
+                metadata.response_code = ResponseCode::FormErr;
+                let mut bytes = Vec::with_capacity(12);
+                Header { metadata, counts: HeaderCounts::default() }.emit(&mut BinEncoder::new(&mut bytes)).ok()?;
+                return Some((bytes, None));
+            }
+        };
+        let capture = Capture::default();
+        let (_, repeatable) = self.respond(&request, capture.clone()).await;
+        let bytes = capture.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some((bytes, repeatable))
+    }
+
+    /// The plugin chain for one request, the reply written to `response_handle`.
+    async fn respond<R: ResponseHandler>(&self, request: &Request, mut response_handle: R) -> (ResponseInfo, Option<Repeatable>) {
         let started = Instant::now();
+        let generation = self.shared.generation();
         let builder = MessageResponseBuilder::from_message_request(request);
         if request.metadata.op_code != OpCode::Query || request.metadata.message_type != MessageType::Query {
             let resp = builder.error_msg(&request.metadata, ResponseCode::NotImp);
-            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::NotImp));
+            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::NotImp)), None);
         }
         let Ok(info) = request.request_info() else {
             let resp = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::FormErr));
+            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::FormErr)), None);
         };
         let name = info.query.original().name();
         let qtype = info.query.query_type();
@@ -134,7 +250,7 @@ impl RequestHandler for DnsHandler {
         let Some((block, bid)) = blocks.select(&lower) else {
             // No server block for this name: CoreDNS refuses.
             let resp = builder.error_msg(&request.metadata, ResponseCode::Refused);
-            return response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::Refused));
+            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::Refused)), None);
         };
         let metrics = &self.shared.metrics;
         metrics.request(bid, tcp, request.src().is_ipv6(), u16::from(qtype));
@@ -152,18 +268,45 @@ impl RequestHandler for DnsHandler {
             netlab.dns.plugin = tracing::field::Empty,
             netlab.dns.answers = tracing::field::Empty,
         );
-        if let Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, tp)) = request
+        let traced = if let Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, tp)) = request
             .edns
             .as_ref()
             .and_then(|e| e.options().get(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(netlab_telemetry::propagation::EDNS_TRACEPARENT)))
             && let Ok(tp) = std::str::from_utf8(tp)
         {
             netlab_telemetry::propagation::set_parent_from_traceparent(&span, tp);
-        }
+            true
+        } else {
+            false
+        };
         let mut reply = tracing::Instrument::instrument(self.resolve(&blocks, &ask), span.clone()).await;
         span.record("dns.response_code", tracing::field::display(reply.rcode));
         span.record("netlab.dns.plugin", tracing::field::debug(reply.plugin));
         span.record("netlab.dns.answers", reply.answers.len());
+        // A reply may be repeated for the same query bytes when nothing about it is random,
+        // logged, traced or upstream's.
+        let repeatable = (!tcp
+            && !traced
+            && !block.log
+            && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
+            && !(block.loadbalance && (shuffles(&reply.answers) || shuffles(&reply.additionals))))
+        .then_some(reply.fresh)
+        .and_then(|fresh| {
+            let until = match fresh {
+                Fresh::No => return None,
+                Fresh::UntilChange => None,
+                Fresh::Until(t) => Some(t),
+            };
+            Some(Repeatable {
+                generation,
+                until,
+                block: bid,
+                qtype: u16::from(qtype),
+                rcode: u16::from(reply.rcode),
+                plugin: reply.plugin,
+                success: reply.rcode == ResponseCode::NoError && !reply.answers.is_empty(),
+            })
+        });
         if block.loadbalance {
             round_robin(&mut reply.answers);
             round_robin(&mut reply.additionals);
@@ -191,13 +334,9 @@ impl RequestHandler for DnsHandler {
         if let Some(size) = log_size {
             log_query(request, name, qtype, &metadata, size, took);
         }
-        info_out.unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
+        (info_out.unwrap_or_else(|_| failed(request, ResponseCode::ServFail)), repeatable)
     }
-}
 
-// === impl DnsHandler ===
-
-impl DnsHandler {
     /// cache → kubernetes → forward, for the block `ask.lower` belongs to.
     fn resolve<'a>(&'a self, blocks: &'a Blocks, ask: &'a Ask<'a>) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
@@ -286,6 +425,8 @@ impl DnsHandler {
             answers,
             additionals,
             plugin: Plugin::Kubernetes,
+            // An ExternalName's target came from upstream.
+            fresh: if answer.chase.is_some() { Fresh::No } else { Fresh::UntilChange },
         }
     }
 
@@ -316,6 +457,7 @@ impl DnsHandler {
                 authorities: msg.authorities,
                 additionals: msg.additionals,
                 plugin: Plugin::Forward,
+                fresh: Fresh::No,
             },
             Err(error) => {
                 if block.errors {
@@ -436,8 +578,15 @@ fn from_cache(hit: &cache::Hit) -> Option<(Reply, bool)> {
         authorities: set(msg.authorities),
         additionals: set(msg.additionals),
         plugin: Plugin::Cache,
+        fresh: Fresh::Until(hit.same_until),
     };
     Some((reply, hit.kind == cache::Kind::Success))
+}
+
+/// Whether loadbalance's round_robin would reorder `records` (two addresses or two MX).
+fn shuffles(records: &[Record]) -> bool {
+    let count = |types: &[RecordType]| records.iter().filter(|r| types.contains(&r.record_type())).count();
+    count(&[RecordType::A, RecordType::AAAA]) > 1 || count(&[RecordType::MX]) > 1
 }
 
 /// loadbalance's round_robin: CNAMEs first, then other records, then the shuffled addresses,
@@ -557,7 +706,7 @@ mod tests {
     fn cache_round_trip_rewrites_ttls() {
         let reply = Reply { answers: vec![a("x.", "192.0.2.1")], ..Reply::error(ResponseCode::NoError, Plugin::Forward) };
         let wire = to_cache(&reply).unwrap();
-        let hit = cache::Hit { wire: wire.into(), ttl_left: 7, kind: cache::Kind::Success };
+        let hit = cache::Hit { wire: wire.into(), ttl_left: 7, kind: cache::Kind::Success, same_until: Instant::now() };
         let (back, success) = from_cache(&hit).unwrap();
         assert!(success);
         assert_eq!(back.answers[0].ttl, 7);

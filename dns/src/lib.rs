@@ -10,13 +10,17 @@
 //! - [`zone`]: the cluster zone: the index and the kubernetes plugin's lookup rules (no sockets).
 //! - [`watch`]: reflectors → [`zone::Store`]; the ConfigMap → reloads.
 //! - [`cache`]: the `cache` plugin. [`forward`]: the `forward` plugin.
-//! - [`handler`]: the hickory edge: the plugin chain per query, and the UDP/TCP server.
+//! - [`handler`]: the hickory edge: the plugin chain per query, and the TCP server.
+//! - [`udp`]: the UDP socket, with a packet cache of whole replies in front of the plugin chain.
 //! - [`metrics`]: CoreDNS's Prometheus metrics. [`status`]: `/health`, `/ready`, `/metrics`.
 //! - [`register`]: the kube-dns pod.
 
 use std::{
     net::IpAddr,
-    sync::{Arc, RwLock, RwLockReadGuard},
+    sync::{
+        Arc, RwLock, RwLockReadGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -32,6 +36,7 @@ pub mod handler;
 pub mod metrics;
 pub mod register;
 pub mod status;
+pub mod udp;
 pub mod watch;
 pub mod zone;
 
@@ -74,6 +79,9 @@ pub struct Shared {
     pub settings: blocks::Settings,
     /// Flips to true once the first lists are applied.
     pub synced: tokio::sync::watch::Sender<bool>,
+    /// Bumped after every change to the zone or the config: the packet cache's replies are only
+    /// good for the generation they were built in.
+    generation: AtomicU64,
 }
 
 // === impl Shared ===
@@ -89,6 +97,7 @@ impl Shared {
             metrics,
             settings,
             synced: tokio::sync::watch::channel(false).0,
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -100,7 +109,15 @@ impl Shared {
 
     /// Runs `f` on the zone with the write lock held.
     pub fn update<T>(&self, f: impl FnOnce(&mut zone::Store) -> T) -> T {
-        f(&mut self.store.write().unwrap_or_else(|e| e.into_inner()))
+        let out = f(&mut self.store.write().unwrap_or_else(|e| e.into_inner()));
+        // After the write: a reply built from the old zone carries an older generation.
+        self.generation.fetch_add(1, Ordering::Release);
+        out
+    }
+
+    /// The zone and config generation (see [`udp`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The running config.
@@ -111,6 +128,7 @@ impl Shared {
     /// Swaps in a new config.
     pub fn set_blocks(&self, blocks: blocks::Blocks) {
         *self.blocks.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(blocks);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Whether the first lists are applied.

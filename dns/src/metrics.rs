@@ -140,6 +140,7 @@ pub struct Metrics {
     forward_durations: HistFamily<(SocketAddr, u8)>,
     forward_rejects: AtomicU64,
     reload_failed: AtomicU64,
+    packet_cache_hits: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -165,6 +166,7 @@ impl Metrics {
             forward_durations: HistFamily::new(),
             forward_rejects: AtomicU64::new(0),
             reload_failed: AtomicU64::new(0),
+            packet_cache_hits: AtomicU64::new(0),
         }
     }
 
@@ -213,6 +215,11 @@ impl Metrics {
     /// `max_concurrent` refused a query.
     pub fn forward_reject(&self) {
         self.forward_rejects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A UDP query was answered from the packet cache (netlab's own metric: CoreDNS has none).
+    pub fn packet_cache_hit(&self) {
+        self.packet_cache_hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A Corefile change could not be loaded.
@@ -281,6 +288,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts.");
         let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
         let _ = writeln!(out, "coredns_reload_failed_total {}", self.reload_failed.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP netlab_dns_packet_cache_hits_total UDP queries answered with the bytes of an earlier identical query's reply (netlab only; see dns/src/udp.rs).");
+        let _ = writeln!(out, "# TYPE netlab_dns_packet_cache_hits_total counter");
+        let _ = writeln!(out, "netlab_dns_packet_cache_hits_total {}", self.packet_cache_hits.load(Ordering::Relaxed));
         out
     }
 

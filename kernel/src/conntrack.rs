@@ -7,13 +7,12 @@
 //! rehearsing.
 
 use std::{
-    collections::HashMap,
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
-use crate::Protocol;
+use crate::{Protocol, iptables::FxHashMap};
 
 /// `nf_conntrack_tcp_timeout_syn_sent`.
 pub const TCP_SYN_SENT: Duration = Duration::from_secs(120);
@@ -82,7 +81,9 @@ pub struct TableFull;
 /// The conntrack table.
 #[derive(Debug, Clone)]
 pub struct Conntrack {
-    entries: HashMap<Key, Entry>,
+    /// FxHash: every new connection looks its flow up and inserts it, and the keys are the
+    /// lab's own addresses (see [`FxHasher`](crate::iptables::FxHasher)).
+    entries: FxHashMap<Key, Entry>,
     max: usize,
 }
 
@@ -121,7 +122,7 @@ impl Conntrack {
     /// An empty table holding at most `max` flows.
     pub fn new(max: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: FxHashMap::default(),
             max,
         }
     }

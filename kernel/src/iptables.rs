@@ -8,11 +8,21 @@
 //! long chains get an index from (destination IP, protocol, port) to the rules that can match,
 //! so a lookup costs the same at 30,000 Services as at 10 while the walk still visits rules in
 //! order and gives the same answer as the linear scan (see `indexed_walk_equals_linear_walk`).
+//!
+//! Two more things keep kube-proxy's scale cheap (issue 5's benchmarks):
+//! - A restore resolves each jump to the target chain's slot once, and keeps a compact copy of
+//!   each rule's matches inline in its chain, so the walk neither looks a chain up by name nor
+//!   chases a pointer per rule. It records its steps as (chain, rule) positions and makes the
+//!   [`Step`]s that traces and `curl -v` show only when asked ([`Verdict::steps`]).
+//! - A partial sync rewrites KUBE-SERVICES whole (10,000 lines at 10,000 Services) though only
+//!   a changed Service's line is new: the restore borrows names and specs from its input, walks
+//!   a rewritten chain's old rules alongside the new lines and reuses every unchanged rule
+//!   (parsed form and resolved jump included) instead of parsing or hashing it again.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{HashMap, HashSet, hash_map::Entry},
     fmt::Write as _,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4},
     sync::Arc,
 };
 
@@ -75,6 +85,8 @@ impl std::hash::Hasher for FxHasher {
 
 /// A HashMap with [`FxHasher`].
 pub type FxHashMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// A HashSet with [`FxHasher`].
+pub type FxHashSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// Built-in chains per table, in the order iptables-save prints them.
 const FILTER_BUILTINS: &[&str] = &["INPUT", "FORWARD", "OUTPUT"];
@@ -105,7 +117,9 @@ pub enum RestoreError {
         message: String,
     },
     /// A rule jumps to a chain that does not exist after the restore.
-    #[error("iptables-restore: line {line} failed: Couldn't load target `{chain}':No such file or directory")]
+    #[error(
+        "iptables-restore: line {line} failed: Couldn't load target `{chain}':No such file or directory"
+    )]
     NoSuchChain {
         /// 1-based line number.
         line: usize,
@@ -193,27 +207,117 @@ pub struct Rule {
 }
 
 /// A chain: its rules and, for a built-in chain, its policy.
+///
+/// `repr(C)`: what the walk reads (`walk`, `index`) comes first, so that with [`Slot`]'s
+/// alignment a jump to the chain reads one cache line before the rules.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct Chain {
+    /// The walk's form of `rules`, one for one.
+    walk: Vec<WalkRule>,
+    /// (destination, protocol, port) → indices of rules that can only match that destination.
+    index: Option<Box<ChainIndex>>,
     /// Rules in order (shared: a restore that rewrites a chain reuses unchanged rules).
-    pub rules: Vec<Arc<Rule>>,
+    rules: Vec<Arc<Rule>>,
     /// `ACCEPT` for built-ins; None for user chains (`-`).
     pub policy: Option<&'static str>,
-    /// (destination, protocol, port) → indices of rules that can only match that destination.
-    index: Option<ChainIndex>,
 }
 
+/// A rule as the walk needs it, stored inline in its chain so that walking a chain reads
+/// contiguous memory, one cache line per rule: the matches that decide (IPv4 networks as
+/// address and mask), and the target with a jump resolved to the target chain's slot.
+/// Comments, `recent` list names, IPv6 networks and the spec stay in [`Rule`], read only when a
+/// `recent` match runs, a rule has an IPv6 network, or a step is shown.
+#[derive(Debug, Clone)]
+#[repr(align(64))]
+struct WalkRule {
+    /// `F_*` bits.
+    flags: u16,
+    protocol: Option<Protocol>,
+    dport: u16,
+    /// `-m mark`: value, mask.
+    mark: (u32, u32),
+    /// `-s`, `-d` when IPv4: address (masked), mask.
+    source: (u32, u32),
+    destination: (u32, u32),
+    probability: f64,
+    action: Action,
+}
+
+const F_DPORT: u16 = 1;
+const F_MARK: u16 = 1 << 1;
+const F_MARK_NEG: u16 = 1 << 2;
+const F_SRC: u16 = 1 << 3;
+const F_SRC_NEG: u16 = 1 << 4;
+const F_DST: u16 = 1 << 5;
+const F_DST_NEG: u16 = 1 << 6;
+/// `-s`/`-d` use an IPv6 network: match them from the [`Rule`].
+const F_NETS_V6: u16 = 1 << 7;
+const F_DST_LOCAL: u16 = 1 << 8;
+const F_SRC_LOCAL: u16 = 1 << 9;
+const F_SRC_LOCAL_WANT: u16 = 1 << 10;
+const F_RECENT: u16 = 1 << 11;
+const F_PROBABILITY: u16 = 1 << 12;
+/// A jump that is recorded as a step (all but jumps to KUBE-MARK-MASQ).
+const F_RECORD: u16 = 1 << 13;
+
+/// [`Target`] with the jump resolved to a slot of the table.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Jump(u32),
+    /// DNAT to an IPv4 address and port.
+    Dnat(u32, u16),
+    /// DNAT to an IPv6 address: the address is in the [`Rule`].
+    Dnat6,
+    Reject,
+    Drop,
+    Accept,
+    Return,
+    Mark {
+        or: u32,
+        xor: u32,
+    },
+    Masquerade,
+}
+
+/// A jump to a chain that has no slot (only in a restore that is then refused).
+const NO_SLOT: u32 = u32::MAX;
+
+/// Bit set in an index value: the rest is an index into [`ChainIndex::multi`].
+const MULTI: u32 = 1 << 31;
+
+/// A long chain's index from (destination, protocol, port) to the rules that can only match
+/// that destination. Values are the one rule index for a key, or `MULTI | i` for `multi[i]`
+/// when several rules share it (one allocation per shared key, not per key).
 #[derive(Debug, Clone, Default)]
 struct ChainIndex {
-    exact: FxHashMap<(IpAddr, Protocol, u16), Vec<u32>>,
+    /// IPv4 keys, open addressing with linear probing, at most half full; key 0 is empty.
+    /// One probe is usually one cache line, where a general hash map reads two.
+    v4: Vec<(u64, u32)>,
+    /// IPv6 keys.
+    v6: FxHashMap<(IpAddr, Protocol, u16), u32>,
+    multi: Vec<Vec<u32>>,
     /// Rules the index cannot place (no exact destination): always candidates.
     rest: Vec<u32>,
 }
 
-/// One table.
+/// One table. Chains live in slots so a rule's jump is resolved to a slot number once, at
+/// restore time, and the walk never looks a chain up by name. A slot keeps its name after its
+/// chain is deleted (so a jump left pointing at it stays resolved if the chain comes back) until
+/// enough slots are dead to compact.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    chains: FxHashMap<Arc<str>, Chain>,
+    ids: FxHashMap<Arc<str>, u32>,
+    slots: Vec<Slot>,
+    /// Slots without a chain.
+    dead: usize,
+}
+
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+struct Slot {
+    chain: Option<Chain>,
+    name: Arc<str>,
 }
 
 /// The filter and nat tables of one node.
@@ -258,24 +362,46 @@ pub trait WalkEnv {
     fn recent_set(&mut self, list: &str, src: IpAddr);
 }
 
-/// One step of the walk that changed something, for traces and `curl -v`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
+/// One step of the walk that changed something, for traces and `curl -v`: a view into the
+/// rule that took it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<'t> {
     /// `nat` or `filter`.
     pub table: TableName,
     /// The chain the rule is in.
-    pub chain: Arc<str>,
+    pub chain: &'t str,
     /// The rule's comment, if any.
-    pub comment: Option<Arc<str>>,
+    pub comment: Option<&'t str>,
     /// What it did.
-    pub target: Target,
+    pub target: &'t Target,
     /// The rule's `statistic` probability, if it had one.
     pub probability: Option<f64>,
 }
 
-/// What the walk decided for a new connection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+/// A step as the walk records it: where the rule is, nothing copied or counted. [`Step`] is
+/// made from it only when someone asks ([`Verdict::steps`]).
+#[derive(Clone, Copy)]
+struct StepRef<'t> {
+    table: TableName,
+    slot: &'t Slot,
+    rule: u32,
+}
+
+/// Steps inline up to this many (a ClusterIP walk records 4); more spill to the heap.
+const INLINE_STEPS: usize = 8;
+
+/// The walk's steps without a heap allocation in the common case.
+#[derive(Clone, Default)]
+struct Steps<'t> {
+    len: usize,
+    inline: [Option<StepRef<'t>>; INLINE_STEPS],
+    more: Vec<StepRef<'t>>,
+}
+
+/// What the walk decided for a new connection. It borrows the tables, whose rules its
+/// [`steps`](Self::steps) point into.
+#[derive(Clone)]
+pub struct Verdict<'t> {
     /// The destination after DNAT (unchanged if no DNAT rule matched).
     pub dst: SocketAddr,
     /// Whether a DNAT rule matched.
@@ -284,8 +410,7 @@ pub struct Verdict {
     pub masquerade: bool,
     /// Accept, or the filter table's REJECT/DROP.
     pub disposition: Disposition,
-    /// The rules that jumped, DNATed, marked or decided, in order.
-    pub steps: Vec<Step>,
+    steps: Steps<'t>,
 }
 
 /// The filter table's answer.
@@ -324,6 +449,90 @@ impl TableName {
             Self::Nat => NAT_BUILTINS,
         }
     }
+
+    /// The slot of built-in chain `name` (built-ins take the first slots, in order, for good).
+    fn builtin(self, name: &str) -> u32 {
+        self.builtins()
+            .iter()
+            .position(|b| *b == name)
+            .expect("a built-in chain of this table") as u32
+    }
+}
+
+// === impl Verdict ===
+
+impl<'t> Verdict<'t> {
+    /// The rules that jumped, DNATed, marked or decided, in order.
+    pub fn steps(&self) -> impl DoubleEndedIterator<Item = Step<'t>> + '_ {
+        self.steps.iter().map(StepRef::step)
+    }
+}
+
+impl PartialEq for Verdict<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.dst, self.dnat, self.masquerade, self.disposition)
+            == (other.dst, other.dnat, other.masquerade, other.disposition)
+            && self.steps().eq(other.steps())
+    }
+}
+
+impl std::fmt::Debug for Verdict<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("dst", &self.dst)
+            .field("dnat", &self.dnat)
+            .field("masquerade", &self.masquerade)
+            .field("disposition", &self.disposition)
+            .field("steps", &self.steps().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+// === impl StepRef ===
+
+impl<'t> StepRef<'t> {
+    fn step(&self) -> Step<'t> {
+        let slot: &'t Slot = self.slot;
+        let rule: &'t Rule = slot
+            .chain
+            .as_ref()
+            .and_then(|c| c.rules.get(self.rule as usize))
+            .expect("a step points at a rule of a live chain");
+        Step {
+            table: self.table,
+            chain: &slot.name,
+            comment: rule.matches.comment.as_deref(),
+            target: &rule.target,
+            probability: rule.matches.probability,
+        }
+    }
+}
+
+// === impl Steps ===
+
+impl<'t> Steps<'t> {
+    fn push(&mut self, s: StepRef<'t>) {
+        if self.len < INLINE_STEPS {
+            self.inline[self.len] = Some(s);
+        } else {
+            self.more.push(s);
+        }
+        self.len += 1;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.more.truncate(len.saturating_sub(INLINE_STEPS));
+            self.len = len;
+        }
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &StepRef<'t>> + '_ {
+        self.inline[..self.len.min(INLINE_STEPS)]
+            .iter()
+            .flatten()
+            .chain(&self.more)
+    }
 }
 
 // === impl Tables ===
@@ -340,13 +549,8 @@ impl Tables {
         let mk = |name: TableName| {
             let mut t = Table::default();
             for b in name.builtins() {
-                t.chains.insert(
-                    Arc::from(*b),
-                    Chain {
-                        policy: Some("ACCEPT"),
-                        ..Chain::default()
-                    },
-                );
+                let id = t.slot(b);
+                t.revive(id).policy = Some("ACCEPT");
             }
             t
         };
@@ -374,14 +578,14 @@ impl Tables {
     pub fn rule_count(&self) -> usize {
         [&self.filter, &self.nat]
             .iter()
-            .flat_map(|t| t.chains.values())
-            .map(|c| c.rules.len())
+            .flat_map(|t| t.live())
+            .map(|(_, c)| c.rules.len())
             .sum()
     }
 
     /// A chain, if it exists.
     pub fn chain(&self, table: TableName, name: &str) -> Option<&Chain> {
-        self.table(table).chains.get(name)
+        self.table(table).get(name)
     }
 
     /// `iptables -C TABLE CHAIN RULE || iptables -I CHAIN RULE`: inserts `spec` at the top of
@@ -391,116 +595,59 @@ impl Tables {
         let mut parts = line.trim().splitn(3, ' ');
         let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Err(err(format!("expected `TABLE CHAIN RULESPEC`, got `{line}`")));
+            return Err(err(format!(
+                "expected `TABLE CHAIN RULESPEC`, got `{line}`"
+            )));
         };
         let table = TableName::parse(table).ok_or_else(|| err(format!("no table `{table}`")))?;
         let rule = parse_rule(spec.trim()).map_err(err)?;
+        let t = self.table_mut(table);
         if let Target::Jump(to) = &rule.target
-            && !self.table(table).chains.contains_key(to)
+            && t.get(to).is_none()
         {
             // The chain appears with the first restore; create it empty now as
             // `iptables -N` does before kube-proxy's EnsureRule.
-            self.table_mut(table).chains.insert(to.clone(), Chain::default());
+            let id = t.slot(to);
+            t.revive(id);
         }
-        let t = self.table_mut(table);
+        let walk = WalkRule::compile(&rule, &t.ids);
         let c = t
-            .chains
-            .get_mut(chain)
+            .ids
+            .get(chain)
+            .and_then(|&id| t.slots[id as usize].chain.as_mut())
             .ok_or_else(|| err(format!("chain `{chain}` does not exist")))?;
         if c.rules.iter().any(|r| r.spec == rule.spec) {
             return Ok(false);
         }
         c.rules.insert(0, Arc::new(rule));
+        c.walk.insert(0, walk);
         c.reindex();
         Ok(true)
     }
 
     /// `iptables-restore [--noflush]`: parses all of `text` first and changes nothing unless every
     /// line is good and every jump lands on a chain that exists afterwards.
+    ///
+    /// A partial sync rewrites KUBE-SERVICES whole although only the changed Services' lines are
+    /// new, so the rules of a rewritten chain are matched against the chain's old rules in order
+    /// (falling back to a lookup by text) and reused, parsed form and resolved jump included.
     pub fn restore(&mut self, text: &str, noflush: bool) -> Result<(), RestoreError> {
         let ops = parse_restore(text)?;
-        // Parse every rule, reusing the parsed form of rules whose text is unchanged: a partial
-        // sync rewrites KUBE-SERVICES whole, but only the changed Services' lines are new.
-        let mut resolved: Vec<Vec<(String, Arc<Rule>)>> = Vec::with_capacity(ops.len());
+        let mut plans = Vec::with_capacity(ops.len());
         for op in &ops {
-            let table = self.table(op.table);
-            let mut old: HashMap<&str, HashMap<&str, &Arc<Rule>>> = HashMap::new();
-            let mut rules = Vec::with_capacity(op.appends.len());
-            for (line, chain, spec) in &op.appends {
-                let known = old
-                    .entry(chain.as_str())
-                    .or_insert_with(|| {
-                        table
-                            .chains
-                            .get(chain.as_str())
-                            .map(|c| c.rules.iter().map(|r| (r.spec.as_str(), r)).collect())
-                            .unwrap_or_default()
-                    })
-                    .get(spec)
-                    .map(|r| Arc::clone(r));
-                let rule = match known {
-                    Some(r) => r,
-                    None => Arc::new(parse_rule(spec).map_err(|message| RestoreError::Line { line: *line, message })?),
-                };
-                rules.push((chain.clone(), rule));
-            }
-            // Check jumps against the chains that will exist once the ops are applied.
-            let exists = |c: &str| {
-                !op.deleted.contains(c)
-                    && (op.declared.contains_key(c)
-                        || (noflush && table.chains.contains_key(c))
-                        || op.table.builtins().contains(&c))
-            };
-            for ((line, chain, _), (_, rule)) in op.appends.iter().zip(&rules) {
-                if let Target::Jump(to) = &rule.target
-                    && !exists(to)
-                {
-                    return Err(RestoreError::NoSuchChain { line: *line, chain: to.to_string() });
-                }
-                if !exists(chain) {
-                    return Err(RestoreError::Line {
-                        line: *line,
-                        message: format!("Chain '{chain}' does not exist"),
-                    });
-                }
-            }
-            resolved.push(rules);
-        }
-        for (op, rules) in ops.into_iter().zip(resolved) {
-            let builtins = op.table.builtins();
             let table = self.table_mut(op.table);
-            if !noflush {
-                table.chains.retain(|name, _| builtins.contains(&&**name));
-                for c in table.chains.values_mut() {
-                    c.rules.clear();
-                }
+            // Slots for the declared chains first: rules may jump to them.
+            for name in op.declared.keys() {
+                table.slot(name);
             }
-            let mut touched: BTreeSet<String> = BTreeSet::new();
-            for (name, policy) in op.declared {
-                let chain = table.chains.entry(Arc::from(name.as_str())).or_default();
-                chain.rules.clear();
-                if builtins.contains(&name.as_str()) {
-                    chain.policy = Some(policy.unwrap_or("ACCEPT"));
-                }
-                touched.insert(name);
-            }
-            for name in &op.deleted {
-                if !builtins.contains(&name.as_str()) {
-                    table.chains.remove(name.as_str());
-                }
-            }
-            for (chain, rule) in rules {
-                if let Some(c) = table.chains.get_mut(chain.as_str()) {
-                    c.rules.push(rule);
-                    touched.insert(chain);
-                }
-            }
-            for name in touched {
-                if let Some(c) = table.chains.get_mut(name.as_str()) {
-                    c.reindex();
-                }
-            }
+            plans.push(table.plan(op, noflush)?);
         }
+        for (op, plan) in ops.iter().zip(plans) {
+            self.table_mut(op.table).apply(op, plan, noflush);
+        }
+        // Only now: the plans above hold slot numbers.
+        self.filter.compact();
+        self.nat.compact();
         Ok(())
     }
 
@@ -511,25 +658,15 @@ impl Tables {
         for name in [TableName::Filter, TableName::Nat] {
             let table = self.table(name);
             let _ = writeln!(out, "*{}", name.as_str());
-            let mut order: Vec<&str> = name.builtins().to_vec();
-            let mut user: Vec<&str> = table
-                .chains
-                .keys()
-                .map(|k| &**k)
-                .filter(|c| !name.builtins().contains(c))
-                .collect();
-            user.sort_unstable();
-            order.extend(user);
-            for c in &order {
-                if let Some(chain) = table.chains.get(*c) {
-                    let _ = writeln!(out, ":{c} {} [0:0]", chain.policy.unwrap_or("-"));
-                }
+            let builtins = name.builtins().len();
+            let mut order: Vec<(&str, &Chain)> = table.live().collect();
+            order[builtins..].sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (c, chain) in &order {
+                let _ = writeln!(out, ":{c} {} [0:0]", chain.policy.unwrap_or("-"));
             }
-            for c in &order {
-                if let Some(chain) = table.chains.get(*c) {
-                    for r in &chain.rules {
-                        let _ = writeln!(out, "-A {c} {}", r.spec);
-                    }
+            for (c, chain) in &order {
+                for r in &chain.rules {
+                    let _ = writeln!(out, "-A {c} {}", r.spec);
                 }
             }
             out.push_str("COMMIT\n");
@@ -539,13 +676,13 @@ impl Tables {
 
     /// The walk for the first packet of a new connection: nat PREROUTING (or OUTPUT), then
     /// filter FORWARD (or OUTPUT), then nat POSTROUTING for masquerade.
-    pub fn evaluate(&self, packet: Packet, origin: Origin, env: &mut dyn WalkEnv) -> Verdict {
+    pub fn evaluate(&self, packet: Packet, origin: Origin, env: &mut dyn WalkEnv) -> Verdict<'_> {
         let mut v = Verdict {
             dst: packet.dst,
             dnat: false,
             masquerade: false,
             disposition: Disposition::Accept,
-            steps: Vec::with_capacity(4),
+            steps: Steps::default(),
         };
         let mut mark = 0u32;
         let (nat_in, filter_chain) = match origin {
@@ -553,7 +690,8 @@ impl Tables {
             Origin::Local => ("OUTPUT", "OUTPUT"),
         };
         let mut p = packet;
-        if let Outcome::Dnat(to) = self.walk(TableName::Nat, nat_in, p, &mut mark, env, &mut v.steps)
+        if let Outcome::Dnat(to) =
+            self.walk(TableName::Nat, nat_in, p, &mut mark, env, &mut v.steps)
         {
             v.dst = to;
             v.dnat = true;
@@ -563,97 +701,143 @@ impl Tables {
         // conntrack original tuple matches: kube-proxy's filter rules match ClusterIPs of
         // Services *without* endpoints, which never had a DNAT, so `packet` is what they see.
         let filter_packet = if v.dnat { p } else { packet };
-        match self.walk(TableName::Filter, filter_chain, filter_packet, &mut mark, env, &mut v.steps) {
+        match self.walk(
+            TableName::Filter,
+            filter_chain,
+            filter_packet,
+            &mut mark,
+            env,
+            &mut v.steps,
+        ) {
             Outcome::Reject => v.disposition = Disposition::Reject,
             Outcome::Drop => v.disposition = Disposition::Drop,
             _ => {}
         }
         if v.disposition == Disposition::Accept
-            && let Outcome::Masquerade =
-                self.walk(TableName::Nat, "POSTROUTING", p, &mut mark, env, &mut v.steps)
+            && let Outcome::Masquerade = self.walk(
+                TableName::Nat,
+                "POSTROUTING",
+                p,
+                &mut mark,
+                env,
+                &mut v.steps,
+            )
         {
             v.masquerade = true;
         }
         v
     }
 
-    fn walk(
-        &self,
+    fn walk<'t>(
+        &'t self,
         table_name: TableName,
         start: &str,
         p: Packet,
         mark: &mut u32,
         env: &mut dyn WalkEnv,
-        steps: &mut Vec<Step>,
+        steps: &mut Steps<'t>,
     ) -> Outcome {
-        let table = self.table(table_name);
-        // (chain name, chain, cursor over candidate rules, steps before the jump here). A chain
-        // that falls through or RETURNs decided nothing: its jump step is taken back.
-        let mut stack: Vec<(&Arc<str>, &Chain, Cursor<'_>, usize)> = Vec::with_capacity(4);
-        let Some((name, chain)) = table.chains.get_key_value(start) else {
-            return Outcome::Continue;
+        let mut w = Walk {
+            table_name,
+            table: self.table(table_name),
+            p,
+            mark,
+            env,
+            steps,
         };
-        stack.push((name, chain, chain.candidates(&p), steps.len()));
-        while let Some((name, chain, cursor, _)) = stack.last_mut() {
-            let Some(idx) = cursor.next() else {
-                if let Some((.., before)) = stack.pop() {
-                    steps.truncate(before);
-                }
-                continue;
-            };
-            let (name, chain): (&Arc<str>, &Chain) = (name, chain);
-            let Some(rule) = chain.rules.get(idx as usize) else {
-                continue;
-            };
-            if !rule.matches.matches(&p, *mark, env) {
-                continue;
-            }
-            let step = |target: Target| Step {
-                table: table_name,
-                chain: Arc::clone(name),
-                comment: rule.matches.comment.clone(),
-                target,
-                probability: rule.matches.probability,
-            };
-            match &rule.target {
-                Target::Jump(to) => {
-                    if stack.len() >= MAX_DEPTH {
-                        return Outcome::Drop;
-                    }
-                    let Some((to_name, next)) = table.chains.get_key_value(&**to) else {
-                        continue;
-                    };
-                    let before = steps.len();
-                    if &**to != "KUBE-MARK-MASQ" {
-                        steps.push(step(rule.target.clone()));
-                    }
-                    stack.push((to_name, next, next.candidates(&p), before));
-                }
-                Target::Return => {
-                    if let Some((.., before)) = stack.pop() {
-                        steps.truncate(before);
-                    }
-                }
-                Target::Mark { or, xor } => {
-                    *mark = (*mark | or) ^ xor;
-                }
-                Target::Accept => return Outcome::Continue,
-                Target::Dnat(to) => {
-                    steps.push(step(rule.target.clone()));
-                    return Outcome::Dnat(*to);
-                }
-                Target::Reject => {
-                    steps.push(step(Target::Reject));
-                    return Outcome::Reject;
-                }
-                Target::Drop => {
-                    steps.push(step(Target::Drop));
-                    return Outcome::Drop;
-                }
-                Target::Masquerade => return Outcome::Masquerade,
+        let before = w.steps.len;
+        match w.chain(table_name.builtin(start), 0) {
+            Some(o) => o,
+            // Fell off the end of (or RETURNed from) the built-in chain: nothing decided.
+            None => {
+                w.steps.truncate(before);
+                Outcome::Continue
             }
         }
-        Outcome::Continue
+    }
+}
+
+/// One table's walk for one packet.
+struct Walk<'t, 'w> {
+    table_name: TableName,
+    table: &'t Table,
+    p: Packet,
+    mark: &'w mut u32,
+    env: &'w mut dyn WalkEnv,
+    steps: &'w mut Steps<'t>,
+}
+
+impl<'t> Walk<'t, '_> {
+    /// Walks chain `id` at jump depth `depth`: Some(outcome) if a rule decided (the walk of the
+    /// table ends), None if the chain fell through or RETURNed (the caller takes back the jump's
+    /// steps and goes on with its next rule).
+    fn chain(&mut self, id: u32, depth: usize) -> Option<Outcome> {
+        let slot = &self.table.slots[id as usize];
+        let chain = slot.chain.as_ref()?;
+        for idx in chain.candidates(&self.p) {
+            let Some(rule) = chain.walk.get(idx as usize) else {
+                continue;
+            };
+            if !rule.matches(&self.p, *self.mark, self.env, || &chain.rules[idx as usize]) {
+                continue;
+            }
+            let step = StepRef {
+                table: self.table_name,
+                slot,
+                rule: idx,
+            };
+            match rule.action {
+                Action::Jump(to) => {
+                    // The kernel refuses loops at load time; a walk this deep is one.
+                    if depth + 1 >= MAX_DEPTH {
+                        return Some(Outcome::Drop);
+                    }
+                    if self
+                        .table
+                        .slots
+                        .get(to as usize)
+                        .is_none_or(|s| s.chain.is_none())
+                    {
+                        continue;
+                    }
+                    let before = self.steps.len;
+                    if rule.flags & F_RECORD != 0 {
+                        self.steps.push(step);
+                    }
+                    match self.chain(to, depth + 1) {
+                        Some(o) => return Some(o),
+                        None => self.steps.truncate(before),
+                    }
+                }
+                Action::Return => return None,
+                Action::Mark { or, xor } => *self.mark = (*self.mark | or) ^ xor,
+                Action::Accept => return Some(Outcome::Continue),
+                Action::Dnat(ip, port) => {
+                    self.steps.push(step);
+                    return Some(Outcome::Dnat(SocketAddr::V4(SocketAddrV4::new(
+                        Ipv4Addr::from(ip),
+                        port,
+                    ))));
+                }
+                Action::Dnat6 => {
+                    self.steps.push(step);
+                    let Target::Dnat(to) = chain.rules[idx as usize].target else {
+                        unreachable!("Dnat6 is compiled from a DNAT target")
+                    };
+                    return Some(Outcome::Dnat(to));
+                }
+                Action::Reject => {
+                    self.steps.push(step);
+                    return Some(Outcome::Reject);
+                }
+                Action::Drop => {
+                    self.steps.push(step);
+                    return Some(Outcome::Drop);
+                }
+                Action::Masquerade => return Some(Outcome::Masquerade),
+            }
+        }
+        None
     }
 }
 
@@ -694,83 +878,591 @@ enum Outcome {
     Masquerade,
 }
 
+// === impl Table ===
+
+/// What a restore does to one chain's slot, by slot number (see [`Table::plan`]).
+const UNCHANGED: u8 = 0;
+const DECLARED: u8 = 1;
+const DELETED: u8 = 2;
+
+/// One table's part of a restore, resolved against the table before anything changes.
+struct Plan {
+    /// Declared chains (flushed, created if new) and their policies.
+    declared: Vec<(u32, Option<&'static str>)>,
+    /// Deleted chains.
+    deleted: Vec<u32>,
+    /// Rules to append, chain by chain in order of first appearance.
+    appends: Vec<Appends>,
+}
+
+struct Appends {
+    id: u32,
+    rules: Vec<Arc<Rule>>,
+    walk: Vec<WalkRule>,
+}
+
+/// A chain's `-A` lines while planning, with what is needed to reuse the chain's old rules.
+struct Planning<'a> {
+    id: u32,
+    name: &'a str,
+    old: Option<&'a Chain>,
+    /// Where in `old` the next line is expected (kube-proxy rewrites chains mostly unchanged).
+    cursor: usize,
+    /// `old`'s rules by text, built on the first line the cursor misses.
+    by_spec: Option<FxHashMap<&'a str, u32>>,
+    rules: Vec<Arc<Rule>>,
+    walk: Vec<WalkRule>,
+    lines: Vec<usize>,
+}
+
+impl<'a> Planning<'a> {
+    /// The index of the old rule with text `spec`, if any.
+    fn reuse(&mut self, spec: &str) -> Option<usize> {
+        let old = &self.old?.rules;
+        for k in [self.cursor, self.cursor + 1] {
+            if old.get(k).is_some_and(|r| r.spec == spec) {
+                self.cursor = k + 1;
+                return Some(k);
+            }
+        }
+        let by_spec = self.by_spec.get_or_insert_with(|| {
+            let mut m = FxHashMap::with_capacity_and_hasher(old.len(), Default::default());
+            for (k, r) in old.iter().enumerate() {
+                m.insert(r.spec.as_str(), k as u32);
+            }
+            m
+        });
+        let k = *by_spec.get(spec)? as usize;
+        self.cursor = k + 1;
+        Some(k)
+    }
+}
+
+impl Table {
+    /// The slot named `name`, made (empty, without a chain) if there is none.
+    fn slot(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.slots.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.ids.insert(Arc::clone(&name), id);
+        self.slots.push(Slot { name, chain: None });
+        self.dead += 1;
+        id
+    }
+
+    /// The chain in slot `id`, made empty if there is none.
+    fn revive(&mut self, id: u32) -> &mut Chain {
+        let slot = &mut self.slots[id as usize];
+        if slot.chain.is_none() {
+            self.dead -= 1;
+        }
+        slot.chain.get_or_insert_with(Chain::default)
+    }
+
+    /// Drops the chain in slot `id`, keeping the slot.
+    fn kill(&mut self, id: u32) {
+        if self.slots[id as usize].chain.take().is_some() {
+            self.dead += 1;
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&Chain> {
+        self.slots[*self.ids.get(name)? as usize].chain.as_ref()
+    }
+
+    #[cfg(test)]
+    fn get_mut(&mut self, name: &str) -> Option<&mut Chain> {
+        self.slots[*self.ids.get(name)? as usize].chain.as_mut()
+    }
+
+    /// The chains that exist, built-ins first.
+    fn live(&self) -> impl Iterator<Item = (&str, &Chain)> {
+        self.slots
+            .iter()
+            .filter_map(|s| Some((&*s.name, s.chain.as_ref()?)))
+    }
+
+    /// Resolves `op` against this table: every rule parsed (or reused from the chain it is
+    /// appended to) and every jump checked against the chains that exist once `op` is applied.
+    /// The declared chains must have slots already.
+    fn plan(&self, op: &TableOps<'_>, noflush: bool) -> Result<Plan, RestoreError> {
+        let builtins = op.table.builtins().len();
+        let mut status = vec![UNCHANGED; self.slots.len()];
+        let mut declared = Vec::with_capacity(op.declared.len());
+        for (name, policy) in &op.declared {
+            let id = self.ids[*name];
+            status[id as usize] = DECLARED;
+            declared.push((id, *policy));
+        }
+        let mut deleted = Vec::with_capacity(op.deleted.len());
+        for name in &op.deleted {
+            if let Some(&id) = self.ids.get(*name) {
+                status[id as usize] = DELETED;
+                deleted.push(id);
+            }
+        }
+        let exists = |id: u32| match status.get(id as usize) {
+            None => false,
+            Some(&DELETED) => false,
+            Some(&DECLARED) => true,
+            Some(_) => {
+                (noflush && self.slots[id as usize].chain.is_some()) || (id as usize) < builtins
+            }
+        };
+
+        let mut chains: Vec<Planning<'_>> = Vec::new();
+        let mut by_name: FxHashMap<&str, usize> = FxHashMap::default();
+        let mut last: Option<(&str, usize)> = None;
+        for a in &op.appends {
+            let at = match last {
+                Some((name, at)) if name == a.chain => at,
+                _ => {
+                    let at = *by_name.entry(a.chain).or_insert_with(|| {
+                        let id = self.ids.get(a.chain).copied().unwrap_or(NO_SLOT);
+                        chains.push(Planning {
+                            id,
+                            name: a.chain,
+                            old: self.slots.get(id as usize).and_then(|s| s.chain.as_ref()),
+                            cursor: 0,
+                            by_spec: None,
+                            rules: Vec::new(),
+                            walk: Vec::new(),
+                            lines: Vec::new(),
+                        });
+                        chains.len() - 1
+                    });
+                    last = Some((a.chain, at));
+                    at
+                }
+            };
+            let c = &mut chains[at];
+            let (rule, walk) = match (c.reuse(a.spec), c.old) {
+                (Some(k), Some(old)) => (Arc::clone(&old.rules[k]), old.walk[k].clone()),
+                _ => {
+                    let rule = parse_rule(a.spec).map_err(|message| RestoreError::Line {
+                        line: a.line,
+                        message,
+                    })?;
+                    let walk = WalkRule::compile(&rule, &self.ids);
+                    (Arc::new(rule), walk)
+                }
+            };
+            c.rules.push(rule);
+            c.walk.push(walk);
+            c.lines.push(a.line);
+        }
+
+        // Check jumps against the chains that will exist once the op is applied; report the
+        // first bad line.
+        let mut first: Option<RestoreError> = None;
+        let line_of = |e: &RestoreError| match e {
+            RestoreError::Line { line, .. } | RestoreError::NoSuchChain { line, .. } => *line,
+            RestoreError::NoCommit(line) => *line,
+        };
+        for c in &chains {
+            let chain_exists = exists(c.id);
+            for (k, w) in c.walk.iter().enumerate() {
+                let line = c.lines[k];
+                let e = match (w.action, &c.rules[k].target) {
+                    (Action::Jump(to), Target::Jump(name)) if !exists(to) => {
+                        RestoreError::NoSuchChain {
+                            line,
+                            chain: name.to_string(),
+                        }
+                    }
+                    _ if !chain_exists => RestoreError::Line {
+                        line,
+                        message: format!("Chain '{}' does not exist", c.name),
+                    },
+                    _ => continue,
+                };
+                if first.as_ref().is_none_or(|f| line < line_of(f)) {
+                    first = Some(e);
+                }
+                break;
+            }
+        }
+        if let Some(e) = first {
+            return Err(e);
+        }
+        let appends = chains
+            .into_iter()
+            .map(|c| Appends {
+                id: c.id,
+                rules: c.rules,
+                walk: c.walk,
+            })
+            .collect();
+        Ok(Plan {
+            declared,
+            deleted,
+            appends,
+        })
+    }
+
+    /// Applies a checked plan.
+    fn apply(&mut self, op: &TableOps<'_>, plan: Plan, noflush: bool) {
+        let builtins = op.table.builtins().len();
+        if !noflush {
+            for id in 0..self.slots.len() {
+                if id < builtins {
+                    if let Some(c) = self.slots[id].chain.as_mut() {
+                        c.clear();
+                    }
+                } else {
+                    self.kill(id as u32);
+                }
+            }
+        }
+        for (id, policy) in plan.declared {
+            let c = self.revive(id);
+            c.clear();
+            if (id as usize) < builtins {
+                c.policy = Some(policy.unwrap_or("ACCEPT"));
+            }
+        }
+        for id in plan.deleted {
+            if id as usize >= builtins {
+                self.kill(id);
+            }
+        }
+        for a in plan.appends {
+            let Some(c) = self
+                .slots
+                .get_mut(a.id as usize)
+                .and_then(|s| s.chain.as_mut())
+            else {
+                continue;
+            };
+            if c.rules.is_empty() {
+                c.rules = a.rules;
+                c.walk = a.walk;
+            } else {
+                c.rules.extend(a.rules);
+                c.walk.extend(a.walk);
+            }
+            c.reindex();
+        }
+    }
+
+    /// Drops the slots of deleted chains that no rule jumps to, once they are the majority,
+    /// renumbering the rest (built-ins keep the first slots) and the jumps to them.
+    fn compact(&mut self) {
+        if self.dead < 1024 || self.dead * 2 < self.slots.len() {
+            return;
+        }
+        let mut keep = vec![false; self.slots.len()];
+        for (id, s) in self.slots.iter().enumerate() {
+            if let Some(c) = &s.chain {
+                keep[id] = true;
+                for w in &c.walk {
+                    if let Action::Jump(to) = w.action
+                        && let Some(k) = keep.get_mut(to as usize)
+                    {
+                        *k = true;
+                    }
+                }
+            }
+        }
+        let mut renumber = vec![NO_SLOT; self.slots.len()];
+        let mut slots = Vec::with_capacity(self.slots.len() - self.dead);
+        for (id, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if keep[id] {
+                renumber[id] = slots.len() as u32;
+                slots.push(s);
+            }
+        }
+        for s in &mut slots {
+            for w in s.chain.iter_mut().flat_map(|c| c.walk.iter_mut()) {
+                if let Action::Jump(to) = &mut w.action {
+                    *to = renumber.get(*to as usize).copied().unwrap_or(NO_SLOT);
+                }
+            }
+        }
+        self.ids = slots
+            .iter()
+            .enumerate()
+            .map(|(id, s)| (Arc::clone(&s.name), id as u32))
+            .collect();
+        self.dead = slots.iter().filter(|s| s.chain.is_none()).count();
+        self.slots = slots;
+    }
+}
+
 // === impl Chain ===
 
 impl Chain {
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Arc<Rule>] {
+        &self.rules
+    }
+
+    fn clear(&mut self) {
+        self.rules.clear();
+        self.walk.clear();
+        self.index = None;
+    }
+
     fn reindex(&mut self) {
-        if self.rules.len() <= INDEX_THRESHOLD {
+        if self.walk.len() <= INDEX_THRESHOLD {
             self.index = None;
             return;
         }
-        let mut index = ChainIndex::default();
-        for (i, r) in self.rules.iter().enumerate() {
-            let m = &r.matches;
-            match (m.destination, m.protocol, m.dport) {
-                (Some((false, net)), Some(proto), Some(port))
-                    if net.prefix_len() == net.max_prefix_len() =>
-                {
-                    index
-                        .exact
-                        .entry((net.addr(), proto, port))
-                        .or_default()
-                        .push(i as u32);
-                }
-                _ => index.rest.push(i as u32),
+        let mut index = ChainIndex {
+            v4: vec![(0, 0); (self.walk.len() * 2).next_power_of_two()],
+            ..ChainIndex::default()
+        };
+        for (i, w) in self.walk.iter().enumerate() {
+            let key = if w.flags & F_NETS_V6 != 0 {
+                index_key(&self.rules[i].matches)
+            } else {
+                w.index_key()
+            };
+            match key {
+                Some(key) => index.insert(key, i as u32),
+                None => index.rest.push(i as u32),
             }
         }
-        self.index = Some(index);
+        self.index = Some(Box::new(index));
     }
 
     /// The rules that may match `p`, in rule order.
     fn candidates(&self, p: &Packet) -> Cursor<'_> {
         match &self.index {
-            None => Cursor::All(0..self.rules.len() as u32),
+            None => Cursor::All(0..self.walk.len() as u32),
             Some(ix) => Cursor::Merge {
-                a: ix
-                    .exact
-                    .get(&(p.dst.ip(), p.protocol, p.dst.port()))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]),
+                a: ix.get(p),
                 b: &ix.rest,
             },
         }
     }
 }
 
-// === impl Match ===
+/// The (destination, protocol, port) a rule can only match, if it names one exactly.
+fn index_key(m: &Match) -> Option<(IpAddr, Protocol, u16)> {
+    match (m.destination, m.protocol, m.dport) {
+        (Some((false, net)), Some(proto), Some(port))
+            if net.prefix_len() == net.max_prefix_len() =>
+        {
+            Some((net.addr(), proto, port))
+        }
+        _ => None,
+    }
+}
 
-impl Match {
-    fn matches(&self, p: &Packet, mark: u32, env: &mut dyn WalkEnv) -> bool {
+// === impl ChainIndex ===
+
+impl ChainIndex {
+    /// Never 0 (the empty mark): the protocol takes the low byte, plus one.
+    fn v4_key(ip: Ipv4Addr, protocol: Protocol, port: u16) -> u64 {
+        (u64::from(u32::from(ip)) << 32) | (u64::from(port) << 8) | (protocol as u64 + 1)
+    }
+
+    /// Where probing for `key` starts (Fibonacci hashing: the product's top bits).
+    fn home(&self, key: u64) -> usize {
+        let bits = self.v4.len().trailing_zeros();
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    fn insert(&mut self, (ip, protocol, port): (IpAddr, Protocol, u16), rule: u32) {
+        let value = match ip {
+            IpAddr::V4(ip) => {
+                let key = Self::v4_key(ip, protocol, port);
+                let mask = self.v4.len() - 1;
+                let mut at = self.home(key);
+                loop {
+                    let e = &mut self.v4[at];
+                    if e.0 == 0 {
+                        *e = (key, rule);
+                        return;
+                    }
+                    if e.0 == key {
+                        break &mut e.1;
+                    }
+                    at = (at + 1) & mask;
+                }
+            }
+            IpAddr::V6(_) => match self.v6.entry((ip, protocol, port)) {
+                Entry::Vacant(e) => {
+                    e.insert(rule);
+                    return;
+                }
+                Entry::Occupied(e) => e.into_mut(),
+            },
+        };
+        if *value & MULTI != 0 {
+            self.multi[(*value & !MULTI) as usize].push(rule);
+        } else {
+            self.multi.push(vec![*value, rule]);
+            *value = MULTI | (self.multi.len() - 1) as u32;
+        }
+    }
+
+    /// The indexed rules for `p`'s destination, in order.
+    fn get(&self, p: &Packet) -> &[u32] {
+        let value = match p.dst.ip() {
+            IpAddr::V4(ip) => {
+                let key = Self::v4_key(ip, p.protocol, p.dst.port());
+                let mask = self.v4.len() - 1;
+                let mut at = self.home(key);
+                loop {
+                    let e = &self.v4[at];
+                    if e.0 == key {
+                        break Some(&e.1);
+                    }
+                    if e.0 == 0 {
+                        break None;
+                    }
+                    at = (at + 1) & mask;
+                }
+            }
+            ip @ IpAddr::V6(_) => self.v6.get(&(ip, p.protocol, p.dst.port())),
+        };
+        match value {
+            None => &[],
+            Some(v) if v & MULTI != 0 => &self.multi[(v & !MULTI) as usize],
+            Some(v) => std::slice::from_ref(v),
+        }
+    }
+}
+
+// === impl WalkRule ===
+
+impl WalkRule {
+    /// The walk's form of `rule`, its jump resolved by `ids` (to [`NO_SLOT`] if the chain has
+    /// no slot).
+    fn compile(rule: &Rule, ids: &FxHashMap<Arc<str>, u32>) -> Self {
+        let m = &rule.matches;
+        let mut flags = 0;
+        let mut net = |n: Option<(bool, IpNet)>, has: u16, neg: u16| match n {
+            None => (0, 0),
+            Some((negated, net)) => {
+                flags |= has | if negated { neg } else { 0 };
+                match net {
+                    IpNet::V4(net) => (u32::from(net.network()), u32::from(net.netmask())),
+                    IpNet::V6(_) => {
+                        flags |= F_NETS_V6;
+                        (0, 0)
+                    }
+                }
+            }
+        };
+        let source = net(m.source, F_SRC, F_SRC_NEG);
+        let destination = net(m.destination, F_DST, F_DST_NEG);
+        let mark = match m.mark {
+            None => (0, 0),
+            Some((neg, value, mask)) => {
+                flags |= F_MARK | if neg { F_MARK_NEG } else { 0 };
+                (value, mask)
+            }
+        };
+        for (on, bit) in [
+            (m.dport.is_some(), F_DPORT),
+            (m.dst_local, F_DST_LOCAL),
+            (m.src_local.is_some(), F_SRC_LOCAL),
+            (m.src_local == Some(true), F_SRC_LOCAL_WANT),
+            (m.recent.is_some(), F_RECENT),
+            (m.probability.is_some(), F_PROBABILITY),
+            (
+                !matches!(&rule.target, Target::Jump(to) if &**to == "KUBE-MARK-MASQ"),
+                F_RECORD,
+            ),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        let action = match &rule.target {
+            Target::Jump(to) => Action::Jump(ids.get(&**to).copied().unwrap_or(NO_SLOT)),
+            Target::Dnat(SocketAddr::V4(to)) => Action::Dnat(u32::from(*to.ip()), to.port()),
+            Target::Dnat(SocketAddr::V6(_)) => Action::Dnat6,
+            Target::Reject => Action::Reject,
+            Target::Drop => Action::Drop,
+            Target::Accept => Action::Accept,
+            Target::Return => Action::Return,
+            Target::Mark { or, xor } => Action::Mark { or: *or, xor: *xor },
+            Target::Masquerade => Action::Masquerade,
+        };
+        Self {
+            flags,
+            protocol: m.protocol,
+            dport: m.dport.unwrap_or(0),
+            mark,
+            source,
+            destination,
+            probability: m.probability.unwrap_or(1.0),
+            action,
+        }
+    }
+
+    /// The IPv4 (destination, protocol, port) this rule can only match, if it names one.
+    fn index_key(&self) -> Option<(IpAddr, Protocol, u16)> {
+        let exact = self.flags & (F_DST | F_DST_NEG | F_DPORT) == F_DST | F_DPORT
+            && self.destination.1 == u32::MAX;
+        match self.protocol {
+            Some(proto) if exact => Some((
+                IpAddr::V4(Ipv4Addr::from(self.destination.0)),
+                proto,
+                self.dport,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the rule matches, checking (and calling `env` for) matches in the order iptables
+    /// does. `rule` gives the full rule, for IPv6 networks and the `recent` match's list.
+    fn matches<'r>(
+        &self,
+        p: &Packet,
+        mark: u32,
+        env: &mut dyn WalkEnv,
+        rule: impl Fn() -> &'r Arc<Rule>,
+    ) -> bool {
+        let f = self.flags;
         if self.protocol.is_some_and(|proto| proto != p.protocol) {
             return false;
         }
-        if let Some((neg, net)) = self.source
-            && net.contains(&p.src.ip()) == neg
+        if f & F_NETS_V6 != 0 {
+            let m = &rule().matches;
+            if let Some((neg, net)) = m.source
+                && net.contains(&p.src.ip()) == neg
+            {
+                return false;
+            }
+            if let Some((neg, net)) = m.destination
+                && net.contains(&p.dst.ip()) == neg
+            {
+                return false;
+            }
+        } else {
+            let inside = |ip: IpAddr, (net, mask): (u32, u32)| match ip {
+                IpAddr::V4(ip) => u32::from(ip) & mask == net,
+                IpAddr::V6(_) => false,
+            };
+            if f & F_SRC != 0 && inside(p.src.ip(), self.source) == (f & F_SRC_NEG != 0) {
+                return false;
+            }
+            if f & F_DST != 0 && inside(p.dst.ip(), self.destination) == (f & F_DST_NEG != 0) {
+                return false;
+            }
+        }
+        if f & F_DPORT != 0 && self.dport != p.dst.port() {
+            return false;
+        }
+        if f & F_MARK != 0 && ((mark & self.mark.1) == self.mark.0) == (f & F_MARK_NEG != 0) {
+            return false;
+        }
+        if f & F_DST_LOCAL != 0 && !env.is_local(p.dst.ip()) {
+            return false;
+        }
+        if f & F_SRC_LOCAL != 0 && env.is_local(p.src.ip()) != (f & F_SRC_LOCAL_WANT != 0) {
+            return false;
+        }
+        if f & F_RECENT != 0
+            && let Some(r) = &rule().matches.recent
         {
-            return false;
-        }
-        if let Some((neg, net)) = self.destination
-            && net.contains(&p.dst.ip()) == neg
-        {
-            return false;
-        }
-        if self.dport.is_some_and(|port| port != p.dst.port()) {
-            return false;
-        }
-        if let Some((neg, value, mask)) = self.mark
-            && ((mark & mask) == value) == neg
-        {
-            return false;
-        }
-        if self.dst_local && !env.is_local(p.dst.ip()) {
-            return false;
-        }
-        if let Some(want) = self.src_local
-            && env.is_local(p.src.ip()) != want
-        {
-            return false;
-        }
-        if let Some(r) = &self.recent {
             if r.set {
                 env.recent_set(&r.name, p.src.ip());
             } else if !env.recent_check(&r.name, p.src.ip(), r.seconds) {
@@ -779,9 +1471,7 @@ impl Match {
         }
         // The statistic match draws last, as iptables evaluates matches left to right and
         // kube-proxy writes it after the others.
-        if let Some(prob) = self.probability
-            && env.random() >= prob
-        {
+        if f & F_PROBABILITY != 0 && env.random() >= self.probability {
             return false;
         }
         true
@@ -790,25 +1480,33 @@ impl Match {
 
 // === parsing ===
 
+/// One table's lines of a restore, borrowed from the input.
 struct TableOps<'t> {
     table: TableName,
-    declared: Vec<(String, Option<&'static str>)>,
-    deleted: BTreeSet<String>,
-    appends: Vec<(usize, String, &'t str)>,
+    declared: FxHashMap<&'t str, Option<&'static str>>,
+    deleted: FxHashSet<&'t str>,
+    appends: Vec<Append<'t>>,
+}
+
+/// An `-A CHAIN SPEC` line.
+struct Append<'t> {
+    line: usize,
+    chain: &'t str,
+    spec: &'t str,
 }
 
 impl TableOps<'_> {
     fn new(table: TableName) -> Self {
         Self {
             table,
-            declared: Vec::new(),
-            deleted: BTreeSet::new(),
+            declared: FxHashMap::default(),
+            deleted: FxHashSet::default(),
             appends: Vec::new(),
         }
     }
 }
 
-fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
+fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreError> {
     let mut out = Vec::new();
     let mut cur: Option<TableOps> = None;
     let mut last_line = 0;
@@ -823,12 +1521,30 @@ fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
             line: line_no,
             message,
         };
+        // The common line first: a partial sync at 10,000 Services is 10,000 of them.
+        if let Some(rest) = line.strip_prefix("-A ")
+            && let Some(ops) = cur.as_mut()
+        {
+            let rest = rest.trim_start();
+            let (chain, spec) = rest
+                .split_once(' ')
+                .ok_or_else(|| err("rule without a target".into()))?;
+            ops.appends.push(Append {
+                line: line_no,
+                chain,
+                spec: spec.trim(),
+            });
+            continue;
+        }
         if let Some(name) = line.strip_prefix('*') {
             if cur.is_some() {
                 return Err(err("table started before COMMIT".into()));
             }
-            let t = TableName::parse(name)
-                .ok_or_else(|| err(format!("can't initialize iptables table `{name}': Table does not exist")))?;
+            let t = TableName::parse(name).ok_or_else(|| {
+                err(format!(
+                    "can't initialize iptables table `{name}': Table does not exist"
+                ))
+            })?;
             cur = Some(TableOps::new(t));
             continue;
         }
@@ -836,7 +1552,7 @@ fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
             return Err(err(format!("no table given before `{line}`")));
         };
         if line == "COMMIT" {
-            out.push(ParsedTable::from(cur.take().expect("checked above")));
+            out.push(cur.take().expect("checked above"));
             continue;
         }
         if let Some(decl) = line.strip_prefix(':') {
@@ -854,18 +1570,12 @@ fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
                 )));
             }
             if name.len() > 28 {
-                return Err(err(format!("chain name `{name}' too long (must be under 29 chars)")));
+                return Err(err(format!(
+                    "chain name `{name}' too long (must be under 29 chars)"
+                )));
             }
             ops.deleted.remove(name);
-            ops.declared.push((name.to_string(), policy));
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("-A ") {
-            let rest = rest.trim_start();
-            let (chain, spec) = rest
-                .split_once(' ')
-                .ok_or_else(|| err("rule without a target".into()))?;
-            ops.appends.push((line_no, chain.to_string(), spec.trim()));
+            ops.declared.insert(name, policy);
             continue;
         }
         if let Some(name) = line.strip_prefix("-X ") {
@@ -873,8 +1583,8 @@ fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
             if ops.table.builtins().contains(&name) {
                 return Err(err(format!("can't delete built-in chain `{name}'")));
             }
-            ops.declared.retain(|(n, _)| n != name);
-            ops.deleted.insert(name.to_string());
+            ops.declared.remove(name);
+            ops.deleted.insert(name);
             continue;
         }
         return Err(err(format!("unknown command `{line}`")));
@@ -883,24 +1593,6 @@ fn parse_restore(text: &str) -> Result<Vec<ParsedTable<'_>>, RestoreError> {
         return Err(RestoreError::NoCommit(last_line));
     }
     Ok(out)
-}
-
-struct ParsedTable<'t> {
-    table: TableName,
-    declared: HashMap<String, Option<&'static str>>,
-    deleted: BTreeSet<String>,
-    appends: Vec<(usize, String, &'t str)>,
-}
-
-impl<'t> From<TableOps<'t>> for ParsedTable<'t> {
-    fn from(o: TableOps<'t>) -> Self {
-        Self {
-            table: o.table,
-            declared: o.declared.into_iter().collect(),
-            deleted: o.deleted,
-            appends: o.appends,
-        }
-    }
 }
 
 /// Splits a rule spec into words, honouring double quotes as iptables-save writes them.
@@ -944,7 +1636,8 @@ fn words(spec: &str) -> Result<Vec<String>, String> {
 
 fn parse_net(s: &str) -> Result<IpNet, String> {
     if s.contains('/') {
-        s.parse().map_err(|_| format!("host/network `{s}' not found"))
+        s.parse()
+            .map_err(|_| format!("host/network `{s}' not found"))
     } else {
         s.parse::<IpAddr>()
             .map(IpNet::from)
@@ -954,7 +1647,8 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
 
 fn parse_mark(s: &str) -> Result<(u32, u32), String> {
     let hex = |v: &str| {
-        u32::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| format!("Bad mark value `{s}'"))
+        u32::from_str_radix(v.trim_start_matches("0x"), 16)
+            .map_err(|_| format!("Bad mark value `{s}'"))
     };
     match s.split_once('/') {
         Some((v, m)) => Ok((hex(v)?, hex(m)?)),
@@ -986,10 +1680,19 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                 let module = arg(i)?;
                 if !matches!(
                     module,
-                    "tcp" | "udp" | "sctp" | "comment" | "statistic" | "recent" | "addrtype"
-                        | "mark" | "conntrack"
+                    "tcp"
+                        | "udp"
+                        | "sctp"
+                        | "comment"
+                        | "statistic"
+                        | "recent"
+                        | "addrtype"
+                        | "mark"
+                        | "conntrack"
                 ) {
-                    return Err(format!("Couldn't load match `{module}':No such file or directory"));
+                    return Err(format!(
+                        "Couldn't load match `{module}':No such file or directory"
+                    ));
                 }
                 i += 2;
             }
@@ -1011,7 +1714,10 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--dport" => {
                 let v = arg(i)?;
-                m.dport = Some(v.parse().map_err(|_| format!("invalid port/service `{v}' specified"))?);
+                m.dport = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid port/service `{v}' specified"))?,
+                );
                 i += 2;
             }
             "--comment" => {
@@ -1026,20 +1732,25 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--probability" => {
                 let v = arg(i)?;
-                let p: f64 = v.parse().map_err(|_| format!("bad --probability \"{v}\""))?;
+                let p: f64 = v
+                    .parse()
+                    .map_err(|_| format!("bad --probability \"{v}\""))?;
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(format!("--probability must be between 0 and 1, got \"{v}\""));
+                    return Err(format!(
+                        "--probability must be between 0 and 1, got \"{v}\""
+                    ));
                 }
                 m.probability = Some(p);
                 i += 2;
             }
             "--name" => {
-                m.recent.get_or_insert(Recent {
-                    name: String::new(),
-                    set: false,
-                    seconds: None,
-                })
-                .name = arg(i)?.to_string();
+                m.recent
+                    .get_or_insert(Recent {
+                        name: String::new(),
+                        set: false,
+                        seconds: None,
+                    })
+                    .name = arg(i)?.to_string();
                 i += 2;
             }
             "--rcheck" | "--set" | "--reap" => {

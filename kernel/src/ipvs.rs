@@ -1,15 +1,31 @@
 //! IPVS: kube-proxy's ipvs mode. One virtual server per ClusterIP:port with the endpoints as
 //! real servers in masquerade (NAT) mode, and a scheduler that picks one per new connection.
 //! The proxy writes `ipvsadm-restore` text; `ipvsadm -Ln` prints the table back.
+//!
+//! [`Ipvs::restore`] runs the text's commands in order against the current table, as the real
+//! `ipvsadm-restore` does (`-C` clears it), so that a sync sends only the virtual servers that
+//! changed: real kube-proxy edits only those over netlink, and a table of 10,000 Services is
+//! some 2.4 MB of text to parse and apply. Errors are ipvsadm's (libipvs `ipvs_strerror`): "Service
+//! already exists", "No such service", "Service not defined", "Destination already exists", "No
+//! such destination".
+//!
+//! Unlike the real tool, which stops at a failing line with the earlier ones applied, a restore
+//! here is all or nothing, as the `Restore` RPC promises for both of its formats: a proxy whose
+//! restore was refused knows the table is as before, and its retry (a full sync, `-C` first)
+//! needs no guess at how far the failed one got. An undo log (the first `-C` takes the old table
+//! aside rather than copying it) keeps that cheap.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
 use crate::Protocol;
+
+/// The scheduler of a virtual server added without `-s` (ipvsadm's default).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
 
 /// Schedulers the kernel has (`ip_vs_*` modules).
 pub const SCHEDULERS: &[&str] = &[
@@ -77,103 +93,111 @@ impl Ipvs {
         Self::default()
     }
 
-    /// Replaces the table with `text` (ipvsadm-restore after `ipvsadm -C`), keeping the
-    /// schedulers' state and active counts of servers that stay. All or nothing.
+    /// Runs `text`'s commands in order against the table, as `ipvsadm-restore` does: `-A`/`-E`/
+    /// `-D` add, edit and delete a virtual service, `-a`/`-e`/`-d` a real server, `-C` clears
+    /// the table. All or nothing: on the first failing line the table is left as it was.
+    ///
+    /// A virtual server cleared by `-C` and added again by the same text keeps its scheduler's
+    /// state (round-robin position, persistence entries) and its real servers' active counts, as
+    /// the connections through it live on.
     pub fn restore(&mut self, text: &str) -> Result<(), RestoreError> {
-        let mut next: BTreeMap<(Protocol, SocketAddr), Virtual> = BTreeMap::new();
+        let mut journal = Journal::default();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |message: String| RestoreError { line: i + 1, message };
-            let w: Vec<&str> = line.split_whitespace().collect();
-            let mut add_service = false;
-            let mut add_real = false;
-            let mut vip: Option<(Protocol, SocketAddr)> = None;
-            let mut real: Option<SocketAddr> = None;
-            let mut sched = "wlc".to_string();
-            let mut persistent = None;
-            let mut weight = 1;
-            let mut j = 0;
-            while j < w.len() {
-                let arg = || w.get(j + 1).copied().ok_or_else(|| err(format!("option {} requires an argument", w[j])));
-                match w[j] {
-                    "-A" => add_service = true,
-                    "-a" => add_real = true,
-                    "-t" | "-u" | "--sctp-service" => {
-                        let proto = match w[j] {
-                            "-t" => Protocol::Tcp,
-                            "-u" => Protocol::Udp,
-                            _ => Protocol::Sctp,
-                        };
-                        let a = arg()?;
-                        vip = Some((proto, a.parse().map_err(|_| err(format!("illegal virtual server address[:port] specified: {a}")))?));
-                        j += 1;
-                    }
-                    "-r" => {
-                        let a = arg()?;
-                        real = Some(a.parse().map_err(|_| err(format!("illegal real server address[:port] specified: {a}")))?);
-                        j += 1;
-                    }
-                    "-s" => {
-                        let s = arg()?;
-                        if !SCHEDULERS.contains(&s) {
-                            return Err(err(format!("Scheduler not found: ip_vs_{s}.ko")));
-                        }
-                        sched = s.to_string();
-                        j += 1;
-                    }
-                    "-p" => {
-                        let p = arg()?;
-                        persistent = Some(p.parse().map_err(|_| err(format!("illegal timeout for persistent service: {p}")))?);
-                        j += 1;
-                    }
-                    "-w" => {
-                        let v = arg()?;
-                        weight = v.parse().map_err(|_| err(format!("illegal weight specified: {v}")))?;
-                        j += 1;
-                    }
-                    "-m" | "-g" | "-i" => {}
-                    o => return Err(err(format!("unknown option {o}"))),
-                }
-                j += 1;
-            }
-            let vip = vip.ok_or_else(|| err("no virtual service given".into()))?;
-            match (add_service, add_real) {
-                (true, false) => {
-                    let old = self.services.get(&vip);
-                    next.insert(
-                        vip,
-                        Virtual {
-                            scheduler: sched,
-                            persistent,
-                            reals: Vec::new(),
-                            next: old.map_or(0, |o| o.next),
-                            sticky: old.map(|o| o.sticky.clone()).unwrap_or_default(),
-                        },
-                    );
-                }
-                (false, true) => {
-                    let addr = real.ok_or_else(|| err("no real server given (-r)".into()))?;
-                    let active = self
-                        .services
-                        .get(&vip)
-                        .and_then(|v| v.reals.iter().find(|r| r.addr == addr))
-                        .map_or(0, |r| r.active);
-                    let vs = next.get_mut(&vip).ok_or_else(|| err("Service not defined".into()))?;
-                    vs.reals.push(Real { addr, weight, active });
-                }
-                _ => return Err(err("expected -A or -a".into())),
+            if let Err(message) = parse(line).and_then(|cmd| self.run(cmd, &mut journal)) {
+                self.roll_back(journal);
+                return Err(RestoreError { line: i + 1, message });
             }
         }
-        // Persistence entries pointing at real servers that went away are dropped.
-        for vs in next.values_mut() {
-            let reals: Vec<SocketAddr> = vs.reals.iter().map(|r| r.addr).collect();
-            vs.sticky.retain(|_, (r, _)| reals.contains(r));
+        // Persistence entries carried over to real servers that are gone are dropped.
+        for key in &journal.carried {
+            if let Some(vs) = self.services.get_mut(key) {
+                let reals = &vs.reals;
+                vs.sticky.retain(|_, (r, _)| reals.iter().any(|x| x.addr == *r));
+            }
         }
-        self.services = next;
         Ok(())
+    }
+
+    /// One command.
+    fn run(&mut self, cmd: Command, journal: &mut Journal) -> Result<(), String> {
+        if cmd.op == Op::Clear {
+            let old = std::mem::take(&mut self.services);
+            if journal.cleared.is_none() {
+                journal.cleared = Some(old);
+            }
+            return Ok(());
+        }
+        let key = cmd.service.ok_or("no virtual service given")?;
+        journal.note(key, &self.services);
+        match cmd.op {
+            Op::AddService => {
+                if self.services.contains_key(&key) {
+                    return Err("Service already exists".into());
+                }
+                let before = journal.cleared.as_ref().and_then(|c| c.get(&key));
+                if before.is_some() {
+                    journal.carried.push(key);
+                }
+                let vs = Virtual {
+                    scheduler: cmd.scheduler,
+                    persistent: cmd.persistent,
+                    reals: Vec::new(),
+                    next: before.map_or(0, |o| o.next),
+                    sticky: before.map(|o| o.sticky.clone()).unwrap_or_default(),
+                };
+                self.services.insert(key, vs);
+            }
+            Op::EditService => {
+                let vs = self.services.get_mut(&key).ok_or("No such service")?;
+                vs.scheduler = cmd.scheduler;
+                vs.persistent = cmd.persistent;
+            }
+            Op::DeleteService => {
+                self.services.remove(&key).ok_or("No such service")?;
+            }
+            Op::AddReal | Op::EditReal | Op::DeleteReal => {
+                let addr = cmd.real.ok_or("no real server given (-r)")?;
+                let vs = self.services.get_mut(&key).ok_or("Service not defined")?;
+                let at = vs.reals.iter().position(|r| r.addr == addr);
+                match (cmd.op, at) {
+                    (Op::AddReal, Some(_)) => return Err("Destination already exists".into()),
+                    (Op::AddReal, None) => {
+                        let active = journal
+                            .cleared
+                            .as_ref()
+                            .and_then(|c| c.get(&key))
+                            .and_then(|v| v.reals.iter().find(|r| r.addr == addr))
+                            .map_or(0, |r| r.active);
+                        vs.reals.push(Real { addr, weight: cmd.weight, active });
+                    }
+                    (_, None) => return Err("No such destination".into()),
+                    (Op::EditReal, Some(i)) => vs.reals[i].weight = cmd.weight,
+                    (_, Some(i)) => {
+                        vs.reals.remove(i);
+                        vs.sticky.retain(|_, (r, _)| *r != addr);
+                    }
+                }
+            }
+            Op::Clear => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Undoes what a failed restore did so far.
+    fn roll_back(&mut self, journal: Journal) {
+        if let Some(cleared) = journal.cleared {
+            self.services = cleared;
+        }
+        for (key, before) in journal.before.into_iter().rev() {
+            match before {
+                Some(vs) => self.services.insert(key, vs),
+                None => self.services.remove(&key),
+            };
+        }
     }
 
     /// Whether `dst` is a virtual server.
@@ -277,6 +301,123 @@ impl Ipvs {
     }
 }
 
+/// What one restore line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    AddService,
+    EditService,
+    DeleteService,
+    AddReal,
+    EditReal,
+    DeleteReal,
+    Clear,
+}
+
+/// One parsed restore line.
+#[derive(Debug)]
+struct Command {
+    op: Op,
+    service: Option<(Protocol, SocketAddr)>,
+    real: Option<SocketAddr>,
+    /// `-s`; ipvsadm's default when absent.
+    scheduler: String,
+    persistent: Option<u32>,
+    weight: u32,
+}
+
+/// A restore's undo log. Until the first `-C`, each virtual server touched is saved as it was
+/// before its first change; `-C` saves the whole table (taken, not copied), after which nothing
+/// more needs saving: rolling back puts that table back, then the earlier saved servers.
+#[derive(Debug, Default)]
+struct Journal {
+    before: Vec<((Protocol, SocketAddr), Option<Virtual>)>,
+    touched: HashSet<(Protocol, SocketAddr)>,
+    cleared: Option<BTreeMap<(Protocol, SocketAddr), Virtual>>,
+    /// Virtual servers re-added after `-C` with their old state.
+    carried: Vec<(Protocol, SocketAddr)>,
+}
+
+// === impl Journal ===
+
+impl Journal {
+    /// Saves `key`'s server before its first change.
+    fn note(&mut self, key: (Protocol, SocketAddr), services: &BTreeMap<(Protocol, SocketAddr), Virtual>) {
+        if self.cleared.is_none() && self.touched.insert(key) {
+            self.before.push((key, services.get(&key).cloned()));
+        }
+    }
+}
+
+/// Parses one `ipvsadm` command line (short or long options).
+fn parse(line: &str) -> Result<Command, String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let mut op = None;
+    let mut cmd = Command {
+        op: Op::Clear,
+        service: None,
+        real: None,
+        scheduler: DEFAULT_SCHEDULER.to_string(),
+        persistent: None,
+        weight: 1,
+    };
+    let mut j = 0;
+    while j < w.len() {
+        let arg = || w.get(j + 1).copied().ok_or_else(|| format!("option {} requires an argument", w[j]));
+        let mut set = |o: Op| match op.replace(o) {
+            Some(_) => Err("multiple commands specified".to_string()),
+            None => Ok(()),
+        };
+        match w[j] {
+            "-A" | "--add-service" => set(Op::AddService)?,
+            "-E" | "--edit-service" => set(Op::EditService)?,
+            "-D" | "--delete-service" => set(Op::DeleteService)?,
+            "-a" | "--add-server" => set(Op::AddReal)?,
+            "-e" | "--edit-server" => set(Op::EditReal)?,
+            "-d" | "--delete-server" => set(Op::DeleteReal)?,
+            "-C" | "--clear" => set(Op::Clear)?,
+            "-t" | "-u" | "--tcp-service" | "--udp-service" | "--sctp-service" => {
+                let proto = match w[j] {
+                    "-t" | "--tcp-service" => Protocol::Tcp,
+                    "-u" | "--udp-service" => Protocol::Udp,
+                    _ => Protocol::Sctp,
+                };
+                let a = arg()?;
+                let addr = a.parse().map_err(|_| format!("illegal virtual server address[:port] specified: {a}"))?;
+                cmd.service = Some((proto, addr));
+                j += 1;
+            }
+            "-r" | "--real-server" => {
+                let a = arg()?;
+                cmd.real = Some(a.parse().map_err(|_| format!("illegal real server address[:port] specified: {a}"))?);
+                j += 1;
+            }
+            "-s" | "--scheduler" => {
+                let s = arg()?;
+                if !SCHEDULERS.contains(&s) {
+                    return Err(format!("Scheduler not found: ip_vs_{s}.ko"));
+                }
+                cmd.scheduler = s.to_string();
+                j += 1;
+            }
+            "-p" | "--persistent" => {
+                let p = arg()?;
+                cmd.persistent = Some(p.parse().map_err(|_| format!("illegal timeout for persistent service: {p}"))?);
+                j += 1;
+            }
+            "-w" | "--weight" => {
+                let v = arg()?;
+                cmd.weight = v.parse().map_err(|_| format!("illegal weight specified: {v}"))?;
+                j += 1;
+            }
+            "-m" | "-g" | "-i" | "--masquerading" | "--gatewaying" | "--ipip" => {}
+            o => return Err(format!("unknown option {o}")),
+        }
+        j += 1;
+    }
+    cmd.op = op.ok_or("expected a command (-A, -E, -D, -a, -e, -d or -C)")?;
+    Ok(cmd)
+}
+
 fn hash_ip(ip: IpAddr) -> usize {
     // FNV-1a: stable across runs, so `sh` keeps a client on one server across restarts too.
     let bytes = match ip {
@@ -368,5 +509,83 @@ mod tests {
         let e = t.restore("-a -t 10.96.0.1:443 -r 10.0.0.1:1 -m -w 1\n").unwrap_err();
         assert_eq!(e.to_string(), "ipvsadm-restore: line 1: Service not defined");
         assert_eq!(t.list(), before, "a failed restore changes nothing");
+    }
+
+    fn reals(t: &Ipvs, vip: &str) -> Vec<(SocketAddr, u32)> {
+        t.services[&(Protocol::Tcp, a(vip))].reals.iter().map(|r| (r.addr, r.weight)).collect()
+    }
+
+    #[test]
+    fn commands_edit_the_table_in_order() {
+        let mut t = Ipvs::new();
+        t.restore(TEXT).unwrap();
+        t.restore(
+            "-D -u 10.96.0.10:53\n\
+             -d -t 10.96.0.20:80 -r 10.244.2.5:80\n\
+             -a -t 10.96.0.20:80 -r 10.244.3.5:80 -m -w 1\n\
+             -e -t 10.96.0.20:80 -r 10.244.1.5:80 -m -w 3\n\
+             -E -t 10.96.0.30:80 -s rr -p 60\n",
+        )
+        .unwrap();
+        assert!(!t.is_virtual(Protocol::Udp, a("10.96.0.10:53")));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            reals(&t, "10.96.0.20:80"),
+            [(a("10.244.1.5:80"), 3), (a("10.244.2.6:80"), 1), (a("10.244.3.5:80"), 1)]
+        );
+        let vs = &t.services[&(Protocol::Tcp, a("10.96.0.30:80"))];
+        assert_eq!((vs.scheduler.as_str(), vs.persistent), ("rr", Some(60)));
+        // --clear and long options.
+        t.restore("--clear\n--add-service --tcp-service 10.96.0.40:80 --scheduler sh\n").unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.services[&(Protocol::Tcp, a("10.96.0.40:80"))].scheduler, "sh");
+    }
+
+    #[test]
+    fn errors_are_ipvsadms_and_undo_everything() {
+        let mut t = Ipvs::new();
+        t.restore(TEXT).unwrap();
+        let before = t.list();
+        for (text, message) in [
+            ("-A -t 10.96.0.20:80 -s rr\n", "Service already exists"),
+            ("-D -t 10.96.0.99:80\n", "No such service"),
+            ("-E -t 10.96.0.99:80 -s rr\n", "No such service"),
+            ("-d -t 10.96.0.99:80 -r 10.0.0.1:80\n", "Service not defined"),
+            ("-a -t 10.96.0.20:80 -r 10.244.1.5:80 -m -w 1\n", "Destination already exists"),
+            ("-d -t 10.96.0.20:80 -r 10.9.9.9:80\n", "No such destination"),
+            ("-e -t 10.96.0.20:80 -r 10.9.9.9:80 -w 2\n", "No such destination"),
+        ] {
+            let e = t.restore(text).unwrap_err();
+            assert_eq!(e.message, message, "{text}");
+        }
+        // Several kinds of change, then a bad line: none of it stays.
+        let e = t
+            .restore(
+                "-D -t 10.96.0.30:80\n-A -t 10.96.0.31:80 -s rr\n-d -t 10.96.0.20:80 -r 10.244.1.5:80\n\
+                 -C\n-A -t 10.96.0.32:80 -s rr\n-D -t 10.96.0.99:80\n",
+            )
+            .unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (6, "No such service"));
+        assert_eq!(t.list(), before);
+        let e = t.restore("-A -t 10.96.0.31:80 -s rr\n-a -t 10.96.0.31:80 -r 10.0.0.1:80 -m -w 1\n-X\n").unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (3, "unknown option -X"));
+        assert_eq!(t.list(), before);
+    }
+
+    #[test]
+    fn a_cleared_and_readded_server_keeps_its_state() {
+        let mut t = Ipvs::new();
+        t.restore("-A -t 10.96.0.9:80 -s rr -p 10800\n-a -t 10.96.0.9:80 -r 10.0.0.1:80 -m -w 1\n-a -t 10.96.0.9:80 -r 10.0.0.2:80 -m -w 1\n").unwrap();
+        let vip = a("10.96.0.9:80");
+        let first = t.schedule(Protocol::Tcp, a("10.1.0.1:5"), vip, Duration::ZERO).unwrap().real.unwrap();
+        t.restore("-C\n-A -t 10.96.0.9:80 -s rr -p 10800\n-a -t 10.96.0.9:80 -r 10.0.0.1:80 -m -w 1\n-a -t 10.96.0.9:80 -r 10.0.0.2:80 -m -w 1\n").unwrap();
+        let again = t.schedule(Protocol::Tcp, a("10.1.0.1:6"), vip, Duration::from_secs(1)).unwrap();
+        assert_eq!((again.real, again.persistent), (Some(first), true));
+        assert_eq!(t.services[&(Protocol::Tcp, vip)].reals.iter().map(|r| r.active).sum::<u32>(), 2);
+        // Its real server goes: so does the client's persistence entry.
+        let other = if first == a("10.0.0.1:80") { "10.0.0.2:80" } else { "10.0.0.1:80" };
+        t.restore(&format!("-C\n-A -t 10.96.0.9:80 -s rr -p 10800\n-a -t 10.96.0.9:80 -r {other} -m -w 1\n")).unwrap();
+        let moved = t.schedule(Protocol::Tcp, a("10.1.0.1:7"), vip, Duration::from_secs(2)).unwrap();
+        assert_eq!((moved.real, moved.persistent), (Some(a(other)), false));
     }
 }

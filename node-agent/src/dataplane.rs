@@ -457,16 +457,16 @@ impl Dataplane {
                 let mut env = Env { recent, rng, now: now.as_secs(), node_ip };
                 let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
                 let v = tables.evaluate(packet, origin, &mut env);
-                for s in &v.steps {
-                    hops.push(describe(s));
+                for s in v.steps() {
+                    hops.push(describe(&s));
                 }
                 if v.dnat {
-                    let sep = v.steps.iter().rev().find(|s| matches!(s.target, Target::Dnat(_)));
-                    let prob = v.steps.iter().rev().find_map(|s| s.probability);
+                    let sep = v.steps().rev().find(|s| matches!(s.target, Target::Dnat(_)));
+                    let prob = v.steps().rev().find_map(|s| s.probability);
                     let _span = info_span!(
                         "kernel dnat",
                         netlab.kernel.mode = "iptables",
-                        netlab.kernel.chain = sep.map(|s| &*s.chain).unwrap_or(""),
+                        netlab.kernel.chain = sep.map(|s| s.chain).unwrap_or(""),
                         netlab.kernel.endpoint = %v.dst,
                         netlab.kernel.probability = prob.unwrap_or(1.0),
                     )
@@ -662,10 +662,10 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     tokio::join!(outbound, incoming);
 }
 
-fn describe(s: &netlab_kernel::iptables::Step) -> String {
-    let comment = s.comment.as_deref().map(|c| format!(" \"{c}\"")).unwrap_or_default();
+fn describe(s: &netlab_kernel::iptables::Step<'_>) -> String {
+    let comment = s.comment.map(|c| format!(" \"{c}\"")).unwrap_or_default();
     let prob = s.probability.map(|p| format!(" probability {p:.10}")).unwrap_or_default();
-    let what = match &s.target {
+    let what = match s.target {
         Target::Jump(c) => format!("-> {c}"),
         Target::Dnat(to) => format!("DNAT to {to}"),
         Target::Reject => "REJECT (connection refused)".into(),

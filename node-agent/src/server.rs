@@ -42,7 +42,9 @@ pub async fn serve(exec: ExecContext, addr: SocketAddr, shutdown: CancellationTo
         }
         s
     });
-    let svc = KernelServer::new(KernelService { dp: exec.dp.clone(), exec });
+    let svc = KernelServer::new(KernelService { dp: exec.dp.clone(), exec })
+        .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(pb::MAX_MESSAGE_BYTES);
     tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .trace_fn(netlab_telemetry::propagation::grpc_server_span)

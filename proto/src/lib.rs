@@ -33,6 +33,12 @@ pub mod node {
     #[allow(missing_docs)]
     pub mod v1 {
         tonic::include_proto!("netlab.node.v1");
+
+        /// The largest Kernel message either side accepts. A full iptables sync is about 1.5 KB
+        /// per Service with 4 endpoints (14.4 MB at 10,000 Services), and `iptables-save` sends
+        /// the same text back: tonic's default 4 MiB decode limit would refuse both above about
+        /// 2,800 Services, and kube-proxy would retry forever. 256 MiB leaves room for 100,000.
+        pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
     }
 }
 

@@ -273,7 +273,9 @@ pub fn service_ports<'a>(
     slices: impl IntoIterator<Item = &'a EndpointSlice> + Clone,
     node_name: &str,
 ) -> Vec<ServicePort> {
-    let Some(spec) = svc.spec.as_ref() else { return Vec::new() };
+    let Some(spec) = svc.spec.as_ref() else {
+        return Vec::new();
+    };
     if spec.type_.as_deref() == Some("ExternalName") {
         return Vec::new();
     }
@@ -291,7 +293,9 @@ pub fn service_ports<'a>(
             .and_then(|t| u32::try_from(t).ok())
             .unwrap_or(DEFAULT_CLIENT_IP_TIMEOUT)
     });
-    let policy = |p: Option<&str>| if p == Some("Local") { TrafficPolicy::Local } else { TrafficPolicy::Cluster };
+    let policy = |p: Option<&str>| {
+        if p == Some("Local") { TrafficPolicy::Local } else { TrafficPolicy::Cluster }
+    };
     let ipv4s = |v: Option<&Vec<String>>| -> Vec<Ipv4Addr> {
         v.into_iter().flatten().filter_map(|ip| ip.parse().ok()).collect()
     };
@@ -308,8 +312,12 @@ pub fn service_ports<'a>(
 
     let mut out = Vec::new();
     for p in spec.ports.iter().flatten() {
-        let Some(protocol) = Protocol::parse(p.protocol.as_deref().unwrap_or("TCP")) else { continue };
-        let Ok(port) = u16::try_from(p.port) else { continue };
+        let Some(protocol) = Protocol::parse(p.protocol.as_deref().unwrap_or("TCP")) else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(p.port) else {
+            continue;
+        };
         let spn = ServicePortName::new(namespace, name, p.name.as_deref().unwrap_or_default(), protocol);
         let name_string = spn.to_string();
         let node_port = p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0);
@@ -353,12 +361,16 @@ fn endpoints_for<'a>(
         for sp in slice.ports.iter().flatten() {
             let matches = sp.name.as_deref().unwrap_or_default() == spn.port
                 && Protocol::parse(sp.protocol.as_deref().unwrap_or("TCP")) == Some(spn.protocol);
-            let Some(port) = sp.port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else { continue };
+            let Some(port) = sp.port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else {
+                continue;
+            };
             if !matches {
                 continue;
             }
             for ep in &slice.endpoints {
-                let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) else { continue };
+                let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
+                    continue;
+                };
                 let c = ep.conditions.clone().unwrap_or_default();
                 let ready = c.ready.unwrap_or(true);
                 let addr = format!("{ip}:{port}");
@@ -390,10 +402,28 @@ fn endpoints_for<'a>(
 }
 
 /// Every Service port kube-proxy programs, by name: what one sync renders.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// It also remembers which ports were replaced since [`Snapshot::mark`] and what they were then,
+/// so that the sync task learns what changed since the kernel took the last sync
+/// ([`Snapshot::changes`]) from the few Services that changed, without keeping (and deep-copying
+/// after every sync) a second snapshot to compare with.
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     ports: BTreeMap<ServicePortName, Arc<ServicePort>>,
+    /// Endpoints across every port, kept up to date.
+    endpoints: usize,
+    /// Ports replaced since the mark, with their value at the mark (None: absent then).
+    since_mark: BTreeMap<ServicePortName, Option<Arc<ServicePort>>>,
 }
+
+/// Two snapshots are equal when they hold the same ports (the mark is bookkeeping).
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.ports == other.ports
+    }
+}
+
+impl Eq for Snapshot {}
 
 // === impl Snapshot ===
 
@@ -401,6 +431,11 @@ impl Snapshot {
     /// The ports, in name order (so rule output is stable from sync to sync).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ServicePort>> {
         self.ports.values()
+    }
+
+    /// The ports with their names, in name order.
+    pub fn entries(&self) -> impl Iterator<Item = (&ServicePortName, &Arc<ServicePort>)> {
+        self.ports.iter()
     }
 
     /// One port.
@@ -420,11 +455,12 @@ impl Snapshot {
 
     /// Endpoints across every port (upstream's measure for "large cluster mode").
     pub fn total_endpoints(&self) -> usize {
-        self.ports.values().map(|p| p.endpoints.len()).sum()
+        self.endpoints
     }
 
     /// Replaces every port of `service` with `ports`. A port equal to the one it replaces keeps
-    /// the old allocation, so [`Snapshot::changed`] sees it unchanged at pointer speed.
+    /// the old allocation, so [`Snapshot::changed`] and [`Snapshot::changes`] see it unchanged
+    /// at pointer speed.
     pub fn replace_service(&mut self, service: &ServiceKey, ports: Vec<ServicePort>) {
         let start = ServicePortName { service: service.clone(), port: String::new(), protocol: Protocol::Tcp };
         let mut old: HashMap<ServicePortName, Arc<ServicePort>> = HashMap::new();
@@ -432,6 +468,10 @@ impl Snapshot {
             self.ports.range(start..).take_while(|(k, _)| &k.service == service).map(|(k, _)| k.clone()).collect();
         for k in keys {
             if let Some(v) = self.ports.remove(&k) {
+                self.endpoints -= v.endpoints.len();
+                if !self.since_mark.contains_key(&k) {
+                    self.since_mark.insert(k.clone(), Some(v.clone()));
+                }
                 old.insert(k, v);
             }
         }
@@ -440,8 +480,32 @@ impl Snapshot {
                 Some(prev) if *prev == p => prev,
                 _ => Arc::new(p),
             };
+            self.endpoints += arc.endpoints.len();
+            if !self.since_mark.contains_key(&arc.name) {
+                self.since_mark.insert(arc.name.clone(), None);
+            }
             self.ports.insert(arc.name.clone(), arc);
         }
+    }
+
+    /// The ports added, removed or changed since the last [`Snapshot::mark`] (since the start,
+    /// if never marked): what `programmed.changed(self)` says when `programmed` is a copy taken
+    /// at the mark, at the cost of the ports replaced since.
+    pub fn changes(&self) -> BTreeSet<ServicePortName> {
+        self.since_mark
+            .iter()
+            .filter(|(name, then)| match (then, self.ports.get(*name)) {
+                (None, None) => false,
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b) && a != b,
+                _ => true,
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Forgets the changes so far: [`Snapshot::changes`] counts from here.
+    pub fn mark(&mut self) {
+        self.since_mark.clear();
     }
 
     /// The ports that differ between `self` (older) and `newer`: added, removed or changed.
@@ -533,7 +597,9 @@ impl Tracker {
         let slice_key = service_key(&slice.metadata).to_string();
         // A slice whose label changed moves between Services: both change.
         self.slice_deleted_key(&slice_key);
-        let Some(owner) = slice_service(&slice) else { return };
+        let Some(owner) = slice_service(&slice) else {
+            return;
+        };
         self.slices.entry(owner.clone()).or_default().insert(slice_key.clone(), slice);
         self.slice_owner.insert(slice_key, owner.clone());
         self.dirty.insert(owner);
@@ -917,6 +983,44 @@ mod tests {
         t.update(&mut snap, false);
         assert_eq!(third.changed(&snap), BTreeSet::from([web.clone()]));
         assert!(snap.get(&web).unwrap().endpoints.is_empty());
+    }
+
+    #[test]
+    fn changes_since_the_mark_are_what_a_copy_taken_then_would_say() {
+        let mut t = Tracker::new("n1");
+        let mut snap = Snapshot::default();
+        t.service_applied(Arc::new(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")])));
+        t.service_applied(Arc::new(service("default", "db", "10.96.0.21", &[("", 5432, "TCP")])));
+        t.update(&mut snap, false);
+        assert_eq!(snap.changes(), Snapshot::default().changed(&snap), "unmarked: since the start");
+        snap.mark();
+        let marked = snap.clone();
+        assert!(snap.changes().is_empty());
+
+        // web changes and changes back, db goes, cache comes: db and cache.
+        let eps = slice("default", "web", "web-a", ("http", 8080, "TCP"), &[ready("10.0.0.1", "n1")]);
+        t.slice_applied(Arc::new(eps.clone()));
+        t.update(&mut snap, false);
+        t.slice_deleted(&eps);
+        t.service_deleted(&service("default", "db", "10.96.0.21", &[("", 5432, "TCP")]));
+        t.service_applied(Arc::new(service("default", "cache", "10.96.0.22", &[("", 6379, "TCP")])));
+        t.update(&mut snap, false);
+        let want = BTreeSet::from([
+            ServicePortName::new("default", "cache", "", Protocol::Tcp),
+            ServicePortName::new("default", "db", "", Protocol::Tcp),
+        ]);
+        assert_eq!(snap.changes(), want);
+        assert_eq!(marked.changed(&snap), want);
+        // A full rebuild replaces every Service but changes nothing more.
+        t.update(&mut snap, true);
+        assert_eq!(snap.changes(), want);
+        assert_eq!(snap.total_endpoints(), 0);
+        snap.mark();
+        assert!(snap.changes().is_empty());
+        t.slice_applied(Arc::new(eps));
+        t.update(&mut snap, false);
+        assert_eq!(snap.total_endpoints(), 1);
+        assert_eq!(snap.changes(), BTreeSet::from([ServicePortName::new("default", "web", "http", Protocol::Tcp)]));
     }
 
     #[test]

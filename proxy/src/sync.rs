@@ -80,8 +80,8 @@ impl Kernel {
             endpoint.connect_lazy(),
             netlab_telemetry::propagation::inject as Interceptor,
         )
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+        .max_decoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES);
         Ok(Self { client })
     }
 }
@@ -299,10 +299,9 @@ pub struct Runner {
     mode: Mode,
     settings: Settings,
     bucket: Bucket,
-    /// The view the handlers' changes are folded into.
+    /// The view the handlers' changes are folded into. Its mark is the last successful sync:
+    /// [`Snapshot::changes`] are the ports the kernel does not hold as they are now.
     snapshot: Snapshot,
-    /// The view the kernel holds (as of the last successful sync).
-    programmed: Snapshot,
     need_full: bool,
     last_full: Option<Instant>,
     retry_at: Option<Instant>,
@@ -330,7 +329,6 @@ impl Runner {
             bucket: Bucket::new(settings.burst, settings.min_sync_period),
             settings,
             snapshot: Snapshot::default(),
-            programmed: Snapshot::default(),
             need_full: true,
             last_full: None,
             retry_at: None,
@@ -393,7 +391,7 @@ impl Runner {
             full |= tracker.update(&mut self.snapshot, false);
             tracker.node_ips().to_vec()
         };
-        let changed = self.programmed.changed(&self.snapshot);
+        let changed = self.snapshot.changes();
         if !full && changed.is_empty() {
             // Changes that change no rule (a status update, a label): nothing to write.
             self.handle.shared.health.updated();
@@ -418,7 +416,7 @@ impl Runner {
             Ok(stats) => {
                 span.record("netlab.proxy.full", stats.full);
                 span.record("netlab.proxy.rules_written", stats.rules);
-                self.programmed = self.snapshot.clone();
+                self.snapshot.mark();
                 self.need_full = false;
                 self.retry_at = None;
                 if stats.full {
@@ -468,13 +466,15 @@ impl Runner {
                     // iptables-save on every sync; after this one, the proxier keeps count).
                     match self.dataplane.save(Table::IptablesSave).await {
                         Ok(text) => ipt.seed_chains(iptables::service_chains_in_save(&text)),
-                        Err(error) => tracing::debug!(%error, "No iptables-save; stale chains stay."),
+                        Err(error) => {
+                            tracing::debug!(%error, "No iptables-save; stale chains stay.")
+                        }
                     }
                 }
-                let r = ipt.render(&self.snapshot, (!full).then_some(changed));
+                let mut r = ipt.render(&self.snapshot, (!full).then_some(changed));
                 let req = RestoreRequest {
                     format: Format::Iptables as i32,
-                    text: r.text.clone(),
+                    text: std::mem::take(&mut r.text),
                     noflush: true,
                     // The jumps from the built-in chains are checked on full syncs only, as
                     // upstream does (a partial sync trusts they are still there).
@@ -486,10 +486,12 @@ impl Runner {
                 Ok(stats)
             }
             Mode::Ipvs(ipvs) => {
-                let r = ipvs.render(&self.snapshot, node_ips);
+                let r = ipvs.render(&self.snapshot, (!full).then_some(changed), node_ips);
+                let stats = Stats { full: r.full, rules: r.virtual_servers + r.real_servers };
                 let req = RestoreRequest { format: Format::Ipvs as i32, text: r.text, noflush: false, ensure: Vec::new() };
                 self.dataplane.restore(req).await?;
-                Ok(Stats { full: true, rules: r.virtual_servers + r.real_servers })
+                ipvs.commit();
+                Ok(stats)
             }
         }
     }

@@ -156,7 +156,7 @@ struct Applied {
     /// Time in the model (ensure + restore).
     apply: Duration,
     /// A full sync (iptables: the ensure rules came along, as only full syncs send them; ipvs:
-    /// every restore replaces the whole table).
+    /// the text starts with `-C`, clearing the table before the whole of it).
     full: bool,
 }
 
@@ -292,7 +292,8 @@ impl Kernel for BenchKernel {
             at,
             bytes: req.text.len(),
             apply: at - t,
-            full: format == Format::Ipvs || !req.ensure.is_empty(),
+            // A full sync: iptables mode sends the ensure lines; ipvs mode clears the table first.
+            full: if format == Format::Ipvs { req.text.starts_with("-C\n") } else { !req.ensure.is_empty() },
         };
         st.log.push(applied);
         let iptables = format == Format::Iptables;
@@ -544,8 +545,7 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     }
     if !fulls.is_empty() {
         println!(
-            "RESULT   full syncs while measuring ({}): text p50 {} KB, apply p50 {:.1} ms, max {:.1} ms",
-            if a.mode == "ipvs" { "ipvs: every restore is the whole table" } else { "the periodic resync" },
+            "RESULT   full syncs while measuring (the periodic resync): text p50 {} KB, apply p50 {:.1} ms, max {:.1} ms",
             pct(&fulls.iter().map(|r| r.bytes).collect::<Vec<_>>(), 50.0) / 1024,
             ms(pct(&fulls.iter().map(|r| r.apply).collect::<Vec<_>>(), 50.0)),
             ms(pct(&fulls.iter().map(|r| r.apply).collect::<Vec<_>>(), 100.0)),
@@ -553,7 +553,6 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     }
     // The gRPC hop alone, at the sizes the proxy sent: a Restore of the same size in a format
     // the kernel refuses right after decoding, through a client set up as the proxy's is.
-    // (ipvs mode has no partial syncs: every Restore is the whole table.)
     let typical: Vec<usize> = if partial.is_empty() { during.iter().map(|r| r.bytes).collect() } else { partial.iter().map(|r| r.bytes).collect() };
     let partial_bytes = pct(&typical, 50.0);
     let hop = grpc_hop(&kernel_url, partial_bytes, 30).await;

@@ -508,6 +508,67 @@ fn new_services_and_vanishing_endpoints_show_up_without_a_restart() {
     });
 }
 
+/// The packet cache (dns/src/udp.rs) repeats a reply to the same query bytes, and nothing a
+/// client could tell apart: a zone change is seen at once, the case of the question is the
+/// client's own, and a `cache` hit's TTL still counts down.
+#[test]
+fn repeated_queries_are_answered_from_the_packet_cache_as_the_chain_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Apiserver::start(dir.path(), &[]);
+    runtime().block_on(async {
+        let up = upstream(Ipv4Addr::new(192, 0, 2, 20), true).await;
+        let client = Client::new(&api.url()).unwrap();
+        let dns = Dns::start(&api, &[up.addr]);
+        let hits = || async {
+            let (_, text) = http_get(dns.metrics, "/metrics").await;
+            let line = text.lines().find(|l| l.starts_with("netlab_dns_packet_cache_hits_total ")).expect("packet cache metric");
+            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        };
+        client.create(&cluster_ip("default", "web", "10.96.100.40", vec![port("http", "TCP", 80)])).await.unwrap();
+        eventually("web to resolve", WAIT, || async {
+            (nocookie(&dns, "web.default.svc.cluster.local").await.answer == ["web.default.svc.cluster.local. 30 IN A 10.96.100.40"]).then_some(())
+        })
+        .await;
+        let before = hits().await;
+        for _ in 0..3 {
+            let d = nocookie(&dns, "web.default.svc.cluster.local").await;
+            assert_eq!(d.answer, ["web.default.svc.cluster.local. 30 IN A 10.96.100.40"], "{}", d.raw);
+            assert!(d.raw.contains("flags: qr aa rd ra;"), "{}", d.raw);
+        }
+        assert_eq!(hits().await, before + 3, "repeats answered from the packet cache");
+        // Another case is another query, answered in its own case.
+        let d = nocookie(&dns, "WEB.default.svc.cluster.local").await;
+        assert_eq!(d.answer, ["WEB.default.svc.cluster.local. 30 IN A 10.96.100.40"], "{}", d.raw);
+
+        // The Service goes: the very next repeat is NXDOMAIN.
+        client.delete::<Service>("default", "web").await.unwrap();
+        eventually("web to be NXDOMAIN", WAIT, || async {
+            (nocookie(&dns, "web.default.svc.cluster.local").await.status == "NXDOMAIN").then_some(())
+        })
+        .await;
+        let d = nocookie(&dns, "web.default.svc.cluster.local").await;
+        assert_eq!(d.status, "NXDOMAIN", "{}", d.raw);
+        assert!(d.authority.iter().any(|r| r.contains(" SOA ")), "{}", d.raw);
+
+        // Upstream's answer is never repeated; the `cache` plugin's is, until its TTL ticks.
+        let first = nocookie(&dns, "api.example.com").await;
+        assert_eq!(first.answer, ["api.example.com. 60 IN A 192.0.2.20"], "{}", first.raw);
+        let asked = up.asked.load(Ordering::SeqCst);
+        let again = nocookie(&dns, "api.example.com").await;
+        assert_eq!(again.answer.len(), 1, "{}", again.raw);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let later = nocookie(&dns, "api.example.com").await;
+        let ttl = |d: &Dig| d.answer[0].split(' ').nth(1).unwrap().parse::<u32>().unwrap();
+        assert!(ttl(&later) <= ttl(&again) - 2, "TTL {} then {} after 2.1 s:\n{}", ttl(&again), ttl(&later), later.raw);
+        assert_eq!(up.asked.load(Ordering::SeqCst), asked, "served from the cache plugin");
+    });
+}
+
+/// dig sends a fresh client cookie each run; +nocookie makes the query bytes repeat.
+async fn nocookie(dns: &Dns, name: &str) -> Dig {
+    dns.dig(&[name, "+nocookie"]).await
+}
+
 #[test]
 fn editing_the_corefile_moves_forwarding_and_a_bad_one_keeps_the_old() {
     let dir = tempfile::tempdir().unwrap();

@@ -770,3 +770,77 @@ pub fn pod_create_to_ready_latency() {
         );
     });
 }
+
+/// kube-proxy's full sync at 10,000 Services is ~15 MB of iptables-restore text, and
+/// `iptables-save` returns as much: the real node-agent's kernel API takes it and the real CLI
+/// prints it back (tonic's default 4 MiB message limit refused both above ~2,800 Services).
+#[test]
+fn kernel_api_takes_a_full_sync_of_10000_services() {
+    use netlab_proto::node::v1::{Format, RestoreRequest, kernel_client::KernelClient};
+    let cluster = Cluster::start(&[("node-1", "127.0.1.9")], "24");
+    let text = full_sync(10_000);
+    assert!(text.len() > 8 << 20, "the restore is {} bytes, not over twice the old limit", text.len());
+    block_on(async {
+        let client = cluster.client().await;
+        let port = eventually("node-1's kubelet port", WAIT, || async {
+            let n = client.get::<Node>("", "node-1").await.ok()?;
+            let port = n.status?.daemon_endpoints?.kubelet_endpoint?.port;
+            (port > 0).then_some(port)
+        })
+        .await;
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.1.9:{port}"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to the kernel API");
+        // Limits as the proxy sets them; the server's are the ones under test.
+        let mut kernel = KernelClient::new(ch).max_encoding_message_size(usize::MAX);
+        let rules = kernel
+            .restore(RestoreRequest {
+                format: Format::Iptables as i32,
+                text: text.clone(),
+                noflush: true,
+                ..Default::default()
+            })
+            .await
+            .expect("a 10,000-Service full sync is accepted")
+            .into_inner()
+            .rules;
+        assert!(rules >= 130_000, "{rules} rules programmed");
+    });
+    let save = netlab_e2e::netlab(&cluster.api.url(), &["node", "iptables-save", "node-1"], None).ok().stdout;
+    assert!(save.len() > 8 << 20, "iptables-save printed only {} bytes", save.len());
+    for last in ["-A KUBE-SERVICES -d 10.96.39.15/32 ", "--to-destination 10.244.135.15:8080"] {
+        assert!(save.contains(last), "iptables-save lacks {last:?}");
+    }
+}
+
+/// The nat table of a full sync with `n` Services of 4 endpoints each, shaped as kube-proxy
+/// writes it (KUBE-SERVICES → KUBE-SVC-* → statistic → KUBE-SEP-* → DNAT).
+fn full_sync(n: u32) -> String {
+    use std::fmt::Write as _;
+    let mut chains = String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n");
+    let mut rules = String::from("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
+    for s in 0..n {
+        let vip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + s);
+        let svc = format!("KUBE-SVC-S{s}");
+        let _ = writeln!(chains, ":{svc} - [0:0]");
+        let _ = writeln!(
+            rules,
+            "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"ns/svc-{s}:http cluster IP\" -m tcp --dport 80 -j {svc}"
+        );
+        for e in 0..4u32 {
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + s + e * (1 << 16) / 8);
+            let sep = format!("KUBE-SEP-S{s}E{e}");
+            let _ = writeln!(chains, ":{sep} - [0:0]");
+            let prob = match 4 - e {
+                1 => String::new(),
+                left => format!(" -m statistic --mode random --probability {:.10}", 1.0 / f64::from(left)),
+            };
+            let _ = writeln!(rules, "-A {svc} -m comment --comment \"ns/svc-{s}:http -> {ip}:8080\"{prob} -j {sep}");
+            let _ = writeln!(rules, "-A {sep} -s {ip}/32 -m comment --comment \"ns/svc-{s}:http\" -j KUBE-MARK-MASQ");
+            let _ = writeln!(rules, "-A {sep} -p tcp -m comment --comment \"ns/svc-{s}:http\" -m tcp -j DNAT --to-destination {ip}:8080");
+        }
+    }
+    chains + &rules + "COMMIT\n"
+}

@@ -41,6 +41,17 @@ impl RecordingKernel {
     fn restores(&self) -> Vec<RestoreRequest> {
         self.restores.lock().unwrap().clone()
     }
+
+    /// The IPVS table the recorded restores build (each runs its commands against the table
+    /// the ones before left), as `ipvsadm -Ln` prints it.
+    fn ipvs_table(&self) -> String {
+        let mut table = netlab_kernel::ipvs::Ipvs::new();
+        for r in self.restores() {
+            assert_eq!(r.format, Format::Ipvs as i32);
+            table.restore(&r.text).unwrap_or_else(|e| panic!("{e}\n{}", r.text));
+        }
+        table.list()
+    }
 }
 
 #[tonic::async_trait]
@@ -234,16 +245,18 @@ fn the_proxy_programs_upstreams_rules_and_rejects_when_endpoints_go() {
             first.ensure
         );
 
-        // ipvs: a virtual server for the ClusterIP with the three endpoints as real servers.
+        // ipvs: a virtual server for the ClusterIP with the three endpoints as real servers (the
+        // first sync wrote the whole table, later ones only what changed).
         eventually("web's virtual server in ipvs", WAIT, || async {
-            let last = ipvs_kernel.restores().pop()?;
-            assert_eq!(last.format, Format::Ipvs as i32);
-            let want = format!(
-                "-A -t {ip}:80 -s rr\n-a -t {ip}:80 -r 10.244.1.5:8080 -m -w 1\n-a -t {ip}:80 -r 10.244.2.7:8080 -m -w 1\n-a -t {ip}:80 -r 10.244.3.9:8080 -m -w 1\n"
-            );
-            last.text.contains(&want).then_some(())
+            let table = ipvs_kernel.ipvs_table();
+            let mut reals = reals_of(&table, &ip);
+            reals.sort();
+            (reals == ["10.244.1.5:8080", "10.244.2.7:8080", "10.244.3.9:8080"]).then_some(())
         })
         .await;
+        let restores = ipvs_kernel.restores();
+        assert!(restores[0].text.starts_with("-C\n"), "the first sync clears the table: {}", restores[0].text);
+        assert!(restores[1..].iter().any(|r| !r.text.starts_with("-C\n")), "later ones edit it");
 
         // The pods go: the Service REJECTs, and its chains are deleted.
         for pod in ["web-1", "web-2", "web-3"] {
@@ -257,10 +270,21 @@ fn the_proxy_programs_upstreams_rules_and_rejects_when_endpoints_go() {
         let rejected = restore_with(&iptables_kernel, "web's REJECT rule", &lines).await;
         assert!(!rejected.text.contains(&format!("-j {SVC_CHAIN}")), "no jump to a deleted chain:\n{}", rejected.text);
         eventually("an empty virtual server in ipvs", WAIT, || async {
-            let last = ipvs_kernel.restores().pop()?;
-            (last.text.contains(&format!("-A -t {ip}:80 -s rr\n")) && !last.text.contains(&format!("-a -t {ip}:80 ")))
-                .then_some(())
+            let table = ipvs_kernel.ipvs_table();
+            (table.contains(&format!("TCP  {ip}:80 rr\n")) && reals_of(&table, &ip).is_empty()).then_some(())
         })
         .await;
     });
+}
+
+/// The real servers of TCP virtual server `ip:80` in `ipvsadm -Ln` output.
+fn reals_of(table: &str, ip: &str) -> Vec<String> {
+    let head = format!("TCP  {ip}:80 ");
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .skip(1)
+        .map_while(|l| l.trim_start().strip_prefix("-> "))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
 }

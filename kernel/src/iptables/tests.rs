@@ -132,13 +132,13 @@ fn clusterip_dnats_by_probability() {
     assert!(v.dnat);
     assert_eq!(v.disposition, Disposition::Accept);
     assert!(!v.masquerade, "in-cluster source is not masqueraded");
-    let chains: Vec<_> = v.steps.iter().map(|s| &*s.chain).collect();
+    let chains: Vec<_> = v.steps().map(|s| s.chain).collect();
     assert_eq!(chains, ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-4SW47YFZTEDKD3PK", "KUBE-SEP-UKSFD7AGPMPPLUHC"]);
-    assert_eq!(v.steps[2].probability, Some(0.5));
+    assert_eq!(v.steps().nth(2).unwrap().probability, Some(0.5));
     // 0.7 ≥ 0.5: falls through to the unconditional last rule.
     let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.7]));
     assert_eq!(v.dst, "10.180.0.5:80".parse().unwrap());
-    assert_eq!(v.steps[2].probability, None);
+    assert_eq!(v.steps().nth(2).unwrap().probability, None);
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn no_endpoints_rejects_and_unknown_passes() {
     let t = tables();
     let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.46:80"), Origin::Forwarded, &mut Env::new(&[]));
     assert_eq!(v.disposition, Disposition::Reject);
-    assert_eq!(v.steps.last().unwrap().comment.as_deref(), Some("ns6/svc6:p80 has no endpoints"));
+    assert_eq!(v.steps().last().unwrap().comment, Some("ns6/svc6:p80 has no endpoints"));
     // Another port of a known ClusterIP: no rule; the kernel leaves it alone (routing decides).
     let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:81"), Origin::Forwarded, &mut Env::new(&[]));
     assert_eq!((v.dnat, v.disposition), (false, Disposition::Accept));
@@ -255,12 +255,166 @@ fn indexed_walk_equals_linear_walk() {
     for i in [1u32, 50, 51, 52, 100, 101] {
         let p = pkt("10.244.1.1:1000", &format!("10.96.0.{i}:80"));
         let v = t.evaluate(p, Origin::Forwarded, &mut Env::new(&[]));
-        let linear = {
-            let mut l = t.clone();
-            l.nat.chains.get_mut("KUBE-SERVICES").unwrap().index = None;
-            l.evaluate(p, Origin::Forwarded, &mut Env::new(&[]))
-        };
+        let mut l = t.clone();
+        l.nat.get_mut("KUBE-SERVICES").unwrap().index = None;
+        let linear = l.evaluate(p, Origin::Forwarded, &mut Env::new(&[]));
         assert_eq!(v, linear, "10.96.0.{i}");
         assert_eq!(v.dnat, i <= 51, "10.96.0.{i}: rules after the RETURN never match");
     }
+}
+
+/// The walk reads one cache line per rule.
+#[test]
+fn walk_rule_is_one_cache_line() {
+    assert_eq!(std::mem::size_of::<WalkRule>(), 64);
+    assert_eq!(std::mem::align_of::<Slot>(), 64);
+}
+
+/// IPv6 networks and DNAT targets take the walk's slow path and give the same answers.
+#[test]
+fn ipv6_rules_walk_like_ipv4() {
+    let mut text = String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-6 - [0:0]\n:KUBE-SEP-6 - [0:0]\n");
+    // Enough rules for an index, with the IPv6 Service among IPv4 ones.
+    for i in 0..20 {
+        text.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.1.{i} --dport 80 -j KUBE-SVC-6\n"));
+    }
+    text.push_str("-A KUBE-SERVICES -m tcp -p tcp -d fd00:96::5 --dport 80 -j KUBE-SVC-6\n");
+    text.push_str("-A KUBE-SVC-6 ! -s fd00:244::/64 -j KUBE-MARK-MASQ\n");
+    text.push_str("-A KUBE-SVC-6 -j KUBE-SEP-6\n");
+    text.push_str("-A KUBE-SEP-6 -m tcp -p tcp -j DNAT --to-destination [fd00:244::7]:8080\n");
+    text.push_str(":KUBE-MARK-MASQ - [0:0]\n-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\nCOMMIT\n");
+    let mut t = Tables::new();
+    t.restore(&text, true).unwrap();
+    t.ensure(ENSURE[0]).unwrap();
+    let v = t.evaluate(pkt("[fd00:244::9]:40000", "[fd00:96::5]:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert_eq!(v.dst, "[fd00:244::7]:8080".parse().unwrap());
+    let chains: Vec<_> = v.steps().map(|s| s.chain).collect();
+    assert_eq!(chains, ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-6", "KUBE-SEP-6"]);
+    // An IPv6 packet never matches the IPv4 rules, nor an unknown IPv6 address.
+    let v = t.evaluate(pkt("[fd00:244::9]:40000", "[fd00:96::6]:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert!(!v.dnat);
+    let v = t.evaluate(pkt("10.244.0.9:40000", "10.96.1.7:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert_eq!(v.dst, "[fd00:244::7]:8080".parse().unwrap(), "the same chains serve the IPv4 ClusterIPs");
+}
+
+/// A partial sync rewrites KUBE-SERVICES whole: unchanged rules are the same rules afterwards,
+/// whether the lines around them were added or removed.
+#[test]
+fn partial_restore_reuses_unchanged_rules() {
+    let mut text = String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-X - [0:0]\n");
+    for i in 0..40u32 {
+        text.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{i} --dport 80 -j KUBE-SVC-X\n"));
+    }
+    text.push_str("-A KUBE-SVC-X -m tcp -p tcp -j DNAT --to-destination 10.244.0.1:80\nCOMMIT\n");
+    let mut t = Tables::new();
+    t.restore(&text, true).unwrap();
+    t.ensure(ENSURE[0]).unwrap();
+    let before: Vec<Arc<Rule>> = t.chain(TableName::Nat, "KUBE-SERVICES").unwrap().rules().to_vec();
+    // Service 3 removed, a Service added in front and one in the middle.
+    let mut partial = String::from("*nat\n:KUBE-SERVICES - [0:0]\n");
+    partial.push_str("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.1.1 --dport 80 -j KUBE-SVC-X\n");
+    for i in (0..40u32).filter(|i| *i != 3) {
+        partial.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{i} --dport 80 -j KUBE-SVC-X\n"));
+        if i == 20 {
+            partial.push_str("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.1.2 --dport 80 -j KUBE-SVC-X\n");
+        }
+    }
+    partial.push_str("COMMIT\n");
+    t.restore(&partial, true).unwrap();
+    let after = t.chain(TableName::Nat, "KUBE-SERVICES").unwrap().rules();
+    assert_eq!(after.len(), 41);
+    for r in after {
+        let old = before.iter().find(|o| o.spec == r.spec);
+        assert_eq!(old.is_some_and(|o| Arc::ptr_eq(o, r)), old.is_some(), "{}", r.spec);
+    }
+    for dst in ["10.96.1.1:80", "10.96.1.2:80", "10.96.0.39:80"] {
+        let v = t.evaluate(pkt("10.244.1.1:1000", dst), Origin::Forwarded, &mut Env::new(&[]));
+        assert!(v.dnat, "{dst}");
+    }
+    let v = t.evaluate(pkt("10.244.1.1:1000", "10.96.0.3:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert!(!v.dnat, "the removed Service is gone");
+}
+
+/// Chains come and go with every endpoint change: their slots are reclaimed, and a jump that an
+/// untouched chain still has to a deleted chain is skipped, and taken again once the chain is
+/// back, before and after the slots are compacted.
+#[test]
+fn deleted_chains_are_reclaimed_and_dangling_jumps_skipped() {
+    let mut t = tables();
+    t.restore(
+        "*nat\n:KUBE-EXTRA - [0:0]\n:KUBE-TARGET - [0:0]\n-A KUBE-EXTRA -j KUBE-TARGET\n-A KUBE-TARGET -m tcp -p tcp -d 10.96.9.9 -j DNAT --to-destination 10.244.9.9:80\nCOMMIT\n",
+        true,
+    )
+    .unwrap();
+    t.ensure("nat PREROUTING -j KUBE-EXTRA").unwrap();
+    let to_target = |t: &Tables| t.evaluate(pkt("10.244.1.1:1000", "10.96.9.9:80"), Origin::Forwarded, &mut Env::new(&[])).dnat;
+    assert!(to_target(&t));
+    for round in 0..3 {
+        t.restore("*nat\n-X KUBE-TARGET\nCOMMIT\n", true).unwrap();
+        assert!(!to_target(&t), "round {round}: the jump to the deleted chain is skipped");
+        // Churn: many chains created and deleted, enough to compact.
+        for i in 0..1500 {
+            t.restore(&format!("*nat\n:KUBE-SEP-{i} - [0:0]\n-A KUBE-SEP-{i} -j RETURN\nCOMMIT\n"), true).unwrap();
+            t.restore(&format!("*nat\n-X KUBE-SEP-{i}\nCOMMIT\n"), true).unwrap();
+        }
+        assert!(t.nat.slots.len() < 2500, "round {round}: {} slots", t.nat.slots.len());
+        t.restore(
+            "*nat\n:KUBE-TARGET - [0:0]\n-A KUBE-TARGET -m tcp -p tcp -d 10.96.9.9 -j DNAT --to-destination 10.244.9.9:80\nCOMMIT\n",
+            true,
+        )
+        .unwrap();
+        assert!(to_target(&t), "round {round}: the chain is back");
+    }
+    // The upstream rules still work after the renumbering.
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.3]));
+    assert_eq!(v.dst, "10.180.0.4:80".parse().unwrap());
+    let saved = t.save();
+    let mut again = Tables::new();
+    again.restore(&saved, false).unwrap();
+    assert_eq!(again.save(), saved);
+}
+
+/// Errors name the first bad line, parse errors of a table before missing chains, as before.
+#[test]
+fn restore_errors_name_the_first_bad_line() {
+    let mut t = tables();
+    let err = t
+        .restore("*nat\n:KUBE-B - [0:0]\n-A KUBE-B -j KUBE-NOPE\n-A KUBE-A -j RETURN\n-A KUBE-B -j KUBE-NOPE2\nCOMMIT\n", false)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "iptables-restore: line 3 failed: Couldn't load target `KUBE-NOPE':No such file or directory"
+    );
+    let err = t.restore("*nat\n:KUBE-B - [0:0]\n-A KUBE-A -j RETURN\n-A KUBE-B -j KUBE-NOPE\nCOMMIT\n", false).unwrap_err();
+    assert_eq!(err.to_string(), "iptables-restore: line 3 failed: Chain 'KUBE-A' does not exist");
+    let err = t.restore("*nat\n-A KUBE-A -j RETURN\n-A KUBE-SERVICES -m bogus -j ACCEPT\nCOMMIT\n", true).unwrap_err();
+    assert!(err.to_string().starts_with("iptables-restore: line 3 failed: Couldn't load match"), "{err}");
+    // A chain deleted in the same restore is gone for the rules after it.
+    let err = t.restore("*nat\n-X KUBE-MARK-MASQ\n-A KUBE-MARK-MASQ -j RETURN\nCOMMIT\n", true).unwrap_err();
+    assert_eq!(err.to_string(), "iptables-restore: line 3 failed: Chain 'KUBE-MARK-MASQ' does not exist");
+}
+
+/// Long jump sequences keep every step (past the inline ones), and a loop ends the walk.
+#[test]
+fn deep_walks_keep_their_steps_and_loops_end() {
+    let mut text = String::from("*nat\n");
+    for i in 0..12 {
+        text.push_str(&format!(":KUBE-HOP-{i} - [0:0]\n"));
+    }
+    text.push_str(":KUBE-LOOP - [0:0]\n-A KUBE-LOOP -d 10.96.7.7 -j KUBE-LOOP\n");
+    text.push_str("-A PREROUTING -d 10.96.7.7 -j KUBE-LOOP\n-A PREROUTING -j KUBE-HOP-0\n");
+    for i in 0..11 {
+        text.push_str(&format!("-A KUBE-HOP-{i} -j KUBE-HOP-{}\n", i + 1));
+    }
+    text.push_str("-A KUBE-HOP-11 -j DNAT --to-destination 10.244.0.1:80\nCOMMIT\n");
+    let mut t = Tables::new();
+    t.restore(&text, true).unwrap();
+    let v = t.evaluate(pkt("10.244.1.1:1000", "10.96.0.1:80"), Origin::Forwarded, &mut Env::new(&[]));
+    let chains: Vec<_> = v.steps().map(|s| s.chain.to_string()).collect();
+    let mut want = vec!["PREROUTING".to_string()];
+    want.extend((0..12).map(|i| format!("KUBE-HOP-{i}")));
+    assert_eq!(chains, want);
+    assert!(matches!(v.steps().last().unwrap().target, Target::Dnat(_)));
+    let v = t.evaluate(pkt("10.244.1.1:1000", "10.96.7.7:80"), Origin::Forwarded, &mut Env::new(&[]));
+    assert!(!v.dnat, "the loop is cut off at MAX_DEPTH");
 }

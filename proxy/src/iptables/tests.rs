@@ -470,3 +470,108 @@ fn the_kernel_model_takes_every_rule_kind() {
     kernel.restore(&partial.text, true).unwrap_or_else(|e| panic!("{e:?}\n{}", partial.text));
     assert!(kernel.save().contains("-j DROP"), "the Local Service without local endpoints drops");
 }
+
+/// Every chain a partial sync writes holds exactly what a full sync of the same state writes
+/// into it, however the ports changed; unchanged ports' top-level lines come from memory.
+#[test]
+fn a_partial_sync_writes_what_a_full_sync_would_in_each_chain_it_writes() {
+    let mut np = node_port_service(false);
+    np.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.10".into()]);
+    let mut local = node_port_service(true);
+    local.metadata.name = Some("local".into());
+    local.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.25".into());
+    local.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(30090);
+    let sticky = with_affinity(service("default", "sticky", "10.96.0.30", &[("http", 80, "TCP")]), Some(600));
+    let db = service("default", "db", "10.96.0.21", &[("", 5432, "TCP"), ("dns", 53, "UDP")]);
+    let eps = |svc: &str, port: (&'static str, i32, &'static str), ips: &[&'static str]| {
+        let eps: Vec<Ep<'static>> =
+            ips.iter().enumerate().map(|(i, ip)| ready(ip, if i % 2 == 0 { "node1" } else { "n2" })).collect();
+        slice("default", svc, &format!("{svc}-{}", port.0), port, &eps)
+    };
+    let steps: Vec<(Vec<Service>, Vec<EndpointSlice>)> = vec![
+        (
+            vec![np.clone(), local.clone(), sticky.clone(), db.clone()],
+            vec![
+                eps("web", ("http", 8080, "TCP"), &["10.244.1.1", "10.244.2.2"]),
+                eps("local", ("http", 8080, "TCP"), &["10.244.1.3"]),
+                eps("sticky", ("http", 8080, "TCP"), &["10.244.1.4", "10.244.2.4", "10.244.3.4"]),
+                eps("db", ("", 5432, "TCP"), &["10.244.1.5"]),
+            ],
+        ),
+        // web loses an endpoint, local loses its only (local) one, db's UDP port gains one.
+        (
+            vec![np.clone(), local.clone(), sticky.clone(), db.clone()],
+            vec![
+                eps("web", ("http", 8080, "TCP"), &["10.244.1.1"]),
+                eps("local", ("http", 8080, "TCP"), &[]),
+                eps("sticky", ("http", 8080, "TCP"), &["10.244.1.4", "10.244.2.4", "10.244.3.4"]),
+                eps("db", ("", 5432, "TCP"), &["10.244.1.5"]),
+                eps("db", ("dns", 53, "UDP"), &["10.244.1.6"]),
+            ],
+        ),
+        // sticky goes, web's NodePort Service gets a second externalIP.
+        (
+            {
+                let mut np = np.clone();
+                np.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.10".into(), "192.0.2.11".into()]);
+                vec![np, local.clone(), db.clone()]
+            },
+            vec![
+                eps("web", ("http", 8080, "TCP"), &["10.244.1.1"]),
+                eps("db", ("", 5432, "TCP"), &["10.244.1.5"]),
+                eps("db", ("dns", 53, "UDP"), &["10.244.1.6"]),
+            ],
+        ),
+    ];
+    let mut ipt = Iptables::new(upstream_opts());
+    let mut kernel = netlab_kernel::iptables::Tables::new();
+    let mut prev = Snapshot::default();
+    for (i, (services, slices)) in steps.iter().enumerate() {
+        let snap = snapshot(services, slices);
+        let out = ipt.render(&snap, Some(&prev.changed(&snap)));
+        assert_eq!(out.full, i == 0);
+        kernel.restore(&out.text, true).unwrap_or_else(|e| panic!("step {i}: {e:?}\n{}", out.text));
+        let fresh = Iptables::new(upstream_opts()).render(&snap, None);
+        let (written, _) = by_chain(&out.text);
+        let (want, _) = by_chain(&fresh.text);
+        for (chain, rules) in &written {
+            assert_eq!(Some(rules), want.get(chain), "step {i}: {chain:?}");
+        }
+        for top in ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"] {
+            for table in ["nat", "filter"] {
+                let chain = (table.to_string(), top.to_string());
+                assert_eq!(written.get(&chain), want.get(&chain), "step {i}: {chain:?} is written whole");
+            }
+        }
+        assert_eq!(out.rules, out.text.lines().filter(|l| l.starts_with("-A ")).count());
+        ipt.commit(out);
+        prev = snap;
+    }
+    // The kernel holds what one full sync of the last state leaves on a fresh kernel.
+    let mut fresh_kernel = netlab_kernel::iptables::Tables::new();
+    fresh_kernel.restore(&Iptables::new(upstream_opts()).render(&prev, None).text, true).unwrap();
+    assert_eq!(kernel.save(), fresh_kernel.save());
+}
+
+/// A port that differs from the one last written has its chains rewritten even when the caller
+/// did not list it.
+#[test]
+fn an_unlisted_port_that_changed_is_rewritten_anyway() {
+    let web = service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]);
+    let mut ipt = Iptables::new(upstream_opts());
+    let before = snapshot(
+        std::slice::from_ref(&web),
+        &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")])],
+    );
+    let first = ipt.render(&before, None);
+    ipt.commit(first);
+    let after = snapshot(&[web], &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.6", "n1")])]);
+    let out = ipt.render(&after, Some(&BTreeSet::new()));
+    assert!(out.text.contains("--to-destination 10.244.1.6:8080"));
+    assert_eq!(out.deleted, 1, "the old endpoint's chain");
+    // Unchanged, unlisted: not rewritten.
+    ipt.commit(out);
+    let again = ipt.render(&after, Some(&BTreeSet::new()));
+    assert!(!again.text.contains("--to-destination"));
+    assert_eq!(again.deleted, 0);
+}

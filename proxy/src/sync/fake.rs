@@ -1,6 +1,6 @@
 //! An in-memory kernel for tests (upstream's `iptables` fake and `knftables.NewFake`): it
-//! records every restore, applies iptables-restore text to tables it can dump, keeps the last
-//! IPVS text, and fails on demand.
+//! records every restore, applies iptables-restore text to tables it can dump, applies
+//! ipvsadm-restore text to netlab-kernel's IPVS model, and fails on demand.
 //!
 //! It checks what a real `iptables-restore --noflush` checks that matters here: a rule may only
 //! be appended to a chain that exists, may only jump to a chain that exists (or a built-in
@@ -33,7 +33,7 @@ struct State {
     /// table → chain → rules (the `-A ...` lines).
     tables: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     ensured: Vec<String>,
-    ipvs: String,
+    ipvs: netlab_kernel::ipvs::Ipvs,
 }
 
 // === impl FakeDataplane ===
@@ -89,9 +89,9 @@ impl FakeDataplane {
         self.state().ensured.clone()
     }
 
-    /// The IPVS table's last restore text.
+    /// The IPVS table, as `ipvsadm -Ln` prints it.
     pub fn ipvs(&self) -> String {
-        self.state().ipvs.clone()
+        self.state().ipvs.list()
     }
 }
 
@@ -113,7 +113,9 @@ fn apply(tables: &mut BTreeMap<String, BTreeMap<String, Vec<String>>>, text: &st
             table = None;
             continue;
         }
-        let Some(t) = table.as_deref() else { return Err(bad("no table")) };
+        let Some(t) = table.as_deref() else {
+            return Err(bad("no table"));
+        };
         let chains = tables.entry(t.to_string()).or_default();
         if let Some(decl) = line.strip_prefix(':') {
             let chain = decl.split(' ').next().unwrap_or_default();
@@ -134,7 +136,9 @@ fn apply(tables: &mut BTreeMap<String, BTreeMap<String, Vec<String>>>, text: &st
             {
                 return Err(bad("couldn't load target"));
             }
-            let Some(rules) = chains.get_mut(chain) else { return Err(bad("no chain by that name")) };
+            let Some(rules) = chains.get_mut(chain) else {
+                return Err(bad("no chain by that name"));
+            };
             rules.push(line.to_string());
         } else {
             return Err(bad("unknown command"));
@@ -154,8 +158,8 @@ impl Dataplane for FakeDataplane {
         }
         let refused = |message: String| Error::Kernel { rpc: "Restore", message, status: None };
         if req.format == Format::Ipvs as i32 {
-            s.ipvs = req.text;
-            return Ok(s.ipvs.lines().count() as u64);
+            s.ipvs.restore(&req.text).map_err(|e| refused(e.to_string()))?;
+            return Ok(s.ipvs.len() as u64);
         }
         let mut tables = s.tables.clone();
         if !req.noflush {

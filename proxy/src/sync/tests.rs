@@ -191,7 +191,7 @@ async fn partial_syncs_leave_the_kernel_as_a_full_sync_would() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn ipvs_mode_restores_the_whole_ipvs_table() {
+async fn ipvs_mode_writes_the_whole_table_then_only_changes() {
     let (fake, handle, runner) = setup(Mode::Ipvs(Ipvs::new("rr")));
     handle.service(applied(web(1)));
     handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n2")])));
@@ -201,13 +201,19 @@ async fn ipvs_mode_restores_the_whole_ipvs_table() {
     until("the first sync", || fake.restores() == 1).await;
     let req = &fake.requests()[0];
     assert_eq!(req.format, Format::Ipvs as i32);
-    assert_eq!(req.text, "-A -t 10.96.1.1:80 -s rr\n-a -t 10.96.1.1:80 -r 10.244.1.5:8080 -m -w 1\n");
+    assert_eq!(req.text, "-C\n-A -t 10.96.1.1:80 -s rr\n-a -t 10.96.1.1:80 -r 10.244.1.5:8080 -m -w 1\n");
     handle.service(applied(web(2)));
     until("the second sync", || fake.restores() == 2).await;
-    assert_eq!(
-        fake.ipvs(),
-        "-A -t 10.96.1.1:80 -s rr\n-a -t 10.96.1.1:80 -r 10.244.1.5:8080 -m -w 1\n-A -t 10.96.1.2:80 -s rr\n"
-    );
+    assert_eq!(fake.requests()[1].text, "-A -t 10.96.1.2:80 -s rr\n", "only the new virtual server");
+    assert!(fake.ipvs().ends_with(
+        "TCP  10.96.1.1:80 rr\n  -> 10.244.1.5:8080              Masq    1      0          0         \nTCP  10.96.1.2:80 rr\n"
+    ));
+    // A refused restore is retried in full.
+    fake.fail_next(1);
+    handle.service(Change::Deleted(Arc::new(web(2))));
+    until("the retry", || fake.restores() == 4).await;
+    assert!(fake.requests()[3].text.starts_with("-C\n"));
+    assert!(!fake.ipvs().contains("10.96.1.2:80"));
 }
 
 #[tokio::test(start_paused = true)]
