@@ -195,6 +195,7 @@ HZ=$(getconf CLK_TCK)
 forwarded() { curl -fs "http://127.0.0.1:$(($1 + 3))/metrics" | awk '/^coredns_forward_requests_total/ { n += $NF } END { print n + 0 }'; }
 
 RESULTS=$WORK/results.tsv
+: >"$RESULTS"
 run_case() { # run_case SERVER-LABEL PORT PID CASE FILE [DNSPERF-ARGS...]
     local label=$1 port=$2 pid=$3 case=$4 file=$5 out="$WORK/$1-${4//\//_}"
     shift 5

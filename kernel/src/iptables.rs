@@ -224,25 +224,30 @@ pub struct Chain {
 }
 
 /// A rule as the walk needs it, stored inline in its chain so that walking a chain reads
-/// contiguous memory, one cache line per rule: the matches that decide (IPv4 networks as
-/// address and mask), and the target with a jump resolved to the target chain's slot.
-/// Comments, `recent` list names, IPv6 networks and the spec stay in [`Rule`], read only when a
-/// `recent` match runs, a rule has an IPv6 network, or a step is shown.
+/// contiguous memory, two rules per cache line (32 bytes, aligned so none straddles two): the
+/// matches that decide (IPv4 networks as address and prefix length), and the target with a jump
+/// resolved to the target chain's slot. Comments, `recent` list names, IPv6 networks, `mark`
+/// values and the spec stay in [`Rule`], read only when a `recent` or `mark` match runs, a
+/// `MARK` target is taken (kube-proxy's few shared chains, which stay cached), a rule has an
+/// IPv6 network, or a step is shown.
 #[derive(Debug, Clone)]
-#[repr(align(64))]
+#[repr(align(32))]
 struct WalkRule {
+    probability: f64,
+    /// `-s`, `-d` when IPv4: address (masked).
+    source: u32,
+    destination: u32,
+    action: Action,
     /// `F_*` bits.
     flags: u16,
-    protocol: Option<Protocol>,
     dport: u16,
-    /// `-m mark`: value, mask.
-    mark: (u32, u32),
-    /// `-s`, `-d` when IPv4: address (masked), mask.
-    source: (u32, u32),
-    destination: (u32, u32),
-    probability: f64,
-    action: Action,
+    protocol: Option<Protocol>,
+    /// `-s`, `-d` when IPv4: prefix length.
+    source_len: u8,
+    destination_len: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<WalkRule>() == 32);
 
 const F_DPORT: u16 = 1;
 const F_MARK: u16 = 1 << 1;
@@ -273,10 +278,8 @@ enum Action {
     Drop,
     Accept,
     Return,
-    Mark {
-        or: u32,
-        xor: u32,
-    },
+    /// `-j MARK`: the values are in the [`Rule`].
+    Mark,
     Masquerade,
 }
 
@@ -831,7 +834,12 @@ impl<'t> Walk<'t, '_> {
                     }
                 }
                 Action::Return => return None,
-                Action::Mark { or, xor } => *self.mark = (*self.mark | or) ^ xor,
+                Action::Mark => {
+                    let Target::Mark { or, xor } = chain.rules[idx as usize].target else {
+                        unreachable!("Mark is compiled from a MARK target")
+                    };
+                    *self.mark = (*self.mark | or) ^ xor;
+                }
                 Action::Accept => return Some(Outcome::Continue),
                 Action::Dnat(ip, port) => {
                     self.steps.push(step);
@@ -1389,7 +1397,7 @@ impl WalkRule {
             Some((negated, net)) => {
                 flags |= has | if negated { neg } else { 0 };
                 match net {
-                    IpNet::V4(net) => (u32::from(net.network()), u32::from(net.netmask())),
+                    IpNet::V4(net) => (u32::from(net.network()), net.prefix_len()),
                     IpNet::V6(_) => {
                         flags |= F_NETS_V6;
                         (0, 0)
@@ -1397,15 +1405,11 @@ impl WalkRule {
                 }
             }
         };
-        let source = net(m.source, F_SRC, F_SRC_NEG);
-        let destination = net(m.destination, F_DST, F_DST_NEG);
-        let mark = match m.mark {
-            None => (0, 0),
-            Some((neg, value, mask)) => {
-                flags |= F_MARK | if neg { F_MARK_NEG } else { 0 };
-                (value, mask)
-            }
-        };
+        let (source, source_len) = net(m.source, F_SRC, F_SRC_NEG);
+        let (destination, destination_len) = net(m.destination, F_DST, F_DST_NEG);
+        if let Some((neg, _, _)) = m.mark {
+            flags |= F_MARK | if neg { F_MARK_NEG } else { 0 };
+        }
         for (on, bit) in [
             (m.dport.is_some(), F_DPORT),
             (m.dst_local, F_DST_LOCAL),
@@ -1430,16 +1434,17 @@ impl WalkRule {
             Target::Drop => Action::Drop,
             Target::Accept => Action::Accept,
             Target::Return => Action::Return,
-            Target::Mark { or, xor } => Action::Mark { or: *or, xor: *xor },
+            Target::Mark { .. } => Action::Mark,
             Target::Masquerade => Action::Masquerade,
         };
         Self {
             flags,
             protocol: m.protocol,
             dport: m.dport.unwrap_or(0),
-            mark,
             source,
             destination,
+            source_len,
+            destination_len,
             probability: m.probability.unwrap_or(1.0),
             action,
         }
@@ -1448,10 +1453,10 @@ impl WalkRule {
     /// The IPv4 (destination, protocol, port) this rule can only match, if it names one.
     fn index_key(&self) -> Option<(IpAddr, Protocol, u16)> {
         let exact = self.flags & (F_DST | F_DST_NEG | F_DPORT) == F_DST | F_DPORT
-            && self.destination.1 == u32::MAX;
+            && self.destination_len == 32;
         match self.protocol {
             Some(proto) if exact => Some((
-                IpAddr::V4(Ipv4Addr::from(self.destination.0)),
+                IpAddr::V4(Ipv4Addr::from(self.destination)),
                 proto,
                 self.dport,
             )),
@@ -1499,21 +1504,30 @@ impl WalkRule {
                 return false;
             }
         } else {
-            let inside = |ip: IpAddr, (net, mask): (u32, u32)| match ip {
-                IpAddr::V4(ip) => u32::from(ip) & mask == net,
+            // The prefix length's mask (a shift by 32 of a u64 leaves 0 for /0).
+            let inside = |ip: IpAddr, net: u32, len: u8| match ip {
+                IpAddr::V4(ip) => u32::from(ip) & ((!0u64 << (32 - len)) as u32) == net,
                 IpAddr::V6(_) => false,
             };
-            if f & F_SRC != 0 && inside(p.src.ip(), self.source) == (f & F_SRC_NEG != 0) {
+            if f & F_SRC != 0
+                && inside(p.src.ip(), self.source, self.source_len) == (f & F_SRC_NEG != 0)
+            {
                 return false;
             }
-            if f & F_DST != 0 && inside(p.dst.ip(), self.destination) == (f & F_DST_NEG != 0) {
+            if f & F_DST != 0
+                && inside(p.dst.ip(), self.destination, self.destination_len)
+                    == (f & F_DST_NEG != 0)
+            {
                 return false;
             }
         }
         if f & F_DPORT != 0 && self.dport != p.dst.port() {
             return false;
         }
-        if f & F_MARK != 0 && ((mark & self.mark.1) == self.mark.0) == (f & F_MARK_NEG != 0) {
+        if f & F_MARK != 0
+            && let Some((neg, value, mask)) = rule().matches.mark
+            && ((mark & mask) == value) == neg
+        {
             return false;
         }
         if f & F_DST_LOCAL != 0 && !env.is_local(p.dst.ip()) {
