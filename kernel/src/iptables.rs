@@ -14,6 +14,11 @@
 //!   each rule's matches inline in its chain, so the walk neither looks a chain up by name nor
 //!   chases a pointer per rule. It records its steps as (chain, rule) positions and makes the
 //!   [`Step`]s that traces and `curl -v` show only when asked ([`Verdict::steps`]).
+//!   What a new connection reads is mostly dependent cache misses (index entry, the Service's
+//!   chain, its rules, the endpoint's chain, its rules), so each is kept to one line where it
+//!   can be: rules are 32 bytes, two to an aligned line (a 4-endpoint Service chain is two
+//!   lines, an endpoint chain one); an index entry carries the jump of a rule its key alone
+//!   decides (a ClusterIP's `-d IP -p tcp --dport N -j KUBE-SVC-…`), so that rule is not read.
 //! - A partial sync rewrites KUBE-SERVICES whole (10,000 lines at 10,000 Services) though only
 //!   a changed Service's line is new: the restore borrows names and specs from its input, walks
 //!   a rewritten chain's old rules alongside the new lines and reuses every unchanged rule
@@ -214,7 +219,7 @@ pub struct Rule {
 #[repr(C)]
 pub struct Chain {
     /// The walk's form of `rules`, one for one.
-    walk: Vec<WalkRule>,
+    walk: WalkRules,
     /// (destination, protocol, port) → indices of rules that can only match that destination.
     index: Option<Box<ChainIndex>>,
     /// Rules in order (shared: a restore that rewrites a chain reuses unchanged rules).
@@ -230,7 +235,7 @@ pub struct Chain {
 /// values and the spec stay in [`Rule`], read only when a `recent` or `mark` match runs, a
 /// `MARK` target is taken (kube-proxy's few shared chains, which stay cached), a rule has an
 /// IPv6 network, or a step is shown.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 #[repr(align(32))]
 struct WalkRule {
     probability: f64,
@@ -248,6 +253,80 @@ struct WalkRule {
 }
 
 const _: () = assert!(std::mem::size_of::<WalkRule>() == 32);
+
+/// A chain's [`WalkRule`]s, two to a 64-byte-aligned line, so that a chain of two rules is one
+/// cache line and one of four is two (the allocator aligns a `Vec<WalkRule>` to 32 bytes only,
+/// and half the time it would straddle one line more).
+#[derive(Debug, Clone, Default)]
+struct WalkRules {
+    lines: Vec<RuleLine>,
+    len: usize,
+}
+
+/// Two rules; the second is a copy of the first while the chain has an odd count.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct RuleLine([WalkRule; 2]);
+
+impl WalkRules {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, i: usize) -> Option<&WalkRule> {
+        if i < self.len {
+            Some(&self.lines[i / 2].0[i % 2])
+        } else {
+            None
+        }
+    }
+
+    fn push(&mut self, w: WalkRule) {
+        if self.len.is_multiple_of(2) {
+            self.lines.push(RuleLine([w, w]));
+        } else {
+            self.lines[self.len / 2].0[1] = w;
+        }
+        self.len += 1;
+    }
+
+    /// Puts `w` before the others (`iptables -I`; rare, so it rebuilds).
+    fn insert_first(&mut self, w: WalkRule) {
+        let rest: Vec<WalkRule> = self.iter().copied().collect();
+        self.clear();
+        self.push(w);
+        for r in rest {
+            self.push(r);
+        }
+    }
+
+    fn extend(&mut self, other: WalkRules) {
+        for &w in other.iter() {
+            self.push(w);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.len = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &WalkRule> {
+        self.lines.iter().flat_map(|l| &l.0).take(self.len)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut WalkRule> {
+        self.lines.iter_mut().flat_map(|l| &mut l.0).take(self.len)
+    }
+}
+
+impl std::ops::Index<usize> for WalkRules {
+    type Output = WalkRule;
+
+    fn index(&self, i: usize) -> &WalkRule {
+        self.get(i).expect("rule index within the chain")
+    }
+}
 
 const F_DPORT: u16 = 1;
 const F_MARK: u16 = 1 << 1;
@@ -635,7 +714,7 @@ impl Tables {
             return Ok(false);
         }
         c.rules.insert(0, Arc::new(rule));
-        c.walk.insert(0, walk);
+        c.walk.insert_first(walk);
         c.reindex();
         Ok(true)
     }
@@ -789,113 +868,163 @@ impl<'t> Walk<'t, '_> {
     fn chain(&mut self, id: u32, depth: usize) -> Option<Outcome> {
         let slot = &self.table.slots[id as usize];
         let chain = slot.chain.as_ref()?;
-        let (cursor, decided) = chain.candidates(&self.p);
-        for idx in cursor {
-            let (action, record) = match decided {
-                // The index's key matched all this rule matches: take its jump unread.
-                Some((rule, to)) if rule == idx => (Action::Jump(to), true),
-                _ => {
-                    let Some(rule) = chain.walk.get(idx as usize) else {
-                        continue;
-                    };
-                    if !rule.matches(&self.p, *self.mark, self.env, || &chain.rules[idx as usize])
-                    {
-                        continue;
-                    }
-                    (rule.action, rule.flags & F_RECORD != 0)
-                }
-            };
-            let step = StepRef {
-                table: self.table_name,
-                slot,
-                rule: idx,
-            };
-            match action {
-                Action::Jump(to) => {
-                    // The kernel refuses loops at load time; a walk this deep is one.
-                    if depth + 1 >= MAX_DEPTH {
-                        return Some(Outcome::Drop);
-                    }
-                    if self
-                        .table
-                        .slots
-                        .get(to as usize)
-                        .is_none_or(|s| s.chain.is_none())
-                    {
-                        continue;
-                    }
-                    let before = self.steps.len;
-                    if record {
-                        self.steps.push(step);
-                    }
-                    match self.chain(to, depth + 1) {
-                        Some(o) => return Some(o),
-                        None => self.steps.truncate(before),
+        // Two loops rather than one over a general cursor: most chains are short and unindexed,
+        // and their loop is a plain count.
+        match chain.index.as_deref() {
+            None => {
+                let len = chain.walk.len();
+                for (l, line) in chain.walk.lines.iter().enumerate() {
+                    for (k, w) in line.0.iter().enumerate() {
+                        let idx = 2 * l + k;
+                        if idx == len {
+                            break;
+                        }
+                        if let Some(o) = self.rule(slot, chain, idx as u32, Pick::Read(w), depth) {
+                            return o;
+                        }
                     }
                 }
-                Action::Return => return None,
-                Action::Mark => {
-                    let Target::Mark { or, xor } = chain.rules[idx as usize].target else {
-                        unreachable!("Mark is compiled from a MARK target")
-                    };
-                    *self.mark = (*self.mark | or) ^ xor;
-                }
-                Action::Accept => return Some(Outcome::Continue),
-                Action::Dnat(ip, port) => {
-                    self.steps.push(step);
-                    return Some(Outcome::Dnat(SocketAddr::V4(SocketAddrV4::new(
-                        Ipv4Addr::from(ip),
-                        port,
-                    ))));
-                }
-                Action::Dnat6 => {
-                    self.steps.push(step);
-                    let Target::Dnat(to) = chain.rules[idx as usize].target else {
-                        unreachable!("Dnat6 is compiled from a DNAT target")
-                    };
-                    return Some(Outcome::Dnat(to));
-                }
-                Action::Reject => {
-                    self.steps.push(step);
-                    return Some(Outcome::Reject);
-                }
-                Action::Drop => {
-                    self.steps.push(step);
-                    return Some(Outcome::Drop);
-                }
-                Action::Masquerade => return Some(Outcome::Masquerade),
             }
+            Some(ix) => {
+                let (a, jump) = ix.get(&self.p);
+                // The index's one hit for `p`, when the key alone decides it and it is a
+                // recorded jump (see [`V4Entry::jump`]): taken without reading the rule.
+                let decided = match a {
+                    [rule] if jump != NO_SLOT => Some((*rule, jump)),
+                    _ => None,
+                };
+                for idx in (Cursor { a, b: &ix.rest }) {
+                    let pick = match decided {
+                        // The index's key matched all this rule matches: take its jump unread.
+                        Some((rule, to)) if rule == idx => Pick::Jump(to),
+                        // (A rule past the end cannot be: the index is rebuilt with the chain.)
+                        _ => match chain.walk.get(idx as usize) {
+                            Some(w) => Pick::Read(w),
+                            None => continue,
+                        },
+                    };
+                    if let Some(o) = self.rule(slot, chain, idx, pick, depth) {
+                        return o;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Rule `idx` of `chain` (in `slot`): None if the walk goes on with the chain's next rule,
+    /// Some(what the chain returns) otherwise.
+    #[inline(always)]
+    fn rule(
+        &mut self,
+        slot: &'t Slot,
+        chain: &'t Chain,
+        idx: u32,
+        pick: Pick<'t>,
+        depth: usize,
+    ) -> Option<Option<Outcome>> {
+        let (action, record) = match pick {
+            Pick::Jump(to) => (Action::Jump(to), true),
+            Pick::Read(rule) => {
+                if !rule.matches(&self.p, *self.mark, self.env, || &chain.rules[idx as usize]) {
+                    return None;
+                }
+                (rule.action, rule.flags & F_RECORD != 0)
+            }
+        };
+        let step = StepRef {
+            table: self.table_name,
+            slot,
+            rule: idx,
+        };
+        match action {
+            Action::Jump(to) => {
+                // The kernel refuses loops at load time; a walk this deep is one.
+                if depth + 1 >= MAX_DEPTH {
+                    return Some(Some(Outcome::Drop));
+                }
+                if self
+                    .table
+                    .slots
+                    .get(to as usize)
+                    .is_none_or(|s| s.chain.is_none())
+                {
+                    return None;
+                }
+                let before = self.steps.len;
+                if record {
+                    self.steps.push(step);
+                }
+                match self.chain(to, depth + 1) {
+                    Some(o) => return Some(Some(o)),
+                    None => self.steps.truncate(before),
+                }
+            }
+            Action::Return => return Some(None),
+            Action::Mark => {
+                let Target::Mark { or, xor } = chain.rules[idx as usize].target else {
+                    unreachable!("Mark is compiled from a MARK target")
+                };
+                *self.mark = (*self.mark | or) ^ xor;
+            }
+            Action::Accept => return Some(Some(Outcome::Continue)),
+            Action::Dnat(ip, port) => {
+                self.steps.push(step);
+                return Some(Some(Outcome::Dnat(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(ip),
+                    port,
+                )))));
+            }
+            Action::Dnat6 => {
+                self.steps.push(step);
+                let Target::Dnat(to) = chain.rules[idx as usize].target else {
+                    unreachable!("Dnat6 is compiled from a DNAT target")
+                };
+                return Some(Some(Outcome::Dnat(to)));
+            }
+            Action::Reject => {
+                self.steps.push(step);
+                return Some(Some(Outcome::Reject));
+            }
+            Action::Drop => {
+                self.steps.push(step);
+                return Some(Some(Outcome::Drop));
+            }
+            Action::Masquerade => return Some(Some(Outcome::Masquerade)),
         }
         None
     }
 }
 
-/// The rules of a chain that may match a packet, in order, without allocating: all of them, or
-/// the index's exact hits merged with the rules the index cannot place.
-enum Cursor<'a> {
-    All(std::ops::Range<u32>),
-    Merge { a: &'a [u32], b: &'a [u32] },
+/// How [`Walk::rule`] gets a rule: read it, or take the jump the index decided.
+#[derive(Clone, Copy)]
+enum Pick<'t> {
+    Read(&'t WalkRule),
+    /// A recorded jump to this slot, matched by the index key (see [`V4Entry::jump`]).
+    Jump(u32),
+}
+
+/// An indexed chain's rules that may match a packet, in order, without allocating: the index's
+/// exact hits merged with the rules the index cannot place.
+struct Cursor<'a> {
+    a: &'a [u32],
+    b: &'a [u32],
 }
 
 impl Iterator for Cursor<'_> {
     type Item = u32;
 
     fn next(&mut self) -> Option<u32> {
-        match self {
-            Cursor::All(r) => r.next(),
-            Cursor::Merge { a, b } => {
-                let take_a = match (a.first(), b.first()) {
-                    (Some(x), Some(y)) => x < y,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => return None,
-                };
-                let side = if take_a { a } else { b };
-                let (first, rest) = side.split_first()?;
-                *side = rest;
-                Some(*first)
-            }
-        }
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x < y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let side = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = side.split_first()?;
+        *side = rest;
+        Some(*first)
     }
 }
 
@@ -927,7 +1056,7 @@ struct Plan {
 struct Appends {
     id: u32,
     rules: Vec<Arc<Rule>>,
-    walk: Vec<WalkRule>,
+    walk: WalkRules,
 }
 
 /// A chain's `-A` lines while planning, with what is needed to reuse the chain's old rules.
@@ -940,7 +1069,7 @@ struct Planning<'a> {
     /// `old`'s rules by text, built on the first line the cursor misses.
     by_spec: Option<FxHashMap<&'a str, u32>>,
     rules: Vec<Arc<Rule>>,
-    walk: Vec<WalkRule>,
+    walk: WalkRules,
     lines: Vec<usize>,
 }
 
@@ -1057,7 +1186,7 @@ impl Table {
                             cursor: 0,
                             by_spec: None,
                             rules: Vec::new(),
-                            walk: Vec::new(),
+                            walk: WalkRules::default(),
                             lines: Vec::new(),
                         });
                         chains.len() - 1
@@ -1068,7 +1197,7 @@ impl Table {
             };
             let c = &mut chains[at];
             let (rule, walk) = match (c.reuse(a.spec), c.old) {
-                (Some(k), Some(old)) => (Arc::clone(&old.rules[k]), old.walk[k].clone()),
+                (Some(k), Some(old)) => (Arc::clone(&old.rules[k]), old.walk[k]),
                 _ => {
                     let rule = parse_rule(a.spec).map_err(|message| RestoreError::Line {
                         line: a.line,
@@ -1186,7 +1315,7 @@ impl Table {
         for (id, s) in self.slots.iter().enumerate() {
             if let Some(c) = &s.chain {
                 keep[id] = true;
-                for w in &c.walk {
+                for w in c.walk.iter() {
                     if let Action::Jump(to) = w.action
                         && let Some(k) = keep.get_mut(to as usize)
                     {
@@ -1205,7 +1334,7 @@ impl Table {
         }
         let renumbered = |to: u32| renumber.get(to as usize).copied().unwrap_or(NO_SLOT);
         for c in slots.iter_mut().filter_map(|s| s.chain.as_mut()) {
-            for w in &mut c.walk {
+            for w in c.walk.iter_mut() {
                 if let Action::Jump(to) = &mut w.action {
                     *to = renumbered(*to);
                 }
@@ -1267,23 +1396,6 @@ impl Chain {
             }
         }
         self.index = Some(Box::new(index));
-    }
-
-    /// The rules that may match `p`, in rule order, and a rule the index already decided:
-    /// (rule, target slot) when the index's one hit for `p` is a recorded jump that the key
-    /// alone matches (see [`V4Entry::jump`]).
-    fn candidates(&self, p: &Packet) -> (Cursor<'_>, Option<(u32, u32)>) {
-        match &self.index {
-            None => (Cursor::All(0..self.walk.len() as u32), None),
-            Some(ix) => {
-                let (a, jump) = ix.get(p);
-                let decided = match a {
-                    [rule] if jump != NO_SLOT => Some((*rule, jump)),
-                    _ => None,
-                };
-                (Cursor::Merge { a, b: &ix.rest }, decided)
-            }
-        }
     }
 }
 

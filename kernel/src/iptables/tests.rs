@@ -263,11 +263,13 @@ fn indexed_walk_equals_linear_walk() {
     }
 }
 
-/// The walk reads two rules per cache line, none straddling two.
+/// The walk reads two rules per cache line, a chain's rules starting a line.
 #[test]
 fn walk_rules_are_half_a_cache_line() {
     assert_eq!(std::mem::size_of::<WalkRule>(), 32);
     assert_eq!(std::mem::align_of::<WalkRule>(), 32);
+    assert_eq!(std::mem::size_of::<RuleLine>(), 64);
+    assert_eq!(std::mem::align_of::<RuleLine>(), 64);
     assert_eq!(std::mem::align_of::<Slot>(), 64);
 }
 
