@@ -11,8 +11,10 @@
 //! - [`conntrack`]: tracked flows, their NAT and timeouts.
 //! - [`routes`]: where a destination is: this node, another node, or outside.
 //! - [`netpol`]: NetworkPolicy verdicts (the CNI's job in a real cluster).
+//! - [`fxhash`]: the hasher of the maps every new connection reads.
 
 pub mod conntrack;
+pub mod fxhash;
 pub mod iptables;
 pub mod ipvs;
 pub mod netpol;

@@ -1,0 +1,381 @@
+//! iptables-restore input and rule specs, parsed as iptables parses them (its error texts, the
+//! line numbers of the first bad line), borrowing names and specs from the input.
+
+use super::*;
+
+/// One table's lines of a restore, borrowed from the input.
+pub(super) struct TableOps<'t> {
+    pub(super) table: TableName,
+    pub(super) declared: FxHashMap<&'t str, Option<&'static str>>,
+    pub(super) deleted: FxHashSet<&'t str>,
+    pub(super) appends: Vec<Append<'t>>,
+}
+
+/// An `-A CHAIN SPEC` line.
+pub(super) struct Append<'t> {
+    pub(super) line: usize,
+    pub(super) chain: &'t str,
+    pub(super) spec: &'t str,
+}
+
+impl TableOps<'_> {
+    pub(super) fn new(table: TableName) -> Self {
+        Self {
+            table,
+            declared: FxHashMap::default(),
+            deleted: FxHashSet::default(),
+            appends: Vec::new(),
+        }
+    }
+}
+
+pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreError> {
+    let mut out = Vec::new();
+    let mut cur: Option<TableOps> = None;
+    let mut last_line = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        last_line = line_no;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| RestoreError::Line {
+            line: line_no,
+            message,
+        };
+        // The common line first: a partial sync at 10,000 Services is 10,000 of them.
+        if let Some(rest) = line.strip_prefix("-A ")
+            && let Some(ops) = cur.as_mut()
+        {
+            let rest = rest.trim_start();
+            let (chain, spec) = rest
+                .split_once(' ')
+                .ok_or_else(|| err("rule without a target".into()))?;
+            ops.appends.push(Append {
+                line: line_no,
+                chain,
+                spec: spec.trim(),
+            });
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('*') {
+            if cur.is_some() {
+                return Err(err("table started before COMMIT".into()));
+            }
+            let t = TableName::parse(name).ok_or_else(|| {
+                err(format!(
+                    "can't initialize iptables table `{name}': Table does not exist"
+                ))
+            })?;
+            cur = Some(TableOps::new(t));
+            continue;
+        }
+        let Some(ops) = cur.as_mut() else {
+            return Err(err(format!("no table given before `{line}`")));
+        };
+        if line == "COMMIT" {
+            out.push(cur.take().expect("checked above"));
+            continue;
+        }
+        if let Some(decl) = line.strip_prefix(':') {
+            let mut it = decl.split_whitespace();
+            let name = it.next().ok_or_else(|| err("chain name missing".into()))?;
+            let policy = match it.next() {
+                Some("-") | None => None,
+                Some("ACCEPT") => Some("ACCEPT"),
+                Some("DROP") => Some("DROP"),
+                Some(p) => return Err(err(format!("bad policy `{p}`"))),
+            };
+            if ops.table.builtins().contains(&name) != policy.is_some() {
+                return Err(err(format!(
+                    "chain `{name}`: built-in chains take a policy, user chains `-`"
+                )));
+            }
+            if name.len() > 28 {
+                return Err(err(format!(
+                    "chain name `{name}' too long (must be under 29 chars)"
+                )));
+            }
+            ops.deleted.remove(name);
+            ops.declared.insert(name, policy);
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("-X ") {
+            let name = name.trim();
+            if ops.table.builtins().contains(&name) {
+                return Err(err(format!("can't delete built-in chain `{name}'")));
+            }
+            ops.declared.remove(name);
+            ops.deleted.insert(name);
+            continue;
+        }
+        return Err(err(format!("unknown command `{line}`")));
+    }
+    if cur.is_some() {
+        return Err(RestoreError::NoCommit(last_line));
+    }
+    Ok(out)
+}
+
+/// Splits a rule spec into words, honouring double quotes as iptables-save writes them.
+pub(super) fn words(spec: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = spec.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            '\\' if quoted => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+pub(super) fn parse_net(s: &str) -> Result<IpNet, String> {
+    if s.contains('/') {
+        s.parse()
+            .map_err(|_| format!("host/network `{s}' not found"))
+    } else {
+        s.parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("host/network `{s}' not found"))
+    }
+}
+
+pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), String> {
+    let hex = |v: &str| {
+        u32::from_str_radix(v.trim_start_matches("0x"), 16)
+            .map_err(|_| format!("Bad mark value `{s}'"))
+    };
+    match s.split_once('/') {
+        Some((v, m)) => Ok((hex(v)?, hex(m)?)),
+        None => Ok((hex(s)?, u32::MAX)),
+    }
+}
+
+/// Parses one rule spec (`-m tcp -p tcp -d 10.96.0.1 --dport 443 -j KUBE-SVC-...`).
+pub fn parse_rule(spec: &str) -> Result<Rule, String> {
+    let w = words(spec)?;
+    let mut m = Match::default();
+    let mut target: Option<Target> = None;
+    let mut i = 0;
+    let mut neg = false;
+    let arg = |i: usize| -> Result<&str, String> {
+        w.get(i + 1)
+            .map(String::as_str)
+            .ok_or_else(|| format!("option \"{}\" requires an argument", w[i]))
+    };
+    while i < w.len() {
+        let word = w[i].as_str();
+        match word {
+            "!" => {
+                neg = true;
+                i += 1;
+                continue;
+            }
+            "-m" => {
+                let module = arg(i)?;
+                if !matches!(
+                    module,
+                    "tcp"
+                        | "udp"
+                        | "sctp"
+                        | "comment"
+                        | "statistic"
+                        | "recent"
+                        | "addrtype"
+                        | "mark"
+                        | "conntrack"
+                ) {
+                    return Err(format!(
+                        "Couldn't load match `{module}':No such file or directory"
+                    ));
+                }
+                i += 2;
+            }
+            "-p" => {
+                let p = arg(i)?;
+                m.protocol = Some(
+                    Protocol::parse(&p.to_ascii_uppercase())
+                        .ok_or_else(|| format!("unknown protocol \"{p}\" specified"))?,
+                );
+                i += 2;
+            }
+            "-s" | "--source" => {
+                m.source = Some((neg, parse_net(arg(i)?)?));
+                i += 2;
+            }
+            "-d" | "--destination" => {
+                m.destination = Some((neg, parse_net(arg(i)?)?));
+                i += 2;
+            }
+            "--dport" => {
+                let v = arg(i)?;
+                m.dport = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid port/service `{v}' specified"))?,
+                );
+                i += 2;
+            }
+            "--comment" => {
+                m.comment = Some(Arc::from(arg(i)?));
+                i += 2;
+            }
+            "--mode" => {
+                if arg(i)? != "random" {
+                    return Err(format!("Bad mode \"{}\"", arg(i)?));
+                }
+                i += 2;
+            }
+            "--probability" => {
+                let v = arg(i)?;
+                let p: f64 = v
+                    .parse()
+                    .map_err(|_| format!("bad --probability \"{v}\""))?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!(
+                        "--probability must be between 0 and 1, got \"{v}\""
+                    ));
+                }
+                m.probability = Some(p);
+                i += 2;
+            }
+            "--name" => {
+                m.recent
+                    .get_or_insert(Recent {
+                        name: String::new(),
+                        set: false,
+                        seconds: None,
+                    })
+                    .name = arg(i)?.to_string();
+                i += 2;
+            }
+            "--rcheck" | "--set" | "--reap" => {
+                let r = m.recent.get_or_insert(Recent {
+                    name: String::new(),
+                    set: false,
+                    seconds: None,
+                });
+                if word == "--set" {
+                    r.set = true;
+                }
+                i += 1;
+            }
+            "--seconds" => {
+                let v = arg(i)?;
+                m.recent
+                    .get_or_insert(Recent {
+                        name: String::new(),
+                        set: false,
+                        seconds: None,
+                    })
+                    .seconds = Some(v.parse().map_err(|_| format!("bad --seconds \"{v}\""))?);
+                i += 2;
+            }
+            "--src-type" => {
+                if arg(i)? != "LOCAL" {
+                    return Err(format!("unsupported --src-type \"{}\"", arg(i)?));
+                }
+                m.src_local = Some(!neg);
+                i += 2;
+            }
+            "--dst-type" => {
+                if arg(i)? != "LOCAL" {
+                    return Err(format!("unsupported --dst-type \"{}\"", arg(i)?));
+                }
+                m.dst_local = true;
+                i += 2;
+            }
+            "--mark" => {
+                let (v, mask) = parse_mark(arg(i)?)?;
+                m.mark = Some((neg, v, mask));
+                i += 2;
+            }
+            "--ctstate" => {
+                m.ctstate_new = true;
+                i += 2;
+            }
+            "-j" | "--jump" => {
+                let t = arg(i)?;
+                i += 2;
+                target = Some(match t {
+                    "DNAT" => {
+                        if w.get(i).map(String::as_str) != Some("--to-destination") {
+                            return Err("DNAT: --to-destination is required".into());
+                        }
+                        let to = arg(i)?;
+                        i += 2;
+                        Target::Dnat(to.parse().map_err(|_| format!("Bad IP address \"{to}\""))?)
+                    }
+                    "REJECT" => {
+                        if w.get(i).map(String::as_str) == Some("--reject-with") {
+                            i += 2;
+                        }
+                        Target::Reject
+                    }
+                    "DROP" => Target::Drop,
+                    "ACCEPT" => Target::Accept,
+                    "RETURN" => Target::Return,
+                    "MASQUERADE" => {
+                        if w.get(i).map(String::as_str) == Some("--random-fully") {
+                            i += 1;
+                        }
+                        Target::Masquerade
+                    }
+                    "MARK" => {
+                        let opt = w.get(i).map(String::as_str).unwrap_or("");
+                        let v = parse_mark(arg(i)?)?.0;
+                        i += 2;
+                        match opt {
+                            "--or-mark" => Target::Mark { or: v, xor: 0 },
+                            "--xor-mark" => Target::Mark { or: 0, xor: v },
+                            "--set-xmark" => Target::Mark { or: 0, xor: v },
+                            o => return Err(format!("MARK: unknown option \"{o}\"")),
+                        }
+                    }
+                    chain if chain.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                        Target::Jump(Arc::from(chain))
+                    }
+                    other => return Err(format!("Couldn't load target `{other}'")),
+                });
+            }
+            other => return Err(format!("unknown option \"{other}\"")),
+        }
+        neg = false;
+    }
+    if m.recent.as_ref().is_some_and(|r| r.name.is_empty()) {
+        return Err("recent: --name is required".into());
+    }
+    let target = target.ok_or_else(|| "rule without a target (-j)".to_string())?;
+    Ok(Rule {
+        spec: spec.to_string(),
+        matches: m,
+        target,
+    })
+}
