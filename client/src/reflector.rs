@@ -4,9 +4,14 @@
 //! the last resourceVersion seen. Every change is also sent on a channel so controllers can queue
 //! the keys they must reconcile. After a relist every listed object is sent again, so a controller
 //! that missed events still converges.
+//!
+//! [`key_reflector`] is the same list-watch for a consumer that keeps its own index of what it
+//! needs (the cluster DNS): it remembers only each object's key, which a relist needs to tell
+//! what was deleted while the watch was down. Keeping 10,000 decoded Services and EndpointSlices
+//! only for that costs the DNS two thirds of its heap.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -47,10 +52,29 @@ impl<K: Object> Change<K> {
     }
 }
 
+/// Whether a reflector's first list has completed.
+#[derive(Clone)]
+pub struct Synced(watch::Receiver<bool>);
+
+// === impl Synced ===
+
+impl Synced {
+    /// Whether the first list has completed.
+    pub fn is_synced(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits for the first list.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
 /// The local copy of every object the reflector watches.
 pub struct Cache<K> {
     map: Arc<RwLock<BTreeMap<String, Arc<K>>>>,
-    synced: watch::Receiver<bool>,
+    synced: Synced,
 }
 
 impl<K> Clone for Cache<K> {
@@ -84,13 +108,17 @@ impl<K: Object> Cache<K> {
 
     /// Whether the first list has completed.
     pub fn is_synced(&self) -> bool {
-        *self.synced.borrow()
+        self.synced.is_synced()
     }
 
     /// Waits for the first list.
     pub async fn wait_synced(&self) {
-        let mut rx = self.synced.clone();
-        let _ = rx.wait_for(|s| *s).await;
+        self.synced.wait_synced().await;
+    }
+
+    /// The first-list flag on its own.
+    pub fn synced(&self) -> Synced {
+        self.synced.clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<K>>> {
@@ -106,22 +134,101 @@ pub fn reflector<K: Object>(
     shutdown: CancellationToken,
 ) -> (Cache<K>, mpsc::UnboundedReceiver<Change<K>>) {
     let map = Arc::new(RwLock::new(BTreeMap::new()));
+    let (synced, rx) = spawn::<K, _>(client, params, map.clone(), shutdown);
+    (Cache { map, synced }, rx)
+}
+
+/// Starts a reflector for `K` that remembers only keys: the changes are the same as
+/// [`reflector`]'s, except that a deletion found by a relist (missed while the watch was down)
+/// carries an object with only its name and namespace.
+pub fn key_reflector<K: Object + Default>(
+    client: Client,
+    params: ListParams,
+    shutdown: CancellationToken,
+) -> (Synced, mpsc::UnboundedReceiver<Change<K>>) {
+    spawn::<K, _>(client, params, Keys::default(), shutdown)
+}
+
+fn spawn<K: Object, M: Memory<K>>(
+    client: Client,
+    params: ListParams,
+    memory: M,
+    shutdown: CancellationToken,
+) -> (Synced, mpsc::UnboundedReceiver<Change<K>>) {
     let (synced_tx, synced) = watch::channel(false);
     let (tx, rx) = mpsc::unbounded_channel();
-    let cache = Cache { map: map.clone(), synced };
     tokio::spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = run::<K>(client, params, map, synced_tx, tx) => {}
+            _ = run::<K, M>(client, params, memory, synced_tx, tx) => {}
         }
     });
-    (cache, rx)
+    (Synced(synced), rx)
 }
 
-async fn run<K: Object>(
+/// What a reflector remembers between lists.
+trait Memory<K>: Send + 'static {
+    /// Replaces everything with a fresh list; returns what is gone.
+    fn replace(&mut self, fresh: &BTreeMap<String, Arc<K>>) -> Vec<Arc<K>>;
+    fn insert(&mut self, key: String, object: &Arc<K>);
+    fn remove(&mut self, key: &str);
+}
+
+impl<K: Object> Memory<K> for Arc<RwLock<BTreeMap<String, Arc<K>>>> {
+    fn replace(&mut self, fresh: &BTreeMap<String, Arc<K>>) -> Vec<Arc<K>> {
+        let mut m = self.write().unwrap_or_else(|e| e.into_inner());
+        let gone = m.iter().filter(|(k, _)| !fresh.contains_key(*k)).map(|(_, v)| v.clone()).collect();
+        *m = fresh.clone();
+        gone
+    }
+
+    fn insert(&mut self, key: String, object: &Arc<K>) {
+        self.write().unwrap_or_else(|e| e.into_inner()).insert(key, object.clone());
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// Keys only (see [`key_reflector`]).
+#[derive(Default)]
+struct Keys(BTreeSet<String>);
+
+impl<K: Object + Default> Memory<K> for Keys {
+    fn replace(&mut self, fresh: &BTreeMap<String, Arc<K>>) -> Vec<Arc<K>> {
+        let gone = self.0.iter().filter(|k| !fresh.contains_key(*k)).map(|k| Arc::new(stub::<K>(k))).collect();
+        self.0 = fresh.keys().cloned().collect();
+        gone
+    }
+
+    fn insert(&mut self, key: String, _: &Arc<K>) {
+        self.0.insert(key);
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+}
+
+/// An object with only the name and namespace of `key` (`namespace/name` or `name`).
+fn stub<K: Object + Default>(key: &str) -> K {
+    let mut o = K::default();
+    let meta = o.metadata_mut();
+    match key.split_once('/') {
+        Some((ns, name)) => {
+            meta.namespace = Some(ns.to_string());
+            meta.name = Some(name.to_string());
+        }
+        None => meta.name = Some(key.to_string()),
+    }
+    o
+}
+
+async fn run<K: Object, M: Memory<K>>(
     client: Client,
     params: ListParams,
-    map: Arc<RwLock<BTreeMap<String, Arc<K>>>>,
+    mut memory: M,
     synced: watch::Sender<bool>,
     tx: mpsc::UnboundedSender<Change<K>>,
 ) {
@@ -134,13 +241,7 @@ async fn run<K: Object>(
                 Ok((items, rv)) => {
                     let fresh: BTreeMap<String, Arc<K>> =
                         items.into_iter().map(|o| (key_of(&o), Arc::new(o))).collect();
-                    let gone: Vec<Arc<K>> = {
-                        let mut m = map.write().unwrap_or_else(|e| e.into_inner());
-                        let gone = m.iter().filter(|(k, _)| !fresh.contains_key(*k)).map(|(_, v)| v.clone()).collect();
-                        *m = fresh.clone();
-                        gone
-                    };
-                    for o in gone {
+                    for o in memory.replace(&fresh) {
                         let _ = tx.send(Change::Deleted(o));
                     }
                     for o in fresh.into_values() {
@@ -183,14 +284,11 @@ async fn run<K: Object>(
                         };
                         let o = Arc::new(o);
                         let key = key_of(o.as_ref());
-                        let mut m = map.write().unwrap_or_else(|e| e.into_inner());
                         if ev.r#type == EventType::Deleted as i32 {
-                            m.remove(&key);
-                            drop(m);
+                            memory.remove(&key);
                             let _ = tx.send(Change::Deleted(o));
                         } else if ev.r#type != EventType::Bookmark as i32 {
-                            m.insert(key, o.clone());
-                            drop(m);
+                            memory.insert(key, &o);
                             let _ = tx.send(Change::Applied(o));
                         }
                     }
@@ -208,5 +306,61 @@ async fn run<K: Object>(
                 }
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+
+    use super::*;
+
+    fn service(ns: &str, name: &str) -> Arc<Service> {
+        let mut s = Service::default();
+        s.metadata.namespace = Some(ns.into());
+        s.metadata.name = Some(name.into());
+        s.metadata.labels = Some([("app".to_string(), name.to_string())].into());
+        Arc::new(s)
+    }
+
+    fn listed(items: &[Arc<Service>]) -> BTreeMap<String, Arc<Service>> {
+        items.iter().map(|s| (key_of(s.as_ref()), s.clone())).collect()
+    }
+
+    #[test]
+    fn keys_report_what_a_relist_lost_by_name_and_namespace() {
+        let mut keys = Keys::default();
+        let first = Memory::<Service>::replace(&mut keys, &listed(&[service("shop", "cart"), service("shop", "orders")]));
+        assert!(first.is_empty());
+        // A watch event between the lists, then a relist that no longer has `cart` or `late`.
+        Memory::<Service>::insert(&mut keys, "other/late".into(), &service("other", "late"));
+        let gone = Memory::<Service>::replace(&mut keys, &listed(&[service("shop", "orders")]));
+        let gone: Vec<(Option<String>, Option<String>)> =
+            gone.iter().map(|s| (s.metadata.namespace.clone(), s.metadata.name.clone())).collect();
+        assert_eq!(
+            gone,
+            [
+                (Some("other".into()), Some("late".into())),
+                (Some("shop".into()), Some("cart".into())),
+            ]
+        );
+        assert_eq!(keys.0.iter().collect::<Vec<_>>(), ["shop/orders"]);
+        Memory::<Service>::remove(&mut keys, "shop/orders");
+        assert!(Memory::<Service>::replace(&mut keys, &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn objects_report_what_a_relist_lost_whole() {
+        let mut map: Arc<RwLock<BTreeMap<String, Arc<Service>>>> = Arc::default();
+        map.replace(&listed(&[service("shop", "cart")]));
+        let gone = map.replace(&BTreeMap::new());
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].metadata.labels, service("shop", "cart").metadata.labels);
+    }
+
+    #[test]
+    fn stubs_of_cluster_scoped_objects_have_no_namespace() {
+        let ns = stub::<Namespace>("shop");
+        assert_eq!((ns.metadata.namespace, ns.metadata.name.as_deref()), (None, Some("shop")));
     }
 }

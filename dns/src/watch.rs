@@ -20,7 +20,7 @@ use k8s_openapi::api::{
 use netlab_client::{
     Client, ListParams, Object,
     recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
+    reflector::{Change, Synced, key_reflector},
 };
 use sha2::{Digest as _, Sha512};
 use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
@@ -42,22 +42,22 @@ type Apply<K> = fn(&mut Store, &Change<K>);
 /// Watches everything until `shutdown`.
 pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToken) {
     let all = ListParams::default();
-    let (svc_cache, svc_rx) = reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
-    let (slice_cache, slice_rx) = reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
-    let (ns_cache, ns_rx) = reflector::<Namespace>(client.clone(), all.clone(), shutdown.child_token());
+    // The zone is the index: the reflectors keep only keys (a relist's deletions need them).
+    let (svc_synced, svc_rx) = key_reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
+    let (slice_synced, slice_rx) = key_reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
+    let (ns_synced, ns_rx) = key_reflector::<Namespace>(client.clone(), all.clone(), shutdown.child_token());
     let cm_params = ListParams { namespace: COREFILE_NAMESPACE.into(), ..Default::default() };
-    let (cm_cache, cm_rx) = reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
+    let (_, cm_rx) = key_reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
 
     let (svc_tx, svc_first) = oneshot::channel();
     let (slice_tx, slice_first) = oneshot::channel();
     let (ns_tx, ns_first) = oneshot::channel();
     let tasks = [
-        tokio::spawn(follow(svc_cache, svc_rx, shared.clone(), apply_service as Apply<Service>, Some(svc_tx))),
-        tokio::spawn(follow(slice_cache, slice_rx, shared.clone(), apply_slice as Apply<EndpointSlice>, Some(slice_tx))),
-        tokio::spawn(follow(ns_cache, ns_rx, shared.clone(), apply_namespace as Apply<Namespace>, Some(ns_tx))),
+        tokio::spawn(follow(svc_synced, svc_rx, shared.clone(), apply_service as Apply<Service>, Some(svc_tx))),
+        tokio::spawn(follow(slice_synced, slice_rx, shared.clone(), apply_slice as Apply<EndpointSlice>, Some(slice_tx))),
+        tokio::spawn(follow(ns_synced, ns_rx, shared.clone(), apply_namespace as Apply<Namespace>, Some(ns_tx))),
         tokio::spawn(corefile(client.clone(), cm_rx, shared.clone(), shutdown.child_token())),
     ];
-    let _ = cm_cache;
 
     // Synced once the three first lists are applied.
     let synced = async {
@@ -81,13 +81,13 @@ fn now() -> u32 {
 
 /// Applies the first list as one batch once the reflector has synced, then every change.
 async fn follow<K: Object>(
-    cache: Cache<K>,
+    synced: Synced,
     mut rx: UnboundedReceiver<Change<K>>,
     shared: Arc<Shared>,
     apply: Apply<K>,
     first: Option<oneshot::Sender<()>>,
 ) {
-    cache.wait_synced().await;
+    synced.wait_synced().await;
     // Every listed object was sent before the cache said synced: drain them under one lock.
     let mut batch = Vec::new();
     while let Ok(c) = rx.try_recv() {
@@ -99,6 +99,9 @@ async fn follow<K: Object>(
         }
         s.touch(now());
     });
+    // The zone has what it needs; the decoded list (10,000 Services are tens of MB) goes now,
+    // not when this task ends.
+    drop(batch);
     if let Some(first) = first {
         let _ = first.send(());
     }
@@ -175,8 +178,8 @@ async fn corefile(
                 let blocks = Blocks::compile(parsed, &shared.settings, &shared.metrics);
                 if blocks.wants_pods() && !pods_started {
                     pods_started = true;
-                    let (pod_cache, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
-                    tokio::spawn(follow(pod_cache, pod_rx, shared.clone(), apply_pod as Apply<Pod>, None));
+                    let (pod_synced, pod_rx) = key_reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+                    tokio::spawn(follow(pod_synced, pod_rx, shared.clone(), apply_pod as Apply<Pod>, None));
                 }
                 shared.set_blocks(blocks);
                 tracing::info!("[INFO] plugin/reload: Running configuration SHA512 = {sha}");
