@@ -5,9 +5,13 @@
 //! and the table has a size limit, as `nf_conntrack_max` does: when it is full, new connections
 //! are dropped ("nf_conntrack: table full, dropping packet"), which is a real incident worth
 //! rehearsing.
+//!
+//! Flows are deleted by [`Filter`], as `conntrack -D` deletes them: kube-proxy does so after a
+//! sync for UDP flows whose endpoint went away, since a UDP client that keeps its source port
+//! would otherwise stay on the dead endpoint until the flow times out.
 
 use std::{
-    fmt::Write as _,
+    fmt::{self, Write as _},
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
@@ -26,6 +30,8 @@ pub const UDP_UNREPLIED: Duration = Duration::from_secs(30);
 pub const UDP_STREAM: Duration = Duration::from_secs(120);
 /// Default `nf_conntrack_max`.
 pub const DEFAULT_MAX: usize = 262_144;
+/// How conntrack-tools names itself at the start of its summary lines.
+const TOOL: &str = "conntrack v1.4.7 (conntrack-tools)";
 
 /// A flow's original direction: what the client sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +79,24 @@ pub struct Entry {
     pub expires: Duration,
 }
 
+/// Which flows `conntrack -D` deletes: those of `protocol` that match every other field set.
+///
+/// kube-proxy's four deletes are `--orig-dst VIP` (a Service's flows), `--dport NODEPORT`,
+/// `--orig-dst VIP --dst-nat EP` and `--dport NODEPORT --dst-nat EP` (the flows one endpoint
+/// took).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Filter {
+    /// `-p`: the protocol.
+    pub protocol: Protocol,
+    /// `--orig-dst`: the address the client sent to (a ClusterIP, an external or LB IP).
+    pub orig_dst: Option<IpAddr>,
+    /// `--dport` (`--orig-port-dst`): the port the client sent to (a NodePort).
+    pub orig_dst_port: Option<u16>,
+    /// `--dst-nat`: the address the flow was DNATed to (an endpoint), i.e. the reply's source.
+    /// A flow that was not DNATed never matches.
+    pub dst_nat: Option<IpAddr>,
+}
+
 /// The table is full: the packet is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("nf_conntrack: table full, dropping packet")]
@@ -107,6 +131,42 @@ impl State {
             Self::TimeWait => Some("TIME_WAIT"),
             Self::Unreplied | Self::Replied => None,
         }
+    }
+}
+
+// === impl Filter ===
+
+impl Filter {
+    /// Every flow of `protocol` (`conntrack -D -p udp`); narrow it with the other fields.
+    pub fn protocol(protocol: Protocol) -> Self {
+        Self { protocol, orig_dst: None, orig_dst_port: None, dst_nat: None }
+    }
+
+    /// Whether the flow `key`, tracked as `entry`, matches.
+    pub fn matches(&self, key: &Key, entry: &Entry) -> bool {
+        // libnetfilter_conntrack's IS_DNAT compares addresses only: a port-only DNAT is not one.
+        let dnat_to = (entry.nat.dst.ip() != key.dst.ip()).then(|| entry.nat.dst.ip());
+        key.protocol == self.protocol
+            && self.orig_dst.is_none_or(|ip| key.dst.ip() == ip)
+            && self.orig_dst_port.is_none_or(|port| key.dst.port() == port)
+            && self.dst_nat.is_none_or(|ip| dnat_to == Some(ip))
+    }
+}
+
+/// The options as conntrack takes them: `-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.1.5`.
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "-p {}", self.protocol.lower())?;
+        if let Some(ip) = self.orig_dst {
+            write!(f, " --orig-dst {ip}")?;
+        }
+        if let Some(port) = self.orig_dst_port {
+            write!(f, " --dport {port}")?;
+        }
+        if let Some(ip) = self.dst_nat {
+            write!(f, " --dst-nat {ip}")?;
+        }
+        Ok(())
     }
 }
 
@@ -191,13 +251,20 @@ impl Conntrack {
         self.entries.remove(key);
     }
 
-    /// `conntrack -D -p udp --orig-dst VIP --reply-src EP`: kube-proxy clears UDP flows to an
-    /// endpoint that went away, so DNS clients stop sending to a dead server. Returns how many.
-    pub fn remove_udp_to(&mut self, endpoint: IpAddr) -> usize {
-        let before = self.entries.len();
-        self.entries
-            .retain(|k, e| !(k.protocol == Protocol::Udp && e.nat.dst.ip() == endpoint));
-        before - self.entries.len()
+    /// `conntrack -D` with `filter`: forgets every matching flow and returns how many live ones
+    /// it deleted (expired ones go too, uncounted: the kernel had dropped them already).
+    pub fn delete(&mut self, filter: &Filter, now: Duration) -> usize {
+        let mut deleted = 0;
+        self.entries.retain(|k, e| {
+            if !filter.matches(k, e) {
+                return true;
+            }
+            if e.expires > now {
+                deleted += 1;
+            }
+            false
+        });
+        deleted
     }
 
     /// Drops expired entries.
@@ -266,7 +333,12 @@ impl Conntrack {
     /// The line `conntrack -L` ends with on stderr.
     pub fn summary(&self, now: Duration) -> String {
         let n = self.entries.values().filter(|e| e.expires > now).count();
-        format!("conntrack v1.4.7 (conntrack-tools): {n} flow entries have been shown.")
+        format!("{TOOL}: {n} flow entries have been shown.")
+    }
+
+    /// The line `conntrack -D` ends with on stderr after deleting `n` flows.
+    pub fn deleted_summary(n: usize) -> String {
+        format!("{TOOL}: {n} flow entries have been deleted.")
     }
 }
 
@@ -348,6 +420,75 @@ mod tests {
             ct.summary(T0),
             "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown."
         );
-        assert_eq!(ct.remove_udp_to("172.28.0.2".parse().unwrap()), 1);
+    }
+
+    fn filter(s: &str) -> Filter {
+        // `-p udp --orig-dst IP --dport N --dst-nat IP`, any subset after -p.
+        let mut f = Filter::protocol(Protocol::Udp);
+        let words: Vec<&str> = s.split_whitespace().collect();
+        for pair in words.chunks(2) {
+            match pair {
+                ["-p", "tcp"] => f.protocol = Protocol::Tcp,
+                ["-p", "udp"] => f.protocol = Protocol::Udp,
+                ["--orig-dst", ip] => f.orig_dst = Some(ip.parse().unwrap()),
+                ["--dport", port] => f.orig_dst_port = Some(port.parse().unwrap()),
+                ["--dst-nat", ip] => f.dst_nat = Some(ip.parse().unwrap()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(f.to_string(), s, "Display prints what was parsed");
+        f
+    }
+
+    /// A table with UDP flows to two endpoints of 10.96.0.10:53, one through NodePort 30053,
+    /// one TCP flow to the same ClusterIP, and one UDP flow straight to a pod (no DNAT).
+    fn flows() -> Conntrack {
+        let mut ct = Conntrack::default();
+        let flows = [
+            (Protocol::Udp, "10.244.1.3:41000", "10.96.0.10:53", "10.244.2.5:53"),
+            (Protocol::Udp, "10.244.1.3:41001", "10.96.0.10:53", "10.244.2.6:53"),
+            (Protocol::Udp, "10.244.1.4:41002", "10.96.0.10:53", "10.244.2.5:53"),
+            (Protocol::Udp, "172.18.0.9:50000", "172.18.0.2:30053", "10.244.2.5:53"),
+            (Protocol::Tcp, "10.244.1.3:41003", "10.96.0.10:53", "10.244.2.5:53"),
+            (Protocol::Udp, "10.244.1.3:41004", "10.244.2.5:53", "10.244.2.5:53"),
+        ];
+        for (p, src, dst, to) in flows {
+            ct.insert(key(p, src, dst), nat(to), T0).unwrap();
+        }
+        ct
+    }
+
+    #[test]
+    fn delete_takes_the_flows_every_option_matches() {
+        let cases = [
+            ("-p udp --orig-dst 10.96.0.10", 3, "a Service's UDP flows, not its TCP one"),
+            ("-p tcp --orig-dst 10.96.0.10", 1, "TCP only"),
+            ("-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.2.5", 2, "one endpoint's flows through the ClusterIP"),
+            ("-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.2.7", 0, "an endpoint with no flows"),
+            ("-p udp --dport 30053", 1, "a NodePort's flows, whatever the node address"),
+            ("-p udp --dport 30053 --dst-nat 10.244.2.6", 0, "the NodePort flow went to another endpoint"),
+            ("-p udp --dport 53 --dst-nat 10.244.2.5", 2, "not the flow sent to the pod itself: no DNAT"),
+            ("-p udp --dst-nat 10.244.2.5", 3, "every DNATed flow to the endpoint"),
+            ("-p udp", 5, "every UDP flow"),
+        ];
+        for (f, want, what) in cases {
+            let mut ct = flows();
+            let before = ct.len();
+            assert_eq!(ct.delete(&filter(f), T0), want, "{f}: {what}");
+            assert_eq!(ct.len(), before - want, "{f}: the flows are gone");
+            assert_eq!(ct.delete(&filter(f), T0), 0, "{f}: a second delete finds none");
+        }
+    }
+
+    #[test]
+    fn delete_counts_only_live_flows() {
+        let mut ct = flows();
+        let later = T0 + UDP_UNREPLIED;
+        assert_eq!(ct.delete(&filter("-p udp --orig-dst 10.96.0.10"), later), 0, "expired: none live");
+        assert_eq!(ct.len(), 3, "but the expired entries are gone too");
+        assert_eq!(
+            Conntrack::deleted_summary(2),
+            "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted."
+        );
     }
 }

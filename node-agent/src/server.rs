@@ -1,19 +1,29 @@
-//! The node's kernel API (`netlab.node.v1.Kernel`) on the kubelet's port: kube-proxy's
-//! iptables-restore/ipvsadm-restore, the wire from other nodes, `netlab exec` and the
-//! inspection commands. Errors become gRPC statuses here and nowhere else.
+//! The node's kernel API (`netlab.node.v1.Kernel` and `netlab.node.v1.Conntrack`) on the
+//! kubelet's port: kube-proxy's iptables-restore/ipvsadm-restore and `conntrack -D`, the wire
+//! from other nodes, `netlab exec` and the inspection commands. Errors become gRPC statuses here
+//! and nowhere else.
 
-use std::{net::SocketAddr, pin::Pin, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+};
 
 use futures::Stream;
+use netlab_kernel::{
+    Protocol,
+    conntrack::{Conntrack, Filter},
+};
 use netlab_proto::node::v1::{
     self as pb, Format, Table,
+    conntrack_server::{Conntrack as ConntrackApi, ConntrackServer},
     kernel_server::{Kernel, KernelServer},
     segment::Kind,
 };
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, info_span, warn};
+use tracing::{debug, field::Empty, info, info_span, warn};
 
 use crate::{
     dataplane::{Dataplane, Delivery, pump},
@@ -26,6 +36,11 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct KernelService {
     dp: Arc<Dataplane>,
     exec: ExecContext,
+}
+
+/// The conntrack service: `conntrack -D` against the node's table.
+pub struct ConntrackService {
+    dp: Arc<Dataplane>,
 }
 
 /// Serves the kernel API on `addr` until `shutdown`.
@@ -42,6 +57,7 @@ pub async fn serve(exec: ExecContext, addr: SocketAddr, shutdown: CancellationTo
         }
         s
     });
+    let conntrack = ConntrackServer::new(ConntrackService { dp: exec.dp.clone() });
     let svc = KernelServer::new(KernelService { dp: exec.dp.clone(), exec })
         .max_decoding_message_size(pb::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(pb::MAX_MESSAGE_BYTES);
@@ -49,6 +65,7 @@ pub async fn serve(exec: ExecContext, addr: SocketAddr, shutdown: CancellationTo
         let res = tonic::transport::Server::builder()
             .trace_fn(netlab_telemetry::propagation::grpc_server_span)
             .add_service(svc)
+            .add_service(conntrack)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await;
         if let Err(error) = res {
@@ -140,6 +157,52 @@ impl Kernel for KernelService {
     }
 }
 
+#[tonic::async_trait]
+impl ConntrackApi for ConntrackService {
+    async fn delete(
+        &self,
+        req: Request<pb::ConntrackDeleteRequest>,
+    ) -> Result<Response<pb::ConntrackDeleteResponse>, Status> {
+        let filter = filter(req.into_inner()).map_err(Status::invalid_argument)?;
+        let span = info_span!(
+            "conntrack delete",
+            netlab.conntrack.filter = %filter,
+            netlab.conntrack.deleted = Empty,
+            k8s.node.name = %self.dp.node_name(),
+        );
+        let _g = span.enter();
+        let now = self.dp.now();
+        let deleted = self.dp.with_state(|st| st.conntrack.delete(&filter, now));
+        span.record("netlab.conntrack.deleted", deleted);
+        debug!(%filter, deleted, "{}", Conntrack::deleted_summary(deleted));
+        Ok(Response::new(pb::ConntrackDeleteResponse { deleted: deleted as u64 }))
+    }
+}
+
+/// The request as a conntrack filter; the error says which option is bad, as conntrack does.
+fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, String> {
+    let protocol = match pb::Protocol::try_from(req.protocol) {
+        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
+        Ok(pb::Protocol::Udp) => Protocol::Udp,
+        Ok(pb::Protocol::Sctp) => Protocol::Sctp,
+        _ => return Err("protocol must be TCP, UDP or SCTP (-p)".into()),
+    };
+    let ip = |option: &str, v: Option<String>| -> Result<Option<IpAddr>, String> {
+        v.map(|s| s.parse().map_err(|_| format!("Bad parameter `{option}': invalid IP address {s:?}")))
+            .transpose()
+    };
+    let port = req
+        .orig_dst_port
+        .map(|p| u16::try_from(p).ok().filter(|p| *p != 0).ok_or(format!("Bad parameter `--dport': invalid port {p}")))
+        .transpose()?;
+    Ok(Filter {
+        protocol,
+        orig_dst: ip("--orig-dst", req.orig_dst)?,
+        orig_dst_port: port,
+        dst_nat: ip("--dst-nat", req.dst_nat)?,
+    })
+}
+
 /// iptables-save's header and footer lines around each table.
 fn with_save_headers(text: &str) -> String {
     let when = jiff::Zoned::now().strftime("%a %b %e %H:%M:%S %Y").to_string();
@@ -155,4 +218,82 @@ fn with_save_headers(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::SocketAddr, time::Duration};
+
+    use netlab_kernel::conntrack::{Key, Nat};
+    use netlab_proto::node::v1::conntrack_client::ConntrackClient;
+
+    use super::*;
+    use crate::{cluster::ClusterView, dataplane::Dataplane, sockets::SocketTable};
+
+    fn key(protocol: Protocol, src: &str, dst: &str) -> Key {
+        Key { protocol, src: src.parse().unwrap(), dst: dst.parse().unwrap() }
+    }
+
+    fn nat(dst: &str) -> Nat {
+        Nat { dst: dst.parse().unwrap(), src: None }
+    }
+
+    fn req(orig_dst: Option<&str>, orig_dst_port: Option<u32>, dst_nat: Option<&str>) -> pb::ConntrackDeleteRequest {
+        pb::ConntrackDeleteRequest {
+            protocol: pb::Protocol::Udp as i32,
+            orig_dst: orig_dst.map(String::from),
+            orig_dst_port,
+            dst_nat: dst_nat.map(String::from),
+        }
+    }
+
+    /// kube-proxy's deletes over real gRPC, against the node's table as `Save` prints it.
+    #[tokio::test]
+    async fn conntrack_delete_forgets_the_matching_flows() {
+        let view = Arc::new(ClusterView::default());
+        let dp = Arc::new(Dataplane::new(
+            "node-1".into(),
+            "127.0.0.1".parse().unwrap(),
+            vec!["10.96.0.0/12".parse().unwrap()],
+            SocketTable::new(),
+            view,
+        ));
+        let now = dp.now();
+        dp.with_state(|st| {
+            for (p, src, dst, to) in [
+                (Protocol::Udp, "10.244.1.3:41000", "10.96.0.10:53", "10.244.2.5:53"),
+                (Protocol::Udp, "10.244.1.3:41001", "10.96.0.10:53", "10.244.2.6:53"),
+                (Protocol::Udp, "172.18.0.9:50000", "172.18.0.2:30053", "10.244.2.5:53"),
+                (Protocol::Tcp, "10.244.1.3:41002", "10.96.0.10:53", "10.244.2.5:53"),
+            ] {
+                st.conntrack.insert(key(p, src, dst), nat(to), now).unwrap();
+            }
+        });
+        let exec = crate::exec::ExecContext {
+            dp: dp.clone(),
+            pods_dir: std::env::temp_dir(),
+            kubernetes_service: "10.96.0.1".parse().unwrap(),
+        };
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let addr = serve(exec, SocketAddr::from(([127, 0, 0, 1], 0)), shutdown).await.unwrap();
+        let mut client = ConntrackClient::connect(format!("http://{addr}")).await.unwrap();
+        let mut delete = async |r| client.delete(r).await.map(|r| r.into_inner().deleted);
+
+        assert_eq!(delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(), 1, "ClearEntriesForNAT");
+        assert_eq!(delete(req(None, Some(30053), Some("10.244.2.5"))).await.unwrap(), 1, "ClearEntriesForPortNAT");
+        assert_eq!(delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(), 0, "already gone");
+        let list = dp.with_state(|st| st.conntrack.list(now + Duration::from_secs(1)));
+        assert!(list.contains("sport=41001"), "the other endpoint's flow stays:\n{list}");
+        assert!(list.contains("tcp "), "TCP flows stay:\n{list}");
+        assert_eq!(list.lines().count(), 2, "{list}");
+        assert_eq!(delete(req(Some("10.96.0.10"), None, None)).await.unwrap(), 1, "ClearEntriesForIP");
+
+        let bad = delete(req(Some("10.96.0.300"), None, None)).await.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert_eq!(bad.message(), "Bad parameter `--orig-dst': invalid IP address \"10.96.0.300\"");
+        let no_proto = pb::ConntrackDeleteRequest { protocol: 0, ..req(None, None, None) };
+        assert_eq!(delete(no_proto).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(delete(req(None, Some(70000), None)).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
 }

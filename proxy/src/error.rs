@@ -13,7 +13,7 @@ pub enum Error {
     /// The node's kernel refused the rules or could not be reached.
     #[error("kernel {rpc}: {message}")]
     Kernel {
-        /// The RPC (`Restore`, `Save`).
+        /// The RPC (`Restore`, `Save`, `Conntrack.Delete`).
         rpc: &'static str,
         /// The kernel's message (for a refused restore, it names the bad line).
         message: String,
@@ -29,6 +29,11 @@ impl Error {
     /// A failed call to the kernel's `rpc`.
     pub fn kernel(rpc: &'static str, status: tonic::Status) -> Self {
         Error::Kernel { rpc, message: status.message().to_string(), status: Some(status) }
+    }
+
+    /// The kernel does not serve the call at all (gRPC `UNIMPLEMENTED`): retrying cannot help.
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(self, Error::Kernel { status: Some(s), .. } if s.code() == tonic::Code::Unimplemented)
     }
 }
 

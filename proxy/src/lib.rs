@@ -9,6 +9,7 @@
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`model`]: Services and EndpointSlices reduced to what the rules need, endpoint selection,
 //!   change tracking.
+//! - [`conntrack`]: the UDP flows a sync left stale, as `conntrack -D` filters.
 //! - [`iptables`]: the `iptables-restore` text kube-proxy's iptables mode writes.
 //! - [`ipvs`]: the `ipvsadm-restore` text for ipvs mode.
 //! - [`sync`]: when rules are written (the bounded-frequency runner), and the kernel behind a trait.
@@ -28,6 +29,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub mod config;
+pub mod conntrack;
 pub mod error;
 pub mod healthz;
 pub mod iptables;

@@ -492,15 +492,24 @@ impl Snapshot {
     /// if never marked): what `programmed.changed(self)` says when `programmed` is a copy taken
     /// at the mark, at the cost of the ports replaced since.
     pub fn changes(&self) -> BTreeSet<ServicePortName> {
-        self.since_mark
-            .iter()
-            .filter(|(name, then)| match (then, self.ports.get(*name)) {
+        self.changes_since_mark().map(|(name, _, _)| name.clone()).collect()
+    }
+
+    /// The ports [`Snapshot::changes`] names, each as it was at the mark and as it is now (None:
+    /// absent): what the kernel moves from and to when it takes this sync, for what only a
+    /// before-and-after can tell (which UDP endpoints went, which Services just got endpoints).
+    pub fn changes_since_mark(
+        &self,
+    ) -> impl Iterator<Item = (&ServicePortName, Option<&ServicePort>, Option<&ServicePort>)> {
+        self.since_mark.iter().filter_map(|(name, then)| {
+            let now = self.ports.get(name);
+            let changed = match (then, now) {
                 (None, None) => false,
                 (Some(a), Some(b)) => !Arc::ptr_eq(a, b) && a != b,
                 _ => true,
-            })
-            .map(|(name, _)| name.clone())
-            .collect()
+            };
+            changed.then(|| (name, then.as_deref(), now.map(|p| &**p)))
+        })
     }
 
     /// Forgets the changes so far: [`Snapshot::changes`] counts from here.

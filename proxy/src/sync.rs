@@ -7,12 +7,15 @@
 //! every chain at least once per `sync_period`; after a failed restore it retries, with a full
 //! sync, after `retry` (the kernel applied nothing, and the partial view is no longer to be
 //! trusted). Nothing is written before the first Service and EndpointSlice lists are in, so a
-//! restarted proxy never programs a half-empty view.
+//! restarted proxy never programs a half-empty view. After each sync the kernel took, the UDP
+//! flows it left stale are deleted from conntrack ([`crate::conntrack`]); a delete that fails
+//! is retried at the next sync and never fails the sync.
 //!
 //! The kernel sits behind [`Dataplane`]: [`Kernel`] speaks gRPC to the node-agent, and
 //! `fake::FakeDataplane` (feature `test-util`) keeps the tables in memory for tests.
 
 use std::{
+    collections::BTreeSet,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
@@ -25,31 +28,43 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use netlab_client::reflector::Change;
-use netlab_proto::node::v1::{Format, RestoreRequest, SaveRequest, Table, kernel_client::KernelClient};
+use netlab_kernel::{Protocol, conntrack::Filter};
+use netlab_proto::node::v1::{
+    self as pb, ConntrackDeleteRequest, Format, RestoreRequest, SaveRequest, Table, conntrack_client::ConntrackClient,
+    kernel_client::KernelClient,
+};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{
     service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use tracing::{Instrument as _, field::Empty};
+use tracing::{Instrument as _, Span, field::Empty};
 
 use crate::{
     Error, Result,
+    conntrack::{self, Stale},
     healthz::ProxyHealth,
     iptables::{self, Iptables},
     ipvs::Ipvs,
     model::{Snapshot, Tracker},
 };
 
-/// The node's kernel, as kube-proxy sees it: `iptables-restore`, `ipvsadm-restore` and
-/// `iptables-save`.
+/// The node's kernel, as kube-proxy sees it: `iptables-restore`, `ipvsadm-restore`,
+/// `iptables-save` and `conntrack -D`.
 #[async_trait::async_trait]
 pub trait Dataplane: Send + Sync + 'static {
     /// Applies `req` atomically; returns how many rules the tables hold afterwards.
     async fn restore(&self, req: RestoreRequest) -> Result<u64>;
     /// Prints `table` as the real tool would.
     async fn save(&self, table: Table) -> Result<String>;
+    /// `conntrack -D` with `filter`; returns how many flows went. A kernel without a conntrack
+    /// table (a double that only records rules) keeps this default, as a node without the
+    /// conntrack tool would: the proxy then leaves stale flows to time out.
+    async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
+        let _ = filter;
+        Err(Error::kernel("Conntrack.Delete", tonic::Status::unimplemented("no conntrack table")))
+    }
 }
 
 /// Longest wait for one kernel call (a 10,000-Service restore is some 15 MB of text).
@@ -57,10 +72,12 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 
-/// The node-agent's `netlab.node.v1.Kernel` over gRPC.
+/// The node-agent's `netlab.node.v1.Kernel` and `netlab.node.v1.Conntrack` over gRPC, on one
+/// connection.
 #[derive(Clone)]
 pub struct Kernel {
     client: KernelClient<InterceptedService<Channel, Interceptor>>,
+    conntrack: ConntrackClient<InterceptedService<Channel, Interceptor>>,
 }
 
 // === impl Kernel ===
@@ -76,13 +93,13 @@ impl Kernel {
             // A kernel that hangs must not stall syncing forever: time out, retry in full.
             .timeout(RESTORE_TIMEOUT)
             .tcp_nodelay(true);
-        let client = KernelClient::with_interceptor(
-            endpoint.connect_lazy(),
-            netlab_telemetry::propagation::inject as Interceptor,
-        )
-        .max_decoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES);
-        Ok(Self { client })
+        let channel = endpoint.connect_lazy();
+        let inject = netlab_telemetry::propagation::inject as Interceptor;
+        let client = KernelClient::with_interceptor(channel.clone(), inject)
+            .max_decoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES);
+        let conntrack = ConntrackClient::with_interceptor(channel, inject);
+        Ok(Self { client, conntrack })
     }
 }
 
@@ -97,6 +114,22 @@ impl Dataplane for Kernel {
         let req = SaveRequest { table: table as i32 };
         let resp = self.client.clone().save(req).await.map_err(|s| Error::kernel("Save", s))?;
         Ok(resp.into_inner().text)
+    }
+
+    async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
+        let protocol = match filter.protocol {
+            Protocol::Tcp => pb::Protocol::Tcp,
+            Protocol::Udp => pb::Protocol::Udp,
+            Protocol::Sctp => pb::Protocol::Sctp,
+        };
+        let req = ConntrackDeleteRequest {
+            protocol: protocol as i32,
+            orig_dst: filter.orig_dst.map(|ip| ip.to_string()),
+            orig_dst_port: filter.orig_dst_port.map(u32::from),
+            dst_nat: filter.dst_nat.map(|ip| ip.to_string()),
+        };
+        let resp = self.conntrack.clone().delete(req).await.map_err(|s| Error::kernel("Conntrack.Delete", s))?;
+        Ok(resp.into_inner().deleted)
     }
 }
 
@@ -308,6 +341,10 @@ pub struct Runner {
     /// Failures in a row (logged at the first only).
     failures: u32,
     synced_once: bool,
+    /// conntrack deletes that failed, for the next sync.
+    conntrack_pending: BTreeSet<Filter>,
+    /// conntrack delete failures in a row (logged at the first only).
+    conntrack_failures: u32,
 }
 
 /// What one sync did.
@@ -334,6 +371,8 @@ impl Runner {
             retry_at: None,
             failures: 0,
             synced_once: false,
+            conntrack_pending: BTreeSet::new(),
+            conntrack_failures: 0,
         }
     }
 
@@ -404,6 +443,10 @@ impl Runner {
             netlab.proxy.services_changed = changed.len(),
             netlab.proxy.endpoints = self.snapshot.total_endpoints(),
             netlab.proxy.rules_written = Empty,
+            netlab.proxy.conntrack.stale_services = Empty,
+            netlab.proxy.conntrack.stale_endpoints = Empty,
+            netlab.proxy.conntrack.deleted = Empty,
+            netlab.proxy.conntrack.pending = Empty,
             otel.status_code = Empty,
             otel.status_message = Empty,
         );
@@ -416,6 +459,8 @@ impl Runner {
             Ok(stats) => {
                 span.record("netlab.proxy.full", stats.full);
                 span.record("netlab.proxy.rules_written", stats.rules);
+                // What the kernel moved from, before the mark forgets it.
+                let stale = conntrack::stale(self.snapshot.changes_since_mark());
                 self.snapshot.mark();
                 self.need_full = false;
                 self.retry_at = None;
@@ -423,6 +468,9 @@ impl Runner {
                     self.last_full = Some(now);
                 }
                 self.handle.shared.health.updated();
+                // After the rules, as upstream: a flow deleted now is tracked again on the new
+                // rules, never on the old ones.
+                self.clean_conntrack(stale, &span).instrument(span.clone()).await;
                 let _entered = span.enter();
                 let (ports, rules, full, changed) = (self.snapshot.len(), stats.rules, stats.full, changed.len());
                 if !self.synced_once || self.failures > 0 {
@@ -450,6 +498,60 @@ impl Runner {
                 self.failures += 1;
             }
         }
+    }
+
+    /// Deletes the flows `stale` names and those earlier deletes left, as upstream's
+    /// `CleanStaleEntries` does after `syncProxyRules`, and records the counts on `span`. The
+    /// first delete that fails stops the rest (the kernel is likely unreachable), and it and the
+    /// rest wait for the next sync; a kernel without conntrack gets none.
+    async fn clean_conntrack(&mut self, stale: Stale, span: &Span) {
+        span.record("netlab.proxy.conntrack.stale_services", stale.services.len());
+        span.record("netlab.proxy.conntrack.stale_endpoints", stale.endpoint_count());
+        let mut filters = std::mem::take(&mut self.conntrack_pending);
+        filters.extend(stale.filters);
+        if filters.is_empty() {
+            return;
+        }
+        let total = filters.len();
+        let mut deleted = 0u64;
+        let mut rest = filters.into_iter();
+        let mut failed = None;
+        for filter in rest.by_ref() {
+            match self.dataplane.delete_conntrack(filter).await {
+                Ok(n) => {
+                    tracing::debug!(%filter, deleted = n, "Deleted stale conntrack entries.");
+                    deleted += n;
+                }
+                Err(error) => {
+                    failed = Some((filter, error));
+                    break;
+                }
+            }
+        }
+        span.record("netlab.proxy.conntrack.deleted", deleted);
+        let Some((filter, error)) = failed else {
+            span.record("netlab.proxy.conntrack.pending", 0);
+            tracing::debug!(filters = total, deleted, "Cleared stale UDP conntrack entries.");
+            self.conntrack_failures = 0;
+            return;
+        };
+        if error.is_unimplemented() {
+            span.record("netlab.proxy.conntrack.pending", 0);
+            if self.conntrack_failures == 0 {
+                tracing::warn!(%error, "The kernel has no conntrack table; stale UDP flows stay until they time out.");
+            }
+            self.conntrack_failures += 1;
+            return;
+        }
+        self.conntrack_pending = std::iter::once(filter).chain(rest).collect();
+        let pending = self.conntrack_pending.len();
+        span.record("netlab.proxy.conntrack.pending", pending);
+        if self.conntrack_failures == 0 {
+            tracing::warn!(%error, %filter, pending, "Failed to delete stale conntrack entries; retrying at the next sync.");
+        } else {
+            tracing::debug!(%error, %filter, pending, failures = self.conntrack_failures + 1, "Deleting stale conntrack entries failed again.");
+        }
+        self.conntrack_failures += 1;
     }
 
     /// Renders and restores; remembers what the kernel now holds only if it took it.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod clusterip;
+mod conntrack;
 mod dataplane;
 mod dns;
 mod docker;

@@ -1,6 +1,7 @@
 //! An in-memory kernel for tests (upstream's `iptables` fake and `knftables.NewFake`): it
 //! records every restore, applies iptables-restore text to tables it can dump, applies
-//! ipvsadm-restore text to netlab-kernel's IPVS model, and fails on demand.
+//! ipvsadm-restore text to netlab-kernel's IPVS model, deletes flows from netlab-kernel's
+//! conntrack model (upstream's `conntrack.FakeInterface`), and fails on demand.
 //!
 //! It checks what a real `iptables-restore --noflush` checks that matters here: a rule may only
 //! be appended to a chain that exists, may only jump to a chain that exists (or a built-in
@@ -10,8 +11,10 @@
 use std::{
     collections::BTreeMap,
     sync::{Mutex, MutexGuard},
+    time::Duration,
 };
 
+use netlab_kernel::conntrack::{Conntrack, Filter, Key, Nat};
 use netlab_proto::node::v1::{Format, RestoreRequest, Table};
 
 use super::Dataplane;
@@ -34,6 +37,10 @@ struct State {
     tables: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     ensured: Vec<String>,
     ipvs: netlab_kernel::ipvs::Ipvs,
+    /// Flows, all tracked at time zero and deleted at time zero (the fake has no clock).
+    conntrack: Conntrack,
+    deletes: Vec<Filter>,
+    conntrack_fail: usize,
 }
 
 // === impl FakeDataplane ===
@@ -92,6 +99,27 @@ impl FakeDataplane {
     /// The IPVS table, as `ipvsadm -Ln` prints it.
     pub fn ipvs(&self) -> String {
         self.state().ipvs.list()
+    }
+
+    /// Tracks a flow, as a packet through the rules would have.
+    pub fn track(&self, key: Key, nat: Nat) {
+        // The default table holds 262,144 flows: a test never fills it.
+        let _ = self.state().conntrack.insert(key, nat, Duration::ZERO);
+    }
+
+    /// The flows, as `conntrack -L` prints them.
+    pub fn conntrack(&self) -> String {
+        self.state().conntrack.list(Duration::ZERO)
+    }
+
+    /// Every `conntrack -D` asked for, failed ones included.
+    pub fn conntrack_deletes(&self) -> Vec<Filter> {
+        self.state().deletes.clone()
+    }
+
+    /// The next `n` conntrack deletes fail as an unreachable kernel's would.
+    pub fn fail_conntrack_next(&self, n: usize) {
+        self.state().conntrack_fail = n;
     }
 }
 
@@ -183,5 +211,15 @@ impl Dataplane for FakeDataplane {
             Table::Ipvsadm => Ok(self.ipvs()),
             _ => Err(Error::kernel("Save", tonic::Status::unimplemented("fake kernel"))),
         }
+    }
+
+    async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
+        let mut s = self.state();
+        s.deletes.push(filter);
+        if s.conntrack_fail > 0 {
+            s.conntrack_fail -= 1;
+            return Err(Error::kernel("Conntrack.Delete", tonic::Status::unavailable("fake kernel: connection refused")));
+        }
+        Ok(s.conntrack.delete(&filter, Duration::ZERO) as u64)
     }
 }

@@ -228,3 +228,93 @@ async fn health_turns_ok_with_the_first_sync() {
     until("the first sync", || fake.restores() == 1).await;
     assert!(health.is_healthy());
 }
+
+fn udp_flow(fake: &FakeDataplane, sport: u16, endpoint: &str) {
+    fake.track(
+        netlab_kernel::conntrack::Key {
+            protocol: netlab_kernel::Protocol::Udp,
+            src: format!("10.244.1.3:{sport}").parse().unwrap(),
+            dst: "10.96.0.53:53".parse().unwrap(),
+        },
+        netlab_kernel::conntrack::Nat { dst: format!("{endpoint}:5353").parse().unwrap(), src: None },
+    );
+}
+
+fn dns_slice(eps: &[crate::model::fixtures::Ep<'_>]) -> EndpointSlice {
+    slice("default", "dns", "dns-a", ("dns", 5353, "UDP"), eps)
+}
+
+fn deletes(fake: &FakeDataplane) -> Vec<String> {
+    fake.conntrack_deletes().iter().map(ToString::to_string).collect()
+}
+
+/// After each sync the kernel took, the UDP flows it left stale are deleted; a delete that fails
+/// does not fail the sync and is retried at the next one.
+#[tokio::test]
+async fn stale_udp_flows_are_deleted_after_each_sync() {
+    let (fake, handle, mut runner) = setup(iptables_mode());
+    handle.services_synced();
+    handle.endpoint_slices_synced();
+    handle.service(applied(service("default", "dns", "10.96.0.53", &[("dns", 53, "UDP")])));
+    handle.endpoint_slice(applied(dns_slice(&[ready("10.244.1.5", "node1"), ready("10.244.2.7", "node2")])));
+    runner.sync(true).await;
+    assert_eq!(deletes(&fake), ["-p udp --orig-dst 10.96.0.53"], "newly active: flows tracked before it had endpoints");
+
+    udp_flow(&fake, 41000, "10.244.1.5");
+    udp_flow(&fake, 41001, "10.244.2.7");
+    handle.endpoint_slice(applied(dns_slice(&[ready("10.244.2.7", "node2")])));
+    runner.sync(false).await;
+    assert_eq!(deletes(&fake)[1..], ["-p udp --orig-dst 10.96.0.53 --dst-nat 10.244.1.5"]);
+    let ct = fake.conntrack();
+    assert!(!ct.contains("src=10.244.1.5 "), "the gone endpoint's flow is deleted:\n{ct}");
+    assert!(ct.contains("src=10.244.2.7 "), "the other endpoint's flow stays:\n{ct}");
+
+    // The kernel takes the rules but not the delete: the sync stands, the delete waits.
+    fake.fail_conntrack_next(1);
+    handle.endpoint_slice(applied(dns_slice(&[])));
+    runner.sync(false).await;
+    assert_eq!(fake.restores(), 3);
+    assert_eq!((runner.failures, runner.retry_at), (0, None), "not a failed sync");
+    assert!(fake.conntrack().contains("src=10.244.2.7 "));
+    assert_eq!(runner.conntrack_pending.len(), 1);
+
+    // The next sync, for anything at all, retries it.
+    handle.service(applied(web(1)));
+    runner.sync(false).await;
+    assert_eq!(deletes(&fake)[2..], ["-p udp --orig-dst 10.96.0.53 --dst-nat 10.244.2.7"; 2]);
+    assert_eq!(fake.conntrack(), "", "every flow is gone");
+    assert!(runner.conntrack_pending.is_empty());
+
+    // TCP Services leave conntrack alone.
+    handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n2")])));
+    runner.sync(false).await;
+    handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[])));
+    runner.sync(false).await;
+    assert_eq!(fake.conntrack_deletes().len(), 4);
+}
+
+/// A kernel that only takes rules (the trait's default `delete_conntrack`): syncs go on, and
+/// nothing piles up for retries.
+#[tokio::test]
+async fn a_kernel_without_conntrack_gets_no_retries() {
+    struct RulesOnly(FakeDataplane);
+    #[async_trait::async_trait]
+    impl Dataplane for RulesOnly {
+        async fn restore(&self, req: RestoreRequest) -> Result<u64> {
+            self.0.restore(req).await
+        }
+        async fn save(&self, table: Table) -> Result<String> {
+            self.0.save(table).await
+        }
+    }
+    let handle = Handle::new("node1", ProxyHealth::new(Duration::from_secs(60)));
+    let settings = Settings::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut runner = Runner::new(handle.clone(), Arc::new(RulesOnly(FakeDataplane::new())), iptables_mode(), settings);
+    handle.services_synced();
+    handle.endpoint_slices_synced();
+    handle.service(applied(service("default", "dns", "10.96.0.53", &[("dns", 53, "UDP")])));
+    handle.endpoint_slice(applied(dns_slice(&[ready("10.244.1.5", "node1")])));
+    runner.sync(true).await;
+    assert_eq!((runner.failures, runner.conntrack_failures), (0, 1));
+    assert!(runner.conntrack_pending.is_empty());
+}
