@@ -1,6 +1,9 @@
 //! The apiserver's flags, named as kube-apiserver names them where it has them.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
 
 use ipnet::Ipv4Net;
 
@@ -24,6 +27,11 @@ pub struct Config {
     /// Address to serve the gRPC API on.
     #[arg(long, env = "NETLAB_APISERVER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+
+    /// The address published as the `kubernetes` Service's endpoint (kube-apiserver's flag).
+    /// Default: the `--listen` address, or when that is 0.0.0.0, the default route's interface.
+    #[arg(long, env = "NETLAB_APISERVER_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<IpAddr>,
 
     /// Directory of the embedded store.
     #[arg(long, env = "NETLAB_APISERVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]

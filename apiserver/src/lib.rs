@@ -11,7 +11,8 @@
 //! - [`store`]: durable storage (redb) behind a trait, etcd's key layout.
 //! - [`alloc`]: ClusterIP and NodePort bitmap allocators. [`validation`], [`defaults`]: admission.
 //! - [`object`]: decoding and metadata. [`selector`]: label and field selectors.
-//! - [`bootstrap`]: the system objects of a fresh cluster.
+//! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
+//!   Service's EndpointSlice, kept pointing at this apiserver.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +23,7 @@ pub mod alloc;
 pub mod bootstrap;
 pub mod config;
 pub mod defaults;
+pub mod endpoints;
 pub mod error;
 pub mod object;
 pub mod registry;
@@ -61,6 +63,18 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         registry::Registry::open(store, registry_config(&cfg), shutdown.child_token()).await?;
     if !cfg.no_bootstrap {
         bootstrap::run(&registry, local.port()).await?;
+        match endpoints::advertise_address(cfg.advertise_address, local) {
+            Some(ip) if ip.is_loopback() && !cfg.allow_loopback_endpoints => tracing::info!(
+                address = %ip,
+                "The kubernetes Service gets no endpoints: the advertise address is loopback, which an EndpointSlice may not name (see --allow-loopback-endpoints)."
+            ),
+            Some(ip) => {
+                tokio::spawn(endpoints::run(registry.clone(), ip, local.port(), shutdown.child_token()));
+            }
+            None => tracing::warn!(
+                "The kubernetes Service gets no endpoints: no --advertise-address and no default route to take one from."
+            ),
+        }
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();

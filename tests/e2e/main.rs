@@ -8,6 +8,7 @@ mod dns;
 mod docker;
 mod endpointslices;
 mod flows;
+mod kubernetes;
 mod manifests;
 mod native;
 mod nodelifecycle;
