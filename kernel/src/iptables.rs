@@ -2,6 +2,12 @@
 //! `iptables-restore`, and the walk a real kernel does through them for the first packet of a
 //! connection.
 //!
+//! Only a connection's first packet is walked, so a `-m conntrack --ctstate` match is decided
+//! when the rule is compiled, for the two sets of states that packet can have: NEW, and NEW and
+//! DNAT in the chains after a DNAT rule rewrote it ([`CtStates::first_packet`]). kube-proxy's `--ctstate NEW` jumps always
+//! match; `KUBE-FORWARD`'s `INVALID` and `RELATED,ESTABLISHED` rules never do (they are for the
+//! later packets a real kernel sees and this model does not), so there only its mark rule decides.
+//!
 //! Rules are kept as the text iptables-save prints (so `netlab node iptables-save` shows exactly
 //! what was written) next to a parsed form the walk uses. A real kernel checks KUBE-SERVICES
 //! rule by rule, which is why kube-proxy's iptables mode slows down with 10,000 Services; here
@@ -108,11 +114,16 @@ pub struct Match {
     pub src_local: Option<bool>,
     /// `-m mark [!] --mark VALUE/MASK`.
     pub mark: Option<(bool, u32, u32)>,
-    /// `-m conntrack --ctstate NEW` (the walk only sees new connections, so it always matches).
-    pub ctstate_new: bool,
+    /// `-m conntrack [!] --ctstate STATES`: (negated, the states). The walk sees only a
+    /// connection's first packet, whose states are [`CtStates::first_packet`].
+    pub ctstate: Option<(bool, CtStates)>,
     /// `-m comment --comment TEXT`.
     pub comment: Option<Arc<str>>,
 }
+
+/// A set of conntrack states as `--ctstate` names them (libxt_conntrack's state bits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CtStates(u8);
 
 /// The `recent` match: ClientIP session affinity.
 #[derive(Debug, Clone, PartialEq)]
@@ -300,6 +311,81 @@ pub enum Disposition {
     Reject,
     /// DROP: the client times out.
     Drop,
+}
+
+// === impl CtStates ===
+
+impl CtStates {
+    /// A packet conntrack could not place.
+    pub const INVALID: Self = Self(1);
+    /// The first packet of a connection.
+    pub const NEW: Self = Self(1 << 1);
+    /// A packet of a connection that has seen packets both ways.
+    pub const ESTABLISHED: Self = Self(1 << 2);
+    /// The first packet of a connection related to another (an ICMP error, FTP data).
+    pub const RELATED: Self = Self(1 << 3);
+    /// A packet the raw table exempted from tracking (`-j CT --notrack`).
+    pub const UNTRACKED: Self = Self(1 << 4);
+    /// A connection whose source was rewritten (SNAT, MASQUERADE; set in POSTROUTING).
+    pub const SNAT: Self = Self(1 << 5);
+    /// A connection whose destination was rewritten (DNAT; set in PREROUTING or OUTPUT).
+    pub const DNAT: Self = Self(1 << 6);
+
+    /// The names `--ctstate` takes, in the order iptables tries them: each word of the list
+    /// is matched case-insensitively against a name's prefix of the word's length (libxt_conntrack
+    /// `conntrack_ps_state`'s `strncasecmp`), so `new` and `N` both mean NEW.
+    const NAMES: [(&'static str, Self); 7] = [
+        ("INVALID", Self::INVALID),
+        ("NEW", Self::NEW),
+        ("ESTABLISHED", Self::ESTABLISHED),
+        ("RELATED", Self::RELATED),
+        ("UNTRACKED", Self::UNTRACKED),
+        ("SNAT", Self::SNAT),
+        ("DNAT", Self::DNAT),
+    ];
+
+    /// The states of a connection's first packet as the walk sees it: NEW, plus DNAT in the
+    /// chains after a DNAT rule rewrote its destination (the kernel sets `IPS_DST_NAT` then; the
+    /// SNAT state only comes with the MASQUERADE that ends the walk).
+    pub fn first_packet(dnat: bool) -> Self {
+        if dnat {
+            Self(Self::NEW.0 | Self::DNAT.0)
+        } else {
+            Self::NEW
+        }
+    }
+
+    /// Parses a `--ctstate` list (`RELATED,ESTABLISHED`) with iptables' error text, which quotes
+    /// the list from the bad word on (libxt_conntrack `conntrack_ps_states`).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut states = Self::default();
+        let mut rest = list;
+        loop {
+            let (word, next) = match rest.split_once(',') {
+                Some((word, next)) => (word, Some(next)),
+                None => (rest, None),
+            };
+            let state = Self::NAMES
+                .iter()
+                .find(|(name, _)| {
+                    !word.is_empty()
+                        && word.len() <= name.len()
+                        && name[..word.len()].eq_ignore_ascii_case(word)
+                })
+                .map(|(_, s)| *s)
+                .ok_or_else(|| format!("Bad ctstate \"{rest}\""))?;
+            states.0 |= state.0;
+            match next {
+                Some(next) => rest = next,
+                None => return Ok(states),
+            }
+        }
+    }
+
+    /// Whether any state of `other` is in this set.
+    pub fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
 }
 
 // === impl TableName ===
@@ -569,7 +655,7 @@ impl Tables {
         };
         let mut p = packet;
         if let Outcome::Dnat(to) =
-            self.walk(TableName::Nat, nat_in, p, &mut mark, env, &mut v.steps)
+            self.walk((TableName::Nat, nat_in), p, false, &mut mark, env, &mut v.steps)
         {
             v.dst = to;
             v.dnat = true;
@@ -580,9 +666,9 @@ impl Tables {
         // Services *without* endpoints, which never had a DNAT, so `packet` is what they see.
         let filter_packet = if v.dnat { p } else { packet };
         match self.walk(
-            TableName::Filter,
-            filter_chain,
+            (TableName::Filter, filter_chain),
             filter_packet,
+            v.dnat,
             &mut mark,
             env,
             &mut v.steps,
@@ -593,9 +679,9 @@ impl Tables {
         }
         if v.disposition == Disposition::Accept
             && let Outcome::Masquerade = self.walk(
-                TableName::Nat,
-                "POSTROUTING",
+                (TableName::Nat, "POSTROUTING"),
                 p,
+                v.dnat,
                 &mut mark,
                 env,
                 &mut v.steps,
@@ -606,11 +692,13 @@ impl Tables {
         v
     }
 
+    /// Walks the built-in chain `start` of a table for `p`, `dnat` if a DNAT rule rewrote its
+    /// destination before this hook (its conntrack states then include DNAT).
     fn walk<'t>(
         &'t self,
-        table_name: TableName,
-        start: &str,
+        (table_name, start): (TableName, &str),
         p: Packet,
+        dnat: bool,
         mark: &mut u32,
         env: &mut dyn WalkEnv,
         steps: &mut Steps<'t>,
@@ -620,6 +708,7 @@ impl Tables {
             table: self.table(table_name),
             p,
             mark,
+            ct_fails: ct_fails(dnat),
             env,
             steps,
         };

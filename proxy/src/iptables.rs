@@ -19,10 +19,21 @@
 //! turns a sync from formatting 10,000 ports and hashing 50,000 chain names into copying some
 //! 1.5 MB of text.
 //!
-//! Left out, because netlab's kernel model has no use for them: `KUBE-FORWARD`'s conntrack and
-//! mark rules, kubelet's `KUBE-FIREWALL`, loadBalancerSourceRanges (`KUBE-FW-` chains),
-//! healthCheckNodePort rules and topology-aware routing; and, until the kernel model parses
-//! `--src-type`, the two host-traffic rules of Local-policy `KUBE-EXT-` chains.
+//! `KUBE-FORWARD` gets upstream's three rules, after every Service's filter lines as upstream
+//! writes them, on every sync (its `:KUBE-FORWARD` line flushes the chain each time): drop
+//! packets conntrack calls INVALID, accept packets carrying the masquerade mark (so forwarded
+//! Service traffic passes a FORWARD policy of DROP), accept RELATED,ESTABLISHED ones. The text
+//! is v1.29's. Upstream writes the INVALID rule only while the node's
+//! `net.netfilter.nf_conntrack_tcp_be_liberal` is 0 (read once at startup, PR #120412, v1.29),
+//! which netlab's nodes leave at the kernel default (`DROP_INVALID`). From v1.30 (PR #122812)
+//! the rule also counts its drops with `-m nfacct --nfacct-name ct_state_invalid_dropped_pkts`,
+//! but only if kube-proxy could create that nfacct counter at startup; netlab's nodes offer no
+//! nfacct, so a v1.30 or v1.31 kube-proxy writes v1.29's line on them too.
+//!
+//! Left out, because netlab's kernel model has no use for them: kubelet's `KUBE-FIREWALL` (and
+//! the copy of its rule kube-proxy writes while localhost NodePorts are on),
+//! loadBalancerSourceRanges (`KUBE-FW-` chains), healthCheckNodePort rules and topology-aware
+//! routing.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -45,6 +56,9 @@ pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 /// it to the Cluster chain). On, as upstream; the switch stays so a kernel model without the
 /// match could be driven.
 const WRITE_SRC_TYPE_LOCAL: bool = true;
+/// Whether `KUBE-FORWARD` drops packets conntrack calls INVALID: upstream does unless the node's
+/// `nf_conntrack_tcp_be_liberal` sysctl is set, and netlab's nodes leave it at 0.
+const DROP_INVALID: bool = true;
 
 const KUBE_SERVICES: &str = "KUBE-SERVICES";
 const KUBE_EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
@@ -438,6 +452,39 @@ impl Iptables {
             "LOCAL",
             "-j",
             KUBE_NODEPORTS,
+        ]);
+
+        // KUBE-FORWARD, after every Service's filter lines (upstream writes it last).
+        if DROP_INVALID {
+            filter_rules.line(&["-A", KUBE_FORWARD, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"]);
+        }
+        filter_rules.line(&[
+            "-A",
+            KUBE_FORWARD,
+            "-m",
+            "comment",
+            "--comment",
+            "\"kubernetes forwarding rules\"",
+            "-m",
+            "mark",
+            "--mark",
+            &masq_mark,
+            "-j",
+            "ACCEPT",
+        ]);
+        filter_rules.line(&[
+            "-A",
+            KUBE_FORWARD,
+            "-m",
+            "comment",
+            "--comment",
+            "\"kubernetes forwarding conntrack rule\"",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
         ]);
 
         let mut text = String::with_capacity(

@@ -121,6 +121,18 @@ pub(super) const F_RECENT: u16 = 1 << 11;
 pub(super) const F_PROBABILITY: u16 = 1 << 12;
 /// A jump that is recorded as a step (all but jumps to KUBE-MARK-MASQ).
 pub(super) const F_RECORD: u16 = 1 << 13;
+/// The `--ctstate` match fails for a first packet whose destination was not DNATed (the
+/// packet's states are only NEW): `INVALID`, `RELATED,ESTABLISHED`, `! NEW`.
+pub(super) const F_CT_FAILS: u16 = 1 << 14;
+/// The `--ctstate` match fails for a first packet after a DNAT (states NEW and DNAT):
+/// `RELATED,ESTABLISHED`, `! RELATED,ESTABLISHED,DNAT`. A `--ctstate` match that the first
+/// packet always satisfies (`NEW`) sets neither bit and costs the walk nothing.
+pub(super) const F_CT_FAILS_DNAT: u16 = 1 << 15;
+
+/// The `F_CT_FAILS*` bit a walk checks: the one for whether the packet was DNATed.
+pub(super) fn ct_fails(dnat: bool) -> u16 {
+    if dnat { F_CT_FAILS_DNAT } else { F_CT_FAILS }
+}
 
 /// [`Target`] with the jump resolved to a slot of the table.
 #[derive(Debug, Clone, Copy)]
@@ -295,6 +307,15 @@ impl WalkRule {
         if let Some((neg, _, _)) = m.mark {
             flags |= F_MARK | if neg { F_MARK_NEG } else { 0 };
         }
+        // A first packet's conntrack states are one of two sets, so the match's answer for
+        // each is known now.
+        if let Some((neg, states)) = m.ctstate {
+            for dnat in [false, true] {
+                if states.intersects(CtStates::first_packet(dnat)) == neg {
+                    flags |= ct_fails(dnat);
+                }
+            }
+        }
         for (on, bit) in [
             (m.dport.is_some(), F_DPORT),
             (m.dst_local, F_DST_LOCAL),
@@ -364,16 +385,18 @@ impl WalkRule {
     }
 
     /// Whether the rule matches, checking (and calling `env` for) matches in the order iptables
-    /// does. `rule` gives the full rule, for IPv6 networks and the `recent` match's list.
+    /// does. `ct_fails` is [`ct_fails`] of whether the packet was DNATed. `rule` gives the full
+    /// rule, for IPv6 networks and the `recent` match's list.
     pub(super) fn matches<'r>(
         &self,
         p: &Packet,
         mark: u32,
+        ct_fails: u16,
         env: &mut dyn WalkEnv,
         rule: impl Fn() -> &'r Arc<Rule>,
     ) -> bool {
         let f = self.flags;
-        if self.protocol.is_some_and(|proto| proto != p.protocol) {
+        if f & ct_fails != 0 || self.protocol.is_some_and(|proto| proto != p.protocol) {
             return false;
         }
         if f & F_NETS_V6 != 0 {

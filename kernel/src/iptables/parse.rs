@@ -318,7 +318,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                 i += 2;
             }
             "--ctstate" => {
-                m.ctstate_new = true;
+                m.ctstate = Some((neg, CtStates::parse(arg(i)?)?));
                 i += 2;
             }
             "-j" | "--jump" => {

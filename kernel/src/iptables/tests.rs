@@ -491,3 +491,115 @@ fn index_jumps_equal_linear_walk_across_compaction() {
     assert_eq!(jumps(&t), 37);
     check(&t);
 }
+
+/// kube-proxy's `KUBE-FORWARD` chain as its restore input writes it (upstream `syncProxyRules`,
+/// v1.29's text), and the jump to it from FORWARD.
+const KUBE_FORWARD: &str = r#"*filter
+:KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+"#;
+const KUBE_FORWARD_JUMP: &str = r#"filter FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD"#;
+
+#[test]
+fn kube_forward_round_trips_verbatim() {
+    let mut t = tables();
+    t.restore(KUBE_FORWARD, true).unwrap();
+    t.ensure(KUBE_FORWARD_JUMP).unwrap();
+    let saved = t.save();
+    let lines: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A KUBE-FORWARD ")).collect();
+    let want: Vec<&str> = KUBE_FORWARD.lines().filter(|l| l.starts_with("-A ")).collect();
+    assert_eq!(lines, want, "{saved}");
+    assert!(saved.contains("\n-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"), "{saved}");
+    let mut again = Tables::new();
+    again.restore(&saved, false).unwrap();
+    assert_eq!(again.save(), saved);
+    let rule = &t.chain(TableName::Filter, "KUBE-FORWARD").unwrap().rules()[2];
+    assert_eq!(rule.matches.ctstate, Some((false, CtStates::parse("ESTABLISHED,RELATED").unwrap())));
+}
+
+/// A new connection through filter FORWARD with KUBE-FORWARD in place: its conntrack state is
+/// NEW, so the INVALID and RELATED,ESTABLISHED rules never take it; one KUBE-MARK-MASQ marked
+/// is accepted by the mark rule, any other falls through to what FORWARD says next (here a
+/// DROP standing in for a DROP policy, the case upstream's rule exists for).
+#[test]
+fn kube_forward_accepts_marked_new_connections_and_passes_the_rest() {
+    let mut t = tables();
+    t.restore(KUBE_FORWARD, true).unwrap();
+    t.ensure(KUBE_FORWARD_JUMP).unwrap();
+    t.restore("*filter\n-A FORWARD -m comment --comment \"default deny\" -j DROP\nCOMMIT\n", true).unwrap();
+    let forward = |v: &Verdict<'_>| {
+        v.steps()
+            .filter(|s| s.table == TableName::Filter)
+            .map(|s| (s.chain.to_string(), s.comment.map(str::to_string)))
+            .collect::<Vec<_>>()
+    };
+
+    // From off the cluster: KUBE-SVC- marks it for masquerade, KUBE-FORWARD accepts it.
+    let v = t.evaluate(pkt("192.168.0.9:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
+    assert_eq!(v.disposition, Disposition::Accept);
+    assert!(v.masquerade, "accepted in filter, still masqueraded in POSTROUTING");
+    assert_eq!(forward(&v), [("FORWARD".to_string(), Some("kubernetes forwarding rules".to_string()))]);
+
+    // From a pod: not marked, so nothing in KUBE-FORWARD takes it and FORWARD's DROP does.
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
+    assert!(v.dnat);
+    assert_eq!(v.disposition, Disposition::Drop);
+    assert_eq!(forward(&v), [("FORWARD".to_string(), Some("default deny".to_string()))]);
+}
+
+/// `--ctstate` against a first packet: NEW always, DNAT once a DNAT rule rewrote it, never
+/// INVALID, ESTABLISHED, RELATED, UNTRACKED or (before MASQUERADE ends the walk) SNAT; `!`
+/// negates; names may be abbreviated and any case, as libxt_conntrack reads them.
+#[test]
+fn ctstate_matches_what_a_first_packet_is() {
+    // (spec, matches the DNATed connection, matches the one without DNAT)
+    let cases = [
+        ("--ctstate NEW", true, true),
+        ("--ctstate NEW,ESTABLISHED", true, true),
+        ("--ctstate INVALID", false, false),
+        ("--ctstate RELATED,ESTABLISHED", false, false),
+        ("--ctstate UNTRACKED,SNAT", false, false),
+        ("--ctstate DNAT", true, false),
+        ("! --ctstate NEW", false, false),
+        ("! --ctstate INVALID", true, true),
+        ("! --ctstate RELATED,ESTABLISHED,DNAT", false, true),
+        ("--ctstate new", true, true),
+        ("--ctstate est,Rel,D", true, false),
+    ];
+    for (spec, dnatted, plain) in cases {
+        let mut t = tables();
+        t.restore(&format!("*filter\n-A FORWARD -m conntrack {spec} -j DROP\nCOMMIT\n"), true).unwrap();
+        let saved = t.save();
+        assert!(saved.contains(&format!("\n-A FORWARD -m conntrack {spec} -j DROP\n")), "{spec}: printed as written");
+        let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
+        assert!(v.dnat);
+        assert_eq!(v.disposition == Disposition::Drop, dnatted, "{spec}, DNATed");
+        let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:81"), Origin::Forwarded, &mut Env::new(&[]));
+        assert!(!v.dnat);
+        assert_eq!(v.disposition == Disposition::Drop, plain, "{spec}, not DNATed");
+    }
+    // In PREROUTING, before any DNAT, the DNAT state is not there yet.
+    let mut t = tables();
+    t.restore("*nat\n-A PREROUTING -m conntrack --ctstate DNAT -j DNAT --to-destination 10.9.9.9:80\nCOMMIT\n", true)
+        .unwrap();
+    let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:81"), Origin::Forwarded, &mut Env::new(&[]));
+    assert!(!v.dnat);
+}
+
+#[test]
+fn a_bad_ctstate_is_refused_with_iptables_words() {
+    let mut t = tables();
+    let before = t.save();
+    for (list, quoted) in [("FOO", "FOO"), ("NEW,FOO,ESTABLISHED", "FOO,ESTABLISHED"), ("NEW,", ""), (",NEW", ",NEW"), ("NEWER", "NEWER")] {
+        let err = t
+            .restore(&format!("*filter\n:KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -m conntrack --ctstate {list} -j DROP\nCOMMIT\n"), true)
+            .unwrap_err();
+        assert_eq!(err.to_string(), format!("iptables-restore: line 3 failed: Bad ctstate \"{quoted}\""), "{list}");
+    }
+    let err = t.ensure("filter FORWARD -m conntrack --ctstate BOGUS -j KUBE-FORWARD").unwrap_err();
+    assert_eq!(err.to_string(), "iptables-restore: line 1 failed: Bad ctstate \"BOGUS\"");
+    assert_eq!(t.save(), before, "nothing changed");
+}

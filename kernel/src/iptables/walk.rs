@@ -10,6 +10,8 @@ pub(super) struct Walk<'t, 'w> {
     pub(super) table: &'t Table,
     pub(super) p: Packet,
     pub(super) mark: &'w mut u32,
+    /// [`ct_fails`] of whether a DNAT rule has rewritten the packet's destination.
+    pub(super) ct_fails: u16,
     pub(super) env: &'w mut dyn WalkEnv,
     pub(super) steps: &'w mut Steps<'t>,
 }
@@ -79,7 +81,9 @@ impl<'t> Walk<'t, '_> {
         let (action, record) = match pick {
             Pick::Jump(to) => (Action::Jump(to), true),
             Pick::Read(rule) => {
-                if !rule.matches(&self.p, *self.mark, self.env, || &chain.rules[idx as usize]) {
+                if !rule.matches(&self.p, *self.mark, self.ct_fails, self.env, || {
+                    &chain.rules[idx as usize]
+                }) {
                     return None;
                 }
                 (rule.action, rule.flags & F_RECORD != 0)

@@ -98,6 +98,12 @@ fn chain_names_are_upstreams_hashes() {
     assert!(is_service_chain("KUBE-SEP-C6EBXVWJJZMIWKLZ") && !is_service_chain("KUBE-SERVICES"));
 }
 
+/// Upstream's restore text for `upstream_world`, in the order `syncProxyRules` writes it (its
+/// test sorts chains before comparing). The `KUBE-FORWARD` lines are the facts excerpt's
+/// omission, restored as upstream writes them: after every Service's filter lines. Upstream's
+/// v1.31 test shows the INVALID rule with `-m nfacct --nfacct-name
+/// ct_state_invalid_dropped_pkts` because its fake proxier has that nfacct counter; the line
+/// here is v1.29's, which v1.30+ also write without the counter (see the module doc).
 #[test]
 fn a_full_sync_is_upstreams_restore_input_byte_for_byte() {
     let out = Iptables::new(upstream_opts()).render(&upstream_world(), None);
@@ -108,6 +114,9 @@ fn a_full_sync_is_upstreams_restore_input_byte_for_byte() {
 :KUBE-NODEPORTS - [0:0]
 :KUBE-PROXY-FIREWALL - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns6/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
@@ -134,7 +143,7 @@ COMMIT
 "#;
     assert_eq!(out.text, expected);
     assert!(out.full);
-    assert_eq!((out.rules, out.deleted), (14, 0));
+    assert_eq!((out.rules, out.deleted), (17, 0));
 }
 
 #[test]
@@ -469,6 +478,50 @@ fn the_kernel_model_takes_every_rule_kind() {
     assert!(!partial.full && partial.deleted > 0);
     kernel.restore(&partial.text, true).unwrap_or_else(|e| panic!("{e:?}\n{}", partial.text));
     assert!(kernel.save().contains("-j DROP"), "the Local Service without local endpoints drops");
+    let save = kernel.save();
+    let forward: Vec<&str> = save.lines().filter(|l| l.starts_with("-A KUBE-FORWARD ")).collect();
+    assert_eq!(forward, KUBE_FORWARD_RULES, "the partial sync rewrote KUBE-FORWARD whole");
+}
+
+/// `KUBE-FORWARD`'s rules as upstream writes them, last in the filter table.
+const KUBE_FORWARD_RULES: [&str; 3] = [
+    "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT",
+    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+];
+
+/// The filter table is rewritten on every sync, partial ones too (`:KUBE-FORWARD` flushes the
+/// chain), so every sync ends it with `KUBE-FORWARD`'s rules, whatever changed; a sync with no
+/// changed Service writes them as well.
+#[test]
+fn every_sync_ends_the_filter_table_with_kube_forward() {
+    let web = service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]);
+    let empty = service("default", "empty", "10.96.0.21", &[("http", 80, "TCP")]);
+    let eps = |ip| slice("default", "web", "w", ("http", 8080, "TCP"), &[ready(ip, "n1")]);
+    let mut ipt = Iptables::new(upstream_opts());
+    let mut prev = Snapshot::default();
+    for (i, (services, slices)) in [
+        (vec![web.clone(), empty.clone()], vec![eps("10.244.1.5")]),
+        (vec![web.clone(), empty.clone()], vec![eps("10.244.1.6")]),
+        (vec![web.clone(), empty.clone()], vec![eps("10.244.1.6")]),
+        (vec![web.clone()], vec![eps("10.244.1.6")]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let snap = snapshot(&services, &slices);
+        let out = ipt.render(&snap, Some(&prev.changed(&snap)));
+        assert_eq!(out.full, i == 0, "step {i}");
+        let filter: Vec<&str> =
+            out.text.lines().skip_while(|l| *l != "*filter").take_while(|l| *l != "COMMIT").collect();
+        assert!(filter.contains(&":KUBE-FORWARD - [0:0]"), "step {i}");
+        assert_eq!(filter[filter.len() - 3..], KUBE_FORWARD_RULES, "step {i}:\n{}", out.text);
+        assert_eq!(out.text.matches("-A KUBE-FORWARD ").count(), 3, "step {i}");
+        // The REJECT of the Service without endpoints stays before them while it exists.
+        assert_eq!(out.text.contains("\"default/empty:http has no endpoints\""), i < 3, "step {i}");
+        ipt.commit(out);
+        prev = snap;
+    }
 }
 
 /// Every chain a partial sync writes holds exactly what a full sync of the same state writes
@@ -537,7 +590,7 @@ fn a_partial_sync_writes_what_a_full_sync_would_in_each_chain_it_writes() {
         for (chain, rules) in &written {
             assert_eq!(Some(rules), want.get(chain), "step {i}: {chain:?}");
         }
-        for top in ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"] {
+        for top in ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD"] {
             for table in ["nat", "filter"] {
                 let chain = (table.to_string(), top.to_string());
                 assert_eq!(written.get(&chain), want.get(&chain), "step {i}: {chain:?} is written whole");
