@@ -9,7 +9,7 @@
 //! joins its trace. The same test runs in iptables and ipvs mode.
 
 use std::{
-    net::{SocketAddr, TcpStream, UdpSocket},
+    net::UdpSocket,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -18,7 +18,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netlab_e2e::{Apiserver, Component, Run, eventually, free_port, netlab, otlp::Collector};
+use netlab_e2e::{
+    Apiserver, Component, Run, eventually, free_port, netlab,
+    otlp::Collector,
+    parts::{self, Node},
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Span exporters batch (5 s by default).
@@ -160,75 +164,13 @@ impl Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(&dir.path().join("api"), &["--allow-loopback-endpoints"]);
         let url = api.url();
-        let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cloud = Component::start(
-            "netlab-cloud",
-            &[
-                "--registry-listen",
-                &registry.to_string(),
-                "--dns-listen",
-                &format!("127.0.0.1:{}", free_port()),
-                "--healthz-bind-address",
-                &format!("127.0.0.1:{}", free_port()),
-            ],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(registry).is_err() {
-            assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (cloud, registry) = parts::cloud();
         // Node IPAM gives node-1 its pod CIDR; the EndpointSlice controller leaves the
         // selector-less Service's hand-written slice alone.
-        let cm =
-            Component::start("netlab-controller-manager", &["--server", &url, "--healthz-bind-address", "127.0.0.1:0"]);
-        let port = free_port().to_string();
-        let data = dir.path().join(NODE);
-        let agent = Component::start(
-            "netlab-node-agent",
-            &[
-                "--server",
-                &url,
-                "--node-name",
-                NODE,
-                "--node-ip",
-                NODE_IP,
-                "--address",
-                NODE_IP,
-                "--port",
-                &port,
-                "--data-dir",
-                data.to_str().expect("utf-8 path"),
-                "--registry",
-                &format!("http://{registry}"),
-                "--time-scale",
-                "0.01",
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-                "--resolv-conf",
-                "/dev/null",
-                "--otlp-endpoint",
-                &otlp,
-            ],
-        );
-        let proxy = Component::start(
-            "netlab-proxy",
-            &[
-                "--server",
-                &url,
-                "--hostname-override",
-                NODE,
-                "--kernel",
-                &format!("http://{NODE_IP}:{port}"),
-                "--proxy-mode",
-                mode,
-                "--iptables-min-sync-period",
-                "100ms",
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-                "--otlp-endpoint",
-                &otlp,
-            ],
-        );
+        let cm = parts::controller_manager(&url, &[]);
+        let node = Node { name: NODE, ip: NODE_IP, port: free_port() };
+        let agent = node.agent(&url, dir.path(), &registry, &["--otlp-endpoint", &otlp]);
+        let proxy = node.proxy(&url, mode, &["--otlp-endpoint", &otlp]);
         Self { _proxy: proxy, _agent: agent, _cm: cm, _cloud: cloud, api, _dir: dir, collector }
     }
 

@@ -204,4 +204,18 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     let save = get(&["node", "iptables-save", "node-1"]).ok().stdout;
     assert!(save.contains("-A KUBE-SERVICES -m comment --comment \"demo/orders:http cluster IP\""), "{save}");
     eprintln!("curl by name through the proxies after {:?}", started.elapsed());
+
+    // The kubernetes Service leads to the apiserver container: it publishes its own address
+    // (taken from its default route) and port as the Service's endpoint.
+    let apiserver = [format!("{project}_apiserver_1"), format!("{project}-apiserver-1")]
+        .into_iter()
+        .map(|c| docker_ip(&c))
+        .find(|ip| !ip.is_empty())
+        .unwrap();
+    assert!(
+        save.contains(&format!("-j DNAT --to-destination {apiserver}:6443")),
+        "the kubernetes Service's endpoint is the apiserver container {apiserver}:6443:\n{save}"
+    );
+    let nc = get(&["exec", "-n", "demo", "client", "--", "nc", "-zv", "-w", "5", "kubernetes.default", "443"]);
+    assert_eq!(nc.code, Some(0), "nc -zv kubernetes.default 443: {nc:?}");
 }

@@ -5,12 +5,12 @@
 //! comes back. The apiserver listens on loopback here, so it runs with
 //! `--allow-loopback-endpoints`, as under `netlab up`.
 
-use std::{
-    net::{SocketAddr, TcpStream},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use netlab_e2e::{Apiserver, Component, Run, eventually, free_port, netlab};
+use netlab_e2e::{
+    Apiserver, Component, Run, eventually, free_port, netlab,
+    parts::{self, Node},
+};
 
 /// Longer than the reconciler's 10 s interval.
 const WAIT: Duration = Duration::from_secs(40);
@@ -46,67 +46,11 @@ impl Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(&dir.path().join("api"), &["--allow-loopback-endpoints"]);
         let url = api.url();
-        let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cloud = Component::start(
-            "netlab-cloud",
-            &[
-                "--registry-listen",
-                &registry.to_string(),
-                "--dns-listen",
-                &format!("127.0.0.1:{}", free_port()),
-                "--healthz-bind-address",
-                &format!("127.0.0.1:{}", free_port()),
-            ],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(registry).is_err() {
-            assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let cm =
-            Component::start("netlab-controller-manager", &["--server", &url, "--healthz-bind-address", "127.0.0.1:0"]);
-        let port = free_port().to_string();
-        let data = dir.path().join(NODE);
-        let agent = Component::start(
-            "netlab-node-agent",
-            &[
-                "--server",
-                &url,
-                "--node-name",
-                NODE,
-                "--node-ip",
-                NODE_IP,
-                "--address",
-                NODE_IP,
-                "--port",
-                &port,
-                "--data-dir",
-                data.to_str().expect("utf-8 path"),
-                "--registry",
-                &format!("http://{registry}"),
-                "--time-scale",
-                "0.01",
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-                "--resolv-conf",
-                "/dev/null",
-            ],
-        );
-        let proxy = Component::start(
-            "netlab-proxy",
-            &[
-                "--server",
-                &url,
-                "--hostname-override",
-                NODE,
-                "--kernel",
-                &format!("http://{NODE_IP}:{port}"),
-                "--iptables-min-sync-period",
-                "100ms",
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-            ],
-        );
+        let (cloud, registry) = parts::cloud();
+        let cm = parts::controller_manager(&url, &[]);
+        let node = Node { name: NODE, ip: NODE_IP, port: free_port() };
+        let agent = node.agent(&url, dir.path(), &registry, &[]);
+        let proxy = node.proxy(&url, "iptables", &[]);
         Self { _proxy: proxy, _agent: agent, _cm: cm, _cloud: cloud, api, _dir: dir }
     }
 

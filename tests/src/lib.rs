@@ -15,6 +15,7 @@ use std::{
 use netlab_proto::apiserver::v1::{ListRequest, Resource, api_server_client::ApiServerClient};
 
 pub mod otlp;
+pub mod parts;
 
 /// The path of a workspace binary built beside the running test.
 pub fn bin(name: &str) -> PathBuf {
