@@ -36,7 +36,7 @@ use k8s_openapi::{
     },
 };
 use netlab_client::{Client, ListParams, Object};
-use netlab_e2e::{Apiserver, Component};
+use netlab_e2e::{Apiserver, parts};
 use netlab_proto::apiserver::v1::EventType;
 use tokio::{
     sync::{Semaphore, mpsc},
@@ -116,9 +116,8 @@ async fn run(a: Args, url: String) {
     parallel((0..a.nodes).map(node).collect(), &client).await;
     println!("registered {} nodes in {:.1?}", a.nodes, t.elapsed());
 
-    let _cm = (!a.direct).then(|| Component::start("netlab-controller-manager", &["--server", &url]));
-    let scheduler_args = ["--server", url.as_str()];
-    let mut _scheduler = (!a.backlog).then(|| Component::start("netlab-scheduler", &scheduler_args));
+    let _cm = (!a.direct).then(|| parts::controller_manager(&url, &[]));
+    let mut _scheduler = (!a.backlog).then(|| parts::scheduler(&url, &[]));
 
     // One watch over the pods, as `kubectl get pods -w` would: counts created and bound.
     let mut changes = watch::<Pod>(client.clone());
@@ -142,7 +141,7 @@ async fn run(a: Args, url: String) {
     if a.backlog {
         let _ = (&mut creating).await;
         println!("created {total} pods in {:.1?}; starting the scheduler", t0.elapsed());
-        _scheduler = Some(Component::start("netlab-scheduler", &scheduler_args));
+        _scheduler = Some(parts::scheduler(&url, &[]));
         t0 = Instant::now();
     }
 

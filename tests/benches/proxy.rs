@@ -44,7 +44,7 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use netlab_client::{Client, ListParams, Object};
-use netlab_e2e::{Apiserver, Component};
+use netlab_e2e::{Apiserver, parts};
 use netlab_kernel::{
     Protocol,
     iptables::{Origin, Packet, Tables, WalkEnv},
@@ -435,13 +435,7 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
 
     // The proxy's first (full) sync.
     let started = Instant::now();
-    let _proxy = Component::start(
-        "netlab-proxy",
-        &[
-            "--server", &url, "--hostname-override", "node-1", "--kernel", &kernel_url, "--proxy-mode", &a.mode,
-            "--iptables-min-sync-period", &a.min_sync, "--healthz-bind-address", "127.0.0.1:0",
-        ],
-    );
+    let _proxy = parts::proxy(&url, "node-1", &kernel_url, &a.mode, &a.min_sync, &[]);
     let (mut last_print, mut last_hit) = (Instant::now(), Instant::now());
     let total = pending.len();
     while !pending.is_empty() {

@@ -6,12 +6,13 @@
 //!
 //! Run: `cargo build --release --bins && cargo bench -p netlab-e2e --bench tracing`.
 
-use std::{
-    net::{SocketAddr, TcpStream},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use netlab_e2e::{Apiserver, Component, free_port, netlab, otlp::Collector};
+use netlab_e2e::{
+    Apiserver, free_port, netlab,
+    otlp::Collector,
+    parts::{self, Cloud, Node},
+};
 use netlab_proto::node::v1::{ExecRequest, exec_output::Kind, kernel_client::KernelClient};
 
 const APP: &str = r#"
@@ -74,41 +75,23 @@ const RUNS: usize = 300;
 /// Starts the lab (exporting to `otlp` if given), returns the p50/p99 of exec curl.
 fn measure(otlp: Option<&str>) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let with = |args: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if let Some(e) = otlp {
-            v.extend(["--otlp-endpoint".to_string(), e.to_string()]);
-        }
-        v
+    let with: &[&str] = match otlp {
+        Some(e) => &["--otlp-endpoint", e],
+        None => &[],
     };
-    let api = Apiserver::start(&dir.path().join("api"), &with(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    let api = Apiserver::start(&dir.path().join("api"), with);
     let url = api.url();
-    let start = |bin: &str, args: Vec<String>| Component::start(bin, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut procs = vec![start(
-        "netlab-cloud",
-        with(&["--registry-listen", &registry.to_string(), "--dns-listen", &format!("127.0.0.1:{}", free_port()), "--healthz-bind-address", &format!("127.0.0.1:{}", free_port())]),
-    )];
-    while TcpStream::connect(registry).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    procs.push(start("netlab-controller-manager", with(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
-    procs.push(start("netlab-scheduler", with(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
-    let port = free_port().to_string();
+    let cloud = Cloud::start(with);
+    let registry = cloud.registry_url();
+    let mut procs = vec![cloud.process];
+    procs.push(parts::controller_manager(&url, with));
+    procs.push(parts::scheduler(&url, with));
+    let port = free_port();
     for (name, ip) in [("node-1", "127.0.1.1"), ("node-2", "127.0.1.2")] {
-        let data = dir.path().join(name);
-        procs.push(start(
-            "netlab-node-agent",
-            with(&[
-                "--server", &url, "--node-name", name, "--node-ip", ip, "--address", ip, "--port", &port,
-                "--data-dir", data.to_str().expect("utf-8"), "--registry", &format!("http://{registry}"),
-                "--healthz-bind-address", "127.0.0.1:0", "--resolv-conf", "/dev/null",
-            ]),
-        ));
-        procs.push(start(
-            "netlab-proxy",
-            with(&["--server", &url, "--hostname-override", name, "--kernel", &format!("http://{ip}:{port}"), "--healthz-bind-address", "127.0.0.1:0"]),
-        ));
+        let node = Node { name, ip, port };
+        // Real time, and the proxy's defaults (iptables mode, a sync at most every second).
+        procs.push(node.agent_scaled(&url, dir.path(), &registry, "1", with));
+        procs.push(parts::proxy(&url, name, &node.kernel(), "iptables", "1s", with));
     }
     netlab(&url, &["apply", "-f", "-"], Some(APP)).ok();
     let cip = netlab(&url, &["get", "svc", "orders", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"], None).ok().stdout;

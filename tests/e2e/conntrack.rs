@@ -19,7 +19,7 @@ use std::{
 };
 
 use netlab_e2e::{
-    Apiserver, Component, Run, eventually, free_port, netlab,
+    Apiserver, Component, Run, block_on, eventually, free_port, netlab,
     otlp::Collector,
     parts::{self, Node},
 };
@@ -190,10 +190,6 @@ impl Lab {
     fn conntrack(&self) -> String {
         self.netlab(&["node", "conntrack", NODE]).ok().stdout
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 /// The `conntrack -L` lines of UDP flows the client sent to `cip` that were DNATed to `ep`.

@@ -8,11 +8,13 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{SocketAddr, TcpStream},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use netlab_e2e::{Apiserver, Component, Run, eventually, free_port, netlab};
+use netlab_e2e::{
+    Apiserver, Component, Run, block_on, eventually, free_port, netlab,
+    parts::{self, Node},
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 const NODES: [(&str, &str); 2] = [("node-1", "127.0.1.1"), ("node-2", "127.0.1.2")];
@@ -149,82 +151,17 @@ impl Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(&dir.path().join("api"), &[]);
         let url = api.url();
-        let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cloud = Component::start(
-            "netlab-cloud",
-            &[
-                "--registry-listen",
-                &registry.to_string(),
-                "--dns-listen",
-                &format!("127.0.0.1:{}", free_port()),
-                "--healthz-bind-address",
-                &format!("127.0.0.1:{}", free_port()),
-            ],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(registry).is_err() {
-            assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let cm = Component::start(
-            "netlab-controller-manager",
-            &["--server", &url, "--healthz-bind-address", "127.0.0.1:0"],
-        );
-        let scheduler = Component::start(
-            "netlab-scheduler",
-            &["--server", &url, "--healthz-bind-address", "127.0.0.1:0"],
-        );
+        let (cloud, registry) = parts::cloud();
+        let cm = parts::controller_manager(&url, &[]);
+        let scheduler = parts::scheduler(&url, &[]);
         // Every node's kernel API on one port, on the node's own address.
-        let port = free_port().to_string();
+        let port = free_port();
         let mut agents = Vec::new();
         let mut proxies = BTreeMap::new();
         for (name, ip) in NODES {
-            let data = dir.path().join(name);
-            agents.push(Component::start(
-                "netlab-node-agent",
-                &[
-                    "--server",
-                    &url,
-                    "--node-name",
-                    name,
-                    "--node-ip",
-                    ip,
-                    "--address",
-                    ip,
-                    "--port",
-                    &port,
-                    "--data-dir",
-                    data.to_str().expect("utf-8 path"),
-                    "--registry",
-                    &format!("http://{registry}"),
-                    "--time-scale",
-                    "0.01",
-                    "--healthz-bind-address",
-                    "127.0.0.1:0",
-                    "--resolv-conf",
-                    "/dev/null",
-                ],
-            ));
-            proxies.insert(
-                name.to_string(),
-                Component::start(
-                    "netlab-proxy",
-                    &[
-                        "--server",
-                        &url,
-                        "--hostname-override",
-                        name,
-                        "--kernel",
-                        &format!("http://{ip}:{port}"),
-                        "--proxy-mode",
-                        mode,
-                        "--iptables-min-sync-period",
-                        "100ms",
-                        "--healthz-bind-address",
-                        "127.0.0.1:0",
-                    ],
-                ),
-            );
+            let node = Node { name, ip, port };
+            agents.push(node.agent(&url, dir.path(), &registry, &[]));
+            proxies.insert(name.to_string(), node.proxy(&url, mode, &[]));
         }
         Self { proxies, _agents: agents, _scheduler: scheduler, _cm: cm, _cloud: cloud, api, _dir: dir }
     }
@@ -247,10 +184,6 @@ impl Lab {
         let run = self.netlab(&["get", "svc", svc, "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"]).ok();
         run.stdout.trim().to_string()
     }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 /// `pod=... ip=... node=...` from the echo server's answer.

@@ -23,13 +23,9 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, bin, eventually, free_port};
+use netlab_e2e::{Apiserver, bin, eventually, free_port, runtime};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
 
 /// A running netlab-dns on free ports, killed on drop.
 struct Dns {

@@ -20,7 +20,7 @@ use k8s_openapi::{
     },
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, eventually};
+use netlab_e2e::{Apiserver, Component, eventually, parts, runtime};
 
 const WAIT: Duration = Duration::from_secs(20);
 const CONTROLLERS: &str = "--controllers=nodeipam,endpointslice,garbagecollector";
@@ -30,10 +30,9 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn controller_manager(api: &Apiserver, extra: &[&str]) -> Component {
-    let url = api.url();
-    let mut args = vec!["--server", url.as_str(), CONTROLLERS];
+    let mut args = vec![CONTROLLERS];
     args.extend_from_slice(extra);
-    Component::start("netlab-controller-manager", &args)
+    parts::controller_manager(&api.url(), &args)
 }
 
 /// Registers a Node as a kubelet does: Ready, with an address and allocatable pods.
@@ -71,10 +70,6 @@ async fn pod_cidr(client: &Client, name: &str) -> Option<String> {
     assert!(cidrs.len() <= 1, "one IPv4 podCIDR: {cidrs:?}");
     assert_eq!(cidrs.first(), spec.pod_cidr.as_ref(), "podCIDRs[0] == podCIDR");
     spec.pod_cidr
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
 #[test]

@@ -7,13 +7,17 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{SocketAddr, TcpStream},
+    net::TcpStream,
     path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
-use netlab_e2e::{Apiserver, Component, bin, free_port, netlab, otlp::{Collector, RecordedSpan}};
+use netlab_e2e::{
+    Apiserver, Component, bin, free_port, netlab,
+    otlp::{Collector, RecordedSpan},
+    parts::{self, Cloud, Node},
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 /// The cluster DNS's address for this test (natively it needs port 53 on its own address; the
@@ -105,54 +109,27 @@ impl Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(&dir.path().join("api"), &["--otlp-endpoint", &otlp, "--allow-loopback-endpoints"]);
         let url = api.url();
-        let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let upstream = format!("127.0.0.1:{}", free_port());
-        let mut procs = vec![Component::start(
-            "netlab-cloud",
-            &["--registry-listen", &registry.to_string(), "--dns-listen", &upstream, "--healthz-bind-address", &format!("127.0.0.1:{}", free_port())],
-        )];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(registry).is_err() {
-            assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let with_otlp = |args: &[&str]| -> Vec<String> {
-            let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            v.extend(["--otlp-endpoint".to_string(), otlp.clone()]);
-            v
-        };
-        let start = |bin: &str, args: Vec<String>| {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            Component::start(bin, &refs)
-        };
-        procs.push(start("netlab-controller-manager", with_otlp(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
-        procs.push(start("netlab-scheduler", with_otlp(&["--server", &url, "--healthz-bind-address", "127.0.0.1:0"])));
+        let cloud = Cloud::start(&[]);
+        let (registry, upstream) = (cloud.registry_url(), cloud.dns.to_string());
+        let with_otlp: &[&str] = &["--otlp-endpoint", &otlp];
+        let mut procs = vec![cloud.process];
+        procs.push(parts::controller_manager(&url, with_otlp));
+        procs.push(parts::scheduler(&url, with_otlp));
         let metrics = format!("127.0.0.1:{}", free_port());
-        procs.push(start(
+        procs.push(Component::start(
             "netlab-dns",
-            with_otlp(&[
+            &[
                 "--server", &url, "--listen", DNS, "--advertise-address", DNS.trim_end_matches(":53"), "--upstream", &upstream,
                 "--health-listen", "127.0.0.1:0", "--ready-listen", "127.0.0.1:0", "--metrics-listen", &metrics,
-            ]),
+                "--otlp-endpoint", &otlp,
+            ],
         ));
-        let port = free_port().to_string();
+        let port = free_port();
         for (name, ip) in [("node-1", "127.0.1.1"), ("node-2", "127.0.1.2")] {
-            let data = dir.path().join(name);
-            procs.push(start(
-                "netlab-node-agent",
-                with_otlp(&[
-                    "--server", &url, "--node-name", name, "--node-ip", ip, "--address", ip, "--port", &port,
-                    "--data-dir", data.to_str().expect("utf-8 path"), "--registry", &format!("http://{registry}"),
-                    "--time-scale", "0.01", "--healthz-bind-address", "127.0.0.1:0", "--resolv-conf", "/dev/null",
-                ]),
-            ));
-            procs.push(start(
-                "netlab-proxy",
-                with_otlp(&[
-                    "--server", &url, "--hostname-override", name, "--kernel", &format!("http://{ip}:{port}"),
-                    "--iptables-min-sync-period", "100ms", "--healthz-bind-address", "127.0.0.1:0",
-                ]),
-            ));
+            let node = Node { name, ip, port };
+            procs.push(node.agent(&url, dir.path(), &registry, with_otlp));
+            // iptables: the proxy's default mode.
+            procs.push(node.proxy(&url, "iptables", with_otlp));
         }
         Self { _procs: procs, api, collector, dir, metrics }
     }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use netlab_e2e::{
-    Apiserver, Component, Run, eventually, free_port, netlab,
+    Apiserver, Component, Run, block_on, eventually, free_port, netlab,
     parts::{self, Node},
 };
 
@@ -73,10 +73,6 @@ impl Lab {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
-}
-
 #[test]
 fn the_kubernetes_service_leads_to_the_apiserver() {
     let lab = Lab::start();
@@ -101,8 +97,9 @@ fn the_kubernetes_service_leads_to_the_apiserver() {
     // kube-proxy programs it like any Service: an endpoint chain, no REJECT.
     let dnat = format!("-j DNAT --to-destination {api_addr}");
     let rules = block_on(eventually("the kubernetes Service's endpoint chain", WAIT, || async {
-        let rules = lab.netlab(&["node", "iptables-save", NODE]).ok().stdout;
-        rules.contains(&dnat).then_some(rules)
+        // Until node-1 has registered, the CLI answers NotFound: wait on.
+        let run = lab.netlab(&["node", "iptables-save", NODE]);
+        (run.code == Some(0) && run.stdout.contains(&dnat)).then_some(run.stdout)
     }));
     assert!(rules.contains("--comment \"default/kubernetes:https cluster IP\""), "{rules}");
     assert!(!rules.contains("default/kubernetes:https has no endpoints"), "{rules}");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node};
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, eventually};
+use netlab_e2e::{Apiserver, eventually, parts};
 
 #[tokio::test]
 async fn a_silent_node_turns_unknown_and_is_tainted_unreachable() {
@@ -20,15 +20,9 @@ async fn a_silent_node_turns_unknown_and_is_tainted_unreachable() {
     }))
     .unwrap();
     client.create(&node).await.unwrap();
-    let _cm = Component::start(
-        "netlab-controller-manager",
-        &[
-            "--server", &api.url(),
-            "--controllers", "nodelifecycle",
-            "--node-monitor-period", "100ms",
-            "--node-monitor-grace-period", "1s",
-            "--healthz-bind-address", "127.0.0.1:0",
-        ],
+    let _cm = parts::controller_manager(
+        &api.url(),
+        &["--controllers", "nodelifecycle", "--node-monitor-period", "100ms", "--node-monitor-grace-period", "1s"],
     );
     let node = eventually("Ready=Unknown and the unreachable taint", Duration::from_secs(15), || {
         let client = client.clone();

@@ -6,7 +6,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddr, TcpStream},
+    net::Ipv4Addr,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -14,28 +14,18 @@ use std::{
 use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
-        core::v1::{Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec},
+        core::v1::{Container, Namespace, Node, Pod, PodSpec, PodTemplateSpec},
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, eventually, free_port};
+use netlab_e2e::{Apiserver, Component, block_on, eventually, events_for, parts};
 
 const NS: &str = "default";
 const WAIT: Duration = Duration::from_secs(30);
-/// The node-agents' `--time-scale`: a 10 s backoff lasts 100 ms.
-const SCALE: f64 = 0.01;
 /// The time scale of the backoff test: coarse enough that a busy machine's delay in seeing an
 /// event (tens of milliseconds in CI) stays well inside the tolerance (10 s lasts 500 ms).
 const BACKOFF_SCALE: f64 = 0.05;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 /// The control plane, the registry and some node-agents.
 struct Cluster {
@@ -47,62 +37,30 @@ struct Cluster {
     api: Apiserver,
     registry: String,
     /// The node-agents' `--time-scale`.
-    scale: f64,
+    scale: String,
     dir: tempfile::TempDir,
 }
 
 impl Cluster {
     fn start(nodes: &[(&str, &str)], mask: &str) -> Self {
-        Self::start_scaled(nodes, mask, SCALE)
+        Self::start_scaled(nodes, mask, parts::TIME_SCALE)
     }
 
     /// [`Cluster::start`] with node-agents running at `--time-scale scale`.
-    fn start_scaled(nodes: &[(&str, &str)], mask: &str, scale: f64) -> Self {
+    fn start_scaled(nodes: &[(&str, &str)], mask: &str, scale: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(&dir.path().join("api"), &[]);
         let url = api.url();
-        let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cloud = Component::start(
-            "netlab-cloud",
-            &[
-                "--registry-listen",
-                &registry.to_string(),
-                "--dns-listen",
-                &format!("127.0.0.1:{}", free_port()),
-                "--healthz-bind-address",
-                &format!("127.0.0.1:{}", free_port()),
-            ],
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(registry).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "netlab-cloud did not listen on {registry}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let cm = Component::start(
-            "netlab-controller-manager",
-            &[
-                "--server",
-                &url,
-                "--node-cidr-mask-size",
-                mask,
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-            ],
-        );
-        let scheduler = Component::start(
-            "netlab-scheduler",
-            &["--server", &url, "--healthz-bind-address", "127.0.0.1:0"],
-        );
+        let (cloud, registry) = parts::cloud();
+        let cm = parts::controller_manager(&url, &["--node-cidr-mask-size", mask]);
+        let scheduler = parts::scheduler(&url, &[]);
         let mut c = Self {
             agents: BTreeMap::new(),
             _scheduler: scheduler,
             _cm: cm,
             _cloud: cloud,
-            registry: format!("http://{registry}"),
-            scale,
+            registry,
+            scale: scale.to_string(),
             api,
             dir,
         };
@@ -117,32 +75,9 @@ impl Cluster {
     }
 
     fn start_agent(&mut self, name: &str, ip: &str) {
-        let (url, data, scale) = (self.api.url(), self.data_dir(name), self.scale.to_string());
-        let agent = Component::start(
-            "netlab-node-agent",
-            &[
-                "--server",
-                &url,
-                "--node-name",
-                name,
-                "--node-ip",
-                ip,
-                "--address",
-                ip,
-                "--port",
-                "0",
-                "--data-dir",
-                data.to_str().expect("utf-8 path"),
-                "--registry",
-                &self.registry,
-                "--time-scale",
-                &scale,
-                "--healthz-bind-address",
-                "127.0.0.1:0",
-                "--resolv-conf",
-                "/dev/null",
-            ],
-        );
+        // Port 0: any free one; the Node's status tells where (its kubeletEndpoint).
+        let node = parts::Node { name, ip, port: 0 };
+        let agent = node.agent_scaled(&self.api.url(), self.dir.path(), &self.registry, &self.scale, &[]);
         self.agents.insert(name.to_string(), agent);
     }
 
@@ -217,19 +152,6 @@ async fn wait_ready(client: &Client, name: &str) -> Pod {
 
 fn host(cidr: Cidr, n: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(cidr.network) + n)
-}
-
-async fn events_for(client: &Client, pod: &str, reason: &str) -> Vec<Event> {
-    let params = ListParams {
-        namespace: NS.into(),
-        fields: format!("involvedObject.name={pod},reason={reason}"),
-        ..Default::default()
-    };
-    client
-        .list::<Event>(&params)
-        .await
-        .map(|(e, _)| e)
-        .unwrap_or_default()
 }
 
 #[test]
@@ -481,7 +403,7 @@ fn deployment_ips_restart_and_round_robin() {
 async fn pods_events(client: &Client, pods: &[Pod], reason: &str) -> i32 {
     let mut n = 0;
     for p in pods {
-        for e in events_for(client, p.metadata.name.as_deref().unwrap_or(""), reason).await {
+        for e in events_for(client, NS, p.metadata.name.as_deref().unwrap_or(""), reason).await {
             n += e.count.unwrap_or(1);
         }
     }
@@ -512,7 +434,7 @@ fn small_pod_cidr_fills_up() {
             .await
             .expect("create p5");
         let events = eventually("FailedCreatePodSandBox", WAIT, || async {
-            let e = events_for(&client, "p5", "FailedCreatePodSandBox").await;
+            let e = events_for(&client, NS, "p5", "FailedCreatePodSandBox").await;
             (!e.is_empty()).then_some(e)
         })
         .await;
@@ -536,7 +458,7 @@ fn small_pod_cidr_fills_up() {
         assert_eq!(waiting.reason.as_deref(), Some("ContainerCreating"));
         // The kubelet retries: the event repeats.
         eventually("a retried sandbox", WAIT, || async {
-            let n: i32 = events_for(&client, "p5", "FailedCreatePodSandBox")
+            let n: i32 = events_for(&client, NS, "p5", "FailedCreatePodSandBox")
                 .await
                 .iter()
                 .map(|e| e.count.unwrap_or(1))
@@ -553,7 +475,7 @@ fn small_pod_cidr_fills_up() {
 
 #[test]
 fn typo_image_backs_off() {
-    let cluster = Cluster::start_scaled(&[("node-1", "127.0.1.1")], "24", BACKOFF_SCALE);
+    let cluster = Cluster::start_scaled(&[("node-1", "127.0.1.1")], "24", &BACKOFF_SCALE.to_string());
     block_on(async {
         let client = cluster.client().await;
         pod_cidr(&client, "node-1").await;
@@ -564,7 +486,7 @@ fn typo_image_backs_off() {
                 let mut seen = Vec::<(i32, Instant)>::new();
                 let deadline = Instant::now() + WAIT;
                 while seen.len() < 4 && Instant::now() < deadline {
-                    let n: i32 = events_for(&client, "typo", "Pulling")
+                    let n: i32 = events_for(&client, NS, "typo", "Pulling")
                         .await
                         .iter()
                         .map(|e| e.count.unwrap_or(1))
@@ -637,7 +559,7 @@ fn typo_image_backs_off() {
                 "waits {gaps:?} (scaled seconds), want 10, 20, 40"
             );
         }
-        let failed: Vec<String> = events_for(&client, "typo", "Failed")
+        let failed: Vec<String> = events_for(&client, NS, "typo", "Failed")
             .await
             .into_iter()
             .filter_map(|e| e.message)
@@ -656,7 +578,7 @@ fn typo_image_backs_off() {
             failed.contains(&"Error: ImagePullBackOff".to_string()),
             "{failed:?}"
         );
-        let backoff = events_for(&client, "typo", "BackOff").await;
+        let backoff = events_for(&client, NS, "typo", "BackOff").await;
         assert_eq!(
             backoff[0].message.as_deref(),
             Some("Back-off pulling image \"nginx:typo\"")
@@ -676,7 +598,7 @@ fn typo_image_backs_off() {
             });
         client.create(&probed).await.expect("create unready");
         let unhealthy = eventually("Unhealthy", WAIT, || async {
-            let e = events_for(&client, "unready", "Unhealthy").await;
+            let e = events_for(&client, NS, "unready", "Unhealthy").await;
             e.first().and_then(|e| e.message.clone())
         })
         .await;

@@ -17,7 +17,7 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use netlab_client::Client;
-use netlab_e2e::{Apiserver, Component, eventually};
+use netlab_e2e::{Apiserver, Component, eventually, parts};
 use netlab_proto::node::v1::{
     ExecOutput, ExecRequest, Format, RestoreRequest, RestoreResponse, SaveRequest, SaveResponse, Segment,
     kernel_server::{Kernel, KernelServer},
@@ -93,24 +93,7 @@ async fn start_kernel() -> (RecordingKernel, String) {
 }
 
 fn proxy(api: &Apiserver, kernel: &str, mode: &str) -> Component {
-    let url = api.url();
-    Component::start(
-        "netlab-proxy",
-        &[
-            "--server",
-            &url,
-            "--hostname-override",
-            "node-1",
-            "--kernel",
-            kernel,
-            "--proxy-mode",
-            mode,
-            "--healthz-bind-address",
-            "127.0.0.1:0",
-            "--iptables-min-sync-period",
-            "200ms",
-        ],
-    )
+    parts::proxy(&api.url(), "node-1", kernel, mode, "200ms", &[])
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -204,10 +187,7 @@ fn the_proxy_programs_upstreams_rules_and_rejects_when_endpoints_go() {
     let dir = tempfile::tempdir().unwrap();
     let api = Apiserver::start(dir.path(), &[]);
     let url = api.url();
-    let _cm = Component::start(
-        "netlab-controller-manager",
-        &["--server", &url, "--controllers=endpointslice", "--healthz-bind-address", "127.0.0.1:0"],
-    );
+    let _cm = parts::controller_manager(&url, &["--controllers=endpointslice"]);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let (iptables_kernel, iptables_url) = start_kernel().await;

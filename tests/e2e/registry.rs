@@ -5,41 +5,14 @@ use std::{
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use netlab_e2e::{Component, free_port};
+use netlab_e2e::parts::Cloud;
 
-/// A running `netlab-cloud` on free ports.
-struct Cloud {
-    registry: SocketAddr,
-    dns_port: u16,
-    _process: Component,
-}
-
+/// `netlab-cloud` on free ports, its resolver pointing the registries' and AWS' names at `advertise`.
 fn start_cloud(advertise: &str) -> Cloud {
-    let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let dns_port = free_port();
-    let health = free_port();
-    let process = Component::start(
-        "netlab-cloud",
-        &[
-            "--registry-listen",
-            &registry.to_string(),
-            "--dns-listen",
-            &format!("127.0.0.1:{dns_port}"),
-            "--healthz-bind-address",
-            &format!("127.0.0.1:{health}"),
-            "--advertise-address",
-            advertise,
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(registry).is_err() {
-        assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Cloud { registry, dns_port, _process: process }
+    Cloud::start(&["--advertise-address", advertise])
 }
 
 /// One HTTP/1.1 exchange: status, headers (lowercase names), body.
@@ -184,7 +157,7 @@ fn registry_serves_real_oci_images() {
 
 /// dig's output for a query against the cloud's resolver.
 fn dig(cloud: &Cloud, args: &[&str]) -> String {
-    let port = cloud.dns_port.to_string();
+    let port = cloud.dns.port().to_string();
     let mut all = vec!["@127.0.0.1", "-p", &port, "+time=2", "+tries=3"];
     all.extend_from_slice(args);
     let out = Command::new("dig").args(&all).output().expect("dig must be installed (Debian package dnsutils)");

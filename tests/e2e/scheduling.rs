@@ -4,11 +4,11 @@
 //! neither loses count of bound pods nor binds a pod twice, and (with the real controller-manager)
 //! a Deployment's pods spread and overflowing.
 
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
     api::core::v1::{
-        Container, Event, Namespace, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodSpec,
+        Container, Namespace, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodSpec,
     },
     apimachinery::pkg::{
         api::resource::Quantity,
@@ -16,15 +16,11 @@ use k8s_openapi::{
     },
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, eventually};
+use netlab_e2e::{Apiserver, Component, block_on, eventually, events_for, parts};
 
 const NS: &str = "demo";
 const WAIT: Duration = Duration::from_secs(20);
 const FULL_MESSAGE: &str = "0/2 nodes are available: 2 Too many pods. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.";
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
-}
 
 /// An apiserver, a scheduler on it, a client, and the `demo` namespace.
 struct Cluster {
@@ -38,7 +34,7 @@ impl Cluster {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let api = Apiserver::start(dir.path(), &[]);
-        let scheduler = Component::start("netlab-scheduler", &["--server", &api.url()]);
+        let scheduler = parts::scheduler(&api.url(), &[]);
         Self { scheduler, api, _dir: dir }
     }
 
@@ -144,15 +140,6 @@ fn per_node(placement: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
     counts
 }
 
-async fn events_for(client: &Client, pod: &str, reason: &str) -> Vec<Event> {
-    let params = ListParams {
-        namespace: NS.into(),
-        fields: format!("involvedObject.name={pod},reason={reason}"),
-        ..Default::default()
-    };
-    client.list::<Event>(&params).await.map(|(items, _)| items).unwrap_or_default()
-}
-
 /// Waits for the pod's `PodScheduled=False` condition and returns (reason, message).
 async fn wait_unschedulable(client: &Client, name: &str) -> (String, String) {
     eventually(&format!("{name} marked unschedulable"), WAIT, || async {
@@ -188,7 +175,7 @@ fn three_pods_spread_two_and_one_across_two_nodes() {
             let cond = p.status.and_then(|s| s.conditions).unwrap_or_default();
             assert!(cond.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"), "{cond:?}");
             let events = eventually("the Scheduled event", WAIT, || async {
-                let e = events_for(&client, pod, "Scheduled").await;
+                let e = events_for(&client, NS, pod, "Scheduled").await;
                 (!e.is_empty()).then_some(e)
             })
             .await;
@@ -218,7 +205,7 @@ fn the_fifth_pod_waits_with_the_real_message_until_a_pod_is_gone() {
         assert_eq!(reason, "Unschedulable");
         assert_eq!(message, FULL_MESSAGE);
         let events = eventually("the FailedScheduling event", WAIT, || async {
-            let e = events_for(&client, "orders-5", "FailedScheduling").await;
+            let e = events_for(&client, NS, "orders-5", "FailedScheduling").await;
             (!e.is_empty()).then_some(e)
         })
         .await;
@@ -300,7 +287,7 @@ fn a_restarted_scheduler_counts_bound_pods_and_binds_each_pod_once() {
         // Events are written after the binding, best effort: let them land before the kill.
         for name in &before {
             eventually("Scheduled events", WAIT, || async {
-                (!events_for(&client, name, "Scheduled").await.is_empty()).then_some(())
+                (!events_for(&client, NS, name, "Scheduled").await.is_empty()).then_some(())
             })
             .await;
         }
@@ -309,7 +296,7 @@ fn a_restarted_scheduler_counts_bound_pods_and_binds_each_pod_once() {
         let after = ["orders-4", "orders-5", "orders-6"];
         create_pods(&client, &after, &[]).await;
         assert_still_pending(&client, "orders-4", Duration::from_millis(300)).await;
-        cluster.scheduler = Component::start("netlab-scheduler", &["--server", &url]);
+        cluster.scheduler = parts::scheduler(&url, &[]);
 
         let all: Vec<&str> = before.iter().chain(after.iter()).copied().collect();
         let placement = wait_bound(&client, &all).await;
@@ -323,13 +310,13 @@ fn a_restarted_scheduler_counts_bound_pods_and_binds_each_pod_once() {
 
         for name in &all {
             let events = eventually("Scheduled events", WAIT, || async {
-                let e = events_for(&client, name, "Scheduled").await;
+                let e = events_for(&client, NS, name, "Scheduled").await;
                 (!e.is_empty()).then_some(e)
             })
             .await;
             assert_eq!(events.len(), 1, "{name} was scheduled once: {events:?}");
             assert_eq!(events[0].count, Some(1));
-            assert!(events_for(&client, name, "FailedScheduling").await.is_empty(), "no binding of {name} was refused");
+            assert!(events_for(&client, NS, name, "FailedScheduling").await.is_empty(), "no binding of {name} was refused");
         }
     });
 }
@@ -337,7 +324,7 @@ fn a_restarted_scheduler_counts_bound_pods_and_binds_each_pod_once() {
 #[test]
 fn a_deployment_spreads_over_two_nodes_and_its_overflow_stays_pending() {
     let cluster = Cluster::start();
-    let _cm = Component::start("netlab-controller-manager", &["--server", &cluster.api.url()]);
+    let _cm = parts::controller_manager(&cluster.api.url(), &[]);
     block_on(async {
         use k8s_openapi::{
             api::apps::v1::{Deployment, DeploymentSpec},

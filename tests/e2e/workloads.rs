@@ -21,7 +21,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Time,
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, eventually};
+use netlab_e2e::{Apiserver, Component, eventually, parts, runtime};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -187,14 +187,7 @@ async fn set_replicas(client: &Client, name: &str, replicas: i32) {
 }
 
 fn controller_manager(url: &str) -> Component {
-    Component::start(
-        "netlab-controller-manager",
-        &["--server", url, "--controllers", "deployment,replicaset,statefulset,garbagecollector"],
-    )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    parts::controller_manager(url, &["--controllers", "deployment,replicaset,statefulset,garbagecollector"])
 }
 
 #[test]

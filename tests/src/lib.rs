@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use k8s_openapi::api::core::v1::Event;
+use netlab_client::{Client, ListParams};
 use netlab_proto::apiserver::v1::{ListRequest, Resource, api_server_client::ApiServerClient};
 
 pub mod otlp;
@@ -86,10 +88,7 @@ impl Apiserver {
 
     /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill9(self.child.take());
     }
 
     /// Starts it again on the same address and data directory.
@@ -141,6 +140,14 @@ impl Apiserver {
 impl Drop for Apiserver {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// SIGKILL and reap `child`, if any.
+fn kill9(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -224,10 +231,7 @@ impl Component {
 
     /// `kill -9`.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill9(self.child.take());
     }
 
     /// Kill and start again with the same arguments.
@@ -241,6 +245,27 @@ impl Drop for Component {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs `f` to completion on a multi-threaded Tokio runtime of its own, for a `#[test]`.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// A Tokio runtime of two worker threads, for a `#[test]` that runs several futures on it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// The Events in `namespace` about the object named `name` with `reason` (none if the list
+/// fails), as `kubectl get events --field-selector` finds them.
+pub async fn events_for(client: &Client, namespace: &str, name: &str, reason: &str) -> Vec<Event> {
+    let params = ListParams {
+        namespace: namespace.into(),
+        fields: format!("involvedObject.name={name},reason={reason}"),
+        ..Default::default()
+    };
+    client.list::<Event>(&params).await.map(|(items, _)| items).unwrap_or_default()
 }
 
 /// Polls `check` every 50 ms until it returns Some, or panics with `what` after `timeout`.
