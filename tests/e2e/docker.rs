@@ -201,8 +201,15 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(body.contains("namespace=demo"), "{body}");
-    let save = get(&["node", "iptables-save", "node-1"]).ok().stdout;
-    assert!(save.contains("-A KUBE-SERVICES -m comment --comment \"demo/orders:http cluster IP\""), "{save}");
+    // node-1's proxy may sync a moment after node-2's (the client can run on either node).
+    let save = loop {
+        let save = get(&["node", "iptables-save", "node-1"]).ok().stdout;
+        if save.contains("-A KUBE-SERVICES -m comment --comment \"demo/orders:http cluster IP\"") {
+            break save;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "node-1's rules for demo/orders:\n{save}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
     eprintln!("curl by name through the proxies after {:?}", started.elapsed());
 
     // The kubernetes Service leads to the apiserver container: it publishes its own address
