@@ -5,7 +5,8 @@
 //! - alloc: ClusterIP allocation in a /12 at 1%, 50% and 99% use.
 //! - create: 10,000 Services created through the gRPC API by 64 concurrent clients, durable.
 //! - watch: 1,000 gRPC watchers while Services are written at 1,000/s; delivery latency from the
-//!   write request to each watcher receiving the event.
+//!   write request to each watcher receiving the event. `WATCH_CONNECTIONS=N` spreads the
+//!   watchers over N HTTP/2 connections (default 1).
 //! - fanout: the same load on the registry in-process (no gRPC), to separate fan-out from transport.
 
 use std::{
@@ -199,18 +200,28 @@ async fn watch(grpc: bool) {
     let (addr, registry, _dir, shutdown) = start().await;
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    // Watchers share `WATCH_CONNECTIONS` HTTP/2 connections (default 1); real watchers (kubelets,
+    // proxies) each have their own.
+    let connections: usize = std::env::var("WATCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, WATCHERS);
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .expect("endpoint")
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    let channel = channels[0].clone();
 
     let mut watchers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(WATCHERS);
-    for _ in 0..WATCHERS {
+    for w in 0..WATCHERS {
         let sent = sent.clone();
         let ready = ready_tx.clone();
-        let channel = channel.clone();
+        let channel = channels[w % connections].clone();
         let registry = registry.clone();
         watchers.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(n);
@@ -287,7 +298,7 @@ async fn watch(grpc: bool) {
     }
     lat.sort();
     println!(
-        "{}: {WATCHERS} watchers, {n} Services written in {:.1} s ({:.0}/s): {} deliveries, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{}: {WATCHERS} watchers on {connections} connection(s), {n} Services written in {:.1} s ({:.0}/s): {} deliveries, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         if grpc { "watch (gRPC)" } else { "fanout (in-process)" },
         wrote.as_secs_f64(),
         n as f64 / wrote.as_secs_f64(),
