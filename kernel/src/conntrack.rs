@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{Protocol, iptables::FxHashMap};
+use crate::{Protocol, fxhash::FxHashMap};
 
 /// `nf_conntrack_tcp_timeout_syn_sent`.
 pub const TCP_SYN_SENT: Duration = Duration::from_secs(120);
@@ -106,7 +106,7 @@ pub struct TableFull;
 #[derive(Debug, Clone)]
 pub struct Conntrack {
     /// FxHash: every new connection looks its flow up and inserts it, and the keys are the
-    /// lab's own addresses (see [`FxHasher`](crate::iptables::FxHasher)).
+    /// lab's own addresses (see [`FxHasher`](crate::fxhash::FxHasher)).
     entries: FxHashMap<Key, Entry>,
     max: usize,
 }
