@@ -197,7 +197,7 @@ struct Keys(BTreeSet<String>);
 
 impl<K: Object + Default> Memory<K> for Keys {
     fn replace(&mut self, fresh: &BTreeMap<String, Arc<K>>) -> Vec<Arc<K>> {
-        let gone = self.0.iter().filter(|k| !fresh.contains_key(*k)).map(|k| Arc::new(stub::<K>(k))).collect();
+        let gone = self.0.iter().filter(|k| !fresh.contains_key(*k)).map(|k| Arc::new(tombstone::<K>(k))).collect();
         self.0 = fresh.keys().cloned().collect();
         gone
     }
@@ -211,8 +211,11 @@ impl<K: Object + Default> Memory<K> for Keys {
     }
 }
 
-/// An object with only the name and namespace of `key` (`namespace/name` or `name`).
-fn stub<K: Object + Default>(key: &str) -> K {
+/// The object a relist reports deleted when only its key was kept: name and namespace from `key`
+/// (`namespace/name` or `name`), nothing else, as client-go's `DeletedFinalStateUnknown` stands
+/// for an object whose last state the informer did not see. Consumers of [`key_reflector`]
+/// identify what to forget by name, which is all a deletion needs.
+fn tombstone<K: Object + Default>(key: &str) -> K {
     let mut o = K::default();
     let meta = o.metadata_mut();
     match key.split_once('/') {
@@ -359,8 +362,8 @@ mod tests {
     }
 
     #[test]
-    fn stubs_of_cluster_scoped_objects_have_no_namespace() {
-        let ns = stub::<Namespace>("shop");
+    fn tombstones_of_cluster_scoped_objects_have_no_namespace() {
+        let ns = tombstone::<Namespace>("shop");
         assert_eq!((ns.metadata.namespace, ns.metadata.name.as_deref()), (None, Some("shop")));
     }
 }
