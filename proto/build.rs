@@ -4,10 +4,7 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/netlab/apiserver/v1/apiserver.proto",
-        "proto/netlab/node/v1/kernel.proto",
-    ];
+    let files = ["proto/netlab/apiserver/v1/apiserver.proto", "proto/netlab/node/v1/kernel.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -86,7 +86,12 @@ fn store() {
         let mut rev = 0;
         for b in 0..(10_000 / batch_size) {
             let ops = (0..batch_size)
-                .map(|i| Op::Put(format!("/registry/services/specs/default/svc-{}", b * batch_size + i), value.clone()))
+                .map(|i| {
+                    Op::Put(
+                        format!("/registry/services/specs/default/svc-{}", b * batch_size + i),
+                        value.clone(),
+                    )
+                })
                 .collect();
             rev += batch_size as u64;
             let t = Instant::now();
@@ -202,7 +207,8 @@ async fn watch(grpc: bool) {
     let epoch = Instant::now();
     // Watchers share `WATCH_CONNECTIONS` HTTP/2 connections (default 1); real watchers (kubelets,
     // proxies) each have their own.
-    let connections: usize = std::env::var("WATCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, WATCHERS);
+    let connections: usize =
+        std::env::var("WATCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, WATCHERS);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(

@@ -8,7 +8,10 @@
 use netlab_proto::apiserver::v1::Resource;
 use serde_json::{Value, json};
 
-use crate::{error::{Error, Result}, registry::Registry};
+use crate::{
+    error::{Error, Result},
+    registry::Registry,
+};
 
 /// The Corefile kubeadm writes (cmd/kubeadm/app/phases/addons/dns/manifests.go).
 pub const DEFAULT_COREFILE: &str = ".:53 {

@@ -44,10 +44,7 @@ pub fn set_defaults(resource: Resource, obj: &mut Value) {
         Resource::Deployments => deployment(obj),
         Resource::ReplicaSets => replica_set(obj),
         Resource::StatefulSets => stateful_set(obj),
-        Resource::ServiceAccounts
-        | Resource::ConfigMaps
-        | Resource::Events
-        | Resource::Unspecified => {}
+        Resource::ServiceAccounts | Resource::ConfigMaps | Resource::Events | Resource::Unspecified => {}
     }
 }
 
@@ -70,15 +67,8 @@ fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Va
 }
 
 /// The objects of the list at `key`, mutable (nothing if there is no list).
-fn items<'a>(
-    m: &'a mut Map<String, Value>,
-    key: &str,
-) -> impl Iterator<Item = &'a mut Map<String, Value>> {
-    m.get_mut(key)
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
+fn items<'a>(m: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    m.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
 /// Whether `key` is unset as a Go string is: missing, null or "".
@@ -225,37 +215,23 @@ fn service(obj: &mut Map<String, Value>) {
 fn ip_families(spec: &mut Map<String, Value>) {
     let headless = get_str(spec, "clusterIP") == "None";
     let selectorless = map_len(spec, "selector") == 0;
-    let policy = if headless && selectorless {
-        "RequireDualStack"
-    } else {
-        "SingleStack"
-    };
+    let policy = if headless && selectorless { "RequireDualStack" } else { "SingleStack" };
     default_value(spec, "ipFamilyPolicy", json!(policy));
 
     let ips: Vec<String> = spec
         .get("clusterIPs")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
-    let mut families: Vec<Value> = spec
-        .get("ipFamilies")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut families: Vec<Value> =
+        spec.get("ipFamilies").and_then(Value::as_array).cloned().unwrap_or_default();
     for (i, ip) in ips.iter().enumerate() {
         if ip == "None" {
             break;
         }
         if i >= families.len() {
             match ip.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-                    families.push(json!("IPv6"))
-                }
+                Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => families.push(json!("IPv6")),
                 Ok(_) => families.push(json!("IPv4")),
                 // A malformed IP is validation's business.
                 Err(_) => break,
@@ -267,11 +243,7 @@ fn ip_families(spec: &mut Map<String, Value>) {
     }
     let single = get_str(spec, "ipFamilyPolicy") == "SingleStack";
     if headless && selectorless && families.len() < 2 && !single {
-        let other = if families[0] == json!("IPv6") {
-            "IPv4"
-        } else {
-            "IPv6"
-        };
+        let other = if families[0] == json!("IPv6") { "IPv4" } else { "IPv6" };
         families.push(json!(other));
     }
     spec.insert("ipFamilies".into(), Value::Array(families));
@@ -321,10 +293,7 @@ fn pod(obj: &mut Map<String, Value>) {
 /// The ServiceAccount, Priority and DefaultTolerationSeconds admission plugins.
 fn admission(spec: &mut Map<String, Value>) {
     // ServiceAccount: the namespace's "default" account; serviceAccount is its deprecated alias.
-    let sa = match (
-        get_str(spec, "serviceAccountName"),
-        get_str(spec, "serviceAccount"),
-    ) {
+    let sa = match (get_str(spec, "serviceAccountName"), get_str(spec, "serviceAccount")) {
         ("", "") => "default".to_string(),
         ("", alias) => alias.to_string(),
         (name, _) => name.to_string(),
@@ -345,22 +314,14 @@ fn admission(spec: &mut Map<String, Value>) {
     }
 
     // DefaultTolerationSeconds: ride out a not-ready or unreachable node for five minutes.
-    for taint in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        let tolerated = spec
-            .get("tolerations")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|t| {
-                let key = t.get("key").and_then(Value::as_str).unwrap_or("");
-                let op = t.get("operator").and_then(Value::as_str).unwrap_or("");
-                let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-                (key == taint || (key.is_empty() && op == "Exists"))
-                    && (effect.is_empty() || effect == "NoExecute")
-            });
+    for taint in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        let tolerated = spec.get("tolerations").and_then(Value::as_array).into_iter().flatten().any(|t| {
+            let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let op = t.get("operator").and_then(Value::as_str).unwrap_or("");
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (key == taint || (key.is_empty() && op == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
+        });
         if !tolerated {
             let list = spec.entry("tolerations").or_insert_with(|| json!([]));
             if !list.is_array() {
@@ -384,11 +345,7 @@ fn pod_spec(spec: &mut Map<String, Value>) {
     default_str(spec, "dnsPolicy", "ClusterFirst");
     default_str(spec, "restartPolicy", "Always");
     default_value(spec, "securityContext", json!({}));
-    default_value(
-        spec,
-        "terminationGracePeriodSeconds",
-        json!(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS),
-    );
+    default_value(spec, "terminationGracePeriodSeconds", json!(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS));
     default_str(spec, "schedulerName", "default-scheduler");
     for key in ["containers", "initContainers"] {
         for c in items(spec, key) {
@@ -436,10 +393,8 @@ fn container(c: &mut Map<String, Value>) {
         }
     }
     for e in items(c, "env") {
-        if let Some(field_ref) = e
-            .get_mut("valueFrom")
-            .and_then(|v| v.get_mut("fieldRef"))
-            .and_then(Value::as_object_mut)
+        if let Some(field_ref) =
+            e.get_mut("valueFrom").and_then(|v| v.get_mut("fieldRef")).and_then(Value::as_object_mut)
         {
             default_str(field_ref, "apiVersion", "v1");
         }
@@ -467,10 +422,7 @@ fn volume(v: &mut Map<String, Value>) {
     }
     if let Some(projected) = v.get_mut("projected").and_then(Value::as_object_mut) {
         for src in items(projected, "sources") {
-            if let Some(token) = src
-                .get_mut("serviceAccountToken")
-                .and_then(Value::as_object_mut)
-            {
+            if let Some(token) = src.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
                 default_value(token, "expirationSeconds", json!(3600));
             }
         }
@@ -515,10 +467,7 @@ fn qos_class(spec: &Map<String, Value>) -> &'static str {
         let resources = c.get("resources");
         let mut limited = (false, false);
         for (kind, sums) in [("requests", &mut requests), ("limits", &mut limits)] {
-            let Some(list) = resources
-                .and_then(|r| r.get(kind))
-                .and_then(Value::as_object)
-            else {
+            let Some(list) = resources.and_then(|r| r.get(kind)).and_then(Value::as_object) else {
                 continue;
             };
             for name in ["cpu", "memory"] {
@@ -526,11 +475,7 @@ fn qos_class(spec: &Map<String, Value>) -> &'static str {
                 if q > 0 {
                     *sums.entry(name).or_default() += q;
                     if kind == "limits" {
-                        if name == "cpu" {
-                            limited.0 = true
-                        } else {
-                            limited.1 = true
-                        }
+                        if name == "cpu" { limited.0 = true } else { limited.1 = true }
                     }
                 }
             }
@@ -542,9 +487,7 @@ fn qos_class(spec: &Map<String, Value>) -> &'static str {
     if requests.is_empty() && limits.is_empty() {
         return "BestEffort";
     }
-    if guaranteed
-        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
-        && requests.len() == limits.len()
+    if guaranteed && requests.iter().all(|(k, v)| limits.get(k) == Some(v)) && requests.len() == limits.len()
     {
         return "Guaranteed";
     }
@@ -562,9 +505,7 @@ fn quantity_of(v: &Value) -> Option<i128> {
 /// A resource quantity (`100m`, `1.5Gi`, `2e3`) in billionths, enough to compare and add them.
 fn parse_quantity(s: &str) -> Option<i128> {
     let s = s.trim();
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(end);
     let (negative, number) = match number.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -575,11 +516,7 @@ fn parse_quantity(s: &str) -> Option<i128> {
         return None;
     }
     let digits = format!("{int_part}{frac_part}");
-    let mantissa: i128 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
+    let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
     // Value = mantissa * 10^(exp10 - frac_len) * 2^exp2, in units of 1e-9.
     let (exp10, exp2): (i32, u32) = match suffix {
         "Ki" => (0, 10),
@@ -688,9 +625,7 @@ fn stateful_set(obj: &mut Map<String, Value>) {
         default_value(strategy, "rollingUpdate", json!({}));
     }
     if get_str(strategy, "type") == "RollingUpdate"
-        && let Some(ru) = strategy
-            .get_mut("rollingUpdate")
-            .and_then(Value::as_object_mut)
+        && let Some(ru) = strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut)
     {
         default_value(ru, "partition", json!(0));
     }
@@ -753,16 +688,10 @@ mod tests {
     #[test]
     fn node_port_and_load_balancer_get_external_traffic_policy() {
         for t in ["NodePort", "LoadBalancer"] {
-            let svc = defaulted(
-                Resource::Services,
-                json!({"spec": {"type": t, "ports": [{"port": 80}]}}),
-            );
+            let svc = defaulted(Resource::Services, json!({"spec": {"type": t, "ports": [{"port": 80}]}}));
             assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster", "{t}");
         }
-        let lb = defaulted(
-            Resource::Services,
-            json!({"spec": {"type": "LoadBalancer"}}),
-        );
+        let lb = defaulted(Resource::Services, json!({"spec": {"type": "LoadBalancer"}}));
         assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
     }
 
@@ -793,14 +722,8 @@ mod tests {
 
     #[test]
     fn client_ip_affinity_gets_timeout_and_none_drops_config() {
-        let svc = defaulted(
-            Resource::Services,
-            json!({"spec": {"sessionAffinity": "ClientIP"}}),
-        );
-        assert_eq!(
-            svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
-            10800
-        );
+        let svc = defaulted(Resource::Services, json!({"spec": {"sessionAffinity": "ClientIP"}}));
+        assert_eq!(svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 10800);
         let svc = defaulted(
             Resource::Services,
             json!({"spec": {"sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 5}}}}),
@@ -812,15 +735,9 @@ mod tests {
     fn image_pull_policy_follows_the_tag() {
         assert_eq!(image_pull_policy("nginx:latest"), "Always");
         assert_eq!(image_pull_policy("nginx"), "Always");
-        assert_eq!(
-            image_pull_policy("registry.local:5000/team/nginx"),
-            "Always"
-        );
+        assert_eq!(image_pull_policy("registry.local:5000/team/nginx"), "Always");
         assert_eq!(image_pull_policy("nginx:1.27"), "IfNotPresent");
-        assert_eq!(
-            image_pull_policy("registry.local:5000/nginx:1.27"),
-            "IfNotPresent"
-        );
+        assert_eq!(image_pull_policy("registry.local:5000/nginx:1.27"), "IfNotPresent");
         assert_eq!(image_pull_policy("nginx@sha256:0123abcd"), "IfNotPresent");
         assert_eq!(image_pull_policy("nginx:latest@sha256:0123abcd"), "Always");
         assert_eq!(image_pull_policy("Nginx"), "IfNotPresent");
@@ -853,13 +770,7 @@ mod tests {
         assert_eq!(web["ports"][0]["protocol"], "TCP");
         assert_eq!(web["resources"], json!({}));
         let probe = &web["readinessProbe"];
-        assert_eq!(
-            (
-                probe["timeoutSeconds"].clone(),
-                probe["periodSeconds"].clone()
-            ),
-            (json!(1), json!(10))
-        );
+        assert_eq!((probe["timeoutSeconds"].clone(), probe["periodSeconds"].clone()), (json!(1), json!(10)));
         assert_eq!(probe["httpGet"]["path"], "/");
         assert_eq!(probe["httpGet"]["scheme"], "HTTP");
         assert_eq!(spec["containers"][1]["imagePullPolicy"], "Never");
@@ -876,10 +787,7 @@ mod tests {
             );
             pod["status"]["qosClass"].clone()
         };
-        assert_eq!(
-            qos(json!({"limits": {"cpu": "500m", "memory": "128Mi"}})),
-            "Guaranteed"
-        );
+        assert_eq!(qos(json!({"limits": {"cpu": "500m", "memory": "128Mi"}})), "Guaranteed");
         assert_eq!(
             qos(
                 json!({"requests": {"cpu": "0.5", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "134217728"}})
@@ -956,68 +864,41 @@ mod tests {
             spec["persistentVolumeClaimRetentionPolicy"],
             json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
         );
-        assert_eq!(
-            spec["volumeClaimTemplates"][0]["spec"]["volumeMode"],
-            "Filesystem"
-        );
-        assert_eq!(
-            spec["volumeClaimTemplates"][0]["status"]["phase"],
-            "Pending"
-        );
+        assert_eq!(spec["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(spec["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
     }
 
     #[test]
     fn namespace_defaults() {
-        let ns = defaulted(
-            Resource::Namespaces,
-            json!({"metadata": {"name": "shop", "labels": {"team": "a"}}}),
-        );
-        assert_eq!(
-            ns["metadata"]["labels"],
-            json!({"team": "a", "kubernetes.io/metadata.name": "shop"})
-        );
+        let ns =
+            defaulted(Resource::Namespaces, json!({"metadata": {"name": "shop", "labels": {"team": "a"}}}));
+        assert_eq!(ns["metadata"]["labels"], json!({"team": "a", "kubernetes.io/metadata.name": "shop"}));
         assert_eq!(ns["status"]["phase"], "Active");
     }
 
     #[test]
     fn network_policy_types() {
-        let ingress_only = defaulted(
-            Resource::NetworkPolicies,
-            json!({"spec": {"ingress": [{"ports": [{"port": 80}]}]}}),
-        );
+        let ingress_only =
+            defaulted(Resource::NetworkPolicies, json!({"spec": {"ingress": [{"ports": [{"port": 80}]}]}}));
         assert_eq!(ingress_only["spec"]["policyTypes"], json!(["Ingress"]));
-        assert_eq!(
-            ingress_only["spec"]["ingress"][0]["ports"][0]["protocol"],
-            "TCP"
-        );
+        assert_eq!(ingress_only["spec"]["ingress"][0]["ports"][0]["protocol"], "TCP");
         let both = defaulted(Resource::NetworkPolicies, json!({"spec": {"egress": [{}]}}));
         assert_eq!(both["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
-        let explicit = defaulted(
-            Resource::NetworkPolicies,
-            json!({"spec": {"policyTypes": ["Egress"]}}),
-        );
+        let explicit = defaulted(Resource::NetworkPolicies, json!({"spec": {"policyTypes": ["Egress"]}}));
         assert_eq!(explicit["spec"]["policyTypes"], json!(["Egress"]));
     }
 
     #[test]
     fn endpoint_slice_ports() {
-        let slice = defaulted(
-            Resource::EndpointSlices,
-            json!({"addressType": "IPv4", "ports": [{"port": 80}]}),
-        );
-        assert_eq!(
-            slice["ports"][0],
-            json!({"name": "", "port": 80, "protocol": "TCP"})
-        );
+        let slice =
+            defaulted(Resource::EndpointSlices, json!({"addressType": "IPv4", "ports": [{"port": 80}]}));
+        assert_eq!(slice["ports"][0], json!({"name": "", "port": 80, "protocol": "TCP"}));
     }
 
     #[test]
     fn defaulting_is_idempotent() {
         for (resource, obj) in [
-            (
-                Resource::Pods,
-                json!({"spec": {"containers": [{"name": "c", "image": "x"}]}}),
-            ),
+            (Resource::Pods, json!({"spec": {"containers": [{"name": "c", "image": "x"}]}})),
             (Resource::Services, json!({"spec": {"clusterIP": "None"}})),
             (Resource::StatefulSets, json!({"spec": {}})),
         ] {

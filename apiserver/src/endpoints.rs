@@ -71,13 +71,17 @@ fn up_to_date(stored: &Value, desired: &Value) -> bool {
     let endpoints = |v: &Value| -> Vec<(Value, Value)> {
         v["endpoints"]
             .as_array()
-            .map(|eps| eps.iter().map(|e| (e["addresses"].clone(), e["conditions"]["ready"].clone())).collect())
+            .map(|eps| {
+                eps.iter().map(|e| (e["addresses"].clone(), e["conditions"]["ready"].clone())).collect()
+            })
             .unwrap_or_default()
     };
     let ports = |v: &Value| -> Vec<(Value, Value, Value)> {
         v["ports"]
             .as_array()
-            .map(|ps| ps.iter().map(|p| (p["name"].clone(), p["port"].clone(), p["protocol"].clone())).collect())
+            .map(|ps| {
+                ps.iter().map(|p| (p["name"].clone(), p["port"].clone(), p["protocol"].clone())).collect()
+            })
             .unwrap_or_default()
     };
     let label = |v: &Value| v["metadata"]["labels"]["kubernetes.io/service-name"].clone();

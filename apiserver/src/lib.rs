@@ -53,7 +53,8 @@ pub fn registry_config(cfg: &Config) -> registry::RegistryConfig {
 
 /// Runs the apiserver until `shutdown` fires.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    validation::ALLOW_LOOPBACK_ENDPOINTS.store(cfg.allow_loopback_endpoints, std::sync::atomic::Ordering::Relaxed);
+    validation::ALLOW_LOOPBACK_ENDPOINTS
+        .store(cfg.allow_loopback_endpoints, std::sync::atomic::Ordering::Relaxed);
     let store = Arc::new(store::RedbStore::open(&cfg.data_dir)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

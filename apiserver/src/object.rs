@@ -162,19 +162,13 @@ pub fn resource_version(v: &Value) -> Option<u64> {
 pub fn labels(v: &Value) -> BTreeMap<String, String> {
     v.pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 
 /// metadata.finalizers is non-empty.
 pub fn has_finalizers(v: &Value) -> bool {
-    v.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty())
+    v.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
 }
 
 /// The metadata map, created when absent.
@@ -214,10 +208,7 @@ pub fn now_rfc3339() -> String {
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let id = uuid::Uuid::new_v4();
-    id.as_bytes()[..5]
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    id.as_bytes()[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 #[cfg(test)]
@@ -226,21 +217,27 @@ mod tests {
 
     #[test]
     fn decode_fills_kind_and_rejects_wrong_types() {
-        let v = decode(Resource::Services, br#"{"metadata":{"name":"orders"},"spec":{"ports":[{"port":80}]}}"#)
-            .unwrap();
+        let v =
+            decode(Resource::Services, br#"{"metadata":{"name":"orders"},"spec":{"ports":[{"port":80}]}}"#)
+                .unwrap();
         assert_eq!(v["kind"], "Service");
         assert_eq!(v["apiVersion"], "v1");
-        let err = decode(Resource::Services, br#"{"metadata":{"name":"x"},"spec":{"ports":[{"port":"eighty"}]}}"#)
-            .unwrap_err();
+        let err =
+            decode(Resource::Services, br#"{"metadata":{"name":"x"},"spec":{"ports":[{"port":"eighty"}]}}"#)
+                .unwrap_err();
         assert_eq!(err.reason(), "BadRequest");
-        assert!(err.to_string().starts_with("Service in version \"v1\" cannot be handled as a Service: "), "{err}");
+        assert!(
+            err.to_string().starts_with("Service in version \"v1\" cannot be handled as a Service: "),
+            "{err}"
+        );
         let err = decode(Resource::Services, br#"{"kind":"Pod","metadata":{"name":"x"}}"#).unwrap_err();
         assert_eq!(err.reason(), "BadRequest");
     }
 
     #[test]
     fn decode_drops_unknown_fields() {
-        let v = decode(Resource::ConfigMaps, br#"{"metadata":{"name":"x"},"bogus":1,"data":{"a":"b"}}"#).unwrap();
+        let v =
+            decode(Resource::ConfigMaps, br#"{"metadata":{"name":"x"},"bogus":1,"data":{"a":"b"}}"#).unwrap();
         assert!(v.get("bogus").is_none());
         assert_eq!(v["data"]["a"], "b");
     }

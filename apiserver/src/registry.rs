@@ -311,8 +311,14 @@ impl Registry {
         grace_period: Option<i64>,
     ) -> Result<Arc<Stored>> {
         let namespace = if resource.namespaced() { namespace.to_string() } else { String::new() };
-        self.write(WriteOp::Delete { resource, namespace, name: name.to_string(), precondition, grace_period })
-            .await
+        self.write(WriteOp::Delete {
+            resource,
+            namespace,
+            name: name.to_string(),
+            precondition,
+            grace_period,
+        })
+        .await
     }
 
     /// Binds a pod to a node, as the pods/binding subresource does.

@@ -92,7 +92,9 @@ fn parse_label_term(term: &str) -> Result<(String, LabelOp), SelectorError> {
         let key = key.trim();
         return if valid_key(key) { Ok((key.to_string(), LabelOp::NotExists)) } else { Err(bad()) };
     }
-    for (sep, ctor) in [("!=", LabelOp::NotEq as fn(String) -> LabelOp), ("==", LabelOp::Eq), ("=", LabelOp::Eq)] {
+    for (sep, ctor) in
+        [("!=", LabelOp::NotEq as fn(String) -> LabelOp), ("==", LabelOp::Eq), ("=", LabelOp::Eq)]
+    {
         if let Some((k, v)) = term.split_once(sep) {
             let (k, v) = (k.trim(), v.trim());
             if !valid_key(k) || v.contains(['=', '!', '(', ')', ' ']) {
@@ -124,8 +126,7 @@ fn parse_label_term(term: &str) -> Result<(String, LabelOp), SelectorError> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 /// A parsed field selector.

@@ -5,8 +5,8 @@ use std::pin::Pin;
 
 use futures::Stream;
 use netlab_proto::apiserver::v1::{
-    self as pb, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Resource,
-    UpdateRequest, WatchRequest, WatchResponse, api_server_server::ApiServer,
+    self as pb, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Resource, UpdateRequest,
+    WatchRequest, WatchResponse, api_server_server::ApiServer,
 };
 use prost::Message as _;
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
@@ -36,9 +36,7 @@ impl Service {
 
 fn resource(r: i32) -> Result<Resource, Status> {
     match Resource::try_from(r) {
-        Ok(Resource::Unspecified) | Err(_) => {
-            Err(Error::BadRequest(format!("unknown resource {r}")).into())
-        }
+        Ok(Resource::Unspecified) | Err(_) => Err(Error::BadRequest(format!("unknown resource {r}")).into()),
         Ok(r) => Ok(r),
     }
 }
@@ -102,7 +100,10 @@ impl ApiServer for Service {
         let req = req.into_inner();
         let r = resource(req.resource)?;
         tracing::Span::current().record("resource", r.plural());
-        let obj = self.registry.delete(r, &req.namespace, &req.name, req.resource_version, req.grace_period_seconds).await?;
+        let obj = self
+            .registry
+            .delete(r, &req.namespace, &req.name, req.resource_version, req.grace_period_seconds)
+            .await?;
         Ok(Response::new(obj.to_proto()))
     }
 

@@ -121,11 +121,7 @@ impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let tx = self.db.begin_read().map_err(|e| io("read")(e.into()))?;
         let meta = tx.open_table(META).map_err(|e| io("read")(e.into()))?;
-        let revision = meta
-            .get(REVISION)
-            .map_err(|e| io("read")(e.into()))?
-            .map(|v| v.value())
-            .unwrap_or(0);
+        let revision = meta.get(REVISION).map_err(|e| io("read")(e.into()))?.map(|v| v.value()).unwrap_or(0);
         let table = tx.open_table(OBJECTS).map_err(|e| io("read")(e.into()))?;
         let mut objects = Vec::new();
         for entry in table.iter().map_err(|e| io("read")(e.into()))? {
@@ -188,9 +184,7 @@ mod tests {
                 ],
             };
             store.commit(&batch).unwrap();
-            store
-                .commit(&Batch { revision: 8, ops: vec![Op::Delete("/registry/a".into())] })
-                .unwrap();
+            store.commit(&Batch { revision: 8, ops: vec![Op::Delete("/registry/a".into())] }).unwrap();
         }
         let snap = RedbStore::open(dir.path()).unwrap().load().unwrap();
         assert_eq!(snap.revision, 8);

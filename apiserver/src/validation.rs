@@ -87,10 +87,7 @@ impl ErrorType {
 
     /// Whether the bad value is part of the message (`Required value` and friends never echo it).
     fn shows_value(self) -> bool {
-        !matches!(
-            self,
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong
-        )
+        !matches!(self, ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong)
     }
 }
 
@@ -127,13 +124,7 @@ impl FieldError {
         value: Option<Value>,
         detail: impl Into<String>,
     ) -> Self {
-        FieldError {
-            error_type,
-            field: field.into(),
-            value,
-            detail: detail.into(),
-            supported: Vec::new(),
-        }
+        FieldError { error_type, field: field.into(), value, detail: detail.into(), supported: Vec::new() }
     }
 
     /// `field.Required`: the value is missing.
@@ -142,20 +133,12 @@ impl FieldError {
     }
 
     /// `field.Invalid`: the value is malformed.
-    pub fn invalid(
-        field: impl Into<String>,
-        value: impl Into<Value>,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Invalid, field, Some(value.into()), detail)
     }
 
     /// `field.NotSupported`: the value is not one of `supported` (kept in the given order).
-    pub fn not_supported(
-        field: impl Into<String>,
-        value: impl Into<Value>,
-        supported: &[&str],
-    ) -> Self {
+    pub fn not_supported(field: impl Into<String>, value: impl Into<Value>, supported: &[&str]) -> Self {
         let detail = if supported.is_empty() {
             String::new()
         } else {
@@ -181,22 +164,12 @@ impl FieldError {
     /// `field.TooLong`: the value is longer than `max_bytes`.
     pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
         let unit = if max_bytes == 1 { "byte" } else { "bytes" };
-        Self::new(
-            ErrorType::TooLong,
-            field,
-            None,
-            format!("may not be more than {max_bytes} {unit}"),
-        )
+        Self::new(ErrorType::TooLong, field, None, format!("may not be more than {max_bytes} {unit}"))
     }
 
     /// `field.TooMany`: the list has `actual` items, more than `max`.
     pub fn too_many(field: impl Into<String>, actual: usize, max: usize) -> Self {
-        Self::new(
-            ErrorType::TooMany,
-            field,
-            Some(json!(actual)),
-            format!("must have at most {max} items"),
-        )
+        Self::new(ErrorType::TooMany, field, Some(json!(actual)), format!("must have at most {max} items"))
     }
 
     /// `field.NotFound`: the referenced value does not exist.
@@ -295,11 +268,7 @@ fn go_quote(s: &str) -> String {
 /// `ToAggregate` and in kubectl).
 fn unique_messages(errors: &[FieldError]) -> Vec<String> {
     let mut seen = HashSet::new();
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .filter(|m| seen.insert(m.clone()))
-        .collect()
+    errors.iter().map(ToString::to_string).filter(|m| seen.insert(m.clone())).collect()
 }
 
 /// The 422 message as kubectl prints it: `The Service "Orders" is invalid: <err>` for one error,
@@ -364,9 +333,7 @@ pub fn validate(resource: Resource, obj: &Value) -> Vec<FieldError> {
         Resource::Deployments => validate_deployment(obj, &mut errs),
         Resource::ReplicaSets => validate_replica_set(obj, &mut errs),
         Resource::StatefulSets => validate_stateful_set(obj, &mut errs),
-        Resource::ServiceAccounts => {
-            validate_object_meta(obj, true, NameKind::Subdomain, &mut errs)
-        }
+        Resource::ServiceAccounts => validate_object_meta(obj, true, NameKind::Subdomain, &mut errs),
         Resource::ConfigMaps => validate_config_map(obj, &mut errs),
         Resource::Events => validate_event(obj, &mut errs),
     }
@@ -399,11 +366,7 @@ pub fn validate_update(resource: Resource, old: &Value, new: &Value) -> Vec<Fiel
         Resource::EndpointSlices => {
             validate_endpoint_slice(new, &mut errs);
             if s(new, "addressType") != s(old, "addressType") {
-                errs.push(FieldError::invalid(
-                    "addressType",
-                    s(new, "addressType"),
-                    FIELD_IMMUTABLE,
-                ));
+                errs.push(FieldError::invalid("addressType", s(new, "addressType"), FIELD_IMMUTABLE));
             }
         }
         Resource::NetworkPolicies => {
@@ -474,8 +437,7 @@ const FIELD_IMMUTABLE: &str = "field is immutable";
 const IS_NEGATIVE: &str = "must be greater than or equal to 0";
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
@@ -487,8 +449,7 @@ const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
 const CONFIG_MAP_KEY_MSG: &str =
     "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 const PERCENT_FMT: &str = "[0-9]+%";
-const PERCENT_MSG: &str =
-    "a valid percent string must be a numeric string followed by an ending '%'";
+const PERCENT_MSG: &str = "a valid percent string must be a numeric string followed by an ending '%'";
 const VALID_IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
 const VALID_CIDR_MSG: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
 const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
@@ -544,11 +505,7 @@ fn is_dns1123_label(v: &str) -> Vec<String> {
         if matches_dns1123_subdomain(v) {
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(
-                DNS1123_LABEL_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
+            errs.push(regex_error(DNS1123_LABEL_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
         }
     }
     errs
@@ -560,11 +517,7 @@ fn is_dns1123_subdomain(v: &str) -> Vec<String> {
         errs.push(max_len_error(253));
     }
     if !matches_dns1123_subdomain(v) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
+        errs.push(regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     errs
 }
@@ -580,11 +533,7 @@ fn is_dns1035_label(v: &str) -> Vec<String> {
         && is_alnum_lower(b[b.len() - 1])
         && b.iter().all(|&c| is_alnum_lower(c) || c == b'-');
     if !ok {
-        errs.push(regex_error(
-            DNS1035_LABEL_MSG,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
+        errs.push(regex_error(DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
     }
     errs
 }
@@ -595,8 +544,7 @@ fn matches_qualified_name_part(v: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// `IsQualifiedName`: a label key, annotation key or finalizer name.
@@ -618,11 +566,7 @@ fn is_qualified_name(v: &str) -> Vec<String> {
         _ => {
             return vec![format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(
-                    QUALIFIED_NAME_MSG,
-                    QUALIFIED_NAME_FMT,
-                    &["MyName", "my.name", "123-abc"]
-                )
+                regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
             )];
         }
     };
@@ -634,11 +578,7 @@ fn is_qualified_name(v: &str) -> Vec<String> {
     if !matches_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(
-                QUALIFIED_NAME_MSG,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
+            regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
         ));
     }
     errs
@@ -650,21 +590,13 @@ fn is_valid_label_value(v: &str) -> Vec<String> {
         errs.push(max_len_error(63));
     }
     if !v.is_empty() && !matches_qualified_name_part(v) {
-        errs.push(regex_error(
-            LABEL_VALUE_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
+        errs.push(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     errs
 }
 
 fn is_valid_port_num(port: i64) -> Vec<String> {
-    if (1..=65535).contains(&port) {
-        Vec::new()
-    } else {
-        vec![inclusive_range_error(1, 65535)]
-    }
+    if (1..=65535).contains(&port) { Vec::new() } else { vec![inclusive_range_error(1, 65535)] }
 }
 
 /// `IsValidPortName`: an IANA_SVC_NAME (at most 15 of `[-a-z0-9]`, at least one letter).
@@ -674,9 +606,7 @@ fn is_valid_port_name(port: &str) -> Vec<String> {
         errs.push(max_len_error(15));
     }
     if port.is_empty() || !port.bytes().all(|c| is_alnum_lower(c) || c == b'-') {
-        errs.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
     }
     if !port.bytes().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -695,16 +625,8 @@ fn is_config_map_key(v: &str) -> Vec<String> {
     if v.len() > 253 {
         errs.push(max_len_error(253));
     }
-    if v.is_empty()
-        || !v
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
-    {
-        errs.push(regex_error(
-            CONFIG_MAP_KEY_MSG,
-            CONFIG_MAP_KEY_FMT,
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+        errs.push(regex_error(CONFIG_MAP_KEY_MSG, CONFIG_MAP_KEY_FMT, &["key.name", "KEY_NAME", "key-name"]));
     }
     if v == "." {
         errs.push("must not be '.'".to_string());
@@ -717,13 +639,8 @@ fn is_config_map_key(v: &str) -> Vec<String> {
 }
 
 fn is_valid_percent(v: &str) -> Vec<String> {
-    let ok =
-        v.len() > 1 && v.ends_with('%') && v[..v.len() - 1].bytes().all(|c| c.is_ascii_digit());
-    if ok {
-        Vec::new()
-    } else {
-        vec![regex_error(PERCENT_MSG, PERCENT_FMT, &["1%", "93%"])]
-    }
+    let ok = v.len() > 1 && v.ends_with('%') && v[..v.len() - 1].bytes().all(|c| c.is_ascii_digit());
+    if ok { Vec::new() } else { vec![regex_error(PERCENT_MSG, PERCENT_FMT, &["1%", "93%"])] }
 }
 
 /// `netutils.ParseIPSloppy`: like `net.ParseIP`, plus IPv4 octets with leading zeros. IPv4-mapped
@@ -747,10 +664,7 @@ fn parse_ip_sloppy(s: &str) -> Option<IpAddr> {
         }
     };
     Some(match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     })
 }
@@ -768,18 +682,12 @@ fn parse_cidr_sloppy(s: &str) -> Option<ipnet::IpNet> {
             let net = ipnet::Ipv4Net::new(v6.to_ipv4_mapped()?, bits.checked_sub(96)?).ok()?;
             Some(ipnet::IpNet::V4(net.trunc()))
         }
-        _ => ipnet::IpNet::new(parse_ip_sloppy(ip)?, bits)
-            .ok()
-            .map(|n| n.trunc()),
+        _ => ipnet::IpNet::new(parse_ip_sloppy(ip)?, bits).ok().map(|n| n.trunc()),
     }
 }
 
 fn is_valid_ip(path: &str, v: &str) -> Vec<FieldError> {
-    if parse_ip_sloppy(v).is_some() {
-        Vec::new()
-    } else {
-        vec![FieldError::invalid(path, v, VALID_IP_MSG)]
-    }
+    if parse_ip_sloppy(v).is_some() { Vec::new() } else { vec![FieldError::invalid(path, v, VALID_IP_MSG)] }
 }
 
 fn is_valid_cidr(path: &str, v: &str) -> Vec<FieldError> {
@@ -791,7 +699,8 @@ fn is_valid_cidr(path: &str, v: &str) -> Vec<FieldError> {
 }
 
 /// Set once at startup from `--allow-loopback-endpoints` (native mode only; see the flag).
-pub static ALLOW_LOOPBACK_ENDPOINTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub static ALLOW_LOOPBACK_ENDPOINTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// `ValidateNonSpecialIP`: endpoints and external IPs may not be unspecified, loopback or link-local.
 fn validate_non_special_ip(path: &str, v: &str, errs: &mut Vec<FieldError>) {
@@ -802,12 +711,7 @@ fn validate_non_special_ip(path: &str, v: &str, errs: &mut Vec<FieldError>) {
     let (unspecified, loopback, link_local, ll_multicast) = match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
-            (
-                a.is_unspecified(),
-                a.is_loopback(),
-                a.is_link_local(),
-                o[0] == 224 && o[1] == 0 && o[2] == 0,
-            )
+            (a.is_unspecified(), a.is_loopback(), a.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
         }
         IpAddr::V6(a) => {
             let seg = a.segments();
@@ -820,18 +724,10 @@ fn validate_non_special_ip(path: &str, v: &str, errs: &mut Vec<FieldError>) {
         }
     };
     if unspecified {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            format!("may not be unspecified ({v})"),
-        ));
+        errs.push(FieldError::invalid(path, v, format!("may not be unspecified ({v})")));
     }
     if loopback && !ALLOW_LOOPBACK_ENDPOINTS.load(std::sync::atomic::Ordering::Relaxed) {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            "may not be in the loopback range (127.0.0.0/8, ::1/128)",
-        ));
+        errs.push(FieldError::invalid(path, v, "may not be in the loopback range (127.0.0.0/8, ::1/128)"));
     }
     if link_local {
         errs.push(FieldError::invalid(
@@ -896,10 +792,7 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// The list at `key`, or empty.
 fn arr<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The value at `key` unless absent or null (a Go nil pointer).
@@ -919,11 +812,7 @@ fn boolean(v: &Value, key: &str) -> bool {
 fn string_map(v: &Value, key: &str) -> BTreeMap<String, String> {
     v.get(key)
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
         .unwrap_or_default()
 }
 
@@ -998,12 +887,7 @@ fn sem_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// `ValidateObjectMeta` (core's, with the finalizer checks).
-fn validate_object_meta(
-    obj: &Value,
-    namespaced: bool,
-    name_kind: NameKind,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_object_meta(obj: &Value, namespaced: bool, name_kind: NameKind, errs: &mut Vec<FieldError>) {
     validate_object_meta_with(obj, namespaced, Some(name_kind), errs);
 }
 
@@ -1020,20 +904,13 @@ fn validate_object_meta_with(
         && !generate_name.is_empty()
     {
         for m in kind.check(generate_name, true) {
-            errs.push(FieldError::invalid(
-                "metadata.generateName",
-                generate_name,
-                m,
-            ));
+            errs.push(FieldError::invalid("metadata.generateName", generate_name, m));
         }
     }
     if name.is_empty() {
         // The name is generated from generateName after validation in netlab, before it upstream.
         if generate_name.is_empty() {
-            errs.push(FieldError::required(
-                "metadata.name",
-                "name or generateName is required",
-            ));
+            errs.push(FieldError::required("metadata.name", "name or generateName is required"));
         }
     } else if let Some(kind) = name_kind {
         for m in kind.check(name, false) {
@@ -1056,20 +933,9 @@ fn validate_object_meta_with(
         errs.push(FieldError::invalid("metadata.generation", g, IS_NEGATIVE));
     }
     validate_labels(&string_map(meta, "labels"), "metadata.labels", errs);
-    validate_annotations(
-        &string_map(meta, "annotations"),
-        "metadata.annotations",
-        errs,
-    );
-    validate_owner_references(
-        arr(meta, "ownerReferences"),
-        "metadata.ownerReferences",
-        errs,
-    );
-    let finalizers: Vec<&str> = arr(meta, "finalizers")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    validate_annotations(&string_map(meta, "annotations"), "metadata.annotations", errs);
+    validate_owner_references(arr(meta, "ownerReferences"), "metadata.ownerReferences", errs);
+    let finalizers: Vec<&str> = arr(meta, "finalizers").iter().filter_map(Value::as_str).collect();
     for f in &finalizers {
         for m in is_qualified_name(f) {
             errs.push(FieldError::invalid("metadata.finalizers", *f, m));
@@ -1113,11 +979,7 @@ fn validate_labels(labels: &BTreeMap<String, String>, path: &str, errs: &mut Vec
     }
 }
 
-fn validate_annotations(
-    annotations: &BTreeMap<String, String>,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_annotations(annotations: &BTreeMap<String, String>, path: &str, errs: &mut Vec<FieldError>) {
     let mut total = 0;
     for (k, v) in annotations {
         // Keys are qualified names, except that case does not matter.
@@ -1150,25 +1012,13 @@ fn validate_owner_references(refs: &[Value], path: &str, errs: &mut Vec<FieldErr
             ));
         }
         if kind.is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{path}.kind"),
-                kind,
-                "must not be empty",
-            ));
+            errs.push(FieldError::invalid(format!("{path}.kind"), kind, "must not be empty"));
         }
         if s(r, "name").is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{path}.name"),
-                "",
-                "must not be empty",
-            ));
+            errs.push(FieldError::invalid(format!("{path}.name"), "", "must not be empty"));
         }
         if s(r, "uid").is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{path}.uid"),
-                "",
-                "must not be empty",
-            ));
+            errs.push(FieldError::invalid(format!("{path}.uid"), "", "must not be empty"));
         }
         if group.is_empty() && version == "v1" && kind == "Event" {
             errs.push(FieldError::invalid(
@@ -1199,19 +1049,11 @@ fn validate_object_meta_update(old: &Value, new: &Value, errs: &mut Vec<FieldErr
     let (om, nm) = (meta_of(old), meta_of(new));
     for f in ["name", "namespace"] {
         if s(nm, f) != s(om, f) {
-            errs.push(FieldError::invalid(
-                format!("metadata.{f}"),
-                s(nm, f),
-                FIELD_IMMUTABLE,
-            ));
+            errs.push(FieldError::invalid(format!("metadata.{f}"), s(nm, f), FIELD_IMMUTABLE));
         }
     }
     if !s(nm, "uid").is_empty() && s(nm, "uid") != s(om, "uid") {
-        errs.push(FieldError::invalid(
-            "metadata.uid",
-            s(nm, "uid"),
-            FIELD_IMMUTABLE,
-        ));
+        errs.push(FieldError::invalid("metadata.uid", s(nm, "uid"), FIELD_IMMUTABLE));
     }
 }
 
@@ -1222,11 +1064,7 @@ fn validate_object_meta_update(old: &Value, new: &Value, errs: &mut Vec<FieldErr
 /// `ValidateLabelSelector`.
 fn validate_label_selector(sel: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     let Some(sel) = sel else { return };
-    validate_labels(
-        &string_map(sel, "matchLabels"),
-        &format!("{path}.matchLabels"),
-        errs,
-    );
+    validate_labels(&string_map(sel, "matchLabels"), &format!("{path}.matchLabels"), errs);
     for (i, expr) in arr(sel, "matchExpressions").iter().enumerate() {
         let p = format!("{path}.matchExpressions[{i}]");
         let values = arr(expr, "values");
@@ -1247,11 +1085,9 @@ fn validate_label_selector(sel: Option<&Value>, path: &str, errs: &mut Vec<Field
                     ));
                 }
             }
-            op => errs.push(FieldError::invalid(
-                format!("{p}.operator"),
-                op,
-                "not a valid selector operator",
-            )),
+            op => {
+                errs.push(FieldError::invalid(format!("{p}.operator"), op, "not a valid selector operator"))
+            }
         }
         let key = s(expr, "key");
         for m in is_qualified_name(key) {
@@ -1293,18 +1129,12 @@ impl Selector {
             if !is_qualified_name(&k).is_empty() || !is_valid_label_value(&v).is_empty() {
                 return None;
             }
-            reqs.push(Requirement {
-                key: k,
-                op: "In".into(),
-                values: BTreeSet::from([v]),
-            });
+            reqs.push(Requirement { key: k, op: "In".into(), values: BTreeSet::from([v]) });
         }
         for expr in arr(sel, "matchExpressions") {
             let op = s(expr, "operator");
-            let values: BTreeSet<String> = arr(expr, "values")
-                .iter()
-                .map(|v| v.as_str().unwrap_or("").to_string())
-                .collect();
+            let values: BTreeSet<String> =
+                arr(expr, "values").iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
             let count_ok = match op {
                 "In" | "NotIn" => !values.is_empty(),
                 "Exists" | "DoesNotExist" => values.is_empty(),
@@ -1316,11 +1146,7 @@ impl Selector {
             {
                 return None;
             }
-            reqs.push(Requirement {
-                key: s(expr, "key").to_string(),
-                op: op.to_string(),
-                values,
-            });
+            reqs.push(Requirement { key: s(expr, "key").to_string(), op: op.to_string(), values });
         }
         Some(Selector::Requirements(reqs))
     }
@@ -1351,10 +1177,7 @@ impl Selector {
 
 fn validate_namespace(obj: &Value, errs: &mut Vec<FieldError>) {
     validate_object_meta(obj, false, NameKind::Label, errs);
-    for f in arr(spec_of(obj), "finalizers")
-        .iter()
-        .filter_map(Value::as_str)
-    {
+    for f in arr(spec_of(obj), "finalizers").iter().filter_map(Value::as_str) {
         validate_kube_finalizer_name(f, "spec.finalizers", errs);
     }
 }
@@ -1379,11 +1202,7 @@ fn validate_config_map(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     for (k, v) in &binary {
         for m in is_config_map_key(k) {
-            errs.push(FieldError::invalid(
-                format!("binaryData[{k}]"),
-                k.as_str(),
-                m,
-            ));
+            errs.push(FieldError::invalid(format!("binaryData[{k}]"), k.as_str(), m));
         }
         // binaryData travels base64-encoded; the limit is on the decoded bytes.
         let padding = v.bytes().rev().take_while(|&b| b == b'=').count();
@@ -1399,17 +1218,11 @@ fn validate_config_map_update(old: &Value, new: &Value, errs: &mut Vec<FieldErro
     validate_object_meta_update(old, new, errs);
     if boolean(old, "immutable") {
         if !boolean(new, "immutable") {
-            errs.push(FieldError::forbidden(
-                "immutable",
-                "field is immutable when `immutable` is set",
-            ));
+            errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
         }
         for f in ["data", "binaryData"] {
             if !sem_eq(old.get(f), new.get(f)) {
-                errs.push(FieldError::forbidden(
-                    f,
-                    "field is immutable when `immutable` is set",
-                ));
+                errs.push(FieldError::forbidden(f, "field is immutable when `immutable` is set"));
             }
         }
     }
@@ -1420,23 +1233,12 @@ fn validate_config_map_update(old: &Value, new: &Value, errs: &mut Vec<FieldErro
 /// format-checked.
 fn validate_event(obj: &Value, errs: &mut Vec<FieldError>) {
     if s(meta_of(obj), "name").is_empty() && s(meta_of(obj), "generateName").is_empty() {
-        errs.push(FieldError::required(
-            "metadata.name",
-            "name or generateName is required",
-        ));
+        errs.push(FieldError::required("metadata.name", "name or generateName is required"));
     }
     let ns = s(meta_of(obj), "namespace");
-    let involved_ns = obj
-        .get("involvedObject")
-        .map(|o| s(o, "namespace"))
-        .unwrap_or("");
-    let mismatch = || {
-        FieldError::invalid(
-            "involvedObject.namespace",
-            involved_ns,
-            "does not match event.namespace",
-        )
-    };
+    let involved_ns = obj.get("involvedObject").map(|o| s(o, "namespace")).unwrap_or("");
+    let mismatch =
+        || FieldError::invalid("involvedObject.namespace", involved_ns, "does not match event.namespace");
     if get(obj, "eventTime").is_none() {
         if involved_ns.is_empty() {
             if !ns.is_empty() && ns != "default" {
@@ -1468,11 +1270,7 @@ fn validate_event(obj: &Value, errs: &mut Vec<FieldError>) {
                 errs.push(FieldError::required(f, ""));
             }
             if v.len() > max {
-                errs.push(FieldError::invalid(
-                    f,
-                    "",
-                    format!("can have at most {max} characters"),
-                ));
+                errs.push(FieldError::invalid(f, "", format!("can have at most {max} characters")));
             }
         }
     }
@@ -1486,18 +1284,12 @@ fn validate_node(obj: &Value, errs: &mut Vec<FieldError>) {
     let spec = spec_of(obj);
     // Upstream validates taints under metadata's path: "metadata.taints[0].key".
     validate_taints(arr(spec, "taints"), "metadata.taints", errs);
-    let cidrs: Vec<&str> = arr(spec, "podCIDRs")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let cidrs: Vec<&str> = arr(spec, "podCIDRs").iter().filter_map(Value::as_str).collect();
     for (i, c) in cidrs.iter().enumerate() {
         errs.extend(is_valid_cidr(&format!("spec.podCIDRs[{i}]"), c));
     }
     if cidrs.len() > 1 {
-        let v6 = cidrs
-            .iter()
-            .filter(|c| matches!(parse_cidr_sloppy(c), Some(ipnet::IpNet::V6(_))))
-            .count();
+        let v6 = cidrs.iter().filter(|c| matches!(parse_cidr_sloppy(c), Some(ipnet::IpNet::V6(_)))).count();
         let dual = cidrs.len() == 2 && v6 == 1;
         if !dual {
             errs.push(FieldError::invalid(
@@ -1526,11 +1318,7 @@ fn validate_taints(taints: &[Value], path: &str, errs: &mut Vec<FieldError>) {
         let value = s(t, "value");
         let msgs = is_valid_label_value(value);
         if !msgs.is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{p}.value"),
-                value,
-                msgs.join(";"),
-            ));
+            errs.push(FieldError::invalid(format!("{p}.value"), value, msgs.join(";")));
         }
         let effect = s(t, "effect");
         match effect {
@@ -1555,10 +1343,7 @@ fn validate_taints(taints: &[Value], path: &str, errs: &mut Vec<FieldError>) {
 fn validate_node_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
     validate_object_meta_update(old, new, errs);
     let mut seen = HashSet::new();
-    let addresses = new
-        .get("status")
-        .map(|st| arr(st, "addresses"))
-        .unwrap_or(&[]);
+    let addresses = new.get("status").map(|st| arr(st, "addresses")).unwrap_or(&[]);
     for (i, a) in addresses.iter().enumerate() {
         if !seen.insert((s(a, "type").to_string(), s(a, "address").to_string())) {
             errs.push(FieldError::duplicate(
@@ -1589,10 +1374,7 @@ fn validate_node_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
         ));
     }
     if s(os, "externalID") != s(ns, "externalID") {
-        errs.push(FieldError::forbidden(
-            "spec.externalID",
-            "may not be updated",
-        ));
+        errs.push(FieldError::forbidden("spec.externalID", "may not be updated"));
     }
 }
 
@@ -1610,9 +1392,7 @@ fn is_headless(spec: &Value) -> bool {
 /// `apiservice.ExternallyAccessible`.
 fn externally_accessible(spec: &Value) -> bool {
     let t = s(spec, "type");
-    t == "LoadBalancer"
-        || t == "NodePort"
-        || (t == "ClusterIP" && !arr(spec, "externalIPs").is_empty())
+    t == "LoadBalancer" || t == "NodePort" || (t == "ClusterIP" && !arr(spec, "externalIPs").is_empty())
 }
 
 fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
@@ -1664,9 +1444,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
                 ));
             }
             // The value (a CNAME) may have a trailing dot to mark it fully qualified.
-            let cname = s(spec, "externalName")
-                .strip_suffix('.')
-                .unwrap_or(s(spec, "externalName"));
+            let cname = s(spec, "externalName").strip_suffix('.').unwrap_or(s(spec, "externalName"));
             if cname.is_empty() {
                 errs.push(FieldError::required("spec.externalName", ""));
             } else {
@@ -1680,13 +1458,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
 
     let mut names = HashSet::new();
     for (i, port) in ports.iter().enumerate() {
-        validate_service_port(
-            port,
-            ports.len() > 1,
-            &mut names,
-            &format!("spec.ports[{i}]"),
-            errs,
-        );
+        validate_service_port(port, ports.len() > 1, &mut names, &format!("spec.ports[{i}]"), errs);
     }
 
     if get(spec, "selector").is_some() {
@@ -1704,11 +1476,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
                 ));
             }
         }
-        other => errs.push(FieldError::not_supported(
-            "spec.sessionAffinity",
-            other,
-            &["ClientIP", "None"],
-        )),
+        other => errs.push(FieldError::not_supported("spec.sessionAffinity", other, &["ClientIP", "None"])),
     }
 
     validate_cluster_ips_related_fields(spec, errs);
@@ -1749,10 +1517,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
     for (i, port) in ports.iter().enumerate() {
         let np = int(port, "nodePort").unwrap_or(0);
         if np != 0 && !node_ports.insert((s(port, "protocol").to_string(), np)) {
-            errs.push(FieldError::duplicate(
-                format!("spec.ports[{i}].nodePort"),
-                np,
-            ));
+            errs.push(FieldError::duplicate(format!("spec.ports[{i}].nodePort"), np));
         }
     }
 
@@ -1771,26 +1536,15 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
         // Sic: upstream's path is capitalised.
         let path = "spec.LoadBalancerSourceRanges";
         if svc_type != "LoadBalancer" {
-            errs.push(FieldError::forbidden(
-                path,
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
+            errs.push(FieldError::forbidden(path, "may only be used when `type` is 'LoadBalancer'"));
         }
         for (i, r) in ranges.iter().enumerate() {
-            errs.extend(is_valid_cidr(
-                &format!("{path}[{i}]"),
-                r.as_str().unwrap_or("").trim(),
-            ));
+            errs.extend(is_valid_cidr(&format!("{path}[{i}]"), r.as_str().unwrap_or("").trim()));
         }
-    } else if let Some(val) =
-        annotations.get("service.beta.kubernetes.io/load-balancer-source-ranges")
-    {
+    } else if let Some(val) = annotations.get("service.beta.kubernetes.io/load-balancer-source-ranges") {
         let path = "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]";
         if svc_type != "LoadBalancer" {
-            errs.push(FieldError::forbidden(
-                path,
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
+            errs.push(FieldError::forbidden(path, "may only be used when `type` is 'LoadBalancer'"));
         }
         let val = val.trim();
         if !val.is_empty() {
@@ -1836,11 +1590,7 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
     } else if etp.is_empty() {
         errs.push(FieldError::required("spec.externalTrafficPolicy", ""));
     } else if etp != "Cluster" && etp != "Local" {
-        errs.push(FieldError::not_supported(
-            "spec.externalTrafficPolicy",
-            etp,
-            &["Cluster", "Local"],
-        ));
+        errs.push(FieldError::not_supported("spec.externalTrafficPolicy", etp, &["Cluster", "Local"]));
     }
     let hcnp = int(spec, "healthCheckNodePort").unwrap_or(0);
     let needs_health_check = svc_type == "LoadBalancer" && etp == "Local";
@@ -1864,21 +1614,15 @@ fn validate_service(obj: &Value, errs: &mut Vec<FieldError>) {
             }
         }
         Some("Cluster" | "Local") => {}
-        Some(other) => errs.push(FieldError::not_supported(
-            "spec.internalTrafficPolicy",
-            other,
-            &["Cluster", "Local"],
-        )),
+        Some(other) => {
+            errs.push(FieldError::not_supported("spec.internalTrafficPolicy", other, &["Cluster", "Local"]))
+        }
     }
 
     if let Some(td) = get(spec, "trafficDistribution").and_then(Value::as_str)
         && td != "PreferClose"
     {
-        errs.push(FieldError::not_supported(
-            "spec.trafficDistribution",
-            td,
-            &["PreferClose"],
-        ));
+        errs.push(FieldError::not_supported("spec.trafficDistribution", td, &["PreferClose"]));
     }
 }
 
@@ -1894,10 +1638,7 @@ fn validate_client_ip_affinity(config: Option<&Value>, errs: &mut Vec<FieldError
         return;
     };
     let Some(timeout) = int(client_ip, "timeoutSeconds") else {
-        errs.push(FieldError::required(
-            format!("{path}.clientIP.timeoutSeconds"),
-            detail,
-        ));
+        errs.push(FieldError::required(format!("{path}.clientIP.timeoutSeconds"), detail));
         return;
     };
     if timeout <= 0 || timeout > 86400 {
@@ -1934,11 +1675,7 @@ fn validate_service_port(
     match s(port, "protocol") {
         "" => errs.push(FieldError::required(format!("{path}.protocol"), "")),
         p if PORT_PROTOCOLS.contains(&p) => {}
-        p => errs.push(FieldError::not_supported(
-            format!("{path}.protocol"),
-            p,
-            &PORT_PROTOCOLS,
-        )),
+        p => errs.push(FieldError::not_supported(format!("{path}.protocol"), p, &PORT_PROTOCOLS)),
     }
     validate_port_num_or_name(
         port.get("targetPort").unwrap_or(&json!(0)),
@@ -1975,10 +1712,7 @@ fn validate_cluster_ips_related_fields(spec: &Value, errs: &mut Vec<FieldError>)
     }
     let cluster_ip = s(spec, "clusterIP");
     let ips_value = spec.get("clusterIPs").cloned().unwrap_or(Value::Null);
-    let ips: Vec<&str> = arr(spec, "clusterIPs")
-        .iter()
-        .map(|v| v.as_str().unwrap_or(""))
-        .collect();
+    let ips: Vec<&str> = arr(spec, "clusterIPs").iter().map(|v| v.as_str().unwrap_or("")).collect();
     if !cluster_ip.is_empty() {
         if ips.is_empty() {
             errs.push(FieldError::required("spec.clusterIPs", ""));
@@ -2001,21 +1735,14 @@ fn validate_cluster_ips_related_fields(spec: &Value, errs: &mut Vec<FieldError>)
     for (i, f) in arr(spec, "ipFamilies").iter().enumerate() {
         let f = f.as_str().unwrap_or("");
         if f != "IPv4" && f != "IPv6" {
-            errs.push(FieldError::not_supported(
-                format!("spec.ipFamilies[{i}]"),
-                f,
-                &["IPv4", "IPv6"],
-            ));
+            errs.push(FieldError::not_supported(format!("spec.ipFamilies[{i}]"), f, &["IPv4", "IPv6"]));
         }
         if !seen.insert(f) {
             errs.push(FieldError::duplicate(format!("spec.ipFamilies[{i}]"), f));
         }
     }
     if let Some(policy) = get(spec, "ipFamilyPolicy").and_then(Value::as_str)
-        && !matches!(
-            policy,
-            "SingleStack" | "PreferDualStack" | "RequireDualStack"
-        )
+        && !matches!(policy, "SingleStack" | "PreferDualStack" | "RequireDualStack")
     {
         errs.push(FieldError::not_supported(
             "spec.ipFamilyPolicy",
@@ -2042,11 +1769,7 @@ fn validate_cluster_ips_related_fields(spec: &Value, errs: &mut Vec<FieldError>)
         errs.extend(e);
     }
     if ips.len() > 2 {
-        errs.push(FieldError::invalid(
-            "spec.clusterIPs",
-            ips_value.clone(),
-            "may only hold up to 2 values",
-        ));
+        errs.push(FieldError::invalid("spec.clusterIPs", ips_value.clone(), "may only hold up to 2 values"));
     }
     if has_invalid {
         return;
@@ -2090,25 +1813,13 @@ fn normalize_cluster_ips_for_update(old: &Value, new: &mut Value) {
     let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let new_ip = spec
-        .get("clusterIP")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let new_ips = spec
-        .get("clusterIPs")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let new_ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let new_ips = spec.get("clusterIPs").and_then(Value::as_array).cloned().unwrap_or_default();
     // ClusterIPs were dropped by an old client patching something else.
     if !old_ips.is_empty() && new_ips.is_empty() && old_ip == new_ip {
         spec.insert("clusterIPs".into(), Value::Array(old_ips.clone()));
     }
-    let new_ips = spec
-        .get("clusterIPs")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let new_ips = spec.get("clusterIPs").and_then(Value::as_array).cloned().unwrap_or_default();
     if old_ip != new_ip {
         let same_ips = old_ips == new_ips;
         if !old_ip.is_empty() && new_ip.is_empty() && same_ips {
@@ -2131,13 +1842,8 @@ fn validate_service_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>)
     if !external_name && !both_headless {
         let (old_ips, new_ips) = (arr(os, "clusterIPs"), arr(ns, "clusterIPs"));
         let new_ips_value = ns.get("clusterIPs").cloned().unwrap_or(Value::Null);
-        let changed = || {
-            FieldError::invalid(
-                "spec.clusterIPs[0]",
-                new_ips_value.clone(),
-                "may not change once set",
-            )
-        };
+        let changed =
+            || FieldError::invalid("spec.clusterIPs[0]", new_ips_value.clone(), "may not change once set");
         if old_ips.len() == new_ips.len() {
             for (i, (o, n)) in old_ips.iter().zip(new_ips).enumerate() {
                 if o != n {
@@ -2209,11 +1915,7 @@ fn validate_service_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>)
                 ));
             }
         } else if !old_f.is_empty() && !new_f.is_empty() && new_f[0] != old_f[0] {
-            errs.push(FieldError::invalid(
-                "spec.ipFamilies[0]",
-                ips_value,
-                "may not change once set",
-            ));
+            errs.push(FieldError::invalid("spec.ipFamilies[0]", ips_value, "may not change once set"));
         }
     }
 
@@ -2228,17 +1930,10 @@ fn validate_service_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>)
         ));
     }
 
-    let needs_hc = |spec: &Value| {
-        s(spec, "type") == "LoadBalancer" && s(spec, "externalTrafficPolicy") == "Local"
-    };
-    if needs_hc(os)
-        && needs_hc(ns)
-        && int(os, "healthCheckNodePort") != int(ns, "healthCheckNodePort")
-    {
-        errs.push(FieldError::forbidden(
-            "spec.healthCheckNodePort",
-            FIELD_IMMUTABLE,
-        ));
+    let needs_hc =
+        |spec: &Value| s(spec, "type") == "LoadBalancer" && s(spec, "externalTrafficPolicy") == "Local";
+    if needs_hc(os) && needs_hc(ns) && int(os, "healthCheckNodePort") != int(ns, "healthCheckNodePort") {
+        errs.push(FieldError::forbidden("spec.healthCheckNodePort", FIELD_IMMUTABLE));
     }
 
     validate_service(&new, errs);
@@ -2286,10 +1981,7 @@ fn validate_pod(obj: &Value, create: bool, errs: &mut Vec<FieldError>) {
     validate_object_meta(obj, true, NameKind::Subdomain, errs);
     let spec = spec_of(obj);
     validate_pod_spec(spec, "spec", true, errs);
-    for (kind, key) in [
-        ("containers", "containers"),
-        ("initContainers", "initContainers"),
-    ] {
+    for (kind, key) in [("containers", "containers"), ("initContainers", "initContainers")] {
         for (i, c) in arr(spec, key).iter().enumerate() {
             let image = s(c, "image");
             if image.len() != image.trim().len() {
@@ -2303,10 +1995,7 @@ fn validate_pod(obj: &Value, create: bool, errs: &mut Vec<FieldError>) {
     }
     if create {
         if !arr(spec, "ephemeralContainers").is_empty() {
-            errs.push(FieldError::forbidden(
-                "spec.ephemeralContainers",
-                "cannot be set on create",
-            ));
+            errs.push(FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"));
         }
         if !s(spec, "nodeName").is_empty() && !arr(spec, "schedulingGates").is_empty() {
             errs.push(FieldError::forbidden(
@@ -2321,35 +2010,17 @@ fn validate_pod(obj: &Value, create: bool, errs: &mut Vec<FieldError>) {
 fn validate_pod_spec(spec: &Value, path: &str, is_pod: bool, errs: &mut Vec<FieldError>) {
     let grace = int(spec, "terminationGracePeriodSeconds");
     if grace.is_none() {
-        errs.push(FieldError::required(
-            format!("{path}.terminationGracePeriodSeconds"),
-            "",
-        ));
+        errs.push(FieldError::required(format!("{path}.terminationGracePeriodSeconds"), ""));
     }
     let volumes = validate_volumes(arr(spec, "volumes"), &format!("{path}.volumes"), errs);
     let restart_policy = s(spec, "restartPolicy");
-    validate_containers(
-        arr(spec, "containers"),
-        &volumes,
-        grace,
-        &format!("{path}.containers"),
-        errs,
-    );
-    validate_init_containers(
-        spec,
-        &volumes,
-        grace,
-        &format!("{path}.initContainers"),
-        errs,
-    );
+    validate_containers(arr(spec, "containers"), &volumes, grace, &format!("{path}.containers"), errs);
+    validate_init_containers(spec, &volumes, grace, &format!("{path}.initContainers"), errs);
 
     if boolean(spec, "hostNetwork") {
         for (i, c) in arr(spec, "containers").iter().enumerate() {
             for (j, p) in arr(c, "ports").iter().enumerate() {
-                let (hp, cp) = (
-                    int(p, "hostPort").unwrap_or(0),
-                    int(p, "containerPort").unwrap_or(0),
-                );
+                let (hp, cp) = (int(p, "hostPort").unwrap_or(0), int(p, "containerPort").unwrap_or(0));
                 if (is_pod || hp != 0) && hp != cp {
                     errs.push(FieldError::invalid(
                         format!("{path}.containers[{i}].ports[{j}].hostPort"),
@@ -2380,48 +2051,25 @@ fn validate_pod_spec(spec: &Value, path: &str, is_pod: bool, errs: &mut Vec<Fiel
             &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         )),
     }
-    validate_labels(
-        &string_map(spec, "nodeSelector"),
-        &format!("{path}.nodeSelector"),
-        errs,
-    );
-    validate_dns_config(
-        get(spec, "dnsConfig"),
-        dns_policy,
-        &format!("{path}.dnsConfig"),
-        errs,
-    );
+    validate_labels(&string_map(spec, "nodeSelector"), &format!("{path}.nodeSelector"), errs);
+    validate_dns_config(get(spec, "dnsConfig"), dns_policy, &format!("{path}.dnsConfig"), errs);
     for (i, g) in arr(spec, "readinessGates").iter().enumerate() {
         let ct = s(g, "conditionType");
         for m in is_qualified_name(ct) {
-            errs.push(FieldError::invalid(
-                format!("{path}.readinessGates[{i}].conditionType"),
-                ct,
-                m,
-            ));
+            errs.push(FieldError::invalid(format!("{path}.readinessGates[{i}].conditionType"), ct, m));
         }
     }
     let mut gates = HashSet::new();
     for (i, g) in arr(spec, "schedulingGates").iter().enumerate() {
         let name = s(g, "name");
         for m in is_qualified_name(name) {
-            errs.push(FieldError::invalid(
-                format!("{path}.schedulingGates[{i}]"),
-                name,
-                m,
-            ));
+            errs.push(FieldError::invalid(format!("{path}.schedulingGates[{i}]"), name, m));
         }
         if !gates.insert(name) {
-            errs.push(FieldError::duplicate(
-                format!("{path}.schedulingGates[{i}]"),
-                name,
-            ));
+            errs.push(FieldError::duplicate(format!("{path}.schedulingGates[{i}]"), name));
         }
     }
-    for (field, kind) in [
-        ("serviceAccountName", NameKind::Subdomain),
-        ("nodeName", NameKind::Subdomain),
-    ] {
+    for (field, kind) in [("serviceAccountName", NameKind::Subdomain), ("nodeName", NameKind::Subdomain)] {
         let v = s(spec, field);
         if !v.is_empty() {
             for m in kind.check(v, false) {
@@ -2446,35 +2094,20 @@ fn validate_pod_spec(spec: &Value, path: &str, is_pod: bool, errs: &mut Vec<Fiel
             }
         }
     }
-    validate_tolerations(
-        arr(spec, "tolerations"),
-        &format!("{path}.tolerations"),
-        errs,
-    );
+    validate_tolerations(arr(spec, "tolerations"), &format!("{path}.tolerations"), errs);
     for (i, alias) in arr(spec, "hostAliases").iter().enumerate() {
-        errs.extend(is_valid_ip(
-            &format!("{path}.hostAliases[{i}].ip"),
-            s(alias, "ip"),
-        ));
+        errs.extend(is_valid_ip(&format!("{path}.hostAliases[{i}].ip"), s(alias, "ip")));
         for (j, h) in arr(alias, "hostnames").iter().enumerate() {
             let h = h.as_str().unwrap_or("");
             for m in is_dns1123_subdomain(h) {
-                errs.push(FieldError::invalid(
-                    format!("{path}.hostAliases[{i}].hostnames[{j}]"),
-                    h,
-                    m,
-                ));
+                errs.push(FieldError::invalid(format!("{path}.hostAliases[{i}].hostnames[{j}]"), h, m));
             }
         }
     }
     let pcn = s(spec, "priorityClassName");
     if !pcn.is_empty() {
         for m in is_dns1123_subdomain(pcn) {
-            errs.push(FieldError::invalid(
-                format!("{path}.priorityClassName"),
-                pcn,
-                m,
-            ));
+            errs.push(FieldError::invalid(format!("{path}.priorityClassName"), pcn, m));
         }
     }
 }
@@ -2499,10 +2132,7 @@ fn validate_volumes(volumes: &[Value], path: &str, errs: &mut Vec<FieldError>) -
             }
         }
         if count == 0 {
-            el.push(FieldError::required(
-                p.clone(),
-                "must specify a volume type",
-            ));
+            el.push(FieldError::required(p.clone(), "must specify a volume type"));
         }
         let name = s(vol, "name");
         if name.is_empty() {
@@ -2568,10 +2198,7 @@ fn validate_init_containers(
     path: &str,
     errs: &mut Vec<FieldError>,
 ) {
-    let mut names: HashSet<&str> = arr(spec, "containers")
-        .iter()
-        .map(|c| s(c, "name"))
-        .collect();
+    let mut names: HashSet<&str> = arr(spec, "containers").iter().map(|c| s(c, "name")).collect();
     for (i, c) in arr(spec, "initContainers").iter().enumerate() {
         let p = format!("{path}[{i}]");
         validate_container_common(c, volumes, &p, errs);
@@ -2581,11 +2208,7 @@ fn validate_init_containers(
             if rp == "Always" {
                 restartable = true;
             } else {
-                errs.push(FieldError::not_supported(
-                    format!("{p}.restartPolicy"),
-                    rp,
-                    &["Always"],
-                ));
+                errs.push(FieldError::not_supported(format!("{p}.restartPolicy"), rp, &["Always"]));
             }
         }
         let name = s(c, "name");
@@ -2605,12 +2228,7 @@ fn validate_init_containers(
                 }
             }
         } else {
-            for f in [
-                "lifecycle",
-                "livenessProbe",
-                "readinessProbe",
-                "startupProbe",
-            ] {
+            for f in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
                 if get(c, f).is_some() {
                     errs.push(FieldError::forbidden(
                         format!("{p}.{f}"),
@@ -2623,12 +2241,7 @@ fn validate_init_containers(
 }
 
 /// `validateContainerCommon`: what regular and init containers share.
-fn validate_container_common(
-    c: &Value,
-    volumes: &HashSet<String>,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_container_common(c: &Value, volumes: &HashSet<String>, path: &str, errs: &mut Vec<FieldError>) {
     let name = s(c, "name");
     if name.is_empty() {
         errs.push(FieldError::required(format!("{path}.name"), ""));
@@ -2642,10 +2255,7 @@ fn validate_container_common(
     }
     match s(c, "terminationMessagePolicy") {
         "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(
-            format!("{path}.terminationMessagePolicy"),
-            "",
-        )),
+        "" => errs.push(FieldError::required(format!("{path}.terminationMessagePolicy"), "")),
         other => errs.push(FieldError::not_supported(
             format!("{path}.terminationMessagePolicy"),
             other,
@@ -2657,10 +2267,7 @@ fn validate_container_common(
         let n = s(e, "name");
         if n.is_empty() {
             errs.push(FieldError::required(format!("{path}.env[{i}].name"), ""));
-        } else if n
-            .chars()
-            .any(|ch| !ch.is_ascii() || ch.is_ascii_control() || ch == '=')
-        {
+        } else if n.chars().any(|ch| !ch.is_ascii() || ch.is_ascii_control() || ch == '=') {
             errs.push(FieldError::invalid(
                 format!("{path}.env[{i}].name"),
                 n,
@@ -2683,11 +2290,7 @@ fn validate_container_common(
             errs.push(FieldError::required(format!("{p}.mountPath"), ""));
         }
         if !mount_paths.insert(mp) {
-            errs.push(FieldError::invalid(
-                format!("{p}.mountPath"),
-                mp,
-                "must be unique",
-            ));
+            errs.push(FieldError::invalid(format!("{p}.mountPath"), mp, "must be unique"));
         }
     }
     match s(c, "imagePullPolicy") {
@@ -2733,11 +2336,7 @@ fn validate_container_ports(ports: &[Value], path: &str, errs: &mut Vec<FieldErr
         match s(port, "protocol") {
             "" => errs.push(FieldError::required(format!("{p}.protocol"), "")),
             pr if PORT_PROTOCOLS.contains(&pr) => {}
-            pr => errs.push(FieldError::not_supported(
-                format!("{p}.protocol"),
-                pr,
-                &PORT_PROTOCOLS,
-            )),
+            pr => errs.push(FieldError::not_supported(format!("{p}.protocol"), pr, &PORT_PROTOCOLS)),
         }
     }
 }
@@ -2757,10 +2356,7 @@ fn accumulate_host_ports(
             }
             let key = format!("{}/{}/{hp}", s(port, "protocol"), s(port, "hostIP"));
             if !seen.insert(key.clone()) {
-                errs.push(FieldError::duplicate(
-                    format!("{path}[{ci}].ports[{pi}].hostPort"),
-                    key,
-                ));
+                errs.push(FieldError::duplicate(format!("{path}[{ci}].ports[{pi}].hostPort"), key));
             }
         }
     }
@@ -2784,10 +2380,7 @@ fn validate_handler(
         let Some(v) = get(h, kind) else { continue };
         let p = format!("{path}.{kind}");
         if count > 0 {
-            errs.push(FieldError::forbidden(
-                p,
-                "may not specify more than 1 handler type",
-            ));
+            errs.push(FieldError::forbidden(p, "may not specify more than 1 handler type"));
             continue;
         }
         count += 1;
@@ -2801,18 +2394,10 @@ fn validate_handler(
                 if s(v, "path").is_empty() {
                     errs.push(FieldError::required(format!("{p}.path"), ""));
                 }
-                validate_port_num_or_name(
-                    v.get("port").unwrap_or(&json!(0)),
-                    &format!("{p}.port"),
-                    errs,
-                );
+                validate_port_num_or_name(v.get("port").unwrap_or(&json!(0)), &format!("{p}.port"), errs);
                 let scheme = s(v, "scheme");
                 if scheme != "HTTP" && scheme != "HTTPS" {
-                    errs.push(FieldError::not_supported(
-                        format!("{p}.scheme"),
-                        scheme,
-                        &["HTTP", "HTTPS"],
-                    ));
+                    errs.push(FieldError::not_supported(format!("{p}.scheme"), scheme, &["HTTP", "HTTPS"]));
                 }
                 for header in arr(v, "httpHeaders") {
                     let n = s(header, "name");
@@ -2829,16 +2414,12 @@ fn validate_handler(
                     }
                 }
             }
-            "tcpSocket" => validate_port_num_or_name(
-                v.get("port").unwrap_or(&json!(0)),
-                &format!("{p}.port"),
-                errs,
-            ),
-            "grpc" => validate_port_num_or_name(
-                &json!(int(v, "port").unwrap_or(0)),
-                &format!("{p}.port"),
-                errs,
-            ),
+            "tcpSocket" => {
+                validate_port_num_or_name(v.get("port").unwrap_or(&json!(0)), &format!("{p}.port"), errs)
+            }
+            "grpc" => {
+                validate_port_num_or_name(&json!(int(v, "port").unwrap_or(0)), &format!("{p}.port"), errs)
+            }
             _ => {
                 let secs = int(v, "seconds").unwrap_or(0);
                 if let Some(g) = grace
@@ -2847,9 +2428,7 @@ fn validate_handler(
                     errs.push(FieldError::invalid(
                         p,
                         secs,
-                        format!(
-                            "must be non-negative and less than terminationGracePeriodSeconds ({g})"
-                        ),
+                        format!("must be non-negative and less than terminationGracePeriodSeconds ({g})"),
                     ));
                 }
             }
@@ -2870,13 +2449,9 @@ fn validate_lifecycle(lc: &Value, grace: Option<i64>, path: &str, errs: &mut Vec
 
 fn validate_probe(probe: &Value, kind: &str, path: &str, errs: &mut Vec<FieldError>) {
     validate_handler(probe, false, None, path, errs);
-    for f in [
-        "initialDelaySeconds",
-        "timeoutSeconds",
-        "periodSeconds",
-        "successThreshold",
-        "failureThreshold",
-    ] {
+    for f in
+        ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"]
+    {
         let v = int(probe, f).unwrap_or(0);
         if v < 0 {
             errs.push(FieldError::invalid(format!("{path}.{f}"), v, IS_NEGATIVE));
@@ -2904,28 +2479,16 @@ fn validate_probe(probe: &Value, kind: &str, path: &str, errs: &mut Vec<FieldErr
         _ => {
             let st = int(probe, "successThreshold").unwrap_or(0);
             if st != 1 {
-                errs.push(FieldError::invalid(
-                    format!("{path}.successThreshold"),
-                    st,
-                    "must be 1",
-                ));
+                errs.push(FieldError::invalid(format!("{path}.successThreshold"), st, "must be 1"));
             }
         }
     }
 }
 
-fn validate_dns_config(
-    config: Option<&Value>,
-    dns_policy: &str,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_dns_config(config: Option<&Value>, dns_policy: &str, path: &str, errs: &mut Vec<FieldError>) {
     if dns_policy == "None" {
         let Some(config) = config else {
-            errs.push(FieldError::required(
-                path,
-                "must provide `dnsConfig` when `dnsPolicy` is None",
-            ));
+            errs.push(FieldError::required(path, "must provide `dnsConfig` when `dnsPolicy` is None"));
             return;
         };
         if arr(config, "nameservers").is_empty() {
@@ -2946,15 +2509,9 @@ fn validate_dns_config(
         ));
     }
     for (i, ns) in nameservers.iter().enumerate() {
-        errs.extend(is_valid_ip(
-            &format!("{path}.nameservers[{i}]"),
-            ns.as_str().unwrap_or(""),
-        ));
+        errs.extend(is_valid_ip(&format!("{path}.nameservers[{i}]"), ns.as_str().unwrap_or("")));
     }
-    let searches: Vec<&str> = arr(config, "searches")
-        .iter()
-        .map(|v| v.as_str().unwrap_or(""))
-        .collect();
+    let searches: Vec<&str> = arr(config, "searches").iter().map(|v| v.as_str().unwrap_or("")).collect();
     if searches.len() > 32 {
         errs.push(FieldError::invalid(
             format!("{path}.searches"),
@@ -2982,15 +2539,10 @@ fn validate_dns_config(
                 !b.is_empty()
                     && is_alnum_lower(b[0])
                     && is_alnum_lower(b[b.len() - 1])
-                    && b.iter()
-                        .all(|&c| is_alnum_lower(c) || c == b'-' || c == b'_')
+                    && b.iter().all(|&c| is_alnum_lower(c) || c == b'-' || c == b'_')
             });
         if search.len() > 253 {
-            errs.push(FieldError::invalid(
-                format!("{path}.searches[{i}]"),
-                search,
-                max_len_error(253),
-            ));
+            errs.push(FieldError::invalid(format!("{path}.searches[{i}]"), search, max_len_error(253)));
         }
         if !ok {
             errs.push(FieldError::invalid(
@@ -3006,10 +2558,7 @@ fn validate_dns_config(
     }
     for (i, o) in arr(config, "options").iter().enumerate() {
         if s(o, "name").is_empty() {
-            errs.push(FieldError::required(
-                format!("{path}.options[{i}]"),
-                "must not be empty",
-            ));
+            errs.push(FieldError::required(format!("{path}.options[{i}]"), "must not be empty"));
         }
     }
 }
@@ -3044,11 +2593,7 @@ fn validate_tolerations(tolerations: &[Value], path: &str, errs: &mut Vec<FieldE
             "Equal" | "" => {
                 let msgs = is_valid_label_value(value);
                 if !msgs.is_empty() {
-                    errs.push(FieldError::invalid(
-                        format!("{p}.operator"),
-                        value,
-                        msgs.join(";"),
-                    ));
+                    errs.push(FieldError::invalid(format!("{p}.operator"), value, msgs.join(";")));
                 }
             }
             "Exists" => {
@@ -3060,14 +2605,11 @@ fn validate_tolerations(tolerations: &[Value], path: &str, errs: &mut Vec<FieldE
                     ));
                 }
             }
-            other => errs.push(FieldError::not_supported(
-                format!("{p}.operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
+            other => {
+                errs.push(FieldError::not_supported(format!("{p}.operator"), other, &["Equal", "Exists"]))
+            }
         }
-        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
-        {
+        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
             errs.push(FieldError::not_supported(
                 format!("{p}.effect"),
                 effect,
@@ -3109,10 +2651,7 @@ fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
         }
     }
 
-    match (
-        int(os, "activeDeadlineSeconds"),
-        int(ns, "activeDeadlineSeconds"),
-    ) {
+    match (int(os, "activeDeadlineSeconds"), int(ns, "activeDeadlineSeconds")) {
         (_, Some(n)) if !(0..=i64::from(i32::MAX)).contains(&n) => {
             errs.push(FieldError::invalid(
                 "spec.activeDeadlineSeconds",
@@ -3160,10 +2699,7 @@ fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
     }
 
     // Scheduling gates: only deletions.
-    let old_gates: HashSet<&str> = arr(os, "schedulingGates")
-        .iter()
-        .map(|g| s(g, "name"))
-        .collect();
+    let old_gates: HashSet<&str> = arr(os, "schedulingGates").iter().map(|g| s(g, "name")).collect();
     let mut added: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, g) in arr(ns, "schedulingGates").iter().enumerate() {
         if !old_gates.contains(s(g, "name")) {
@@ -3184,10 +2720,7 @@ fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
             if let Some(list) = m.get_mut(key).and_then(Value::as_array_mut) {
                 for (c, oc) in list.iter_mut().zip(arr(os, key)) {
                     if let Some(c) = c.as_object_mut() {
-                        c.insert(
-                            "image".into(),
-                            oc.get("image").cloned().unwrap_or(Value::Null),
-                        );
+                        c.insert("image".into(), oc.get("image").cloned().unwrap_or(Value::Null));
                     }
                 }
             }
@@ -3201,10 +2734,7 @@ fn validate_pod_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
         if int(os, "terminationGracePeriodSeconds").is_some_and(|g| g < 0)
             && int(ns, "terminationGracePeriodSeconds") == Some(1)
         {
-            m.insert(
-                "terminationGracePeriodSeconds".into(),
-                os["terminationGracePeriodSeconds"].clone(),
-            );
+            m.insert("terminationGracePeriodSeconds".into(), os["terminationGracePeriodSeconds"].clone());
         }
         // netlab binds pods by update (there is no pods/binding), so nodeName may go from "" to set.
         if s(os, "nodeName").is_empty() {
@@ -3236,11 +2766,7 @@ fn diff_values(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<S
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 diff_values(&p, x.get(k), y.get(k), out);
             }
         }
@@ -3266,11 +2792,7 @@ fn diff_values(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<S
 fn validate_pod_template_spec(template: &Value, path: &str, errs: &mut Vec<FieldError>) {
     let meta = meta_of(template);
     validate_labels(&string_map(meta, "labels"), &format!("{path}.labels"), errs);
-    validate_annotations(
-        &string_map(meta, "annotations"),
-        &format!("{path}.annotations"),
-        errs,
-    );
+    validate_annotations(&string_map(meta, "annotations"), &format!("{path}.annotations"), errs);
     let spec = spec_of(template);
     validate_pod_spec(spec, &format!("{path}.spec"), false, errs);
     if !arr(spec, "ephemeralContainers").is_empty() {
@@ -3306,19 +2828,14 @@ fn validate_workload_selector(
         None => errs.push(FieldError::required("spec.selector", "")),
         Some(sel) => {
             validate_label_selector(Some(sel), "spec.selector", errs);
-            if string_map(sel, "matchLabels").is_empty() && arr(sel, "matchExpressions").is_empty()
-            {
+            if string_map(sel, "matchLabels").is_empty() && arr(sel, "matchExpressions").is_empty() {
                 errs.push(FieldError::invalid("spec.selector", sel.clone(), empty_msg));
             }
         }
     }
     let compiled = Selector::compile(sel);
     if compiled.is_none() {
-        errs.push(FieldError::invalid(
-            "spec.selector",
-            sel.cloned().unwrap_or(Value::Null),
-            bad_msg,
-        ));
+        errs.push(FieldError::invalid("spec.selector", sel.cloned().unwrap_or(Value::Null), bad_msg));
     }
     compiled
 }
@@ -3380,19 +2897,9 @@ fn validate_deployment(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     validate_deployment_strategy(spec.get("strategy").unwrap_or(&NULL), errs);
     nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", errs);
-    nonnegative(
-        spec,
-        "revisionHistoryLimit",
-        "spec.revisionHistoryLimit",
-        errs,
-    );
+    nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit", errs);
     if let Some(pds) = int(spec, "progressDeadlineSeconds") {
-        nonnegative(
-            spec,
-            "progressDeadlineSeconds",
-            "spec.progressDeadlineSeconds",
-            errs,
-        );
+        nonnegative(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds", errs);
         if pds <= int(spec, "minReadySeconds").unwrap_or(0) {
             errs.push(FieldError::invalid(
                 "spec.progressDeadlineSeconds",
@@ -3422,15 +2929,9 @@ fn validate_deployment_strategy(strategy: &Value, errs: &mut Vec<FieldError>) {
                 let path = "spec.strategy.rollingUpdate";
                 let max_unavailable = ru.get("maxUnavailable").unwrap_or(&NULL);
                 let max_surge = ru.get("maxSurge").unwrap_or(&NULL);
-                validate_positive_int_or_percent(
-                    max_unavailable,
-                    &format!("{path}.maxUnavailable"),
-                    errs,
-                );
+                validate_positive_int_or_percent(max_unavailable, &format!("{path}.maxUnavailable"), errs);
                 validate_positive_int_or_percent(max_surge, &format!("{path}.maxSurge"), errs);
-                if int_or_percent_value(max_unavailable) == 0
-                    && int_or_percent_value(max_surge) == 0
-                {
+                if int_or_percent_value(max_unavailable) == 0 && int_or_percent_value(max_surge) == 0 {
                     errs.push(FieldError::invalid(
                         format!("{path}.maxUnavailable"),
                         int_or_string_value(max_unavailable),
@@ -3443,11 +2944,7 @@ fn validate_deployment_strategy(strategy: &Value, errs: &mut Vec<FieldError>) {
         other => {
             // The value is the internal apps.DeploymentStrategy, with its Go field names.
             let value = json!({"Type": other, "RollingUpdate": strategy.get("rollingUpdate").cloned().unwrap_or(Value::Null)});
-            errs.push(FieldError::not_supported(
-                "spec.strategy",
-                value,
-                &["Recreate", "RollingUpdate"],
-            ));
+            errs.push(FieldError::not_supported("spec.strategy", value, &["Recreate", "RollingUpdate"]));
         }
     }
 }
@@ -3495,11 +2992,7 @@ fn validate_positive_int_or_percent(v: &Value, path: &str, errs: &mut Vec<FieldE
 
 fn not_more_than_100_percent(v: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if percent_value(v).is_some_and(|p| p > 100) {
-        errs.push(FieldError::invalid(
-            path,
-            v.clone(),
-            "must not be greater than 100%",
-        ));
+        errs.push(FieldError::invalid(path, v.clone(), "must not be greater than 100%"));
     }
 }
 
@@ -3529,11 +3022,7 @@ fn validate_replica_set(obj: &Value, errs: &mut Vec<FieldError>) {
 fn validate_selector_immutable(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
     let (o, n) = (spec_of(old).get("selector"), spec_of(new).get("selector"));
     if !sem_eq(o, n) {
-        errs.push(FieldError::invalid(
-            "spec.selector",
-            n.cloned().unwrap_or(Value::Null),
-            FIELD_IMMUTABLE,
-        ));
+        errs.push(FieldError::invalid("spec.selector", n.cloned().unwrap_or(Value::Null), FIELD_IMMUTABLE));
     }
 }
 
@@ -3605,8 +3094,7 @@ fn validate_stateful_set_spec(spec: &Value, errs: &mut Vec<FieldError>) {
         nonnegative(ordinals, "start", "spec.ordinals.start", errs);
     }
     // Sic: an uncompilable StatefulSet selector gets an empty explanation upstream.
-    let selector =
-        validate_workload_selector(spec, "empty selector is invalid for statefulset", "", errs);
+    let selector = validate_workload_selector(spec, "empty selector is invalid for statefulset", "", errs);
     let template = spec.get("template").unwrap_or(&NULL);
     if let Some(selector) = selector {
         // Upstream checks only the template's metadata here, not its pod spec: a StatefulSet with
@@ -3614,11 +3102,7 @@ fn validate_stateful_set_spec(spec: &Value, errs: &mut Vec<FieldError>) {
         validate_template_matches(&selector, template, errs);
         let meta = meta_of(template);
         validate_labels(&string_map(meta, "labels"), "spec.template.labels", errs);
-        validate_annotations(
-            &string_map(meta, "annotations"),
-            "spec.template.annotations",
-            errs,
-        );
+        validate_annotations(&string_map(meta, "annotations"), "spec.template.annotations", errs);
     }
     let tspec = spec_of(template);
     if s(tspec, "restartPolicy") != "Always" {
@@ -3676,11 +3160,7 @@ fn validate_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
     match address_type {
         "" => errs.push(FieldError::required("addressType", "")),
         "IPv4" | "IPv6" | "FQDN" => {}
-        other => errs.push(FieldError::not_supported(
-            "addressType",
-            other,
-            &["FQDN", "IPv4", "IPv6"],
-        )),
+        other => errs.push(FieldError::not_supported("addressType", other, &["FQDN", "IPv4", "IPv6"])),
     }
 
     let endpoints = arr(obj, "endpoints");
@@ -3692,10 +3172,7 @@ fn validate_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
             let addresses = arr(ep, "addresses");
             let ap = format!("{p}.addresses");
             if addresses.is_empty() {
-                errs.push(FieldError::required(
-                    ap.clone(),
-                    "must contain at least 1 address",
-                ));
+                errs.push(FieldError::required(ap.clone(), "must contain at least 1 address"));
             } else if addresses.len() > 100 {
                 errs.push(FieldError::too_many(ap.clone(), addresses.len(), 100));
             }
@@ -3730,11 +3207,7 @@ fn validate_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
             }
             let topology = string_map(ep, "deprecatedTopology");
             if topology.len() > 16 {
-                errs.push(FieldError::too_many(
-                    format!("{p}.deprecatedTopology"),
-                    topology.len(),
-                    16,
-                ));
+                errs.push(FieldError::too_many(format!("{p}.deprecatedTopology"), topology.len(), 16));
             }
             validate_labels(&topology, &format!("{p}.deprecatedTopology"), errs);
             if let Some(h) = get(ep, "hostname").and_then(Value::as_str) {
@@ -3765,11 +3238,7 @@ fn validate_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
         match get(port, "protocol").and_then(Value::as_str) {
             None => errs.push(FieldError::required(format!("{p}.protocol"), "")),
             Some(pr) if PORT_PROTOCOLS.contains(&pr) => {}
-            Some(pr) => errs.push(FieldError::not_supported(
-                format!("{p}.protocol"),
-                pr,
-                &PORT_PROTOCOLS,
-            )),
+            Some(pr) => errs.push(FieldError::not_supported(format!("{p}.protocol"), pr, &PORT_PROTOCOLS)),
         }
         if let Some(ap) = get(port, "appProtocol").and_then(Value::as_str) {
             for m in is_qualified_name(ap) {
@@ -3811,11 +3280,7 @@ fn validate_fqdn(name: &str, path: &str, errs: &mut Vec<FieldError>) {
 fn validate_network_policy(obj: &Value, errs: &mut Vec<FieldError>) {
     validate_object_meta(obj, true, NameKind::Subdomain, errs);
     let spec = spec_of(obj);
-    validate_label_selector(
-        Some(spec.get("podSelector").unwrap_or(&json!({}))),
-        "spec.podSelector",
-        errs,
-    );
+    validate_label_selector(Some(spec.get("podSelector").unwrap_or(&json!({}))), "spec.podSelector", errs);
     for (dir, peers) in [("ingress", "from"), ("egress", "to")] {
         for (i, rule) in arr(spec, dir).iter().enumerate() {
             let rp = format!("spec.{dir}[{i}]");
@@ -3839,11 +3304,7 @@ fn validate_network_policy(obj: &Value, errs: &mut Vec<FieldError>) {
     for (i, t) in types.iter().enumerate() {
         let t = t.as_str().unwrap_or("");
         if t != "Ingress" && t != "Egress" {
-            errs.push(FieldError::not_supported(
-                format!("spec.policyTypes[{i}]"),
-                t,
-                &["Ingress", "Egress"],
-            ));
+            errs.push(FieldError::not_supported(format!("spec.policyTypes[{i}]"), t, &["Ingress", "Egress"]));
         }
     }
 }
@@ -3852,11 +3313,7 @@ fn validate_network_policy_port(port: &Value, path: &str, errs: &mut Vec<FieldEr
     if let Some(pr) = get(port, "protocol").and_then(Value::as_str)
         && !PORT_PROTOCOLS.contains(&pr)
     {
-        errs.push(FieldError::not_supported(
-            format!("{path}.protocol"),
-            pr,
-            &["TCP", "UDP", "SCTP"],
-        ));
+        errs.push(FieldError::not_supported(format!("{path}.protocol"), pr, &["TCP", "UDP", "SCTP"]));
     }
     let end_port = int(port, "endPort");
     match get(port, "port") {
@@ -3919,10 +3376,7 @@ fn validate_network_policy_peer(peer: &Value, path: &str, errs: &mut Vec<FieldEr
     if count == 0 {
         errs.push(FieldError::required(path, "must specify a peer"));
     } else if count > 1 && ip_block.is_some() {
-        errs.push(FieldError::forbidden(
-            path,
-            "may not specify both ipBlock and another peer",
-        ));
+        errs.push(FieldError::forbidden(path, "may not specify both ipBlock and another peer"));
     }
 }
 
@@ -3944,11 +3398,7 @@ fn validate_ip_block(ipb: &Value, path: &str, errs: &mut Vec<FieldError>) {
             continue;
         };
         if !net.contains(&ex.network()) || net.prefix_len() >= ex.prefix_len() {
-            errs.push(FieldError::invalid(
-                p,
-                except,
-                "must be a strict subset of `cidr`",
-            ));
+            errs.push(FieldError::invalid(p, except, "must be a strict subset of `cidr`"));
         }
     }
 }

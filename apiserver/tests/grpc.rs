@@ -7,8 +7,7 @@ use std::{
 };
 
 use netlab_proto::apiserver::v1::{
-    CreateRequest, EventType, GetRequest, Resource, Status, WatchRequest,
-    api_server_client::ApiServerClient,
+    CreateRequest, EventType, GetRequest, Resource, Status, WatchRequest, api_server_client::ApiServerClient,
 };
 use prost::Message as _;
 use tonic::transport::Channel;
@@ -37,9 +36,8 @@ async fn start(dir: &std::path::Path) -> (Server, Channel) {
     loop {
         if let Ok(ch) = tonic::transport::Endpoint::from_shared(server.1.clone()).unwrap().connect().await {
             let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
-            let req = tonic_health::pb::HealthCheckRequest {
-                service: "netlab.apiserver.v1.ApiServer".into(),
-            };
+            let req =
+                tonic_health::pb::HealthCheckRequest { service: "netlab.apiserver.v1.ApiServer".into() };
             if let Ok(resp) = health.check(req).await {
                 assert_eq!(resp.into_inner().status, 1, "SERVING");
                 return (server, ch);
@@ -63,16 +61,25 @@ async fn a_watcher_in_another_process_sees_writes_and_errors_carry_kubernetes_st
     let mut client = ApiServerClient::new(ch);
 
     let mut watch = client
-        .watch(WatchRequest { resource: Resource::ConfigMaps as i32, namespace: "default".into(), ..Default::default() })
+        .watch(WatchRequest {
+            resource: Resource::ConfigMaps as i32,
+            namespace: "default".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     let created = client
-        .create(CreateRequest { resource: Resource::ConfigMaps as i32, json: cm("settings"), namespace: "default".into() })
+        .create(CreateRequest {
+            resource: Resource::ConfigMaps as i32,
+            json: cm("settings"),
+            namespace: "default".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    let batch = tokio::time::timeout(Duration::from_secs(5), watch.message()).await.unwrap().unwrap().unwrap();
+    let batch =
+        tokio::time::timeout(Duration::from_secs(5), watch.message()).await.unwrap().unwrap().unwrap();
     let ev = &batch.events[0];
     assert_eq!(ev.r#type, EventType::Added as i32);
     let obj = ev.object.as_ref().unwrap();
@@ -82,7 +89,11 @@ async fn a_watcher_in_another_process_sees_writes_and_errors_carry_kubernetes_st
     assert!(json["metadata"]["uid"].is_string() && json["metadata"]["creationTimestamp"].is_string());
 
     let err = client
-        .get(GetRequest { resource: Resource::ConfigMaps as i32, namespace: "default".into(), name: "nope".into() })
+        .get(GetRequest {
+            resource: Resource::ConfigMaps as i32,
+            namespace: "default".into(),
+            name: "nope".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
@@ -91,7 +102,11 @@ async fn a_watcher_in_another_process_sees_writes_and_errors_carry_kubernetes_st
     assert_eq!(status.message, "configmaps \"nope\" not found");
 
     let err = client
-        .watch(WatchRequest { resource: Resource::ConfigMaps as i32, resource_version: Some(1), ..Default::default() })
+        .watch(WatchRequest {
+            resource: Resource::ConfigMaps as i32,
+            resource_version: Some(1),
+            ..Default::default()
+        })
         .await;
     // Revision 1 is still in this fresh server's history: resuming works.
     assert!(err.is_ok());

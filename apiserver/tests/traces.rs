@@ -109,11 +109,19 @@ async fn spans_reach_the_collector_with_the_kubernetes_service_name() {
                 if span.name == "allocate ClusterIP"
                     && span.attributes.iter().any(|a| a.key == "netlab.cluster_ip" && string(&a.value) == ip)
                 {
-                    assert!(span.attributes.iter().any(|a| a.key == "netlab.service_cidr" && string(&a.value) == "10.96.0.0/12"));
+                    assert!(
+                        span.attributes
+                            .iter()
+                            .any(|a| a.key == "netlab.service_cidr" && string(&a.value) == "10.96.0.0/12")
+                    );
                     found = true;
                 }
             }
         }
     }
-    assert!(found, "an `allocate ClusterIP` span with netlab.cluster_ip={ip} among {} export requests", requests.len());
+    assert!(
+        found,
+        "an `allocate ClusterIP` span with netlab.cluster_ip={ip} among {} export requests",
+        requests.len()
+    );
 }

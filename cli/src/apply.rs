@@ -76,10 +76,7 @@ pub fn with_last_applied(object: &Value, namespace: &str) -> Value {
     if !namespace.is_empty() {
         obj["metadata"]["namespace"] = json!(namespace);
     }
-    if !obj["metadata"]
-        .get("annotations")
-        .is_some_and(Value::is_object)
-    {
+    if !obj["metadata"].get("annotations").is_some_and(Value::is_object) {
         obj["metadata"]["annotations"] = json!({});
     }
     if let Some(a) = obj["metadata"]["annotations"].as_object_mut() {
@@ -97,7 +94,8 @@ fn stamp(obj: &mut Value) {
     if !obj["metadata"]["annotations"].is_object() {
         obj["metadata"]["annotations"] = json!({});
     }
-    obj["metadata"]["annotations"][crate::client::TRACEPARENT_ANNOTATION] = json!(crate::client::traceparent());
+    obj["metadata"]["annotations"][crate::client::TRACEPARENT_ANNOTATION] =
+        json!(crate::client::traceparent());
 }
 
 async fn apply_one(

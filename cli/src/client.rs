@@ -43,7 +43,13 @@ pub(crate) trait Cluster {
     /// Replaces an object; a non-empty `metadata.resourceVersion` is a precondition.
     async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem>;
     /// Deletes an object and returns it.
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str, grace: Option<i64>) -> Result<Value, Problem>;
+    async fn delete(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<Value, Problem>;
 }
 
 /// An apiserver client that connects on first use, so argument errors are reported without a
@@ -75,7 +81,10 @@ pub fn trace_id() -> &'static str {
 /// The annotation that carries a write's trace context to the components that act on it later.
 pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
 
-type Traced = tonic::service::interceptor::InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>;
+type Traced = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
 
 /// Adds this run's `traceparent` to a request's metadata.
 #[allow(clippy::result_large_err)] // tonic's interceptor signature
@@ -99,10 +108,7 @@ struct Connection {
 impl Api {
     /// A client for `server`; nothing is dialled yet.
     pub fn new(server: &str) -> Self {
-        Self {
-            server: server.to_string(),
-            conn: None,
-        }
+        Self { server: server.to_string(), conn: None }
     }
 
     async fn conn(&mut self) -> Result<&mut Connection, Problem> {
@@ -110,9 +116,7 @@ impl Api {
             self.conn = Some(Connection::connect(&self.server).await?);
         }
         // Just set above.
-        self.conn
-            .as_mut()
-            .ok_or_else(|| Problem::client("not connected"))
+        self.conn.as_mut().ok_or_else(|| Problem::client("not connected"))
     }
 }
 
@@ -121,22 +125,12 @@ impl Api {
 impl Connection {
     /// Connects to `server` (`http://host:port` or bare `host:port`).
     async fn connect(server: &str) -> Result<Self, Problem> {
-        let url = if server.contains("://") {
-            server.to_string()
-        } else {
-            format!("http://{server}")
-        };
+        let url = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
         let endpoint = tonic::transport::Endpoint::from_shared(url)
             .map_err(|e| Problem::client(format!("invalid server address \"{server}\": {e}")))?
             .connect_timeout(CONNECT_TIMEOUT);
-        let authority = endpoint
-            .uri()
-            .authority()
-            .map_or_else(|| server.to_string(), |a| a.to_string());
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_problem(&authority, &e))?;
+        let authority = endpoint.uri().authority().map_or_else(|| server.to_string(), |a| a.to_string());
+        let channel = endpoint.connect().await.map_err(|e| connect_problem(&authority, &e))?;
         let inner = ApiServerClient::with_interceptor(channel, with_traceparent as fn(_) -> _)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -151,11 +145,7 @@ impl Connection {
 impl Cluster for Api {
     async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = GetRequest {
-            resource: r.into(),
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        };
+        let req = GetRequest { resource: r.into(), namespace: ns.to_string(), name: name.to_string() };
         match c.inner.get(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
@@ -177,23 +167,14 @@ impl Cluster for Api {
             field_selector: fields.to_string(),
         };
         match c.inner.list(req).await {
-            Ok(resp) => resp
-                .into_inner()
-                .items
-                .iter()
-                .map(|o| decode(&o.json))
-                .collect(),
+            Ok(resp) => resp.into_inner().items.iter().map(|o| decode(&o.json)).collect(),
             Err(status) => Err(c.problem(status)),
         }
     }
 
     async fn create(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = CreateRequest {
-            resource: r.into(),
-            json: encode(obj),
-            namespace: ns.to_string(),
-        };
+        let req = CreateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
         match c.inner.create(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
@@ -202,18 +183,20 @@ impl Cluster for Api {
 
     async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
-        let req = UpdateRequest {
-            resource: r.into(),
-            json: encode(obj),
-            namespace: ns.to_string(),
-        };
+        let req = UpdateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
         match c.inner.update(req).await {
             Ok(resp) => decode(&resp.into_inner().json),
             Err(status) => Err(c.problem(status)),
         }
     }
 
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str, grace: Option<i64>) -> Result<Value, Problem> {
+    async fn delete(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<Value, Problem> {
         let c = self.conn().await?;
         let req = DeleteRequest {
             resource: r.into(),
@@ -237,17 +220,13 @@ fn encode(obj: &Value) -> prost::bytes::Bytes {
 
 fn decode(json: &[u8]) -> Result<Value, Problem> {
     serde_json::from_slice(json).map_err(|e| {
-        Problem::Raw(format!(
-            "Server returned an unexpected response: invalid JSON object: {e}"
-        ))
+        Problem::Raw(format!("Server returned an unexpected response: invalid JSON object: {e}"))
     })
 }
 
 /// The message kubectl prints when nothing listens on the server's port.
 pub fn refused_message(authority: &str) -> String {
-    format!(
-        "The connection to the server {authority} was refused - did you specify the right host or port?"
-    )
+    format!("The connection to the server {authority} was refused - did you specify the right host or port?")
 }
 
 fn connect_problem(authority: &str, err: &(dyn std::error::Error + 'static)) -> Problem {
@@ -281,11 +260,7 @@ pub fn problem_from_status(status: &tonic::Status, authority: &str) -> Problem {
             causes: s
                 .causes
                 .into_iter()
-                .map(|c| Cause {
-                    reason: c.reason,
-                    message: c.message,
-                    field: c.field,
-                })
+                .map(|c| Cause { reason: c.reason, message: c.message, field: c.field })
                 .collect(),
         });
     }
@@ -338,17 +313,12 @@ mod tests {
         );
         let p = problem_from_status(&st, "127.0.0.1:6443");
         assert!(p.is_not_found());
-        assert_eq!(
-            p.to_string(),
-            "Error from server (NotFound): services \"x\" not found"
-        );
+        assert_eq!(p.to_string(), "Error from server (NotFound): services \"x\" not found");
 
         let st = status_with(
             Status {
                 reason: "Invalid".into(),
-                message:
-                    "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""
-                        .into(),
+                message: "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\"".into(),
                 code: 422,
                 kind: "Service".into(),
                 name: "Orders".into(),
@@ -374,18 +344,13 @@ mod tests {
             problem_from_status(&st, "h:1").to_string(),
             "Error from server (Conflict): the object has been modified"
         );
-        let st = tonic::Status::new(
-            Code::Unavailable,
-            "tcp connect error: Connection refused (os error 111)",
-        );
+        let st =
+            tonic::Status::new(Code::Unavailable, "tcp connect error: Connection refused (os error 111)");
         assert_eq!(
             problem_from_status(&st, "127.0.0.1:6443").to_string(),
             "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
         );
         let st = tonic::Status::new(Code::Unknown, "boom");
-        assert_eq!(
-            problem_from_status(&st, "h:1").to_string(),
-            "Error from server: boom"
-        );
+        assert_eq!(problem_from_status(&st, "h:1").to_string(), "Error from server: boom");
     }
 }

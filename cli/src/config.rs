@@ -72,10 +72,7 @@ impl Cli {
     /// The namespace flag, resolved.
     pub fn namespace(&self) -> Namespace {
         Namespace {
-            name: self
-                .namespace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            name: self.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
             explicit: self.namespace.is_some(),
         }
     }

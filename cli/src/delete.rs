@@ -36,9 +36,7 @@ pub(crate) async fn delete(
     let mut victims = Vec::new();
     if !args.filenames.is_empty() {
         if !args.args.is_empty() {
-            return vec![Problem::client(
-                "resources cannot be specified together with --filename",
-            )];
+            return vec![Problem::client("resources cannot be specified together with --filename")];
         }
         let manifests = match manifest::load(&args.filenames, args.recursive, Checks::Identity) {
             Ok(m) => m,
@@ -68,22 +66,14 @@ pub(crate) async fn delete(
         let by_name = targets.iter().any(|t| !t.names.is_empty());
         let selecting = args.all || args.selector.is_some();
         if by_name && selecting {
-            return vec![Problem::client(
-                "name cannot be provided when a selector is specified",
-            )];
+            return vec![Problem::client("name cannot be provided when a selector is specified")];
         }
         if !by_name && !selecting {
-            return vec![Problem::client(
-                "resource(s) were provided, but no name was specified",
-            )];
+            return vec![Problem::client("resource(s) were provided, but no name was specified")];
         }
         if by_name {
             for Target { resource, names } in &targets {
-                let namespace = if resource.namespaced() {
-                    ns.name.clone()
-                } else {
-                    String::new()
-                };
+                let namespace = if resource.namespaced() { ns.name.clone() } else { String::new() };
                 for name in names {
                     victims.push(Victim {
                         resource: *resource,
@@ -97,20 +87,12 @@ pub(crate) async fn delete(
             let labels = args.selector.as_deref().unwrap_or("");
             for t in &targets {
                 let r = t.resource;
-                let namespace = if r.namespaced() && !args.all_namespaces {
-                    ns.name.as_str()
-                } else {
-                    ""
-                };
+                let namespace = if r.namespaced() && !args.all_namespaces { ns.name.as_str() } else { "" };
                 match api.list(r, namespace, labels, "").await {
                     Ok(items) => {
                         for item in items {
-                            let field = |f: &str| {
-                                item.pointer(f)
-                                    .and_then(|v| v.as_str())
-                                    .unwrap_or("")
-                                    .to_string()
-                            };
+                            let field =
+                                |f: &str| item.pointer(f).and_then(|v| v.as_str()).unwrap_or("").to_string();
                             victims.push(Victim {
                                 resource: r,
                                 namespace: field("/metadata/namespace"),
@@ -123,11 +105,7 @@ pub(crate) async fn delete(
                 }
             }
             if victims.is_empty() && problems.is_empty() {
-                let _ = writeln!(
-                    err,
-                    "{}",
-                    no_resources(&targets, &ns.name, args.all_namespaces)
-                );
+                let _ = writeln!(err, "{}", no_resources(&targets, &ns.name, args.all_namespaces));
                 return problems;
             }
         }
@@ -146,12 +124,7 @@ pub(crate) async fn delete(
     for v in victims {
         match api.delete(v.resource, &v.namespace, &v.name, grace).await {
             Ok(_) => {
-                let _ = writeln!(
-                    out,
-                    "{} \"{}\" deleted",
-                    resource::qualified(v.resource),
-                    v.name
-                );
+                let _ = writeln!(out, "{} \"{}\" deleted", resource::qualified(v.resource), v.name);
             }
             Err(p) if p.is_not_found() && args.ignore_not_found => {}
             Err(Problem::Server(e)) => problems.push(Problem::Server(match &v.source {

@@ -53,20 +53,13 @@ pub struct Clock {
 impl Clock {
     /// The system clock and time zone.
     pub fn system() -> Self {
-        Self {
-            now: Timestamp::now(),
-            tz: TimeZone::system(),
-        }
+        Self { now: Timestamp::now(), tz: TimeZone::system() }
     }
 
     /// Go's `time.RFC1123Z`, which describe uses for every date.
     pub fn rfc1123z(&self, t: Option<&Time>) -> String {
         match t {
-            Some(t) => {
-                t.0.to_zoned(self.tz.clone())
-                    .strftime("%a, %d %b %Y %H:%M:%S %z")
-                    .to_string()
-            }
+            Some(t) => t.0.to_zoned(self.tz.clone()).strftime("%a, %d %b %Y %H:%M:%S %z").to_string(),
             // Go formats the zero time.
             None => "Mon, 01 Jan 0001 00:00:00 +0000".to_string(),
         }
@@ -75,11 +68,7 @@ impl Clock {
     /// Go's `time.Time.String()`: `2006-01-02 15:04:05 -0700 MST`.
     pub fn go_string(&self, t: Option<&Time>) -> String {
         match t {
-            Some(t) => {
-                t.0.to_zoned(self.tz.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S %z %Z")
-                    .to_string()
-            }
+            Some(t) => t.0.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string(),
             None => "0001-01-01 00:00:00 +0000 UTC".to_string(),
         }
     }
@@ -138,11 +127,8 @@ impl Page {
     pub fn annotations(&mut self, title: &str, annotations: Option<&BTreeMap<String, String>>) {
         const MAX: usize = 140;
         self.w(0, &format!("{title}:\t"));
-        let keys: Vec<(&String, &String)> = annotations
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| k.as_str() != LAST_APPLIED)
-            .collect();
+        let keys: Vec<(&String, &String)> =
+            annotations.into_iter().flatten().filter(|(k, _)| k.as_str() != LAST_APPLIED).collect();
         if keys.is_empty() {
             self.w(0, "<none>\n");
             return;
@@ -204,10 +190,7 @@ impl Page {
                     series.count.unwrap_or(0)
                 )
             } else if count > 1 {
-                format!(
-                    "{} (x{count} over {first})",
-                    since(e.last_timestamp.as_ref(), clock.now)
-                )
+                format!("{} (x{count} over {first})", since(e.last_timestamp.as_ref(), clock.now))
             } else {
                 first
             };
@@ -241,30 +224,21 @@ pub fn controller(meta: &ObjectMeta) -> Option<String> {
 }
 
 fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
 fn namespace_of(v: &Value) -> &str {
-    v.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
 }
 
 fn uid_of(v: &Value) -> &str {
-    v.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
 }
 
 /// Whether `v` is controlled by the object with `uid`.
 fn controlled_by(v: &Value, uid: &str) -> bool {
     let meta: ObjectMeta = v.get("metadata").map(typed).unwrap_or_default();
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && o.uid == uid)
+    meta.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
 /// The events about one object: listed by name and namespace, then filtered by kind.
@@ -281,10 +255,7 @@ async fn events_for(api: &mut impl Cluster, r: Resource, obj: &Value) -> Option<
         events
             .into_iter()
             .filter(|e| {
-                let kind = e
-                    .pointer("/involvedObject/kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let kind = e.pointer("/involvedObject/kind").and_then(Value::as_str).unwrap_or("");
                 kind.is_empty() || kind == r.kind()
             })
             .collect(),
@@ -300,10 +271,7 @@ async fn pod_counts(
     uid: &str,
 ) -> (usize, usize, usize, usize) {
     let labels = selector_string(selector);
-    let pods = api
-        .list(Resource::Pods, ns, &labels, "")
-        .await
-        .unwrap_or_default();
+    let pods = api.list(Resource::Pods, ns, &labels, "").await.unwrap_or_default();
     let mut counts = (0, 0, 0, 0);
     for p in pods.iter().filter(|p| controlled_by(p, uid)) {
         match p.pointer("/status/phase").and_then(Value::as_str) {
@@ -326,18 +294,11 @@ async fn find(
     args: &DescribeArgs,
 ) -> (Vec<Value>, Vec<Problem>) {
     let r = t.resource;
-    let namespace = if r.namespaced() && !args.all_namespaces {
-        ns
-    } else {
-        ""
-    };
+    let namespace = if r.namespaced() && !args.all_namespaces { ns } else { "" };
     let mut found = Vec::new();
     let mut problems = Vec::new();
     if t.names.is_empty() {
-        match api
-            .list(r, namespace, args.selector.as_deref().unwrap_or(""), "")
-            .await
-        {
+        match api.list(r, namespace, args.selector.as_deref().unwrap_or(""), "").await {
             Ok(items) => found.extend(items),
             Err(p) => problems.push(p),
         }
@@ -393,20 +354,12 @@ pub(crate) async fn describe(
         for obj in objects {
             any = true;
             let page = page(api, t.resource, &obj, clock).await;
-            let _ = if first {
-                write!(out, "{page}")
-            } else {
-                write!(out, "\n\n{page}")
-            };
+            let _ = if first { write!(out, "{page}") } else { write!(out, "\n\n{page}") };
             first = false;
         }
     }
     if !any && problems.is_empty() {
-        let _ = writeln!(
-            err,
-            "{}",
-            no_resources(&targets, &ns.name, args.all_namespaces)
-        );
+        let _ = writeln!(err, "{}", no_resources(&targets, &ns.name, args.all_namespaces));
     }
     problems
 }
@@ -417,10 +370,7 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
     match r {
         Resource::Services => {
             let selector = format!("kubernetes.io/service-name={}", name_of(obj));
-            let slices = api
-                .list(Resource::EndpointSlices, &ns, &selector, "")
-                .await
-                .unwrap_or_default();
+            let slices = api.list(Resource::EndpointSlices, &ns, &selector, "").await.unwrap_or_default();
             let events = events_for(api, r, obj).await;
             core_v1::service(obj, &slices, events.as_deref(), clock)
         }
@@ -436,10 +386,7 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|p| {
-                    let phase = p
-                        .pointer("/status/phase")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
+                    let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
                     phase != "Succeeded" && phase != "Failed"
                 })
                 .collect();
@@ -448,11 +395,7 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
         }
         Resource::Deployments => {
             let d: k8s_openapi::api::apps::v1::Deployment = typed(obj);
-            let selector = d
-                .spec
-                .as_ref()
-                .map(|s| selector_string(Some(&s.selector)))
-                .unwrap_or_default();
+            let selector = d.spec.as_ref().map(|s| selector_string(Some(&s.selector))).unwrap_or_default();
             let owned: Vec<ReplicaSet> = api
                 .list(Resource::ReplicaSets, &ns, &selector, "")
                 .await
@@ -466,15 +409,13 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
         }
         Resource::ReplicaSets => {
             let rs: ReplicaSet = typed(obj);
-            let counts =
-                pod_counts(api, &ns, rs.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
+            let counts = pod_counts(api, &ns, rs.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
             let events = events_for(api, r, obj).await;
             apps::replica_set(obj, counts, events.as_deref(), clock)
         }
         Resource::StatefulSets => {
             let s: k8s_openapi::api::apps::v1::StatefulSet = typed(obj);
-            let counts =
-                pod_counts(api, &ns, s.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
+            let counts = pod_counts(api, &ns, s.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
             let events = events_for(api, r, obj).await;
             apps::stateful_set(obj, counts, events.as_deref(), clock)
         }

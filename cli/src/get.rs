@@ -92,11 +92,7 @@ pub(crate) async fn fetch(
     let mut problems = Vec::new();
     for t in targets {
         let r = t.resource;
-        let namespace = if r.namespaced() && !all_namespaces {
-            ns
-        } else {
-            ""
-        };
+        let namespace = if r.namespaced() && !all_namespaces { ns } else { "" };
         let mut items = Vec::new();
         if t.names.is_empty() {
             match api.list(r, namespace, labels, fields).await {
@@ -156,11 +152,7 @@ pub(crate) async fn get(
             let _ = out.write_all(t.as_bytes());
         }
         Rendered::Nothing if problems.is_empty() => {
-            let _ = writeln!(
-                err,
-                "{}",
-                no_resources(&targets, &ns.name, args.all_namespaces)
-            );
+            let _ = writeln!(err, "{}", no_resources(&targets, &ns.name, args.all_namespaces));
         }
         Rendered::Nothing => {}
         Rendered::Failed(p) => return [problems, vec![p]].concat(),
@@ -169,11 +161,7 @@ pub(crate) async fn get(
 }
 
 /// Validates the positional arguments against the flags, with kubectl's messages.
-pub fn check_targets(
-    args: &[String],
-    all_namespaces: bool,
-    selector: bool,
-) -> Result<Vec<Target>, Problem> {
+pub fn check_targets(args: &[String], all_namespaces: bool, selector: bool) -> Result<Vec<Target>, Problem> {
     let targets = resource::parse_targets(args)?;
     if targets.is_empty() {
         return Err(Problem::Raw(
@@ -182,14 +170,10 @@ pub fn check_targets(
     }
     let named = targets.iter().any(|t| !t.names.is_empty());
     if named && all_namespaces {
-        return Err(Problem::client(
-            "a resource cannot be retrieved by name across all namespaces",
-        ));
+        return Err(Problem::client("a resource cannot be retrieved by name across all namespaces"));
     }
     if named && selector {
-        return Err(Problem::client(
-            "name cannot be provided when a selector is specified",
-        ));
+        return Err(Problem::client("name cannot be provided when a selector is specified"));
     }
     Ok(targets)
 }
@@ -221,34 +205,17 @@ pub fn render(
                 .filter(|(_, items)| !items.is_empty())
                 .map(|(r, items)| print::table(*r, items, opts, now))
                 .collect();
-            if tables.is_empty() {
-                Rendered::Nothing
-            } else {
-                Rendered::Text(tables.join("\n"))
-            }
+            if tables.is_empty() { Rendered::Nothing } else { Rendered::Text(tables.join("\n")) }
         }
         Output::Name => {
             if total == 0 {
                 return Rendered::Nothing;
             }
-            Rendered::Text(
-                found
-                    .iter()
-                    .map(|(r, items)| print::names(*r, items))
-                    .collect(),
-            )
+            Rendered::Text(found.iter().map(|(r, items)| print::names(*r, items)).collect())
         }
         Output::Yaml | Output::Json | Output::JsonPath(_) => {
-            let mut items: Vec<Value> = found
-                .into_iter()
-                .flat_map(|(_, items)| items)
-                .map(scrub)
-                .collect();
-            let doc = if single && items.len() == 1 {
-                items.remove(0)
-            } else {
-                list_of(items)
-            };
+            let mut items: Vec<Value> = found.into_iter().flat_map(|(_, items)| items).map(scrub).collect();
+            let doc = if single && items.len() == 1 { items.remove(0) } else { list_of(items) };
             match output {
                 Output::Yaml => Rendered::Text(yaml::to_string(&doc)),
                 Output::Json => Rendered::Text(json::pretty(&doc)),
@@ -274,14 +241,8 @@ mod tests {
 
     #[test]
     fn output_flag() {
-        assert_eq!(
-            Output::parse(Some("wide")).unwrap(),
-            Output::Table { wide: true }
-        );
-        assert_eq!(
-            Output::parse(Some("jsonpath={.a}")).unwrap(),
-            Output::JsonPath("{.a}".into())
-        );
+        assert_eq!(Output::parse(Some("wide")).unwrap(), Output::Table { wide: true });
+        assert_eq!(Output::parse(Some("jsonpath={.a}")).unwrap(), Output::JsonPath("{.a}".into()));
         assert_eq!(
             Output::parse(Some("xml")).unwrap_err().to_string(),
             "error: unable to match a printer suitable for the output format \"xml\", allowed formats are: json,jsonpath,name,wide,yaml"
@@ -292,41 +253,23 @@ mod tests {
     fn yaml_of_one_named_object_is_the_object_else_a_list() {
         let now = Timestamp::UNIX_EPOCH;
         let opts = print::Options::default();
-        let Rendered::Text(one) = render(
-            &Output::Yaml,
-            vec![(Resource::Services, vec![svc("a")])],
-            &opts,
-            true,
-            now,
-        ) else {
+        let Rendered::Text(one) =
+            render(&Output::Yaml, vec![(Resource::Services, vec![svc("a")])], &opts, true, now)
+        else {
             panic!()
         };
         assert!(one.starts_with("apiVersion: v1\nkind: Service\n"), "{one}");
         assert!(!one.contains("managedFields"));
-        let Rendered::Text(list) = render(
-            &Output::Yaml,
-            vec![(Resource::Services, vec![svc("a")])],
-            &opts,
-            false,
-            now,
-        ) else {
+        let Rendered::Text(list) =
+            render(&Output::Yaml, vec![(Resource::Services, vec![svc("a")])], &opts, false, now)
+        else {
             panic!()
         };
-        assert!(
-            list.starts_with("apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Service\n"),
-            "{list}"
-        );
-        assert!(
-            list.ends_with("kind: List\nmetadata:\n  resourceVersion: \"\"\n"),
-            "{list}"
-        );
-        let Rendered::Text(empty) = render(
-            &Output::Json,
-            vec![(Resource::Services, vec![])],
-            &opts,
-            false,
-            now,
-        ) else {
+        assert!(list.starts_with("apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Service\n"), "{list}");
+        assert!(list.ends_with("kind: List\nmetadata:\n  resourceVersion: \"\"\n"), "{list}");
+        let Rendered::Text(empty) =
+            render(&Output::Json, vec![(Resource::Services, vec![])], &opts, false, now)
+        else {
             panic!()
         };
         assert_eq!(
@@ -341,59 +284,34 @@ mod tests {
         let opts = print::Options::default();
         let found = vec![
             (Resource::Services, vec![svc("orders")]),
-            (
-                Resource::Deployments,
-                vec![json!({"metadata": {"name": "orders"}})],
-            ),
+            (Resource::Deployments, vec![json!({"metadata": {"name": "orders"}})]),
         ];
         assert_eq!(
             render(&Output::Name, found, &opts, false, now),
             Rendered::Text("service/orders\ndeployment.apps/orders\n".into())
         );
         assert_eq!(
-            render(
-                &Output::Table { wide: false },
-                vec![(Resource::Pods, vec![])],
-                &opts,
-                false,
-                now
-            ),
+            render(&Output::Table { wide: false }, vec![(Resource::Pods, vec![])], &opts, false, now),
             Rendered::Nothing
         );
-        let t = |r| Target {
-            resource: r,
-            names: vec![],
-        };
+        let t = |r| Target { resource: r, names: vec![] };
         assert_eq!(
             no_resources(&[t(Resource::Pods)], "demo", false),
             "No resources found in demo namespace."
         );
-        assert_eq!(
-            no_resources(&[t(Resource::Pods)], "demo", true),
-            "No resources found"
-        );
-        assert_eq!(
-            no_resources(&[t(Resource::Nodes)], "demo", false),
-            "No resources found"
-        );
+        assert_eq!(no_resources(&[t(Resource::Pods)], "demo", true), "No resources found");
+        assert_eq!(no_resources(&[t(Resource::Nodes)], "demo", false), "No resources found");
     }
 
     #[test]
     fn several_kinds_print_prefixed_tables_separated_by_a_blank_line() {
         let now = Timestamp::UNIX_EPOCH;
-        let opts = print::Options {
-            kind_prefix: true,
-            ..Default::default()
-        };
+        let opts = print::Options { kind_prefix: true, ..Default::default() };
         let found = vec![
             (Resource::Services, vec![svc("orders")]),
-            (
-                Resource::ConfigMaps,
-                vec![json!({"metadata": {"name": "c"}, "data": {"a": "b"}})],
-            ),
+            (Resource::ConfigMaps, vec![json!({"metadata": {"name": "c"}, "data": {"a": "b"}})]),
         ];
-        let Rendered::Text(t) = render(&Output::Table { wide: false }, found, &opts, false, now)
-        else {
+        let Rendered::Text(t) = render(&Output::Table { wide: false }, found, &opts, false, now) else {
             panic!()
         };
         assert_eq!(

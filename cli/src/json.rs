@@ -116,9 +116,6 @@ mod tests {
     #[test]
     fn compact_escapes_html_like_go() {
         let v = json!({"b": [1, 2.5, true, null], "a": "x<y>&z\n"});
-        assert_eq!(
-            compact(&v),
-            r#"{"a":"x\u003cy\u003e\u0026z\n","b":[1,2.5,true,null]}"#
-        );
+        assert_eq!(compact(&v), r#"{"a":"x\u003cy\u003e\u0026z\n","b":[1,2.5,true,null]}"#);
     }
 }

@@ -43,8 +43,7 @@ enum Operand {
 
 /// Runs a template against `data`.
 pub fn execute(template: &str, data: &Value) -> Result<String, String> {
-    let nodes =
-        parse_template(template).map_err(|e| format!("error parsing jsonpath {template}, {e}"))?;
+    let nodes = parse_template(template).map_err(|e| format!("error parsing jsonpath {template}, {e}"))?;
     let mut out = String::new();
     run(&nodes, data, data, &mut out);
     Ok(out)
@@ -77,12 +76,9 @@ fn run(nodes: &[Node], root: &Value, current: &Value, out: &mut String) {
 }
 
 fn is_single_path(steps: &[Step]) -> bool {
-    !steps.iter().any(|s| {
-        matches!(
-            s,
-            Step::Wildcard | Step::Slice(..) | Step::Filter(_) | Step::Recursive(_)
-        )
-    })
+    !steps
+        .iter()
+        .any(|s| matches!(s, Step::Wildcard | Step::Slice(..) | Step::Filter(_) | Step::Recursive(_)))
 }
 
 fn text(v: &Value) -> String {
@@ -194,10 +190,7 @@ fn matches(f: &Filter, root: &Value, item: &Value) -> bool {
     left.iter().any(|l| {
         rights.iter().any(|r| match (l, r) {
             (Value::Number(a), Value::Number(b)) => {
-                let (a, b) = (
-                    a.as_f64().unwrap_or(f64::NAN),
-                    b.as_f64().unwrap_or(f64::NAN),
-                );
+                let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
                 match op.as_str() {
                     "==" => a == b,
                     "!=" => a != b,
@@ -390,10 +383,7 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
         return parse_filter(f.trim());
     }
     if inner.starts_with('\'') || inner.starts_with('"') {
-        let names = inner
-            .split(',')
-            .map(|n| unquote(n.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let names = inner.split(',').map(|n| unquote(n.trim())).collect::<Result<Vec<_>, _>>()?;
         return Ok(match names.len() {
             1 => Step::Field(names.into_iter().next().unwrap_or_default()),
             _ => Step::Fields(names),
@@ -404,17 +394,12 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
         if s.is_empty() {
             Ok(None)
         } else {
-            s.parse()
-                .map(Some)
-                .map_err(|_| format!("invalid array index {s}"))
+            s.parse().map(Some).map_err(|_| format!("invalid array index {s}"))
         }
     };
     if inner.contains(':') {
         let parts: Vec<&str> = inner.split(':').collect();
-        return Ok(Step::Slice(
-            int(parts[0])?,
-            int(parts.get(1).copied().unwrap_or(""))?,
-        ));
+        return Ok(Step::Slice(int(parts[0])?, int(parts.get(1).copied().unwrap_or(""))?));
     }
     let indexes = inner
         .split(',')
@@ -440,10 +425,7 @@ fn parse_filter(f: &str) -> Result<Step, String> {
             })));
         }
     }
-    Ok(Step::Filter(Box::new(Filter {
-        left: parse_path(f)?,
-        op: None,
-    })))
+    Ok(Step::Filter(Box::new(Filter { left: parse_path(f)?, op: None })))
 }
 
 #[cfg(test)]
@@ -463,54 +445,28 @@ mod tests {
     #[test]
     fn fields_indexes_and_wildcards() {
         let d = data();
-        assert_eq!(
-            execute("{.items[0].spec.clusterIP}", &d).unwrap(),
-            "10.96.0.1"
-        );
+        assert_eq!(execute("{.items[0].spec.clusterIP}", &d).unwrap(), "10.96.0.1");
         assert_eq!(execute("{.items[*].metadata.name}", &d).unwrap(), "a b");
         assert_eq!(execute("{.items[-1].metadata.name}", &d).unwrap(), "b");
-        assert_eq!(
-            execute("{.items[0].spec.ports[*].port}", &d).unwrap(),
-            "80 443"
-        );
-        assert_eq!(
-            execute("{.items[0].metadata.labels}", &d).unwrap(),
-            r#"{"app":"x"}"#
-        );
-        assert_eq!(
-            execute("{.items[0].metadata['labels']['app']}", &d).unwrap(),
-            "x"
-        );
+        assert_eq!(execute("{.items[0].spec.ports[*].port}", &d).unwrap(), "80 443");
+        assert_eq!(execute("{.items[0].metadata.labels}", &d).unwrap(), r#"{"app":"x"}"#);
+        assert_eq!(execute("{.items[0].metadata['labels']['app']}", &d).unwrap(), "x");
         assert_eq!(execute("{..port}", &d).unwrap(), "80 443 53");
         assert_eq!(execute("{.items[0:1].metadata.name}", &d).unwrap(), "a");
         assert_eq!(execute("{.missing.field}", &d).unwrap(), "");
-        assert_eq!(
-            execute("name={.items[1].metadata.name}!", &d).unwrap(),
-            "name=b!"
-        );
+        assert_eq!(execute("name={.items[1].metadata.name}!", &d).unwrap(), "name=b!");
     }
 
     #[test]
     fn filters_and_ranges() {
         let d = data();
         assert_eq!(
-            execute(
-                r#"{.items[?(@.status.conditions[0].status=="True")].metadata.name}"#,
-                &d
-            )
-            .unwrap(),
+            execute(r#"{.items[?(@.status.conditions[0].status=="True")].metadata.name}"#, &d).unwrap(),
             "a"
         );
+        assert_eq!(execute("{.items[0].spec.ports[?(@.port>100)].port}", &d).unwrap(), "443");
         assert_eq!(
-            execute("{.items[0].spec.ports[?(@.port>100)].port}", &d).unwrap(),
-            "443"
-        );
-        assert_eq!(
-            execute(
-                r#"{range .items[*]}{.metadata.name}{"\t"}{.spec.clusterIP}{"\n"}{end}"#,
-                &d
-            )
-            .unwrap(),
+            execute(r#"{range .items[*]}{.metadata.name}{"\t"}{.spec.clusterIP}{"\n"}{end}"#, &d).unwrap(),
             "a\t10.96.0.1\nb\t10.96.0.2\n"
         );
         assert!(execute("{.items[0}", &d).is_err());

@@ -78,13 +78,30 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => vec![p],
             }
         }
-        Command::Node(config::NodeCommand::IptablesSave { node }) => node_save(cli, node, Table::IptablesSave, &mut out, &mut err).await,
-        Command::Node(config::NodeCommand::Ipvsadm { node }) => node_save(cli, node, Table::Ipvsadm, &mut out, &mut err).await,
-        Command::Node(config::NodeCommand::Conntrack { node }) => node_save(cli, node, Table::Conntrack, &mut out, &mut err).await,
-        Command::Node(config::NodeCommand::Routes { node }) => node_save(cli, node, Table::Routes, &mut out, &mut err).await,
+        Command::Node(config::NodeCommand::IptablesSave { node }) => {
+            node_save(cli, node, Table::IptablesSave, &mut out, &mut err).await
+        }
+        Command::Node(config::NodeCommand::Ipvsadm { node }) => {
+            node_save(cli, node, Table::Ipvsadm, &mut out, &mut err).await
+        }
+        Command::Node(config::NodeCommand::Conntrack { node }) => {
+            node_save(cli, node, Table::Conntrack, &mut out, &mut err).await
+        }
+        Command::Node(config::NodeCommand::Routes { node }) => {
+            node_save(cli, node, Table::Routes, &mut out, &mut err).await
+        }
         Command::Exec(args) => {
             let mut api = Api::new(&cli.server());
-            let result = node::exec(&mut api, &ns.name, &args.pod, args.container.as_deref(), &args.command, &mut out, &mut err).await;
+            let result = node::exec(
+                &mut api,
+                &ns.name,
+                &args.pod,
+                args.container.as_deref(),
+                &args.command,
+                &mut out,
+                &mut err,
+            )
+            .await;
             if result.is_ok() {
                 announce(cli, &mut err);
             }
@@ -157,15 +174,7 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         }
         Command::Describe(args) => {
             let mut api = Api::new(&cli.server());
-            describe::describe(
-                &mut api,
-                args,
-                &ns,
-                &mut out,
-                &mut err,
-                &describe::Clock::system(),
-            )
-            .await
+            describe::describe(&mut api, args, &ns, &mut out, &mut err, &describe::Clock::system()).await
         }
         Command::Delete(args) => {
             let mut api = Api::new(&cli.server());
@@ -186,7 +195,13 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
     }
 }
 
-async fn node_save(cli: &Cli, node: &str, table: Table, out: &mut impl std::io::Write, err: &mut impl std::io::Write) -> Vec<Problem> {
+async fn node_save(
+    cli: &Cli,
+    node: &str,
+    table: Table,
+    out: &mut impl std::io::Write,
+    err: &mut impl std::io::Write,
+) -> Vec<Problem> {
     let mut api = Api::new(&cli.server());
     match node::save(&mut api, node, table, out, err).await {
         Ok(()) => Vec::new(),
@@ -223,7 +238,9 @@ async fn node_cni(api: &mut impl client::Cluster, node: &str) -> Result<String, 
                 text.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default());
                 text.push('\n');
             }
-            None if pod["spec"]["hostNetwork"].as_bool() == Some(true) => text.push_str("(host network: no CNI)\n"),
+            None if pod["spec"]["hostNetwork"].as_bool() == Some(true) => {
+                text.push_str("(host network: no CNI)\n")
+            }
             None => text.push_str("(no CNI result yet)\n"),
         }
     }

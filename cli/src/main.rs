@@ -14,11 +14,7 @@ async fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // kubectl exits 1 on a bad flag, not clap's 2; `--help` and `--version` succeed.
-            if e.use_stderr() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
+            if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
     }
 }

@@ -77,10 +77,7 @@ pub fn read_inputs(paths: &[String], recursive: bool) -> Result<Vec<Input>, Vec<
         if path == "-" {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => inputs.push(Input {
-                    source: STDIN.to_string(),
-                    text,
-                }),
+                Ok(_) => inputs.push(Input { source: STDIN.to_string(), text }),
                 Err(e) => problems.push(Problem::client(format!("error reading from STDIN: {e}"))),
             }
             continue;
@@ -98,16 +95,10 @@ pub fn read_inputs(paths: &[String], recursive: bool) -> Result<Vec<Input>, Vec<
         } else if p.exists() {
             read_file(p, &mut inputs, &mut problems);
         } else {
-            problems.push(Problem::client(format!(
-                "the path \"{path}\" does not exist"
-            )));
+            problems.push(Problem::client(format!("the path \"{path}\" does not exist")));
         }
     }
-    if problems.is_empty() {
-        Ok(inputs)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(inputs) } else { Err(problems) }
 }
 
 fn read_file(path: &Path, inputs: &mut Vec<Input>, problems: &mut Vec<Problem>) {
@@ -120,9 +111,8 @@ fn read_file(path: &Path, inputs: &mut Vec<Input>, problems: &mut Vec<Problem>) 
 
 /// The manifest files in `dir`, sorted like Go's `filepath.Walk`; subdirectories only with `-R`.
 fn walk(dir: &Path, recursive: bool) -> std::io::Result<Vec<PathBuf>> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
     entries.sort();
     let mut files = Vec::new();
     for entry in entries {
@@ -130,11 +120,7 @@ fn walk(dir: &Path, recursive: bool) -> std::io::Result<Vec<PathBuf>> {
             if recursive {
                 files.extend(walk(&entry, recursive)?);
             }
-        } else if entry
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e))
-        {
+        } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
             files.push(entry);
         }
     }
@@ -142,11 +128,7 @@ fn walk(dir: &Path, recursive: bool) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Reads and checks every manifest; either all objects or all problems.
-pub fn load(
-    paths: &[String],
-    recursive: bool,
-    checks: Checks,
-) -> Result<Vec<Manifest>, Vec<Problem>> {
+pub fn load(paths: &[String], recursive: bool, checks: Checks) -> Result<Vec<Manifest>, Vec<Problem>> {
     let inputs = read_inputs(paths, recursive)?;
     let mut manifests = Vec::new();
     let mut problems = Vec::new();
@@ -156,11 +138,7 @@ pub fn load(
             Err(p) => problems.extend(p),
         }
     }
-    if problems.is_empty() {
-        Ok(manifests)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(manifests) } else { Err(problems) }
 }
 
 /// What the typed pass decodes a document as.
@@ -209,11 +187,7 @@ pub fn parse(input: &Input, checks: Checks) -> Result<Vec<Manifest>, Vec<Problem
             continue;
         }
         if is_list(&json) {
-            let items = json
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let items = json.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             let mut kinds = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
                 match identify(source, &item) {
@@ -247,11 +221,7 @@ pub fn parse(input: &Input, checks: Checks) -> Result<Vec<Manifest>, Vec<Problem
             }
         }
     }
-    if problems.is_empty() {
-        Ok(manifests.into_iter().map(|(_, m)| m).collect())
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(manifests.into_iter().map(|(_, m)| m).collect()) } else { Err(problems) }
 }
 
 /// Resource quantities may be written as numbers (`cpu: 1`, `cpu: 0.5`), which Kubernetes
@@ -261,10 +231,7 @@ fn quantities_as_strings(v: &mut Value) {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
                 match (k.as_str(), &mut *child) {
-                    (
-                        "limits" | "requests" | "capacity" | "allocatable" | "overhead",
-                        Value::Object(q),
-                    ) => {
+                    ("limits" | "requests" | "capacity" | "allocatable" | "overhead", Value::Object(q)) => {
                         for n in q.values_mut() {
                             if let Value::Number(num) = n {
                                 *n = Value::String(num.to_string());
@@ -283,21 +250,9 @@ fn quantities_as_strings(v: &mut Value) {
 
 fn manifest(source: &str, resource: Resource, object: Value) -> Manifest {
     let meta = object.get("metadata");
-    let field = |f: &str| {
-        meta.and_then(|m| m.get(f))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or("").to_string();
     let namespace = Some(field("namespace")).filter(|n| !n.is_empty());
-    Manifest {
-        source: source.to_string(),
-        resource,
-        name: field("name"),
-        namespace,
-        object,
-        item: None,
-    }
+    Manifest { source: source.to_string(), resource, name: field("name"), namespace, object, item: None }
 }
 
 fn is_list(json: &Value) -> bool {
@@ -344,10 +299,7 @@ fn identify(source: &str, json: &Value) -> Result<Resource, Problem> {
         [] => {}
         [one] => return Err(validation_problem(source, one)),
         many => {
-            return Err(validation_problem(
-                source,
-                &format!("[{}]", many.join(", ")),
-            ));
+            return Err(validation_problem(source, &format!("[{}]", many.join(", "))));
         }
     }
     if is_list(json) {
@@ -358,11 +310,7 @@ fn identify(source: &str, json: &Value) -> Result<Resource, Problem> {
         Ok(r) if r.api_version() == api_version => Ok(r),
         _ => {
             let meta = obj.get("metadata");
-            let field = |f: &str| {
-                meta.and_then(|m| m.get(f))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            };
+            let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or("");
             Err(Problem::client(format!(
                 "resource mapping not found for name: \"{}\" namespace: \"{}\" from \"{source}\": no matches for kind \"{kind}\" in version \"{api_version}\"\nensure CRDs are installed first",
                 field("name"),
@@ -381,19 +329,13 @@ fn parse_problem(source: &str, e: &yaml_serde::Error) -> Problem {
     let line = e.location().map(|l| {
         // go-yaml reports parser errors ("did not find expected ...") one line early and scanner
         // errors on their line; kubectl users see go-yaml's numbers.
-        if problem.starts_with("did not find expected") {
-            l.line().saturating_sub(1)
-        } else {
-            l.line()
-        }
+        if problem.starts_with("did not find expected") { l.line().saturating_sub(1) } else { l.line() }
     });
     let message = match line {
         Some(l) if l > 0 => format!("yaml: line {l}: {problem}"),
         _ => format!("yaml: {problem}"),
     };
-    Problem::client(format!(
-        "error parsing {source}: error converting YAML to JSON: {message}"
-    ))
+    Problem::client(format!("error parsing {source}: error converting YAML to JSON: {message}"))
 }
 
 /// Decodes every planned document again, this time into its k8s-openapi type straight from the
@@ -410,10 +352,7 @@ fn type_check(input: &Input, plans: &[(usize, Plan)]) -> Vec<Problem> {
             Plan::List(kinds) => ListSeed(kinds).deserialize(document),
         };
         if let Err(e) = result {
-            problems.push(Problem::client(format!(
-                "error validating \"{}\": {e}",
-                input.source
-            )));
+            problems.push(Problem::client(format!("error validating \"{}\": {e}", input.source)));
         }
     }
     problems
@@ -497,11 +436,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut kinds = self.0.iter();
         loop {
-            let resource = kinds
-                .next()
-                .copied()
-                .flatten()
-                .unwrap_or(Resource::Unspecified);
+            let resource = kinds.next().copied().flatten().unwrap_or(Resource::Unspecified);
             if seq.next_element_seed(TypedSeed(resource))?.is_none() {
                 return Ok(());
             }
@@ -520,15 +455,8 @@ fn strict_check(m: &Manifest) -> Option<Problem> {
             let mut path = prefix.clone();
             let mut root = m.object.clone();
             locate(m.resource, &mut root, &mut Vec::new(), &mut path);
-            let at = if path.is_empty() {
-                String::new()
-            } else {
-                format!("{path}: ")
-            };
-            return Some(Problem::client(format!(
-                "error validating \"{}\": {at}{e}",
-                m.source
-            )));
+            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+            return Some(Problem::client(format!("error validating \"{}\": {at}{e}", m.source)));
         }
     };
     let mut unknown = Vec::new();
@@ -537,10 +465,7 @@ fn strict_check(m: &Manifest) -> Option<Problem> {
         return None;
     }
     let kind = m.resource.kind();
-    let fields: Vec<String> = unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect();
+    let fields: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
     Some(Problem::client(format!(
         "error validating \"{}\": {kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {}",
         m.source,
@@ -634,11 +559,7 @@ fn unknown_fields(original: &Value, typed: &Value, path: &str, out: &mut Vec<Str
                 if value.is_null() {
                     continue; // `creationTimestamp: null` and friends decode to "unset".
                 }
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 match t.get(key) {
                     None => out.push(child),
                     Some(tv) => unknown_fields(value, tv, &child, out),
@@ -660,10 +581,7 @@ mod tests {
     use crate::report::render;
 
     fn input(source: &str, text: &str) -> Input {
-        Input {
-            source: source.into(),
-            text: text.into(),
-        }
+        Input { source: source.into(), text: text.into() }
     }
 
     fn errors(source: &str, text: &str) -> String {
@@ -713,9 +631,7 @@ spec:
         let text = "apiVersion: v1\nkind: [Service\n";
         let got = errors("bad.yaml", text);
         assert!(
-            got.starts_with(
-                "error: error parsing bad.yaml: error converting YAML to JSON: yaml: line "
-            ),
+            got.starts_with("error: error parsing bad.yaml: error converting YAML to JSON: yaml: line "),
             "{got}"
         );
     }
@@ -728,7 +644,8 @@ spec:
             "error: resource mapping not found for name: \"web\" namespace: \"\" from \"ing.yaml\": no matches for kind \"Ingress\" in version \"networking.k8s.io/v1\"\nensure CRDs are installed first"
         );
         // A known kind in a version the server does not serve is unknown too.
-        let text = "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: x\n";
+        let text =
+            "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: x\n";
         assert!(
             errors("d.yaml", text)
                 .contains("no matches for kind \"Deployment\" in version \"extensions/v1beta1\"")
@@ -763,9 +680,7 @@ spec:
         let text = format!("{SVC}---\n{}", SVC.replace("port: 80", "port: \"80\""));
         let got = errors("two.yaml", &text);
         assert!(
-            got.contains(
-                "spec.ports[0].port: invalid type: string \"80\", expected i32 at line 22"
-            ),
+            got.contains("spec.ports[0].port: invalid type: string \"80\", expected i32 at line 22"),
             "{got}"
         );
     }
@@ -784,10 +699,7 @@ spec:
             got,
             "error: error validating \"list.yaml\": items[0].data.k: invalid type: integer `5`, expected a string"
         );
-        let bad = text.replace(
-            "metadata: {name: demo}",
-            "metadata: {name: demo, labels: {v: 1}, namez: x}",
-        );
+        let bad = text.replace("metadata: {name: demo}", "metadata: {name: demo, labels: {v: 1}, namez: x}");
         let got = errors("list.yaml", &bad);
         assert_eq!(
             got,
@@ -803,10 +715,8 @@ spec:
             "error: error validating \"svc.yaml\": Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.ports[0].targetport\""
         );
         // Nulls and free-form maps are fine.
-        let text = SVC.replace(
-            "metadata:\n",
-            "metadata:\n  creationTimestamp: null\n  labels: {anything: goes}\n",
-        );
+        let text =
+            SVC.replace("metadata:\n", "metadata:\n  creationTimestamp: null\n  labels: {anything: goes}\n");
         assert!(parse(&input("svc.yaml", &text), Checks::Full).is_ok());
     }
 
@@ -827,8 +737,7 @@ spec:
 
     #[test]
     fn json_manifests_parse_too() {
-        let text =
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"b"}}"#;
+        let text = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"b"}}"#;
         let m = parse(&input("c.json", text), Checks::Full).unwrap();
         assert_eq!(m[0].resource, Resource::ConfigMaps);
     }
@@ -853,17 +762,11 @@ spec:
         std::fs::write(dir.path().join("sub/c.yml"), SVC.replace("orders", "other")).unwrap();
         let d = dir.path().display().to_string();
         let m = load(std::slice::from_ref(&d), false, Checks::Full).unwrap();
-        assert_eq!(
-            m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-            ["shop", "orders"]
-        );
+        assert_eq!(m.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["shop", "orders"]);
         assert!(m[1].source.ends_with("b.yaml"));
         let m = load(std::slice::from_ref(&d), true, Checks::Full).unwrap();
         assert_eq!(m.len(), 3);
         let missing = load(&["nope.yaml".to_string()], false, Checks::Full).unwrap_err();
-        assert_eq!(
-            render(&missing),
-            "error: the path \"nope.yaml\" does not exist"
-        );
+        assert_eq!(render(&missing), "error: the path \"nope.yaml\" does not exist");
     }
 }

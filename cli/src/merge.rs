@@ -52,10 +52,7 @@ fn merge_into(live: &mut Value, original: Option<&Value>, modified: &Value) {
 fn without_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_nulls(v)))
-                .collect(),
+            m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
         other => other.clone(),
@@ -86,8 +83,7 @@ pub fn contained(want: &Value, have: &Value) -> bool {
 }
 
 fn pending_removal(live: &Value, original: Option<&Value>, modified: &Value) -> bool {
-    let (Value::Object(l), Some(Value::Object(o)), Value::Object(m)) = (live, original, modified)
-    else {
+    let (Value::Object(l), Some(Value::Object(o)), Value::Object(m)) = (live, original, modified) else {
         return false;
     };
     o.iter().any(|(key, ov)| match (m.get(key), l.get(key)) {
@@ -162,10 +158,7 @@ mod tests {
         // Never in any manifest: kept, including the precondition and status.
         assert_eq!(merged["spec"]["replicas"], 5);
         assert_eq!(merged["metadata"]["resourceVersion"], "7");
-        assert_eq!(
-            merged["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-            "1"
-        );
+        assert_eq!(merged["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
         assert_eq!(merged["status"]["readyReplicas"], 5);
     }
 

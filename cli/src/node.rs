@@ -42,10 +42,7 @@ pub(crate) async fn kernel(api: &mut impl Cluster, node: &str) -> Result<Kernel,
 
 /// InternalIP and kubelet port from a Node object.
 fn endpoint(node: &Value) -> Option<(std::net::IpAddr, u16)> {
-    let ip = node["status"]["addresses"]
-        .as_array()?
-        .iter()
-        .find(|a| a["type"] == "InternalIP")?["address"]
+    let ip = node["status"]["addresses"].as_array()?.iter().find(|a| a["type"] == "InternalIP")?["address"]
         .as_str()?
         .parse()
         .ok()?;
@@ -54,7 +51,13 @@ fn endpoint(node: &Value) -> Option<(std::net::IpAddr, u16)> {
 }
 
 /// `netlab node iptables-save|ipvsadm|conntrack|routes NODE`: the table as the real tool prints it.
-pub(crate) async fn save(api: &mut impl Cluster, node: &str, table: Table, out: &mut impl Write, err: &mut impl Write) -> Result<(), Problem> {
+pub(crate) async fn save(
+    api: &mut impl Cluster,
+    node: &str,
+    table: Table,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> Result<(), Problem> {
     let mut k = kernel(api, node).await?;
     let text = k
         .save(SaveRequest { table: table as i32 })

@@ -11,8 +11,7 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, ReplicaSet, StatefulSet},
         core::v1::{
-            ConfigMap, Container, Event, Namespace, Node, Pod, PodTemplateSpec, Service,
-            ServiceAccount,
+            ConfigMap, Container, Event, Namespace, Node, Pod, PodTemplateSpec, Service, ServiceAccount,
         },
         discovery::v1::EndpointSlice,
         networking::v1::NetworkPolicy,
@@ -114,11 +113,7 @@ pub fn since_micro(t: Option<&MicroTime>, now: Timestamp) -> String {
 }
 
 fn or_none(s: String) -> String {
-    if s.is_empty() {
-        "<none>".to_string()
-    } else {
-        s
-    }
+    if s.is_empty() { "<none>".to_string() } else { s }
 }
 
 /// Renders one resource's table (header plus one row per object), aligned like kubectl's.
@@ -156,10 +151,7 @@ pub fn table(r: Resource, items: &[Value], opts: &Options, now: Timestamp) -> St
             cells.push(format_labels(meta.labels.as_ref()));
         }
         // A tab inside a cell would shift every later column.
-        let cells: Vec<String> = cells
-            .into_iter()
-            .map(|c| c.replace(['\t', '\n'], " "))
-            .collect();
+        let cells: Vec<String> = cells.into_iter().map(|c| c.replace(['\t', '\n'], " ")).collect();
         text.push_str(&cells.join("\t"));
         text.push('\n');
     }
@@ -173,38 +165,22 @@ pub fn columns(r: Resource, wide: bool) -> Vec<&'static str> {
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
             &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
         ),
-        Resource::Services => (
-            &[
-                "NAME",
-                "TYPE",
-                "CLUSTER-IP",
-                "EXTERNAL-IP",
-                "PORT(S)",
-                "AGE",
-            ],
-            &["SELECTOR"],
-        ),
-        Resource::Deployments => (
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-        ),
-        Resource::ReplicaSets => (
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-        ),
+        Resource::Services => {
+            (&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], &["SELECTOR"])
+        }
+        Resource::Deployments => {
+            (&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"])
+        }
+        Resource::ReplicaSets => {
+            (&["NAME", "DESIRED", "CURRENT", "READY", "AGE"], &["CONTAINERS", "IMAGES", "SELECTOR"])
+        }
         Resource::StatefulSets => (&["NAME", "READY", "AGE"], &["CONTAINERS", "IMAGES"]),
         Resource::EndpointSlices => (&["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], &[]),
         Resource::NetworkPolicies => (&["NAME", "POD-SELECTOR", "AGE"], &[]),
         Resource::Namespaces => (&["NAME", "STATUS", "AGE"], &[]),
         Resource::Nodes => (
             &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-            &[
-                "INTERNAL-IP",
-                "EXTERNAL-IP",
-                "OS-IMAGE",
-                "KERNEL-VERSION",
-                "CONTAINER-RUNTIME",
-            ],
+            &["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
         ),
         Resource::ConfigMaps => (&["NAME", "DATA", "AGE"], &[]),
         Resource::ServiceAccounts => (&["NAME", "SECRETS", "AGE"], &[]),
@@ -247,11 +223,7 @@ pub fn row(r: Resource, v: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         Resource::NetworkPolicies => {
             let np: NetworkPolicy = typed(v);
             let sel = np.spec.as_ref().and_then(|s| s.pod_selector.as_ref());
-            vec![
-                name(&np.metadata),
-                format_label_selector(sel),
-                age(&np.metadata, now),
-            ]
+            vec![name(&np.metadata), format_label_selector(sel), age(&np.metadata, now)]
         }
         Resource::Namespaces => {
             let ns: Namespace = typed(v);
@@ -301,23 +273,16 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
         reason = r;
     }
     let conditions = status.conditions.clone().unwrap_or_default();
-    if conditions
-        .iter()
-        .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"))
+    if conditions.iter().any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"))
     {
         reason = "SchedulingGated".to_string();
     }
 
     let init_containers = spec.init_containers.clone().unwrap_or_default();
     let restartable = |name: &str| {
-        init_containers
-            .iter()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+        init_containers.iter().any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
     };
-    total += init_containers
-        .iter()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-        .count();
+    total += init_containers.iter().filter(|c| c.restart_policy.as_deref() == Some("Always")).count();
 
     let later = |a: Option<Timestamp>, b: Option<&Time>| match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b.0)),
@@ -332,10 +297,8 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
         last_restart = later(last_restart, last_term.and_then(|t| t.finished_at.as_ref()));
         if restartable(&c.name) {
             restartable_init_restarts += c.restart_count;
-            last_restartable_init_restart = later(
-                last_restartable_init_restart,
-                last_term.and_then(|t| t.finished_at.as_ref()),
-            );
+            last_restartable_init_restart =
+                later(last_restartable_init_restart, last_term.and_then(|t| t.finished_at.as_ref()));
         }
         let state = c.state.clone().unwrap_or_default();
         let terminated = state.terminated.as_ref();
@@ -370,9 +333,7 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
         break;
     }
 
-    let initialized = conditions
-        .iter()
-        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    let initialized = conditions.iter().any(|c| c.type_ == "Initialized" && c.status == "True");
     if !initializing || initialized {
         restarts = restartable_init_restarts;
         last_restart = last_restartable_init_restart;
@@ -382,11 +343,8 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
             let last_term = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             last_restart = later(last_restart, last_term.and_then(|t| t.finished_at.as_ref()));
             let state = c.state.clone().unwrap_or_default();
-            let waiting_reason = state
-                .waiting
-                .as_ref()
-                .and_then(|w| w.reason.clone())
-                .filter(|r| !r.is_empty());
+            let waiting_reason =
+                state.waiting.as_ref().and_then(|w| w.reason.clone()).filter(|r| !r.is_empty());
             if let Some(r) = waiting_reason {
                 reason = r;
             } else if let Some(t) = &state.terminated {
@@ -403,9 +361,7 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
             }
         }
         if reason == "Completed" && has_running {
-            let pod_ready = conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let pod_ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
             reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
         }
     }
@@ -424,13 +380,8 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
         restarts_cell = format!("{restarts} ({} ago)", human_duration(now.duration_since(t)));
     }
 
-    let mut cells = vec![
-        name(&pod.metadata),
-        format!("{ready}/{total}"),
-        reason,
-        restarts_cell,
-        age(&pod.metadata, now),
-    ];
+    let mut cells =
+        vec![name(&pod.metadata), format!("{ready}/{total}"), reason, restarts_cell, age(&pod.metadata, now)];
     if wide {
         let ip = status
             .pod_ips
@@ -455,9 +406,7 @@ fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
         };
         cells.push(or_none(ip.unwrap_or_default()));
         cells.push(or_none(spec.node_name.clone().unwrap_or_default()));
-        cells.push(or_none(
-            status.nominated_node_name.clone().unwrap_or_default(),
-        ));
+        cells.push(or_none(status.nominated_node_name.clone().unwrap_or_default()));
         cells.push(gates_cell);
     }
     cells
@@ -496,11 +445,7 @@ fn load_balancer_ips(svc: &Service, wide: bool) -> String {
         }
     }
     let r = parts.join(",");
-    if !wide && r.len() > 16 {
-        format!("{}...", &r[..13])
-    } else {
-        r
-    }
+    if !wide && r.len() > 16 { format!("{}...", &r[..13]) } else { r }
 }
 
 fn service_row(svc: &Service, wide: bool, now: Timestamp) -> Vec<String> {
@@ -518,30 +463,15 @@ fn service_row(svc: &Service, wide: bool, now: Timestamp) -> Vec<String> {
         "ClusterIP" | "NodePort" => or_none(external_ips.join(",")),
         "LoadBalancer" => {
             let lb = load_balancer_ips(svc, wide);
-            let mut all: Vec<String> = lb
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            let mut all: Vec<String> = lb.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
             all.extend(external_ips);
-            if all.is_empty() {
-                "<pending>".to_string()
-            } else {
-                all.join(",")
-            }
+            if all.is_empty() { "<pending>".to_string() } else { all.join(",") }
         }
         "ExternalName" => spec.external_name.clone().unwrap_or_default(),
         _ => "<unknown>".to_string(),
     };
     let ports = or_none(service_ports(svc));
-    let mut cells = vec![
-        name(&svc.metadata),
-        svc_type,
-        cluster_ip,
-        external,
-        ports,
-        age(&svc.metadata, now),
-    ];
+    let mut cells = vec![name(&svc.metadata), svc_type, cluster_ip, external, ports, age(&svc.metadata, now)];
     if wide {
         cells.push(format_labels(spec.selector.as_ref()));
     }
@@ -549,20 +479,10 @@ fn service_row(svc: &Service, wide: bool, now: Timestamp) -> Vec<String> {
 }
 
 fn template_cells(template: Option<&PodTemplateSpec>) -> (String, String) {
-    let containers: Vec<Container> = template
-        .and_then(|t| t.spec.as_ref())
-        .map(|s| s.containers.clone())
-        .unwrap_or_default();
-    let names = containers
-        .iter()
-        .map(|c| c.name.clone())
-        .collect::<Vec<_>>()
-        .join(",");
-    let images = containers
-        .iter()
-        .map(|c| c.image.clone().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(",");
+    let containers: Vec<Container> =
+        template.and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default();
+    let names = containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(",");
+    let images = containers.iter().map(|c| c.image.clone().unwrap_or_default()).collect::<Vec<_>>().join(",");
     (names, images)
 }
 
@@ -606,11 +526,7 @@ fn stateful_set_row(s: &StatefulSet, wide: bool, now: Timestamp) -> Vec<String> 
     let status = s.status.clone().unwrap_or_default();
     let mut cells = vec![
         name(&s.metadata),
-        format!(
-            "{}/{}",
-            status.ready_replicas.unwrap_or(0),
-            spec.replicas.unwrap_or(1)
-        ),
+        format!("{}/{}", status.ready_replicas.unwrap_or(0), spec.replicas.unwrap_or(1)),
         age(&s.metadata, now),
     ];
     if wide {
@@ -626,11 +542,7 @@ fn list_with_more(list: &[String], more: bool, count: usize, max: usize) -> Stri
     if more {
         return format!("{ret} + {} more...", count - max);
     }
-    if ret.is_empty() {
-        "<unset>".to_string()
-    } else {
-        ret
-    }
+    if ret.is_empty() { "<unset>".to_string() } else { ret }
 }
 
 fn endpoint_slice_row(s: &EndpointSlice, now: Timestamp) -> Vec<String> {
@@ -694,17 +606,8 @@ pub fn node_roles(node: &Node) -> Vec<String> {
 fn node_row(node: &Node, wide: bool, now: Timestamp) -> Vec<String> {
     let status = node.status.clone().unwrap_or_default();
     let mut states = Vec::new();
-    if let Some(c) = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Ready")
-    {
-        states.push(if c.status == "True" {
-            "Ready".to_string()
-        } else {
-            "NotReady".to_string()
-        });
+    if let Some(c) = status.conditions.iter().flatten().find(|c| c.type_ == "Ready") {
+        states.push(if c.status == "True" { "Ready".to_string() } else { "NotReady".to_string() });
     }
     if states.is_empty() {
         states.push("Unknown".to_string());
@@ -731,11 +634,7 @@ fn node_row(node: &Node, wide: bool, now: Timestamp) -> Vec<String> {
                 .unwrap_or_else(|| "<none>".to_string())
         };
         let unknown = |s: &str| {
-            if s.is_empty() {
-                "<unknown>".to_string()
-            } else {
-                s.to_string()
-            }
+            if s.is_empty() { "<unknown>".to_string() } else { s.to_string() }
         };
         cells.extend([
             address("InternalIP"),
@@ -783,21 +682,10 @@ fn event_row(e: &Event, wide: bool, now: Timestamp) -> Vec<String> {
         return vec![last, type_, reason, target, message];
     }
     let source = e.source.clone().unwrap_or_default();
-    let component = source
-        .component
-        .filter(|c| !c.is_empty())
-        .or(e.reporting_component.clone())
-        .unwrap_or_default();
-    let host = source
-        .host
-        .filter(|h| !h.is_empty())
-        .or(e.reporting_instance.clone())
-        .unwrap_or_default();
-    let source_cell = if host.is_empty() {
-        component
-    } else {
-        format!("{component}, {host}")
-    };
+    let component =
+        source.component.filter(|c| !c.is_empty()).or(e.reporting_component.clone()).unwrap_or_default();
+    let host = source.host.filter(|h| !h.is_empty()).or(e.reporting_instance.clone()).unwrap_or_default();
+    let source_cell = if host.is_empty() { component } else { format!("{component}, {host}") };
     vec![
         last,
         type_,
@@ -816,10 +704,7 @@ fn event_row(e: &Event, wide: bool, now: Timestamp) -> Vec<String> {
 pub fn names(r: Resource, items: &[Value]) -> String {
     let mut out = String::new();
     for item in items {
-        let n = item
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let n = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         let _ = writeln!(out, "{}", resource::slash_name(r, n));
     }
     out

@@ -128,11 +128,7 @@ pub fn render(problems: &[Problem]) -> String {
     match problems {
         [] => String::new(),
         [one] => one.to_string(),
-        many => many
-            .iter()
-            .map(Problem::among)
-            .collect::<Vec<_>>()
-            .join("\n"),
+        many => many.iter().map(Problem::among).collect::<Vec<_>>().join("\n"),
     }
 }
 
@@ -143,10 +139,7 @@ mod tests {
     #[test]
     fn server_errors_are_worded_like_kubectl() {
         let nf = Problem::from(ApiError::new("NotFound", "services \"x\" not found"));
-        assert_eq!(
-            render(&[nf]),
-            "Error from server (NotFound): services \"x\" not found"
-        );
+        assert_eq!(render(&[nf]), "Error from server (NotFound): services \"x\" not found");
 
         let invalid = Problem::from(ApiError::new(
             "Invalid",
@@ -174,10 +167,7 @@ mod tests {
     #[test]
     fn client_errors_lose_their_prefix_when_aggregated() {
         let one = Problem::client("the path \"x.yaml\" does not exist");
-        assert_eq!(
-            render(std::slice::from_ref(&one)),
-            "error: the path \"x.yaml\" does not exist"
-        );
+        assert_eq!(render(std::slice::from_ref(&one)), "error: the path \"x.yaml\" does not exist");
         let two = Problem::client("the path \"y.yaml\" does not exist");
         assert_eq!(
             render(&[one, two]),

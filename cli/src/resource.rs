@@ -89,8 +89,7 @@ pub fn resolve(typed: &str) -> Result<Resource, Problem> {
     };
     ALL.into_iter()
         .find(|r| {
-            let names_match =
-                base == r.plural() || base == singular(*r) || short_names(*r).contains(&base);
+            let names_match = base == r.plural() || base == singular(*r) || short_names(*r).contains(&base);
             let group_matches = match qualifier {
                 None => true,
                 // `deployments.apps` or `deployments.v1.apps`.
@@ -101,11 +100,7 @@ pub fn resolve(typed: &str) -> Result<Resource, Problem> {
             };
             names_match && group_matches
         })
-        .ok_or_else(|| {
-            Problem::client(format!(
-                "the server doesn't have a resource type \"{typed}\""
-            ))
-        })
+        .ok_or_else(|| Problem::client(format!("the server doesn't have a resource type \"{typed}\"")))
 }
 
 /// One resource and the names asked for in it; empty `names` means "all of them".
@@ -141,10 +136,7 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, Problem> {
             let resource = resolve(kind)?;
             match targets.iter_mut().find(|t| t.resource == resource) {
                 Some(t) => t.names.push(name.to_string()),
-                None => targets.push(Target {
-                    resource,
-                    names: vec![name.to_string()],
-                }),
+                None => targets.push(Target { resource, names: vec![name.to_string()] }),
             }
         }
         return Ok(targets);
@@ -158,17 +150,11 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, Problem> {
     }
     let mut targets: Vec<Target> = Vec::new();
     for kind in first.split(',').filter(|k| !k.is_empty()) {
-        let resources = if kind.eq_ignore_ascii_case("all") {
-            CATEGORY_ALL.to_vec()
-        } else {
-            vec![resolve(kind)?]
-        };
+        let resources =
+            if kind.eq_ignore_ascii_case("all") { CATEGORY_ALL.to_vec() } else { vec![resolve(kind)?] };
         for resource in resources {
             if !targets.iter().any(|t| t.resource == resource) {
-                targets.push(Target {
-                    resource,
-                    names: args[1..].to_vec(),
-                });
+                targets.push(Target { resource, names: args[1..].to_vec() });
             }
         }
     }
@@ -201,10 +187,7 @@ mod tests {
             ("statefulsets", Resource::StatefulSets),
             ("netpol", Resource::NetworkPolicies),
             ("networkpolicy", Resource::NetworkPolicies),
-            (
-                "networkpolicies.networking.k8s.io",
-                Resource::NetworkPolicies,
-            ),
+            ("networkpolicies.networking.k8s.io", Resource::NetworkPolicies),
             ("endpointslice", Resource::EndpointSlices),
             ("endpointslices", Resource::EndpointSlices),
             ("endpointslices.discovery.k8s.io", Resource::EndpointSlices),
@@ -228,10 +211,7 @@ mod tests {
     #[test]
     fn unknown_types_are_worded_like_kubectl() {
         let err = resolve("foo").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "error: the server doesn't have a resource type \"foo\""
-        );
+        assert_eq!(err.to_string(), "error: the server doesn't have a resource type \"foo\"");
         // A real kind but the wrong group is unknown too.
         assert!(resolve("deployments.extensions").is_err());
         assert!(resolve("services.apps").is_err());
@@ -239,19 +219,10 @@ mod tests {
 
     #[test]
     fn printed_names() {
-        assert_eq!(
-            slash_name(Resource::Deployments, "orders"),
-            "deployment.apps/orders"
-        );
+        assert_eq!(slash_name(Resource::Deployments, "orders"), "deployment.apps/orders");
         assert_eq!(slash_name(Resource::Services, "orders"), "service/orders");
-        assert_eq!(
-            qualified(Resource::EndpointSlices),
-            "endpointslice.discovery.k8s.io"
-        );
-        assert_eq!(
-            qualified(Resource::NetworkPolicies),
-            "networkpolicy.networking.k8s.io"
-        );
+        assert_eq!(qualified(Resource::EndpointSlices), "endpointslice.discovery.k8s.io");
+        assert_eq!(qualified(Resource::NetworkPolicies), "networkpolicy.networking.k8s.io");
         assert_eq!(qualified_plural(Resource::Deployments), "deployments.apps");
     }
 
@@ -260,43 +231,24 @@ mod tests {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             parse_targets(&args(&["svc", "a", "b"])).unwrap(),
-            vec![Target {
-                resource: Resource::Services,
-                names: args(&["a", "b"])
-            }]
+            vec![Target { resource: Resource::Services, names: args(&["a", "b"]) }]
         );
         assert_eq!(
             parse_targets(&args(&["svc/a", "deploy/b", "svc/c"])).unwrap(),
             vec![
-                Target {
-                    resource: Resource::Services,
-                    names: args(&["a", "c"])
-                },
-                Target {
-                    resource: Resource::Deployments,
-                    names: args(&["b"])
-                },
+                Target { resource: Resource::Services, names: args(&["a", "c"]) },
+                Target { resource: Resource::Deployments, names: args(&["b"]) },
             ]
         );
         assert_eq!(
             parse_targets(&args(&["svc,deploy"])).unwrap(),
             vec![
-                Target {
-                    resource: Resource::Services,
-                    names: vec![]
-                },
-                Target {
-                    resource: Resource::Deployments,
-                    names: vec![]
-                },
+                Target { resource: Resource::Services, names: vec![] },
+                Target { resource: Resource::Deployments, names: vec![] },
             ]
         );
         assert_eq!(
-            parse_targets(&args(&["all"]))
-                .unwrap()
-                .iter()
-                .map(|t| t.resource)
-                .collect::<Vec<_>>(),
+            parse_targets(&args(&["all"])).unwrap().iter().map(|t| t.resource).collect::<Vec<_>>(),
             CATEGORY_ALL.to_vec()
         );
         assert!(parse_targets(&args(&["svc", "deploy/b"])).is_err());

@@ -59,10 +59,7 @@ async fn scale_one(
     name: &str,
     replicas: i32,
 ) -> Result<(), Problem> {
-    if !matches!(
-        r,
-        Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets
-    ) {
+    if !matches!(r, Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets) {
         // What the real apiserver answers for a missing scale subresource.
         return Err(Problem::from(ApiError::new(
             "NotFound",

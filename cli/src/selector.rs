@@ -8,21 +8,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// `labels.FormatLabels`: `k=v` pairs sorted by key, or `<none>`.
 pub fn format_labels(labels: Option<&BTreeMap<String, String>>) -> String {
     let s = labels_string(labels);
-    if s.is_empty() {
-        "<none>".to_string()
-    } else {
-        s
-    }
+    if s.is_empty() { "<none>".to_string() } else { s }
 }
 
 /// `labels.Set.String`: `k=v` pairs sorted by key, possibly empty.
 pub fn labels_string(labels: Option<&BTreeMap<String, String>>) -> String {
-    labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    labels.into_iter().flatten().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// `LabelSelectorAsSelector(..).String()`: requirements sorted by key; empty when the selector
@@ -49,20 +40,13 @@ pub fn selector_string(sel: Option<&LabelSelector>) -> String {
         reqs.push((key.clone(), text));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    reqs.into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
+    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
 }
 
 /// `metav1.FormatLabelSelector`: the selector string, or `<none>` when empty.
 pub fn format_label_selector(sel: Option<&LabelSelector>) -> String {
     let s = selector_string(sel);
-    if s.is_empty() {
-        "<none>".to_string()
-    } else {
-        s
-    }
+    if s.is_empty() { "<none>".to_string() } else { s }
 }
 
 #[cfg(test)]
@@ -72,11 +56,8 @@ mod tests {
 
     #[test]
     fn labels_are_sorted() {
-        let labels: BTreeMap<String, String> = [
-            ("tier".to_string(), "web".to_string()),
-            ("app".to_string(), "orders".to_string()),
-        ]
-        .into();
+        let labels: BTreeMap<String, String> =
+            [("tier".to_string(), "web".to_string()), ("app".to_string(), "orders".to_string())].into();
         assert_eq!(format_labels(Some(&labels)), "app=orders,tier=web");
         assert_eq!(format_labels(None), "<none>");
     }
@@ -98,13 +79,7 @@ mod tests {
                 },
             ]),
         };
-        assert_eq!(
-            format_label_selector(Some(&sel)),
-            "app=orders,env in (dev,prod),!legacy"
-        );
-        assert_eq!(
-            format_label_selector(Some(&LabelSelector::default())),
-            "<none>"
-        );
+        assert_eq!(format_label_selector(Some(&sel)), "app=orders,env in (dev,prod),!legacy");
+        assert_eq!(format_label_selector(Some(&LabelSelector::default())), "<none>");
     }
 }

@@ -6,16 +6,10 @@
 //! exactly is what makes netlab's output line up column for column with kubectl's.
 
 /// kubectl's `get` tables: `tabwriter.NewWriter(out, 6, 4, 3, ' ', 0)`.
-pub const TABLE: Settings = Settings {
-    min_width: 6,
-    padding: 3,
-};
+pub const TABLE: Settings = Settings { min_width: 6, padding: 3 };
 
 /// kubectl's `describe` pages: `tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)`.
-pub const DESCRIBE: Settings = Settings {
-    min_width: 0,
-    padding: 2,
-};
+pub const DESCRIBE: Settings = Settings { min_width: 0, padding: 2 };
 
 /// The tabwriter parameters that matter with a space padding character.
 #[derive(Debug, Clone, Copy)]
@@ -100,14 +94,8 @@ mod tests {
 
     #[test]
     fn table_columns_are_padded_by_three() {
-        let got = align(
-            "NAME\tTYPE\tAGE\norders\tClusterIP\t5s\na\tNodePort\t10m\n",
-            TABLE,
-        );
-        assert_eq!(
-            got,
-            "NAME     TYPE        AGE\norders   ClusterIP   5s\na        NodePort    10m\n"
-        );
+        let got = align("NAME\tTYPE\tAGE\norders\tClusterIP\t5s\na\tNodePort\t10m\n", TABLE);
+        assert_eq!(got, "NAME     TYPE        AGE\norders   ClusterIP   5s\na        NodePort    10m\n");
     }
 
     #[test]

@@ -45,7 +45,12 @@ const RESET: &str = "\x1b[0m";
 
 /// Runs `netlab trace`: fetches the trace (`last`: the one recorded in `data_dir`) from
 /// `jaeger_url` and writes it to `out` as a tree, or unchanged with `-o json`.
-pub async fn trace(args: &TraceArgs, jaeger_url: &str, data_dir: &Path, out: &mut impl Write) -> Result<(), Problem> {
+pub async fn trace(
+    args: &TraceArgs,
+    jaeger_url: &str,
+    data_dir: &Path,
+    out: &mut impl Write,
+) -> Result<(), Problem> {
     let raw = match args.output.as_deref() {
         None => false,
         Some("json") => true,
@@ -64,7 +69,9 @@ pub async fn trace(args: &TraceArgs, jaeger_url: &str, data_dir: &Path, out: &mu
         return Ok(());
     }
     let trace = parse(&body)
-        .map_err(|why| Problem::client(format!("Jaeger at {url} answered with something that is not a trace: {why}")))?
+        .map_err(|why| {
+            Problem::client(format!("Jaeger at {url} answered with something that is not a trace: {why}"))
+        })?
         .ok_or_else(|| not_found(&id, url))?;
     // https://no-color.org: any non-empty NO_COLOR turns colour off; so does a pipe.
     let color = args.no_color.as_deref().is_none_or(str::is_empty) && std::io::stdout().is_terminal();
@@ -127,7 +134,8 @@ fn not_found(id: &str, url: &str) -> Problem {
 pub async fn fetch(jaeger_url: &str, id: &str) -> Result<Vec<u8>, Problem> {
     let url = jaeger_url.trim_end_matches('/');
     let unreachable = |why: String| Problem::client(format!("cannot reach Jaeger at {url}: {why}"));
-    let uri: hyper::Uri = format!("{url}/api/traces/{id}").parse().map_err(|e| unreachable(format!("{e}")))?;
+    let uri: hyper::Uri =
+        format!("{url}/api/traces/{id}").parse().map_err(|e| unreachable(format!("{e}")))?;
     if uri.scheme_str() != Some("http") {
         return Err(unreachable("only http:// URLs are supported".into()));
     }
@@ -170,8 +178,11 @@ fn check_status(status: u16, body: &[u8], url: &str, id: &str) -> Result<(), Pro
             let message = serde_json::from_slice::<ErrorBody>(body)
                 .ok()
                 .and_then(|b| b.errors.into_iter().map(|e| e.msg).find(|m| !m.is_empty()))
-                .unwrap_or_else(|| String::from_utf8_lossy(body).lines().next().unwrap_or_default().trim().to_string());
-            let status = hyper::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+                .unwrap_or_else(|| {
+                    String::from_utf8_lossy(body).lines().next().unwrap_or_default().trim().to_string()
+                });
+            let status =
+                hyper::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
             Err(Problem::client(format!("Jaeger at {url} answered {status}: {message}")))
         }
     }
@@ -385,7 +396,15 @@ impl<'a> Tree<'a> {
             let last = n + 1 == kids.len();
             let (branch, stem) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
             if !visited[kid] {
-                self.walk(kid, &format!("{rest}{branch}"), &format!("{rest}{stem}"), color, visited, services, lines);
+                self.walk(
+                    kid,
+                    &format!("{rest}{branch}"),
+                    &format!("{rest}{stem}"),
+                    color,
+                    visited,
+                    services,
+                    lines,
+                );
             }
         }
     }
@@ -405,10 +424,17 @@ impl<'a> Tree<'a> {
         let mut text = format!("{}  {}  {}", self.service(i), span.operation_name, duration(span.duration));
         let mut seen = HashSet::new();
         let span_tags = span.tags.iter().filter(|t| is_decision(&t.key));
-        let process_tags = self.process(i).into_iter().flat_map(|p| &p.tags).filter(|t| t.key.starts_with("k8s."));
+        let process_tags =
+            self.process(i).into_iter().flat_map(|p| &p.tags).filter(|t| t.key.starts_with("k8s."));
         for tag in span_tags.chain(process_tags) {
             if seen.insert(tag.key.as_str()) {
-                let _ = write!(text, "{}{}={}", if seen.len() == 1 { "  " } else { " " }, tag.key, value(&tag.value));
+                let _ = write!(
+                    text,
+                    "{}{}={}",
+                    if seen.len() == 1 { "  " } else { " " },
+                    tag.key,
+                    value(&tag.value)
+                );
             }
         }
         text
@@ -433,7 +459,9 @@ fn is_error(span: &Span) -> bool {
 /// A tag value as text: strings bare unless they need quotes to stay one token.
 fn value(v: &Value) -> String {
     match v {
-        Value::String(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c.is_control()) => {
+        Value::String(s)
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c.is_control()) =>
+        {
             format!("{s:?}")
         }
         Value::String(s) => s.clone(),

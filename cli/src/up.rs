@@ -101,7 +101,12 @@ fn free_port() -> Result<u16, Problem> {
         .map_err(|e| Problem::client(format!("finding a free port: {e}")))
 }
 
-fn plan(args: &UpArgs, data_dir: &Path, apiserver: &str, cloud: &Cloud) -> Vec<(String, String, Vec<String>)> {
+fn plan(
+    args: &UpArgs,
+    data_dir: &Path,
+    apiserver: &str,
+    cloud: &Cloud,
+) -> Vec<(String, String, Vec<String>)> {
     let server = format!("http://{apiserver}");
     let mut procs = vec![
         (
@@ -275,10 +280,18 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
         let mut child = cmd.spawn().map_err(|e| {
-            Problem::client(format!("starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"))
+            Problem::client(format!(
+                "starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"
+            ))
         })?;
         if !args.detach {
-            for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+            for stream in [
+                child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 let prefix = format!("{name:>18} | ");
                 std::thread::spawn(move || {
                     for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -287,7 +300,11 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
                 });
             }
         }
-        record.processes.push(Process { name: name.clone(), pid: child.id(), log: args.detach.then_some(log) });
+        record.processes.push(Process {
+            name: name.clone(),
+            pid: child.id(),
+            log: args.detach.then_some(log),
+        });
         children.push((name, child));
     }
     write_cluster(data_dir, &record)?;
@@ -322,15 +339,39 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         apply_demo(&mut api, data_dir, &mut std::io::sink()).await?;
     }
 
-    let _ = writeln!(out, "netlab is up in {:.1}s (data dir {}):", started.elapsed().as_secs_f64(), data_dir.display());
+    let _ = writeln!(
+        out,
+        "netlab is up in {:.1}s (data dir {}):",
+        started.elapsed().as_secs_f64(),
+        data_dir.display()
+    );
     let _ = writeln!(out, "  apiserver   {}", record.apiserver);
-    let _ = writeln!(out, "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)", cloud.registry, cloud.registry);
+    let _ = writeln!(
+        out,
+        "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)",
+        cloud.registry, cloud.registry
+    );
     if let Some(dns) = &cloud.cluster_dns {
-        let _ = writeln!(out, "  cluster DNS {dns}  (dig @{} kubernetes.default.svc.cluster.local)", dns.trim_end_matches(":53"));
+        let _ = writeln!(
+            out,
+            "  cluster DNS {dns}  (dig @{} kubernetes.default.svc.cluster.local)",
+            dns.trim_end_matches(":53")
+        );
     }
-    let _ = writeln!(out, "  outside DNS {}  (dig @127.0.0.1 -p {} example.com)", cloud.dns, cloud.dns.rsplit(':').next().unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "  outside DNS {}  (dig @127.0.0.1 -p {} example.com)",
+        cloud.dns,
+        cloud.dns.rsplit(':').next().unwrap_or_default()
+    );
     for p in &record.processes {
-        let _ = writeln!(out, "  {:<18} pid {}{}", p.name, p.pid, p.log.as_ref().map(|l| format!(", log {}", l.display())).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  {:<18} pid {}{}",
+            p.name,
+            p.pid,
+            p.log.as_ref().map(|l| format!(", log {}", l.display())).unwrap_or_default()
+        );
     }
     let _ = writeln!(out, "Try: netlab --data-dir {} get pods -A", data_dir.display());
     let _ = out.flush();
@@ -367,10 +408,12 @@ fn abort(children: &mut [(String, Child)], data_dir: &Path, message: String) -> 
 
 /// Applies the demo workload (namespace `demo`), printing what apply prints.
 pub async fn apply_demo(api: &mut Api, scratch: &Path, out: &mut dyn Write) -> Result<(), Problem> {
-    std::fs::create_dir_all(scratch).map_err(|e| Problem::client(format!("creating {}: {e}", scratch.display())))?;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| Problem::client(format!("creating {}: {e}", scratch.display())))?;
     let demo = scratch.join("demo.yaml");
     std::fs::write(&demo, DEMO).map_err(|e| Problem::client(format!("writing {}: {e}", demo.display())))?;
-    let manifests = manifest::load(&[demo.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0));
+    let manifests =
+        manifest::load(&[demo.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0));
     let _ = std::fs::remove_file(&demo);
     let manifests = manifests?;
     let ns = Namespace { name: "default".into(), explicit: false };

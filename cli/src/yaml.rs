@@ -261,12 +261,7 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && i > 0
-                    && i + 1 < chars.len()
-                {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i + 1 < chars.len() {
                     self.indent_break(indent);
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -365,8 +360,8 @@ fn analyze(s: &str) -> Analysis {
         let followed_by_whitespace = i == last || is_blank(chars[i + 1]);
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => block_indicators = true,
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@'
+                | '`' => block_indicators = true,
                 '?' | ':' if followed_by_whitespace => block_indicators = true,
                 '-' if followed_by_whitespace => block_indicators = true,
                 _ => {}
@@ -469,10 +464,9 @@ fn select_style(s: &str, simple_key: bool) -> Style {
 /// bool, int, float, timestamp), in which case it must be quoted.
 fn resolves_to_non_string(s: &str) -> bool {
     const SPECIAL: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true",
-        "True", "TRUE", "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
-        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
-        "-.Inf", "-.INF", "<<",
+        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True",
+        "TRUE", "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE", ".nan", ".NaN",
+        ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<",
     ];
     if SPECIAL.contains(&s) {
         return true;
@@ -521,8 +515,7 @@ fn go_parses_as_int(s: &str) -> bool {
 
 fn is_binary(s: &str) -> bool {
     let body = s.strip_prefix('-').unwrap_or(s);
-    body.strip_prefix("0b")
-        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c == '0' || c == '1'))
+    body.strip_prefix("0b").is_some_and(|d| !d.is_empty() && d.chars().all(|c| c == '0' || c == '1'))
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
@@ -656,13 +649,9 @@ fn is_timestamp(s: &str) -> bool {
         _ => return false,
     };
     i += 1;
-    let (Some(h), true, Some(m), true, Some(sec)) = (
-        num(&mut i, 1, 2),
-        expect(&mut i, b':'),
-        num(&mut i, 1, 2),
-        expect(&mut i, b':'),
-        num(&mut i, 1, 2),
-    ) else {
+    let (Some(h), true, Some(m), true, Some(sec)) =
+        (num(&mut i, 1, 2), expect(&mut i, b':'), num(&mut i, 1, 2), expect(&mut i, b':'), num(&mut i, 1, 2))
+    else {
         return false;
     };
     if h > 23 || m > 59 || sec > 59 {
@@ -728,16 +717,12 @@ fn natural_less(a: &str, b: &str) -> bool {
         }
         let mut ai = i;
         while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u8 - b'0'));
             ai += 1;
         }
         let mut bi = i;
         while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn
-                .wrapping_mul(10)
-                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
+            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u8 - b'0'));
             bi += 1;
         }
         if an != bn {

@@ -33,22 +33,10 @@ fn an_unreachable_server_reads_like_kubectl() {
 fn a_malformed_manifest_fails_before_contacting_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("svc.yaml");
-    std::fs::write(
-        &file,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports: [\n",
-    )
-    .unwrap();
-    let (code, stdout, stderr) = netlab(&[
-        "--server",
-        "127.0.0.1:1",
-        "apply",
-        "-f",
-        file.to_str().unwrap(),
-    ]);
+    std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports: [\n")
+        .unwrap();
+    let (code, stdout, stderr) = netlab(&["--server", "127.0.0.1:1", "apply", "-f", file.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty());
-    assert!(
-        stderr.starts_with("error: error parsing ") && stderr.contains("line"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: error parsing ") && stderr.contains("line"), "{stderr}");
 }

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use netlab_proto::apiserver::v1::{
-    self as pb, CreateRequest, DeleteRequest, GetRequest, ListRequest, Resource, UpdateRequest,
-    WatchRequest, api_server_client::ApiServerClient,
+    self as pb, CreateRequest, DeleteRequest, GetRequest, ListRequest, Resource, UpdateRequest, WatchRequest,
+    api_server_client::ApiServerClient,
 };
 use prost::Message as _;
 use tonic::{
@@ -97,7 +97,11 @@ impl From<tonic::Status> for Error {
                 tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
                     Error::Transport(s.message().to_string())
                 }
-                _ => Error::Api { reason: format!("{:?}", s.code()), message: s.message().to_string(), code: 500 },
+                _ => Error::Api {
+                    reason: format!("{:?}", s.code()),
+                    message: s.message().to_string(),
+                    code: 500,
+                },
             },
         }
     }
@@ -137,11 +141,9 @@ impl Client {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();
-        let inner = ApiServerClient::with_interceptor(
-            channel,
-            netlab_telemetry::propagation::inject as Interceptor,
-        )
-        .max_decoding_message_size(usize::MAX);
+        let inner =
+            ApiServerClient::with_interceptor(channel, netlab_telemetry::propagation::inject as Interceptor)
+                .max_decoding_message_size(usize::MAX);
         Ok(Self { inner })
     }
 
@@ -215,7 +217,12 @@ impl Client {
     }
 
     /// Deletes with a grace period: pods on a node stay Terminating for it; 0 removes at once.
-    pub async fn delete_with<K: Object>(&self, namespace: &str, name: &str, grace_period: Option<i64>) -> Result<K> {
+    pub async fn delete_with<K: Object>(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace_period: Option<i64>,
+    ) -> Result<K> {
         let req = DeleteRequest {
             resource: K::RESOURCE as i32,
             namespace: namespace.into(),
@@ -229,7 +236,12 @@ impl Client {
     /// Deletes only if the object is still at `resource_version` (Conflict otherwise), as a
     /// delete with a resourceVersion precondition does: the garbage collector uses it so that it
     /// never deletes an object that changed (or was recreated) after it decided to.
-    pub async fn delete_at<K: Object>(&self, namespace: &str, name: &str, resource_version: u64) -> Result<K> {
+    pub async fn delete_at<K: Object>(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: u64,
+    ) -> Result<K> {
         let req = DeleteRequest {
             resource: K::RESOURCE as i32,
             namespace: namespace.into(),
@@ -241,7 +253,12 @@ impl Client {
     }
 
     /// Binds a pod to a node (pods/binding); Conflict if it is already bound.
-    pub async fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<k8s_openapi::api::core::v1::Pod> {
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<k8s_openapi::api::core::v1::Pod> {
         let req = pb::BindRequest { namespace: namespace.into(), name: name.into(), node: node.into() };
         object::decode(&self.inner.clone().bind(req).await?.into_inner().json)
     }

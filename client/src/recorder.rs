@@ -7,11 +7,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use jiff::Timestamp;
 use k8s_openapi::{
     api::core::v1::{Event, EventSource, ObjectReference},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
-use jiff::Timestamp;
 
 use crate::{Client, Object};
 
@@ -67,7 +67,10 @@ impl Recorder {
         let now = Time(Timestamp::now());
         let ns = reference.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
         let key = (
-            reference.uid.clone().unwrap_or_else(|| format!("{ns}/{}", reference.name.clone().unwrap_or_default())),
+            reference
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{ns}/{}", reference.name.clone().unwrap_or_default())),
             reason.to_string(),
             message.to_string(),
         );
@@ -80,7 +83,11 @@ impl Recorder {
             }
         };
         let event = Event {
-            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(ns.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            },
             involved_object: reference,
             reason: Some(reason.into()),
             message: Some(message.into()),

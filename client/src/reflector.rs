@@ -197,7 +197,8 @@ struct Keys(BTreeSet<String>);
 
 impl<K: Object + Default> Memory<K> for Keys {
     fn replace(&mut self, fresh: &BTreeMap<String, Arc<K>>) -> Vec<Arc<K>> {
-        let gone = self.0.iter().filter(|k| !fresh.contains_key(*k)).map(|k| Arc::new(tombstone::<K>(k))).collect();
+        let gone =
+            self.0.iter().filter(|k| !fresh.contains_key(*k)).map(|k| Arc::new(tombstone::<K>(k))).collect();
         self.0 = fresh.keys().cloned().collect();
         gone
     }
@@ -333,7 +334,10 @@ mod tests {
     #[test]
     fn keys_report_what_a_relist_lost_by_name_and_namespace() {
         let mut keys = Keys::default();
-        let first = Memory::<Service>::replace(&mut keys, &listed(&[service("shop", "cart"), service("shop", "orders")]));
+        let first = Memory::<Service>::replace(
+            &mut keys,
+            &listed(&[service("shop", "cart"), service("shop", "orders")]),
+        );
         assert!(first.is_empty());
         // A watch event between the lists, then a relist that no longer has `cart` or `late`.
         Memory::<Service>::insert(&mut keys, "other/late".into(), &service("other", "late"));
@@ -342,10 +346,7 @@ mod tests {
             gone.iter().map(|s| (s.metadata.namespace.clone(), s.metadata.name.clone())).collect();
         assert_eq!(
             gone,
-            [
-                (Some("other".into()), Some("late".into())),
-                (Some("shop".into()), Some("cart".into())),
-            ]
+            [(Some("other".into()), Some("late".into())), (Some("shop".into()), Some("cart".into())),]
         );
         assert_eq!(keys.0.iter().collect::<Vec<_>>(), ["shop/orders"]);
         Memory::<Service>::remove(&mut keys, "shop/orders");

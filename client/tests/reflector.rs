@@ -8,7 +8,10 @@ use netlab_apiserver::{
     server,
     store::RedbStore,
 };
-use netlab_client::{Client, ListParams, reflector::{Change, reflector}};
+use netlab_client::{
+    Client, ListParams,
+    reflector::{Change, reflector},
+};
 use netlab_proto::apiserver::v1::api_server_server::ApiServerServer;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +34,10 @@ async fn serve(history: usize) -> (String, tempfile::TempDir, CancellationToken)
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), token.cancelled_owned())
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                token.cancelled_owned(),
+            )
             .await
     });
     (format!("http://{addr}"), dir, shutdown)
@@ -77,7 +83,9 @@ async fn the_reflector_lists_then_follows_changes() {
     let params = ListParams { namespace: "default".into(), ..Default::default() };
     let (cache, mut rx) = reflector::<ConfigMap>(client.clone(), params, CancellationToken::new());
     cache.wait_synced().await;
-    assert!(matches!(next(&mut rx).await, Change::Applied(o) if o.metadata.name.as_deref() == Some("before")));
+    assert!(
+        matches!(next(&mut rx).await, Change::Applied(o) if o.metadata.name.as_deref() == Some("before"))
+    );
     client.create(&cm("after", "1")).await.unwrap();
     assert_eq!(next(&mut rx).await.key(), "default/after");
     assert!(cache.get("default/after").is_some());

@@ -39,7 +39,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     tracing::info!(addr = %registry_addr, repositories = registry.catalog(None, None).items.len(), "Serving the OCI registry.");
 
     let dns_addr =
-        upstream::serve(upstream::World::new(cfg.advertise_address), cfg.dns_listen, shutdown.child_token()).await?;
+        upstream::serve(upstream::World::new(cfg.advertise_address), cfg.dns_listen, shutdown.child_token())
+            .await?;
     tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
     health.set_ready(true);
 

@@ -161,8 +161,7 @@ impl Registry {
 
 /// The items of a sorted list after `last`, cut at `n`.
 fn page<'a>(items: impl Iterator<Item = &'a String>, n: Option<usize>, last: Option<&str>) -> Page {
-    let mut after: Vec<String> =
-        items.filter(|i| last.is_none_or(|l| i.as_str() > l)).cloned().collect();
+    let mut after: Vec<String> = items.filter(|i| last.is_none_or(|l| i.as_str() > l)).cloned().collect();
     let more = n.is_some_and(|n| after.len() > n);
     if let Some(n) = n {
         after.truncate(n);
@@ -278,7 +277,9 @@ pub fn valid_tag(tag: &str) -> bool {
     let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
     match tag.as_bytes() {
         [first, rest @ ..] => {
-            (first.is_ascii_alphanumeric() || *first == b'_') && rest.len() <= 127 && rest.iter().all(|b| ok(*b))
+            (first.is_ascii_alphanumeric() || *first == b'_')
+                && rest.len() <= 127
+                && rest.iter().all(|b| ok(*b))
         }
         [] => false,
     }
@@ -290,7 +291,8 @@ fn check_digest(digest: &str) -> Result<(), ApiError> {
     let (algorithm, encoded) = digest.split_once(':').ok_or_else(invalid)?;
     let alg_ok = !algorithm.is_empty()
         && algorithm.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
-    let enc_ok = !encoded.is_empty() && encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b));
+    let enc_ok =
+        !encoded.is_empty() && encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"=_-".contains(&b));
     let sha_ok = algorithm != "sha256"
         || (encoded.len() == 64 && encoded.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     if alg_ok && enc_ok && sha_ok { Ok(()) } else { Err(invalid()) }
@@ -329,7 +331,10 @@ mod tests {
     #[test]
     fn unknown_name_tag_digest_and_blob() {
         let r = Registry::from_catalog();
-        assert_eq!(r.manifest("library/ngnix", "latest"), Err(ApiError::NameUnknown { name: "library/ngnix".into() }));
+        assert_eq!(
+            r.manifest("library/ngnix", "latest"),
+            Err(ApiError::NameUnknown { name: "library/ngnix".into() })
+        );
         // Docker Hub naming is the node-agent's job: the bare name is not served.
         assert!(matches!(r.manifest("nginx", "latest"), Err(ApiError::NameUnknown { .. })));
         assert!(matches!(r.manifest("library/nginx", "1.99"), Err(ApiError::ManifestUnknown { .. })));
@@ -374,9 +379,18 @@ mod tests {
     fn tag_lists_are_lexical_and_paginate() {
         let r = Registry::from_catalog();
         let all = r.tags("library/redis", None, None).unwrap();
-        assert_eq!(all, Page { items: vec!["7".into(), "7.2".into(), "7.4".into(), "latest".into()], more: false });
-        assert_eq!(r.tags("library/redis", Some(2), None).unwrap(), Page { items: vec!["7".into(), "7.2".into()], more: true });
-        assert_eq!(r.tags("library/redis", Some(2), Some("7.2")).unwrap(), Page { items: vec!["7.4".into(), "latest".into()], more: false });
+        assert_eq!(
+            all,
+            Page { items: vec!["7".into(), "7.2".into(), "7.4".into(), "latest".into()], more: false }
+        );
+        assert_eq!(
+            r.tags("library/redis", Some(2), None).unwrap(),
+            Page { items: vec!["7".into(), "7.2".into()], more: true }
+        );
+        assert_eq!(
+            r.tags("library/redis", Some(2), Some("7.2")).unwrap(),
+            Page { items: vec!["7.4".into(), "latest".into()], more: false }
+        );
         let catalog = r.catalog(None, None);
         assert_eq!(catalog.items.len(), catalog::REPOSITORIES.len());
         assert!(catalog.items.windows(2).all(|w| w[0] < w[1]));
@@ -384,7 +398,8 @@ mod tests {
 
     #[test]
     fn name_grammar() {
-        for ok in ["library/nginx", "registry.k8s.io/nginx-slim", "a", "a__b", "a---b/c.d", "curlimages/curl"] {
+        for ok in ["library/nginx", "registry.k8s.io/nginx-slim", "a", "a__b", "a---b/c.d", "curlimages/curl"]
+        {
             assert!(valid_name(ok), "{ok}");
         }
         for bad in ["", "Library/nginx", "a//b", "/a", "a/", "a..b", "a___b", "-a", "a.", "a b"] {

@@ -10,7 +10,7 @@ use hickory_server::{
     Server,
     net::runtime::Time,
     proto::{
-        op::{Edns, Header, HeaderCounts, Metadata, MessageType, OpCode, ResponseCode},
+        op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
         rr::{
             DNSClass, Name, RData, Record, RecordType,
             rdata::{A, AAAA, CNAME, MX, NS, SOA, TXT},
@@ -45,7 +45,11 @@ pub async fn serve(world: World, addr: SocketAddr, shutdown: CancellationToken) 
     let bind = |source| Error::Bind { what: "upstream DNS", addr, source };
     let udp = UdpSocket::bind(addr).await.map_err(bind)?;
     let local = udp.local_addr().map_err(bind)?;
-    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind { what: "upstream DNS (TCP)", addr: local, source })?;
+    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind {
+        what: "upstream DNS (TCP)",
+        addr: local,
+        source,
+    })?;
     let mut server = Server::new(Upstream { world: Arc::new(world) });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
@@ -69,7 +73,11 @@ impl Upstream {
 
 #[async_trait::async_trait]
 impl RequestHandler for Upstream {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
         let span = tracing::info_span!(
             "upstream-dns.query",
             otel.name = "upstream-dns query",
@@ -91,7 +99,8 @@ impl RequestHandler for Upstream {
             builder.edns(&resp_edns);
         }
         let (metadata, answers, authority) = span.in_scope(|| self.answer(request, &span));
-        let message = builder.build(metadata, answers.iter(), std::iter::empty(), authority.iter(), std::iter::empty());
+        let message =
+            builder.build(metadata, answers.iter(), std::iter::empty(), authority.iter(), std::iter::empty());
         match response.send_response(message).instrument(span.clone()).await {
             Ok(info) => info,
             Err(error) => {
@@ -187,7 +196,8 @@ mod tests {
     #[test]
     fn every_zone_record_converts() {
         let world = World::new(Ipv4Addr::new(10, 0, 0, 7));
-        for name in ["example.com.", "www.example.com.", "amazonaws.com.", "nope.example.com.", "x.invalid."] {
+        for name in ["example.com.", "www.example.com.", "amazonaws.com.", "nope.example.com.", "x.invalid."]
+        {
             let answer = world.lookup(name, zone::Kind::Any);
             for r in answer.answers.iter().chain(&answer.authority) {
                 let owner = Name::from_ascii(&r.name).unwrap();

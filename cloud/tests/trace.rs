@@ -46,7 +46,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
 
 #[tokio::test]
 async fn spans_carry_http_attributes_and_the_callers_trace() {
-    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let fields = Fields::default();
     let subscriber = tracing_subscriber::registry()

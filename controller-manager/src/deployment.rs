@@ -41,7 +41,9 @@ pub mod rollout;
 #[cfg(test)]
 mod tests;
 
-use rollout::{DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY, rs_available, rs_replicas};
+use rollout::{
+    DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY, rs_available, rs_replicas,
+};
 
 /// The Events' `source.component`.
 pub const COMPONENT: &str = "deployment-controller";
@@ -81,8 +83,10 @@ pub struct Controller {
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
     let client = ctx.client.clone();
-    let (deployments, mut d_rx) = reflector::<Deployment>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (sets, mut rs_rx) = reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (deployments, mut d_rx) =
+        reflector::<Deployment>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (sets, mut rs_rx) =
+        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
         client,
@@ -171,7 +175,10 @@ fn created(rs: &ReplicaSet) -> (Timestamp, String) {
 }
 
 /// `EqualIgnoreHash`: whether two templates are the same but for the `pod-template-hash` label.
-pub fn equal_ignore_hash(a: &k8s_openapi::api::core::v1::PodTemplateSpec, b: &k8s_openapi::api::core::v1::PodTemplateSpec) -> bool {
+pub fn equal_ignore_hash(
+    a: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    b: &k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> bool {
     let strip = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
         let mut t = t.clone();
         if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
@@ -208,12 +215,22 @@ pub fn calculate_status(all: &[&ReplicaSet], new: Option<&ReplicaSet>, d: &Deplo
     if available >= rollout::replicas(d) - rollout::max_unavailable(d) {
         set_condition(
             &mut status,
-            condition("Available", "True", reason::MIN_AVAILABLE, "Deployment has minimum availability.".into()),
+            condition(
+                "Available",
+                "True",
+                reason::MIN_AVAILABLE,
+                "Deployment has minimum availability.".into(),
+            ),
         );
     } else {
         set_condition(
             &mut status,
-            condition("Available", "False", reason::MIN_UNAVAILABLE, "Deployment does not have minimum availability.".into()),
+            condition(
+                "Available",
+                "False",
+                reason::MIN_UNAVAILABLE,
+                "Deployment does not have minimum availability.".into(),
+            ),
         );
     }
     status
@@ -332,7 +349,10 @@ impl Controller {
     async fn new_replica_set(&self, s: &mut Sync, create: bool) -> Result<Option<usize>> {
         let template = s.d.spec.clone().unwrap_or_default().template;
         let existing = s.sets.iter().position(|rs| {
-            rs.spec.as_ref().and_then(|sp| sp.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &template))
+            rs.spec
+                .as_ref()
+                .and_then(|sp| sp.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, &template))
         });
         let max_old = s
             .sets
@@ -354,12 +374,18 @@ impl Controller {
                 s.sets[i] = self.client.update(&rs).await?;
                 return Ok(Some(i));
             }
-            let rev = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).cloned().unwrap_or_default();
+            let rev =
+                rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).cloned().unwrap_or_default();
             self.set_deployment_revision(s, &rev).await?;
             let deadline = has_progress_deadline(&s.d);
             if deadline && get_condition(s.d.status.get_or_insert_default(), "Progressing").is_none() {
                 let name = rs.metadata.name.clone().unwrap_or_default();
-                let cond = condition("Progressing", "True", reason::FOUND_NEW_RS, format!("Found new replica set {name:?}"));
+                let cond = condition(
+                    "Progressing",
+                    "True",
+                    reason::FOUND_NEW_RS,
+                    format!("Found new replica set {name:?}"),
+                );
                 set_condition(s.d.status.get_or_insert_default(), cond);
             }
             return Ok(Some(i));
@@ -373,7 +399,12 @@ impl Controller {
         let collision = d.status.as_ref().and_then(|st| st.collision_count);
         let h = hash::pod_template_hash(&spec.template, collision);
         let mut rs_template = spec.template.clone();
-        rs_template.metadata.get_or_insert_default().labels.get_or_insert_default().insert(POD_TEMPLATE_HASH.into(), h.clone());
+        rs_template
+            .metadata
+            .get_or_insert_default()
+            .labels
+            .get_or_insert_default()
+            .insert(POD_TEMPLATE_HASH.into(), h.clone());
         let mut rs_selector = spec.selector.clone();
         rs_selector.match_labels.get_or_insert_default().insert(POD_TEMPLATE_HASH.into(), h.clone());
         let name = format!("{}-{h}", d.metadata.name.as_deref().unwrap_or_default());
@@ -407,14 +438,24 @@ impl Controller {
         let created = match tracing::Instrument::instrument(self.client.create(&rs), span).await {
             Ok(rs) => {
                 if count > 0 {
-                    self.event(d, EventType::Normal, "ScalingReplicaSet", format!("Scaled up replica set {name} from 0 to {count}"));
+                    self.event(
+                        d,
+                        EventType::Normal,
+                        "ScalingReplicaSet",
+                        format!("Scaled up replica set {name} from 0 to {count}"),
+                    );
                 }
                 rs
             }
             Err(e) if e.is_already_exists() => {
                 let existing: ReplicaSet = self.client.get(&ns, &name).await?;
-                let ours = pod::is_controlled_by(&existing.metadata, d.metadata.uid.as_deref().unwrap_or_default());
-                let same = existing.spec.as_ref().and_then(|sp| sp.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &spec.template));
+                let ours =
+                    pod::is_controlled_by(&existing.metadata, d.metadata.uid.as_deref().unwrap_or_default());
+                let same = existing
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.template.as_ref())
+                    .is_some_and(|t| equal_ignore_hash(t, &spec.template));
                 if !(ours && same) {
                     // A hash collision: bump collisionCount so the next sync picks another name.
                     let mut d = s.d.clone();
@@ -429,7 +470,10 @@ impl Controller {
                 let msg = format!("Failed to create new replica set {name:?}: {e}");
                 if has_progress_deadline(d) {
                     let mut d = s.d.clone();
-                    set_condition(d.status.get_or_insert_default(), condition("Progressing", "False", reason::FAILED_RS_CREATE, msg.clone()));
+                    set_condition(
+                        d.status.get_or_insert_default(),
+                        condition("Progressing", "False", reason::FAILED_RS_CREATE, msg.clone()),
+                    );
                     let _ = self.client.update_status(&d).await;
                 }
                 self.event(&s.d, EventType::Warning, reason::FAILED_RS_CREATE, msg);
@@ -438,7 +482,12 @@ impl Controller {
         };
         self.set_deployment_revision(s, &new_revision).await?;
         if has_progress_deadline(&s.d) {
-            let cond = condition("Progressing", "True", reason::NEW_RS_CREATED, format!("Created new replica set {name:?}"));
+            let cond = condition(
+                "Progressing",
+                "True",
+                reason::NEW_RS_CREATED,
+                format!("Created new replica set {name:?}"),
+            );
             set_condition(s.d.status.get_or_insert_default(), cond);
         }
         s.sets.push(created);
@@ -448,7 +497,13 @@ impl Controller {
     /// `SetNewReplicaSetAnnotations`: the Deployment's annotations (less the skipped ones), the
     /// revision if it grew, and for a new ReplicaSet the replica annotations. Whether anything
     /// changed.
-    fn set_new_rs_annotations(&self, d: &Deployment, rs: &mut ReplicaSet, new_revision: &str, exists: bool) -> bool {
+    fn set_new_rs_annotations(
+        &self,
+        d: &Deployment,
+        rs: &mut ReplicaSet,
+        new_revision: &str,
+        exists: bool,
+    ) -> bool {
         let mut changed = false;
         let annotations = rs.metadata.annotations.get_or_insert_default();
         for (k, v) in d.metadata.annotations.iter().flatten() {
@@ -467,7 +522,11 @@ impl Controller {
             changed = true;
         }
         if !exists {
-            changed |= set_replicas_annotations(rs, rollout::replicas(d), rollout::replicas(d) + rollout::max_surge(d));
+            changed |= set_replicas_annotations(
+                rs,
+                rollout::replicas(d),
+                rollout::replicas(d) + rollout::max_surge(d),
+            );
         }
         changed
     }
@@ -488,7 +547,11 @@ impl Controller {
         let d = &s.d;
         let mut rs = s.sets[i].clone();
         let old = rs_replicas(&rs);
-        let annotations = set_replicas_annotations(&mut rs, rollout::replicas(d), rollout::replicas(d) + rollout::max_surge(d));
+        let annotations = set_replicas_annotations(
+            &mut rs,
+            rollout::replicas(d),
+            rollout::replicas(d) + rollout::max_surge(d),
+        );
         if old == size && !annotations {
             return Ok(false);
         }
@@ -497,7 +560,12 @@ impl Controller {
         if old != size {
             let op = if size > old { "up" } else { "down" };
             let name = rs.metadata.name.clone().unwrap_or_default();
-            self.event(d, EventType::Normal, "ScalingReplicaSet", format!("Scaled {op} replica set {name} from {old} to {size}"));
+            self.event(
+                d,
+                EventType::Normal,
+                "ScalingReplicaSet",
+                format!("Scaled {op} replica set {name} from {old} to {size}"),
+            );
         }
         Ok(old != size)
     }
@@ -548,7 +616,8 @@ impl Controller {
         let mut added = 0;
         for i in &order {
             let rs = &s.sets[*i];
-            let annotated = rollout::annotation(rs, MAX_REPLICAS).map(|v| v as i32).unwrap_or(annotated_default);
+            let annotated =
+                rollout::annotation(rs, MAX_REPLICAS).map(|v| v as i32).unwrap_or(annotated_default);
             let p = rollout::proportion(rs_replicas(rs), want, surge, annotated, to_add, added);
             sizes.push(rs_replicas(rs) + p);
             added += p;
@@ -749,7 +818,10 @@ impl Controller {
     /// already timed out or paused).
     fn deadline_left(&self, d: &Deployment, cond: Option<&DeploymentCondition>) -> Option<SignedDuration> {
         let cond = cond?;
-        if matches!(cond.reason.as_deref(), Some(reason::TIMED_OUT | reason::PAUSED | reason::NEW_RS_AVAILABLE)) {
+        if matches!(
+            cond.reason.as_deref(),
+            Some(reason::TIMED_OUT | reason::PAUSED | reason::NEW_RS_AVAILABLE)
+        ) {
             return None;
         }
         if d.spec.as_ref().and_then(|sp| sp.paused) == Some(true) {
@@ -757,7 +829,11 @@ impl Controller {
         }
         let secs = d.spec.as_ref()?.progress_deadline_seconds?;
         let last = cond.last_update_time.as_ref()?.0;
-        Some(last.duration_until(now()).checked_neg()?.saturating_add(SignedDuration::from_secs(i64::from(secs))))
+        Some(
+            last.duration_until(now())
+                .checked_neg()?
+                .saturating_add(SignedDuration::from_secs(i64::from(secs))),
+        )
     }
 
     async fn write_status(&self, s: &mut Sync, status: DeploymentStatus) -> Result<()> {
@@ -797,9 +873,15 @@ impl Controller {
         }
         let paused_cond = cond.is_some_and(|c| c.reason.as_deref() == Some(reason::PAUSED));
         if paused && !paused_cond {
-            set_condition(status, condition("Progressing", "Unknown", reason::PAUSED, "Deployment is paused".into()));
+            set_condition(
+                status,
+                condition("Progressing", "Unknown", reason::PAUSED, "Deployment is paused".into()),
+            );
         } else if !paused && paused_cond {
-            set_condition(status, condition("Progressing", "Unknown", reason::RESUMED, "Deployment is resumed".into()));
+            set_condition(
+                status,
+                condition("Progressing", "Unknown", reason::RESUMED, "Deployment is resumed".into()),
+            );
         }
     }
 }
@@ -850,7 +932,12 @@ impl workers::Reconcile for Controller {
                 && sp.selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
         });
         if everything {
-            self.event(&d, EventType::Warning, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.".into());
+            self.event(
+                &d,
+                EventType::Warning,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            );
             return Ok(None);
         }
         let sets = self.claim(&d).await?;
@@ -871,6 +958,10 @@ impl workers::Reconcile for Controller {
         if paused || scaling {
             return self.sync(&mut s).await;
         }
-        if rollout::is_rolling(&s.d) { self.rollout_rolling(&mut s).await } else { self.rollout_recreate(&mut s).await }
+        if rollout::is_rolling(&s.d) {
+            self.rollout_rolling(&mut s).await
+        } else {
+            self.rollout_recreate(&mut s).await
+        }
     }
 }

@@ -163,7 +163,10 @@ impl Index {
             node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
         };
         for (k, v) in &entry.labels {
-            self.by_label.entry((entry.namespace.clone(), k.clone(), v.clone())).or_default().insert(key.clone());
+            self.by_label
+                .entry((entry.namespace.clone(), k.clone(), v.clone()))
+                .or_default()
+                .insert(key.clone());
         }
         if !entry.node.is_empty() {
             self.by_node.entry(entry.node.clone()).or_default().insert(key.clone());
@@ -195,7 +198,8 @@ impl Index {
     /// Keys of the pods in `namespace` carrying the selector's rarest label: a superset of those
     /// it selects.
     fn candidates(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<String> {
-        let sets = selector.iter().map(|(k, v)| self.by_label.get(&(namespace.to_string(), k.clone(), v.clone())));
+        let sets =
+            selector.iter().map(|(k, v)| self.by_label.get(&(namespace.to_string(), k.clone(), v.clone())));
         let mut smallest: Option<&HashSet<String>> = None;
         for set in sets {
             let Some(set) = set else { return Vec::new() };
@@ -296,7 +300,10 @@ impl Controller {
                 return;
             }
             let keys = index.by_node.get(&name).cloned().unwrap_or_default();
-            keys.iter().filter_map(|k| index.pods.get(k)).map(|e| (e.namespace.clone(), e.labels.clone())).collect()
+            keys.iter()
+                .filter_map(|k| index.pods.get(k))
+                .map(|e| (e.namespace.clone(), e.labels.clone()))
+                .collect()
         };
         for (namespace, labels) in pods {
             self.queue_selecting(&namespace, &[Some(&labels)]);
@@ -377,8 +384,10 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
     let client = ctx.client.clone();
     let (services, mut service_changes) =
         reflector::reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
-    let (pods, mut pod_changes) = reflector::reflector::<Pod>(client.clone(), all.clone(), shutdown.child_token());
-    let managed = ListParams { labels: format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}"), ..Default::default() };
+    let (pods, mut pod_changes) =
+        reflector::reflector::<Pod>(client.clone(), all.clone(), shutdown.child_token());
+    let managed =
+        ListParams { labels: format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}"), ..Default::default() };
     let (slices, mut slice_changes) =
         reflector::reflector::<EndpointSlice>(client.clone(), managed, shutdown.child_token());
     let (nodes, mut node_changes) = reflector::reflector::<Node>(client.clone(), all, shutdown.child_token());

@@ -98,13 +98,23 @@ impl Caches {
 
     /// Whether some owner of an object in `namespace` is missing from the caches.
     fn misses_owner(&self, namespace: &str, refs: &[OwnerReference]) -> bool {
-        refs.iter().any(|r| matches!(self.owner_uid(namespace, r), Some(uid) if uid.as_deref() != Some(r.uid.as_str())))
+        refs.iter().any(
+            |r| matches!(self.owner_uid(namespace, r), Some(uid) if uid.as_deref() != Some(r.uid.as_str())),
+        )
     }
 }
 
 /// The uid of the object `r` names, looked up on the apiserver; None if it does not exist.
-async fn live_uid(client: &Client, namespace: &str, r: &OwnerReference) -> Result<Option<Option<String>>, SyncError> {
-    async fn get<K: Object>(client: &Client, namespace: &str, name: &str) -> Result<Option<String>, SyncError> {
+async fn live_uid(
+    client: &Client,
+    namespace: &str,
+    r: &OwnerReference,
+) -> Result<Option<Option<String>>, SyncError> {
+    async fn get<K: Object>(
+        client: &Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, SyncError> {
         match client.get::<K>(namespace, name).await {
             Ok(o) => Ok(Some(o.metadata().uid.clone().unwrap_or_default())),
             Err(e) if e.is_not_found() => Ok(None),

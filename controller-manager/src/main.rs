@@ -6,7 +6,11 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cfg = netlab_controller_manager::Config::parse();
-    let _telemetry = match netlab_telemetry::init("kube-controller-manager", "netlab_controller_manager", &cfg.telemetry) {
+    let _telemetry = match netlab_telemetry::init(
+        "kube-controller-manager",
+        "netlab_controller_manager",
+        &cfg.telemetry,
+    ) {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("Error: {e:#}");

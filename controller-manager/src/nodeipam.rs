@@ -165,8 +165,10 @@ impl CidrSet {
 /// are not ours to track and are skipped.
 fn pod_cidrs(node: &Node) -> Vec<Ipv4Net> {
     let spec = node.spec.as_ref();
-    let mut raw: Vec<&str> =
-        spec.and_then(|s| s.pod_cidrs.as_ref()).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default();
+    let mut raw: Vec<&str> = spec
+        .and_then(|s| s.pod_cidrs.as_ref())
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default();
     if raw.is_empty()
         && let Some(c) = spec.and_then(|s| s.pod_cidr.as_deref()).filter(|c| !c.is_empty())
     {
@@ -419,8 +421,10 @@ mod tests {
     fn a_nodes_cidrs_are_read_from_pod_cidrs_or_pod_cidr() {
         let mut node = Node::default();
         assert!(!has_cidr(&node));
-        node.spec =
-            Some(k8s_openapi::api::core::v1::NodeSpec { pod_cidr: Some("10.244.3.0/24".into()), ..Default::default() });
+        node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            pod_cidr: Some("10.244.3.0/24".into()),
+            ..Default::default()
+        });
         assert_eq!(pod_cidrs(&node), [net("10.244.3.0/24")]);
         assert!(has_cidr(&node));
     }

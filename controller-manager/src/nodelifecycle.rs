@@ -89,7 +89,8 @@ pub fn judge(node: &Node, now: Timestamp, grace: Duration) -> Verdict {
 
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let (nodes, _changes) = reflector::<Node>(ctx.client.clone(), ListParams::default(), shutdown.child_token());
+    let (nodes, _changes) =
+        reflector::<Node>(ctx.client.clone(), ListParams::default(), shutdown.child_token());
     nodes.wait_synced().await;
     let recorder = Recorder::new(ctx.client.clone(), "node-controller", None);
     let period = ctx.config.node_monitor_period;
@@ -118,10 +119,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
                         Ok(updated) => {
                             tracing::info!(node = %name, "Kubelet stopped posting node status: marking the Node Unknown.");
                             recorder
-                                .record(&updated, EventType::Normal, "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"))
+                                .record(
+                                    &updated,
+                                    EventType::Normal,
+                                    "NodeNotReady",
+                                    &format!("Node {name} status is now: NodeNotReady"),
+                                )
                                 .await;
                         }
-                        Err(error) => tracing::warn!(node = %name, %error, "Could not mark the Node Unknown."),
+                        Err(error) => {
+                            tracing::warn!(node = %name, %error, "Could not mark the Node Unknown.")
+                        }
                     }
                 }
                 Verdict::SetTaints(want) => {
@@ -132,7 +140,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
                         .take()
                         .unwrap_or_default()
                         .into_iter()
-                        .filter(|t| !(matches!(t.key.as_str(), UNREACHABLE | NOT_READY) && t.effect == "NoSchedule"))
+                        .filter(|t| {
+                            !(matches!(t.key.as_str(), UNREACHABLE | NOT_READY) && t.effect == "NoSchedule")
+                        })
                         .collect();
                     for key in want {
                         taints.push(Taint {
@@ -173,7 +183,10 @@ mod tests {
     fn silence_past_the_grace_period_marks_the_node_unknown() {
         assert_eq!(judge(&node(Some("True"), 10, &[]), Timestamp::now(), GRACE), Verdict::Nothing);
         assert_eq!(judge(&node(Some("True"), 60, &[]), Timestamp::now(), GRACE), Verdict::MarkUnknown);
-        assert_eq!(judge(&node(Some("False"), 60, &[NOT_READY]), Timestamp::now(), GRACE), Verdict::MarkUnknown);
+        assert_eq!(
+            judge(&node(Some("False"), 60, &[NOT_READY]), Timestamp::now(), GRACE),
+            Verdict::MarkUnknown
+        );
     }
 
     #[test]

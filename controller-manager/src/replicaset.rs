@@ -63,7 +63,8 @@ pub struct Controller {
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
     let client = ctx.client.clone();
-    let (sets, mut set_rx) = reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (sets, mut set_rx) =
+        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
     let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
@@ -103,7 +104,12 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
 
 /// The pod a ReplicaSet (or anything with a pod template) creates: the template's labels,
 /// annotations, finalizers and spec, `generateName: <prefix>`, a controller reference to `owner`.
-pub fn pod_from_template(template: &PodTemplateSpec, namespace: &str, owner: ObjectMeta, generate_name: &str) -> Pod {
+pub fn pod_from_template(
+    template: &PodTemplateSpec,
+    namespace: &str,
+    owner: ObjectMeta,
+    generate_name: &str,
+) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -142,7 +148,9 @@ impl Controller {
         self.sets
             .list_namespace(&ns)
             .iter()
-            .filter(|rs| selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref()))
+            .filter(|rs| {
+                selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
+            })
             .map(|rs| key_of(rs.as_ref()))
             .collect()
     }
@@ -206,9 +214,15 @@ impl Controller {
         let name = rs.metadata.name.clone().unwrap_or_default();
         if pods.len() < want {
             let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else { return Ok(()) };
-            let owner = ObjectMeta { owner_references: Some(vec![pod::controller_ref(rs.as_ref())]), ..Default::default() };
+            let owner = ObjectMeta {
+                owner_references: Some(vec![pod::controller_ref(rs.as_ref())]),
+                ..Default::default()
+            };
             let mut pod = pod_from_template(template, &ns, owner, &pod_prefix(&name));
-            netlab_telemetry::propagation::inherit(rs.metadata.annotations.as_ref(), &mut pod.metadata.annotations);
+            netlab_telemetry::propagation::inherit(
+                rs.metadata.annotations.as_ref(),
+                &mut pod.metadata.annotations,
+            );
             let missing = (want - pods.len()).min(BURST_REPLICAS);
             let span = tracing::info_span!("create pods", k8s.replicaset.name = %name, k8s.namespace.name = %ns, netlab.pods = missing);
             netlab_telemetry::propagation::follow(&span, rs.metadata.annotations.as_ref());
@@ -221,7 +235,10 @@ impl Controller {
                 let mut set = tokio::task::JoinSet::new();
                 for _ in 0..n {
                     let (client, pod) = (self.client.clone(), pod.clone());
-                    set.spawn(tracing::Instrument::instrument(async move { client.create(&pod).await }, span.clone()));
+                    set.spawn(tracing::Instrument::instrument(
+                        async move { client.create(&pod).await },
+                        span.clone(),
+                    ));
                 }
                 let mut failed = None;
                 while let Some(res) = set.join_next().await {
@@ -229,10 +246,20 @@ impl Controller {
                         Ok(Ok(created)) => {
                             let pod_name = created.metadata.name.clone().unwrap_or_default();
                             self.expectations.created(key, format!("{ns}/{pod_name}"));
-                            self.event(rs, EventType::Normal, "SuccessfulCreate", format!("Created pod: {pod_name}"));
+                            self.event(
+                                rs,
+                                EventType::Normal,
+                                "SuccessfulCreate",
+                                format!("Created pod: {pod_name}"),
+                            );
                         }
                         Ok(Err(e)) => {
-                            self.event(rs, EventType::Warning, "FailedCreate", format!("Error creating: {e}"));
+                            self.event(
+                                rs,
+                                EventType::Warning,
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            );
                             failed = Some(e);
                         }
                         Err(join) => tracing::error!(%join, "Pod creation task failed."),
@@ -252,7 +279,12 @@ impl Controller {
                 match self.client.delete::<Pod>(&ns, &pod_name).await {
                     Ok(_) => {
                         self.expectations.deleted(key, format!("{ns}/{pod_name}"));
-                        self.event(rs, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {pod_name}"));
+                        self.event(
+                            rs,
+                            EventType::Normal,
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {pod_name}"),
+                        );
                     }
                     Err(e) if e.is_not_found() => {}
                     Err(e) => {
@@ -274,14 +306,23 @@ impl Controller {
 
 /// `calculateStatus`: the counts over the pods a ReplicaSet controls, and when the next pod
 /// becomes available (to look again then).
-pub fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], now: Timestamp) -> (ReplicaSetStatus, Option<Timestamp>) {
+pub fn calculate_status(
+    rs: &ReplicaSet,
+    pods: &[Arc<Pod>],
+    now: Timestamp,
+) -> (ReplicaSetStatus, Option<Timestamp>) {
     let spec = rs.spec.as_ref();
     let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
-    let template_labels = spec.and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.as_ref());
+    let template_labels = spec
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
     let mut status = rs.status.clone().unwrap_or_default();
     status.replicas = pods.len() as i32;
-    status.fully_labeled_replicas =
-        Some(pods.iter().filter(|p| selector::contains_all(p.metadata.labels.as_ref(), template_labels)).count() as i32);
+    status.fully_labeled_replicas = Some(
+        pods.iter().filter(|p| selector::contains_all(p.metadata.labels.as_ref(), template_labels)).count()
+            as i32,
+    );
     status.ready_replicas = Some(pods.iter().filter(|p| pod::is_ready(p)).count() as i32);
     let mut available = 0;
     let mut next = None::<Timestamp>;
@@ -307,7 +348,8 @@ impl workers::Reconcile for Controller {
             return Ok(None);
         };
         let pods = self.claim_pods(&rs).await?;
-        let satisfied = self.expectations.satisfied(key, |k| self.pods.get(k).map(|p| !pod::is_terminating(&p.metadata)));
+        let satisfied =
+            self.expectations.satisfied(key, |k| self.pods.get(k).map(|p| !pod::is_terminating(&p.metadata)));
         let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
         let managed = if satisfied && !pod::is_terminating(&rs.metadata) {
             self.manage(key, &rs, &pods, want).await

@@ -61,7 +61,8 @@ pub struct Controller {
 /// Runs the controller until `shutdown`.
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
     let client = ctx.client.clone();
-    let (sets, mut set_rx) = reflector::<StatefulSet>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (sets, mut set_rx) =
+        reflector::<StatefulSet>(client.clone(), ListParams::default(), shutdown.child_token());
     let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
@@ -106,7 +107,11 @@ pub fn pod_name(set: &str, ordinal: i32) -> String {
 pub fn update_revision(set: &StatefulSet) -> String {
     let spec = set.spec.clone().unwrap_or_default();
     let collision = set.status.as_ref().and_then(|s| s.collision_count);
-    format!("{}-{}", set.metadata.name.as_deref().unwrap_or_default(), hash::revision_hash(&spec.template, collision))
+    format!(
+        "{}-{}",
+        set.metadata.name.as_deref().unwrap_or_default(),
+        hash::revision_hash(&spec.template, collision)
+    )
 }
 
 /// `newStatefulSetPod`: the pod for `ordinal`, with its identity and a controller reference.
@@ -172,7 +177,9 @@ impl Controller {
             .list_namespace(&ns)
             .iter()
             .filter(|s| plan::ordinal_of(s.metadata.name.as_deref().unwrap_or_default(), &name).is_some())
-            .filter(|s| selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref()))
+            .filter(|s| {
+                selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref())
+            })
             .map(|s| key_of(s.as_ref()))
             .collect()
     }
@@ -188,7 +195,8 @@ impl Controller {
         let mut owned = Vec::new();
         for p in self.pods.list_namespace(ns) {
             let name = p.metadata.name.as_deref().unwrap_or_default();
-            let matches = selector::matches(sel, p.metadata.labels.as_ref()) && plan::ordinal_of(set_name, name).is_some();
+            let matches = selector::matches(sel, p.metadata.labels.as_ref())
+                && plan::ordinal_of(set_name, name).is_some();
             match pod::controller_of(&p.metadata) {
                 Some(r) if r.uid != uid => {}
                 Some(_) if matches => owned.push(p),
@@ -243,7 +251,10 @@ impl Controller {
         match action {
             Action::Create(i) => {
                 let mut pod = new_pod(set, *i, revision);
-                netlab_telemetry::propagation::inherit(set.metadata.annotations.as_ref(), &mut pod.metadata.annotations);
+                netlab_telemetry::propagation::inherit(
+                    set.metadata.annotations.as_ref(),
+                    &mut pod.metadata.annotations,
+                );
                 let name = pod_name(set_name, *i);
                 let span = tracing::info_span!("create pod", k8s.statefulset.name = %set_name, k8s.pod.name = %name, k8s.namespace.name = %ns);
                 netlab_telemetry::propagation::follow(&span, set.metadata.annotations.as_ref());
@@ -289,12 +300,18 @@ fn not_found_ok<T>(r: netlab_client::Result<T>) -> Result<Option<T>> {
 
 /// The set's status over its pods (`computeReplicaStatus` and `completeRollingUpdate`), and
 /// when the next pod becomes available.
-pub fn calculate_status(set: &StatefulSet, pods: &[Arc<Pod>], update_revision: &str, now: Timestamp) -> (StatefulSetStatus, Option<Timestamp>) {
+pub fn calculate_status(
+    set: &StatefulSet,
+    pods: &[Arc<Pod>],
+    update_revision: &str,
+    now: Timestamp,
+) -> (StatefulSetStatus, Option<Timestamp>) {
     let spec = set.spec.clone().unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let old = set.status.clone().unwrap_or_default();
     let current_revision = old.current_revision.clone().unwrap_or_else(|| update_revision.to_string());
-    let revision = |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned().unwrap_or_default();
+    let revision =
+        |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).cloned().unwrap_or_default();
     let mut status = StatefulSetStatus {
         observed_generation: set.metadata.generation,
         collision_count: old.collision_count,
@@ -329,7 +346,8 @@ pub fn calculate_status(set: &StatefulSet, pods: &[Arc<Pod>], update_revision: &
     status.available_replicas = Some(available);
     status.current_replicas = Some(current);
     status.updated_replicas = Some(updated);
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate";
+    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate")
+        == "RollingUpdate";
     if rolling && updated == status.replicas && ready == status.replicas {
         status.current_replicas = Some(updated);
         status.current_revision = Some(update_revision.to_string());
@@ -350,7 +368,8 @@ impl workers::Reconcile for Controller {
         let now = Timestamp::now();
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if !pod::is_terminating(&set.metadata) {
-            let members: Vec<Member> = pods.iter().filter_map(|p| member(&set_name, p, min_ready, now)).collect();
+            let members: Vec<Member> =
+                pods.iter().filter_map(|p| member(&set_name, p, min_ready, now)).collect();
             let strategy = spec.update_strategy.clone().unwrap_or_default();
             let plan_spec = plan::Spec {
                 replicas: spec.replicas.unwrap_or(1),

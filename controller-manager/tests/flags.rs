@@ -6,14 +6,24 @@ use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_netlab-controller-manager")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn flags_are_kube_controller_managers() {
     let (code, help, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for flag in ["--cluster-cidr", "--node-cidr-mask-size", "--max-endpoints-per-slice", "--node-monitor-grace-period", "--controllers"] {
+    for flag in [
+        "--cluster-cidr",
+        "--node-cidr-mask-size",
+        "--max-endpoints-per-slice",
+        "--node-monitor-grace-period",
+        "--controllers",
+    ] {
         assert!(help.contains(flag), "{flag} in --help");
     }
 }

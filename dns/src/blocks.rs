@@ -94,7 +94,9 @@ impl Blocks {
 
     /// Cache entries per block zone, for `coredns_cache_entries`.
     pub fn render_gauges(&self, metrics: &Metrics) -> String {
-        let mut out = String::from("# HELP coredns_cache_entries The number of elements in the cache.\n# TYPE coredns_cache_entries gauge\n");
+        let mut out = String::from(
+            "# HELP coredns_cache_entries The number of elements in the cache.\n# TYPE coredns_cache_entries gauge\n",
+        );
         for b in &self.blocks {
             let (Some(cache), Some((_, id))) = (&b.cache, b.zones.first()) else { continue };
             let (server, zone) = metrics.block_labels(*id);
@@ -131,7 +133,9 @@ fn compile_block(b: &ServerBlock, settings: &Settings, metrics: &Metrics) -> Blo
 
 /// Whether `name` is `zone` or below it (both lowercase, absolute; `.` holds everything).
 pub fn is_subdomain(name: &str, zone: &str) -> bool {
-    zone == "." || name == zone || (name.ends_with(zone) && name.as_bytes().get(name.len() - zone.len() - 1) == Some(&b'.'))
+    zone == "."
+        || name == zone
+        || (name.ends_with(zone) && name.as_bytes().get(name.len() - zone.len() - 1) == Some(&b'.'))
 }
 
 #[cfg(test)]
@@ -140,20 +144,29 @@ mod tests {
 
     #[test]
     fn most_specific_block_wins() {
-        let c = Corefile::parse(".:53 {\n forward . 192.0.2.1\n}\nconsul.local:53 {\n forward . 192.0.2.2\n}\n").unwrap();
+        let c =
+            Corefile::parse(".:53 {\n forward . 192.0.2.1\n}\nconsul.local:53 {\n forward . 192.0.2.2\n}\n")
+                .unwrap();
         let m = Metrics::new();
         let s = Settings { resolv_override: vec![], local_ips: vec![], port: 53 };
         let blocks = Blocks::compile(c, &s, &m);
         let up = |n: &str| blocks.select(n).unwrap().0.forward.as_ref().unwrap().upstreams()[0];
         assert_eq!(up("web.service.consul.local."), "192.0.2.2:53".parse().unwrap());
         assert_eq!(up("example.com."), "192.0.2.1:53".parse().unwrap());
-        assert_eq!(m.block_labels(blocks.select("consul.local.").unwrap().1), ("dns://:53".into(), "consul.local.".into()));
+        assert_eq!(
+            m.block_labels(blocks.select("consul.local.").unwrap().1),
+            ("dns://:53".into(), "consul.local.".into())
+        );
     }
 
     #[test]
     fn no_block_for_names_outside_every_zone() {
         let c = Corefile::parse("consul.local:53 {\n forward . 192.0.2.2\n}\n").unwrap();
-        let blocks = Blocks::compile(c, &Settings { resolv_override: vec![], local_ips: vec![], port: 53 }, &Metrics::new());
+        let blocks = Blocks::compile(
+            c,
+            &Settings { resolv_override: vec![], local_ips: vec![], port: 53 },
+            &Metrics::new(),
+        );
         assert!(blocks.select("example.com.").is_none());
         assert!(is_subdomain("a.b.", "b."));
         assert!(!is_subdomain("ab.", "b."));

@@ -195,7 +195,10 @@ impl Corefile {
             let header = &lines[i];
             let line = header[0].line;
             let Some(last) = header.last().filter(|t| t.text == "{") else {
-                return Err(err(line, format!("Unexpected token '{}', expecting '{{'", header[header.len() - 1].text)));
+                return Err(err(
+                    line,
+                    format!("Unexpected token '{}', expecting '{{'", header[header.len() - 1].text),
+                ));
             };
             let _ = last;
             let keys = &header[..header.len() - 1];
@@ -247,7 +250,10 @@ impl Corefile {
                     (&l[1..], Vec::new())
                 };
                 if seen.contains(&name.to_string()) && !matches!(name, "log" | "errors") {
-                    return Err(err(l[0].line, format!("plugin/{name}: this plugin can only be used once per Server Block")));
+                    return Err(err(
+                        l[0].line,
+                        format!("plugin/{name}: this plugin can only be used once per Server Block"),
+                    ));
                 }
                 seen.push(name.to_string());
                 parse_plugin(&mut plugins, &l[0], args, &block, &zones)?;
@@ -335,7 +341,13 @@ fn zones_or(args: &[Tok], default: &[String]) -> Vec<String> {
     if args.is_empty() { default.to_vec() } else { args.iter().map(|t| fqdn(&t.text)).collect() }
 }
 
-fn parse_plugin(p: &mut Plugins, name: &Tok, args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<(), ParseError> {
+fn parse_plugin(
+    p: &mut Plugins,
+    name: &Tok,
+    args: &[Tok],
+    block: &[Vec<Tok>],
+    zones: &[String],
+) -> Result<(), ParseError> {
     let no_block = |block: &[Vec<Tok>]| match block.first() {
         Some(b) => Err(err(b[0].line, format!("unknown property '{}'", b[0].text))),
         None => Ok(()),
@@ -394,7 +406,11 @@ fn parse_plugin(p: &mut Plugins, name: &Tok, args: &[Tok], block: &[Vec<Tok>], z
     Ok(())
 }
 
-fn parse_kubernetes(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<KubernetesOpts, ParseError> {
+fn parse_kubernetes(
+    args: &[Tok],
+    block: &[Vec<Tok>],
+    zones: &[String],
+) -> Result<KubernetesOpts, ParseError> {
     let mut k = KubernetesOpts {
         zones: zones_or(args, zones),
         pods: PodMode::Disabled,
@@ -414,12 +430,18 @@ fn parse_kubernetes(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Resul
                     "disabled" => PodMode::Disabled,
                     "insecure" => PodMode::Insecure,
                     "verified" => PodMode::Verified,
-                    other => return Err(err(v.line, format!("rejecting pod mode '{other}': must be disabled, insecure or verified"))),
+                    other => {
+                        return Err(err(
+                            v.line,
+                            format!("rejecting pod mode '{other}': must be disabled, insecure or verified"),
+                        ));
+                    }
                 };
             }
             "ttl" => {
                 let [v] = rest else { return Err(arg_count(opt)) };
-                let ttl: u32 = v.text.parse().map_err(|_| err(v.line, format!("invalid ttl '{}'", v.text)))?;
+                let ttl: u32 =
+                    v.text.parse().map_err(|_| err(v.line, format!("invalid ttl '{}'", v.text)))?;
                 if ttl > 3600 {
                     return Err(err(v.line, format!("ttl must be in range [0, 3600]: {ttl}")));
                 }
@@ -438,7 +460,8 @@ fn parse_kubernetes(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Resul
                 _ => return Err(arg_count(opt)),
             },
             // Connection options: the lab always talks to its one apiserver (--server).
-            "kubeconfig" | "endpoint" | "tls" | "noendpoints" | "labels" | "namespace_labels" | "startup_timeout" => {}
+            "kubeconfig" | "endpoint" | "tls" | "noendpoints" | "labels" | "namespace_labels"
+            | "startup_timeout" => {}
             other => return Err(err(opt.line, format!("unknown property '{other}'"))),
         }
     }
@@ -454,14 +477,24 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
     for t in &args[1..] {
         to.push(parse_upstream(&t.text).map_err(|m| err(t.line, m))?);
     }
-    let mut f = ForwardOpts { from, to, except: vec![], max_concurrent: None, policy: Policy::Random, force_tcp: false };
+    let mut f = ForwardOpts {
+        from,
+        to,
+        except: vec![],
+        max_concurrent: None,
+        policy: Policy::Random,
+        force_tcp: false,
+    };
     for b in block {
         let opt = &b[0];
         let rest = &b[1..];
         match opt.text.as_str() {
             "max_concurrent" => {
                 let [v] = rest else { return Err(arg_count(opt)) };
-                let n: usize = v.text.parse().map_err(|_| err(v.line, format!("invalid max_concurrent '{}'", v.text)))?;
+                let n: usize = v
+                    .text
+                    .parse()
+                    .map_err(|_| err(v.line, format!("invalid max_concurrent '{}'", v.text)))?;
                 if n == 0 {
                     return Err(err(v.line, "max_concurrent can't be zero".into()));
                 }
@@ -521,7 +554,8 @@ fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<Cac
     for b in block {
         let opt = &b[0];
         let rest = &b[1..];
-        let num = |t: &Tok| t.text.parse::<u32>().map_err(|_| err(t.line, format!("invalid number '{}'", t.text)));
+        let num =
+            |t: &Tok| t.text.parse::<u32>().map_err(|_| err(t.line, format!("invalid number '{}'", t.text)));
         match opt.text.as_str() {
             "success" | "denial" => {
                 if rest.is_empty() || rest.len() > 3 {
@@ -555,7 +589,12 @@ fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<Cac
                 match kind.text.as_str() {
                     "success" => c.disable_success = dz,
                     "denial" => c.disable_denial = dz,
-                    other => return Err(err(kind.line, format!("cache type for disable must be \"success\" or \"denial\": {other}"))),
+                    other => {
+                        return Err(err(
+                            kind.line,
+                            format!("cache type for disable must be \"success\" or \"denial\": {other}"),
+                        ));
+                    }
                 }
             }
             // Accepted, not modelled.
@@ -686,7 +725,8 @@ mod tests {
 
     #[test]
     fn cache_options() {
-        let c = Corefile::parse(".:53 {\n cache {\n  success 100 60 10\n  denial 50\n  servfail 2s\n }\n}\n").unwrap();
+        let c = Corefile::parse(".:53 {\n cache {\n  success 100 60 10\n  denial 50\n  servfail 2s\n }\n}\n")
+            .unwrap();
         let cache = c.servers[0].plugins.cache.clone().unwrap();
         assert_eq!((cache.success_cap, cache.success_ttl, cache.success_min_ttl), (100, 60, 10));
         assert_eq!((cache.denial_cap, cache.denial_ttl), (50, 1800));

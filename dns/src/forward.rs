@@ -61,7 +61,9 @@ impl Forwarder {
         for to in &opts.to {
             match to {
                 Upstream::Addr(a) => upstreams.push(*a),
-                Upstream::ResolvConf(path) if path == Path::new("/etc/resolv.conf") && !resolv_conf_override.is_empty() => {
+                Upstream::ResolvConf(path)
+                    if path == Path::new("/etc/resolv.conf") && !resolv_conf_override.is_empty() =>
+                {
                     upstreams.extend_from_slice(resolv_conf_override)
                 }
                 Upstream::ResolvConf(path) => upstreams.extend(nameservers(path)),
@@ -86,7 +88,8 @@ impl Forwarder {
 
     /// Whether this forwarder handles `lower` (in `from`, not in `except`).
     pub fn matches(&self, lower: &str) -> bool {
-        crate::blocks::is_subdomain(lower, &self.from) && !self.except.iter().any(|z| crate::blocks::is_subdomain(lower, z))
+        crate::blocks::is_subdomain(lower, &self.from)
+            && !self.except.iter().any(|z| crate::blocks::is_subdomain(lower, z))
     }
 
     /// A slot, or [`Error::MaxConcurrent`] when `max_concurrent` queries are in flight.
@@ -113,7 +116,12 @@ impl Forwarder {
     }
 
     /// Sends `query` (wire bytes) upstream and returns the reply's bytes and who answered.
-    pub async fn exchange(&self, query: &[u8], tcp: bool, metrics: &Metrics) -> Result<(Vec<u8>, SocketAddr)> {
+    pub async fn exchange(
+        &self,
+        query: &[u8],
+        tcp: bool,
+        metrics: &Metrics,
+    ) -> Result<(Vec<u8>, SocketAddr)> {
         let deadline = Instant::now() + DEADLINE;
         let mut last = Error::NoUpstream;
         for upstream in self.order() {
@@ -124,7 +132,11 @@ impl Forwarder {
             let started = Instant::now();
             metrics.forward_request(upstream);
             let attempt = tokio::time::timeout(TRY_TIMEOUT.min(left), async {
-                if tcp || self.force_tcp { exchange_tcp(upstream, query).await } else { exchange_udp(upstream, query).await }
+                if tcp || self.force_tcp {
+                    exchange_tcp(upstream, query).await
+                } else {
+                    exchange_udp(upstream, query).await
+                }
             })
             .await;
             match attempt {
@@ -136,7 +148,8 @@ impl Forwarder {
                 Ok(Err(e)) => last = Error::Upstream { upstream, message: e.to_string() },
                 Err(_) => {
                     let proto = if tcp || self.force_tcp { "tcp" } else { "udp" };
-                    last = Error::Upstream { upstream, message: format!("read {proto} {upstream}: i/o timeout") }
+                    last =
+                        Error::Upstream { upstream, message: format!("read {proto} {upstream}: i/o timeout") }
                 }
             }
         }
@@ -206,7 +219,9 @@ mod tests {
 
     #[test]
     fn resolv_conf_nameservers() {
-        let got = parse_resolv_conf("# x\nsearch a b\nnameserver 192.0.2.1\nnameserver fe80::1%eth0\noptions ndots:5\n");
+        let got = parse_resolv_conf(
+            "# x\nsearch a b\nnameserver 192.0.2.1\nnameserver fe80::1%eth0\noptions ndots:5\n",
+        );
         assert_eq!(got, vec!["192.0.2.1:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]);
     }
 
@@ -264,6 +279,9 @@ mod tests {
         assert_eq!((reply[3], from), (3, addr));
         let text = metrics.render();
         assert!(text.contains(&format!("coredns_forward_requests_total{{to=\"{addr}\"}} 1")), "{text}");
-        assert!(text.contains(&format!("coredns_forward_responses_total{{rcode=\"NXDOMAIN\",to=\"{addr}\"}} 1")), "{text}");
+        assert!(
+            text.contains(&format!("coredns_forward_responses_total{{rcode=\"NXDOMAIN\",to=\"{addr}\"}} 1")),
+            "{text}"
+        );
     }
 }

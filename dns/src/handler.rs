@@ -14,6 +14,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
+use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _, BinEncoder};
 use hickory_server::{
     Server,
     net::{runtime::Time, xfer::Protocol},
@@ -27,7 +28,6 @@ use hickory_server::{
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::{MessageResponse, MessageResponseBuilder},
 };
-use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _, BinEncoder};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -54,9 +54,14 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<SocketAddr> {
-    let udp = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
+    let udp =
+        std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
     let local = udp.local_addr().map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
-    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind { what: "dns/tcp", addr: local, source })?;
+    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind {
+        what: "dns/tcp",
+        addr: local,
+        source,
+    })?;
     crate::udp::serve(shared.clone(), udp, local, shutdown.clone())?;
     let mut server = Server::new(DnsHandler { shared });
     server.register_listener(tcp, TCP_TIMEOUT, 64);
@@ -149,7 +154,11 @@ struct Ask<'a> {
 
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
         self.respond(request, response_handle).await.0
     }
 }
@@ -218,7 +227,9 @@ impl DnsHandler {
                 let mut metadata = Metadata::response_from_request(&header.metadata);
                 metadata.response_code = ResponseCode::FormErr;
                 let mut bytes = Vec::with_capacity(12);
-                Header { metadata, counts: HeaderCounts::default() }.emit(&mut BinEncoder::new(&mut bytes)).ok()?;
+                Header { metadata, counts: HeaderCounts::default() }
+                    .emit(&mut BinEncoder::new(&mut bytes))
+                    .ok()?;
                 return Some((bytes, None));
             }
         };
@@ -229,17 +240,33 @@ impl DnsHandler {
     }
 
     /// The plugin chain for one request, the reply written to `response_handle`.
-    async fn respond<R: ResponseHandler>(&self, request: &Request, mut response_handle: R) -> (ResponseInfo, Option<Repeatable>) {
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> (ResponseInfo, Option<Repeatable>) {
         let started = Instant::now();
         let generation = self.shared.generation();
         let builder = MessageResponseBuilder::from_message_request(request);
         if request.metadata.op_code != OpCode::Query || request.metadata.message_type != MessageType::Query {
             let resp = builder.error_msg(&request.metadata, ResponseCode::NotImp);
-            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::NotImp)), None);
+            return (
+                response_handle
+                    .send_response(resp)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::NotImp)),
+                None,
+            );
         }
         let Ok(info) = request.request_info() else {
             let resp = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::FormErr)), None);
+            return (
+                response_handle
+                    .send_response(resp)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::FormErr)),
+                None,
+            );
         };
         let name = info.query.original().name();
         let qtype = info.query.query_type();
@@ -250,7 +277,13 @@ impl DnsHandler {
         let Some((block, bid)) = blocks.select(&lower) else {
             // No server block for this name: CoreDNS refuses.
             let resp = builder.error_msg(&request.metadata, ResponseCode::Refused);
-            return (response_handle.send_response(resp).await.unwrap_or_else(|_| failed(request, ResponseCode::Refused)), None);
+            return (
+                response_handle
+                    .send_response(resp)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::Refused)),
+                None,
+            );
         };
         let metrics = &self.shared.metrics;
         metrics.request(bid, tcp, request.src().is_ipv6(), u16::from(qtype));
@@ -268,10 +301,12 @@ impl DnsHandler {
             netlab.dns.plugin = tracing::field::Empty,
             netlab.dns.answers = tracing::field::Empty,
         );
-        let traced = if let Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, tp)) = request
-            .edns
-            .as_ref()
-            .and_then(|e| e.options().get(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(netlab_telemetry::propagation::EDNS_TRACEPARENT)))
+        let traced = if let Some(hickory_proto::rr::rdata::opt::EdnsOption::Unknown(_, tp)) =
+            request.edns.as_ref().and_then(|e| {
+                e.options().get(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(
+                    netlab_telemetry::propagation::EDNS_TRACEPARENT,
+                ))
+            })
             && let Ok(tp) = std::str::from_utf8(tp)
         {
             netlab_telemetry::propagation::set_parent_from_traceparent(&span, tp);
@@ -327,7 +362,13 @@ impl DnsHandler {
         if let Some(e) = &response_edns {
             builder.edns(e);
         }
-        let resp = builder.build(metadata, reply.answers.iter(), reply.authorities.iter(), iter::empty(), reply.additionals.iter());
+        let resp = builder.build(
+            metadata,
+            reply.answers.iter(),
+            reply.authorities.iter(),
+            iter::empty(),
+            reply.additionals.iter(),
+        );
         let info_out = response_handle.send_response(resp).await;
         let took = started.elapsed();
         metrics.response(bid, u16::from(qtype), u16::from(reply.rcode), reply.plugin, took);
@@ -344,7 +385,11 @@ impl DnsHandler {
                 return Reply::error(ResponseCode::Refused, Plugin::None);
             };
             let cache = block.cache.as_ref().filter(|c| c.covers(ask.lower));
-            let key = cache::Key { name: ask.lower.to_string(), qtype: u16::from(ask.qtype), dnssec_ok: ask.dnssec_ok };
+            let key = cache::Key {
+                name: ask.lower.to_string(),
+                qtype: u16::from(ask.qtype),
+                dnssec_ok: ask.dnssec_ok,
+            };
             let now = Instant::now();
             if let Some(cache) = cache {
                 if let Some(hit) = cache.get(&key, now).and_then(|hit| from_cache(&hit)) {
@@ -393,10 +438,12 @@ impl DnsHandler {
             zone::Rcode::NoError => ResponseCode::NoError,
         };
         let mut answers: Vec<Record> = answer.answers.iter().filter_map(|r| to_record(r, ask.name)).collect();
-        let additionals: Vec<Record> = answer.additionals.iter().filter_map(|r| to_record(r, ask.name)).collect();
+        let additionals: Vec<Record> =
+            answer.additionals.iter().filter_map(|r| to_record(r, ask.name)).collect();
         let mut tc = false;
         if let Some(chase) = &answer.chase
-            && let (Some(cname), Ok(target)) = (to_record(&chase.cname, ask.name), Name::from_ascii(&chase.target))
+            && let (Some(cname), Ok(target)) =
+                (to_record(&chase.cname, ask.name), Name::from_ascii(&chase.target))
         {
             answers.push(cname);
             if ask.depth < MAX_DEPTH {
@@ -421,7 +468,11 @@ impl DnsHandler {
             // BackendError (negative answers) builds a fresh message without RA.
             ra: !negative,
             tc,
-            authorities: if negative { to_record(&answer.soa, ask.name).into_iter().collect() } else { vec![] },
+            authorities: if negative {
+                to_record(&answer.soa, ask.name).into_iter().collect()
+            } else {
+                vec![]
+            },
             answers,
             additionals,
             plugin: Plugin::Kubernetes,
@@ -445,7 +496,8 @@ impl DnsHandler {
         };
         let result = fwd.exchange(query, ask.tcp, &self.shared.metrics).await;
         let parsed = result.and_then(|(wire, upstream)| {
-            Message::from_vec(&wire).map_err(|e| Error::Upstream { upstream, message: format!("bad reply: {e}") })
+            Message::from_vec(&wire)
+                .map_err(|e| Error::Upstream { upstream, message: format!("bad reply: {e}") })
         });
         match parsed {
             Ok(msg) => Reply {
@@ -506,7 +558,9 @@ fn to_record(r: &zone::Record, qname: &Name) -> Option<Record> {
         zone::RData::Ptr(t) => RData::PTR(PTR(name(t)?)),
         zone::RData::Ns(t) => RData::NS(NS(name(t)?)),
         zone::RData::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
-        zone::RData::Srv { priority, weight, port, target } => RData::SRV(SRV::new(*priority, *weight, *port, name(target)?)),
+        zone::RData::Srv { priority, weight, port, target } => {
+            RData::SRV(SRV::new(*priority, *weight, *port, name(target)?))
+        }
         zone::RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
             RData::SOA(SOA::new(name(mname)?, name(rname)?, *serial, *refresh, *retry, *expire, *minimum))
         }
@@ -533,7 +587,13 @@ fn build_query(name: &Name, qtype: RecordType, dnssec_ok: bool) -> Vec<u8> {
 fn classify(reply: &Reply) -> Option<(cache::Kind, u32)> {
     match reply.rcode {
         ResponseCode::NoError if !reply.answers.is_empty() => {
-            let ttl = reply.answers.iter().chain(&reply.authorities).chain(&reply.additionals).map(|r| r.ttl).min()?;
+            let ttl = reply
+                .answers
+                .iter()
+                .chain(&reply.authorities)
+                .chain(&reply.additionals)
+                .map(|r| r.ttl)
+                .min()?;
             Some((cache::Kind::Success, ttl))
         }
         ResponseCode::NoError | ResponseCode::NXDomain => {
@@ -627,7 +687,14 @@ fn wire_size(metadata: &Metadata, request: &Request, reply: &Reply) -> usize {
 
 /// The `log` plugin's line: `[INFO] 10.0.0.1:53530 - 4242 "A IN name. udp 66 false 512"
 /// NOERROR qr,aa,rd,ra 106 0.000220s`.
-fn log_query(request: &Request, name: &Name, qtype: RecordType, metadata: &Metadata, size: usize, took: Duration) {
+fn log_query(
+    request: &Request,
+    name: &Name,
+    qtype: RecordType,
+    metadata: &Metadata,
+    size: usize,
+    took: Duration,
+) {
     let proto = if request.protocol() == Protocol::Tcp { "tcp" } else { "udp" };
     let (dnssec_ok, bufsize) = match &request.edns {
         Some(e) => (e.flags().dnssec_ok, e.max_payload()),
@@ -672,8 +739,13 @@ mod tests {
 
     #[test]
     fn round_robin_keeps_cnames_first() {
-        let cname = Record::from_rdata(Name::from_ascii("x.").unwrap(), 30, RData::CNAME(CNAME(Name::from_ascii("y.").unwrap())));
-        let mut records = vec![a("y.", "192.0.2.1"), cname.clone(), a("y.", "192.0.2.2"), a("y.", "192.0.2.3")];
+        let cname = Record::from_rdata(
+            Name::from_ascii("x.").unwrap(),
+            30,
+            RData::CNAME(CNAME(Name::from_ascii("y.").unwrap())),
+        );
+        let mut records =
+            vec![a("y.", "192.0.2.1"), cname.clone(), a("y.", "192.0.2.2"), a("y.", "192.0.2.3")];
         let mut orders = std::collections::HashSet::new();
         for _ in 0..50 {
             let mut r = records.clone();
@@ -697,16 +769,27 @@ mod tests {
         let mut reply = Reply::error(ResponseCode::NXDomain, Plugin::Forward);
         reply.authorities.push(soa);
         assert_eq!(classify(&reply), Some((cache::Kind::Denial, 10)));
-        let ok = Reply { answers: vec![a("x.", "192.0.2.1")], ..Reply::error(ResponseCode::NoError, Plugin::Forward) };
+        let ok = Reply {
+            answers: vec![a("x.", "192.0.2.1")],
+            ..Reply::error(ResponseCode::NoError, Plugin::Forward)
+        };
         assert_eq!(classify(&ok), Some((cache::Kind::Success, 30)));
         assert_eq!(classify(&Reply::error(ResponseCode::Refused, Plugin::Forward)), None);
     }
 
     #[test]
     fn cache_round_trip_rewrites_ttls() {
-        let reply = Reply { answers: vec![a("x.", "192.0.2.1")], ..Reply::error(ResponseCode::NoError, Plugin::Forward) };
+        let reply = Reply {
+            answers: vec![a("x.", "192.0.2.1")],
+            ..Reply::error(ResponseCode::NoError, Plugin::Forward)
+        };
         let wire = to_cache(&reply).unwrap();
-        let hit = cache::Hit { wire: wire.into(), ttl_left: 7, kind: cache::Kind::Success, same_until: Instant::now() };
+        let hit = cache::Hit {
+            wire: wire.into(),
+            ttl_left: 7,
+            kind: cache::Kind::Success,
+            same_until: Instant::now(),
+        };
         let (back, success) = from_cache(&hit).unwrap();
         assert!(success);
         assert_eq!(back.answers[0].ttl, 7);

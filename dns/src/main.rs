@@ -9,7 +9,8 @@ async fn main() -> std::process::ExitCode {
     // The crate name becomes the `<crate>=debug` directive of the default log filter; putting
     // `hickory_server=warn` in front keeps hickory's one-line-per-query INFO logs out of the way
     // (CoreDNS logs queries only with its `log` plugin).
-    let _telemetry = match netlab_telemetry::init("coredns", "hickory_server=warn,netlab_dns", &cfg.telemetry) {
+    let _telemetry = match netlab_telemetry::init("coredns", "hickory_server=warn,netlab_dns", &cfg.telemetry)
+    {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("Error: {e:#}");

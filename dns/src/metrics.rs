@@ -20,7 +20,8 @@ use std::{
 
 /// CoreDNS's `plugin.TimeBuckets`: ExponentialBuckets(0.00025, 2, 16).
 const TIME_BUCKETS: [f64; 16] = [
-    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+    4.096, 8.192,
 ];
 
 /// The plugin that wrote a response (the `plugin` label).
@@ -66,7 +67,12 @@ impl<K: Hash + Eq + Clone> Family<K> {
     }
 
     fn snapshot(&self) -> Vec<(K, u64)> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -235,33 +241,65 @@ impl Metrics {
             format!("server=\"{s}\",view=\"\",zone=\"{z}\"")
         };
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built."
+        );
         let _ = writeln!(out, "# TYPE coredns_build_info gauge");
-        let _ = writeln!(out, "coredns_build_info{{goversion=\"rust\",revision=\"netlab\",version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            out,
+            "coredns_build_info{{goversion=\"rust\",revision=\"netlab\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
 
-        let _ = writeln!(out, "# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family."
+        );
         let _ = writeln!(out, "# TYPE coredns_dns_requests_total counter");
         for ((blk, tcp, v6, t), n) in self.requests.snapshot() {
             let proto = if tcp { "tcp" } else { "udp" };
             let family = if v6 { 2 } else { 1 };
-            let _ = writeln!(out, "coredns_dns_requests_total{{family=\"{family}\",proto=\"{proto}\",{},type=\"{}\"}} {n}", b(blk), qtype_label(t));
+            let _ = writeln!(
+                out,
+                "coredns_dns_requests_total{{family=\"{family}\",proto=\"{proto}\",{},type=\"{}\"}} {n}",
+                b(blk),
+                qtype_label(t)
+            );
         }
         let _ = writeln!(out, "# HELP coredns_dns_responses_total Counter of response status codes.");
         let _ = writeln!(out, "# TYPE coredns_dns_responses_total counter");
         for ((blk, rcode, plugin), n) in self.responses.snapshot() {
-            let _ = writeln!(out, "coredns_dns_responses_total{{plugin=\"{}\",rcode=\"{}\",{}}} {n}", plugin.label(), rcode_label(rcode), b(blk));
+            let _ = writeln!(
+                out,
+                "coredns_dns_responses_total{{plugin=\"{}\",rcode=\"{}\",{}}} {n}",
+                plugin.label(),
+                rcode_label(rcode),
+                b(blk)
+            );
         }
-        let _ = writeln!(out, "# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took per zone.");
-        self.durations.render(&mut out, "coredns_dns_request_duration_seconds", |(blk, t)| format!("{},type=\"{}\"", b(*blk), qtype_label(*t)));
+        let _ = writeln!(
+            out,
+            "# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took per zone."
+        );
+        self.durations.render(&mut out, "coredns_dns_request_duration_seconds", |(blk, t)| {
+            format!("{},type=\"{}\"", b(*blk), qtype_label(*t))
+        });
 
         let _ = writeln!(out, "# HELP coredns_cache_hits_total The count of cache hits.");
         let _ = writeln!(out, "# TYPE coredns_cache_hits_total counter");
         for ((blk, success), n) in self.cache_hits.snapshot() {
             let kind = if success { "success" } else { "denial" };
             let (s, z) = blocks.get(blk as usize).cloned().unwrap_or_default();
-            let _ = writeln!(out, "coredns_cache_hits_total{{server=\"{s}\",type=\"{kind}\",view=\"\",zones=\"{z}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "coredns_cache_hits_total{{server=\"{s}\",type=\"{kind}\",view=\"\",zones=\"{z}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP coredns_cache_misses_total The count of cache misses. Deprecated, derive misses from cache hits/requests counters.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_cache_misses_total The count of cache misses. Deprecated, derive misses from cache hits/requests counters."
+        );
         let _ = writeln!(out, "# TYPE coredns_cache_misses_total counter");
         for (blk, n) in self.cache_misses.snapshot() {
             let (s, z) = blocks.get(blk as usize).cloned().unwrap_or_default();
@@ -273,24 +311,51 @@ impl Metrics {
         for (to, n) in self.forward_requests.snapshot() {
             let _ = writeln!(out, "coredns_forward_requests_total{{to=\"{to}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP coredns_forward_responses_total Counter of responses received per upstream.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_forward_responses_total Counter of responses received per upstream."
+        );
         let _ = writeln!(out, "# TYPE coredns_forward_responses_total counter");
         for ((to, rcode), n) in self.forward_responses.snapshot() {
-            let _ = writeln!(out, "coredns_forward_responses_total{{rcode=\"{}\",to=\"{to}\"}} {n}", rcode_label(rcode.into()));
+            let _ = writeln!(
+                out,
+                "coredns_forward_responses_total{{rcode=\"{}\",to=\"{to}\"}} {n}",
+                rcode_label(rcode.into())
+            );
         }
-        let _ = writeln!(out, "# HELP coredns_proxy_request_duration_seconds Histogram of the time each request took.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_proxy_request_duration_seconds Histogram of the time each request took."
+        );
         self.forward_durations.render(&mut out, "coredns_proxy_request_duration_seconds", |(to, rcode)| {
             format!("proxy_name=\"forward\",rcode=\"{}\",to=\"{to}\"", rcode_label((*rcode).into()))
         });
-        let _ = writeln!(out, "# HELP coredns_forward_max_concurrent_rejects_total Counter of the number of queries rejected because the concurrent queries were at maximum.");
+        let _ = writeln!(
+            out,
+            "# HELP coredns_forward_max_concurrent_rejects_total Counter of the number of queries rejected because the concurrent queries were at maximum."
+        );
         let _ = writeln!(out, "# TYPE coredns_forward_max_concurrent_rejects_total counter");
-        let _ = writeln!(out, "coredns_forward_max_concurrent_rejects_total {}", self.forward_rejects.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts.");
+        let _ = writeln!(
+            out,
+            "coredns_forward_max_concurrent_rejects_total {}",
+            self.forward_rejects.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP coredns_reload_failed_total Counter of the number of failed reload attempts."
+        );
         let _ = writeln!(out, "# TYPE coredns_reload_failed_total counter");
         let _ = writeln!(out, "coredns_reload_failed_total {}", self.reload_failed.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP netlab_dns_packet_cache_hits_total UDP queries answered with the bytes of an earlier identical query's reply (netlab only; see dns/src/udp.rs).");
+        let _ = writeln!(
+            out,
+            "# HELP netlab_dns_packet_cache_hits_total UDP queries answered with the bytes of an earlier identical query's reply (netlab only; see dns/src/udp.rs)."
+        );
         let _ = writeln!(out, "# TYPE netlab_dns_packet_cache_hits_total counter");
-        let _ = writeln!(out, "netlab_dns_packet_cache_hits_total {}", self.packet_cache_hits.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "netlab_dns_packet_cache_hits_total {}",
+            self.packet_cache_hits.load(Ordering::Relaxed)
+        );
         out
     }
 
@@ -360,7 +425,9 @@ mod tests {
         assert!(text.contains("coredns_dns_responses_total{plugin=\"kubernetes\",rcode=\"NXDOMAIN\",server=\"dns://:53\",view=\"\",zone=\".\"} 1"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",view=\"\",zone=\".\",type=\"A\",le=\"0.00025\"} 0"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",view=\"\",zone=\".\",type=\"A\",le=\"0.0005\"} 1"));
-        assert!(text.contains("coredns_cache_hits_total{server=\"dns://:53\",type=\"success\",view=\"\",zones=\".\"} 1"));
+        assert!(text.contains(
+            "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\",view=\"\",zones=\".\"} 1"
+        ));
         assert!(text.contains("coredns_cache_misses_total{server=\"dns://:53\",view=\"\",zones=\".\"} 1"));
     }
 }

@@ -11,8 +11,8 @@ use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::Duration};
 use jiff::Timestamp;
 use k8s_openapi::{
     api::core::v1::{
-        Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStatus, HostIP, Pod, PodCondition, PodIP,
-        PodSpec, PodStatus,
+        Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStatus, HostIP, Pod,
+        PodCondition, PodIP, PodSpec, PodStatus,
     },
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
@@ -69,7 +69,11 @@ pub fn pod_template() -> Pod {
                 name: "coredns".into(),
                 image: Some(IMAGE.into()),
                 args: Some(vec!["-conf".into(), "/etc/coredns/Corefile".into()]),
-                ports: Some(vec![port("dns", 53, "UDP"), port("dns-tcp", 53, "TCP"), port("metrics", 9153, "TCP")]),
+                ports: Some(vec![
+                    port("dns", 53, "UDP"),
+                    port("dns-tcp", 53, "TCP"),
+                    port("metrics", 9153, "TCP"),
+                ]),
                 ..Default::default()
             }],
             ..Default::default()
@@ -203,7 +207,10 @@ mod tests {
         assert_eq!(p.metadata.generate_name.as_deref(), Some("coredns-"));
         assert_eq!(p.metadata.labels.unwrap()["k8s-app"], "kube-dns");
         let spec = p.spec.unwrap();
-        assert_eq!((spec.host_network, spec.scheduler_name.as_deref(), spec.node_name), (Some(true), Some(SCHEDULER_NAME), None));
+        assert_eq!(
+            (spec.host_network, spec.scheduler_name.as_deref(), spec.node_name),
+            (Some(true), Some(SCHEDULER_NAME), None)
+        );
         let ports: Vec<(String, i32, String)> = spec.containers[0]
             .ports
             .iter()
@@ -212,7 +219,11 @@ mod tests {
             .collect();
         assert_eq!(
             ports,
-            vec![("dns".into(), 53, "UDP".into()), ("dns-tcp".into(), 53, "TCP".into()), ("metrics".into(), 9153, "TCP".into())]
+            vec![
+                ("dns".into(), 53, "UDP".into()),
+                ("dns-tcp".into(), 53, "TCP".into()),
+                ("metrics".into(), 9153, "TCP".into())
+            ]
         );
     }
 
@@ -221,7 +232,9 @@ mod tests {
         let t0 = Time(Timestamp::UNIX_EPOCH);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let first = status(ip, false, &t0, None);
-        let ready = |s: &PodStatus| s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap().clone();
+        let ready = |s: &PodStatus| {
+            s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap().clone()
+        };
         assert_eq!(ready(&first).status, "False");
         let again = status(ip, false, &t0, Some(&first));
         assert_eq!(ready(&again).last_transition_time, ready(&first).last_transition_time);

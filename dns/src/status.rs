@@ -9,7 +9,10 @@ use std::sync::Arc;
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Config, Shared, error::{Error, Result}};
+use crate::{
+    Config, Shared,
+    error::{Error, Result},
+};
 
 /// Binds `/health`, `/ready` and `/metrics` on their flag addresses and serves until `shutdown`.
 pub async fn serve(shared: Arc<Shared>, cfg: &Config, shutdown: CancellationToken) -> Result<()> {
@@ -19,13 +22,16 @@ pub async fn serve(shared: Arc<Shared>, cfg: &Config, shutdown: CancellationToke
         ("prometheus", cfg.metrics_listen, Router::new().route("/metrics", get(metrics))),
     ];
     for (what, addr, router) in routes {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { what, addr, source })?;
         tracing::info!(plugin = what, addr = %local, "Serving HTTP.");
         let app = router.with_state(shared.clone());
         let token = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await {
+            if let Err(error) =
+                axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await
+            {
                 tracing::warn!(plugin = what, %error, "HTTP server stopped.");
             }
         });

@@ -61,7 +61,13 @@ pub struct PacketCache {
 impl PacketCache {
     /// Copies the reply to `query` into `out` with the query's ID, if one is kept and still good
     /// for `generation` at `now`.
-    pub fn answer(&self, query: &[u8], generation: u64, now: Instant, out: &mut Vec<u8>) -> Option<Repeatable> {
+    pub fn answer(
+        &self,
+        query: &[u8],
+        generation: u64,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<Repeatable> {
         if query.len() < 12 {
             return None;
         }
@@ -100,7 +106,12 @@ impl PacketCache {
 }
 
 /// Serves UDP on `socket` (bound to `addr`) until `shutdown`.
-pub fn serve(shared: Arc<Shared>, socket: UdpSocket, addr: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+pub fn serve(
+    shared: Arc<Shared>,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let bind_err = |source| Error::Bind { what: "dns/udp", addr, source };
     socket.set_read_timeout(Some(POLL)).map_err(bind_err)?;
     let socket = Arc::new(socket);
@@ -141,7 +152,14 @@ impl Receiver {
         while !self.shutdown.is_cancelled() {
             let (n, src) = match self.socket.recv_from(&mut buf) {
                 Ok(got) => got,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "error receiving message on udp_socket");
                     continue;
@@ -195,7 +213,15 @@ mod tests {
     use crate::metrics::Plugin;
 
     fn meta(generation: u64, until: Option<Instant>) -> Repeatable {
-        Repeatable { generation, until, block: 0, qtype: 1, rcode: 0, plugin: Plugin::Kubernetes, success: true }
+        Repeatable {
+            generation,
+            until,
+            block: 0,
+            qtype: 1,
+            rcode: 0,
+            plugin: Plugin::Kubernetes,
+            success: true,
+        }
     }
 
     fn query(id: u16, name: &[u8]) -> Vec<u8> {
@@ -231,7 +257,10 @@ mod tests {
         let mut out = vec![];
         assert!(cache.answer(&query(2, b"\x01a"), 8, now, &mut out).is_none(), "zone changed");
         assert!(cache.answer(&query(2, b"\x01b"), 7, now, &mut out).is_some());
-        assert!(cache.answer(&query(2, b"\x01b"), 7, now + Duration::from_millis(300), &mut out).is_none(), "TTL ticked");
+        assert!(
+            cache.answer(&query(2, b"\x01b"), 7, now + Duration::from_millis(300), &mut out).is_none(),
+            "TTL ticked"
+        );
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
     let all = ListParams::default();
     // The zone is the index: the reflectors keep only keys (a relist's deletions need them).
     let (svc_synced, svc_rx) = key_reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
-    let (slice_synced, slice_rx) = key_reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
+    let (slice_synced, slice_rx) =
+        key_reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
     let (ns_synced, ns_rx) = key_reflector::<Namespace>(client.clone(), all.clone(), shutdown.child_token());
     let cm_params = ListParams { namespace: COREFILE_NAMESPACE.into(), ..Default::default() };
     let (_, cm_rx) = key_reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
@@ -53,9 +54,27 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
     let (slice_tx, slice_first) = oneshot::channel();
     let (ns_tx, ns_first) = oneshot::channel();
     let tasks = [
-        tokio::spawn(follow(svc_synced, svc_rx, shared.clone(), apply_service as Apply<Service>, Some(svc_tx))),
-        tokio::spawn(follow(slice_synced, slice_rx, shared.clone(), apply_slice as Apply<EndpointSlice>, Some(slice_tx))),
-        tokio::spawn(follow(ns_synced, ns_rx, shared.clone(), apply_namespace as Apply<Namespace>, Some(ns_tx))),
+        tokio::spawn(follow(
+            svc_synced,
+            svc_rx,
+            shared.clone(),
+            apply_service as Apply<Service>,
+            Some(svc_tx),
+        )),
+        tokio::spawn(follow(
+            slice_synced,
+            slice_rx,
+            shared.clone(),
+            apply_slice as Apply<EndpointSlice>,
+            Some(slice_tx),
+        )),
+        tokio::spawn(follow(
+            ns_synced,
+            ns_rx,
+            shared.clone(),
+            apply_namespace as Apply<Namespace>,
+            Some(ns_tx),
+        )),
         tokio::spawn(corefile(client.clone(), cm_rx, shared.clone(), shutdown.child_token())),
     ];
 
@@ -163,7 +182,9 @@ async fn corefile(
             continue;
         }
         let Some(text) = cm.data.as_ref().and_then(|d| d.get("Corefile")) else {
-            tracing::error!("[ERROR] ConfigMap {COREFILE_NAMESPACE}/{COREFILE_CONFIGMAP} has no Corefile key; keeping the running configuration.");
+            tracing::error!(
+                "[ERROR] ConfigMap {COREFILE_NAMESPACE}/{COREFILE_CONFIGMAP} has no Corefile key; keeping the running configuration."
+            );
             continue;
         };
         let sha = hex(&Sha512::digest(text.as_bytes()));
@@ -178,7 +199,8 @@ async fn corefile(
                 let blocks = Blocks::compile(parsed, &shared.settings, &shared.metrics);
                 if blocks.wants_pods() && !pods_started {
                     pods_started = true;
-                    let (pod_synced, pod_rx) = key_reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+                    let (pod_synced, pod_rx) =
+                        key_reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
                     tokio::spawn(follow(pod_synced, pod_rx, shared.clone(), apply_pod as Apply<Pod>, None));
                 }
                 shared.set_blocks(blocks);

@@ -314,11 +314,7 @@ pub struct Store {
 impl ZoneConfig {
     /// The longest configured zone that contains `lower` (a lowercase absolute name).
     fn matches(&self, lower: &str) -> Option<&str> {
-        self.zones
-            .iter()
-            .filter(|z| is_subdomain(lower, z))
-            .max_by_key(|z| z.len())
-            .map(String::as_str)
+        self.zones.iter().filter(|z| is_subdomain(lower, z)).max_by_key(|z| z.len()).map(String::as_str)
     }
 
     /// The first zone that is not a reverse zone: PTR targets live there.
@@ -515,7 +511,8 @@ impl Store {
         // The SOA's owner is the matched zone in the query's own case.
         let apex = &qname[qname.len() - zone.len()..];
         let soa = self.soa(cfg, apex);
-        let mut answer = Answer { rcode: Rcode::NoError, answers: vec![], additionals: vec![], soa, chase: None };
+        let mut answer =
+            Answer { rcode: Rcode::NoError, answers: vec![], additionals: vec![], soa, chase: None };
         let lookup = Lookup { store: self, cfg, zone };
         let result = match qtype {
             QType::A | QType::Aaaa => lookup.address(&lower, Owner::Query, qtype, 0, &mut answer),
@@ -724,7 +721,8 @@ impl Lookup<'_> {
         match self.cfg.pods {
             PodMode::Insecure => Ok(vec![entry]),
             _ => {
-                let known = self.store.pod_ips.get(&ip).is_some_and(|l| l.iter().any(|(ns, _)| ns == r.namespace));
+                let known =
+                    self.store.pod_ips.get(&ip).is_some_and(|l| l.iter().any(|(ns, _)| ns == r.namespace));
                 if known { Ok(vec![entry]) } else { Err(NameError) }
             }
         }
@@ -812,7 +810,14 @@ impl Lookup<'_> {
     }
 
     /// plugin.A / plugin.AAAA, with the CNAME chase for ExternalName.
-    fn address(&self, lower: &str, owner: Owner, qtype: QType, depth: usize, answer: &mut Answer) -> Result<(), NameError> {
+    fn address(
+        &self,
+        lower: &str,
+        owner: Owner,
+        qtype: QType,
+        depth: usize,
+        answer: &mut Answer,
+    ) -> Result<(), NameError> {
         let entries = self.services(lower, qtype)?;
         let mut seen = HashSet::new();
         for e in entries {
@@ -821,10 +826,14 @@ impl Lookup<'_> {
                     if target == lower || depth >= MAX_CHAIN {
                         continue; // x CNAME x, or too long a chain
                     }
-                    let cname = Record { owner: owner.clone(), ttl: e.ttl, data: RData::Cname(target.clone()) };
+                    let cname =
+                        Record { owner: owner.clone(), ttl: e.ttl, data: RData::Cname(target.clone()) };
                     if is_subdomain(&target, self.zone) {
-                        let mut inner = Answer { answers: vec![], additionals: vec![], chase: None, ..answer.clone() };
-                        if self.address(&target, Owner::Name(target.clone()), qtype, depth + 1, &mut inner).is_ok()
+                        let mut inner =
+                            Answer { answers: vec![], additionals: vec![], chase: None, ..answer.clone() };
+                        if self
+                            .address(&target, Owner::Name(target.clone()), qtype, depth + 1, &mut inner)
+                            .is_ok()
                             && (!inner.answers.is_empty() || inner.chase.is_some())
                         {
                             answer.answers.push(cname);
@@ -868,7 +877,8 @@ impl Lookup<'_> {
     /// targets' addresses in Additional.
     fn srv(&self, lower: &str, answer: &mut Answer) -> Result<(), NameError> {
         let entries = self.services(lower, QType::Srv)?;
-        let weight = if entries.is_empty() { 100 } else { ((100.0 / entries.len() as f64).floor() as u16).max(1) };
+        let weight =
+            if entries.is_empty() { 100 } else { ((100.0 / entries.len() as f64).floor() as u16).max(1) };
         let mut seen_srv = HashSet::new();
         let mut seen_addr = HashSet::new();
         for e in entries {
@@ -990,7 +1000,9 @@ fn match_port(r: &Request<'_>, p: &Port) -> bool {
 
 /// Whether `name` is `zone` or below it (both lowercase, absolute).
 fn is_subdomain(name: &str, zone: &str) -> bool {
-    zone == "." || name == zone || (name.ends_with(zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
+    zone == "."
+        || name == zone
+        || (name.ends_with(zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
 }
 
 /// `in-addr.arpa.` or `ip6.arpa.` if `name` is under one.
@@ -1016,8 +1028,10 @@ pub fn address_from_reverse(lower: &str) -> Option<IpAddr> {
         return Some(IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3])));
     }
     let rest = lower.strip_suffix(".ip6.arpa.")?;
-    let nibbles: Vec<u8> =
-        rest.split('.').map(|n| if n.len() == 1 { u8::from_str_radix(n, 16).ok() } else { None }).collect::<Option<_>>()?;
+    let nibbles: Vec<u8> = rest
+        .split('.')
+        .map(|n| if n.len() == 1 { u8::from_str_radix(n, 16).ok() } else { None })
+        .collect::<Option<_>>()?;
     if nibbles.len() != 32 {
         return None;
     }
@@ -1053,7 +1067,8 @@ fn parse_service(svc: &Service) -> Option<Svc> {
     } else if spec.cluster_ip.as_deref() == Some("None") {
         Kind::Headless
     } else {
-        let mut ips: Vec<IpAddr> = spec.cluster_ips.iter().flatten().filter_map(|ip| ip.parse().ok()).collect();
+        let mut ips: Vec<IpAddr> =
+            spec.cluster_ips.iter().flatten().filter_map(|ip| ip.parse().ok()).collect();
         if ips.is_empty() {
             ips.extend(spec.cluster_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
         }

@@ -32,10 +32,7 @@ struct Env(u64, HashMap<(String, IpAddr), u64>);
 
 impl WalkEnv for Env {
     fn random(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     fn now(&self) -> u64 {
@@ -57,10 +54,7 @@ fn vip(i: u32) -> Ipv4Addr {
 }
 
 fn svc_chain(i: u32) -> String {
-    format!("KUBE-SVC-{:016X}", u64::from(i) * 0x9E37_79B9)
-        .chars()
-        .take(25)
-        .collect()
+    format!("KUBE-SVC-{:016X}", u64::from(i) * 0x9E37_79B9).chars().take(25).collect()
 }
 
 /// Endpoint `e` of Service `i`; `generation` moves endpoint 0 (a replaced pod).
@@ -70,13 +64,10 @@ fn endpoint(i: u32, e: u32, generation: u32) -> (Ipv4Addr, String) {
     } else {
         Ipv4Addr::from(0x0af4_0000 + i * 4 + e)
     };
-    let sep = format!(
-        "KUBE-SEP-{:016X}",
-        (u64::from(u32::from(ip)) << 8 | u64::from(e)) * 0x9E37_79B9
-    )
-    .chars()
-    .take(25)
-    .collect::<String>();
+    let sep = format!("KUBE-SEP-{:016X}", (u64::from(u32::from(ip)) << 8 | u64::from(e)) * 0x9E37_79B9)
+        .chars()
+        .take(25)
+        .collect::<String>();
     (ip, sep)
 }
 
@@ -89,19 +80,11 @@ fn service_rules(i: u32, generation: u32, decl: &mut String, rules: &mut String)
         let _ = writeln!(decl, ":{sep} - [0:0]");
         let prob = match e {
             3 => String::new(),
-            _ => format!(
-                " -m statistic --mode random --probability {:.10}",
-                1.0 / f64::from(4 - e)
-            ),
+            _ => format!(" -m statistic --mode random --probability {:.10}", 1.0 / f64::from(4 - e)),
         };
-        let _ = writeln!(
-            rules,
-            "-A {svc} -m comment --comment \"ns/svc-{i}:http -> {ep}:8080\"{prob} -j {sep}"
-        );
-        let _ = writeln!(
-            rules,
-            "-A {sep} -m comment --comment ns/svc-{i}:http -s {ep} -j KUBE-MARK-MASQ"
-        );
+        let _ =
+            writeln!(rules, "-A {svc} -m comment --comment \"ns/svc-{i}:http -> {ep}:8080\"{prob} -j {sep}");
+        let _ = writeln!(rules, "-A {sep} -m comment --comment ns/svc-{i}:http -s {ep} -j KUBE-MARK-MASQ");
         let _ = writeln!(
             rules,
             "-A {sep} -m comment --comment ns/svc-{i}:http -m tcp -p tcp -j DNAT --to-destination {ep}:8080"
@@ -129,9 +112,8 @@ fn services_chain(n: u32) -> String {
 }
 
 fn full(n: u32) -> String {
-    let mut decl = String::from(
-        "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n",
-    );
+    let mut decl =
+        String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n");
     let mut rules = String::from("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
     for i in 0..n {
         service_rules(i, 0, &mut decl, &mut rules);
@@ -205,10 +187,7 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
@@ -232,10 +211,8 @@ fn main() {
     for n in sizes {
         let text = full(n);
         let mut t = Tables::new();
-        t.ensure(
-            "nat PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-        )
-        .unwrap();
+        t.ensure("nat PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES")
+            .unwrap();
         let start = Instant::now();
         t.restore(&text, true).unwrap();
         let full_restore = start.elapsed();

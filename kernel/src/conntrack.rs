@@ -181,10 +181,7 @@ impl Default for Conntrack {
 impl Conntrack {
     /// An empty table holding at most `max` flows.
     pub fn new(max: usize) -> Self {
-        Self {
-            entries: FxHashMap::default(),
-            max,
-        }
+        Self { entries: FxHashMap::default(), max }
     }
 
     /// The live entry for `key`, if any (an expired one is removed).
@@ -211,11 +208,7 @@ impl Conntrack {
             Protocol::Udp => State::Unreplied,
             _ => State::SynSent,
         };
-        let e = Entry {
-            nat,
-            state,
-            expires: now + state.timeout(),
-        };
+        let e = Entry { nat, state, expires: now + state.timeout() };
         self.entries.insert(key, e);
         Ok(e)
     }
@@ -285,8 +278,7 @@ impl Conntrack {
     /// `conntrack -L`: one line per live flow, original tuple then reply tuple, sorted; the
     /// count line conntrack prints on stderr is [`Conntrack::summary`].
     pub fn list(&self, now: Duration) -> String {
-        let mut rows: Vec<(&Key, &Entry)> =
-            self.entries.iter().filter(|(_, e)| e.expires > now).collect();
+        let mut rows: Vec<(&Key, &Entry)> = self.entries.iter().filter(|(_, e)| e.expires > now).collect();
         rows.sort_by_key(|(k, _)| (k.src, k.dst));
         let mut out = String::new();
         for (k, e) in rows {
@@ -347,18 +339,11 @@ mod tests {
     use super::*;
 
     fn key(proto: Protocol, src: &str, dst: &str) -> Key {
-        Key {
-            protocol: proto,
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-        }
+        Key { protocol: proto, src: src.parse().unwrap(), dst: dst.parse().unwrap() }
     }
 
     fn nat(dst: &str) -> Nat {
-        Nat {
-            dst: dst.parse().unwrap(),
-            src: None,
-        }
+        Nat { dst: dst.parse().unwrap(), src: None }
     }
 
     const T0: Duration = Duration::from_secs(100);
@@ -385,14 +370,14 @@ mod tests {
     fn full_table_drops_new_flows() {
         let mut ct = Conntrack::new(1);
         ct.insert(key(Protocol::Tcp, "10.0.0.1:1", "10.0.0.2:80"), nat("10.0.0.2:80"), T0).unwrap();
-        let err = ct
-            .insert(key(Protocol::Tcp, "10.0.0.1:2", "10.0.0.2:80"), nat("10.0.0.2:80"), T0)
-            .unwrap_err();
+        let err =
+            ct.insert(key(Protocol::Tcp, "10.0.0.1:2", "10.0.0.2:80"), nat("10.0.0.2:80"), T0).unwrap_err();
         assert_eq!(err.to_string(), "nf_conntrack: table full, dropping packet");
         // Once the first expires there is room again.
-        assert!(ct
-            .insert(key(Protocol::Tcp, "10.0.0.1:2", "10.0.0.2:80"), nat("10.0.0.2:80"), T0 + TCP_SYN_SENT)
-            .is_ok());
+        assert!(
+            ct.insert(key(Protocol::Tcp, "10.0.0.1:2", "10.0.0.2:80"), nat("10.0.0.2:80"), T0 + TCP_SYN_SENT)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -404,10 +389,7 @@ mod tests {
         let u = key(Protocol::Udp, "10.244.1.3:41234", "10.96.0.10:53");
         ct.insert(
             u,
-            Nat {
-                dst: "172.28.0.2:53".parse().unwrap(),
-                src: Some("172.28.1.3:41234".parse().unwrap()),
-            },
+            Nat { dst: "172.28.0.2:53".parse().unwrap(), src: Some("172.28.1.3:41234".parse().unwrap()) },
             T0,
         )
         .unwrap();
@@ -416,10 +398,7 @@ mod tests {
             "tcp      6 431999 ESTABLISHED src=10.244.1.3 dst=10.96.0.20 sport=40000 dport=80 src=10.244.2.5 dst=10.244.1.3 sport=80 dport=40000 [ASSURED] mark=0 use=1\n\
              udp      17 29 src=10.244.1.3 dst=10.96.0.10 sport=41234 dport=53 [UNREPLIED] src=172.28.0.2 dst=172.28.1.3 sport=53 dport=41234 mark=0 use=1\n"
         );
-        assert_eq!(
-            ct.summary(T0),
-            "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown."
-        );
+        assert_eq!(ct.summary(T0), "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.");
     }
 
     fn filter(s: &str) -> Filter {
@@ -463,7 +442,11 @@ mod tests {
         let cases = [
             ("-p udp --orig-dst 10.96.0.10", 3, "a Service's UDP flows, not its TCP one"),
             ("-p tcp --orig-dst 10.96.0.10", 1, "TCP only"),
-            ("-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.2.5", 2, "one endpoint's flows through the ClusterIP"),
+            (
+                "-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.2.5",
+                2,
+                "one endpoint's flows through the ClusterIP",
+            ),
             ("-p udp --orig-dst 10.96.0.10 --dst-nat 10.244.2.7", 0, "an endpoint with no flows"),
             ("-p udp --dport 30053", 1, "a NodePort's flows, whatever the node address"),
             ("-p udp --dport 30053 --dst-nat 10.244.2.6", 0, "the NodePort flow went to another endpoint"),

@@ -79,9 +79,7 @@ pub enum RestoreError {
         message: String,
     },
     /// A rule jumps to a chain that does not exist after the restore.
-    #[error(
-        "iptables-restore: line {line} failed: Couldn't load target `{chain}':No such file or directory"
-    )]
+    #[error("iptables-restore: line {line} failed: Couldn't load target `{chain}':No such file or directory")]
     NoSuchChain {
         /// 1-based line number.
         line: usize,
@@ -348,11 +346,7 @@ impl CtStates {
     /// chains after a DNAT rule rewrote its destination (the kernel sets `IPS_DST_NAT` then; the
     /// SNAT state only comes with the MASQUERADE that ends the walk).
     pub fn first_packet(dnat: bool) -> Self {
-        if dnat {
-            Self(Self::NEW.0 | Self::DNAT.0)
-        } else {
-            Self::NEW
-        }
+        if dnat { Self(Self::NEW.0 | Self::DNAT.0) } else { Self::NEW }
     }
 
     /// Parses a `--ctstate` list (`RELATED,ESTABLISHED`) with iptables' error text, which quotes
@@ -416,10 +410,7 @@ impl TableName {
 
     /// The slot of built-in chain `name` (built-ins take the first slots, in order, for good).
     fn builtin(self, name: &str) -> u32 {
-        self.builtins()
-            .iter()
-            .position(|b| *b == name)
-            .expect("a built-in chain of this table") as u32
+        self.builtins().iter().position(|b| *b == name).expect("a built-in chain of this table") as u32
     }
 }
 
@@ -492,10 +483,7 @@ impl<'t> Steps<'t> {
     }
 
     fn iter(&self) -> impl DoubleEndedIterator<Item = &StepRef<'t>> + '_ {
-        self.inline[..self.len.min(INLINE_STEPS)]
-            .iter()
-            .flatten()
-            .chain(&self.more)
+        self.inline[..self.len.min(INLINE_STEPS)].iter().flatten().chain(&self.more)
     }
 }
 
@@ -518,10 +506,7 @@ impl Tables {
             }
             t
         };
-        Self {
-            filter: mk(TableName::Filter),
-            nat: mk(TableName::Nat),
-        }
+        Self { filter: mk(TableName::Filter), nat: mk(TableName::Nat) }
     }
 
     fn table(&self, name: TableName) -> &Table {
@@ -540,11 +525,7 @@ impl Tables {
 
     /// Rules in both tables.
     pub fn rule_count(&self) -> usize {
-        [&self.filter, &self.nat]
-            .iter()
-            .flat_map(|t| t.live())
-            .map(|(_, c)| c.rules.len())
-            .sum()
+        [&self.filter, &self.nat].iter().flat_map(|t| t.live()).map(|(_, c)| c.rules.len()).sum()
     }
 
     /// A chain, if it exists.
@@ -557,11 +538,8 @@ impl Tables {
     pub fn ensure(&mut self, line: &str) -> Result<bool, RestoreError> {
         let err = |message: String| RestoreError::Line { line: 1, message };
         let mut parts = line.trim().splitn(3, ' ');
-        let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(err(format!(
-                "expected `TABLE CHAIN RULESPEC`, got `{line}`"
-            )));
+        let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(err(format!("expected `TABLE CHAIN RULESPEC`, got `{line}`")));
         };
         let table = TableName::parse(table).ok_or_else(|| err(format!("no table `{table}`")))?;
         let rule = parse_rule(spec.trim()).map_err(err)?;
@@ -654,8 +632,7 @@ impl Tables {
             Origin::Local => ("OUTPUT", "OUTPUT"),
         };
         let mut p = packet;
-        if let Outcome::Dnat(to) =
-            self.walk((TableName::Nat, nat_in), p, false, &mut mark, env, &mut v.steps)
+        if let Outcome::Dnat(to) = self.walk((TableName::Nat, nat_in), p, false, &mut mark, env, &mut v.steps)
         {
             v.dst = to;
             v.dnat = true;
@@ -678,14 +655,8 @@ impl Tables {
             _ => {}
         }
         if v.disposition == Disposition::Accept
-            && let Outcome::Masquerade = self.walk(
-                (TableName::Nat, "POSTROUTING"),
-                p,
-                v.dnat,
-                &mut mark,
-                env,
-                &mut v.steps,
-            )
+            && let Outcome::Masquerade =
+                self.walk((TableName::Nat, "POSTROUTING"), p, v.dnat, &mut mark, env, &mut v.steps)
         {
             v.masquerade = true;
         }
@@ -703,15 +674,8 @@ impl Tables {
         env: &mut dyn WalkEnv,
         steps: &mut Steps<'t>,
     ) -> Outcome {
-        let mut w = Walk {
-            table_name,
-            table: self.table(table_name),
-            p,
-            mark,
-            ct_fails: ct_fails(dnat),
-            env,
-            steps,
-        };
+        let mut w =
+            Walk { table_name, table: self.table(table_name), p, mark, ct_fails: ct_fails(dnat), env, steps };
         let before = w.steps.len;
         match w.chain(table_name.builtin(start), 0) {
             Some(o) => o,
@@ -825,9 +789,7 @@ impl Table {
 
     /// The chains that exist, built-ins first.
     fn live(&self) -> impl Iterator<Item = (&str, &Chain)> {
-        self.slots
-            .iter()
-            .filter_map(|s| Some((&*s.name, s.chain.as_ref()?)))
+        self.slots.iter().filter_map(|s| Some((&*s.name, s.chain.as_ref()?)))
     }
 
     /// Resolves `op` against this table: every rule parsed (or reused from the chain it is
@@ -853,9 +815,7 @@ impl Table {
             None => false,
             Some(&DELETED) => false,
             Some(&DECLARED) => true,
-            Some(_) => {
-                (noflush && self.slots[id as usize].chain.is_some()) || (id as usize) < builtins
-            }
+            Some(_) => (noflush && self.slots[id as usize].chain.is_some()) || (id as usize) < builtins,
         };
 
         let mut chains: Vec<Planning<'_>> = Vec::new();
@@ -887,10 +847,8 @@ impl Table {
             let (rule, walk) = match (c.reuse(a.spec), c.old) {
                 (Some(k), Some(old)) => (Arc::clone(&old.rules[k]), old.walk[k]),
                 _ => {
-                    let rule = parse_rule(a.spec).map_err(|message| RestoreError::Line {
-                        line: a.line,
-                        message,
-                    })?;
+                    let rule =
+                        parse_rule(a.spec).map_err(|message| RestoreError::Line { line: a.line, message })?;
                     let walk = WalkRule::compile(&rule, &self.ids);
                     (Arc::new(rule), walk)
                 }
@@ -913,15 +871,11 @@ impl Table {
                 let line = c.lines[k];
                 let e = match (w.action, &c.rules[k].target) {
                     (Action::Jump(to), Target::Jump(name)) if !exists(to) => {
-                        RestoreError::NoSuchChain {
-                            line,
-                            chain: name.to_string(),
-                        }
+                        RestoreError::NoSuchChain { line, chain: name.to_string() }
                     }
-                    _ if !chain_exists => RestoreError::Line {
-                        line,
-                        message: format!("Chain '{}' does not exist", c.name),
-                    },
+                    _ if !chain_exists => {
+                        RestoreError::Line { line, message: format!("Chain '{}' does not exist", c.name) }
+                    }
                     _ => continue,
                 };
                 if first.as_ref().is_none_or(|f| line < line_of(f)) {
@@ -933,19 +887,9 @@ impl Table {
         if let Some(e) = first {
             return Err(e);
         }
-        let appends = chains
-            .into_iter()
-            .map(|c| Appends {
-                id: c.id,
-                rules: c.rules,
-                walk: c.walk,
-            })
-            .collect();
-        Ok(Plan {
-            declared,
-            deleted,
-            appends,
-        })
+        let appends =
+            chains.into_iter().map(|c| Appends { id: c.id, rules: c.rules, walk: c.walk }).collect();
+        Ok(Plan { declared, deleted, appends })
     }
 
     /// Applies a checked plan.
@@ -975,11 +919,7 @@ impl Table {
             }
         }
         for a in plan.appends {
-            let Some(c) = self
-                .slots
-                .get_mut(a.id as usize)
-                .and_then(|s| s.chain.as_mut())
-            else {
+            let Some(c) = self.slots.get_mut(a.id as usize).and_then(|s| s.chain.as_mut()) else {
                 continue;
             };
             if c.rules.is_empty() {
@@ -1033,11 +973,7 @@ impl Table {
                 }
             }
         }
-        self.ids = slots
-            .iter()
-            .enumerate()
-            .map(|(id, s)| (Arc::clone(&s.name), id as u32))
-            .collect();
+        self.ids = slots.iter().enumerate().map(|(id, s)| (Arc::clone(&s.name), id as u32)).collect();
         self.dead = slots.iter().filter(|s| s.chain.is_none()).count();
         self.slots = slots;
     }
@@ -1064,20 +1000,14 @@ impl Chain {
         }
         let mut index = ChainIndex {
             v4: vec![
-                V4Entry {
-                    jump: NO_SLOT,
-                    ..V4Entry::default()
-                };
+                V4Entry { jump: NO_SLOT, ..V4Entry::default() };
                 (self.walk.len() * 2).next_power_of_two()
             ],
             ..ChainIndex::default()
         };
         for (i, w) in self.walk.iter().enumerate() {
-            let key = if w.flags & F_NETS_V6 != 0 {
-                index_key(&self.rules[i].matches)
-            } else {
-                w.index_key()
-            };
+            let key =
+                if w.flags & F_NETS_V6 != 0 { index_key(&self.rules[i].matches) } else { w.index_key() };
             match key {
                 Some(key) => index.insert(key, i as u32, w.key_jump()),
                 None => index.rest.push(i as u32),

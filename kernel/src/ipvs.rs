@@ -28,9 +28,8 @@ use crate::Protocol;
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 
 /// Schedulers the kernel has (`ip_vs_*` modules).
-pub const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
+pub const SCHEDULERS: &[&str] =
+    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
 
 /// Why an ipvsadm-restore line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,13 +205,15 @@ impl Ipvs {
     }
 
     /// Schedules a new connection from `src` to the virtual server `dst`; None if `dst` is none.
-    pub fn schedule(&mut self, protocol: Protocol, src: SocketAddr, dst: SocketAddr, now: Duration) -> Option<Schedule> {
+    pub fn schedule(
+        &mut self,
+        protocol: Protocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+        now: Duration,
+    ) -> Option<Schedule> {
         let vs = self.services.get_mut(&(protocol, dst))?;
-        let mut out = Schedule {
-            real: None,
-            scheduler: vs.scheduler.clone(),
-            persistent: false,
-        };
+        let mut out = Schedule { real: None, scheduler: vs.scheduler.clone(), persistent: false };
         if vs.reals.is_empty() {
             return Some(out);
         }
@@ -233,7 +234,9 @@ impl Ipvs {
             "lc" | "wlc" | "sed" | "nq" | "lblc" | "lblcr" => {
                 // Fewest active connections per weight; ties go to the earliest.
                 (0..n)
-                    .min_by_key(|&i| (u64::from(vs.reals[i].active) * 1000) / u64::from(vs.reals[i].weight.max(1)))
+                    .min_by_key(|&i| {
+                        (u64::from(vs.reals[i].active) * 1000) / u64::from(vs.reals[i].weight.max(1))
+                    })
                     .unwrap_or(0)
             }
             "sh" => hash_ip(src.ip()) % n,
@@ -294,7 +297,15 @@ impl Ipvs {
             }
             out.push('\n');
             for r in &vs.reals {
-                let _ = writeln!(out, "  -> {:<28} {:<7} {:<6} {:<10} {:<10}", r.addr.to_string(), "Masq", r.weight, r.active, 0);
+                let _ = writeln!(
+                    out,
+                    "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                    r.addr.to_string(),
+                    "Masq",
+                    r.weight,
+                    r.active,
+                    0
+                );
             }
         }
         out
@@ -382,13 +393,16 @@ fn parse(line: &str) -> Result<Command, String> {
                     _ => Protocol::Sctp,
                 };
                 let a = arg()?;
-                let addr = a.parse().map_err(|_| format!("illegal virtual server address[:port] specified: {a}"))?;
+                let addr =
+                    a.parse().map_err(|_| format!("illegal virtual server address[:port] specified: {a}"))?;
                 cmd.service = Some((proto, addr));
                 j += 1;
             }
             "-r" | "--real-server" => {
                 let a = arg()?;
-                cmd.real = Some(a.parse().map_err(|_| format!("illegal real server address[:port] specified: {a}"))?);
+                cmd.real = Some(
+                    a.parse().map_err(|_| format!("illegal real server address[:port] specified: {a}"))?,
+                );
                 j += 1;
             }
             "-s" | "--scheduler" => {
@@ -401,7 +415,8 @@ fn parse(line: &str) -> Result<Command, String> {
             }
             "-p" | "--persistent" => {
                 let p = arg()?;
-                cmd.persistent = Some(p.parse().map_err(|_| format!("illegal timeout for persistent service: {p}"))?);
+                cmd.persistent =
+                    Some(p.parse().map_err(|_| format!("illegal timeout for persistent service: {p}"))?);
                 j += 1;
             }
             "-w" | "--weight" => {
@@ -453,11 +468,34 @@ mod tests {
         let mut t = Ipvs::new();
         t.restore(TEXT).unwrap();
         let picks: Vec<_> = (0..6)
-            .map(|i| t.schedule(Protocol::Tcp, a(&format!("10.244.1.9:{}", 40000 + i)), a("10.96.0.20:80"), Duration::ZERO).unwrap().real.unwrap())
+            .map(|i| {
+                t.schedule(
+                    Protocol::Tcp,
+                    a(&format!("10.244.1.9:{}", 40000 + i)),
+                    a("10.96.0.20:80"),
+                    Duration::ZERO,
+                )
+                .unwrap()
+                .real
+                .unwrap()
+            })
             .collect();
-        assert_eq!(picks, [a("10.244.1.5:80"), a("10.244.2.5:80"), a("10.244.2.6:80"), a("10.244.1.5:80"), a("10.244.2.5:80"), a("10.244.2.6:80")]);
+        assert_eq!(
+            picks,
+            [
+                a("10.244.1.5:80"),
+                a("10.244.2.5:80"),
+                a("10.244.2.6:80"),
+                a("10.244.1.5:80"),
+                a("10.244.2.5:80"),
+                a("10.244.2.6:80")
+            ]
+        );
         assert!(t.schedule(Protocol::Tcp, a("10.244.1.9:1"), a("10.96.0.21:80"), Duration::ZERO).is_none());
-        assert_eq!(t.schedule(Protocol::Tcp, a("10.244.1.9:1"), a("10.96.0.30:80"), Duration::ZERO).unwrap().real, None);
+        assert_eq!(
+            t.schedule(Protocol::Tcp, a("10.244.1.9:1"), a("10.96.0.30:80"), Duration::ZERO).unwrap().real,
+            None
+        );
     }
 
     #[test]
@@ -465,7 +503,9 @@ mod tests {
         let mut t = Ipvs::new();
         t.restore("-A -t 10.96.0.9:80 -s lc\n-a -t 10.96.0.9:80 -r 10.0.0.1:80 -m -w 1\n-a -t 10.96.0.9:80 -r 10.0.0.2:80 -m -w 1\n").unwrap();
         let vip = a("10.96.0.9:80");
-        let s = |t: &mut Ipvs| t.schedule(Protocol::Tcp, a("10.1.0.1:5"), vip, Duration::ZERO).unwrap().real.unwrap();
+        let s = |t: &mut Ipvs| {
+            t.schedule(Protocol::Tcp, a("10.1.0.1:5"), vip, Duration::ZERO).unwrap().real.unwrap()
+        };
         assert_eq!(s(&mut t), a("10.0.0.1:80"));
         assert_eq!(s(&mut t), a("10.0.0.2:80"));
         t.release(Protocol::Tcp, vip, a("10.0.0.1:80"));
@@ -479,7 +519,9 @@ mod tests {
         let vip = a("10.96.0.9:80");
         let first = t.schedule(Protocol::Tcp, a("10.1.0.1:5"), vip, Duration::ZERO).unwrap();
         for i in 1..5 {
-            let s = t.schedule(Protocol::Tcp, a(&format!("10.1.0.1:{}", 5 + i)), vip, Duration::from_secs(i)).unwrap();
+            let s = t
+                .schedule(Protocol::Tcp, a(&format!("10.1.0.1:{}", 5 + i)), vip, Duration::from_secs(i))
+                .unwrap();
             assert_eq!((s.real, s.persistent), (first.real, true));
         }
         let later = t.schedule(Protocol::Tcp, a("10.1.0.1:99"), vip, Duration::from_secs(4 + 10801)).unwrap();
@@ -567,7 +609,9 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.line, e.message.as_str()), (6, "No such service"));
         assert_eq!(t.list(), before);
-        let e = t.restore("-A -t 10.96.0.31:80 -s rr\n-a -t 10.96.0.31:80 -r 10.0.0.1:80 -m -w 1\n-X\n").unwrap_err();
+        let e = t
+            .restore("-A -t 10.96.0.31:80 -s rr\n-a -t 10.96.0.31:80 -r 10.0.0.1:80 -m -w 1\n-X\n")
+            .unwrap_err();
         assert_eq!((e.line, e.message.as_str()), (3, "unknown option -X"));
         assert_eq!(t.list(), before);
     }
@@ -584,7 +628,8 @@ mod tests {
         assert_eq!(t.services[&(Protocol::Tcp, vip)].reals.iter().map(|r| r.active).sum::<u32>(), 2);
         // Its real server goes: so does the client's persistence entry.
         let other = if first == a("10.0.0.1:80") { "10.0.0.2:80" } else { "10.0.0.1:80" };
-        t.restore(&format!("-C\n-A -t 10.96.0.9:80 -s rr -p 10800\n-a -t 10.96.0.9:80 -r {other} -m -w 1\n")).unwrap();
+        t.restore(&format!("-C\n-A -t 10.96.0.9:80 -s rr -p 10800\n-a -t 10.96.0.9:80 -r {other} -m -w 1\n"))
+            .unwrap();
         let moved = t.schedule(Protocol::Tcp, a("10.1.0.1:7"), vip, Duration::from_secs(2)).unwrap();
         assert_eq!((moved.real, moved.persistent), (Some(a(other)), false));
     }

@@ -204,10 +204,7 @@ impl Policies {
     pub fn upsert(&mut self, policy: &NetworkPolicy) -> Result<(), PolicyError> {
         let namespace = policy.metadata.namespace.as_deref().unwrap_or_default();
         if namespace.is_empty() {
-            return Err(PolicyError::Required {
-                field: "metadata.namespace".into(),
-                detail: "",
-            });
+            return Err(PolicyError::Required { field: "metadata.namespace".into(), detail: "" });
         }
         let name = policy.metadata.name.as_deref().unwrap_or_default();
         if name.is_empty() {
@@ -217,10 +214,7 @@ impl Policies {
             });
         }
         let compiled = Compiled::new(namespace, name, policy)?;
-        self.by_namespace
-            .entry(namespace.to_string())
-            .or_default()
-            .insert(name.to_string(), compiled);
+        self.by_namespace.entry(namespace.to_string()).or_default().insert(name.to_string(), compiled);
         Ok(())
     }
 
@@ -292,11 +286,7 @@ impl Policies {
             }
             isolated = true;
             if let Some(rule) = rules.iter().position(|r| r.matches(&flow)) {
-                return Verdict::Allowed {
-                    direction,
-                    policy: policy.key.clone(),
-                    rule,
-                };
+                return Verdict::Allowed { direction, policy: policy.key.clone(), rule };
             }
         }
         if !isolated {
@@ -307,10 +297,7 @@ impl Policies {
             .filter(|p| p.selects(direction, subject).is_some())
             .map(|p| p.key.clone())
             .collect();
-        Verdict::Denied {
-            direction,
-            selected_by,
-        }
+        Verdict::Denied { direction, selected_by }
     }
 }
 
@@ -329,18 +316,11 @@ impl fmt::Display for Verdict {
             Self::NotIsolated { direction } => {
                 write!(f, "not isolated: no policy selects the pod for {direction}")
             }
-            Self::Allowed {
-                direction,
-                policy,
-                rule,
-            } => {
+            Self::Allowed { direction, policy, rule } => {
                 write!(f, "allowed by {policy} ({direction} rule {rule})")
             }
             Self::FromNode => f.write_str("allowed: ingress from the pod's own node"),
-            Self::Denied {
-                direction,
-                selected_by,
-            } => {
+            Self::Denied { direction, selected_by } => {
                 write!(f, "denied: no {direction} rule allowed it (selected by ")?;
                 for (i, p) in selected_by.iter().enumerate() {
                     if i > 0 {
@@ -362,22 +342,11 @@ impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (field, body, detail) = match self {
             Self::Required { field, detail } => (field, "Required value".to_string(), *detail),
-            Self::Invalid {
-                field,
-                value,
-                detail,
-            } => (field, format!("Invalid value: {value}"), *detail),
+            Self::Invalid { field, value, detail } => (field, format!("Invalid value: {value}"), *detail),
             Self::Forbidden { field, detail } => (field, "Forbidden".to_string(), *detail),
-            Self::NotSupported {
-                field,
-                value,
-                supported,
-            } => {
+            Self::NotSupported { field, value, supported } => {
                 let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-                write!(
-                    f,
-                    "{field}: Unsupported value: {value:?}: supported values: "
-                )?;
+                write!(f, "{field}: Unsupported value: {value:?}: supported values: ")?;
                 return f.write_str(&list.join(", "));
             }
         };
@@ -491,9 +460,7 @@ impl Compiled {
         // A missing podSelector is Go's zero LabelSelector: every pod of the namespace.
         let pod_selector = match &spec.pod_selector {
             Some(sel) => Selector::new(sel, "spec.podSelector")?,
-            None => Selector {
-                requirements: Vec::new(),
-            },
+            None => Selector { requirements: Vec::new() },
         };
         let ingress = spec
             .ingress
@@ -501,12 +468,7 @@ impl Compiled {
             .flatten()
             .enumerate()
             .map(|(i, r)| {
-                Rule::new(
-                    r.from.as_deref(),
-                    r.ports.as_deref(),
-                    &format!("spec.ingress[{i}]"),
-                    "from",
-                )
+                Rule::new(r.from.as_deref(), r.ports.as_deref(), &format!("spec.ingress[{i}]"), "from")
             })
             .collect::<Result<Vec<_>, _>>()?;
         let egress = spec
@@ -514,14 +476,7 @@ impl Compiled {
             .iter()
             .flatten()
             .enumerate()
-            .map(|(i, r)| {
-                Rule::new(
-                    r.to.as_deref(),
-                    r.ports.as_deref(),
-                    &format!("spec.egress[{i}]"),
-                    "to",
-                )
-            })
+            .map(|(i, r)| Rule::new(r.to.as_deref(), r.ports.as_deref(), &format!("spec.egress[{i}]"), "to"))
             .collect::<Result<Vec<_>, _>>()?;
         let (mut has_ingress, mut has_egress) = (false, false);
         match spec.policy_types.as_deref() {
@@ -602,8 +557,8 @@ impl Peer {
     fn new(peer: &NetworkPolicyPeer, path: &str) -> Result<Self, PolicyError> {
         // `ValidateNetworkPolicyPeer`: exactly one kind of peer; the two selectors count as two
         // but may be combined, an ipBlock may not.
-        let selectors = usize::from(peer.pod_selector.is_some())
-            + usize::from(peer.namespace_selector.is_some());
+        let selectors =
+            usize::from(peer.pod_selector.is_some()) + usize::from(peer.namespace_selector.is_some());
         let pods = peer
             .pod_selector
             .as_ref()
@@ -625,10 +580,9 @@ impl Peer {
                 }
                 Ok(peer)
             }
-            None if selectors == 0 => Err(PolicyError::Required {
-                field: path.to_string(),
-                detail: "must specify a peer",
-            }),
+            None if selectors == 0 => {
+                Err(PolicyError::Required { field: path.to_string(), detail: "must specify a peer" })
+            }
             None => Ok(Peer::Pods { namespaces, pods }),
         }
     }
@@ -636,10 +590,7 @@ impl Peer {
     /// `ValidateIPBlock`: a CIDR, and excepts that are strict subsets of it.
     fn block(block: &IPBlock, path: &str) -> Result<Self, PolicyError> {
         if block.cidr.is_empty() {
-            return Err(PolicyError::Required {
-                field: format!("{path}.cidr"),
-                detail: "",
-            });
+            return Err(PolicyError::Required { field: format!("{path}.cidr"), detail: "" });
         }
         let cidr = parse_cidr_sloppy(&block.cidr).ok_or_else(|| PolicyError::Invalid {
             field: format!("{path}.cidr"),
@@ -674,11 +625,7 @@ impl Peer {
                 let namespace_ok = match namespaces {
                     None => peer.namespace == flow.policy_namespace,
                     Some(sel) if sel.requirements.is_empty() => true,
-                    Some(sel) => sel.matches(
-                        flow.namespaces
-                            .labels(&peer.namespace)
-                            .unwrap_or(&NO_LABELS),
-                    ),
+                    Some(sel) => sel.matches(flow.namespaces.labels(&peer.namespace).unwrap_or(&NO_LABELS)),
                 };
                 namespace_ok && pods.as_ref().is_none_or(|sel| sel.matches(&peer.labels))
             }
@@ -705,13 +652,10 @@ impl PortMatch {
             detail,
         };
         let valid_port = |field: &str, n: i32| {
-            u16::try_from(n).ok().filter(|&n| n != 0).ok_or_else(|| {
-                invalid(
-                    field,
-                    Value::from(n),
-                    "must be between 1 and 65535, inclusive",
-                )
-            })
+            u16::try_from(n)
+                .ok()
+                .filter(|&n| n != 0)
+                .ok_or_else(|| invalid(field, Value::from(n), "must be between 1 and 65535, inclusive"))
         };
         let spec = match (&port.port, port.end_port) {
             (None, None) => PortSpec::Any,
@@ -749,10 +693,7 @@ impl PortMatch {
                 PortSpec::Range(start, end)
             }
         };
-        Ok(PortMatch {
-            protocol,
-            port: spec,
-        })
+        Ok(PortMatch { protocol, port: spec })
     }
 
     fn matches(&self, flow: &Flow<'_>) -> bool {
@@ -763,9 +704,7 @@ impl PortMatch {
             PortSpec::Any => true,
             PortSpec::Range(lo, hi) => (*lo..=*hi).contains(&flow.port),
             PortSpec::Named(name) => flow.destination_ports.is_some_and(|ports| {
-                ports
-                    .iter()
-                    .any(|p| p.port == flow.port && p.protocol == self.protocol && p.name == *name)
+                ports.iter().any(|p| p.port == flow.port && p.protocol == self.protocol && p.name == *name)
             }),
         }
     }
@@ -781,11 +720,7 @@ impl Selector {
             .match_labels
             .iter()
             .flatten()
-            .map(|(k, v)| Requirement {
-                key: k.clone(),
-                op: Operator::In,
-                values: vec![v.clone()],
-            })
+            .map(|(k, v)| Requirement { key: k.clone(), op: Operator::In, values: vec![v.clone()] })
             .collect();
         for (i, expr) in sel.match_expressions.iter().flatten().enumerate() {
             let p = format!("{path}.matchExpressions[{i}]");
@@ -818,11 +753,7 @@ impl Selector {
                 }
                 _ => {}
             }
-            requirements.push(Requirement {
-                key: expr.key.clone(),
-                op,
-                values,
-            });
+            requirements.push(Requirement { key: expr.key.clone(), op, values });
         }
         Ok(Selector { requirements })
     }

@@ -34,14 +34,7 @@ pub struct Routes {
 impl Routes {
     /// A node at `node_ip` with no podCIDR yet.
     pub fn new(node_ip: IpAddr) -> Self {
-        Self {
-            node_ip,
-            own: None,
-            bridge: "cni0".into(),
-            nodes: BTreeMap::new(),
-            gateway: None,
-            link: None,
-        }
+        Self { node_ip, own: None, bridge: "cni0".into(), nodes: BTreeMap::new(), gateway: None, link: None }
     }
 
     /// The node's own podCIDR and its bridge device.
@@ -93,10 +86,8 @@ impl Routes {
             .collect();
         if let Some(own) = self.own {
             let gw = gateway_of(own);
-            lines.push((
-                own.network(),
-                format!("{own} dev {} proto kernel scope link src {gw}", self.bridge),
-            ));
+            lines
+                .push((own.network(), format!("{own} dev {} proto kernel scope link src {gw}", self.bridge)));
         }
         if let Some(link) = self.link {
             lines.push((

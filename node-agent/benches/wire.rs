@@ -43,11 +43,27 @@ fn node(name: &str, ip: &str, cidr: &str, port: u16) -> Node {
     }
 }
 
-async fn kernel(name: &str, ip: &str, cidr: &str, sockets: SocketTable, shutdown: &CancellationToken) -> (Arc<Dataplane>, Arc<ClusterView>, u16) {
+async fn kernel(
+    name: &str,
+    ip: &str,
+    cidr: &str,
+    sockets: SocketTable,
+    shutdown: &CancellationToken,
+) -> (Arc<Dataplane>, Arc<ClusterView>, u16) {
     let view = Arc::new(ClusterView::default());
     let ip: IpAddr = ip.parse().unwrap();
-    let dp = Arc::new(Dataplane::new(name.into(), ip, vec!["10.96.0.0/12".parse().unwrap()], sockets, view.clone()));
-    let exec = ExecContext { dp: dp.clone(), pods_dir: std::env::temp_dir(), kubernetes_service: "10.96.0.1".parse().unwrap() };
+    let dp = Arc::new(Dataplane::new(
+        name.into(),
+        ip,
+        vec!["10.96.0.0/12".parse().unwrap()],
+        sockets,
+        view.clone(),
+    ));
+    let exec = ExecContext {
+        dp: dp.clone(),
+        pods_dir: std::env::temp_dir(),
+        kubernetes_service: "10.96.0.1".parse().unwrap(),
+    };
     let addr = server::serve(exec, SocketAddr::new(ip, 0), shutdown.child_token()).await.unwrap();
     let _ = cidr;
     (dp, view, addr.port())
@@ -63,8 +79,12 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let (sock_a, sock_b) = (SocketTable::new(), SocketTable::new());
     let (a, view_a, port_a) = kernel("node-a", "127.0.1.11", "10.244.1.0/24", sock_a, &shutdown).await;
-    let (b, view_b, port_b) = kernel("node-b", "127.0.1.12", "10.244.2.0/24", sock_b.clone(), &shutdown).await;
-    let nodes = [node("node-a", "127.0.1.11", "10.244.1.0/24", port_a), node("node-b", "127.0.1.12", "10.244.2.0/24", port_b)];
+    let (b, view_b, port_b) =
+        kernel("node-b", "127.0.1.12", "10.244.2.0/24", sock_b.clone(), &shutdown).await;
+    let nodes = [
+        node("node-a", "127.0.1.11", "10.244.1.0/24", port_a),
+        node("node-b", "127.0.1.12", "10.244.2.0/24", port_b),
+    ];
     for view in [&view_a, &view_b] {
         for n in &nodes {
             view.node_changed(&Change::Applied(Arc::new(n.clone())));
@@ -105,8 +125,16 @@ async fn main() {
         }
     }
     println!("cross-node virtual TCP over the wire ({n} connections, after 200 warm-up):");
-    println!("  connect                      p50 {:>9?}  p99 {:>9?}", pct(&mut connects, 0.5), pct(&mut connects, 0.99));
-    println!("  connect + request/response   p50 {:>9?}  p99 {:>9?}", pct(&mut rtts, 0.5), pct(&mut rtts, 0.99));
+    println!(
+        "  connect                      p50 {:>9?}  p99 {:>9?}",
+        pct(&mut connects, 0.5),
+        pct(&mut connects, 0.99)
+    );
+    println!(
+        "  connect + request/response   p50 {:>9?}  p99 {:>9?}",
+        pct(&mut rtts, 0.5),
+        pct(&mut rtts, 0.99)
+    );
     let _ = BTreeMap::<u8, u8>::new();
     let _ = b;
     shutdown.cancel();

@@ -47,17 +47,12 @@ pub fn start(
 ) -> Result<(), SocketError> {
     match kind {
         AppKind::Echo => {
-            let listener = sockets.listen(
-                SocketAddr::new(who.ip, port.unwrap_or(ECHO_PORT)),
-                Protocol::Tcp,
-            )?;
+            let listener =
+                sockets.listen(SocketAddr::new(who.ip, port.unwrap_or(ECHO_PORT)), Protocol::Tcp)?;
             tokio::spawn(echo::serve(listener, who, stop));
         }
         AppKind::Kv => {
-            let listener = sockets.listen(
-                SocketAddr::new(who.ip, port.unwrap_or(KV_PORT)),
-                Protocol::Tcp,
-            )?;
+            let listener = sockets.listen(SocketAddr::new(who.ip, port.unwrap_or(KV_PORT)), Protocol::Tcp)?;
             tokio::spawn(kv::serve(listener, stop));
         }
         AppKind::Toolbox => {}

@@ -107,8 +107,7 @@ impl ClusterView {
         let mut v = self.write();
         match change {
             Change::Applied(_) => {
-                v.namespaces
-                    .insert(name, ns.metadata.labels.clone().unwrap_or_default());
+                v.namespaces.insert(name, ns.metadata.labels.clone().unwrap_or_default());
             }
             Change::Deleted(_) => {
                 v.namespaces.remove(&name);
@@ -142,11 +141,7 @@ impl ClusterView {
         let entry = match change {
             Change::Deleted(_) => None,
             Change::Applied(_) => {
-                let cidr = n
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.pod_cidr.as_deref())
-                    .and_then(|c| c.parse().ok());
+                let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse().ok());
                 let ip = n
                     .status
                     .as_ref()
@@ -176,11 +171,7 @@ impl ClusterView {
 
     /// (podCIDR, node IP) of every node that has both.
     pub fn node_routes(&self) -> Vec<(ipnet::IpNet, IpAddr)> {
-        self.read()
-            .nodes
-            .values()
-            .filter_map(|(c, ip)| Some(((*c)?, (*ip)?)))
-            .collect()
+        self.read().nodes.values().filter_map(|(c, ip)| Some(((*c)?, (*ip)?))).collect()
     }
 
     /// The kernel API port of the node at `ip` (10250 unless it published another).
@@ -190,11 +181,7 @@ impl ClusterView {
 
     /// The name of the node with InternalIP `ip`.
     pub fn node_name(&self, ip: IpAddr) -> Option<String> {
-        self.read()
-            .nodes
-            .iter()
-            .find(|(_, (_, i))| *i == Some(ip))
-            .map(|(n, _)| n.clone())
+        self.read().nodes.iter().find(|(_, (_, i))| *i == Some(ip)).map(|(n, _)| n.clone())
     }
 }
 
@@ -237,8 +224,7 @@ pub async fn run(
     let (pod_cache, mut pods) = reflector::reflector::<Pod>(client.clone(), all(), shutdown.child_token());
     let _ = view.pods.set(pod_cache);
     let (_ns, mut nss) = reflector::reflector::<Namespace>(client.clone(), all(), shutdown.child_token());
-    let (_np, mut nps) =
-        reflector::reflector::<NetworkPolicy>(client.clone(), all(), shutdown.child_token());
+    let (_np, mut nps) = reflector::reflector::<NetworkPolicy>(client.clone(), all(), shutdown.child_token());
     let (_nodes, mut nodes) = reflector::reflector::<Node>(client, all(), shutdown.child_token());
     loop {
         tokio::select! {

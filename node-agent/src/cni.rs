@@ -170,11 +170,7 @@ pub fn plugin(name: &str, ctx: &NetworkContext) -> Result<Arc<dyn CniPlugin>, Cn
 impl CniError {
     /// An I/O failure (code 5).
     pub fn io(what: &str, e: std::io::Error) -> Self {
-        CniError {
-            code: 5,
-            msg: format!("{what}: {e}"),
-            details: String::new(),
-        }
+        CniError { code: 5, msg: format!("{what}: {e}"), details: String::new() }
     }
 }
 
@@ -187,12 +183,7 @@ mod tests {
         let r = CniResult {
             cni_version: CNI_VERSION.into(),
             interfaces: vec![
-                Interface {
-                    name: "cni0".into(),
-                    mac: "02:00:00:00:00:01".into(),
-                    mtu: None,
-                    sandbox: None,
-                },
+                Interface { name: "cni0".into(), mac: "02:00:00:00:00:01".into(), mtu: None, sandbox: None },
                 Interface {
                     name: "eth0".into(),
                     mac: "02:00:00:00:00:02".into(),
@@ -205,10 +196,7 @@ mod tests {
                 gateway: Some("10.244.1.1".into()),
                 interface: Some(1),
             }],
-            routes: vec![Route {
-                dst: "0.0.0.0/0".into(),
-                gw: Some("10.244.1.1".into()),
-            }],
+            routes: vec![Route { dst: "0.0.0.0/0".into(), gw: Some("10.244.1.1".into()) }],
             dns: Dns::default(),
         };
         let v = serde_json::to_value(&r).unwrap();

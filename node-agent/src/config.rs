@@ -59,11 +59,7 @@ pub struct Config {
     pub cluster_domain: String,
 
     /// The node's resolv.conf, for dnsPolicy Default (the kubelet's `--resolv-conf`).
-    #[arg(
-        long,
-        env = "NETLAB_NODE_AGENT_RESOLV_CONF",
-        default_value = "/etc/resolv.conf"
-    )]
+    #[arg(long, env = "NETLAB_NODE_AGENT_RESOLV_CONF", default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
 
     /// Most pods on this node (capacity and allocatable `pods`).

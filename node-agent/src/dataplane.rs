@@ -204,7 +204,11 @@ impl Dataplane {
             // policy, no route: the packet never leaves the namespace.
             let to = SocketAddr::new(src.ip, dst.port());
             return match self.sockets.connect(SocketAddr::new(dst.ip(), local.port()), to) {
-                Ok(s) => Ok(Connected { stream: Box::new(s), local, hops: vec!["loopback: inside the pod".into()] }),
+                Ok(s) => Ok(Connected {
+                    stream: Box::new(s),
+                    local,
+                    hops: vec!["loopback: inside the pod".into()],
+                }),
                 Err(_) => Err(ConnectFailed { failure: Failure::Refused, hops: Vec::new() }),
             };
         }
@@ -252,7 +256,11 @@ impl Dataplane {
             span.in_scope(|| debug!(%verdict, "Egress policy."));
             if !verdict.allowed() {
                 self.forget(&key, d.ipvs_vip, d.dst);
-                return drop_until_deadline(hops, format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name)).await;
+                return drop_until_deadline(
+                    hops,
+                    format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name),
+                )
+                .await;
             }
             if !matches!(verdict, netlab_kernel::netpol::Verdict::NotIsolated { .. }) {
                 hops.push(format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name));
@@ -299,7 +307,10 @@ impl Dataplane {
                 .await;
             }
             Route::Default => {
-                hops.push(format!("route: {} leaves the cluster via {} (SNAT to {})", d.dst, self.node_name, self.node_ip));
+                hops.push(format!(
+                    "route: {} leaves the cluster via {} (SNAT to {})",
+                    d.dst, self.node_name, self.node_ip
+                ));
                 match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(d.dst)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
@@ -332,7 +343,11 @@ impl Dataplane {
             Err(f) => {
                 self.forget(&key, d.ipvs_vip, d.dst);
                 if f == Failure::Refused {
-                    hops.push(format!("{}: connection refused (nothing listens on port {})", d.dst.ip(), d.dst.port()));
+                    hops.push(format!(
+                        "{}: connection refused (nothing listens on port {})",
+                        d.dst.ip(),
+                        d.dst.port()
+                    ));
                 }
                 Err(fail(f, hops))
             }
@@ -370,7 +385,16 @@ impl Dataplane {
             let peer = self.view.pod(d.dst.ip());
             let verdict = {
                 let view = self.view.read();
-                view.policies.verdict(Direction::Egress, pod, d.dst.ip(), peer.as_deref(), d.dst.port(), Protocol::Udp, false, &*view)
+                view.policies.verdict(
+                    Direction::Egress,
+                    pod,
+                    d.dst.ip(),
+                    peer.as_deref(),
+                    d.dst.port(),
+                    Protocol::Udp,
+                    false,
+                    &*view,
+                )
             };
             info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict)
                 .in_scope(|| debug!(%verdict, "Egress policy (UDP)."));
@@ -537,7 +561,10 @@ impl Dataplane {
             let span = info_span!("netpol verdict", netlab.netpol.direction = "ingress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict, k8s.node.name = %self.node_name);
             span.in_scope(|| debug!(%from, %dst, %verdict, "Ingress policy."));
             if !verdict.allowed() {
-                return Delivery::Dropped(format!("netpol ingress {}/{}: {verdict}", pod.namespace, pod.name));
+                return Delivery::Dropped(format!(
+                    "netpol ingress {}/{}: {verdict}",
+                    pod.namespace, pod.name
+                ));
             }
         }
         match self.sockets.connect(from, dst) {
@@ -549,7 +576,8 @@ impl Dataplane {
     /// A connection from another node (`Dial`): the same checks as a local delivery.
     pub fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, String> {
         let from: SocketAddr = open.source.parse().map_err(|_| format!("bad source {:?}", open.source))?;
-        let dst: SocketAddr = open.destination.parse().map_err(|_| format!("bad destination {:?}", open.destination))?;
+        let dst: SocketAddr =
+            open.destination.parse().map_err(|_| format!("bad destination {:?}", open.destination))?;
         if self.with_state(|st| st.routes.lookup(dst.ip())) != Route::Local {
             return Ok(Delivery::Dropped(format!("{} is not on node {}", dst.ip(), self.node_name)));
         }
@@ -570,7 +598,10 @@ impl Dataplane {
                     .tcp_nodelay(true)
                     .connect_timeout(Duration::from_secs(3));
                 // Each connection carries the caller's trace context to the other node.
-                KernelClient::with_interceptor(ep.connect_lazy(), netlab_telemetry::propagation::inject as Inject)
+                KernelClient::with_interceptor(
+                    ep.connect_lazy(),
+                    netlab_telemetry::propagation::inject as Inject,
+                )
             })
             .clone()
     }
@@ -639,7 +670,8 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let seg = pb::Segment { kind: Some(Kind::Data(bytes::Bytes::copy_from_slice(&buf[..n]))) };
+                    let seg =
+                        pb::Segment { kind: Some(Kind::Data(bytes::Bytes::copy_from_slice(&buf[..n]))) };
                     if tx.send(seg).await.is_err() {
                         break;
                     }
@@ -731,13 +763,21 @@ impl Drop for Tracked {
 }
 
 impl AsyncRead for Tracked {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Tracked {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

@@ -41,7 +41,8 @@ pub fn start(ctx: &ExecContext, req: ExecRequest) -> Result<tokio::sync::mpsc::R
         .view()
         .pod_object(&key)
         .ok_or_else(|| Status::not_found(format!("pods \"{}\" not found", req.pod)))?;
-    let spec = pod.spec.as_ref().ok_or_else(|| Status::not_found(format!("pods \"{}\" not found", req.pod)))?;
+    let spec =
+        pod.spec.as_ref().ok_or_else(|| Status::not_found(format!("pods \"{}\" not found", req.pod)))?;
     if spec.node_name.as_deref() != Some(ctx.dp.node_name()) {
         return Err(Status::failed_precondition(format!(
             "pod {} is not on node {}",
@@ -128,14 +129,11 @@ impl PodEnv {
             .and_then(|s| s.pod_ip.as_deref())
             .and_then(|i| i.parse().ok())
             .unwrap_or(dp.node_ip());
-        let source = Source {
-            pod: if host_network { None } else { dp.view().pod(ip) },
-            ip,
-        };
+        let source = Source { pod: if host_network { None } else { dp.view().pod(ip) }, ip };
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let resolv_conf = std::fs::read_to_string(ctx.pods_dir.join(&uid).join("etc/resolv.conf"))
-            .unwrap_or_default();
+        let resolv_conf =
+            std::fs::read_to_string(ctx.pods_dir.join(&uid).join("etc/resolv.conf")).unwrap_or_default();
         let mut env = vec![
             ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
             ("HOSTNAME".into(), name.clone()),
@@ -167,7 +165,12 @@ impl PodEnv {
 }
 
 /// `ip addr` and `ip route` inside the pod's network namespace.
-fn interfaces(ip: IpAddr, cidr: Option<ipnet::IpNet>, host_network: bool, node_ip: IpAddr) -> (String, String) {
+fn interfaces(
+    ip: IpAddr,
+    cidr: Option<ipnet::IpNet>,
+    host_network: bool,
+    node_ip: IpAddr,
+) -> (String, String) {
     let lo = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n";
     let octets = match ip {
         IpAddr::V4(v4) => v4.octets(),
@@ -310,14 +313,12 @@ impl resolver::Transport for PodEnv {
         timeout: Duration,
     ) -> Result<Vec<u8>, resolver::TransportError> {
         if !tcp {
-            return self
-                .dp
-                .exchange_udp(&self.source, server, message, timeout)
-                .await
-                .map_err(|f| match f.failure {
+            return self.dp.exchange_udp(&self.source, server, message, timeout).await.map_err(|f| {
+                match f.failure {
                     Failure::Refused => resolver::TransportError::Refused,
                     Failure::TimedOut => resolver::TransportError::TimedOut,
-                });
+                }
+            });
         }
         let mut c = self.dp.connect(&self.source, server, timeout).await.map_err(|f| match f.failure {
             Failure::Refused => resolver::TransportError::Refused,

@@ -99,21 +99,14 @@ impl Reference {
     /// `TagNameOnly`): a missing domain is `docker.io`, a one-component Docker Hub path gets
     /// `library/`, and a reference with neither tag nor digest gets `:latest`.
     pub fn parse(s: &str) -> Result<Self, InvalidReference> {
-        let invalid =
-            |why: &str| InvalidReference(format!("couldn't parse image name {s:?}: {why}"));
+        let invalid = |why: &str| InvalidReference(format!("couldn't parse image name {s:?}: {why}"));
         if s.is_empty() {
             return Err(invalid("invalid reference format"));
         }
         let (name, digest) = match s.split_once('@') {
             Some((n, d)) => {
-                let hex = d
-                    .strip_prefix("sha256:")
-                    .ok_or_else(|| invalid("invalid reference format"))?;
-                if hex.len() != 64
-                    || !hex
-                        .chars()
-                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-                {
+                let hex = d.strip_prefix("sha256:").ok_or_else(|| invalid("invalid reference format"))?;
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
                     return Err(invalid("invalid checksum digest format"));
                 }
                 (n, Some(d.to_string()))
@@ -123,17 +116,13 @@ impl Reference {
         // The tag is after the last ':' that follows the last '/'.
         let last_slash = name.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match name[last_slash..].rfind(':') {
-            Some(i) => (
-                &name[..last_slash + i],
-                Some(name[last_slash + i + 1..].to_string()),
-            ),
+            Some(i) => (&name[..last_slash + i], Some(name[last_slash + i + 1..].to_string())),
             None => (name, None),
         };
         if let Some(t) = &tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
                 && !t.starts_with(['.', '-']);
             if !ok {
                 return Err(invalid("invalid reference format"));
@@ -154,35 +143,21 @@ impl Reference {
         }
         let component_ok = |c: &str| {
             !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
                 && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
                 && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         };
         if !path.split('/').all(component_ok) {
             return Err(invalid("invalid reference format"));
         }
-        let domain = if domain == "index.docker.io" {
-            DEFAULT_DOMAIN.to_string()
-        } else {
-            domain
-        };
+        let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { domain };
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("{OFFICIAL_REPO_PREFIX}{path}")
         } else {
             path
         };
-        let tag = if tag.is_none() && digest.is_none() {
-            Some(DEFAULT_TAG.to_string())
-        } else {
-            tag
-        };
-        Ok(Reference {
-            domain,
-            path,
-            tag,
-            digest,
-        })
+        let tag = if tag.is_none() && digest.is_none() { Some(DEFAULT_TAG.to_string()) } else { tag };
+        Ok(Reference { domain, path, tag, digest })
     }
 
     /// `docker.io/library/nginx`: the name without tag or digest.
@@ -202,10 +177,7 @@ impl Reference {
 
     /// What to ask the registry's manifests endpoint for: the digest if pinned, else the tag.
     pub fn manifest_reference(&self) -> String {
-        self.digest
-            .clone()
-            .or_else(|| self.tag.clone())
-            .unwrap_or_else(|| DEFAULT_TAG.into())
+        self.digest.clone().or_else(|| self.tag.clone()).unwrap_or_else(|| DEFAULT_TAG.into())
     }
 }
 
@@ -227,9 +199,8 @@ impl std::fmt::Display for Reference {
 impl Image {
     /// containerd's repo digest, the kubelet's `imageID`: `docker.io/library/nginx@sha256:...`.
     pub fn image_id(&self) -> String {
-        let name = Reference::parse(&self.reference)
-            .map(|r| r.name())
-            .unwrap_or_else(|_| self.reference.clone());
+        let name =
+            Reference::parse(&self.reference).map(|r| r.name()).unwrap_or_else(|_| self.reference.clone());
         format!("{name}@{}", self.manifest_digest)
     }
 }
@@ -253,21 +224,14 @@ impl ImageService {
 
     /// The image stored under `reference` (normalised), if present.
     pub fn get(&self, reference: &Reference) -> Option<Image> {
-        self.images
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&reference.to_string())
-            .cloned()
+        self.images.read().unwrap_or_else(|e| e.into_inner()).get(&reference.to_string()).cloned()
     }
 
     /// Pulls `reference`: manifest, config and layers, each verified; stores it. The error is
     /// containerd's text, ready for the kubelet's `Failed to pull image` event.
     pub async fn pull(&self, reference: &Reference) -> Result<Pulled, registry::PullError> {
         let started = Instant::now();
-        let image = self
-            .registry
-            .pull(reference, &self.dir.join("blobs").join("sha256"))
-            .await?;
+        let image = self.registry.pull(reference, &self.dir.join("blobs").join("sha256")).await?;
         {
             let mut images = self.images.write().unwrap_or_else(|e| e.into_inner());
             images.insert(reference.to_string(), image.clone());
@@ -281,10 +245,7 @@ impl ImageService {
                 }
             }
         }
-        Ok(Pulled {
-            image,
-            duration: started.elapsed(),
-        })
+        Ok(Pulled { image, duration: started.elapsed() })
     }
 }
 
@@ -304,22 +265,10 @@ mod tests {
         assert_eq!(norm("nginx:1.27"), "docker.io/library/nginx:1.27");
         assert_eq!(norm("library/nginx"), "docker.io/library/nginx:latest");
         assert_eq!(norm("docker.io/nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(
-            norm("index.docker.io/library/nginx:1"),
-            "docker.io/library/nginx:1"
-        );
-        assert_eq!(
-            norm("hashicorp/http-echo"),
-            "docker.io/hashicorp/http-echo:latest"
-        );
-        assert_eq!(
-            norm("nicolaka/netshoot:v0.13"),
-            "docker.io/nicolaka/netshoot:v0.13"
-        );
-        assert_eq!(
-            norm("registry.k8s.io/nginx-slim:0.27"),
-            "registry.k8s.io/nginx-slim:0.27"
-        );
+        assert_eq!(norm("index.docker.io/library/nginx:1"), "docker.io/library/nginx:1");
+        assert_eq!(norm("hashicorp/http-echo"), "docker.io/hashicorp/http-echo:latest");
+        assert_eq!(norm("nicolaka/netshoot:v0.13"), "docker.io/nicolaka/netshoot:v0.13");
+        assert_eq!(norm("registry.k8s.io/nginx-slim:0.27"), "registry.k8s.io/nginx-slim:0.27");
         assert_eq!(norm("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(norm("localhost/x:1"), "localhost/x:1");
         assert_eq!(norm("quay.io/a/b/c:v1"), "quay.io/a/b/c:v1");
@@ -328,14 +277,8 @@ mod tests {
 
     #[test]
     fn digests() {
-        assert_eq!(
-            norm(&format!("nginx@{D}")),
-            format!("docker.io/library/nginx@{D}")
-        );
-        assert_eq!(
-            norm(&format!("nginx:1.27@{D}")),
-            format!("docker.io/library/nginx:1.27@{D}")
-        );
+        assert_eq!(norm(&format!("nginx@{D}")), format!("docker.io/library/nginx@{D}"));
+        assert_eq!(norm(&format!("nginx:1.27@{D}")), format!("docker.io/library/nginx:1.27@{D}"));
         let r = Reference::parse(&format!("nginx@{D}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.manifest_reference(), D);
@@ -357,20 +300,10 @@ mod tests {
 
     #[test]
     fn registry_repository_mapping() {
+        assert_eq!(Reference::parse("nginx").unwrap().registry_repository(), "library/nginx");
+        assert_eq!(Reference::parse("curlimages/curl").unwrap().registry_repository(), "curlimages/curl");
         assert_eq!(
-            Reference::parse("nginx").unwrap().registry_repository(),
-            "library/nginx"
-        );
-        assert_eq!(
-            Reference::parse("curlimages/curl")
-                .unwrap()
-                .registry_repository(),
-            "curlimages/curl"
-        );
-        assert_eq!(
-            Reference::parse("registry.k8s.io/nginx-slim:0.27")
-                .unwrap()
-                .registry_repository(),
+            Reference::parse("registry.k8s.io/nginx-slim:0.27").unwrap().registry_repository(),
             "registry.k8s.io/nginx-slim"
         );
     }

@@ -97,11 +97,9 @@ impl Kubelet {
         let images = ImageService::open(&cfg.data_dir.join("images"), &cfg.registry)
             .map_err(|e| crate::Error::io("opening the image store", e))?;
         let pods_dir = cfg.data_dir.join("pods");
-        std::fs::create_dir_all(&pods_dir)
-            .map_err(|e| crate::Error::io("creating the pods directory", e))?;
-        let host_dns = std::fs::read_to_string(&cfg.resolv_conf)
-            .map(|t| DnsConfig::parse(&t))
-            .unwrap_or_default();
+        std::fs::create_dir_all(&pods_dir).map_err(|e| crate::Error::io("creating the pods directory", e))?;
+        let host_dns =
+            std::fs::read_to_string(&cfg.resolv_conf).map(|t| DnsConfig::parse(&t)).unwrap_or_default();
         let cluster_dns = ClusterDns {
             servers: cfg
                 .cluster_dns
@@ -112,17 +110,11 @@ impl Kubelet {
                 .collect(),
             domain: cfg.cluster_domain.clone(),
         };
-        let recorder = netlab_client::recorder::Recorder::new(
-            client.clone(),
-            "kubelet",
-            Some(node_name.clone()),
-        );
+        let recorder =
+            netlab_client::recorder::Recorder::new(client.clone(), "kubelet", Some(node_name.clone()));
         let scaled = |d| cfg.scaled(d);
         Ok(Self {
-            image_backoff: Mutex::new(Backoff::new(
-                scaled(IMAGE_BACKOFF_INITIAL),
-                scaled(IMAGE_BACKOFF_MAX),
-            )),
+            image_backoff: Mutex::new(Backoff::new(scaled(IMAGE_BACKOFF_INITIAL), scaled(IMAGE_BACKOFF_MAX))),
             sandbox_backoff: Mutex::new(Backoff::new(
                 scaled(IMAGE_BACKOFF_INITIAL),
                 scaled(IMAGE_BACKOFF_MAX),
@@ -144,12 +136,8 @@ impl Kubelet {
 
 /// Runs the kubelet until `shutdown`.
 pub async fn run(k: Arc<Kubelet>, shutdown: CancellationToken) {
-    let params = ListParams {
-        fields: format!("spec.nodeName={}", k.node_name),
-        ..Default::default()
-    };
-    let (cache, mut changes) =
-        reflector::reflector::<Pod>(k.client.clone(), params, shutdown.child_token());
+    let params = ListParams { fields: format!("spec.nodeName={}", k.node_name), ..Default::default() };
+    let (cache, mut changes) = reflector::reflector::<Pod>(k.client.clone(), params, shutdown.child_token());
     cache.wait_synced().await;
     // Reconcile disk against the apiserver before any worker runs, so that GC never races a new
     // sandbox. Needs the CNI plugin (the podCIDR) for DEL.
@@ -187,15 +175,10 @@ pub async fn run(k: Arc<Kubelet>, shutdown: CancellationToken) {
             continue;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded" | "Failed"))
-            && pod.metadata.deletion_timestamp.is_none()
-        {
+        if matches!(phase, Some("Succeeded" | "Failed")) && pod.metadata.deletion_timestamp.is_none() {
             continue;
         }
-        let (tx, rx) = watch::channel(Update {
-            pod: pod.clone(),
-            removed,
-        });
+        let (tx, rx) = watch::channel(Update { pod: pod.clone(), removed });
         workers.insert(uid.clone(), tx);
         let (k, token, done) = (k.clone(), shutdown.child_token(), done_tx.clone());
         tokio::spawn(async move {
@@ -209,20 +192,16 @@ pub async fn run(k: Arc<Kubelet>, shutdown: CancellationToken) {
 /// down), keeping those of pods that still exist.
 async fn collect_garbage(k: &Kubelet, cache: &Cache<Pod>, cni: &dyn CniPlugin) {
     let dirs: Vec<(String, PathBuf)> = match std::fs::read_dir(&k.pods_dir) {
-        Ok(entries) => entries
-            .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path())))
-            .collect(),
+        Ok(entries) => {
+            entries.flatten().filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path()))).collect()
+        }
         Err(error) => {
             warn!(%error, "Cannot read the pods directory.");
             return;
         }
     };
-    let live: std::collections::HashSet<String> = cache
-        .list()
-        .iter()
-        .filter_map(|p| p.metadata.uid.clone())
-        .collect();
+    let live: std::collections::HashSet<String> =
+        cache.list().iter().filter_map(|p| p.metadata.uid.clone()).collect();
     let mut valid = Vec::new();
     for (uid, dir) in dirs {
         let sandbox = sandbox::Sandbox::load(&dir);

@@ -60,17 +60,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
 /// Runs the node with a given socket table (so that the node's other layers share it).
 pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToken) -> Result<()> {
     if !(cfg.time_scale > 0.0 && cfg.time_scale.is_finite()) {
-        return Err(Error::Config(format!(
-            "--time-scale must be a positive number, got {}",
-            cfg.time_scale
-        )));
+        return Err(Error::Config(format!("--time-scale must be a positive number, got {}", cfg.time_scale)));
     }
     let health = netlab_health::Health::new();
     // A taken healthz port must not stop the node (two node-agents share a machine natively).
-    match health
-        .serve(cfg.healthz_bind_address, shutdown.child_token())
-        .await
-    {
+    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
         Ok(addr) => info!(%addr, "Serving /healthz."),
         Err(error) => warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
     }
@@ -98,25 +92,15 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     };
     let kernel_addr =
         server::serve(exec, SocketAddr::new(cfg.address, cfg.port), shutdown.child_token()).await?;
-    let info = node::NodeInfo {
-        name: name.clone(),
-        ip: node_ip,
-        max_pods: cfg.max_pods,
-        port: kernel_addr.port(),
-    };
+    let info =
+        node::NodeInfo { name: name.clone(), ip: node_ip, max_pods: cfg.max_pods, port: kernel_addr.port() };
     node::register(&client, &info).await?;
     health.set_ready(true);
     let runtime = Arc::new(Runtime::new(sockets));
     let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
     let (ready_tx, ready_rx) = watch::channel(false);
-    let kubelet = Arc::new(kubelet::Kubelet::new(
-        cfg.clone(),
-        client.clone(),
-        name.clone(),
-        node_ip,
-        runtime,
-        cni_rx,
-    )?);
+    let kubelet =
+        Arc::new(kubelet::Kubelet::new(cfg.clone(), client.clone(), name.clone(), node_ip, runtime, cni_rx)?);
 
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
@@ -137,22 +121,8 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         },
         shutdown.child_token(),
     ));
-    tracker.spawn(node::heartbeat(
-        client.clone(),
-        cfg.clone(),
-        info,
-        ready_rx,
-        shutdown.child_token(),
-    ));
-    tracker.spawn(watch_pod_cidr(
-        client,
-        cfg,
-        name,
-        node_ip,
-        cni_tx,
-        ready_tx,
-        shutdown.child_token(),
-    ));
+    tracker.spawn(node::heartbeat(client.clone(), cfg.clone(), info, ready_rx, shutdown.child_token()));
+    tracker.spawn(watch_pod_cidr(client, cfg, name, node_ip, cni_tx, ready_tx, shutdown.child_token()));
     tracker.close();
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
@@ -177,23 +147,14 @@ async fn watch_pod_cidr(
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let params = ListParams {
-        fields: format!("metadata.name={name}"),
-        ..Default::default()
-    };
+    let params = ListParams { fields: format!("metadata.name={name}"), ..Default::default() };
     let (cache, mut changes) = reflector::reflector::<Node>(client, params, shutdown.child_token());
     loop {
-        let cidr = cache
-            .get(&name)
-            .and_then(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
+        let cidr = cache.get(&name).and_then(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.clone()));
         if let Some(cidr) = cidr {
             match cidr.parse() {
                 Ok(pod_cidr) => {
-                    let ctx = cni::NetworkContext {
-                        dir: cfg.data_dir.join("cni"),
-                        pod_cidr,
-                        node_ip,
-                    };
+                    let ctx = cni::NetworkContext { dir: cfg.data_dir.join("cni"), pod_cidr, node_ip };
                     match cni::plugin(&cfg.cni, &ctx) {
                         Ok(plugin) => {
                             info!(%cidr, plugin = %cfg.cni, "Pod CIDR assigned; CNI ready.");
@@ -217,33 +178,16 @@ async fn watch_pod_cidr(
 /// The address of the interface that reaches the apiserver: the local end of a UDP socket
 /// "connected" to it (no packet is sent).
 pub async fn detect_node_ip(server: &str) -> Result<IpAddr> {
-    let hostport = server
-        .split("://")
-        .nth(1)
-        .unwrap_or(server)
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
+    let hostport = server.split("://").nth(1).unwrap_or(server).split('/').next().unwrap_or("");
+    let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
     let addr = tokio::net::lookup_host(&hostport)
         .await
         .map_err(|e| Error::io(format!("resolving the apiserver {hostport}"), e))?
         .next()
         .ok_or_else(|| Error::Config(format!("the apiserver {hostport} has no address")))?;
-    let bind: std::net::SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
+    let bind: std::net::SocketAddr =
+        if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let sock = std::net::UdpSocket::bind(bind).map_err(|e| Error::io("binding a UDP socket", e))?;
-    sock.connect(addr)
-        .map_err(|e| Error::io(format!("routing to {addr}"), e))?;
-    Ok(sock
-        .local_addr()
-        .map_err(|e| Error::io("reading the local address", e))?
-        .ip())
+    sock.connect(addr).map_err(|e| Error::io(format!("routing to {addr}"), e))?;
+    Ok(sock.local_addr().map_err(|e| Error::io("reading the local address", e))?.ip())
 }

@@ -7,8 +7,7 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use k8s_openapi::{
     api::core::v1::{
-        DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
-        NodeSystemInfo,
+        DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
     },
     apimachinery::pkg::{
         api::resource::Quantity,
@@ -74,12 +73,7 @@ pub fn status(info: &NodeInfo, network_ready: bool, old: Option<&NodeStatus>) ->
         }
     };
     let ready = if network_ready {
-        cond(
-            "Ready",
-            true,
-            "KubeletReady",
-            "kubelet is posting ready status",
-        )
+        cond("Ready", true, "KubeletReady", "kubelet is posting ready status")
     } else {
         cond("Ready", false, "KubeletNotReady", NETWORK_NOT_READY)
     };
@@ -88,14 +82,8 @@ pub fn status(info: &NodeInfo, network_ready: bool, old: Option<&NodeStatus>) ->
         .unwrap_or_default();
     NodeStatus {
         addresses: Some(vec![
-            NodeAddress {
-                type_: "InternalIP".into(),
-                address: info.ip.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".into(),
-                address: info.name.clone(),
-            },
+            NodeAddress { type_: "InternalIP".into(), address: info.ip.to_string() },
+            NodeAddress { type_: "Hostname".into(), address: info.name.clone() },
         ]),
         capacity: Some(resources.clone()),
         allocatable: Some(resources),
@@ -106,18 +94,8 @@ pub fn status(info: &NodeInfo, network_ready: bool, old: Option<&NodeStatus>) ->
                 "KubeletHasSufficientMemory",
                 "kubelet has sufficient memory available",
             ),
-            cond(
-                "DiskPressure",
-                false,
-                "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure",
-            ),
-            cond(
-                "PIDPressure",
-                false,
-                "KubeletHasSufficientPID",
-                "kubelet has sufficient PID available",
-            ),
+            cond("DiskPressure", false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             ready,
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
@@ -153,11 +131,7 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<Node> {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let node = Node {
-        metadata: ObjectMeta {
-            name: Some(info.name.clone()),
-            labels: Some(labels),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(info.name.clone()), labels: Some(labels), ..Default::default() },
         spec: None,
         status: Some(status(info, false, None)),
     };
@@ -174,11 +148,7 @@ pub async fn register(client: &Client, info: &NodeInfo) -> Result<Node> {
     };
     let mut updated = stored.clone();
     updated.metadata.resource_version = None;
-    let ready = stored
-        .spec
-        .as_ref()
-        .and_then(|s| s.pod_cidr.as_ref())
-        .is_some();
+    let ready = stored.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some();
     updated.status = Some(status(info, ready, stored.status.as_ref()));
     Ok(client.update_status(&updated).await?)
 }
@@ -191,9 +161,7 @@ pub async fn heartbeat(
     mut network_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    let every = cfg
-        .scaled(NODE_STATUS_UPDATE_FREQUENCY)
-        .max(Duration::from_millis(10));
+    let every = cfg.scaled(NODE_STATUS_UPDATE_FREQUENCY).max(Duration::from_millis(10));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

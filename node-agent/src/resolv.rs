@@ -122,9 +122,7 @@ impl DnsConfig {
 pub fn pod_dns(pod: &Pod, cluster: &ClusterDns, host: &DnsConfig) -> Formed {
     let spec = pod.spec.as_ref();
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let policy = spec
-        .and_then(|s| s.dns_policy.as_deref())
-        .unwrap_or("ClusterFirst");
+    let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
     let dns_type = match policy {
         "None" => PodDnsType::None,
         "ClusterFirstWithHostNet" => PodDnsType::Cluster,
@@ -156,13 +154,9 @@ pub fn pod_dns(pod: &Pod, cluster: &ClusterDns, host: &DnsConfig) -> Formed {
         PodDnsType::Host => {}
     }
     if let Some(extra) = spec.and_then(|s| s.dns_config.as_ref()) {
-        config
-            .servers
-            .extend(extra.nameservers.clone().unwrap_or_default());
+        config.servers.extend(extra.nameservers.clone().unwrap_or_default());
         config.servers = omit_duplicates(std::mem::take(&mut config.servers));
-        config
-            .searches
-            .extend(extra.searches.clone().unwrap_or_default());
+        config.searches.extend(extra.searches.clone().unwrap_or_default());
         config.searches = omit_duplicates(std::mem::take(&mut config.searches));
         for o in extra.options.iter().flatten() {
             let Some(name) = o.name.as_deref() else {
@@ -172,11 +166,7 @@ pub fn pod_dns(pod: &Pod, cluster: &ClusterDns, host: &DnsConfig) -> Formed {
                 Some(v) if !v.is_empty() => format!("{name}:{v}"),
                 _ => name.to_string(),
             };
-            match config
-                .options
-                .iter_mut()
-                .find(|e| e.split(':').next() == Some(name))
-            {
+            match config.options.iter_mut().find(|e| e.split(':').next() == Some(name)) {
                 Some(existing) => *existing = rendered,
                 None => config.options.push(rendered),
             }
@@ -212,11 +202,7 @@ fn cluster_searches(host: &[String], pod: &Pod, domain: &str) -> Vec<String> {
         return host.to_vec();
     }
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let mut s = vec![
-        format!("{ns}.svc.{domain}"),
-        format!("svc.{domain}"),
-        domain.to_string(),
-    ];
+    let mut s = vec![format!("{ns}.svc.{domain}"), format!("svc.{domain}"), domain.to_string()];
     s.extend(host.iter().cloned());
     omit_duplicates(s)
 }
@@ -290,10 +276,7 @@ mod tests {
     }
 
     fn cluster() -> ClusterDns {
-        ClusterDns {
-            servers: vec!["10.96.0.10".into()],
-            domain: "cluster.local".into(),
-        }
+        ClusterDns { servers: vec!["10.96.0.10".into()], domain: "cluster.local".into() }
     }
 
     fn host() -> DnsConfig {
@@ -316,21 +299,11 @@ mod tests {
         assert_eq!(f.config.servers, ["10.96.0.10"]);
         assert_eq!(
             f.config.searches,
-            [
-                "shop.svc.cluster.local",
-                "svc.cluster.local",
-                "cluster.local",
-                "corp.example",
-                "lan"
-            ]
+            ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example", "lan"]
         );
         assert_eq!(f.config.options, ["ndots:5"]);
         assert!(f.warnings.is_empty());
-        let no_host = pod_dns(
-            &pod("ClusterFirst", false, None),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let no_host = pod_dns(&pod("ClusterFirst", false, None), &cluster(), &DnsConfig::default());
         assert_eq!(
             no_host.config.render(),
             "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
@@ -352,11 +325,7 @@ mod tests {
 
     #[test]
     fn cluster_first_with_host_net_uses_cluster_dns() {
-        let f = pod_dns(
-            &pod("ClusterFirstWithHostNet", true, None),
-            &cluster(),
-            &host(),
-        );
+        let f = pod_dns(&pod("ClusterFirstWithHostNet", true, None), &cluster(), &host());
         assert_eq!(f.config.servers, ["10.96.0.10"]);
         assert_eq!(f.config.searches[0], "shop.svc.cluster.local");
     }
@@ -367,14 +336,8 @@ mod tests {
             nameservers: Some(vec!["1.1.1.1".into()]),
             searches: Some(vec!["my.dns.search.suffix".into()]),
             options: Some(vec![
-                PodDNSConfigOption {
-                    name: Some("ndots".into()),
-                    value: Some("2".into()),
-                },
-                PodDNSConfigOption {
-                    name: Some("edns0".into()),
-                    value: None,
-                },
+                PodDNSConfigOption { name: Some("ndots".into()), value: Some("2".into()) },
+                PodDNSConfigOption { name: Some("edns0".into()), value: None },
             ]),
         };
         let f = pod_dns(&pod("None", false, Some(dns)), &cluster(), &host());
@@ -388,36 +351,20 @@ mod tests {
         let dns = PodDNSConfig {
             nameservers: Some(vec!["10.96.0.10".into(), "8.8.8.8".into()]),
             searches: Some(vec!["svc.cluster.local".into(), "extra.example".into()]),
-            options: Some(vec![PodDNSConfigOption {
-                name: Some("ndots".into()),
-                value: Some("1".into()),
-            }]),
+            options: Some(vec![PodDNSConfigOption { name: Some("ndots".into()), value: Some("1".into()) }]),
         };
-        let f = pod_dns(
-            &pod("ClusterFirst", false, Some(dns)),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let f = pod_dns(&pod("ClusterFirst", false, Some(dns)), &cluster(), &DnsConfig::default());
         assert_eq!(f.config.servers, ["10.96.0.10", "8.8.8.8"]);
         assert_eq!(
             f.config.searches,
-            [
-                "shop.svc.cluster.local",
-                "svc.cluster.local",
-                "cluster.local",
-                "extra.example"
-            ]
+            ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "extra.example"]
         );
         assert_eq!(f.config.options, ["ndots:1"]);
     }
 
     #[test]
     fn missing_cluster_dns_falls_back_to_default_with_event() {
-        let f = pod_dns(
-            &pod("ClusterFirst", false, None),
-            &ClusterDns::default(),
-            &host(),
-        );
+        let f = pod_dns(&pod("ClusterFirst", false, None), &ClusterDns::default(), &host());
         assert_eq!(f.config, host());
         assert_eq!(f.warnings.len(), 1);
         assert_eq!(f.warnings[0].reason, MISSING_CLUSTER_DNS);
@@ -432,11 +379,7 @@ mod tests {
             nameservers: Some(vec!["1.1.1.1".into(), "8.8.8.8".into(), "9.9.9.9".into()]),
             ..Default::default()
         };
-        let f = pod_dns(
-            &pod("ClusterFirst", false, Some(dns)),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let f = pod_dns(&pod("ClusterFirst", false, Some(dns)), &cluster(), &DnsConfig::default());
         assert_eq!(f.config.servers, ["10.96.0.10", "1.1.1.1", "8.8.8.8"]);
         assert_eq!(
             f.warnings,
@@ -450,15 +393,8 @@ mod tests {
     #[test]
     fn search_path_count_limit() {
         let searches: Vec<String> = (0..40).map(|i| format!("d{i}.example")).collect();
-        let dns = PodDNSConfig {
-            searches: Some(searches),
-            ..Default::default()
-        };
-        let f = pod_dns(
-            &pod("ClusterFirst", false, Some(dns)),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let dns = PodDNSConfig { searches: Some(searches), ..Default::default() };
+        let f = pod_dns(&pod("ClusterFirst", false, Some(dns)), &cluster(), &DnsConfig::default());
         assert_eq!(f.config.searches.len(), 32);
         assert_eq!(f.config.searches[31], "d28.example");
         assert_eq!(f.warnings.len(), 1);
@@ -474,26 +410,13 @@ mod tests {
     #[test]
     fn search_line_char_limit_and_long_domains() {
         // 20 domains of 120 chars: 2419 chars, over 2048; one of 254 chars is dropped outright.
-        let mut searches: Vec<String> = (0..20)
-            .map(|i| format!("{i:02}{}", "a".repeat(118)))
-            .collect();
+        let mut searches: Vec<String> = (0..20).map(|i| format!("{i:02}{}", "a".repeat(118))).collect();
         searches.insert(0, "b".repeat(254));
-        let dns = PodDNSConfig {
-            searches: Some(searches),
-            ..Default::default()
-        };
-        let f = pod_dns(
-            &pod("None", false, Some(dns)),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let dns = PodDNSConfig { searches: Some(searches), ..Default::default() };
+        let f = pod_dns(&pod("None", false, Some(dns)), &cluster(), &DnsConfig::default());
         assert!(f.config.searches.iter().all(|s| s.len() == 120));
         assert!(f.config.searches.join(" ").len() <= MAX_SEARCH_LIST_CHARS);
-        assert_eq!(
-            f.config.searches.len(),
-            16,
-            "17*121-1 = 2056 > 2048, 16*121-1 = 1935"
-        );
+        assert_eq!(f.config.searches.len(), 16, "17*121-1 = 2056 > 2048, 16*121-1 = 1935");
         assert_eq!(f.warnings.len(), 1);
         assert_eq!(f.warnings[0].reason, DNS_CONFIG_FORMING);
     }
@@ -501,15 +424,8 @@ mod tests {
     #[test]
     fn within_limits_no_warning() {
         let searches: Vec<String> = (0..29).map(|i| format!("d{i}.example")).collect();
-        let dns = PodDNSConfig {
-            searches: Some(searches),
-            ..Default::default()
-        };
-        let f = pod_dns(
-            &pod("ClusterFirst", false, Some(dns)),
-            &cluster(),
-            &DnsConfig::default(),
-        );
+        let dns = PodDNSConfig { searches: Some(searches), ..Default::default() };
+        let f = pod_dns(&pod("ClusterFirst", false, Some(dns)), &cluster(), &DnsConfig::default());
         assert_eq!(f.config.searches.len(), 32);
         assert!(f.warnings.is_empty());
     }

@@ -445,9 +445,7 @@ pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
     );
     h.finish()
 }
@@ -472,11 +470,7 @@ impl Resolver {
 
     /// A resolver with a parsed configuration.
     pub fn new(conf: ResolvConf) -> Self {
-        Self {
-            conf,
-            traceparent: None,
-            ids: Ids::Random,
-        }
+        Self { conf, traceparent: None, ids: Ids::Random }
     }
 
     /// Puts `traceparent` into every query (EDNS option [`TRACEPARENT_OPTION`]); `None` falls
@@ -504,9 +498,7 @@ impl Resolver {
         name: &str,
         transport: &dyn Transport,
     ) -> Result<Vec<IpAddr>, ResolveFailure> {
-        self.lookup(name, &[RecordType::A, RecordType::AAAA], transport)
-            .await
-            .map(|l| l.addrs)
+        self.lookup(name, &[RecordType::A, RecordType::AAAA], transport).await.map(|l| l.addrs)
     }
 
     /// Resolves `name` for the record types `types` (sent together for each candidate, as
@@ -539,11 +531,7 @@ impl Resolver {
                 attempts: Vec::new(),
             });
         }
-        let fail = |error, attempts| ResolveFailure {
-            name: name.to_string(),
-            error,
-            attempts,
-        };
+        let fail = |error, attempts| ResolveFailure { name: name.to_string(), error, attempts };
         if name.is_empty() || name == "." {
             return Err(fail(HErrno::HostNotFound, Vec::new()));
         }
@@ -582,9 +570,7 @@ impl Resolver {
                 Candidate::Failed { refused: true, .. } => {
                     return Err(fail(HErrno::TryAgain, walk.attempts));
                 }
-                Candidate::Failed {
-                    error, servfail, ..
-                } => {
+                Candidate::Failed { error, servfail, .. } => {
                     last = error;
                     match error {
                         HErrno::NoData => got_nodata = true,
@@ -622,16 +608,8 @@ impl Resolver {
         transport: &dyn Transport,
         attempts: &mut Vec<Attempt>,
     ) -> Unit {
-        let mut unit = Unit {
-            replies: Vec::new(),
-            got_somewhere: false,
-            last_rcode: None,
-        };
-        let rounds = if self.conf.use_vc {
-            1
-        } else {
-            self.conf.attempts
-        };
+        let mut unit = Unit { replies: Vec::new(), got_somewhere: false, last_rcode: None };
+        let rounds = if self.conf.use_vc { 1 } else { self.conf.attempts };
         for _ in 0..rounds {
             for (index, server) in self.conf.nameservers.iter().enumerate() {
                 let timeout = self.conf.server_timeout(index);
@@ -640,14 +618,9 @@ impl Resolver {
                     let mut results = Vec::new();
                     for (i, &rtype) in types.iter().enumerate() {
                         // The first query gets the whole wait; the next ones what is left of it.
-                        let left = if i == 0 {
-                            timeout
-                        } else {
-                            deadline.saturating_duration_since(Instant::now())
-                        };
-                        let r = self
-                            .exchange(*server, qname, rtype, traceparent, left, transport)
-                            .await;
+                        let left =
+                            if i == 0 { timeout } else { deadline.saturating_duration_since(Instant::now()) };
+                        let r = self.exchange(*server, qname, rtype, traceparent, left, transport).await;
                         let stop = !matches!(r.last().map(|(_, e)| e), Some(Exchanged::Reply(_)));
                         results.push((rtype, r));
                         // A timed-out first query never lets the second one go out.
@@ -658,11 +631,7 @@ impl Resolver {
                     results
                 } else {
                     let sends = types.iter().map(|&rtype| async move {
-                        (
-                            rtype,
-                            self.exchange(*server, qname, rtype, traceparent, timeout, transport)
-                                .await,
-                        )
+                        (rtype, self.exchange(*server, qname, rtype, traceparent, timeout, transport).await)
                     });
                     futures::future::join_all(sends).await
                 };
@@ -676,9 +645,7 @@ impl Resolver {
                                 let rcode = msg.metadata.response_code;
                                 if matches!(
                                     rcode,
-                                    ResponseCode::ServFail
-                                        | ResponseCode::NotImp
-                                        | ResponseCode::Refused
+                                    ResponseCode::ServFail | ResponseCode::NotImp | ResponseCode::Refused
                                 ) {
                                     if i == 0 || unit.last_rcode.is_none() {
                                         unit.last_rcode = Some(rcode);
@@ -788,21 +755,11 @@ impl Walk<'_> {
             None => format!("{name}."),
         };
         let Ok(qname) = Name::from_ascii(&text) else {
-            return Candidate::Failed {
-                error: HErrno::NoRecovery,
-                servfail: false,
-                refused: false,
-            };
+            return Candidate::Failed { error: HErrno::NoRecovery, servfail: false, refused: false };
         };
         let unit = self
             .resolver
-            .send_unit(
-                &qname,
-                self.types,
-                self.traceparent,
-                self.transport,
-                &mut self.attempts,
-            )
+            .send_unit(&qname, self.types, self.traceparent, self.transport, &mut self.attempts)
             .await;
         evaluate(&qname, unit)
     }
@@ -853,11 +810,7 @@ fn evaluate(qname: &Name, unit: Unit) -> Candidate {
         ResponseCode::NoError => HErrno::NoData,
         _ => HErrno::NoRecovery,
     };
-    Candidate::Failed {
-        error,
-        servfail: false,
-        refused: false,
-    }
+    Candidate::Failed { error, servfail: false, refused: false }
 }
 
 /// The addresses, canonical name and aliases of a successful candidate: each reply's CNAME chain
@@ -901,11 +854,7 @@ fn extract(qname: &Name, replies: &[(RecordType, Message)]) -> Lookup {
 
 /// Follows the CNAME chain from `qname` through `answers`; returns the chain (`qname` first) and
 /// the `rtype` records owned by its end.
-pub(crate) fn follow(
-    qname: &Name,
-    rtype: RecordType,
-    answers: &[Record],
-) -> (Vec<Name>, Vec<Record>) {
+pub(crate) fn follow(qname: &Name, rtype: RecordType, answers: &[Record]) -> (Vec<Name>, Vec<Record>) {
     let mut chain = vec![qname.clone()];
     // A chain longer than the answer section is a loop.
     for _ in 0..answers.len() {
@@ -922,11 +871,8 @@ pub(crate) fn follow(
         }
     }
     let end = chain.last().cloned().unwrap_or_else(|| qname.clone());
-    let records = answers
-        .iter()
-        .filter(|r| r.record_type() == rtype && r.name.eq_ignore_root(&end))
-        .cloned()
-        .collect();
+    let records =
+        answers.iter().filter(|r| r.record_type() == rtype && r.name.eq_ignore_root(&end)).cloned().collect();
     (chain, records)
 }
 

@@ -38,10 +38,7 @@ struct Running {
 impl Runtime {
     /// A runtime whose apps listen on `sockets`.
     pub fn new(sockets: SocketTable) -> Self {
-        Self {
-            sockets,
-            containers: Mutex::default(),
-        }
+        Self { sockets, containers: Mutex::default() }
     }
 
     /// The node's socket table.
@@ -51,16 +48,10 @@ impl Runtime {
 
     /// A fresh 64-hex ID (sandbox or container), unique per `seed` and moment.
     pub fn new_id(seed: &str) -> String {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::image::registry::hex(&Sha256::digest(format!(
-            "{seed}/{nanos}/{n}/{}",
-            std::process::id()
-        )))
+        crate::image::registry::hex(&Sha256::digest(format!("{seed}/{nanos}/{n}/{}", std::process::id())))
     }
 
     /// Starts container `id` running `kind` as `who` on `port`.

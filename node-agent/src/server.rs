@@ -44,13 +44,15 @@ pub struct ConntrackService {
 }
 
 /// Serves the kernel API on `addr` until `shutdown`.
-pub async fn serve(exec: ExecContext, addr: SocketAddr, shutdown: CancellationToken) -> crate::Result<SocketAddr> {
+pub async fn serve(
+    exec: ExecContext,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> crate::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| crate::Error::io(format!("binding the kernel API on {addr}"), e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| crate::Error::io("reading the kernel API's address", e))?;
+    let local = listener.local_addr().map_err(|e| crate::Error::io("reading the kernel API's address", e))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
         if let Ok(s) = &s {
             let _ = s.set_nodelay(true);
@@ -78,7 +80,10 @@ pub async fn serve(exec: ExecContext, addr: SocketAddr, shutdown: CancellationTo
 
 #[tonic::async_trait]
 impl Kernel for KernelService {
-    async fn restore(&self, req: Request<pb::RestoreRequest>) -> Result<Response<pb::RestoreResponse>, Status> {
+    async fn restore(
+        &self,
+        req: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
         let req = req.into_inner();
         let format = Format::try_from(req.format).unwrap_or(Format::Unspecified);
         let span = info_span!("restore", netlab.kernel.format = ?format, netlab.kernel.bytes = req.text.len(), k8s.node.name = %self.dp.node_name());
@@ -99,9 +104,7 @@ impl Kernel for KernelService {
                 Format::Unspecified => Err("format must be IPTABLES or IPVS".into()),
             }
         });
-        rules
-            .map(|rules| Response::new(pb::RestoreResponse { rules }))
-            .map_err(Status::invalid_argument)
+        rules.map(|rules| Response::new(pb::RestoreResponse { rules })).map_err(Status::invalid_argument)
     }
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
@@ -112,7 +115,9 @@ impl Kernel for KernelService {
             Table::Ipvsadm => Ok(st.ipvs.list()),
             Table::Conntrack => Ok(format!("{}{}\n", st.conntrack.list(now), st.conntrack.summary(now))),
             Table::Routes => Ok(st.routes.show()),
-            Table::Unspecified => Err(Status::invalid_argument("table must be IPTABLES_SAVE, IPVSADM, CONNTRACK or ROUTES")),
+            Table::Unspecified => {
+                Err(Status::invalid_argument("table must be IPTABLES_SAVE, IPVSADM, CONNTRACK or ROUTES"))
+            }
         })?;
         Ok(Response::new(pb::SaveResponse { text }))
     }
@@ -124,28 +129,33 @@ impl Kernel for KernelService {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let dp = self.dp.clone();
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(async move {
-            let open = match inbound.message().await {
-                Ok(Some(pb::Segment { kind: Some(Kind::Open(open)) })) => open,
-                _ => return,
-            };
-            match dp.accept_from_wire(&open) {
-                Ok(Delivery::Stream(stream)) => {
-                    if tx.send(pb::Segment { kind: Some(Kind::Accept(pb::Accept {})) }).await.is_ok() {
-                        pump(stream, inbound, tx).await;
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let open = match inbound.message().await {
+                    Ok(Some(pb::Segment { kind: Some(Kind::Open(open)) })) => open,
+                    _ => return,
+                };
+                match dp.accept_from_wire(&open) {
+                    Ok(Delivery::Stream(stream)) => {
+                        if tx.send(pb::Segment { kind: Some(Kind::Accept(pb::Accept {})) }).await.is_ok() {
+                            pump(stream, inbound, tx).await;
+                        }
+                    }
+                    Ok(Delivery::Refused) => {
+                        let _ = tx
+                            .send(pb::Segment { kind: Some(Kind::Close(pb::Close { refused: true })) })
+                            .await;
+                    }
+                    Ok(Delivery::Dropped(why)) | Err(why) => {
+                        // A dropped SYN is never answered: hold the stream until the client gives up.
+                        tracing::debug!(source = %open.source, destination = %open.destination, %why, "Dropped.");
+                        while let Ok(Some(_)) = inbound.message().await {}
+                        drop(tx);
                     }
                 }
-                Ok(Delivery::Refused) => {
-                    let _ = tx.send(pb::Segment { kind: Some(Kind::Close(pb::Close { refused: true })) }).await;
-                }
-                Ok(Delivery::Dropped(why)) | Err(why) => {
-                    // A dropped SYN is never answered: hold the stream until the client gives up.
-                    tracing::debug!(source = %open.source, destination = %open.destination, %why, "Dropped.");
-                    while let Ok(Some(_)) = inbound.message().await {}
-                    drop(tx);
-                }
-            }
-        }, span));
+            },
+            span,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }
 
@@ -193,7 +203,12 @@ fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, String> {
     };
     let port = req
         .orig_dst_port
-        .map(|p| u16::try_from(p).ok().filter(|p| *p != 0).ok_or(format!("Bad parameter `--dport': invalid port {p}")))
+        .map(|p| {
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(format!("Bad parameter `--dport': invalid port {p}"))
+        })
         .transpose()?;
     Ok(Filter {
         protocol,
@@ -238,7 +253,11 @@ mod tests {
         Nat { dst: dst.parse().unwrap(), src: None }
     }
 
-    fn req(orig_dst: Option<&str>, orig_dst_port: Option<u32>, dst_nat: Option<&str>) -> pb::ConntrackDeleteRequest {
+    fn req(
+        orig_dst: Option<&str>,
+        orig_dst_port: Option<u32>,
+        dst_nat: Option<&str>,
+    ) -> pb::ConntrackDeleteRequest {
         pb::ConntrackDeleteRequest {
             protocol: pb::Protocol::Udp as i32,
             orig_dst: orig_dst.map(String::from),
@@ -280,9 +299,21 @@ mod tests {
         let mut client = ConntrackClient::connect(format!("http://{addr}")).await.unwrap();
         let mut delete = async |r| client.delete(r).await.map(|r| r.into_inner().deleted);
 
-        assert_eq!(delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(), 1, "ClearEntriesForNAT");
-        assert_eq!(delete(req(None, Some(30053), Some("10.244.2.5"))).await.unwrap(), 1, "ClearEntriesForPortNAT");
-        assert_eq!(delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(), 0, "already gone");
+        assert_eq!(
+            delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(),
+            1,
+            "ClearEntriesForNAT"
+        );
+        assert_eq!(
+            delete(req(None, Some(30053), Some("10.244.2.5"))).await.unwrap(),
+            1,
+            "ClearEntriesForPortNAT"
+        );
+        assert_eq!(
+            delete(req(Some("10.96.0.10"), None, Some("10.244.2.5"))).await.unwrap(),
+            0,
+            "already gone"
+        );
         let list = dp.with_state(|st| st.conntrack.list(now + Duration::from_secs(1)));
         assert!(list.contains("sport=41001"), "the other endpoint's flow stays:\n{list}");
         assert!(list.contains("tcp "), "TCP flows stay:\n{list}");
@@ -294,6 +325,9 @@ mod tests {
         assert_eq!(bad.message(), "Bad parameter `--orig-dst': invalid IP address \"10.96.0.300\"");
         let no_proto = pb::ConntrackDeleteRequest { protocol: 0, ..req(None, None, None) };
         assert_eq!(delete(no_proto).await.unwrap_err().code(), tonic::Code::InvalidArgument);
-        assert_eq!(delete(req(None, Some(70000), None)).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            delete(req(None, Some(70000), None)).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }

@@ -97,12 +97,7 @@ impl SocketTable {
         let (tx, rx) = mpsc::channel(BACKLOG);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         map.insert(key, (id, tx));
-        Ok(Listener {
-            key,
-            id,
-            rx,
-            table: self.clone(),
-        })
+        Ok(Listener { key, id, rx, table: self.clone() })
     }
 
     /// Connects from `from` to `to` over TCP: hands the listener its end of a new duplex stream
@@ -112,23 +107,15 @@ impl SocketTable {
             let map = self.lock();
             map.get(&(to.ip(), to.port(), Protocol::Tcp))
                 .or_else(|| {
-                    let any = if to.is_ipv4() {
-                        IpAddr::from([0, 0, 0, 0])
-                    } else {
-                        IpAddr::from([0u16; 8])
-                    };
+                    let any = if to.is_ipv4() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([0u16; 8]) };
                     map.get(&(any, to.port(), Protocol::Tcp))
                 })
                 .map(|(_, tx)| tx.clone())
         };
         let tx = tx.ok_or(SocketError::Refused(to))?;
         let (client, server) = tokio::io::duplex(STREAM_BUFFER);
-        tx.try_send(Connection {
-            stream: server,
-            peer: from,
-            local: to,
-        })
-        .map_err(|_| SocketError::Refused(to))?;
+        tx.try_send(Connection { stream: server, peer: from, local: to })
+            .map_err(|_| SocketError::Refused(to))?;
         Ok(client)
     }
 
@@ -153,10 +140,7 @@ impl SocketTable {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, mpsc::Sender<Connection>)>> {
         // Entries are inserted and removed whole; a poisoned map is still consistent.
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -195,15 +179,9 @@ mod tests {
         let t = SocketTable::new();
         let addr: SocketAddr = "10.244.1.2:80".parse().unwrap();
         let from: SocketAddr = "10.244.1.3:40000".parse().unwrap();
-        assert_eq!(
-            t.connect(from, addr).unwrap_err(),
-            SocketError::Refused(addr)
-        );
+        assert_eq!(t.connect(from, addr).unwrap_err(), SocketError::Refused(addr));
         let mut l = t.listen(addr, Protocol::Tcp).unwrap();
-        assert_eq!(
-            t.listen(addr, Protocol::Tcp).unwrap_err(),
-            SocketError::AddrInUse(addr)
-        );
+        assert_eq!(t.listen(addr, Protocol::Tcp).unwrap_err(), SocketError::AddrInUse(addr));
         let mut c = t.connect(from, addr).unwrap();
         let mut conn = l.accept().await.unwrap();
         assert_eq!(conn.peer, from);
@@ -213,10 +191,7 @@ mod tests {
         assert_eq!(&buf, b"ping");
         assert_eq!(t.listeners(), [(addr, Protocol::Tcp)]);
         drop(l);
-        assert_eq!(
-            t.connect(from, addr).unwrap_err(),
-            SocketError::Refused(addr)
-        );
+        assert_eq!(t.connect(from, addr).unwrap_err(), SocketError::Refused(addr));
         // The address is free again.
         let _l2 = t.listen(addr, Protocol::Tcp).unwrap();
     }

@@ -35,33 +35,25 @@ async fn fake_registry() -> String {
     let app = Router::new()
         .route(
             "/v2/{ns}/{name}/manifests/{reference}",
-            get(
-                move |Path((_, name, reference)): Path<(String, String, String)>| {
-                    let (good, bad) = (good.clone(), bad.clone());
-                    async move {
-                        let body = match (name.as_str(), reference.as_str()) {
-                            ("nginx", "1.27") => good,
-                            ("bad", "1") => bad,
-                            _ => {
-                                return (StatusCode::NOT_FOUND, HeaderMap::new(), String::new())
-                                    .into_response();
-                            }
-                        };
-                        let mut h = HeaderMap::new();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            "application/vnd.oci.image.manifest.v1+json"
-                                .parse()
-                                .unwrap(),
-                        );
-                        h.insert(
-                            "docker-content-digest",
-                            digest(body.as_bytes()).parse().unwrap(),
-                        );
-                        (StatusCode::OK, h, body).into_response()
-                    }
-                },
-            ),
+            get(move |Path((_, name, reference)): Path<(String, String, String)>| {
+                let (good, bad) = (good.clone(), bad.clone());
+                async move {
+                    let body = match (name.as_str(), reference.as_str()) {
+                        ("nginx", "1.27") => good,
+                        ("bad", "1") => bad,
+                        _ => {
+                            return (StatusCode::NOT_FOUND, HeaderMap::new(), String::new()).into_response();
+                        }
+                    };
+                    let mut h = HeaderMap::new();
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        "application/vnd.oci.image.manifest.v1+json".parse().unwrap(),
+                    );
+                    h.insert("docker-content-digest", digest(body.as_bytes()).parse().unwrap());
+                    (StatusCode::OK, h, body).into_response()
+                }
+            }),
         )
         .route(
             "/v2/{ns}/{name}/blobs/{digest}",
@@ -94,12 +86,7 @@ async fn pulls_verifies_and_fails_like_containerd() {
     let pulled = images.pull(&nginx).await.unwrap();
     assert_eq!(pulled.image.app, AppKind::Echo);
     assert_eq!(pulled.image.port, Some(8080));
-    assert!(
-        pulled
-            .image
-            .image_id()
-            .starts_with("docker.io/library/nginx@sha256:")
-    );
+    assert!(pulled.image.image_id().starts_with("docker.io/library/nginx@sha256:"));
     assert!(images.get(&nginx).is_some());
     // The store survives a re-open.
     let reopened = ImageService::open(dir.path(), &url).unwrap();
@@ -114,9 +101,6 @@ async fn pulls_verifies_and_fails_like_containerd() {
 
     let bad = Reference::parse("bad:1").unwrap();
     let err = images.pull(&bad).await.unwrap_err();
-    assert!(
-        err.to_string().contains("unexpected commit digest"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unexpected commit digest"), "{err}");
     assert!(images.get(&bad).is_none());
 }

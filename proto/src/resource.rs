@@ -99,9 +99,7 @@ impl Resource {
 
     /// The resource for a manifest's `kind`.
     pub fn from_kind(kind: &str) -> Result<Self, UnknownKind> {
-        ALL.into_iter()
-            .find(|r| r.kind() == kind)
-            .ok_or_else(|| UnknownKind(kind.to_string()))
+        ALL.into_iter().find(|r| r.kind() == kind).ok_or_else(|| UnknownKind(kind.to_string()))
     }
 }
 

@@ -68,7 +68,11 @@ impl Dataplane for Discard {
 
 fn service(i: u32) -> Service {
     Service {
-        metadata: ObjectMeta { namespace: Some("bench".into()), name: Some(format!("svc-{i}")), ..Default::default() },
+        metadata: ObjectMeta {
+            namespace: Some("bench".into()),
+            name: Some(format!("svc-{i}")),
+            ..Default::default()
+        },
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             cluster_ip: Some(Ipv4Addr::from(0x0a60_0000 + i).to_string()),
@@ -87,7 +91,8 @@ fn service(i: u32) -> Service {
 /// Service `i`'s slice; `generation` shifts the first endpoint's IP.
 fn slice(i: u32, generation: u32) -> EndpointSlice {
     let ip = |k: u32| Ipv4Addr::from(0x0af4_0000 + i * 8 + k);
-    let first = if generation == 0 { ip(0) } else { Ipv4Addr::from(0x0b00_0000 + i * 256 + generation % 256) };
+    let first =
+        if generation == 0 { ip(0) } else { Ipv4Addr::from(0x0b00_0000 + i * 256 + generation % 256) };
     EndpointSlice {
         metadata: ObjectMeta {
             namespace: Some("bench".into()),

@@ -116,13 +116,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl Config {
     /// The node name: `--hostname-override`, else the hostname, lowercased as kube-proxy does.
     pub fn node_name(&self) -> String {
-        self.hostname_override.as_deref().map(|h| h.trim().to_lowercase()).filter(|h| !h.is_empty()).unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_lowercase())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into())
-        })
+        self.hostname_override
+            .as_deref()
+            .map(|h| h.trim().to_lowercase())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_lowercase())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into())
+            })
     }
 }
 
@@ -143,20 +147,36 @@ mod tests {
         assert_eq!(cfg.healthz_bind_address.port(), 10256);
         assert_eq!(cfg.kernel, "http://127.0.0.1:10250");
         assert!(!cfg.masquerade_all);
-        let cfg = Config::try_parse_from(["netlab-proxy", "--hostname-override", "Node-1", "--iptables-min-sync-period", "500ms"]).unwrap();
+        let cfg = Config::try_parse_from([
+            "netlab-proxy",
+            "--hostname-override",
+            "Node-1",
+            "--iptables-min-sync-period",
+            "500ms",
+        ])
+        .unwrap();
         assert_eq!(cfg.node_name(), "node-1");
         assert_eq!(cfg.iptables_min_sync_period, Duration::from_millis(500));
     }
 
     #[test]
     fn unsupported_values_are_refused_by_name() {
-        let err = |args: &[&str]| Config::try_parse_from([&["netlab-proxy"], args].concat()).unwrap_err().to_string();
+        let err = |args: &[&str]| {
+            Config::try_parse_from([&["netlab-proxy"], args].concat()).unwrap_err().to_string()
+        };
         let e = err(&["--proxy-mode", "nftables"]);
-        assert!(e.contains("--proxy-mode") && e.contains("nftables mode is not supported by netlab-proxy"), "{e}");
+        assert!(
+            e.contains("--proxy-mode") && e.contains("nftables mode is not supported by netlab-proxy"),
+            "{e}"
+        );
         let e = err(&["--proxy-mode", "kernelspace"]);
         assert!(e.contains("kernelspace mode is for Windows nodes"), "{e}");
         let e = err(&["--ipvs-scheduler", "fifo"]);
-        assert!(e.contains("--ipvs-scheduler") && e.contains("[possible values: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh]"), "{e}");
+        assert!(
+            e.contains("--ipvs-scheduler")
+                && e.contains("[possible values: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh]"),
+            "{e}"
+        );
         let e = err(&["--iptables-sync-period", "fifty"]);
         assert!(e.contains("--iptables-sync-period") && e.contains("invalid duration \"fifty\""), "{e}");
     }

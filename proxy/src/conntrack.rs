@@ -260,7 +260,10 @@ mod tests {
                 after: (nodeport(), Some(eps("UDP", &two[..1]))),
                 services: &[],
                 endpoints: &["default/dns:dns 10.244.2.7:5353"],
-                filters: &["-p udp --dport 30053 --dst-nat 10.244.2.7", "-p udp --orig-dst 10.96.0.53 --dst-nat 10.244.2.7"],
+                filters: &[
+                    "-p udp --dport 30053 --dst-nat 10.244.2.7",
+                    "-p udp --orig-dst 10.96.0.53 --dst-nat 10.244.2.7",
+                ],
             },
             Case {
                 what: "UDP endpoint turned not ready (and not serving): stale",
@@ -352,9 +355,14 @@ mod tests {
         let (_, _, filters) = run((Some(svc.clone()), None), (Some(svc.clone()), Some(eps("UDP", &two))));
         assert_eq!(
             filters,
-            ["-p udp --orig-dst 10.96.0.53", "-p udp --orig-dst 192.0.2.10", "-p udp --orig-dst 198.51.100.7"]
+            [
+                "-p udp --orig-dst 10.96.0.53",
+                "-p udp --orig-dst 192.0.2.10",
+                "-p udp --orig-dst 198.51.100.7"
+            ]
         );
-        let (_, _, filters) = run((Some(svc.clone()), Some(eps("UDP", &two))), (Some(svc), Some(eps("UDP", &two[1..]))));
+        let (_, _, filters) =
+            run((Some(svc.clone()), Some(eps("UDP", &two))), (Some(svc), Some(eps("UDP", &two[1..]))));
         assert_eq!(
             filters,
             [

@@ -84,7 +84,8 @@ impl ProxyHealth {
             get(move || {
                 let health = health.clone();
                 async move {
-                    let code = if health.is_healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    let code =
+                        if health.is_healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                     (code, [(header::CONTENT_TYPE, "application/json")], health.body())
                 }
             }),

@@ -77,15 +77,45 @@ const SEP_PREFIX: &str = "KUBE-SEP-";
 /// The jumps from the built-in chains into kube-proxy's (upstream `iptablesJumpChains`, in its
 /// order): (table, built-in chain, kube-proxy chain, comment, extra matches).
 const JUMPS: [(&str, &str, &str, &str, &str); 12] = [
-    ("filter", "INPUT", KUBE_EXTERNAL_SERVICES, "kubernetes externally-visible service portals", "-m conntrack --ctstate NEW"),
-    ("filter", "FORWARD", KUBE_EXTERNAL_SERVICES, "kubernetes externally-visible service portals", "-m conntrack --ctstate NEW"),
+    (
+        "filter",
+        "INPUT",
+        KUBE_EXTERNAL_SERVICES,
+        "kubernetes externally-visible service portals",
+        "-m conntrack --ctstate NEW",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        KUBE_EXTERNAL_SERVICES,
+        "kubernetes externally-visible service portals",
+        "-m conntrack --ctstate NEW",
+    ),
     ("filter", "INPUT", KUBE_NODEPORTS, "kubernetes health check service ports", ""),
     ("filter", "FORWARD", KUBE_SERVICES, "kubernetes service portals", "-m conntrack --ctstate NEW"),
     ("filter", "OUTPUT", KUBE_SERVICES, "kubernetes service portals", "-m conntrack --ctstate NEW"),
     ("filter", "FORWARD", KUBE_FORWARD, "kubernetes forwarding rules", ""),
-    ("filter", "INPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
-    ("filter", "OUTPUT", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
-    ("filter", "FORWARD", KUBE_PROXY_FIREWALL, "kubernetes load balancer firewall", "-m conntrack --ctstate NEW"),
+    (
+        "filter",
+        "INPUT",
+        KUBE_PROXY_FIREWALL,
+        "kubernetes load balancer firewall",
+        "-m conntrack --ctstate NEW",
+    ),
+    (
+        "filter",
+        "OUTPUT",
+        KUBE_PROXY_FIREWALL,
+        "kubernetes load balancer firewall",
+        "-m conntrack --ctstate NEW",
+    ),
+    (
+        "filter",
+        "FORWARD",
+        KUBE_PROXY_FIREWALL,
+        "kubernetes load balancer firewall",
+        "-m conntrack --ctstate NEW",
+    ),
     ("nat", "OUTPUT", KUBE_SERVICES, "kubernetes service portals", ""),
     ("nat", "PREROUTING", KUBE_SERVICES, "kubernetes service portals", ""),
     ("nat", "POSTROUTING", KUBE_POSTROUTING, "kubernetes postrouting rules", ""),
@@ -426,7 +456,8 @@ impl Iptables {
             partial_update.push((old_name.clone(), None));
         }
         if full && !self.stray.is_empty() {
-            let active: HashSet<&str> = full_update.values().flat_map(|r| r.chains.iter().map(|c| &**c)).collect();
+            let active: HashSet<&str> =
+                full_update.values().flat_map(|r| r.chains.iter().map(|c| &**c)).collect();
             gone.extend(self.stray.iter().filter(|c| !active.contains(&***c)).cloned());
         }
         self.ports = old_ports;
@@ -488,7 +519,11 @@ impl Iptables {
         ]);
 
         let mut text = String::with_capacity(
-            filter_chains.text.len() + filter_rules.text.len() + nat_chains.text.len() + nat_rules.text.len() + 32,
+            filter_chains.text.len()
+                + filter_rules.text.len()
+                + nat_chains.text.len()
+                + nat_rules.text.len()
+                + 32,
         );
         text.push_str("*filter\n");
         text.push_str(&filter_chains.text);
@@ -539,13 +574,41 @@ impl Iptables {
         // Capture the ClusterIP.
         if has_internal {
             nat_rules.line(&[
-                "-A", KUBE_SERVICES, "-m", "comment", "--comment", &s.cluster_ip_comment, "-m", proto, "-p", proto,
-                "-d", &s.cluster_ip, "--dport", &s.port, "-j", internal_chain,
+                "-A",
+                KUBE_SERVICES,
+                "-m",
+                "comment",
+                "--comment",
+                &s.cluster_ip_comment,
+                "-m",
+                proto,
+                "-p",
+                proto,
+                "-d",
+                &s.cluster_ip,
+                "--dport",
+                &s.port,
+                "-j",
+                internal_chain,
             ]);
         } else {
             filter_rules.line(&[
-                "-A", KUBE_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p", proto, "-d",
-                &s.cluster_ip, "--dport", &s.port, "-j", filter_target,
+                "-A",
+                KUBE_SERVICES,
+                "-m",
+                "comment",
+                "--comment",
+                filter_comment,
+                "-m",
+                proto,
+                "-p",
+                proto,
+                "-d",
+                &s.cluster_ip,
+                "--dport",
+                &s.port,
+                "-j",
+                filter_target,
             ]);
         }
         // Capture externalIPs.
@@ -554,14 +617,42 @@ impl Iptables {
             if has_endpoints {
                 let comment = format!("\"{name} external IP\"");
                 nat_rules.line(&[
-                    "-A", KUBE_SERVICES, "-m", "comment", "--comment", &comment, "-m", proto, "-p", proto, "-d", &ip,
-                    "--dport", &s.port, "-j", &chains.ext,
+                    "-A",
+                    KUBE_SERVICES,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "-d",
+                    &ip,
+                    "--dport",
+                    &s.port,
+                    "-j",
+                    &chains.ext,
                 ]);
             }
             if !has_external {
                 filter_rules.line(&[
-                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p",
-                    proto, "-d", &ip, "--dport", &s.port, "-j", filter_target,
+                    "-A",
+                    KUBE_EXTERNAL_SERVICES,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    filter_comment,
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "-d",
+                    &ip,
+                    "--dport",
+                    &s.port,
+                    "-j",
+                    filter_target,
                 ]);
             }
         }
@@ -570,8 +661,22 @@ impl Iptables {
             if has_endpoints {
                 let (ip, comment) = (ip.to_string(), format!("\"{name} loadbalancer IP\""));
                 nat_rules.line(&[
-                    "-A", KUBE_SERVICES, "-m", "comment", "--comment", &comment, "-m", proto, "-p", proto, "-d", &ip,
-                    "--dport", &s.port, "-j", &chains.ext,
+                    "-A",
+                    KUBE_SERVICES,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "-d",
+                    &ip,
+                    "--dport",
+                    &s.port,
+                    "-j",
+                    &chains.ext,
                 ]);
             }
         }
@@ -579,8 +684,22 @@ impl Iptables {
             for ip in &sp.load_balancer_ips {
                 let ip = ip.to_string();
                 filter_rules.line(&[
-                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", proto, "-p",
-                    proto, "-d", &ip, "--dport", &s.port, "-j", filter_target,
+                    "-A",
+                    KUBE_EXTERNAL_SERVICES,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    filter_comment,
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "-d",
+                    &ip,
+                    "--dport",
+                    &s.port,
+                    "-j",
+                    filter_target,
                 ]);
             }
         }
@@ -589,14 +708,42 @@ impl Iptables {
             let node_port = node_port.to_string();
             if has_endpoints {
                 nat_rules.line(&[
-                    "-A", KUBE_NODEPORTS, "-m", "comment", "--comment", name, "-m", proto, "-p", proto, "--dport",
-                    &node_port, "-j", &chains.ext,
+                    "-A",
+                    KUBE_NODEPORTS,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    name,
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "--dport",
+                    &node_port,
+                    "-j",
+                    &chains.ext,
                 ]);
             }
             if !has_external {
                 filter_rules.line(&[
-                    "-A", KUBE_EXTERNAL_SERVICES, "-m", "comment", "--comment", filter_comment, "-m", "addrtype",
-                    "--dst-type", "LOCAL", "-m", proto, "-p", proto, "--dport", &node_port, "-j", filter_target,
+                    "-A",
+                    KUBE_EXTERNAL_SERVICES,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    filter_comment,
+                    "-m",
+                    "addrtype",
+                    "--dst-type",
+                    "LOCAL",
+                    "-m",
+                    proto,
+                    "-p",
+                    proto,
+                    "--dport",
+                    &node_port,
+                    "-j",
+                    filter_target,
                 ]);
             }
         }
@@ -608,8 +755,20 @@ impl Iptables {
 
         if has_internal {
             let cluster_args = [
-                "-A", internal_chain, "-m", "comment", "--comment", &s.cluster_ip_comment, "-m", proto, "-p", proto,
-                "-d", &s.cluster_ip, "--dport", &s.port,
+                "-A",
+                internal_chain,
+                "-m",
+                "comment",
+                "--comment",
+                &s.cluster_ip_comment,
+                "-m",
+                proto,
+                "-p",
+                proto,
+                "-d",
+                &s.cluster_ip,
+                "--dport",
+                &s.port,
             ];
             if self.opts.masquerade_all {
                 nat_rules.line_of(&[&cluster_args, &["-j", KUBE_MARK_MASQ]]);
@@ -623,22 +782,62 @@ impl Iptables {
             own.push(chains.ext.clone());
             if !external_local {
                 let comment = format!("\"masquerade traffic for {name} external destinations\"");
-                nat_rules.line(&["-A", &chains.ext, "-m", "comment", "--comment", &comment, "-j", KUBE_MARK_MASQ]);
+                nat_rules.line(&[
+                    "-A",
+                    &chains.ext,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                    "-j",
+                    KUBE_MARK_MASQ,
+                ]);
             } else {
                 if let Some(cidr) = cidr {
                     let comment = format!("\"pod traffic for {name} external destinations\"");
-                    nat_rules.line(&["-A", &chains.ext, "-m", "comment", "--comment", &comment, "-s", cidr, "-j", &chains.svc]);
+                    nat_rules.line(&[
+                        "-A",
+                        &chains.ext,
+                        "-m",
+                        "comment",
+                        "--comment",
+                        &comment,
+                        "-s",
+                        cidr,
+                        "-j",
+                        &chains.svc,
+                    ]);
                 }
                 if WRITE_SRC_TYPE_LOCAL {
                     let comment = format!("\"masquerade LOCAL traffic for {name} external destinations\"");
                     nat_rules.line(&[
-                        "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type",
-                        "LOCAL", "-j", KUBE_MARK_MASQ,
+                        "-A",
+                        &chains.ext,
+                        "-m",
+                        "comment",
+                        "--comment",
+                        &comment,
+                        "-m",
+                        "addrtype",
+                        "--src-type",
+                        "LOCAL",
+                        "-j",
+                        KUBE_MARK_MASQ,
                     ]);
                     let comment = format!("\"route LOCAL traffic for {name} external destinations\"");
                     nat_rules.line(&[
-                        "-A", &chains.ext, "-m", "comment", "--comment", &comment, "-m", "addrtype", "--src-type",
-                        "LOCAL", "-j", &chains.svc,
+                        "-A",
+                        &chains.ext,
+                        "-m",
+                        "comment",
+                        "--comment",
+                        &comment,
+                        "-m",
+                        "addrtype",
+                        "--src-type",
+                        "LOCAL",
+                        "-j",
+                        &chains.svc,
                     ]);
                 }
             }
@@ -664,8 +863,11 @@ impl Iptables {
             own.push(ep.chain.clone());
             let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", name] };
             nat_rules.line_of(&[&["-A", &ep.chain], comment, &["-s", ep.ip_str(), "-j", KUBE_MARK_MASQ]]);
-            let affinity: &[&str] =
-                if sp.affinity_timeout.is_some() { &["-m", "recent", "--name", &ep.chain, "--set"] } else { &[] };
+            let affinity: &[&str] = if sp.affinity_timeout.is_some() {
+                &["-m", "recent", "--name", &ep.chain, "--set"]
+            } else {
+                &[]
+            };
             nat_rules.line_of(&[
                 &["-A", &ep.chain],
                 comment,
@@ -704,7 +906,18 @@ impl Iptables {
                 nat_rules.line_of(&[
                     &["-A", chain],
                     comment,
-                    &["-m", "recent", "--name", &ep.chain, "--rcheck", "--seconds", &seconds, "--reap", "-j", &ep.chain],
+                    &[
+                        "-m",
+                        "recent",
+                        "--name",
+                        &ep.chain,
+                        "--rcheck",
+                        "--seconds",
+                        &seconds,
+                        "--reap",
+                        "-j",
+                        &ep.chain,
+                    ],
                 ]);
             }
         }

@@ -253,8 +253,10 @@ fn servers_of(sp: &ServicePort, node_ips: &[Ipv4Addr]) -> Option<Vec<(Key, Virtu
         return None;
     }
     let sel = sp.select();
-    let internal: &[&Endpoint] = if sp.internal_policy == TrafficPolicy::Local { &sel.local } else { &sel.cluster };
-    let external: &[&Endpoint] = if sp.external_policy == TrafficPolicy::Local { &sel.local } else { &sel.cluster };
+    let internal: &[&Endpoint] =
+        if sp.internal_policy == TrafficPolicy::Local { &sel.local } else { &sel.cluster };
+    let external: &[&Endpoint] =
+        if sp.external_policy == TrafficPolicy::Local { &sel.local } else { &sel.cluster };
     let virtual_of = |eps: &[&Endpoint]| {
         let mut reals: Vec<String> = eps.iter().map(|e| e.addr.clone()).collect();
         reals.sort();
@@ -305,7 +307,17 @@ mod tests {
                 service("kube-system", "kube-dns", "10.96.0.10", &[("dns", 53, "UDP")]),
             ],
             &[
-                slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "n1"), ("10.244.1.9", "n1", false, false, false)]),
+                slice(
+                    "default",
+                    "web",
+                    "web-1",
+                    ("http", 8080, "TCP"),
+                    &[
+                        ready("10.244.2.7", "n2"),
+                        ready("10.244.1.5", "n1"),
+                        ("10.244.1.9", "n1", false, false, false),
+                    ],
+                ),
                 slice("kube-system", "kube-dns", "dns-1", ("dns", 53, "UDP"), &[ready("10.244.0.3", "n1")]),
             ],
         );
@@ -324,9 +336,15 @@ mod tests {
 
     #[test]
     fn affinity_is_persistence_and_the_scheduler_is_the_flags() {
-        let snap = snapshot(&[with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]), Some(600))], &[]);
+        let snap = snapshot(
+            &[with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]), Some(600))],
+            &[],
+        );
         assert_eq!(Ipvs::new("sh").render(&snap, None, &[]).text, "-C\n-A -t 10.96.0.20:80 -s sh -p 600\n");
-        let snap = snapshot(&[with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]), None)], &[]);
+        let snap = snapshot(
+            &[with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]), None)],
+            &[],
+        );
         assert_eq!(Ipvs::new("rr").render(&snap, None, &[]).text, "-C\n-A -t 10.96.0.20:80 -s rr -p 10800\n");
     }
 
@@ -339,7 +357,13 @@ mod tests {
         spec.external_traffic_policy = Some("Local".into());
         let snap = snapshot(
             &[svc],
-            &[slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")])],
+            &[slice(
+                "default",
+                "web",
+                "web-1",
+                ("http", 8080, "TCP"),
+                &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")],
+            )],
         );
         let out = Ipvs::new("rr").render(&snap, None, &["172.18.0.2".parse().unwrap()]);
         assert_eq!(
@@ -361,11 +385,17 @@ mod tests {
 
     #[test]
     fn the_kernel_model_takes_the_table() {
-        let mut svc = with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP"), ("dns", 53, "UDP")]), None);
+        let mut svc = with_affinity(
+            service("default", "web", "10.96.0.20", &[("http", 80, "TCP"), ("dns", 53, "UDP")]),
+            None,
+        );
         let spec = svc.spec.as_mut().unwrap();
         spec.type_ = Some("NodePort".into());
         spec.ports.as_mut().unwrap()[0].node_port = Some(30080);
-        let snap = snapshot(&[svc], &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")])]);
+        let snap = snapshot(
+            &[svc],
+            &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")])],
+        );
         let text = Ipvs::new("wlc").render(&snap, None, &["172.18.0.2".parse().unwrap()]).text;
         assert!(text.starts_with("-C\n"));
         let mut kernel = netlab_kernel::ipvs::Ipvs::new();
@@ -452,7 +482,9 @@ mod tests {
         let mut ipvs = Ipvs::new("rr");
         let full = ipvs.render(&both, None, &[]);
         assert_eq!(full.text.matches("-A -t 192.0.2.10:80 ").count(), 1);
-        assert!(full.text.contains("-A -t 192.0.2.10:80 -s rr\n-a -t 192.0.2.10:80 -r 10.244.2.2:8080 -m -w 1\n"));
+        assert!(
+            full.text.contains("-A -t 192.0.2.10:80 -s rr\n-a -t 192.0.2.10:80 -r 10.244.2.2:8080 -m -w 1\n")
+        );
         let mut kernel = netlab_kernel::ipvs::Ipvs::new();
         apply(&mut kernel, &full.text);
         ipvs.commit();

@@ -77,17 +77,31 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
 
     let handle = Handle::new(&node, health);
     let tasks = TaskTracker::new();
-    let (services, service_changes) = reflector::<Service>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (slices, slice_changes) = reflector::<EndpointSlice>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (services, service_changes) =
+        reflector::<Service>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (slices, slice_changes) =
+        reflector::<EndpointSlice>(client.clone(), ListParams::default(), shutdown.child_token());
     let node_params = ListParams { fields: format!("metadata.name={node}"), ..Default::default() };
     let (nodes, node_changes) = reflector::<Node>(client, node_params, shutdown.child_token());
     {
         let (h, s) = (handle.clone(), handle.clone());
-        tasks.spawn(feed(services, service_changes, move |c| h.service(c), move || s.services_synced(), shutdown.child_token()));
+        tasks.spawn(feed(
+            services,
+            service_changes,
+            move |c| h.service(c),
+            move || s.services_synced(),
+            shutdown.child_token(),
+        ));
     }
     {
         let (h, s) = (handle.clone(), handle.clone());
-        tasks.spawn(feed(slices, slice_changes, move |c| h.endpoint_slice(c), move || s.endpoint_slices_synced(), shutdown.child_token()));
+        tasks.spawn(feed(
+            slices,
+            slice_changes,
+            move |c| h.endpoint_slice(c),
+            move || s.endpoint_slices_synced(),
+            shutdown.child_token(),
+        ));
     }
     {
         let h = handle.clone();

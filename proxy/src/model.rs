@@ -462,10 +462,15 @@ impl Snapshot {
     /// the old allocation, so [`Snapshot::changed`] and [`Snapshot::changes`] see it unchanged
     /// at pointer speed.
     pub fn replace_service(&mut self, service: &ServiceKey, ports: Vec<ServicePort>) {
-        let start = ServicePortName { service: service.clone(), port: String::new(), protocol: Protocol::Tcp };
+        let start =
+            ServicePortName { service: service.clone(), port: String::new(), protocol: Protocol::Tcp };
         let mut old: HashMap<ServicePortName, Arc<ServicePort>> = HashMap::new();
-        let keys: Vec<ServicePortName> =
-            self.ports.range(start..).take_while(|(k, _)| &k.service == service).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<ServicePortName> = self
+            .ports
+            .range(start..)
+            .take_while(|(k, _)| &k.service == service)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in keys {
             if let Some(v) = self.ports.remove(&k) {
                 self.endpoints -= v.endpoints.len();
@@ -662,9 +667,11 @@ impl Tracker {
         };
         for key in keys {
             let ports = match self.services.get(&key) {
-                Some(svc) => {
-                    service_ports(svc, self.slices.get(&key).into_iter().flat_map(|m| m.values().map(|s| &**s)), &self.node_name)
-                }
+                Some(svc) => service_ports(
+                    svc,
+                    self.slices.get(&key).into_iter().flat_map(|m| m.values().map(|s| &**s)),
+                    &self.node_name,
+                ),
                 None => Vec::new(),
             };
             snapshot.replace_service(&key, ports);
@@ -712,7 +719,11 @@ pub mod fixtures {
     /// A ClusterIP Service `ns/name` at `ip` with `ports` as (name, port, protocol).
     pub fn service(ns: &str, name: &str, ip: &str, ports: &[(&str, i32, &str)]) -> Service {
         Service {
-            metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            },
             spec: Some(ServiceSpec {
                 type_: Some("ClusterIP".into()),
                 cluster_ip: Some(ip.into()),
@@ -794,7 +805,10 @@ mod tests {
 
     #[test]
     fn service_port_names_print_as_upstream() {
-        assert_eq!(ServicePortName::new("default", "web", "http", Protocol::Tcp).to_string(), "default/web:http");
+        assert_eq!(
+            ServicePortName::new("default", "web", "http", Protocol::Tcp).to_string(),
+            "default/web:http"
+        );
         assert_eq!(ServicePortName::new("default", "web", "", Protocol::Tcp).to_string(), "default/web");
     }
 
@@ -825,7 +839,10 @@ mod tests {
         assert_eq!(http.name_string, "default/web:http");
         assert_eq!(http.cluster_ip, Ipv4Addr::new(10, 96, 0, 20));
         assert_eq!((http.port, http.node_port, http.affinity_timeout), (80, Some(30080), Some(10800)));
-        assert_eq!((http.internal_policy, http.external_policy), (TrafficPolicy::Local, TrafficPolicy::Local));
+        assert_eq!(
+            (http.internal_policy, http.external_policy),
+            (TrafficPolicy::Local, TrafficPolicy::Local)
+        );
         assert_eq!(&*http.chains.svc, "KUBE-SVC-CDGGSHYLG3RE2FKL");
         let dns = ports.iter().find(|p| p.name.port == "dns").unwrap();
         assert_eq!((dns.name.protocol, dns.node_port), (Protocol::Udp, None));
@@ -838,7 +855,13 @@ mod tests {
     fn endpoints_match_port_name_and_protocol_and_merge_across_slices() {
         let svc = service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]);
         let slices = [
-            slice("default", "web", "web-a", ("http", 8080, "TCP"), &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "n1")]),
+            slice(
+                "default",
+                "web",
+                "web-a",
+                ("http", 8080, "TCP"),
+                &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "n1")],
+            ),
             // The same endpoint seen in a second slice (it moved): once only.
             slice("default", "web", "web-b", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")]),
             // Another port name, and another protocol: not this port's.
@@ -856,7 +879,13 @@ mod tests {
     fn a_ready_copy_of_a_duplicated_endpoint_wins() {
         let svc = service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]);
         let slices = [
-            slice("default", "web", "web-a", ("http", 8080, "TCP"), &[("10.244.1.5", "n1", false, false, false)]),
+            slice(
+                "default",
+                "web",
+                "web-a",
+                ("http", 8080, "TCP"),
+                &[("10.244.1.5", "n1", false, false, false)],
+            ),
             slice("default", "web", "web-b", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1")]),
         ];
         let ports = ports_of(&svc, &slices, "n1");
@@ -866,7 +895,9 @@ mod tests {
 
     fn selected<'a>(p: &'a ServicePort) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, bool) {
         let s = p.select();
-        let addrs = |v: &[&'a Endpoint]| v.iter().map(|e: &&'a Endpoint| -> &'a str { (*e).ip_str() }).collect::<Vec<_>>();
+        let addrs = |v: &[&'a Endpoint]| {
+            v.iter().map(|e: &&'a Endpoint| -> &'a str { (*e).ip_str() }).collect::<Vec<_>>()
+        };
         (addrs(&s.cluster), addrs(&s.local), addrs(&s.reachable), s.has_any)
     }
 
@@ -890,7 +921,11 @@ mod tests {
             Case {
                 what: "no ready endpoint: the terminating ones still serving",
                 internal_local: false,
-                eps: vec![term("10.0.0.1", "n1", true), term("10.0.0.2", "n2", false), not_ready("10.0.0.3", "n2")],
+                eps: vec![
+                    term("10.0.0.1", "n1", true),
+                    term("10.0.0.2", "n2", false),
+                    not_ready("10.0.0.3", "n2"),
+                ],
                 want: (vec!["10.0.0.1"], vec![], vec!["10.0.0.1"], true),
             },
             Case {
@@ -936,9 +971,18 @@ mod tests {
         spec.type_ = Some("NodePort".into());
         spec.ports.as_mut().unwrap()[0].node_port = Some(30080);
         spec.external_traffic_policy = Some("Local".into());
-        let slices = [slice("default", "web", "web-a", ("http", 8080, "TCP"), &[ready("10.0.0.2", "n2"), ready("10.0.0.1", "n1")])];
+        let slices = [slice(
+            "default",
+            "web",
+            "web-a",
+            ("http", 8080, "TCP"),
+            &[ready("10.0.0.2", "n2"), ready("10.0.0.1", "n1")],
+        )];
         let ports = ports_of(&svc, &slices, "n1");
-        assert_eq!(selected(&ports[0]), (vec!["10.0.0.1", "10.0.0.2"], vec!["10.0.0.1"], vec!["10.0.0.1", "10.0.0.2"], true));
+        assert_eq!(
+            selected(&ports[0]),
+            (vec!["10.0.0.1", "10.0.0.2"], vec!["10.0.0.1"], vec!["10.0.0.1", "10.0.0.2"], true)
+        );
     }
 
     #[test]
@@ -968,7 +1012,13 @@ mod tests {
         assert_eq!(Snapshot::default().changed(&first).len(), 2);
 
         // A slice for web: only web changed.
-        t.slice_applied(Arc::new(slice("default", "web", "web-a", ("http", 8080, "TCP"), &[ready("10.0.0.1", "n1")])));
+        t.slice_applied(Arc::new(slice(
+            "default",
+            "web",
+            "web-a",
+            ("http", 8080, "TCP"),
+            &[ready("10.0.0.1", "n1")],
+        )));
         assert!(t.is_dirty());
         t.update(&mut snap, false);
         assert!(!t.is_dirty());
@@ -984,7 +1034,10 @@ mod tests {
         // Deleting db, and a full rebuild, name db only.
         t.service_deleted(&service("default", "db", "10.96.0.21", &[("", 5432, "TCP")]));
         t.update(&mut snap, true);
-        assert_eq!(second.changed(&snap), BTreeSet::from([ServicePortName::new("default", "db", "", Protocol::Tcp)]));
+        assert_eq!(
+            second.changed(&snap),
+            BTreeSet::from([ServicePortName::new("default", "db", "", Protocol::Tcp)])
+        );
 
         // A deleted slice takes its endpoints with it.
         let third = snap.clone();
@@ -1029,7 +1082,10 @@ mod tests {
         t.slice_applied(Arc::new(eps));
         t.update(&mut snap, false);
         assert_eq!(snap.total_endpoints(), 1);
-        assert_eq!(snap.changes(), BTreeSet::from([ServicePortName::new("default", "web", "http", Protocol::Tcp)]));
+        assert_eq!(
+            snap.changes(),
+            BTreeSet::from([ServicePortName::new("default", "web", "http", Protocol::Tcp)])
+        );
     }
 
     #[test]
@@ -1038,8 +1094,14 @@ mod tests {
         let node = Node {
             status: Some(k8s_openapi::api::core::v1::NodeStatus {
                 addresses: Some(vec![
-                    k8s_openapi::api::core::v1::NodeAddress { type_: "InternalIP".into(), address: "172.18.0.2".into() },
-                    k8s_openapi::api::core::v1::NodeAddress { type_: "Hostname".into(), address: "n1".into() },
+                    k8s_openapi::api::core::v1::NodeAddress {
+                        type_: "InternalIP".into(),
+                        address: "172.18.0.2".into(),
+                    },
+                    k8s_openapi::api::core::v1::NodeAddress {
+                        type_: "Hostname".into(),
+                        address: "n1".into(),
+                    },
                 ]),
                 ..Default::default()
             }),

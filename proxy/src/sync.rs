@@ -30,8 +30,8 @@ use k8s_openapi::api::{
 use netlab_client::reflector::Change;
 use netlab_kernel::{Protocol, conntrack::Filter};
 use netlab_proto::node::v1::{
-    self as pb, ConntrackDeleteRequest, Format, RestoreRequest, SaveRequest, Table, conntrack_client::ConntrackClient,
-    kernel_client::KernelClient,
+    self as pb, ConntrackDeleteRequest, Format, RestoreRequest, SaveRequest, Table,
+    conntrack_client::ConntrackClient, kernel_client::KernelClient,
 };
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
@@ -128,7 +128,8 @@ impl Dataplane for Kernel {
             orig_dst_port: filter.orig_dst_port.map(u32::from),
             dst_nat: filter.dst_nat.map(|ip| ip.to_string()),
         };
-        let resp = self.conntrack.clone().delete(req).await.map_err(|s| Error::kernel("Conntrack.Delete", s))?;
+        let resp =
+            self.conntrack.clone().delete(req).await.map_err(|s| Error::kernel("Conntrack.Delete", s))?;
         Ok(resp.into_inner().deleted)
     }
 }
@@ -275,7 +276,8 @@ impl Handle {
 
     /// Both first lists are in: rules may be written.
     pub fn is_initialized(&self) -> bool {
-        self.shared.services_synced.load(Ordering::Acquire) && self.shared.slices_synced.load(Ordering::Acquire)
+        self.shared.services_synced.load(Ordering::Acquire)
+            && self.shared.slices_synced.load(Ordering::Acquire)
     }
 }
 
@@ -472,9 +474,17 @@ impl Runner {
                 // rules, never on the old ones.
                 self.clean_conntrack(stale, &span).instrument(span.clone()).await;
                 let _entered = span.enter();
-                let (ports, rules, full, changed) = (self.snapshot.len(), stats.rules, stats.full, changed.len());
+                let (ports, rules, full, changed) =
+                    (self.snapshot.len(), stats.rules, stats.full, changed.len());
                 if !self.synced_once || self.failures > 0 {
-                    tracing::info!(ports, rules, full, changed, failures = self.failures, "Programmed the kernel.");
+                    tracing::info!(
+                        ports,
+                        rules,
+                        full,
+                        changed,
+                        failures = self.failures,
+                        "Programmed the kernel."
+                    );
                 } else {
                     tracing::debug!(ports, rules, full, changed, "Synced proxy rules.");
                 }
@@ -590,7 +600,12 @@ impl Runner {
             Mode::Ipvs(ipvs) => {
                 let r = ipvs.render(&self.snapshot, (!full).then_some(changed), node_ips);
                 let stats = Stats { full: r.full, rules: r.virtual_servers + r.real_servers };
-                let req = RestoreRequest { format: Format::Ipvs as i32, text: r.text, noflush: false, ensure: Vec::new() };
+                let req = RestoreRequest {
+                    format: Format::Ipvs as i32,
+                    text: r.text,
+                    noflush: false,
+                    ensure: Vec::new(),
+                };
                 self.dataplane.restore(req).await?;
                 ipvs.commit();
                 Ok(stats)

@@ -11,7 +11,11 @@ fn run(args: &[&str]) -> (i32, String, String) {
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -39,7 +43,10 @@ fn bad_values_name_the_flag() {
     for (args, want) in [
         (&["--proxy-mode", "nftables"][..], "nftables mode is not supported by netlab-proxy"),
         (&["--proxy-mode", "kernelspace"][..], "kernelspace mode is for Windows nodes"),
-        (&["--ipvs-scheduler", "fifo"][..], "[possible values: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh]"),
+        (
+            &["--ipvs-scheduler", "fifo"][..],
+            "[possible values: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh]",
+        ),
         (&["--iptables-min-sync-period", "fifty"][..], "invalid duration \"fifty\""),
         (&["--cluster-cidr", "10.244.0.0/33"][..], "--cluster-cidr"),
     ] {

@@ -151,7 +151,13 @@ mod tests {
     use super::*;
 
     fn info(name: &str, pods: u32) -> NodeInfo {
-        NodeInfo { name: name.into(), labels: Default::default(), unschedulable: false, taints: vec![], allocatable_pods: pods }
+        NodeInfo {
+            name: name.into(),
+            labels: Default::default(),
+            unschedulable: false,
+            taints: vec![],
+            allocatable_pods: pods,
+        }
     }
 
     #[test]

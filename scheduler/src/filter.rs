@@ -64,7 +64,9 @@ impl Reason {
     pub fn message(&self) -> String {
         match self {
             Reason::NodeUnschedulable => "node(s) were unschedulable".into(),
-            Reason::UntoleratedTaint { key, value } => format!("node(s) had untolerated taint {{{key}: {value}}}"),
+            Reason::UntoleratedTaint { key, value } => {
+                format!("node(s) had untolerated taint {{{key}: {value}}}")
+            }
             Reason::NodeAffinity => "node(s) didn't match Pod's node affinity/selector".into(),
             Reason::TooManyPods => "Too many pods".into(),
         }
@@ -136,14 +138,18 @@ pub fn filter(pod: &Pod, node: &NodeInfo, pods_on_node: u32) -> Result<(), Reaso
     let tolerations = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
     // NodeUnschedulable
     if node.unschedulable {
-        let cordon = Taint { key: TAINT_UNSCHEDULABLE.into(), effect: "NoSchedule".into(), ..Default::default() };
+        let cordon =
+            Taint { key: TAINT_UNSCHEDULABLE.into(), effect: "NoSchedule".into(), ..Default::default() };
         if !tolerations.iter().any(|t| tolerates(t, &cordon)) {
             return Err(Reason::NodeUnschedulable);
         }
     }
     // TaintToleration (NodeInfo keeps only NoSchedule and NoExecute taints)
     if let Some(taint) = node.taints.iter().find(|taint| !tolerations.iter().any(|t| tolerates(t, taint))) {
-        return Err(Reason::UntoleratedTaint { key: taint.key.clone(), value: taint.value.clone().unwrap_or_default() });
+        return Err(Reason::UntoleratedTaint {
+            key: taint.key.clone(),
+            value: taint.value.clone().unwrap_or_default(),
+        });
     }
     // NodeAffinity
     if !matches_node_affinity(pod, node) {
@@ -259,9 +265,7 @@ fn histogram(reasons: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::{
-        api::core::v1::{
-            Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSpec, NodeStatus, PodSpec,
-        },
+        api::core::v1::{Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSpec, NodeStatus, PodSpec},
         apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
     };
 
@@ -287,7 +291,11 @@ mod tests {
 
     fn pod() -> Pod {
         Pod {
-            metadata: ObjectMeta { name: Some("p".into()), namespace: Some("demo".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("demo".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec::default()),
             ..Default::default()
         }
@@ -359,7 +367,12 @@ mod tests {
         let mut n = node("n1", Some("True"), "110");
         n.spec.as_mut().unwrap().taints = Some(vec![
             Taint { key: "soft".into(), effect: "PreferNoSchedule".into(), ..Default::default() },
-            Taint { key: "dedicated".into(), value: Some("gpu".into()), effect: "NoSchedule".into(), ..Default::default() },
+            Taint {
+                key: "dedicated".into(),
+                value: Some("gpu".into()),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            },
         ]);
         let n = NodeInfo::from_node(&n);
         assert_eq!(
@@ -367,9 +380,11 @@ mod tests {
             "node(s) had untolerated taint {dedicated: gpu}"
         );
         let mut p = pod();
-        p.spec.as_mut().unwrap().tolerations = Some(vec![toleration("dedicated", "Equal", Some("cpu"), None)]);
+        p.spec.as_mut().unwrap().tolerations =
+            Some(vec![toleration("dedicated", "Equal", Some("cpu"), None)]);
         assert!(filter(&p, &n, 0).is_err(), "a different value does not tolerate");
-        p.spec.as_mut().unwrap().tolerations = Some(vec![toleration("dedicated", "Equal", Some("gpu"), None)]);
+        p.spec.as_mut().unwrap().tolerations =
+            Some(vec![toleration("dedicated", "Equal", Some("gpu"), None)]);
         assert_eq!(filter(&p, &n, 0), Ok(()));
         // An empty key with Exists tolerates everything.
         p.spec.as_mut().unwrap().tolerations = Some(vec![toleration("", "Exists", None, None)]);
@@ -397,14 +412,19 @@ mod tests {
             let mut p = pod();
             p.spec.as_mut().unwrap().affinity = Some(Affinity {
                 node_affinity: Some(NodeAffinity {
-                    required_during_scheduling_ignored_during_execution: Some(NodeSelector { node_selector_terms: terms }),
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: terms,
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
             });
             p
         };
-        let term = |exprs: Vec<NodeSelectorRequirement>| NodeSelectorTerm { match_expressions: Some(exprs), match_fields: None };
+        let term = |exprs: Vec<NodeSelectorRequirement>| NodeSelectorTerm {
+            match_expressions: Some(exprs),
+            match_fields: None,
+        };
         assert_eq!(filter(&with_terms(vec![term(vec![req("disk", "In", &["ssd", "nvme"])])]), &n, 0), Ok(()));
         assert!(filter(&with_terms(vec![term(vec![req("disk", "NotIn", &["ssd"])])]), &n, 0).is_err());
         assert_eq!(filter(&with_terms(vec![term(vec![req("cores", "Gt", &["4"])])]), &n, 0), Ok(()));
@@ -412,11 +432,21 @@ mod tests {
         assert!(filter(&with_terms(vec![term(vec![req("gpu", "Exists", &[])])]), &n, 0).is_err());
         // Terms are ORed; an empty term matches nothing.
         assert_eq!(
-            filter(&with_terms(vec![term(vec![req("gpu", "Exists", &[])]), term(vec![req("gpu", "DoesNotExist", &[])])]), &n, 0),
+            filter(
+                &with_terms(vec![
+                    term(vec![req("gpu", "Exists", &[])]),
+                    term(vec![req("gpu", "DoesNotExist", &[])])
+                ]),
+                &n,
+                0
+            ),
             Ok(())
         );
         assert!(filter(&with_terms(vec![NodeSelectorTerm::default()]), &n, 0).is_err());
-        let by_name = NodeSelectorTerm { match_expressions: None, match_fields: Some(vec![req("metadata.name", "In", &["n1"])]) };
+        let by_name = NodeSelectorTerm {
+            match_expressions: None,
+            match_fields: Some(vec![req("metadata.name", "In", &["n1"])]),
+        };
         assert_eq!(filter(&with_terms(vec![by_name]), &n, 0), Ok(()));
     }
 
@@ -460,7 +490,10 @@ mod tests {
         let many: Vec<Reason> = std::iter::repeat_n(Reason::TooManyPods, 10)
             .chain(std::iter::repeat_n(Reason::NodeUnschedulable, 2))
             .collect();
-        assert!(fit_error(12, &many, &pod()).starts_with("0/12 nodes are available: 10 Too many pods, 2 node(s) were unschedulable."));
+        assert!(
+            fit_error(12, &many, &pod())
+                .starts_with("0/12 nodes are available: 10 Too many pods, 2 node(s) were unschedulable.")
+        );
         let mut never = pod();
         never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
         assert_eq!(

@@ -50,7 +50,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         _ = shutdown.cancelled() => return Ok(()),
         _ = client.wait_ready(Duration::from_millis(500)) => {}
     }
-    let (nodes, node_changes) = reflector::<Node>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (nodes, node_changes) =
+        reflector::<Node>(client.clone(), ListParams::default(), shutdown.child_token());
     let pod_params = ListParams { fields: POD_FIELDS.into(), ..Default::default() };
     let (pods, pod_changes) = reflector::<Pod>(client.clone(), pod_params, shutdown.child_token());
     // Nothing is decided before both lists are in: a pod bound before a restart must count
@@ -61,6 +62,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     }
     health.set_ready(true);
     tracing::info!(scheduler = %cfg.scheduler_name, nodes = nodes.list().len(), pods = pods.list().len(), "Synced; scheduling.");
-    scheduler::Scheduler::run(cfg.scheduler_name, client, cfg.max_in_flight, node_changes, pod_changes, shutdown).await;
+    scheduler::Scheduler::run(
+        cfg.scheduler_name,
+        client,
+        cfg.max_in_flight,
+        node_changes,
+        pod_changes,
+        shutdown,
+    )
+    .await;
     Ok(())
 }

@@ -234,7 +234,11 @@ impl Scheduler {
 
     /// Pending and ours: `spec.schedulerName` names us, and it is not being deleted or finished.
     fn is_ours(&self, pod: &Pod) -> bool {
-        let name = pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME);
+        let name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or(crate::config::DEFAULT_SCHEDULER_NAME);
         name == self.name && pod.metadata.deletion_timestamp.is_none() && !is_terminated(pod)
     }
 
@@ -263,7 +267,10 @@ impl Scheduler {
     fn schedule_one(&mut self, key: String, pod: Arc<Pod>, permit: OwnedSemaphorePermit) {
         let Scheduler { cache, picker, .. } = self;
         let feasible = cache.nodes().filter(|(info, pods)| filter::filter(&pod, info, *pods).is_ok());
-        let picked = picker.pick(feasible.map(|(info, pods)| (info.name.as_str(), Load { pods, allocatable: info.allocatable_pods })));
+        let picked = picker.pick(
+            feasible
+                .map(|(info, pods)| (info.name.as_str(), Load { pods, allocatable: info.allocatable_pods })),
+        );
         match picked {
             Some((node, load)) => {
                 let node = node.to_string();
@@ -276,8 +283,11 @@ impl Scheduler {
                 self.spawn_bind(key, pod, node, load.score(), permit);
             }
             None => {
-                let failures: Vec<Reason> =
-                    self.cache.nodes().filter_map(|(info, pods)| filter::filter(&pod, info, pods).err()).collect();
+                let failures: Vec<Reason> = self
+                    .cache
+                    .nodes()
+                    .filter_map(|(info, pods)| filter::filter(&pod, info, pods).err())
+                    .collect();
                 let message = filter::fit_error(self.cache.num_nodes(), &failures, &pod);
                 tracing::debug!(%message, "Unschedulable.");
                 self.queue.unschedulable(&key, Instant::now().into_std());
@@ -286,7 +296,14 @@ impl Scheduler {
         }
     }
 
-    fn spawn_bind(&self, key: String, pod: Arc<Pod>, node: String, score: impl std::fmt::Display, permit: OwnedSemaphorePermit) {
+    fn spawn_bind(
+        &self,
+        key: String,
+        pod: Arc<Pod>,
+        node: String,
+        score: impl std::fmt::Display,
+        permit: OwnedSemaphorePermit,
+    ) {
         let (client, recorder, events, outcomes) =
             (self.client.clone(), self.recorder.clone(), self.events.clone(), self.outcomes.clone());
         // The decision span: joins the trace of the write that created the pod.
@@ -317,7 +334,9 @@ impl Scheduler {
                     Err(error) => {
                         if !error.is_conflict() && !error.is_not_found() {
                             let message = format!("running Bind plugin \"DefaultBinder\": {error}");
-                            recorder.record(pod.as_ref(), EventType::Warning, "FailedScheduling", &message).await;
+                            recorder
+                                .record(pod.as_ref(), EventType::Warning, "FailedScheduling", &message)
+                                .await;
                         }
                         let _ = outcomes.send(Outcome::Rejected { key, pod, error });
                     }
@@ -381,7 +400,9 @@ async fn mark_unschedulable(client: &Client, pod: &Pod, message: &str) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
         let name = pod.metadata.name.as_deref().unwrap_or("");
         result = match client.get::<Pod>(ns, name).await {
-            Ok(fresh) if fresh.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("").is_empty() => {
+            Ok(fresh)
+                if fresh.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("").is_empty() =>
+            {
                 match with_unschedulable_condition(&fresh, message) {
                     Some(u) => {
                         updated = u;
@@ -441,12 +462,19 @@ mod tests {
 
     #[test]
     fn the_condition_is_written_once_per_message() {
-        let pod = Pod { status: Some(PodStatus { phase: Some("Pending".into()), ..Default::default() }), ..Default::default() };
+        let pod = Pod {
+            status: Some(PodStatus { phase: Some("Pending".into()), ..Default::default() }),
+            ..Default::default()
+        };
         let first = with_unschedulable_condition(&pod, "0/1 nodes are available: 1 Too many pods.").unwrap();
         let c = &first.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_deref()), ("PodScheduled", "False", Some("Unschedulable")));
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()),
+            ("PodScheduled", "False", Some("Unschedulable"))
+        );
         assert!(with_unschedulable_condition(&first, "0/1 nodes are available: 1 Too many pods.").is_none());
-        let second = with_unschedulable_condition(&first, "0/2 nodes are available: 2 Too many pods.").unwrap();
+        let second =
+            with_unschedulable_condition(&first, "0/2 nodes are available: 2 Too many pods.").unwrap();
         let c2 = &second.status.as_ref().unwrap().conditions.as_ref().unwrap()[0];
         assert_eq!(c2.last_transition_time, c.last_transition_time, "status stayed False");
         assert_eq!(second.status.as_ref().unwrap().conditions.as_ref().unwrap().len(), 1);

@@ -26,7 +26,8 @@ impl Load {
     pub fn compare(&self, other: &Load) -> Ordering {
         let free = |l: &Load| u64::from(l.allocatable.saturating_sub(l.pods + 1));
         // free_a / alloc_a vs free_b / alloc_b, without division.
-        (free(self) * u64::from(other.allocatable.max(1))).cmp(&(free(other) * u64::from(self.allocatable.max(1))))
+        (free(self) * u64::from(other.allocatable.max(1)))
+            .cmp(&(free(other) * u64::from(self.allocatable.max(1))))
     }
 
     /// Upstream's integer score, for logs.
@@ -138,7 +139,9 @@ mod tests {
         let mut p = Picker::seeded(42);
         let mut wins: HashMap<&str, u32> = HashMap::new();
         for _ in 0..3000 {
-            let (n, _) = p.pick([("a", load(5, 110)), ("b", load(5, 110)), ("c", load(5, 110)), ("d", load(6, 110))]).unwrap();
+            let (n, _) = p
+                .pick([("a", load(5, 110)), ("b", load(5, 110)), ("c", load(5, 110)), ("d", load(6, 110))])
+                .unwrap();
             *wins.entry(n).or_default() += 1;
         }
         assert!(!wins.contains_key("d"));

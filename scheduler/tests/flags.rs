@@ -11,7 +11,11 @@ fn flags_and_a_bad_value() {
     for flag in ["--server", "--scheduler-name", "--healthz-bind-address"] {
         assert!(help.contains(flag), "{flag} in --help");
     }
-    let bad = Command::new(bin).args(["--max-in-flight", "0"]).env("NETLAB_SCHEDULER_SERVER", "127.0.0.1:1").output().unwrap();
+    let bad = Command::new(bin)
+        .args(["--max-in-flight", "0"])
+        .env("NETLAB_SCHEDULER_SERVER", "127.0.0.1:1")
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--max-in-flight must be at least 1"));
 }

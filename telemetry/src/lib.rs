@@ -71,20 +71,15 @@ pub struct Guard {
 pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result<Guard, Error> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let default_filter = format!("info,{crate_name}=debug");
-    let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&default_filter))
-    };
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&default_filter));
     // Per-layer filters: a global filter would drop info spans before the OTLP layer sees them.
     let fmt = match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(filter())
-            .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_filter(filter())
-            .boxed(),
+        LogFormat::Text => {
+            tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter()).boxed()
+        }
+        LogFormat::Json => {
+            tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter()).boxed()
+        }
     };
 
     let provider = match &args.otlp_endpoint {
@@ -95,17 +90,13 @@ pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result
                 .with_timeout(EXPORT_TIMEOUT)
                 .build()
                 .map_err(|source| Error::Exporter { endpoint: endpoint.clone(), source })?;
-            let exporter = Quiet { inner: exporter, endpoint: endpoint.clone(), failing: AtomicBool::new(false) };
+            let exporter =
+                Quiet { inner: exporter, endpoint: endpoint.clone(), failing: AtomicBool::new(false) };
             let resource = Resource::builder()
                 .with_service_name(service_name)
                 .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
                 .build();
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(resource)
-                    .build(),
-            )
+            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
         }
         _ => None,
     };
@@ -123,11 +114,7 @@ pub fn init(service_name: &'static str, crate_name: &str, args: &Args) -> Result
             .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
-    tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
-        .try_init()
-        .map_err(Error::Subscriber)?;
+    tracing_subscriber::registry().with(fmt).with(otel).try_init().map_err(Error::Subscriber)?;
     Ok(Guard { provider })
 }
 
@@ -142,7 +129,10 @@ struct Quiet<E> {
 }
 
 impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter for Quiet<E> {
-    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
         match self.inner.export(batch).await {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {

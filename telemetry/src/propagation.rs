@@ -26,10 +26,7 @@ pub fn extract(headers: &http::HeaderMap) -> Context {
 /// request, with OpenTelemetry's RPC attributes, parented to the caller's trace.
 pub fn grpc_server_span(req: &http::Request<()>) -> tracing::Span {
     let path = req.uri().path();
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
     let span = tracing::info_span!(
         "grpc.server",
         otel.name = %path.trim_start_matches('/'),
@@ -86,8 +83,6 @@ pub fn inherit(
     child: &mut Option<std::collections::BTreeMap<String, String>>,
 ) {
     if let Some(tp) = traceparent_of(owner) {
-        child
-            .get_or_insert_default()
-            .insert(TRACEPARENT_ANNOTATION.to_string(), tp.to_string());
+        child.get_or_insert_default().insert(TRACEPARENT_ANNOTATION.to_string(), tp.to_string());
     }
 }

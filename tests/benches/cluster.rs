@@ -158,7 +158,12 @@ async fn run(a: Args, url: String) {
         }
         if last_print.elapsed() >= PROGRESS {
             let rate = (bound - last_bound) as f64 / last_print.elapsed().as_secs_f64();
-            println!("  {:>6.1}s  pods {:>6}/{total}  bound {:>6}/{total}  ({rate:.0} bound/s)", t0.elapsed().as_secs_f64(), pods.len(), bound);
+            println!(
+                "  {:>6.1}s  pods {:>6}/{total}  bound {:>6}/{total}  ({rate:.0} bound/s)",
+                t0.elapsed().as_secs_f64(),
+                pods.len(),
+                bound
+            );
             (last_print, last_bound) = (Instant::now(), bound);
         }
         if last_change.elapsed() > STALL {
@@ -238,7 +243,11 @@ async fn run(a: Args, url: String) {
             last_print = Instant::now();
         }
         if last_change.elapsed() > STALL || (slices.is_empty() && t1.elapsed() > Duration::from_secs(60)) {
-            println!("EndpointSlices not current: {} slices, {current}/{} services current (is the endpointslice controller functional?)", slices.len(), a.apps);
+            println!(
+                "EndpointSlices not current: {} slices, {current}/{} services current (is the endpointslice controller functional?)",
+                slices.len(),
+                a.apps
+            );
             break None;
         }
         match tokio::time::timeout(Duration::from_millis(200), slice_changes.recv()).await {
@@ -324,7 +333,9 @@ fn apply<K: Object>(map: &mut HashMap<String, Arc<K>>, change: Change<K>) {
 fn ready_per_service(slices: &HashMap<String, Arc<EndpointSlice>>) -> HashMap<String, usize> {
     let mut out: HashMap<String, HashSet<String>> = HashMap::new();
     for s in slices.values() {
-        let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else { continue };
+        let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else {
+            continue;
+        };
         let set = out.entry(svc.clone()).or_default();
         for e in &s.endpoints {
             if e.conditions.as_ref().and_then(|c| c.ready) == Some(true) {
@@ -370,7 +381,10 @@ async fn mark_ready(client: &Client, pods: Vec<Arc<Pod>>) -> Duration {
                 match client.update_status(&current).await {
                     Ok(_) => break,
                     Err(e) if e.is_conflict() => {
-                        let (ns, name) = (current.metadata.namespace.clone().unwrap_or_default(), current.metadata.name.clone().unwrap_or_default());
+                        let (ns, name) = (
+                            current.metadata.namespace.clone().unwrap_or_default(),
+                            current.metadata.name.clone().unwrap_or_default(),
+                        );
                         match client.get::<Pod>(&ns, &name).await {
                             Ok(p) => current = p,
                             Err(_) => break,
@@ -391,14 +405,24 @@ async fn mark_ready(client: &Client, pods: Vec<Arc<Pod>>) -> Duration {
 
 fn ready_status(pod: &Pod, ip: &str) -> PodStatus {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let cond = |t: &str| PodCondition { type_: t.into(), status: "True".into(), last_transition_time: Some(now.clone()), ..Default::default() };
+    let cond = |t: &str| PodCondition {
+        type_: t.into(),
+        status: "True".into(),
+        last_transition_time: Some(now.clone()),
+        ..Default::default()
+    };
     let mut status = pod.status.clone().unwrap_or_default();
     status.phase = Some("Running".into());
     status.pod_ip = Some(ip.into());
     status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.into() }]);
     status.start_time = Some(now.clone());
-    let mut conditions: Vec<PodCondition> =
-        status.conditions.take().unwrap_or_default().into_iter().filter(|c| c.type_ == "PodScheduled").collect();
+    let mut conditions: Vec<PodCondition> = status
+        .conditions
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ == "PodScheduled")
+        .collect();
     conditions.extend(["Initialized", "Ready", "ContainersReady"].map(cond));
     status.conditions = Some(conditions);
     status
@@ -424,7 +448,10 @@ fn labels(i: usize) -> std::collections::BTreeMap<String, String> {
 fn node(i: usize) -> Node {
     let name = format!("node-{i:04}");
     let resources: std::collections::BTreeMap<String, Quantity> =
-        [("cpu", "4"), ("memory", "16Gi"), ("pods", "110")].into_iter().map(|(k, v)| (k.into(), Quantity(v.into()))).collect();
+        [("cpu", "4"), ("memory", "16Gi"), ("pods", "110")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), Quantity(v.into())))
+            .collect();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     Node {
         metadata: ObjectMeta {
@@ -434,7 +461,10 @@ fn node(i: usize) -> Node {
         spec: None,
         status: Some(NodeStatus {
             addresses: Some(vec![
-                NodeAddress { type_: "InternalIP".into(), address: format!("10.0.{}.{}", i / 250, 1 + i % 250) },
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: format!("10.0.{}.{}", i / 250, 1 + i % 250),
+                },
                 NodeAddress { type_: "Hostname".into(), address: name.clone() },
             ]),
             allocatable: Some(resources.clone()),
@@ -457,7 +487,11 @@ fn pod_spec() -> PodSpec {
         containers: vec![Container {
             name: "app".into(),
             image: Some("nginx:1.27".into()),
-            ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: 8080, ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                ..Default::default()
+            }]),
             ..Default::default()
         }],
         ..Default::default()

@@ -16,7 +16,9 @@ use std::{
 
 use k8s_openapi::{
     api::{
-        core::v1::{Container, Namespace, ObjectReference, Pod, PodSpec, PodStatus, Service, ServicePort, ServiceSpec},
+        core::v1::{
+            Container, Namespace, ObjectReference, Pod, PodSpec, PodStatus, Service, ServicePort, ServiceSpec,
+        },
         discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -52,10 +54,19 @@ fn slice(name: &str, svc: &str, ip: &str, ready: bool) -> EndpointSlice {
         endpoints: vec![Endpoint {
             addresses: vec![ip.into()],
             conditions: Some(EndpointConditions { ready: Some(ready), ..Default::default() }),
-            target_ref: Some(ObjectReference { kind: Some("Pod".into()), name: Some(format!("p-{name}")), ..Default::default() }),
+            target_ref: Some(ObjectReference {
+                kind: Some("Pod".into()),
+                name: Some(format!("p-{name}")),
+                ..Default::default()
+            }),
             ..Default::default()
         }],
-        ports: Some(vec![EndpointPort { name: Some("http".into()), port: Some(80), protocol: Some("TCP".into()), ..Default::default() }]),
+        ports: Some(vec![EndpointPort {
+            name: Some("http".into()),
+            port: Some(80),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
     }
 }
 
@@ -82,7 +93,11 @@ fn query(sock: &UdpSocket, port: u16, name: &str, id: u16) -> Option<(u8, u16)> 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -102,8 +117,20 @@ fn main() {
     let api = Apiserver::start(&dir.path().join("api"), &[]);
     let port = free_port();
     let mut dns = Command::new(bin("netlab-dns"))
-        .args(["--server", &api.url(), "--listen", &format!("127.0.0.1:{port}"), "--advertise-address", "127.0.0.1"])
-        .args(["--health-listen", &format!("127.0.0.1:{}", free_port()), "--ready-listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--server",
+            &api.url(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--advertise-address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--health-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--ready-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port()), "--register", "false"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -114,7 +141,12 @@ fn main() {
     rt.block_on(async {
         let client = Client::new(&api.url()).expect("client");
         client.wait_ready(Duration::from_millis(100)).await;
-        let _ = client.create(&Namespace { metadata: ObjectMeta { name: Some(NS.into()), ..Default::default() }, ..Default::default() }).await;
+        let _ = client
+            .create(&Namespace {
+                metadata: ObjectMeta { name: Some(NS.into()), ..Default::default() },
+                ..Default::default()
+            })
+            .await;
         let idle = rss_kib(pid);
         let sem = Arc::new(Semaphore::new(64));
         let started = Instant::now();
@@ -132,12 +164,23 @@ fn main() {
             set.spawn(async move {
                 let mut p = Pod {
                     metadata: meta(&format!("pod-{i}")),
-                    spec: Some(PodSpec { containers: vec![Container { name: "c".into(), image: Some("nginx".into()), ..Default::default() }], ..Default::default() }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "c".into(),
+                            image: Some("nginx".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
                     status: None,
                 };
                 p.metadata.labels = Some(BTreeMap::from([("app".to_string(), format!("a{}", i % 100))]));
                 let mut created = c.create(&p).await.expect("pod");
-                created.status = Some(PodStatus { pod_ip: Some(format!("10.{}.{}.{}", 244 + i / 65536, (i / 256) % 256, i % 256)), phase: Some("Running".into()), ..Default::default() });
+                created.status = Some(PodStatus {
+                    pod_ip: Some(format!("10.{}.{}.{}", 244 + i / 65536, (i / 256) % 256, i % 256)),
+                    phase: Some("Running".into()),
+                    ..Default::default()
+                });
                 let _ = c.update_status(&created).await;
                 drop(permit);
             });
@@ -182,9 +225,23 @@ fn main() {
             }
             gone.push(t.elapsed());
         }
-        println!("dns RSS: idle {} MiB, with {services} Services + {pods} pods {} MiB", idle / 1024, loaded / 1024);
-        println!("new Service → resolvable ({samples} samples): p50 {:?}  p99 {:?}  max {:?}", pct(&mut create, 0.5), pct(&mut create, 0.99), create.iter().max().copied().unwrap_or_default());
-        println!("last ready endpoint gone → NXDOMAIN: p50 {:?}  p99 {:?}  max {:?}", pct(&mut gone, 0.5), pct(&mut gone, 0.99), gone.iter().max().copied().unwrap_or_default());
+        println!(
+            "dns RSS: idle {} MiB, with {services} Services + {pods} pods {} MiB",
+            idle / 1024,
+            loaded / 1024
+        );
+        println!(
+            "new Service → resolvable ({samples} samples): p50 {:?}  p99 {:?}  max {:?}",
+            pct(&mut create, 0.5),
+            pct(&mut create, 0.99),
+            create.iter().max().copied().unwrap_or_default()
+        );
+        println!(
+            "last ready endpoint gone → NXDOMAIN: p50 {:?}  p99 {:?}  max {:?}",
+            pct(&mut gone, 0.5),
+            pct(&mut gone, 0.99),
+            gone.iter().max().copied().unwrap_or_default()
+        );
     });
     let _ = dns.kill();
     let _ = dns.wait();

@@ -95,7 +95,14 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { sizes: vec![1000, 10_000], mode: "iptables".into(), min_sync: "1s".into(), changes: 100, gap: Duration::ZERO, default_limits: false };
+    let mut a = Args {
+        sizes: vec![1000, 10_000],
+        mode: "iptables".into(),
+        min_sync: "1s".into(),
+        changes: 100,
+        gap: Duration::ZERO,
+        default_limits: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
@@ -104,7 +111,11 @@ fn args() -> Args {
             "--mode" => a.mode = value("--mode"),
             "--min-sync-period" => a.min_sync = value("--min-sync-period"),
             "--changes" => a.changes = value("--changes").parse().expect("--changes K"),
-            "--gap" => a.gap = Duration::from_millis(value("--gap").trim_end_matches("ms").parse().expect("--gap MILLISECONDS[ms]")),
+            "--gap" => {
+                a.gap = Duration::from_millis(
+                    value("--gap").trim_end_matches("ms").parse().expect("--gap MILLISECONDS[ms]"),
+                )
+            }
             "--tonic-default-limits" => a.default_limits = true,
             _ => {} // cargo passes --bench
         }
@@ -112,7 +123,10 @@ fn args() -> Args {
     assert!(a.mode == "iptables" || a.mode == "ipvs", "--mode iptables|ipvs");
     assert!(a.changes <= 256, "--changes at most 256 (fresh endpoint IPs)");
     for n in &a.sizes {
-        assert!((n + a.changes) * ENDPOINTS < FRESH_BASE as usize, "--services {n}: too many endpoints for 10.244.0.0/16");
+        assert!(
+            (n + a.changes) * ENDPOINTS < FRESH_BASE as usize,
+            "--services {n}: too many endpoints for 10.244.0.0/16"
+        );
     }
     a
 }
@@ -125,7 +139,10 @@ fn main() {
         .expect("target dir");
     for bin in ["netlab-apiserver", "netlab-proxy"] {
         if !dir.join(bin).exists() {
-            eprintln!("{} is missing: run `cargo build --release -p netlab-apiserver -p netlab-proxy` first", dir.join(bin).display());
+            eprintln!(
+                "{} is missing: run `cargo build --release -p netlab-apiserver -p netlab-proxy` first",
+                dir.join(bin).display()
+            );
             std::process::exit(1);
         }
     }
@@ -137,7 +154,9 @@ fn main() {
         rows.extend(rt.block_on(run(&a, n, api.url())));
         drop(api);
     }
-    println!("\nmarkdown rows (mode | min sync | Services | what | p50 | p99 | max | where the time goes, p50 | restore text | kernel apply):");
+    println!(
+        "\nmarkdown rows (mode | min sync | Services | what | p50 | p99 | max | where the time goes, p50 | restore text | kernel apply):"
+    );
     for r in rows {
         println!("{r}");
     }
@@ -261,7 +280,10 @@ impl KernelState {
 
 #[tonic::async_trait]
 impl Kernel for BenchKernel {
-    async fn restore(&self, req: Request<pb::RestoreRequest>) -> Result<Response<pb::RestoreResponse>, Status> {
+    async fn restore(
+        &self,
+        req: Request<pb::RestoreRequest>,
+    ) -> Result<Response<pb::RestoreResponse>, Status> {
         let received = Instant::now();
         let req = req.into_inner();
         let format = Format::try_from(req.format).unwrap_or(Format::Unspecified);
@@ -277,7 +299,9 @@ impl Kernel for BenchKernel {
                 st.tables.restore(&req.text, req.noflush).map_err(|e| e.to_string())?;
                 Ok::<u64, String>(st.tables.rule_count() as u64)
             })(),
-            Format::Ipvs => st.ipvs.restore(&req.text).map(|()| st.ipvs.len() as u64).map_err(|e| e.to_string()),
+            Format::Ipvs => {
+                st.ipvs.restore(&req.text).map(|()| st.ipvs.len() as u64).map_err(|e| e.to_string())
+            }
             Format::Unspecified => Err("format must be IPTABLES or IPVS".into()),
         };
         let at = Instant::now();
@@ -322,7 +346,10 @@ impl Kernel for BenchKernel {
 
     type DialStream = BoxStream<pb::Segment>;
 
-    async fn dial(&self, _: Request<tonic::Streaming<pb::Segment>>) -> Result<Response<Self::DialStream>, Status> {
+    async fn dial(
+        &self,
+        _: Request<tonic::Streaming<pb::Segment>>,
+    ) -> Result<Response<Self::DialStream>, Status> {
         Err(Status::unimplemented("the bench kernel has no wire"))
     }
 
@@ -334,7 +361,9 @@ impl Kernel for BenchKernel {
 }
 
 /// Serves the kernel on a free loopback port; returns it, its URL and the hits channel.
-async fn serve_kernel(default_limits: bool) -> (BenchKernel, String, mpsc::UnboundedReceiver<(u64, Applied)>) {
+async fn serve_kernel(
+    default_limits: bool,
+) -> (BenchKernel, String, mpsc::UnboundedReceiver<(u64, Applied)>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let kernel = BenchKernel {
         state: Arc::new(Mutex::new(KernelState {
@@ -355,7 +384,9 @@ async fn serve_kernel(default_limits: bool) -> (BenchKernel, String, mpsc::Unbou
         svc = svc.max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX);
     }
     tokio::spawn(async move {
-        if let Err(e) = tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming).await {
+        if let Err(e) =
+            tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming).await
+        {
             eprintln!("the bench kernel stopped: {e}");
         }
     });
@@ -386,7 +417,10 @@ fn watch_slices(client: Client) -> Seen {
                     }
                     let Some(obj) = ev.object else { continue };
                     let Ok(s) = serde_json::from_slice::<EndpointSlice>(&obj.json) else { continue };
-                    let key = (s.metadata.name.unwrap_or_default(), s.metadata.resource_version.unwrap_or_default());
+                    let key = (
+                        s.metadata.name.unwrap_or_default(),
+                        s.metadata.resource_version.unwrap_or_default(),
+                    );
                     out.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(now);
                 }
             }
@@ -414,14 +448,18 @@ struct Sample {
 }
 
 async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
-    println!("\n=== {} mode, min sync period {}, {n} Services × {ENDPOINTS} endpoints ===", a.mode, a.min_sync);
+    println!(
+        "\n=== {} mode, min sync period {}, {n} Services × {ENDPOINTS} endpoints ===",
+        a.mode, a.min_sync
+    );
     let client = Client::new(&url).expect("client");
     client.create(&Namespace { metadata: meta(NS), ..Default::default() }).await.expect("namespace");
 
     // N Services, then their slices.
     let t = Instant::now();
     let services = parallel((0..n).map(service).collect(), &client).await;
-    let vips: Vec<SocketAddr> = services.iter().map(|s| vip_of(s.as_ref().expect("service created"))).collect();
+    let vips: Vec<SocketAddr> =
+        services.iter().map(|s| vip_of(s.as_ref().expect("service created"))).collect();
     let slices = parallel((0..n).map(|i| slice(i, &initial_ips(i))).collect(), &client).await;
     let mut slices: Vec<EndpointSlice> = slices.into_iter().map(|s| s.expect("slice created")).collect();
     println!("created {n} Services and {n} EndpointSlices in {:.1?}", t.elapsed());
@@ -449,13 +487,27 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
         }
         if last_print.elapsed() >= PROGRESS {
             let log = kernel.log();
-            println!("  {:>6.1}s  active {:>6}/{total}  restores {}", started.elapsed().as_secs_f64(), total - pending.len(), log.len());
+            println!(
+                "  {:>6.1}s  active {:>6}/{total}  restores {}",
+                started.elapsed().as_secs_f64(),
+                total - pending.len(),
+                log.len()
+            );
             last_print = Instant::now();
         }
         if last_hit.elapsed() > STALL {
-            let why = format!("{}/{total} Services active, nothing new for {STALL:?} ({} restores applied)", total - pending.len(), kernel.log().len());
+            let why = format!(
+                "{}/{total} Services active, nothing new for {STALL:?} ({} restores applied)",
+                total - pending.len(),
+                kernel.log().len()
+            );
             println!("STALLED: {why}");
-            return vec![format!("| {} | {} | {} | first full sync | **not active**: {why} | | | | | |", a.mode, a.min_sync, thousands(n))];
+            return vec![format!(
+                "| {} | {} | {} | first full sync | **not active**: {why} | | | | | |",
+                a.mode,
+                a.min_sync,
+                thousands(n)
+            )];
         }
     }
     let all_active = started.elapsed();
@@ -528,7 +580,12 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     let during = &log[log_len_before..];
     let fulls: Vec<&Applied> = during.iter().filter(|r| r.full).collect();
     let partial: Vec<&Applied> = during.iter().filter(|r| !r.full).collect();
-    println!("RESULT restores while measuring: {} ({} full, {} partial)", during.len(), fulls.len(), partial.len());
+    println!(
+        "RESULT restores while measuring: {} ({} full, {} partial)",
+        during.len(),
+        fulls.len(),
+        partial.len()
+    );
     if !partial.is_empty() {
         println!(
             "RESULT   partial syncs: text p50 {} KB, apply p50 {:.2} ms p99 {:.2} ms",
@@ -547,7 +604,11 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     }
     // The gRPC hop alone, at the sizes the proxy sent: a Restore of the same size in a format
     // the kernel refuses right after decoding, through a client set up as the proxy's is.
-    let typical: Vec<usize> = if partial.is_empty() { during.iter().map(|r| r.bytes).collect() } else { partial.iter().map(|r| r.bytes).collect() };
+    let typical: Vec<usize> = if partial.is_empty() {
+        during.iter().map(|r| r.bytes).collect()
+    } else {
+        partial.iter().map(|r| r.bytes).collect()
+    };
     let partial_bytes = pct(&typical, 50.0);
     let hop = grpc_hop(&kernel_url, partial_bytes, 30).await;
     let hop_full = grpc_hop(&kernel_url, first.bytes, 5).await;
@@ -568,7 +629,10 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
         ms(hop_full),
         first.bytes as f64 / 1e6
     ));
-    for (what, samples) in [("new Service (from the slice create)", &new_samples), ("endpoint change (one IP replaced)", &ep_samples)] {
+    for (what, samples) in [
+        ("new Service (from the slice create)", &new_samples),
+        ("endpoint change (one IP replaced)", &ep_samples),
+    ] {
         let totals: Vec<Duration> = samples.iter().map(|s| s.total).collect();
         let watch: Vec<Duration> = samples.iter().filter_map(|s| s.watch).collect();
         let proxy: Vec<Duration> = samples.iter().filter_map(|s| s.proxy).collect();
@@ -620,8 +684,17 @@ async fn run(a: &Args, n: usize, url: String) -> Vec<String> {
     rows
 }
 
-fn sample(seen: &Seen, written: &EndpointSlice, t: Instant, t_svc: Option<Instant>, applied: Applied) -> Sample {
-    let key = (written.metadata.name.clone().unwrap_or_default(), written.metadata.resource_version.clone().unwrap_or_default());
+fn sample(
+    seen: &Seen,
+    written: &EndpointSlice,
+    t: Instant,
+    t_svc: Option<Instant>,
+    applied: Applied,
+) -> Sample {
+    let key = (
+        written.metadata.name.clone().unwrap_or_default(),
+        written.metadata.resource_version.clone().unwrap_or_default(),
+    );
     let watched = seen.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
     Sample {
         total: applied.at.saturating_duration_since(t),
@@ -635,16 +708,27 @@ fn sample(seen: &Seen, written: &EndpointSlice, t: Instant, t_svc: Option<Instan
 
 /// Median round trip of `count` Restores of `bytes` that the kernel refuses right after decoding.
 async fn grpc_hop(url: &str, bytes: usize, count: usize) -> Duration {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).expect("kernel url").tcp_nodelay(true);
-    let mut client = KernelClient::new(endpoint.connect_lazy()).max_encoding_message_size(usize::MAX).max_decoding_message_size(usize::MAX);
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(url.to_string()).expect("kernel url").tcp_nodelay(true);
+    let mut client = KernelClient::new(endpoint.connect_lazy())
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX);
     let text = "x".repeat(bytes);
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
-        let req = pb::RestoreRequest { format: Format::Unspecified as i32, text: text.clone(), noflush: true, ensure: Vec::new() };
+        let req = pb::RestoreRequest {
+            format: Format::Unspecified as i32,
+            text: text.clone(),
+            noflush: true,
+            ensure: Vec::new(),
+        };
         let t = Instant::now();
         let r = client.restore(req).await;
         times.push(t.elapsed());
-        assert!(matches!(&r, Err(s) if s.code() == tonic::Code::InvalidArgument), "expected the kernel's refusal: {r:?}");
+        assert!(
+            matches!(&r, Err(s) if s.code() == tonic::Code::InvalidArgument),
+            "expected the kernel's refusal: {r:?}"
+        );
     }
     pct(&times, 50.0)
 }
@@ -663,7 +747,12 @@ async fn wait_hit(hits: &mut mpsc::UnboundedReceiver<(u64, Applied)>, id: u64) -
 fn progress(what: &str, j: usize, total: usize, samples: &[Sample]) {
     if (j + 1).is_multiple_of(25) || j + 1 == total {
         let totals: Vec<Duration> = samples.iter().map(|s| s.total).collect();
-        println!("  {what}: {:>3}/{total}  p50 so far {:.1} ms, max {:.1} ms", j + 1, ms(pct(&totals, 50.0)), ms(pct(&totals, 100.0)));
+        println!(
+            "  {what}: {:>3}/{total}  p50 so far {:.1} ms, max {:.1} ms",
+            j + 1,
+            ms(pct(&totals, 50.0)),
+            ms(pct(&totals, 100.0))
+        );
     }
 }
 
@@ -720,7 +809,12 @@ fn want(ips: &[Ipv4Addr]) -> BTreeSet<SocketAddr> {
 }
 
 fn vip_of(svc: &Service) -> SocketAddr {
-    let ip: Ipv4Addr = svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()).and_then(|ip| ip.parse().ok()).expect("a ClusterIP");
+    let ip: Ipv4Addr = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .expect("a ClusterIP");
     SocketAddr::V4(SocketAddrV4::new(ip, PORT))
 }
 
@@ -754,7 +848,11 @@ fn slice(i: usize, ips: &[Ipv4Addr]) -> EndpointSlice {
             .enumerate()
             .map(|(k, ip)| Endpoint {
                 addresses: vec![ip.to_string()],
-                conditions: Some(EndpointConditions { ready: Some(true), serving: Some(true), terminating: Some(false) }),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    serving: Some(true),
+                    terminating: Some(false),
+                }),
                 node_name: Some(format!("node-{}", 1 + k % 2)),
                 ..Default::default()
             })

@@ -108,7 +108,10 @@ impl Lab {
             procs.push(parts::proxy(&url, name, &node.kernel(), "iptables", "1s", with));
         }
         netlab(&url, &["apply", "-f", "-"], Some(APP)).ok();
-        let cip = netlab(&url, &["get", "svc", "orders", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"], None).ok().stdout;
+        let cip =
+            netlab(&url, &["get", "svc", "orders", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"], None)
+                .ok()
+                .stdout;
         Self {
             _procs: procs,
             _api: api,
@@ -146,7 +149,8 @@ fn rand_u128() -> u128 {
     use std::hash::{BuildHasher as _, Hasher as _};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
-    (u128::from(h.finish()) << 64) | u128::from(std::collections::hash_map::RandomState::new().build_hasher().finish())
+    (u128::from(h.finish()) << 64)
+        | u128::from(std::collections::hash_map::RandomState::new().build_hasher().finish())
 }
 
 fn main() {
@@ -173,8 +177,11 @@ fn main() {
         let (mut off_t, mut on_t) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
         for i in 0..RUNS {
             for which in if i % 2 == 0 { [false, true] } else { [true, false] } {
-                let (k, target, times) =
-                    if which { (&mut k_on, &on.target, &mut on_t) } else { (&mut k_off, &off.target, &mut off_t) };
+                let (k, target, times) = if which {
+                    (&mut k_on, &on.target, &mut on_t)
+                } else {
+                    (&mut k_off, &off.target, &mut off_t)
+                };
                 let t = Instant::now();
                 assert_eq!(exec(k, target).await, Some(0));
                 times.push(t.elapsed());
@@ -183,7 +190,12 @@ fn main() {
         (p50_p99(off_t), p50_p99(on_t))
     });
     println!("tracing off: exec curl p50 {:?}  p99 {:?}", off_t.0, off_t.1);
-    println!("tracing on:  exec curl p50 {:?}  p99 {:?}  ({} spans received)", on_t.0, on_t.1, collector.spans().len());
+    println!(
+        "tracing on:  exec curl p50 {:?}  p99 {:?}  ({} spans received)",
+        on_t.0,
+        on_t.1,
+        collector.spans().len()
+    );
     let diff = (on_t.0.as_secs_f64() / off_t.0.as_secs_f64() - 1.0) * 100.0;
     println!("p50 difference: {diff:+.1}% (goal < 10%)");
 }

@@ -75,37 +75,20 @@ fn apply_get_describe_delete() {
     let r = lab.netlab(&["apply", "-f", d]);
     assert_eq!(
         (r.stdout.as_str(), r.stderr.as_str(), r.code),
-        (
-            "deployment.apps/orders created\nservice/orders created\n",
-            "",
-            0
-        )
+        ("deployment.apps/orders created\nservice/orders created\n", "", 0)
     );
     let r = lab.netlab(&["apply", "-f", d]);
-    assert_eq!(
-        r.stdout, "deployment.apps/orders unchanged\nservice/orders unchanged\n",
-        "{}",
-        r.stderr
-    );
+    assert_eq!(r.stdout, "deployment.apps/orders unchanged\nservice/orders unchanged\n", "{}", r.stderr);
 
     let r = lab.netlab(&["get", "svc", "orders"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let mut lines = r.stdout.lines();
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .starts_with("NAME     TYPE        CLUSTER-IP"),
-        "{}",
-        r.stdout
-    );
+    assert!(lines.next().unwrap().starts_with("NAME     TYPE        CLUSTER-IP"), "{}", r.stdout);
     let row = lines.next().unwrap();
     assert!(row.starts_with("orders   ClusterIP   10."), "{row}");
     assert!(row.contains("   <none>        80/TCP    "), "{row}");
 
-    let ip = lab
-        .netlab(&["get", "service/orders", "-o", "jsonpath={.spec.clusterIP}"])
-        .stdout;
+    let ip = lab.netlab(&["get", "service/orders", "-o", "jsonpath={.spec.clusterIP}"]).stdout;
     assert!(ip.starts_with("10."), "{ip}");
     let yaml = lab.netlab(&["get", "svc", "orders", "-o", "yaml"]).stdout;
     assert!(yaml.starts_with("apiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n"), "{yaml}");
@@ -113,21 +96,13 @@ fn apply_get_describe_delete() {
 
     let r = lab.netlab(&["describe", "svc", "orders"]);
     assert!(
-        r.stdout
-            .starts_with("Name:                     orders\nNamespace:                default\n"),
+        r.stdout.starts_with("Name:                     orders\nNamespace:                default\n"),
         "{}",
         r.stdout
     );
+    assert!(r.stdout.contains(&format!("IP:                       {ip}\n")), "{}", r.stdout);
     assert!(
-        r.stdout
-            .contains(&format!("IP:                       {ip}\n")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains(
-            "Port:                     http  80/TCP\nTargetPort:               8080/TCP\n"
-        ),
+        r.stdout.contains("Port:                     http  80/TCP\nTargetPort:               8080/TCP\n"),
         "{}",
         r.stdout
     );
@@ -137,41 +112,26 @@ fn apply_get_describe_delete() {
 
     let r = lab.netlab(&["scale", "deploy/orders", "--replicas=4"]);
     assert_eq!(r.stdout, "deployment.apps/orders scaled\n", "{}", r.stderr);
-    assert_eq!(
-        lab.netlab(&["get", "deploy", "orders", "-o", "jsonpath={.spec.replicas}"])
-            .stdout,
-        "4"
-    );
+    assert_eq!(lab.netlab(&["get", "deploy", "orders", "-o", "jsonpath={.spec.replicas}"]).stdout, "4");
 
     let r = lab.netlab(&["delete", "svc", "orders", "nope"]);
     assert_eq!(r.stdout, "service \"orders\" deleted\n");
-    assert_eq!(
-        r.stderr,
-        "Error from server (NotFound): services \"nope\" not found\n"
-    );
+    assert_eq!(r.stderr, "Error from server (NotFound): services \"nope\" not found\n");
     assert_eq!(r.code, 1);
     let r = lab.netlab(&["get", "svc", "orders"]);
     assert_eq!(
         (r.stderr.as_str(), r.code),
-        (
-            "Error from server (NotFound): services \"orders\" not found\n",
-            1
-        )
+        ("Error from server (NotFound): services \"orders\" not found\n", 1)
     );
 }
 
 #[test]
 fn errors_are_reported_like_kubectl() {
     let lab = Lab::start();
-    let r = lab.netlab_stdin(
-        &["apply", "-f", "-"],
-        &SVC.replace("name: orders", "name: Orders"),
-    );
+    let r = lab.netlab_stdin(&["apply", "-f", "-"], &SVC.replace("name: orders", "name: Orders"));
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.starts_with(
-            "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""
-        ),
+        r.stderr.starts_with("The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""),
         "{}",
         r.stderr
     );
@@ -188,25 +148,17 @@ fn errors_are_reported_like_kubectl() {
         )
     );
     let r = lab.netlab(&["get", "deploy"]);
-    assert_eq!(
-        (r.stdout.as_str(), r.stderr.as_str()),
-        ("", "No resources found in default namespace.\n")
-    );
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", "No resources found in default namespace.\n"));
 
     let r = lab.netlab(&["get", "foo"]);
-    assert_eq!(
-        r.stderr,
-        "error: the server doesn't have a resource type \"foo\"\n"
-    );
+    assert_eq!(r.stderr, "error: the server doesn't have a resource type \"foo\"\n");
 }
 
 #[test]
 fn namespaces_and_listing() {
     let lab = Lab::start();
-    let r = lab.netlab_stdin(
-        &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n",
-    );
+    let r =
+        lab.netlab_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n");
     assert_eq!(r.stdout, "namespace/demo created\n", "{}", r.stderr);
     let r = lab.netlab_stdin(&["apply", "-n", "demo", "-f", "-"], SVC);
     assert_eq!(r.stdout, "service/orders created\n", "{}", r.stderr);
@@ -216,11 +168,7 @@ fn namespaces_and_listing() {
     assert_eq!(r.stderr, "No resources found in demo namespace.\n");
     let r = lab.netlab(&["get", "svc", "-A"]);
     assert!(r.stdout.starts_with("NAMESPACE     NAME"), "{}", r.stdout);
-    let row = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("demo "))
-        .unwrap_or_default();
+    let row = r.stdout.lines().find(|l| l.starts_with("demo ")).unwrap_or_default();
     assert_eq!(
         row.split_whitespace().take(3).collect::<Vec<_>>(),
         ["demo", "orders", "ClusterIP"],
@@ -228,10 +176,5 @@ fn namespaces_and_listing() {
         r.stdout
     );
     let r = lab.netlab(&["get", "ns", "demo"]);
-    assert!(
-        r.stdout
-            .starts_with("NAME   STATUS   AGE\ndemo   Active   "),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.starts_with("NAME   STATUS   AGE\ndemo   Active   "), "{}", r.stdout);
 }

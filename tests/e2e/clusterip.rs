@@ -79,5 +79,9 @@ fn a_taken_cluster_ip_is_refused_with_the_apiservers_words() {
     );
     let get = netlab(&api.url(), &["get", "svc", "orders"], None);
     assert_ne!(get.code, Some(0));
-    assert!(get.stderr.contains("Error from server (NotFound): services \"orders\" not found"), "{}", get.stderr);
+    assert!(
+        get.stderr.contains("Error from server (NotFound): services \"orders\" not found"),
+        "{}",
+        get.stderr
+    );
 }

@@ -184,7 +184,18 @@ impl Lab {
 
     /// One DNS query from the client pod: one new UDP flow (dig takes a new source port).
     fn dig(&self, cip: &str) -> Run {
-        self.netlab(&["exec", "-n", "demo", "client", "--", "dig", &format!("@{cip}"), "+tries=1", "+time=2", "probe.example"])
+        self.netlab(&[
+            "exec",
+            "-n",
+            "demo",
+            "client",
+            "--",
+            "dig",
+            &format!("@{cip}"),
+            "+tries=1",
+            "+time=2",
+            "probe.example",
+        ])
     }
 
     fn conntrack(&self) -> String {
@@ -195,7 +206,11 @@ impl Lab {
 /// The `conntrack -L` lines of UDP flows the client sent to `cip` that were DNATed to `ep`.
 fn flows<'a>(ct: &'a str, cip: &str, ep: &str) -> Vec<&'a str> {
     ct.lines()
-        .filter(|l| l.starts_with("udp ") && l.contains(&format!(" dst={cip} ")) && l.contains(&format!(" src={ep} dst=")))
+        .filter(|l| {
+            l.starts_with("udp ")
+                && l.contains(&format!(" dst={cip} "))
+                && l.contains(&format!(" src={ep} dst="))
+        })
         .collect()
 }
 
@@ -204,8 +219,12 @@ fn scenario(mode: &str) {
     let lab = Lab::start(mode);
     lab.apply(MANIFESTS);
     lab.apply(&slice(port, &[(EP_A, true), (EP_B, true)]));
-    let cip =
-        lab.netlab(&["get", "svc", "resolver", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"]).ok().stdout.trim().to_string();
+    let cip = lab
+        .netlab(&["get", "svc", "resolver", "-n", "demo", "-o", "jsonpath={.spec.clusterIP}"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     block_on(eventually("an answer from the resolver Service", WAIT, || async {
         (lab.dig(&cip).code == Some(0)).then_some(())
     }));
@@ -234,7 +253,10 @@ fn scenario(mode: &str) {
     // The sync that did it says so, and the node's delete is in its trace.
     let sync = lab
         .collector
-        .wait_for(|s| s.name == "proxy sync" && s.attr("netlab.proxy.conntrack.stale_endpoints") == "1", SPANS)
+        .wait_for(
+            |s| s.name == "proxy sync" && s.attr("netlab.proxy.conntrack.stale_endpoints") == "1",
+            SPANS,
+        )
         .unwrap_or_else(|| panic!("no proxy sync with a stale endpoint:\n{}", lab.collector.summary()));
     assert_eq!(sync.attr("netlab.proxy.conntrack.stale_services"), "0", "{}", sync.summary());
     assert_eq!(sync.attr("netlab.proxy.conntrack.deleted"), to_b.to_string(), "{}", sync.summary());

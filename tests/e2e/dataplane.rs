@@ -227,7 +227,8 @@ fn scenario(mode: &str) {
     for _ in 0..300 {
         let run = lab.curl_from("client", &["-sS", "-m", "5", &url]);
         assert_eq!(run.code, Some(0), "curl failed: {}", run.stderr);
-        let (pod, node) = served_by(&run.stdout).unwrap_or_else(|| panic!("not an echo answer: {}", run.stdout));
+        let (pod, node) =
+            served_by(&run.stdout).unwrap_or_else(|| panic!("not an echo answer: {}", run.stdout));
         *pods.entry(pod).or_default() += 1;
         nodes.insert(node);
     }
@@ -281,7 +282,16 @@ fn scenario(mode: &str) {
     }));
     assert!(timed_out.stderr.contains("curl: (28) Connection timed out after"), "{}", timed_out.stderr);
     let slices = lab
-        .netlab(&["get", "endpointslices", "-n", "demo", "-l", "kubernetes.io/service-name=orders", "-o", "json"])
+        .netlab(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "demo",
+            "-l",
+            "kubernetes.io/service-name=orders",
+            "-o",
+            "json",
+        ])
         .ok()
         .json();
     let endpoints: usize = slices["items"]

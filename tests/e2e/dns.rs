@@ -135,7 +135,8 @@ async fn dig(port: u16, args: &[&str]) -> Dig {
             continue;
         }
         if let Some(rest) = line.strip_prefix(";; flags:") {
-            d.flags = rest.split(';').next().unwrap_or_default().split_whitespace().map(String::from).collect();
+            d.flags =
+                rest.split(';').next().unwrap_or_default().split_whitespace().map(String::from).collect();
             continue;
         }
         match line {
@@ -222,7 +223,13 @@ fn headless(ns: &str, name: &str, ports: Vec<ServicePort>) -> Service {
 }
 
 /// A hand-written slice: (address, hostname, ready).
-fn slice(ns: &str, name: &str, svc: &str, eps: &[(&str, Option<&str>, bool)], ports: &[(&str, i32)]) -> EndpointSlice {
+fn slice(
+    ns: &str,
+    name: &str,
+    svc: &str,
+    eps: &[(&str, Option<&str>, bool)],
+    ports: &[(&str, i32)],
+) -> EndpointSlice {
     let mut m = meta(ns, name);
     m.labels = Some(BTreeMap::from([("kubernetes.io/service-name".to_string(), svc.to_string())]));
     EndpointSlice {
@@ -234,7 +241,11 @@ fn slice(ns: &str, name: &str, svc: &str, eps: &[(&str, Option<&str>, bool)], po
                 addresses: vec![ip.to_string()],
                 hostname: host.map(String::from),
                 conditions: Some(EndpointConditions { ready: Some(*ready), ..Default::default() }),
-                target_ref: Some(ObjectReference { kind: Some("Pod".into()), name: Some(format!("p-{ip}")), ..Default::default() }),
+                target_ref: Some(ObjectReference {
+                    kind: Some("Pod".into()),
+                    name: Some(format!("p-{ip}")),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -277,15 +288,30 @@ async fn populate(client: &Client) {
     client.create(&cluster_ip("shop", "cart", "10.96.100.20", vec![port("http", "TCP", 80)])).await.unwrap();
     client.create(&headless("shop", "db", vec![port("pg", "TCP", 5432)])).await.unwrap();
     client
-        .create(&slice("shop", "db-a", "db", &[("10.244.1.10", Some("db-0"), true), ("10.244.1.11", None, false)], &[("pg", 5432)]))
+        .create(&slice(
+            "shop",
+            "db-a",
+            "db",
+            &[("10.244.1.10", Some("db-0"), true), ("10.244.1.11", None, false)],
+            &[("pg", 5432)],
+        ))
         .await
         .unwrap();
     client
-        .create(&slice("shop", "db-b", "db", &[("10.244.2.10", None, true), ("10.244.1.10", Some("db-0"), true)], &[("pg", 5432)]))
+        .create(&slice(
+            "shop",
+            "db-b",
+            "db",
+            &[("10.244.2.10", None, true), ("10.244.1.10", Some("db-0"), true)],
+            &[("pg", 5432)],
+        ))
         .await
         .unwrap();
     client.create(&headless("shop", "empty", vec![port("pg", "TCP", 5432)])).await.unwrap();
-    client.create(&slice("shop", "empty-a", "empty", &[("10.244.3.3", None, false)], &[("pg", 5432)])).await.unwrap();
+    client
+        .create(&slice("shop", "empty-a", "empty", &[("10.244.3.3", None, false)], &[("pg", 5432)]))
+        .await
+        .unwrap();
     let ext = Service {
         metadata: meta("shop", "ext"),
         spec: Some(ServiceSpec {
@@ -474,10 +500,14 @@ fn new_services_and_vanishing_endpoints_show_up_without_a_restart() {
         })
         .await;
         assert_eq!(dns.dig(&["web.default.svc.cluster.local"]).await.status, "NXDOMAIN");
-        client.create(&cluster_ip("default", "web", "10.96.100.30", vec![port("http", "TCP", 80)])).await.unwrap();
+        client
+            .create(&cluster_ip("default", "web", "10.96.100.30", vec![port("http", "TCP", 80)]))
+            .await
+            .unwrap();
         eventually("web to resolve", WAIT, || async {
-            (dns.dig(&["web.default.svc.cluster.local"]).await.answer == ["web.default.svc.cluster.local. 30 IN A 10.96.100.30"])
-                .then_some(())
+            (dns.dig(&["web.default.svc.cluster.local"]).await.answer
+                == ["web.default.svc.cluster.local. 30 IN A 10.96.100.30"])
+            .then_some(())
         })
         .await;
         client.create(&headless("default", "solo", vec![])).await.unwrap();
@@ -517,12 +547,20 @@ fn repeated_queries_are_answered_from_the_packet_cache_as_the_chain_would() {
         let dns = Dns::start(&api, &[up.addr]);
         let hits = || async {
             let (_, text) = http_get(dns.metrics, "/metrics").await;
-            let line = text.lines().find(|l| l.starts_with("netlab_dns_packet_cache_hits_total ")).expect("packet cache metric");
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("netlab_dns_packet_cache_hits_total "))
+                .expect("packet cache metric");
             line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
         };
-        client.create(&cluster_ip("default", "web", "10.96.100.40", vec![port("http", "TCP", 80)])).await.unwrap();
+        client
+            .create(&cluster_ip("default", "web", "10.96.100.40", vec![port("http", "TCP", 80)]))
+            .await
+            .unwrap();
         eventually("web to resolve", WAIT, || async {
-            (nocookie(&dns, "web.default.svc.cluster.local").await.answer == ["web.default.svc.cluster.local. 30 IN A 10.96.100.40"]).then_some(())
+            (nocookie(&dns, "web.default.svc.cluster.local").await.answer
+                == ["web.default.svc.cluster.local. 30 IN A 10.96.100.40"])
+            .then_some(())
         })
         .await;
         let before = hits().await;
@@ -555,7 +593,13 @@ fn repeated_queries_are_answered_from_the_packet_cache_as_the_chain_would() {
         tokio::time::sleep(Duration::from_millis(2100)).await;
         let later = nocookie(&dns, "api.example.com").await;
         let ttl = |d: &Dig| d.answer[0].split(' ').nth(1).unwrap().parse::<u32>().unwrap();
-        assert!(ttl(&later) <= ttl(&again) - 2, "TTL {} then {} after 2.1 s:\n{}", ttl(&again), ttl(&later), later.raw);
+        assert!(
+            ttl(&later) <= ttl(&again) - 2,
+            "TTL {} then {} after 2.1 s:\n{}",
+            ttl(&again),
+            ttl(&later),
+            later.raw
+        );
         assert_eq!(up.asked.load(Ordering::SeqCst), asked, "served from the cache plugin");
     });
 }
@@ -576,7 +620,8 @@ fn editing_the_corefile_moves_forwarding_and_a_bad_one_keeps_the_old() {
         let dns = Dns::start(&api, &[first.addr]);
         // kubeadm's Corefile from the bootstrap ConfigMap: `forward . /etc/resolv.conf` = --upstream.
         eventually("api.example.com via the first upstream", WAIT, || async {
-            (dns.dig(&["api.example.com"]).await.answer == ["api.example.com. 60 IN A 192.0.2.1"]).then_some(())
+            (dns.dig(&["api.example.com"]).await.answer == ["api.example.com. 60 IN A 192.0.2.1"])
+                .then_some(())
         })
         .await;
 
@@ -588,13 +633,17 @@ fn editing_the_corefile_moves_forwarding_and_a_bad_one_keeps_the_old() {
         client.update(&cm).await.unwrap();
         // The reload starts a fresh cache, so even the name asked before moves.
         eventually("api.example.com via the second upstream", WAIT, || async {
-            (dns.dig(&["api.example.com"]).await.answer == ["api.example.com. 60 IN A 192.0.2.2"]).then_some(())
+            (dns.dig(&["api.example.com"]).await.answer == ["api.example.com. 60 IN A 192.0.2.2"])
+                .then_some(())
         })
         .await;
 
         // A broken Corefile: the running config stays; a Warning Event says why.
         let mut cm: ConfigMap = client.get("kube-system", "coredns").await.unwrap();
-        cm.data.as_mut().unwrap().insert("Corefile".into(), edited.replace("    loop\n", "    loop\n    bogus\n"));
+        cm.data
+            .as_mut()
+            .unwrap()
+            .insert("Corefile".into(), edited.replace("    loop\n", "    loop\n    bogus\n"));
         client.update(&cm).await.unwrap();
         let event = eventually("the reload failure Event", WAIT, || async {
             let params = ListParams {
@@ -616,7 +665,11 @@ fn editing_the_corefile_moves_forwarding_and_a_bad_one_keeps_the_old() {
         let asked = second.asked.load(Ordering::SeqCst);
         assert_eq!(dns.dig(&["other.example.com"]).await.answer, ["other.example.com. 60 IN A 192.0.2.2"]);
         assert_eq!(second.asked.load(Ordering::SeqCst), asked + 1);
-        assert_eq!(first.asked.load(Ordering::SeqCst), 1, "the first upstream was asked once, before the edit");
+        assert_eq!(
+            first.asked.load(Ordering::SeqCst),
+            1,
+            "the first upstream was asked once, before the edit"
+        );
     });
 }
 
@@ -628,7 +681,8 @@ fn max_concurrent_refuses_what_is_over_the_limit() {
         let silent = upstream(Ipv4Addr::LOCALHOST, false).await;
         let client = Client::new(&api.url()).unwrap();
         let mut cm: ConfigMap = client.get("kube-system", "coredns").await.unwrap();
-        let corefile = cm.data.as_ref().unwrap()["Corefile"].replace("max_concurrent 1000", "max_concurrent 1");
+        let corefile =
+            cm.data.as_ref().unwrap()["Corefile"].replace("max_concurrent 1000", "max_concurrent 1");
         cm.data.as_mut().unwrap().insert("Corefile".into(), corefile);
         client.update(&cm).await.unwrap();
         let dns = Dns::start(&api, &[silent.addr]);
@@ -644,7 +698,10 @@ fn max_concurrent_refuses_what_is_over_the_limit() {
         // One query hangs on the silent upstream; the next one is over the limit.
         let port = dns.port;
         let hanging = tokio::spawn(async move { dig(port, &["slow.example.com"]).await });
-        eventually("the first query upstream", WAIT, || async { (silent.asked.load(Ordering::SeqCst) >= 1).then_some(()) }).await;
+        eventually("the first query upstream", WAIT, || async {
+            (silent.asked.load(Ordering::SeqCst) >= 1).then_some(())
+        })
+        .await;
         let d = dns.dig(&["fast.example.com"]).await;
         assert_eq!(d.status, "REFUSED", "{}", d.raw);
         let (_, text) = http_get(metrics, "/metrics").await;
@@ -660,11 +717,21 @@ fn registers_as_the_kube_dns_pod_and_leaves_on_shutdown() {
     runtime().block_on(async {
         let client = Client::new(&api.url()).unwrap();
         let mut dns = Dns::start(&api, &[]);
-        let params = ListParams { namespace: "kube-system".into(), labels: "k8s-app=kube-dns".into(), ..Default::default() };
+        let params = ListParams {
+            namespace: "kube-system".into(),
+            labels: "k8s-app=kube-dns".into(),
+            ..Default::default()
+        };
         let pod = eventually("a Ready kube-dns pod", WAIT, || async {
             let pods = client.list::<Pod>(&params).await.ok()?.0;
             let pod = pods.into_iter().next()?;
-            let ready = pod.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             ready.then_some(pod)
         })
         .await;
@@ -690,7 +757,10 @@ fn registers_as_the_kube_dns_pod_and_leaves_on_shutdown() {
 
         // SIGTERM: the pod goes first (then the lameduck period).
         let mut child = dns.terminate();
-        eventually("no kube-dns pod", WAIT, || async { client.list::<Pod>(&params).await.ok()?.0.is_empty().then_some(()) }).await;
+        eventually("no kube-dns pod", WAIT, || async {
+            client.list::<Pod>(&params).await.ok()?.0.is_empty().then_some(())
+        })
+        .await;
         let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
         assert!(status.success(), "{status}");
     });

@@ -23,11 +23,12 @@ fn compose(project: &str, port: u16, args: &[&str]) -> Output {
 }
 
 fn compose_with(project: &str, ports: &[(&str, u16)], args: &[&str]) -> Output {
-    let (program, mut full): (&str, Vec<&str>) = if Command::new("docker-compose").arg("version").output().is_ok() {
-        ("docker-compose", vec![])
-    } else {
-        ("docker", vec!["compose"])
-    };
+    let (program, mut full): (&str, Vec<&str>) =
+        if Command::new("docker-compose").arg("version").output().is_ok() {
+            ("docker-compose", vec![])
+        } else {
+            ("docker", vec!["compose"])
+        };
     full.extend(["-f", "compose.yaml", "-p", project]);
     full.extend(args);
     Command::new(program)
@@ -61,16 +62,25 @@ fn compose_up_serves_the_api_inside_and_on_the_host() {
     let started = Instant::now();
     let container = format!("{project}_apiserver_1");
     let health = |name: &str| {
-        let out = Command::new("docker").args(["inspect", "-f", "{{.State.Health.Status}}", name]).output().ok()?;
+        let out =
+            Command::new("docker").args(["inspect", "-f", "{{.State.Health.Status}}", name]).output().ok()?;
         Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     // Compose v2 names containers with dashes.
-    let container = if health(&container).is_some_and(|h| !h.is_empty()) { container } else { format!("{project}-apiserver-1") };
+    let container = if health(&container).is_some_and(|h| !h.is_empty()) {
+        container
+    } else {
+        format!("{project}-apiserver-1")
+    };
     loop {
         if health(&container).as_deref() == Some("healthy") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "apiserver not healthy: {:?}", health(&container));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "apiserver not healthy: {:?}",
+            health(&container)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("apiserver healthy after {:?}", started.elapsed());
@@ -78,7 +88,10 @@ fn compose_up_serves_the_api_inside_and_on_the_host() {
     let inside = compose(&project, port, &["exec", "-T", "apiserver", "netlab", "get", "svc", "-A"]);
     let table = String::from_utf8_lossy(&inside.stdout);
     assert!(inside.status.success(), "{}", String::from_utf8_lossy(&inside.stderr));
-    assert!(table.contains("kubernetes") && table.contains("10.96.0.1 ") && table.contains("10.96.0.10"), "{table}");
+    assert!(
+        table.contains("kubernetes") && table.contains("10.96.0.1 ") && table.contains("10.96.0.10"),
+        "{table}"
+    );
 
     let host = netlab(&format!("127.0.0.1:{port}"), &["get", "ns", "-o", "name"], None).ok();
     assert!(host.stdout.contains("namespace/kube-system"), "{}", host.stdout);
@@ -119,7 +132,18 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         ("NETLAB_REGISTRY_PORT", free_port()),
     ];
     let _down = DownAll(project.clone(), ports.clone());
-    let services = ["apiserver", "controller-manager", "scheduler", "dns", "cloud", "node-1", "proxy-1", "node-2", "proxy-2", "demo"];
+    let services = [
+        "apiserver",
+        "controller-manager",
+        "scheduler",
+        "dns",
+        "cloud",
+        "node-1",
+        "proxy-1",
+        "node-2",
+        "proxy-2",
+        "demo",
+    ];
     let mut args = vec!["up", "-d"];
     args.extend(services);
     let started = Instant::now();
@@ -134,9 +158,14 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         if run.code == Some(0) {
             let list = run.json();
             let items = list["items"].as_array().cloned().unwrap_or_default();
-            let ready = items.iter().filter(|n| {
-                n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-            }).count();
+            let ready = items
+                .iter()
+                .filter(|n| {
+                    n["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                })
+                .count();
             if ready == 2 {
                 break items;
             }
@@ -147,7 +176,13 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     eprintln!("two nodes Ready after {:?}", started.elapsed());
     for node in &nodes {
         let name = node["metadata"]["name"].as_str().unwrap();
-        let internal = node["status"]["addresses"].as_array().unwrap().iter().find(|a| a["type"] == "InternalIP").unwrap()["address"].clone();
+        let internal = node["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["type"] == "InternalIP")
+            .unwrap()["address"]
+            .clone();
         let container = [format!("{project}_{name}_1"), format!("{project}-{name}-1")]
             .into_iter()
             .map(|c| docker_ip(&c))
@@ -169,7 +204,10 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     for pod in &pods {
         let node = pod["spec"]["nodeName"].as_str().unwrap();
         let ip = pod["status"]["podIP"].as_str().unwrap();
-        let cidr = nodes.iter().find(|n| n["metadata"]["name"] == node).unwrap()["spec"]["podCIDR"].as_str().unwrap().to_string();
+        let cidr = nodes.iter().find(|n| n["metadata"]["name"] == node).unwrap()["spec"]["podCIDR"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let prefix = cidr.rsplit_once('.').unwrap().0;
         assert!(cidr.ends_with(".0/24") && ip.starts_with(&format!("{prefix}.")), "{ip} in {cidr}");
     }
@@ -193,11 +231,16 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     // ClusterIP to a pod, possibly across the wire to the other node). `netlab exec` reaches the
     // node's kubelet port at the container's address, as kubectl reaches a kubelet.
     let body = loop {
-        let run = get(&["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders.demo/"]);
+        let run =
+            get(&["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders.demo/"]);
         if run.code == Some(0) && run.stdout.starts_with("pod=orders-") {
             break run.stdout;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "curl http://orders.demo/ from the client pod: {}", run.stderr);
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "curl http://orders.demo/ from the client pod: {}",
+            run.stderr
+        );
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(body.contains("namespace=demo"), "{body}");
@@ -223,6 +266,7 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         save.contains(&format!("-j DNAT --to-destination {apiserver}:6443")),
         "the kubernetes Service's endpoint is the apiserver container {apiserver}:6443:\n{save}"
     );
-    let nc = get(&["exec", "-n", "demo", "client", "--", "nc", "-zv", "-w", "5", "kubernetes.default", "443"]);
+    let nc =
+        get(&["exec", "-n", "demo", "client", "--", "nc", "-zv", "-w", "5", "kubernetes.default", "443"]);
     assert_eq!(nc.code, Some(0), "nc -zv kubernetes.default 443: {nc:?}");
 }

@@ -8,8 +8,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec},
         core::v1::{
-            Container, ContainerPort, Event, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodCondition, PodIP,
-            PodSpec, PodStatus, PodTemplateSpec, Service, ServicePort, ServiceSpec,
+            Container, ContainerPort, Event, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodCondition,
+            PodIP, PodSpec, PodStatus, PodTemplateSpec, Service, ServicePort, ServiceSpec,
         },
         discovery::v1::EndpointSlice,
     },
@@ -253,16 +253,22 @@ fn endpoint_slices_follow_pod_readiness_and_termination_and_go_with_their_servic
         // Running but not Ready: listed, and neither ready nor serving.
         run_pod(&client, "web-1", "node-1", "10.244.0.5", false).await;
         run_pod(&client, "web-2", "node-2", "10.244.1.5", false).await;
-        let expected = vec![("web-1".to_string(), false, false, false), ("web-2".to_string(), false, false, false)];
-        eventually("unready endpoints", WAIT, || async { (web_endpoints(&client).await == expected).then_some(()) })
-            .await;
+        let expected =
+            vec![("web-1".to_string(), false, false, false), ("web-2".to_string(), false, false, false)];
+        eventually("unready endpoints", WAIT, || async {
+            (web_endpoints(&client).await == expected).then_some(())
+        })
+        .await;
 
         // Ready: ready and serving.
         set_pod_status(&client, "web-1", "10.244.0.5", true).await;
         set_pod_status(&client, "web-2", "10.244.1.5", true).await;
-        let expected = vec![("web-1".to_string(), true, true, false), ("web-2".to_string(), true, true, false)];
-        eventually("ready endpoints", WAIT, || async { (web_endpoints(&client).await == expected).then_some(()) })
-            .await;
+        let expected =
+            vec![("web-1".to_string(), true, true, false), ("web-2".to_string(), true, true, false)];
+        eventually("ready endpoints", WAIT, || async {
+            (web_endpoints(&client).await == expected).then_some(())
+        })
+        .await;
 
         let slices = web_slices(&client).await;
         assert_eq!(slices.len(), 1, "{slices:?}");
@@ -304,7 +310,8 @@ fn endpoint_slices_follow_pod_readiness_and_termination_and_go_with_their_servic
 
         // Graceful deletion of a bound pod: Terminating, still serving, no longer ready.
         client.delete::<Pod>("default", "web-1").await.expect("delete web-1");
-        let expected = vec![("web-1".to_string(), false, true, true), ("web-2".to_string(), true, true, false)];
+        let expected =
+            vec![("web-1".to_string(), false, true, true), ("web-2".to_string(), true, true, false)];
         eventually("a terminating endpoint", WAIT, || async {
             (web_endpoints(&client).await == expected).then_some(())
         })
@@ -312,7 +319,8 @@ fn endpoint_slices_follow_pod_readiness_and_termination_and_go_with_their_servic
         // Its kubelet finishes the deletion: the endpoint goes.
         client.delete_with::<Pod>("default", "web-1", Some(0)).await.expect("force delete web-1");
         let expected = vec![("web-2".to_string(), true, true, false)];
-        eventually("web-1 gone", WAIT, || async { (web_endpoints(&client).await == expected).then_some(()) }).await;
+        eventually("web-1 gone", WAIT, || async { (web_endpoints(&client).await == expected).then_some(()) })
+            .await;
 
         // A restart rebuilds from the slices that exist: still one slice, updated in place.
         let before = web_slices(&client).await;
@@ -338,7 +346,8 @@ fn endpoint_slices_follow_pod_readiness_and_termination_and_go_with_their_servic
             "a restart does not rewrite a slice that is already right"
         );
         run_pod(&client, "web-3", "node-2", "10.244.1.6", true).await;
-        let expected = vec![("web-2".to_string(), true, true, false), ("web-3".to_string(), true, true, false)];
+        let expected =
+            vec![("web-2".to_string(), true, true, false), ("web-3".to_string(), true, true, false)];
         eventually("web-3 listed after the restart", WAIT, || async {
             (web_endpoints(&client).await == expected).then_some(())
         })
@@ -350,7 +359,8 @@ fn endpoint_slices_follow_pod_readiness_and_termination_and_go_with_their_servic
 
         // Deleting the Service removes its slices.
         client.delete::<Service>("default", "web").await.expect("delete service");
-        eventually("the slices gone", WAIT, || async { web_slices(&client).await.is_empty().then_some(()) }).await;
+        eventually("the slices gone", WAIT, || async { web_slices(&client).await.is_empty().then_some(()) })
+            .await;
     });
 }
 
@@ -413,7 +423,8 @@ fn deleting_a_deployment_collects_its_replica_sets_and_their_pods() {
                 ..Default::default()
             }),
         };
-        let selector = LabelSelector { match_labels: Some(labels(&[("app", "orders")])), ..Default::default() };
+        let selector =
+            LabelSelector { match_labels: Some(labels(&[("app", "orders")])), ..Default::default() };
         let owner = |kind: &str, name: &str, uid: &str| OwnerReference {
             api_version: "apps/v1".into(),
             kind: kind.into(),
@@ -501,7 +512,11 @@ fn deleting_a_deployment_collects_its_replica_sets_and_their_pods() {
         // Give the collector time to see everything: nothing owned by live objects may go.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let pods = || async {
-            client.list::<Pod>(&ListParams { namespace: "default".into(), ..Default::default() }).await.unwrap().0
+            client
+                .list::<Pod>(&ListParams { namespace: "default".into(), ..Default::default() })
+                .await
+                .unwrap()
+                .0
         };
         assert_eq!(pods().await.len(), 3);
 

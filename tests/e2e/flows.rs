@@ -107,7 +107,10 @@ impl Lab {
         let collector = Collector::start();
         let otlp = collector.otlp_endpoint();
         let dir = tempfile::tempdir().expect("tempdir");
-        let api = Apiserver::start(&dir.path().join("api"), &["--otlp-endpoint", &otlp, "--allow-loopback-endpoints"]);
+        let api = Apiserver::start(
+            &dir.path().join("api"),
+            &["--otlp-endpoint", &otlp, "--allow-loopback-endpoints"],
+        );
         let url = api.url();
         let cloud = Cloud::start(&[]);
         let (registry, upstream) = (cloud.registry_url(), cloud.dns.to_string());
@@ -119,9 +122,22 @@ impl Lab {
         procs.push(Component::start(
             "netlab-dns",
             &[
-                "--server", &url, "--listen", DNS, "--advertise-address", DNS.trim_end_matches(":53"), "--upstream", &upstream,
-                "--health-listen", "127.0.0.1:0", "--ready-listen", "127.0.0.1:0", "--metrics-listen", &metrics,
-                "--otlp-endpoint", &otlp,
+                "--server",
+                &url,
+                "--listen",
+                DNS,
+                "--advertise-address",
+                DNS.trim_end_matches(":53"),
+                "--upstream",
+                &upstream,
+                "--health-listen",
+                "127.0.0.1:0",
+                "--ready-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                &metrics,
+                "--otlp-endpoint",
+                &otlp,
             ],
         ));
         let port = free_port();
@@ -159,7 +175,11 @@ impl Lab {
                 .env_remove("NETLAB_NAMESPACE")
                 .output()
                 .expect("run netlab");
-            return (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into());
+            return (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into(),
+                String::from_utf8_lossy(&out.stderr).into(),
+            );
         };
         (run.code, run.stdout, run.stderr)
     }
@@ -176,9 +196,9 @@ impl Lab {
 
     /// Waits until the trace has a span matching `pred`.
     fn span(&self, trace: &str, what: &str, pred: impl Fn(&RecordedSpan) -> bool) -> RecordedSpan {
-        self.collector
-            .wait_for(|s| s.trace_id == trace && pred(s), WAIT)
-            .unwrap_or_else(|| panic!("no {what} in trace {trace}; it has:\n{}", summary(&self.collector.trace(trace))))
+        self.collector.wait_for(|s| s.trace_id == trace && pred(s), WAIT).unwrap_or_else(|| {
+            panic!("no {what} in trace {trace}; it has:\n{}", summary(&self.collector.trace(trace)))
+        })
     }
 }
 
@@ -198,7 +218,9 @@ fn assert_one_tree(spans: &[RecordedSpan], cli_span: &str) {
     for s in spans {
         match s.parent_span_id.as_deref() {
             Some(p) if ids.contains(p) || p == cli_span => {}
-            other => panic!("span {} has parent {other:?} outside the trace:\n{}", s.summary(), summary(spans)),
+            other => {
+                panic!("span {} has parent {other:?} outside the trace:\n{}", s.summary(), summary(spans))
+            }
         }
     }
 }
@@ -227,14 +249,26 @@ fn apply_exec_and_policy_flows_are_single_traces() {
     // 1. apply: the Deployment's write trace reaches every component.
     let (_, json, _) = lab.netlab(&["get", "deploy", "orders", "-n", "demo", "-o", "json"], None);
     let deploy: serde_json::Value = serde_json::from_str(&json).expect("deployment json");
-    let tp = deploy["metadata"]["annotations"]["netlab.io/traceparent"].as_str().expect("trace annotation").to_string();
+    let tp = deploy["metadata"]["annotations"]["netlab.io/traceparent"]
+        .as_str()
+        .expect("trace annotation")
+        .to_string();
     let apply = trace_of(&tp);
-    lab.span(&apply, "kube-apiserver allocate ClusterIP", |s| s.service == "kube-apiserver" && s.name == "allocate ClusterIP");
-    lab.span(&apply, "kube-controller-manager create replicaset", |s| s.service == "kube-controller-manager" && s.name == "create replicaset");
-    lab.span(&apply, "kube-controller-manager create pods", |s| s.service == "kube-controller-manager" && s.name == "create pods");
-    let bind = lab.span(&apply, "kube-scheduler bind", |s| s.service == "kube-scheduler" && s.name == "scheduler bind");
+    lab.span(&apply, "kube-apiserver allocate ClusterIP", |s| {
+        s.service == "kube-apiserver" && s.name == "allocate ClusterIP"
+    });
+    lab.span(&apply, "kube-controller-manager create replicaset", |s| {
+        s.service == "kube-controller-manager" && s.name == "create replicaset"
+    });
+    lab.span(&apply, "kube-controller-manager create pods", |s| {
+        s.service == "kube-controller-manager" && s.name == "create pods"
+    });
+    let bind = lab
+        .span(&apply, "kube-scheduler bind", |s| s.service == "kube-scheduler" && s.name == "scheduler bind");
     assert!(bind.attr("k8s.pod.name").starts_with("orders-"), "{}", bind.summary());
-    let cni = lab.span(&apply, "kubelet cni ADD", |s| s.service == "kubelet" && s.name == "cni ADD" && s.attr("k8s.pod.name").starts_with("orders-"));
+    let cni = lab.span(&apply, "kubelet cni ADD", |s| {
+        s.service == "kubelet" && s.name == "cni ADD" && s.attr("k8s.pod.name").starts_with("orders-")
+    });
     assert!(cni.attr("netlab.cni.ip").starts_with("10.244."), "{}", cni.summary());
     assert_eq!(cni.attr("k8s.node.name"), "node-2");
     lab.span(&apply, "kube-proxy proxy sync", |s| s.service == "kube-proxy" && s.name == "proxy sync");
@@ -255,12 +289,18 @@ fn apply_exec_and_policy_flows_are_single_traces() {
     let dns = lab.span(&exec, "coredns dns query", |s| s.service == "coredns" && s.name == "dns query");
     assert!(dns.attr("dns.question.name").starts_with("orders.demo."), "{}", dns.summary());
     let dnat = lab.span(&exec, "kernel dnat to orders", |s| {
-        s.service == "kubelet" && s.name == "kernel dnat" && s.attr("netlab.kernel.endpoint").starts_with("10.244.")
+        s.service == "kubelet"
+            && s.name == "kernel dnat"
+            && s.attr("netlab.kernel.endpoint").starts_with("10.244.")
     });
     assert!(dnat.attr("netlab.kernel.chain").starts_with("KUBE-SEP-"), "{}", dnat.summary());
     // The lookup's own DNAT: 10.96.0.10:53 to the dns process.
-    lab.span(&exec, "kernel dnat to kube-dns", |s| s.name == "kernel dnat" && s.attr("netlab.kernel.endpoint") == DNS);
-    let accept = lab.span(&exec, "the serving pod's accept on node-2", |s| s.name == "pod accept" && s.attr("k8s.node.name") == "node-2");
+    lab.span(&exec, "kernel dnat to kube-dns", |s| {
+        s.name == "kernel dnat" && s.attr("netlab.kernel.endpoint") == DNS
+    });
+    let accept = lab.span(&exec, "the serving pod's accept on node-2", |s| {
+        s.name == "pod accept" && s.attr("k8s.node.name") == "node-2"
+    });
     assert!(accept.attr("k8s.pod.name").starts_with("orders-"), "{}", accept.summary());
     lab.span(&exec, "kubelet exec on node-1", |s| s.name == "exec" && s.attr("k8s.node.name") == "node-1");
     // Let the batch exporters flush the rest, then check the parent links.
@@ -280,7 +320,10 @@ fn apply_exec_and_policy_flows_are_single_traces() {
         }
         m
     });
-    assert!(nodes.contains_key("node-1") && nodes.contains_key("node-2"), "the trace crosses both nodes: {nodes:?}");
+    assert!(
+        nodes.contains_key("node-1") && nodes.contains_key("node-2"),
+        "the trace crosses both nodes: {nodes:?}"
+    );
     // `netlab trace` prints that tree from Jaeger's query API (here the collector's).
     let tree = Command::new(bin("netlab"))
         .args(["trace", &exec])
@@ -289,7 +332,13 @@ fn apply_exec_and_policy_flows_are_single_traces() {
         .expect("netlab trace");
     let tree = String::from_utf8_lossy(&tree.stdout).into_owned();
     println!("{tree}");
-    for needle in ["kubelet  exec", "kubelet  resolver search", "coredns  dns query", "kubelet  kernel dnat", "kubelet  pod accept"] {
+    for needle in [
+        "kubelet  exec",
+        "kubelet  resolver search",
+        "coredns  dns query",
+        "kubelet  kernel dnat",
+        "kubelet  pod accept",
+    ] {
         assert!(tree.contains(needle), "{needle} in\n{tree}");
     }
 
@@ -305,7 +354,9 @@ fn apply_exec_and_policy_flows_are_single_traces() {
         assert!(Instant::now() < deadline, "curl never timed out under default-deny: {err}");
         std::thread::sleep(Duration::from_millis(300));
     };
-    let verdict = lab.span(&denied, "netpol verdict", |s| s.name == "netpol verdict" && s.attr("netlab.netpol.direction") == "ingress");
+    let verdict = lab.span(&denied, "netpol verdict", |s| {
+        s.name == "netpol verdict" && s.attr("netlab.netpol.direction") == "ingress"
+    });
     assert!(verdict.attr("netlab.netpol.verdict").contains("demo/default-deny"), "{}", verdict.summary());
     assert_eq!(verdict.attr("k8s.node.name"), "node-2");
 

@@ -89,7 +89,15 @@ fn the_kubernetes_service_leads_to_the_apiserver() {
     assert!(labels.contains("\"kubernetes.io/service-name\":\"kubernetes\""), "{labels}");
     assert!(!labels.contains("managed-by"), "{labels}");
     let port = lab
-        .netlab(&["get", "endpointslice", "kubernetes", "-n", "default", "-o", "jsonpath={.ports[0].name}/{.ports[0].protocol}"])
+        .netlab(&[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.ports[0].name}/{.ports[0].protocol}",
+        ])
         .ok()
         .stdout;
     assert_eq!(port.trim(), "https/TCP");

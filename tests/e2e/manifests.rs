@@ -10,14 +10,11 @@ fn bad_manifests_are_refused_and_nothing_is_stored() {
     let api = Apiserver::start(dir.path(), &[]);
     let url = api.url();
     let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "wrong field type",
-            format!("{GOOD_HEAD}  ports:\n  - port: eighty\n"),
-            "spec.ports[0].port",
-        ),
+        ("wrong field type", format!("{GOOD_HEAD}  ports:\n  - port: eighty\n"), "spec.ports[0].port"),
         (
             "invalid name",
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: Orders\nspec:\n  ports:\n  - port: 80\n".to_string(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: Orders\nspec:\n  ports:\n  - port: 80\n"
+                .to_string(),
             "metadata.name: Invalid value: \"Orders\"",
         ),
         ("missing port", format!("{GOOD_HEAD}  ports:\n  - name: http\n"), "spec.ports[0].port"),

@@ -58,14 +58,20 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
         if cni.contains("\"gateway\": \"10.244.") {
             break;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(60), "node-1's pods got CNI results: {cni}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "node-1's pods got CNI results: {cni}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     // Natively too, a pod reaches a Service by name: the cluster DNS on 127.0.x.253:53, the
     // nodes' kernels DNATing 10.96.0.10 to it and the orders ClusterIP to a pod.
     let started = std::time::Instant::now();
     loop {
-        let curl = netlab(a.path(), &["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders/"]);
+        let curl = netlab(
+            a.path(),
+            &["exec", "-n", "demo", "client", "--", "curl", "-sS", "-m", "5", "http://orders/"],
+        );
         if String::from_utf8_lossy(&curl.stdout).starts_with("pod=orders-") {
             break;
         }
@@ -77,7 +83,10 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     let missing = netlab(a.path(), &["node", "cni", "nope"]);
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("Error from server (NotFound): nodes \"nope\" not found"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("Error from server (NotFound): nodes \"nope\" not found")
+    );
 
     // A second cluster asking for the same port gets another one, and both answer.
     let _down_b = Down(b.path().to_path_buf());
@@ -90,7 +99,10 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
     let up_b = ok(up_b);
     assert!(!up_b.contains(&format!("127.0.0.1:{port}")), "{up_b}");
     let none = netlab(b.path(), &["get", "deploy", "-A"]);
-    assert!(String::from_utf8_lossy(&none.stderr).contains("No resources found"), "NETLAB_DEMO=0 skips the demo");
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("No resources found"),
+        "NETLAB_DEMO=0 skips the demo"
+    );
     ok(netlab(a.path(), &["get", "ns", "demo"]));
 
     let down = ok(netlab(a.path(), &["down"]));

@@ -19,7 +19,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, block_on, eventually, events_for, parts};
+use netlab_e2e::{Apiserver, Component, block_on, events_for, eventually, parts};
 
 const NS: &str = "default";
 const WAIT: Duration = Duration::from_secs(30);
@@ -83,22 +83,13 @@ impl Cluster {
 
     async fn client(&self) -> Client {
         let client = Client::new(&self.api.url()).expect("client");
-        let _ = client
-            .create(&Namespace {
-                metadata: meta(NS),
-                ..Default::default()
-            })
-            .await;
+        let _ = client.create(&Namespace { metadata: meta(NS), ..Default::default() }).await;
         client
     }
 }
 
 fn meta(name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(NS.into()),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name.into()), namespace: Some(NS.into()), ..Default::default() }
 }
 
 fn pod_on(name: &str, node: &str, image: &str) -> Pod {
@@ -130,14 +121,7 @@ fn pod_ip(p: &Pod) -> Option<Ipv4Addr> {
 
 async fn pod_cidr(client: &Client, node: &str) -> Cidr {
     eventually("the node's podCIDR", WAIT, || async {
-        client
-            .get::<Node>("", node)
-            .await
-            .ok()?
-            .spec?
-            .pod_cidr?
-            .parse()
-            .ok()
+        client.get::<Node>("", node).await.ok()?.spec?.pod_cidr?.parse().ok()
     })
     .await
 }
@@ -166,26 +150,13 @@ fn deployment_ips_restart_and_round_robin() {
             let n = eventually("node Ready", WAIT, || async {
                 let n = client.get::<Node>("", node).await.ok()?;
                 let st = n.status.clone()?;
-                st.conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-                    .then_some(n)
+                st.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(n)
             })
             .await;
             let st = n.status.expect("status");
-            let addrs: Vec<(String, String)> = st
-                .addresses
-                .expect("addresses")
-                .into_iter()
-                .map(|a| (a.type_, a.address))
-                .collect();
-            assert_eq!(
-                addrs,
-                [
-                    ("InternalIP".into(), ip.into()),
-                    ("Hostname".into(), node.into())
-                ]
-            );
+            let addrs: Vec<(String, String)> =
+                st.addresses.expect("addresses").into_iter().map(|a| (a.type_, a.address)).collect();
+            assert_eq!(addrs, [("InternalIP".into(), ip.into()), ("Hostname".into(), node.into())]);
             assert_eq!(st.allocatable.expect("allocatable")["pods"].0, "110");
             let info = st.node_info.expect("nodeInfo");
             assert_eq!(info.kubelet_version, "v1.33.0");
@@ -198,15 +169,9 @@ fn deployment_ips_restart_and_round_robin() {
             metadata: meta("web"),
             spec: Some(DeploymentSpec {
                 replicas: Some(3),
-                selector: LabelSelector {
-                    match_labels: Some(labels.clone()),
-                    ..Default::default()
-                },
+                selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
-                        ..Default::default()
-                    }),
+                    metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
                     spec: Some(PodSpec {
                         containers: vec![Container {
                             name: "nginx".into(),
@@ -222,57 +187,27 @@ fn deployment_ips_restart_and_round_robin() {
         };
         client.create(&deployment).await.expect("create deployment");
         let pods = eventually("3 Ready web pods", WAIT, || async {
-            let params = ListParams {
-                namespace: NS.into(),
-                labels: "app=web".into(),
-                ..Default::default()
-            };
+            let params = ListParams { namespace: NS.into(), labels: "app=web".into(), ..Default::default() };
             let (pods, _) = client.list::<Pod>(&params).await.ok()?;
             (pods.len() == 3 && pods.iter().all(ready)).then_some(pods)
         })
         .await;
         let mut by_node: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
         for p in &pods {
-            let node = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .expect("bound");
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).expect("bound");
             let ip = pod_ip(p).expect("podIP");
-            assert!(
-                cidrs[&node].contains(&ip),
-                "{ip} not in {node}'s {}",
-                cidrs[&node]
-            );
+            assert!(cidrs[&node].contains(&ip), "{ip} not in {node}'s {}", cidrs[&node]);
             let st = p.status.as_ref().expect("status");
             assert_eq!(st.phase.as_deref(), Some("Running"));
-            assert_eq!(
-                st.host_ip.as_deref(),
-                Some(if node == "node-1" {
-                    "127.0.1.1"
-                } else {
-                    "127.0.1.2"
-                })
-            );
+            assert_eq!(st.host_ip.as_deref(), Some(if node == "node-1" { "127.0.1.1" } else { "127.0.1.2" }));
             let cs = &st.container_statuses.as_ref().expect("containerStatuses")[0];
             assert_eq!(cs.image, "docker.io/library/nginx:1.27");
-            assert!(
-                cs.image_id.starts_with("docker.io/library/nginx@sha256:"),
-                "{}",
-                cs.image_id
-            );
-            assert_eq!(
-                cs.container_id.as_ref().map(|c| c.len()),
-                Some("containerd://".len() + 64)
-            );
+            assert!(cs.image_id.starts_with("docker.io/library/nginx@sha256:"), "{}", cs.image_id);
+            assert_eq!(cs.container_id.as_ref().map(|c| c.len()), Some("containerd://".len() + 64));
             // The pod's resolv.conf and its CNI result.
             let uid = p.metadata.uid.as_deref().expect("uid");
             let resolv = std::fs::read_to_string(
-                cluster
-                    .data_dir(&node)
-                    .join("pods")
-                    .join(uid)
-                    .join("etc/resolv.conf"),
+                cluster.data_dir(&node).join("pods").join(uid).join("etc/resolv.conf"),
             )
             .expect("resolv.conf");
             assert_eq!(
@@ -283,25 +218,17 @@ fn deployment_ips_restart_and_round_robin() {
         }
         for (node, ips) in &mut by_node {
             ips.sort();
-            let want: Vec<Ipv4Addr> = (0..ips.len() as u32)
-                .map(|i| host(cidrs[node], 2 + i))
-                .collect();
+            let want: Vec<Ipv4Addr> = (0..ips.len() as u32).map(|i| host(cidrs[node], 2 + i)).collect();
             assert_eq!(*ips, want, "{node}'s pods start at .2");
         }
         let annotated = eventually("the CNI result annotation", WAIT, || async {
-            let p = client
-                .get::<Pod>(NS, pods[0].metadata.name.as_deref()?)
-                .await
-                .ok()?;
+            let p = client.get::<Pod>(NS, pods[0].metadata.name.as_deref()?).await.ok()?;
             p.metadata.annotations?.get("netlab.io/cni-result").cloned()
         })
         .await;
         let cni: serde_json::Value = serde_json::from_str(&annotated).expect("CNI result JSON");
         assert_eq!(cni["cniVersion"], "1.0.0");
-        assert_eq!(
-            cni["ips"][0]["address"],
-            format!("{}/24", pod_ip(&pods[0]).expect("ip"))
-        );
+        assert_eq!(cni["ips"][0]["address"], format!("{}/24", pod_ip(&pods[0]).expect("ip")));
 
         // kill -9 node-1's agent and start it again: every pod keeps its IP and container, with
         // no new pull or start.
@@ -336,18 +263,13 @@ fn deployment_ips_restart_and_round_robin() {
                 .and_then(|c| c[0].container_id.clone());
             assert_eq!(&now_id, id, "{name} kept its container");
         }
-        assert_eq!(
-            pods_events(&client, &pods, "Started").await,
-            started_before,
-            "no container restarted"
-        );
-        let files: Vec<String> =
-            std::fs::read_dir(cluster.data_dir("node-1").join("cni/networks/cbr0"))
-                .expect("host-local dir")
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().map(String::from))
-                .filter(|n| n.parse::<Ipv4Addr>().is_ok())
-                .collect();
+        assert_eq!(pods_events(&client, &pods, "Started").await, started_before, "no container restarted");
+        let files: Vec<String> = std::fs::read_dir(cluster.data_dir("node-1").join("cni/networks/cbr0"))
+            .expect("host-local dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|n| n.parse::<Ipv4Addr>().is_ok())
+            .collect();
         assert_eq!(
             files.len(),
             by_node.get("node-1").map_or(0, Vec::len),
@@ -356,47 +278,23 @@ fn deployment_ips_restart_and_round_robin() {
 
         // Round robin: a deleted pod's IP is not the next one handed out.
         let cidr1 = cidrs["node-1"];
-        let highest = by_node
-            .get("node-1")
-            .and_then(|v| v.last().copied())
-            .unwrap_or(host(cidr1, 1));
-        client
-            .create(&pod_on("solo-a", "node-1", "nginx:1.27"))
-            .await
-            .expect("create solo-a");
+        let highest = by_node.get("node-1").and_then(|v| v.last().copied()).unwrap_or(host(cidr1, 1));
+        client.create(&pod_on("solo-a", "node-1", "nginx:1.27")).await.expect("create solo-a");
         let a = wait_ready(&client, "solo-a").await;
         let a_ip = pod_ip(&a).expect("ip");
         assert_eq!(a_ip, Ipv4Addr::from(u32::from(highest) + 1));
-        client
-            .delete::<Pod>(NS, "solo-a")
-            .await
-            .expect("delete solo-a");
+        client.delete::<Pod>(NS, "solo-a").await.expect("delete solo-a");
         eventually("solo-a gone", WAIT, || async {
-            client
-                .get::<Pod>(NS, "solo-a")
-                .await
-                .err()
-                .filter(|e| e.is_not_found())
+            client.get::<Pod>(NS, "solo-a").await.err().filter(|e| e.is_not_found())
         })
         .await;
         assert!(
-            !cluster
-                .data_dir("node-1")
-                .join("cni/networks/cbr0")
-                .join(a_ip.to_string())
-                .exists(),
+            !cluster.data_dir("node-1").join("cni/networks/cbr0").join(a_ip.to_string()).exists(),
             "IP released"
         );
-        client
-            .create(&pod_on("solo-b", "node-1", "nginx:1.27"))
-            .await
-            .expect("create solo-b");
+        client.create(&pod_on("solo-b", "node-1", "nginx:1.27")).await.expect("create solo-b");
         let b = wait_ready(&client, "solo-b").await;
-        assert_eq!(
-            pod_ip(&b),
-            Some(Ipv4Addr::from(u32::from(a_ip) + 1)),
-            "the next IP, not the freed one"
-        );
+        assert_eq!(pod_ip(&b), Some(Ipv4Addr::from(u32::from(a_ip) + 1)), "the next IP, not the freed one");
     });
 }
 
@@ -418,10 +316,7 @@ fn small_pod_cidr_fills_up() {
         let cidr = pod_cidr(&client, "node-1").await;
         assert_eq!(cidr.prefix_len(), 29);
         for i in 0..5 {
-            client
-                .create(&pod_on(&format!("p{i}"), "node-1", "nginx:1.27"))
-                .await
-                .expect("create");
+            client.create(&pod_on(&format!("p{i}"), "node-1", "nginx:1.27")).await.expect("create");
         }
         let mut ips = Vec::new();
         for i in 0..5 {
@@ -429,10 +324,7 @@ fn small_pod_cidr_fills_up() {
         }
         ips.sort();
         assert_eq!(ips, (2..=6).map(|n| host(cidr, n)).collect::<Vec<_>>());
-        client
-            .create(&pod_on("p5", "node-1", "nginx:1.27"))
-            .await
-            .expect("create p5");
+        client.create(&pod_on("p5", "node-1", "nginx:1.27")).await.expect("create p5");
         let events = eventually("FailedCreatePodSandBox", WAIT, || async {
             let e = events_for(&client, NS, "p5", "FailedCreatePodSandBox").await;
             (!e.is_empty()).then_some(e)
@@ -502,12 +394,10 @@ fn typo_image_backs_off() {
         // Every status write is a watch event, so a short-lived waiting reason (ErrImagePull lasts
         // 1 s × time-scale before ImagePullBackOff) is seen however busy the machine is; polling
         // could miss it.
-        let params = ListParams { namespace: NS.into(), fields: "metadata.name=typo".into(), ..Default::default() };
+        let params =
+            ListParams { namespace: NS.into(), fields: "metadata.name=typo".into(), ..Default::default() };
         let mut stream = client.watch::<Pod>(&params, None).await.expect("watch");
-        client
-            .create(&pod_on("typo", "node-1", "nginx:typo"))
-            .await
-            .expect("create");
+        client.create(&pod_on("typo", "node-1", "nginx:typo")).await.expect("create");
         let mut reasons: Vec<(String, String)> = Vec::new();
         let deadline = Instant::now() + WAIT;
         while !reasons.iter().any(|(r, _)| r == "ImagePullBackOff") {
@@ -535,21 +425,19 @@ fn typo_image_backs_off() {
             }
         }
         let not_found = "failed to pull and unpack image \"docker.io/library/nginx:typo\": failed to resolve reference \"docker.io/library/nginx:typo\": docker.io/library/nginx:typo: not found";
-        let err = reasons.iter().position(|(r, _)| r == "ErrImagePull").unwrap_or_else(|| panic!("ErrImagePull first: {reasons:?}"));
+        let err = reasons
+            .iter()
+            .position(|(r, _)| r == "ErrImagePull")
+            .unwrap_or_else(|| panic!("ErrImagePull first: {reasons:?}"));
         let backoff = reasons.iter().position(|(r, _)| r == "ImagePullBackOff").unwrap_or(0);
         assert!(err < backoff, "ErrImagePull before ImagePullBackOff: {reasons:?}");
         assert_eq!(reasons[err].1, format!("rpc error: code = NotFound desc = {not_found}"));
         let m = &reasons[backoff].1;
-        assert!(
-            m.starts_with("Back-off pulling image \"nginx:typo\": ErrImagePull: rpc error"),
-            "{m}"
-        );
+        assert!(m.starts_with("Back-off pulling image \"nginx:typo\": ErrImagePull: rpc error"), "{m}");
         let seen = watcher.await.expect("watcher");
         assert!(seen.len() >= 4, "4 pull attempts: {seen:?}");
-        let gaps: Vec<f64> = seen
-            .windows(2)
-            .map(|w| (w[1].1 - w[0].1).as_secs_f64() / BACKOFF_SCALE)
-            .collect();
+        let gaps: Vec<f64> =
+            seen.windows(2).map(|w| (w[1].1 - w[0].1).as_secs_f64() / BACKOFF_SCALE).collect();
         // Each gap is the backoff plus the pull, seen by polling events: a late sighting makes
         // one gap longer and the next shorter. 0.7× still tells doubling from a constant wait
         // (a constant 10 s fails the second gap).
@@ -559,30 +447,18 @@ fn typo_image_backs_off() {
                 "waits {gaps:?} (scaled seconds), want 10, 20, 40"
             );
         }
-        let failed: Vec<String> = events_for(&client, NS, "typo", "Failed")
-            .await
-            .into_iter()
-            .filter_map(|e| e.message)
-            .collect();
+        let failed: Vec<String> =
+            events_for(&client, NS, "typo", "Failed").await.into_iter().filter_map(|e| e.message).collect();
         assert!(
             failed.contains(&format!(
                 "Failed to pull image \"nginx:typo\": rpc error: code = NotFound desc = {not_found}"
             )),
             "{failed:?}"
         );
-        assert!(
-            failed.contains(&"Error: ErrImagePull".to_string()),
-            "{failed:?}"
-        );
-        assert!(
-            failed.contains(&"Error: ImagePullBackOff".to_string()),
-            "{failed:?}"
-        );
+        assert!(failed.contains(&"Error: ErrImagePull".to_string()), "{failed:?}");
+        assert!(failed.contains(&"Error: ImagePullBackOff".to_string()), "{failed:?}");
         let backoff = events_for(&client, NS, "typo", "BackOff").await;
-        assert_eq!(
-            backoff[0].message.as_deref(),
-            Some("Back-off pulling image \"nginx:typo\"")
-        );
+        assert_eq!(backoff[0].message.as_deref(), Some("Back-off pulling image \"nginx:typo\""));
 
         // A readiness probe that fails keeps a Running pod out of Ready.
         let mut probed = pod_on("unready", "node-1", "nginx:1.27");
@@ -602,15 +478,9 @@ fn typo_image_backs_off() {
             e.first().and_then(|e| e.message.clone())
         })
         .await;
-        assert_eq!(
-            unhealthy,
-            "Readiness probe failed: HTTP probe failed with statuscode: 503"
-        );
+        assert_eq!(unhealthy, "Readiness probe failed: HTTP probe failed with statuscode: 503");
         let p = client.get::<Pod>(NS, "unready").await.expect("unready");
-        assert_eq!(
-            p.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Running")
-        );
+        assert_eq!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
         assert!(!ready(&p), "Running but not Ready");
     });
 }
@@ -628,11 +498,7 @@ impl Cidr {
     }
 
     fn contains(&self, ip: &Ipv4Addr) -> bool {
-        let mask = if self.prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix)
-        };
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
         u32::from(*ip) & mask == u32::from(self.network)
     }
 }
@@ -663,24 +529,15 @@ pub fn pod_create_to_ready_latency() {
     block_on(async {
         let client = cluster.client().await;
         pod_cidr(&client, "node-1").await;
-        client
-            .create(&pod_on("warm", "node-1", "nginx:1.27"))
-            .await
-            .expect("warm");
+        client.create(&pod_on("warm", "node-1", "nginx:1.27")).await.expect("warm");
         wait_ready(&client, "warm").await;
-        let params = ListParams {
-            namespace: NS.into(),
-            ..Default::default()
-        };
+        let params = ListParams { namespace: NS.into(), ..Default::default() };
         let mut stream = client.watch::<Pod>(&params, None).await.expect("watch");
         let mut took = Vec::new();
         for i in 0..100 {
             let name = format!("bench-{i}");
             let start = Instant::now();
-            client
-                .create(&pod_on(&name, "node-1", "nginx:1.27"))
-                .await
-                .expect("create");
+            client.create(&pod_on(&name, "node-1", "nginx:1.27")).await.expect("create");
             'wait: loop {
                 let batch = tokio::time::timeout(WAIT, stream.message())
                     .await
@@ -773,9 +630,18 @@ fn full_sync(n: u32) -> String {
                 1 => String::new(),
                 left => format!(" -m statistic --mode random --probability {:.10}", 1.0 / f64::from(left)),
             };
-            let _ = writeln!(rules, "-A {svc} -m comment --comment \"ns/svc-{s}:http -> {ip}:8080\"{prob} -j {sep}");
-            let _ = writeln!(rules, "-A {sep} -s {ip}/32 -m comment --comment \"ns/svc-{s}:http\" -j KUBE-MARK-MASQ");
-            let _ = writeln!(rules, "-A {sep} -p tcp -m comment --comment \"ns/svc-{s}:http\" -m tcp -j DNAT --to-destination {ip}:8080");
+            let _ = writeln!(
+                rules,
+                "-A {svc} -m comment --comment \"ns/svc-{s}:http -> {ip}:8080\"{prob} -j {sep}"
+            );
+            let _ = writeln!(
+                rules,
+                "-A {sep} -s {ip}/32 -m comment --comment \"ns/svc-{s}:http\" -j KUBE-MARK-MASQ"
+            );
+            let _ = writeln!(
+                rules,
+                "-A {sep} -p tcp -m comment --comment \"ns/svc-{s}:http\" -m tcp -j DNAT --to-destination {ip}:8080"
+            );
         }
     }
     chains + &rules + "COMMIT\n"

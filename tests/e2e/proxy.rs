@@ -11,8 +11,8 @@ use std::{
 
 use k8s_openapi::{
     api::core::v1::{
-        Container, ContainerPort, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodCondition, PodIP, PodSpec,
-        PodStatus, Service, ServicePort, ServiceSpec,
+        Container, ContainerPort, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodCondition, PodIP,
+        PodSpec, PodStatus, Service, ServicePort, ServiceSpec,
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
@@ -151,7 +151,12 @@ async fn run_pod(client: &Client, name: &str, node: &str, ip: &str) {
         phase: Some("Running".into()),
         pod_ip: Some(ip.into()),
         pod_ips: Some(vec![PodIP { ip: ip.into() }]),
-        conditions: Some(vec![condition("PodScheduled"), condition("Initialized"), condition("ContainersReady"), condition("Ready")]),
+        conditions: Some(vec![
+            condition("PodScheduled"),
+            condition("Initialized"),
+            condition("ContainersReady"),
+            condition("Ready"),
+        ]),
         ..Default::default()
     });
     client.update_status(&pod).await.expect("pod status");
@@ -159,7 +164,11 @@ async fn run_pod(client: &Client, name: &str, node: &str, ip: &str) {
 
 fn web_service() -> Service {
     Service {
-        metadata: ObjectMeta { name: Some("web".into()), namespace: Some("default".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
         spec: Some(ServiceSpec {
             selector: Some(labels(&[("app", "web")])),
             ports: Some(vec![ServicePort {

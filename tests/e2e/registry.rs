@@ -28,7 +28,8 @@ impl Reply {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -51,14 +52,18 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> Reply {
 
 /// `sha256:<hex>` by coreutils' sha256sum, independent of the code under test.
 fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
+    let mut child =
+        Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sha256sum");
     child.stdin.take().unwrap().write_all(bytes).unwrap();
     let out = child.wait_with_output().unwrap();
     format!("sha256:{}", String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap())
 }
 
 fn skopeo(args: &[&str]) -> std::process::Output {
-    Command::new("skopeo").args(args).output().expect("skopeo must be installed (Debian package skopeo; .ci/run installs it)")
+    Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo must be installed (Debian package skopeo; .ci/run installs it)")
 }
 
 #[test]
@@ -101,7 +106,8 @@ fn registry_serves_real_oci_images() {
     assert_eq!(sha256(&layer.body), layer_digest);
     assert_eq!(config["rootfs"]["diff_ids"][0], layer_digest);
     // GNU tar reads it (and checks every header checksum).
-    let mut tar = Command::new("tar").args(["-tvf", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut tar =
+        Command::new("tar").args(["-tvf", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     tar.stdin.take().unwrap().write_all(&layer.body).unwrap();
     let listing = tar.wait_with_output().unwrap();
     assert!(listing.status.success(), "tar: {listing:?}");
@@ -160,7 +166,8 @@ fn dig(cloud: &Cloud, args: &[&str]) -> String {
     let port = cloud.dns.port().to_string();
     let mut all = vec!["@127.0.0.1", "-p", &port, "+time=2", "+tries=3"];
     all.extend_from_slice(args);
-    let out = Command::new("dig").args(&all).output().expect("dig must be installed (Debian package dnsutils)");
+    let out =
+        Command::new("dig").args(&all).output().expect("dig must be installed (Debian package dnsutils)");
     assert!(out.status.success(), "dig {all:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -196,10 +203,14 @@ fn upstream_resolver_answers_dig() {
     assert_eq!(flags(&a), "qr aa rd ra");
     assert_eq!(section(&a, "ANSWER"), vec!["example.com. 300 IN A 93.184.215.14"]);
 
-    assert_eq!(dig(&cloud, &["+short", "example.com", "AAAA"]).trim(), "2606:2800:21f:cb07:6820:80da:af6b:8b2c");
+    assert_eq!(
+        dig(&cloud, &["+short", "example.com", "AAAA"]).trim(),
+        "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+    );
     assert_eq!(dig(&cloud, &["+short", "example.com", "MX"]).trim(), "0 .");
     assert_eq!(dig(&cloud, &["+short", "example.com", "TXT"]).trim(), "\"v=spf1 -all\"");
-    let mut ns: Vec<String> = dig(&cloud, &["+short", "example.com", "NS"]).lines().map(String::from).collect();
+    let mut ns: Vec<String> =
+        dig(&cloud, &["+short", "example.com", "NS"]).lines().map(String::from).collect();
     ns.sort();
     assert_eq!(ns, vec!["a.iana-servers.net.", "b.iana-servers.net."]);
     assert!(dig(&cloud, &["+short", "example.com", "SOA"]).starts_with("ns.icann.org. noc.dns.icann.org. "));
@@ -232,7 +243,10 @@ fn upstream_resolver_answers_dig() {
     let outside = dig(&cloud, &["orders.shop.svc.cluster.local", "A"]);
     assert_eq!(status(&outside), "NXDOMAIN");
     assert_eq!(flags(&outside), "qr rd ra");
-    assert!(section(&outside, "AUTHORITY")[0].starts_with(". 86400 IN SOA a.root-servers.net. nstld.verisign-grs.com."));
+    assert!(
+        section(&outside, "AUTHORITY")[0]
+            .starts_with(". 86400 IN SOA a.root-servers.net. nstld.verisign-grs.com.")
+    );
 
     // AWS endpoints and registry hosts point at the advertised address.
     for name in [
@@ -247,7 +261,10 @@ fn upstream_resolver_answers_dig() {
     }
     let aws_soa = dig(&cloud, &["amazonaws.com", "SOA"]);
     assert_eq!(flags(&aws_soa), "qr aa rd ra");
-    assert!(section(&aws_soa, "ANSWER")[0].starts_with("amazonaws.com. 900 IN SOA dns-external-master.amazon.com. root.amazon.com."));
+    assert!(
+        section(&aws_soa, "ANSWER")[0]
+            .starts_with("amazonaws.com. 900 IN SOA dns-external-master.amazon.com. root.amazon.com.")
+    );
     // An empty non-terminal inside the zone is NODATA, not NXDOMAIN.
     assert_eq!(status(&dig(&cloud, &["dkr.ecr.us-east-1.amazonaws.com", "A"])), "NOERROR");
 }

@@ -7,16 +7,14 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
-    api::core::v1::{
-        Container, Namespace, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodSpec,
-    },
+    api::core::v1::{Container, Namespace, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodSpec},
     apimachinery::pkg::{
         api::resource::Quantity,
         apis::meta::v1::{ObjectMeta, Time},
     },
 };
 use netlab_client::{Client, ListParams};
-use netlab_e2e::{Apiserver, Component, block_on, eventually, events_for, parts};
+use netlab_e2e::{Apiserver, Component, block_on, events_for, eventually, parts};
 
 const NS: &str = "demo";
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,13 +53,15 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 /// A Node as a kubelet registers it: hostname label, addresses, capacity and allocatable, and a
 /// Ready condition.
 fn node(name: &str, ip: &str, pods: u32, ready: bool, labels: &[(&str, &str)]) -> Node {
-    let mut l: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut l: BTreeMap<String, String> =
+        labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     l.insert("kubernetes.io/hostname".into(), name.into());
     l.insert("kubernetes.io/os".into(), "linux".into());
-    let resources: BTreeMap<String, Quantity> = [("cpu", "2"), ("memory", "4Gi"), ("pods", &pods.to_string())]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-        .collect();
+    let resources: BTreeMap<String, Quantity> =
+        [("cpu", "2"), ("memory", "4Gi"), ("pods", &pods.to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+            .collect();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let (status, reason, message) = if ready {
         ("True", "KubeletReady", "kubelet is posting ready status")
@@ -92,15 +92,19 @@ fn node(name: &str, ip: &str, pods: u32, ready: bool, labels: &[(&str, &str)]) -
 }
 
 fn pod(name: &str, selector: &[(&str, &str)]) -> Pod {
-    let node_selector =
-        (!selector.is_empty()).then(|| selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let node_selector = (!selector.is_empty())
+        .then(|| selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     Pod {
         metadata: ObjectMeta {
             labels: Some([("app".to_string(), "orders".to_string())].into()),
             ..meta(name, Some(NS))
         },
         spec: Some(PodSpec {
-            containers: vec![Container { name: "app".into(), image: Some("nginx:1.27".into()), ..Default::default() }],
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
             node_selector,
             ..Default::default()
         }),
@@ -144,7 +148,8 @@ fn per_node(placement: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
 async fn wait_unschedulable(client: &Client, name: &str) -> (String, String) {
     eventually(&format!("{name} marked unschedulable"), WAIT, || async {
         let p: Pod = client.get(NS, name).await.ok()?;
-        let c = p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+        let c =
+            p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
         Some((c.reason?, c.message?))
     })
     .await
@@ -181,7 +186,10 @@ fn three_pods_spread_two_and_one_across_two_nodes() {
             .await;
             assert_eq!(events.len(), 1);
             let e = &events[0];
-            assert_eq!(e.message.as_deref(), Some(format!("Successfully assigned demo/{pod} to {node}").as_str()));
+            assert_eq!(
+                e.message.as_deref(),
+                Some(format!("Successfully assigned demo/{pod} to {node}").as_str())
+            );
             assert_eq!(e.type_.as_deref(), Some("Normal"));
             assert_eq!(e.source.as_ref().and_then(|s| s.component.as_deref()), Some("default-scheduler"));
         }
@@ -263,7 +271,10 @@ fn node_selectors_are_honoured_and_not_ready_nodes_get_nothing() {
         // that retries it.
         create_pods(&client, &["pinned-1"], &[("kubernetes.io/hostname", "node-c")]).await;
         let (_, message) = wait_unschedulable(&client, "pinned-1").await;
-        assert!(message.contains("1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }"), "{message}");
+        assert!(
+            message.contains("1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }"),
+            "{message}"
+        );
         let mut c: Node = client.get("", "node-c").await.unwrap();
         for cond in c.status.as_mut().and_then(|s| s.conditions.as_mut()).into_iter().flatten() {
             cond.status = "True".into();
@@ -316,7 +327,10 @@ fn a_restarted_scheduler_counts_bound_pods_and_binds_each_pod_once() {
             .await;
             assert_eq!(events.len(), 1, "{name} was scheduled once: {events:?}");
             assert_eq!(events[0].count, Some(1));
-            assert!(events_for(&client, NS, name, "FailedScheduling").await.is_empty(), "no binding of {name} was refused");
+            assert!(
+                events_for(&client, NS, name, "FailedScheduling").await.is_empty(),
+                "no binding of {name} was refused"
+            );
         }
     });
 }
@@ -339,9 +353,15 @@ fn a_deployment_spreads_over_two_nodes_and_its_overflow_stays_pending() {
             metadata: meta("orders", Some(NS)),
             spec: Some(DeploymentSpec {
                 replicas: Some(replicas),
-                selector: LabelSelector { match_labels: template.metadata.labels.clone(), ..Default::default() },
+                selector: LabelSelector {
+                    match_labels: template.metadata.labels.clone(),
+                    ..Default::default()
+                },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: template.metadata.labels.clone(), ..Default::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: template.metadata.labels.clone(),
+                        ..Default::default()
+                    }),
                     spec: template.spec.clone(),
                 },
                 ..Default::default()
@@ -356,7 +376,8 @@ fn a_deployment_spreads_over_two_nodes_and_its_overflow_stays_pending() {
             (pods.len() == 3 && bound.len() == 3).then_some(bound)
         })
         .await;
-        let mut counts: Vec<usize> = ["node-1", "node-2"].iter().map(|n| placement.iter().filter(|p| p == n).count()).collect();
+        let mut counts: Vec<usize> =
+            ["node-1", "node-2"].iter().map(|n| placement.iter().filter(|p| p == n).count()).collect();
         counts.sort();
         assert_eq!(counts, [1, 2]);
 
@@ -370,10 +391,14 @@ fn a_deployment_spreads_over_two_nodes_and_its_overflow_stays_pending() {
         let pending = eventually("4 bound and 1 pending", WAIT, || async {
             let (pods, _) = client.list::<Pod>(&list).await.ok()?;
             let unbound: Vec<&Pod> = pods.iter().filter(|p| node_of(p).is_none()).collect();
-            (pods.len() == 5 && unbound.len() == 1).then(|| unbound[0].metadata.name.clone().unwrap_or_default())
+            (pods.len() == 5 && unbound.len() == 1)
+                .then(|| unbound[0].metadata.name.clone().unwrap_or_default())
         })
         .await;
         assert!(pending.starts_with("orders-"), "{pending}");
-        assert_eq!(wait_unschedulable(&client, &pending).await, ("Unschedulable".to_string(), FULL_MESSAGE.to_string()));
+        assert_eq!(
+            wait_unschedulable(&client, &pending).await,
+            ("Unschedulable".to_string(), FULL_MESSAGE.to_string())
+        );
     });
 }

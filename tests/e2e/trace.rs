@@ -42,10 +42,16 @@ fn netlab_trace_prints_the_apiservers_cluster_ip_decision() {
     // The SDK exports in batches (every 5 s by default): wait generously, assert nothing on time.
     let span = collector
         .wait_for(
-            |s| s.service == "kube-apiserver" && s.name == "allocate ClusterIP" && s.attr("netlab.service") == "default/orders",
+            |s| {
+                s.service == "kube-apiserver"
+                    && s.name == "allocate ClusterIP"
+                    && s.attr("netlab.service") == "default/orders"
+            },
             Duration::from_secs(90),
         )
-        .unwrap_or_else(|| panic!("no `allocate ClusterIP` span for default/orders; received:\n{}", collector.summary()));
+        .unwrap_or_else(|| {
+            panic!("no `allocate ClusterIP` span for default/orders; received:\n{}", collector.summary())
+        });
     assert_eq!(span.attr("netlab.cluster_ip"), ip);
     assert_eq!(span.attr("netlab.service_cidr"), "10.96.0.0/12");
 

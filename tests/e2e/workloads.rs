@@ -56,12 +56,15 @@ impl Kubelet {
                         let _ = client.bind(&ns, &name, "node-a").await;
                         continue;
                     }
-                    let image = p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone()).unwrap_or_default();
-                    let is_held = held
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .any(|h| h.strip_prefix("image:").map_or(name.starts_with(h.as_str()), |i| i == image));
+                    let image = p
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers.first())
+                        .and_then(|c| c.image.clone())
+                        .unwrap_or_default();
+                    let is_held = held.lock().unwrap().iter().any(|h| {
+                        h.strip_prefix("image:").map_or(name.starts_with(h.as_str()), |i| i == image)
+                    });
                     if !is_held && !ready(&p) {
                         ip += 1;
                         let _ = make_ready(&client, p, ip).await;
@@ -132,7 +135,10 @@ fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
 
 /// Pods not being deleted whose name starts with `prefix`.
 async fn live_pods(client: &Client, prefix: &str) -> Vec<Pod> {
-    let (pods, _) = client.list::<Pod>(&ListParams { namespace: NS.into(), ..Default::default() }).await.expect("list pods");
+    let (pods, _) = client
+        .list::<Pod>(&ListParams { namespace: NS.into(), ..Default::default() })
+        .await
+        .expect("list pods");
     pods.into_iter()
         .filter(|p| p.metadata.name.as_deref().unwrap_or_default().starts_with(prefix))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -145,7 +151,10 @@ fn names(pods: &[Pod]) -> BTreeSet<String> {
 
 /// The ReplicaSets whose name starts with `<deployment>-`.
 async fn replica_sets(client: &Client, deployment: &str) -> Vec<ReplicaSet> {
-    let (sets, _) = client.list::<ReplicaSet>(&ListParams { namespace: NS.into(), ..Default::default() }).await.expect("list rs");
+    let (sets, _) = client
+        .list::<ReplicaSet>(&ListParams { namespace: NS.into(), ..Default::default() })
+        .await
+        .expect("list rs");
     sets.into_iter()
         .filter(|rs| rs.metadata.name.as_deref().unwrap_or_default().starts_with(&format!("{deployment}-")))
         .collect()
@@ -156,7 +165,8 @@ fn rs_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 async fn events(client: &Client, reason: &str) -> Vec<Event> {
-    let params = ListParams { namespace: NS.into(), fields: format!("reason={reason}"), ..Default::default() };
+    let params =
+        ListParams { namespace: NS.into(), fields: format!("reason={reason}"), ..Default::default() };
     client.list::<Event>(&params).await.expect("list events").0
 }
 
@@ -210,7 +220,10 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         .await;
         let rs_name = rs.metadata.name.clone().unwrap();
         let hash = rs_name.strip_prefix("orders-").unwrap().to_string();
-        assert!((1..=10).contains(&hash.len()) && hash.chars().all(|c| HASH_ALPHABET.contains(c)), "{rs_name}");
+        assert!(
+            (1..=10).contains(&hash.len()) && hash.chars().all(|c| HASH_ALPHABET.contains(c)),
+            "{rs_name}"
+        );
         let labels = rs.metadata.labels.clone().unwrap();
         assert_eq!(labels.get("pod-template-hash"), Some(&hash));
         let spec = rs.spec.clone().unwrap();
@@ -219,11 +232,21 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         assert_eq!(template_labels.get("pod-template-hash"), Some(&hash));
         let d: Deployment = client.get(NS, "orders").await.unwrap();
         let owner = &rs.metadata.owner_references.clone().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller, owner.uid.as_str()), ("Deployment", Some(true), d.metadata.uid.as_deref().unwrap()));
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller, owner.uid.as_str()),
+            ("Deployment", Some(true), d.metadata.uid.as_deref().unwrap())
+        );
         let annotations = rs.metadata.annotations.clone().unwrap();
         assert_eq!(annotations.get("deployment.kubernetes.io/revision").map(String::as_str), Some("1"));
-        assert_eq!(annotations.get("deployment.kubernetes.io/desired-replicas").map(String::as_str), Some("3"));
-        assert_eq!(annotations.get("deployment.kubernetes.io/max-replicas").map(String::as_str), Some("4"), "3 + ceil(25% of 3)");
+        assert_eq!(
+            annotations.get("deployment.kubernetes.io/desired-replicas").map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(
+            annotations.get("deployment.kubernetes.io/max-replicas").map(String::as_str),
+            Some("4"),
+            "3 + ceil(25% of 3)"
+        );
 
         let pods = eventually("3 orders pods", WAIT, || async {
             let pods = live_pods(&client, &format!("{rs_name}-")).await;
@@ -236,15 +259,28 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
             assert_eq!(suffix.len(), 5, "{name}");
             assert_eq!(p.metadata.labels.as_ref().unwrap().get("app").map(String::as_str), Some("orders"));
             let owner = &p.metadata.owner_references.clone().unwrap()[0];
-            assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("ReplicaSet", rs_name.as_str(), Some(true)));
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+                ("ReplicaSet", rs_name.as_str(), Some(true))
+            );
         }
         let first_pod = pods[0].metadata.name.clone().unwrap();
         eventually("ScalingReplicaSet event", WAIT, || {
-            has_event(&client, "ScalingReplicaSet", format!("Scaled up replica set {rs_name} from 0 to 3"), "deployment-controller")
+            has_event(
+                &client,
+                "ScalingReplicaSet",
+                format!("Scaled up replica set {rs_name} from 0 to 3"),
+                "deployment-controller",
+            )
         })
         .await;
         eventually("SuccessfulCreate event", WAIT, || {
-            has_event(&client, "SuccessfulCreate", format!("Created pod: {first_pod}"), "replicaset-controller")
+            has_event(
+                &client,
+                "SuccessfulCreate",
+                format!("Created pod: {first_pod}"),
+                "replicaset-controller",
+            )
         })
         .await;
 
@@ -265,20 +301,40 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         })
         .await;
         let d: Deployment = client.get(NS, "orders").await.unwrap();
-        let progressing = d.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Progressing").unwrap();
-        assert_eq!(progressing.message.unwrap(), format!("ReplicaSet \"{rs_name}\" has successfully progressed."));
+        let progressing =
+            d.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Progressing").unwrap();
+        assert_eq!(
+            progressing.message.unwrap(),
+            format!("ReplicaSet \"{rs_name}\" has successfully progressed.")
+        );
 
         // Scale to 5 and back to 2.
         set_replicas(&client, "orders", 5).await;
-        eventually("5 orders pods", WAIT, || async { (live_pods(&client, "orders-").await.len() == 5).then_some(()) }).await;
+        eventually("5 orders pods", WAIT, || async {
+            (live_pods(&client, "orders-").await.len() == 5).then_some(())
+        })
+        .await;
         eventually("scale-up event", WAIT, || {
-            has_event(&client, "ScalingReplicaSet", format!("Scaled up replica set {rs_name} from 3 to 5"), "deployment-controller")
+            has_event(
+                &client,
+                "ScalingReplicaSet",
+                format!("Scaled up replica set {rs_name} from 3 to 5"),
+                "deployment-controller",
+            )
         })
         .await;
         set_replicas(&client, "orders", 2).await;
-        eventually("2 orders pods", WAIT, || async { (live_pods(&client, "orders-").await.len() == 2).then_some(()) }).await;
+        eventually("2 orders pods", WAIT, || async {
+            (live_pods(&client, "orders-").await.len() == 2).then_some(())
+        })
+        .await;
         eventually("scale-down event", WAIT, || {
-            has_event(&client, "ScalingReplicaSet", format!("Scaled down replica set {rs_name} from 5 to 2"), "deployment-controller")
+            has_event(
+                &client,
+                "ScalingReplicaSet",
+                format!("Scaled down replica set {rs_name} from 5 to 2"),
+                "deployment-controller",
+            )
         })
         .await;
         assert_eq!(replica_sets(&client, "orders").await.len(), 1, "scaling makes no new ReplicaSet");
@@ -293,7 +349,8 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         .await;
         kubelet.hold("image:nginx:1.26");
         let mut d: Deployment = client.get(NS, "orders").await.unwrap();
-        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("nginx:1.26".into());
+        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image =
+            Some("nginx:1.26".into());
         client.update(&d).await.unwrap();
         let (old, new) = eventually("rollout held at old 3 + new 2", WAIT, || async {
             let sets = replica_sets(&client, "orders").await;
@@ -305,7 +362,12 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         let new_name = new.metadata.name.clone().unwrap();
         assert_ne!(new_name, rs_name);
         assert_eq!(
-            new.metadata.annotations.as_ref().unwrap().get("deployment.kubernetes.io/revision").map(String::as_str),
+            new.metadata
+                .annotations
+                .as_ref()
+                .unwrap()
+                .get("deployment.kubernetes.io/revision")
+                .map(String::as_str),
             Some("2")
         );
         assert_eq!(rs_replicas(&old), 3);
@@ -316,7 +378,11 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
             let total: i32 = sets.iter().map(rs_replicas).sum();
             assert!(total <= 5, "maxSurge: at most 4 + 1 pods, got {total}");
             let old = sets.iter().find(|rs| rs.metadata.name.as_deref() == Some(rs_name.as_str())).unwrap();
-            assert_eq!(rs_replicas(old), 3, "maxUnavailable: the old ReplicaSet keeps 3 while the new pods are not Ready");
+            assert_eq!(
+                rs_replicas(old),
+                3,
+                "maxUnavailable: the old ReplicaSet keeps 3 while the new pods are not Ready"
+            );
         }
         let d: Deployment = client.get(NS, "orders").await.unwrap();
         let st = d.status.unwrap();
@@ -339,7 +405,8 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
             let d: Deployment = client.get(NS, "orders").await.ok()?;
             let st = d.status?;
             let c = st.conditions?.into_iter().find(|c| c.type_ == "Progressing")?;
-            (c.reason.as_deref() == Some("NewReplicaSetAvailable") && st.updated_replicas == Some(4)).then_some(())
+            (c.reason.as_deref() == Some("NewReplicaSetAvailable") && st.updated_replicas == Some(4))
+                .then_some(())
         })
         .await;
 
@@ -353,10 +420,17 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
             assert_eq!(now, before, "restart changed the pods");
         }
         let all_after = names(&client.list::<Pod>(&ListParams::default()).await.unwrap().0);
-        assert!(all_after.is_subset(&all_before), "new pods after the restart: {:?}", all_after.difference(&all_before));
+        assert!(
+            all_after.is_subset(&all_before),
+            "new pods after the restart: {:?}",
+            all_after.difference(&all_before)
+        );
         // The restarted controller-manager works: scale to 6, exactly 6.
         set_replicas(&client, "orders", 6).await;
-        eventually("6 orders pods", WAIT, || async { (live_pods(&client, "orders-").await.len() == 6).then_some(()) }).await;
+        eventually("6 orders pods", WAIT, || async {
+            (live_pods(&client, "orders-").await.len() == 6).then_some(())
+        })
+        .await;
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert_eq!(live_pods(&client, "orders-").await.len(), 6, "no extra pod after the restart");
@@ -365,7 +439,9 @@ fn deployment_rolls_replica_sets_and_pods_with_kubernetes_names() {
         // Deleting the Deployment: the garbage collector removes its ReplicaSets and pods.
         client.delete::<Deployment>(NS, "orders").await.unwrap();
         eventually("ReplicaSets and pods collected", WAIT, || async {
-            (replica_sets(&client, "orders").await.is_empty() && live_pods(&client, "orders-").await.is_empty()).then_some(())
+            (replica_sets(&client, "orders").await.is_empty()
+                && live_pods(&client, "orders-").await.is_empty())
+            .then_some(())
         })
         .await;
         stop.store(true, Ordering::Relaxed);
@@ -414,9 +490,17 @@ fn statefulset_creates_pods_in_order_with_stable_identity() {
         let hash = revision.strip_prefix("web-").expect("controller-revision-hash is <set>-<hash>");
         assert!(hash.chars().all(|c| HASH_ALPHABET.contains(c)), "{revision}");
         let owner = &web0.metadata.owner_references.clone().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("StatefulSet", set.metadata.uid.as_deref().unwrap(), Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("StatefulSet", set.metadata.uid.as_deref().unwrap(), Some(true))
+        );
         eventually("SuccessfulCreate web-0", WAIT, || {
-            has_event(&client, "SuccessfulCreate", "create Pod web-0 in StatefulSet web successful".into(), "statefulset-controller")
+            has_event(
+                &client,
+                "SuccessfulCreate",
+                "create Pod web-0 in StatefulSet web successful".into(),
+                "statefulset-controller",
+            )
         })
         .await;
 
@@ -466,17 +550,26 @@ fn statefulset_creates_pods_in_order_with_stable_identity() {
         .await;
         // The kubelet removes Terminating pods regardless of holds; so look at the order in the
         // Events instead of racing it.
-        eventually("web-1 deleted", WAIT, || async { client.get::<Pod>(NS, "web-1").await.is_err().then_some(()) }).await;
+        eventually("web-1 deleted", WAIT, || async {
+            client.get::<Pod>(NS, "web-1").await.is_err().then_some(())
+        })
+        .await;
         let deletes = events(&client, "SuccessfulDelete").await;
         // Event names are `<object>.<creation time in hex nanoseconds>`: they sort by time.
         let order: Vec<String> = {
-            let mut d: Vec<_> = deletes.iter().map(|e| (e.metadata.name.clone(), e.message.clone().unwrap_or_default())).collect();
+            let mut d: Vec<_> = deletes
+                .iter()
+                .map(|e| (e.metadata.name.clone(), e.message.clone().unwrap_or_default()))
+                .collect();
             d.sort();
             d.into_iter().map(|(_, m)| m).collect()
         };
         assert_eq!(
             order,
-            ["delete Pod web-2 in StatefulSet web successful", "delete Pod web-1 in StatefulSet web successful"],
+            [
+                "delete Pod web-2 in StatefulSet web successful",
+                "delete Pod web-1 in StatefulSet web successful"
+            ],
         );
         assert!(client.get::<Pod>(NS, "web-0").await.is_ok(), "web-0 stays");
 

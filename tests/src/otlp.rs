@@ -86,11 +86,8 @@ impl RecordedSpan {
             kvs.iter().map(|kv| (kv.key.clone(), text(kv.value.as_ref()))).collect()
         };
         let resource_map = texts(resource);
-        let error = span
-            .status
-            .as_ref()
-            .filter(|s| s.code == OtlpStatus::Error as i32)
-            .map(|s| s.message.clone());
+        let error =
+            span.status.as_ref().filter(|s| s.code == OtlpStatus::Error as i32).map(|s| s.message.clone());
         let kind = match SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified) {
             SpanKind::Unspecified => "",
             SpanKind::Internal => "internal",
@@ -124,7 +121,14 @@ impl RecordedSpan {
     /// `service  name  key=value ...`, for failure messages.
     pub fn summary(&self) -> String {
         let attrs: Vec<String> = self.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{}  {}  [{} < {}]  {}", self.service, self.name, self.span_id, self.parent_span_id.as_deref().unwrap_or("-"), attrs.join(" "))
+        format!(
+            "{}  {}  [{} < {}]  {}",
+            self.service,
+            self.name,
+            self.span_id,
+            self.parent_span_id.as_deref().unwrap_or("-"),
+            attrs.join(" ")
+        )
     }
 }
 
@@ -290,7 +294,8 @@ async fn get_trace(State(store): State<Store>, Path(trace_id): Path<String>) -> 
     let (status, body) = match padded_trace_id(&trace_id) {
         Err(msg) => (StatusCode::BAD_REQUEST, error_body(400, &msg)),
         Ok(id) => {
-            let spans: Vec<RecordedSpan> = lock(&store).iter().filter(|s| s.trace_id == id).cloned().collect();
+            let spans: Vec<RecordedSpan> =
+                lock(&store).iter().filter(|s| s.trace_id == id).cloned().collect();
             if spans.is_empty() {
                 (StatusCode::NOT_FOUND, error_body(404, "trace not found"))
             } else {
@@ -441,7 +446,10 @@ fn as_json(v: &any_value::Value) -> Value {
         any_value::Value::BytesValue(b) => json!(data_encoding::BASE64.encode(b)),
         any_value::Value::ArrayValue(a) => Value::Array(a.values.iter().map(inner).collect()),
         any_value::Value::KvlistValue(m) => Value::Object(
-            m.values.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, inner))).collect(),
+            m.values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, inner)))
+                .collect(),
         ),
         any_value::Value::StringValueStrindex(i) => json!(i),
     }

@@ -38,8 +38,14 @@ impl Cloud {
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (registry_listen, dns_listen) = (registry.to_string(), dns.to_string());
         let healthz = format!("127.0.0.1:{}", free_port());
-        let mut args =
-            vec!["--registry-listen", &registry_listen, "--dns-listen", &dns_listen, "--healthz-bind-address", &healthz];
+        let mut args = vec![
+            "--registry-listen",
+            &registry_listen,
+            "--dns-listen",
+            &dns_listen,
+            "--healthz-bind-address",
+            &healthz,
+        ];
         args.extend_from_slice(extra);
         let process = Component::start("netlab-cloud", &args);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -81,7 +87,14 @@ pub fn scheduler(api: &str, extra: &[&str]) -> Component {
 /// `netlab-proxy` for the node `node`, programming the kernel API at `kernel` (a real node's,
 /// or a test's own) in `mode`, syncing at most every `min_sync_period`, with `extra` flags after
 /// the usual ones.
-pub fn proxy(api: &str, node: &str, kernel: &str, mode: &str, min_sync_period: &str, extra: &[&str]) -> Component {
+pub fn proxy(
+    api: &str,
+    node: &str,
+    kernel: &str,
+    mode: &str,
+    min_sync_period: &str,
+    extra: &[&str],
+) -> Component {
     let mut args = vec![
         "--server",
         api,
@@ -126,7 +139,14 @@ impl Node<'_> {
     }
 
     /// [`Node::agent`] at `--time-scale time_scale` ("1": real time).
-    pub fn agent_scaled(&self, api: &str, data_dir: &Path, registry: &str, time_scale: &str, extra: &[&str]) -> Component {
+    pub fn agent_scaled(
+        &self,
+        api: &str,
+        data_dir: &Path,
+        registry: &str,
+        time_scale: &str,
+        extra: &[&str],
+    ) -> Component {
         let port = self.port.to_string();
         let data = data_dir.join(self.name);
         let mut args = vec![

@@ -17,12 +17,7 @@ impl Bitmap {
     /// An empty bitmap of `size` items.
     pub fn new(size: u64) -> Self {
         let nwords = size.div_ceil(64) as usize;
-        let mut bitmap = Self {
-            size,
-            words: vec![0; nwords],
-            full: vec![0; nwords.div_ceil(64)],
-            used: 0,
-        };
+        let mut bitmap = Self { size, words: vec![0; nwords], full: vec![0; nwords.div_ceil(64)], used: 0 };
         // Bits past `size` in the last word are permanently "allocated" so scans never return them.
         if !size.is_multiple_of(64) {
             let last = nwords - 1;

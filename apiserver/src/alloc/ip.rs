@@ -50,9 +50,8 @@ impl IpAllocator {
 
     /// The static band as an inclusive address range, `None` when the range is too small for one.
     pub fn static_range(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
-        (self.offset > 0).then(|| {
-            (Ipv4Addr::from(self.base), Ipv4Addr::from(self.base + self.offset as u32 - 1))
-        })
+        (self.offset > 0)
+            .then(|| (Ipv4Addr::from(self.base), Ipv4Addr::from(self.base + self.offset as u32 - 1)))
     }
 
     /// Number of usable addresses.
@@ -91,11 +90,7 @@ impl IpAllocator {
     /// Allocates a specific address, anywhere in the range.
     pub fn allocate(&mut self, ip: IpAddr) -> Result<(), AllocError> {
         let i = self.index(ip)?;
-        if self.bits.set(i) {
-            Ok(())
-        } else {
-            Err(AllocError::Allocated("IP"))
-        }
+        if self.bits.set(i) { Ok(()) } else { Err(AllocError::Allocated("IP")) }
     }
 
     /// Releases an address; releasing a free or foreign address does nothing.

@@ -38,10 +38,8 @@ impl PortAllocator {
     pub fn allocate_next(&mut self) -> Result<u16, AllocError> {
         let size = self.bits.size();
         let start = self.offset + self.rng.below((size - self.offset).max(1));
-        let found = self
-            .bits
-            .find_free(self.offset, size, start)
-            .or_else(|| self.bits.find_free(0, self.offset, 0));
+        let found =
+            self.bits.find_free(self.offset, size, start).or_else(|| self.bits.find_free(0, self.offset, 0));
         let i = found.ok_or(AllocError::Full)?;
         self.bits.set(i);
         Ok(self.base + i as u16)

@@ -66,7 +66,9 @@ pub fn rebuild(state: &State, cfg: &RegistryConfig) -> (Allocators, Vec<Finding>
                 Err(AllocError::Allocated(_)) => findings.push(Finding {
                     service: svc.clone(),
                     reason: "PortAlreadyAllocated",
-                    message: format!("Port {port} was assigned to multiple services; please recreate service"),
+                    message: format!(
+                        "Port {port} was assigned to multiple services; please recreate service"
+                    ),
                 }),
                 Err(_) => findings.push(Finding {
                     service: svc.clone(),
@@ -112,7 +114,9 @@ pub async fn report(registry: &Registry, findings: Vec<Finding>) {
             "lastTimestamp": now,
             "count": 1,
         });
-        if let Err(error) = registry.write(WriteOp::Create { resource: Resource::Events, object: event }).await {
+        if let Err(error) =
+            registry.write(WriteOp::Create { resource: Resource::Events, object: event }).await
+        {
             tracing::warn!(%error, "Could not record the repair event.");
         }
     }

@@ -23,7 +23,10 @@ async fn open(dir: &std::path::Path, cfg: RegistryConfig) -> Registry {
     open_with_writer(dir, cfg).await.0
 }
 
-async fn open_with_writer(dir: &std::path::Path, cfg: RegistryConfig) -> (Registry, tokio::task::JoinHandle<()>) {
+async fn open_with_writer(
+    dir: &std::path::Path,
+    cfg: RegistryConfig,
+) -> (Registry, tokio::task::JoinHandle<()>) {
     let store = Arc::new(RedbStore::open(dir).unwrap());
     let (registry, writer) = Registry::open(store, cfg, CancellationToken::new()).await.unwrap();
     bootstrap::run(&registry, 6443).await.unwrap();
@@ -41,7 +44,9 @@ fn body(v: Value) -> Vec<u8> {
 }
 
 fn svc(name: &str) -> Vec<u8> {
-    body(json!({"metadata": {"name": name, "labels": {"app": name}}, "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}))
+    body(
+        json!({"metadata": {"name": name, "labels": {"app": name}}, "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}),
+    )
 }
 
 fn ip_of(obj: &Stored) -> String {
@@ -49,7 +54,8 @@ fn ip_of(obj: &Stored) -> String {
 }
 
 async fn next(rx: &mut tokio::sync::mpsc::Receiver<Result<Vec<watch::Item>>>) -> Vec<(EventType, String)> {
-    let batch = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an event").expect("open");
+    let batch =
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an event").expect("open");
     batch.unwrap().into_iter().map(|i| (i.kind, i.object.name.clone())).collect()
 }
 
@@ -82,13 +88,15 @@ async fn services_get_distinct_ips_from_the_dynamic_band_and_errors_are_kubernet
     let err = r.create(Resource::Services, "default", &svc("a")).await.unwrap_err();
     assert_eq!(err.to_string(), "services \"a\" already exists");
 
-    let taken = body(json!({"metadata": {"name": "c"}, "spec": {"clusterIP": "10.0.0.10", "ports": [{"port": 53}]}}));
+    let taken =
+        body(json!({"metadata": {"name": "c"}, "spec": {"clusterIP": "10.0.0.10", "ports": [{"port": 53}]}}));
     let err = r.create(Resource::Services, "default", &taken).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "The Service \"c\" is invalid: spec.clusterIPs: Invalid value: [\"10.0.0.10\"]: failed to allocate IP 10.0.0.10: provided IP is already allocated"
     );
-    let outside = body(json!({"metadata": {"name": "c"}, "spec": {"clusterIP": "1.1.1.1", "ports": [{"port": 53}]}}));
+    let outside =
+        body(json!({"metadata": {"name": "c"}, "spec": {"clusterIP": "1.1.1.1", "ports": [{"port": 53}]}}));
     let err = r.create(Resource::Services, "default", &outside).await.unwrap_err();
     assert!(err.to_string().ends_with("failed to allocate IP 1.1.1.1: provided IP 1.1.1.1 is not in the valid range. The range of valid IPs is 10.0.0.0/26"), "{err}");
 
@@ -115,20 +123,31 @@ async fn range_full_then_release_on_delete() {
 async fn headless_and_external_name_get_no_ip_and_node_ports_are_allocated() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
-    let headless = body(json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 6379}]}}));
+    let headless = body(
+        json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 6379}]}}),
+    );
     let db = r.create(Resource::Services, "default", &headless).await.unwrap();
     assert_eq!(ip_of(&db), "None");
-    let ext = body(json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "example.com"}}));
+    let ext = body(
+        json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "example.com"}}),
+    );
     let ext = r.create(Resource::Services, "default", &ext).await.unwrap();
     assert!(ext.value["spec"].get("clusterIP").is_none());
-    let np = body(json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81}]}}));
+    let np = body(
+        json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81}]}}),
+    );
     let web = r.create(Resource::Services, "default", &np).await.unwrap();
     assert_eq!(web.value["spec"]["ports"][0]["nodePort"], 30080);
     let second = web.value["spec"]["ports"][1]["nodePort"].as_u64().unwrap();
     assert!((30086..=32767).contains(&second), "{second}");
-    let clash = body(json!({"metadata": {"name": "web2"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}));
+    let clash = body(
+        json!({"metadata": {"name": "web2"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}),
+    );
     let err = r.create(Resource::Services, "default", &clash).await.unwrap_err();
-    assert_eq!(err.to_string(), "The Service \"web2\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
+    assert_eq!(
+        err.to_string(),
+        "The Service \"web2\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"
+    );
 }
 
 #[tokio::test]
@@ -148,14 +167,19 @@ async fn update_keeps_allocations_rejects_stale_versions_and_skips_no_ops() {
     assert_eq!(ip_of(&b), ip_of(&a));
     let err = r.update(Resource::Services, "default", &body(changed), false).await.unwrap_err();
     assert_eq!(err.reason(), "Conflict");
-    assert_eq!(err.to_string(), "Operation cannot be fulfilled on services \"a\": the object has been modified; please apply your changes to the latest version and try again");
+    assert_eq!(
+        err.to_string(),
+        "Operation cannot be fulfilled on services \"a\": the object has been modified; please apply your changes to the latest version and try again"
+    );
 }
 
 #[tokio::test]
 async fn status_is_written_only_through_the_status_subresource() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
-    let pod = body(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}, "status": {"phase": "Running"}}));
+    let pod = body(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}, "status": {"phase": "Running"}}),
+    );
     let p = r.create(Resource::Pods, "default", &pod).await.unwrap();
     assert_eq!(p.value["status"]["phase"], "Pending", "create resets status");
     let mut with_status = p.value.clone();
@@ -192,7 +216,9 @@ async fn watch_resumes_from_a_resource_version_and_expires_when_too_old() {
     assert_eq!(names, ["b", "kube-dns", "kubernetes"]);
 
     for i in 0..6 {
-        r.create(Resource::ConfigMaps, "default", &body(json!({"metadata": {"name": format!("c{i}")}}))).await.unwrap();
+        r.create(Resource::ConfigMaps, "default", &body(json!({"metadata": {"name": format!("c{i}")}})))
+            .await
+            .unwrap();
     }
     let err = r.watch(spec(Some(rv)), CancellationToken::new()).unwrap_err();
     assert_eq!(err.reason(), "Expired");
@@ -229,7 +255,9 @@ async fn deleting_a_namespace_deletes_its_contents_and_finalizers_delay_deletion
     r.delete(Resource::Namespaces, "", "demo", None, None).await.unwrap();
     assert!(r.get(Resource::Services, "demo", "orders").is_err());
     r.create(Resource::Namespaces, "", &body(json!({"metadata": {"name": "demo"}}))).await.unwrap();
-    let fixed = body(json!({"metadata": {"name": "orders"}, "spec": {"clusterIP": ip_of(&s), "ports": [{"port": 80}]}}));
+    let fixed = body(
+        json!({"metadata": {"name": "orders"}, "spec": {"clusterIP": ip_of(&s), "ports": [{"port": 80}]}}),
+    );
     r.create(Resource::Services, "demo", &fixed).await.expect("the namespace's IPs were released");
 
     let cm = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
@@ -266,18 +294,27 @@ async fn a_changed_service_cidr_is_reported_by_the_repair() {
     r.create(Resource::Services, "default", &svc("a")).await.unwrap();
     close(r, writer).await;
     let r = open(dir.path(), config("192.168.0.0/16", 100)).await;
-    let fields = crate::selector::FieldSelector::parse(Resource::Events, "reason=ClusterIPOutOfRange").unwrap();
+    let fields =
+        crate::selector::FieldSelector::parse(Resource::Events, "reason=ClusterIPOutOfRange").unwrap();
     let (events, _) = r.list(Resource::Events, "", &Default::default(), &fields);
-    let names: Vec<&str> = events.iter().map(|e| e.value["involvedObject"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        events.iter().map(|e| e.value["involvedObject"]["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"a") && names.contains(&"kubernetes"), "{names:?}");
-    assert!(events[0].value["message"].as_str().unwrap().contains("is not within the configured Service CIDR 192.168.0.0/16"));
+    assert!(
+        events[0].value["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not within the configured Service CIDR 192.168.0.0/16")
+    );
 }
 
 #[tokio::test]
 async fn binding_assigns_a_node_once() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
-    let pod = body(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+    let pod = body(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}),
+    );
     r.create(Resource::Pods, "default", &pod).await.unwrap();
     let bound = r.bind("default", "p", "node-1").await.unwrap();
     assert_eq!(bound.value["spec"]["nodeName"], "node-1");
@@ -285,14 +322,19 @@ async fn binding_assigns_a_node_once() {
     assert_eq!((cond["type"].as_str(), cond["status"].as_str()), (Some("PodScheduled"), Some("True")));
     let err = r.bind("default", "p", "node-2").await.unwrap_err();
     assert_eq!(err.reason(), "Conflict");
-    assert_eq!(err.to_string(), "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"node-1\"");
+    assert_eq!(
+        err.to_string(),
+        "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"node-1\""
+    );
 }
 
 #[tokio::test]
 async fn a_pod_on_a_node_terminates_gracefully_and_an_unbound_one_goes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
-    let pod = |n: &str| body(json!({"metadata": {"name": n}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+    let pod = |n: &str| {
+        body(json!({"metadata": {"name": n}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+    };
     r.create(Resource::Pods, "default", &pod("bound")).await.unwrap();
     r.create(Resource::Pods, "default", &pod("loose")).await.unwrap();
     r.bind("default", "bound", "node-1").await.unwrap();

@@ -115,9 +115,10 @@ pub fn prepare_create(resource: Resource, namespace: &str, body: &[u8]) -> Resul
     // Status is the system's to write; a create starts without one (upstream PrepareForCreate),
     // except for Nodes, which the kubelet registers with their status.
     if !matches!(resource, Resource::Nodes | Resource::Events)
-        && let Some(map) = obj.as_object_mut() {
-            map.remove("status");
-        }
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
     defaults::set_defaults(resource, &mut obj);
     let errors = validation::validate(resource, &obj);
     if !errors.is_empty() {
@@ -269,12 +270,13 @@ impl<'a> Pending<'a> {
             // The main resource never writes status (upstream PrepareForUpdate), except for
             // Nodes' and Events', which have no status subresource semantics here.
             if !matches!(resource, Resource::Events)
-                && let Some(map) = obj.as_object_mut() {
-                    match old.value.get("status") {
-                        Some(s) => map.insert("status".into(), s.clone()),
-                        None => map.remove("status"),
-                    };
-                }
+                && let Some(map) = obj.as_object_mut()
+            {
+                match old.value.get("status") {
+                    Some(s) => map.insert("status".into(), s.clone()),
+                    None => map.remove("status"),
+                };
+            }
             for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
                 object::set_meta(&mut obj, field, old.value.pointer(&format!("/metadata/{field}")).cloned());
             }
@@ -317,7 +319,9 @@ impl<'a> Pending<'a> {
                 detail: format!("pod {name} is being deleted, cannot be assigned to a host"),
             });
         }
-        if let Some(bound) = old.value.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        if let Some(bound) =
+            old.value.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty())
+        {
             return Err(Error::BindingConflict {
                 pod: name.to_string(),
                 detail: format!("pod {name} is already assigned to node \"{bound}\""),
@@ -359,14 +363,16 @@ impl<'a> Pending<'a> {
         // deletionTimestamp = now + grace and stays, Terminating, until its kubelet has stopped it
         // and deletes it with grace 0. A pod on no node has nobody to stop it and goes at once.
         if resource == Resource::Pods {
-            let bound = old.value.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let bound =
+                old.value.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
             let grace = grace_period
                 .or_else(|| old.value.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
                 .unwrap_or(30)
                 .max(0);
             let terminating = old.value.pointer("/metadata/deletionTimestamp").is_some();
             if bound && grace > 0 {
-                let current = old.value.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                let current =
+                    old.value.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
                 if terminating && current.is_some_and(|c| c <= grace) {
                     return Ok(old);
                 }
@@ -374,7 +380,11 @@ impl<'a> Pending<'a> {
                 let at = jiff::Timestamp::now()
                     .checked_add(jiff::SignedDuration::from_secs(grace))
                     .unwrap_or_else(|_| jiff::Timestamp::now());
-                object::set_meta(&mut obj, "deletionTimestamp", Some(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into()));
+                object::set_meta(
+                    &mut obj,
+                    "deletionTimestamp",
+                    Some(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into()),
+                );
                 object::set_meta(&mut obj, "deletionGracePeriodSeconds", Some(grace.into()));
                 return Ok(self.put(resource, obj, EventType::Modified, Some(old)));
             }
@@ -423,16 +433,19 @@ impl<'a> Pending<'a> {
     }
 
     /// Stamps a new resourceVersion on `obj` and records it in the batch.
-    fn put(&mut self, resource: Resource, mut obj: Value, kind: EventType, prev: Option<Arc<Stored>>) -> Arc<Stored> {
+    fn put(
+        &mut self,
+        resource: Resource,
+        mut obj: Value,
+        kind: EventType,
+        prev: Option<Arc<Stored>>,
+    ) -> Arc<Stored> {
         let rv = self.next_revision();
         object::set_meta(&mut obj, "resourceVersion", Some(rv.to_string().into()));
         let stored = Arc::new(Stored::new(resource, obj));
         let key = store::key(resource, &stored.namespace, &stored.name);
         self.ops.push(Op::Put(key, stored.json.clone()));
-        self.overlay.insert(
-            (resource, stored.namespace.clone(), stored.name.clone()),
-            Some(stored.clone()),
-        );
+        self.overlay.insert((resource, stored.namespace.clone(), stored.name.clone()), Some(stored.clone()));
         self.events.push(Arc::new(Event { kind, object: stored.clone(), prev }));
         stored
     }
@@ -503,9 +516,10 @@ impl<'a> Pending<'a> {
         let mut new_ip_taken = None;
         if ty == "ExternalName" {
             if let Some(ip) = &old_ip
-                && let Ok(ip) = ip.parse() {
-                    self.alloc.ips.release(ip);
-                }
+                && let Ok(ip) = ip.parse()
+            {
+                self.alloc.ips.release(ip);
+            }
             if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
@@ -516,7 +530,11 @@ impl<'a> Pending<'a> {
                 Some(ip) if Some(ip) == old_ip.as_deref() => {}
                 Some(ip) => {
                     let parsed = ip.parse().map_err(|_| {
-                        invalid(vec![field_error("spec.clusterIPs", json!([ip]), "must be a valid IP address".into())])
+                        invalid(vec![field_error(
+                            "spec.clusterIPs",
+                            json!([ip]),
+                            "must be a valid IP address".into(),
+                        )])
                     })?;
                     self.alloc.ips.allocate(parsed).map_err(|e| {
                         invalid(vec![field_error(
@@ -529,9 +547,11 @@ impl<'a> Pending<'a> {
                     set_cluster_ip(svc, ip);
                 }
                 None => {
-                    let ip = self.alloc.ips.allocate_next().map_err(|e| {
-                        Error::Internal(format!("failed to allocate a serviceIP: {e}"))
-                    })?;
+                    let ip = self
+                        .alloc
+                        .ips
+                        .allocate_next()
+                        .map_err(|e| Error::Internal(format!("failed to allocate a serviceIP: {e}")))?;
                     new_ip_taken = Some(ip.into());
                     set_cluster_ip(svc, &ip.to_string());
                 }
@@ -558,7 +578,11 @@ impl<'a> Pending<'a> {
                     Some(p) => {
                         let p16 = u16::try_from(p).unwrap_or(0);
                         self.alloc.ports.allocate(p16).map(|_| p16).map_err(|e| {
-                            invalid(vec![field_error(&format!("spec.ports[{i}].nodePort"), json!(p), e.to_string())])
+                            invalid(vec![field_error(
+                                &format!("spec.ports[{i}].nodePort"),
+                                json!(p),
+                                e.to_string(),
+                            )])
                         })
                     }
                     None => self.alloc.ports.allocate_next().map_err(|e| match e {
@@ -642,10 +666,12 @@ pub(crate) fn node_ports(svc: &Value) -> Vec<u16> {
 /// apiserver does, so that re-applying a manifest does not try to change them.
 fn preserve_service_allocations(new: &mut Value, old: &Value) {
     let new_ty = new.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
-    if new_ty != "ExternalName" && cluster_ip(new).is_none()
-        && let Some(ip) = cluster_ip(old) {
-            set_cluster_ip(new, &ip);
-        }
+    if new_ty != "ExternalName"
+        && cluster_ip(new).is_none()
+        && let Some(ip) = cluster_ip(old)
+    {
+        set_cluster_ip(new, &ip);
+    }
     if !matches!(new_ty.as_str(), "NodePort" | "LoadBalancer") {
         return;
     }
@@ -655,9 +681,9 @@ fn preserve_service_allocations(new: &mut Value, old: &Value) {
             if port.get("nodePort").and_then(Value::as_u64).unwrap_or(0) != 0 {
                 continue;
             }
-            let same = old_ports.iter().find(|o| {
-                o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol")
-            });
+            let same = old_ports
+                .iter()
+                .find(|o| o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol"));
             if let Some(np) = same.and_then(|o| o.get("nodePort")).filter(|n| n.as_u64().unwrap_or(0) > 0) {
                 port["nodePort"] = np.clone();
             }

@@ -8,19 +8,13 @@ use crate::defaults::set_defaults;
 /// Defaults `obj` as the apiserver does, then validates it; returns the messages.
 fn errors(resource: Resource, mut obj: Value) -> Vec<String> {
     set_defaults(resource, &mut obj);
-    validate(resource, &obj)
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    validate(resource, &obj).iter().map(ToString::to_string).collect()
 }
 
 fn update_errors(resource: Resource, mut old: Value, mut new: Value) -> Vec<String> {
     set_defaults(resource, &mut old);
     set_defaults(resource, &mut new);
-    validate_update(resource, &old, &new)
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    validate_update(resource, &old, &new).iter().map(ToString::to_string).collect()
 }
 
 fn service(name: &str, spec: Value) -> Value {
@@ -52,11 +46,7 @@ fn field_error_rendering_and_reasons() {
             "FieldValueRequired",
         ),
         (
-            FieldError::invalid(
-                "spec.ports[0].port",
-                70000,
-                "must be between 1 and 65535, inclusive",
-            ),
+            FieldError::invalid("spec.ports[0].port", 70000, "must be between 1 and 65535, inclusive"),
             "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
             "FieldValueInvalid",
         ),
@@ -74,11 +64,7 @@ fn field_error_rendering_and_reasons() {
             "spec.ports[1].name: Duplicate value: \"http\"",
             "FieldValueDuplicate",
         ),
-        (
-            FieldError::forbidden("spec", "nope"),
-            "spec: Forbidden: nope",
-            "FieldValueForbidden",
-        ),
+        (FieldError::forbidden("spec", "nope"), "spec: Forbidden: nope", "FieldValueForbidden"),
         (
             FieldError::too_long("metadata.annotations", 262144),
             "metadata.annotations: Too long: may not be more than 262144 bytes",
@@ -89,21 +75,13 @@ fn field_error_rendering_and_reasons() {
             "endpoints[0].addresses: Too many: 101: must have at most 100 items",
             "FieldValueTooMany",
         ),
-        (
-            FieldError::not_found("spec.x", "data"),
-            "spec.x: Not found: \"data\"",
-            "FieldValueNotFound",
-        ),
+        (FieldError::not_found("spec.x", "data"), "spec.x: Not found: \"data\"", "FieldValueNotFound"),
         (
             FieldError::invalid("spec.clusterIPs", json!(["10.96.0.10"]), "x"),
             "spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: x",
             "FieldValueInvalid",
         ),
-        (
-            FieldError::invalid("a", Value::Null, "x"),
-            "a: Invalid value: null: x",
-            "FieldValueInvalid",
-        ),
+        (FieldError::invalid("a", Value::Null, "x"), "a: Invalid value: null: x", "FieldValueInvalid"),
         (
             FieldError::invalid("a", "tab\there \"q\"", "x"),
             "a: Invalid value: \"tab\\there \\\"q\\\"\": x",
@@ -121,10 +99,7 @@ fn field_error_rendering_and_reasons() {
     }
     let ns = FieldError::not_supported("x", "y", &["A", "B"]);
     assert_eq!(ns.supported, vec!["A".to_string(), "B".to_string()]);
-    assert_eq!(
-        ns.body(),
-        "Unsupported value: \"y\": supported values: \"A\", \"B\""
-    );
+    assert_eq!(ns.body(), "Unsupported value: \"y\": supported values: \"A\", \"B\"");
 }
 
 #[test]
@@ -158,33 +133,18 @@ fn invalid_messages() {
 
 #[test]
 fn service_name_must_be_dns1035() {
-    let errs = errors(
-        Resource::Services,
-        service("Orders", json!({"ports": [{"port": 80}]})),
-    );
-    assert_eq!(
-        errs,
-        vec![format!(
-            "metadata.name: Invalid value: \"Orders\": {DNS1035}"
-        )]
-    );
+    let errs = errors(Resource::Services, service("Orders", json!({"ports": [{"port": 80}]})));
+    assert_eq!(errs, vec![format!("metadata.name: Invalid value: \"Orders\": {DNS1035}")]);
     let mut obj = service("Orders", json!({"ports": [{"port": 80}]}));
     set_defaults(Resource::Services, &mut obj);
     assert_eq!(
         invalid_message("Service", "Orders", &validate(Resource::Services, &obj)),
-        format!(
-            "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\": {DNS1035}"
-        )
+        format!("The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\": {DNS1035}")
     );
     let long = "a".repeat(64);
     assert_eq!(
-        errors(
-            Resource::Services,
-            service(&long, json!({"ports": [{"port": 80}]}))
-        ),
-        vec![format!(
-            "metadata.name: Invalid value: \"{long}\": must be no more than 63 characters"
-        )]
+        errors(Resource::Services, service(&long, json!({"ports": [{"port": 80}]}))),
+        vec![format!("metadata.name: Invalid value: \"{long}\": must be no more than 63 characters")]
     );
 }
 
@@ -200,21 +160,14 @@ fn name_required_unless_generate_name() {
     let obj = json!({"metadata": {"namespace": "default", "generateName": "Web-"}});
     assert_eq!(
         errors(Resource::ConfigMaps, obj),
-        vec![format!(
-            "metadata.generateName: Invalid value: \"Web-\": {RFC1123_SUBDOMAIN}"
-        )]
+        vec![format!("metadata.generateName: Invalid value: \"Web-\": {RFC1123_SUBDOMAIN}")]
     );
 }
 
 #[test]
 fn namespace_name_must_be_rfc1123_label() {
     let errs = errors(Resource::Namespaces, json!({"metadata": {"name": "My_NS"}}));
-    assert_eq!(
-        errs,
-        vec![format!(
-            "metadata.name: Invalid value: \"My_NS\": {RFC1123_LABEL}"
-        )]
-    );
+    assert_eq!(errs, vec![format!("metadata.name: Invalid value: \"My_NS\": {RFC1123_LABEL}")]);
     assert_eq!(
         errors(Resource::Namespaces, json!({"metadata": {"name": "a.b"}})),
         vec!["metadata.name: Invalid value: \"a.b\": must not contain dots"]
@@ -230,19 +183,14 @@ fn pod_and_node_names_are_subdomains() {
     p["metadata"]["name"] = json!("Web");
     assert_eq!(
         errors(Resource::Pods, p),
-        vec![format!(
-            "metadata.name: Invalid value: \"Web\": {RFC1123_SUBDOMAIN}"
-        )]
+        vec![format!("metadata.name: Invalid value: \"Web\": {RFC1123_SUBDOMAIN}")]
     );
     assert!(errors(Resource::Nodes, json!({"metadata": {"name": "node-1.lab"}})).is_empty());
 }
 
 #[test]
 fn namespaced_objects_need_a_namespace() {
-    let errs = errors(
-        Resource::ServiceAccounts,
-        json!({"metadata": {"name": "sa"}}),
-    );
+    let errs = errors(Resource::ServiceAccounts, json!({"metadata": {"name": "sa"}}));
     assert_eq!(errs, vec!["metadata.namespace: Required value"]);
 }
 
@@ -269,8 +217,7 @@ fn label_keys_and_values() {
 #[test]
 fn annotations_size_limit() {
     let big = "x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT);
-    let obj =
-        json!({"metadata": {"name": "cm", "namespace": "default", "annotations": {"a": big}}});
+    let obj = json!({"metadata": {"name": "cm", "namespace": "default", "annotations": {"a": big}}});
     assert_eq!(
         errors(Resource::ConfigMaps, obj),
         vec!["metadata.annotations: Too long: may not be more than 262144 bytes"]
@@ -291,19 +238,13 @@ fn owner_references_need_uids() {
 
 #[test]
 fn service_requires_ports() {
-    assert_eq!(
-        errors(Resource::Services, service("orders", json!({}))),
-        vec!["spec.ports: Required value"]
-    );
+    assert_eq!(errors(Resource::Services, service("orders", json!({}))), vec!["spec.ports: Required value"]);
 }
 
 #[test]
 fn service_port_range() {
     assert_eq!(
-        errors(
-            Resource::Services,
-            service("orders", json!({"ports": [{"port": 70000}]}))
-        ),
+        errors(Resource::Services, service("orders", json!({"ports": [{"port": 70000}]}))),
         vec![
             "spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
             "spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
@@ -311,10 +252,7 @@ fn service_port_range() {
     );
     // A missing port decodes as 0, which upstream reports as out of range, not as missing.
     assert_eq!(
-        errors(
-            Resource::Services,
-            service("orders", json!({"ports": [{"targetPort": 8080}]}))
-        ),
+        errors(Resource::Services, service("orders", json!({"ports": [{"targetPort": 8080}]}))),
         vec!["spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]
     );
 }
@@ -322,13 +260,7 @@ fn service_port_range() {
 #[test]
 fn service_port_protocol() {
     assert_eq!(
-        errors(
-            Resource::Services,
-            service(
-                "orders",
-                json!({"ports": [{"port": 80, "protocol": "HTTP"}]})
-            )
-        ),
+        errors(Resource::Services, service("orders", json!({"ports": [{"port": 80, "protocol": "HTTP"}]}))),
         vec![
             "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\""
         ]
@@ -345,17 +277,12 @@ fn service_port_names() {
     let unnamed = json!({"ports": [{"port": 80}, {"port": 443}]});
     assert_eq!(
         errors(Resource::Services, service("orders", unnamed)),
-        vec![
-            "spec.ports[0].name: Required value",
-            "spec.ports[1].name: Required value"
-        ]
+        vec!["spec.ports[0].name: Required value", "spec.ports[1].name: Required value"]
     );
     let bad = json!({"ports": [{"name": "Web_1", "port": 80}]});
     assert_eq!(
         errors(Resource::Services, service("orders", bad)),
-        vec![format!(
-            "spec.ports[0].name: Invalid value: \"Web_1\": {RFC1123_LABEL}"
-        )]
+        vec![format!("spec.ports[0].name: Invalid value: \"Web_1\": {RFC1123_LABEL}")]
     );
 }
 
@@ -368,8 +295,7 @@ fn service_duplicate_port_and_protocol() {
             "spec.ports[1]: Duplicate value: {\"AppProtocol\":null,\"Name\":\"\",\"NodePort\":0,\"Port\":80,\"Protocol\":\"TCP\",\"TargetPort\":0}"
         ]
     );
-    let spec =
-        json!({"ports": [{"name": "a", "port": 53}, {"name": "b", "port": 53, "protocol": "UDP"}]});
+    let spec = json!({"ports": [{"name": "a", "port": 53}, {"name": "b", "port": 53, "protocol": "UDP"}]});
     assert!(errors(Resource::Services, service("dns", spec)).is_empty());
 }
 
@@ -387,54 +313,31 @@ fn service_target_port_name() {
 #[test]
 fn headless_service_without_ports_is_valid() {
     assert!(
-        errors(
-            Resource::Services,
-            service(
-                "db",
-                json!({"clusterIP": "None", "selector": {"app": "db"}})
-            )
-        )
-        .is_empty()
+        errors(Resource::Services, service("db", json!({"clusterIP": "None", "selector": {"app": "db"}})))
+            .is_empty()
     );
-    assert!(
-        errors(
-            Resource::Services,
-            service("db", json!({"clusterIP": "None"}))
-        )
-        .is_empty()
-    );
+    assert!(errors(Resource::Services, service("db", json!({"clusterIP": "None"}))).is_empty());
 }
 
 #[test]
 fn external_name_service() {
     assert_eq!(
-        errors(
-            Resource::Services,
-            service("db", json!({"type": "ExternalName"}))
-        ),
+        errors(Resource::Services, service("db", json!({"type": "ExternalName"}))),
         vec!["spec.externalName: Required value"]
     );
     assert!(
         errors(
             Resource::Services,
-            service(
-                "db",
-                json!({"type": "ExternalName", "externalName": "db.example.com."})
-            )
+            service("db", json!({"type": "ExternalName", "externalName": "db.example.com."}))
         )
         .is_empty()
     );
     assert_eq!(
         errors(
             Resource::Services,
-            service(
-                "db",
-                json!({"type": "ExternalName", "externalName": "DB.example.com"})
-            )
+            service("db", json!({"type": "ExternalName", "externalName": "DB.example.com"}))
         ),
-        vec![format!(
-            "spec.externalName: Invalid value: \"DB.example.com\": {RFC1123_SUBDOMAIN}"
-        )]
+        vec![format!("spec.externalName: Invalid value: \"DB.example.com\": {RFC1123_SUBDOMAIN}")]
     );
     assert_eq!(
         errors(
@@ -451,10 +354,7 @@ fn external_name_service() {
 #[test]
 fn service_type_supported() {
     assert_eq!(
-        errors(
-            Resource::Services,
-            service("orders", json!({"type": "Foo", "ports": [{"port": 80}]}))
-        ),
+        errors(Resource::Services, service("orders", json!({"type": "Foo", "ports": [{"port": 80}]}))),
         vec![
             "spec.type: Unsupported value: \"Foo\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
         ]
@@ -466,10 +366,7 @@ fn service_cluster_ip_syntax() {
     assert_eq!(
         errors(
             Resource::Services,
-            service(
-                "orders",
-                json!({"clusterIP": "10.96.0.999", "ports": [{"port": 80}]})
-            )
+            service("orders", json!({"clusterIP": "10.96.0.999", "ports": [{"port": 80}]}))
         ),
         vec![
             "spec.clusterIPs[0]: Invalid value: \"10.96.0.999\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
@@ -478,10 +375,7 @@ fn service_cluster_ip_syntax() {
     assert!(
         errors(
             Resource::Services,
-            service(
-                "orders",
-                json!({"clusterIP": "10.96.000.10", "ports": [{"port": 80}]})
-            )
+            service("orders", json!({"clusterIP": "10.96.000.10", "ports": [{"port": 80}]}))
         )
         .is_empty()
     );
@@ -493,21 +387,14 @@ fn service_cluster_ip_syntax() {
                 json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 80}]})
             )
         ),
-        vec![
-            "spec.clusterIPs: Invalid value: [\"10.96.0.11\"]: first value must match `clusterIP`"
-        ]
+        vec!["spec.clusterIPs: Invalid value: [\"10.96.0.11\"]: first value must match `clusterIP`"]
     );
     assert_eq!(
         errors(
             Resource::Services,
-            service(
-                "orders",
-                json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]})
-            )
+            service("orders", json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}))
         ),
-        vec![
-            "spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services"
-        ]
+        vec!["spec.clusterIPs[0]: Invalid value: \"None\": may not be set to 'None' for NodePort services"]
     );
 }
 
@@ -541,14 +428,8 @@ fn service_policies() {
 
 #[test]
 fn service_update_may_not_change_cluster_ip() {
-    let old = service(
-        "orders",
-        json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}),
-    );
-    let new = service(
-        "orders",
-        json!({"clusterIP": "10.96.0.11", "ports": [{"port": 80}]}),
-    );
+    let old = service("orders", json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}));
+    let new = service("orders", json!({"clusterIP": "10.96.0.11", "ports": [{"port": 80}]}));
     assert_eq!(
         update_errors(Resource::Services, old.clone(), new),
         vec!["spec.clusterIPs[0]: Invalid value: [\"10.96.0.11\"]: may not change once set"]
@@ -571,10 +452,7 @@ fn service_update_may_not_change_cluster_ip() {
 
 #[test]
 fn pod_requires_containers() {
-    assert_eq!(
-        errors(Resource::Pods, pod(json!({}))),
-        vec!["spec.containers: Required value"]
-    );
+    assert_eq!(errors(Resource::Pods, pod(json!({}))), vec!["spec.containers: Required value"]);
     assert_eq!(
         errors(Resource::Pods, pod(json!({"containers": []}))),
         vec!["spec.containers: Required value"]
@@ -584,24 +462,15 @@ fn pod_requires_containers() {
 #[test]
 fn pod_container_requires_image_and_name() {
     assert_eq!(
-        errors(
-            Resource::Pods,
-            pod(json!({"containers": [{"name": "web"}]}))
-        ),
+        errors(Resource::Pods, pod(json!({"containers": [{"name": "web"}]}))),
         vec!["spec.containers[0].image: Required value"]
     );
     assert_eq!(
-        errors(
-            Resource::Pods,
-            pod(json!({"containers": [{"image": "nginx"}]}))
-        ),
+        errors(Resource::Pods, pod(json!({"containers": [{"image": "nginx"}]}))),
         vec!["spec.containers[0].name: Required value"]
     );
     let dup = json!({"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]});
-    assert_eq!(
-        errors(Resource::Pods, pod(dup)),
-        vec!["spec.containers[1].name: Duplicate value: \"a\""]
-    );
+    assert_eq!(errors(Resource::Pods, pod(dup)), vec!["spec.containers[1].name: Duplicate value: \"a\""]);
 }
 
 #[test]
@@ -642,12 +511,11 @@ fn pod_policies() {
             "spec.dnsConfig.nameservers: Invalid value: [\"1.1.1.1\",\"8.8.8.8\",\"9.9.9.9\",\"10.0.0.1\"]: must not have more than 3 nameservers"
         ]
     );
-    let spec = json!({"containers": [{"name": "web", "image": "nginx"}], "hostname": "Web", "subdomain": "svc"});
+    let spec =
+        json!({"containers": [{"name": "web", "image": "nginx"}], "hostname": "Web", "subdomain": "svc"});
     assert_eq!(
         errors(Resource::Pods, pod(spec)),
-        vec![format!(
-            "spec.hostname: Invalid value: \"Web\": {RFC1123_LABEL}"
-        )]
+        vec![format!("spec.hostname: Invalid value: \"Web\": {RFC1123_LABEL}")]
     );
 }
 
@@ -680,11 +548,7 @@ fn pod_update_rules() {
     let errs = update_errors(Resource::Pods, bound, rebound);
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n"));
-    assert!(
-        errs[0].contains("- \tnodeName: \"node-1\"\n+ \tnodeName: \"node-2\""),
-        "{}",
-        errs[0]
-    );
+    assert!(errs[0].contains("- \tnodeName: \"node-1\"\n+ \tnodeName: \"node-2\""), "{}", errs[0]);
 
     let mut port = old.clone();
     port["spec"]["containers"][0]["ports"][0]["containerPort"] = json!(8080);
@@ -704,10 +568,8 @@ fn pod_update_rules() {
 
 #[test]
 fn deployment_selector_must_match_template() {
-    let errs = errors(
-        Resource::Deployments,
-        deployment(json!({"matchLabels": {"app": "x"}}), json!({"app": "y"})),
-    );
+    let errs =
+        errors(Resource::Deployments, deployment(json!({"matchLabels": {"app": "x"}}), json!({"app": "y"})));
     assert_eq!(
         errs,
         vec![
@@ -717,22 +579,12 @@ fn deployment_selector_must_match_template() {
     assert!(
         errors(
             Resource::Deployments,
-            deployment(
-                json!({"matchLabels": {"app": "x"}}),
-                json!({"app": "x", "v": "1"})
-            )
+            deployment(json!({"matchLabels": {"app": "x"}}), json!({"app": "x", "v": "1"}))
         )
         .is_empty()
     );
-    let exprs =
-        json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]});
-    assert!(
-        errors(
-            Resource::Deployments,
-            deployment(exprs, json!({"tier": "api"}))
-        )
-        .is_empty()
-    );
+    let exprs = json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]});
+    assert!(errors(Resource::Deployments, deployment(exprs, json!({"tier": "api"}))).is_empty());
 }
 
 #[test]
@@ -747,10 +599,7 @@ fn deployment_selector_required_or_nonempty() {
         ]
     );
     assert_eq!(
-        errors(
-            Resource::Deployments,
-            deployment(json!({}), json!({"app": "x"}))
-        ),
+        errors(Resource::Deployments, deployment(json!({}), json!({"app": "x"}))),
         vec!["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]
     );
     let bad = json!({"matchExpressions": [{"key": "app", "operator": "Equals", "values": ["x"]}]});
@@ -790,14 +639,8 @@ fn deployment_fields() {
 
 #[test]
 fn deployment_selector_is_immutable() {
-    let old = deployment(
-        json!({"matchLabels": {"app": "x"}}),
-        json!({"app": "x", "v": "2"}),
-    );
-    let new = deployment(
-        json!({"matchLabels": {"app": "x", "v": "2"}}),
-        json!({"app": "x", "v": "2"}),
-    );
+    let old = deployment(json!({"matchLabels": {"app": "x"}}), json!({"app": "x", "v": "2"}));
+    let new = deployment(json!({"matchLabels": {"app": "x", "v": "2"}}), json!({"app": "x", "v": "2"}));
     assert_eq!(
         update_errors(Resource::Deployments, old.clone(), new),
         vec![
@@ -835,9 +678,7 @@ fn stateful_set_rules() {
     bad["spec"]["podManagementPolicy"] = json!("Random");
     assert_eq!(
         errors(Resource::StatefulSets, bad),
-        vec![
-            "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"
-        ]
+        vec!["spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"]
     );
     let mut renamed = sts("db");
     renamed["spec"]["serviceName"] = json!("db-headless");
@@ -861,13 +702,7 @@ fn endpoint_slice_rules() {
         json!({"metadata": {"name": "orders-abc", "namespace": "default"}, "addressType": addr_type,
                "endpoints": [{"addresses": addrs}], "ports": [{"name": "http", "port": 8080}]})
     };
-    assert!(
-        errors(
-            Resource::EndpointSlices,
-            slice("IPv4", json!(["10.244.1.5"]))
-        )
-        .is_empty()
-    );
+    assert!(errors(Resource::EndpointSlices, slice("IPv4", json!(["10.244.1.5"]))).is_empty());
     assert_eq!(
         errors(Resource::EndpointSlices, slice("IPv4", json!([]))),
         vec!["endpoints[0].addresses: Required value: must contain at least 1 address"]
@@ -877,19 +712,14 @@ fn endpoint_slice_rules() {
         vec!["endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address"]
     );
     assert_eq!(
-        errors(
-            Resource::EndpointSlices,
-            slice("IPv4", json!(["127.0.0.1"]))
-        ),
+        errors(Resource::EndpointSlices, slice("IPv4", json!(["127.0.0.1"]))),
         vec![
             "endpoints[0].addresses[0]: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
         ]
     );
     assert_eq!(
         errors(Resource::EndpointSlices, slice("IP", json!(["10.0.0.1"]))),
-        vec![
-            "addressType: Unsupported value: \"IP\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""
-        ]
+        vec!["addressType: Unsupported value: \"IP\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""]
     );
     assert_eq!(
         update_errors(
@@ -899,19 +729,12 @@ fn endpoint_slice_rules() {
         ),
         vec!["addressType: Invalid value: \"IPv6\": field is immutable"]
     );
-    assert!(
-        errors(
-            Resource::EndpointSlices,
-            slice("FQDN", json!(["db.example.com"]))
-        )
-        .is_empty()
-    );
+    assert!(errors(Resource::EndpointSlices, slice("FQDN", json!(["db.example.com"]))).is_empty());
 }
 
 #[test]
 fn network_policy_rules() {
-    let np =
-        |spec: Value| json!({"metadata": {"name": "deny", "namespace": "default"}, "spec": spec});
+    let np = |spec: Value| json!({"metadata": {"name": "deny", "namespace": "default"}, "spec": spec});
     assert!(errors(Resource::NetworkPolicies, np(json!({"podSelector": {}}))).is_empty());
     let spec = json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24", "10.0.0.0/8"]}}],
                                                      "ports": [{"port": 80, "protocol": "ICMP"}]}]});
@@ -938,14 +761,16 @@ fn network_policy_rules() {
 
 #[test]
 fn config_map_keys() {
-    let cm = json!({"metadata": {"name": "cfg", "namespace": "default"}, "data": {"ok.key": "1", "bad key": "2"}});
+    let cm =
+        json!({"metadata": {"name": "cfg", "namespace": "default"}, "data": {"ok.key": "1", "bad key": "2"}});
     assert_eq!(
         errors(Resource::ConfigMaps, cm),
         vec![
             "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
         ]
     );
-    let old = json!({"metadata": {"name": "cfg", "namespace": "default"}, "immutable": true, "data": {"a": "1"}});
+    let old =
+        json!({"metadata": {"name": "cfg", "namespace": "default"}, "immutable": true, "data": {"a": "1"}});
     let mut new = old.clone();
     new["data"]["a"] = json!("2");
     assert_eq!(
@@ -969,31 +794,15 @@ fn node_rules() {
     let node = |cidrs: Value| json!({"metadata": {"name": "node-1"}, "spec": {"podCIDRs": cidrs}});
     assert!(errors(Resource::Nodes, node(json!(["10.244.1.0/24"]))).is_empty());
     assert_eq!(
-        errors(
-            Resource::Nodes,
-            node(json!(["10.244.1.0/24", "10.244.2.0/24"]))
-        ),
+        errors(Resource::Nodes, node(json!(["10.244.1.0/24", "10.244.2.0/24"]))),
         vec![
             "spec.podCIDRs: Invalid value: [\"10.244.1.0/24\",\"10.244.2.0/24\"]: may specify no more than one CIDR for each IP family"
         ]
     );
-    assert!(
-        update_errors(
-            Resource::Nodes,
-            node(json!([])),
-            node(json!(["10.244.1.0/24"]))
-        )
-        .is_empty()
-    );
+    assert!(update_errors(Resource::Nodes, node(json!([])), node(json!(["10.244.1.0/24"]))).is_empty());
     assert_eq!(
-        update_errors(
-            Resource::Nodes,
-            node(json!(["10.244.1.0/24"])),
-            node(json!(["10.244.2.0/24"]))
-        ),
-        vec![
-            "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
-        ]
+        update_errors(Resource::Nodes, node(json!(["10.244.1.0/24"])), node(json!(["10.244.2.0/24"]))),
+        vec!["spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"]
     );
 }
 
@@ -1001,13 +810,8 @@ fn node_rules() {
 fn objects_of_the_wrong_shape_get_only_metadata_checks() {
     let svc = json!({"metadata": {"name": "Orders", "namespace": "default"}, "spec": {"ports": "eighty"}});
     assert_eq!(
-        validate(Resource::Services, &svc)
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
-        vec![format!(
-            "metadata.name: Invalid value: \"Orders\": {DNS1035}"
-        )]
+        validate(Resource::Services, &svc).iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![format!("metadata.name: Invalid value: \"Orders\": {DNS1035}")]
     );
 }
 

@@ -38,16 +38,8 @@ fn not_found(r: Resource, name: &str) -> Problem {
 impl FakeCluster {
     /// Stores an object as if it had been created earlier.
     pub fn seed(&mut self, r: Resource, obj: Value) {
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         self.revision += 1;
         let mut obj = obj;
         obj["metadata"]["resourceVersion"] = json!(self.revision.to_string());
@@ -56,23 +48,16 @@ impl FakeCluster {
 
     /// A stored object.
     pub fn object(&self, r: Resource, ns: &str, name: &str) -> Option<&Value> {
-        self.objects
-            .get(&(r as i32, ns.to_string(), name.to_string()))
+        self.objects.get(&(r as i32, ns.to_string(), name.to_string()))
     }
 
     fn key(r: Resource, ns: &str, obj: &Value) -> (i32, String, String) {
         let ns = if r.namespaced() {
-            obj.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .unwrap_or(ns)
+            obj.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or(ns)
         } else {
             ""
         };
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
         (r as i32, ns.to_string(), name.to_string())
     }
 }
@@ -80,10 +65,7 @@ impl FakeCluster {
 fn selected(obj: &Value, labels: &str, fields: &str) -> bool {
     let label_ok = labels.split(',').filter(|s| !s.is_empty()).all(|req| {
         let (k, v) = req.split_once('=').unwrap_or((req, ""));
-        obj.pointer("/metadata/labels")
-            .and_then(|l| l.get(k))
-            .and_then(Value::as_str)
-            == Some(v)
+        obj.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v)
     });
     let field_ok = fields.split(',').filter(|s| !s.is_empty()).all(|req| {
         let (k, v) = req.split_once('=').unwrap_or((req, ""));
@@ -96,9 +78,7 @@ fn selected(obj: &Value, labels: &str, fields: &str) -> bool {
 impl Cluster for FakeCluster {
     async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
         let ns = if r.namespaced() { ns } else { "" };
-        self.object(r, ns, name)
-            .cloned()
-            .ok_or_else(|| not_found(r, name))
+        self.object(r, ns, name).cloned().ok_or_else(|| not_found(r, name))
     }
 
     async fn list(
@@ -126,11 +106,7 @@ impl Cluster for FakeCluster {
         if self.objects.contains_key(&key) {
             return Err(Problem::from(ApiError::new(
                 "AlreadyExists",
-                format!(
-                    "{} \"{}\" already exists",
-                    resource::qualified_plural(r),
-                    key.2
-                ),
+                format!("{} \"{}\" already exists", resource::qualified_plural(r), key.2),
             )));
         }
         let mut obj = obj.clone();
@@ -141,8 +117,7 @@ impl Cluster for FakeCluster {
         obj["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         obj["metadata"]["uid"] = json!(format!("uid-{}", self.revision));
         obj["metadata"]["creationTimestamp"] = json!("2024-05-01T10:00:00Z");
-        self.writes
-            .push(format!("create {}", resource::slash_name(r, &key.2)));
+        self.writes.push(format!("create {}", resource::slash_name(r, &key.2)));
         self.objects.insert(key, obj.clone());
         Ok(obj)
     }
@@ -155,14 +130,8 @@ impl Cluster for FakeCluster {
         if let Some(p) = self.fail_next_write.take() {
             return Err(p);
         }
-        let want = obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let have = current
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let want = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let have = current.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
         if std::mem::take(&mut self.conflict_next_update) || (!want.is_empty() && want != have) {
             return Err(Problem::from(ApiError::new(
                 "Conflict",
@@ -179,19 +148,21 @@ impl Cluster for FakeCluster {
         if let Some(status) = current.get("status") {
             obj["status"] = status.clone();
         }
-        self.writes
-            .push(format!("update {}", resource::slash_name(r, &key.2)));
+        self.writes.push(format!("update {}", resource::slash_name(r, &key.2)));
         self.objects.insert(key, obj.clone());
         Ok(obj)
     }
 
-    async fn delete(&mut self, r: Resource, ns: &str, name: &str, _grace: Option<i64>) -> Result<Value, Problem> {
+    async fn delete(
+        &mut self,
+        r: Resource,
+        ns: &str,
+        name: &str,
+        _grace: Option<i64>,
+    ) -> Result<Value, Problem> {
         let ns = if r.namespaced() { ns } else { "" };
-        let removed = self
-            .objects
-            .remove(&(r as i32, ns.to_string(), name.to_string()));
-        self.writes
-            .push(format!("delete {}", resource::slash_name(r, name)));
+        let removed = self.objects.remove(&(r as i32, ns.to_string(), name.to_string()));
+        self.writes.push(format!("delete {}", resource::slash_name(r, name)));
         removed.ok_or_else(|| not_found(r, name))
     }
 }

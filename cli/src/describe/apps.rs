@@ -27,10 +27,7 @@ fn int_or_string(v: Option<&IntOrString>) -> String {
 /// ReplicaSet's template with its Deployment's.
 fn template_key(t: Option<&Value>) -> Value {
     let mut t = t.cloned().unwrap_or(Value::Null);
-    if let Some(labels) = t
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
         labels.remove("pod-template-hash");
     }
     t
@@ -43,9 +40,8 @@ pub fn split_replica_sets<'a>(
     owned: &'a [ReplicaSet],
 ) -> (Vec<&'a ReplicaSet>, Option<&'a ReplicaSet>) {
     let want = template_key(d.pointer("/spec/template"));
-    let revision = d
-        .pointer("/metadata/annotations/deployment.kubernetes.io~1revision")
-        .and_then(Value::as_str);
+    let revision =
+        d.pointer("/metadata/annotations/deployment.kubernetes.io~1revision").and_then(Value::as_str);
     let is_new = |rs: &ReplicaSet| {
         let v = serde_json::to_value(rs).unwrap_or(Value::Null);
         template_key(v.pointer("/spec/template")) == want
@@ -81,40 +77,17 @@ fn replica_sets_line(list: &[&ReplicaSet]) -> String {
 }
 
 /// kubectl's Deployment page.
-pub fn deployment(
-    obj: &Value,
-    owned: &[ReplicaSet],
-    events: Option<&[Value]>,
-    clock: &Clock,
-) -> String {
+pub fn deployment(obj: &Value, owned: &[ReplicaSet], events: Option<&[Value]>, clock: &Clock) -> String {
     let d: Deployment = typed(obj);
     let spec = d.spec.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", d.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            d.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
-    w.w(
-        0,
-        &format!(
-            "CreationTimestamp:\t{}\n",
-            clock.rfc1123z(d.metadata.creation_timestamp.as_ref())
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", d.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", d.metadata.namespace.clone().unwrap_or_default()));
+    w.w(0, &format!("CreationTimestamp:\t{}\n", clock.rfc1123z(d.metadata.creation_timestamp.as_ref())));
     w.labels("Labels", d.metadata.labels.as_ref());
     w.annotations("Annotations", d.metadata.annotations.as_ref());
-    w.w(
-        0,
-        &format!("Selector:\t{}\n", selector_string(Some(&spec.selector))),
-    );
+    w.w(0, &format!("Selector:\t{}\n", selector_string(Some(&spec.selector))));
     w.w(
         0,
         &format!(
@@ -127,18 +100,9 @@ pub fn deployment(
         ),
     );
     let strategy = spec.strategy.clone().unwrap_or_default();
-    let strategy_type = strategy
-        .type_
-        .clone()
-        .unwrap_or_else(|| "RollingUpdate".to_string());
+    let strategy_type = strategy.type_.clone().unwrap_or_else(|| "RollingUpdate".to_string());
     w.w(0, &format!("StrategyType:\t{strategy_type}\n"));
-    w.w(
-        0,
-        &format!(
-            "MinReadySeconds:\t{}\n",
-            spec.min_ready_seconds.unwrap_or(0)
-        ),
-    );
+    w.w(0, &format!("MinReadySeconds:\t{}\n", spec.min_ready_seconds.unwrap_or(0)));
     if strategy_type == "RollingUpdate" {
         let ru = strategy.rolling_update.clone().unwrap_or_default();
         w.w(
@@ -156,77 +120,33 @@ pub fn deployment(
         w.w(0, "Conditions:\n  Type\tStatus\tReason\n");
         w.w(1, "----\t------\t------\n");
         for c in &conditions {
-            w.w(
-                1,
-                &format!(
-                    "{} \t{}\t{}\n",
-                    c.type_,
-                    c.status,
-                    c.reason.clone().unwrap_or_default()
-                ),
-            );
+            w.w(1, &format!("{} \t{}\t{}\n", c.type_, c.status, c.reason.clone().unwrap_or_default()));
         }
     }
     if !owned.is_empty() {
         let (old, new) = split_replica_sets(obj, owned);
-        w.w(
-            0,
-            &format!("OldReplicaSets:\t{}\n", replica_sets_line(&old)),
-        );
-        w.w(
-            0,
-            &format!(
-                "NewReplicaSet:\t{}\n",
-                replica_sets_line(&new.into_iter().collect::<Vec<_>>())
-            ),
-        );
+        w.w(0, &format!("OldReplicaSets:\t{}\n", replica_sets_line(&old)));
+        w.w(0, &format!("NewReplicaSet:\t{}\n", replica_sets_line(&new.into_iter().collect::<Vec<_>>())));
     }
     w.events(events, clock);
     w.finish()
 }
 
 /// kubectl's ReplicaSet page.
-pub fn replica_set(
-    obj: &Value,
-    pods: PodCounts,
-    events: Option<&[Value]>,
-    clock: &Clock,
-) -> String {
+pub fn replica_set(obj: &Value, pods: PodCounts, events: Option<&[Value]>, clock: &Clock) -> String {
     let rs: ReplicaSet = typed(obj);
     let spec = rs.spec.clone().unwrap_or_default();
     let status = rs.status.clone().unwrap_or_default();
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", rs.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            rs.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
-    w.w(
-        0,
-        &format!(
-            "Selector:\t{}\n",
-            format_label_selector(Some(&spec.selector))
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", rs.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", rs.metadata.namespace.clone().unwrap_or_default()));
+    w.w(0, &format!("Selector:\t{}\n", format_label_selector(Some(&spec.selector))));
     w.labels("Labels", rs.metadata.labels.as_ref());
     w.annotations("Annotations", rs.metadata.annotations.as_ref());
     if let Some(c) = controller(&rs.metadata) {
         w.w(0, &format!("Controlled By:\t{c}\n"));
     }
-    w.w(
-        0,
-        &format!(
-            "Replicas:\t{} current / {} desired\n",
-            status.replicas,
-            spec.replicas.unwrap_or(1)
-        ),
-    );
+    w.w(0, &format!("Replicas:\t{} current / {} desired\n", status.replicas, spec.replicas.unwrap_or(1)));
     w.w(
         0,
         &format!(
@@ -240,15 +160,7 @@ pub fn replica_set(
         w.w(0, "Conditions:\n  Type\tStatus\tReason\n");
         w.w(1, "----\t------\t------\n");
         for c in &conditions {
-            w.w(
-                1,
-                &format!(
-                    "{} \t{}\t{}\n",
-                    c.type_,
-                    c.status,
-                    c.reason.clone().unwrap_or_default()
-                ),
-            );
+            w.w(1, &format!("{} \t{}\t{}\n", c.type_, c.status, c.reason.clone().unwrap_or_default()));
         }
     }
     w.events(events, clock);
@@ -256,68 +168,29 @@ pub fn replica_set(
 }
 
 /// kubectl's StatefulSet page.
-pub fn stateful_set(
-    obj: &Value,
-    pods: PodCounts,
-    events: Option<&[Value]>,
-    clock: &Clock,
-) -> String {
+pub fn stateful_set(obj: &Value, pods: PodCounts, events: Option<&[Value]>, clock: &Clock) -> String {
     let s: StatefulSet = typed(obj);
     let spec = s.spec.clone().unwrap_or_default();
     let status = s.status.clone().unwrap_or_default();
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", s.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            s.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
-    w.w(
-        0,
-        &format!(
-            "CreationTimestamp:\t{}\n",
-            clock.rfc1123z(s.metadata.creation_timestamp.as_ref())
-        ),
-    );
-    w.w(
-        0,
-        &format!("Selector:\t{}\n", selector_string(Some(&spec.selector))),
-    );
+    w.w(0, &format!("Name:\t{}\n", s.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", s.metadata.namespace.clone().unwrap_or_default()));
+    w.w(0, &format!("CreationTimestamp:\t{}\n", clock.rfc1123z(s.metadata.creation_timestamp.as_ref())));
+    w.w(0, &format!("Selector:\t{}\n", selector_string(Some(&spec.selector))));
     w.labels("Labels", s.metadata.labels.as_ref());
     w.annotations("Annotations", s.metadata.annotations.as_ref());
-    w.w(
-        0,
-        &format!(
-            "Replicas:\t{} desired | {} total\n",
-            spec.replicas.unwrap_or(1),
-            status.replicas
-        ),
-    );
+    w.w(0, &format!("Replicas:\t{} desired | {} total\n", spec.replicas.unwrap_or(1), status.replicas));
     let strategy = spec.update_strategy.clone().unwrap_or_default();
     w.w(
         0,
-        &format!(
-            "Update Strategy:\t{}\n",
-            strategy
-                .type_
-                .clone()
-                .unwrap_or_else(|| "RollingUpdate".into())
-        ),
+        &format!("Update Strategy:\t{}\n", strategy.type_.clone().unwrap_or_else(|| "RollingUpdate".into())),
     );
     if let Some(ru) = &strategy.rolling_update
         && let Some(p) = ru.partition
     {
         w.w(1, &format!("Partition:\t{p}\n"));
         if let Some(mu) = &ru.max_unavailable {
-            w.w(
-                1,
-                &format!("MaxUnavailable:\t{}\n", int_or_string(Some(mu))),
-            );
+            w.w(1, &format!("MaxUnavailable:\t{}\n", int_or_string(Some(mu))));
         }
     }
     w.w(
@@ -335,17 +208,8 @@ pub fn stateful_set(
         w.w(0, "Volume Claims:\n");
         for c in claims {
             let cs = c.spec.clone().unwrap_or_default();
-            w.w(
-                1,
-                &format!("Name:\t{}\n", c.metadata.name.clone().unwrap_or_default()),
-            );
-            w.w(
-                1,
-                &format!(
-                    "StorageClass:\t{}\n",
-                    cs.storage_class_name.clone().unwrap_or_default()
-                ),
-            );
+            w.w(1, &format!("Name:\t{}\n", c.metadata.name.clone().unwrap_or_default()));
+            w.w(1, &format!("StorageClass:\t{}\n", cs.storage_class_name.clone().unwrap_or_default()));
             w.labels_with_indent("  ", "Labels", "\t", c.metadata.labels.as_ref());
             w.labels_with_indent("  ", "Annotations", "\t", c.metadata.annotations.as_ref());
             let capacity = cs
@@ -355,13 +219,7 @@ pub fn stateful_set(
                 .and_then(|r| r.get("storage"))
                 .map_or_else(|| "<default>".to_string(), |q| q.0.clone());
             w.w(1, &format!("Capacity:\t{capacity}\n"));
-            w.w(
-                1,
-                &format!(
-                    "Access Modes:\t[{}]\n",
-                    cs.access_modes.clone().unwrap_or_default().join(" ")
-                ),
-            );
+            w.w(1, &format!("Access Modes:\t[{}]\n", cs.access_modes.clone().unwrap_or_default().join(" ")));
         }
     }
     w.events(events, clock);

@@ -71,11 +71,7 @@ pub fn endpoints(slices: &[EndpointSlice], port_name: Option<&str>) -> String {
         }
     }
     let ret = list.join(",");
-    if more {
-        format!("{ret} + {} more...", count - MAX)
-    } else {
-        ret
-    }
+    if more { format!("{ret} + {} more...", count - MAX) } else { ret }
 }
 
 fn target_port(p: &ServicePort) -> String {
@@ -93,27 +89,12 @@ pub fn service(obj: &Value, slices: &[Value], events: Option<&[Value]>, clock: &
     let slices: Vec<EndpointSlice> = slices.iter().map(typed).collect();
     let spec = svc.spec.clone().unwrap_or_default();
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", svc.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            svc.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", svc.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", svc.metadata.namespace.clone().unwrap_or_default()));
     w.labels("Labels", svc.metadata.labels.as_ref());
     w.annotations("Annotations", svc.metadata.annotations.as_ref());
-    w.w(
-        0,
-        &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())),
-    );
-    w.w(
-        0,
-        &format!("Type:\t{}\n", spec.type_.clone().unwrap_or_default()),
-    );
+    w.w(0, &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())));
+    w.w(0, &format!("Type:\t{}\n", spec.type_.clone().unwrap_or_default()));
     if let Some(p) = &spec.ip_family_policy {
         w.w(0, &format!("IP Family Policy:\t{p}\n"));
     }
@@ -121,10 +102,7 @@ pub fn service(obj: &Value, slices: &[Value], events: Option<&[Value]>, clock: &
         Some(f) => w.w(0, &format!("IP Families:\t{}\n", f.join(","))),
         None => w.w(0, "IP Families:\t<none>\n"),
     }
-    w.w(
-        0,
-        &format!("IP:\t{}\n", spec.cluster_ip.clone().unwrap_or_default()),
-    );
+    w.w(0, &format!("IP:\t{}\n", spec.cluster_ip.clone().unwrap_or_default()));
     match spec.cluster_ips.as_ref().filter(|ips| !ips.is_empty()) {
         Some(ips) => w.w(0, &format!("IPs:\t{}\n", ips.join(","))),
         None => w.w(0, "IPs:\t<none>\n"),
@@ -159,34 +137,17 @@ pub fn service(obj: &Value, slices: &[Value], events: Option<&[Value]>, clock: &
     }
     for p in spec.ports.iter().flatten() {
         let proto = p.protocol.clone().unwrap_or_else(|| "TCP".to_string());
-        let name = p
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "<unset>".to_string());
+        let name = p.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "<unset>".to_string());
         w.w(0, &format!("Port:\t{name}\t{}/{proto}\n", p.port));
         w.w(0, &format!("TargetPort:\t{}/{proto}\n", target_port(p)));
         if let Some(np) = p.node_port.filter(|np| *np != 0) {
             w.w(0, &format!("NodePort:\t{name}\t{np}/{proto}\n"));
         }
         let own = p.name.clone().unwrap_or_default();
-        w.w(
-            0,
-            &format!("Endpoints:\t{}\n", endpoints(&slices, Some(&own))),
-        );
+        w.w(0, &format!("Endpoints:\t{}\n", endpoints(&slices, Some(&own))));
     }
-    w.w(
-        0,
-        &format!(
-            "Session Affinity:\t{}\n",
-            spec.session_affinity.clone().unwrap_or_default()
-        ),
-    );
-    if let Some(p) = spec
-        .external_traffic_policy
-        .as_ref()
-        .filter(|p| !p.is_empty())
-    {
+    w.w(0, &format!("Session Affinity:\t{}\n", spec.session_affinity.clone().unwrap_or_default()));
+    if let Some(p) = spec.external_traffic_policy.as_ref().filter(|p| !p.is_empty()) {
         w.w(0, &format!("External Traffic Policy:\t{p}\n"));
     }
     if let Some(p) = &spec.internal_traffic_policy {
@@ -195,15 +156,8 @@ pub fn service(obj: &Value, slices: &[Value], events: Option<&[Value]>, clock: &
     if let Some(port) = spec.health_check_node_port.filter(|p| *p != 0) {
         w.w(0, &format!("HealthCheck NodePort:\t{port}\n"));
     }
-    if let Some(r) = spec
-        .load_balancer_source_ranges
-        .as_ref()
-        .filter(|r| !r.is_empty())
-    {
-        w.w(
-            0,
-            &format!("LoadBalancer Source Ranges:\t{}\n", r.join(",")),
-        );
+    if let Some(r) = spec.load_balancer_source_ranges.as_ref().filter(|r| !r.is_empty()) {
+        w.w(0, &format!("LoadBalancer Source Ranges:\t{}\n", r.join(",")));
     }
     if let Some(d) = spec.traffic_distribution.as_ref().filter(|d| !d.is_empty()) {
         w.w(0, &format!("Traffic Distribution:\t{d}\n"));
@@ -215,9 +169,7 @@ pub fn service(obj: &Value, slices: &[Value], events: Option<&[Value]>, clock: &
 /// A resource quantity (`250m`, `1`, `128Mi`, `1.5G`, `1e3`) in base units.
 pub fn quantity(s: &str) -> f64 {
     let s = s.trim();
-    let split = s
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let n: f64 = num.parse().unwrap_or(0.0);
     let mult = match suffix {
@@ -291,13 +243,7 @@ fn pod_resources(pod: &Pod, resource: &str) -> (f64, f64) {
     let get = |c: &k8s_openapi::api::core::v1::Container, limits: bool| {
         c.resources
             .as_ref()
-            .and_then(|r| {
-                if limits {
-                    r.limits.as_ref()
-                } else {
-                    r.requests.as_ref()
-                }
-            })
+            .and_then(|r| if limits { r.limits.as_ref() } else { r.requests.as_ref() })
             .and_then(|m| m.get(resource))
             .map_or(0.0, |q| quantity(&q.0))
     };
@@ -311,11 +257,7 @@ fn pod_resources(pod: &Pod, resource: &str) -> (f64, f64) {
 }
 
 fn percent(part: f64, whole: f64) -> i64 {
-    if whole == 0.0 {
-        0
-    } else {
-        (part / whole * 100.0) as i64
-    }
+    if whole == 0.0 { 0 } else { (part / whole * 100.0) as i64 }
 }
 
 /// kubectl's Node page.
@@ -324,37 +266,14 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
     let spec = node.spec.clone().unwrap_or_default();
     let status = node.status.clone().unwrap_or_default();
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!(
-            "Name:\t{}\n",
-            node.metadata.name.clone().unwrap_or_default()
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", node.metadata.name.clone().unwrap_or_default()));
     let roles = node_roles(&node);
-    w.w(
-        0,
-        &format!(
-            "Roles:\t{}\n",
-            if roles.is_empty() {
-                "<none>".to_string()
-            } else {
-                roles.join(",")
-            }
-        ),
-    );
+    w.w(0, &format!("Roles:\t{}\n", if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }));
     w.labels("Labels", node.metadata.labels.as_ref());
     w.annotations("Annotations", node.metadata.annotations.as_ref());
-    w.w(
-        0,
-        &format!(
-            "CreationTimestamp:\t{}\n",
-            clock.rfc1123z(node.metadata.creation_timestamp.as_ref())
-        ),
-    );
+    w.w(0, &format!("CreationTimestamp:\t{}\n", clock.rfc1123z(node.metadata.creation_timestamp.as_ref())));
     let mut taints = spec.taints.clone().unwrap_or_default();
-    taints
-        .sort_by(|a, b| format!("{},{}", a.effect, a.key).cmp(&format!("{},{}", b.effect, b.key)));
+    taints.sort_by(|a, b| format!("{},{}", a.effect, a.key).cmp(&format!("{},{}", b.effect, b.key)));
     w.w(0, "Taints:\t");
     if taints.is_empty() {
         w.w(0, "<none>\n");
@@ -368,20 +287,11 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
             None => w.w(0, &format!("{}:{}\n", t.key, t.effect)),
         }
     }
-    w.w(
-        0,
-        &format!("Unschedulable:\t{}\n", spec.unschedulable.unwrap_or(false)),
-    );
+    w.w(0, &format!("Unschedulable:\t{}\n", spec.unschedulable.unwrap_or(false)));
     let conditions = status.conditions.clone().unwrap_or_default();
     if !conditions.is_empty() {
-        w.w(
-            0,
-            "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n",
-        );
-        w.w(
-            1,
-            "----\t------\t-----------------\t------------------\t------\t-------\n",
-        );
+        w.w(0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n");
+        w.w(1, "----\t------\t-----------------\t------------------\t------\t-------\n");
         for c in &conditions {
             w.w(
                 1,
@@ -401,18 +311,17 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
     for a in status.addresses.iter().flatten() {
         w.w(1, &format!("{}:\t{}\n", a.type_, a.address));
     }
-    let resource_list = |w: &mut Page,
-                         title: &str,
-                         list: Option<
-        &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-    >| {
-        if let Some(list) = list.filter(|l| !l.is_empty()) {
-            w.w(0, &format!("{title}:\n"));
-            for (k, v) in list {
-                w.w(0, &format!("  {k}:\t{}\n", v.0));
+    let resource_list =
+        |w: &mut Page,
+         title: &str,
+         list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            if let Some(list) = list.filter(|l| !l.is_empty()) {
+                w.w(0, &format!("{title}:\n"));
+                for (k, v) in list {
+                    w.w(0, &format!("  {k}:\t{}\n", v.0));
+                }
             }
-        }
-    };
+        };
     resource_list(&mut w, "Capacity", status.capacity.as_ref());
     resource_list(&mut w, "Allocatable", status.allocatable.as_ref());
     let info = status.node_info.clone().unwrap_or_default();
@@ -422,26 +331,11 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
     w.w(0, &format!("  Boot ID:\t{}\n", info.boot_id));
     w.w(0, &format!("  Kernel Version:\t{}\n", info.kernel_version));
     w.w(0, &format!("  OS Image:\t{}\n", info.os_image));
-    w.w(
-        0,
-        &format!("  Operating System:\t{}\n", info.operating_system),
-    );
+    w.w(0, &format!("  Operating System:\t{}\n", info.operating_system));
     w.w(0, &format!("  Architecture:\t{}\n", info.architecture));
-    w.w(
-        0,
-        &format!(
-            "  Container Runtime Version:\t{}\n",
-            info.container_runtime_version
-        ),
-    );
-    w.w(
-        0,
-        &format!("  Kubelet Version:\t{}\n", info.kubelet_version),
-    );
-    w.w(
-        0,
-        &format!("  Kube-Proxy Version:\t{}\n", info.kube_proxy_version),
-    );
+    w.w(0, &format!("  Container Runtime Version:\t{}\n", info.container_runtime_version));
+    w.w(0, &format!("  Kubelet Version:\t{}\n", info.kubelet_version));
+    w.w(0, &format!("  Kube-Proxy Version:\t{}\n", info.kube_proxy_version));
     if let Some(cidr) = spec.pod_cidr.as_ref().filter(|c| !c.is_empty()) {
         w.w(0, &format!("PodCIDR:\t{cidr}\n"));
     }
@@ -453,26 +347,13 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
     }
 
     // Non-terminated pods and their share of the node.
-    let allocatable = status
-        .allocatable
-        .clone()
-        .filter(|a| !a.is_empty())
-        .or(status.capacity.clone())
-        .unwrap_or_default();
+    let allocatable =
+        status.allocatable.clone().filter(|a| !a.is_empty()).or(status.capacity.clone()).unwrap_or_default();
     let alloc = |r: &str| allocatable.get(r).map_or(0.0, |q| quantity(&q.0));
     let pods: Vec<Pod> = pods.iter().map(typed).collect();
-    w.w(
-        0,
-        &format!("Non-terminated Pods:\t({} in total)\n", pods.len()),
-    );
-    w.w(
-        1,
-        "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n",
-    );
-    w.w(
-        1,
-        "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n",
-    );
+    w.w(0, &format!("Non-terminated Pods:\t({} in total)\n", pods.len()));
+    w.w(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n");
+    w.w(1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n");
     let (mut totals_cpu, mut totals_mem, mut totals_eph) = ((0.0, 0.0), (0.0, 0.0), (0.0, 0.0));
     for p in &pods {
         let cpu = pod_resources(p, "cpu");
@@ -499,10 +380,7 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
             ),
         );
     }
-    w.w(
-        0,
-        "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n",
-    );
+    w.w(0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n");
     w.w(1, "Resource\tRequests\tLimits\n");
     w.w(1, "--------\t--------\t------\n");
     w.w(
@@ -543,17 +421,11 @@ pub fn node(obj: &Value, pods: &[Value], events: Option<&[Value]>, clock: &Clock
 pub fn namespace(obj: &Value, clock: &Clock) -> String {
     let ns: Namespace = typed(obj);
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", ns.metadata.name.clone().unwrap_or_default()),
-    );
+    w.w(0, &format!("Name:\t{}\n", ns.metadata.name.clone().unwrap_or_default()));
     w.labels("Labels", ns.metadata.labels.as_ref());
     w.annotations("Annotations", ns.metadata.annotations.as_ref());
     let status = ns.status.clone().unwrap_or_default();
-    w.w(
-        0,
-        &format!("Status:\t{}\n", status.phase.clone().unwrap_or_default()),
-    );
+    w.w(0, &format!("Status:\t{}\n", status.phase.clone().unwrap_or_default()));
     let conditions = status.conditions.clone().unwrap_or_default();
     if !conditions.is_empty() {
         w.w(0, "Conditions:\n");
@@ -582,17 +454,8 @@ pub fn namespace(obj: &Value, clock: &Clock) -> String {
 pub fn config_map(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     let cm: ConfigMap = typed(obj);
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", cm.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            cm.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", cm.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", cm.metadata.namespace.clone().unwrap_or_default()));
     w.labels("Labels", cm.metadata.labels.as_ref());
     w.annotations("Annotations", cm.metadata.annotations.as_ref());
     w.w(0, "\nData\n====\n");
@@ -614,47 +477,22 @@ pub fn config_map(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> Strin
 pub fn service_account(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     let sa: ServiceAccount = typed(obj);
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", sa.metadata.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            sa.metadata.namespace.clone().unwrap_or_default()
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", sa.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", sa.metadata.namespace.clone().unwrap_or_default()));
     w.labels("Labels", sa.metadata.labels.as_ref());
     w.annotations("Annotations", sa.metadata.annotations.as_ref());
-    let pull: Vec<String> = sa
-        .image_pull_secrets
-        .iter()
-        .flatten()
-        .map(|s| s.name.clone())
-        .collect();
-    let mount: Vec<String> = sa
-        .secrets
-        .iter()
-        .flatten()
-        .map(|s| s.name.clone().unwrap_or_default())
-        .collect();
-    let sections = [
-        ("Image pull secrets:", pull),
-        ("Mountable secrets: ", mount),
-        ("Tokens:            ", Vec::new()),
-    ];
+    let pull: Vec<String> = sa.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect();
+    let mount: Vec<String> =
+        sa.secrets.iter().flatten().map(|s| s.name.clone().unwrap_or_default()).collect();
+    let sections =
+        [("Image pull secrets:", pull), ("Mountable secrets: ", mount), ("Tokens:            ", Vec::new())];
     for (header, names) in sections {
         if names.is_empty() {
             w.w(0, &format!("{header}\t<none>\n"));
             continue;
         }
         for (i, name) in names.iter().enumerate() {
-            let prefix = if i == 0 {
-                header
-            } else {
-                "                   "
-            };
+            let prefix = if i == 0 { header } else { "                   " };
             w.w(0, &format!("{prefix}\t{name}\n"));
         }
     }
@@ -670,9 +508,7 @@ fn smart_label(field: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
     for c in field.chars() {
         match parts.last_mut() {
-            Some(last)
-                if !(c.is_uppercase() && last.chars().last().is_some_and(char::is_lowercase)) =>
-            {
+            Some(last) if !(c.is_uppercase() && last.chars().last().is_some_and(char::is_lowercase)) => {
                 last.push(c)
             }
             _ => parts.push(c.to_string()),
@@ -686,22 +522,14 @@ fn smart_label(field: &str) -> String {
                 upper
             } else {
                 let mut chars = p.chars();
-                chars
-                    .next()
-                    .map(|f| f.to_uppercase().chain(chars).collect())
-                    .unwrap_or_default()
+                chars.next().map(|f| f.to_uppercase().chain(chars).collect()).unwrap_or_default()
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn unstructured(
-    w: &mut Page,
-    level: usize,
-    content: &serde_json::Map<String, Value>,
-    prefix: &str,
-) {
+fn unstructured(w: &mut Page, level: usize, content: &serde_json::Map<String, Value>, prefix: &str) {
     const SKIP: [&str; 5] = [
         ".metadata.managedFields",
         ".metadata.name",
@@ -742,17 +570,11 @@ fn unstructured(
 pub fn generic(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     let mut w = Page::default();
     let meta = obj.get("metadata");
-    let field = |f: &str| {
-        meta.and_then(|m| m.get(f))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or("").to_string();
     w.w(0, &format!("Name:\t{}\n", field("name")));
     w.w(0, &format!("Namespace:\t{}\n", field("namespace")));
     let map = |f: &str| -> Option<BTreeMap<String, String>> {
-        meta.and_then(|m| m.get(f))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        meta.and_then(|m| m.get(f)).and_then(|v| serde_json::from_value(v.clone()).ok())
     };
     w.labels("Labels", map("labels").as_ref());
     w.annotations("Annotations", map("annotations").as_ref());

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::core::v1::{
-        Container, ContainerState, ContainerStatus, Pod, PodSpec, PodTemplateSpec, Probe,
-        Toleration, Volume,
+        Container, ContainerState, ContainerStatus, Pod, PodSpec, PodTemplateSpec, Probe, Toleration, Volume,
     },
     apimachinery::pkg::util::intstr::IntOrString,
 };
@@ -33,28 +32,14 @@ pub fn probe(p: &Probe) -> String {
         p.failure_threshold.unwrap_or(3)
     );
     if let Some(e) = &p.exec {
-        return format!(
-            "exec [{}] {attrs}",
-            e.command.clone().unwrap_or_default().join(" ")
-        );
+        return format!("exec [{}] {attrs}", e.command.clone().unwrap_or_default().join(" "));
     }
     if let Some(h) = &p.http_get {
-        let scheme = h
-            .scheme
-            .clone()
-            .unwrap_or_else(|| "HTTP".to_string())
-            .to_lowercase();
+        let scheme = h.scheme.clone().unwrap_or_else(|| "HTTP".to_string()).to_lowercase();
         let host = h.host.clone().unwrap_or_default();
         let port = int_or_string(&h.port);
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        return format!(
-            "http-get {scheme}://{host}:{port}{} {attrs}",
-            h.path.clone().unwrap_or_default()
-        );
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        return format!("http-get {scheme}://{host}:{port}{} {attrs}", h.path.clone().unwrap_or_default());
     }
     if let Some(t) = &p.tcp_socket {
         return format!(
@@ -64,11 +49,7 @@ pub fn probe(p: &Probe) -> String {
         );
     }
     if let Some(g) = &p.grpc {
-        return format!(
-            "grpc <pod>:{} {} {attrs}",
-            g.port,
-            g.service.clone().unwrap_or_default()
-        );
+        return format!("grpc <pod>:{} {} {attrs}", g.port, g.service.clone().unwrap_or_default());
     }
     format!("unknown {attrs}")
 }
@@ -76,10 +57,7 @@ pub fn probe(p: &Probe) -> String {
 fn state(w: &mut Page, title: &str, state: &ContainerState, clock: &Clock) {
     if let Some(r) = &state.running {
         w.w(2, &format!("{title}:\tRunning\n"));
-        w.w(
-            3,
-            &format!("Started:\t{}\n", clock.rfc1123z(r.started_at.as_ref())),
-        );
+        w.w(3, &format!("Started:\t{}\n", clock.rfc1123z(r.started_at.as_ref())));
     } else if let Some(wt) = &state.waiting {
         w.w(2, &format!("{title}:\tWaiting\n"));
         if let Some(reason) = wt.reason.as_ref().filter(|r| !r.is_empty()) {
@@ -97,14 +75,8 @@ fn state(w: &mut Page, title: &str, state: &ContainerState, clock: &Clock) {
         if let Some(signal) = t.signal.filter(|s| *s > 0) {
             w.w(3, &format!("Signal:\t{signal}\n"));
         }
-        w.w(
-            3,
-            &format!("Started:\t{}\n", clock.rfc1123z(t.started_at.as_ref())),
-        );
-        w.w(
-            3,
-            &format!("Finished:\t{}\n", clock.rfc1123z(t.finished_at.as_ref())),
-        );
+        w.w(3, &format!("Started:\t{}\n", clock.rfc1123z(t.started_at.as_ref())));
+        w.w(3, &format!("Finished:\t{}\n", clock.rfc1123z(t.finished_at.as_ref())));
     } else {
         w.w(2, &format!("{title}:\tWaiting\n"));
     }
@@ -127,18 +99,9 @@ pub fn containers(
         let status = statuses.iter().find(|s| s.name == c.name);
         w.w(1, &format!("{name_indent}{}:\n", c.name));
         if let Some(s) = status {
-            w.w(
-                2,
-                &format!(
-                    "Container ID:\t{}\n",
-                    s.container_id.clone().unwrap_or_default()
-                ),
-            );
+            w.w(2, &format!("Container ID:\t{}\n", s.container_id.clone().unwrap_or_default()));
         }
-        w.w(
-            2,
-            &format!("Image:\t{}\n", c.image.clone().unwrap_or_default()),
-        );
+        w.w(2, &format!("Image:\t{}\n", c.image.clone().unwrap_or_default()));
         if let Some(s) = status {
             w.w(2, &format!("Image ID:\t{}\n", s.image_id));
         }
@@ -147,15 +110,8 @@ pub fn containers(
             ports
                 .iter()
                 .map(|p| {
-                    let n = if host {
-                        p.host_port.unwrap_or(0)
-                    } else {
-                        p.container_port
-                    };
-                    format!(
-                        "{n}/{}",
-                        p.protocol.clone().unwrap_or_else(|| "TCP".to_string())
-                    )
+                    let n = if host { p.host_port.unwrap_or(0) } else { p.container_port };
+                    format!("{n}/{}", p.protocol.clone().unwrap_or_else(|| "TCP".to_string()))
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -166,30 +122,13 @@ pub fn containers(
         } else {
             w.w(
                 2,
-                &format!(
-                    "Port:\t{}\n",
-                    if container_ports.is_empty() {
-                        "<none>"
-                    } else {
-                        &container_ports
-                    }
-                ),
+                &format!("Port:\t{}\n", if container_ports.is_empty() { "<none>" } else { &container_ports }),
             );
         }
         if host_ports.contains(',') {
             w.w(2, &format!("Host Ports:\t{host_ports}\n"));
         } else {
-            w.w(
-                2,
-                &format!(
-                    "Host Port:\t{}\n",
-                    if host_ports.is_empty() {
-                        "<none>"
-                    } else {
-                        &host_ports
-                    }
-                ),
-            );
+            w.w(2, &format!("Host Port:\t{}\n", if host_ports.is_empty() { "<none>" } else { &host_ports }));
         }
         for (title, list) in [("Command", &c.command), ("Args", &c.args)] {
             if let Some(list) = list.as_ref().filter(|l| !l.is_empty()) {
@@ -206,10 +145,7 @@ pub fn containers(
             if let Some(last) = s.last_state.as_ref().filter(|l| l.terminated.is_some()) {
                 state(w, "Last State", last, clock);
             }
-            w.w(
-                2,
-                &format!("Ready:\t{}\n", if s.ready { "True" } else { "False" }),
-            );
+            w.w(2, &format!("Ready:\t{}\n", if s.ready { "True" } else { "False" }));
             w.w(2, &format!("Restart Count:\t{}\n", s.restart_count));
         }
         if let Some(r) = &c.resources {
@@ -242,22 +178,15 @@ pub fn containers(
                     ("", String::new(), false)
                 };
                 match e.prefix.as_ref().filter(|p| !p.is_empty()) {
-                    Some(prefix) => w.w(
-                        3,
-                        &format!("{name}\t{kind} with prefix '{prefix}'\tOptional: {optional}\n"),
-                    ),
+                    Some(prefix) => {
+                        w.w(3, &format!("{name}\t{kind} with prefix '{prefix}'\tOptional: {optional}\n"))
+                    }
                     None => w.w(3, &format!("{name}\t{kind}\tOptional: {optional}\n")),
                 }
             }
         }
         let env = c.env.clone().unwrap_or_default();
-        w.w(
-            2,
-            &format!(
-                "Environment:{}\n",
-                if env.is_empty() { "\t<none>" } else { "" }
-            ),
-        );
+        w.w(2, &format!("Environment:{}\n", if env.is_empty() { "\t<none>" } else { "" }));
         for e in &env {
             let Some(from) = &e.value_from else {
                 for (i, line) in e.value.clone().unwrap_or_default().split('\n').enumerate() {
@@ -311,27 +240,14 @@ pub fn containers(
             }
         }
         let mut mounts = c.volume_mounts.clone().unwrap_or_default();
-        w.w(
-            2,
-            &format!(
-                "Mounts:{}\n",
-                if mounts.is_empty() { "\t<none>" } else { "" }
-            ),
-        );
+        w.w(2, &format!("Mounts:{}\n", if mounts.is_empty() { "\t<none>" } else { "" }));
         mounts.sort_by(|a, b| a.mount_path.cmp(&b.mount_path));
         for m in mounts {
-            let mut flags = vec![if m.read_only == Some(true) {
-                "ro".to_string()
-            } else {
-                "rw".to_string()
-            }];
+            let mut flags = vec![if m.read_only == Some(true) { "ro".to_string() } else { "rw".to_string() }];
             if let Some(sub) = m.sub_path.filter(|s| !s.is_empty()) {
                 flags.push(format!("path={sub:?}"));
             }
-            w.w(
-                3,
-                &format!("{} from {} ({})\n", m.mount_path, m.name, flags.join(",")),
-            );
+            w.w(3, &format!("{} from {} ({})\n", m.mount_path, m.name, flags.join(",")));
         }
     }
 }
@@ -356,10 +272,7 @@ pub fn volumes(w: &mut Page, volumes: &[Volume], space: &str) {
                 ),
             );
         } else if let Some(e) = &v.empty_dir {
-            let limit = e
-                .size_limit
-                .as_ref()
-                .map_or_else(|| "<unset>".to_string(), |q| q.0.clone());
+            let limit = e.size_limit.as_ref().map_or_else(|| "<unset>".to_string(), |q| q.0.clone());
             w.w(
                 2,
                 &format!(
@@ -386,10 +299,7 @@ pub fn volumes(w: &mut Page, volumes: &[Volume], space: &str) {
                 ),
             );
         } else if let Some(p) = &v.projected {
-            w.w(
-                2,
-                "Type:\tProjected (a volume that contains injected data from multiple sources)\n",
-            );
+            w.w(2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n");
             for s in p.sources.iter().flatten() {
                 if let Some(sec) = &s.secret {
                     w.w(
@@ -412,13 +322,7 @@ pub fn volumes(w: &mut Page, volumes: &[Volume], space: &str) {
                         ),
                     );
                 } else if let Some(t) = &s.service_account_token {
-                    w.w(
-                        2,
-                        &format!(
-                            "TokenExpirationSeconds:\t{}\n",
-                            t.expiration_seconds.unwrap_or(3607)
-                        ),
-                    );
+                    w.w(2, &format!("TokenExpirationSeconds:\t{}\n", t.expiration_seconds.unwrap_or(3607)));
                 }
             }
         } else if let Some(c) = &v.persistent_volume_claim {
@@ -479,11 +383,7 @@ pub fn tolerations(w: &mut Page, initial: &str, title: &str, tolerations: &[Tole
             line.push_str(&format!(":{effect}"));
         }
         if t.operator.as_deref() == Some("Exists") && value.is_empty() {
-            line.push_str(if key.is_empty() && effect.is_empty() {
-                "op=Exists"
-            } else {
-                " op=Exists"
-            });
+            line.push_str(if key.is_empty() && effect.is_empty() { "op=Exists" } else { " op=Exists" });
         }
         if let Some(s) = t.toleration_seconds {
             line.push_str(&format!(" for {s}s"));
@@ -517,30 +417,16 @@ pub fn template(w: &mut Page, template: Option<&PodTemplateSpec>, clock: &Clock)
         w.w(1, &format!("Priority Class Name:\t{pc}\n"));
     }
     w.labels("  Node-Selectors", spec.node_selector.as_ref());
-    tolerations(
-        w,
-        "  ",
-        "Tolerations",
-        spec.tolerations.as_deref().unwrap_or_default(),
-    );
+    tolerations(w, "  ", "Tolerations", spec.tolerations.as_deref().unwrap_or_default());
 }
 
 /// `qos.GetPodQOS`: the status field when set, else computed from requests and limits.
 pub fn qos_class(pod: &Pod) -> String {
-    if let Some(q) = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.qos_class.clone())
-        .filter(|q| !q.is_empty())
-    {
+    if let Some(q) = pod.status.as_ref().and_then(|s| s.qos_class.clone()).filter(|q| !q.is_empty()) {
         return q;
     }
     let spec = pod.spec.clone().unwrap_or_default();
-    let all: Vec<&Container> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .collect();
+    let all: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
     let nonzero = |m: Option<
         &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
     >|
@@ -580,17 +466,8 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     let status = pod.status.clone().unwrap_or_default();
     let meta = &pod.metadata;
     let mut w = Page::default();
-    w.w(
-        0,
-        &format!("Name:\t{}\n", meta.name.clone().unwrap_or_default()),
-    );
-    w.w(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.clone().unwrap_or_default()
-        ),
-    );
+    w.w(0, &format!("Name:\t{}\n", meta.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Namespace:\t{}\n", meta.namespace.clone().unwrap_or_default()));
     if let Some(p) = spec.priority {
         w.w(0, &format!("Priority:\t{p}\n"));
     }
@@ -605,13 +482,7 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     }
     match spec.node_name.as_ref().filter(|n| !n.is_empty()) {
         None => w.w(0, "Node:\t<none>\n"),
-        Some(n) => w.w(
-            0,
-            &format!(
-                "Node:\t{n}/{}\n",
-                status.host_ip.clone().unwrap_or_default()
-            ),
-        ),
+        Some(n) => w.w(0, &format!("Node:\t{n}/{}\n", status.host_ip.clone().unwrap_or_default())),
     }
     if let Some(t) = &status.start_time {
         w.w(0, &format!("Start Time:\t{}\n", clock.rfc1123z(Some(t))));
@@ -621,16 +492,10 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     let phase = status.phase.clone().unwrap_or_default();
     match &meta.deletion_timestamp {
         Some(t) if phase != "Failed" && phase != "Succeeded" => {
+            w.w(0, &format!("Status:\tTerminating (lasts {})\n", lasts(t, clock)));
             w.w(
                 0,
-                &format!("Status:\tTerminating (lasts {})\n", lasts(t, clock)),
-            );
-            w.w(
-                0,
-                &format!(
-                    "Termination Grace Period:\t{}s\n",
-                    meta.deletion_grace_period_seconds.unwrap_or(0)
-                ),
+                &format!("Termination Grace Period:\t{}s\n", meta.deletion_grace_period_seconds.unwrap_or(0)),
             );
         }
         _ => w.w(0, &format!("Status:\t{phase}\n")),
@@ -641,10 +506,7 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     if let Some(m) = status.message.as_ref().filter(|m| !m.is_empty()) {
         w.w(0, &format!("Message:\t{m}\n"));
     }
-    w.w(
-        0,
-        &format!("IP:\t{}\n", status.pod_ip.clone().unwrap_or_default()),
-    );
+    w.w(0, &format!("IP:\t{}\n", status.pod_ip.clone().unwrap_or_default()));
     let ips = status.pod_ips.clone().unwrap_or_default();
     if ips.is_empty() {
         w.w(0, "IPs:\t<none>\n");
@@ -657,11 +519,7 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     if let Some(c) = controller(meta) {
         w.w(0, &format!("Controlled By:\t{c}\n"));
     }
-    if let Some(n) = status
-        .nominated_node_name
-        .as_ref()
-        .filter(|n| !n.is_empty())
-    {
+    if let Some(n) = status.nominated_node_name.as_ref().filter(|n| !n.is_empty()) {
         w.w(0, &format!("NominatedNodeName:\t{n}\n"));
     }
     if let Some(init) = spec.init_containers.as_ref().filter(|i| !i.is_empty()) {
@@ -669,10 +527,7 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
             &mut w,
             "Init Containers",
             init,
-            status
-                .init_container_statuses
-                .as_deref()
-                .unwrap_or_default(),
+            status.init_container_statuses.as_deref().unwrap_or_default(),
             Some(obj),
             "",
             clock,
@@ -707,12 +562,7 @@ pub fn pod(obj: &Value, events: Option<&[Value]>, clock: &Clock) -> String {
     volumes(&mut w, spec.volumes.as_deref().unwrap_or_default(), "");
     w.w(0, &format!("QoS Class:\t{}\n", qos_class(&pod)));
     w.labels("Node-Selectors", spec.node_selector.as_ref());
-    tolerations(
-        &mut w,
-        "",
-        "Tolerations",
-        spec.tolerations.as_deref().unwrap_or_default(),
-    );
+    tolerations(&mut w, "", "Tolerations", spec.tolerations.as_deref().unwrap_or_default());
     w.events(events, clock);
     w.finish()
 }

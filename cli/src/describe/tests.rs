@@ -7,10 +7,7 @@ use super::*;
 use crate::{client::fake::FakeCluster, report::render};
 
 fn clock() -> Clock {
-    Clock {
-        now: "2024-05-01T10:05:12Z".parse().unwrap(),
-        tz: TimeZone::UTC,
-    }
+    Clock { now: "2024-05-01T10:05:12Z".parse().unwrap(), tz: TimeZone::UTC }
 }
 
 fn meta(name: &str) -> Value {
@@ -29,10 +26,8 @@ fn service() -> Value {
 }
 
 fn slice(ready: &[(&str, bool)]) -> Value {
-    let endpoints: Vec<Value> = ready
-        .iter()
-        .map(|(ip, r)| json!({"addresses": [ip], "conditions": {"ready": r}}))
-        .collect();
+    let endpoints: Vec<Value> =
+        ready.iter().map(|(ip, r)| json!({"addresses": [ip], "conditions": {"ready": r}})).collect();
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"name": "orders-x1", "namespace": "default", "labels": {"kubernetes.io/service-name": "orders"}},
            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": endpoints})
@@ -40,11 +35,7 @@ fn slice(ready: &[(&str, bool)]) -> Value {
 
 #[test]
 fn service_page() {
-    let slices = [slice(&[
-        ("10.244.1.5", true),
-        ("10.244.2.7", true),
-        ("10.244.3.9", false),
-    ])];
+    let slices = [slice(&[("10.244.1.5", true), ("10.244.2.7", true), ("10.244.3.9", false)])];
     let got = core_v1::service(&service(), &slices, Some(&[]), &clock());
     let want = "\
 Name:                     orders
@@ -78,9 +69,7 @@ fn service_endpoints_cap_at_three_and_say_none_without_slices() {
     ])];
     let got = core_v1::service(&service(), &many, None, &clock());
     assert!(
-        got.contains(
-            "Endpoints:                10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...\n"
-        ),
+        got.contains("Endpoints:                10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080 + 2 more...\n"),
         "{got}"
     );
     assert!(!got.contains("Events:"), "no event list, no section: {got}");
@@ -91,22 +80,11 @@ fn service_endpoints_cap_at_three_and_say_none_without_slices() {
     node_port["spec"]["ports"][0]["nodePort"] = json!(30080);
     node_port["spec"]["externalTrafficPolicy"] = json!("Cluster");
     let got = core_v1::service(&node_port, &[], Some(&[]), &clock());
-    assert!(
-        got.contains("NodePort:                 http  30080/TCP\n"),
-        "{got}"
-    );
+    assert!(got.contains("NodePort:                 http  30080/TCP\n"), "{got}");
     assert!(got.contains("External Traffic Policy:  Cluster\n"), "{got}");
 }
 
-fn event(
-    reason: &str,
-    type_: &str,
-    from: &str,
-    first: &str,
-    last: &str,
-    count: i32,
-    msg: &str,
-) -> Value {
+fn event(reason: &str, type_: &str, from: &str, first: &str, last: &str, count: i32, msg: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Event", "metadata": meta(&format!("web-1.{reason}")),
            "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default"},
            "reason": reason, "type": type_, "message": msg, "count": count,
@@ -214,18 +192,14 @@ Events:
 #[test]
 fn pod_page_states() {
     let mut p = running_pod();
-    p["status"]["containerStatuses"][0]["state"] =
-        json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    p["status"]["containerStatuses"][0]["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
     p["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error",
         "startedAt": "2024-05-01T10:04:00Z", "finishedAt": "2024-05-01T10:04:10Z"}});
     p["status"]["containerStatuses"][0]["restartCount"] = json!(4);
     p["metadata"]["deletionTimestamp"] = json!("2024-05-01T10:05:00Z");
     p["metadata"]["deletionGracePeriodSeconds"] = json!(30);
     let got = pod::pod(&p, None, &clock());
-    assert!(
-        got.contains("Status:                    Terminating (lasts 12s)\n"),
-        "{got}"
-    );
+    assert!(got.contains("Status:                    Terminating (lasts 12s)\n"), "{got}");
     assert!(got.contains("Termination Grace Period:  30s\n"), "{got}");
     assert!(got.contains("    State:          Waiting\n      Reason:       CrashLoopBackOff\n    Last State:     Terminated\n      Reason:       Error\n      Exit Code:    1\n"), "{got}");
     assert!(got.contains("    Restart Count:  4\n"), "{got}");
@@ -253,10 +227,7 @@ fn deployment_page() {
     };
     let mut old_template = template.clone();
     old_template["spec"]["containers"][0]["image"] = json!("nginx:1.24");
-    let owned = [
-        rs("orders-old1", &old_template, 0, "1"),
-        rs("orders-5d4f", &new_template, 3, "2"),
-    ];
+    let owned = [rs("orders-old1", &old_template, 0, "1"), rs("orders-5d4f", &new_template, 3, "2")];
     let got = apps::deployment(&d, &owned, Some(&[]), &clock());
     let want = "\
 Name:                   orders
@@ -311,21 +282,30 @@ fn node_page_lists_pods_and_allocations() {
     p["spec"]["containers"][0]["resources"] =
         json!({"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}});
     let got = core_v1::node(&node, &[p], Some(&[]), &clock());
+    assert!(got.starts_with("Name:               node-1\nRoles:              <none>\n"), "{got}");
     assert!(
-        got.starts_with("Name:               node-1\nRoles:              <none>\n"),
+        got.contains(
+            "Taints:             node.kubernetes.io/not-ready:NoSchedule\nUnschedulable:      false\n"
+        ),
         "{got}"
     );
-    assert!(got.contains("Taints:             node.kubernetes.io/not-ready:NoSchedule\nUnschedulable:      false\n"), "{got}");
     assert!(got.contains("  Ready   True    Wed, 01 May 2024 10:05:00 +0000   Wed, 01 May 2024 10:00:10 +0000   KubeletReady   kubelet is posting ready status\n"), "{got}");
+    assert!(got.contains("Addresses:\n  InternalIP:  172.18.0.2\n  Hostname:    node-1\n"), "{got}");
     assert!(
-        got.contains("Addresses:\n  InternalIP:  172.18.0.2\n  Hostname:    node-1\n"),
+        got.contains(
+            "PodCIDRs:                     10.244.1.0/24\nNon-terminated Pods:          (1 in total)\n"
+        ),
         "{got}"
     );
-    assert!(got.contains("PodCIDRs:                     10.244.1.0/24\nNon-terminated Pods:          (1 in total)\n"), "{got}");
     // The pods table shares its first column with PodCIDR and friends, as in kubectl.
     assert!(got.contains("  Namespace                   Name     CPU Requests  CPU Limits  Memory Requests  Memory Limits  Age\n"), "{got}");
     assert!(got.contains("  default                     web-1    500m (25%)    0 (0%)      256Mi (6%)       512Mi (12%)    5m12s\n"), "{got}");
-    assert!(got.contains("  cpu                500m (25%)  0 (0%)\n  memory             256Mi (6%)  512Mi (12%)\n"), "{got}");
+    assert!(
+        got.contains(
+            "  cpu                500m (25%)  0 (0%)\n  memory             256Mi (6%)  512Mi (12%)\n"
+        ),
+        "{got}"
+    );
 }
 
 #[test]
@@ -374,30 +354,15 @@ Spec:
 
 #[test]
 fn generic_page_for_events() {
-    let e = event(
-        "Pulled",
-        "Normal",
-        "kubelet",
-        "2024-05-01T10:00:02Z",
-        "2024-05-01T10:03:12Z",
-        3,
-        "pulled",
-    );
+    let e = event("Pulled", "Normal", "kubelet", "2024-05-01T10:00:02Z", "2024-05-01T10:03:12Z", 3, "pulled");
     let got = core_v1::generic(&e, Some(&[]), &clock());
     assert!(got.starts_with("Name:             web-1.Pulled\nNamespace:        default\nLabels:           <none>\nAnnotations:      <none>\nAPI Version:      v1\nCount:            3\n"), "{got}");
     assert!(got.contains("Involved Object:\n  Kind:          Pod\n  Name:          web-1\n  Namespace:     default\nKind:            Event\n"), "{got}");
-    assert!(
-        got.contains("Metadata:\n  Creation Timestamp:  2024-05-01T10:00:00Z\n"),
-        "{got}"
-    );
+    assert!(got.contains("Metadata:\n  Creation Timestamp:  2024-05-01T10:00:00Z\n"), "{got}");
 }
 
 fn args(a: &[&str]) -> DescribeArgs {
-    DescribeArgs {
-        args: a.iter().map(|s| s.to_string()).collect(),
-        selector: None,
-        all_namespaces: false,
-    }
+    DescribeArgs { args: a.iter().map(|s| s.to_string()).collect(), selector: None, all_namespaces: false }
 }
 
 #[tokio::test]
@@ -430,82 +395,30 @@ async fn describe_fetches_related_objects_and_matches_prefixes() {
         "no",
     );
     foreign["metadata"]["name"] = json!("orders.deploy");
-    foreign["involvedObject"] =
-        json!({"kind": "Deployment", "name": "orders", "namespace": "default"});
+    foreign["involvedObject"] = json!({"kind": "Deployment", "name": "orders", "namespace": "default"});
     api.seed(Resource::Events, foreign);
 
-    let ns = Namespace {
-        name: "default".into(),
-        explicit: false,
-    };
+    let ns = Namespace { name: "default".into(), explicit: false };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let problems = describe(
-        &mut api,
-        &args(&["svc", "orders"]),
-        &ns,
-        &mut out,
-        &mut err,
-        &clock(),
-    )
-    .await;
+    let problems = describe(&mut api, &args(&["svc", "orders"]), &ns, &mut out, &mut err, &clock()).await;
     let out = String::from_utf8(out).unwrap();
     assert!(problems.is_empty());
-    assert!(
-        out.contains("Endpoints:                10.244.1.5:8080\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("  Normal  Synced  5m12s  endpointslice-controller  ok\n"),
-        "{out}"
-    );
+    assert!(out.contains("Endpoints:                10.244.1.5:8080\n"), "{out}");
+    assert!(out.contains("  Normal  Synced  5m12s  endpointslice-controller  ok\n"), "{out}");
     assert!(!out.contains("Scaled"), "{out}");
     assert!(!out.contains("orders-admin"), "exact name wins: {out}");
 
     // A prefix describes every match, separated by a blank line.
     let mut out = Vec::new();
-    let problems = describe(
-        &mut api,
-        &args(&["service/orders-"]),
-        &ns,
-        &mut out,
-        &mut err,
-        &clock(),
-    )
-    .await;
+    let problems = describe(&mut api, &args(&["service/orders-"]), &ns, &mut out, &mut err, &clock()).await;
     assert!(problems.is_empty());
-    assert!(
-        String::from_utf8(out)
-            .unwrap()
-            .starts_with("Name:                     orders-admin\n")
-    );
+    assert!(String::from_utf8(out).unwrap().starts_with("Name:                     orders-admin\n"));
 
     let mut out = Vec::new();
-    let problems = describe(
-        &mut api,
-        &args(&["svc", "nope"]),
-        &ns,
-        &mut out,
-        &mut err,
-        &clock(),
-    )
-    .await;
-    assert_eq!(
-        render(&problems),
-        "Error from server (NotFound): services \"nope\" not found"
-    );
+    let problems = describe(&mut api, &args(&["svc", "nope"]), &ns, &mut out, &mut err, &clock()).await;
+    assert_eq!(render(&problems), "Error from server (NotFound): services \"nope\" not found");
 
-    let problems = describe(
-        &mut api,
-        &args(&["pods"]),
-        &ns,
-        &mut out,
-        &mut err,
-        &clock(),
-    )
-    .await;
+    let problems = describe(&mut api, &args(&["pods"]), &ns, &mut out, &mut err, &clock()).await;
     assert!(problems.is_empty());
-    assert_eq!(
-        String::from_utf8(err).unwrap(),
-        "No resources found in default namespace.\n"
-    );
+    assert_eq!(String::from_utf8(err).unwrap(), "No resources found in default namespace.\n");
 }

@@ -44,11 +44,7 @@ fn human_durations_match_kubectl() {
         (9 * 365 * 24 * 3600, "9y"),
     ];
     for (secs, want) in cases {
-        assert_eq!(
-            human_duration(SignedDuration::from_secs(secs)),
-            want,
-            "{secs}s"
-        );
+        assert_eq!(human_duration(SignedDuration::from_secs(secs)), want, "{secs}s");
     }
     assert_eq!(since(None, now()), "<unknown>");
 }
@@ -90,12 +86,7 @@ fn sample_pods() -> Vec<Value> {
         pod("web-1", "Running", running.clone(), json!({})),
         pod("web-2", "Pending", creating, json!({})),
         pod("web-3", "Running", crashing, json!({})),
-        pod(
-            "web-4",
-            "Running",
-            running,
-            json!({"metadata": {"deletionTimestamp": "2024-05-01T10:05:00Z"}}),
-        ),
+        pod("web-4", "Running", running, json!({"metadata": {"deletionTimestamp": "2024-05-01T10:05:00Z"}})),
         pod(
             "web-5",
             "Pending",
@@ -120,10 +111,7 @@ web-4   1/1     Terminating         0             5m12s
 web-5   0/1     Init:0/1            0             5m12s
 job-1   0/1     Completed           0             5m12s
 ";
-    assert_eq!(
-        render(Resource::Pods, &sample_pods(), Options::default()),
-        want
-    );
+    assert_eq!(render(Resource::Pods, &sample_pods(), Options::default()), want);
 }
 
 #[test]
@@ -134,22 +122,15 @@ fn pod_status_reasons() {
     };
     let waiting = |reason: &str| json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": reason}}}]);
     assert_eq!(status(waiting("ErrImagePull"), "Pending"), "ErrImagePull");
-    assert_eq!(
-        status(waiting("ImagePullBackOff"), "Pending"),
-        "ImagePullBackOff"
-    );
+    assert_eq!(status(waiting("ImagePullBackOff"), "Pending"), "ImagePullBackOff");
     // No container status yet: the phase.
     assert_eq!(status(json!([]), "Pending"), "Pending");
     let oom = json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]);
     assert_eq!(status(oom, "Running"), "OOMKilled");
-    let code = json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 2}}}]);
+    let code =
+        json!([{"name": "web", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 2}}}]);
     assert_eq!(status(code, "Failed"), "ExitCode:2");
-    let p = pod(
-        "p",
-        "Failed",
-        json!([]),
-        json!({"status": {"reason": "Evicted"}}),
-    );
+    let p = pod("p", "Failed", json!([]), json!({"status": {"reason": "Evicted"}}));
     assert_eq!(row(Resource::Pods, &p, false, now())[2], "Evicted");
 }
 
@@ -159,11 +140,7 @@ fn pods_wide_and_all_namespaces() {
 NAMESPACE   NAME    READY   STATUS    RESTARTS   AGE     IP           NODE     NOMINATED NODE   READINESS GATES
 default     web-1   1/1     Running   0          5m12s   10.244.1.5   node-1   <none>           <none>
 ";
-    let opts = Options {
-        wide: true,
-        all_namespaces: true,
-        ..Default::default()
-    };
+    let opts = Options { wide: true, all_namespaces: true, ..Default::default() };
     assert_eq!(render(Resource::Pods, &sample_pods()[..1], opts), want);
 }
 
@@ -188,10 +165,7 @@ fn services() -> Vec<Value> {
                                     {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
                                     {"name": "metrics", "port": 9153, "protocol": "TCP"}]}),
         ),
-        svc(
-            "ext",
-            json!({"type": "ExternalName", "externalName": "db.example.com"}),
-        ),
+        svc("ext", json!({"type": "ExternalName", "externalName": "db.example.com"})),
         svc(
             "lb",
             json!({"type": "LoadBalancer", "clusterIP": "10.96.0.13", "clusterIPs": ["10.96.0.13"],
@@ -210,10 +184,7 @@ dns      ClusterIP      10.96.0.12   <none>           53/UDP,53/TCP,9153/TCP   5
 ext      ExternalName   <none>       db.example.com   <none>                   5m12s
 lb       LoadBalancer   10.96.0.13   <pending>        443:31443/TCP            5m12s
 ";
-    assert_eq!(
-        render(Resource::Services, &services(), Options::default()),
-        want
-    );
+    assert_eq!(render(Resource::Services, &services(), Options::default()), want);
 }
 
 #[test]
@@ -225,16 +196,9 @@ NAME     TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)        AGE     SELECTOR 
 orders   ClusterIP   10.96.0.10   <none>        80/TCP         5m12s   app=orders           app=orders,team=shop
 web      NodePort    10.96.0.11   <none>        80:30080/TCP   5m12s   app=web,tier=front   <none>
 ";
-    let opts = Options {
-        wide: true,
-        show_labels: true,
-        ..Default::default()
-    };
+    let opts = Options { wide: true, show_labels: true, ..Default::default() };
     assert_eq!(render(Resource::Services, &svc, opts), want);
-    let no_headers = Options {
-        no_headers: true,
-        ..Default::default()
-    };
+    let no_headers = Options { no_headers: true, ..Default::default() };
     assert_eq!(
         render(Resource::Services, &svc[..1], no_headers),
         "orders   ClusterIP   10.96.0.10   <none>   80/TCP   5m12s\n"
@@ -249,22 +213,11 @@ fn workloads() {
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "orders"}}, "template": template},
         "status": {"replicas": 3, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2}});
     assert_eq!(
-        render(
-            Resource::Deployments,
-            std::slice::from_ref(&deploy),
-            Options::default()
-        ),
+        render(Resource::Deployments, std::slice::from_ref(&deploy), Options::default()),
         "NAME     READY   UP-TO-DATE   AVAILABLE   AGE\norders   2/3     3            2           5m12s\n"
     );
     assert_eq!(
-        render(
-            Resource::Deployments,
-            &[deploy],
-            Options {
-                wide: true,
-                ..Default::default()
-            }
-        ),
+        render(Resource::Deployments, &[deploy], Options { wide: true, ..Default::default() }),
         "\
 NAME     READY   UP-TO-DATE   AVAILABLE   AGE     CONTAINERS    IMAGES                  SELECTOR
 orders   2/3     3            2           5m12s   web,sidecar   nginx:1.25,envoy:1.30   app=orders
@@ -274,23 +227,12 @@ orders   2/3     3            2           5m12s   web,sidecar   nginx:1.25,envoy
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "orders", "pod-template-hash": "7d9f8b7c5f"}}, "template": template},
         "status": {"replicas": 3, "readyReplicas": 2}});
     assert_eq!(
-        render(
-            Resource::ReplicaSets,
-            std::slice::from_ref(&rs),
-            Options::default()
-        ),
+        render(Resource::ReplicaSets, std::slice::from_ref(&rs), Options::default()),
         "NAME                DESIRED   CURRENT   READY   AGE\norders-7d9f8b7c5f   3         3         2       5m12s\n"
     );
     assert!(
-        render(
-            Resource::ReplicaSets,
-            &[rs],
-            Options {
-                wide: true,
-                ..Default::default()
-            }
-        )
-        .contains("app=orders,pod-template-hash=7d9f8b7c5f")
+        render(Resource::ReplicaSets, &[rs], Options { wide: true, ..Default::default() })
+            .contains("app=orders,pod-template-hash=7d9f8b7c5f")
     );
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta("db"),
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db", "template": template},
@@ -317,13 +259,7 @@ fn endpoint_slices() {
         slice(
             "many-xyz",
             json!([{"port": 80}, {"port": 443}, {"name": "admin", "port": 8080}, {"port": 9090}]),
-            json!([
-                ep("10.0.0.1"),
-                ep("10.0.0.2"),
-                ep("10.0.0.3"),
-                ep("10.0.0.4"),
-                ep("10.0.0.5")
-            ]),
+            json!([ep("10.0.0.1"), ep("10.0.0.2"), ep("10.0.0.3"), ep("10.0.0.4"), ep("10.0.0.5")]),
         ),
         slice("empty-q", json!([]), json!([])),
     ];
@@ -333,10 +269,7 @@ orders-abc12   IPv4          8080                      10.244.1.5,10.244.2.7    
 many-xyz       IPv4          80,443,8080 + 1 more...   10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...   5m12s
 empty-q        IPv4          <unset>                   <unset>                                  5m12s
 ";
-    assert_eq!(
-        render(Resource::EndpointSlices, &items, Options::default()),
-        want
-    );
+    assert_eq!(render(Resource::EndpointSlices, &items, Options::default()), want);
 }
 
 #[test]
@@ -348,10 +281,7 @@ fn cluster_and_config_kinds() {
     assert_eq!(
         render(
             Resource::NetworkPolicies,
-            &[
-                np("deny-all", json!({})),
-                np("allow-web", json!({"matchLabels": {"app": "web"}}))
-            ],
+            &[np("deny-all", json!({})), np("allow-web", json!({"matchLabels": {"app": "web"}}))],
             Options::default()
         ),
         "NAME        POD-SELECTOR   AGE\ndeny-all    <none>         5m12s\nallow-web   app=web        5m12s\n"
@@ -359,14 +289,7 @@ fn cluster_and_config_kinds() {
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "creationTimestamp": "2024-05-01T10:00:00Z"},
                     "status": {"phase": "Active"}});
     assert_eq!(
-        render(
-            Resource::Namespaces,
-            &[ns],
-            Options {
-                all_namespaces: true,
-                ..Default::default()
-            }
-        ),
+        render(Resource::Namespaces, &[ns], Options { all_namespaces: true, ..Default::default() }),
         "NAME      STATUS   AGE\ndefault   Active   5m12s\n"
     );
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kube-root-ca.crt"), "data": {"ca.crt": "x"}});
@@ -401,11 +324,7 @@ fn nodes() {
         n
     };
     let items = vec![
-        node(
-            "node-1",
-            "True",
-            json!({"labels": {"node-role.kubernetes.io/control-plane": ""}}),
-        ),
+        node("node-1", "True", json!({"labels": {"node-role.kubernetes.io/control-plane": ""}})),
         node("node-2", "False", json!({"spec": {"unschedulable": true}})),
     ];
     assert_eq!(
@@ -427,20 +346,14 @@ node-1   Ready    control-plane   5m12s   v1.33.0   172.18.0.2    <none>        
 
 #[test]
 fn events() {
-    let ev = |name: &str,
-              type_: &str,
-              reason: &str,
-              kind: &str,
-              obj: &str,
-              last: &str,
-              count: i32,
-              msg: &str| {
-        json!({"apiVersion": "v1", "kind": "Event", "metadata": meta(name),
+    let ev =
+        |name: &str, type_: &str, reason: &str, kind: &str, obj: &str, last: &str, count: i32, msg: &str| {
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": meta(name),
                "involvedObject": {"kind": kind, "name": obj, "namespace": "default"},
                "type": type_, "reason": reason, "message": msg, "count": count,
                "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": last,
                "source": {"component": "kubelet", "host": "node-1"}})
-    };
+        };
     let items = vec![
         ev(
             "web-1.1",
@@ -472,23 +385,14 @@ LAST SEEN   TYPE      REASON      OBJECT      MESSAGE
 "
     );
     // Listed with other kinds, only a NAME column gets the kind prefix.
-    let prefixed = render(
-        Resource::Events,
-        &items[..1],
-        Options {
-            kind_prefix: true,
-            ..Default::default()
-        },
+    let prefixed = render(Resource::Events, &items[..1], Options { kind_prefix: true, ..Default::default() });
+    assert!(
+        prefixed.ends_with(
+            "60s         Normal   Scheduled   pod/web-1   Successfully assigned default/web-1 to node-1\n"
+        ),
+        "{prefixed}"
     );
-    assert!(prefixed.ends_with("60s         Normal   Scheduled   pod/web-1   Successfully assigned default/web-1 to node-1\n"), "{prefixed}");
-    let wide = render(
-        Resource::Events,
-        &items[1..],
-        Options {
-            wide: true,
-            ..Default::default()
-        },
-    );
+    let wide = render(Resource::Events, &items[1..], Options { wide: true, ..Default::default() });
     assert_eq!(
         wide,
         "\
@@ -500,17 +404,8 @@ LAST SEEN   TYPE      REASON    OBJECT      SUBOBJECT   SOURCE            MESSAG
 
 #[test]
 fn name_output() {
-    let items = vec![
-        json!({"metadata": {"name": "orders"}}),
-        json!({"metadata": {"name": "web"}}),
-    ];
-    assert_eq!(
-        names(Resource::Deployments, &items),
-        "deployment.apps/orders\ndeployment.apps/web\n"
-    );
+    let items = vec![json!({"metadata": {"name": "orders"}}), json!({"metadata": {"name": "web"}})];
+    assert_eq!(names(Resource::Deployments, &items), "deployment.apps/orders\ndeployment.apps/web\n");
     assert_eq!(names(Resource::Services, &items[..1]), "service/orders\n");
-    assert_eq!(
-        names(Resource::EndpointSlices, &items[..1]),
-        "endpointslice.discovery.k8s.io/orders\n"
-    );
+    assert_eq!(names(Resource::EndpointSlices, &items[..1]), "endpointslice.discovery.k8s.io/orders\n");
 }

@@ -31,7 +31,11 @@ fn colour_paints_only_error_spans_red() {
     let text = render(&fixture(), true);
     let red: Vec<&str> = text.lines().filter(|l| l.contains(RED)).collect();
     assert_eq!(red.len(), 1, "{text}");
-    assert!(red[0].starts_with("├─ \x1b[31mkube-controller-manager  sync EndpointSlice  1.03ms"), "{}", red[0]);
+    assert!(
+        red[0].starts_with("├─ \x1b[31mkube-controller-manager  sync EndpointSlice  1.03ms"),
+        "{}",
+        red[0]
+    );
     assert!(red[0].ends_with("try again\"\x1b[0m"), "{}", red[0]);
     assert_eq!(text.replace(RED, "").replace(RESET, ""), render(&fixture(), false));
 }
@@ -159,7 +163,8 @@ fn jaegers_statuses_in_the_clis_words() {
     let url = "http://localhost:16686";
     let id = "4bf92f3577b34da6a3ce929d0e0e4736";
     assert_eq!(check_status(200, b"{}", url, id), Ok(()));
-    let not_found = br#"{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}"#;
+    let not_found =
+        br#"{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}"#;
     assert_eq!(
         check_status(404, not_found, url, id).unwrap_err().to_string(),
         "error: trace 4bf92f3577b34da6a3ce929d0e0e4736 not found in Jaeger at http://localhost:16686"
@@ -196,7 +201,10 @@ fn the_last_trace_is_remembered_in_the_data_dir() {
         "error: no trace recorded yet: run netlab apply/exec first"
     );
     remember(&data, "4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
-    assert_eq!(std::fs::read_to_string(data.join("last-trace")).unwrap(), "4bf92f3577b34da6a3ce929d0e0e4736\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("last-trace")).unwrap(),
+        "4bf92f3577b34da6a3ce929d0e0e4736\n"
+    );
     assert_eq!(last(&data).unwrap(), "4bf92f3577b34da6a3ce929d0e0e4736");
 
     let mut err = Vec::new();
@@ -271,7 +279,8 @@ async fn output_json_passes_jaegers_answer_through() {
         .unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), FIXTURE);
 
-    let err = trace(&args("ab", Some("yaml")), &url, Path::new("/nonexistent"), &mut Vec::new()).await.unwrap_err();
+    let err =
+        trace(&args("ab", Some("yaml")), &url, Path::new("/nonexistent"), &mut Vec::new()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "error: unable to match a printer suitable for the output format \"yaml\", allowed formats are: json"
@@ -288,10 +297,14 @@ async fn a_trace_jaeger_does_not_have_is_not_found() {
     let err = trace(&args("0af7651916cd43dd8448eb211c80319c", None), &url, Path::new("/x"), &mut Vec::new())
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), format!("error: trace 0af7651916cd43dd8448eb211c80319c not found in Jaeger at {url}"));
+    assert_eq!(
+        err.to_string(),
+        format!("error: trace 0af7651916cd43dd8448eb211c80319c not found in Jaeger at {url}")
+    );
 
     // A 200 without spans (the search endpoint's shape) says the same.
-    let (url, _request) = serve_once("200 OK", r#"{"data":[],"total":0,"limit":0,"offset":0,"errors":null}"#).await;
+    let (url, _request) =
+        serve_once("200 OK", r#"{"data":[],"total":0,"limit":0,"offset":0,"errors":null}"#).await;
     let err = trace(&args("0af7", None), &url, Path::new("/x"), &mut Vec::new()).await.unwrap_err();
     assert_eq!(err.to_string(), format!("error: trace 0af7 not found in Jaeger at {url}"));
 }
@@ -306,5 +319,8 @@ async fn an_unreachable_jaeger_is_named() {
     assert!(err.contains("Connection refused"), "{err}");
 
     let err = fetch("https://jaeger.example:16686", "ab").await.unwrap_err().to_string();
-    assert_eq!(err, "error: cannot reach Jaeger at https://jaeger.example:16686: only http:// URLs are supported");
+    assert_eq!(
+        err,
+        "error: cannot reach Jaeger at https://jaeger.example:16686: only http:// URLs are supported"
+    );
 }

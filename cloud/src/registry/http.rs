@@ -190,7 +190,12 @@ fn json(status: StatusCode, mut body: Vec<u8>, head: bool) -> Response {
 
 /// A response whose Content-Length is the full body's, even for HEAD (where the body is
 /// dropped): clients size their downloads from a HEAD.
-fn bytes_response(status: StatusCode, content_type: &str, body: impl Into<bytes::Bytes>, head: bool) -> Response {
+fn bytes_response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<bytes::Bytes>,
+    head: bool,
+) -> Response {
     let body: bytes::Bytes = body.into();
     let len = body.len();
     let mut r = Response::new(if head { Body::empty() } else { Body::from(body) });
@@ -282,7 +287,11 @@ mod tests {
     use axum::body::to_bytes;
     use tower::ServiceExt as _;
 
-    async fn call(method: &str, path: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+    async fn call(
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
         let mut req = axum::http::Request::builder().method(method).uri(path);
         for (n, v) in headers {
             req = req.header(*n, *v);

@@ -128,7 +128,10 @@ fn config_json(repo: &Repository, tag: &str, layer_digest: &str) -> Vec<u8> {
             labels,
         },
         rootfs: RootFs { kind: "layers", diff_ids: vec![layer_digest] },
-        history: vec![History { created: CREATED, created_by: format!("netlab: {} app layer", repo.app.label()) }],
+        history: vec![History {
+            created: CREATED,
+            created_by: format!("netlab: {} app layer", repo.app.label()),
+        }],
     };
     serde_json::to_vec(&config).unwrap_or_default()
 }
@@ -277,7 +280,8 @@ mod tests {
     fn layer_holds_the_app_file() {
         let image = Image::build(repo("hashicorp/http-echo"), "1.0");
         let tar = &image.layer.bytes;
-        let name = |off: usize| String::from_utf8_lossy(&tar[off..off + 100]).trim_end_matches('\0').to_string();
+        let name =
+            |off: usize| String::from_utf8_lossy(&tar[off..off + 100]).trim_end_matches('\0').to_string();
         assert_eq!(name(0), "etc/");
         assert_eq!(name(512), "etc/netlab/");
         assert_eq!(name(1024), APP_FILE);

@@ -146,15 +146,19 @@ impl World {
             origin: ".",
             authoritative: false,
             records: vec![
-                rr(".", 86400, Data::Soa(Soa {
-                    mname: "a.root-servers.net.",
-                    rname: "nstld.verisign-grs.com.",
-                    serial: 2024010100,
-                    refresh: 1800,
-                    retry: 900,
-                    expire: 604800,
-                    minimum: 86400,
-                })),
+                rr(
+                    ".",
+                    86400,
+                    Data::Soa(Soa {
+                        mname: "a.root-servers.net.",
+                        rname: "nstld.verisign-grs.com.",
+                        serial: 2024010100,
+                        refresh: 1800,
+                        retry: 900,
+                        expire: 604800,
+                        minimum: 86400,
+                    }),
+                ),
                 rr(".", 518400, Data::Ns("a.root-servers.net.")),
             ],
         };
@@ -162,19 +166,27 @@ impl World {
             origin: "example.com.",
             authoritative: true,
             records: vec![
-                rr("example.com.", 3600, Data::Soa(Soa {
-                    mname: "ns.icann.org.",
-                    rname: "noc.dns.icann.org.",
-                    serial: 2024081466,
-                    refresh: 7200,
-                    retry: 3600,
-                    expire: 1209600,
-                    minimum: 3600,
-                })),
+                rr(
+                    "example.com.",
+                    3600,
+                    Data::Soa(Soa {
+                        mname: "ns.icann.org.",
+                        rname: "noc.dns.icann.org.",
+                        serial: 2024081466,
+                        refresh: 7200,
+                        retry: 3600,
+                        expire: 1209600,
+                        minimum: 3600,
+                    }),
+                ),
                 rr("example.com.", 86400, Data::Ns("a.iana-servers.net.")),
                 rr("example.com.", 86400, Data::Ns("b.iana-servers.net.")),
                 rr("example.com.", 300, Data::A(Ipv4Addr::new(93, 184, 215, 14))),
-                rr("example.com.", 300, Data::Aaaa(Ipv6Addr::new(0x2606, 0x2800, 0x21f, 0xcb07, 0x6820, 0x80da, 0xaf6b, 0x8b2c))),
+                rr(
+                    "example.com.",
+                    300,
+                    Data::Aaaa(Ipv6Addr::new(0x2606, 0x2800, 0x21f, 0xcb07, 0x6820, 0x80da, 0xaf6b, 0x8b2c)),
+                ),
                 rr("example.com.", 300, Data::Mx(0, ".")),
                 rr("example.com.", 300, Data::Txt("v=spf1 -all")),
                 rr("api.example.com.", 300, Data::A(Ipv4Addr::new(93, 184, 215, 34))),
@@ -182,15 +194,19 @@ impl World {
             ],
         };
         let mut aws = vec![
-            rr("amazonaws.com.", 900, Data::Soa(Soa {
-                mname: "dns-external-master.amazon.com.",
-                rname: "root.amazon.com.",
-                serial: 2024010100,
-                refresh: 3600,
-                retry: 900,
-                expire: 7776000,
-                minimum: 60,
-            })),
+            rr(
+                "amazonaws.com.",
+                900,
+                Data::Soa(Soa {
+                    mname: "dns-external-master.amazon.com.",
+                    rname: "root.amazon.com.",
+                    serial: 2024010100,
+                    refresh: 3600,
+                    retry: 900,
+                    expire: 7776000,
+                    minimum: 60,
+                }),
+            ),
             rr("amazonaws.com.", 172800, Data::Ns("pdns1.ultradns.net.")),
             rr("amazonaws.com.", 172800, Data::Ns("pdns3.ultradns.org.")),
         ];
@@ -200,15 +216,19 @@ impl World {
             origin,
             authoritative: true,
             records: vec![
-                rr(origin, 900, Data::Soa(Soa {
-                    mname,
-                    rname: "hostmaster.netlab.invalid.",
-                    serial: 2024010100,
-                    refresh: 7200,
-                    retry: 900,
-                    expire: 1209600,
-                    minimum: 300,
-                })),
+                rr(
+                    origin,
+                    900,
+                    Data::Soa(Soa {
+                        mname,
+                        rname: "hostmaster.netlab.invalid.",
+                        serial: 2024010100,
+                        refresh: 7200,
+                        retry: 900,
+                        expire: 1209600,
+                        minimum: 300,
+                    }),
+                ),
                 rr(origin, 172800, Data::Ns(mname)),
                 rr(host, 300, Data::A(advertise)),
             ],
@@ -231,11 +251,17 @@ impl World {
             name.push('.');
         }
         let zone = self.zone_of(&name);
-        let mut answer = Answer { rcode: Rcode::NoError, authoritative: zone.authoritative, answers: vec![], authority: vec![] };
+        let mut answer = Answer {
+            rcode: Rcode::NoError,
+            authoritative: zone.authoritative,
+            answers: vec![],
+            authority: vec![],
+        };
         for _ in 0..MAX_CNAME_CHAIN {
             let zone = self.zone_of(&name);
             let at: Vec<&Record> = zone.records.iter().filter(|r| r.name == name).collect();
-            let matching: Vec<Record> = at.iter().filter(|r| kind.matches(&r.data)).map(|r| (*r).clone()).collect();
+            let matching: Vec<Record> =
+                at.iter().filter(|r| kind.matches(&r.data)).map(|r| (*r).clone()).collect();
             if !matching.is_empty() {
                 answer.answers.extend(matching);
                 return answer;
@@ -338,21 +364,34 @@ mod tests {
         let w = world();
         let a = w.lookup("example.com", Kind::A);
         assert_eq!((a.rcode, a.authoritative), (Rcode::NoError, true));
-        assert_eq!(a.answers, vec![Record { name: "example.com.".into(), ttl: 300, data: Data::A(Ipv4Addr::new(93, 184, 215, 14)) }]);
+        assert_eq!(
+            a.answers,
+            vec![Record {
+                name: "example.com.".into(),
+                ttl: 300,
+                data: Data::A(Ipv4Addr::new(93, 184, 215, 14))
+            }]
+        );
         assert!(a.authority.is_empty());
         assert!(matches!(w.lookup("example.com.", Kind::Aaaa).answers[0].data, Data::Aaaa(_)));
         assert_eq!(w.lookup("example.com.", Kind::Mx).answers[0].data, Data::Mx(0, "."));
         assert_eq!(w.lookup("example.com.", Kind::Txt).answers[0].data, Data::Txt("v=spf1 -all"));
         assert_eq!(w.lookup("example.com.", Kind::Ns).answers.len(), 2);
         assert!(matches!(w.lookup("example.com.", Kind::Soa).answers[0].data, Data::Soa(_)));
-        assert_eq!(w.lookup("API.Example.COM.", Kind::A).answers[0].data, Data::A(Ipv4Addr::new(93, 184, 215, 34)));
+        assert_eq!(
+            w.lookup("API.Example.COM.", Kind::A).answers[0].data,
+            Data::A(Ipv4Addr::new(93, 184, 215, 34))
+        );
     }
 
     #[test]
     fn cname_is_followed_inside_the_world() {
         let a = world().lookup("www.example.com.", Kind::A);
         assert_eq!(a.rcode, Rcode::NoError);
-        assert_eq!(a.answers[0], Record { name: "www.example.com.".into(), ttl: 300, data: Data::Cname("example.com.") });
+        assert_eq!(
+            a.answers[0],
+            Record { name: "www.example.com.".into(), ttl: 300, data: Data::Cname("example.com.") }
+        );
         assert_eq!(a.answers[1].data, Data::A(Ipv4Addr::new(93, 184, 215, 14)));
         // Asking for the CNAME itself gives only the CNAME.
         assert_eq!(world().lookup("www.example.com.", Kind::Cname).answers.len(), 1);
@@ -410,8 +449,16 @@ mod tests {
     #[test]
     fn every_zone_has_an_apex_soa_and_ns() {
         for zone in &world().zones {
-            assert!(zone.records.iter().any(|r| r.name == zone.origin && matches!(r.data, Data::Soa(_))), "{}", zone.origin);
-            assert!(zone.records.iter().any(|r| r.name == zone.origin && matches!(r.data, Data::Ns(_))), "{}", zone.origin);
+            assert!(
+                zone.records.iter().any(|r| r.name == zone.origin && matches!(r.data, Data::Soa(_))),
+                "{}",
+                zone.origin
+            );
+            assert!(
+                zone.records.iter().any(|r| r.name == zone.origin && matches!(r.data, Data::Ns(_))),
+                "{}",
+                zone.origin
+            );
             for r in &zone.records {
                 assert!(in_zone(&r.name, zone.origin), "{} outside {}", r.name, zone.origin);
                 assert_eq!(r.name, r.name.to_ascii_lowercase());

@@ -35,7 +35,11 @@ pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool) -> i32 
 
 /// `ResolveFenceposts`: (maxSurge, maxUnavailable) for `desired` replicas. Surge rounds up and
 /// unavailable down; if both come to 0, one pod may be unavailable so the rollout can move.
-pub fn resolve_fenceposts(surge: Option<&IntOrString>, unavailable: Option<&IntOrString>, desired: i32) -> (i32, i32) {
+pub fn resolve_fenceposts(
+    surge: Option<&IntOrString>,
+    unavailable: Option<&IntOrString>,
+    desired: i32,
+) -> (i32, i32) {
     let surge = scaled_value(surge, desired, true);
     let unavailable = scaled_value(unavailable, desired, false);
     if surge == 0 && unavailable == 0 { (0, 1) } else { (surge, unavailable) }
@@ -48,7 +52,11 @@ pub fn replicas(d: &Deployment) -> i32 {
 
 /// Whether the strategy is RollingUpdate (the default).
 pub fn is_rolling(d: &Deployment) -> bool {
-    d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate")
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
         == "RollingUpdate"
 }
 

@@ -18,7 +18,11 @@ fn surge_rounds_up_and_unavailable_rounds_down() {
     assert_eq!(resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 3), (1, 0));
     assert_eq!(resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 4), (1, 1));
     assert_eq!(resolve_fenceposts(Some(&IntOrString::Int(2)), Some(&IntOrString::Int(0)), 4), (2, 0));
-    assert_eq!(resolve_fenceposts(Some(&IntOrString::Int(0)), Some(&pct("10%")), 5), (0, 1), "both 0: one may be unavailable");
+    assert_eq!(
+        resolve_fenceposts(Some(&IntOrString::Int(0)), Some(&pct("10%")), 5),
+        (0, 1),
+        "both 0: one may be unavailable"
+    );
     assert_eq!(scaled_value(Some(&pct("100%")), 7, false), 7);
     assert_eq!(scaled_value(Some(&pct("bad")), 7, true), 0);
 }
@@ -34,13 +38,22 @@ fn deployment(replicas: i32, strategy: serde_json::Value) -> Deployment {
 
 #[test]
 fn max_surge_and_unavailable_follow_the_strategy() {
-    let d = deployment(10, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+    let d = deployment(
+        10,
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+    );
     assert_eq!((max_surge(&d), max_unavailable(&d)), (3, 2));
     let recreate = deployment(10, json!({"type": "Recreate"}));
     assert_eq!((max_surge(&recreate), max_unavailable(&recreate)), (0, 0));
-    let zero = deployment(0, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}));
+    let zero = deployment(
+        0,
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}),
+    );
     assert_eq!(max_unavailable(&zero), 0);
-    let capped = deployment(2, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 5}}));
+    let capped = deployment(
+        2,
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 5}}),
+    );
     assert_eq!(max_unavailable(&capped), 2, "never more than replicas");
 }
 
@@ -76,12 +89,18 @@ fn scaling_mid_rollout_is_proportional() {
 }
 
 fn rs(replicas: i32, status: serde_json::Value) -> ReplicaSet {
-    serde_json::from_value(json!({"metadata": {"name": "rs"}, "spec": {"replicas": replicas, "selector": {}}, "status": status})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": "rs"}, "spec": {"replicas": replicas, "selector": {}}, "status": status}),
+    )
+    .unwrap()
 }
 
 #[test]
 fn status_and_conditions() {
-    let d = deployment(4, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}));
+    let d = deployment(
+        4,
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}),
+    );
     let old = rs(3, json!({"replicas": 3, "readyReplicas": 3, "availableReplicas": 3}));
     let new = rs(2, json!({"replicas": 2, "readyReplicas": 0, "availableReplicas": 0}));
     let st = calculate_status(&[&old, &new], Some(&new), &d);
@@ -90,7 +109,10 @@ fn status_and_conditions() {
         (Some(5), Some(2), Some(3), Some(3), Some(2))
     );
     let available = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Available").unwrap();
-    assert_eq!((available.status.as_str(), available.reason.as_deref()), ("True", Some("MinimumReplicasAvailable")));
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_deref()),
+        ("True", Some("MinimumReplicasAvailable"))
+    );
     assert_eq!(available.message.as_deref(), Some("Deployment has minimum availability."));
     assert!(!is_complete(&d, &st));
     assert!(is_progressing(&d, &st), "more updated replicas than the stored status");
@@ -98,7 +120,10 @@ fn status_and_conditions() {
     let fewer = rs(4, json!({"replicas": 4, "availableReplicas": 2}));
     let st = calculate_status(&[&fewer], Some(&fewer), &d);
     let available = st.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Available").unwrap();
-    assert_eq!((available.status.as_str(), available.reason.as_deref()), ("False", Some("MinimumReplicasUnavailable")));
+    assert_eq!(
+        (available.status.as_str(), available.reason.as_deref()),
+        ("False", Some("MinimumReplicasUnavailable"))
+    );
 
     let done = rs(4, json!({"replicas": 4, "readyReplicas": 4, "availableReplicas": 4}));
     assert!(is_complete(&d, &calculate_status(&[&done], Some(&done), &d)));
@@ -106,7 +131,9 @@ fn status_and_conditions() {
 
 #[test]
 fn templates_compare_without_the_hash_label() {
-    let t = |labels: serde_json::Value| serde_json::from_value(json!({"metadata": {"labels": labels}, "spec": {"containers": []}})).unwrap();
+    let t = |labels: serde_json::Value| {
+        serde_json::from_value(json!({"metadata": {"labels": labels}, "spec": {"containers": []}})).unwrap()
+    };
     assert!(equal_ignore_hash(&t(json!({"app": "a", "pod-template-hash": "x"})), &t(json!({"app": "a"}))));
     assert!(!equal_ignore_hash(&t(json!({"app": "a"})), &t(json!({"app": "b"}))));
 }

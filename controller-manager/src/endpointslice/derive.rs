@@ -63,7 +63,8 @@ pub fn is_managed(service: &Service) -> bool {
 
 /// Whether `labels` satisfy the Service's selector. A Service without a selector selects nothing.
 pub fn selects(service: &Service, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty()) else {
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty())
+    else {
         return false;
     };
     let Some(labels) = labels else { return false };
@@ -126,14 +127,18 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
             let protocol = port.protocol.as_deref().unwrap_or("TCP");
             let spec = pod.spec.as_ref()?;
             // Sidecars (restartable init containers) serve ports too.
-            let sidecars =
-                spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
             spec.containers
                 .iter()
                 .chain(sidecars)
                 .flat_map(|c| c.ports.iter().flatten())
                 .find(|p| {
-                    p.name.as_deref() == Some(name.as_str()) && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
                 })
                 .map(|p| p.container_port)
         }
@@ -191,8 +196,9 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, service: &Service) -> End
         .and_then(|l| l.get(LABEL_ZONE))
         .filter(|z| !z.is_empty())
         .cloned();
-    let hostname =
-        should_set_hostname(pod, service).then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone())).flatten();
+    let hostname = should_set_hostname(pod, service)
+        .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
+        .flatten();
     Endpoint {
         addresses: ipv4_addresses(pod),
         conditions: Some(EndpointConditions {
@@ -235,8 +241,8 @@ pub fn desired<'a>(
         // Lab deviation: a host-network pod on no node is one of netlab's own system processes
         // that runs outside the nodes (the dns process registers `kube-system/coredns-*` this
         // way, so that kube-dns's slice points at it). Upstream never sees such a pod with an IP.
-        let outside_nodes = node_name.is_empty()
-            && pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let outside_nodes =
+            node_name.is_empty() && pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
         if node.is_none() && !publish && !outside_nodes {
             out.missing_nodes.push(pod.metadata.name.clone().unwrap_or_default());
             continue;
@@ -311,7 +317,9 @@ pub fn new_slice(service: &Service, ports: Vec<EndpointPort>) -> EndpointSlice {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(netlab_telemetry::propagation::TRACEPARENT_ANNOTATION))
-                .map(|tp| [(netlab_telemetry::propagation::TRACEPARENT_ANNOTATION.to_string(), tp.clone())].into()),
+                .map(|tp| {
+                    [(netlab_telemetry::propagation::TRACEPARENT_ANNOTATION.to_string(), tp.clone())].into()
+                }),
             ..Default::default()
         },
         address_type: ADDRESS_TYPE_IPV4.into(),
@@ -326,5 +334,10 @@ pub fn endpoint_key(e: &Endpoint) -> (Vec<String>, Option<String>, Option<String
     let target = e.target_ref.as_ref();
     let mut addresses = e.addresses.clone();
     addresses.sort();
-    (addresses, e.hostname.clone(), target.and_then(|t| t.namespace.clone()), target.and_then(|t| t.name.clone()))
+    (
+        addresses,
+        e.hostname.clone(),
+        target.and_then(|t| t.namespace.clone()),
+        target.and_then(|t| t.name.clone()),
+    )
 }

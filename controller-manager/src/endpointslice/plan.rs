@@ -81,7 +81,12 @@ impl Pending {
 }
 
 /// Plans the writes that turn `existing` (the Service's managed slices) into `desired`.
-pub fn plan(service: &Service, existing: &[Arc<EndpointSlice>], desired: &Desired, max_per_slice: usize) -> Plan {
+pub fn plan(
+    service: &Service,
+    existing: &[Arc<EndpointSlice>],
+    desired: &Desired,
+    max_per_slice: usize,
+) -> Plan {
     let max = max_per_slice.max(1);
     let labels = derive::slice_labels(service);
     let mut plan = Plan::default();
@@ -90,14 +95,19 @@ pub fn plan(service: &Service, existing: &[Arc<EndpointSlice>], desired: &Desire
         if slice.address_type != ADDRESS_TYPE_IPV4 || !derive::owned_by(slice, service) {
             plan.delete.push((**slice).clone());
         } else {
-            by_ports.entry(derive::port_key(slice.ports.as_deref().unwrap_or_default())).or_default().push(slice);
+            by_ports
+                .entry(derive::port_key(slice.ports.as_deref().unwrap_or_default()))
+                .or_default()
+                .push(slice);
         }
     }
     let keys: BTreeSet<&PortKey> = by_ports.keys().chain(desired.groups.keys()).collect();
     for key in keys {
         let slices = by_ports.get(key).map(Vec::as_slice).unwrap_or_default();
         match desired.groups.get(key) {
-            Some((ports, endpoints)) => by_port_mapping(service, &labels, slices, ports, endpoints, max, &mut plan),
+            Some((ports, endpoints)) => {
+                by_port_mapping(service, &labels, slices, ports, endpoints, max, &mut plan)
+            }
             // No pod has this port set any more.
             None => plan.delete.extend(slices.iter().map(|s| (*s).clone())),
         }

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use k8s_openapi::{
     api::{
         core::v1::{
-            Container, ContainerPort, Node, Pod, PodCondition, PodIP, PodSpec, PodStatus, Service, ServicePort,
-            ServiceSpec,
+            Container, ContainerPort, Node, Pod, PodCondition, PodIP, PodSpec, PodStatus, Service,
+            ServicePort, ServiceSpec,
         },
         discovery::v1::{EndpointConditions, EndpointSlice},
     },
@@ -67,7 +67,11 @@ fn pod(app: &str, n: u32) -> Pod {
             phase: Some("Running".into()),
             pod_ip: Some(format!("10.244.{}.{}", 1 + n / 250, 1 + n % 250)),
             pod_ips: Some(vec![PodIP { ip: format!("10.244.{}.{}", 1 + n / 250, 1 + n % 250) }]),
-            conditions: Some(vec![PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
     }
@@ -86,7 +90,8 @@ fn terminating(mut p: Pod) -> Pod {
 }
 
 fn node(name: &str, zone: Option<&str>) -> Arc<Node> {
-    let mut n = Node { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    let mut n =
+        Node { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
     if let Some(z) = zone {
         n.metadata.labels = Some(labels(&[(derive::LABEL_ZONE, z)]));
     }
@@ -191,7 +196,8 @@ fn only_pods_matching_the_selector_in_the_namespace_are_listed() {
 #[test]
 fn only_ipv4_addresses_are_listed() {
     let mut p = pod("web", 1);
-    p.status.as_mut().unwrap().pod_ips = Some(vec![PodIP { ip: "fd00::5".into() }, PodIP { ip: "10.244.9.9".into() }]);
+    p.status.as_mut().unwrap().pod_ips =
+        Some(vec![PodIP { ip: "fd00::5".into() }, PodIP { ip: "10.244.9.9".into() }]);
     let d = desired(&service("web"), vec![p]);
     assert_eq!(d.endpoints().next().unwrap().addresses, ["10.244.9.9"]);
     let mut v6 = pod("web", 2);
@@ -271,13 +277,23 @@ fn ports_carry_name_protocol_app_protocol_and_the_target_port() {
             app_protocol: Some("kubernetes.io/h2c".into()),
             ..Default::default()
         },
-        ServicePort { name: Some("dns".into()), port: 53, protocol: Some("UDP".into()), ..Default::default() },
+        ServicePort {
+            name: Some("dns".into()),
+            port: 53,
+            protocol: Some("UDP".into()),
+            ..Default::default()
+        },
     ]);
     let d = desired(&svc, vec![pod("web", 1)]);
     let (ports, _) = d.groups.values().next().unwrap();
     assert_eq!(ports.len(), 2);
     assert_eq!(
-        (ports[0].name.as_deref(), ports[0].protocol.as_deref(), ports[0].port, ports[0].app_protocol.as_deref()),
+        (
+            ports[0].name.as_deref(),
+            ports[0].protocol.as_deref(),
+            ports[0].port,
+            ports[0].app_protocol.as_deref()
+        ),
         (Some("grpc"), Some("TCP"), Some(9090), Some("kubernetes.io/h2c"))
     );
     assert_eq!(
@@ -295,7 +311,8 @@ fn with_named_port(mut p: Pod, name: &str, number: i32) -> Pod {
 #[test]
 fn a_named_target_port_is_resolved_per_pod_and_different_numbers_split_slices() {
     let mut svc = service("web");
-    svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port = Some(IntOrString::String("web".into()));
+    svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
+        Some(IntOrString::String("web".into()));
     let pods = vec![
         with_named_port(pod("web", 1), "web", 8080),
         with_named_port(pod("web", 2), "web", 9090),
@@ -380,7 +397,8 @@ fn apply(existing: &[Arc<EndpointSlice>], p: &plan::Plan) -> Vec<Arc<EndpointSli
     out.extend(p.update.iter().cloned());
     for (i, s) in p.create.iter().enumerate() {
         let mut s = s.clone();
-        s.metadata.name = Some(format!("{}x{i}{}", s.metadata.generate_name.clone().unwrap_or_default(), out.len()));
+        s.metadata.name =
+            Some(format!("{}x{i}{}", s.metadata.generate_name.clone().unwrap_or_default(), out.len()));
         s.metadata.uid = s.metadata.name.clone();
         out.push(s);
     }
@@ -457,12 +475,19 @@ fn removed_pods_shrink_their_slice_and_an_emptied_service_keeps_one_placeholder(
     assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 0));
     assert_eq!(p.update[0].endpoints.len(), 20);
     let p = plan::plan(&svc, &slices, &desired(&svc, vec![]), 100);
-    assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 1), "one slice becomes the placeholder");
+    assert_eq!(
+        (p.create.len(), p.update.len(), p.delete.len()),
+        (0, 1, 1),
+        "one slice becomes the placeholder"
+    );
     assert!(p.update[0].endpoints.is_empty());
     assert_eq!(p.update[0].ports, Some(vec![]));
     let emptied = apply(&slices, &p);
     assert_eq!(emptied.len(), 1);
-    assert!(plan::plan(&svc, &emptied, &desired(&svc, vec![]), 100).is_empty(), "the placeholder stays as it is");
+    assert!(
+        plan::plan(&svc, &emptied, &desired(&svc, vec![]), 100).is_empty(),
+        "the placeholder stays as it is"
+    );
 }
 
 #[test]
@@ -492,5 +517,8 @@ fn slices_of_another_service_uid_are_deleted_and_label_changes_are_written() {
     relabelled.metadata.labels = Some(labels(&[("team", "payments")]));
     let p = plan::plan(&relabelled, &slices, &d, 100);
     assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 0));
-    assert_eq!(p.update[0].metadata.labels.as_ref().unwrap().get("team").map(String::as_str), Some("payments"));
+    assert_eq!(
+        p.update[0].metadata.labels.as_ref().unwrap().get("team").map(String::as_str),
+        Some("payments")
+    );
 }

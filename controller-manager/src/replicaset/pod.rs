@@ -62,13 +62,7 @@ pub fn is_running(pod: &Pod) -> bool {
 
 /// When the pod's Ready condition turned True, if it is True.
 pub fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
-    let cond = pod
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
+    let cond = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")?;
     (cond.status == "True").then(|| cond.last_transition_time.as_ref().map(|t| t.0))
 }
 

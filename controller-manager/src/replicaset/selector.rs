@@ -12,11 +12,7 @@ pub fn matches(selector: Option<&LabelSelector>, labels: Option<&BTreeMap<String
     let Some(selector) = selector else { return false };
     let empty = BTreeMap::new();
     let labels = labels.unwrap_or(&empty);
-    let by_labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_labels = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
     by_labels
         && selector.match_expressions.iter().flatten().all(|req| {
             let values = req.values.as_deref().unwrap_or_default();
@@ -33,6 +29,9 @@ pub fn matches(selector: Option<&LabelSelector>, labels: Option<&BTreeMap<String
 }
 
 /// Whether every label of `want` is on `have` (the `fullyLabeledReplicas` test).
-pub fn contains_all(have: Option<&BTreeMap<String, String>>, want: Option<&BTreeMap<String, String>>) -> bool {
+pub fn contains_all(
+    have: Option<&BTreeMap<String, String>>,
+    want: Option<&BTreeMap<String, String>>,
+) -> bool {
     want.into_iter().flatten().all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use k8s_openapi::{
-    api::{apps::v1::ReplicaSet, core::v1::{Pod, PodTemplateSpec}},
+    api::{
+        apps::v1::ReplicaSet,
+        core::v1::{Pod, PodTemplateSpec},
+    },
     apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 use serde_json::json;
@@ -83,7 +86,8 @@ fn scale_down_deletes_unscheduled_then_not_ready_then_newest() {
     let old_ready = pod("old-ready", Some("n2"), "Running", Some(t0), t0);
     let new_ready = pod("new-ready", Some("n3"), "Running", Some(t0), t1);
     let pods = [&old_ready, &new_ready, &not_ready, &pending, &unscheduled];
-    let order: Vec<_> = pod::pods_to_delete(&pods, 5).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    let order: Vec<_> =
+        pod::pods_to_delete(&pods, 5).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
     assert_eq!(order, ["unscheduled", "pending", "not-ready", "new-ready", "old-ready"]);
     assert_eq!(pod::pods_to_delete(&pods, 2).len(), 2);
 }
@@ -96,7 +100,8 @@ fn scale_down_prefers_pods_doubled_up_on_a_node_and_recently_ready() {
     let crowded_a = pod("crowded-a", Some("n2"), "Running", Some(t0), t0);
     let crowded_b = pod("crowded-b", Some("n2"), "Running", Some(t1), t0);
     let pods = [&alone, &crowded_a, &crowded_b];
-    let order: Vec<_> = pod::pods_to_delete(&pods, 3).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    let order: Vec<_> =
+        pod::pods_to_delete(&pods, 3).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
     assert_eq!(order, ["crowded-b", "crowded-a", "alone"]);
 }
 
@@ -104,7 +109,8 @@ fn scale_down_prefers_pods_doubled_up_on_a_node_and_recently_ready() {
 fn terminating_and_finished_pods_are_not_replicas() {
     let t0 = "2025-01-01T00:00:00Z";
     let mut terminating = pod("t", Some("n1"), "Running", Some(t0), t0);
-    terminating.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0.parse().unwrap()));
+    terminating.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0.parse().unwrap()));
     assert!(!pod::is_active(&terminating));
     assert!(!pod::is_active(&pod("f", Some("n1"), "Failed", None, t0)));
     assert!(!pod::is_active(&pod("s", Some("n1"), "Succeeded", None, t0)));
@@ -118,7 +124,11 @@ fn availability_waits_for_min_ready_seconds() {
     assert!(pod::is_available(&p, 0, at("2025-01-01T00:00:00Z")));
     assert!(!pod::is_available(&p, 10, at("2025-01-01T00:00:05Z")));
     assert!(pod::is_available(&p, 10, at("2025-01-01T00:00:10Z")));
-    assert!(!pod::is_available(&pod("q", Some("n1"), "Running", None, "2025-01-01T00:00:00Z"), 0, at("2025-01-01T00:00:10Z")));
+    assert!(!pod::is_available(
+        &pod("q", Some("n1"), "Running", None, "2025-01-01T00:00:00Z"),
+        0,
+        at("2025-01-01T00:00:10Z")
+    ));
 }
 
 #[test]
@@ -154,7 +164,10 @@ fn label_selectors_match_as_upstream() {
     let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert!(selector::matches(Some(&sel), Some(&labels(&[("app", "orders"), ("tier", "web")]))));
     assert!(!selector::matches(Some(&sel), Some(&labels(&[("app", "orders"), ("tier", "db")]))));
-    assert!(!selector::matches(Some(&sel), Some(&labels(&[("app", "orders"), ("tier", "web"), ("canary", "1")]))));
+    assert!(!selector::matches(
+        Some(&sel),
+        Some(&labels(&[("app", "orders"), ("tier", "web"), ("canary", "1")]))
+    ));
     assert!(selector::matches(Some(&LabelSelector::default()), None), "empty selects everything");
     assert!(!selector::matches(None, Some(&labels(&[("app", "orders")]))), "none selects nothing");
 }

@@ -116,8 +116,19 @@ fn cluster() -> Store {
         "10.96.0.10",
         vec![port("dns", "UDP", 53), port("dns-tcp", "TCP", 53), port("metrics", "TCP", 9153)],
     ));
-    s.apply_service(&service("shop", "cart", "10.96.0.20", vec![port("http", "TCP", 80), port("", "TCP", 8080)]));
-    s.apply_slice(&slice("shop", "cart-abcde", "cart", &[(&["10.244.1.5"], None, Some(true))], &[("http", "TCP", 8080)]));
+    s.apply_service(&service(
+        "shop",
+        "cart",
+        "10.96.0.20",
+        vec![port("http", "TCP", 80), port("", "TCP", 8080)],
+    ));
+    s.apply_slice(&slice(
+        "shop",
+        "cart-abcde",
+        "cart",
+        &[(&["10.244.1.5"], None, Some(true))],
+        &[("http", "TCP", 8080)],
+    ));
     s.apply_service(&service("shop", "dual", "10.96.0.30,fd00::30", vec![port("http", "TCP", 80)]));
     // Headless: two slices, a hostname, a not-ready endpoint, a duplicate address across slices.
     s.apply_service(&headless("shop", "db", vec![port("pg", "TCP", 5432)]));
@@ -136,7 +147,13 @@ fn cluster() -> Store {
         &[("pg", "TCP", 5432)],
     ));
     s.apply_service(&headless("shop", "empty", vec![port("pg", "TCP", 5432)]));
-    s.apply_slice(&slice("shop", "empty-1", "empty", &[(&["10.244.3.3"], None, Some(false))], &[("pg", "TCP", 5432)]));
+    s.apply_slice(&slice(
+        "shop",
+        "empty-1",
+        "empty",
+        &[(&["10.244.3.3"], None, Some(false))],
+        &[("pg", "TCP", 5432)],
+    ));
     s.apply_service(&external("shop", "ext", "www.example.com"));
     s.apply_service(&external("shop", "alias", "cart.shop.svc.cluster.local"));
     s.touch(1_700_000_000);
@@ -246,7 +263,13 @@ fn soa_is_built_as_coredns_builds_it() {
 #[test]
 fn apex_svc_pod_and_namespace_names_are_nodata() {
     let s = cluster();
-    for name in ["cluster.local.", "svc.cluster.local.", "pod.cluster.local.", "shop.svc.cluster.local.", "shop.pod.cluster.local."] {
+    for name in [
+        "cluster.local.",
+        "svc.cluster.local.",
+        "pod.cluster.local.",
+        "shop.svc.cluster.local.",
+        "shop.pod.cluster.local.",
+    ] {
         assert_nodata(&ask(&s, name, QType::A));
     }
 }
@@ -355,7 +378,12 @@ fn srv_named_port_on_cluster_ip_service() {
     let r = ask(&cluster(), "_dns._udp.kube-dns.kube-system.svc.cluster.local.", QType::Srv);
     assert_eq!(
         datas(&r),
-        vec![RData::Srv { priority: 0, weight: 100, port: 53, target: "kube-dns.kube-system.svc.cluster.local.".into() }]
+        vec![RData::Srv {
+            priority: 0,
+            weight: 100,
+            port: 53,
+            target: "kube-dns.kube-system.svc.cluster.local.".into()
+        }]
     );
     assert_eq!(
         r.additionals,
@@ -410,7 +438,8 @@ fn srv_headless_targets_endpoint_names() {
     targets.sort();
     // Three entries (one duplicate across slices) → weight floor(100/3); duplicates dropped.
     assert_eq!(targets, vec!["10-244-2-10.db.shop.svc.cluster.local.", "db-0.db.shop.svc.cluster.local."]);
-    let mut extra: Vec<(Owner, RData)> = r.additionals.iter().map(|x| (x.owner.clone(), x.data.clone())).collect();
+    let mut extra: Vec<(Owner, RData)> =
+        r.additionals.iter().map(|x| (x.owner.clone(), x.data.clone())).collect();
     extra.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(
         extra,
@@ -450,7 +479,13 @@ fn ptr_cluster_ip_first_then_endpoints() {
 fn ptr_one_per_selecting_service() {
     let mut s = cluster();
     s.apply_service(&service("shop", "cart2", "10.96.0.21", vec![port("http", "TCP", 80)]));
-    s.apply_slice(&slice("shop", "cart2-x", "cart2", &[(&["10.244.1.5"], None, Some(true))], &[("http", "TCP", 8080)]));
+    s.apply_slice(&slice(
+        "shop",
+        "cart2-x",
+        "cart2",
+        &[(&["10.244.1.5"], None, Some(true))],
+        &[("http", "TCP", 8080)],
+    ));
     let mut got = datas(&ask(&s, "5.1.244.10.in-addr.arpa.", QType::Ptr));
     got.sort_by_key(|d| format!("{d:?}"));
     assert_eq!(
@@ -502,7 +537,10 @@ fn external_name_is_cname_then_chase() {
     assert!(r.answers.is_empty());
     let chase = r.chase.clone().expect("chase");
     assert_eq!(chase.target, "www.example.com.");
-    assert_eq!(chase.cname, Record { owner: Owner::Query, ttl: 30, data: RData::Cname("www.example.com.".into()) });
+    assert_eq!(
+        chase.cname,
+        Record { owner: Owner::Query, ttl: 30, data: RData::Cname("www.example.com.".into()) }
+    );
     assert!(!r.is_negative());
     // A CNAME query gets the CNAME alone.
     let c = ask(&cluster(), "ext.shop.svc.cluster.local.", QType::Cname);
@@ -518,8 +556,16 @@ fn external_name_into_the_cluster_is_resolved_in_zone() {
     assert_eq!(
         r.answers,
         vec![
-            Record { owner: Owner::Query, ttl: 30, data: RData::Cname("cart.shop.svc.cluster.local.".into()) },
-            Record { owner: Owner::Name("cart.shop.svc.cluster.local.".into()), ttl: 30, data: a("10.96.0.20") },
+            Record {
+                owner: Owner::Query,
+                ttl: 30,
+                data: RData::Cname("cart.shop.svc.cluster.local.".into())
+            },
+            Record {
+                owner: Owner::Name("cart.shop.svc.cluster.local.".into()),
+                ttl: 30,
+                data: a("10.96.0.20")
+            },
         ]
     );
     assert!(r.chase.is_none());
@@ -591,13 +637,22 @@ fn soa_and_ns_at_the_apex_only() {
     let cfg = ZoneConfig { local_ips: vec!["192.0.2.53".parse().unwrap()], ..kubeadm() };
     let r = answer(s.lookup(&cfg, "cluster.local.", QType::Ns));
     assert_eq!(datas(&r), vec![RData::Ns("ns.dns.cluster.local.".into())]);
-    assert_eq!(r.additionals, vec![Record { owner: Owner::Name("ns.dns.cluster.local.".into()), ttl: 30, data: a("192.0.2.53") }]);
+    assert_eq!(
+        r.additionals,
+        vec![Record { owner: Owner::Name("ns.dns.cluster.local.".into()), ttl: 30, data: a("192.0.2.53") }]
+    );
     // ns.dns.<zone> itself answers A with those addresses.
     assert_eq!(datas(&answer(s.lookup(&cfg, "ns.dns.cluster.local.", QType::A))), vec![a("192.0.2.53")]);
 
     // Once kube-dns's endpoints hold our address, the NS names the Service and glues its ClusterIP.
     let mut s = cluster();
-    s.apply_slice(&slice("kube-system", "kube-dns-1", "kube-dns", &[(&["192.0.2.53"], None, Some(true))], &[("dns", "UDP", 53)]));
+    s.apply_slice(&slice(
+        "kube-system",
+        "kube-dns-1",
+        "kube-dns",
+        &[(&["192.0.2.53"], None, Some(true))],
+        &[("dns", "UDP", 53)],
+    ));
     let r = answer(s.lookup(&cfg, "cluster.local.", QType::Ns));
     assert_eq!(datas(&r), vec![RData::Ns("kube-dns.kube-system.svc.cluster.local.".into())]);
     assert_eq!(r.additionals[0].data, a("10.96.0.10"));
@@ -654,7 +709,10 @@ fn updates_and_deletes_are_incremental() {
 fn parse_request_shapes() {
     let zone = "cluster.local.";
     let r = parse_request("_http._tcp.web.ns.svc.cluster.local.", zone).unwrap();
-    assert_eq!((r.port, r.protocol, r.service, r.namespace, r.pod_or_svc), ("http", "tcp", "web", "ns", "svc"));
+    assert_eq!(
+        (r.port, r.protocol, r.service, r.namespace, r.pod_or_svc),
+        ("http", "tcp", "web", "ns", "svc")
+    );
     let r = parse_request("ep.web.ns.svc.cluster.local.", zone).unwrap();
     assert_eq!((r.endpoint, r.service), ("ep", "web"));
     assert!(parse_request("a.b.c.web.ns.svc.cluster.local.", zone).is_err());

@@ -51,11 +51,7 @@ impl WalkRules {
     }
 
     pub(super) fn get(&self, i: usize) -> Option<&WalkRule> {
-        if i < self.len {
-            Some(&self.lines[i / 2].0[i % 2])
-        } else {
-            None
-        }
+        if i < self.len { Some(&self.lines[i / 2].0[i % 2]) } else { None }
     }
 
     pub(super) fn push(&mut self, w: WalkRule) {
@@ -187,9 +183,7 @@ pub(super) struct V4Entry {
 /// The (destination, protocol, port) a rule can only match, if it names one exactly.
 pub(super) fn index_key(m: &Match) -> Option<(IpAddr, Protocol, u16)> {
     match (m.destination, m.protocol, m.dport) {
-        (Some((false, net)), Some(proto), Some(port))
-            if net.prefix_len() == net.max_prefix_len() =>
-        {
+        (Some((false, net)), Some(proto), Some(port)) if net.prefix_len() == net.max_prefix_len() => {
             Some((net.addr(), proto, port))
         }
         _ => None,
@@ -220,11 +214,7 @@ impl ChainIndex {
                 loop {
                     let e = &mut self.v4[at];
                     if e.key == 0 {
-                        *e = V4Entry {
-                            key,
-                            value: rule,
-                            jump,
-                        };
+                        *e = V4Entry { key, value: rule, jump };
                         return;
                     }
                     if e.key == key {
@@ -323,10 +313,7 @@ impl WalkRule {
             (m.src_local == Some(true), F_SRC_LOCAL_WANT),
             (m.recent.is_some(), F_RECENT),
             (m.probability.is_some(), F_PROBABILITY),
-            (
-                !matches!(&rule.target, Target::Jump(to) if &**to == "KUBE-MARK-MASQ"),
-                F_RECORD,
-            ),
+            (!matches!(&rule.target, Target::Jump(to) if &**to == "KUBE-MARK-MASQ"), F_RECORD),
         ] {
             if on {
                 flags |= bit;
@@ -358,14 +345,10 @@ impl WalkRule {
 
     /// The IPv4 (destination, protocol, port) this rule can only match, if it names one.
     pub(super) fn index_key(&self) -> Option<(IpAddr, Protocol, u16)> {
-        let exact = self.flags & (F_DST | F_DST_NEG | F_DPORT) == F_DST | F_DPORT
-            && self.destination_len == 32;
+        let exact =
+            self.flags & (F_DST | F_DST_NEG | F_DPORT) == F_DST | F_DPORT && self.destination_len == 32;
         match self.protocol {
-            Some(proto) if exact => Some((
-                IpAddr::V4(Ipv4Addr::from(self.destination)),
-                proto,
-                self.dport,
-            )),
+            Some(proto) if exact => Some((IpAddr::V4(Ipv4Addr::from(self.destination)), proto, self.dport)),
             _ => None,
         }
     }
@@ -375,11 +358,7 @@ impl WalkRule {
     /// [`NO_SLOT`] otherwise.
     pub(super) fn key_jump(&self) -> u32 {
         match self.action {
-            Action::Jump(to)
-                if self.flags == F_DST | F_DPORT | F_RECORD && self.index_key().is_some() =>
-            {
-                to
-            }
+            Action::Jump(to) if self.flags == F_DST | F_DPORT | F_RECORD && self.index_key().is_some() => to,
             _ => NO_SLOT,
         }
     }
@@ -417,14 +396,11 @@ impl WalkRule {
                 IpAddr::V4(ip) => u32::from(ip) & ((!0u64 << (32 - len)) as u32) == net,
                 IpAddr::V6(_) => false,
             };
-            if f & F_SRC != 0
-                && inside(p.src.ip(), self.source, self.source_len) == (f & F_SRC_NEG != 0)
-            {
+            if f & F_SRC != 0 && inside(p.src.ip(), self.source, self.source_len) == (f & F_SRC_NEG != 0) {
                 return false;
             }
             if f & F_DST != 0
-                && inside(p.dst.ip(), self.destination, self.destination_len)
-                    == (f & F_DST_NEG != 0)
+                && inside(p.dst.ip(), self.destination, self.destination_len) == (f & F_DST_NEG != 0)
             {
                 return false;
             }

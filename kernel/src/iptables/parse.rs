@@ -20,12 +20,7 @@ pub(super) struct Append<'t> {
 
 impl TableOps<'_> {
     pub(super) fn new(table: TableName) -> Self {
-        Self {
-            table,
-            declared: FxHashMap::default(),
-            deleted: FxHashSet::default(),
-            appends: Vec::new(),
-        }
+        Self { table, declared: FxHashMap::default(), deleted: FxHashSet::default(), appends: Vec::new() }
     }
 }
 
@@ -40,23 +35,14 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let err = |message: String| RestoreError::Line {
-            line: line_no,
-            message,
-        };
+        let err = |message: String| RestoreError::Line { line: line_no, message };
         // The common line first: a partial sync at 10,000 Services is 10,000 of them.
         if let Some(rest) = line.strip_prefix("-A ")
             && let Some(ops) = cur.as_mut()
         {
             let rest = rest.trim_start();
-            let (chain, spec) = rest
-                .split_once(' ')
-                .ok_or_else(|| err("rule without a target".into()))?;
-            ops.appends.push(Append {
-                line: line_no,
-                chain,
-                spec: spec.trim(),
-            });
+            let (chain, spec) = rest.split_once(' ').ok_or_else(|| err("rule without a target".into()))?;
+            ops.appends.push(Append { line: line_no, chain, spec: spec.trim() });
             continue;
         }
         if let Some(name) = line.strip_prefix('*') {
@@ -64,9 +50,7 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
                 return Err(err("table started before COMMIT".into()));
             }
             let t = TableName::parse(name).ok_or_else(|| {
-                err(format!(
-                    "can't initialize iptables table `{name}': Table does not exist"
-                ))
+                err(format!("can't initialize iptables table `{name}': Table does not exist"))
             })?;
             cur = Some(TableOps::new(t));
             continue;
@@ -88,14 +72,10 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
                 Some(p) => return Err(err(format!("bad policy `{p}`"))),
             };
             if ops.table.builtins().contains(&name) != policy.is_some() {
-                return Err(err(format!(
-                    "chain `{name}`: built-in chains take a policy, user chains `-`"
-                )));
+                return Err(err(format!("chain `{name}`: built-in chains take a policy, user chains `-`")));
             }
             if name.len() > 28 {
-                return Err(err(format!(
-                    "chain name `{name}' too long (must be under 29 chars)"
-                )));
+                return Err(err(format!("chain name `{name}' too long (must be under 29 chars)")));
             }
             ops.deleted.remove(name);
             ops.declared.insert(name, policy);
@@ -159,19 +139,15 @@ pub(super) fn words(spec: &str) -> Result<Vec<String>, String> {
 
 pub(super) fn parse_net(s: &str) -> Result<IpNet, String> {
     if s.contains('/') {
-        s.parse()
-            .map_err(|_| format!("host/network `{s}' not found"))
+        s.parse().map_err(|_| format!("host/network `{s}' not found"))
     } else {
-        s.parse::<IpAddr>()
-            .map(IpNet::from)
-            .map_err(|_| format!("host/network `{s}' not found"))
+        s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("host/network `{s}' not found"))
     }
 }
 
 pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), String> {
     let hex = |v: &str| {
-        u32::from_str_radix(v.trim_start_matches("0x"), 16)
-            .map_err(|_| format!("Bad mark value `{s}'"))
+        u32::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| format!("Bad mark value `{s}'"))
     };
     match s.split_once('/') {
         Some((v, m)) => Ok((hex(v)?, hex(m)?)),
@@ -187,9 +163,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
     let mut i = 0;
     let mut neg = false;
     let arg = |i: usize| -> Result<&str, String> {
-        w.get(i + 1)
-            .map(String::as_str)
-            .ok_or_else(|| format!("option \"{}\" requires an argument", w[i]))
+        w.get(i + 1).map(String::as_str).ok_or_else(|| format!("option \"{}\" requires an argument", w[i]))
     };
     while i < w.len() {
         let word = w[i].as_str();
@@ -213,9 +187,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                         | "mark"
                         | "conntrack"
                 ) {
-                    return Err(format!(
-                        "Couldn't load match `{module}':No such file or directory"
-                    ));
+                    return Err(format!("Couldn't load match `{module}':No such file or directory"));
                 }
                 i += 2;
             }
@@ -237,10 +209,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--dport" => {
                 let v = arg(i)?;
-                m.dport = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid port/service `{v}' specified"))?,
-                );
+                m.dport = Some(v.parse().map_err(|_| format!("invalid port/service `{v}' specified"))?);
                 i += 2;
             }
             "--comment" => {
@@ -255,33 +224,20 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--probability" => {
                 let v = arg(i)?;
-                let p: f64 = v
-                    .parse()
-                    .map_err(|_| format!("bad --probability \"{v}\""))?;
+                let p: f64 = v.parse().map_err(|_| format!("bad --probability \"{v}\""))?;
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(format!(
-                        "--probability must be between 0 and 1, got \"{v}\""
-                    ));
+                    return Err(format!("--probability must be between 0 and 1, got \"{v}\""));
                 }
                 m.probability = Some(p);
                 i += 2;
             }
             "--name" => {
-                m.recent
-                    .get_or_insert(Recent {
-                        name: String::new(),
-                        set: false,
-                        seconds: None,
-                    })
-                    .name = arg(i)?.to_string();
+                m.recent.get_or_insert(Recent { name: String::new(), set: false, seconds: None }).name =
+                    arg(i)?.to_string();
                 i += 2;
             }
             "--rcheck" | "--set" | "--reap" => {
-                let r = m.recent.get_or_insert(Recent {
-                    name: String::new(),
-                    set: false,
-                    seconds: None,
-                });
+                let r = m.recent.get_or_insert(Recent { name: String::new(), set: false, seconds: None });
                 if word == "--set" {
                     r.set = true;
                 }
@@ -289,13 +245,8 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--seconds" => {
                 let v = arg(i)?;
-                m.recent
-                    .get_or_insert(Recent {
-                        name: String::new(),
-                        set: false,
-                        seconds: None,
-                    })
-                    .seconds = Some(v.parse().map_err(|_| format!("bad --seconds \"{v}\""))?);
+                m.recent.get_or_insert(Recent { name: String::new(), set: false, seconds: None }).seconds =
+                    Some(v.parse().map_err(|_| format!("bad --seconds \"{v}\""))?);
                 i += 2;
             }
             "--src-type" => {
@@ -373,9 +324,5 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
         return Err("recent: --name is required".into());
     }
     let target = target.ok_or_else(|| "rule without a target (-j)".to_string())?;
-    Ok(Rule {
-        spec: spec.to_string(),
-        matches: m,
-        target,
-    })
+    Ok(Rule { spec: spec.to_string(), matches: m, target })
 }

@@ -71,9 +71,7 @@ impl WalkEnv for Env {
         self.local.contains(&ip)
     }
     fn recent_check(&mut self, list: &str, src: IpAddr, seconds: Option<u64>) -> bool {
-        self.recent
-            .get(&(list.to_string(), src))
-            .is_some_and(|t| seconds.is_none_or(|s| self.now - t <= s))
+        self.recent.get(&(list.to_string(), src)).is_some_and(|t| seconds.is_none_or(|s| self.now - t <= s))
     }
     fn recent_set(&mut self, list: &str, src: IpAddr) {
         self.recent.insert((list.to_string(), src), self.now);
@@ -90,11 +88,7 @@ fn tables() -> Tables {
 }
 
 fn pkt(src: &str, dst: &str) -> Packet {
-    Packet {
-        protocol: Protocol::Tcp,
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
+    Packet { protocol: Protocol::Tcp, src: src.parse().unwrap(), dst: dst.parse().unwrap() }
 }
 
 #[test]
@@ -106,7 +100,9 @@ fn save_prints_what_was_restored() {
         assert!(saved.contains(line), "missing {line}\n{saved}");
     }
     assert!(saved.starts_with("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"), "{saved}");
-    assert!(saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"));
+    assert!(
+        saved.contains("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n")
+    );
     // Saving and restoring the save changes nothing.
     let mut again = Tables::new();
     again.restore(&saved, false).unwrap();
@@ -133,7 +129,10 @@ fn clusterip_dnats_by_probability() {
     assert_eq!(v.disposition, Disposition::Accept);
     assert!(!v.masquerade, "in-cluster source is not masqueraded");
     let chains: Vec<_> = v.steps().map(|s| s.chain).collect();
-    assert_eq!(chains, ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-4SW47YFZTEDKD3PK", "KUBE-SEP-UKSFD7AGPMPPLUHC"]);
+    assert_eq!(
+        chains,
+        ["PREROUTING", "KUBE-SERVICES", "KUBE-SVC-4SW47YFZTEDKD3PK", "KUBE-SEP-UKSFD7AGPMPPLUHC"]
+    );
     assert_eq!(v.steps().nth(2).unwrap().probability, Some(0.5));
     // 0.7 ≥ 0.5: falls through to the unconditional last rule.
     let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.7]));
@@ -186,14 +185,20 @@ fn bad_input_changes_nothing_and_names_the_line() {
     let mut t = tables();
     let before = t.save();
     let err = t
-        .restore("*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.0.1 -j KUBE-SVC-NOPE\nCOMMIT\n", true)
+        .restore(
+            "*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.0.1 -j KUBE-SVC-NOPE\nCOMMIT\n",
+            true,
+        )
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "iptables-restore: line 3 failed: Couldn't load target `KUBE-SVC-NOPE':No such file or directory"
     );
     let err = t.restore("*nat\n-A KUBE-SERVICES -m bogus -j ACCEPT\nCOMMIT\n", true).unwrap_err();
-    assert_eq!(err.to_string(), "iptables-restore: line 2 failed: Couldn't load match `bogus':No such file or directory");
+    assert_eq!(
+        err.to_string(),
+        "iptables-restore: line 2 failed: Couldn't load match `bogus':No such file or directory"
+    );
     let err = t.restore("*nat\n:KUBE-SERVICES - [0:0]\n", true).unwrap_err();
     assert_eq!(err, RestoreError::NoCommit(2));
     let err = t.restore("*mangle\nCOMMIT\n", true).unwrap_err();
@@ -241,7 +246,10 @@ COMMIT
 fn indexed_walk_equals_linear_walk() {
     let mut text = String::from("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-X - [0:0]\n");
     for i in 0..100u32 {
-        text.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{} --dport 80 -j KUBE-SVC-X\n", i + 1));
+        text.push_str(&format!(
+            "-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{} --dport 80 -j KUBE-SVC-X\n",
+            i + 1
+        ));
         if i == 50 {
             // A rule the index cannot place sits in the middle and must still be found in order.
             text.push_str("-A KUBE-SERVICES -d 10.96.0.0/24 -j RETURN\n");
@@ -317,7 +325,8 @@ fn partial_restore_reuses_unchanged_rules() {
     let mut partial = String::from("*nat\n:KUBE-SERVICES - [0:0]\n");
     partial.push_str("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.1.1 --dport 80 -j KUBE-SVC-X\n");
     for i in (0..40u32).filter(|i| *i != 3) {
-        partial.push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{i} --dport 80 -j KUBE-SVC-X\n"));
+        partial
+            .push_str(&format!("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{i} --dport 80 -j KUBE-SVC-X\n"));
         if i == 20 {
             partial.push_str("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.1.2 --dport 80 -j KUBE-SVC-X\n");
         }
@@ -350,14 +359,17 @@ fn deleted_chains_are_reclaimed_and_dangling_jumps_skipped() {
     )
     .unwrap();
     t.ensure("nat PREROUTING -j KUBE-EXTRA").unwrap();
-    let to_target = |t: &Tables| t.evaluate(pkt("10.244.1.1:1000", "10.96.9.9:80"), Origin::Forwarded, &mut Env::new(&[])).dnat;
+    let to_target = |t: &Tables| {
+        t.evaluate(pkt("10.244.1.1:1000", "10.96.9.9:80"), Origin::Forwarded, &mut Env::new(&[])).dnat
+    };
     assert!(to_target(&t));
     for round in 0..3 {
         t.restore("*nat\n-X KUBE-TARGET\nCOMMIT\n", true).unwrap();
         assert!(!to_target(&t), "round {round}: the jump to the deleted chain is skipped");
         // Churn: many chains created and deleted, enough to compact.
         for i in 0..1500 {
-            t.restore(&format!("*nat\n:KUBE-SEP-{i} - [0:0]\n-A KUBE-SEP-{i} -j RETURN\nCOMMIT\n"), true).unwrap();
+            t.restore(&format!("*nat\n:KUBE-SEP-{i} - [0:0]\n-A KUBE-SEP-{i} -j RETURN\nCOMMIT\n"), true)
+                .unwrap();
             t.restore(&format!("*nat\n-X KUBE-SEP-{i}\nCOMMIT\n"), true).unwrap();
         }
         assert!(t.nat.slots.len() < 2500, "round {round}: {} slots", t.nat.slots.len());
@@ -388,9 +400,13 @@ fn restore_errors_name_the_first_bad_line() {
         err.to_string(),
         "iptables-restore: line 3 failed: Couldn't load target `KUBE-NOPE':No such file or directory"
     );
-    let err = t.restore("*nat\n:KUBE-B - [0:0]\n-A KUBE-A -j RETURN\n-A KUBE-B -j KUBE-NOPE\nCOMMIT\n", false).unwrap_err();
+    let err = t
+        .restore("*nat\n:KUBE-B - [0:0]\n-A KUBE-A -j RETURN\n-A KUBE-B -j KUBE-NOPE\nCOMMIT\n", false)
+        .unwrap_err();
     assert_eq!(err.to_string(), "iptables-restore: line 3 failed: Chain 'KUBE-A' does not exist");
-    let err = t.restore("*nat\n-A KUBE-A -j RETURN\n-A KUBE-SERVICES -m bogus -j ACCEPT\nCOMMIT\n", true).unwrap_err();
+    let err = t
+        .restore("*nat\n-A KUBE-A -j RETURN\n-A KUBE-SERVICES -m bogus -j ACCEPT\nCOMMIT\n", true)
+        .unwrap_err();
     assert!(err.to_string().starts_with("iptables-restore: line 3 failed: Couldn't load match"), "{err}");
     // A chain deleted in the same restore is gone for the rules after it.
     let err = t.restore("*nat\n-X KUBE-MARK-MASQ\n-A KUBE-MARK-MASQ -j RETURN\nCOMMIT\n", true).unwrap_err();
@@ -445,14 +461,14 @@ fn index_jumps_equal_linear_walk_across_compaction() {
         };
         if i == 7 {
             // Two rules under one key: the first RETURNs for some sources.
-            text.push_str("-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.7 --dport 80 -s 10.1.0.0/16 -j RETURN\n");
+            text.push_str(
+                "-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.7 --dport 80 -s 10.1.0.0/16 -j RETURN\n",
+            );
         }
         text.push_str(&format!(
             "-A KUBE-SERVICES -m tcp -p tcp -d 10.96.0.{i} --dport 80{extra} -j KUBE-SVC-{i}\n"
         ));
-        text.push_str(&format!(
-            "-A KUBE-SVC-{i} -m tcp -p tcp -j DNAT --to-destination 10.244.0.{i}:80\n"
-        ));
+        text.push_str(&format!("-A KUBE-SVC-{i} -m tcp -p tcp -j DNAT --to-destination 10.244.0.{i}:80\n"));
     }
     text.push_str("COMMIT\n");
     t.restore(&text, true).unwrap();
@@ -471,7 +487,10 @@ fn index_jumps_equal_linear_walk_across_compaction() {
                 let v = t.evaluate(p, Origin::Forwarded, &mut Env::new(&[]));
                 let linear = l.evaluate(p, Origin::Forwarded, &mut Env::new(&[]));
                 assert_eq!(v, linear, "{src} -> 10.96.0.{i}");
-                let expect = i < 40 && !(i == 5 && src.starts_with("10.")) && i != 6 && !(i == 7 && src.starts_with("10.1."));
+                let expect = i < 40
+                    && !(i == 5 && src.starts_with("10."))
+                    && i != 6
+                    && !(i == 7 && src.starts_with("10.1."));
                 assert_eq!(v.dnat, expect, "{src} -> 10.96.0.{i}");
                 if expect {
                     assert_eq!(v.dst, format!("10.244.0.{i}:80").parse().unwrap());
@@ -501,7 +520,8 @@ const KUBE_FORWARD: &str = r#"*filter
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 "#;
-const KUBE_FORWARD_JUMP: &str = r#"filter FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD"#;
+const KUBE_FORWARD_JUMP: &str =
+    r#"filter FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD"#;
 
 #[test]
 fn kube_forward_round_trips_verbatim() {
@@ -512,7 +532,10 @@ fn kube_forward_round_trips_verbatim() {
     let lines: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A KUBE-FORWARD ")).collect();
     let want: Vec<&str> = KUBE_FORWARD.lines().filter(|l| l.starts_with("-A ")).collect();
     assert_eq!(lines, want, "{saved}");
-    assert!(saved.contains("\n-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"), "{saved}");
+    assert!(
+        saved.contains("\n-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"),
+        "{saved}"
+    );
     let mut again = Tables::new();
     again.restore(&saved, false).unwrap();
     assert_eq!(again.save(), saved);
@@ -573,7 +596,10 @@ fn ctstate_matches_what_a_first_packet_is() {
         let mut t = tables();
         t.restore(&format!("*filter\n-A FORWARD -m conntrack {spec} -j DROP\nCOMMIT\n"), true).unwrap();
         let saved = t.save();
-        assert!(saved.contains(&format!("\n-A FORWARD -m conntrack {spec} -j DROP\n")), "{spec}: printed as written");
+        assert!(
+            saved.contains(&format!("\n-A FORWARD -m conntrack {spec} -j DROP\n")),
+            "{spec}: printed as written"
+        );
         let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:80"), Origin::Forwarded, &mut Env::new(&[0.1]));
         assert!(v.dnat);
         assert_eq!(v.disposition == Disposition::Drop, dnatted, "{spec}, DNATed");
@@ -583,8 +609,11 @@ fn ctstate_matches_what_a_first_packet_is() {
     }
     // In PREROUTING, before any DNAT, the DNAT state is not there yet.
     let mut t = tables();
-    t.restore("*nat\n-A PREROUTING -m conntrack --ctstate DNAT -j DNAT --to-destination 10.9.9.9:80\nCOMMIT\n", true)
-        .unwrap();
+    t.restore(
+        "*nat\n-A PREROUTING -m conntrack --ctstate DNAT -j DNAT --to-destination 10.9.9.9:80\nCOMMIT\n",
+        true,
+    )
+    .unwrap();
     let v = t.evaluate(pkt("10.0.1.2:40000", "172.30.0.44:81"), Origin::Forwarded, &mut Env::new(&[]));
     assert!(!v.dnat);
 }
@@ -593,11 +622,21 @@ fn ctstate_matches_what_a_first_packet_is() {
 fn a_bad_ctstate_is_refused_with_iptables_words() {
     let mut t = tables();
     let before = t.save();
-    for (list, quoted) in [("FOO", "FOO"), ("NEW,FOO,ESTABLISHED", "FOO,ESTABLISHED"), ("NEW,", ""), (",NEW", ",NEW"), ("NEWER", "NEWER")] {
+    for (list, quoted) in [
+        ("FOO", "FOO"),
+        ("NEW,FOO,ESTABLISHED", "FOO,ESTABLISHED"),
+        ("NEW,", ""),
+        (",NEW", ",NEW"),
+        ("NEWER", "NEWER"),
+    ] {
         let err = t
             .restore(&format!("*filter\n:KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -m conntrack --ctstate {list} -j DROP\nCOMMIT\n"), true)
             .unwrap_err();
-        assert_eq!(err.to_string(), format!("iptables-restore: line 3 failed: Bad ctstate \"{quoted}\""), "{list}");
+        assert_eq!(
+            err.to_string(),
+            format!("iptables-restore: line 3 failed: Bad ctstate \"{quoted}\""),
+            "{list}"
+        );
     }
     let err = t.ensure("filter FORWARD -m conntrack --ctstate BOGUS -j KUBE-FORWARD").unwrap_err();
     assert_eq!(err.to_string(), "iptables-restore: line 1 failed: Bad ctstate \"BOGUS\"");

@@ -81,31 +81,21 @@ impl<'t> Walk<'t, '_> {
         let (action, record) = match pick {
             Pick::Jump(to) => (Action::Jump(to), true),
             Pick::Read(rule) => {
-                if !rule.matches(&self.p, *self.mark, self.ct_fails, self.env, || {
-                    &chain.rules[idx as usize]
-                }) {
+                if !rule.matches(&self.p, *self.mark, self.ct_fails, self.env, || &chain.rules[idx as usize])
+                {
                     return None;
                 }
                 (rule.action, rule.flags & F_RECORD != 0)
             }
         };
-        let step = StepRef {
-            table: self.table_name,
-            slot,
-            rule: idx,
-        };
+        let step = StepRef { table: self.table_name, slot, rule: idx };
         match action {
             Action::Jump(to) => {
                 // The kernel refuses loops at load time; a walk this deep is one.
                 if depth + 1 >= MAX_DEPTH {
                     return Some(Some(Outcome::Drop));
                 }
-                if self
-                    .table
-                    .slots
-                    .get(to as usize)
-                    .is_none_or(|s| s.chain.is_none())
-                {
+                if self.table.slots.get(to as usize).is_none_or(|s| s.chain.is_none()) {
                     return None;
                 }
                 let before = self.steps.len;

@@ -12,10 +12,7 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn namespaces() -> BTreeMap<String, BTreeMap<String, String>> {
@@ -34,11 +31,7 @@ fn namespaces() -> BTreeMap<String, BTreeMap<String, String>> {
 }
 
 fn port(name: &str, port: u16, protocol: Protocol) -> NamedPort {
-    NamedPort {
-        name: name.into(),
-        port,
-        protocol,
-    }
+    NamedPort { name: name.into(), port, protocol }
 }
 
 fn pod(key: &str, l: &[(&str, &str)], ip: &str, ports: Vec<NamedPort>) -> PodMeta {
@@ -61,57 +54,24 @@ fn pods() -> BTreeMap<&'static str, PodMeta> {
                 "demo/web",
                 &[("app", "web")],
                 "10.244.1.10",
-                vec![
-                    port("http", 8080, Tcp),
-                    port("dns", 53, Udp),
-                    port("metrics", 9090, Tcp),
-                ],
+                vec![port("http", 8080, Tcp), port("dns", 53, Udp), port("metrics", 9090, Tcp)],
             ),
         ),
         // Has its own `http` port, on 3000: egress named ports must not resolve here.
         (
             "demo/client",
-            pod(
-                "demo/client",
-                &[("app", "client")],
-                "10.244.1.11",
-                vec![port("http", 3000, Tcp)],
-            ),
+            pod("demo/client", &[("app", "client")], "10.244.1.11", vec![port("http", 3000, Tcp)]),
         ),
         (
             "demo/db",
-            pod(
-                "demo/db",
-                &[("app", "db"), ("tier", "backend")],
-                "10.244.1.12",
-                vec![port("pg", 5432, Tcp)],
-            ),
+            pod("demo/db", &[("app", "db"), ("tier", "backend")], "10.244.1.12", vec![port("pg", 5432, Tcp)]),
         ),
-        (
-            "monitoring/prom",
-            pod("monitoring/prom", &[("app", "prom")], "10.244.2.5", vec![]),
-        ),
-        (
-            "monitoring/client",
-            pod(
-                "monitoring/client",
-                &[("app", "client")],
-                "10.244.2.6",
-                vec![],
-            ),
-        ),
-        (
-            "other/client",
-            pod("other/client", &[("app", "client")], "10.244.3.7", vec![]),
-        ),
+        ("monitoring/prom", pod("monitoring/prom", &[("app", "prom")], "10.244.2.5", vec![])),
+        ("monitoring/client", pod("monitoring/client", &[("app", "client")], "10.244.2.6", vec![])),
+        ("other/client", pod("other/client", &[("app", "client")], "10.244.3.7", vec![])),
         (
             "kube-system/coredns",
-            pod(
-                "kube-system/coredns",
-                &[("k8s-app", "kube-dns")],
-                "10.244.0.3",
-                vec![port("dns", 53, Udp)],
-            ),
+            pod("kube-system/coredns", &[("k8s-app", "kube-dns")], "10.244.0.3", vec![port("dns", 53, Udp)]),
         ),
     ]
     .into_iter()
@@ -140,17 +100,11 @@ fn np_in(namespace: &str, name: &str, spec: Value) -> Value {
 }
 
 fn default_deny_ingress() -> Value {
-    np(
-        "default-deny",
-        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
-    )
+    np("default-deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))
 }
 
 fn default_deny_egress() -> Value {
-    np(
-        "default-deny-egress",
-        json!({"podSelector": {}, "policyTypes": ["Egress"]}),
-    )
+    np("default-deny-egress", json!({"podSelector": {}, "policyTypes": ["Egress"]}))
 }
 
 /// Ingress to app=web from the given peers on the given ports.
@@ -189,19 +143,11 @@ fn client_egress_ports(ports: Value) -> Value {
 }
 
 fn allow_client() -> Value {
-    to_web(
-        "allow-client",
-        json!([{"podSelector": {"matchLabels": {"app": "client"}}}]),
-        Value::Null,
-    )
+    to_web("allow-client", json!([{"podSelector": {"matchLabels": {"app": "client"}}}]), Value::Null)
 }
 
 fn allow_ops() -> Value {
-    to_web(
-        "allow-ops",
-        json!([{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]),
-        Value::Null,
-    )
+    to_web("allow-ops", json!([{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]), Value::Null)
 }
 
 /// Ingress to app=web from pods whose labels satisfy one match expression.
@@ -210,11 +156,7 @@ fn from_expr(key: &str, operator: &str, values: &[&str]) -> Value {
     if !values.is_empty() {
         expr["values"] = json!(values);
     }
-    to_web(
-        "from-expr",
-        json!([{"podSelector": {"matchExpressions": [expr]}}]),
-        Value::Null,
-    )
+    to_web("from-expr", json!([{"podSelector": {"matchExpressions": [expr]}}]), Value::Null)
 }
 
 fn install(manifests: &[Value]) -> Policies {
@@ -276,10 +218,7 @@ fn egress(
     protocol: Protocol,
     want: &'static str,
 ) -> Case {
-    Case {
-        direction: Direction::Egress,
-        ..ingress(name, policies, subject, peer, port, protocol, want)
-    }
+    Case { direction: Direction::Egress, ..ingress(name, policies, subject, peer, port, protocol, want) }
 }
 
 const NOT_ISOLATED_IN: &str = "not isolated: no policy selects the pod for ingress";
@@ -314,24 +253,8 @@ fn cases() -> Vec<Case> {
     };
     vec![
         // Default allow.
-        ingress(
-            "no policies",
-            vec![],
-            "demo/web",
-            "demo/client",
-            8080,
-            Tcp,
-            NOT_ISOLATED_IN,
-        ),
-        egress(
-            "no policies, egress",
-            vec![],
-            "demo/web",
-            OUTSIDE,
-            443,
-            Tcp,
-            NOT_ISOLATED_OUT,
-        ),
+        ingress("no policies", vec![], "demo/web", "demo/client", 8080, Tcp, NOT_ISOLATED_IN),
+        egress("no policies, egress", vec![], "demo/web", OUTSIDE, 443, Tcp, NOT_ISOLATED_OUT),
         ingress(
             "policy selects other pods only",
             vec![allow_client()],
@@ -461,10 +384,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "ingress: [] denies all",
-            vec![np(
-                "empty",
-                json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}),
-            )],
+            vec![np("empty", json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}))],
             "demo/web",
             "demo/client",
             8080,
@@ -491,10 +411,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "rules for a type not in policyTypes are ignored",
-            vec![np(
-                "egress-only",
-                json!({"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]}),
-            )],
+            vec![np("egress-only", json!({"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]}))],
             "demo/web",
             "demo/client",
             8080,
@@ -525,15 +442,7 @@ fn cases() -> Vec<Case> {
         ),
         Case {
             from_own_node: true,
-            ..ingress(
-                "own node, not isolated",
-                vec![],
-                "demo/web",
-                NODE,
-                8080,
-                Tcp,
-                NOT_ISOLATED_IN,
-            )
+            ..ingress("own node, not isolated", vec![], "demo/web", NODE, 8080, Tcp, NOT_ISOLATED_IN)
         },
         Case {
             from_own_node: true,
@@ -605,11 +514,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "namespaceSelector {} = every namespace",
-            vec![to_web(
-                "any-ns",
-                json!([{"namespaceSelector": {}}]),
-                Value::Null,
-            )],
+            vec![to_web("any-ns", json!([{"namespaceSelector": {}}]), Value::Null)],
             "demo/web",
             "other/client",
             8080,
@@ -618,11 +523,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "namespaceSelector {} never matches a non-pod",
-            vec![to_web(
-                "any-ns",
-                json!([{"namespaceSelector": {}}]),
-                Value::Null,
-            )],
+            vec![to_web("any-ns", json!([{"namespaceSelector": {}}]), Value::Null)],
             "demo/web",
             OUTSIDE,
             8080,
@@ -727,11 +628,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "ipBlock matches a pod by its IP",
-            vec![to_web(
-                "pods-cidr",
-                json!([{"ipBlock": {"cidr": "10.244.2.0/24"}}]),
-                Value::Null,
-            )],
+            vec![to_web("pods-cidr", json!([{"ipBlock": {"cidr": "10.244.2.0/24"}}]), Value::Null)],
             "demo/web",
             "monitoring/prom",
             8080,
@@ -740,11 +637,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "ipBlock of one family never matches the other",
-            vec![to_web(
-                "v6",
-                json!([{"ipBlock": {"cidr": "::/0"}}]),
-                Value::Null,
-            )],
+            vec![to_web("v6", json!([{"ipBlock": {"cidr": "::/0"}}]), Value::Null)],
             "demo/web",
             OUTSIDE,
             8080,
@@ -920,10 +813,7 @@ fn cases() -> Vec<Case> {
         ),
         ingress(
             "named port, ingress, pod without that name",
-            vec![np(
-                "all-http",
-                json!({"podSelector": {}, "ingress": [{"ports": [{"port": "http"}]}]}),
-            )],
+            vec![np("all-http", json!({"podSelector": {}, "ingress": [{"ports": [{"port": "http"}]}]}))],
             "demo/db",
             "demo/client",
             8080,
@@ -1194,11 +1084,7 @@ fn verdict_values() {
     let allowed = run(&policies, case("podSelector peer"));
     assert_eq!(
         allowed,
-        Verdict::Allowed {
-            direction: Direction::Ingress,
-            policy: "demo/allow-client".into(),
-            rule: 0
-        }
+        Verdict::Allowed { direction: Direction::Ingress, policy: "demo/allow-client".into(), rule: 0 }
     );
     let denied = run(&policies, case("union: neither allows, both named, sorted"));
     assert_eq!(
@@ -1210,12 +1096,7 @@ fn verdict_values() {
     );
     assert!(!denied.allowed());
     assert!(Verdict::FromNode.allowed());
-    assert!(
-        Verdict::NotIsolated {
-            direction: Direction::Egress
-        }
-        .allowed()
-    );
+    assert!(Verdict::NotIsolated { direction: Direction::Egress }.allowed());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1232,44 +1113,23 @@ fn upsert_replaces_and_remove_removes() {
     let (web, client) = (&pods["demo/web"], &pods["demo/client"]);
     let ns = namespaces();
     let check = |p: &Policies| {
-        p.verdict(
-            Direction::Ingress,
-            web,
-            client.ip,
-            Some(client),
-            8080,
-            Protocol::Tcp,
-            false,
-            &ns,
-        )
-        .to_string()
+        p.verdict(Direction::Ingress, web, client.ip, Some(client), 8080, Protocol::Tcp, false, &ns)
+            .to_string()
     };
     let mut policies = Policies::new();
     assert!(policies.is_empty());
 
-    policies
-        .upsert(&parse(np("web", json!({"podSelector": {}}))))
-        .unwrap();
+    policies.upsert(&parse(np("web", json!({"podSelector": {}})))).unwrap();
     assert_eq!(policies.len(), 1);
-    assert_eq!(
-        check(&policies),
-        "denied: no ingress rule allowed it (selected by demo/web)"
-    );
+    assert_eq!(check(&policies), "denied: no ingress rule allowed it (selected by demo/web)");
 
     // Same namespace and name: replaced, not added.
-    policies
-        .upsert(&parse(np(
-            "web",
-            json!({"podSelector": {}, "ingress": [{}]}),
-        )))
-        .unwrap();
+    policies.upsert(&parse(np("web", json!({"podSelector": {}, "ingress": [{}]})))).unwrap();
     assert_eq!(policies.len(), 1);
     assert_eq!(check(&policies), "allowed by demo/web (ingress rule 0)");
 
     // Same name in another namespace: a different policy.
-    policies
-        .upsert(&parse(np_in("other", "web", json!({"podSelector": {}}))))
-        .unwrap();
+    policies.upsert(&parse(np_in("other", "web", json!({"podSelector": {}})))).unwrap();
     assert_eq!(policies.len(), 2);
     assert_eq!(check(&policies), "allowed by demo/web (ingress rule 0)");
 
@@ -1285,9 +1145,7 @@ fn upsert_replaces_and_remove_removes() {
 #[test]
 fn a_refused_update_keeps_the_previous_version() {
     let mut policies = Policies::new();
-    policies
-        .upsert(&parse(np("web", json!({"podSelector": {}}))))
-        .unwrap();
+    policies.upsert(&parse(np("web", json!({"podSelector": {}})))).unwrap();
     let bad = np(
         "web",
         json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Equals", "values": ["web"]}]}}),
@@ -1306,10 +1164,7 @@ fn a_refused_update_keeps_the_previous_version() {
         false,
         &namespaces(),
     );
-    assert_eq!(
-        v.to_string(),
-        "denied: no ingress rule allowed it (selected by demo/web)"
-    );
+    assert_eq!(v.to_string(), "denied: no ingress rule allowed it (selected by demo/web)");
 }
 
 #[test]
@@ -1326,32 +1181,16 @@ fn a_namespace_not_known_has_no_labels() {
     let web = &pods["demo/web"];
     let stray = pod("new-ns/x", &[], "10.244.9.9", vec![]);
     let empty: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let v = policies.verdict(
-        Direction::Ingress,
-        web,
-        stray.ip,
-        Some(&stray),
-        80,
-        Protocol::Tcp,
-        false,
-        &empty,
-    );
+    let v =
+        policies.verdict(Direction::Ingress, web, stray.ip, Some(&stray), 80, Protocol::Tcp, false, &empty);
     assert_eq!(v.to_string(), "allowed by demo/any-ns (ingress rule 0)");
     let policies = install(&[to_web(
         "no-team",
         json!([{"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}}]),
         Value::Null,
     )]);
-    let v = policies.verdict(
-        Direction::Ingress,
-        web,
-        stray.ip,
-        Some(&stray),
-        80,
-        Protocol::Tcp,
-        false,
-        &empty,
-    );
+    let v =
+        policies.verdict(Direction::Ingress, web, stray.ip, Some(&stray), 80, Protocol::Tcp, false, &empty);
     assert_eq!(v.to_string(), "allowed by demo/no-team (ingress rule 0)");
 }
 
@@ -1362,14 +1201,12 @@ fn a_namespace_not_known_has_no_labels() {
 #[test]
 fn invalid_policies_are_refused_with_the_apiservers_message() {
     let sel_expr = |expr: Value| json!({"podSelector": {"matchExpressions": [expr]}});
-    let peer = |peer: Value| json!({"podSelector": {}, "ingress": [{}, {"from": [{"podSelector": {}}, peer]}]});
+    let peer =
+        |peer: Value| json!({"podSelector": {}, "ingress": [{}, {"from": [{"podSelector": {}}, peer]}]});
     let ports = |port: Value| json!({"podSelector": {}, "egress": [{"ports": [port]}]});
     let cases: Vec<(Value, &str)> = vec![
         (
-            np(
-                "p",
-                sel_expr(json!({"key": "app", "operator": "Equals", "values": ["web"]})),
-            ),
+            np("p", sel_expr(json!({"key": "app", "operator": "Equals", "values": ["web"]}))),
             r#"spec.podSelector.matchExpressions[0].operator: Invalid value: "Equals": not a valid selector operator"#,
         ),
         (
@@ -1377,10 +1214,7 @@ fn invalid_policies_are_refused_with_the_apiservers_message() {
             "spec.podSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
         ),
         (
-            np(
-                "p",
-                sel_expr(json!({"key": "app", "operator": "Exists", "values": ["web"]})),
-            ),
+            np("p", sel_expr(json!({"key": "app", "operator": "Exists", "values": ["web"]}))),
             "spec.podSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
         ),
         (
@@ -1407,30 +1241,19 @@ fn invalid_policies_are_refused_with_the_apiservers_message() {
         (
             np(
                 "p",
-                peer(
-                    json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "192.168.0.0/16"]}}),
-                ),
+                peer(json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "192.168.0.0/16"]}})),
             ),
             r#"spec.ingress[1].from[1].ipBlock.except[1]: Invalid value: "192.168.0.0/16": must be a strict subset of `cidr`"#,
         ),
         (
-            np(
-                "p",
-                peer(json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}})),
-            ),
+            np("p", peer(json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}}))),
             r#"spec.ingress[1].from[1].ipBlock.except[0]: Invalid value: "10.0.0.0/8": must be a strict subset of `cidr`"#,
         ),
         (
-            np(
-                "p",
-                peer(json!({"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}})),
-            ),
+            np("p", peer(json!({"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}))),
             "spec.ingress[1].from[1]: Forbidden: may not specify both ipBlock and another peer",
         ),
-        (
-            np("p", peer(json!({}))),
-            "spec.ingress[1].from[1]: Required value: must specify a peer",
-        ),
+        (np("p", peer(json!({}))), "spec.ingress[1].from[1]: Required value: must specify a peer"),
         (
             np("p", ports(json!({"protocol": "ICMP"}))),
             r#"spec.egress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP""#,
@@ -1456,10 +1279,7 @@ fn invalid_policies_are_refused_with_the_apiservers_message() {
             "spec.egress[0].ports[0].endPort: Invalid value: 8090: may not be specified when `port` is not specified",
         ),
         (
-            np(
-                "p",
-                json!({"podSelector": {}, "policyTypes": ["Egress", "Both"]}),
-            ),
+            np("p", json!({"podSelector": {}, "policyTypes": ["Egress", "Both"]})),
             r#"spec.policyTypes[1]: Unsupported value: "Both": supported values: "Ingress", "Egress""#,
         ),
         (
@@ -1475,10 +1295,7 @@ fn invalid_policies_are_refused_with_the_apiservers_message() {
         let mut policies = Policies::new();
         let err = policies.upsert(&parse(manifest)).unwrap_err();
         assert_eq!(err.to_string(), want);
-        assert!(
-            policies.is_empty(),
-            "{want}: a refused policy must not be installed"
-        );
+        assert!(policies.is_empty(), "{want}: a refused policy must not be installed");
     }
 }
 
@@ -1517,10 +1334,6 @@ fn cidrs_parse_as_the_apiserver_parses_them() {
         ("::ffff:10.0.0.0/95", None),
     ];
     for (input, want) in cases {
-        assert_eq!(
-            parse_cidr_sloppy(input).map(|n| n.to_string()).as_deref(),
-            want,
-            "{input}"
-        );
+        assert_eq!(parse_cidr_sloppy(input).map(|n| n.to_string()).as_deref(), want, "{input}");
     }
 }

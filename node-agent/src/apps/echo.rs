@@ -30,8 +30,7 @@ pub async fn serve(mut listener: Listener, who: Identity, stop: CancellationToke
                 let who = who.clone();
                 async move { Ok::<_, Infallible>(answer(&who, peer, &req)) }
             });
-            let serving =
-                http1::Builder::new().serve_connection(TokioIo::new(conn.stream), service);
+            let serving = http1::Builder::new().serve_connection(TokioIo::new(conn.stream), service);
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = serving => {}
@@ -41,22 +40,14 @@ pub async fn serve(mut listener: Listener, who: Identity, stop: CancellationToke
 }
 
 /// The response to one request.
-fn answer<B>(
-    who: &Identity,
-    peer: std::net::SocketAddr,
-    req: &Request<B>,
-) -> Response<Full<Bytes>> {
+fn answer<B>(who: &Identity, peer: std::net::SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let status = path
         .strip_prefix("/status/")
         .and_then(|c| c.parse::<u16>().ok())
         .and_then(|c| StatusCode::from_u16(c).ok())
         .unwrap_or(StatusCode::OK);
-    let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let body = format!(
         "pod={} ip={} node={}\nnamespace={} container={}\nmethod={} path={} host={}\nclient={}\n",
         who.pod,
@@ -71,10 +62,8 @@ fn answer<B>(
     );
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -95,34 +84,20 @@ mod tests {
             node: "node-1".into(),
             container: "nginx".into(),
         };
-        let l = t
-            .listen("10.244.1.2:80".parse().unwrap(), Protocol::Tcp)
-            .unwrap();
+        let l = t.listen("10.244.1.2:80".parse().unwrap(), Protocol::Tcp).unwrap();
         let stop = CancellationToken::new();
         tokio::spawn(serve(l, who, stop.clone()));
         for (path, code) in [("/", 200), ("/status/503", 503)] {
-            let stream = t
-                .connect(
-                    "10.244.1.9:40000".parse().unwrap(),
-                    "10.244.1.2:80".parse().unwrap(),
-                )
-                .unwrap();
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
+            let stream =
+                t.connect("10.244.1.9:40000".parse().unwrap(), "10.244.1.2:80".parse().unwrap()).unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
             tokio::spawn(conn);
-            let req = Request::get(path)
-                .header("host", "orders")
-                .body(Empty::<Bytes>::new())
-                .unwrap();
+            let req = Request::get(path).header("host", "orders").body(Empty::<Bytes>::new()).unwrap();
             let resp = send.send_request(req).await.unwrap();
             assert_eq!(resp.status().as_u16(), code);
             let body = resp.into_body().collect().await.unwrap().to_bytes();
             let text = String::from_utf8_lossy(&body);
-            assert!(
-                text.starts_with("pod=orders-abc ip=10.244.1.2 node=node-1\n"),
-                "{text}"
-            );
+            assert!(text.starts_with("pod=orders-abc ip=10.244.1.2 node=node-1\n"), "{text}");
             assert!(text.contains("client=10.244.1.9:40000"), "{text}");
         }
         stop.cancel();

@@ -63,11 +63,8 @@ async fn read_command<R: tokio::io::AsyncBufRead + Unpin>(
         for _ in 0..n {
             let mut header = String::new();
             r.read_line(&mut header).await?;
-            let len: usize = header
-                .trim_end()
-                .strip_prefix('$')
-                .and_then(|l| l.parse().ok())
-                .ok_or_else(bad)?;
+            let len: usize =
+                header.trim_end().strip_prefix('$').and_then(|l| l.parse().ok()).ok_or_else(bad)?;
             let mut buf = vec![0u8; len + 2];
             r.read_exact(&mut buf).await?;
             buf.truncate(len);
@@ -75,11 +72,7 @@ async fn read_command<R: tokio::io::AsyncBufRead + Unpin>(
         }
         Ok(Some(args))
     } else {
-        Ok(Some(
-            line.split_whitespace()
-                .map(|s| s.as_bytes().to_vec())
-                .collect(),
-        ))
+        Ok(Some(line.split_whitespace().map(|s| s.as_bytes().to_vec()).collect()))
     }
 }
 
@@ -98,35 +91,25 @@ fn int(n: i64) -> Vec<u8> {
 fn execute(store: &Store, args: &[Vec<u8>]) -> Vec<u8> {
     let name = String::from_utf8_lossy(&args[0]).to_uppercase();
     let key = |i: usize| String::from_utf8_lossy(&args[i]).into_owned();
-    let wrong = || {
-        format!(
-            "-ERR wrong number of arguments for '{}' command\r\n",
-            name.to_lowercase()
-        )
-        .into_bytes()
-    };
+    let wrong =
+        || format!("-ERR wrong number of arguments for '{}' command\r\n", name.to_lowercase()).into_bytes();
     let mut map = store.lock().unwrap_or_else(|e| e.into_inner());
     match name.as_str() {
         "PING" if args.len() == 1 => b"+PONG\r\n".to_vec(),
         "PING" => bulk(&args[1]),
-        "GET" if args.len() == 2 => map
-            .get(&key(1))
-            .map(|v| bulk(v))
-            .unwrap_or_else(|| b"$-1\r\n".to_vec()),
+        "GET" if args.len() == 2 => map.get(&key(1)).map(|v| bulk(v)).unwrap_or_else(|| b"$-1\r\n".to_vec()),
         "SET" if args.len() >= 3 => {
             map.insert(key(1), args[2].clone());
             b"+OK\r\n".to_vec()
         }
-        "DEL" if args.len() >= 2 => int((1..args.len())
-            .filter(|i| map.remove(&key(*i)).is_some())
-            .count() as i64),
-        "EXISTS" if args.len() >= 2 => int((1..args.len())
-            .filter(|i| map.contains_key(&key(*i)))
-            .count() as i64),
+        "DEL" if args.len() >= 2 => {
+            int((1..args.len()).filter(|i| map.remove(&key(*i)).is_some()).count() as i64)
+        }
+        "EXISTS" if args.len() >= 2 => {
+            int((1..args.len()).filter(|i| map.contains_key(&key(*i))).count() as i64)
+        }
         "INCR" if args.len() == 2 => {
-            let current = map
-                .get(&key(1))
-                .map(|v| String::from_utf8_lossy(v).parse::<i64>());
+            let current = map.get(&key(1)).map(|v| String::from_utf8_lossy(v).parse::<i64>());
             match current {
                 Some(Err(_)) => b"-ERR value is not an integer or out of range\r\n".to_vec(),
                 Some(Ok(n)) => {
@@ -156,10 +139,8 @@ fn execute(store: &Store, args: &[Vec<u8>]) -> Vec<u8> {
         }
         "GET" | "SET" | "DEL" | "EXISTS" | "INCR" | "KEYS" => wrong(),
         _ => {
-            let shown: Vec<String> = args[1..]
-                .iter()
-                .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
-                .collect();
+            let shown: Vec<String> =
+                args[1..].iter().map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
             format!(
                 "-ERR unknown command '{}', with args beginning with: {}\r\n",
                 String::from_utf8_lossy(&args[0]),
@@ -178,17 +159,11 @@ mod tests {
     #[tokio::test]
     async fn redis_commands() {
         let t = SocketTable::new();
-        let l = t
-            .listen("10.244.1.5:6379".parse().unwrap(), Protocol::Tcp)
-            .unwrap();
+        let l = t.listen("10.244.1.5:6379".parse().unwrap(), Protocol::Tcp).unwrap();
         let stop = CancellationToken::new();
         tokio::spawn(serve(l, stop.clone()));
-        let mut c = t
-            .connect(
-                "10.244.1.6:40000".parse().unwrap(),
-                "10.244.1.5:6379".parse().unwrap(),
-            )
-            .unwrap();
+        let mut c =
+            t.connect("10.244.1.6:40000".parse().unwrap(), "10.244.1.5:6379".parse().unwrap()).unwrap();
         let script: &[(&[u8], &[u8])] = &[
             (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
             (b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$5\r\nhello\r\n", b"+OK\r\n"),
@@ -199,10 +174,7 @@ mod tests {
             (b"EXISTS a n z\r\n", b":2\r\n"),
             (b"KEYS *\r\n", b"*2\r\n$1\r\na\r\n$1\r\nn\r\n"),
             (b"DEL a\r\n", b":1\r\n"),
-            (
-                b"INCR\r\n",
-                b"-ERR wrong number of arguments for 'incr' command\r\n",
-            ),
+            (b"INCR\r\n", b"-ERR wrong number of arguments for 'incr' command\r\n"),
         ];
         for (req, want) in script {
             c.write_all(req).await.unwrap();

@@ -251,13 +251,7 @@ enum Tool {
 
 /// The tool an `argv[0]` names: a bare name, or one of the image's bin directories plus a name.
 fn executable(name: &str) -> Option<Tool> {
-    const DIRS: [&str; 5] = [
-        "/bin/",
-        "/usr/bin/",
-        "/sbin/",
-        "/usr/sbin/",
-        "/usr/local/bin/",
-    ];
+    const DIRS: [&str; 5] = ["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/", "/usr/local/bin/"];
     let base = match name.strip_prefix('/') {
         Some(_) => DIRS.iter().find_map(|d| name.strip_prefix(d))?,
         None => name,
@@ -318,11 +312,7 @@ fn cat(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
 
 /// iproute2 `ip addr` / `ip route` (and their abbreviations), with the text the caller built.
 fn ip(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
-    let args: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !matches!(*a, "-4" | "-6"))
-        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).filter(|a| !matches!(*a, "-4" | "-6")).collect();
     let Some((object, rest)) = args.split_first() else {
         out.err(IP_USAGE);
         return 255;
@@ -333,9 +323,7 @@ fn ip(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     } else if is("route") {
         (pod.ip_route(), "route")
     } else {
-        out.err(format!(
-            "Object \"{object}\" is unknown, try \"ip help\".\n"
-        ));
+        out.err(format!("Object \"{object}\" is unknown, try \"ip help\".\n"));
         return 255;
     };
     match rest.first() {
@@ -344,9 +332,7 @@ fn ip(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
             0
         }
         Some(other) => {
-            out.err(format!(
-                "Command \"{other}\" is unknown, try \"ip {what} help\".\n"
-            ));
+            out.err(format!("Command \"{other}\" is unknown, try \"ip {what} help\".\n"));
             255
         }
     }
@@ -366,10 +352,7 @@ fn hostname(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
         None | Some("-s") | Some("-f") => out.out(format!("{}\n", pod.hostname())),
         Some("-i") => out.out(format!("{} \n", pod.ip())),
         Some(other) => {
-            out.err(format!(
-                "hostname: unrecognized option: {}\n",
-                other.trim_start_matches('-')
-            ));
+            out.err(format!("hostname: unrecognized option: {}\n", other.trim_start_matches('-')));
             return 1;
         }
     }
@@ -379,11 +362,7 @@ fn hostname(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
 /// `env` and `printenv [NAME...]`.
 fn printenv(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     if args.is_empty() {
-        let text: String = pod
-            .env()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect();
+        let text: String = pod.env().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         out.out(text);
         return 0;
     }
@@ -431,9 +410,7 @@ async fn sleep(args: &[String], out: &Output) -> i32 {
             _ => f64::NAN,
         };
         match number.parse::<f64>() {
-            Ok(n) if n >= 0.0 && (n * factor).is_finite() => {
-                total += Duration::from_secs_f64(n * factor)
-            }
+            Ok(n) if n >= 0.0 && (n * factor).is_finite() => total += Duration::from_secs_f64(n * factor),
             _ => {
                 out.err(format!("sleep: invalid number '{arg}'\n"));
                 return 1;

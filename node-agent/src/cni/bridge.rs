@@ -10,8 +10,8 @@ use ipnet::{IpNet, Ipv4Net};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    CNI_VERSION, CniError, CniPlugin, CniRequest, CniResult, DEFAULT_NETWORK, Dns, Interface,
-    IpConfig, NetworkContext, Route,
+    CNI_VERSION, CniError, CniPlugin, CniRequest, CniResult, DEFAULT_NETWORK, Dns, Interface, IpConfig,
+    NetworkContext, Route,
     host_local::{HostLocal, Range},
 };
 
@@ -100,10 +100,7 @@ impl CniPlugin for Bridge {
                     sandbox: None,
                 },
                 Interface {
-                    name: format!(
-                        "veth{:02x}{:02x}{:02x}{:02x}",
-                        digest[0], digest[1], digest[2], digest[3]
-                    ),
+                    name: format!("veth{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]),
                     mac: mac(&digest[4..]),
                     mtu: Some(MTU),
                     sandbox: None,
@@ -120,18 +117,13 @@ impl CniPlugin for Bridge {
                 gateway: Some(gateway.clone()),
                 interface: Some(2),
             }],
-            routes: vec![Route {
-                dst: "0.0.0.0/0".into(),
-                gw: Some(gateway),
-            }],
+            routes: vec![Route { dst: "0.0.0.0/0".into(), gw: Some(gateway) }],
             dns: Dns::default(),
         })
     }
 
     async fn del(&self, req: &CniRequest) -> Result<(), CniError> {
-        self.ipam
-            .release(&req.container_id, &req.ifname)
-            .map(|_| ())
+        self.ipam.release(&req.container_id, &req.ifname).map(|_| ())
     }
 
     async fn gc(&self, valid: &[String]) -> Result<Vec<String>, CniError> {
@@ -148,18 +140,8 @@ impl CniPlugin for Bridge {
 
 /// A locally administered unicast MAC from hash bytes (the real plugin picks random ones).
 fn mac(bytes: &[u8]) -> String {
-    let b = [
-        (bytes[0] & 0xfe) | 0x02,
-        bytes[1],
-        bytes[2],
-        bytes[3],
-        bytes[4],
-        bytes[5],
-    ];
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    let b = [(bytes[0] & 0xfe) | 0x02, bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]];
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]
@@ -187,10 +169,7 @@ mod tests {
         let r = b.add(&req("a")).await.unwrap();
         assert_eq!(r.ips[0].address, "10.244.1.2/24");
         assert_eq!(r.ips[0].gateway.as_deref(), Some("10.244.1.1"));
-        assert_eq!(
-            r.interfaces[2].sandbox.as_deref(),
-            Some("/var/run/netns/cni-a")
-        );
+        assert_eq!(r.interfaces[2].sandbox.as_deref(), Some("/var/run/netns/cni-a"));
         assert!(r.interfaces[1].name.starts_with("veth") && r.interfaces[1].name.len() == 12);
         assert!(dir.path().join("networks/cbr0/10.244.1.2").exists());
         assert!(dir.path().join("net.d/10-bridge.conflist").exists());

@@ -89,13 +89,8 @@ impl std::fmt::Display for Range {
 impl HostLocal {
     /// Opens (creating) the store at `dir` for `range`.
     pub fn open(dir: &Path, range: Range) -> Result<Self, CniError> {
-        fs::create_dir_all(dir)
-            .map_err(|e| CniError::io(&format!("creating {}", dir.display()), e))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            range,
-            lock: Mutex::new(()),
-        })
+        fs::create_dir_all(dir).map_err(|e| CniError::io(&format!("creating {}", dir.display()), e))?;
+        Ok(Self { dir: dir.to_path_buf(), range, lock: Mutex::new(()) })
     }
 
     /// The range served.
@@ -108,10 +103,7 @@ impl HostLocal {
     pub fn allocate(&self, container_id: &str, ifname: &str) -> Result<Ipv4Addr, CniError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let existing = self.scan()?;
-        if let Some(a) = existing
-            .iter()
-            .find(|a| a.container_id == container_id && a.ifname == ifname)
-        {
+        if let Some(a) = existing.iter().find(|a| a.container_id == container_id && a.ifname == ifname) {
             return Err(CniError {
                 code: 100,
                 msg: format!(
@@ -141,10 +133,7 @@ impl HostLocal {
                 continue;
             }
             let path = self.dir.join(candidate.to_string());
-            let created = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path);
+            let created = fs::OpenOptions::new().write(true).create_new(true).open(&path);
             match created {
                 Ok(mut f) => {
                     f.write_all(format!("{container_id}{LINE_BREAK}{ifname}").as_bytes())
@@ -188,16 +177,11 @@ impl HostLocal {
     }
 
     fn last_reserved(&self) -> Option<Ipv4Addr> {
-        fs::read_to_string(self.dir.join(LAST_RESERVED))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        fs::read_to_string(self.dir.join(LAST_RESERVED)).ok()?.trim().parse().ok()
     }
 
     fn scan(&self) -> Result<Vec<Allocation>, CniError> {
-        let entries =
-            fs::read_dir(&self.dir).map_err(|e| CniError::io("reading the IPAM store", e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| CniError::io("reading the IPAM store", e))?;
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -210,11 +194,7 @@ impl HostLocal {
             let mut parts = text.split(LINE_BREAK);
             let container_id = parts.next().unwrap_or("").trim().to_string();
             let ifname = parts.next().unwrap_or("").trim().to_string();
-            out.push(Allocation {
-                ip,
-                container_id,
-                ifname,
-            });
+            out.push(Allocation { ip, container_id, ifname });
         }
         out.sort_by_key(|a| a.ip);
         Ok(out)
@@ -235,35 +215,19 @@ mod tests {
         assert_eq!(r.gateway, Ipv4Addr::new(10, 244, 1, 1));
         assert_eq!(r.to_string(), "10.244.1.1-10.244.1.254");
         let err = Range::for_subnet("10.244.1.0/31".parse().unwrap()).unwrap_err();
-        assert!(
-            err.msg.contains("too small to allocate from"),
-            "{}",
-            err.msg
-        );
+        assert!(err.msg.contains("too small to allocate from"), "{}", err.msg);
     }
 
     #[test]
     fn first_pod_gets_dot_2_then_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "10.244.1.0/24");
-        assert_eq!(
-            s.allocate("a", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 2)
-        );
-        assert_eq!(
-            s.allocate("b", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 3)
-        );
-        assert_eq!(
-            s.allocate("c", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 4)
-        );
+        assert_eq!(s.allocate("a", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 2));
+        assert_eq!(s.allocate("b", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 3));
+        assert_eq!(s.allocate("c", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 4));
         let text = fs::read_to_string(dir.path().join("10.244.1.3")).unwrap();
         assert_eq!(text, "b\r\neth0");
-        assert_eq!(
-            fs::read_to_string(dir.path().join("last_reserved_ip.0")).unwrap(),
-            "10.244.1.4"
-        );
+        assert_eq!(fs::read_to_string(dir.path().join("last_reserved_ip.0")).unwrap(), "10.244.1.4");
     }
 
     #[test]
@@ -273,23 +237,11 @@ mod tests {
         for id in ["a", "b", "c"] {
             s.allocate(id, "eth0").unwrap();
         }
-        assert_eq!(
-            s.release("a", "eth0").unwrap(),
-            [Ipv4Addr::new(10, 244, 1, 2)]
-        );
-        assert_eq!(
-            s.allocate("d", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 5)
-        );
-        assert_eq!(
-            s.allocate("e", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 6)
-        );
+        assert_eq!(s.release("a", "eth0").unwrap(), [Ipv4Addr::new(10, 244, 1, 2)]);
+        assert_eq!(s.allocate("d", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 5));
+        assert_eq!(s.allocate("e", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 6));
         // Wraps: .1 is the gateway, .2 is free again.
-        assert_eq!(
-            s.allocate("f", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 2)
-        );
+        assert_eq!(s.allocate("f", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 2));
     }
 
     #[test]
@@ -311,10 +263,7 @@ mod tests {
                 ifname: "eth0".into()
             }]
         );
-        assert_eq!(
-            s.allocate("c", "eth0").unwrap(),
-            Ipv4Addr::new(10, 244, 1, 4)
-        );
+        assert_eq!(s.allocate("c", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 4));
     }
 
     #[test]
@@ -337,10 +286,7 @@ mod tests {
         let s = store(dir.path(), "10.244.1.0/24");
         s.allocate("a", "eth0").unwrap();
         let err = s.allocate("a", "eth0").unwrap_err();
-        assert_eq!(
-            err.msg,
-            "10.244.1.2 has been allocated to a, duplicate allocation is not allowed"
-        );
+        assert_eq!(err.msg, "10.244.1.2 has been allocated to a, duplicate allocation is not allowed");
         assert_eq!(s.release("a", "eth0").unwrap().len(), 1);
         assert!(s.release("a", "eth0").unwrap().is_empty());
     }

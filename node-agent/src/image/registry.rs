@@ -28,9 +28,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 
 /// A failed pull, rendered as the CRI error the kubelet sees from containerd.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "rpc error: code = {code} desc = failed to pull and unpack image \"{reference}\": {message}"
-)]
+#[error("rpc error: code = {code} desc = failed to pull and unpack image \"{reference}\": {message}")]
 pub struct PullError {
     /// The gRPC code name: `NotFound` or `Unknown`.
     pub code: &'static str,
@@ -100,26 +98,17 @@ impl Registry {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new()).build(connector);
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            http,
-        }
+        Self { base: base.trim_end_matches('/').to_string(), http }
     }
 
     /// Pulls `reference` into `blobs` (a `sha256/` directory of blobs named by hex digest).
     pub async fn pull(&self, reference: &Reference, blobs: &Path) -> Result<Image, PullError> {
         let repo = reference.registry_repository();
         let r = reference.to_string();
-        let fail = |code, message: String| PullError {
-            code,
-            reference: r.clone(),
-            message,
-        };
+        let fail = |code, message: String| PullError { code, reference: r.clone(), message };
         let resolve = |m: String| format!("failed to resolve reference \"{r}\": {m}");
 
-        let (digest, mut manifest) = self
-            .manifest(&repo, &reference.manifest_reference(), reference)
-            .await?;
+        let (digest, mut manifest) = self.manifest(&repo, &reference.manifest_reference(), reference).await?;
         if let Some(pinned) = &reference.digest
             && pinned != &digest
         {
@@ -138,28 +127,19 @@ impl Registry {
             let chosen = manifest
                 .manifests
                 .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-                })
+                .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
                 .or_else(|| manifest.manifests.first())
                 .ok_or_else(|| {
-                    fail(
-                        "NotFound",
-                        "no match for platform in manifest: not found".to_string(),
-                    )
+                    fail("NotFound", "no match for platform in manifest: not found".to_string())
                 })?;
             // `manifest` verifies the content against the digest asked for.
             let (_, m) = self.manifest(&repo, &chosen.digest, reference).await?;
             manifest = m;
         }
-        let config_desc = manifest.config.as_ref().ok_or_else(|| {
-            fail(
-                "Unknown",
-                "failed to unpack image: manifest has no config".into(),
-            )
-        })?;
+        let config_desc = manifest
+            .config
+            .as_ref()
+            .ok_or_else(|| fail("Unknown", "failed to unpack image: manifest has no config".into()))?;
         let config_bytes = self.blob(&repo, config_desc, blobs, &r).await?;
         let mut size = config_desc.size.max(config_bytes.len() as u64);
         for layer in &manifest.layers {
@@ -167,13 +147,7 @@ impl Registry {
             size += data.len() as u64;
         }
         let config: ImageConfig = serde_json::from_slice(&config_bytes).unwrap_or_default();
-        let app = match config
-            .config
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(APP_LABEL))
-            .map(String::as_str)
-        {
+        let app = match config.config.labels.as_ref().and_then(|l| l.get(APP_LABEL)).map(String::as_str) {
             Some("echo") => AppKind::Echo,
             Some("kv") => AppKind::Kv,
             _ => AppKind::Toolbox,
@@ -212,30 +186,17 @@ impl Registry {
             message: format!("failed to resolve reference \"{r}\": {m}"),
         };
         let req = Request::get(&url)
-            .header(
-                header::ACCEPT,
-                [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST, "*/*"].join(", "),
-            )
+            .header(header::ACCEPT, [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST, "*/*"].join(", "))
             .body(Empty::new())
             .map_err(|e| fail("Unknown", e.to_string()))?;
         let resp = self.send(req).await.map_err(|e| {
-            fail(
-                "Unknown",
-                format!("failed to do request: Head \"{url}\": {}", source_chain(&e)),
-            )
+            fail("Unknown", format!("failed to do request: Head \"{url}\": {}", source_chain(&e)))
         })?;
         let status = resp.status();
-        let header_digest = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let header_digest =
+            resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type =
+            resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         match status {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Err(fail("NotFound", format!("{r}: not found"))),
@@ -306,18 +267,8 @@ impl Registry {
     }
 
     /// A blob, from the local store if present, else from the registry (verified and stored).
-    async fn blob(
-        &self,
-        repo: &str,
-        desc: &Descriptor,
-        blobs: &Path,
-        r: &str,
-    ) -> Result<Bytes, PullError> {
-        let fail = |m: String| PullError {
-            code: "Unknown",
-            reference: r.to_string(),
-            message: m,
-        };
+    async fn blob(&self, repo: &str, desc: &Descriptor, blobs: &Path, r: &str) -> Result<Bytes, PullError> {
+        let fail = |m: String| PullError { code: "Unknown", reference: r.to_string(), message: m };
         let hex_digest = desc
             .digest
             .strip_prefix("sha256:")
@@ -330,31 +281,16 @@ impl Registry {
         let mut url = format!("{}/v2/{repo}/blobs/{}", self.base, desc.digest);
         let mut redirects = 0;
         let data = loop {
-            let req = Request::get(&url)
-                .body(Empty::new())
-                .map_err(|e| fail(e.to_string()))?;
+            let req = Request::get(&url).body(Empty::new()).map_err(|e| fail(e.to_string()))?;
             let resp = self.send(req).await.map_err(|e| {
-                fail(format!(
-                    "failed to copy: failed to do request: Get \"{url}\": {}",
-                    source_chain(&e)
-                ))
+                fail(format!("failed to copy: failed to do request: Get \"{url}\": {}", source_chain(&e)))
             })?;
             let status = resp.status();
             if status.is_redirection() && redirects < 3 {
-                let Some(loc) = resp
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                else {
-                    return Err(fail(format!(
-                        "failed to copy: redirect without location from {url}"
-                    )));
+                let Some(loc) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+                    return Err(fail(format!("failed to copy: redirect without location from {url}")));
                 };
-                url = if loc.starts_with('/') {
-                    format!("{}{loc}", self.base)
-                } else {
-                    loc.to_string()
-                };
+                url = if loc.starts_with('/') { format!("{}{loc}", self.base) } else { loc.to_string() };
                 redirects += 1;
                 continue;
             }

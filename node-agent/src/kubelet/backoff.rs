@@ -31,11 +31,7 @@ struct Entry {
 impl Backoff {
     /// Starts at `initial`, caps at `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max,
-            entries: HashMap::new(),
-        }
+        Self { initial, max, entries: HashMap::new() }
     }
 
     /// Records a failure at `now`; returns the wait before the next attempt.
@@ -46,13 +42,7 @@ impl Backoff {
             }
             _ => self.initial,
         };
-        self.entries.insert(
-            key.to_string(),
-            Entry {
-                backoff,
-                last_update: now,
-            },
-        );
+        self.entries.insert(key.to_string(), Entry { backoff, last_update: now });
         backoff
     }
 
@@ -94,10 +84,7 @@ mod tests {
         let now = Instant::now();
         b.next("k", now);
         b.next("k", now);
-        assert_eq!(
-            b.next("k", now + Duration::from_secs(601)),
-            IMAGE_BACKOFF_INITIAL
-        );
+        assert_eq!(b.next("k", now + Duration::from_secs(601)), IMAGE_BACKOFF_INITIAL);
         b.reset("k");
         assert_eq!(b.in_backoff_until("k", now), None);
         assert_eq!(b.next("k", now), IMAGE_BACKOFF_INITIAL);

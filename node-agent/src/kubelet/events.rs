@@ -52,15 +52,11 @@ impl Events {
 
     /// A Normal event.
     pub fn normal(&self, pod: &Arc<Pod>, reason: &'static str, message: impl Into<String>) {
-        let _ = self
-            .tx
-            .send((pod.clone(), EventType::Normal, reason, message.into()));
+        let _ = self.tx.send((pod.clone(), EventType::Normal, reason, message.into()));
     }
 
     /// A Warning event.
     pub fn warning(&self, pod: &Arc<Pod>, reason: &'static str, message: impl Into<String>) {
-        let _ = self
-            .tx
-            .send((pod.clone(), EventType::Warning, reason, message.into()));
+        let _ = self.tx.send((pod.clone(), EventType::Warning, reason, message.into()));
     }
 }

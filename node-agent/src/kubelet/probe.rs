@@ -83,9 +83,8 @@ pub async fn run(
     tx: mpsc::UnboundedSender<ProbeUpdate>,
     stop: CancellationToken,
 ) {
-    let secs = |s: Option<i32>, default: i32| {
-        Duration::from_secs(s.unwrap_or(default).max(0) as u64).mul_f64(scale)
-    };
+    let secs =
+        |s: Option<i32>, default: i32| Duration::from_secs(s.unwrap_or(default).max(0) as u64).mul_f64(scale);
     let initial_delay = secs(probe.initial_delay_seconds, 0);
     let period = secs(probe.period_seconds, 10).max(Duration::from_millis(1));
     let timeout = secs(probe.timeout_seconds, 1).max(Duration::from_millis(1));
@@ -107,11 +106,10 @@ pub async fn run(
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let outcome =
-            match tokio::time::timeout(timeout, once(&probe, &target, &runtime, timeout)).await {
-                Ok(r) => r,
-                Err(_) => Err(timeout_message(&probe, &target, timeout)),
-            };
+        let outcome = match tokio::time::timeout(timeout, once(&probe, &target, &runtime, timeout)).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_message(&probe, &target, timeout)),
+        };
         let mut update = ProbeUpdate {
             container: target.container.name.clone(),
             container_id: target.container_id.clone(),
@@ -145,34 +143,16 @@ pub async fn run(
 }
 
 /// One probe attempt; Err carries the kubelet's failure text.
-async fn once(
-    probe: &Probe,
-    t: &Target,
-    runtime: &Runtime,
-    timeout: Duration,
-) -> Result<(), String> {
+async fn once(probe: &Probe, t: &Target, runtime: &Runtime, timeout: Duration) -> Result<(), String> {
     let sockets = runtime.sockets();
     let from = SocketAddr::new(t.node_ip, sockets.ephemeral_port());
     if let Some(h) = &probe.http_get {
-        let host: IpAddr = h
-            .host
-            .as_deref()
-            .and_then(|h| h.parse().ok())
-            .unwrap_or(t.pod_ip);
+        let host: IpAddr = h.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(t.pod_ip);
         let port = resolve_port(&h.port, &t.container)?;
-        let path = h
-            .path
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/".into());
-        let url = format!(
-            "http://{}/{}",
-            SocketAddr::new(host, port),
-            path.trim_start_matches('/')
-        );
-        let stream = sockets
-            .connect(from, SocketAddr::new(host, port))
-            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let path = h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+        let url = format!("http://{}/{}", SocketAddr::new(host, port), path.trim_start_matches('/'));
+        let stream =
+            sockets.connect(from, SocketAddr::new(host, port)).map_err(|e| format!("Get \"{url}\": {e}"))?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("Get \"{url}\": {e}"))?;
@@ -185,10 +165,7 @@ async fn once(
             req = req.header(hdr.name.as_str(), hdr.value.as_str());
         }
         let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-        let resp = send
-            .send_request(req)
-            .await
-            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let resp = send.send_request(req).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
         let code = resp.status().as_u16();
         return if (200..400).contains(&code) {
             Ok(())
@@ -197,25 +174,15 @@ async fn once(
         };
     }
     if let Some(tcp) = &probe.tcp_socket {
-        let host: IpAddr = tcp
-            .host
-            .as_deref()
-            .and_then(|h| h.parse().ok())
-            .unwrap_or(t.pod_ip);
+        let host: IpAddr = tcp.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(t.pod_ip);
         let port = resolve_port(&tcp.port, &t.container)?;
-        return sockets
-            .connect(from, SocketAddr::new(host, port))
-            .map(drop)
-            .map_err(|e| e.to_string());
+        return sockets.connect(from, SocketAddr::new(host, port)).map(drop).map_err(|e| e.to_string());
     }
     if let Some(exec) = &probe.exec {
         let command = exec.command.clone().unwrap_or_default();
         return match runtime.exec(&t.container_id, &command) {
             Some(0) => Ok(()),
-            Some(code) => Err(format!(
-                "command {:?} exited with {code}",
-                command.join(" ")
-            )),
+            Some(code) => Err(format!("command {:?} exited with {code}", command.join(" "))),
             None => Err("container not running".into()),
         };
     }

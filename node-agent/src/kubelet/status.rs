@@ -3,8 +3,8 @@
 //! container IDs and the kubelet's waiting reasons.
 
 use k8s_openapi::api::core::v1::{
-    ContainerState as ApiState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus,
-    HostIP, PodCondition, PodIP, PodStatus,
+    ContainerState as ApiState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, HostIP,
+    PodCondition, PodIP, PodStatus,
 };
 
 use super::worker::{Worker, now};
@@ -12,12 +12,7 @@ use super::worker::{Worker, now};
 /// The status for `w`'s pod as it stands.
 pub fn build(w: &mut Worker) -> PodStatus {
     let old = w.pod.status.clone().unwrap_or_default();
-    let containers = w
-        .pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.clone())
-        .unwrap_or_default();
+    let containers = w.pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
     let mut statuses = Vec::new();
     let mut unready = Vec::new();
     let mut all_running = !containers.is_empty();
@@ -29,10 +24,8 @@ pub fn build(w: &mut Worker) -> PodStatus {
         if !ready {
             unready.push(c.name.clone());
         }
-        let (reason, message) = state
-            .waiting
-            .clone()
-            .unwrap_or_else(|| ("ContainerCreating".into(), String::new()));
+        let (reason, message) =
+            state.waiting.clone().unwrap_or_else(|| ("ContainerCreating".into(), String::new()));
         statuses.push(ContainerStatus {
             name: c.name.clone(),
             image: match (&state.image, running) {
@@ -43,19 +36,13 @@ pub fn build(w: &mut Worker) -> PodStatus {
                 (Some(i), true) => i.image_id(),
                 _ => String::new(),
             },
-            container_id: state
-                .id
-                .as_ref()
-                .filter(|_| running)
-                .map(|id| format!("containerd://{id}")),
+            container_id: state.id.as_ref().filter(|_| running).map(|id| format!("containerd://{id}")),
             ready,
             started: Some(running),
             restart_count: state.restart_count,
             state: Some(if running {
                 ApiState {
-                    running: Some(ContainerStateRunning {
-                        started_at: state.started_at.clone(),
-                    }),
+                    running: Some(ContainerStateRunning { started_at: state.started_at.clone() }),
                     ..Default::default()
                 }
             } else {
@@ -74,46 +61,26 @@ pub fn build(w: &mut Worker) -> PodStatus {
     let containers_ready = unready.is_empty() && all_running;
     let not_ready_message = format!("containers with unready status: [{}]", unready.join(" "));
     let mut conditions = Vec::new();
-    let mut condition = |w: &mut Worker,
-                         t: &'static str,
-                         ok: bool,
-                         reason: Option<&str>,
-                         message: Option<String>| {
-        let entry = w.conditions.entry(t).or_insert_with(|| (ok, now()));
-        if entry.0 != ok {
-            *entry = (ok, now());
-        }
-        conditions.push(PodCondition {
-            type_: t.into(),
-            status: if ok { "True" } else { "False" }.into(),
-            last_transition_time: Some(entry.1.clone()),
-            reason: reason.filter(|_| !ok).map(String::from),
-            message: message.filter(|_| !ok),
-            ..Default::default()
-        });
-    };
+    let mut condition =
+        |w: &mut Worker, t: &'static str, ok: bool, reason: Option<&str>, message: Option<String>| {
+            let entry = w.conditions.entry(t).or_insert_with(|| (ok, now()));
+            if entry.0 != ok {
+                *entry = (ok, now());
+            }
+            conditions.push(PodCondition {
+                type_: t.into(),
+                status: if ok { "True" } else { "False" }.into(),
+                last_transition_time: Some(entry.1.clone()),
+                reason: reason.filter(|_| !ok).map(String::from),
+                message: message.filter(|_| !ok),
+                ..Default::default()
+            });
+        };
     condition(w, "PodReadyToStartContainers", sandbox_ready, None, None);
     condition(w, "Initialized", true, None, None);
-    condition(
-        w,
-        "Ready",
-        containers_ready,
-        Some("ContainersNotReady"),
-        Some(not_ready_message.clone()),
-    );
-    condition(
-        w,
-        "ContainersReady",
-        containers_ready,
-        Some("ContainersNotReady"),
-        Some(not_ready_message),
-    );
-    if let Some(scheduled) = old
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled")
-    {
+    condition(w, "Ready", containers_ready, Some("ContainersNotReady"), Some(not_ready_message.clone()));
+    condition(w, "ContainersReady", containers_ready, Some("ContainersNotReady"), Some(not_ready_message));
+    if let Some(scheduled) = old.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled") {
         conditions.push(scheduled.clone());
     }
     let node_ip = w.k.node_ip.to_string();

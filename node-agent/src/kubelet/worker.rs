@@ -158,19 +158,11 @@ impl Worker {
     }
 
     fn spec_containers(&self) -> Vec<Container> {
-        self.pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
-            .unwrap_or_default()
+        self.pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default()
     }
 
     fn host_network(&self) -> bool {
-        self.pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_network)
-            .unwrap_or(false)
+        self.pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
     }
 
     /// After a node-agent restart: take back the sandbox and the containers the apiserver says
@@ -181,23 +173,13 @@ impl Worker {
         };
         self.sandbox = Some(sandbox);
         self.start_time = self.pod.status.as_ref().and_then(|s| s.start_time.clone());
-        for c in self
-            .pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default()
-        {
+        for c in self.pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default() {
             if let (Some(t), Some(time)) = (condition_name(&c.type_), c.last_transition_time) {
                 self.conditions.insert(t, (c.status == "True", time));
             }
         }
-        let statuses = self
-            .pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
+        let statuses =
+            self.pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
         for c in self.spec_containers() {
             let Some(cs) = statuses.iter().find(|s| s.name == c.name) else {
                 continue;
@@ -205,11 +187,7 @@ impl Worker {
             let Some(running) = cs.state.as_ref().and_then(|s| s.running.as_ref()) else {
                 continue;
             };
-            let Some(id) = cs
-                .container_id
-                .as_deref()
-                .and_then(|i| i.strip_prefix("containerd://"))
-            else {
+            let Some(id) = cs.container_id.as_deref().and_then(|i| i.strip_prefix("containerd://")) else {
                 continue;
             };
             let Some(image) = Reference::parse(&c.image.clone().unwrap_or_default())
@@ -270,17 +248,11 @@ impl Worker {
                             }
                             Err(e) => {
                                 let msg = format!("failed to start container \"{id}\": {e}");
-                                self.k.events.warning(
-                                    &self.pod,
-                                    events::FAILED,
-                                    format!("Error: {msg}"),
-                                );
+                                self.k.events.warning(&self.pod, events::FAILED, format!("Error: {msg}"));
                                 state.waiting = Some(("RunContainerError".into(), msg));
                                 next = earliest(
                                     next,
-                                    Next::At(
-                                        Instant::now() + self.k.cfg.scaled(Duration::from_secs(10)),
-                                    ),
+                                    Next::At(Instant::now() + self.k.cfg.scaled(Duration::from_secs(10))),
                                 );
                             }
                         }
@@ -319,9 +291,7 @@ impl Worker {
             .find(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
             .map(|p| p.container_port);
         let port = match image.app {
-            AppKind::Echo => container_port
-                .and_then(|p| u16::try_from(p).ok())
-                .or(image.port),
+            AppKind::Echo => container_port.and_then(|p| u16::try_from(p).ok()).or(image.port),
             _ => image.port,
         };
         self.k.runtime.start(id, image.app, who, port)?;
@@ -337,10 +307,8 @@ impl Worker {
             container_id: id.to_string(),
             container: c.clone(),
         };
-        for (kind, p) in [
-            (ProbeKind::Readiness, readiness),
-            (ProbeKind::Liveness, c.liveness_probe.clone()),
-        ] {
+        for (kind, p) in [(ProbeKind::Readiness, readiness), (ProbeKind::Liveness, c.liveness_probe.clone())]
+        {
             if let Some(p) = p {
                 tokio::spawn(probe::run(
                     kind,
@@ -379,10 +347,7 @@ impl Worker {
                 self.k.events.normal(
                     &self.pod,
                     events::KILLING,
-                    format!(
-                        "Container {} failed liveness probe, will be restarted",
-                        p.container
-                    ),
+                    format!("Container {} failed liveness probe, will be restarted", p.container),
                 );
                 if let Some(id) = state.id.take() {
                     self.k.runtime.stop(&id);
@@ -402,13 +367,7 @@ impl Worker {
     async fn create_sandbox(&mut self) -> Result<(), Next> {
         let id = Runtime::new_id(&format!("sandbox/{}", self.uid));
         let sandbox = if self.host_network() {
-            Sandbox {
-                id,
-                ip: self.k.node_ip,
-                host_network: true,
-                cni_result: None,
-                cni_request: None,
-            }
+            Sandbox { id, ip: self.k.node_ip, host_network: true, cni_result: None, cni_request: None }
         } else {
             let Some(cni) = self.k.cni.borrow().clone() else {
                 return Err(Next::Cni);
@@ -482,18 +441,8 @@ impl Worker {
                         .and_then(|i| i.address.split('/').next())
                         .and_then(|a| a.parse::<IpAddr>().ok())
                         .unwrap_or(self.k.node_ip);
-                    self.k
-                        .sandbox_backoff
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .reset(&self.uid);
-                    Sandbox {
-                        id,
-                        ip,
-                        host_network: false,
-                        cni_result: Some(result),
-                        cni_request: Some(req),
-                    }
+                    self.k.sandbox_backoff.lock().unwrap_or_else(|e| e.into_inner()).reset(&self.uid);
+                    Sandbox { id, ip, host_network: false, cni_result: Some(result), cni_request: Some(req) }
                 }
                 Err(e) => {
                     let _ = cni.del(&req).await;
@@ -530,9 +479,7 @@ impl Worker {
     fn write_resolv_conf(&self) {
         let formed = resolv::pod_dns(&self.pod, &self.k.cluster_dns, &self.k.host_dns);
         for w in &formed.warnings {
-            self.k
-                .events
-                .warning(&self.pod, w.reason, w.message.clone());
+            self.k.events.warning(&self.pod, w.reason, w.message.clone());
         }
         let etc = self.dir.join("etc");
         let written = std::fs::create_dir_all(&etc)
@@ -568,44 +515,27 @@ impl Worker {
     }
 
     /// EnsureImageExists: the image by pull policy, with the kubelet's events and backoff.
-    async fn ensure_image(
-        &mut self,
-        c: &Container,
-        state: &mut ContainerState,
-    ) -> Result<Image, Next> {
+    async fn ensure_image(&mut self, c: &Container, state: &mut ContainerState) -> Result<Image, Next> {
         let raw = c.image.clone().unwrap_or_default();
         let reference = match Reference::parse(&raw) {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("Failed to apply default image tag {raw:?}: {e}");
-                self.k
-                    .events
-                    .warning(&self.pod, events::INSPECT_FAILED, msg.clone());
-                self.k
-                    .events
-                    .warning(&self.pod, events::FAILED, "Error: InvalidImageName");
+                self.k.events.warning(&self.pod, events::INSPECT_FAILED, msg.clone());
+                self.k.events.warning(&self.pod, events::FAILED, "Error: InvalidImageName");
                 state.waiting = Some(("InvalidImageName".into(), msg));
                 return Err(Next::Idle);
             }
         };
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
-            if reference.tag.as_deref() == Some("latest") {
-                "Always".into()
-            } else {
-                "IfNotPresent".into()
-            }
+            if reference.tag.as_deref() == Some("latest") { "Always".into() } else { "IfNotPresent".into() }
         });
         let present = self.k.images.get(&reference);
         let pull = match (policy.as_str(), &present) {
             ("Never", None) => {
-                let msg =
-                    format!("Container image {raw:?} is not present with pull policy of Never");
-                self.k
-                    .events
-                    .warning(&self.pod, events::ERR_IMAGE_NEVER_PULL, msg.clone());
-                self.k
-                    .events
-                    .warning(&self.pod, events::FAILED, "Error: ErrImageNeverPull");
+                let msg = format!("Container image {raw:?} is not present with pull policy of Never");
+                self.k.events.warning(&self.pod, events::ERR_IMAGE_NEVER_PULL, msg.clone());
+                self.k.events.warning(&self.pod, events::FAILED, "Error: ErrImageNeverPull");
                 state.waiting = Some(("ErrImageNeverPull".into(), msg));
                 return Err(Next::Idle);
             }
@@ -622,21 +552,11 @@ impl Worker {
         }
         let key = format!("{}_{raw}", self.uid);
         let started = Instant::now();
-        let until = self
-            .k
-            .image_backoff
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .in_backoff_until(&key, started);
+        let until =
+            self.k.image_backoff.lock().unwrap_or_else(|e| e.into_inner()).in_backoff_until(&key, started);
         if let Some(until) = until {
-            self.k.events.normal(
-                &self.pod,
-                events::BACK_OFF,
-                format!("Back-off pulling image {raw:?}"),
-            );
-            self.k
-                .events
-                .warning(&self.pod, events::FAILED, "Error: ImagePullBackOff");
+            self.k.events.normal(&self.pod, events::BACK_OFF, format!("Back-off pulling image {raw:?}"));
+            self.k.events.warning(&self.pod, events::FAILED, "Error: ImagePullBackOff");
             let prev = self.prev_pull_error.get(&key).cloned().unwrap_or_default();
             state.waiting = Some((
                 "ImagePullBackOff".into(),
@@ -644,9 +564,7 @@ impl Worker {
             ));
             return Err(Next::At(until));
         }
-        self.k
-            .events
-            .normal(&self.pod, events::PULLING, format!("Pulling image {raw:?}"));
+        self.k.events.normal(&self.pod, events::PULLING, format!("Pulling image {raw:?}"));
         let span = tracing::info_span!(
             "kubelet pull image",
             k8s.pod.name = %self.pod.metadata.name.as_deref().unwrap_or(""),
@@ -664,11 +582,7 @@ impl Worker {
         }
         match pulled {
             Ok(pulled) => {
-                self.k
-                    .image_backoff
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reset(&key);
+                self.k.image_backoff.lock().unwrap_or_else(|e| e.into_inner()).reset(&key);
                 self.prev_pull_error.remove(&key);
                 self.k.events.normal(
                     &self.pod,
@@ -689,19 +603,11 @@ impl Worker {
                     events::FAILED,
                     format!("Failed to pull image {raw:?}: {msg}"),
                 );
-                self.k
-                    .image_backoff
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .next(&key, Instant::now());
-                self.k
-                    .events
-                    .warning(&self.pod, events::FAILED, "Error: ErrImagePull");
+                self.k.image_backoff.lock().unwrap_or_else(|e| e.into_inner()).next(&key, Instant::now());
+                self.k.events.warning(&self.pod, events::FAILED, "Error: ErrImagePull");
                 self.prev_pull_error.insert(key, msg.clone());
                 state.waiting = Some(("ErrImagePull".into(), msg));
-                Err(Next::At(
-                    Instant::now() + self.k.cfg.scaled(ERR_IMAGE_PULL_GRACE),
-                ))
+                Err(Next::At(Instant::now() + self.k.cfg.scaled(ERR_IMAGE_PULL_GRACE)))
             }
         }
     }
@@ -721,11 +627,7 @@ impl Worker {
         for name in names {
             if let Some(id) = self.containers.get_mut(&name).and_then(|s| s.id.take()) {
                 self.k.runtime.stop(&id);
-                self.k.events.normal(
-                    &self.pod,
-                    events::KILLING,
-                    format!("Stopping container {name}"),
-                );
+                self.k.events.normal(&self.pod, events::KILLING, format!("Stopping container {name}"));
             }
         }
         let sandbox = self.sandbox.take().or_else(|| Sandbox::load(&self.dir));
@@ -774,14 +676,7 @@ pub(super) fn now() -> Time {
 
 /// The condition types the kubelet owns, as 'static names.
 pub(super) fn condition_name(t: &str) -> Option<&'static str> {
-    [
-        "PodReadyToStartContainers",
-        "Initialized",
-        "ContainersReady",
-        "Ready",
-    ]
-    .into_iter()
-    .find(|n| *n == t)
+    ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"].into_iter().find(|n| *n == t)
 }
 
 /// A duration as Go prints it after `Truncate(time.Millisecond)`: `12ms`, `1.5s`, `0s`.

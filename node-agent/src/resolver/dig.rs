@@ -104,11 +104,7 @@ pub(crate) async fn run(
             match letter {
                 "4" | "6" if rest.is_empty() => {}
                 "h" if rest.is_empty() => {
-                    return CommandOutput {
-                        stdout: USAGE.to_string(),
-                        stderr: String::new(),
-                        code: 0,
-                    };
+                    return CommandOutput { stdout: USAGE.to_string(), stderr: String::new(), code: 0 };
                 }
                 "v" if rest.is_empty() => {
                     return CommandOutput {
@@ -195,13 +191,7 @@ pub(crate) async fn run(
         for (k, answer) in searched.replies.iter().enumerate() {
             let is_last = k + 1 == count && searched.unreached.is_none();
             if is_last || d.showsearch {
-                print_reply(
-                    &mut out,
-                    answer,
-                    &d,
-                    (first && d.cmd).then_some(&cmdline),
-                    &when,
-                );
+                print_reply(&mut out, answer, &d, (first && d.cmd).then_some(&cmdline), &when);
             }
         }
         if let Some(unreached) = searched.unreached {
@@ -214,11 +204,7 @@ pub(crate) async fn run(
             }
         }
     }
-    CommandOutput {
-        stdout: out,
-        stderr: String::new(),
-        code,
-    }
+    CommandOutput { stdout: out, stderr: String::new(), code }
 }
 
 /// Starts a new lookup for `name` (the one being built becomes complete if it had a name).
@@ -323,9 +309,8 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
         out.push_str(cmdline);
     }
     let m = &msg.metadata;
-    let additional_count = msg.additionals.len()
-        + usize::from(msg.edns.is_some())
-        + usize::from(msg.signature.is_some());
+    let additional_count =
+        msg.additionals.len() + usize::from(msg.edns.is_some()) + usize::from(msg.signature.is_some());
     if d.comments {
         out.push_str(";; Got answer:\n");
         if is_dot_local(&a.qname) {
@@ -381,11 +366,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
             out.push_str(";; QUESTION SECTION:\n");
         }
         for q in &msg.queries {
-            let _ = writeln!(
-                out,
-                ";{}",
-                text::question_line(q.name(), q.query_type(), text::DIG_COLUMNS)
-            );
+            let _ = writeln!(out, ";{}", text::question_line(q.name(), q.query_type(), text::DIG_COLUMNS));
         }
         if d.comments {
             out.push('\n');
@@ -426,21 +407,12 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
 
 /// Whether the query name is under `local.` (dig warns about mDNS names).
 fn is_dot_local(qname: &Name) -> bool {
-    qname
-        .iter()
-        .next_back()
-        .is_some_and(|l| l.eq_ignore_ascii_case(b"local"))
+    qname.iter().next_back().is_some_and(|l| l.eq_ignore_ascii_case(b"local"))
 }
 
 /// One EDNS option line of the OPT pseudosection.
 fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String {
-    let hex = |sep: &str| {
-        value
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(sep)
-    };
+    let hex = |sep: &str| value.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep);
     if code == wire::COOKIE_OPTION {
         let status = match sent_cookie {
             Some(c) if value == c.as_slice() => " (echoed)",
@@ -449,24 +421,8 @@ fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String 
         };
         return format!("; COOKIE: {}{status}\n", hex(""));
     }
-    let printable: String = value
-        .iter()
-        .map(|&b| {
-            if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    let label = if code == 3 {
-        "; NSID:".to_string()
-    } else {
-        format!("; OPT={code}:")
-    };
-    if value.is_empty() {
-        format!("{label}\n")
-    } else {
-        format!("{label} {} (\"{printable}\")\n", hex(" "))
-    }
+    let printable: String =
+        value.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
+    let label = if code == 3 { "; NSID:".to_string() } else { format!("; OPT={code}:") };
+    if value.is_empty() { format!("{label}\n") } else { format!("{label} {} (\"{printable}\")\n", hex(" ")) }
 }

@@ -95,10 +95,7 @@ impl Settings {
             servers: conf
                 .nameservers
                 .iter()
-                .map(|a| Server {
-                    userarg: a.ip().to_string(),
-                    addr: *a,
-                })
+                .map(|a| Server { userarg: a.ip().to_string(), addr: *a })
                 .collect(),
             tries,
             timeout,
@@ -122,10 +119,7 @@ impl Settings {
     /// argument of host and nslookup); `None` when it is not an address.
     pub fn set_server(&mut self, arg: &str, port: u16) -> Option<()> {
         let ip: std::net::IpAddr = arg.parse().ok()?;
-        self.servers = vec![Server {
-            userarg: arg.to_string(),
-            addr: SocketAddr::new(ip, port),
-        }];
+        self.servers = vec![Server { userarg: arg.to_string(), addr: SocketAddr::new(ip, port) }];
         Some(())
     }
 
@@ -185,11 +179,7 @@ pub(crate) async fn query(
                     recurse: s.recurse,
                     edns: s.edns,
                     cookie: if s.edns { s.cookie } else { None },
-                    traceparent: if s.edns {
-                        s.traceparent.as_deref()
-                    } else {
-                        None
-                    },
+                    traceparent: if s.edns { s.traceparent.as_deref() } else { None },
                 };
                 let started = Instant::now();
                 match wire::send(&q, server.addr, tcp, s.timeout, transport).await {

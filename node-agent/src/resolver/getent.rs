@@ -13,11 +13,7 @@ use super::{CommandOutput, Env, Lookup, Resolver, Transport, text};
 const TRY_HELP: &str = "Try `getent --help' or `getent --usage' for more information.\n";
 
 /// `getent hosts KEY...`.
-pub async fn getent(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-) -> CommandOutput {
+pub async fn getent(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
     run(args, resolv_conf, transport, &Env::default()).await
 }
 
@@ -33,16 +29,9 @@ pub(crate) async fn run(
         let message = if bad.starts_with("--") {
             format!("getent: unrecognized option '{bad}'\n")
         } else {
-            format!(
-                "getent: invalid option -- '{}'\n",
-                shown.chars().next().unwrap_or('-')
-            )
+            format!("getent: invalid option -- '{}'\n", shown.chars().next().unwrap_or('-'))
         };
-        return CommandOutput {
-            stdout: String::new(),
-            stderr: format!("{message}{TRY_HELP}"),
-            code: 64,
-        };
+        return CommandOutput { stdout: String::new(), stderr: format!("{message}{TRY_HELP}"), code: 64 };
     }
     let Some(database) = args.first() else {
         return CommandOutput {
@@ -85,20 +74,13 @@ pub(crate) async fn run(
             }
         }
     }
-    CommandOutput {
-        stdout: out,
-        stderr: String::new(),
-        code,
-    }
+    CommandOutput { stdout: out, stderr: String::new(), code }
 }
 
 /// `gethostbyaddr`: the PTR of the reverse name, without its trailing dot.
 async fn by_addr(resolver: &Resolver, ip: IpAddr, transport: &dyn Transport) -> Option<String> {
     let reverse = text::reverse_name(ip);
-    let l = resolver
-        .lookup(&reverse, &[RecordType::PTR], transport)
-        .await
-        .ok()?;
+    let l = resolver.lookup(&reverse, &[RecordType::PTR], transport).await.ok()?;
     l.records.iter().find_map(|r| match &r.data {
         RData::PTR(p) => Some(super::bare(&p.0)),
         _ => None,

@@ -58,11 +58,8 @@ pub(crate) async fn run(
     let conf = ResolvConf::parse(resolv_conf);
     let mut s = Settings::new(Tool::Host, &conf, env.ids.clone());
     s.traceparent = transport.traceparent();
-    let usage = |prefix: String| CommandOutput {
-        stdout: String::new(),
-        stderr: format!("{prefix}{USAGE}"),
-        code: 1,
-    };
+    let usage =
+        |prefix: String| CommandOutput { stdout: String::new(), stderr: format!("{prefix}{USAGE}"), code: 1 };
     let mut list_type: Option<RecordType> = None;
     let mut port: Option<u16> = None;
     let mut positional: Vec<String> = Vec::new();
@@ -71,10 +68,7 @@ pub(crate) async fn run(
     while i < args.len() {
         let arg = &args[i];
         i += 1;
-        let Some(flags) = arg
-            .strip_prefix('-')
-            .filter(|f| !f.is_empty() && positional.is_empty())
-        else {
+        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty() && positional.is_empty()) else {
             positional.push(arg.clone());
             continue;
         };
@@ -115,9 +109,7 @@ pub(crate) async fn run(
                                 };
                             }
                         },
-                        ('W', Some(n)) => {
-                            s.timeout = std::time::Duration::from_secs(u64::from(n.max(1)))
-                        }
+                        ('W', Some(n)) => s.timeout = std::time::Duration::from_secs(u64::from(n.max(1))),
                         ('R', Some(n)) => s.tries = n.saturating_add(1),
                         ('p', Some(n)) if u16::try_from(n).is_ok() => port = u16::try_from(n).ok(),
                         ('N', Some(n)) => s.ndots = n as usize,
@@ -135,9 +127,7 @@ pub(crate) async fn run(
     };
     let mut out = String::new();
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT))
-            .is_none()
-        {
+        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
             return CommandOutput {
                 stdout: String::new(),
                 stderr: format!("host: couldn't get address for '{server}': not found\n"),
@@ -196,11 +186,7 @@ pub(crate) async fn run(
             failed = true;
         }
     }
-    CommandOutput {
-        stdout: out,
-        stderr: String::new(),
-        code: i32::from(failed),
-    }
+    CommandOutput { stdout: out, stderr: String::new(), code: i32::from(failed) }
 }
 
 /// One follow-up query (AAAA, MX) of the default lookup; false when it failed.
@@ -228,27 +214,13 @@ fn print_reply(out: &mut String, a: &Answer, textname: &str, explicit_type: bool
     let rcode = a.message.metadata.response_code;
     if rcode != ResponseCode::NoError {
         // NXDOMAIN names the name as typed; other errors the name that was sent.
-        let shown = if rcode == ResponseCode::NXDomain {
-            textname.to_string()
-        } else {
-            bare(&a.qname)
-        };
-        let _ = writeln!(
-            out,
-            "Host {shown} not found: {}({})",
-            u16::from(rcode),
-            text::rcode_name(rcode)
-        );
+        let shown = if rcode == ResponseCode::NXDomain { textname.to_string() } else { bare(&a.qname) };
+        let _ = writeln!(out, "Host {shown} not found: {}({})", u16::from(rcode), text::rcode_name(rcode));
         return false;
     }
     if a.message.answers.is_empty() {
         if explicit_type {
-            let _ = writeln!(
-                out,
-                "{} has no {} record",
-                bare(&a.qname),
-                text::type_name(a.rtype)
-            );
+            let _ = writeln!(out, "{} has no {} record", bare(&a.qname), text::type_name(a.rtype));
         }
         return true;
     }
@@ -273,9 +245,6 @@ fn sentence(r: &Record) -> String {
         RData::TXT(_) => format!("{owner} descriptive text {rdata}"),
         RData::SRV(_) => format!("{owner} has SRV record {rdata}"),
         RData::SOA(_) => format!("{owner} has SOA record {rdata}"),
-        _ => format!(
-            "{owner} has {} record {rdata}",
-            text::type_name(r.record_type())
-        ),
+        _ => format!("{owner} has {} record {rdata}", text::type_name(r.record_type())),
     }
 }

@@ -17,11 +17,7 @@ use super::{
 };
 
 /// `nslookup [-option ...] NAME [SERVER]`.
-pub async fn nslookup(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-) -> CommandOutput {
+pub async fn nslookup(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
     run(args, resolv_conf, transport, &Env::default()).await
 }
 
@@ -51,16 +47,10 @@ pub(crate) async fn run(
     let Some(name) = positional.first().cloned() else {
         // Interactive mode, with no terminal to read from.
         out.push('\n');
-        return CommandOutput {
-            stdout: out,
-            stderr: String::new(),
-            code: 1,
-        };
+        return CommandOutput { stdout: out, stderr: String::new(), code: 1 };
     };
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT))
-            .is_none()
-        {
+        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
             return CommandOutput {
                 stdout: out,
                 stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
@@ -103,12 +93,8 @@ pub(crate) async fn run(
             }
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ = writeln!(
-                    out,
-                    "** server can't find {}: {}",
-                    searched.last_name,
-                    text::rcode_name(rcode)
-                );
+                let _ =
+                    writeln!(out, "** server can't find {}: {}", searched.last_name, text::rcode_name(rcode));
                 failed = true;
             } else if default_lookups && qtype == RecordType::A {
                 if !a.message.metadata.authoritative {
@@ -129,10 +115,7 @@ pub(crate) async fn run(
                 } else if !default_lookups {
                     let _ = writeln!(out, "*** Can't find {qtext}: No answer");
                 }
-                if !a.message.metadata.authoritative
-                    && qtype != RecordType::A
-                    && qtype != RecordType::AAAA
-                {
+                if !a.message.metadata.authoritative && qtype != RecordType::A && qtype != RecordType::AAAA {
                     out.push_str("\nAuthoritative answers can be found from:\n");
                     print_section(&mut out, &a.message.authorities);
                     print_section(&mut out, &a.message.additionals);
@@ -147,11 +130,7 @@ pub(crate) async fn run(
         }
     }
     out.push('\n');
-    CommandOutput {
-        stdout: out,
-        stderr: String::new(),
-        code: i32::from(failed),
-    }
+    CommandOutput { stdout: out, stderr: String::new(), code: i32::from(failed) }
 }
 
 /// The AAAA half of a default lookup; true when it failed.
@@ -167,11 +146,7 @@ async fn aaaa(
         Ok(a) => {
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ = writeln!(
-                    out,
-                    "** server can't find {textname}: {}",
-                    text::rcode_name(rcode)
-                );
+                let _ = writeln!(out, "** server can't find {textname}: {}", text::rcode_name(rcode));
                 return true;
             }
             if !a.message.answers.is_empty() {
@@ -242,12 +217,7 @@ fn print_section(out: &mut String, records: &[Record]) {
 }
 
 /// Applies one `-option[=value]`; false when nslookup does not know it.
-fn option(
-    opt: &str,
-    s: &mut Settings,
-    rtype: &mut Option<RecordType>,
-    port: &mut Option<u16>,
-) -> bool {
+fn option(opt: &str, s: &mut Settings, rtype: &mut Option<RecordType>, port: &mut Option<u16>) -> bool {
     let (key, value) = match opt.split_once('=') {
         Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
         None => (opt.to_ascii_lowercase(), None),

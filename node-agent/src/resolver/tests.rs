@@ -123,24 +123,12 @@ impl FakeDns {
         );
         f.add("multi.shop.svc.cluster.local.", 30, a([10, 244, 1, 5]));
         f.add("multi.shop.svc.cluster.local.", 30, a([10, 244, 2, 7]));
-        f.add(
-            "ext.shop.svc.cluster.local.",
-            30,
-            RData::CNAME(CNAME(name("example.com."))),
-        );
+        f.add("ext.shop.svc.cluster.local.", 30, RData::CNAME(CNAME(name("example.com."))));
         f.add("example.com.", 300, a([93, 184, 215, 14]));
         f.add("api.stripe.com.", 60, a([54, 187, 174, 169]));
-        f.add(
-            "nodata.shop.svc.cluster.local.",
-            30,
-            RData::TXT(TXT::new(vec!["hello".to_string()])),
-        );
+        f.add("nodata.shop.svc.cluster.local.", 30, RData::TXT(TXT::new(vec!["hello".to_string()])));
         f.add("big.shop.svc.cluster.local.", 30, a([10, 96, 0, 30]));
-        f.add(
-            "20.0.96.10.in-addr.arpa.",
-            30,
-            RData::PTR(PTR(name("cart.shop.svc.cluster.local."))),
-        );
+        f.add("20.0.96.10.in-addr.arpa.", 30, RData::PTR(PTR(name("cart.shop.svc.cluster.local."))));
         f
     }
 
@@ -162,10 +150,7 @@ impl FakeDns {
 
     /// `name TYPE` of every query, in order.
     fn queries(&self) -> Vec<String> {
-        self.seen()
-            .iter()
-            .map(|s| format!("{} {}", s.name, s.rtype))
-            .collect()
+        self.seen().iter().map(|s| format!("{} {}", s.name, s.rtype)).collect()
     }
 
     /// The reply to `query`, as CoreDNS's kubernetes plugin would build it.
@@ -206,9 +191,7 @@ impl FakeDns {
                     break;
                 };
                 let cname = records.iter().find_map(|rec| match &rec.data {
-                    RData::CNAME(c) if question.query_type() != RecordType::CNAME => {
-                        Some(c.0.clone())
-                    }
+                    RData::CNAME(c) if question.query_type() != RecordType::CNAME => Some(c.0.clone()),
                     _ => None,
                 });
                 if let Some(target) = cname {
@@ -254,10 +237,7 @@ impl Transport for FakeDns {
             timeout,
             id: q.metadata.id,
             rd: q.metadata.recursion_desired,
-            edns: q
-                .edns
-                .as_ref()
-                .map(|e| (e.max_payload(), wire::edns_options(e))),
+            edns: q.edns.as_ref().map(|e| (e.max_payload(), wire::edns_options(e))),
         });
         match self.modes.get(&server).copied().unwrap_or(Mode::Answer) {
             Mode::Answer => Ok(self.answer(&message, tcp)),
@@ -294,10 +274,7 @@ fn args(s: &str) -> Vec<String> {
 
 /// Each candidate name asked, with both types, as glibc's getaddrinfo sends them.
 fn both(names: &[&str]) -> Vec<String> {
-    names
-        .iter()
-        .flat_map(|n| [format!("{n} A"), format!("{n} AAAA")])
-        .collect()
+    names.iter().flat_map(|n| [format!("{n} A"), format!("{n} AAAA")]).collect()
 }
 
 // --- resolv.conf ---
@@ -317,11 +294,7 @@ fn resolv_conf_defaults_and_caps() {
     assert!(c.single_request && c.use_vc && c.timeout_set && c.attempts_set);
 
     let c = ResolvConf::parse("search a.example\n");
-    assert_eq!(
-        c.nameservers,
-        [addr("127.0.0.1:53")],
-        "no nameserver: localhost"
-    );
+    assert_eq!(c.nameservers, [addr("127.0.0.1:53")], "no nameserver: localhost");
     assert_eq!(c.search, ["a.example"]);
 }
 
@@ -382,19 +355,11 @@ async fn cart_answers_at_the_first_suffix() {
 #[tokio::test]
 async fn cart_other_answers_at_the_second_suffix() {
     let dns = FakeDns::new();
-    let l = resolver(RESOLV_CONF)
-        .lookup("cart.other", &[RecordType::A, RecordType::AAAA], &dns)
-        .await
-        .unwrap();
+    let l =
+        resolver(RESOLV_CONF).lookup("cart.other", &[RecordType::A, RecordType::AAAA], &dns).await.unwrap();
     assert_eq!(l.addrs, [IpAddr::from([10, 96, 0, 21])]);
     assert_eq!(l.name, "cart.other.svc.cluster.local.");
-    assert_eq!(
-        dns.queries(),
-        both(&[
-            "cart.other.shop.svc.cluster.local.",
-            "cart.other.svc.cluster.local."
-        ])
-    );
+    assert_eq!(dns.queries(), both(&["cart.other.shop.svc.cluster.local.", "cart.other.svc.cluster.local."]));
     let outcomes: Vec<String> = l.attempts.iter().map(|a| a.to_string()).collect();
     assert_eq!(
         outcomes,
@@ -451,18 +416,12 @@ async fn ndots_names_go_as_is_first_then_walk_the_search_list() {
 #[tokio::test]
 async fn trailing_dot_is_exactly_one_name() {
     let dns = FakeDns::new();
-    let ips = resolver(RESOLV_CONF)
-        .lookup_ip("api.stripe.com.", &dns)
-        .await
-        .unwrap();
+    let ips = resolver(RESOLV_CONF).lookup_ip("api.stripe.com.", &dns).await.unwrap();
     assert_eq!(ips, [IpAddr::from([54, 187, 174, 169])]);
     assert_eq!(dns.queries(), both(&["api.stripe.com."]));
 
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF)
-        .lookup_ip("nope.", &dns)
-        .await
-        .unwrap_err();
+    let err = resolver(RESOLV_CONF).lookup_ip("nope.", &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::HostNotFound);
     assert_eq!(dns.queries(), both(&["nope."]));
 }
@@ -470,10 +429,7 @@ async fn trailing_dot_is_exactly_one_name() {
 #[tokio::test]
 async fn nodata_is_remembered_and_reported_when_nothing_answers() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF)
-        .lookup_ip("nodata", &dns)
-        .await
-        .unwrap_err();
+    let err = resolver(RESOLV_CONF).lookup_ip("nodata", &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::NoData);
     assert_eq!(
         dns.queries(),
@@ -485,19 +441,13 @@ async fn nodata_is_remembered_and_reported_when_nothing_answers() {
             "nodata.",
         ])
     );
-    assert_eq!(
-        err.attempts[0].outcome,
-        Outcome::Rcode(ResponseCode::NoError)
-    );
+    assert_eq!(err.attempts[0].outcome, Outcome::Rcode(ResponseCode::NoError));
 }
 
 #[tokio::test]
 async fn servfail_is_retried_at_each_round_then_the_walk_goes_on() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF)
-        .lookup_ip("sf", &dns)
-        .await
-        .unwrap_err();
+    let err = resolver(RESOLV_CONF).lookup_ip("sf", &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain, "got_servfail → TRY_AGAIN");
     let mut want = both(&["sf.shop.svc.cluster.local.", "sf.shop.svc.cluster.local."]);
     want.extend(both(&[
@@ -512,15 +462,8 @@ async fn servfail_is_retried_at_each_round_then_the_walk_goes_on() {
 #[tokio::test]
 async fn refused_rcode_ends_the_search_list_but_the_name_is_tried_as_is() {
     let dns = FakeDns::new();
-    let err = resolver(RESOLV_CONF)
-        .lookup_ip("ref", &dns)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.error,
-        HErrno::HostNotFound,
-        "h_errno of the as-is query"
-    );
+    let err = resolver(RESOLV_CONF).lookup_ip("ref", &dns).await.unwrap_err();
+    assert_eq!(err.error, HErrno::HostNotFound, "h_errno of the as-is query");
     let mut want = both(&["ref.shop.svc.cluster.local.", "ref.shop.svc.cluster.local."]);
     want.extend(both(&["ref."]));
     assert_eq!(dns.queries(), want);
@@ -529,43 +472,25 @@ async fn refused_rcode_ends_the_search_list_but_the_name_is_tried_as_is() {
 #[tokio::test]
 async fn port_unreachable_is_try_again_at_once() {
     let dns = FakeDns::new().mode(DNS, Mode::Refuse);
-    let err = resolver(RESOLV_CONF)
-        .lookup_ip("cart", &dns)
-        .await
-        .unwrap_err();
+    let err = resolver(RESOLV_CONF).lookup_ip("cart", &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain);
     // Both rounds of the first candidate, and nothing after.
-    assert_eq!(
-        dns.queries(),
-        both(&[
-            "cart.shop.svc.cluster.local.",
-            "cart.shop.svc.cluster.local."
-        ])
-    );
-    assert!(
-        err.attempts
-            .iter()
-            .all(|a| a.outcome == Outcome::Transport(TransportError::Refused))
-    );
+    assert_eq!(dns.queries(), both(&["cart.shop.svc.cluster.local.", "cart.shop.svc.cluster.local."]));
+    assert!(err.attempts.iter().all(|a| a.outcome == Outcome::Transport(TransportError::Refused)));
 }
 
 #[tokio::test]
 async fn timeouts_rotate_over_nameservers_for_attempts_rounds() {
-    let conf = "nameserver 10.0.0.1\nnameserver 10.0.0.2\nnameserver 10.0.0.3\noptions timeout:2 attempts:2\n";
+    let conf =
+        "nameserver 10.0.0.1\nnameserver 10.0.0.2\nnameserver 10.0.0.3\noptions timeout:2 attempts:2\n";
     let dns = FakeDns::new()
         .mode("10.0.0.1:53", Mode::Silent)
         .mode("10.0.0.2:53", Mode::Silent)
         .mode("10.0.0.3:53", Mode::Silent);
-    let err = resolver(conf)
-        .lookup("x.y", &[RecordType::A], &dns)
-        .await
-        .unwrap_err();
+    let err = resolver(conf).lookup("x.y", &[RecordType::A], &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain);
-    let sends: Vec<(String, u64)> = dns
-        .seen()
-        .iter()
-        .map(|s| (s.server.ip().to_string(), s.timeout.as_secs()))
-        .collect();
+    let sends: Vec<(String, u64)> =
+        dns.seen().iter().map(|s| (s.server.ip().to_string(), s.timeout.as_secs())).collect();
     let want: Vec<(String, u64)> = [
         ("10.0.0.1", 2),
         ("10.0.0.2", 1),
@@ -584,10 +509,7 @@ async fn timeouts_rotate_over_nameservers_for_attempts_rounds() {
 async fn a_silent_first_server_falls_over_to_the_second() {
     let conf = "nameserver 10.0.0.1\nnameserver 10.96.0.10\nsearch shop.svc.cluster.local\noptions ndots:5\n";
     let dns = FakeDns::new().mode("10.0.0.1:53", Mode::Silent);
-    let l = resolver(conf)
-        .lookup("cart", &[RecordType::A, RecordType::AAAA], &dns)
-        .await
-        .unwrap();
+    let l = resolver(conf).lookup("cart", &[RecordType::A, RecordType::AAAA], &dns).await.unwrap();
     assert_eq!(l.addrs, [IpAddr::from([10, 96, 0, 20])]);
     let servers: Vec<String> = l.attempts.iter().map(|a| a.to_string()).collect();
     assert_eq!(
@@ -604,23 +526,18 @@ async fn a_silent_first_server_falls_over_to_the_second() {
 #[tokio::test]
 async fn timeouts_end_the_search_list_then_the_name_is_tried_as_is() {
     // glibc: TRY_AGAIN without SERVFAIL is "done" with the search list.
-    let conf = "nameserver 10.0.0.1\nsearch shop.svc.cluster.local svc.cluster.local\noptions ndots:5 attempts:1\n";
+    let conf =
+        "nameserver 10.0.0.1\nsearch shop.svc.cluster.local svc.cluster.local\noptions ndots:5 attempts:1\n";
     let dns = FakeDns::new().mode("10.0.0.1:53", Mode::Silent);
     let err = resolver(conf).lookup_ip("cart", &dns).await.unwrap_err();
     assert_eq!(err.error, HErrno::TryAgain);
-    assert_eq!(
-        dns.queries(),
-        both(&["cart.shop.svc.cluster.local.", "cart."])
-    );
+    assert_eq!(dns.queries(), both(&["cart.shop.svc.cluster.local.", "cart."]));
 }
 
 #[tokio::test]
 async fn truncated_udp_answer_is_asked_again_over_tcp() {
     let dns = FakeDns::new();
-    let l = resolver(RESOLV_CONF)
-        .lookup("big", &[RecordType::A], &dns)
-        .await
-        .unwrap();
+    let l = resolver(RESOLV_CONF).lookup("big", &[RecordType::A], &dns).await.unwrap();
     assert_eq!(l.addrs, [IpAddr::from([10, 96, 0, 30])]);
     let sent: Vec<(String, bool)> = dns.seen().iter().map(|s| (s.name.clone(), s.tcp)).collect();
     assert_eq!(
@@ -646,10 +563,7 @@ async fn use_vc_sends_everything_over_tcp_once_per_server() {
 #[tokio::test]
 async fn cname_chains_are_followed() {
     let dns = FakeDns::new();
-    let l = resolver(RESOLV_CONF)
-        .lookup("ext", &[RecordType::A, RecordType::AAAA], &dns)
-        .await
-        .unwrap();
+    let l = resolver(RESOLV_CONF).lookup("ext", &[RecordType::A, RecordType::AAAA], &dns).await.unwrap();
     assert_eq!(l.addrs, [IpAddr::from([93, 184, 215, 14])]);
     assert_eq!(l.canonical, "example.com");
     assert_eq!(l.aliases, ["ext.shop.svc.cluster.local"]);
@@ -660,13 +574,7 @@ async fn cname_chains_are_followed() {
 async fn a_records_come_before_aaaa() {
     let dns = FakeDns::new();
     let ips = resolver(RESOLV_CONF).lookup_ip("dual", &dns).await.unwrap();
-    assert_eq!(
-        ips,
-        [
-            IpAddr::from([10, 96, 0, 22]),
-            "fd00:10:96::22".parse::<IpAddr>().unwrap()
-        ]
-    );
+    assert_eq!(ips, [IpAddr::from([10, 96, 0, 22]), "fd00:10:96::22".parse::<IpAddr>().unwrap()]);
 }
 
 #[tokio::test]
@@ -681,13 +589,7 @@ async fn every_query_has_rd_random_id_and_edns_with_the_traceparent() {
     assert_eq!(seen.len(), 2);
     for s in &seen {
         assert!(s.rd);
-        assert_eq!(
-            s.edns,
-            Some((
-                1232,
-                vec![(TRACEPARENT_OPTION, TRACEPARENT.as_bytes().to_vec())]
-            ))
-        );
+        assert_eq!(s.edns, Some((1232, vec![(TRACEPARENT_OPTION, TRACEPARENT.as_bytes().to_vec())])));
     }
     assert_eq!(TRACEPARENT_OPTION, 65001);
     assert_ne!(seen[0].id, seen[1].id);
@@ -695,10 +597,7 @@ async fn every_query_has_rd_random_id_and_edns_with_the_traceparent() {
     // Without an explicit one, the transport's.
     let mut dns = FakeDns::new();
     dns.traceparent = Some(TRACEPARENT.to_string());
-    Resolver::from_resolv_conf(RESOLV_CONF)
-        .lookup_ip("cart", &dns)
-        .await
-        .unwrap();
+    Resolver::from_resolv_conf(RESOLV_CONF).lookup_ip("cart", &dns).await.unwrap();
     let seen = dns.seen();
     assert_eq!(
         seen[0].edns.as_ref().map(|(_, o)| o.clone()),
@@ -715,10 +614,8 @@ async fn reply_with_a_wrong_id_is_ignored_until_the_timeout() {
     let conf = "nameserver 10.96.0.10\noptions timeout:1 attempts:1\n";
     let dns = FakeDns::new().mode(DNS, Mode::WrongId);
     let started = std::time::Instant::now();
-    let err = resolver(conf)
-        .lookup("cart.shop.svc.cluster.local.", &[RecordType::A], &dns)
-        .await
-        .unwrap_err();
+    let err =
+        resolver(conf).lookup("cart.shop.svc.cluster.local.", &[RecordType::A], &dns).await.unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(err.error, HErrno::TryAgain);
     assert_eq!(err.attempts[0].outcome, Outcome::Mismatch);
@@ -727,10 +624,7 @@ async fn reply_with_a_wrong_id_is_ignored_until_the_timeout() {
 #[tokio::test]
 async fn ip_literals_need_no_query() {
     let dns = FakeDns::new();
-    let ips = resolver(RESOLV_CONF)
-        .lookup_ip("10.96.0.20", &dns)
-        .await
-        .unwrap();
+    let ips = resolver(RESOLV_CONF).lookup_ip("10.96.0.20", &dns).await.unwrap();
     assert_eq!(ips, [IpAddr::from([10, 96, 0, 20])]);
     assert!(dns.queries().is_empty());
 }
@@ -738,24 +632,14 @@ async fn ip_literals_need_no_query() {
 #[test]
 fn failures_map_to_the_toolbox() {
     use crate::apps::toolbox::ResolveError;
-    let f = |error| ResolveFailure {
-        name: "cart".into(),
-        error,
-        attempts: vec![],
-    };
-    assert_eq!(
-        f(HErrno::HostNotFound).into_toolbox(),
-        ResolveError::NotFound
-    );
+    let f = |error| ResolveFailure { name: "cart".into(), error, attempts: vec![] };
+    assert_eq!(f(HErrno::HostNotFound).into_toolbox(), ResolveError::NotFound);
     assert_eq!(f(HErrno::NoData).into_toolbox(), ResolveError::NotFound);
     assert_eq!(
         f(HErrno::TryAgain).into_toolbox(),
         ResolveError::Failed("cart: Host name lookup failure".into())
     );
-    assert_eq!(
-        HErrno::TryAgain.gai_message(),
-        "Temporary failure in name resolution"
-    );
+    assert_eq!(HErrno::TryAgain.gai_message(), "Temporary failure in name resolution");
 }
 
 // --- nslookup ---
@@ -777,13 +661,7 @@ Address: 10.96.0.20
 "
     );
     assert_eq!((out.stderr.as_str(), out.code), ("", 0));
-    assert_eq!(
-        dns.queries(),
-        [
-            "cart.shop.svc.cluster.local. A",
-            "cart.shop.svc.cluster.local. AAAA"
-        ]
-    );
+    assert_eq!(dns.queries(), ["cart.shop.svc.cluster.local. A", "cart.shop.svc.cluster.local. AAAA"]);
 }
 
 #[tokio::test]
@@ -829,10 +707,7 @@ Address: 93.184.215.14
 
 "
     );
-    assert_eq!(
-        dns.queries(),
-        ["ext.shop.svc.cluster.local. A", "example.com. AAAA"]
-    );
+    assert_eq!(dns.queries(), ["ext.shop.svc.cluster.local. A", "example.com. AAAA"]);
 
     let out = nslookup::run(&args("dual"), RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!(
@@ -895,11 +770,7 @@ async fn nslookup_timeout() {
 "
     );
     assert_eq!(out.code, 1);
-    assert!(
-        dns.seen()
-            .iter()
-            .all(|s| s.timeout == Duration::from_secs(5))
-    );
+    assert!(dns.seen().iter().all(|s| s.timeout == Duration::from_secs(5)));
 }
 
 #[tokio::test]
@@ -938,10 +809,7 @@ Address:\t10.96.0.10#53
 #[tokio::test]
 async fn nslookup_bad_option_and_no_name() {
     let out = nslookup::run(&args("-bogus cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert!(
-        out.stdout
-            .starts_with("*** Invalid option: bogus\n;; Got recursion")
-    );
+    assert!(out.stdout.starts_with("*** Invalid option: bogus\n;; Got recursion"));
     assert_eq!(out.code, 0);
     let out = nslookup::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!((out.stdout.as_str(), out.code), ("\n", 1));
@@ -953,10 +821,7 @@ async fn nslookup_bad_option_and_no_name() {
 async fn host_found_follows_up_with_aaaa_and_mx() {
     let dns = FakeDns::new();
     let out = host::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
-    assert_eq!(
-        out.stdout,
-        "cart.shop.svc.cluster.local has address 10.96.0.20\n"
-    );
+    assert_eq!(out.stdout, "cart.shop.svc.cluster.local has address 10.96.0.20\n");
     assert_eq!(out.code, 0);
     assert_eq!(
         dns.queries(),
@@ -973,14 +838,7 @@ async fn host_found_follows_up_with_aaaa_and_mx() {
         out.stdout,
         "ext.shop.svc.cluster.local is an alias for example.com.\nexample.com has address 93.184.215.14\n"
     );
-    assert_eq!(
-        dns.queries(),
-        [
-            "ext.shop.svc.cluster.local. A",
-            "example.com. AAAA",
-            "example.com. MX"
-        ]
-    );
+    assert_eq!(dns.queries(), ["ext.shop.svc.cluster.local. A", "example.com. AAAA", "example.com. MX"]);
 
     let out = host::run(&args("dual"), RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!(
@@ -998,10 +856,7 @@ async fn host_not_found() {
     assert_eq!(dns.queries().len(), 5);
 
     let out = host::run(&args("sf"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert_eq!(
-        out.stdout,
-        "Host sf.shop.svc.cluster.local not found: 2(SERVFAIL)\n"
-    );
+    assert_eq!(out.stdout, "Host sf.shop.svc.cluster.local not found: 2(SERVFAIL)\n");
     assert_eq!(out.code, 1);
 }
 
@@ -1019,10 +874,7 @@ async fn host_with_type_and_server() {
         "Using domain server:\nName: 10.96.0.10\nAddress: 10.96.0.10#53\nAliases: \n\ncart.shop.svc.cluster.local has no AAAA record\n"
     );
     let out = host::run(&args("10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert_eq!(
-        out.stdout,
-        "20.0.96.10.in-addr.arpa domain name pointer cart.shop.svc.cluster.local.\n"
-    );
+    assert_eq!(out.stdout, "20.0.96.10.in-addr.arpa domain name pointer cart.shop.svc.cluster.local.\n");
 }
 
 #[tokio::test]
@@ -1036,10 +888,7 @@ async fn host_timeout_and_usage() {
     assert_eq!(out.code, 1);
 
     let out = host::run(&args("-z cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
-    assert!(
-        out.stderr
-            .starts_with("host: illegal option -- z\nUsage: host [-aCdilrTvVw]")
-    );
+    assert!(out.stderr.starts_with("host: illegal option -- z\nUsage: host [-aCdilrTvVw]"));
     assert_eq!((out.stdout.as_str(), out.code), ("", 1));
     let out = host::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert!(out.stderr.starts_with("Usage: host"));
@@ -1070,35 +919,17 @@ async fn getent_hosts_asks_aaaa_through_the_whole_walk_first() {
 #[tokio::test]
 async fn getent_hosts_lines() {
     let run = |key: &'static str| async move {
-        getent::run(
-            &args(&format!("hosts {key}")),
-            RESOLV_CONF,
-            &FakeDns::new(),
-            &env(),
-        )
-        .await
+        getent::run(&args(&format!("hosts {key}")), RESOLV_CONF, &FakeDns::new(), &env()).await
     };
-    assert_eq!(
-        run("dual").await.stdout,
-        "fd00:10:96::22  dual.shop.svc.cluster.local\n"
-    );
+    assert_eq!(run("dual").await.stdout, "fd00:10:96::22  dual.shop.svc.cluster.local\n");
     assert_eq!(
         run("multi").await.stdout,
         "10.244.1.5      multi.shop.svc.cluster.local\n10.244.2.7      multi.shop.svc.cluster.local\n"
     );
-    assert_eq!(
-        run("ext").await.stdout,
-        "93.184.215.14   example.com ext.shop.svc.cluster.local\n"
-    );
-    assert_eq!(
-        run("10.96.0.20").await.stdout,
-        "10.96.0.20      cart.shop.svc.cluster.local\n"
-    );
+    assert_eq!(run("ext").await.stdout, "93.184.215.14   example.com ext.shop.svc.cluster.local\n");
+    assert_eq!(run("10.96.0.20").await.stdout, "10.96.0.20      cart.shop.svc.cluster.local\n");
     let nope = run("nope").await;
-    assert_eq!(
-        (nope.stdout.as_str(), nope.stderr.as_str(), nope.code),
-        ("", "", 2)
-    );
+    assert_eq!((nope.stdout.as_str(), nope.stderr.as_str(), nope.code), ("", "", 2));
 }
 
 #[tokio::test]
@@ -1114,10 +945,7 @@ async fn getent_usage_errors() {
         }
     );
     let out = getent::run(&[], RESOLV_CONF, &dns, &env()).await;
-    assert_eq!(
-        (out.stderr.as_str(), out.code),
-        ("getent: wrong number of arguments\n", 1)
-    );
+    assert_eq!((out.stderr.as_str(), out.code), ("getent: wrong number of arguments\n", 1));
     let out = getent::run(&args("-x hosts a"), RESOLV_CONF, &dns, &env()).await;
     assert_eq!(
         (out.stderr.as_str(), out.code),
@@ -1142,13 +970,7 @@ const MDNS: &str = ";; WARNING: .local is reserved for Multicast DNS\n;; You are
 #[tokio::test]
 async fn dig_full_output() {
     let dns = FakeDns::new();
-    let out = dig::run(
-        &args("cart.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &dns,
-        &env(),
-    )
-    .await;
+    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
     let want = dig_block(
         "cart.shop.svc.cluster.local",
         &format!(
@@ -1189,22 +1011,13 @@ async fn dig_short_answer_only_and_search() {
     assert_eq!(out.stdout, "10.96.0.20\n");
     assert_eq!(dns.queries(), ["cart.shop.svc.cluster.local. A"]);
 
-    let out = dig::run(
-        &args("+short ext.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &FakeDns::new(),
-        &env(),
-    )
-    .await;
+    let out =
+        dig::run(&args("+short ext.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!(out.stdout, "example.com.\n93.184.215.14\n");
 
-    let out = dig::run(
-        &args("+noall +answer multi.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &FakeDns::new(),
-        &env(),
-    )
-    .await;
+    let out =
+        dig::run(&args("+noall +answer multi.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env())
+            .await;
     assert_eq!(
         out.stdout,
         "multi.shop.svc.cluster.local. 30 IN\tA\t10.244.1.5\nmulti.shop.svc.cluster.local. 30 IN\tA\t10.244.2.7\n"
@@ -1246,21 +1059,10 @@ async fn dig_tcp_truncation_and_reverse() {
         &env(),
     )
     .await;
-    assert!(
-        out.stdout
-            .contains(";; SERVER: 10.96.0.10#53(10.96.0.10) (TCP)\n"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains(";; SERVER: 10.96.0.10#53(10.96.0.10) (TCP)\n"), "{}", out.stdout);
 
     let dns = FakeDns::new();
-    let out = dig::run(
-        &args("+noall +answer big.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &dns,
-        &env(),
-    )
-    .await;
+    let out = dig::run(&args("+noall +answer big.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
     assert_eq!(
         out.stdout,
         ";; Truncated, retrying in TCP mode.\nbig.shop.svc.cluster.local. 30\tIN\tA\t10.96.0.30\n"
@@ -1268,26 +1070,14 @@ async fn dig_tcp_truncation_and_reverse() {
     let tcp: Vec<bool> = dns.seen().iter().map(|s| s.tcp).collect();
     assert_eq!(tcp, [false, true]);
 
-    let out = dig::run(
-        &args("+short -x 10.96.0.20"),
-        RESOLV_CONF,
-        &FakeDns::new(),
-        &env(),
-    )
-    .await;
+    let out = dig::run(&args("+short -x 10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
     assert_eq!(out.stdout, "cart.shop.svc.cluster.local.\n");
 }
 
 #[tokio::test]
 async fn dig_timeout_and_refused() {
     let dns = FakeDns::new().mode(DNS, Mode::Silent);
-    let out = dig::run(
-        &args("cart.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &dns,
-        &env(),
-    )
-    .await;
+    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.96.0.10#53: timed out
@@ -1313,9 +1103,7 @@ async fn dig_timeout_and_refused() {
 #[tokio::test]
 async fn dig_tries_first_server_then_one_send_each_other() {
     let conf = "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions timeout:1 attempts:2\n";
-    let dns = FakeDns::new()
-        .mode("10.0.0.1:53", Mode::Silent)
-        .mode("10.0.0.2:53", Mode::Silent);
+    let dns = FakeDns::new().mode("10.0.0.1:53", Mode::Silent).mode("10.0.0.2:53", Mode::Silent);
     let out = dig::run(&args("cart.x"), conf, &dns, &env()).await;
     assert_eq!(
         out.stdout,
@@ -1328,11 +1116,7 @@ async fn dig_tries_first_server_then_one_send_each_other() {
 ;; no servers could be reached
 "
     );
-    assert!(
-        dns.seen()
-            .iter()
-            .all(|s| s.timeout == Duration::from_secs(1))
-    );
+    assert!(dns.seen().iter().all(|s| s.timeout == Duration::from_secs(1)));
 }
 
 #[tokio::test]
@@ -1356,10 +1140,7 @@ async fn dig_server_port_options_and_traceparent() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout
-            .contains(";; SERVER: 10.96.0.10#5353(10.96.0.10) (UDP)\n")
-    );
+    assert!(out.stdout.contains(";; SERVER: 10.96.0.10#5353(10.96.0.10) (UDP)\n"));
     assert_eq!(dns.seen()[0].server, addr("10.96.0.10:5353"));
 }
 
@@ -1367,33 +1148,18 @@ async fn dig_server_port_options_and_traceparent() {
 async fn dig_echoed_cookie() {
     let mut dns = FakeDns::new();
     dns.echo_options = true;
-    let out = dig::run(
-        &args("+noall +comments cart.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &dns,
-        &env(),
-    )
-    .await;
+    let out =
+        dig::run(&args("+noall +comments cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
     let seen = dns.seen();
     let cookie = &seen[0].edns.as_ref().unwrap().1[0].1;
     let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
-    assert!(
-        out.stdout.contains(&format!("; COOKIE: {hex} (echoed)\n")),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains(&format!("; COOKIE: {hex} (echoed)\n")), "{}", out.stdout);
 }
 
 #[tokio::test]
 async fn dig_usage_errors() {
     for bad in ["+bogus", "-z"] {
-        let out = dig::run(
-            &args(&format!("{bad} cart")),
-            RESOLV_CONF,
-            &FakeDns::new(),
-            &env(),
-        )
-        .await;
+        let out = dig::run(&args(&format!("{bad} cart")), RESOLV_CONF, &FakeDns::new(), &env()).await;
         assert_eq!(out.code, 1);
         assert!(out.stdout.is_empty());
         assert!(
@@ -1412,15 +1178,8 @@ fn presentation_columns() {
     let mut col = 0;
     text::indent(&mut out, &mut col, 24);
     assert_eq!((out.as_str(), col), ("\t\t\t", 24));
-    let r = Record::from_rdata(
-        name("example.com."),
-        300,
-        RData::A(A(Ipv4Addr::new(93, 184, 215, 14))),
-    );
-    assert_eq!(
-        text::record_line(&r, text::DIG_COLUMNS),
-        "example.com.\t\t300\tIN\tA\t93.184.215.14"
-    );
+    let r = Record::from_rdata(name("example.com."), 300, RData::A(A(Ipv4Addr::new(93, 184, 215, 14))));
+    assert_eq!(text::record_line(&r, text::DIG_COLUMNS), "example.com.\t\t300\tIN\tA\t93.184.215.14");
     assert_eq!(
         text::question_line(&name("example.com."), RecordType::A, text::DIG_COLUMNS),
         "example.com.\t\t\tIN\tA"
@@ -1456,17 +1215,10 @@ async fn interop_with_real_dig() {
     ];
     for case in cases {
         let line = format!("@127.0.0.1 -p {port} +nocookie {case}");
-        let real = tokio::process::Command::new("dig")
-            .args(line.split_whitespace())
-            .output()
-            .await
-            .expect("dig");
+        let real =
+            tokio::process::Command::new("dig").args(line.split_whitespace()).output().await.expect("dig");
         let ours = dig::run(&args(&line), conf, &UdpTransport, &Env::default()).await;
-        assert_eq!(
-            normalise(&ours.stdout),
-            normalise(&String::from_utf8_lossy(&real.stdout)),
-            "dig {line}"
-        );
+        assert_eq!(normalise(&ours.stdout), normalise(&String::from_utf8_lossy(&real.stdout)), "dig {line}");
         assert_eq!(Some(ours.code), real.status.code(), "dig {line}");
     }
 }
@@ -1492,29 +1244,17 @@ async fn interop_with_real_nslookup_and_host() {
     for name in names {
         for (tool, line) in [
             ("nslookup", format!("-port={port} {name} 127.0.0.1")),
-            (
-                "nslookup",
-                format!("-port={port} -type=AAAA {name} 127.0.0.1"),
-            ),
+            ("nslookup", format!("-port={port} -type=AAAA {name} 127.0.0.1")),
             ("host", format!("-p {port} {name} 127.0.0.1")),
             ("host", format!("-p {port} -t AAAA {name} 127.0.0.1")),
         ] {
-            let real = tokio::process::Command::new(tool)
-                .args(line.split_whitespace())
-                .output()
-                .await
-                .expect(tool);
+            let real =
+                tokio::process::Command::new(tool).args(line.split_whitespace()).output().await.expect(tool);
             let ours = match tool {
-                "nslookup" => {
-                    nslookup::run(&args(&line), conf, &UdpTransport, &Env::default()).await
-                }
+                "nslookup" => nslookup::run(&args(&line), conf, &UdpTransport, &Env::default()).await,
                 _ => host::run(&args(&line), conf, &UdpTransport, &Env::default()).await,
             };
-            assert_eq!(
-                ours.stdout,
-                String::from_utf8_lossy(&real.stdout),
-                "{tool} {line}"
-            );
+            assert_eq!(ours.stdout, String::from_utf8_lossy(&real.stdout), "{tool} {line}");
             assert_eq!(Some(ours.code), real.status.code(), "{tool} {line}");
         }
     }
@@ -1531,10 +1271,7 @@ fn normalise(s: &str) -> String {
             } else if l.starts_with(";; Query time:") {
                 ";; Query time: -".into()
             } else if let Some(rest) = l.strip_prefix("; <<>> DiG ") {
-                format!(
-                    "; <<>> DiG V <<>>{}",
-                    rest.split_once(" <<>>").map_or("", |(_, r)| r)
-                )
+                format!("; <<>> DiG V <<>>{}", rest.split_once(" <<>>").map_or("", |(_, r)| r))
             } else {
                 l.to_string()
             }
@@ -1617,9 +1354,7 @@ impl Transport for UdpTransport {
         };
         match tokio::time::timeout(timeout, io).await {
             Ok(Ok(buf)) => Ok(buf),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Err(TransportError::Refused)
-            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(TransportError::Refused),
             _ => Err(TransportError::TimedOut),
         }
     }

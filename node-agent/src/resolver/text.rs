@@ -19,12 +19,7 @@ pub(crate) struct Columns {
 }
 
 /// dig's `dns_master_stylecreate(..., 24, 32, 40, 48, ...)`.
-pub(crate) const DIG_COLUMNS: Columns = Columns {
-    ttl: 24,
-    class: 32,
-    rtype: 40,
-    rdata: 48,
-};
+pub(crate) const DIG_COLUMNS: Columns = Columns { ttl: 24, class: 32, rtype: 40, rdata: 48 };
 
 /// masterdump.c's `indent()`: tabs to the last tab stop before `to`, then spaces; always at
 /// least one character.
@@ -108,13 +103,7 @@ pub(crate) fn rdata(d: &RData) -> String {
         RData::NS(n) => name(&n.0),
         RData::PTR(n) => name(&n.0),
         RData::MX(mx) => format!("{} {}", mx.preference, name(&mx.exchange)),
-        RData::SRV(srv) => format!(
-            "{} {} {} {}",
-            srv.priority,
-            srv.weight,
-            srv.port,
-            name(&srv.target)
-        ),
+        RData::SRV(srv) => format!("{} {} {} {}", srv.priority, srv.weight, srv.port, name(&srv.target)),
         RData::SOA(soa) => format!(
             "{} {} {} {} {} {} {}",
             name(&soa.mname),
@@ -125,12 +114,7 @@ pub(crate) fn rdata(d: &RData) -> String {
             soa.expire,
             soa.minimum
         ),
-        RData::TXT(txt) => txt
-            .txt_data
-            .iter()
-            .map(|s| quoted(s))
-            .collect::<Vec<_>>()
-            .join(" "),
+        RData::TXT(txt) => txt.txt_data.iter().map(|s| quoted(s)).collect::<Vec<_>>().join(" "),
         other => other.to_string(),
     }
 }

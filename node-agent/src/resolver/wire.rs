@@ -62,14 +62,10 @@ pub(crate) fn build(q: &QuerySpec<'_>) -> Vec<u8> {
         edns.set_max_payload(EDNS_UDP_PAYLOAD);
         edns.set_version(0);
         if let Some(cookie) = q.cookie {
-            edns.options_mut()
-                .insert(EdnsOption::Unknown(COOKIE_OPTION, cookie.to_vec()));
+            edns.options_mut().insert(EdnsOption::Unknown(COOKIE_OPTION, cookie.to_vec()));
         }
         if let Some(tp) = q.traceparent {
-            edns.options_mut().insert(EdnsOption::Unknown(
-                TRACEPARENT_OPTION,
-                tp.as_bytes().to_vec(),
-            ));
+            edns.options_mut().insert(EdnsOption::Unknown(TRACEPARENT_OPTION, tp.as_bytes().to_vec()));
         }
         m.set_edns(edns);
     }
@@ -86,10 +82,7 @@ pub(crate) async fn send(
     timeout: Duration,
     transport: &dyn Transport,
 ) -> Result<Reply, SendError> {
-    let raw = transport
-        .exchange(server, build(q), tcp, timeout)
-        .await
-        .map_err(SendError::Transport)?;
+    let raw = transport.exchange(server, build(q), tcp, timeout).await.map_err(SendError::Transport)?;
     let message = Message::from_vec(&raw).map_err(|_| SendError::Mismatch)?;
     let question_matches = message
         .queries
@@ -101,10 +94,7 @@ pub(crate) async fn send(
     {
         return Err(SendError::Mismatch);
     }
-    Ok(Reply {
-        message,
-        size: raw.len(),
-    })
+    Ok(Reply { message, size: raw.len() })
 }
 
 /// The EDNS options of a message as (code, bytes), in wire order.
@@ -112,11 +102,6 @@ pub(crate) fn edns_options(edns: &Edns) -> Vec<(u16, Vec<u8>)> {
     edns.options()
         .as_ref()
         .iter()
-        .map(|(code, option)| {
-            (
-                u16::from(*code),
-                Vec::<u8>::try_from(option).unwrap_or_default(),
-            )
-        })
+        .map(|(code, option)| (u16::from(*code), Vec::<u8>::try_from(option).unwrap_or_default()))
         .collect()
 }

@@ -59,7 +59,13 @@ fn upstream_world() -> Snapshot {
             service("ns4", "svc4", "172.30.0.44", &[("p80", 80, "TCP")]),
             service("ns6", "svc6", "172.30.0.46", &[("p80", 80, "TCP")]),
         ],
-        &[slice("ns4", "svc4", "svc4-abc", ("p80", 80, "TCP"), &[ready("10.180.0.5", "node2"), ready("10.180.0.4", "node2")])],
+        &[slice(
+            "ns4",
+            "svc4",
+            "svc4-abc",
+            ("p80", 80, "TCP"),
+            &[ready("10.180.0.5", "node2"), ready("10.180.0.4", "node2")],
+        )],
     )
 }
 
@@ -194,14 +200,22 @@ fn many_endpoints_take_probabilities_one_over_n_minus_i() {
         &[slice("default", "web", "web-1", ("http", 8080, "TCP"), &eps)],
     );
     let out = Iptables::new(upstream_opts()).render(&snap, None);
-    let probs: Vec<&str> =
-        out.text.lines().filter_map(|l| l.split("--probability ").nth(1)).map(|p| p.split(' ').next().unwrap()).collect();
-    assert_eq!(probs, ["0.1428571429", "0.1666666667", "0.2000000000", "0.2500000000", "0.3333333333", "0.5000000000"]);
+    let probs: Vec<&str> = out
+        .text
+        .lines()
+        .filter_map(|l| l.split("--probability ").nth(1))
+        .map(|p| p.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        probs,
+        ["0.1428571429", "0.1666666667", "0.2000000000", "0.2500000000", "0.3333333333", "0.5000000000"]
+    );
 }
 
 #[test]
 fn no_endpoints_reject_in_filter_and_write_no_nat_chains() {
-    let snap = snapshot(&[service("default", "web", "10.96.0.20", &[("http", 80, "TCP"), ("dns", 53, "UDP")])], &[]);
+    let snap =
+        snapshot(&[service("default", "web", "10.96.0.20", &[("http", 80, "TCP"), ("dns", 53, "UDP")])], &[]);
     let out = Iptables::new(upstream_opts()).render(&snap, None);
     assert!(out.text.contains(
         "\n-A KUBE-SERVICES -m comment --comment \"default/web:http has no endpoints\" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j REJECT\n"
@@ -217,7 +231,13 @@ fn no_endpoints_reject_in_filter_and_write_no_nat_chains() {
 fn not_ready_endpoints_count_as_none() {
     let snap = snapshot(
         &[service("default", "web", "10.96.0.20", &[("http", 80, "TCP")])],
-        &[slice("default", "web", "web-1", ("http", 8080, "TCP"), &[("10.244.1.5", "n1", false, false, false)])],
+        &[slice(
+            "default",
+            "web",
+            "web-1",
+            ("http", 8080, "TCP"),
+            &[("10.244.1.5", "n1", false, false, false)],
+        )],
     );
     let out = Iptables::new(upstream_opts()).render(&snap, None);
     assert!(out.text.contains("\"default/web:http has no endpoints\""));
@@ -232,10 +252,18 @@ fn internal_local_without_local_endpoints_drops() {
     assert!(out.text.contains(
         "\n-A KUBE-SERVICES -m comment --comment \"default/web:http has no local endpoints\" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j DROP\n"
     ), "{}", out.text);
-    assert!(!out.text.contains("KUBE-SVC-") && !out.text.contains("KUBE-SVL-") && !out.text.contains("KUBE-SEP-"));
+    assert!(
+        !out.text.contains("KUBE-SVC-") && !out.text.contains("KUBE-SVL-") && !out.text.contains("KUBE-SEP-")
+    );
 
     // With one endpoint on this node (node1), only it is used, through the SVL chain.
-    let slices = [slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "node1")])];
+    let slices = [slice(
+        "default",
+        "web",
+        "web-1",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "node1")],
+    )];
     let out = Iptables::new(upstream_opts()).render(&snapshot(&[svc], &slices), None);
     let (rules, _) = by_chain(&out.text);
     let svl = "KUBE-SVL-CDGGSHYLG3RE2FKL".to_string();
@@ -253,7 +281,13 @@ fn internal_local_without_local_endpoints_drops() {
 #[test]
 fn client_ip_affinity_checks_then_sets_recent_lists() {
     let svc = with_affinity(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]), None);
-    let slices = [slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1"), ready("10.244.2.7", "n2")])];
+    let slices = [slice(
+        "default",
+        "web",
+        "web-1",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "n1"), ready("10.244.2.7", "n2")],
+    )];
     let out = Iptables::new(upstream_opts()).render(&snapshot(&[svc], &slices), None);
     let (rules, _) = by_chain(&out.text);
     assert_eq!(
@@ -299,12 +333,20 @@ fn node_port_service(local: bool) -> Service {
 
 #[test]
 fn node_ports_go_through_the_ext_chain() {
-    let slices = [slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")])];
+    let slices = [slice(
+        "default",
+        "web",
+        "web-1",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")],
+    )];
     let out = Iptables::new(upstream_opts()).render(&snapshot(&[node_port_service(false)], &slices), None);
     let (rules, decls) = by_chain(&out.text);
     assert_eq!(
         rules[&("nat".into(), "KUBE-NODEPORTS".into())],
-        ["-A KUBE-NODEPORTS -m comment --comment default/web:http -m tcp -p tcp --dport 30080 -j KUBE-EXT-CDGGSHYLG3RE2FKL"]
+        [
+            "-A KUBE-NODEPORTS -m comment --comment default/web:http -m tcp -p tcp --dport 30080 -j KUBE-EXT-CDGGSHYLG3RE2FKL"
+        ]
     );
     assert_eq!(
         rules[&("nat".into(), "KUBE-EXT-CDGGSHYLG3RE2FKL".into())],
@@ -331,9 +373,15 @@ fn node_ports_go_through_the_ext_chain() {
     );
     assert_eq!(
         rules[&("nat".into(), "KUBE-SVL-CDGGSHYLG3RE2FKL".into())],
-        ["-A KUBE-SVL-CDGGSHYLG3RE2FKL -m comment --comment \"default/web:http -> 10.244.1.5:8080\" -j KUBE-SEP-AFGSLHOD2HFNCBX4"]
+        [
+            "-A KUBE-SVL-CDGGSHYLG3RE2FKL -m comment --comment \"default/web:http -> 10.244.1.5:8080\" -j KUBE-SEP-AFGSLHOD2HFNCBX4"
+        ]
     );
-    assert_eq!(rules[&("nat".into(), "KUBE-SVC-CDGGSHYLG3RE2FKL".into())].len(), 3, "masquerade + two endpoints");
+    assert_eq!(
+        rules[&("nat".into(), "KUBE-SVC-CDGGSHYLG3RE2FKL".into())].len(),
+        3,
+        "masquerade + two endpoints"
+    );
 }
 
 #[test]
@@ -356,10 +404,14 @@ fn large_clusters_drop_per_endpoint_comments() {
     let out = Iptables::new(upstream_opts()).render(&snap, None);
     let sep = endpoint_chain("default/web:http", "tcp", "10.244.0.1:8080");
     assert!(out.text.contains(&format!("\n-A {sep} -s 10.244.0.1 -j KUBE-MARK-MASQ\n")));
-    assert!(out.text.contains(&format!("\n-A {sep} -m tcp -p tcp -j DNAT --to-destination 10.244.0.1:8080\n")));
+    assert!(
+        out.text.contains(&format!("\n-A {sep} -m tcp -p tcp -j DNAT --to-destination 10.244.0.1:8080\n"))
+    );
     // The first endpoint by `ip:port` string order is 10.244.0.100 ('0' sorts before ':').
     let first = endpoint_chain("default/web:http", "tcp", "10.244.0.100:8080");
-    assert!(out.text.contains(&format!("\n-A KUBE-SVC-CDGGSHYLG3RE2FKL -m statistic --mode random --probability 0.0009990010 -j {first}\n")));
+    assert!(out.text.contains(&format!(
+        "\n-A KUBE-SVC-CDGGSHYLG3RE2FKL -m statistic --mode random --probability 0.0009990010 -j {first}\n"
+    )));
     assert!(!out.text.contains(" -> 10.244."), "no per-endpoint comments");
     assert!(out.text.contains("\"default/web:http cluster IP\""), "Service comments stay");
 }
@@ -377,7 +429,13 @@ fn a_partial_sync_writes_only_changed_chains_and_deletes_unused_ones() {
     ipt.commit(first);
 
     // web gains an endpoint: web's chains are rewritten; db's are not, but its jump stays.
-    let web_eps2 = slice("default", "web", "web-1", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n1"), ready("10.244.2.7", "n2")]);
+    let web_eps2 = slice(
+        "default",
+        "web",
+        "web-1",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "n1"), ready("10.244.2.7", "n2")],
+    );
     let after = snapshot(&[web.clone(), db.clone()], &[web_eps2.clone(), db_eps.clone()]);
     let changed = before.changed(&after);
     assert_eq!(changed, BTreeSet::from([ServicePortName::new("default", "web", "http", Protocol::Tcp)]));
@@ -386,7 +444,11 @@ fn a_partial_sync_writes_only_changed_chains_and_deletes_unused_ones() {
     let db_svc = service_chains("default/db", Protocol::Tcp).svc;
     let db_sep = endpoint_chain("default/db", "tcp", "10.244.2.9:5432");
     assert!(out.text.contains(&format!("-A KUBE-SERVICES -m comment --comment \"default/db cluster IP\" -m tcp -p tcp -d 10.96.0.21 --dport 5432 -j {db_svc}\n")));
-    assert!(!out.text.contains(&format!(":{db_svc}")) && !out.text.contains(&format!("-A {db_svc}")), "{}", out.text);
+    assert!(
+        !out.text.contains(&format!(":{db_svc}")) && !out.text.contains(&format!("-A {db_svc}")),
+        "{}",
+        out.text
+    );
     assert!(!out.text.contains(&*db_sep));
     assert!(out.text.contains(":KUBE-SVC-CDGGSHYLG3RE2FKL - [0:0]\n"));
     assert!(out.text.contains(":KUBE-SEP-2RIJ5GIYXEFH6G4D - [0:0]\n"));
@@ -413,7 +475,10 @@ fn a_partial_sync_writes_only_changed_chains_and_deletes_unused_ones() {
 fn seeded_chains_left_by_a_previous_run_are_deleted() {
     let save = "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-OLDOLDOLDOLDOLDO - [0:0]\n:KUBE-SEP-OLDOLDOLDOLDOLDO - [0:0]\nCOMMIT\n";
     let chains = service_chains_in_save(save);
-    assert_eq!(chains, HashSet::from(["KUBE-SVC-OLDOLDOLDOLDOLDO".to_string(), "KUBE-SEP-OLDOLDOLDOLDOLDO".to_string()]));
+    assert_eq!(
+        chains,
+        HashSet::from(["KUBE-SVC-OLDOLDOLDOLDOLDO".to_string(), "KUBE-SEP-OLDOLDOLDOLDOLDO".to_string()])
+    );
     let mut ipt = Iptables::new(upstream_opts());
     assert!(!ipt.knows_chains());
     ipt.seed_chains(chains);
@@ -426,21 +491,37 @@ fn seeded_chains_left_by_a_previous_run_are_deleted() {
 fn ensure_rules_are_upstreams_jumps() {
     let rules = ensure_rules();
     assert_eq!(rules.len(), 12);
-    assert!(rules.contains(&"nat OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".to_string()));
-    assert!(rules.contains(&"nat PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".to_string()));
-    assert!(rules.contains(&"nat POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING".to_string()));
+    assert!(rules.contains(
+        &"nat OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".to_string()
+    ));
+    assert!(rules.contains(
+        &"nat PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".to_string()
+    ));
+    assert!(
+        rules.contains(
+            &"nat POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING"
+                .to_string()
+        )
+    );
     assert!(rules.contains(&"filter FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".to_string()));
     assert!(rules.contains(&"filter INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES".to_string()));
-    assert!(rules.contains(&"filter INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS".to_string()));
-    assert!(rules.contains(&"filter FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD".to_string()));
+    assert!(
+        rules.contains(
+            &"filter INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS"
+                .to_string()
+        )
+    );
+    assert!(rules.contains(
+        &"filter FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD".to_string()
+    ));
 }
-
 
 /// Every kind of rule this module writes, full and partial, is taken by netlab's kernel model
 /// (netlab-kernel's `iptables-restore`), jumps and all.
 #[test]
 fn the_kernel_model_takes_every_rule_kind() {
-    let mut affinity = with_affinity(service("default", "sticky", "10.96.0.30", &[("http", 80, "TCP")]), Some(600));
+    let mut affinity =
+        with_affinity(service("default", "sticky", "10.96.0.30", &[("http", 80, "TCP")]), Some(600));
     affinity.spec.as_mut().unwrap().external_ips = Some(vec!["192.0.2.10".into()]);
     let mut local_itp = service("default", "local", "10.96.0.31", &[("dns", 53, "UDP")]);
     local_itp.spec.as_mut().unwrap().internal_traffic_policy = Some("Local".into());
@@ -448,18 +529,34 @@ fn the_kernel_model_takes_every_rule_kind() {
     lb.spec.as_mut().unwrap().type_ = Some("LoadBalancer".into());
     lb.status = Some(k8s_openapi::api::core::v1::ServiceStatus {
         load_balancer: Some(k8s_openapi::api::core::v1::LoadBalancerStatus {
-            ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress { ip: Some("192.0.2.20".into()), ..Default::default() }]),
+            ingress: Some(vec![k8s_openapi::api::core::v1::LoadBalancerIngress {
+                ip: Some("192.0.2.20".into()),
+                ..Default::default()
+            }]),
         }),
         ..Default::default()
     });
     let mut empty_np = node_port_service(false);
     empty_np.metadata.name = Some("empty".into());
     empty_np.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(30081);
-    let services = [affinity, local_itp, lb, empty_np, service("default", "sctp", "10.96.0.32", &[("s", 3868, "SCTP")])];
+    let services =
+        [affinity, local_itp, lb, empty_np, service("default", "sctp", "10.96.0.32", &[("s", 3868, "SCTP")])];
     let slices = [
-        slice("default", "sticky", "a", ("http", 8080, "TCP"), &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")]),
+        slice(
+            "default",
+            "sticky",
+            "a",
+            ("http", 8080, "TCP"),
+            &[ready("10.244.1.5", "node1"), ready("10.244.2.7", "n2")],
+        ),
         slice("default", "local", "b", ("dns", 53, "UDP"), &[ready("10.244.2.8", "n2")]),
-        slice("default", "web", "c", ("http", 8080, "TCP"), &[ready("10.244.1.9", "node1"), ("10.244.2.9", "n2", false, true, true)]),
+        slice(
+            "default",
+            "web",
+            "c",
+            ("http", 8080, "TCP"),
+            &[ready("10.244.1.9", "node1"), ("10.244.2.9", "n2", false, true, true)],
+        ),
         slice("default", "sctp", "d", ("s", 3868, "SCTP"), &[ready("10.244.1.10", "node1")]),
     ];
     let mut kernel = netlab_kernel::iptables::Tables::new();
@@ -537,8 +634,11 @@ fn a_partial_sync_writes_what_a_full_sync_would_in_each_chain_it_writes() {
     let sticky = with_affinity(service("default", "sticky", "10.96.0.30", &[("http", 80, "TCP")]), Some(600));
     let db = service("default", "db", "10.96.0.21", &[("", 5432, "TCP"), ("dns", 53, "UDP")]);
     let eps = |svc: &str, port: (&'static str, i32, &'static str), ips: &[&'static str]| {
-        let eps: Vec<Ep<'static>> =
-            ips.iter().enumerate().map(|(i, ip)| ready(ip, if i % 2 == 0 { "node1" } else { "n2" })).collect();
+        let eps: Vec<Ep<'static>> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| ready(ip, if i % 2 == 0 { "node1" } else { "n2" }))
+            .collect();
         slice("default", svc, &format!("{svc}-{}", port.0), port, &eps)
     };
     let steps: Vec<(Vec<Service>, Vec<EndpointSlice>)> = vec![
@@ -618,7 +718,10 @@ fn an_unlisted_port_that_changed_is_rewritten_anyway() {
     );
     let first = ipt.render(&before, None);
     ipt.commit(first);
-    let after = snapshot(&[web], &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.6", "n1")])]);
+    let after = snapshot(
+        &[web],
+        &[slice("default", "web", "w", ("http", 8080, "TCP"), &[ready("10.244.1.6", "n1")])],
+    );
     let out = ipt.render(&after, Some(&BTreeSet::new()));
     assert!(out.text.contains("--to-destination 10.244.1.6:8080"));
     assert_eq!(out.deleted, 1, "the old endpoint's chain");

@@ -21,7 +21,8 @@ use super::Dataplane;
 use crate::{Error, Result};
 
 /// Targets that are not chains.
-const BUILTIN_TARGETS: [&str; 8] = ["ACCEPT", "DROP", "REJECT", "RETURN", "DNAT", "MARK", "MASQUERADE", "SNAT"];
+const BUILTIN_TARGETS: [&str; 8] =
+    ["ACCEPT", "DROP", "REJECT", "RETURN", "DNAT", "MARK", "MASQUERADE", "SNAT"];
 
 /// The fake kernel.
 #[derive(Debug, Default)]
@@ -182,7 +183,10 @@ impl Dataplane for FakeDataplane {
         s.requests.push(req.clone());
         if s.fail > 0 {
             s.fail -= 1;
-            return Err(Error::kernel("Restore", tonic::Status::unavailable("fake kernel: connection refused")));
+            return Err(Error::kernel(
+                "Restore",
+                tonic::Status::unavailable("fake kernel: connection refused"),
+            ));
         }
         let refused = |message: String| Error::Kernel { rpc: "Restore", message, status: None };
         if req.format == Format::Ipvs as i32 {
@@ -218,7 +222,10 @@ impl Dataplane for FakeDataplane {
         s.deletes.push(filter);
         if s.conntrack_fail > 0 {
             s.conntrack_fail -= 1;
-            return Err(Error::kernel("Conntrack.Delete", tonic::Status::unavailable("fake kernel: connection refused")));
+            return Err(Error::kernel(
+                "Conntrack.Delete",
+                tonic::Status::unavailable("fake kernel: connection refused"),
+            ));
         }
         Ok(s.conntrack.delete(&filter, Duration::ZERO) as u64)
     }

@@ -9,7 +9,11 @@ use crate::{
 };
 
 fn opts() -> Options {
-    Options { cluster_cidr: Some("10.244.0.0/16".parse().unwrap()), masquerade_all: false, random_fully: true }
+    Options {
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+        masquerade_all: false,
+        random_fully: true,
+    }
 }
 
 fn setup(mode: Mode) -> (Arc<FakeDataplane>, Handle, Runner) {
@@ -120,7 +124,13 @@ async fn a_failed_restore_is_retried_and_the_retry_is_full() {
 async fn every_sync_period_brings_a_full_sync() {
     let (fake, handle, runner) = setup(iptables_mode());
     handle.service(applied(web(1)));
-    handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n2")])));
+    handle.endpoint_slice(applied(slice(
+        "default",
+        "web1",
+        "w",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "n2")],
+    )));
     handle.services_synced();
     handle.endpoint_slices_synced();
     let _stop = spawn(runner).drop_guard();
@@ -160,13 +170,47 @@ async fn partial_syncs_leave_the_kernel_as_a_full_sync_would() {
     let steps: Vec<Step> = vec![
         Box::new(|h| h.service(applied(web(1)))),
         Box::new(|h| h.service(applied(web(2)))),
-        Box::new(move |h| h.endpoint_slice(applied(slice("default", "web1", "a", ("http", 8080, "TCP"), &[ep("10.244.1.5"), ep("10.244.1.6")])))),
-        Box::new(move |h| h.endpoint_slice(applied(slice("default", "web2", "b", ("http", 8080, "TCP"), &[ep("10.244.2.5")])))),
-        Box::new(move |h| h.endpoint_slice(applied(slice("default", "web1", "a", ("http", 8080, "TCP"), &[ep("10.244.1.6"), ep("10.244.1.7"), ep("10.244.1.8")])))),
+        Box::new(move |h| {
+            h.endpoint_slice(applied(slice(
+                "default",
+                "web1",
+                "a",
+                ("http", 8080, "TCP"),
+                &[ep("10.244.1.5"), ep("10.244.1.6")],
+            )))
+        }),
+        Box::new(move |h| {
+            h.endpoint_slice(applied(slice(
+                "default",
+                "web2",
+                "b",
+                ("http", 8080, "TCP"),
+                &[ep("10.244.2.5")],
+            )))
+        }),
+        Box::new(move |h| {
+            h.endpoint_slice(applied(slice(
+                "default",
+                "web1",
+                "a",
+                ("http", 8080, "TCP"),
+                &[ep("10.244.1.6"), ep("10.244.1.7"), ep("10.244.1.8")],
+            )))
+        }),
         Box::new(|h| h.service(Change::Deleted(Arc::new(web(2))))),
-        Box::new(move |h| h.endpoint_slice(Change::Deleted(Arc::new(slice("default", "web2", "b", ("http", 8080, "TCP"), &[]))))),
+        Box::new(move |h| {
+            h.endpoint_slice(Change::Deleted(Arc::new(slice(
+                "default",
+                "web2",
+                "b",
+                ("http", 8080, "TCP"),
+                &[],
+            ))))
+        }),
         Box::new(|h| h.service(applied(web(3)))),
-        Box::new(move |h| h.endpoint_slice(applied(slice("default", "web1", "a", ("http", 8080, "TCP"), &[])))),
+        Box::new(move |h| {
+            h.endpoint_slice(applied(slice("default", "web1", "a", ("http", 8080, "TCP"), &[])))
+        }),
     ];
     runner.sync(true).await;
     for step in &steps {
@@ -194,7 +238,13 @@ async fn partial_syncs_leave_the_kernel_as_a_full_sync_would() {
 async fn ipvs_mode_writes_the_whole_table_then_only_changes() {
     let (fake, handle, runner) = setup(Mode::Ipvs(Ipvs::new("rr")));
     handle.service(applied(web(1)));
-    handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n2")])));
+    handle.endpoint_slice(applied(slice(
+        "default",
+        "web1",
+        "w",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "n2")],
+    )));
     handle.services_synced();
     handle.endpoint_slices_synced();
     let _stop = spawn(runner).drop_guard();
@@ -258,7 +308,11 @@ async fn stale_udp_flows_are_deleted_after_each_sync() {
     handle.service(applied(service("default", "dns", "10.96.0.53", &[("dns", 53, "UDP")])));
     handle.endpoint_slice(applied(dns_slice(&[ready("10.244.1.5", "node1"), ready("10.244.2.7", "node2")])));
     runner.sync(true).await;
-    assert_eq!(deletes(&fake), ["-p udp --orig-dst 10.96.0.53"], "newly active: flows tracked before it had endpoints");
+    assert_eq!(
+        deletes(&fake),
+        ["-p udp --orig-dst 10.96.0.53"],
+        "newly active: flows tracked before it had endpoints"
+    );
 
     udp_flow(&fake, 41000, "10.244.1.5");
     udp_flow(&fake, 41001, "10.244.2.7");
@@ -286,7 +340,13 @@ async fn stale_udp_flows_are_deleted_after_each_sync() {
     assert!(runner.conntrack_pending.is_empty());
 
     // TCP Services leave conntrack alone.
-    handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[ready("10.244.1.5", "n2")])));
+    handle.endpoint_slice(applied(slice(
+        "default",
+        "web1",
+        "w",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.1.5", "n2")],
+    )));
     runner.sync(false).await;
     handle.endpoint_slice(applied(slice("default", "web1", "w", ("http", 8080, "TCP"), &[])));
     runner.sync(false).await;
@@ -309,7 +369,8 @@ async fn a_kernel_without_conntrack_gets_no_retries() {
     }
     let handle = Handle::new("node1", ProxyHealth::new(Duration::from_secs(60)));
     let settings = Settings::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut runner = Runner::new(handle.clone(), Arc::new(RulesOnly(FakeDataplane::new())), iptables_mode(), settings);
+    let mut runner =
+        Runner::new(handle.clone(), Arc::new(RulesOnly(FakeDataplane::new())), iptables_mode(), settings);
     handle.services_synced();
     handle.endpoint_slices_synced();
     handle.service(applied(service("default", "dns", "10.96.0.53", &[("dns", 53, "UDP")])));

@@ -11,7 +11,8 @@ use opentelemetry_proto::tonic::{
 
 use super::*;
 
-const TRACE: [u8; 16] = [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+const TRACE: [u8; 16] =
+    [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
 const TRACE_HEX: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const OTHER: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xcd];
 /// 2026-01-01T00:00:00Z in ns.
@@ -80,11 +81,21 @@ fn request() -> ExportTraceServiceRequest {
         kv("netlab.tries", any_value::Value::IntValue(3)),
         kv("netlab.static", any_value::Value::BoolValue(false)),
         kv("netlab.ratio", any_value::Value::DoubleValue(0.5)),
-        kv("netlab.bands", any_value::Value::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(s("static")) }, AnyValue { value: Some(s("dynamic")) }] })),
+        kv(
+            "netlab.bands",
+            any_value::Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue { value: Some(s("static")) }, AnyValue { value: Some(s("dynamic")) }],
+            }),
+        ),
     ];
     allocate.status = Some(Status { message: "range is full".into(), code: OtlpStatus::Error as i32 });
-    allocate.events = vec![span::Event { time_unix_nano: T0 + 400_000, name: "Retrying.".into(), ..Default::default() }];
-    allocate.links = vec![span::Link { trace_id: OTHER.to_vec(), span_id: vec![0, 0, 0, 0, 0, 0, 0, 9], ..Default::default() }];
+    allocate.events =
+        vec![span::Event { time_unix_nano: T0 + 400_000, name: "Retrying.".into(), ..Default::default() }];
+    allocate.links = vec![span::Link {
+        trace_id: OTHER.to_vec(),
+        span_id: vec![0, 0, 0, 0, 0, 0, 0, 9],
+        ..Default::default()
+    }];
     let mut sync = otlp_span(TRACE, 3, Some(1), "kube-proxy sync", 5_000, 1_250);
     sync.status = Some(Status { message: String::new(), code: OtlpStatus::Ok as i32 });
     ExportTraceServiceRequest {
@@ -117,9 +128,13 @@ fn records_spans_with_their_service() {
     assert_eq!(allocate.service, "kube-apiserver");
     assert_eq!(allocate.kind, "internal");
     assert_eq!(allocate.error.as_deref(), Some("range is full"));
-    assert_eq!(allocate.links, [("0000000000000000000000000000abcd".to_string(), "0000000000000009".to_string())]);
+    assert_eq!(
+        allocate.links,
+        [("0000000000000000000000000000abcd".to_string(), "0000000000000009".to_string())]
+    );
     assert_eq!(allocate.end.duration_since(allocate.start).unwrap(), Duration::from_micros(180));
-    let attrs: Vec<(&str, &str)> = allocate.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let attrs: Vec<(&str, &str)> =
+        allocate.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         attrs,
         [
@@ -201,7 +216,10 @@ fn answers_jaegers_query_api() {
     // Short ids are padded with zeros, as Jaeger does.
     let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/ABCD");
     assert_eq!(code, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"][0]["spans"][0]["operationName"], "elsewhere");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["data"][0]["spans"][0]["operationName"],
+        "elsewhere"
+    );
 
     let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/0af7651916cd43dd8448eb211c80319c");
     assert_eq!(code, 404);
@@ -211,7 +229,10 @@ fn answers_jaegers_query_api() {
     );
     let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/xyz");
     assert_eq!(code, 400);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["errors"][0]["msg"], "strconv.ParseUint: parsing \"xyz\": invalid syntax");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["errors"][0]["msg"],
+        "strconv.ParseUint: parsing \"xyz\": invalid syntax"
+    );
 }
 
 #[test]

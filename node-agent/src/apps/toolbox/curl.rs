@@ -162,9 +162,7 @@ impl Options {
                                 rest
                             } else {
                                 let Some(v) = args.get(i) else {
-                                    return Err(format!(
-                                        "curl: option {arg}: requires parameter\n"
-                                    ));
+                                    return Err(format!("curl: option {arg}: requires parameter\n"));
                                 };
                                 i += 1;
                                 v.as_str()
@@ -197,16 +195,12 @@ impl Options {
     fn value(&mut self, key: char, value: &str, arg: &str) -> Result<(), String> {
         let number = |v: &str| -> Result<Option<Duration>, String> {
             if v.starts_with('-') {
-                return Err(format!(
-                    "curl: option {arg}: expected a positive numerical parameter\n"
-                ));
+                return Err(format!("curl: option {arg}: expected a positive numerical parameter\n"));
             }
             match seconds(v) {
                 Some(d) if d.is_zero() => Ok(None),
                 Some(d) => Ok(Some(d)),
-                None => Err(format!(
-                    "curl: option {arg}: expected a proper numerical parameter\n"
-                )),
+                None => Err(format!("curl: option {arg}: expected a proper numerical parameter\n")),
             }
         };
         match key {
@@ -258,10 +252,7 @@ fn parse_url(s: &str) -> Result<Url, (i32, String)> {
         None => ("http", s),
     };
     if !scheme.eq_ignore_ascii_case("http") {
-        return Err((
-            1,
-            format!("Protocol \"{scheme}\" not supported or disabled in libcurl"),
-        ));
+        return Err((1, format!("Protocol \"{scheme}\" not supported or disabled in libcurl")));
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
@@ -295,11 +286,7 @@ fn parse_url(s: &str) -> Result<Url, (i32, String)> {
         Some('?') => format!("/{tail}"),
         Some(_) => tail.to_string(),
     };
-    let bracketed = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let bracketed = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
     let host_header = match port {
         80 => bracketed,
         p => format!("{bracketed}:{p}"),
@@ -309,13 +296,7 @@ fn parse_url(s: &str) -> Result<Url, (i32, String)> {
         None => "http://",
     };
     let effective = format!("{scheme_text}{authority}{target}{fragment}");
-    Ok(Url {
-        host: host.to_string(),
-        port,
-        target,
-        authority: host_header,
-        effective,
-    })
+    Ok(Url { host: host.to_string(), port, target, authority: host_header, effective })
 }
 
 /// Why a transfer failed, and how far it got (which decides the trailer curl prints).
@@ -339,11 +320,7 @@ enum Stage {
 
 impl Failure {
     fn new(code: i32, msg: impl Into<String>, stage: Stage) -> Failure {
-        Failure {
-            code,
-            msg: msg.into(),
-            stage,
-        }
+        Failure { code, msg: msg.into(), stage }
     }
 }
 
@@ -456,23 +433,15 @@ impl Transfer<'_> {
                 Err(_) => {
                     return Err(Failure::new(
                         28,
-                        format!(
-                            "Resolving timed out after {} milliseconds",
-                            start.elapsed().as_millis()
-                        ),
+                        format!("Resolving timed out after {} milliseconds", start.elapsed().as_millis()),
                         Stage::Resolve,
                     ));
                 }
             },
             None => wait(&mut self.meter, resolving).await,
         };
-        let ips = resolved.map_err(|_| {
-            Failure::new(
-                6,
-                format!("Could not resolve host: {}", url.host),
-                Stage::Resolve,
-            )
-        })?;
+        let ips = resolved
+            .map_err(|_| Failure::new(6, format!("Could not resolve host: {}", url.host), Stage::Resolve))?;
         self.info.t_namelookup = start.elapsed();
 
         let conn = self.connect(&url, &ips, max_deadline).await?;
@@ -504,11 +473,7 @@ impl Transfer<'_> {
             let kernel_deadline = attempt + KERNEL_CONNECT_TIMEOUT;
             let deadline = curl_deadline.min(kernel_deadline);
             let limit = deadline.saturating_duration_since(attempt);
-            let result = match wait(
-                &mut self.meter,
-                timeout_at(deadline, self.pod.connect(dst, limit)),
-            )
-            .await
+            let result = match wait(&mut self.meter, timeout_at(deadline, self.pod.connect(dst, limit))).await
             {
                 Ok(r) => r,
                 Err(_) => Err(ConnectError::TimedOut { hops: Vec::new() }),
@@ -522,10 +487,7 @@ impl Transfer<'_> {
             }
             let reason = match result {
                 Ok(conn) => {
-                    self.verbose(format!(
-                        "* Connected to {} ({ip}) port {} (#0)\n",
-                        url.host, url.port
-                    ));
+                    self.verbose(format!("* Connected to {} ({ip}) port {} (#0)\n", url.host, url.port));
                     self.info.remote = Some(dst);
                     return Ok(conn);
                 }
@@ -537,10 +499,7 @@ impl Transfer<'_> {
                 Err(ConnectError::TimedOut { .. }) if max_binds => {
                     return Err(Failure::new(
                         28,
-                        format!(
-                            "Connection timed out after {} milliseconds",
-                            start.elapsed().as_millis()
-                        ),
+                        format!("Connection timed out after {} milliseconds", start.elapsed().as_millis()),
                         Stage::Transfer,
                     ));
                 }
@@ -562,10 +521,7 @@ impl Transfer<'_> {
                     ));
                 }
             };
-            self.verbose(format!(
-                "* connect to {ip} port {} failed: {reason}\n",
-                url.port
-            ));
+            self.verbose(format!("* connect to {ip} port {} failed: {reason}\n", url.port));
         }
         Err(Failure::new(
             7,
@@ -589,10 +545,10 @@ impl Transfer<'_> {
         };
         // A custom header replaces curl's own; `Name:` with nothing after removes it.
         let custom = |name: &str| {
-            self.opts.headers.iter().find(|h| {
-                h.split_once(':')
-                    .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-            })
+            self.opts
+                .headers
+                .iter()
+                .find(|h| h.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
         };
         let mut req = format!("{method} {} HTTP/1.1\r\n", url.target);
         match custom("Host") {
@@ -648,11 +604,7 @@ impl Transfer<'_> {
         deadline: Option<Instant>,
     ) -> Result<bool, Failure> {
         let request = self.request(url);
-        self.info.method = String::from_utf8_lossy(&request)
-            .split(' ')
-            .next()
-            .unwrap_or("GET")
-            .to_string();
+        self.info.method = String::from_utf8_lossy(&request).split(' ').next().unwrap_or("GET").to_string();
         self.info.size_request = request.len() as u64;
         if self.opts.verbose {
             let text = String::from_utf8_lossy(&request);
@@ -674,11 +626,7 @@ impl Transfer<'_> {
         match self.bounded(deadline, sent).await? {
             Ok(()) => {}
             Err(e) => {
-                return Err(Failure::new(
-                    55,
-                    format!("Send failure: {}", errno_text(&e)),
-                    Stage::Transfer,
-                ));
+                return Err(Failure::new(55, format!("Send failure: {}", errno_text(&e)), Stage::Transfer));
             }
         }
         if !data.is_empty() {
@@ -694,11 +642,7 @@ impl Transfer<'_> {
     }
 
     /// Awaits `fut` under `--max-time` (and the meter's ticks).
-    async fn bounded<F: Future>(
-        &mut self,
-        deadline: Option<Instant>,
-        fut: F,
-    ) -> Result<F::Output, Failure> {
+    async fn bounded<F: Future>(&mut self, deadline: Option<Instant>, fut: F) -> Result<F::Output, Failure> {
         match deadline {
             None => Ok(wait(&mut self.meter, fut).await),
             Some(at) => match wait(&mut self.meter, timeout_at(at, fut)).await {
@@ -736,11 +680,7 @@ impl Transfer<'_> {
                 buf.extend_from_slice(&chunk[..n]);
                 Ok(n)
             }
-            Err(e) => Err(Failure::new(
-                56,
-                format!("Recv failure: {}", errno_text(&e)),
-                Stage::Transfer,
-            )),
+            Err(e) => Err(Failure::new(56, format!("Recv failure: {}", errno_text(&e)), Stage::Transfer)),
         }
     }
 
@@ -779,9 +719,7 @@ impl Transfer<'_> {
                                 h.content_length = value.parse().ok();
                                 self.meter.dl_total = h.content_length;
                             }
-                            "transfer-encoding" => {
-                                h.chunked = value.to_ascii_lowercase().contains("chunked")
-                            }
+                            "transfer-encoding" => h.chunked = value.to_ascii_lowercase().contains("chunked"),
                             "connection" => h.close = value.eq_ignore_ascii_case("close"),
                             "content-type" => self.info.content_type = Some(value.to_string()),
                             _ => {}
@@ -938,9 +876,7 @@ impl Transfer<'_> {
                     }
                     _ => match self.variable(var) {
                         Some(v) => text.push_str(&v),
-                        None => self
-                            .out
-                            .err(format!("curl: unknown --write-out variable: '{var}'\n")),
+                        None => self.out.err(format!("curl: unknown --write-out variable: '{var}'\n")),
                     },
                 }
                 continue;
@@ -1027,11 +963,7 @@ fn parse_status(line: &str) -> Option<Head> {
         _ => return None,
     };
     let code: u16 = rest.get(..3)?.parse().ok()?;
-    Some(Head {
-        code,
-        version,
-        ..Head::default()
-    })
+    Some(Head { code, version, ..Head::default() })
 }
 
 /// The errno text of an I/O error on a connected socket.
@@ -1104,11 +1036,8 @@ impl Chunked {
                     let text = String::from_utf8_lossy(line);
                     let hex = text.trim_end_matches('\r').split(';').next().unwrap_or("");
                     let size = u64::from_str_radix(hex.trim(), 16).map_err(|_| ())?;
-                    self.state = if size == 0 {
-                        ChunkState::Trailer(Vec::new())
-                    } else {
-                        ChunkState::Data(size)
-                    };
+                    self.state =
+                        if size == 0 { ChunkState::Trailer(Vec::new()) } else { ChunkState::Data(size) };
                 }
                 ChunkState::Data(left) => {
                     let take = (*left).min(input.len() as u64) as usize;
@@ -1215,12 +1144,7 @@ impl Meter {
 
     /// Redraws if a new second has begun since the last drawing.
     fn update(&mut self) {
-        if self.enabled
-            && !self.finished
-            && self
-                .shown
-                .is_some_and(|s| s != self.start.elapsed().as_secs())
-        {
+        if self.enabled && !self.finished && self.shown.is_some_and(|s| s != self.start.elapsed().as_secs()) {
             self.draw();
         }
     }
@@ -1255,11 +1179,7 @@ impl Meter {
         let expected = self.ul_total.unwrap_or(self.ul_cur) + self.dl_total.unwrap_or(self.dl_cur);
         let total_pct = percent(expected, self.dl_cur + self.ul_cur);
         let total_secs = dl_secs.max(ul_secs);
-        let left = if total_secs > 0 {
-            total_secs.saturating_sub(secs)
-        } else {
-            0
-        };
+        let left = if total_secs > 0 { total_secs.saturating_sub(secs) } else { 0 };
         format!(
             "\r{total_pct:3} {}  {dl_pct:3} {}  {ul_pct:3} {}  {}  {} {} {} {} {}",
             max5(expected),
@@ -1277,20 +1197,12 @@ impl Meter {
 
 /// Bytes per second (`trspeed`).
 fn trspeed(size: u64, us: u64) -> u64 {
-    if us < 1 {
-        size.saturating_mul(1_000_000)
-    } else {
-        size.saturating_mul(1_000_000) / us
-    }
+    if us < 1 { size.saturating_mul(1_000_000) } else { size.saturating_mul(1_000_000) / us }
 }
 
 /// `pgrs_est_percent`.
 fn percent(total: u64, cur: u64) -> u64 {
-    if total > 10_000 {
-        cur / (total / 100)
-    } else {
-        (cur * 100).checked_div(total).unwrap_or(0)
-    }
+    if total > 10_000 { cur / (total / 100) } else { (cur * 100).checked_div(total).unwrap_or(0) }
 }
 
 /// A size in at most five characters (`max5data`).
@@ -1324,11 +1236,7 @@ fn time2str(secs: u64) -> String {
     } else {
         let d = secs / 86400;
         let h = (secs % 86400) / 3600;
-        if d <= 999 {
-            format!("{d:3}d {h:02}h")
-        } else {
-            format!("{d:7}d")
-        }
+        if d <= 999 { format!("{d:3}d {h:02}h") } else { format!("{d:7}d") }
     }
 }
 
@@ -1349,12 +1257,7 @@ mod tests {
     #[test]
     fn meter_lines() {
         let cases = [
-            (
-                None,
-                0,
-                0,
-                "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0",
-            ),
+            (None, 0, 0, "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0"),
             (
                 Some(6),
                 6,
@@ -1383,11 +1286,7 @@ mod tests {
             ),
         ];
         for (total, cur, us, want) in cases {
-            assert_eq!(
-                meter(total, cur).line(Duration::from_micros(us)),
-                want,
-                "{total:?} {cur}"
-            );
+            assert_eq!(meter(total, cur).line(Duration::from_micros(us)), want, "{total:?} {cur}");
         }
     }
 
@@ -1406,22 +1305,12 @@ mod tests {
     fn urls() {
         let u = parse_url("http://[fd00::1]:8080/a?b#c").unwrap();
         assert_eq!(
-            (
-                u.host.as_str(),
-                u.port,
-                u.target.as_str(),
-                u.authority.as_str()
-            ),
+            (u.host.as_str(), u.port, u.target.as_str(), u.authority.as_str()),
             ("fd00::1", 8080, "/a?b", "[fd00::1]:8080")
         );
         let u = parse_url("orders?x=1").unwrap();
         assert_eq!(
-            (
-                u.host.as_str(),
-                u.port,
-                u.target.as_str(),
-                u.effective.as_str()
-            ),
+            (u.host.as_str(), u.port, u.target.as_str(), u.effective.as_str()),
             ("orders", 80, "/?x=1", "http://orders/?x=1")
         );
         assert_eq!(parse_url("http://h:80/").unwrap().authority, "h");
@@ -1433,12 +1322,7 @@ mod tests {
     fn chunked_decoder() {
         let mut c = Chunked::default();
         let mut out = Vec::new();
-        for piece in [
-            &b"4;ext=1\r\nab"[..],
-            b"cd\r",
-            b"\n0\r\nTrailer: x\r\n",
-            b"\r\n",
-        ] {
+        for piece in [&b"4;ext=1\r\nab"[..], b"cd\r", b"\n0\r\nTrailer: x\r\n", b"\r\n"] {
             c.feed(piece, &mut out).unwrap();
         }
         assert_eq!(out, b"abcd");

@@ -58,13 +58,10 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
                     return 1;
                 }
                 'l' | 'u' | 'U' => {
-                    out.err(format!(
-                        "nc: netlab: -{c} is not supported (TCP client mode only)\n"
-                    ));
+                    out.err(format!("nc: netlab: -{c} is not supported (TCP client mode only)\n"));
                     return 1;
                 }
-                'w' | 'p' | 's' | 'i' | 'q' | 'T' | 'x' | 'X' | 'I' | 'O' | 'M' | 'm' | 'P'
-                | 'V' | 'W' => {
+                'w' | 'p' | 's' | 'i' | 'q' | 'T' | 'x' | 'X' | 'I' | 'O' | 'M' | 'm' | 'P' | 'V' | 'W' => {
                     let rest = &arg[1 + at + 1..];
                     let value = if !rest.is_empty() {
                         rest.to_string()
@@ -116,11 +113,7 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     let ips = match resolve(pod, host).await {
         Ok(ips) => ips,
         Err(e) => {
-            out.err(format!(
-                "nc: getaddrinfo for host \"{host}\" port {}: {}\n",
-                ports[0],
-                e.gai_strerror()
-            ));
+            out.err(format!("nc: getaddrinfo for host \"{host}\" port {}: {}\n", ports[0], e.gai_strerror()));
             return 1;
         }
     };
@@ -157,15 +150,11 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
                 }
                 Err(ConnectError::Refused { .. }) => ("failed", "Connection refused"),
                 Err(ConnectError::Unreachable { .. }) => ("failed", "No route to host"),
-                Err(ConnectError::TimedOut { .. }) if kernel_gives_up => {
-                    ("failed", "Connection timed out")
-                }
+                Err(ConnectError::TimedOut { .. }) if kernel_gives_up => ("failed", "Connection timed out"),
                 Err(ConnectError::TimedOut { .. }) => ("timed out", "Operation now in progress"),
             };
             if verbose {
-                out.err(format!(
-                    "nc: connect to {shown} port {port} (tcp) {verdict}: {reason}\n"
-                ));
+                out.err(format!("nc: connect to {shown} port {port} (tcp) {verdict}: {reason}\n"));
             }
         }
     }

@@ -60,9 +60,7 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
             ("--no-raw", _) => raw = false,
             ("-e", _) => errcode = true,
             _ if arg.starts_with('-') => {
-                out.err(format!(
-                    "Unrecognized option or bad number of args for: '{arg}'\n"
-                ));
+                out.err(format!("Unrecognized option or bad number of args for: '{arg}'\n"));
                 return 1;
             }
             _ => break,
@@ -75,9 +73,7 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     let command = &args[i..];
 
     let fail = |reason: &str| {
-        out.err(format!(
-            "Could not connect to Redis at {host}:{port}: {reason}\n"
-        ));
+        out.err(format!("Could not connect to Redis at {host}:{port}: {reason}\n"));
     };
     // Without a command redis-cli would read commands from stdin, and exec gives it none.
     let code_without_command = |code: i32| if command.is_empty() { 0 } else { code };
@@ -137,9 +133,7 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
             return 1;
         }
         Err(ReadError::Protocol(what)) => {
-            out.err(format!(
-                "Error: Protocol error, got {what} as reply type byte\n"
-            ));
+            out.err(format!("Error: Protocol error, got {what} as reply type byte\n"));
             return 1;
         }
     };

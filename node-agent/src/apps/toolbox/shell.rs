@@ -30,9 +30,7 @@ pub(super) async fn run(name: &str, args: &[String], pod: &dyn Pod, out: &Output
     let commands = match parse(script) {
         Ok(c) => c,
         Err(what) => {
-            out.err(format!(
-                "{name}: netlab: unsupported shell syntax: {what}\n"
-            ));
+            out.err(format!("{name}: netlab: unsupported shell syntax: {what}\n"));
             return 2;
         }
     };
@@ -197,10 +195,7 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
 }
 
 /// Reads the parameter after a `$` into `w`.
-fn parameter(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-    w: &mut Word,
-) -> Result<(), String> {
+fn parameter(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) -> Result<(), String> {
     match chars.peek().copied() {
         Some('{') => {
             chars.next();

@@ -64,10 +64,7 @@ impl FakePod {
             peers: HashMap::new(),
             table: SocketTable::new(),
             env: vec![
-                (
-                    "PATH".into(),
-                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                ),
+                ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
                 ("HOSTNAME".into(), "client-7d4f9".into()),
                 ("ORDERS_SERVICE_HOST".into(), "10.96.0.20".into()),
             ],
@@ -101,11 +98,7 @@ impl FakePod {
     }
 }
 
-async fn serve_script(
-    mut s: tokio::io::DuplexStream,
-    steps: Vec<Step>,
-    log: Arc<Mutex<Vec<String>>>,
-) {
+async fn serve_script(mut s: tokio::io::DuplexStream, steps: Vec<Step>, log: Arc<Mutex<Vec<String>>>) {
     for step in steps {
         match step {
             Step::ReadRequest => {
@@ -125,9 +118,7 @@ async fn serve_script(
                 let mut body = vec![0u8; len];
                 s.read_exact(&mut body).await.unwrap();
                 got.extend(body);
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&got).into_owned());
+                log.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
             }
             Step::Write(bytes) => {
                 if s.write_all(&bytes).await.is_err() {
@@ -154,28 +145,17 @@ impl Pod for FakePod {
             Some(Peer::Script(hops, steps)) => {
                 let (client, server) = tokio::io::duplex(64 * 1024);
                 tokio::spawn(serve_script(server, steps, self.requests.clone()));
-                Ok(Connected {
-                    stream: Box::new(client),
-                    local,
-                    hops,
-                })
+                Ok(Connected { stream: Box::new(client), local, hops })
             }
             Some(Peer::Table(to)) => match self.table.connect(local, to) {
-                Ok(stream) => Ok(Connected {
-                    stream: Box::new(stream),
-                    local,
-                    hops: vec![],
-                }),
+                Ok(stream) => Ok(Connected { stream: Box::new(stream), local, hops: vec![] }),
                 Err(_) => Err(ConnectError::Refused { hops: vec![] }),
             },
         }
     }
 
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
-        self.names
-            .get(name)
-            .cloned()
-            .unwrap_or(Err(ResolveError::NotFound))
+        self.names.get(name).cloned().unwrap_or(Err(ResolveError::NotFound))
     }
 
     fn hostname(&self) -> &str {
@@ -260,25 +240,16 @@ fn http(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
 /// A server that reads the request and answers `response`, then keeps the connection open
 /// (a keep-alive server).
 fn answers(response: Vec<u8>) -> Peer {
-    Peer::Script(
-        vec![],
-        vec![Step::ReadRequest, Step::Write(response), Step::Hold],
-    )
+    Peer::Script(vec![], vec![Step::ReadRequest, Step::Write(response), Step::Hold])
 }
 
 fn ok_hello() -> Peer {
-    answers(http(
-        "200 OK",
-        &["Content-Type: text/plain", "Content-Length: 6"],
-        "hello\n",
-    ))
+    answers(http("200 OK", &["Content-Type: text/plain", "Content-Length: 6"], "hello\n"))
 }
 
-const GET_ROOT: &str =
-    "GET / HTTP/1.1\r\nHost: 10.96.0.20\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
+const GET_ROOT: &str = "GET / HTTP/1.1\r\nHost: 10.96.0.20\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
 const METER_HEAD: &str = "  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current\n                                 Dload  Upload   Total   Spent    Left  Speed\n";
-const METER_ZERO: &str =
-    "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0";
+const METER_ZERO: &str = "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0";
 
 // === curl ===
 
@@ -294,11 +265,7 @@ async fn curl_content_length_body_and_request() {
 async fn curl_chunked_body_across_reads() {
     let steps = vec![
         Step::ReadRequest,
-        Step::Write(http(
-            "200 OK",
-            &["Transfer-Encoding: chunked"],
-            "3\r\nabc\r\n4\r",
-        )),
+        Step::Write(http("200 OK", &["Transfer-Encoding: chunked"], "3\r\nabc\r\n4\r")),
         Step::Sleep(20),
         Step::Write(b"\ndefg\r\n".to_vec()),
         Step::Sleep(20),
@@ -326,18 +293,10 @@ async fn curl_verbose_with_name_and_hops() {
         "DNAT 10.96.0.20:80 -> 10.244.2.7:80 (KUBE-SVC-ORDERS)".to_string(),
         "route via node-2 (10.0.0.12)".to_string(),
     ];
-    let response = http(
-        "200 OK",
-        &[
-            "Content-Type: text/plain; charset=utf-8",
-            "Content-Length: 6",
-        ],
-        "hello\n",
-    );
+    let response =
+        http("200 OK", &["Content-Type: text/plain; charset=utf-8", "Content-Length: 6"], "hello\n");
     let steps = vec![Step::ReadRequest, Step::Write(response), Step::Hold];
-    let pod = FakePod::new()
-        .name("orders", &["10.96.0.20"])
-        .peer("10.96.0.20:80", Peer::Script(hops, steps));
+    let pod = FakePod::new().name("orders", &["10.96.0.20"]).peer("10.96.0.20:80", Peer::Script(hops, steps));
     let (code, out, err) = exec(&pod, &["curl", "-sv", "orders"]).await;
     assert_eq!((code, out.as_str()), (0, "hello\n"));
     assert_eq!(
@@ -359,10 +318,7 @@ async fn curl_verbose_with_name_and_hops() {
 
 #[tokio::test]
 async fn curl_http10_body_until_close() {
-    let steps = vec![
-        Step::ReadRequest,
-        Step::Write(b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nbye\n".to_vec()),
-    ];
+    let steps = vec![Step::ReadRequest, Step::Write(b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nbye\n".to_vec())];
     let pod = FakePod::new().peer("10.96.0.20:8080", Peer::Script(vec![], steps));
     let (code, out, err) = exec(&pod, &["curl", "-sv", "http://10.96.0.20:8080/x?y=1"]).await;
     assert_eq!((code, out.as_str()), (0, "bye\n"));
@@ -381,9 +337,7 @@ async fn curl_http10_body_until_close() {
 #[tokio::test]
 async fn curl_refused() {
     let hops = vec!["REJECT: service default/orders has no endpoints".to_string()];
-    let pod = FakePod::new()
-        .name("orders", &["10.96.0.20"])
-        .peer("10.96.0.20:80", Peer::Refused(hops));
+    let pod = FakePod::new().name("orders", &["10.96.0.20"]).peer("10.96.0.20:80", Peer::Refused(hops));
     let cases: &[(&[&str], &str)] = &[
         (&["curl", "-s", "http://orders/"], ""),
         (
@@ -418,10 +372,7 @@ async fn curl_refused() {
 async fn curl_unreachable_then_next_address() {
     let pod = FakePod::new()
         .name("web", &["10.244.9.9", "10.244.2.7"])
-        .peer(
-            "10.244.9.9:80",
-            Peer::Unreachable(vec!["no route to 10.244.9.9".into()]),
-        )
+        .peer("10.244.9.9:80", Peer::Unreachable(vec!["no route to 10.244.9.9".into()]))
         .peer("10.244.2.7:80", answers(http("204 No Content", &[], "")));
     let (code, out, err) = exec(&pod, &["curl", "-sv", "-w", "%{http_code}\\n", "web"]).await;
     assert_eq!((code, out.as_str()), (0, "204\n"));
@@ -436,9 +387,7 @@ async fn curl_unreachable_then_next_address() {
         "{err}"
     );
     assert!(
-        err.ends_with(
-            "< HTTP/1.1 204 No Content\r\n< \r\n* Connection #0 to host web left intact\n"
-        ),
+        err.ends_with("< HTTP/1.1 204 No Content\r\n< \r\n* Connection #0 to host web left intact\n"),
         "{err}"
     );
 }
@@ -446,31 +395,17 @@ async fn curl_unreachable_then_next_address() {
 #[tokio::test]
 async fn curl_connect_timeouts() {
     let drop = Peer::Hang;
-    let pod = FakePod::new().peer("10.96.0.20:80", drop).peer(
-        "10.96.0.21:80",
-        Peer::TimedOut(vec!["DROP (NetworkPolicy default/deny-all)".into()]),
-    );
+    let pod = FakePod::new()
+        .peer("10.96.0.20:80", drop)
+        .peer("10.96.0.21:80", Peer::TimedOut(vec!["DROP (NetworkPolicy default/deny-all)".into()]));
     // --max-time binds: "Connection timed out after N milliseconds".
     let (code, _, err) = exec(&pod, &["curl", "-sS", "-m", "0.3", "http://10.96.0.20/"]).await;
     assert_eq!(code, 28);
-    assert_eq!(
-        mask_ms(&err, 300..=400),
-        "curl: (28) Connection timed out after N milliseconds\n"
-    );
+    assert_eq!(mask_ms(&err, 300..=400), "curl: (28) Connection timed out after N milliseconds\n");
     // --connect-timeout binds: "Failed to connect ... Timeout was reached".
-    let (code, _, err) = exec(
-        &pod,
-        &[
-            "curl",
-            "-sSv",
-            "--connect-timeout",
-            "0.3",
-            "--max-time",
-            "5",
-            "http://10.96.0.20/",
-        ],
-    )
-    .await;
+    let (code, _, err) =
+        exec(&pod, &["curl", "-sSv", "--connect-timeout", "0.3", "--max-time", "5", "http://10.96.0.20/"])
+            .await;
     assert_eq!(code, 28);
     assert_eq!(
         mask_ms(&err, 300..=400),
@@ -494,14 +429,8 @@ async fn curl_connect_timeouts() {
     );
     // The timeout each connect was given: -m, --connect-timeout, the kernel's.
     let t = pod.timeouts();
-    assert!(
-        t[0] <= Duration::from_millis(300) && t[0] > Duration::from_millis(250),
-        "{t:?}"
-    );
-    assert!(
-        t[1] <= Duration::from_millis(300) && t[1] > Duration::from_millis(250),
-        "{t:?}"
-    );
+    assert!(t[0] <= Duration::from_millis(300) && t[0] > Duration::from_millis(250), "{t:?}");
+    assert!(t[1] <= Duration::from_millis(300) && t[1] > Duration::from_millis(250), "{t:?}");
     assert_eq!(t[2], KERNEL_CONNECT_TIMEOUT);
 }
 
@@ -509,16 +438,10 @@ async fn curl_connect_timeouts() {
 async fn curl_operation_timeouts() {
     let partial = Peer::Script(
         vec![],
-        vec![
-            Step::ReadRequest,
-            Step::Write(http("200 OK", &["Content-Length: 100"], "abc")),
-            Step::Hold,
-        ],
+        vec![Step::ReadRequest, Step::Write(http("200 OK", &["Content-Length: 100"], "abc")), Step::Hold],
     );
     let silent = Peer::Script(vec![], vec![Step::ReadRequest, Step::Hold]);
-    let pod = FakePod::new()
-        .peer("10.96.0.20:80", partial)
-        .peer("10.96.0.21:80", silent);
+    let pod = FakePod::new().peer("10.96.0.20:80", partial).peer("10.96.0.21:80", silent);
     let (code, out, err) = exec(&pod, &["curl", "-sS", "-m", "0.3", "10.96.0.20"]).await;
     assert_eq!((code, out.as_str()), (28, "abc"));
     assert_eq!(
@@ -542,16 +465,8 @@ async fn curl_operation_timeouts() {
 async fn curl_resolve_failure_and_unsupported_scheme() {
     let pod = FakePod::new().name_err("flaky", ResolveError::Failed("SERVFAIL".into()));
     let cases: &[(&[&str], i32, &str)] = &[
-        (
-            &["curl", "-sS", "http://nope/"],
-            6,
-            "curl: (6) Could not resolve host: nope\n",
-        ),
-        (
-            &["curl", "-sS", "flaky:8080"],
-            6,
-            "curl: (6) Could not resolve host: flaky\n",
-        ),
+        (&["curl", "-sS", "http://nope/"], 6, "curl: (6) Could not resolve host: nope\n"),
+        (&["curl", "-sS", "flaky:8080"], 6, "curl: (6) Could not resolve host: flaky\n"),
         (&["curl", "-s", "http://nope/"], 6, ""),
         (
             &["curl", "-sSv", "http://nope/"],
@@ -584,40 +499,19 @@ async fn curl_resolve_failure_and_unsupported_scheme() {
     ];
     for (cmd, want_code, want_err) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (*want_code, "", *want_err),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (*want_code, "", *want_err), "{cmd:?}");
     }
 }
 
 #[tokio::test]
 async fn curl_write_out_fail_include_head() {
     let not_found = || answers(http("404 Not Found", &["Content-Length: 4"], "nope"));
-    let pod = FakePod::new()
-        .peer("10.96.0.20:80", not_found())
-        .peer("10.96.0.21:80", ok_hello());
+    let pod = FakePod::new().peer("10.96.0.20:80", not_found()).peer("10.96.0.21:80", ok_hello());
     // Any status exits 0 without -f; -w prints the code.
-    let (code, out, err) = exec(
-        &pod,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}\\n",
-            "http://10.96.0.20/",
-        ],
-    )
-    .await;
+    let (code, out, err) =
+        exec(&pod, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}\\n", "http://10.96.0.20/"]).await;
     assert_eq!((code, out.as_str(), err.as_str()), (0, "404\n", ""));
-    let (code, out, _) = exec(
-        &pod,
-        &["curl", "-sS", "-w", "%{http_code}", "http://10.96.0.20/"],
-    )
-    .await;
+    let (code, out, _) = exec(&pod, &["curl", "-sS", "-w", "%{http_code}", "http://10.96.0.20/"]).await;
     assert_eq!((code, out.as_str()), (0, "nope404"));
     // -f turns >= 400 into exit 22.
     let (code, out, err) = exec(&pod, &["curl", "-sSf", "http://10.96.0.20/"]).await;
@@ -625,11 +519,7 @@ async fn curl_write_out_fail_include_head() {
         (code, out.as_str(), err.as_str()),
         (22, "", "curl: (22) The requested URL returned error: 404\n")
     );
-    let (code, out, err) = exec(
-        &pod,
-        &["curl", "-sf", "-w", "[%{http_code}]", "http://10.96.0.20/"],
-    )
-    .await;
+    let (code, out, err) = exec(&pod, &["curl", "-sf", "-w", "[%{http_code}]", "http://10.96.0.20/"]).await;
     assert_eq!((code, out.as_str(), err.as_str()), (22, "[404]", ""));
     let (code, _, err) = exec(&pod, &["curl", "-sSfv", "http://10.96.0.20/"]).await;
     assert_eq!(code, 22);
@@ -646,33 +536,21 @@ async fn curl_write_out_fail_include_head() {
     let (code, out, _) = exec(&pod, &["curl", "-si", "http://10.96.0.21/"]).await;
     assert_eq!(
         (code, out.as_str()),
-        (
-            0,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nhello\n"
-        )
+        (0, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nhello\n")
     );
     let head = Peer::Script(
         vec![],
-        vec![
-            Step::ReadRequest,
-            Step::Write(http("200 OK", &["Content-Length: 6"], "")),
-            Step::Hold,
-        ],
+        vec![Step::ReadRequest, Step::Write(http("200 OK", &["Content-Length: 6"], "")), Step::Hold],
     );
     let pod = FakePod::new().peer("10.96.0.22:80", head);
     let (code, out, _) = exec(&pod, &["curl", "-sI", "http://10.96.0.22/"]).await;
-    assert_eq!(
-        (code, out.as_str()),
-        (0, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
-    );
+    assert_eq!((code, out.as_str()), (0, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"));
     assert!(pod.requests()[0].starts_with("HEAD / HTTP/1.1\r\n"));
 }
 
 #[tokio::test]
 async fn curl_write_out_variables() {
-    let pod = FakePod::new()
-        .name("orders", &["10.96.0.20"])
-        .peer("10.96.0.20:80", ok_hello());
+    let pod = FakePod::new().name("orders", &["10.96.0.20"]).peer("10.96.0.20:80", ok_hello());
     let (code, out, err) = exec(
         &pod,
         &[
@@ -687,22 +565,10 @@ async fn curl_write_out_variables() {
     )
     .await;
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        "10.96.0.20:80 from 10.244.1.5:40000\t6 text/plain http://orders/ GET 0 100% \\x"
-    );
+    assert_eq!(out, "10.96.0.20:80 from 10.244.1.5:40000\t6 text/plain http://orders/ GET 0 100% \\x");
     assert_eq!(err, "curl: unknown --write-out variable: 'bogus'\n");
-    let (code, out, _) = exec(
-        &pod,
-        &[
-            "curl",
-            "-s",
-            "-w",
-            "%{http_code} %{exitcode} %{errormsg}",
-            "http://10.96.0.99/",
-        ],
-    )
-    .await;
+    let (code, out, _) =
+        exec(&pod, &["curl", "-s", "-w", "%{http_code} %{exitcode} %{errormsg}", "http://10.96.0.99/"]).await;
     assert_eq!(code, 7);
     assert_eq!(
         mask_ms(&out, 0..=50),
@@ -729,35 +595,15 @@ async fn curl_custom_headers_and_post() {
     )
     .await;
     assert_eq!(code, 0);
-    let (code, _, err) = exec(
-        &pod,
-        &["curl", "-sv", "-d", "a=1", "-d", "b=2", "10.96.0.20/form"],
-    )
-    .await;
+    let (code, _, err) = exec(&pod, &["curl", "-sv", "-d", "a=1", "-d", "b=2", "10.96.0.20/form"]).await;
     assert_eq!(code, 0);
-    assert!(
-        err.contains("> \r\n} [7 bytes data]\n< HTTP/1.1 200 OK\r\n"),
-        "{err}"
-    );
-    let (code, _, _) = exec(
-        &pod,
-        &[
-            "curl",
-            "-s",
-            "-X",
-            "DELETE",
-            "-A",
-            "probe/1",
-            "10.96.0.20/k",
-        ],
-    )
-    .await;
+    assert!(err.contains("> \r\n} [7 bytes data]\n< HTTP/1.1 200 OK\r\n"), "{err}");
+    let (code, _, _) = exec(&pod, &["curl", "-s", "-X", "DELETE", "-A", "probe/1", "10.96.0.20/k"]).await;
     assert_eq!(code, 0);
     assert_eq!(
         pod.requests(),
         vec![
-            "GET /a HTTP/1.1\r\nHost: orders.example\r\nAccept: */*\r\nX-Trace: 1\r\n\r\n"
-                .to_string(),
+            "GET /a HTTP/1.1\r\nHost: orders.example\r\nAccept: */*\r\nX-Trace: 1\r\n\r\n".to_string(),
             "POST /form HTTP/1.1\r\nHost: 10.96.0.20\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\
              Content-Length: 7\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\na=1&b=2"
                 .to_string(),
@@ -770,18 +616,12 @@ async fn curl_custom_headers_and_post() {
 #[tokio::test]
 async fn curl_broken_responses() {
     let pod = FakePod::new()
-        .peer(
-            "10.96.0.20:80",
-            Peer::Script(vec![], vec![Step::ReadRequest]),
-        )
+        .peer("10.96.0.20:80", Peer::Script(vec![], vec![Step::ReadRequest]))
         .peer(
             "10.96.0.21:80",
             Peer::Script(
                 vec![],
-                vec![
-                    Step::ReadRequest,
-                    Step::Write(http("200 OK", &["Content-Length: 10"], "abcd")),
-                ],
+                vec![Step::ReadRequest, Step::Write(http("200 OK", &["Content-Length: 10"], "abcd"))],
             ),
         )
         .peer(
@@ -790,36 +630,18 @@ async fn curl_broken_responses() {
                 vec![],
                 vec![
                     Step::ReadRequest,
-                    Step::Write(http(
-                        "200 OK",
-                        &["Transfer-Encoding: chunked"],
-                        "3\r\nabc\r\n",
-                    )),
+                    Step::Write(http("200 OK", &["Transfer-Encoding: chunked"], "3\r\nabc\r\n")),
                 ],
             ),
         );
     let cases: &[(&str, i32, &str, &str)] = &[
         ("10.96.0.20", 52, "", "curl: (52) Empty reply from server\n"),
-        (
-            "10.96.0.21",
-            18,
-            "abcd",
-            "curl: (18) transfer closed with 6 bytes remaining to read\n",
-        ),
-        (
-            "10.96.0.22",
-            18,
-            "abc",
-            "curl: (18) transfer closed with outstanding read data remaining\n",
-        ),
+        ("10.96.0.21", 18, "abcd", "curl: (18) transfer closed with 6 bytes remaining to read\n"),
+        ("10.96.0.22", 18, "abc", "curl: (18) transfer closed with outstanding read data remaining\n"),
     ];
     for (host, want_code, want_out, want_err) in cases {
         let (code, out, err) = exec(&pod, &["curl", "-sS", host]).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (*want_code, *want_out, *want_err),
-            "{host}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (*want_code, *want_out, *want_err), "{host}");
     }
 }
 
@@ -829,22 +651,10 @@ async fn curl_option_errors() {
     let try_help = "curl: try 'curl --help' or 'curl --manual' for more information\n";
     let cases: &[(&[&str], String)] = &[
         (&["curl"], try_help.to_string()),
-        (
-            &["curl", "-s"],
-            format!("curl: no URL specified!\n{try_help}"),
-        ),
-        (
-            &["curl", "--bogus", "x"],
-            format!("curl: option --bogus: is unknown\n{try_help}"),
-        ),
-        (
-            &["curl", "-s7", "x"],
-            format!("curl: option -s7: is unknown\n{try_help}"),
-        ),
-        (
-            &["curl", "-sSm"],
-            format!("curl: option -sSm: requires parameter\n{try_help}"),
-        ),
+        (&["curl", "-s"], format!("curl: no URL specified!\n{try_help}")),
+        (&["curl", "--bogus", "x"], format!("curl: option --bogus: is unknown\n{try_help}")),
+        (&["curl", "-s7", "x"], format!("curl: option -s7: is unknown\n{try_help}")),
+        (&["curl", "-sSm"], format!("curl: option -sSm: requires parameter\n{try_help}")),
         (
             &["curl", "-m", "abc", "x"],
             format!("curl: option -m: expected a proper numerical parameter\n{try_help}"),
@@ -852,11 +662,7 @@ async fn curl_option_errors() {
     ];
     for (cmd, want) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (2, "", want.as_str()),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (2, "", want.as_str()), "{cmd:?}");
     }
 }
 
@@ -883,10 +689,9 @@ async fn curl_progress_meter() {
 
 #[tokio::test]
 async fn curl_against_the_echo_app() {
-    let pod = FakePod::new().name("orders", &["10.96.0.20"]).peer(
-        "10.96.0.20:80",
-        Peer::Table("10.244.2.7:80".parse().unwrap()),
-    );
+    let pod = FakePod::new()
+        .name("orders", &["10.96.0.20"])
+        .peer("10.96.0.20:80", Peer::Table("10.244.2.7:80".parse().unwrap()));
     let who = Identity {
         pod: "orders-abc".into(),
         namespace: "default".into(),
@@ -894,10 +699,7 @@ async fn curl_against_the_echo_app() {
         node: "node-2".into(),
         container: "nginx".into(),
     };
-    let listener = pod
-        .table
-        .listen("10.244.2.7:80".parse().unwrap(), Protocol::Tcp)
-        .unwrap();
+    let listener = pod.table.listen("10.244.2.7:80".parse().unwrap(), Protocol::Tcp).unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(echo::serve(listener, who, stop.clone()));
     let (code, out, err) = exec(&pod, &["curl", "-sS", "http://orders/hello"]).await;
@@ -907,19 +709,8 @@ async fn curl_against_the_echo_app() {
         "pod=orders-abc ip=10.244.2.7 node=node-2\nnamespace=default container=nginx\n\
          method=GET path=/hello host=orders\nclient=10.244.1.5:40000\n"
     );
-    let (code, out, _) = exec(
-        &pod,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "orders/status/503",
-        ],
-    )
-    .await;
+    let (code, out, _) =
+        exec(&pod, &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "orders/status/503"]).await;
     assert_eq!((code, out.as_str()), (0, "503"));
     stop.cancel();
 }
@@ -937,14 +728,8 @@ async fn nc_probe_success_names_services() {
         .peer("10.96.0.20:9000", ok_hello())
         .peer("10.96.0.30:6379", ok_hello());
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["nc", "-zv", "10.96.0.20", "80"],
-            "Connection to 10.96.0.20 80 port [tcp/http] succeeded!\n",
-        ),
-        (
-            &["nc", "-vz", "10.96.0.20", "443"],
-            "Connection to 10.96.0.20 443 port [tcp/https] succeeded!\n",
-        ),
+        (&["nc", "-zv", "10.96.0.20", "80"], "Connection to 10.96.0.20 80 port [tcp/http] succeeded!\n"),
+        (&["nc", "-vz", "10.96.0.20", "443"], "Connection to 10.96.0.20 443 port [tcp/https] succeeded!\n"),
         (
             &["nc", "-z", "-v", "10.96.0.20", "53"],
             "Connection to 10.96.0.20 53 port [tcp/domain] succeeded!\n",
@@ -965,11 +750,7 @@ async fn nc_probe_success_names_services() {
     ];
     for (cmd, want) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (0, "", *want),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (0, "", *want), "{cmd:?}");
     }
 }
 
@@ -1006,38 +787,19 @@ async fn nc_failures() {
             &["nc", "-zv", "-w", "1", "10.96.0.23", "80"],
             "nc: connect to 10.96.0.23 port 80 (tcp) timed out: Operation now in progress\n",
         ),
-        (
-            &["nc", "-zv", "nope", "80"],
-            "nc: getaddrinfo for host \"nope\" port 80: Name does not resolve\n",
-        ),
-        (
-            &["nc", "-zv", "flaky", "80"],
-            "nc: getaddrinfo for host \"flaky\" port 80: Try again\n",
-        ),
+        (&["nc", "-zv", "nope", "80"], "nc: getaddrinfo for host \"nope\" port 80: Name does not resolve\n"),
+        (&["nc", "-zv", "flaky", "80"], "nc: getaddrinfo for host \"flaky\" port 80: Try again\n"),
         (&["nc", "-zv", "orders"], "nc: missing port number\n"),
-        (
-            &["nc", "-zv", "orders", "http"],
-            "nc: port number invalid: http\n",
-        ),
-        (
-            &["nc", "-zv", "-w", "x", "orders", "80"],
-            "nc: timeout invalid: x\n",
-        ),
+        (&["nc", "-zv", "orders", "http"], "nc: port number invalid: http\n"),
+        (&["nc", "-zv", "-w", "x", "orders", "80"], "nc: timeout invalid: x\n"),
     ];
     for (cmd, want) in cases {
         let started = tokio::time::Instant::now();
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (1, "", *want),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (1, "", *want), "{cmd:?}");
         if cmd.contains(&"-w") && cmd.contains(&"1") {
             let took = started.elapsed();
-            assert!(
-                took >= Duration::from_secs(1) && took < Duration::from_secs(2),
-                "{took:?}"
-            );
+            assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(2), "{took:?}");
         }
     }
     let timeouts = pod.timeouts();
@@ -1045,18 +807,12 @@ async fn nc_failures() {
     assert_eq!(timeouts[5], Duration::from_secs(1));
     let (code, _, err) = exec(&pod, &["nc"]).await;
     assert_eq!(code, 1);
-    assert!(
-        err.starts_with("usage: nc [-46CDdFhklNnrStUuvZz] [-I length]"),
-        "{err}"
-    );
+    assert!(err.starts_with("usage: nc [-46CDdFhklNnrStUuvZz] [-I length]"), "{err}");
 }
 
 #[tokio::test]
 async fn nc_ports_and_banner() {
-    let banner = Peer::Script(
-        vec![],
-        vec![Step::Write(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())],
-    );
+    let banner = Peer::Script(vec![], vec![Step::Write(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec())]);
     let pod = FakePod::new()
         .peer("10.96.0.20:21", Peer::Refused(vec![]))
         .peer("10.96.0.20:22", banner)
@@ -1070,10 +826,7 @@ async fn nc_ports_and_banner() {
          nc: connect to 10.96.0.20 port 23 (tcp) failed: Connection refused\n"
     );
     let (code, out, err) = exec(&pod, &["nc", "10.96.0.20", "22"]).await;
-    assert_eq!(
-        (code, out.as_str(), err.as_str()),
-        (0, "SSH-2.0-OpenSSH_9.6\r\n", "")
-    );
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "SSH-2.0-OpenSSH_9.6\r\n", ""));
 }
 
 // === redis-cli ===
@@ -1097,47 +850,20 @@ async fn redis_cli_raw_output() {
     let (pod, stop) = redis_pod();
     let cases: &[(&[&str], &str)] = &[
         (&["redis-cli", "-h", "redis", "PING"], "PONG\n"),
-        (
-            &["redis-cli", "-h", "redis", "SET", "greeting", "hello world"],
-            "OK\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "-p", "6379", "GET", "greeting"],
-            "hello world\n",
-        ),
+        (&["redis-cli", "-h", "redis", "SET", "greeting", "hello world"], "OK\n"),
+        (&["redis-cli", "-h", "redis", "-p", "6379", "GET", "greeting"], "hello world\n"),
         (&["redis-cli", "GET", "greeting"], "hello world\n"),
         (&["redis-cli", "-h", "redis", "GET", "missing"], "\n"),
         (&["redis-cli", "-h", "redis", "INCR", "n"], "1\n"),
         (&["redis-cli", "-h", "redis", "KEYS", "*"], "greeting\nn\n"),
         (&["redis-cli", "-h", "redis", "KEYS", "zz*"], "\n"),
-        (
-            &["redis-cli", "-h", "redis", "get"],
-            "ERR wrong number of arguments for 'get' command\n\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "GET", "greeting"],
-            "\"hello world\"\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "GET", "missing"],
-            "(nil)\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "INCR", "n"],
-            "(integer) 2\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "KEYS", "*"],
-            "1) \"greeting\"\n2) \"n\"\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "KEYS", "zz*"],
-            "(empty array)\n",
-        ),
-        (
-            &["redis-cli", "-h", "redis", "--no-raw", "SET", "a", "b"],
-            "OK\n",
-        ),
+        (&["redis-cli", "-h", "redis", "get"], "ERR wrong number of arguments for 'get' command\n\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "GET", "greeting"], "\"hello world\"\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "GET", "missing"], "(nil)\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "INCR", "n"], "(integer) 2\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "KEYS", "*"], "1) \"greeting\"\n2) \"n\"\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "KEYS", "zz*"], "(empty array)\n"),
+        (&["redis-cli", "-h", "redis", "--no-raw", "SET", "a", "b"], "OK\n"),
         (
             &["redis-cli", "-h", "redis", "--no-raw", "INCR"],
             "(error) ERR wrong number of arguments for 'incr' command\n",
@@ -1145,11 +871,7 @@ async fn redis_cli_raw_output() {
     ];
     for (cmd, want) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (0, *want, ""),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (0, *want, ""), "{cmd:?}");
     }
     let (code, out, err) = exec(&pod, &["redis-cli", "-e", "-h", "redis", "INCR"]).await;
     assert_eq!(
@@ -1164,18 +886,12 @@ async fn redis_cli_nested_replies() {
     let reply = b"*3\r\n*2\r\n$1\r\na\r\n$-1\r\n:3\r\n+OK\r\n".to_vec();
     let pod = FakePod::new().peer(
         "127.0.0.1:6379",
-        Peer::Script(
-            vec![],
-            vec![Step::Sleep(10), Step::Write(reply.clone()), Step::Hold],
-        ),
+        Peer::Script(vec![], vec![Step::Sleep(10), Step::Write(reply.clone()), Step::Hold]),
     );
     let (code, out, _) = exec(&pod, &["redis-cli", "X"]).await;
     assert_eq!((code, out.as_str()), (0, "a\n\n3\nOK\n"));
     let (code, out, _) = exec(&pod, &["redis-cli", "--no-raw", "X"]).await;
-    assert_eq!(
-        (code, out.as_str()),
-        (0, "1) 1) \"a\"\n   2) (nil)\n2) (integer) 3\n3) OK\n")
-    );
+    assert_eq!((code, out.as_str()), (0, "1) 1) \"a\"\n   2) (nil)\n2) (integer) 3\n3) OK\n"));
 }
 
 #[tokio::test]
@@ -1186,19 +902,13 @@ async fn redis_cli_failures() {
         .peer("10.96.0.31:6379", Peer::Hang)
         .peer("10.96.0.32:6379", Peer::TimedOut(vec![]))
         .peer("10.96.0.33:6379", Peer::Unreachable(vec![]))
-        .peer(
-            "10.96.0.34:6379",
-            Peer::Script(vec![], vec![Step::Sleep(10)]),
-        );
+        .peer("10.96.0.34:6379", Peer::Script(vec![], vec![Step::Sleep(10)]));
     let cases: &[(&[&str], &str)] = &[
         (
             &["redis-cli", "-h", "redis", "PING"],
             "Could not connect to Redis at redis:6379: Connection refused\n",
         ),
-        (
-            &["redis-cli", "PING"],
-            "Could not connect to Redis at 127.0.0.1:6379: Connection refused\n",
-        ),
+        (&["redis-cli", "PING"], "Could not connect to Redis at 127.0.0.1:6379: Connection refused\n"),
         (
             &["redis-cli", "-h", "10.96.0.31", "-t", "0.2", "PING"],
             "Could not connect to Redis at 10.96.0.31:6379: Connection timed out\n",
@@ -1215,37 +925,18 @@ async fn redis_cli_failures() {
             &["redis-cli", "-h", "nope", "PING"],
             "Could not connect to Redis at nope:6379: Name does not resolve\n",
         ),
-        (
-            &["redis-cli", "-h", "10.96.0.34", "PING"],
-            "Error: Server closed the connection\n",
-        ),
-        (
-            &["redis-cli", "-x", "PING"],
-            "Unrecognized option or bad number of args for: '-x'\n",
-        ),
+        (&["redis-cli", "-h", "10.96.0.34", "PING"], "Error: Server closed the connection\n"),
+        (&["redis-cli", "-x", "PING"], "Unrecognized option or bad number of args for: '-x'\n"),
     ];
     for (cmd, want) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (1, "", *want),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (1, "", *want), "{cmd:?}");
     }
     let t = pod.timeouts();
-    assert_eq!(
-        (t[2], t[3]),
-        (Duration::from_millis(200), KERNEL_CONNECT_TIMEOUT)
-    );
+    assert_eq!((t[2], t[3]), (Duration::from_millis(200), KERNEL_CONNECT_TIMEOUT));
     // Without a command redis-cli would read stdin; exec gives none.
     let (code, _, err) = exec(&pod, &["redis-cli", "-h", "redis"]).await;
-    assert_eq!(
-        (code, err.as_str()),
-        (
-            0,
-            "Could not connect to Redis at redis:6379: Connection refused\n"
-        )
-    );
+    assert_eq!((code, err.as_str()), (0, "Could not connect to Redis at redis:6379: Connection refused\n"));
 }
 
 // === files, ip, hostname, env, echo, sleep, sh ===
@@ -1264,44 +955,14 @@ async fn builtins() {
         ),
         (&["cat", "/etc/hostname"], 0, "client-7d4f9\n", ""),
         (&["/bin/cat", "/etc/hosts"], 0, hosts, ""),
-        (
-            &["cat", "/x", "/etc/hostname"],
-            1,
-            "client-7d4f9\n",
-            "cat: /x: No such file or directory\n",
-        ),
-        (
-            &["ip", "addr"],
-            0,
-            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n",
-            "",
-        ),
-        (
-            &["ip", "a"],
-            0,
-            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n",
-            "",
-        ),
-        (
-            &["ip", "-4", "addr", "show"],
-            0,
-            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n",
-            "",
-        ),
+        (&["cat", "/x", "/etc/hostname"], 1, "client-7d4f9\n", "cat: /x: No such file or directory\n"),
+        (&["ip", "addr"], 0, "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n", ""),
+        (&["ip", "a"], 0, "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n", ""),
+        (&["ip", "-4", "addr", "show"], 0, "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536\n", ""),
         (&["ip", "route"], 0, "default via 10.244.1.1 dev eth0\n", ""),
         (&["ip", "r"], 0, "default via 10.244.1.1 dev eth0\n", ""),
-        (
-            &["ip", "link"],
-            255,
-            "",
-            "Object \"link\" is unknown, try \"ip help\".\n",
-        ),
-        (
-            &["ip", "route", "add"],
-            255,
-            "",
-            "Command \"add\" is unknown, try \"ip route help\".\n",
-        ),
+        (&["ip", "link"], 255, "", "Object \"link\" is unknown, try \"ip help\".\n"),
+        (&["ip", "route", "add"], 255, "", "Command \"add\" is unknown, try \"ip route help\".\n"),
         (&["hostname"], 0, "client-7d4f9\n", ""),
         (&["hostname", "-i"], 0, "10.244.1.5 \n", ""),
         (&["env"], 0, env, ""),
@@ -1319,11 +980,7 @@ async fn builtins() {
     ];
     for (cmd, want_code, want_out, want_err) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (*want_code, *want_out, *want_err),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (*want_code, *want_out, *want_err), "{cmd:?}");
     }
     let started = tokio::time::Instant::now();
     let (code, _, _) = exec(&pod, &["sleep", "0.2"]).await;
@@ -1335,51 +992,16 @@ async fn builtins() {
 async fn shell() {
     let pod = FakePod::new().peer("10.96.0.20:80", ok_hello());
     let cases: &[(&[&str], i32, &str, &str)] = &[
-        (
-            &["sh", "-c", "echo $HOSTNAME ${ORDERS_SERVICE_HOST}"],
-            0,
-            "client-7d4f9 10.96.0.20\n",
-            "",
-        ),
-        (
-            &["sh", "-c", "echo 'a  b' \"c  $HOSTNAME\" d\\ e $UNSET"],
-            0,
-            "a  b c  client-7d4f9 d e\n",
-            "",
-        ),
-        (
-            &["sh", "-c", "false || echo fallback; echo $?"],
-            0,
-            "fallback\n0\n",
-            "",
-        ),
+        (&["sh", "-c", "echo $HOSTNAME ${ORDERS_SERVICE_HOST}"], 0, "client-7d4f9 10.96.0.20\n", ""),
+        (&["sh", "-c", "echo 'a  b' \"c  $HOSTNAME\" d\\ e $UNSET"], 0, "a  b c  client-7d4f9 d e\n", ""),
+        (&["sh", "-c", "false || echo fallback; echo $?"], 0, "fallback\n0\n", ""),
         (&["sh", "-c", "false && echo never; echo $?"], 0, "1\n", ""),
-        (
-            &["sh", "-c", "curl -s http://10.96.0.20/ && echo ok"],
-            0,
-            "hello\nok\n",
-            "",
-        ),
+        (&["sh", "-c", "curl -s http://10.96.0.20/ && echo ok"], 0, "hello\nok\n", ""),
         (&["sh", "-c", "exit 3"], 3, "", ""),
         (&["/bin/sh", "-c", "true; exit"], 0, "", ""),
-        (
-            &["sh", "-c", "wget http://x"],
-            127,
-            "",
-            "sh: wget: not found\n",
-        ),
-        (
-            &["bash", "-c", "wget http://x"],
-            127,
-            "",
-            "bash: line 1: wget: command not found\n",
-        ),
-        (
-            &["sh", "-c", "curl -s x | grep y"],
-            2,
-            "",
-            "sh: netlab: unsupported shell syntax: |\n",
-        ),
+        (&["sh", "-c", "wget http://x"], 127, "", "sh: wget: not found\n"),
+        (&["bash", "-c", "wget http://x"], 127, "", "bash: line 1: wget: command not found\n"),
+        (&["sh", "-c", "curl -s x | grep y"], 2, "", "sh: netlab: unsupported shell syntax: |\n"),
         (
             &["sh", "-c", "echo 'open"],
             2,
@@ -1391,11 +1013,7 @@ async fn shell() {
     ];
     for (cmd, want_code, want_out, want_err) in cases {
         let (code, out, err) = exec(&pod, cmd).await;
-        assert_eq!(
-            (code, out.as_str(), err.as_str()),
-            (*want_code, *want_out, *want_err),
-            "{cmd:?}"
-        );
+        assert_eq!((code, out.as_str(), err.as_str()), (*want_code, *want_out, *want_err), "{cmd:?}");
     }
 }
 
@@ -1403,16 +1021,9 @@ async fn shell() {
 async fn unknown_executables() {
     let pod = FakePod::new();
     let (out, _rx) = Output::new();
-    for (cmd, name) in [
-        ("wget", "wget"),
-        ("/opt/bin/curl", "/opt/bin/curl"),
-        ("nslookup", "nslookup"),
-    ] {
+    for (cmd, name) in [("wget", "wget"), ("/opt/bin/curl", "/opt/bin/curl"), ("nslookup", "nslookup")] {
         let argv = vec![cmd.to_string(), "x".to_string()];
-        assert_eq!(
-            run(&argv, &pod, &out).await,
-            Err(ExecError::NotFound(name.to_string()))
-        );
+        assert_eq!(run(&argv, &pod, &out).await, Err(ExecError::NotFound(name.to_string())));
     }
     // Commands implemented outside the toolbox are found by run, sh -c and env alike.
     for cmd in [
@@ -1420,11 +1031,7 @@ async fn unknown_executables() {
         &["sh", "-c", "dig +short orders"],
         &["env", "dig", "+short", "orders"],
     ] {
-        assert_eq!(
-            exec(&pod, cmd).await,
-            (9, "dig +short orders\n".to_string(), String::new()),
-            "{cmd:?}"
-        );
+        assert_eq!(exec(&pod, cmd).await, (9, "dig +short orders\n".to_string(), String::new()), "{cmd:?}");
     }
     assert_eq!(
         ExecError::NotFound("wget".into()).to_string(),
