@@ -15,7 +15,7 @@
 //! log says why.
 
 use std::{
-    net::{IpAddr, SocketAddr, UdpSocket},
+    net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
@@ -42,12 +42,7 @@ pub fn advertise_address(flag: Option<IpAddr>, listen: SocketAddr) -> Option<IpA
     if !listen.ip().is_unspecified() {
         return Some(listen.ip());
     }
-    // The source address the kernel picks for a far destination: the default route's interface.
-    // Connecting a UDP socket sends nothing.
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
+    netlab_config::host::default_route_address()
 }
 
 /// The EndpointSlice the reconciler keeps.

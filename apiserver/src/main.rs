@@ -1,26 +1,14 @@
-//! netlab-apiserver: parse flags, set up telemetry, run until SIGINT/SIGTERM.
+//! netlab-apiserver: parse flags, then run until SIGINT/SIGTERM; telemetry, signals and the exit code are
+//! [`netlab_telemetry::run`]'s.
 
 use clap::Parser as _;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cfg = netlab_apiserver::Config::parse();
-    let _telemetry = match netlab_telemetry::init("kube-apiserver", "netlab_apiserver", &cfg.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(netlab_telemetry::shutdown_on_signal(shutdown.clone()));
-    match netlab_apiserver::run(cfg, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let telemetry = cfg.telemetry.clone();
+    netlab_telemetry::run("kube-apiserver", "netlab_apiserver", &telemetry, |shutdown| {
+        netlab_apiserver::run(cfg, shutdown)
+    })
+    .await
 }

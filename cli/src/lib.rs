@@ -132,7 +132,7 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                     let _ = writeln!(out, "ok");
                     Vec::new()
                 }
-                Err(e) => vec![Problem::client(e)],
+                Err(e) => vec![Problem::client(e.to_string())],
             }
         }
         Command::Demo { enabled } => {

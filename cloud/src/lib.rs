@@ -25,11 +25,7 @@ pub use error::{Error, Result};
 /// `shutdown` fires (or a server fails).
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
-    // A taken health port must not stop the cloud (tests run several processes on one machine).
-    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
-        Ok(addr) => tracing::info!(%addr, "Serving /healthz and /readyz."),
-        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
-    }
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
 
     let registry = Arc::new(registry::Registry::from_catalog());
     let listener = tokio::net::TcpListener::bind(cfg.registry_listen)

@@ -1,25 +1,12 @@
-//! netlab-cloud: parse flags, set up telemetry, run until SIGINT/SIGTERM.
+//! netlab-cloud: parse flags, then run until SIGINT/SIGTERM; telemetry, signals and the exit code are
+//! [`netlab_telemetry::run`]'s.
 
 use clap::Parser as _;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cfg = netlab_cloud::Config::parse();
-    let _telemetry = match netlab_telemetry::init("cloud", "netlab_cloud", &cfg.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(netlab_telemetry::shutdown_on_signal(shutdown.clone()));
-    match netlab_cloud::run(cfg, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let telemetry = cfg.telemetry.clone();
+    netlab_telemetry::run("cloud", "netlab_cloud", &telemetry, |shutdown| netlab_cloud::run(cfg, shutdown))
+        .await
 }

@@ -38,11 +38,11 @@ pub struct Config {
     pub concurrent_syncs: usize,
 
     /// How often the node lifecycle controller checks heartbeats.
-    #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_NODE_MONITOR_PERIOD", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_NODE_MONITOR_PERIOD", default_value = "5s", value_parser = netlab_config::parse_duration)]
     pub node_monitor_period: std::time::Duration,
 
     /// How long a Node may go without a heartbeat before it is marked Unknown (NotReady).
-    #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = parse_duration)]
+    #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD", default_value = "50s", value_parser = netlab_config::parse_duration)]
     pub node_monitor_grace_period: std::time::Duration,
 
     /// Where /healthz and /readyz are served (kube-controller-manager's port is 10257).
@@ -69,22 +69,6 @@ pub const CONTROLLERS: [&str; 7] = [
     "statefulset",
     "garbagecollector",
 ];
-
-/// A Go-style duration: `50s`, `500ms`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 50s, 500ms, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (ms, s, m, h)")),
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
 
 // === impl Config ===
 

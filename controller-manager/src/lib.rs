@@ -44,12 +44,7 @@ pub struct Context {
 /// Runs every enabled controller until `shutdown` fires.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let health = netlab_health::Health::new();
-    // A taken health port must not stop the controllers (several controller-managers share a
-    // machine in tests): say so and go on without it.
-    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
-        Ok(addr) => tracing::info!(%addr, "Serving /healthz and /readyz."),
-        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
-    }
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
     let client = Client::new(&cfg.server)?;
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),

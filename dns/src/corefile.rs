@@ -6,6 +6,8 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use netlab_config::parse_duration;
+
 use crate::zone::PodMode;
 
 /// CoreDNS's default DNS port.
@@ -376,7 +378,7 @@ fn parse_plugin(
             for b in block {
                 match (b[0].text.as_str(), b.get(1)) {
                     ("lameduck", Some(d)) if b.len() == 2 => {
-                        h.lameduck = Some(parse_duration(&d.text).map_err(|m| err(d.line, m))?)
+                        h.lameduck = Some(parse_duration(&d.text).map_err(|m| err(d.line, m.to_string()))?)
                     }
                     ("lameduck", _) => return Err(arg_count(&b[0])),
                     (other, _) => return Err(err(b[0].line, format!("unknown property '{other}'"))),
@@ -577,7 +579,7 @@ fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<Cac
             }
             "servfail" => {
                 let [v] = rest else { return Err(arg_count(opt)) };
-                let d = parse_duration(&v.text).map_err(|m| err(v.line, m))?;
+                let d = parse_duration(&v.text).map_err(|m| err(v.line, m.to_string()))?;
                 if d > Duration::from_secs(300) {
                     return Err(err(v.line, "maximum servfail duration is 5m".into()));
                 }
@@ -603,22 +605,6 @@ fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<Cac
         }
     }
     Ok(c)
-}
-
-/// Go's time.ParseDuration for the units Corefiles use (`ms`, `s`, `m`, `h`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("time: invalid duration \"{s}\"");
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -734,10 +720,14 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("5").is_err());
+    fn durations_are_go_durations() {
+        let c = Corefile::parse(".:53 {\n    health {\n       lameduck 1.5s\n    }\n}\n").unwrap();
+        assert_eq!(
+            c.servers[0].plugins.health.as_ref().and_then(|h| h.lameduck),
+            Some(Duration::from_millis(1500))
+        );
+        let e =
+            Corefile::parse(".:53 {\n    health {\n       lameduck 5\n    }\n}\n").unwrap_err().to_string();
+        assert!(e.contains("time: missing unit in duration \"5\""), "{e}");
     }
 }

@@ -30,18 +30,10 @@ const RESYNC: Duration = Duration::from_secs(10);
 /// Retry delay after an apiserver error.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The first non-loopback IPv4 address: the source address of the default route, as kubelet's
-/// node-IP detection (ChooseHostInterface) picks the default route's interface; 127.0.0.1
-/// without one.
+/// The address of the default route's interface, as kubelet's node-IP detection picks it;
+/// 127.0.0.1 without one.
 pub fn node_ip() -> IpAddr {
-    // Connecting a UDP socket sends nothing; it only asks the kernel for a route.
-    std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("192.0.2.1:53").map(|_| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    netlab_config::host::default_route_address().unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
 /// The pod as created (no status).

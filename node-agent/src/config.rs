@@ -111,12 +111,6 @@ impl Config {
 
     /// The node name: `--node-name`, else the hostname, lowercased as the kubelet does.
     pub fn node_name(&self) -> String {
-        self.node_name.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_lowercase())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".into())
-        })
+        netlab_config::host::node_name(self.node_name.as_deref())
     }
 }

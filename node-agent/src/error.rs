@@ -18,6 +18,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The node's address could not be found from the route to the apiserver.
+    #[error("detecting the node IP")]
+    NodeIp(#[source] netlab_config::host::RouteError),
 }
 
 /// `Result` with the node-agent's [`Error`].

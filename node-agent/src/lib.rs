@@ -63,11 +63,7 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         return Err(Error::Config(format!("--time-scale must be a positive number, got {}", cfg.time_scale)));
     }
     let health = netlab_health::Health::new();
-    // A taken healthz port must not stop the node (two node-agents share a machine natively).
-    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
-        Ok(addr) => info!(%addr, "Serving /healthz."),
-        Err(error) => warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
-    }
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
     let client = Client::new(&cfg.server)?;
     client.wait_ready(Duration::from_millis(200)).await;
     let node_ip = match cfg.node_ip {
@@ -175,19 +171,9 @@ async fn watch_pod_cidr(
     }
 }
 
-/// The address of the interface that reaches the apiserver: the local end of a UDP socket
-/// "connected" to it (no packet is sent).
+/// The address of the interface that reaches the apiserver (the route's source address).
 pub async fn detect_node_ip(server: &str) -> Result<IpAddr> {
     let hostport = server.split("://").nth(1).unwrap_or(server).split('/').next().unwrap_or("");
     let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
-    let addr = tokio::net::lookup_host(&hostport)
-        .await
-        .map_err(|e| Error::io(format!("resolving the apiserver {hostport}"), e))?
-        .next()
-        .ok_or_else(|| Error::Config(format!("the apiserver {hostport} has no address")))?;
-    let bind: std::net::SocketAddr =
-        if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let sock = std::net::UdpSocket::bind(bind).map_err(|e| Error::io("binding a UDP socket", e))?;
-    sock.connect(addr).map_err(|e| Error::io(format!("routing to {addr}"), e))?;
-    Ok(sock.local_addr().map_err(|e| Error::io("reading the local address", e))?.ip())
+    netlab_config::host::source_address_to(&hostport).await.map_err(Error::NodeIp)
 }

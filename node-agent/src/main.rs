@@ -1,25 +1,14 @@
-//! netlab-node-agent: parse flags, set up telemetry, run the node until SIGINT/SIGTERM.
+//! netlab-node-agent: parse flags, then run the node until SIGINT/SIGTERM;
+//! telemetry, signals and the exit code are [`netlab_telemetry::run`]'s.
 
 use clap::Parser as _;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cfg = netlab_node_agent::Config::parse();
-    let _telemetry = match netlab_telemetry::init("kubelet", "netlab_node_agent", &cfg.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(netlab_telemetry::shutdown_on_signal(shutdown.clone()));
-    match netlab_node_agent::run(cfg, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let telemetry = cfg.telemetry.clone();
+    netlab_telemetry::run("kubelet", "netlab_node_agent", &telemetry, |shutdown| {
+        netlab_node_agent::run(cfg, shutdown)
+    })
+    .await
 }

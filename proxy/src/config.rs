@@ -67,11 +67,11 @@ pub struct Config {
     pub masquerade_all: bool,
 
     /// The minimum period between rule syncs, after a burst of two (e.g. 1s, 500ms).
-    #[arg(long, env = "NETLAB_PROXY_IPTABLES_MIN_SYNC_PERIOD", default_value = DEFAULT_MIN_SYNC_PERIOD, value_parser = parse_duration)]
+    #[arg(long, env = "NETLAB_PROXY_IPTABLES_MIN_SYNC_PERIOD", default_value = DEFAULT_MIN_SYNC_PERIOD, value_parser = netlab_config::parse_duration)]
     pub iptables_min_sync_period: Duration,
 
     /// The longest time between full rule syncs (e.g. 30s, 1m).
-    #[arg(long, env = "NETLAB_PROXY_IPTABLES_SYNC_PERIOD", default_value = DEFAULT_SYNC_PERIOD, value_parser = parse_duration)]
+    #[arg(long, env = "NETLAB_PROXY_IPTABLES_SYNC_PERIOD", default_value = DEFAULT_SYNC_PERIOD, value_parser = netlab_config::parse_duration)]
     pub iptables_sync_period: Duration,
 
     /// Where /healthz is served (kube-proxy's port is 10256). A taken port only warns.
@@ -95,38 +95,12 @@ pub fn parse_proxy_mode(s: &str) -> Result<ProxyMode, String> {
     }
 }
 
-/// A Go-style duration: `50s`, `500ms`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 50s, 500ms, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
 // === impl Config ===
 
 impl Config {
     /// The node name: `--hostname-override`, else the hostname, lowercased as kube-proxy does.
     pub fn node_name(&self) -> String {
-        self.hostname_override
-            .as_deref()
-            .map(|h| h.trim().to_lowercase())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_lowercase())
-                    .ok()
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "localhost".into())
-            })
+        netlab_config::host::node_name(self.hostname_override.as_deref())
     }
 }
 

@@ -74,12 +74,10 @@ impl ProxyHealth {
         format!("{{\"lastUpdated\": \"{updated}\",\"currentTime\": \"{}\"}}", jiff::Timestamp::now())
     }
 
-    /// Serves `/healthz` on `addr` until `shutdown`; returns the bound address.
-    pub async fn serve(&self, addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
+    /// `/healthz` with kube-proxy's codes and body.
+    pub fn routes(&self) -> Router {
         let health = self.clone();
-        let app = Router::new().route(
+        Router::new().route(
             "/healthz",
             get(move || {
                 let health = health.clone();
@@ -89,14 +87,12 @@ impl ProxyHealth {
                     (code, [(header::CONTENT_TYPE, "application/json")], health.body())
                 }
             }),
-        );
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "Health server stopped.");
-            }
-        });
-        Ok(local)
+        )
+    }
+
+    /// Serves [`ProxyHealth::routes`] on `addr` until `shutdown`; returns the bound address.
+    pub async fn serve(&self, addr: SocketAddr, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+        netlab_health::serve(addr, self.routes(), shutdown).await
     }
 }
 

@@ -54,11 +54,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let node = cfg.node_name();
     // kube-proxy's health timeout is twice its sync period.
     let health = ProxyHealth::new(cfg.iptables_sync_period * 2);
-    // A taken health port must not stop the proxy (several share a machine in tests).
-    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
-        Ok(addr) => tracing::info!(%addr, "Serving /healthz."),
-        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
-    }
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
     let client = Client::new(&cfg.server)?;
     let kernel = Kernel::new(&cfg.kernel)?;
     let mode = match cfg.proxy_mode {

@@ -1,25 +1,14 @@
-//! netlab-proxy: parse flags, set up telemetry, run until SIGINT/SIGTERM.
+//! netlab-proxy: parse flags, then run until SIGINT/SIGTERM; telemetry, signals and the exit code are
+//! [`netlab_telemetry::run`]'s.
 
 use clap::Parser as _;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cfg = netlab_proxy::Config::parse();
-    let _telemetry = match netlab_telemetry::init("kube-proxy", "netlab_proxy", &cfg.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(netlab_telemetry::shutdown_on_signal(shutdown.clone()));
-    match netlab_proxy::run(cfg, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let telemetry = cfg.telemetry.clone();
+    netlab_telemetry::run("kube-proxy", "netlab_proxy", &telemetry, |shutdown| {
+        netlab_proxy::run(cfg, shutdown)
+    })
+    .await
 }

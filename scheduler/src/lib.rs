@@ -40,11 +40,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         return Err(Error::Config("--max-in-flight must be at least 1".into()));
     }
     let health = netlab_health::Health::new();
-    // A taken health port must not stop scheduling (several schedulers share a machine in tests).
-    match health.serve(cfg.healthz_bind_address, shutdown.child_token()).await {
-        Ok(addr) => tracing::info!(%addr, "Serving /healthz and /readyz."),
-        Err(error) => tracing::warn!(addr = %cfg.healthz_bind_address, %error, "Not serving /healthz."),
-    }
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
     let client = Client::new(&cfg.server)?;
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`Args`]: the flags every binary flattens into its config.
 //! - [`init`] / [`Guard`]: install the subscriber; flush spans on drop of the guard.
+//! - [`process`]: the life of a component binary: telemetry, the shutdown signal, the exit code.
 //! - [`propagation`]: inject/extract `traceparent` in gRPC metadata.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,10 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
 
+pub mod process;
 pub mod propagation;
+
+pub use process::{run, shutdown_on_signal};
 
 /// How long an export may take before it is abandoned: a missing Jaeger must not stall shutdown.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -182,25 +186,4 @@ impl Drop for Guard {
             }
         }
     }
-}
-
-/// Cancels `token` on SIGINT or SIGTERM: every binary's one shutdown signal.
-pub async fn shutdown_on_signal(token: tokio_util::sync::CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT: shutting down."),
-        _ = term => tracing::info!("SIGTERM: shutting down."),
-    }
-    token.cancel();
 }
