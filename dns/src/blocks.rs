@@ -10,7 +10,7 @@ use crate::{
     corefile::{Corefile, ServerBlock},
     forward::Forwarder,
     metrics::{BlockId, Metrics},
-    zone::{PodMode, ZoneConfig},
+    zone::{PodMode, ZoneConfig, is_subdomain},
 };
 
 /// One compiled server block.
@@ -129,13 +129,6 @@ fn compile_block(b: &ServerBlock, settings: &Settings, metrics: &Metrics) -> Blo
         forward: p.forward.as_ref().map(|f| Forwarder::new(f, &settings.resolv_override)),
         cache: p.cache.clone().map(Cache::new),
     }
-}
-
-/// Whether `name` is `zone` or below it (both lowercase, absolute; `.` holds everything).
-pub fn is_subdomain(name: &str, zone: &str) -> bool {
-    zone == "."
-        || name == zone
-        || (name.ends_with(zone) && name.as_bytes().get(name.len() - zone.len() - 1) == Some(&b'.'))
 }
 
 #[cfg(test)]

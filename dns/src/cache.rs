@@ -98,7 +98,7 @@ impl Cache {
 
     /// Whether the cache covers `lower` at all (its zones).
     pub fn covers(&self, lower: &str) -> bool {
-        self.opts.zones.iter().any(|z| crate::blocks::is_subdomain(lower, z))
+        self.opts.zones.iter().any(|z| crate::zone::is_subdomain(lower, z))
     }
 
     /// Entries (success, denial), for `coredns_cache_entries`.
@@ -139,7 +139,7 @@ impl Cache {
             Kind::Success => &self.opts.disable_success,
             Kind::Denial | Kind::ServFail => &self.opts.disable_denial,
         };
-        if disabled.iter().any(|z| crate::blocks::is_subdomain(lower, z)) {
+        if disabled.iter().any(|z| crate::zone::is_subdomain(lower, z)) {
             return None;
         }
         let secs = match kind {

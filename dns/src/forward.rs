@@ -88,8 +88,8 @@ impl Forwarder {
 
     /// Whether this forwarder handles `lower` (in `from`, not in `except`).
     pub fn matches(&self, lower: &str) -> bool {
-        crate::blocks::is_subdomain(lower, &self.from)
-            && !self.except.iter().any(|z| crate::blocks::is_subdomain(lower, z))
+        crate::zone::is_subdomain(lower, &self.from)
+            && !self.except.iter().any(|z| crate::zone::is_subdomain(lower, z))
     }
 
     /// A slot, or [`Error::MaxConcurrent`] when `max_concurrent` queries are in flight.

@@ -3,7 +3,8 @@
 //! server block the name belongs to, and writes the reply: rcodes and flags as CoreDNS sets them
 //! (AA on every kubernetes answer, RA on positive ones only, the SOA in Authority for negative
 //! ones), EDNS echoed, UDP replies truncated with TC by hickory's encoder when they do not fit.
-//! It also says which replies the UDP packet cache ([`crate::udp`]) may repeat.
+//! It also says which replies the UDP packet cache ([`crate::server::udp`]) may repeat. Sockets are
+//! [`crate::server`]'s.
 //! Wire-level errors become response codes here and nowhere else.
 
 use std::{
@@ -16,7 +17,6 @@ use std::{
 use futures::future::BoxFuture;
 use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _, BinEncoder};
 use hickory_server::{
-    Server,
     net::{runtime::Time, xfer::Protocol},
     proto::{
         op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, Query, ResponseCode},
@@ -28,51 +28,21 @@ use hickory_server::{
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::{MessageResponse, MessageResponseBuilder},
 };
-use tokio::net::TcpListener;
 
 use crate::{
     Shared,
     blocks::{Block, Blocks},
     cache,
-    error::{Error, Result},
+    error::Error,
     forward::Forwarder,
     metrics::{BlockId, Plugin},
     zone::{self, Outcome, Owner, QType},
 };
 
-/// How long a TCP connection may sit idle.
-const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// ExternalName chases and internal lookups nest at most this deep.
 const MAX_DEPTH: usize = 8;
 /// Payload size advertised on queries the server itself sends upstream.
 const UPSTREAM_PAYLOAD: u16 = 1232;
-
-/// Serves DNS on `addr` (UDP and TCP on the same port) until `shutdown`; returns the address
-/// bound (useful with port 0). UDP is [`crate::udp`]'s; TCP is hickory's server loop.
-pub async fn serve(
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<SocketAddr> {
-    let udp =
-        std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
-    let local = udp.local_addr().map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
-    let tcp = TcpListener::bind(local).await.map_err(|source| Error::Bind {
-        what: "dns/tcp",
-        addr: local,
-        source,
-    })?;
-    crate::udp::serve(shared.clone(), udp, local, shutdown.clone())?;
-    let mut server = Server::new(DnsHandler { shared });
-    server.register_listener(tcp, TCP_TIMEOUT, 64);
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        if let Err(error) = server.shutdown_gracefully().await {
-            tracing::warn!(%error, "DNS server stopped with an error.");
-        }
-    });
-    Ok(local)
-}
 
 /// The request handler.
 pub struct DnsHandler {

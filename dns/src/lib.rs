@@ -10,8 +10,9 @@
 //! - [`zone`]: the cluster zone: the index and the kubernetes plugin's lookup rules (no sockets).
 //! - [`watch`]: reflectors → [`zone::Store`]; the ConfigMap → reloads.
 //! - [`cache`]: the `cache` plugin. [`forward`]: the `forward` plugin.
-//! - [`handler`]: the hickory edge: the plugin chain per query, and the TCP server.
-//! - [`udp`]: the UDP socket, with a packet cache of whole replies in front of the plugin chain.
+//! - [`handler`]: the hickory edge: the plugin chain per query, no sockets.
+//! - [`server`]: the UDP and TCP sockets; [`server::udp`] puts a packet cache of whole replies in
+//!   front of the handler.
 //! - [`metrics`]: CoreDNS's Prometheus metrics. [`status`]: `/health`, `/ready`, `/metrics`.
 //! - [`register`]: the kube-dns pod.
 
@@ -35,39 +36,13 @@ pub mod forward;
 pub mod handler;
 pub mod metrics;
 pub mod register;
+pub mod server;
 pub mod status;
-pub mod udp;
 pub mod watch;
 pub mod zone;
 
 pub use config::Config;
 pub use error::{Error, Result};
-
-/// kubeadm's Corefile: served until the ConfigMap has been read (and if it never exists).
-pub const DEFAULT_COREFILE: &str = ".:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30 {
-       disable success cluster.local
-       disable denial cluster.local
-    }
-    loop
-    reload
-    loadbalance
-}
-";
 
 /// What the DNS handler, the watchers and the HTTP endpoints share.
 pub struct Shared {
@@ -77,7 +52,7 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// What compiling a Corefile needs.
     pub settings: blocks::Settings,
-    /// Flips to true once the first lists are applied.
+    /// Flips to true once the first lists are applied and a Corefile is running.
     pub synced: tokio::sync::watch::Sender<bool>,
     /// Bumped after every change to the zone or the config: the packet cache's replies are only
     /// good for the generation they were built in.
@@ -87,10 +62,12 @@ pub struct Shared {
 // === impl Shared ===
 
 impl Shared {
-    /// Shared state with `corefile` as the running config.
-    pub fn new(corefile: corefile::Corefile, settings: blocks::Settings) -> Arc<Self> {
+    /// Shared state with no Corefile yet: no zone is served (every query is REFUSED) until
+    /// [`watch`] reads the Corefile from the `kube-system/coredns` ConfigMap. CoreDNS has no
+    /// Corefile of its own either: it cannot start without the ConfigMap mounted.
+    pub fn new(settings: blocks::Settings) -> Arc<Self> {
         let metrics = metrics::Metrics::new();
-        let blocks = blocks::Blocks::compile(corefile, &settings, &metrics);
+        let blocks = blocks::Blocks::compile(corefile::Corefile { servers: Vec::new() }, &settings, &metrics);
         Arc::new(Self {
             store: RwLock::new(zone::Store::new()),
             blocks: RwLock::new(Arc::new(blocks)),
@@ -131,24 +108,23 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Whether the first lists are applied.
+    /// Whether the first lists are applied and a Corefile is running.
     pub fn is_synced(&self) -> bool {
         *self.synced.borrow()
     }
 }
 
 /// Runs the DNS server until `shutdown`.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let advertise = cfg.advertise_address.unwrap_or_else(register::node_ip);
-    let initial = corefile::Corefile::parse(DEFAULT_COREFILE)?;
     let settings = blocks::Settings {
         resolv_override: cfg.upstream.clone(),
         local_ips: vec![advertise],
         port: cfg.listen.port(),
     };
-    let shared = Shared::new(initial, settings);
+    let shared = Shared::new(settings);
     let dns_token = CancellationToken::new();
-    let addr = handler::serve(shared.clone(), cfg.listen, dns_token.clone()).await?;
+    let addr = server::serve(shared.clone(), cfg.listen, dns_token.clone()).await?;
     tracing::info!(%addr, "Serving DNS.");
     let http_token = CancellationToken::new();
     status::serve(shared.clone(), &cfg, http_token.clone()).await?;

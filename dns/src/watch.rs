@@ -48,11 +48,12 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
         key_reflector::<EndpointSlice>(client.clone(), all.clone(), shutdown.child_token());
     let (ns_synced, ns_rx) = key_reflector::<Namespace>(client.clone(), all.clone(), shutdown.child_token());
     let cm_params = ListParams { namespace: COREFILE_NAMESPACE.into(), ..Default::default() };
-    let (_, cm_rx) = key_reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
+    let (cm_synced, cm_rx) = key_reflector::<ConfigMap>(client.clone(), cm_params, shutdown.child_token());
 
     let (svc_tx, svc_first) = oneshot::channel();
     let (slice_tx, slice_first) = oneshot::channel();
     let (ns_tx, ns_first) = oneshot::channel();
+    let (corefile_tx, corefile_first) = oneshot::channel();
     let tasks = [
         tokio::spawn(follow(
             svc_synced,
@@ -75,12 +76,19 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
             apply_namespace as Apply<Namespace>,
             Some(ns_tx),
         )),
-        tokio::spawn(corefile(client.clone(), cm_rx, shared.clone(), shutdown.child_token())),
+        tokio::spawn(corefile(
+            client.clone(),
+            cm_synced,
+            cm_rx,
+            shared.clone(),
+            corefile_tx,
+            shutdown.child_token(),
+        )),
     ];
 
-    // Synced once the three first lists are applied.
+    // Synced once the three first lists are applied and a Corefile runs.
     let synced = async {
-        let _ = tokio::join!(svc_first, slice_first, ns_first);
+        let _ = tokio::join!(svc_first, slice_first, ns_first, corefile_first);
         shared.update(|s| s.set_synced(true));
         shared.synced.send_replace(true);
         tracing::info!(services = shared.store().service_count(), "Synced with the apiserver.");
@@ -167,16 +175,45 @@ fn apply_pod(s: &mut Store, c: &Change<Pod>) {
 }
 
 /// Follows the `kube-system/coredns` ConfigMap and reloads on every change of its Corefile.
+///
+/// Until the first Corefile loads, nothing is served; `first` fires when it does. A missing
+/// ConfigMap is said once, with the text kubelet gives for the pod CoreDNS could not start.
 async fn corefile(
     client: Client,
+    listed: Synced,
     mut rx: UnboundedReceiver<Change<ConfigMap>>,
     shared: Arc<Shared>,
+    first: oneshot::Sender<()>,
     shutdown: CancellationToken,
 ) {
     let recorder = Recorder::new(client.clone(), "coredns", None);
     let mut running: Option<String> = None;
     let mut pods_started = false;
-    while let Some(change) = rx.recv().await {
+    let mut first = Some(first);
+    let mut listed = Some(listed);
+    loop {
+        let change = tokio::select! {
+            // Biased: the list's objects are in the channel before the list says synced, so the
+            // check below only runs once they have all been read.
+            biased;
+            change = rx.recv() => change,
+            // Once: after the first list, a ConfigMap that was not in it does not exist.
+            () = async {
+                match &listed {
+                    Some(listed) => listed.wait_synced().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                listed = None;
+                if running.is_none() {
+                    tracing::warn!(
+                        "[WARNING] configmap \"{COREFILE_CONFIGMAP}\" not found in namespace {COREFILE_NAMESPACE}: no Corefile to serve; waiting for it."
+                    );
+                }
+                continue;
+            }
+        };
+        let Some(change) = change else { break };
         let Change::Applied(cm) = change else { continue };
         if cm.metadata.name.as_deref() != Some(COREFILE_CONFIGMAP) {
             continue;
@@ -204,6 +241,9 @@ async fn corefile(
                     tokio::spawn(follow(pod_synced, pod_rx, shared.clone(), apply_pod as Apply<Pod>, None));
                 }
                 shared.set_blocks(blocks);
+                if let Some(first) = first.take() {
+                    let _ = first.send(());
+                }
                 tracing::info!("[INFO] plugin/reload: Running configuration SHA512 = {sha}");
                 if running.is_some() {
                     tracing::info!("[INFO] Reloading complete");

@@ -998,11 +998,11 @@ fn match_port(r: &Request<'_>, p: &Port) -> bool {
     (r.port.is_empty() || r.port == p.name) && (r.protocol.is_empty() || r.protocol == p.protocol)
 }
 
-/// Whether `name` is `zone` or below it (both lowercase, absolute).
-fn is_subdomain(name: &str, zone: &str) -> bool {
+/// Whether `name` is `zone` or below it (both lowercase, absolute; `.` holds everything).
+pub fn is_subdomain(name: &str, zone: &str) -> bool {
     zone == "."
         || name == zone
-        || (name.ends_with(zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.')
+        || (name.ends_with(zone) && name.as_bytes().get(name.len() - zone.len() - 1) == Some(&b'.'))
 }
 
 /// `in-addr.arpa.` or `ip6.arpa.` if `name` is under one.

@@ -10,7 +10,7 @@
 //! packet cache of dnsdist and the PowerDNS Recursor; CoreDNS has none, but the bytes on the wire
 //! are the ones the plugin chain would have written, so a client cannot tell.
 //!
-//! What may be repeated is decided by the handler ([`crate::handler::Repeatable`]): NOERROR and
+//! What may be repeated is decided by the handler ([`Repeatable`]): NOERROR and
 //! NXDOMAIN answers of the kubernetes plugin until the zone or the Corefile changes (every change
 //! bumps [`crate::Shared::generation`], which orphans every entry at once), and `cache` hits until
 //! their TTL ticks down by a second. Never: upstream answers, ExternalName chases, replies that
