@@ -221,7 +221,7 @@ pub fn render(
                 Output::Json => Rendered::Text(json::pretty(&doc)),
                 Output::JsonPath(t) => match jsonpath::execute(t, &doc) {
                     Ok(text) => Rendered::Text(text),
-                    Err(e) => Rendered::Failed(Problem::client(e)),
+                    Err(e) => Rendered::Failed(Problem::client(e.to_string())),
                 },
                 _ => Rendered::Nothing,
             }

@@ -41,9 +41,24 @@ enum Operand {
     Path(Vec<Step>),
 }
 
+/// A template kubectl would refuse; the text is kubectl's.
+#[derive(Debug, thiserror::Error)]
+#[error("error parsing jsonpath {template}, {reason}")]
+pub struct ParseError {
+    /// The template as given.
+    template: String,
+    /// What is wrong with it.
+    reason: Syntax,
+}
+
+/// What is wrong with a template, in kubectl's words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Syntax(String);
+
 /// Runs a template against `data`.
-pub fn execute(template: &str, data: &Value) -> Result<String, String> {
-    let nodes = parse_template(template).map_err(|e| format!("error parsing jsonpath {template}, {e}"))?;
+pub fn execute(template: &str, data: &Value) -> Result<String, ParseError> {
+    let nodes = parse_template(template).map_err(|reason| ParseError { template: template.to_string(), reason })?;
     let mut out = String::new();
     run(&nodes, data, data, &mut out);
     Ok(out)
@@ -214,7 +229,7 @@ fn matches(f: &Filter, root: &Value, item: &Value) -> bool {
     })
 }
 
-fn parse_template(t: &str) -> Result<Vec<Node>, String> {
+fn parse_template(t: &str) -> Result<Vec<Node>, Syntax> {
     // (nodes of the open block, range path of the open block)
     let mut stack: Vec<(Vec<Node>, Option<Vec<Step>>)> = vec![(Vec::new(), None)];
     let chars: Vec<char> = t.chars().collect();
@@ -243,7 +258,7 @@ fn parse_template(t: &str) -> Result<Vec<Node>, String> {
             j += 1;
         }
         if j >= chars.len() {
-            return Err("unclosed action".to_string());
+            return Err(Syntax("unclosed action".into()));
         }
         let inner: String = chars[start..j].iter().collect();
         let inner = inner.trim();
@@ -252,7 +267,7 @@ fn parse_template(t: &str) -> Result<Vec<Node>, String> {
             stack.push((Vec::new(), Some(parse_path(rest.trim())?)));
         } else if inner == "end" {
             if stack.len() < 2 {
-                return Err("not in range, nothing to end".to_string());
+                return Err(Syntax("not in range, nothing to end".into()));
             }
             let (body, path) = stack.pop().unwrap_or_default();
             top(&mut stack).push(Node::Range(path.unwrap_or_default(), body));
@@ -266,7 +281,7 @@ fn parse_template(t: &str) -> Result<Vec<Node>, String> {
         top(&mut stack).push(Node::Text(literal));
     }
     if stack.len() != 1 {
-        return Err("unclosed range".to_string());
+        return Err(Syntax("unclosed range".into()));
     }
     Ok(stack.pop().map(|(n, _)| n).unwrap_or_default())
 }
@@ -279,12 +294,12 @@ fn top(stack: &mut Vec<(Vec<Node>, Option<Vec<Step>>)>) -> &mut Vec<Node> {
     &mut stack[last].0
 }
 
-fn unquote(s: &str) -> Result<String, String> {
+fn unquote(s: &str) -> Result<String, Syntax> {
     let q = s.chars().next().unwrap_or('"');
     let body = s
         .strip_prefix(q)
         .and_then(|b| b.strip_suffix(q))
-        .ok_or_else(|| format!("unterminated string {s}"))?;
+        .ok_or_else(|| Syntax(format!("unterminated string {s}")))?;
     let mut out = String::new();
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
@@ -303,7 +318,7 @@ fn unquote(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn parse_path(s: &str) -> Result<Vec<Step>, String> {
+fn parse_path(s: &str) -> Result<Vec<Step>, Syntax> {
     let chars: Vec<char> = s.chars().collect();
     let mut steps = Vec::new();
     let mut i = 0;
@@ -358,7 +373,7 @@ fn parse_path(s: &str) -> Result<Vec<Step>, String> {
                     j += 1;
                 }
                 if j >= chars.len() {
-                    return Err("unclosed array expect ]".to_string());
+                    return Err(Syntax("unclosed array expect ]".into()));
                 }
                 let inner: String = chars[i + 1..j].iter().collect();
                 steps.push(parse_bracket(inner.trim())?);
@@ -375,7 +390,7 @@ fn parse_path(s: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-fn parse_bracket(inner: &str) -> Result<Step, String> {
+fn parse_bracket(inner: &str) -> Result<Step, Syntax> {
     if inner == "*" {
         return Ok(Step::Wildcard);
     }
@@ -389,12 +404,12 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
             _ => Step::Fields(names),
         });
     }
-    let int = |s: &str| -> Result<Option<i64>, String> {
+    let int = |s: &str| -> Result<Option<i64>, Syntax> {
         let s = s.trim();
         if s.is_empty() {
             Ok(None)
         } else {
-            s.parse().map(Some).map_err(|_| format!("invalid array index {s}"))
+            s.parse().map(Some).map_err(|_| Syntax(format!("invalid array index {s}")))
         }
     };
     if inner.contains(':') {
@@ -403,12 +418,12 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
     }
     let indexes = inner
         .split(',')
-        .map(|p| int(p).and_then(|o| o.ok_or_else(|| "empty index".to_string())))
+        .map(|p| int(p).and_then(|o| o.ok_or_else(|| Syntax("empty index".into()))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Step::Index(indexes))
 }
 
-fn parse_filter(f: &str) -> Result<Step, String> {
+fn parse_filter(f: &str) -> Result<Step, Syntax> {
     for op in ["==", "!=", "<=", ">=", "<", ">"] {
         if let Some((l, r)) = f.split_once(op) {
             let r = r.trim();

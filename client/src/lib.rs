@@ -8,7 +8,7 @@
 //! - [`Error`]: a Kubernetes status (reason, message, code) or a transport failure.
 //! - [`reflector`]: the cache plus a stream of changes, for controllers.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use netlab_proto::apiserver::v1::{
     self as pb, CreateRequest, DeleteRequest, GetRequest, ListRequest, Resource, UpdateRequest, WatchRequest,
@@ -42,16 +42,27 @@ pub enum Error {
         /// The HTTP code the real apiserver would use.
         code: i32,
     },
-    /// The apiserver could not be reached or the call broke off.
-    #[error("apiserver unavailable: {0}")]
-    Transport(String),
+    /// The apiserver could not be reached or the call broke off; the status's source is the
+    /// connection's own error.
+    #[error("apiserver unavailable: {}", .0.message())]
+    Transport(#[source] tonic::Status),
+    /// The apiserver address is not a URL the client can use.
+    #[error("invalid apiserver address {url:?}")]
+    Address {
+        /// The address given.
+        url: String,
+        /// Why it is unusable.
+        #[source]
+        source: Arc<tonic::transport::Error>,
+    },
     /// An object could not be encoded or decoded.
-    #[error("decoding {kind}: {message}")]
+    #[error("decoding {kind}")]
     Decode {
         /// The kind.
         kind: &'static str,
         /// Why.
-        message: String,
+        #[source]
+        source: Arc<serde_json::Error>,
     },
 }
 
@@ -95,7 +106,7 @@ impl From<tonic::Status> for Error {
             }
             _ => match s.code() {
                 tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
-                    Error::Transport(s.message().to_string())
+                    Error::Transport(s)
                 }
                 _ => Error::Api {
                     reason: format!("{:?}", s.code()),
@@ -135,7 +146,7 @@ impl Client {
     pub fn new(server: &str) -> Result<Self> {
         let url = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
         let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| Error::Transport(format!("invalid apiserver address {url:?}: {e}")))?
+            .map_err(|e| Error::Address { url: url.clone(), source: Arc::new(e) })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))

@@ -69,9 +69,9 @@ pub(crate) fn namespace_of<K: Object>(obj: &K) -> String {
 pub(crate) fn encode<K: Object>(obj: &K) -> Result<Bytes> {
     serde_json::to_vec(obj)
         .map(Bytes::from)
-        .map_err(|e| Error::Decode { kind: K::KIND, message: e.to_string() })
+        .map_err(|e| Error::Decode { kind: K::KIND, source: std::sync::Arc::new(e) })
 }
 
 pub(crate) fn decode<K: Object>(json: &[u8]) -> Result<K> {
-    serde_json::from_slice(json).map_err(|e| Error::Decode { kind: K::KIND, message: e.to_string() })
+    serde_json::from_slice(json).map_err(|e| Error::Decode { kind: K::KIND, source: std::sync::Arc::new(e) })
 }

@@ -477,7 +477,7 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
     let from = fqdn(&args[0].text);
     let mut to = Vec::new();
     for t in &args[1..] {
-        to.push(parse_upstream(&t.text).map_err(|m| err(t.line, m))?);
+        to.push(parse_upstream(&t.text, t.line)?);
     }
     let mut f = ForwardOpts {
         from,
@@ -522,7 +522,7 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
 }
 
 /// `IP`, `IP:PORT`, `[v6]:PORT`, `dns://...`, or a path (a resolv.conf).
-fn parse_upstream(s: &str) -> Result<Upstream, String> {
+fn parse_upstream(s: &str, line: usize) -> Result<Upstream, ParseError> {
     if s.starts_with('/') || s.starts_with('.') {
         return Ok(Upstream::ResolvConf(PathBuf::from(s)));
     }
@@ -530,7 +530,7 @@ fn parse_upstream(s: &str) -> Result<Upstream, String> {
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(Upstream::Addr(SocketAddr::new(ip, DEFAULT_PORT)));
     }
-    s.parse::<SocketAddr>().map(Upstream::Addr).map_err(|_| format!("not an IP address or file: \"{s}\""))
+    s.parse::<SocketAddr>().map(Upstream::Addr).map_err(|_| err(line, format!("not an IP address or file: \"{s}\"")))
 }
 
 fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<CacheOpts, ParseError> {
