@@ -150,7 +150,12 @@ impl From<Error> for Status {
             Error::Conflict { .. } | Error::BindingConflict { .. } => Code::Aborted,
             Error::Invalid { .. } | Error::BadRequest(_) => Code::InvalidArgument,
             Error::Expired { .. } => Code::OutOfRange,
-            Error::Internal(_) | Error::Store(_) => Code::Internal,
+            Error::Internal(_)
+            | Error::Allocation { .. }
+            | Error::Store(_)
+            | Error::Listen { .. }
+            | Error::Reflection(_)
+            | Error::Serve(_) => Code::Internal,
         };
         let (kind, name, causes) = match &e {
             Error::NotFound { resource, name }

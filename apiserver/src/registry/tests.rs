@@ -16,6 +16,7 @@ fn config(cidr: &str, history: usize) -> RegistryConfig {
         node_ports: (30000, 32767),
         history,
         watch_buffer: 1024,
+        validation: Default::default(),
     }
 }
 
