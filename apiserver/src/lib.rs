@@ -6,10 +6,14 @@
 //! with resourceVersion semantics so controllers can follow changes.
 //!
 //! # Layout
-//! - [`config`]: flags. [`error`]: errors as Kubernetes StatusReasons.
-//! - [`server`]: the gRPC edge. [`registry`]: objects in memory, the single writer, watch.
+//! - [`config`]: flags. [`error`]: errors as Kubernetes StatusReasons, and the server's own.
+//! - [`server`]: the gRPC edge. [`registry`]: objects in memory and the write path through it:
+//!   admission (decode, [`defaults`], [`validation`]), the single writer, the Service
+//!   allocation transaction, repair at start, watch.
 //! - [`store`]: durable storage (redb) behind a trait, etcd's key layout.
-//! - [`alloc`]: ClusterIP and NodePort bitmap allocators. [`validation`], [`defaults`]: admission.
+//! - [`alloc`]: ClusterIP and NodePort bitmap allocators.
+//! - [`validation`]: upstream's field checks, one module per API group; the flags reach it as
+//!   [`validation::ValidationOptions`] through [`registry::RegistryConfig`].
 //! - [`object`]: decoding and metadata. [`selector`]: label and field selectors.
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
 //!   Service's EndpointSlice, kept pointing at this apiserver.

@@ -3,7 +3,18 @@
 
 use serde_json::{Value, json};
 
-use super::{core::pod::validate_pod_template_spec, field::*, format::*, json::*, meta::*};
+use super::{
+    core::pod::validate_pod_template_spec,
+    field::FieldError,
+    format::{FIELD_IMMUTABLE, IS_NEGATIVE, is_valid_percent},
+    json::{
+        IntOrString, NULL, arr, get, int, int_or_string, map_value, meta_of, s, sem_eq, spec_of, string_map,
+    },
+    meta::{
+        NameKind, Selector, validate_annotations, validate_label_selector, validate_labels,
+        validate_object_meta, validate_object_meta_update,
+    },
+};
 
 fn nonnegative(spec: &Value, field: &str, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(v) = int(spec, field)

@@ -9,7 +9,12 @@
 
 use serde_json::Value;
 
-use super::{field::*, format::*, json::*, meta::*};
+use super::{
+    field::FieldError,
+    format::{MAX_CONFIG_MAP_SIZE, is_config_map_key, is_dns1123_subdomain, is_qualified_name},
+    json::{arr, boolean, get, meta_of, s, sem_eq, spec_of, string_map},
+    meta::{NameKind, validate_kube_finalizer_name, validate_object_meta, validate_object_meta_update},
+};
 
 pub mod ip;
 pub mod node;

@@ -5,11 +5,12 @@ use std::{collections::HashSet, net::IpAddr};
 use serde_json::Value;
 
 use super::{
-    core::{ip::validate_non_special_ip, port::*},
-    field::*,
-    format::*,
-    json::*,
-    meta::*,
+    core::ip::validate_non_special_ip,
+    core::port::PORT_PROTOCOLS,
+    field::FieldError,
+    format::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, parse_ip_sloppy},
+    json::{arr, get, s, string_map},
+    meta::{NameKind, validate_labels, validate_object_meta},
     options::ValidationOptions,
 };
 

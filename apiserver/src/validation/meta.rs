@@ -6,7 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::{field::*, format::*, json::*};
+use super::{
+    field::FieldError,
+    format::{
+        FIELD_IMMUTABLE, IS_NEGATIVE, TOTAL_ANNOTATION_SIZE_LIMIT, is_dns1035_label, is_dns1123_label,
+        is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
+    },
+    json::{arr, boolean, int, meta_of, s, string_map},
+};
 
 /// The name formats of `ValidateNameFunc`s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,13 @@
 
 use serde_json::{Value, json};
 
-use super::{core::port::*, field::*, format::*, json::*, meta::*};
+use super::{
+    core::port::PORT_PROTOCOLS,
+    field::FieldError,
+    format::{is_valid_cidr, is_valid_port_name, is_valid_port_num, parse_cidr_sloppy},
+    json::{arr, get, int, s, spec_of},
+    meta::{NameKind, validate_label_selector, validate_object_meta},
+};
 
 pub(crate) fn validate_network_policy(obj: &Value, errs: &mut Vec<FieldError>) {
     validate_object_meta(obj, true, NameKind::Subdomain, errs);

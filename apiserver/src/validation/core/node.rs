@@ -4,7 +4,12 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::validation::{field::*, format::*, json::*, meta::*};
+use crate::validation::{
+    field::FieldError,
+    format::{is_qualified_name, is_valid_cidr, is_valid_label_value, parse_cidr_sloppy},
+    json::{arr, s, spec_of},
+    meta::{NameKind, validate_object_meta, validate_object_meta_update},
+};
 
 pub(crate) fn validate_node(obj: &Value, errs: &mut Vec<FieldError>) {
     validate_object_meta(obj, false, NameKind::Subdomain, errs);

@@ -5,8 +5,19 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::{Value, json};
 
-use super::port::*;
-use crate::validation::{field::*, format::*, json::*, meta::*};
+use super::port::{PORT_PROTOCOLS, validate_port_num_or_name};
+use crate::validation::{
+    field::{FieldError, render_value},
+    format::{
+        IS_NEGATIVE, inclusive_range_error, is_alnum_lower, is_dns1123_label, is_dns1123_subdomain,
+        is_qualified_name, is_valid_ip, is_valid_label_value, is_valid_port_name, is_valid_port_num,
+        max_len_error, regex_error,
+    },
+    json::{arr, boolean, get, int, meta_of, normalized, s, sem_eq, spec_of, string_map},
+    meta::{
+        NameKind, validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update,
+    },
+};
 
 /// The keys of a volume's source, in upstream's checking order, with the path name each error uses.
 const VOLUME_SOURCES: [(&str, &str); 30] = [

@@ -3,7 +3,11 @@
 
 use serde_json::Value;
 
-use crate::validation::{field::FieldError, format::*, json::*};
+use crate::validation::{
+    field::FieldError,
+    format::{is_valid_port_name, is_valid_port_num},
+    json::{IntOrString, int_or_string},
+};
 
 pub(crate) const PORT_PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 /// `ValidatePortNumOrName`: a port number, or an IANA_SVC_NAME.

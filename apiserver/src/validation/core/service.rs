@@ -4,8 +4,20 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::{ip::validate_non_special_ip, port::*};
-use crate::validation::{field::*, format::*, json::*, meta::*, options::ValidationOptions};
+use super::{
+    ip::validate_non_special_ip,
+    port::{PORT_PROTOCOLS, validate_port_num_or_name},
+};
+use crate::validation::{
+    field::FieldError,
+    format::{
+        FIELD_IMMUTABLE, is_dns1123_label, is_dns1123_subdomain, is_ipv6, is_qualified_name, is_valid_cidr,
+        is_valid_ip, is_valid_port_num,
+    },
+    json::{arr, get, int, meta_of, s, spec_of, string_map},
+    meta::{NameKind, validate_labels, validate_object_meta, validate_object_meta_update},
+    options::ValidationOptions,
+};
 
 fn is_headless(spec: &Value) -> bool {
     let ips = arr(spec, "clusterIPs");
