@@ -14,6 +14,21 @@ fn svc(spec: Value) -> Value {
     json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec})
 }
 
+/// A NodePort Service asking for `ip` and, for its one port, `port`.
+fn node_port(ip: &str, port: u16) -> Value {
+    svc(
+        json!({"type": "NodePort", "clusterIP": ip, "ports": [{"port": 80, "protocol": "TCP", "nodePort": port}]}),
+    )
+}
+
+/// Allocators holding what `node_port("10.0.0.5", 30001)` asked for, and that Service.
+fn with_node_port_service() -> (Allocators, Value) {
+    let mut a = allocators();
+    let mut old = node_port("10.0.0.5", 30001);
+    a.allocate_service(&mut old, None).unwrap().commit();
+    (a, old)
+}
+
 /// Which addresses and ports are allocated, to compare before and after.
 fn held(a: &Allocators) -> (Vec<String>, Vec<u16>) {
     let ips = (1..=14).map(|i| format!("10.0.0.{i}")).filter(|ip| a.ips.has(ip.parse().unwrap())).collect();
@@ -70,20 +85,12 @@ fn a_dropped_transaction_reverts_and_a_committed_one_keeps() {
 
 #[test]
 fn an_update_releases_the_old_allocations_only_on_commit() {
-    let mut a = allocators();
-    let mut old = svc(json!({"type": "NodePort", "clusterIP": "10.0.0.5", "ports": [
-        {"port": 80, "protocol": "TCP", "nodePort": 30001},
-    ]}));
-    a.allocate_service(&mut old, None).unwrap().commit();
+    let (mut a, old) = with_node_port_service();
     let before = held(&a);
     assert_eq!(before, (vec!["10.0.0.5".to_string()], vec![30001]));
 
     // Change both: a new ClusterIP (as after an ExternalName round trip) and a new NodePort.
-    let changed = || {
-        svc(json!({"type": "NodePort", "clusterIP": "10.0.0.6", "ports": [
-            {"port": 80, "protocol": "TCP", "nodePort": 30002},
-        ]}))
-    };
+    let changed = || node_port("10.0.0.6", 30002);
     let mut new = changed();
     let txn = a.allocate_service(&mut new, Some(&old)).unwrap();
     let pending = (vec!["10.0.0.5".to_string(), "10.0.0.6".to_string()], vec![30001, 30002]);
@@ -99,11 +106,7 @@ fn an_update_releases_the_old_allocations_only_on_commit() {
 
 #[test]
 fn an_update_to_external_name_gives_everything_back_on_commit() {
-    let mut a = allocators();
-    let mut old = svc(json!({"type": "NodePort", "clusterIP": "10.0.0.5", "ports": [
-        {"port": 80, "protocol": "TCP", "nodePort": 30001},
-    ]}));
-    a.allocate_service(&mut old, None).unwrap().commit();
+    let (mut a, old) = with_node_port_service();
     let before = held(&a);
     let mut new = svc(json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "10.0.0.5",
         "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30001}]}));
