@@ -2,7 +2,7 @@
 //! message needs; `server.rs` turns them into gRPC statuses in exactly one place. The last
 //! variants only end [`crate::run`] (the listener, the gRPC server) and never reach a client.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use netlab_proto::apiserver::v1::Resource;
 
@@ -82,6 +82,18 @@ pub enum Error {
     /// The store failed.
     #[error("Internal error occurred: {0}")]
     Store(#[from] StoreError),
+    /// The store commit of the batch this write was in failed (every write of it gets this).
+    #[error("Internal error occurred: storage commit failed: {0}")]
+    Commit(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// A blocking store task did not finish (it panicked, or the runtime is shutting down).
+    #[error("Internal error occurred: {what}: {source}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it did not finish.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The API's address could not be bound (at start).
     #[error("listening on {addr}")]
     Listen {
@@ -117,6 +129,8 @@ impl Error {
             Error::Internal(_)
             | Error::Allocation { .. }
             | Error::Store(_)
+            | Error::Commit(_)
+            | Error::Task { .. }
             | Error::Listen { .. }
             | Error::Reflection(_)
             | Error::Serve(_) => "InternalError",
@@ -134,6 +148,8 @@ impl Error {
             Error::Internal(_)
             | Error::Allocation { .. }
             | Error::Store(_)
+            | Error::Commit(_)
+            | Error::Task { .. }
             | Error::Listen { .. }
             | Error::Reflection(_)
             | Error::Serve(_) => 500,

@@ -224,7 +224,7 @@ impl Registry {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.load())
                 .await
-                .map_err(|e| Error::Internal(format!("loading the store: {e}")))??
+                .map_err(|source| Error::Task { what: "loading the store", source })??
         };
         let mut state = State::new(loaded.revision, cfg.history);
         for (key, json) in loaded.objects {

@@ -153,6 +153,8 @@ impl From<Error> for Status {
             Error::Internal(_)
             | Error::Allocation { .. }
             | Error::Store(_)
+            | Error::Commit(_)
+            | Error::Task { .. }
             | Error::Listen { .. }
             | Error::Reflection(_)
             | Error::Serve(_) => Code::Internal,

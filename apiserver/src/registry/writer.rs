@@ -97,9 +97,11 @@ pub(crate) async fn run(
                 }
             }
             failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
+                // Every write of the batch fails with the same error: shared, so each keeps it as
+                // its source.
+                let error: Arc<dyn std::error::Error + Send + Sync> = match failed {
+                    Ok(Err(e)) => Arc::new(e),
+                    Err(e) => Arc::new(e),
                     Ok(Ok(())) => unreachable!("handled above"),
                 };
                 tracing::error!(%error, writes = replies.len(), "Store commit failed; failing the batch.");
@@ -107,7 +109,7 @@ pub(crate) async fn run(
                 // committed.
                 alloc = repair::rebuild(&shared.read(), &cfg).0;
                 for (reply, _, _) in replies {
-                    let _ = reply.send(Err(Error::Internal(format!("storage commit failed: {error}"))));
+                    let _ = reply.send(Err(Error::Commit(error.clone())));
                 }
             }
         }
