@@ -20,7 +20,7 @@
 //!
 //! # Layout
 //! - [`field`]: `field.Error` ([`FieldError`]) and the 422 messages ([`invalid_message`],
-//!   [`status_message`]). [`format`]: name, port, IP and CIDR formats. [`json`]: reading fields
+//!   [`status_message`]). [`format`](mod@format): name, port, IP and CIDR formats. [`json`]: reading fields
 //!   as Go decoded them. [`meta`]: object metadata and label selectors.
 //! - [`core`], [`apps`], [`discovery`], [`networking`]: one module per upstream API group.
 //! - [`options`]: the flags' [`ValidationOptions`], passed with every call.

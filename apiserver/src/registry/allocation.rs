@@ -241,7 +241,7 @@ impl Drop for Txn<'_> {
     }
 }
 
-/// spec.clusterIPs[0], else spec.clusterIP; None when unset or empty.
+/// `spec.clusterIPs[0]`, else `spec.clusterIP`; None when unset or empty.
 pub fn cluster_ip(svc: &Value) -> Option<String> {
     svc.pointer("/spec/clusterIPs/0")
         .or_else(|| svc.pointer("/spec/clusterIP"))

@@ -1,5 +1,5 @@
 //! pkg/apis/apps/validation: Deployment, ReplicaSet, StatefulSet. Their pod templates are checked
-//! by core's [`validate_pod_template_spec`](super::core::pod::validate_pod_template_spec).
+//! by core's `validate_pod_template_spec` ([`super::core::pod`]).
 
 use serde_json::{Value, json};
 
