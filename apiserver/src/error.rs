@@ -137,22 +137,15 @@ impl Error {
         }
     }
 
-    /// The HTTP status the real apiserver answers with.
+    /// The HTTP status the real apiserver answers with: one per StatusReason.
     pub fn http_code(&self) -> i32 {
-        match self {
-            Error::NotFound { .. } => 404,
-            Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::BindingConflict { .. } => 409,
-            Error::Invalid { .. } => 422,
-            Error::BadRequest(_) => 400,
-            Error::Expired { .. } => 410,
-            Error::Internal(_)
-            | Error::Allocation { .. }
-            | Error::Store(_)
-            | Error::Commit(_)
-            | Error::Task { .. }
-            | Error::Listen { .. }
-            | Error::Reflection(_)
-            | Error::Serve(_) => 500,
+        match self.reason() {
+            "NotFound" => 404,
+            "AlreadyExists" | "Conflict" => 409,
+            "Invalid" => 422,
+            "BadRequest" => 400,
+            "Expired" => 410,
+            _ => 500,
         }
     }
 
