@@ -116,6 +116,7 @@ async fn start() -> (SocketAddr, Registry, tempfile::TempDir, CancellationToken)
         node_ports: (30000, 32767),
         history: 100_000,
         watch_buffer: 16_384,
+        validation: Default::default(),
     };
     let (registry, _writer) = Registry::open(store, cfg, shutdown.clone()).await.expect("registry");
     netlab_apiserver::bootstrap::run(&registry, 6443).await.expect("bootstrap");

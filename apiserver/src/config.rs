@@ -69,14 +69,52 @@ pub struct Config {
     pub telemetry: netlab_telemetry::Args,
 }
 
-fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s
-        .split_once('-')
-        .ok_or_else(|| format!("invalid port range {s:?}: expected first-last, e.g. 30000-32767"))?;
-    let first: u16 = a.trim().parse().map_err(|e| format!("invalid port range {s:?}: {e}"))?;
-    let last: u16 = b.trim().parse().map_err(|e| format!("invalid port range {s:?}: {e}"))?;
+/// A `--service-node-port-range` that is not `first-last` with `1 <= first <= last`; clap prints
+/// it as the flag's error.
+#[derive(Debug, thiserror::Error)]
+pub enum PortRangeError {
+    /// No dash.
+    #[error("invalid port range {0:?}: expected first-last, e.g. 30000-32767")]
+    Format(String),
+    /// A bound that is not a port number.
+    #[error("invalid port range {range:?}: {source}")]
+    Port {
+        /// The flag's value.
+        range: String,
+        /// Why the bound did not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// `first` is 0 or above `last`.
+    #[error("invalid port range {0:?}: first must be 1..=last")]
+    Order(String),
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), PortRangeError> {
+    let (a, b) = s.split_once('-').ok_or_else(|| PortRangeError::Format(s.to_string()))?;
+    let port = |p: &str| {
+        p.trim().parse::<u16>().map_err(|source| PortRangeError::Port { range: s.to_string(), source })
+    };
+    let (first, last) = (port(a)?, port(b)?);
     if first == 0 || last < first {
-        return Err(format!("invalid port range {s:?}: first must be 1..=last"));
+        return Err(PortRangeError::Order(s.to_string()));
     }
     Ok((first, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_and_says_what_is_wrong() {
+        assert_eq!(parse_port_range("30000-32767").unwrap(), (30000, 32767));
+        assert_eq!(parse_port_range(" 80 - 90 ").unwrap(), (80, 90));
+        let err = |s| parse_port_range(s).unwrap_err().to_string();
+        assert_eq!(err("30000"), "invalid port range \"30000\": expected first-last, e.g. 30000-32767");
+        assert_eq!(err("a-90"), "invalid port range \"a-90\": invalid digit found in string");
+        assert_eq!(err("90-80"), "invalid port range \"90-80\": first must be 1..=last");
+        assert_eq!(err("0-80"), "invalid port range \"0-80\": first must be 1..=last");
+        assert!(std::error::Error::source(&parse_port_range("1-x").unwrap_err()).is_some());
+    }
 }

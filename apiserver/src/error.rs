@@ -1,9 +1,12 @@
 //! The apiserver's errors. Each variant is one Kubernetes `StatusReason`, carrying what its
-//! message needs; `server.rs` turns them into gRPC statuses in exactly one place.
+//! message needs; `server.rs` turns them into gRPC statuses in exactly one place. The last
+//! variants only end [`crate::run`] (the listener, the gRPC server) and never reach a client.
+
+use std::{net::SocketAddr, sync::Arc};
 
 use netlab_proto::apiserver::v1::Resource;
 
-use crate::{store::StoreError, validation::FieldError};
+use crate::{alloc::AllocError, store::StoreError, validation::FieldError};
 
 /// A request failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +67,48 @@ pub enum Error {
         /// The oldest resourceVersion a watch can still start from.
         oldest: u64,
     },
-    /// The server failed, e.g. the ClusterIP range is full.
+    /// The server failed.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// A range to allocate from is full: kube-apiserver's words, with the allocator's.
+    #[error("Internal error occurred: failed to allocate a {what}: {source}")]
+    Allocation {
+        /// `serviceIP` or `nodePort`.
+        what: &'static str,
+        /// Why the allocator refused.
+        #[source]
+        source: AllocError,
+    },
     /// The store failed.
     #[error("Internal error occurred: {0}")]
     Store(#[from] StoreError),
+    /// The store commit of the batch this write was in failed (every write of it gets this).
+    #[error("Internal error occurred: storage commit failed: {0}")]
+    Commit(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// A blocking store task did not finish (it panicked, or the runtime is shutting down).
+    #[error("Internal error occurred: {what}: {source}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it did not finish.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The API's address could not be bound (at start).
+    #[error("listening on {addr}")]
+    Listen {
+        /// `--listen`.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor sets (at start).
+    #[error("building the gRPC reflection service")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed while serving.
+    #[error("serving the gRPC API")]
+    Serve(#[from] tonic::transport::Error),
 }
 
 /// `Result` with the apiserver's [`Error`].
@@ -87,19 +126,26 @@ impl Error {
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } => "Expired",
-            Error::Internal(_) | Error::Store(_) => "InternalError",
+            Error::Internal(_)
+            | Error::Allocation { .. }
+            | Error::Store(_)
+            | Error::Commit(_)
+            | Error::Task { .. }
+            | Error::Listen { .. }
+            | Error::Reflection(_)
+            | Error::Serve(_) => "InternalError",
         }
     }
 
-    /// The HTTP status the real apiserver answers with.
+    /// The HTTP status the real apiserver answers with: one per StatusReason.
     pub fn http_code(&self) -> i32 {
-        match self {
-            Error::NotFound { .. } => 404,
-            Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::BindingConflict { .. } => 409,
-            Error::Invalid { .. } => 422,
-            Error::BadRequest(_) => 400,
-            Error::Expired { .. } => 410,
-            Error::Internal(_) | Error::Store(_) => 500,
+        match self.reason() {
+            "NotFound" => 404,
+            "AlreadyExists" | "Conflict" => 409,
+            "Invalid" => 422,
+            "BadRequest" => 400,
+            "Expired" => 410,
+            _ => 500,
         }
     }
 

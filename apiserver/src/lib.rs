@@ -6,10 +6,14 @@
 //! with resourceVersion semantics so controllers can follow changes.
 //!
 //! # Layout
-//! - [`config`]: flags. [`error`]: errors as Kubernetes StatusReasons.
-//! - [`server`]: the gRPC edge. [`registry`]: objects in memory, the single writer, watch.
+//! - [`config`]: flags. [`error`]: errors as Kubernetes StatusReasons, and the server's own.
+//! - [`server`]: the gRPC edge. [`registry`]: objects in memory and the write path through it:
+//!   admission (decode, [`defaults`], [`validation`]), the single writer, the Service
+//!   allocation transaction, repair at start, watch.
 //! - [`store`]: durable storage (redb) behind a trait, etcd's key layout.
-//! - [`alloc`]: ClusterIP and NodePort bitmap allocators. [`validation`], [`defaults`]: admission.
+//! - [`alloc`]: ClusterIP and NodePort bitmap allocators.
+//! - [`validation`]: upstream's field checks, one module per API group; the flags reach it as
+//!   [`validation::ValidationOptions`] through [`registry::RegistryConfig`].
 //! - [`object`]: decoding and metadata. [`selector`]: label and field selectors.
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
 //!   Service's EndpointSlice, kept pointing at this apiserver.
@@ -48,18 +52,16 @@ pub fn registry_config(cfg: &Config) -> registry::RegistryConfig {
         node_ports: cfg.service_node_port_range,
         history: cfg.watch_history,
         watch_buffer: cfg.watch_buffer,
+        validation: validation::ValidationOptions { allow_loopback_endpoints: cfg.allow_loopback_endpoints },
     }
 }
 
 /// Runs the apiserver until `shutdown` fires.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    validation::ALLOW_LOOPBACK_ENDPOINTS
-        .store(cfg.allow_loopback_endpoints, std::sync::atomic::Ordering::Relaxed);
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let store = Arc::new(store::RedbStore::open(&cfg.data_dir)?);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.listen))?;
-    let local = listener.local_addr()?;
+    let listen = |source| Error::Listen { addr: cfg.listen, source };
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
     let (registry, writer) =
         registry::Registry::open(store, registry_config(&cfg), shutdown.child_token()).await?;
     if !cfg.no_bootstrap {

@@ -12,9 +12,11 @@
 //! old and relists, as with the real apiserver's watch cache: the writer never waits for anyone.
 //!
 //! # Layout
-//! - [`writer`]: the write path: create, update, delete, allocation, group commit.
-//! - [`watch`]: per-watcher tasks: history replay, filtering, batching.
+//! - [`admission`]: decoding, defaulting and validating a write before the writer decides it.
+//! - [`writer`]: the write path: create, update, bind, delete, group commit.
+//! - [`allocation`]: a Service write's ClusterIP and NodePorts, as a transaction that reverts.
 //! - [`repair`]: rebuilding the allocators from the stored Services at start.
+//! - [`watch`]: per-watcher tasks: history replay, filtering, batching.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -32,8 +34,11 @@ use crate::{
     object::Stored,
     selector::{FieldSelector, LabelSelector},
     store::Store,
+    validation::ValidationOptions,
 };
 
+pub mod admission;
+pub mod allocation;
 pub mod repair;
 pub mod watch;
 pub mod writer;
@@ -51,6 +56,8 @@ pub struct RegistryConfig {
     pub history: usize,
     /// How many events a watcher may fall behind the writer before it is expired.
     pub watch_buffer: usize,
+    /// What validation allows beyond upstream (`--allow-loopback-endpoints`).
+    pub validation: ValidationOptions,
 }
 
 /// A change to one object, as watchers see it.
@@ -217,7 +224,7 @@ impl Registry {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.load())
                 .await
-                .map_err(|e| Error::Internal(format!("loading the store: {e}")))??
+                .map_err(|source| Error::Task { what: "loading the store", source })??
         };
         let mut state = State::new(loaded.revision, cfg.history);
         for (key, json) in loaded.objects {
@@ -234,7 +241,7 @@ impl Registry {
         let shared = Arc::new(Shared { state: RwLock::new(state), events });
         let (tx, rx) = mpsc::channel(4096);
         let (allocators, findings) = repair::rebuild(&shared.read(), &cfg);
-        let handle = tokio::spawn(writer::run(shared.clone(), store, allocators, rx, shutdown));
+        let handle = tokio::spawn(writer::run(shared.clone(), store, cfg.clone(), allocators, rx, shutdown));
         let registry = Self { shared, writes: tx, cfg: Arc::new(cfg) };
         repair::report(&registry, findings).await;
         Ok((registry, handle))
@@ -285,7 +292,7 @@ impl Registry {
 
     /// Creates an object from its request body (Kubernetes JSON).
     pub async fn create(&self, resource: Resource, namespace: &str, body: &[u8]) -> Result<Arc<Stored>> {
-        let object = writer::prepare_create(resource, namespace, body)?;
+        let object = admission::prepare_create(resource, namespace, body, &self.cfg.validation)?;
         self.write(WriteOp::Create { resource, object }).await
     }
 
@@ -297,7 +304,7 @@ impl Registry {
         body: &[u8],
         status_only: bool,
     ) -> Result<Arc<Stored>> {
-        let object = writer::prepare_update(resource, namespace, body)?;
+        let object = admission::prepare_update(resource, namespace, body)?;
         self.write(WriteOp::Update { resource, object, status_only }).await
     }
 

@@ -144,13 +144,14 @@ impl ApiServer for Service {
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
-        let code = match &e {
-            Error::NotFound { .. } => Code::NotFound,
-            Error::AlreadyExists { .. } => Code::AlreadyExists,
-            Error::Conflict { .. } | Error::BindingConflict { .. } => Code::Aborted,
-            Error::Invalid { .. } | Error::BadRequest(_) => Code::InvalidArgument,
-            Error::Expired { .. } => Code::OutOfRange,
-            Error::Internal(_) | Error::Store(_) => Code::Internal,
+        // One gRPC code per StatusReason, which `Error::reason` decides for every variant.
+        let code = match e.reason() {
+            "NotFound" => Code::NotFound,
+            "AlreadyExists" => Code::AlreadyExists,
+            "Conflict" => Code::Aborted,
+            "Invalid" | "BadRequest" => Code::InvalidArgument,
+            "Expired" => Code::OutOfRange,
+            _ => Code::Internal,
         };
         let (kind, name, causes) = match &e {
             Error::NotFound { resource, name }

@@ -24,6 +24,7 @@ async fn serve(history: usize) -> (String, tempfile::TempDir, CancellationToken)
         node_ports: (30000, 32767),
         history,
         watch_buffer: 1024,
+        validation: Default::default(),
     };
     let (registry, _writer) = Registry::open(store, cfg, shutdown.clone()).await.unwrap();
     netlab_apiserver::bootstrap::run(&registry, 6443).await.unwrap();

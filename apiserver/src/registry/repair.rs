@@ -8,22 +8,14 @@ use std::sync::Arc;
 use netlab_proto::apiserver::v1::Resource;
 use serde_json::json;
 
-use super::{Registry, RegistryConfig, State, WriteOp, writer};
+use super::{
+    Registry, RegistryConfig, State, WriteOp,
+    allocation::{self, Allocators},
+};
 use crate::{
-    alloc::{AllocError, ip::IpAllocator, port::PortAllocator},
+    alloc::AllocError,
     object::{self, Stored},
 };
-
-/// The allocators the writer owns.
-#[derive(Debug, Clone)]
-pub struct Allocators {
-    /// ClusterIPs.
-    pub ips: IpAllocator,
-    /// NodePorts.
-    pub ports: PortAllocator,
-    /// What they were built from.
-    pub config: RegistryConfig,
-}
 
 /// Something the repair found wrong with a Service, reported as an Event.
 #[derive(Debug, Clone)]
@@ -35,11 +27,11 @@ pub struct Finding {
 
 /// Builds fresh allocators holding every address and port the stored Services use.
 pub fn rebuild(state: &State, cfg: &RegistryConfig) -> (Allocators, Vec<Finding>) {
-    let mut ips = IpAllocator::new(cfg.service_cidr);
-    let mut ports = PortAllocator::new(cfg.node_ports.0, cfg.node_ports.1);
+    let mut alloc = Allocators::new(cfg.service_cidr, cfg.node_ports);
+    let Allocators { ips, ports } = &mut alloc;
     let mut findings = Vec::new();
     for svc in state.iter(Resource::Services, "") {
-        if let Some(ip) = writer::cluster_ip(&svc.value).filter(|ip| ip != "None") {
+        if let Some(ip) = allocation::cluster_ip(&svc.value).filter(|ip| ip != "None") {
             let Ok(parsed) = ip.parse() else { continue };
             match ips.allocate(parsed) {
                 Ok(()) => {}
@@ -60,7 +52,7 @@ pub fn rebuild(state: &State, cfg: &RegistryConfig) -> (Allocators, Vec<Finding>
                 }),
             }
         }
-        for port in writer::node_ports(&svc.value) {
+        for port in allocation::node_ports(&svc.value) {
             match ports.allocate(port) {
                 Ok(()) => {}
                 Err(AllocError::Allocated(_)) => findings.push(Finding {
@@ -81,7 +73,7 @@ pub fn rebuild(state: &State, cfg: &RegistryConfig) -> (Allocators, Vec<Finding>
             }
         }
     }
-    (Allocators { ips, ports, config: cfg.clone() }, findings)
+    (alloc, findings)
 }
 
 /// Logs each finding and records it as a Warning Event on the Service.

@@ -16,6 +16,7 @@ fn config(cidr: &str, history: usize) -> RegistryConfig {
         node_ports: (30000, 32767),
         history,
         watch_buffer: 1024,
+        validation: Default::default(),
     }
 }
 
@@ -346,4 +347,48 @@ async fn a_pod_on_a_node_terminates_gracefully_and_an_unbound_one_goes_at_once()
     assert!(r.get(Resource::Pods, "default", "bound").is_err(), "the kubelet's grace-0 delete removes it");
     r.delete(Resource::Pods, "default", "loose", None, None).await.unwrap();
     assert!(r.get(Resource::Pods, "default", "loose").is_err());
+}
+
+/// A store whose commits fail while `failing` is set.
+struct FlakyStore {
+    inner: RedbStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl crate::store::Store for FlakyStore {
+    fn load(&self) -> Result<crate::store::Snapshot, crate::store::StoreError> {
+        self.inner.load()
+    }
+
+    fn commit(&self, batch: &crate::store::Batch) -> Result<(), crate::store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::store::StoreError::Io { op: "commit", source: "disk full".into() });
+        }
+        self.inner.commit(batch)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_its_writes_with_the_cause_and_gives_their_allocations_back() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore { inner: RedbStore::open(dir.path()).unwrap(), failing: false.into() });
+    let (r, _writer) =
+        Registry::open(store.clone(), config("10.0.0.0/26", 100), CancellationToken::new()).await.unwrap();
+    bootstrap::run(&r, 6443).await.unwrap();
+    let pinned = |name: &str| {
+        body(json!({"metadata": {"name": name}, "spec": {"clusterIP": "10.0.0.20", "ports": [{"port": 80}]}}))
+    };
+
+    store.failing.store(true, Ordering::SeqCst);
+    let err = r.create(Resource::Services, "default", &pinned("a")).await.unwrap_err();
+    assert_eq!(err.reason(), "InternalError");
+    assert_eq!(err.to_string(), "Internal error occurred: storage commit failed: store commit failed");
+    let cause = std::error::Error::source(&err).expect("the store's error is the source");
+    assert_eq!(std::error::Error::source(cause).map(ToString::to_string).as_deref(), Some("disk full"));
+    assert!(r.get(Resource::Services, "default", "a").is_err(), "nothing was stored");
+
+    store.failing.store(false, Ordering::SeqCst);
+    let b = r.create(Resource::Services, "default", &pinned("b")).await.unwrap();
+    assert_eq!(ip_of(&b), "10.0.0.20", "the failed write's ClusterIP went back");
 }

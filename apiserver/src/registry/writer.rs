@@ -1,6 +1,10 @@
 //! The write path. One task owns the allocators and the revision counter and decides every write
 //! in arrival order; requests that arrive while a commit is in flight form the next batch, which
 //! is committed with one store transaction (group commit).
+//!
+//! Requests arrive admitted ([`super::admission`]); a Service's ClusterIP and NodePorts are
+//! taken in a [`allocation::Txn`] that is committed once the write is decided and reverted
+//! when it fails.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,14 +14,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::{Event, Shared, WriteOp, repair::Allocators};
+use super::{
+    Event, RegistryConfig, Shared, WriteOp, admission,
+    allocation::{self, Allocators},
+    repair,
+};
 use crate::{
-    alloc::AllocError,
-    defaults,
     error::{Error, Result},
     object::{self, Stored},
     store::{self, Batch, Op, Store},
-    validation::{self, ErrorType, FieldError},
+    validation::ValidationOptions,
 };
 
 /// At most this many requests share one commit.
@@ -35,6 +41,7 @@ pub(crate) struct Request {
 pub(crate) async fn run(
     shared: Arc<Shared>,
     store: Arc<dyn Store>,
+    cfg: RegistryConfig,
     mut alloc: Allocators,
     mut rx: mpsc::Receiver<Request>,
     shutdown: CancellationToken,
@@ -49,7 +56,7 @@ pub(crate) async fn run(
             break;
         }
         let revision = shared.read().revision;
-        let mut batch = Pending::new(&shared, &mut alloc, revision);
+        let mut batch = Pending::new(&shared, &mut alloc, &cfg.validation, revision);
         let mut replies = Vec::with_capacity(n);
         for req in queue.drain(..) {
             let result = req.span.in_scope(|| batch.apply(req.op));
@@ -90,90 +97,24 @@ pub(crate) async fn run(
                 }
             }
             failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
+                // Every write of the batch fails with the same error: shared, so each keeps it as
+                // its source.
+                let error: Arc<dyn std::error::Error + Send + Sync> = match failed {
+                    Ok(Err(e)) => Arc::new(e),
+                    Err(e) => Arc::new(e),
                     Ok(Ok(())) => unreachable!("handled above"),
                 };
                 tracing::error!(%error, writes = replies.len(), "Store commit failed; failing the batch.");
                 // Allocations made for the failed batch are undone by rebuilding from what is
                 // committed.
-                alloc = super::repair::rebuild(&shared.read(), &alloc.config).0;
+                alloc = repair::rebuild(&shared.read(), &cfg).0;
                 for (reply, _, _) in replies {
-                    let _ = reply.send(Err(Error::Internal(format!("storage commit failed: {error}"))));
+                    let _ = reply.send(Err(Error::Commit(error.clone())));
                 }
             }
         }
     }
     tracing::debug!("Writer stopped.");
-}
-
-/// Prepares a create before it is queued (runs on the caller's task): decode, namespace, status
-/// reset, defaults, validation.
-pub fn prepare_create(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
-    let mut obj = prepare(resource, namespace, body)?;
-    // Status is the system's to write; a create starts without one (upstream PrepareForCreate),
-    // except for Nodes, which the kubelet registers with their status.
-    if !matches!(resource, Resource::Nodes | Resource::Events)
-        && let Some(map) = obj.as_object_mut()
-    {
-        map.remove("status");
-    }
-    defaults::set_defaults(resource, &mut obj);
-    let errors = validation::validate(resource, &obj);
-    if !errors.is_empty() {
-        return Err(invalid(resource, &obj, errors));
-    }
-    Ok(obj)
-}
-
-/// Prepares an update before it is queued: decode, namespace, defaults. Validation against the
-/// old object happens in the writer.
-pub fn prepare_update(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
-    let mut obj = prepare(resource, namespace, body)?;
-    defaults::set_defaults(resource, &mut obj);
-    Ok(obj)
-}
-
-fn prepare(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
-    let mut obj = object::decode(resource, body)?;
-    if resource.namespaced() {
-        let in_body = object::namespace(&obj).to_string();
-        let ns = match (in_body.as_str(), namespace) {
-            ("", "") => "default".to_string(),
-            ("", req) => req.to_string(),
-            (body, "") => body.to_string(),
-            (body, req) if body == req => body.to_string(),
-            _ => {
-                return Err(Error::BadRequest(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                        .into(),
-                ));
-            }
-        };
-        object::set_meta(&mut obj, "namespace", Some(ns.into()));
-    } else {
-        object::set_meta(&mut obj, "namespace", None);
-    }
-    Ok(obj)
-}
-
-fn invalid(resource: Resource, obj: &Value, errors: Vec<FieldError>) -> Error {
-    let name = match object::name(obj) {
-        "" => object::generate_name(obj),
-        n => n,
-    };
-    Error::Invalid { kind: resource.kind(), name: name.to_string(), errors }
-}
-
-fn field_error(field: &str, value: Value, detail: String) -> FieldError {
-    FieldError {
-        error_type: ErrorType::Invalid,
-        field: field.to_string(),
-        value: Some(value),
-        detail,
-        supported: Vec::new(),
-    }
 }
 
 type Key = (Resource, String, String);
@@ -182,6 +123,7 @@ type Key = (Resource, String, String);
 struct Pending<'a> {
     shared: &'a Shared,
     alloc: &'a mut Allocators,
+    opts: &'a ValidationOptions,
     revision: u64,
     overlay: HashMap<Key, Option<Arc<Stored>>>,
     ops: Vec<Op>,
@@ -191,8 +133,13 @@ struct Pending<'a> {
 // === impl Pending ===
 
 impl<'a> Pending<'a> {
-    fn new(shared: &'a Shared, alloc: &'a mut Allocators, revision: u64) -> Self {
-        Self { shared, alloc, revision, overlay: HashMap::new(), ops: Vec::new(), events: Vec::new() }
+    fn new(
+        shared: &'a Shared,
+        alloc: &'a mut Allocators,
+        opts: &'a ValidationOptions,
+        revision: u64,
+    ) -> Self {
+        Self { shared, alloc, opts, revision, overlay: HashMap::new(), ops: Vec::new(), events: Vec::new() }
     }
 
     fn apply(&mut self, op: WriteOp) -> Result<Arc<Stored>> {
@@ -234,8 +181,9 @@ impl<'a> Pending<'a> {
         if self.lookup(resource, &ns, &name).is_some() {
             return Err(Error::AlreadyExists { resource, name });
         }
+        // Nothing below fails: the allocation is decided with the write.
         if resource == Resource::Services {
-            self.allocate_service(&mut obj, None)?;
+            self.alloc.allocate_service(&mut obj, None)?.commit();
         }
         let meta = object::meta_mut(&mut obj);
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
@@ -281,7 +229,7 @@ impl<'a> Pending<'a> {
                 object::set_meta(&mut obj, field, old.value.pointer(&format!("/metadata/{field}")).cloned());
             }
             if resource == Resource::Services {
-                preserve_service_allocations(&mut obj, &old.value);
+                allocation::keep_allocated(&mut obj, &old.value);
             }
             let generation = old.value.pointer("/metadata/generation").and_then(Value::as_i64);
             let generation = match (generation, obj.get("spec") != old.value.get("spec")) {
@@ -289,12 +237,9 @@ impl<'a> Pending<'a> {
                 (g, _) => g,
             };
             object::set_meta(&mut obj, "generation", generation.map(Into::into));
-            let errors = validation::validate_update(resource, &old.value, &obj);
-            if !errors.is_empty() {
-                return Err(invalid(resource, &obj, errors));
-            }
+            admission::validate_update(resource, &old.value, &obj, self.opts)?;
             if resource == Resource::Services {
-                self.allocate_service(&mut obj, Some(&old.value))?;
+                self.alloc.allocate_service(&mut obj, Some(&old.value))?.commit();
             }
         }
         // A write that changes nothing is not a write: no new resourceVersion, no event.
@@ -453,7 +398,7 @@ impl<'a> Pending<'a> {
     /// Removes `old`, releasing what it held; the DELETED event carries the deletion's revision.
     fn remove(&mut self, old: Arc<Stored>) -> Arc<Stored> {
         if old.resource == Resource::Services {
-            self.release_service(&old.value);
+            self.alloc.release_service(&old.value);
         }
         let rv = self.next_revision();
         let mut last = old.value.clone();
@@ -463,230 +408,5 @@ impl<'a> Pending<'a> {
         self.overlay.insert((old.resource, old.namespace.clone(), old.name.clone()), None);
         self.events.push(Arc::new(Event { kind: EventType::Deleted, object: gone.clone(), prev: Some(old) }));
         gone
-    }
-
-    /// Allocates the ClusterIP and NodePorts a Service needs (on update: those it newly needs),
-    /// writing them into `svc`. On error nothing stays allocated.
-    fn allocate_service(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<()> {
-        let name = object::name(svc).to_string();
-        let invalid = |errors| Error::Invalid { kind: "Service", name: name.clone(), errors };
-        let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
-        let old_ip = old.and_then(cluster_ip).filter(|ip| ip != "None");
-
-        // The decision, as its own span: which range, which band, which address.
-        let span = tracing::info_span!(
-            "allocate ClusterIP",
-            netlab.service_cidr = %self.alloc.ips.cidr(),
-            netlab.service = %format!("{}/{name}", object::namespace(svc)),
-            netlab.cluster_ip = tracing::field::Empty,
-            netlab.band = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_message = tracing::field::Empty,
-        );
-        let _entered = span.enter();
-        let static_band = self.alloc.ips.static_range();
-        let band_of = |ip: &str| match (ip.parse::<std::net::Ipv4Addr>(), static_band) {
-            (Ok(ip), Some((lo, hi))) if ip >= lo && ip <= hi => "static",
-            _ => "dynamic",
-        };
-        let result = self.allocate_service_inner(svc, old, &ty, old_ip, &invalid);
-        match &result {
-            Ok(()) => {
-                let ip = cluster_ip(svc).unwrap_or_else(|| "none".into());
-                span.record("netlab.band", band_of(&ip));
-                span.record("netlab.cluster_ip", ip.as_str());
-                tracing::debug!(cluster_ip = %ip, "Allocated.");
-            }
-            Err(e) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("otel.status_message", e.to_string().as_str());
-            }
-        }
-        result
-    }
-
-    fn allocate_service_inner(
-        &mut self,
-        svc: &mut Value,
-        old: Option<&Value>,
-        ty: &str,
-        old_ip: Option<String>,
-        invalid: &dyn Fn(Vec<FieldError>) -> Error,
-    ) -> Result<()> {
-        let mut new_ip_taken = None;
-        if ty == "ExternalName" {
-            if let Some(ip) = &old_ip
-                && let Ok(ip) = ip.parse()
-            {
-                self.alloc.ips.release(ip);
-            }
-            if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-        } else {
-            match cluster_ip(svc).as_deref() {
-                Some("None") => {}
-                Some(ip) if Some(ip) == old_ip.as_deref() => {}
-                Some(ip) => {
-                    let parsed = ip.parse().map_err(|_| {
-                        invalid(vec![field_error(
-                            "spec.clusterIPs",
-                            json!([ip]),
-                            "must be a valid IP address".into(),
-                        )])
-                    })?;
-                    self.alloc.ips.allocate(parsed).map_err(|e| {
-                        invalid(vec![field_error(
-                            "spec.clusterIPs",
-                            json!([ip]),
-                            format!("failed to allocate IP {ip}: {e}"),
-                        )])
-                    })?;
-                    new_ip_taken = Some(parsed);
-                    set_cluster_ip(svc, ip);
-                }
-                None => {
-                    let ip = self
-                        .alloc
-                        .ips
-                        .allocate_next()
-                        .map_err(|e| Error::Internal(format!("failed to allocate a serviceIP: {e}")))?;
-                    new_ip_taken = Some(ip.into());
-                    set_cluster_ip(svc, &ip.to_string());
-                }
-            }
-        }
-
-        // NodePorts: every port of a NodePort or LoadBalancer Service has one.
-        let needs_node_ports = matches!(ty, "NodePort" | "LoadBalancer");
-        let old_ports: Vec<u16> = old.map(node_ports).unwrap_or_default();
-        let mut taken = Vec::new();
-        let mut result = Ok(());
-        if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for (i, port) in ports.iter_mut().enumerate() {
-                if !needs_node_ports {
-                    // Only NodePort and LoadBalancer Services hold NodePorts.
-                    if let Some(map) = port.as_object_mut() {
-                        map.remove("nodePort");
-                    }
-                    continue;
-                }
-                let given = port.get("nodePort").and_then(Value::as_u64).filter(|p| *p > 0);
-                let outcome = match given {
-                    Some(p) if old_ports.contains(&(p as u16)) => Ok(p as u16),
-                    Some(p) => {
-                        let p16 = u16::try_from(p).unwrap_or(0);
-                        self.alloc.ports.allocate(p16).map(|_| p16).map_err(|e| {
-                            invalid(vec![field_error(
-                                &format!("spec.ports[{i}].nodePort"),
-                                json!(p),
-                                e.to_string(),
-                            )])
-                        })
-                    }
-                    None => self.alloc.ports.allocate_next().map_err(|e| match e {
-                        AllocError::Full => Error::Internal(format!("failed to allocate a nodePort: {e}")),
-                        other => Error::Internal(other.to_string()),
-                    }),
-                };
-                match outcome {
-                    Ok(p) => {
-                        if !old_ports.contains(&p) {
-                            taken.push(p);
-                        }
-                        port["nodePort"] = json!(p);
-                    }
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-        }
-        if let Err(e) = result {
-            for p in taken {
-                self.alloc.ports.release(p);
-            }
-            if let Some(ip) = new_ip_taken {
-                self.alloc.ips.release(ip);
-            }
-            return Err(e);
-        }
-        // Ports the update dropped go back to the pool.
-        let kept = node_ports(svc);
-        for p in old_ports.into_iter().filter(|p| !kept.contains(p)) {
-            self.alloc.ports.release(p);
-        }
-        Ok(())
-    }
-
-    fn release_service(&mut self, svc: &Value) {
-        if let Some(ip) = cluster_ip(svc).and_then(|ip| ip.parse().ok()) {
-            self.alloc.ips.release(ip);
-        }
-        for p in node_ports(svc) {
-            self.alloc.ports.release(p);
-        }
-    }
-}
-
-/// spec.clusterIPs[0], else spec.clusterIP; None when unset or empty.
-pub(crate) fn cluster_ip(svc: &Value) -> Option<String> {
-    svc.pointer("/spec/clusterIPs/0")
-        .or_else(|| svc.pointer("/spec/clusterIP"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn set_cluster_ip(svc: &mut Value, ip: &str) {
-    if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("clusterIP".into(), ip.into());
-        spec.insert("clusterIPs".into(), json!([ip]));
-    }
-}
-
-/// The NodePorts a Service holds.
-pub(crate) fn node_ports(svc: &Value) -> Vec<u16> {
-    svc.pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .map(|ports| {
-            ports
-                .iter()
-                .filter_map(|p| p.get("nodePort")?.as_u64())
-                .filter_map(|p| u16::try_from(p).ok())
-                .filter(|p| *p > 0)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// An update that omits the ClusterIP or a port's NodePort keeps the allocated one, as the real
-/// apiserver does, so that re-applying a manifest does not try to change them.
-fn preserve_service_allocations(new: &mut Value, old: &Value) {
-    let new_ty = new.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
-    if new_ty != "ExternalName"
-        && cluster_ip(new).is_none()
-        && let Some(ip) = cluster_ip(old)
-    {
-        set_cluster_ip(new, &ip);
-    }
-    if !matches!(new_ty.as_str(), "NodePort" | "LoadBalancer") {
-        return;
-    }
-    let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
-    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-        for port in ports {
-            if port.get("nodePort").and_then(Value::as_u64).unwrap_or(0) != 0 {
-                continue;
-            }
-            let same = old_ports
-                .iter()
-                .find(|o| o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol"));
-            if let Some(np) = same.and_then(|o| o.get("nodePort")).filter(|n| n.as_u64().unwrap_or(0) > 0) {
-                port["nodePort"] = np.clone();
-            }
-        }
     }
 }

@@ -2,19 +2,21 @@
 
 use serde_json::{Value, json};
 
-use super::*;
+use super::{format::TOTAL_ANNOTATION_SIZE_LIMIT, *};
 use crate::defaults::set_defaults;
+
+const OPTS: ValidationOptions = ValidationOptions { allow_loopback_endpoints: false };
 
 /// Defaults `obj` as the apiserver does, then validates it; returns the messages.
 fn errors(resource: Resource, mut obj: Value) -> Vec<String> {
     set_defaults(resource, &mut obj);
-    validate(resource, &obj).iter().map(ToString::to_string).collect()
+    validate(resource, &obj, &OPTS).iter().map(ToString::to_string).collect()
 }
 
 fn update_errors(resource: Resource, mut old: Value, mut new: Value) -> Vec<String> {
     set_defaults(resource, &mut old);
     set_defaults(resource, &mut new);
-    validate_update(resource, &old, &new).iter().map(ToString::to_string).collect()
+    validate_update(resource, &old, &new, &OPTS).iter().map(ToString::to_string).collect()
 }
 
 fn service(name: &str, spec: Value) -> Value {
@@ -138,7 +140,7 @@ fn service_name_must_be_dns1035() {
     let mut obj = service("Orders", json!({"ports": [{"port": 80}]}));
     set_defaults(Resource::Services, &mut obj);
     assert_eq!(
-        invalid_message("Service", "Orders", &validate(Resource::Services, &obj)),
+        invalid_message("Service", "Orders", &validate(Resource::Services, &obj, &OPTS)),
         format!("The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\": {DNS1035}")
     );
     let long = "a".repeat(64);
@@ -733,6 +735,29 @@ fn endpoint_slice_rules() {
 }
 
 #[test]
+fn loopback_endpoints_only_with_the_option() {
+    let slice = |ip: &str| {
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "web-1", "namespace": "default"}, "addressType": "IPv4",
+               "endpoints": [{"addresses": [ip]}], "ports": [{"port": 80, "protocol": "TCP"}]})
+    };
+    let lab = ValidationOptions { allow_loopback_endpoints: true };
+    let mut obj = slice("127.0.0.1");
+    set_defaults(Resource::EndpointSlices, &mut obj);
+    assert!(validate(Resource::EndpointSlices, &obj, &lab).is_empty());
+    assert_eq!(
+        validate(Resource::EndpointSlices, &obj, &OPTS).iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            "endpoints[0].addresses[0]: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        ]
+    );
+    // The option allows loopback only: link-local stays refused.
+    let mut obj = slice("169.254.1.1");
+    set_defaults(Resource::EndpointSlices, &mut obj);
+    assert_eq!(validate(Resource::EndpointSlices, &obj, &lab).len(), 1);
+}
+
+#[test]
 fn network_policy_rules() {
     let np = |spec: Value| json!({"metadata": {"name": "deny", "namespace": "default"}, "spec": spec});
     assert!(errors(Resource::NetworkPolicies, np(json!({"podSelector": {}}))).is_empty());
@@ -810,7 +835,7 @@ fn node_rules() {
 fn objects_of_the_wrong_shape_get_only_metadata_checks() {
     let svc = json!({"metadata": {"name": "Orders", "namespace": "default"}, "spec": {"ports": "eighty"}});
     assert_eq!(
-        validate(Resource::Services, &svc).iter().map(ToString::to_string).collect::<Vec<_>>(),
+        validate(Resource::Services, &svc, &OPTS).iter().map(ToString::to_string).collect::<Vec<_>>(),
         vec![format!("metadata.name: Invalid value: \"Orders\": {DNS1035}")]
     );
 }

@@ -1,0 +1,87 @@
+//! Admission: what a write goes through before the writer decides it (upstream's create and
+//! update strategies: `PrepareForCreate`, `PrepareForUpdate`, defaulting, validation).
+//!
+//! Decoding, defaulting and create validation need no committed state, so they run on the
+//! caller's task and the single writer only sees objects that can be stored. Update validation
+//! compares with the old object, so the writer calls [`validate_update`] once it has it.
+
+use netlab_proto::apiserver::v1::Resource;
+use serde_json::Value;
+
+use crate::{
+    defaults,
+    error::{Error, Result},
+    object,
+    validation::{self, FieldError, ValidationOptions},
+};
+
+/// Prepares a create before it is queued: decode, namespace, status reset, defaults,
+/// validation.
+pub fn prepare_create(
+    resource: Resource,
+    namespace: &str,
+    body: &[u8],
+    opts: &ValidationOptions,
+) -> Result<Value> {
+    let mut obj = prepare(resource, namespace, body)?;
+    // Status is the system's to write; a create starts without one (upstream PrepareForCreate),
+    // except for Nodes, which the kubelet registers with their status.
+    if !matches!(resource, Resource::Nodes | Resource::Events)
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+    defaults::set_defaults(resource, &mut obj);
+    let errors = validation::validate(resource, &obj, opts);
+    if !errors.is_empty() {
+        return Err(invalid(resource, &obj, errors));
+    }
+    Ok(obj)
+}
+
+/// Prepares an update before it is queued: decode, namespace, defaults. Validation against the
+/// old object happens in the writer ([`validate_update`]).
+pub fn prepare_update(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
+    let mut obj = prepare(resource, namespace, body)?;
+    defaults::set_defaults(resource, &mut obj);
+    Ok(obj)
+}
+
+/// Validates an update from `old` to `new`; the 422 when it fails.
+pub fn validate_update(resource: Resource, old: &Value, new: &Value, opts: &ValidationOptions) -> Result<()> {
+    let errors = validation::validate_update(resource, old, new, opts);
+    if errors.is_empty() { Ok(()) } else { Err(invalid(resource, new, errors)) }
+}
+
+/// Decodes the body and settles its namespace against the request's.
+fn prepare(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
+    let mut obj = object::decode(resource, body)?;
+    if resource.namespaced() {
+        let in_body = object::namespace(&obj).to_string();
+        let ns = match (in_body.as_str(), namespace) {
+            ("", "") => "default".to_string(),
+            ("", req) => req.to_string(),
+            (body, "") => body.to_string(),
+            (body, req) if body == req => body.to_string(),
+            _ => {
+                return Err(Error::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                        .into(),
+                ));
+            }
+        };
+        object::set_meta(&mut obj, "namespace", Some(ns.into()));
+    } else {
+        object::set_meta(&mut obj, "namespace", None);
+    }
+    Ok(obj)
+}
+
+/// The 422, named by `metadata.name` or, for a create without one, by `generateName`.
+fn invalid(resource: Resource, obj: &Value, errors: Vec<FieldError>) -> Error {
+    let name = match object::name(obj) {
+        "" => object::generate_name(obj),
+        n => n,
+    };
+    Error::Invalid { kind: resource.kind(), name: name.to_string(), errors }
+}
