@@ -1,6 +1,6 @@
 //! The Deployment controller: a ReplicaSet per pod template, as upstream's
 //! `pkg/controller/deployment` does. The ReplicaSet is named `<deployment>-<pod-template-hash>`
-//! (see [`crate::replicaset::hash`]), carries the `pod-template-hash` label on itself, its
+//! (see [`crate::hash`]), carries the `pod-template-hash` label on itself, its
 //! selector and its template (so two ReplicaSets of one Deployment never select each other's
 //! pods), a controller ownerReference to the Deployment, and the `deployment.kubernetes.io/*`
 //! annotations. When the template changes a new ReplicaSet rolls in as the old ones roll out,
@@ -23,17 +23,17 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
 use netlab_client::{
-    Client, ListParams, key_of,
+    Client, ListParams,
     recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
+    reflector::{Cache, reflector},
 };
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::{
-    Context, Result,
-    queue::Queue,
-    replicaset::{hash, pod, selector, workers},
+    Context, Error, Result,
+    controller::{self, Reconcile},
+    hash, pod, selector,
+    tasks::Tasks,
 };
 
 pub mod rollout;
@@ -78,45 +78,29 @@ pub struct Controller {
     recorder: Recorder,
     deployments: Cache<Deployment>,
     sets: Cache<ReplicaSet>,
+    /// Where the Events are recorded from.
+    tasks: Tasks,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
+/// Starts the controller on `ctx.tasks`.
+pub fn start(ctx: &Context) -> Result<()> {
     let client = ctx.client.clone();
-    let (deployments, mut d_rx) =
-        reflector::<Deployment>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (sets, mut rs_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (deployments, d_rx) =
+        reflector::<Deployment>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (sets, rs_rx) =
+        reflector::<ReplicaSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
         client,
         deployments: deployments.clone(),
         sets: sets.clone(),
+        tasks: ctx.tasks.clone(),
     });
-    let queue = Queue::new();
-    workers::spawn_when_synced(
-        async move {
-            deployments.wait_synced().await;
-            sets.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = d_rx.recv() => queue.add(change.key()),
-            Some(change) = rs_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+    let owners = ctl.clone();
+    controller::Controller::new(ctl)
+        .primary(&deployments, d_rx)
+        .owns(&sets, rs_rx, move |rs| owners.adopters(rs))
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -270,23 +254,14 @@ struct Sync {
 // === impl Controller ===
 
 impl Controller {
-    /// The Deployments a ReplicaSet change concerns: its controller, or for an orphan every
-    /// Deployment in the namespace whose selector takes it.
-    fn owners_of(&self, change: &Change<ReplicaSet>) -> Vec<String> {
-        let rs = change.object();
-        let ns = rs.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&rs.metadata) {
-            return if r.kind == "Deployment" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        self.deployments
-            .list_namespace(&ns)
-            .iter()
-            .filter(|d| selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref()))
-            .map(|d| key_of(d.as_ref()))
-            .collect()
+    /// The Deployments that would adopt an orphan ReplicaSet: those in its namespace whose
+    /// selector takes it.
+    fn adopters(&self, rs: &ReplicaSet) -> Vec<Arc<Deployment>> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let mut deployments = self.deployments.list_namespace(ns);
+        deployments
+            .retain(|d| selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref()));
+        deployments
     }
 
     /// `claimReplicaSets`: the ReplicaSets `d` controls, after adopting orphans its selector
@@ -333,7 +308,7 @@ impl Controller {
 
     fn event(&self, d: &Deployment, kind: EventType, reason: &'static str, message: String) {
         let (recorder, d) = (self.recorder.clone(), d.clone());
-        tokio::spawn(async move { recorder.record(&d, kind, reason, &message).await });
+        self.tasks.spawn(async move { recorder.record(&d, kind, reason, &message).await });
     }
 
     /// Writes the Deployment's metadata (the revision annotation), keeping the in-memory status.
@@ -920,8 +895,13 @@ fn is_scaling_event(d: &Deployment, sets: &[ReplicaSet]) -> bool {
         .any(|rs| rollout::annotation(rs, DESIRED_REPLICAS).is_some_and(|v| v != want))
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "deployment";
+    type Error = Error;
+
+    fn error_policy(&self, key: &str, error: &Error) {
+        controller::stale_is_expected(Self::NAME, key, error);
+    }
 
     #[instrument(skip_all, fields(deployment = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {

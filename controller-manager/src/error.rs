@@ -1,14 +1,26 @@
 //! The controller-manager's errors.
 
+use ipnet::Ipv4Net;
+
+use crate::nodeipam::CidrSetError;
+
 /// A reconcile or startup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The apiserver refused or could not be reached.
     #[error(transparent)]
     Api(#[from] netlab_client::Error),
-    /// A flag makes no sense.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// `--cluster-cidr` cannot be cut into blocks of `--node-cidr-mask-size`.
+    #[error("--cluster-cidr {cluster_cidr} / --node-cidr-mask-size {node_cidr_mask_size}")]
+    NodeCidrs {
+        /// `--cluster-cidr`.
+        cluster_cidr: Ipv4Net,
+        /// `--node-cidr-mask-size`.
+        node_cidr_mask_size: u8,
+        /// What the allocator said.
+        #[source]
+        source: CidrSetError,
+    },
 }
 
 /// `Result` with the controller-manager's [`Error`].

@@ -10,11 +10,7 @@
 //! the watch showing the pod the ReplicaSet waits on its [`expectations`].
 //!
 //! # Layout
-//! - [`hash`]: pod-template hashes (ReplicaSet names, `controller-revision-hash`).
-//! - [`pod`]: pod predicates (active, ready, available), ownerReferences, deletion order.
-//! - [`selector`]: label selector matching.
 //! - [`expectations`]: creations and deletions not yet visible in the cache.
-//! - [`workers`]: the queue worker loop the workload controllers share.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,20 +23,20 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use netlab_client::{
-    Client, ListParams, key_of,
+    Client, ListParams,
     recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
+    reflector::{Cache, reflector},
 };
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use crate::{Context, Result, queue::Queue};
+use crate::{
+    Context, Error, Result,
+    controller::{self, Reconcile},
+    pod, selector,
+    tasks::Tasks,
+};
 
 pub mod expectations;
-pub mod hash;
-pub mod pod;
-pub mod selector;
-pub mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -58,47 +54,30 @@ pub struct Controller {
     sets: Cache<ReplicaSet>,
     pods: Cache<Pod>,
     expectations: expectations::Expectations,
+    /// Where the Events are recorded from.
+    tasks: Tasks,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
+/// Starts the controller on `ctx.tasks`. Nothing is reconciled before both caches have listed:
+/// a pod the cache has not seen yet would be created again.
+pub fn start(ctx: &Context) -> Result<()> {
     let client = ctx.client.clone();
-    let (sets, mut set_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (sets, set_rx) =
+        reflector::<ReplicaSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (pods, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), ctx.tasks.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
         client,
         sets: sets.clone(),
         pods: pods.clone(),
         expectations: Default::default(),
+        tasks: ctx.tasks.clone(),
     });
-    let queue = Queue::new();
-    // Nothing is reconciled before both caches have listed: a pod the cache has not seen yet
-    // would be created again.
-    workers::spawn_when_synced(
-        async move {
-            sets.wait_synced().await;
-            pods.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = set_rx.recv() => queue.add(change.key()),
-            Some(change) = pod_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+    let owners = ctl.clone();
+    controller::Controller::new(ctl)
+        .primary(&sets, set_rx)
+        .owns(&pods, pod_rx, move |pod| owners.adopters(pod))
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -134,25 +113,15 @@ pub fn pod_prefix(owner_name: &str) -> String {
 // === impl Controller ===
 
 impl Controller {
-    /// The ReplicaSets a pod change concerns: its controller if that is a ReplicaSet, else every
-    /// ReplicaSet in the namespace whose selector takes it (a candidate for adoption).
-    fn owners_of(&self, change: &Change<Pod>) -> Vec<String> {
-        let pod = change.object();
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&pod.metadata) {
-            return if r.kind == "ReplicaSet" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        self.sets
-            .list_namespace(&ns)
-            .iter()
-            .filter(|rs| {
-                selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
-            })
-            .map(|rs| key_of(rs.as_ref()))
-            .collect()
+    /// The ReplicaSets that would adopt an orphan pod: those in its namespace whose selector
+    /// takes it.
+    fn adopters(&self, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let mut sets = self.sets.list_namespace(ns);
+        sets.retain(|rs| {
+            selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
+        });
+        sets
     }
 
     /// The active pods `rs` controls, after adopting matching orphans and releasing owned pods
@@ -300,7 +269,7 @@ impl Controller {
     /// Records an Event without holding up the sync.
     fn event(&self, rs: &Arc<ReplicaSet>, kind: EventType, reason: &'static str, message: String) {
         let (recorder, rs) = (self.recorder.clone(), rs.clone());
-        tokio::spawn(async move { recorder.record(rs.as_ref(), kind, reason, &message).await });
+        self.tasks.spawn(async move { recorder.record(rs.as_ref(), kind, reason, &message).await });
     }
 }
 
@@ -338,8 +307,13 @@ pub fn calculate_status(
     (status, next)
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "replicaset";
+    type Error = Error;
+
+    fn error_policy(&self, key: &str, error: &Error) {
+        controller::stale_is_expected(Self::NAME, key, error);
+    }
 
     #[instrument(skip_all, fields(replicaset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {

@@ -21,17 +21,17 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use netlab_client::{
-    Client, ListParams, key_of,
+    Client, ListParams,
     recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
+    reflector::{Cache, reflector},
 };
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::{
-    Context, Result,
-    queue::Queue,
-    replicaset::{hash, pod, selector, workers},
+    Context, Error, Result,
+    controller::{self, Reconcile},
+    hash, pod, selector,
+    tasks::Tasks,
 };
 
 pub mod plan;
@@ -56,44 +56,28 @@ pub struct Controller {
     recorder: Recorder,
     sets: Cache<StatefulSet>,
     pods: Cache<Pod>,
+    /// Where the Events are recorded from.
+    tasks: Tasks,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
+/// Starts the controller on `ctx.tasks`.
+pub fn start(ctx: &Context) -> Result<()> {
     let client = ctx.client.clone();
-    let (sets, mut set_rx) =
-        reflector::<StatefulSet>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
+    let (sets, set_rx) =
+        reflector::<StatefulSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (pods, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), ctx.tasks.child_token());
     let ctl = Arc::new(Controller {
         recorder: Recorder::new(client.clone(), COMPONENT, None),
         client,
         sets: sets.clone(),
         pods: pods.clone(),
+        tasks: ctx.tasks.clone(),
     });
-    let queue = Queue::new();
-    workers::spawn_when_synced(
-        async move {
-            sets.wait_synced().await;
-            pods.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = set_rx.recv() => queue.add(change.key()),
-            Some(change) = pod_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+    let owners = ctl.clone();
+    controller::Controller::new(ctl)
+        .primary(&sets, set_rx)
+        .owns(&pods, pod_rx, move |pod| owners.adopters(pod))
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -163,25 +147,17 @@ pub fn member(set_name: &str, p: &Pod, min_ready: i32, now: Timestamp) -> Option
 // === impl Controller ===
 
 impl Controller {
-    fn owners_of(&self, change: &Change<Pod>) -> Vec<String> {
-        let pod = change.object();
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&pod.metadata) {
-            return if r.kind == "StatefulSet" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        self.sets
-            .list_namespace(&ns)
-            .iter()
-            .filter(|s| plan::ordinal_of(s.metadata.name.as_deref().unwrap_or_default(), &name).is_some())
-            .filter(|s| {
-                selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref())
-            })
-            .map(|s| key_of(s.as_ref()))
-            .collect()
+    /// The sets that would adopt an orphan pod: those in its namespace whose selector takes it
+    /// and whose name pattern its name fits.
+    fn adopters(&self, pod: &Pod) -> Vec<Arc<StatefulSet>> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let mut sets = self.sets.list_namespace(ns);
+        sets.retain(|s| {
+            plan::ordinal_of(s.metadata.name.as_deref().unwrap_or_default(), name).is_some()
+                && selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref())
+        });
+        sets
     }
 
     /// The pods the set controls, after adopting orphans that match its selector and name
@@ -222,7 +198,7 @@ impl Controller {
 
     fn event(&self, set: &StatefulSet, kind: EventType, reason: &'static str, message: String) {
         let (recorder, set) = (self.recorder.clone(), set.clone());
-        tokio::spawn(async move { recorder.record(&set, kind, reason, &message).await });
+        self.tasks.spawn(async move { recorder.record(&set, kind, reason, &message).await });
     }
 
     /// `recordPodEvent`'s wording: `create Pod web-0 in StatefulSet web successful`.
@@ -355,8 +331,13 @@ pub fn calculate_status(
     (status, next)
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "statefulset";
+    type Error = Error;
+
+    fn error_policy(&self, key: &str, error: &Error) {
+        controller::stale_is_expected(Self::NAME, key, error);
+    }
 
     #[instrument(skip_all, fields(statefulset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {

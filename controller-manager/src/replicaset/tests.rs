@@ -12,7 +12,8 @@ use k8s_openapi::{
 };
 use serde_json::json;
 
-use super::{expectations::Expectations, hash, pod, selector};
+use super::expectations::Expectations;
+use crate::{hash, pod, selector};
 
 fn template(image: &str) -> PodTemplateSpec {
     serde_json::from_value(json!({
