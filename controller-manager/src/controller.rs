@@ -28,27 +28,35 @@ pub trait Reconcile: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Why a reconcile failed.
-    type Error: std::fmt::Display + Send + 'static;
+    type Error: ReconcileError;
 
     /// Brings the object `key` names to its desired state. `Ok(Some(d))` asks for another look
     /// after `d` (a pod becoming available after `minReadySeconds`, a progress deadline).
     fn reconcile(&self, key: &str) -> impl Future<Output = Result<Option<Duration>, Self::Error>> + Send;
 
-    /// Says why `key` failed (the key is then retried after its backoff whatever this says).
+    /// Says why `key` failed (the key is then retried after its backoff whatever this says):
+    /// quietly if the cache was only behind, else with a warning.
     fn error_policy(&self, key: &str, error: &Self::Error) {
-        tracing::warn!(controller = Self::NAME, %key, %error, "Sync failed; retrying.");
+        if error.is_stale() {
+            tracing::debug!(controller = Self::NAME, %key, %error, "Stale object; retrying.");
+        } else {
+            tracing::warn!(controller = Self::NAME, %key, %error, "Sync failed; retrying.");
+        }
     }
 }
 
-/// The error policy of the controllers that act on one cache and write with its
-/// resourceVersions: a Conflict or NotFound means the cache was behind, which the watch is
-/// about to fix, so it is not worth a warning.
-pub fn stale_is_expected(controller: &str, key: &str, error: &crate::Error) {
-    match error {
-        crate::Error::Api(e) if e.is_conflict() || e.is_not_found() => {
-            tracing::debug!(controller, %key, error = %e, "Stale object; retrying.");
-        }
-        error => tracing::warn!(controller, %key, %error, "Sync failed; retrying."),
+/// What the default [`Reconcile::error_policy`] asks of an error.
+pub trait ReconcileError: std::fmt::Display + Send + 'static {
+    /// Whether the error only means the cache was behind (a write with its resourceVersion got
+    /// Conflict, the object was gone): the watch is about to bring the news, so it is no warning.
+    fn is_stale(&self) -> bool {
+        false
+    }
+}
+
+impl ReconcileError for crate::Error {
+    fn is_stale(&self) -> bool {
+        matches!(self, crate::Error::Api(e) if e.is_conflict() || e.is_not_found())
     }
 }
 

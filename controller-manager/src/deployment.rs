@@ -22,18 +22,14 @@ use k8s_openapi::{
     api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
-use netlab_client::{
-    Client, ListParams,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, reflector},
-};
+use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
     Context, Error, Result,
     controller::{self, Reconcile},
+    events::Events,
     hash, pod, selector,
-    tasks::Tasks,
 };
 
 pub mod rollout;
@@ -75,26 +71,20 @@ mod reason {
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     deployments: Cache<Deployment>,
     sets: Cache<ReplicaSet>,
-    /// Where the Events are recorded from.
-    tasks: Tasks,
 }
 
 /// Starts the controller on `ctx.tasks`.
 pub fn start(ctx: &Context) -> Result<()> {
-    let client = ctx.client.clone();
-    let (deployments, d_rx) =
-        reflector::<Deployment>(client.clone(), ListParams::default(), ctx.tasks.child_token());
-    let (sets, rs_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (deployments, d_rx) = ctx.reflector::<Deployment>(ListParams::default());
+    let (sets, rs_rx) = ctx.reflector::<ReplicaSet>(ListParams::default());
     let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
+        events: ctx.events(COMPONENT),
+        client: ctx.client.clone(),
         deployments: deployments.clone(),
         sets: sets.clone(),
-        tasks: ctx.tasks.clone(),
     });
     let owners = ctl.clone();
     controller::Controller::new(ctl)
@@ -306,11 +296,6 @@ impl Controller {
         }
     }
 
-    fn event(&self, d: &Deployment, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, d) = (self.recorder.clone(), d.clone());
-        self.tasks.spawn(async move { recorder.record(&d, kind, reason, &message).await });
-    }
-
     /// Writes the Deployment's metadata (the revision annotation), keeping the in-memory status.
     async fn update_meta(&self, s: &mut Sync) -> Result<()> {
         let status = s.d.status.clone();
@@ -413,7 +398,7 @@ impl Controller {
         let created = match tracing::Instrument::instrument(self.client.create(&rs), span).await {
             Ok(rs) => {
                 if count > 0 {
-                    self.event(
+                    self.events.record(
                         d,
                         EventType::Normal,
                         "ScalingReplicaSet",
@@ -451,7 +436,7 @@ impl Controller {
                     );
                     let _ = self.client.update_status(&d).await;
                 }
-                self.event(&s.d, EventType::Warning, reason::FAILED_RS_CREATE, msg);
+                self.events.record(&s.d, EventType::Warning, reason::FAILED_RS_CREATE, msg);
                 return Err(e.into());
             }
         };
@@ -535,7 +520,7 @@ impl Controller {
         if old != size {
             let op = if size > old { "up" } else { "down" };
             let name = rs.metadata.name.clone().unwrap_or_default();
-            self.event(
+            self.events.record(
                 d,
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -899,10 +884,6 @@ impl Reconcile for Controller {
     const NAME: &'static str = "deployment";
     type Error = Error;
 
-    fn error_policy(&self, key: &str, error: &Error) {
-        controller::stale_is_expected(Self::NAME, key, error);
-    }
-
     #[instrument(skip_all, fields(deployment = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {
         let Some(d) = self.deployments.get(key) else { return Ok(None) };
@@ -912,7 +893,7 @@ impl Reconcile for Controller {
                 && sp.selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
         });
         if everything {
-            self.event(
+            self.events.record(
                 &d,
                 EventType::Warning,
                 "SelectingAll",

@@ -25,13 +25,13 @@ use k8s_openapi::api::{
 };
 use netlab_client::{
     Client, ListParams, key_of,
-    reflector::{self, Cache, Change},
+    reflector::{Cache, Change},
 };
 use tracing::{debug, info};
 
 use crate::{
     Context, Result,
-    controller::{self, Reconcile},
+    controller::{self, Reconcile, ReconcileError},
 };
 
 pub mod derive;
@@ -379,6 +379,8 @@ impl Controller {
     }
 }
 
+impl ReconcileError for SyncError {}
+
 impl Reconcile for Controller {
     const NAME: &'static str = "endpointslice";
     type Error = SyncError;
@@ -397,15 +399,12 @@ impl Reconcile for Controller {
 pub fn start(ctx: &Context) -> Result<()> {
     let all = ListParams::default();
     let client = ctx.client.clone();
-    let (services, service_changes) =
-        reflector::reflector::<Service>(client.clone(), all.clone(), ctx.tasks.child_token());
-    let (pods, pod_changes) =
-        reflector::reflector::<Pod>(client.clone(), all.clone(), ctx.tasks.child_token());
+    let (services, service_changes) = ctx.reflector::<Service>(all.clone());
+    let (pods, pod_changes) = ctx.reflector::<Pod>(all.clone());
     let managed =
         ListParams { labels: format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}"), ..Default::default() };
-    let (slices, slice_changes) =
-        reflector::reflector::<EndpointSlice>(client.clone(), managed, ctx.tasks.child_token());
-    let (nodes, node_changes) = reflector::reflector::<Node>(client.clone(), all, ctx.tasks.child_token());
+    let (slices, slice_changes) = ctx.reflector::<EndpointSlice>(managed);
+    let (nodes, node_changes) = ctx.reflector::<Node>(all);
     let ctl = Arc::new(Controller {
         client,
         services: services.clone(),

@@ -30,13 +30,13 @@ use k8s_openapi::{
 };
 use netlab_client::{
     Client, ListParams, Object, key_of,
-    reflector::{self, Cache, Change},
+    reflector::{Cache, Change},
 };
 use tracing::{debug, info, warn};
 
 use crate::{
     Context, Result,
-    controller::{self, Reconcile},
+    controller::{self, Reconcile, ReconcileError},
 };
 
 /// Why one object's collection must be retried.
@@ -303,6 +303,8 @@ impl Collector {
     }
 }
 
+impl ReconcileError for SyncError {}
+
 impl Reconcile for Collector {
     const NAME: &'static str = "garbagecollector";
     type Error = SyncError;
@@ -320,18 +322,12 @@ impl Reconcile for Collector {
 
 /// Starts the collector on `ctx.tasks`.
 pub fn start(ctx: &Context) -> Result<()> {
-    let (client, all) = (ctx.client.clone(), ListParams::default());
-    macro_rules! watch {
-        ($ty:ty) => {
-            reflector::reflector::<$ty>(client.clone(), all.clone(), ctx.tasks.child_token())
-        };
-    }
-    let (pods, pod_changes) = watch!(Pod);
-    let (replica_sets, rs_changes) = watch!(ReplicaSet);
-    let (slices, slice_changes) = watch!(EndpointSlice);
-    let (deployments, deployment_changes) = watch!(Deployment);
-    let (stateful_sets, sts_changes) = watch!(StatefulSet);
-    let (services, service_changes) = watch!(Service);
+    let (pods, pod_changes) = ctx.reflector::<Pod>(ListParams::default());
+    let (replica_sets, rs_changes) = ctx.reflector::<ReplicaSet>(ListParams::default());
+    let (slices, slice_changes) = ctx.reflector::<EndpointSlice>(ListParams::default());
+    let (deployments, deployment_changes) = ctx.reflector::<Deployment>(ListParams::default());
+    let (stateful_sets, sts_changes) = ctx.reflector::<StatefulSet>(ListParams::default());
+    let (services, service_changes) = ctx.reflector::<Service>(ListParams::default());
     let caches = Caches {
         pods: pods.clone(),
         replica_sets: replica_sets.clone(),
@@ -340,7 +336,12 @@ pub fn start(ctx: &Context) -> Result<()> {
         stateful_sets: stateful_sets.clone(),
         services: services.clone(),
     };
-    let gc = Arc::new(Collector { client, caches, graph: Mutex::default(), synced: AtomicBool::new(false) });
+    let gc = Arc::new(Collector {
+        client: ctx.client.clone(),
+        caches,
+        graph: Mutex::default(),
+        synced: AtomicBool::new(false),
+    });
     fn dependent<K: Object>(gc: &Arc<Collector>) -> impl FnMut(&Change<K>) -> Vec<String> + Send + 'static {
         let gc = gc.clone();
         move |c| gc.on_dependent(c).into_iter().collect()

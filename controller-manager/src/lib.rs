@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`tasks`]: every task the process starts, tracked and cancelled together.
+//! - [`events`]: Events recorded in the background.
 //! - [`controller`]: the runner: watched kinds → keys → [`queue`] → workers running a reconcile.
 //! - [`queue`]: the work queue (deduplicated keys, per-key backoff, delayed keys).
 //! - [`nodeipam`]: a podCIDR per Node from the cluster CIDR.
@@ -30,6 +31,7 @@ pub mod controller;
 pub mod deployment;
 pub mod endpointslice;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod hash;
 pub mod nodeipam;
@@ -53,6 +55,27 @@ pub struct Context {
     pub config: std::sync::Arc<Config>,
     /// Where every task is spawned.
     pub tasks: tasks::Tasks,
+}
+
+// === impl Context ===
+
+impl Context {
+    /// A reflector (list-watch into a cache, and its changes) for the `K`s `params` selects,
+    /// stopped with the other tasks.
+    pub fn reflector<K: netlab_client::Object>(
+        &self,
+        params: netlab_client::ListParams,
+    ) -> (
+        netlab_client::reflector::Cache<K>,
+        tokio::sync::mpsc::UnboundedReceiver<netlab_client::reflector::Change<K>>,
+    ) {
+        netlab_client::reflector::reflector(self.client.clone(), params, self.tasks.child_token())
+    }
+
+    /// Events recorded as `component`.
+    pub fn events(&self, component: &str) -> events::Events {
+        events::Events::new(self.client.clone(), component, self.tasks.clone())
+    }
 }
 
 /// How long [`run`] waits for its tasks after shutdown.

@@ -16,13 +16,13 @@ use k8s_openapi::api::core::v1::Node;
 use netlab_client::{
     Client, ListParams,
     recorder::{EventType, Recorder},
-    reflector::{self, Cache, Change},
+    reflector::{Cache, Change},
 };
 use tracing::{debug, info, warn};
 
 use crate::{
     Context, Error, Result,
-    controller::{self, Reconcile},
+    controller::{self, Reconcile, ReconcileError},
 };
 
 pub mod cidrset;
@@ -176,6 +176,8 @@ impl Controller {
     }
 }
 
+impl ReconcileError for SyncError {}
+
 impl Reconcile for Controller {
     const NAME: &'static str = "nodeipam";
     type Error = SyncError;
@@ -198,8 +200,7 @@ pub fn start(ctx: &Context) -> Result<()> {
         node_cidr_mask_size,
         source,
     })?;
-    let (nodes, changes) =
-        reflector::reflector::<Node>(ctx.client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (nodes, changes) = ctx.reflector::<Node>(ListParams::default());
     let ctl = Arc::new(Controller {
         client: ctx.client.clone(),
         nodes: nodes.clone(),

@@ -19,7 +19,7 @@ use k8s_openapi::{
 use netlab_client::{
     ListParams,
     recorder::{EventType, Recorder},
-    reflector::{Cache, reflector},
+    reflector::Cache,
 };
 
 use crate::{Context, Result};
@@ -91,7 +91,7 @@ pub fn judge(node: &Node, now: Timestamp, grace: Duration) -> Verdict {
 pub fn start(ctx: &Context) -> Result<()> {
     // The changes are not needed (every Node is judged each period): dropping them lets the
     // reflector discard them.
-    let (nodes, _) = reflector::<Node>(ctx.client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (nodes, _) = ctx.reflector::<Node>(ListParams::default());
     ctx.tasks.spawn(monitor(ctx.clone(), nodes));
     Ok(())
 }

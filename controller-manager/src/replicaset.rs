@@ -22,18 +22,14 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{
-    Client, ListParams,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, reflector},
-};
+use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
     Context, Error, Result,
     controller::{self, Reconcile},
+    events::Events,
     pod, selector,
-    tasks::Tasks,
 };
 
 pub mod expectations;
@@ -50,28 +46,23 @@ pub const BURST_REPLICAS: usize = 500;
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     sets: Cache<ReplicaSet>,
     pods: Cache<Pod>,
     expectations: expectations::Expectations,
-    /// Where the Events are recorded from.
-    tasks: Tasks,
 }
 
 /// Starts the controller on `ctx.tasks`. Nothing is reconciled before both caches have listed:
 /// a pod the cache has not seen yet would be created again.
 pub fn start(ctx: &Context) -> Result<()> {
-    let client = ctx.client.clone();
-    let (sets, set_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
-    let (pods, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (sets, set_rx) = ctx.reflector::<ReplicaSet>(ListParams::default());
+    let (pods, pod_rx) = ctx.reflector::<Pod>(ListParams::default());
     let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
+        events: ctx.events(COMPONENT),
+        client: ctx.client.clone(),
         sets: sets.clone(),
         pods: pods.clone(),
         expectations: Default::default(),
-        tasks: ctx.tasks.clone(),
     });
     let owners = ctl.clone();
     controller::Controller::new(ctl)
@@ -215,16 +206,16 @@ impl Controller {
                         Ok(Ok(created)) => {
                             let pod_name = created.metadata.name.clone().unwrap_or_default();
                             self.expectations.created(key, format!("{ns}/{pod_name}"));
-                            self.event(
-                                rs,
+                            self.events.record(
+                                rs.as_ref(),
                                 EventType::Normal,
                                 "SuccessfulCreate",
                                 format!("Created pod: {pod_name}"),
                             );
                         }
                         Ok(Err(e)) => {
-                            self.event(
-                                rs,
+                            self.events.record(
+                                rs.as_ref(),
                                 EventType::Warning,
                                 "FailedCreate",
                                 format!("Error creating: {e}"),
@@ -248,8 +239,8 @@ impl Controller {
                 match self.client.delete::<Pod>(&ns, &pod_name).await {
                     Ok(_) => {
                         self.expectations.deleted(key, format!("{ns}/{pod_name}"));
-                        self.event(
-                            rs,
+                        self.events.record(
+                            rs.as_ref(),
                             EventType::Normal,
                             "SuccessfulDelete",
                             format!("Deleted pod: {pod_name}"),
@@ -257,19 +248,18 @@ impl Controller {
                     }
                     Err(e) if e.is_not_found() => {}
                     Err(e) => {
-                        self.event(rs, EventType::Warning, "FailedDelete", format!("Error deleting: {e}"));
+                        self.events.record(
+                            rs.as_ref(),
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
                         return Err(e.into());
                     }
                 }
             }
         }
         Ok(())
-    }
-
-    /// Records an Event without holding up the sync.
-    fn event(&self, rs: &Arc<ReplicaSet>, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, rs) = (self.recorder.clone(), rs.clone());
-        self.tasks.spawn(async move { recorder.record(rs.as_ref(), kind, reason, &message).await });
     }
 }
 
@@ -310,10 +300,6 @@ pub fn calculate_status(
 impl Reconcile for Controller {
     const NAME: &'static str = "replicaset";
     type Error = Error;
-
-    fn error_policy(&self, key: &str, error: &Error) {
-        controller::stale_is_expected(Self::NAME, key, error);
-    }
 
     #[instrument(skip_all, fields(replicaset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {

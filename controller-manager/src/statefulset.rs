@@ -20,18 +20,14 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{
-    Client, ListParams,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, reflector},
-};
+use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
     Context, Error, Result,
     controller::{self, Reconcile},
+    events::Events,
     hash, pod, selector,
-    tasks::Tasks,
 };
 
 pub mod plan;
@@ -53,25 +49,20 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     sets: Cache<StatefulSet>,
     pods: Cache<Pod>,
-    /// Where the Events are recorded from.
-    tasks: Tasks,
 }
 
 /// Starts the controller on `ctx.tasks`.
 pub fn start(ctx: &Context) -> Result<()> {
-    let client = ctx.client.clone();
-    let (sets, set_rx) =
-        reflector::<StatefulSet>(client.clone(), ListParams::default(), ctx.tasks.child_token());
-    let (pods, pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), ctx.tasks.child_token());
+    let (sets, set_rx) = ctx.reflector::<StatefulSet>(ListParams::default());
+    let (pods, pod_rx) = ctx.reflector::<Pod>(ListParams::default());
     let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
+        events: ctx.events(COMPONENT),
+        client: ctx.client.clone(),
         sets: sets.clone(),
         pods: pods.clone(),
-        tasks: ctx.tasks.clone(),
     });
     let owners = ctl.clone();
     controller::Controller::new(ctl)
@@ -196,23 +187,18 @@ impl Controller {
         Ok(owned)
     }
 
-    fn event(&self, set: &StatefulSet, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, set) = (self.recorder.clone(), set.clone());
-        self.tasks.spawn(async move { recorder.record(&set, kind, reason, &message).await });
-    }
-
     /// `recordPodEvent`'s wording: `create Pod web-0 in StatefulSet web successful`.
     fn pod_event(&self, set: &StatefulSet, verb: &str, pod_name: &str, error: Option<&netlab_client::Error>) {
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
         let lower = verb.to_lowercase();
         match error {
-            None => self.event(
+            None => self.events.record(
                 set,
                 EventType::Normal,
                 if verb == "Create" { "SuccessfulCreate" } else { "SuccessfulDelete" },
                 format!("{lower} Pod {pod_name} in StatefulSet {set_name} successful"),
             ),
-            Some(e) => self.event(
+            Some(e) => self.events.record(
                 set,
                 EventType::Warning,
                 if verb == "Create" { "FailedCreate" } else { "FailedDelete" },
@@ -334,10 +320,6 @@ pub fn calculate_status(
 impl Reconcile for Controller {
     const NAME: &'static str = "statefulset";
     type Error = Error;
-
-    fn error_policy(&self, key: &str, error: &Error) {
-        controller::stale_is_expected(Self::NAME, key, error);
-    }
 
     #[instrument(skip_all, fields(statefulset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {

@@ -12,6 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
+/// The fake's only error.
+#[derive(Debug, thiserror::Error)]
+#[error("boom")]
+struct Failure;
+
+impl ReconcileError for Failure {}
+
 /// Records what it reconciles; `fail-once` fails the first time, `again` asks for another look
 /// after a second, `hang` never finishes.
 #[derive(Default)]
@@ -22,9 +29,9 @@ struct Fake {
 
 impl Reconcile for Fake {
     const NAME: &'static str = "fake";
-    type Error = String;
+    type Error = Failure;
 
-    async fn reconcile(&self, key: &str) -> Result<Option<Duration>, String> {
+    async fn reconcile(&self, key: &str) -> Result<Option<Duration>, Failure> {
         let first = {
             let mut seen = self.seen.lock().unwrap();
             let first = !seen.iter().any(|k| k == key);
@@ -32,14 +39,14 @@ impl Reconcile for Fake {
             first
         };
         match key {
-            "fail-once" if first => Err("boom".into()),
+            "fail-once" if first => Err(Failure),
             "again" if first => Ok(Some(Duration::from_secs(1))),
             "hang" => std::future::pending().await,
             _ => Ok(None),
         }
     }
 
-    fn error_policy(&self, key: &str, _: &String) {
+    fn error_policy(&self, key: &str, _: &Failure) {
         self.failed.lock().unwrap().push(key.to_string());
     }
 }
