@@ -26,8 +26,9 @@ use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
-    Context, Error, Result,
+    Context, Error, Result, claim,
     controller::{self, Reconcile},
+    error::not_found_ok,
     events::Events,
     hash, pod, selector,
 };
@@ -255,45 +256,16 @@ impl Controller {
     }
 
     /// `claimReplicaSets`: the ReplicaSets `d` controls, after adopting orphans its selector
-    /// takes and releasing owned ones it no longer takes.
+    /// takes and releasing owned ones it no longer takes; oldest first.
     async fn claim(&self, d: &Deployment) -> Result<Vec<ReplicaSet>> {
-        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
-        let uid = d.metadata.uid.as_deref().unwrap_or_default();
         let sel = d.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&d.metadata);
-        let mut owned = Vec::new();
-        for rs in self.sets.list_namespace(ns) {
-            let matches = selector::matches(sel, rs.metadata.labels.as_ref());
-            match pod::controller_of(&rs.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push((*rs).clone()),
-                Some(_) if !deleting => {
-                    let mut released = (*rs).clone();
-                    if let Some(refs) = released.metadata.owner_references.as_mut() {
-                        refs.retain(|r| r.uid != uid);
-                    }
-                    self.ignore_not_found(self.client.update(&released).await)?;
-                }
-                None if matches && !deleting && !pod::is_terminating(&rs.metadata) => {
-                    let mut adopted = (*rs).clone();
-                    adopted.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(d));
-                    if let Some(rs) = self.ignore_not_found(self.client.update(&adopted).await)? {
-                        owned.push(rs);
-                    }
-                }
-                _ => {}
-            }
-        }
+        let sets = self.sets.list_namespace(d.metadata.namespace.as_deref().unwrap_or_default());
+        let claimed =
+            claim::claim(&self.client, d, sets, |rs| selector::matches(sel, rs.metadata.labels.as_ref()))
+                .await?;
+        let mut owned: Vec<ReplicaSet> = claimed.iter().map(|rs| (**rs).clone()).collect();
         owned.sort_by_key(created);
         Ok(owned)
-    }
-
-    fn ignore_not_found<T>(&self, r: netlab_client::Result<T>) -> Result<Option<T>> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Writes the Deployment's metadata (the revision annotation), keeping the in-memory status.
@@ -613,7 +585,7 @@ impl Controller {
             }
             let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
             let name = rs.metadata.name.as_deref().unwrap_or_default();
-            self.ignore_not_found(self.client.delete::<ReplicaSet>(ns, name).await)?;
+            not_found_ok(self.client.delete::<ReplicaSet>(ns, name).await)?;
         }
         Ok(())
     }

@@ -25,3 +25,13 @@ pub enum Error {
 
 /// `Result` with the controller-manager's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An apiserver answer in which NotFound is no error (the object is gone, which was the point,
+/// or nothing is left to do to it): its value, None if the object is gone.
+pub fn not_found_ok<T>(r: netlab_client::Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

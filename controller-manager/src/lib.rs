@@ -17,8 +17,9 @@
 //! - [`endpointslice`]: EndpointSlices for Services with selectors.
 //! - [`deployment`], [`replicaset`]: Deployment → ReplicaSet → Pods, rolling updates.
 //! - [`statefulset`]: ordered, stable pods.
-//! - what those three share: [`pod`] (pod predicates, ownerReferences, deletion order),
-//!   [`selector`] (label selector matching), [`hash`] (pod-template hashes).
+//! - what those three share: [`claim`] (adopting and releasing), [`pod`] (pod predicates,
+//!   ownerReferences, deletion order), [`selector`] (label selector matching), [`hash`]
+//!   (pod-template hashes).
 //! - [`gc`]: garbage collection through ownerReferences.
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use netlab_client::Client;
 use tokio_util::sync::CancellationToken;
 
+pub mod claim;
 pub mod config;
 pub mod controller;
 pub mod deployment;

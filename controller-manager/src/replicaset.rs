@@ -26,7 +26,7 @@ use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
-    Context, Error, Result,
+    Context, Error, Result, claim,
     controller::{self, Reconcile},
     events::Events,
     pod, selector,
@@ -118,54 +118,10 @@ impl Controller {
     /// The active pods `rs` controls, after adopting matching orphans and releasing owned pods
     /// that no longer match (`ClaimPods`).
     async fn claim_pods(&self, rs: &ReplicaSet) -> Result<Vec<Arc<Pod>>> {
-        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
-        let uid = rs.metadata.uid.as_deref().unwrap_or_default();
         let sel = rs.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&rs.metadata);
-        let mut owned = Vec::new();
-        for p in self.pods.list_namespace(ns) {
-            if !pod::is_active(&p) {
-                continue;
-            }
-            let matches = selector::matches(sel, p.metadata.labels.as_ref());
-            match pod::controller_of(&p.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push(p),
-                Some(_) if !deleting => self.release(&p, uid).await?,
-                Some(_) => {}
-                None if matches && !deleting => {
-                    if let Some(adopted) = self.adopt(rs, &p).await? {
-                        owned.push(Arc::new(adopted));
-                    }
-                }
-                None => {}
-            }
-        }
-        Ok(owned)
-    }
-
-    async fn adopt(&self, rs: &ReplicaSet, p: &Pod) -> Result<Option<Pod>> {
-        let mut pod = p.clone();
-        pod.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(rs));
-        match self.client.update(&pod).await {
-            Ok(pod) => {
-                tracing::info!(pod = ?pod.metadata.name, rs = ?rs.metadata.name, "Adopted an orphan pod.");
-                Ok(Some(pod))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn release(&self, p: &Pod, uid: &str) -> Result<()> {
-        let mut pod = p.clone();
-        if let Some(refs) = pod.metadata.owner_references.as_mut() {
-            refs.retain(|r| r.uid != uid);
-        }
-        match self.client.update(&pod).await {
-            Err(e) if !e.is_not_found() => Err(e.into()),
-            _ => Ok(()),
-        }
+        let mut pods = self.pods.list_namespace(rs.metadata.namespace.as_deref().unwrap_or_default());
+        pods.retain(|p| pod::is_active(p));
+        claim::claim(&self.client, rs, pods, |p| selector::matches(sel, p.metadata.labels.as_ref())).await
     }
 
     /// Creates or deletes pods until `pods` has `want` members.

@@ -24,8 +24,9 @@ use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
-    Context, Error, Result,
+    Context, Error, Result, claim,
     controller::{self, Reconcile},
+    error::not_found_ok,
     events::Events,
     hash, pod, selector,
 };
@@ -154,37 +155,14 @@ impl Controller {
     /// The pods the set controls, after adopting orphans that match its selector and name
     /// pattern, and releasing owned pods that stopped matching.
     async fn claim(&self, set: &StatefulSet) -> Result<Vec<Arc<Pod>>> {
-        let ns = set.metadata.namespace.as_deref().unwrap_or_default();
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
-        let uid = set.metadata.uid.as_deref().unwrap_or_default();
         let sel = set.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&set.metadata);
-        let mut owned = Vec::new();
-        for p in self.pods.list_namespace(ns) {
-            let name = p.metadata.name.as_deref().unwrap_or_default();
-            let matches = selector::matches(sel, p.metadata.labels.as_ref())
-                && plan::ordinal_of(set_name, name).is_some();
-            match pod::controller_of(&p.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push(p),
-                Some(_) if !deleting => {
-                    let mut released = (*p).clone();
-                    if let Some(refs) = released.metadata.owner_references.as_mut() {
-                        refs.retain(|r| r.uid != uid);
-                    }
-                    not_found_ok(self.client.update(&released).await)?;
-                }
-                None if matches && !deleting && !pod::is_terminating(&p.metadata) => {
-                    let mut adopted = (*p).clone();
-                    adopted.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(set));
-                    if let Some(p) = not_found_ok(self.client.update(&adopted).await)? {
-                        owned.push(Arc::new(p));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(owned)
+        let pods = self.pods.list_namespace(set.metadata.namespace.as_deref().unwrap_or_default());
+        claim::claim(&self.client, set, pods, |p| {
+            selector::matches(sel, p.metadata.labels.as_ref())
+                && plan::ordinal_of(set_name, p.metadata.name.as_deref().unwrap_or_default()).is_some()
+        })
+        .await
     }
 
     /// `recordPodEvent`'s wording: `create Pod web-0 in StatefulSet web successful`.
@@ -249,14 +227,6 @@ impl Controller {
             }
         }
         Ok(())
-    }
-}
-
-fn not_found_ok<T>(r: netlab_client::Result<T>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 
