@@ -239,15 +239,7 @@ pub fn calculate_status(
             as i32,
     );
     status.ready_replicas = Some(pods.iter().filter(|p| pod::is_ready(p)).count() as i32);
-    let mut available = 0;
-    let mut next = None::<Timestamp>;
-    for p in pods {
-        match pod::available_at(p, min_ready) {
-            Some(at) if at <= now => available += 1,
-            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-            None => {}
-        }
-    }
+    let (available, next) = pod::availability(pods.iter().map(AsRef::as_ref), min_ready, now);
     status.available_replicas = Some(available);
     status.observed_generation = rs.metadata.generation;
     (status, next)
@@ -280,9 +272,6 @@ impl Reconcile for Controller {
             self.client.update_status(&updated).await?;
         }
         managed?;
-        Ok(next.map(|at| {
-            let wait = at.duration_since(now);
-            Duration::from_millis(wait.as_millis().clamp(0, i64::MAX as i128) as u64 + 100)
-        }))
+        Ok(next.map(|at| pod::requeue_at(at, now)))
     }
 }

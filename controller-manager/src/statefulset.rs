@@ -252,18 +252,16 @@ pub fn calculate_status(
         update_revision: Some(update_revision.to_string()),
         ..Default::default()
     };
-    let (mut ready, mut available, mut current, mut updated) = (0, 0, 0, 0);
-    let mut next = None::<Timestamp>;
+    let ready_pods: Vec<&Pod> = pods
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p| pod::is_running(p) && pod::is_ready(p) && !pod::is_terminating(&p.metadata))
+        .collect();
+    let ready = ready_pods.len() as i32;
+    let (available, next) = pod::availability(ready_pods, min_ready, now);
+    let (mut current, mut updated) = (0, 0);
     for p in pods {
         status.replicas += 1;
-        if pod::is_running(p) && pod::is_ready(p) && !pod::is_terminating(&p.metadata) {
-            ready += 1;
-            match pod::available_at(p, min_ready) {
-                Some(at) if at <= now => available += 1,
-                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-                None => {}
-            }
-        }
         if !pod::is_terminating(&p.metadata) {
             let r = revision(p);
             if r == current_revision {
@@ -321,6 +319,6 @@ impl Reconcile for Controller {
             updated.status = Some(status);
             self.client.update_status(&updated).await?;
         }
-        Ok(next.map(|at| Duration::from_millis(at.duration_since(now).as_millis().max(0) as u64 + 100)))
+        Ok(next.map(|at| pod::requeue_at(at, now)))
     }
 }
