@@ -20,7 +20,7 @@ use netlab_client::{
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::{pod, queue::Queue, tasks::Tasks};
+use crate::{Context, pod, queue::Queue, tasks::Tasks};
 
 /// A controller's reconcile of one key, and what to do when it fails.
 pub trait Reconcile: Send + Sync + 'static {
@@ -80,6 +80,23 @@ impl<R: Reconcile> Controller<R> {
     /// A controller reconciling with `reconciler`, on its own queue.
     pub fn new(reconciler: Arc<R>) -> Self {
         Self { reconciler, queue: Queue::new(), synced: Vec::new(), triggers: Vec::new(), prime: None }
+    }
+
+    /// A controller of the `P`s, which create and control `C`s (a ReplicaSet's pods): `new`,
+    /// `primary` and `owns` over a reflector for every `P` and every `C` on `ctx`. `build` makes
+    /// the reconciler from the two caches; `adopters` names the `P`s that would adopt an orphan.
+    pub fn owning<P: Object, C: Object>(
+        ctx: &Context,
+        build: impl FnOnce(Cache<P>, Cache<C>) -> R,
+        adopters: fn(&R, &C) -> Vec<Arc<P>>,
+    ) -> Self {
+        let (primaries, primary_changes) = ctx.reflector::<P>(Default::default());
+        let (owned, owned_changes) = ctx.reflector::<C>(Default::default());
+        let reconciler = Arc::new(build(primaries.clone(), owned.clone()));
+        let owner = reconciler.clone();
+        Self::new(reconciler)
+            .primary(&primaries, primary_changes)
+            .owns(&owned, owned_changes, move |child| adopters(&owner, child))
     }
 
     /// The primary kind: every change queues the object's own key.

@@ -22,7 +22,7 @@ use k8s_openapi::{
     api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
-use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
@@ -79,18 +79,13 @@ pub struct Controller {
 
 /// Starts the controller on `ctx.tasks`.
 pub fn start(ctx: &Context) -> Result<()> {
-    let (deployments, d_rx) = ctx.reflector::<Deployment>(ListParams::default());
-    let (sets, rs_rx) = ctx.reflector::<ReplicaSet>(ListParams::default());
-    let ctl = Arc::new(Controller {
-        events: ctx.events(COMPONENT),
+    let build = |deployments, sets| Controller {
         client: ctx.client.clone(),
-        deployments: deployments.clone(),
-        sets: sets.clone(),
-    });
-    let owners = ctl.clone();
-    controller::Controller::new(ctl)
-        .primary(&deployments, d_rx)
-        .owns(&sets, rs_rx, move |rs| owners.adopters(rs))
+        events: ctx.events(COMPONENT),
+        deployments,
+        sets,
+    };
+    controller::Controller::owning::<Deployment, ReplicaSet>(ctx, build, Controller::adopters)
         .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }

@@ -22,7 +22,7 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
@@ -55,19 +55,14 @@ pub struct Controller {
 /// Starts the controller on `ctx.tasks`. Nothing is reconciled before both caches have listed:
 /// a pod the cache has not seen yet would be created again.
 pub fn start(ctx: &Context) -> Result<()> {
-    let (sets, set_rx) = ctx.reflector::<ReplicaSet>(ListParams::default());
-    let (pods, pod_rx) = ctx.reflector::<Pod>(ListParams::default());
-    let ctl = Arc::new(Controller {
-        events: ctx.events(COMPONENT),
+    let build = |sets, pods| Controller {
         client: ctx.client.clone(),
-        sets: sets.clone(),
-        pods: pods.clone(),
+        events: ctx.events(COMPONENT),
+        sets,
+        pods,
         expectations: Default::default(),
-    });
-    let owners = ctl.clone();
-    controller::Controller::new(ctl)
-        .primary(&sets, set_rx)
-        .owns(&pods, pod_rx, move |pod| owners.adopters(pod))
+    };
+    controller::Controller::owning::<ReplicaSet, Pod>(ctx, build, Controller::adopters)
         .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }

@@ -20,7 +20,7 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{Client, ListParams, recorder::EventType, reflector::Cache};
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
@@ -57,18 +57,9 @@ pub struct Controller {
 
 /// Starts the controller on `ctx.tasks`.
 pub fn start(ctx: &Context) -> Result<()> {
-    let (sets, set_rx) = ctx.reflector::<StatefulSet>(ListParams::default());
-    let (pods, pod_rx) = ctx.reflector::<Pod>(ListParams::default());
-    let ctl = Arc::new(Controller {
-        events: ctx.events(COMPONENT),
-        client: ctx.client.clone(),
-        sets: sets.clone(),
-        pods: pods.clone(),
-    });
-    let owners = ctl.clone();
-    controller::Controller::new(ctl)
-        .primary(&sets, set_rx)
-        .owns(&pods, pod_rx, move |pod| owners.adopters(pod))
+    let build =
+        |sets, pods| Controller { client: ctx.client.clone(), events: ctx.events(COMPONENT), sets, pods };
+    controller::Controller::owning::<StatefulSet, Pod>(ctx, build, Controller::adopters)
         .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
