@@ -14,10 +14,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use k8s_openapi::{
@@ -171,9 +168,6 @@ struct Collector {
     client: Client,
     caches: Caches,
     graph: Mutex<Graph>,
-    /// Set once every cache holds its first list, just before the first scan: a change handled
-    /// after it is checked on arrival, one handled before it is in the caches the scan reads.
-    synced: AtomicBool,
 }
 
 // === impl Collector ===
@@ -184,9 +178,9 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A dependent kind changed: index it; its key if an owner looks missing.
+    /// A dependent kind changed: index it; its key if an owner looks missing. (The runner hands
+    /// over changes only after the first lists, so the caches are complete enough to tell.)
     fn on_dependent<K: Object>(&self, change: &Change<K>) -> Option<String> {
-        let synced = self.synced.load(Ordering::SeqCst);
         let obj = change.object();
         let key = dependent_key(obj.as_ref());
         match change {
@@ -195,8 +189,7 @@ impl Collector {
                 let refs = meta.owner_references.as_deref().unwrap_or_default();
                 self.graph().set(&key, refs.iter().map(|r| r.uid.clone()).collect());
                 let namespace = meta.namespace.as_deref().unwrap_or("");
-                let missing =
-                    synced && meta.deletion_timestamp.is_none() && self.caches.misses_owner(namespace, refs);
+                let missing = meta.deletion_timestamp.is_none() && self.caches.misses_owner(namespace, refs);
                 missing.then_some(key)
             }
             Change::Deleted(_) => {
@@ -336,12 +329,7 @@ pub fn start(ctx: &Context) -> Result<()> {
         stateful_sets: stateful_sets.clone(),
         services: services.clone(),
     };
-    let gc = Arc::new(Collector {
-        client: ctx.client.clone(),
-        caches,
-        graph: Mutex::default(),
-        synced: AtomicBool::new(false),
-    });
+    let gc = Arc::new(Collector { client: ctx.client.clone(), caches, graph: Mutex::default() });
     fn dependent<K: Object>(gc: &Arc<Collector>) -> impl FnMut(&Change<K>) -> Vec<String> + Send + 'static {
         let gc = gc.clone();
         move |c| gc.on_dependent(c).into_iter().collect()
@@ -363,7 +351,6 @@ pub fn start(ctx: &Context) -> Result<()> {
         .watches(&stateful_sets, sts_changes, owner(&gc))
         .watches(&services, service_changes, owner(&gc))
         .on_synced(move || {
-            prime.synced.store(true, Ordering::SeqCst);
             let missing = prime.scan();
             info!("Caches synced; garbage collector started.");
             missing
