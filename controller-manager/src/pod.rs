@@ -184,3 +184,6 @@ pub fn pods_to_delete<'a>(pods: &[&'a Pod], n: usize) -> Vec<&'a Pod> {
     sorted.truncate(n);
     sorted
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
