@@ -1,6 +1,6 @@
 //! The Deployment controller: a ReplicaSet per pod template, as upstream's
 //! `pkg/controller/deployment` does. The ReplicaSet is named `<deployment>-<pod-template-hash>`
-//! (see [`crate::replicaset::hash`]), carries the `pod-template-hash` label on itself, its
+//! (see [`crate::hash`]), carries the `pod-template-hash` label on itself, its
 //! selector and its template (so two ReplicaSets of one Deployment never select each other's
 //! pods), a controller ownerReference to the Deployment, and the `deployment.kubernetes.io/*`
 //! annotations. When the template changes a new ReplicaSet rolls in as the old ones roll out,
@@ -22,18 +22,15 @@ use k8s_openapi::{
     api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec},
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
 };
-use netlab_client::{
-    Client, ListParams, key_of,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
-};
-use tokio_util::sync::CancellationToken;
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
-    Context, Result,
-    queue::Queue,
-    replicaset::{hash, pod, selector, workers},
+    Context, Error, Result, claim,
+    controller::{self, Reconcile},
+    error::not_found_ok,
+    events::Events,
+    hash, pod, selector,
 };
 
 pub mod rollout;
@@ -75,48 +72,21 @@ mod reason {
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     deployments: Cache<Deployment>,
     sets: Cache<ReplicaSet>,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let client = ctx.client.clone();
-    let (deployments, mut d_rx) =
-        reflector::<Deployment>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (sets, mut rs_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
-    let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
-        deployments: deployments.clone(),
-        sets: sets.clone(),
-    });
-    let queue = Queue::new();
-    workers::spawn_when_synced(
-        async move {
-            deployments.wait_synced().await;
-            sets.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = d_rx.recv() => queue.add(change.key()),
-            Some(change) = rs_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+/// Starts the controller on `ctx.tasks`.
+pub fn start(ctx: &Context) -> Result<()> {
+    let build = |deployments, sets| Controller {
+        client: ctx.client.clone(),
+        events: ctx.events(COMPONENT),
+        deployments,
+        sets,
+    };
+    controller::Controller::owning::<Deployment, ReplicaSet>(ctx, build, Controller::adopters)
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -270,70 +240,27 @@ struct Sync {
 // === impl Controller ===
 
 impl Controller {
-    /// The Deployments a ReplicaSet change concerns: its controller, or for an orphan every
-    /// Deployment in the namespace whose selector takes it.
-    fn owners_of(&self, change: &Change<ReplicaSet>) -> Vec<String> {
-        let rs = change.object();
-        let ns = rs.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&rs.metadata) {
-            return if r.kind == "Deployment" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        self.deployments
-            .list_namespace(&ns)
-            .iter()
-            .filter(|d| selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref()))
-            .map(|d| key_of(d.as_ref()))
-            .collect()
+    /// The Deployments that would adopt an orphan ReplicaSet: those in its namespace whose
+    /// selector takes it.
+    fn adopters(&self, rs: &ReplicaSet) -> Vec<Arc<Deployment>> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
+        let mut deployments = self.deployments.list_namespace(ns);
+        deployments
+            .retain(|d| selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref()));
+        deployments
     }
 
     /// `claimReplicaSets`: the ReplicaSets `d` controls, after adopting orphans its selector
-    /// takes and releasing owned ones it no longer takes.
+    /// takes and releasing owned ones it no longer takes; oldest first.
     async fn claim(&self, d: &Deployment) -> Result<Vec<ReplicaSet>> {
-        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
-        let uid = d.metadata.uid.as_deref().unwrap_or_default();
         let sel = d.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&d.metadata);
-        let mut owned = Vec::new();
-        for rs in self.sets.list_namespace(ns) {
-            let matches = selector::matches(sel, rs.metadata.labels.as_ref());
-            match pod::controller_of(&rs.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push((*rs).clone()),
-                Some(_) if !deleting => {
-                    let mut released = (*rs).clone();
-                    if let Some(refs) = released.metadata.owner_references.as_mut() {
-                        refs.retain(|r| r.uid != uid);
-                    }
-                    self.ignore_not_found(self.client.update(&released).await)?;
-                }
-                None if matches && !deleting && !pod::is_terminating(&rs.metadata) => {
-                    let mut adopted = (*rs).clone();
-                    adopted.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(d));
-                    if let Some(rs) = self.ignore_not_found(self.client.update(&adopted).await)? {
-                        owned.push(rs);
-                    }
-                }
-                _ => {}
-            }
-        }
+        let sets = self.sets.list_namespace(d.metadata.namespace.as_deref().unwrap_or_default());
+        let claimed =
+            claim::claim(&self.client, d, sets, |rs| selector::matches(sel, rs.metadata.labels.as_ref()))
+                .await?;
+        let mut owned: Vec<ReplicaSet> = claimed.iter().map(|rs| (**rs).clone()).collect();
         owned.sort_by_key(created);
         Ok(owned)
-    }
-
-    fn ignore_not_found<T>(&self, r: netlab_client::Result<T>) -> Result<Option<T>> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn event(&self, d: &Deployment, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, d) = (self.recorder.clone(), d.clone());
-        tokio::spawn(async move { recorder.record(&d, kind, reason, &message).await });
     }
 
     /// Writes the Deployment's metadata (the revision annotation), keeping the in-memory status.
@@ -438,7 +365,7 @@ impl Controller {
         let created = match tracing::Instrument::instrument(self.client.create(&rs), span).await {
             Ok(rs) => {
                 if count > 0 {
-                    self.event(
+                    self.events.record(
                         d,
                         EventType::Normal,
                         "ScalingReplicaSet",
@@ -476,7 +403,7 @@ impl Controller {
                     );
                     let _ = self.client.update_status(&d).await;
                 }
-                self.event(&s.d, EventType::Warning, reason::FAILED_RS_CREATE, msg);
+                self.events.record(&s.d, EventType::Warning, reason::FAILED_RS_CREATE, msg);
                 return Err(e.into());
             }
         };
@@ -560,7 +487,7 @@ impl Controller {
         if old != size {
             let op = if size > old { "up" } else { "down" };
             let name = rs.metadata.name.clone().unwrap_or_default();
-            self.event(
+            self.events.record(
                 d,
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -653,7 +580,7 @@ impl Controller {
             }
             let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
             let name = rs.metadata.name.as_deref().unwrap_or_default();
-            self.ignore_not_found(self.client.delete::<ReplicaSet>(ns, name).await)?;
+            not_found_ok(self.client.delete::<ReplicaSet>(ns, name).await)?;
         }
         Ok(())
     }
@@ -920,8 +847,9 @@ fn is_scaling_event(d: &Deployment, sets: &[ReplicaSet]) -> bool {
         .any(|rs| rollout::annotation(rs, DESIRED_REPLICAS).is_some_and(|v| v != want))
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "deployment";
+    type Error = Error;
 
     #[instrument(skip_all, fields(deployment = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {
@@ -932,7 +860,7 @@ impl workers::Reconcile for Controller {
                 && sp.selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
         });
         if everything {
-            self.event(
+            self.events.record(
                 &d,
                 EventType::Warning,
                 "SelectingAll",

@@ -25,12 +25,14 @@ use k8s_openapi::api::{
 };
 use netlab_client::{
     Client, ListParams, key_of,
-    reflector::{self, Cache, Change},
+    reflector::{Cache, Change},
 };
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::{Context, Result, queue::Queue};
+use crate::{
+    Context, Result,
+    controller::{self, Reconcile, ReconcileError},
+};
 
 pub mod derive;
 pub mod plan;
@@ -221,7 +223,6 @@ struct Controller {
     nodes: Cache<Node>,
     index: RwLock<Index>,
     tracker: Mutex<Tracker>,
-    queue: Queue,
     max_per_slice: usize,
 }
 
@@ -251,42 +252,44 @@ impl Controller {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues the Services in `namespace` selecting any of `label_sets`.
-    fn queue_selecting(&self, namespace: &str, label_sets: &[Option<&BTreeMap<String, String>>]) {
-        for svc in self.services.list_namespace(namespace) {
-            if label_sets.iter().any(|l| derive::selects(&svc, *l)) {
-                self.queue.add(key_of(svc.as_ref()));
-            }
-        }
+    /// The Services in `namespace` selecting any of `label_sets`.
+    fn selecting(&self, namespace: &str, label_sets: &[Option<&BTreeMap<String, String>>]) -> Vec<String> {
+        self.services
+            .list_namespace(namespace)
+            .iter()
+            .filter(|svc| label_sets.iter().any(|l| derive::selects(svc, *l)))
+            .map(|svc| key_of(svc.as_ref()))
+            .collect()
     }
 
-    fn on_pod(&self, change: Change<Pod>) {
-        let (old, new) = match &change {
+    /// Indexes a pod change; the Services it may affect.
+    fn on_pod(&self, change: &Change<Pod>) -> Vec<String> {
+        let (old, new) = match change {
             Change::Applied(pod) => (self.index_mut().upsert(pod), Some(pod)),
             Change::Deleted(pod) => (self.index_mut().remove(&key_of(pod.as_ref())), None),
         };
         let namespace = change.object().metadata.namespace.clone().unwrap_or_default();
         let new_labels = new.and_then(|p| p.metadata.labels.as_ref());
         let old_labels = old.as_ref().map(|o| &o.labels);
-        self.queue_selecting(&namespace, &[new_labels, old_labels]);
+        self.selecting(&namespace, &[new_labels, old_labels])
     }
 
-    fn on_slice(&self, change: Change<EndpointSlice>) {
+    /// The Service a slice change concerns, unless the change is our own write.
+    fn on_slice(&self, change: &Change<EndpointSlice>) -> Vec<String> {
         let slice = change.object();
-        let Some(service) = service_of(slice) else { return };
-        let sync = match &change {
+        let Some(service) = service_of(slice) else { return Vec::new() };
+        let sync = match change {
             Change::Applied(_) => self.tracker().should_sync(&service, slice),
             Change::Deleted(_) => !self.tracker().deleted(&service, slice),
         };
-        if sync {
-            self.queue.add(service);
-        }
+        if sync { vec![service] } else { Vec::new() }
     }
 
-    fn on_node(&self, change: Change<Node>) {
+    /// Records a Node's zone; when it changed, the Services selecting the Node's pods.
+    fn on_node(&self, change: &Change<Node>) -> Vec<String> {
         let node = change.object();
         let name = node.metadata.name.clone().unwrap_or_default();
-        let zone = match &change {
+        let zone = match change {
             Change::Applied(n) => Some(n.metadata.labels.as_ref().and_then(|l| l.get(LABEL_ZONE)).cloned()),
             Change::Deleted(_) => None,
         };
@@ -297,7 +300,7 @@ impl Controller {
                 None => index.zones.remove(&name),
             };
             if before.is_some() && before == zone {
-                return;
+                return Vec::new();
             }
             let keys = index.by_node.get(&name).cloned().unwrap_or_default();
             keys.iter()
@@ -305,9 +308,7 @@ impl Controller {
                 .map(|e| (e.namespace.clone(), e.labels.clone()))
                 .collect()
         };
-        for (namespace, labels) in pods {
-            self.queue_selecting(&namespace, &[Some(&labels)]);
-        }
+        pods.iter().flat_map(|(namespace, labels)| self.selecting(namespace, &[Some(labels)])).collect()
     }
 
     #[tracing::instrument(skip_all, fields(service = %key))]
@@ -378,19 +379,32 @@ impl Controller {
     }
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
+impl ReconcileError for SyncError {}
+
+impl Reconcile for Controller {
+    const NAME: &'static str = "endpointslice";
+    type Error = SyncError;
+
+    async fn reconcile(&self, key: &str) -> Result<Option<std::time::Duration>, SyncError> {
+        self.sync(key).await.map(|()| None)
+    }
+
+    fn error_policy(&self, key: &str, error: &SyncError) {
+        debug!(service = %key, %error, "Requeuing.");
+    }
+}
+
+/// Starts the controller on `ctx.tasks`. Workers start once every cache holds its first list: a
+/// sync from a partial cache would delete slices whose pods are merely not listed yet.
+pub fn start(ctx: &Context) -> Result<()> {
     let all = ListParams::default();
     let client = ctx.client.clone();
-    let (services, mut service_changes) =
-        reflector::reflector::<Service>(client.clone(), all.clone(), shutdown.child_token());
-    let (pods, mut pod_changes) =
-        reflector::reflector::<Pod>(client.clone(), all.clone(), shutdown.child_token());
+    let (services, service_changes) = ctx.reflector::<Service>(all.clone());
+    let (pods, pod_changes) = ctx.reflector::<Pod>(all.clone());
     let managed =
         ListParams { labels: format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}"), ..Default::default() };
-    let (slices, mut slice_changes) =
-        reflector::reflector::<EndpointSlice>(client.clone(), managed, shutdown.child_token());
-    let (nodes, mut node_changes) = reflector::reflector::<Node>(client.clone(), all, shutdown.child_token());
+    let (slices, slice_changes) = ctx.reflector::<EndpointSlice>(managed);
+    let (nodes, node_changes) = ctx.reflector::<Node>(all);
     let ctl = Arc::new(Controller {
         client,
         services: services.clone(),
@@ -399,55 +413,24 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
         nodes: nodes.clone(),
         index: RwLock::default(),
         tracker: Mutex::default(),
-        queue: Queue::new(),
         max_per_slice: ctx.config.max_endpoints_per_slice.clamp(1, 1000),
     });
-    // Workers start once every cache holds its first list: a sync from a partial cache would
-    // delete slices whose pods are merely not listed yet.
-    let workers = {
-        let (ctl, shutdown, n) = (ctl.clone(), shutdown.clone(), ctx.config.concurrent_syncs.max(1));
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = async { tokio::join!(services.wait_synced(), pods.wait_synced(), slices.wait_synced(), nodes.wait_synced()) } => {}
-            }
+    let (on_pod, on_slice, on_node, prime) = (ctl.clone(), ctl.clone(), ctl.clone(), ctl.clone());
+    controller::Controller::new(ctl)
+        .primary(&services, service_changes)
+        .watches(&pods, pod_changes, move |change| on_pod.on_pod(change))
+        .watches(&slices, slice_changes, move |change| on_slice.on_slice(change))
+        .watches(&nodes, node_changes, move |change| on_node.on_node(change))
+        .on_synced(move || {
             // The index must hold every listed pod before the first sync, or a restart would
             // strip endpoints from slices only to put them back a moment later.
-            {
-                let mut index = ctl.index_mut();
-                for pod in ctl.pods.list() {
-                    index.upsert(&pod);
-                }
+            let mut index = prime.index_mut();
+            for pod in prime.pods.list() {
+                index.upsert(&pod);
             }
             info!("Caches synced; starting EndpointSlice workers.");
-            for _ in 0..n {
-                let ctl = ctl.clone();
-                tokio::spawn(async move {
-                    while let Some(key) = ctl.queue.next().await {
-                        match ctl.sync(&key).await {
-                            Ok(()) => ctl.queue.forget(&key),
-                            Err(error) => {
-                                debug!(service = %key, %error, "Requeuing.");
-                                ctl.queue.retry(&key);
-                            }
-                        }
-                        ctl.queue.done(&key);
-                    }
-                });
-            }
+            Vec::new()
         })
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = service_changes.recv() => ctl.queue.add(change.key()),
-            Some(change) = pod_changes.recv() => ctl.on_pod(change),
-            Some(change) = slice_changes.recv() => ctl.on_slice(change),
-            Some(change) = node_changes.recv() => ctl.on_node(change),
-            else => break,
-        }
-    }
-    ctl.queue.shut_down();
-    workers.abort();
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }

@@ -14,10 +14,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use k8s_openapi::{
@@ -30,12 +27,14 @@ use k8s_openapi::{
 };
 use netlab_client::{
     Client, ListParams, Object, key_of,
-    reflector::{self, Cache, Change},
+    reflector::{Cache, Change},
 };
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{Context, Result, queue::Queue};
+use crate::{
+    Context, Result,
+    controller::{self, Reconcile, ReconcileError},
+};
 
 /// Why one object's collection must be retried.
 #[derive(Debug, thiserror::Error)]
@@ -68,17 +67,6 @@ struct Caches {
 // === impl Caches ===
 
 impl Caches {
-    async fn synced(&self) {
-        tokio::join!(
-            self.pods.wait_synced(),
-            self.replica_sets.wait_synced(),
-            self.slices.wait_synced(),
-            self.deployments.wait_synced(),
-            self.stateful_sets.wait_synced(),
-            self.services.wait_synced(),
-        );
-    }
-
     /// The cached uid of the owner `r` names, Some(None) if the cache does not hold it, None if
     /// its kind is not watched.
     fn owner_uid(&self, namespace: &str, r: &OwnerReference) -> Option<Option<String>> {
@@ -180,10 +168,6 @@ struct Collector {
     client: Client,
     caches: Caches,
     graph: Mutex<Graph>,
-    queue: Queue,
-    /// Set once every cache holds its first list, just before the first scan: a change handled
-    /// after it is checked on arrival, one handled before it is in the caches the scan reads.
-    synced: AtomicBool,
 }
 
 // === impl Collector ===
@@ -194,9 +178,9 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A dependent kind changed: index it, and queue it if an owner looks missing.
-    fn on_dependent<K: Object>(&self, change: &Change<K>) {
-        let synced = self.synced.load(Ordering::SeqCst);
+    /// A dependent kind changed: index it; its key if an owner looks missing. (The runner hands
+    /// over changes only after the first lists, so the caches are complete enough to tell.)
+    fn on_dependent<K: Object>(&self, change: &Change<K>) -> Option<String> {
         let obj = change.object();
         let key = dependent_key(obj.as_ref());
         match change {
@@ -205,40 +189,45 @@ impl Collector {
                 let refs = meta.owner_references.as_deref().unwrap_or_default();
                 self.graph().set(&key, refs.iter().map(|r| r.uid.clone()).collect());
                 let namespace = meta.namespace.as_deref().unwrap_or("");
-                if synced && meta.deletion_timestamp.is_none() && self.caches.misses_owner(namespace, refs) {
-                    self.queue.add(key);
-                }
+                let missing = meta.deletion_timestamp.is_none() && self.caches.misses_owner(namespace, refs);
+                missing.then_some(key)
             }
-            Change::Deleted(_) => self.graph().remove(&key),
-        }
-    }
-
-    /// An owner kind changed: when one is deleted, its dependents are examined.
-    fn on_owner<K: Object>(&self, change: &Change<K>) {
-        if let Change::Deleted(obj) = change {
-            let uid = obj.metadata().uid.clone().unwrap_or_default();
-            for key in self.graph().dependents_of(&uid) {
-                self.queue.add(key);
+            Change::Deleted(_) => {
+                self.graph().remove(&key);
+                None
             }
         }
     }
 
-    /// Queues every dependent whose owner is not in the caches (after the first lists).
-    fn scan(&self) {
-        fn each<K: Object>(c: &Collector, cache: &Cache<K>) {
+    /// An owner kind changed: when one is deleted, its dependents, to be examined.
+    fn on_owner<K: Object>(&self, change: &Change<K>) -> Vec<String> {
+        match change {
+            Change::Deleted(obj) => {
+                let uid = obj.metadata().uid.clone().unwrap_or_default();
+                self.graph().dependents_of(&uid)
+            }
+            Change::Applied(_) => Vec::new(),
+        }
+    }
+
+    /// Every dependent whose owner is not in the caches (after the first lists).
+    fn scan(&self) -> Vec<String> {
+        fn each<K: Object>(c: &Collector, cache: &Cache<K>, out: &mut Vec<String>) {
             for obj in cache.list() {
                 let meta = obj.metadata();
                 let refs = meta.owner_references.as_deref().unwrap_or_default();
                 if meta.deletion_timestamp.is_none()
                     && c.caches.misses_owner(meta.namespace.as_deref().unwrap_or(""), refs)
                 {
-                    c.queue.add(dependent_key(obj.as_ref()));
+                    out.push(dependent_key(obj.as_ref()));
                 }
             }
         }
-        each(self, &self.caches.replica_sets);
-        each(self, &self.caches.pods);
-        each(self, &self.caches.slices);
+        let mut out = Vec::new();
+        each(self, &self.caches.replica_sets, &mut out);
+        each(self, &self.caches.pods, &mut out);
+        each(self, &self.caches.slices, &mut out);
+        out
     }
 
     #[tracing::instrument(skip_all, fields(object = %key))]
@@ -307,73 +296,66 @@ impl Collector {
     }
 }
 
-/// Runs the collector until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let (client, all) = (ctx.client.clone(), ListParams::default());
-    macro_rules! watch {
-        ($ty:ty) => {
-            reflector::reflector::<$ty>(client.clone(), all.clone(), shutdown.child_token())
-        };
+impl ReconcileError for SyncError {}
+
+impl Reconcile for Collector {
+    const NAME: &'static str = "garbagecollector";
+    type Error = SyncError;
+
+    async fn reconcile(&self, key: &str) -> Result<Option<std::time::Duration>, SyncError> {
+        self.sync(key).await.map(|()| None)
     }
-    let (pods, mut pod_changes) = watch!(Pod);
-    let (replica_sets, mut rs_changes) = watch!(ReplicaSet);
-    let (slices, mut slice_changes) = watch!(EndpointSlice);
-    let (deployments, mut deployment_changes) = watch!(Deployment);
-    let (stateful_sets, mut sts_changes) = watch!(StatefulSet);
-    let (services, mut service_changes) = watch!(Service);
-    let caches = Caches { pods, replica_sets, slices, deployments, stateful_sets, services };
-    let gc = Arc::new(Collector {
-        client,
-        caches: caches.clone(),
-        graph: Mutex::default(),
-        queue: Queue::new(),
-        synced: AtomicBool::new(false),
-    });
-    {
-        let (gc, shutdown, n) = (gc.clone(), shutdown.clone(), ctx.config.concurrent_syncs.max(1));
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = caches.synced() => {}
-            }
-            gc.synced.store(true, Ordering::SeqCst);
-            gc.scan();
-            info!("Caches synced; garbage collector started.");
-            for _ in 0..n {
-                let gc = gc.clone();
-                tokio::spawn(async move {
-                    while let Some(key) = gc.queue.next().await {
-                        match gc.sync(&key).await {
-                            Ok(()) => gc.queue.forget(&key),
-                            Err(error) => {
-                                if !matches!(&error, SyncError::Api(e) if e.is_conflict()) {
-                                    warn!(object = %key, %error, "Garbage collection failed; retrying.");
-                                }
-                                gc.queue.retry(&key);
-                            }
-                        }
-                        gc.queue.done(&key);
-                    }
-                });
-            }
-        });
-    }
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(c) = pod_changes.recv() => gc.on_dependent(&c),
-            Some(c) = rs_changes.recv() => {
-                gc.on_dependent(&c);
-                gc.on_owner(&c);
-            }
-            Some(c) = slice_changes.recv() => gc.on_dependent(&c),
-            Some(c) = deployment_changes.recv() => gc.on_owner(&c),
-            Some(c) = sts_changes.recv() => gc.on_owner(&c),
-            Some(c) = service_changes.recv() => gc.on_owner(&c),
-            else => break,
+
+    fn error_policy(&self, key: &str, error: &SyncError) {
+        if !matches!(error, SyncError::Api(e) if e.is_conflict()) {
+            warn!(object = %key, %error, "Garbage collection failed; retrying.");
         }
     }
-    gc.queue.shut_down();
+}
+
+/// Starts the collector on `ctx.tasks`.
+pub fn start(ctx: &Context) -> Result<()> {
+    let (pods, pod_changes) = ctx.reflector::<Pod>(ListParams::default());
+    let (replica_sets, rs_changes) = ctx.reflector::<ReplicaSet>(ListParams::default());
+    let (slices, slice_changes) = ctx.reflector::<EndpointSlice>(ListParams::default());
+    let (deployments, deployment_changes) = ctx.reflector::<Deployment>(ListParams::default());
+    let (stateful_sets, sts_changes) = ctx.reflector::<StatefulSet>(ListParams::default());
+    let (services, service_changes) = ctx.reflector::<Service>(ListParams::default());
+    let caches = Caches {
+        pods: pods.clone(),
+        replica_sets: replica_sets.clone(),
+        slices: slices.clone(),
+        deployments: deployments.clone(),
+        stateful_sets: stateful_sets.clone(),
+        services: services.clone(),
+    };
+    let gc = Arc::new(Collector { client: ctx.client.clone(), caches, graph: Mutex::default() });
+    fn dependent<K: Object>(gc: &Arc<Collector>) -> impl FnMut(&Change<K>) -> Vec<String> + Send + 'static {
+        let gc = gc.clone();
+        move |c| gc.on_dependent(c).into_iter().collect()
+    }
+    fn owner<K: Object>(gc: &Arc<Collector>) -> impl FnMut(&Change<K>) -> Vec<String> + Send + 'static {
+        let gc = gc.clone();
+        move |c| gc.on_owner(c)
+    }
+    let (both, prime) = (gc.clone(), gc.clone());
+    controller::Controller::new(gc.clone())
+        .watches(&pods, pod_changes, dependent(&gc))
+        .watches(&replica_sets, rs_changes, move |c| {
+            let mut keys: Vec<String> = both.on_dependent(c).into_iter().collect();
+            keys.extend(both.on_owner(c));
+            keys
+        })
+        .watches(&slices, slice_changes, dependent(&gc))
+        .watches(&deployments, deployment_changes, owner(&gc))
+        .watches(&stateful_sets, sts_changes, owner(&gc))
+        .watches(&services, service_changes, owner(&gc))
+        .on_synced(move || {
+            let missing = prime.scan();
+            info!("Caches synced; garbage collector started.");
+            missing
+        })
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 

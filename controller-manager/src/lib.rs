@@ -1,16 +1,25 @@
 //! netlab's kube-controller-manager: the controllers that turn what users write (Services,
 //! Deployments, StatefulSets, Nodes) into what the cluster needs (EndpointSlices, ReplicaSets,
-//! Pods, pod CIDRs). Each controller lists and watches through [`netlab_client::reflector`], queues
-//! the keys that changed on a [`queue::Queue`], and reconciles each key idempotently with several
-//! workers, so a relist or a restart converges without duplicates.
+//! Pods, pod CIDRs). Each controller lists and watches through [`netlab_client::reflector`] and
+//! runs on the one [`controller::Controller`] runner: the keys that changed are queued on a
+//! [`queue::Queue`] and reconciled idempotently by several workers, so a relist or a restart
+//! converges without duplicates. Every task is spawned on one [`tasks::Tasks`], so shutdown stops
+//! them all.
 //!
 //! # Layout
-//! - [`config`]: flags. [`error`]: errors. [`queue`]: the work queue.
+//! - [`config`]: flags. [`error`]: errors.
+//! - [`tasks`]: every task the process starts, tracked and cancelled together.
+//! - [`events`]: Events recorded in the background.
+//! - [`controller`]: the runner: watched kinds → keys → [`queue`] → workers running a reconcile.
+//! - [`queue`]: the work queue (deduplicated keys, per-key backoff, delayed keys).
 //! - [`nodeipam`]: a podCIDR per Node from the cluster CIDR.
 //! - [`nodelifecycle`]: Nodes whose kubelet went silent turn NotReady and are tainted.
 //! - [`endpointslice`]: EndpointSlices for Services with selectors.
 //! - [`deployment`], [`replicaset`]: Deployment → ReplicaSet → Pods, rolling updates.
 //! - [`statefulset`]: ordered, stable pods.
+//! - what those three share: [`claim`] (adopting and releasing), [`pod`] (pod predicates,
+//!   ownerReferences, deletion order), [`selector`] (label selector matching), [`hash`]
+//!   (pod-template hashes).
 //! - [`gc`]: garbage collection through ownerReferences.
 
 use std::time::Duration;
@@ -18,16 +27,23 @@ use std::time::Duration;
 use netlab_client::Client;
 use tokio_util::sync::CancellationToken;
 
+pub mod claim;
 pub mod config;
+pub mod controller;
 pub mod deployment;
 pub mod endpointslice;
 pub mod error;
+pub mod events;
 pub mod gc;
+pub mod hash;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod pod;
 pub mod queue;
 pub mod replicaset;
+pub mod selector;
 pub mod statefulset;
+pub mod tasks;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -39,10 +55,67 @@ pub struct Context {
     pub client: Client,
     /// The flags.
     pub config: std::sync::Arc<Config>,
+    /// Where every task is spawned.
+    pub tasks: tasks::Tasks,
 }
 
-/// Runs every enabled controller until `shutdown` fires.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+// === impl Context ===
+
+impl Context {
+    /// A reflector (list-watch into a cache, and its changes) for the `K`s `params` selects,
+    /// stopped with the other tasks.
+    pub fn reflector<K: netlab_client::Object>(
+        &self,
+        params: netlab_client::ListParams,
+    ) -> (
+        netlab_client::reflector::Cache<K>,
+        tokio::sync::mpsc::UnboundedReceiver<netlab_client::reflector::Change<K>>,
+    ) {
+        netlab_client::reflector::reflector(self.client.clone(), params, self.tasks.child_token())
+    }
+
+    /// Events recorded as `component`.
+    pub fn events(&self, component: &str) -> events::Events {
+        events::Events::new(self.client.clone(), component, self.tasks.clone())
+    }
+}
+
+/// How long [`run`] waits for its tasks after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How a controller starts: its reflectors and runner, spawned on `ctx.tasks`.
+type Start = fn(&Context) -> Result<()>;
+
+/// Each controller by its `--controllers` name, and how it starts.
+const STARTERS: [(&str, Start); 7] = [
+    ("nodeipam", nodeipam::start),
+    ("nodelifecycle", nodelifecycle::start),
+    ("endpointslice", endpointslice::start),
+    ("deployment", deployment::start),
+    ("replicaset", replicaset::start),
+    ("statefulset", statefulset::start),
+    ("garbagecollector", gc::start),
+];
+
+/// Starts every controller `--controllers` enables on `ctx.tasks`. One that cannot start (a bad
+/// flag of its own) is logged and left out; the others run.
+pub fn start(ctx: &Context) {
+    for (name, start) in STARTERS {
+        if !ctx.config.enabled(name) {
+            continue;
+        }
+        match start(ctx) {
+            Ok(()) => tracing::info!(controller = name, "Started."),
+            Err(error) => {
+                let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+                tracing::error!(controller = name, %error, %cause, "Controller stopped.");
+            }
+        }
+    }
+}
+
+/// Runs every enabled controller until `shutdown` fires, then waits (a while) for every task.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
     netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
     let client = Client::new(&cfg.server)?;
@@ -51,30 +124,43 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         _ = client.wait_ready(Duration::from_millis(500)) => {}
     }
     health.set_ready(true);
-    let ctx = Context { client, config: std::sync::Arc::new(cfg) };
-    let tracker = tokio_util::task::TaskTracker::new();
-    macro_rules! start {
-        ($name:literal, $module:ident) => {
-            if ctx.config.enabled($name) {
-                let (ctx, token) = (ctx.clone(), shutdown.child_token());
-                tracker.spawn(async move {
-                    if let Err(error) = $module::run(ctx, token).await {
-                        tracing::error!(controller = $name, %error, "Controller stopped.");
-                    }
-                });
-                tracing::info!(controller = $name, "Started.");
-            }
-        };
-    }
-    start!("nodeipam", nodeipam);
-    start!("nodelifecycle", nodelifecycle);
-    start!("endpointslice", endpointslice);
-    start!("deployment", deployment);
-    start!("replicaset", replicaset);
-    start!("statefulset", statefulset);
-    start!("garbagecollector", gc);
-    tracker.close();
+    let ctx =
+        Context { client, config: std::sync::Arc::new(cfg), tasks: tasks::Tasks::new(shutdown.clone()) };
+    start(&ctx);
     shutdown.cancelled().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {
+        tracing::warn!(tasks = ctx.tasks.len(), "Tasks still running at exit.");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn every_controller_named_in_the_flags_has_a_starter() {
+        assert_eq!(STARTERS.map(|(name, _)| name), config::CONTROLLERS);
+    }
+
+    #[tokio::test]
+    async fn every_task_of_every_controller_stops_on_shutdown() {
+        // Nothing listens on port 1: the reflectors retry, the runners wait for their caches.
+        let config = Config::parse_from(["netlab-controller-manager", "--server", "http://127.0.0.1:1"]);
+        let shutdown = CancellationToken::new();
+        let ctx = Context {
+            client: Client::new(&config.server).unwrap(),
+            config: std::sync::Arc::new(config),
+            tasks: tasks::Tasks::new(shutdown.clone()),
+        };
+        start(&ctx);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ctx.tasks.len(), STARTERS.len(), "one waiting runner or monitor per controller");
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(1), ctx.tasks.wait()).await.expect("the tracker drains");
+        assert!(ctx.tasks.is_empty());
+    }
 }

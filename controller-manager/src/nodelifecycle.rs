@@ -19,9 +19,8 @@ use k8s_openapi::{
 use netlab_client::{
     ListParams,
     recorder::{EventType, Recorder},
-    reflector::reflector,
+    reflector::Cache,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::{Context, Result};
 
@@ -87,19 +86,24 @@ pub fn judge(node: &Node, now: Timestamp, grace: Duration) -> Verdict {
     if lifecycle_taints(node) != want { Verdict::SetTaints(want) } else { Verdict::Nothing }
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let (nodes, _changes) =
-        reflector::<Node>(ctx.client.clone(), ListParams::default(), shutdown.child_token());
+/// Starts the controller on `ctx.tasks`. It is no queue-driven controller: it looks at every
+/// Node each period, since what it watches for is a heartbeat that does not come.
+pub fn start(ctx: &Context) -> Result<()> {
+    // The changes are not needed (every Node is judged each period): dropping them lets the
+    // reflector discard them.
+    let (nodes, _) = ctx.reflector::<Node>(ListParams::default());
+    ctx.tasks.spawn(monitor(ctx.clone(), nodes));
+    Ok(())
+}
+
+/// Judges every Node each `--node-monitor-period`, once the Nodes have listed.
+async fn monitor(ctx: Context, nodes: Cache<Node>) {
     nodes.wait_synced().await;
     let recorder = Recorder::new(ctx.client.clone(), "node-controller", None);
     let period = ctx.config.node_monitor_period;
     let grace = ctx.config.node_monitor_grace_period;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(period) => {}
-        }
+        tokio::time::sleep(period).await;
         for node in nodes.list() {
             let name = node.metadata.name.clone().unwrap_or_default();
             match judge(&node, Timestamp::now(), grace) {

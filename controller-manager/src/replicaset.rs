@@ -10,11 +10,7 @@
 //! the watch showing the pod the ReplicaSet waits on its [`expectations`].
 //!
 //! # Layout
-//! - [`hash`]: pod-template hashes (ReplicaSet names, `controller-revision-hash`).
-//! - [`pod`]: pod predicates (active, ready, available), ownerReferences, deletion order.
-//! - [`selector`]: label selector matching.
 //! - [`expectations`]: creations and deletions not yet visible in the cache.
-//! - [`workers`]: the queue worker loop the workload controllers share.
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,21 +22,17 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{
-    Client, ListParams, key_of,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
-};
-use tokio_util::sync::CancellationToken;
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
-use crate::{Context, Result, queue::Queue};
+use crate::{
+    Context, Error, Result, claim,
+    controller::{self, Reconcile},
+    events::Events,
+    pod, selector,
+};
 
 pub mod expectations;
-pub mod hash;
-pub mod pod;
-pub mod selector;
-pub mod workers;
 
 #[cfg(test)]
 mod tests;
@@ -54,51 +46,24 @@ pub const BURST_REPLICAS: usize = 500;
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     sets: Cache<ReplicaSet>,
     pods: Cache<Pod>,
     expectations: expectations::Expectations,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let client = ctx.client.clone();
-    let (sets, mut set_rx) =
-        reflector::<ReplicaSet>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
-    let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
-        sets: sets.clone(),
-        pods: pods.clone(),
+/// Starts the controller on `ctx.tasks`. Nothing is reconciled before both caches have listed:
+/// a pod the cache has not seen yet would be created again.
+pub fn start(ctx: &Context) -> Result<()> {
+    let build = |sets, pods| Controller {
+        client: ctx.client.clone(),
+        events: ctx.events(COMPONENT),
+        sets,
+        pods,
         expectations: Default::default(),
-    });
-    let queue = Queue::new();
-    // Nothing is reconciled before both caches have listed: a pod the cache has not seen yet
-    // would be created again.
-    workers::spawn_when_synced(
-        async move {
-            sets.wait_synced().await;
-            pods.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = set_rx.recv() => queue.add(change.key()),
-            Some(change) = pod_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+    };
+    controller::Controller::owning::<ReplicaSet, Pod>(ctx, build, Controller::adopters)
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -134,78 +99,24 @@ pub fn pod_prefix(owner_name: &str) -> String {
 // === impl Controller ===
 
 impl Controller {
-    /// The ReplicaSets a pod change concerns: its controller if that is a ReplicaSet, else every
-    /// ReplicaSet in the namespace whose selector takes it (a candidate for adoption).
-    fn owners_of(&self, change: &Change<Pod>) -> Vec<String> {
-        let pod = change.object();
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&pod.metadata) {
-            return if r.kind == "ReplicaSet" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        self.sets
-            .list_namespace(&ns)
-            .iter()
-            .filter(|rs| {
-                selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
-            })
-            .map(|rs| key_of(rs.as_ref()))
-            .collect()
+    /// The ReplicaSets that would adopt an orphan pod: those in its namespace whose selector
+    /// takes it.
+    fn adopters(&self, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let mut sets = self.sets.list_namespace(ns);
+        sets.retain(|rs| {
+            selector::matches(rs.spec.as_ref().map(|s| &s.selector), pod.metadata.labels.as_ref())
+        });
+        sets
     }
 
     /// The active pods `rs` controls, after adopting matching orphans and releasing owned pods
     /// that no longer match (`ClaimPods`).
     async fn claim_pods(&self, rs: &ReplicaSet) -> Result<Vec<Arc<Pod>>> {
-        let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
-        let uid = rs.metadata.uid.as_deref().unwrap_or_default();
         let sel = rs.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&rs.metadata);
-        let mut owned = Vec::new();
-        for p in self.pods.list_namespace(ns) {
-            if !pod::is_active(&p) {
-                continue;
-            }
-            let matches = selector::matches(sel, p.metadata.labels.as_ref());
-            match pod::controller_of(&p.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push(p),
-                Some(_) if !deleting => self.release(&p, uid).await?,
-                Some(_) => {}
-                None if matches && !deleting => {
-                    if let Some(adopted) = self.adopt(rs, &p).await? {
-                        owned.push(Arc::new(adopted));
-                    }
-                }
-                None => {}
-            }
-        }
-        Ok(owned)
-    }
-
-    async fn adopt(&self, rs: &ReplicaSet, p: &Pod) -> Result<Option<Pod>> {
-        let mut pod = p.clone();
-        pod.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(rs));
-        match self.client.update(&pod).await {
-            Ok(pod) => {
-                tracing::info!(pod = ?pod.metadata.name, rs = ?rs.metadata.name, "Adopted an orphan pod.");
-                Ok(Some(pod))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn release(&self, p: &Pod, uid: &str) -> Result<()> {
-        let mut pod = p.clone();
-        if let Some(refs) = pod.metadata.owner_references.as_mut() {
-            refs.retain(|r| r.uid != uid);
-        }
-        match self.client.update(&pod).await {
-            Err(e) if !e.is_not_found() => Err(e.into()),
-            _ => Ok(()),
-        }
+        let mut pods = self.pods.list_namespace(rs.metadata.namespace.as_deref().unwrap_or_default());
+        pods.retain(|p| pod::is_active(p));
+        claim::claim(&self.client, rs, pods, |p| selector::matches(sel, p.metadata.labels.as_ref())).await
     }
 
     /// Creates or deletes pods until `pods` has `want` members.
@@ -246,16 +157,16 @@ impl Controller {
                         Ok(Ok(created)) => {
                             let pod_name = created.metadata.name.clone().unwrap_or_default();
                             self.expectations.created(key, format!("{ns}/{pod_name}"));
-                            self.event(
-                                rs,
+                            self.events.record(
+                                rs.as_ref(),
                                 EventType::Normal,
                                 "SuccessfulCreate",
                                 format!("Created pod: {pod_name}"),
                             );
                         }
                         Ok(Err(e)) => {
-                            self.event(
-                                rs,
+                            self.events.record(
+                                rs.as_ref(),
                                 EventType::Warning,
                                 "FailedCreate",
                                 format!("Error creating: {e}"),
@@ -279,8 +190,8 @@ impl Controller {
                 match self.client.delete::<Pod>(&ns, &pod_name).await {
                     Ok(_) => {
                         self.expectations.deleted(key, format!("{ns}/{pod_name}"));
-                        self.event(
-                            rs,
+                        self.events.record(
+                            rs.as_ref(),
                             EventType::Normal,
                             "SuccessfulDelete",
                             format!("Deleted pod: {pod_name}"),
@@ -288,19 +199,18 @@ impl Controller {
                     }
                     Err(e) if e.is_not_found() => {}
                     Err(e) => {
-                        self.event(rs, EventType::Warning, "FailedDelete", format!("Error deleting: {e}"));
+                        self.events.record(
+                            rs.as_ref(),
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
                         return Err(e.into());
                     }
                 }
             }
         }
         Ok(())
-    }
-
-    /// Records an Event without holding up the sync.
-    fn event(&self, rs: &Arc<ReplicaSet>, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, rs) = (self.recorder.clone(), rs.clone());
-        tokio::spawn(async move { recorder.record(rs.as_ref(), kind, reason, &message).await });
     }
 }
 
@@ -324,22 +234,15 @@ pub fn calculate_status(
             as i32,
     );
     status.ready_replicas = Some(pods.iter().filter(|p| pod::is_ready(p)).count() as i32);
-    let mut available = 0;
-    let mut next = None::<Timestamp>;
-    for p in pods {
-        match pod::available_at(p, min_ready) {
-            Some(at) if at <= now => available += 1,
-            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-            None => {}
-        }
-    }
+    let (available, next) = pod::availability(pods.iter().map(AsRef::as_ref), min_ready, now);
     status.available_replicas = Some(available);
     status.observed_generation = rs.metadata.generation;
     (status, next)
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "replicaset";
+    type Error = Error;
 
     #[instrument(skip_all, fields(replicaset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {
@@ -364,9 +267,6 @@ impl workers::Reconcile for Controller {
             self.client.update_status(&updated).await?;
         }
         managed?;
-        Ok(next.map(|at| {
-            let wait = at.duration_since(now);
-            Duration::from_millis(wait.as_millis().clamp(0, i64::MAX as i128) as u64 + 100)
-        }))
+        Ok(next.map(|at| pod::requeue_at(at, now)))
     }
 }

@@ -20,18 +20,15 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use netlab_client::{
-    Client, ListParams, key_of,
-    recorder::{EventType, Recorder},
-    reflector::{Cache, Change, reflector},
-};
-use tokio_util::sync::CancellationToken;
+use netlab_client::{Client, recorder::EventType, reflector::Cache};
 use tracing::instrument;
 
 use crate::{
-    Context, Result,
-    queue::Queue,
-    replicaset::{hash, pod, selector, workers},
+    Context, Error, Result, claim,
+    controller::{self, Reconcile},
+    error::not_found_ok,
+    events::Events,
+    hash, pod, selector,
 };
 
 pub mod plan;
@@ -53,47 +50,17 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 /// The controller's state, shared by its workers.
 pub struct Controller {
     client: Client,
-    recorder: Recorder,
+    events: Events,
     sets: Cache<StatefulSet>,
     pods: Cache<Pod>,
 }
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<()> {
-    let client = ctx.client.clone();
-    let (sets, mut set_rx) =
-        reflector::<StatefulSet>(client.clone(), ListParams::default(), shutdown.child_token());
-    let (pods, mut pod_rx) = reflector::<Pod>(client.clone(), ListParams::default(), shutdown.child_token());
-    let ctl = Arc::new(Controller {
-        recorder: Recorder::new(client.clone(), COMPONENT, None),
-        client,
-        sets: sets.clone(),
-        pods: pods.clone(),
-    });
-    let queue = Queue::new();
-    workers::spawn_when_synced(
-        async move {
-            sets.wait_synced().await;
-            pods.wait_synced().await;
-        },
-        ctl.clone(),
-        queue.clone(),
-        ctx.config.concurrent_syncs,
-        shutdown.clone(),
-    );
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(change) = set_rx.recv() => queue.add(change.key()),
-            Some(change) = pod_rx.recv() => {
-                for key in ctl.owners_of(&change) {
-                    queue.add(key);
-                }
-            }
-            else => break,
-        }
-    }
-    queue.shut_down();
+/// Starts the controller on `ctx.tasks`.
+pub fn start(ctx: &Context) -> Result<()> {
+    let build =
+        |sets, pods| Controller { client: ctx.client.clone(), events: ctx.events(COMPONENT), sets, pods };
+    controller::Controller::owning::<StatefulSet, Pod>(ctx, build, Controller::adopters)
+        .run(&ctx.tasks, ctx.config.concurrent_syncs);
     Ok(())
 }
 
@@ -163,66 +130,30 @@ pub fn member(set_name: &str, p: &Pod, min_ready: i32, now: Timestamp) -> Option
 // === impl Controller ===
 
 impl Controller {
-    fn owners_of(&self, change: &Change<Pod>) -> Vec<String> {
-        let pod = change.object();
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(r) = pod::controller_of(&pod.metadata) {
-            return if r.kind == "StatefulSet" { vec![format!("{ns}/{}", r.name)] } else { vec![] };
-        }
-        if matches!(change, Change::Deleted(_)) {
-            return vec![];
-        }
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        self.sets
-            .list_namespace(&ns)
-            .iter()
-            .filter(|s| plan::ordinal_of(s.metadata.name.as_deref().unwrap_or_default(), &name).is_some())
-            .filter(|s| {
-                selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref())
-            })
-            .map(|s| key_of(s.as_ref()))
-            .collect()
+    /// The sets that would adopt an orphan pod: those in its namespace whose selector takes it
+    /// and whose name pattern its name fits.
+    fn adopters(&self, pod: &Pod) -> Vec<Arc<StatefulSet>> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let mut sets = self.sets.list_namespace(ns);
+        sets.retain(|s| {
+            plan::ordinal_of(s.metadata.name.as_deref().unwrap_or_default(), name).is_some()
+                && selector::matches(s.spec.as_ref().map(|sp| &sp.selector), pod.metadata.labels.as_ref())
+        });
+        sets
     }
 
     /// The pods the set controls, after adopting orphans that match its selector and name
     /// pattern, and releasing owned pods that stopped matching.
     async fn claim(&self, set: &StatefulSet) -> Result<Vec<Arc<Pod>>> {
-        let ns = set.metadata.namespace.as_deref().unwrap_or_default();
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
-        let uid = set.metadata.uid.as_deref().unwrap_or_default();
         let sel = set.spec.as_ref().map(|s| &s.selector);
-        let deleting = pod::is_terminating(&set.metadata);
-        let mut owned = Vec::new();
-        for p in self.pods.list_namespace(ns) {
-            let name = p.metadata.name.as_deref().unwrap_or_default();
-            let matches = selector::matches(sel, p.metadata.labels.as_ref())
-                && plan::ordinal_of(set_name, name).is_some();
-            match pod::controller_of(&p.metadata) {
-                Some(r) if r.uid != uid => {}
-                Some(_) if matches => owned.push(p),
-                Some(_) if !deleting => {
-                    let mut released = (*p).clone();
-                    if let Some(refs) = released.metadata.owner_references.as_mut() {
-                        refs.retain(|r| r.uid != uid);
-                    }
-                    not_found_ok(self.client.update(&released).await)?;
-                }
-                None if matches && !deleting && !pod::is_terminating(&p.metadata) => {
-                    let mut adopted = (*p).clone();
-                    adopted.metadata.owner_references.get_or_insert_default().push(pod::controller_ref(set));
-                    if let Some(p) = not_found_ok(self.client.update(&adopted).await)? {
-                        owned.push(Arc::new(p));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(owned)
-    }
-
-    fn event(&self, set: &StatefulSet, kind: EventType, reason: &'static str, message: String) {
-        let (recorder, set) = (self.recorder.clone(), set.clone());
-        tokio::spawn(async move { recorder.record(&set, kind, reason, &message).await });
+        let pods = self.pods.list_namespace(set.metadata.namespace.as_deref().unwrap_or_default());
+        claim::claim(&self.client, set, pods, |p| {
+            selector::matches(sel, p.metadata.labels.as_ref())
+                && plan::ordinal_of(set_name, p.metadata.name.as_deref().unwrap_or_default()).is_some()
+        })
+        .await
     }
 
     /// `recordPodEvent`'s wording: `create Pod web-0 in StatefulSet web successful`.
@@ -230,13 +161,13 @@ impl Controller {
         let set_name = set.metadata.name.as_deref().unwrap_or_default();
         let lower = verb.to_lowercase();
         match error {
-            None => self.event(
+            None => self.events.record(
                 set,
                 EventType::Normal,
                 if verb == "Create" { "SuccessfulCreate" } else { "SuccessfulDelete" },
                 format!("{lower} Pod {pod_name} in StatefulSet {set_name} successful"),
             ),
-            Some(e) => self.event(
+            Some(e) => self.events.record(
                 set,
                 EventType::Warning,
                 if verb == "Create" { "FailedCreate" } else { "FailedDelete" },
@@ -290,14 +221,6 @@ impl Controller {
     }
 }
 
-fn not_found_ok<T>(r: netlab_client::Result<T>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The set's status over its pods (`computeReplicaStatus` and `completeRollingUpdate`), and
 /// when the next pod becomes available.
 pub fn calculate_status(
@@ -320,18 +243,16 @@ pub fn calculate_status(
         update_revision: Some(update_revision.to_string()),
         ..Default::default()
     };
-    let (mut ready, mut available, mut current, mut updated) = (0, 0, 0, 0);
-    let mut next = None::<Timestamp>;
+    let ready_pods: Vec<&Pod> = pods
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p| pod::is_running(p) && pod::is_ready(p) && !pod::is_terminating(&p.metadata))
+        .collect();
+    let ready = ready_pods.len() as i32;
+    let (available, next) = pod::availability(ready_pods, min_ready, now);
+    let (mut current, mut updated) = (0, 0);
     for p in pods {
         status.replicas += 1;
-        if pod::is_running(p) && pod::is_ready(p) && !pod::is_terminating(&p.metadata) {
-            ready += 1;
-            match pod::available_at(p, min_ready) {
-                Some(at) if at <= now => available += 1,
-                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
-                None => {}
-            }
-        }
         if !pod::is_terminating(&p.metadata) {
             let r = revision(p);
             if r == current_revision {
@@ -355,8 +276,9 @@ pub fn calculate_status(
     (status, next)
 }
 
-impl workers::Reconcile for Controller {
+impl Reconcile for Controller {
     const NAME: &'static str = "statefulset";
+    type Error = Error;
 
     #[instrument(skip_all, fields(statefulset = %key))]
     async fn reconcile(&self, key: &str) -> Result<Option<Duration>> {
@@ -388,6 +310,6 @@ impl workers::Reconcile for Controller {
             updated.status = Some(status);
             self.client.update_status(&updated).await?;
         }
-        Ok(next.map(|at| Duration::from_millis(at.duration_since(now).as_millis().max(0) as u64 + 100)))
+        Ok(next.map(|at| pod::requeue_at(at, now)))
     }
 }

@@ -35,3 +35,31 @@ pub fn contains_all(
 ) -> bool {
     want.into_iter().flatten().all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use serde_json::json;
+
+    use super as selector;
+
+    #[test]
+    fn label_selectors_match_as_upstream() {
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "orders"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]},
+                                 {"key": "canary", "operator": "DoesNotExist"}]
+        }))
+        .unwrap();
+        let labels =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(selector::matches(Some(&sel), Some(&labels(&[("app", "orders"), ("tier", "web")]))));
+        assert!(!selector::matches(Some(&sel), Some(&labels(&[("app", "orders"), ("tier", "db")]))));
+        assert!(!selector::matches(
+            Some(&sel),
+            Some(&labels(&[("app", "orders"), ("tier", "web"), ("canary", "1")]))
+        ));
+        assert!(selector::matches(Some(&LabelSelector::default()), None), "empty selects everything");
+        assert!(!selector::matches(None, Some(&labels(&[("app", "orders")]))), "none selects nothing");
+    }
+}

@@ -70,3 +70,36 @@ pub fn revision_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
     }
     safe_encode(&h.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super as hash;
+    use crate::pod::tests::template;
+
+    #[test]
+    fn safe_encode_uses_upstreams_alphabet() {
+        // Digits are bytes 48..=57; 48 % 27 = 21 → '4' ... 57 % 27 = 3 → 'f'.
+        assert_eq!(hash::safe_encode("0123456789"), "456789bcdf");
+        assert_eq!(hash::fnv32a(b"", 0x811c_9dc5), 0x811c_9dc5);
+        // Published FNV test vectors.
+        assert_eq!(hash::fnv32a(b"a", 0x811c_9dc5), 0xe40c_292c);
+        assert_eq!(hash::fnv32(b"a", 0x811c_9dc5), 0x050c_5d7e);
+    }
+
+    #[test]
+    fn pod_template_hash_is_stable_short_and_changes_with_the_template() {
+        let a = hash::pod_template_hash(&template("nginx:1.25"), None);
+        assert_eq!(a, hash::pod_template_hash(&template("nginx:1.25"), None), "stable");
+        assert!((9..=10).contains(&a.len()), "the decimal digits of a u32: {a}");
+        assert!(a.bytes().all(|b| hash::ALPHABET.contains(&b)), "{a}");
+        assert_ne!(a, hash::pod_template_hash(&template("nginx:1.26"), None), "changes with the template");
+        assert_ne!(
+            a,
+            hash::pod_template_hash(&template("nginx:1.25"), Some(1)),
+            "changes with collisionCount"
+        );
+        let r = hash::revision_hash(&template("nginx:1.25"), None);
+        assert!(r.bytes().all(|b| hash::ALPHABET.contains(&b)) && !r.is_empty());
+        assert_ne!(r, hash::revision_hash(&template("nginx:1.26"), None));
+    }
+}

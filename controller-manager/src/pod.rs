@@ -2,7 +2,7 @@
 //! available (Ready for `minReadySeconds`), who controls it; and which pods a ReplicaSet deletes
 //! first when it scales down (upstream's `ActivePodsWithRanks` ordering).
 
-use std::{cmp::Ordering, collections::HashMap};
+use std::{cmp::Ordering, collections::HashMap, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::{
@@ -88,6 +88,31 @@ pub fn available_at(pod: &Pod, min_ready_seconds: i32) -> Option<Timestamp> {
     Some(since.checked_add(SignedDuration::from_secs(i64::from(min_ready_seconds))).unwrap_or(Timestamp::MAX))
 }
 
+/// How many of `pods` are available at `now`, and when the next of the others that is Ready
+/// becomes available.
+pub fn availability<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    min_ready_seconds: i32,
+    now: Timestamp,
+) -> (i32, Option<Timestamp>) {
+    let (mut available, mut next) = (0, None::<Timestamp>);
+    for p in pods {
+        match available_at(p, min_ready_seconds) {
+            Some(at) if at <= now => available += 1,
+            Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+            None => {}
+        }
+    }
+    (available, next)
+}
+
+/// The requeue for the moment `at` a pod becomes available (with 100 ms to spare, so the pod is
+/// available by then).
+pub fn requeue_at(at: Timestamp, now: Timestamp) -> Duration {
+    let wait = at.duration_since(now);
+    Duration::from_millis(wait.as_millis().clamp(0, i64::MAX as i128) as u64 + 100)
+}
+
 fn created(pod: &Pod) -> Timestamp {
     pod.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(Timestamp::MIN)
 }
@@ -159,3 +184,6 @@ pub fn pods_to_delete<'a>(pods: &[&'a Pod], n: usize) -> Vec<&'a Pod> {
     sorted.truncate(n);
     sorted
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
