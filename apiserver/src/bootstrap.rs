@@ -106,7 +106,7 @@ pub async fn run(registry: &Registry, apiserver_port: u16) -> Result<()> {
 }
 
 async fn ensure(registry: &Registry, resource: Resource, obj: Value) -> Result<()> {
-    let body = serde_json::to_vec(&obj).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(&obj).map_err(Error::Encode)?;
     match registry.create(resource, "", &body).await {
         Ok(created) => {
             tracing::info!(resource = resource.plural(), namespace = %created.namespace, name = %created.name, "Bootstrapped.");

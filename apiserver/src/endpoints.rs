@@ -105,7 +105,7 @@ pub async fn reconcile(registry: &Registry, ip: IpAddr, port: u16) -> Result<boo
 }
 
 fn encode(v: &Value) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::to_vec(v).map_err(Error::Encode)
 }
 
 /// Keeps the slice until `shutdown`. Errors are logged (once in a row) and retried.

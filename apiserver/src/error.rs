@@ -82,6 +82,9 @@ pub enum Error {
     /// The store failed.
     #[error("Internal error occurred: {0}")]
     Store(#[from] StoreError),
+    /// An object the apiserver built could not be encoded.
+    #[error("Internal error occurred: encoding an object: {0}")]
+    Encode(#[source] serde_json::Error),
     /// The store commit of the batch this write was in failed (every write of it gets this).
     #[error("Internal error occurred: storage commit failed: {0}")]
     Commit(#[source] Arc<dyn std::error::Error + Send + Sync>),
@@ -130,6 +133,7 @@ impl Error {
             | Error::Allocation { .. }
             | Error::Store(_)
             | Error::Commit(_)
+            | Error::Encode(_)
             | Error::Task { .. }
             | Error::Listen { .. }
             | Error::Reflection(_)
