@@ -19,7 +19,8 @@ use tokio::{
     time::{Instant, sleep_until, timeout_at},
 };
 
-use super::{ConnectError, KERNEL_CONNECT_TIMEOUT, Output, Pod, Stream, resolve, seconds};
+use super::{KERNEL_CONNECT_TIMEOUT, Output, Pod, resolve, seconds};
+use crate::podnet::{Connected, Error, ErrorKind, Stream};
 
 /// What curl sends as `User-Agent`.
 const USER_AGENT: &str = "curl/7.88.1";
@@ -458,7 +459,7 @@ impl Transfer<'_> {
         url: &Url,
         ips: &[IpAddr],
         max_deadline: Option<Instant>,
-    ) -> Result<super::Connected, Failure> {
+    ) -> Result<Connected, Failure> {
         let start = self.meter.start;
         let ct_deadline = start + self.opts.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         // The tighter of curl's two limits, and whether it is --max-time's.
@@ -473,14 +474,16 @@ impl Transfer<'_> {
             let kernel_deadline = attempt + KERNEL_CONNECT_TIMEOUT;
             let deadline = curl_deadline.min(kernel_deadline);
             let limit = deadline.saturating_duration_since(attempt);
-            let result = match wait(&mut self.meter, timeout_at(deadline, self.pod.connect(dst, limit))).await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ConnectError::TimedOut { hops: Vec::new() }),
-            };
+            let result =
+                match wait(&mut self.meter, timeout_at(deadline, self.pod.network().connect(dst, limit)))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ErrorKind::TimedOut.into()),
+                };
             let hops = match &result {
                 Ok(c) => &c.hops[..],
-                Err(e) => e.hops(),
+                Err(e) => &e.hops[..],
             };
             for hop in hops {
                 self.verbose(format!("* netlab: {hop}\n"));
@@ -491,19 +494,19 @@ impl Transfer<'_> {
                     self.info.remote = Some(dst);
                     return Ok(conn);
                 }
-                Err(ConnectError::Refused { .. }) => "Connection refused",
-                Err(ConnectError::Unreachable { .. }) => "No route to host",
-                Err(ConnectError::TimedOut { .. }) if kernel_deadline < curl_deadline => {
+                Err(Error { kind: ErrorKind::Refused, .. }) => "Connection refused",
+                Err(Error { kind: ErrorKind::Unreachable, .. }) => "No route to host",
+                Err(Error { kind: ErrorKind::TimedOut, .. }) if kernel_deadline < curl_deadline => {
                     "Connection timed out"
                 }
-                Err(ConnectError::TimedOut { .. }) if max_binds => {
+                Err(Error { kind: ErrorKind::TimedOut, .. }) if max_binds => {
                     return Err(Failure::new(
                         28,
                         format!("Connection timed out after {} milliseconds", start.elapsed().as_millis()),
                         Stage::Transfer,
                     ));
                 }
-                Err(ConnectError::TimedOut { .. }) => {
+                Err(Error { kind: ErrorKind::TimedOut, .. }) => {
                     let family = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
                     self.verbose(format!(
                         "* {family} connect timeout after {}ms, move on!\n",

@@ -11,26 +11,23 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport, bare,
+    CommandOutput, Env,
     dighost::{self, Answer, Settings, Tool},
-    follow, text,
+    text,
+};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{self, bare, follow, message},
 };
 
 /// `nslookup [-option ...] NAME [SERVER]`.
-pub async fn nslookup(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`nslookup`] with a given id source.
-pub(crate) async fn run(
+pub(super) async fn run(
     args: &[String],
     resolv_conf: &str,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     env: &Env,
 ) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Nslookup, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+    let mut s = Settings::new(Tool::Nslookup, resolv_conf, net, env);
     let mut out = String::new();
     let mut rtype: Option<RecordType> = None;
     let mut port: Option<u16> = None;
@@ -50,7 +47,7 @@ pub(crate) async fn run(
         return CommandOutput { stdout: out, stderr: String::new(), code: 1 };
     };
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
+        if s.set_server(server, port.unwrap_or(resolver::DNS_PORT)).is_none() {
             return CommandOutput {
                 stdout: out,
                 stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
@@ -75,14 +72,10 @@ pub(crate) async fn run(
         }
         (None, t) => (name.clone(), t.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &qtext, qtype, transport, &mut out).await {
+    let searched = match dighost::search(&s, &qtext, qtype, net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("nslookup: '{bad}' is not a legal name\n"),
-                code: 1,
-            };
+            return CommandOutput { stdout: out, stderr: format!("nslookup: {bad}\n"), code: 1 };
         }
     };
     let show_header = !default_lookups || qtype == RecordType::A;
@@ -93,8 +86,12 @@ pub(crate) async fn run(
             }
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ =
-                    writeln!(out, "** server can't find {}: {}", searched.last_name, text::rcode_name(rcode));
+                let _ = writeln!(
+                    out,
+                    "** server can't find {}: {}",
+                    searched.last_name,
+                    message::rcode_name(rcode)
+                );
                 failed = true;
             } else if default_lookups && qtype == RecordType::A {
                 if !a.message.metadata.authoritative {
@@ -105,7 +102,7 @@ pub(crate) async fn run(
                 // The AAAA lookup: for the end of the CNAME chain, no search.
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
-                failed |= aaaa(&s, &chased, a_noanswer, transport, &mut out).await;
+                failed |= aaaa(&s, &chased, a_noanswer, net, &mut out).await;
             } else {
                 if !a.message.metadata.authoritative && show_header {
                     out.push_str("Non-authoritative answer:\n");
@@ -134,19 +131,13 @@ pub(crate) async fn run(
 }
 
 /// The AAAA half of a default lookup; true when it failed.
-async fn aaaa(
-    s: &Settings,
-    chased: &Name,
-    a_noanswer: bool,
-    transport: &dyn Transport,
-    out: &mut String,
-) -> bool {
+async fn aaaa(s: &Settings, chased: &Name, a_noanswer: bool, net: &dyn PodNetwork, out: &mut String) -> bool {
     let textname = bare(chased);
-    match dighost::query(s, chased, RecordType::AAAA, &textname, transport, out).await {
+    match dighost::query(s, chased, RecordType::AAAA, &textname, net, out).await {
         Ok(a) => {
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ = writeln!(out, "** server can't find {textname}: {}", text::rcode_name(rcode));
+                let _ = writeln!(out, "** server can't find {textname}: {}", message::rcode_name(rcode));
                 return true;
             }
             if !a.message.answers.is_empty() {

@@ -9,9 +9,13 @@ use std::fmt::Write as _;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport,
+    CommandOutput, Env,
     dighost::{self, Answer, Settings, Tool},
-    text, wire,
+    text,
+};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{self, message},
 };
 
 /// The version dig reports (netshoot's bind-tools).
@@ -46,20 +50,13 @@ struct LookupArg {
 }
 
 /// `dig [@server] [-p port] [-t type] [-x addr] name [type] [+opts]`.
-pub async fn dig(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`dig`] with a given id source and clock.
-pub(crate) async fn run(
+pub(super) async fn run(
     args: &[String],
     resolv_conf: &str,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     env: &Env,
 ) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Dig, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+    let mut s = Settings::new(Tool::Dig, resolv_conf, net, env);
     let mut d = Show {
         cmd: true,
         comments: true,
@@ -151,7 +148,7 @@ pub(crate) async fn run(
         lookups.push(current);
     }
     if let Some(srv) = &server
-        && s.set_server(srv, port.unwrap_or(super::DNS_PORT)).is_none()
+        && s.set_server(srv, port.unwrap_or(resolver::DNS_PORT)).is_none()
     {
         return CommandOutput {
             stdout: String::new(),
@@ -177,14 +174,10 @@ pub(crate) async fn run(
             Some(name) => (name.clone(), lookup.rtype.unwrap_or(RecordType::A)),
             None => (".".to_string(), lookup.rtype.unwrap_or(RecordType::NS)),
         };
-        let searched = match dighost::search(&s, &name, rtype, transport, &mut out).await {
+        let searched = match dighost::search(&s, &name, rtype, net, &mut out).await {
             Ok(searched) => searched,
             Err(bad) => {
-                return CommandOutput {
-                    stdout: out,
-                    stderr: format!("dig: '{bad}' is not a legal name\n"),
-                    code: 10,
-                };
+                return CommandOutput { stdout: out, stderr: format!("dig: {bad}\n"), code: 10 };
             }
         };
         let count = searched.replies.len();
@@ -270,7 +263,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
             if !on {
                 s.cookie = None;
             } else if s.cookie.is_none() {
-                s.cookie = Some(super::random_u64().to_be_bytes());
+                s.cookie = Some(resolver::random_u64().to_be_bytes());
             }
         }
         ("fail", None) => s.servfail_stops = !on,
@@ -319,7 +312,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
         let _ = writeln!(
             out,
             ";; ->>HEADER<<- opcode: QUERY, status: {}, id: {}",
-            text::rcode_name(m.response_code),
+            message::rcode_name(m.response_code),
             m.id
         );
         let mut flags = String::new();
@@ -356,7 +349,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
                 if edns.flags().dnssec_ok { " do" } else { "" },
                 edns.max_payload()
             );
-            for (code, value) in wire::edns_options(edns) {
+            for (code, value) in message::edns_options(edns) {
                 out.push_str(&option_line(code, &value, a.cookie));
             }
         }
@@ -413,7 +406,7 @@ fn is_dot_local(qname: &Name) -> bool {
 /// One EDNS option line of the OPT pseudosection.
 fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String {
     let hex = |sep: &str| value.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep);
-    if code == wire::COOKIE_OPTION {
+    if code == message::COOKIE_OPTION {
         let status = match sent_cookie {
             Some(c) if value == c.as_slice() => " (echoed)",
             Some(c) if value.len() > 8 && value[..8] == c => " (good)",

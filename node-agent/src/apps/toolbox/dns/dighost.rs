@@ -12,7 +12,11 @@ use hickory_proto::{
 };
 use tokio::time::Instant;
 
-use super::{Ids, ResolvConf, Transport, TransportError, random_u64, wire};
+use super::Env;
+use crate::{
+    podnet::{ErrorKind, PodNetwork},
+    resolver::{Ids, ResolvConf, message, random_u64},
+};
 
 /// One server as the user named it and as it is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +81,11 @@ pub(crate) struct Answer {
 // === impl Settings ===
 
 impl Settings {
-    /// The defaults of `tool` under the pod's resolv.conf: its nameservers, search list and
-    /// ndots; `options timeout:`/`attempts:` override dig's and nslookup's own 5 s × 3 tries
-    /// (host always tries twice).
-    pub fn new(tool: Tool, conf: &ResolvConf, ids: Ids) -> Self {
+    /// The defaults of `tool` in a pod with resolv.conf `resolv_conf`: its nameservers, search
+    /// list and ndots; `options timeout:`/`attempts:` override dig's and nslookup's own 5 s × 3
+    /// tries (host always tries twice). Queries carry `net`'s traceparent.
+    pub fn new(tool: Tool, resolv_conf: &str, net: &dyn PodNetwork, env: &Env) -> Self {
+        let conf = &ResolvConf::parse(resolv_conf);
         let tries = match tool {
             Tool::Host => 2,
             Tool::Dig | Tool::Nslookup if conf.attempts_set => conf.attempts.max(1),
@@ -110,8 +115,8 @@ impl Settings {
             cookie: (tool == Tool::Dig).then(|| random_u64().to_be_bytes()),
             server_comments: tool == Tool::Nslookup,
             tc_comment: tool == Tool::Dig,
-            traceparent: None,
-            ids,
+            traceparent: net.traceparent(),
+            ids: env.ids.clone(),
         }
     }
 
@@ -162,7 +167,7 @@ pub(crate) async fn query(
     qname: &Name,
     rtype: RecordType,
     textname: &str,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
 ) -> Result<Answer, Unreached> {
     let last = s.servers.len().saturating_sub(1);
@@ -172,7 +177,7 @@ pub(crate) async fn query(
         for _ in 0..tries {
             let mut tcp = s.tcp;
             let answer = loop {
-                let q = wire::QuerySpec {
+                let q = message::QuerySpec {
                     name: qname,
                     rtype,
                     id: s.ids.next(),
@@ -182,7 +187,7 @@ pub(crate) async fn query(
                     traceparent: if s.edns { s.traceparent.as_deref() } else { None },
                 };
                 let started = Instant::now();
-                match wire::send(&q, server.addr, tcp, s.timeout, transport).await {
+                match message::send(&q, server.addr, tcp, s.timeout, net).await {
                     Ok(reply) if reply.message.metadata.truncation && !tcp => {
                         if s.tc_comment {
                             out.push_str(";; Truncated, retrying in TCP mode.\n");
@@ -201,7 +206,7 @@ pub(crate) async fn query(
                             cookie: q.cookie,
                         });
                     }
-                    Err(wire::SendError::Transport(TransportError::Refused)) if tcp => {
+                    Err(message::SendError::Socket(ErrorKind::Refused)) if tcp => {
                         out.push_str(&format!(
                             ";; Connection to {}#{}({}) for {textname} failed: connection refused.\n;; no servers could be reached\n",
                             server.addr.ip(),
@@ -211,20 +216,16 @@ pub(crate) async fn query(
                         unreached.tcp_refused = true;
                         break None;
                     }
-                    Err(wire::SendError::Transport(e)) => {
+                    Err(message::SendError::Socket(kind)) => {
                         unreached.tcp_refused = false;
-                        let what = match e {
-                            TransportError::Refused => "connection refused",
-                            TransportError::TimedOut => "timed out",
-                        };
                         out.push_str(&format!(
-                            ";; communications error to {}#{}: {what}\n",
+                            ";; communications error to {}#{}: {kind}\n",
                             server.addr.ip(),
                             server.addr.port()
                         ));
                         break None;
                     }
-                    Err(wire::SendError::Mismatch) => {
+                    Err(message::SendError::Mismatch) => {
                         unreached.tcp_refused = false;
                         tokio::time::sleep_until(started + s.timeout).await;
                         out.push_str(&format!(
@@ -276,21 +277,26 @@ pub(crate) struct Searched {
     pub last_name: String,
 }
 
+/// A name on the command line that is not a legal DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a legal name")]
+pub(crate) struct IllegalName(pub String);
+
 /// Looks `name` up through the search list (see [`Settings::origins`]): on to the next name only
-/// after NXDOMAIN. `Err` carries a name that is not a legal DNS name.
+/// after NXDOMAIN.
 pub(crate) async fn search(
     s: &Settings,
     name: &str,
     rtype: RecordType,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
-) -> Result<Searched, String> {
+) -> Result<Searched, IllegalName> {
     let origins = s.origins(name);
     let mut searched = Searched::default();
     for (i, text) in origins.iter().enumerate() {
-        let qname = Name::from_ascii(text).map_err(|_| name.to_string())?;
+        let qname = Name::from_ascii(text).map_err(|_| IllegalName(name.to_string()))?;
         searched.last_name = text.trim_end_matches('.').to_string();
-        let answer = match query(s, &qname, rtype, name, transport, out).await {
+        let answer = match query(s, &qname, rtype, name, net, out).await {
             Ok(a) => a,
             Err(u) => {
                 searched.unreached = Some(u);

@@ -10,9 +10,13 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport, bare,
+    CommandOutput, Env,
     dighost::{self, Answer, Settings, Tool},
-    follow, text,
+    text,
+};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{self, bare, follow, message},
 };
 
 /// The version `host -V` reports.
@@ -44,20 +48,13 @@ const USAGE: &str = "Usage: host [-aCdilrTvVw] [-c class] [-N ndots] [-t type] [
 ";
 
 /// `host [-t type] [-W time] [-R number] [-p port] [-N ndots] [-sTUrw46] NAME [SERVER]`.
-pub async fn host(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`host`] with a given id source.
-pub(crate) async fn run(
+pub(super) async fn run(
     args: &[String],
     resolv_conf: &str,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     env: &Env,
 ) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Host, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+    let mut s = Settings::new(Tool::Host, resolv_conf, net, env);
     let usage =
         |prefix: String| CommandOutput { stdout: String::new(), stderr: format!("{prefix}{USAGE}"), code: 1 };
     let mut list_type: Option<RecordType> = None;
@@ -127,7 +124,7 @@ pub(crate) async fn run(
     };
     let mut out = String::new();
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
+        if s.set_server(server, port.unwrap_or(resolver::DNS_PORT)).is_none() {
             return CommandOutput {
                 stdout: String::new(),
                 stderr: format!("host: couldn't get address for '{server}': not found\n"),
@@ -155,14 +152,10 @@ pub(crate) async fn run(
         }
         Err(_) => (name.clone(), list_type.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &textname, first_type, transport, &mut out).await {
+    let searched = match dighost::search(&s, &textname, first_type, net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("host: '{bad}' is not a legal name\n"),
-                code: 1,
-            };
+            return CommandOutput { stdout: out, stderr: format!("host: {bad}\n"), code: 1 };
         }
     };
     let mut failed = false;
@@ -175,7 +168,7 @@ pub(crate) async fn run(
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
                 for t in [RecordType::AAAA, RecordType::MX] {
-                    failed |= !follow_up(&s, &chased, t, transport, &mut out).await;
+                    failed |= !follow_up(&s, &chased, t, net, &mut out).await;
                 }
             }
         }
@@ -194,11 +187,11 @@ async fn follow_up(
     s: &Settings,
     qname: &Name,
     rtype: RecordType,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
 ) -> bool {
     let textname = bare(qname);
-    match dighost::query(s, qname, rtype, &textname, transport, out).await {
+    match dighost::query(s, qname, rtype, &textname, net, out).await {
         Ok(a) => print_reply(out, &a, &textname, false),
         Err(u) => {
             if !u.tcp_refused {
@@ -215,7 +208,7 @@ fn print_reply(out: &mut String, a: &Answer, textname: &str, explicit_type: bool
     if rcode != ResponseCode::NoError {
         // NXDOMAIN names the name as typed; other errors the name that was sent.
         let shown = if rcode == ResponseCode::NXDomain { textname.to_string() } else { bare(&a.qname) };
-        let _ = writeln!(out, "Host {shown} not found: {}({})", u16::from(rcode), text::rcode_name(rcode));
+        let _ = writeln!(out, "Host {shown} not found: {}({})", u16::from(rcode), message::rcode_name(rcode));
         return false;
     }
     if a.message.answers.is_empty() {
