@@ -42,6 +42,21 @@ struct Show {
     showsearch: bool,
 }
 
+// === impl Show ===
+
+impl Show {
+    /// `+[no]all`: every section, the command line, comments and statistics.
+    fn all(&mut self, on: bool) {
+        self.cmd = on;
+        self.comments = on;
+        self.question = on;
+        self.answer = on;
+        self.authority = on;
+        self.additional = on;
+        self.stats = on;
+    }
+}
+
 /// One lookup on the command line.
 #[derive(Debug, Clone, Default)]
 struct LookupArg {
@@ -147,17 +162,8 @@ pub(super) async fn run(
     if current.name.is_some() || lookups.is_empty() {
         lookups.push(current);
     }
-    if let Some(srv) = &server
-        && s.set_server(srv, port.unwrap_or(resolver::DNS_PORT)).is_none()
-    {
-        return CommandOutput {
-            stdout: String::new(),
-            stderr: format!("dig: couldn't get address for '{srv}': not found\n"),
-            code: 10,
-        };
-    }
-    if let Some(p) = port {
-        s.set_port(p);
+    if let Err(e) = s.use_server(server.as_deref(), port) {
+        return CommandOutput { stdout: String::new(), stderr: format!("dig: {e}\n"), code: 10 };
     }
 
     let mut cmdline = format!("\n; <<>> DiG {DIG_VERSION} <<>> {}\n", args.join(" "));
@@ -221,15 +227,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
     let on = !negated;
     let number = value.and_then(|v| v.parse::<u32>().ok());
     match (key, value) {
-        ("all", None) => {
-            d.cmd = on;
-            d.comments = on;
-            d.question = on;
-            d.answer = on;
-            d.authority = on;
-            d.additional = on;
-            d.stats = on;
-        }
+        ("all", None) => d.all(on),
         ("answer", None) => d.answer = on,
         ("authority", None) => d.authority = on,
         ("additional", None) => d.additional = on,
@@ -240,12 +238,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
         ("short", None) => {
             d.short = on;
             if on {
-                d.cmd = false;
-                d.comments = false;
-                d.question = false;
-                d.authority = false;
-                d.additional = false;
-                d.stats = false;
+                d.all(false);
                 d.answer = true;
             }
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::Env;
 use crate::{
     podnet::{ErrorKind, PodNetwork},
-    resolver::{Ids, ResolvConf, message, random_u64},
+    resolver::{DNS_PORT, Ids, ResolvConf, message, random_u64},
 };
 
 /// One server as the user named it and as it is reached.
@@ -120,19 +120,20 @@ impl Settings {
         }
     }
 
-    /// Replaces the servers with one named on the command line (dig's `@server`, the SERVER
-    /// argument of host and nslookup); `None` when it is not an address.
-    pub fn set_server(&mut self, arg: &str, port: u16) -> Option<()> {
-        let ip: std::net::IpAddr = arg.parse().ok()?;
-        self.servers = vec![Server { userarg: arg.to_string(), addr: SocketAddr::new(ip, port) }];
-        Some(())
-    }
-
-    /// Sets the port of every server.
-    pub fn set_port(&mut self, port: u16) {
-        for s in &mut self.servers {
-            s.addr.set_port(port);
+    /// Applies the command line's server and port: `server` (dig's `@server`, the SERVER
+    /// argument of host and nslookup) replaces the resolv.conf servers, `port` (`-p`, `-port=`)
+    /// applies to every server.
+    pub fn use_server(&mut self, server: Option<&str>, port: Option<u16>) -> Result<(), UnknownServer> {
+        if let Some(arg) = server {
+            let ip: std::net::IpAddr = arg.parse().map_err(|_| UnknownServer(arg.to_string()))?;
+            self.servers = vec![Server { userarg: arg.to_string(), addr: SocketAddr::new(ip, DNS_PORT) }];
         }
+        if let Some(port) = port {
+            for s in &mut self.servers {
+                s.addr.set_port(port);
+            }
+        }
+        Ok(())
     }
 
     /// The names to try for `name`, in order: fewer than ndots dots (and searching) → each
@@ -150,6 +151,11 @@ impl Settings {
         out
     }
 }
+
+/// A server on the command line that is not an address (the tools resolve no server names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("couldn't get address for '{0}': not found")]
+pub(crate) struct UnknownServer(pub String);
 
 /// No server could be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     podnet::PodNetwork,
-    resolver::{self, bare, follow, message},
+    resolver::{bare, follow, message},
 };
 
 /// The version `host -V` reports.
@@ -123,25 +123,16 @@ pub(super) async fn run(
         return usage(String::new());
     };
     let mut out = String::new();
+    if let Err(e) = s.use_server(positional.get(1).map(String::as_str), port) {
+        return CommandOutput { stdout: String::new(), stderr: format!("host: {e}\n"), code: 1 };
+    }
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(resolver::DNS_PORT)).is_none() {
-            return CommandOutput {
-                stdout: String::new(),
-                stderr: format!("host: couldn't get address for '{server}': not found\n"),
-                code: 1,
-            };
-        }
-        if let Some(p) = port {
-            s.set_port(p);
-        }
         let _ = write!(
             out,
             "Using domain server:\nName: {server}\nAddress: {}#{}\nAliases: \n\n",
             s.servers[0].addr.ip(),
             s.servers[0].addr.port()
         );
-    } else if let Some(p) = port {
-        s.set_port(p);
     }
 
     let (textname, first_type) = match name.parse::<std::net::IpAddr>() {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     podnet::PodNetwork,
-    resolver::{self, bare, follow, message},
+    resolver::{bare, follow, message},
 };
 
 /// `nslookup [-option ...] NAME [SERVER]`.
@@ -46,19 +46,12 @@ pub(super) async fn run(
         out.push('\n');
         return CommandOutput { stdout: out, stderr: String::new(), code: 1 };
     };
-    if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(resolver::DNS_PORT)).is_none() {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
-                code: 1,
-            };
-        }
-        // A server the user chose is taken as it is: no RA check (nslookup.c `check_ra`).
-        s.check_ra = false;
+    if let Err(e) = s.use_server(positional.get(1).map(String::as_str), port) {
+        return CommandOutput { stdout: out, stderr: format!("nslookup: {e}\n"), code: 1 };
     }
-    if let Some(p) = port {
-        s.set_port(p);
+    // A server the user chose is taken as it is: no RA check (nslookup.c `check_ra`).
+    if positional.len() > 1 {
+        s.check_ra = false;
     }
 
     let mut failed = false;
