@@ -37,8 +37,8 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     }
     let opts = match Options::parse(args) {
         Ok(o) => o,
-        Err(msg) => {
-            out.err(msg);
+        Err(e) => {
+            out.err(format!("curl: {e}\n"));
             out.err(TRY_HELP);
             return 2;
         }
@@ -91,7 +91,7 @@ struct Options {
 
 impl Options {
     /// Parses curl's command line; `Err` is the message for stderr (exit 2).
-    fn parse(args: &[String]) -> Result<Options, String> {
+    fn parse(args: &[String]) -> Result<Options, OptionError> {
         let mut o = Options {
             verbose: false,
             silent: false,
@@ -145,10 +145,10 @@ impl Options {
                     "data" | "data-raw" | "data-binary" | "data-ascii" => 'd',
                     "user-agent" => 'A',
                     "url" => 'u',
-                    _ => return Err(format!("curl: option {arg}: is unknown\n")),
+                    _ => return Err(OptionError::Unknown(arg.clone())),
                 };
                 let Some(value) = args.get(i) else {
-                    return Err(format!("curl: option {arg}: requires parameter\n"));
+                    return Err(OptionError::NeedsParameter(arg.clone()));
                 };
                 i += 1;
                 o.value(key, value, arg)?;
@@ -163,7 +163,7 @@ impl Options {
                                 rest
                             } else {
                                 let Some(v) = args.get(i) else {
-                                    return Err(format!("curl: option {arg}: requires parameter\n"));
+                                    return Err(OptionError::NeedsParameter(arg.clone()));
                                 };
                                 i += 1;
                                 v.as_str()
@@ -171,7 +171,7 @@ impl Options {
                             o.value(c, value, arg)?;
                             break;
                         }
-                        _ => return Err(format!("curl: option {arg}: is unknown\n")),
+                        _ => return Err(OptionError::Unknown(arg.clone())),
                     }
                 }
             } else if o.url.is_none() {
@@ -193,15 +193,15 @@ impl Options {
         }
     }
 
-    fn value(&mut self, key: char, value: &str, arg: &str) -> Result<(), String> {
-        let number = |v: &str| -> Result<Option<Duration>, String> {
+    fn value(&mut self, key: char, value: &str, arg: &str) -> Result<(), OptionError> {
+        let number = |v: &str| -> Result<Option<Duration>, OptionError> {
             if v.starts_with('-') {
-                return Err(format!("curl: option {arg}: expected a positive numerical parameter\n"));
+                return Err(OptionError::Negative(arg.to_string()));
             }
             match seconds(v) {
                 Some(d) if d.is_zero() => Ok(None),
                 Some(d) => Ok(Some(d)),
-                None => Err(format!("curl: option {arg}: expected a proper numerical parameter\n")),
+                None => Err(OptionError::NotANumber(arg.to_string())),
             }
         };
         match key {
@@ -229,6 +229,23 @@ impl Options {
         }
         Ok(())
     }
+}
+
+/// A bad command line, in curl's words (each names the option as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OptionError {
+    /// curl has no such option.
+    #[error("option {0}: is unknown")]
+    Unknown(String),
+    /// The option's value is missing.
+    #[error("option {0}: requires parameter")]
+    NeedsParameter(String),
+    /// A negative number of seconds.
+    #[error("option {0}: expected a positive numerical parameter")]
+    Negative(String),
+    /// Not a number of seconds.
+    #[error("option {0}: expected a proper numerical parameter")]
+    NotANumber(String),
 }
 
 /// A parsed `http://` URL.
