@@ -221,7 +221,8 @@ enum Candidate {
 // === impl ResolvConf ===
 
 impl ResolvConf {
-    /// Parses resolv.conf text with glibc's rules and defaults.
+    /// Parses resolv.conf text with glibc's rules and defaults (the lines as the kubelet that
+    /// wrote the file reads them: [`DnsConfig::parse`]).
     pub fn parse(text: &str) -> Self {
         let parsed = DnsConfig::parse(text);
         let mut nameservers: Vec<SocketAddr> = parsed
