@@ -745,3 +745,59 @@ impl PodNetwork for HostNetwork {
         }
     }
 }
+
+/// A pod whose only peer is the fake DNS server.
+struct DnsOnlyPod(FakeDns);
+
+#[async_trait::async_trait]
+impl Pod for DnsOnlyPod {
+    fn network(&self) -> &dyn PodNetwork {
+        &self.0
+    }
+
+    fn hostname(&self) -> &str {
+        "client-7d4f9"
+    }
+
+    fn ip(&self) -> std::net::IpAddr {
+        std::net::IpAddr::from([10, 244, 1, 5])
+    }
+
+    fn resolv_conf(&self) -> &str {
+        RESOLV_CONF
+    }
+
+    fn env(&self) -> &[(String, String)] {
+        &[]
+    }
+
+    fn ip_addr(&self) -> String {
+        String::new()
+    }
+
+    fn ip_route(&self) -> String {
+        String::new()
+    }
+}
+
+/// The toolbox's own name resolution (`Pod::resolve`: glibc's getaddrinfo) and its DNS
+/// commands share the pod's one network.
+#[tokio::test]
+async fn the_toolbox_resolves_through_the_pod_network() {
+    let pod = DnsOnlyPod(FakeDns::new());
+    assert_eq!(pod.resolve("cart").await, Ok(vec![std::net::IpAddr::from([10, 96, 0, 20])]));
+    assert_eq!(pod.0.queries(), ["cart.shop.svc.cluster.local. A", "cart.shop.svc.cluster.local. AAAA"]);
+    assert_eq!(pod.resolve("nope").await, Err(crate::resolver::ResolveError::NotFound));
+
+    let (out, mut rx) = Output::new();
+    let argv: Vec<String> = ["getent", "hosts", "cart"].map(String::from).to_vec();
+    assert_eq!(crate::apps::toolbox::run(&argv, &pod, &out).await, Ok(0));
+    drop(out);
+    let mut stdout = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        if let crate::apps::toolbox::Chunk::Stdout(b) = chunk {
+            stdout.extend_from_slice(&b);
+        }
+    }
+    assert_eq!(String::from_utf8(stdout).unwrap(), "10.96.0.20      cart.shop.svc.cluster.local\n");
+}
