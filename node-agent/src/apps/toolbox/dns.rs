@@ -9,7 +9,7 @@
 //! ([`crate::resolver::Resolver`]). [`text`] is BIND's presentation format.
 
 use super::{Output, Pod};
-use crate::resolver::Ids;
+use crate::{podnet::PodNetwork, resolver::Ids};
 
 mod dig;
 mod dighost;
@@ -41,6 +41,17 @@ struct CommandOutput {
     code: i32,
 }
 
+/// What a DNS command uses of its pod: its resolv.conf and its network, and the per-run inputs
+/// that tests pin.
+struct Ctx<'a> {
+    /// The content of `/etc/resolv.conf`.
+    resolv_conf: &'a str,
+    /// Where the queries go.
+    net: &'a dyn PodNetwork,
+    /// Query ids and clock.
+    env: Env,
+}
+
 /// Per-run inputs that tests pin: the query ids and the clock dig prints in `;; WHEN:`.
 #[derive(Debug, Clone, Default)]
 struct Env {
@@ -50,12 +61,12 @@ struct Env {
 
 /// Runs `command` in `pod` and returns its exit code.
 pub(super) async fn run(command: Command, args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
-    let (conf, net, env) = (pod.resolv_conf(), pod.network(), &Env::default());
+    let cx = Ctx { resolv_conf: pod.resolv_conf(), net: pod.network(), env: Env::default() };
     let result = match command {
-        Command::Dig => dig::run(args, conf, net, env).await,
-        Command::Nslookup => nslookup::run(args, conf, net, env).await,
-        Command::Host => host::run(args, conf, net, env).await,
-        Command::Getent => getent::run(args, conf, net, env).await,
+        Command::Dig => dig::run(args, &cx).await,
+        Command::Nslookup => nslookup::run(args, &cx).await,
+        Command::Host => host::run(args, &cx).await,
+        Command::Getent => getent::run(args, &cx).await,
     };
     out.out(result.stdout);
     out.err(result.stderr);

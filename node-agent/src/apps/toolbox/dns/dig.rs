@@ -9,14 +9,11 @@ use std::fmt::Write as _;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
-    CommandOutput, Env,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
     text,
 };
-use crate::{
-    podnet::PodNetwork,
-    resolver::{self, message},
-};
+use crate::resolver::{self, message};
 
 /// The version dig reports (netshoot's bind-tools).
 pub(crate) const DIG_VERSION: &str = "9.18.39";
@@ -65,13 +62,8 @@ struct LookupArg {
 }
 
 /// `dig [@server] [-p port] [-t type] [-x addr] name [type] [+opts]`.
-pub(super) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    net: &dyn PodNetwork,
-    env: &Env,
-) -> CommandOutput {
-    let mut s = Settings::new(Tool::Dig, resolv_conf, net, env);
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Dig, cx);
     let mut d = Show {
         cmd: true,
         comments: true,
@@ -171,7 +163,7 @@ pub(super) async fn run(
         cmdline.push_str("; (1 server found)\n");
     }
     cmdline.push_str(";; global options: +cmd\n");
-    let when = env.when();
+    let when = cx.env.when();
     let mut out = String::new();
     let mut code = 0;
     for (n, lookup) in lookups.iter().enumerate() {
@@ -180,7 +172,7 @@ pub(super) async fn run(
             Some(name) => (name.clone(), lookup.rtype.unwrap_or(RecordType::A)),
             None => (".".to_string(), lookup.rtype.unwrap_or(RecordType::NS)),
         };
-        let searched = match dighost::search(&s, &name, rtype, net, &mut out).await {
+        let searched = match dighost::search(&s, &name, rtype, cx.net, &mut out).await {
             Ok(searched) => searched,
             Err(bad) => {
                 return CommandOutput { stdout: out, stderr: format!("dig: {bad}\n"), code: 10 };

@@ -12,7 +12,7 @@ use hickory_proto::{
 };
 use tokio::time::Instant;
 
-use super::Env;
+use super::Ctx;
 use crate::{
     podnet::{ErrorKind, PodNetwork},
     resolver::{DNS_PORT, Ids, ResolvConf, message, random_u64},
@@ -83,9 +83,9 @@ pub(crate) struct Answer {
 impl Settings {
     /// The defaults of `tool` in a pod with resolv.conf `resolv_conf`: its nameservers, search
     /// list and ndots; `options timeout:`/`attempts:` override dig's and nslookup's own 5 s × 3
-    /// tries (host always tries twice). Queries carry `net`'s traceparent.
-    pub fn new(tool: Tool, resolv_conf: &str, net: &dyn PodNetwork, env: &Env) -> Self {
-        let conf = &ResolvConf::parse(resolv_conf);
+    /// tries (host always tries twice). Queries carry the network's traceparent.
+    pub fn new(tool: Tool, cx: &Ctx<'_>) -> Self {
+        let conf = &ResolvConf::parse(cx.resolv_conf);
         let tries = match tool {
             Tool::Host => 2,
             Tool::Dig | Tool::Nslookup if conf.attempts_set => conf.attempts.max(1),
@@ -115,8 +115,8 @@ impl Settings {
             cookie: (tool == Tool::Dig).then(|| random_u64().to_be_bytes()),
             server_comments: tool == Tool::Nslookup,
             tc_comment: tool == Tool::Dig,
-            traceparent: net.traceparent(),
-            ids: env.ids.clone(),
+            traceparent: cx.net.traceparent(),
+            ids: cx.env.ids.clone(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use hickory_proto::rr::{RData, RecordType};
 
-use super::{CommandOutput, Env, text};
+use super::{CommandOutput, Ctx, text};
 use crate::{
     podnet::PodNetwork,
     resolver::{Lookup, Resolver, bare},
@@ -17,12 +17,7 @@ use crate::{
 const TRY_HELP: &str = "Try `getent --help' or `getent --usage' for more information.\n";
 
 /// `getent hosts KEY...`.
-pub(super) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    net: &dyn PodNetwork,
-    env: &Env,
-) -> CommandOutput {
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
     if let Some(bad) = args.iter().find(|a| a.starts_with('-') && a.len() > 1) {
         let shown = bad.trim_start_matches('-');
         let message = if bad.starts_with("--") {
@@ -46,23 +41,25 @@ pub(super) async fn run(
             code: 1,
         };
     }
-    let resolver = Resolver::from_resolv_conf(resolv_conf).with_ids(env.ids.clone());
+    let resolver = Resolver::from_resolv_conf(cx.resolv_conf).with_ids(cx.env.ids.clone());
     let mut out = String::new();
     let mut code = 0;
     for key in &args[1..] {
         match key.parse::<IpAddr>() {
-            Ok(ip) => match by_addr(&resolver, ip, net).await {
+            Ok(ip) => match by_addr(&resolver, ip, cx.net).await {
                 Some(name) => {
                     let _ = writeln!(out, "{:<15} {name}", ip.to_string());
                 }
                 None => code = 2,
             },
             Err(_) => {
-                let found = match resolver.lookup(key, &[RecordType::AAAA], net).await {
+                let found = match resolver.lookup(key, &[RecordType::AAAA], cx.net).await {
                     Ok(l) if !l.addrs.is_empty() => Some(l),
-                    _ => {
-                        resolver.lookup(key, &[RecordType::A], net).await.ok().filter(|l| !l.addrs.is_empty())
-                    }
+                    _ => resolver
+                        .lookup(key, &[RecordType::A], cx.net)
+                        .await
+                        .ok()
+                        .filter(|l| !l.addrs.is_empty()),
                 };
                 match found {
                     Some(l) => print_host(&mut out, &l),

@@ -10,7 +10,7 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
     text,
 };
@@ -48,13 +48,8 @@ const USAGE: &str = "Usage: host [-aCdilrTvVw] [-c class] [-N ndots] [-t type] [
 ";
 
 /// `host [-t type] [-W time] [-R number] [-p port] [-N ndots] [-sTUrw46] NAME [SERVER]`.
-pub(super) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    net: &dyn PodNetwork,
-    env: &Env,
-) -> CommandOutput {
-    let mut s = Settings::new(Tool::Host, resolv_conf, net, env);
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Host, cx);
     let usage =
         |prefix: String| CommandOutput { stdout: String::new(), stderr: format!("{prefix}{USAGE}"), code: 1 };
     let mut list_type: Option<RecordType> = None;
@@ -143,7 +138,7 @@ pub(super) async fn run(
         }
         Err(_) => (name.clone(), list_type.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &textname, first_type, net, &mut out).await {
+    let searched = match dighost::search(&s, &textname, first_type, cx.net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
             return CommandOutput { stdout: out, stderr: format!("host: {bad}\n"), code: 1 };
@@ -159,7 +154,7 @@ pub(super) async fn run(
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
                 for t in [RecordType::AAAA, RecordType::MX] {
-                    failed |= !follow_up(&s, &chased, t, net, &mut out).await;
+                    failed |= !follow_up(&s, &chased, t, cx.net, &mut out).await;
                 }
             }
         }

@@ -11,7 +11,7 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
     text,
 };
@@ -21,13 +21,8 @@ use crate::{
 };
 
 /// `nslookup [-option ...] NAME [SERVER]`.
-pub(super) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    net: &dyn PodNetwork,
-    env: &Env,
-) -> CommandOutput {
-    let mut s = Settings::new(Tool::Nslookup, resolv_conf, net, env);
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Nslookup, cx);
     let mut out = String::new();
     let mut rtype: Option<RecordType> = None;
     let mut port: Option<u16> = None;
@@ -65,7 +60,7 @@ pub(super) async fn run(
         }
         (None, t) => (name.clone(), t.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &qtext, qtype, net, &mut out).await {
+    let searched = match dighost::search(&s, &qtext, qtype, cx.net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
             return CommandOutput { stdout: out, stderr: format!("nslookup: {bad}\n"), code: 1 };
@@ -95,7 +90,7 @@ pub(super) async fn run(
                 // The AAAA lookup: for the end of the CNAME chain, no search.
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
-                failed |= aaaa(&s, &chased, a_noanswer, net, &mut out).await;
+                failed |= aaaa(&s, &chased, a_noanswer, cx.net, &mut out).await;
             } else {
                 if !a.message.metadata.authoritative && show_header {
                     out.push_str("Non-authoritative answer:\n");

@@ -19,11 +19,13 @@ use crate::{
     },
 };
 
-fn env() -> Env {
-    Env {
+/// A run in a pod with `resolv_conf` on `net`, with ids from 100 and a fixed clock.
+fn cx<'a>(resolv_conf: &'a str, net: &'a dyn PodNetwork) -> Ctx<'a> {
+    let env = Env {
         ids: Ids::Sequence(Arc::new(AtomicU16::new(100))),
         now: Some("2026-11-26T08:31:14Z".parse().unwrap()),
-    }
+    };
+    Ctx { resolv_conf, net, env }
 }
 
 fn args(s: &str) -> Vec<String> {
@@ -35,7 +37,7 @@ fn args(s: &str) -> Vec<String> {
 #[tokio::test]
 async fn nslookup_short_name() {
     let dns = FakeDns::new();
-    let out = nslookup::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = nslookup::run(&args("cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; Got recursion not available from 10.96.0.10
@@ -55,7 +57,7 @@ Address: 10.96.0.20
 #[tokio::test]
 async fn nslookup_nxdomain_walks_the_search_list() {
     let dns = FakeDns::new();
-    let out = nslookup::run(&args("nope"), RESOLV_CONF, &dns, &env()).await;
+    let out = nslookup::run(&args("nope"), &cx(RESOLV_CONF, &dns)).await;
     let comment = ";; Got recursion not available from 10.96.0.10\n";
     assert_eq!(
         out.stdout,
@@ -81,7 +83,7 @@ async fn nslookup_nxdomain_walks_the_search_list() {
 #[tokio::test]
 async fn nslookup_cname_dual_stack_and_nodata() {
     let dns = FakeDns::new();
-    let out = nslookup::run(&args("ext"), RESOLV_CONF, &dns, &env()).await;
+    let out = nslookup::run(&args("ext"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; Got recursion not available from 10.96.0.10
@@ -97,7 +99,7 @@ Address: 93.184.215.14
     );
     assert_eq!(dns.queries(), ["ext.shop.svc.cluster.local. A", "example.com. AAAA"]);
 
-    let out = nslookup::run(&args("dual"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&args("dual"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(
         out.stdout,
         ";; Got recursion not available from 10.96.0.10
@@ -113,7 +115,7 @@ Address: fd00:10:96::22
 "
     );
 
-    let out = nslookup::run(&args("nodata"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&args("nodata"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(
         out.stdout,
         ";; Got recursion not available from 10.96.0.10
@@ -130,7 +132,7 @@ Address:\t10.96.0.10#53
 
 #[tokio::test]
 async fn nslookup_servfail_stops_the_search() {
-    let out = nslookup::run(&args("sf"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&args("sf"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(
         out.stdout,
         ";; Got SERVFAIL reply from 10.96.0.10
@@ -147,7 +149,7 @@ Address:\t10.96.0.10#53
 #[tokio::test]
 async fn nslookup_timeout() {
     let dns = FakeDns::new().mode(DNS, Mode::Silent);
-    let out = nslookup::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = nslookup::run(&args("cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.96.0.10#53: timed out
@@ -166,9 +168,7 @@ async fn nslookup_with_server_type_and_reverse() {
     let dns = FakeDns::new();
     let out = nslookup::run(
         &args("-type=AAAA cart.shop.svc.cluster.local 10.96.0.10"),
-        "nameserver 1.1.1.1\n",
-        &dns,
-        &env(),
+        &cx("nameserver 1.1.1.1\n", &dns),
     )
     .await;
     // A server named on the command line is not checked for RA.
@@ -183,7 +183,7 @@ Address:\t10.96.0.10#53
     );
     assert_eq!(dns.seen()[0].server, addr(DNS));
 
-    let out = nslookup::run(&args("10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&args("10.96.0.20"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(
         out.stdout,
         ";; Got recursion not available from 10.96.0.10
@@ -196,10 +196,10 @@ Address:\t10.96.0.10#53
 
 #[tokio::test]
 async fn nslookup_bad_option_and_no_name() {
-    let out = nslookup::run(&args("-bogus cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&args("-bogus cart"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert!(out.stdout.starts_with("*** Invalid option: bogus\n;; Got recursion"));
     assert_eq!(out.code, 0);
-    let out = nslookup::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = nslookup::run(&[], &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!((out.stdout.as_str(), out.code), ("\n", 1));
 }
 
@@ -208,7 +208,7 @@ async fn nslookup_bad_option_and_no_name() {
 #[tokio::test]
 async fn host_found_follows_up_with_aaaa_and_mx() {
     let dns = FakeDns::new();
-    let out = host::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = host::run(&args("cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(out.stdout, "cart.shop.svc.cluster.local has address 10.96.0.20\n");
     assert_eq!(out.code, 0);
     assert_eq!(
@@ -221,14 +221,14 @@ async fn host_found_follows_up_with_aaaa_and_mx() {
     );
 
     let dns = FakeDns::new();
-    let out = host::run(&args("ext"), RESOLV_CONF, &dns, &env()).await;
+    let out = host::run(&args("ext"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         "ext.shop.svc.cluster.local is an alias for example.com.\nexample.com has address 93.184.215.14\n"
     );
     assert_eq!(dns.queries(), ["ext.shop.svc.cluster.local. A", "example.com. AAAA", "example.com. MX"]);
 
-    let out = host::run(&args("dual"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = host::run(&args("dual"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(
         out.stdout,
         "dual.shop.svc.cluster.local has address 10.96.0.22\ndual.shop.svc.cluster.local has IPv6 address fd00:10:96::22\n"
@@ -238,47 +238,43 @@ async fn host_found_follows_up_with_aaaa_and_mx() {
 #[tokio::test]
 async fn host_not_found() {
     let dns = FakeDns::new();
-    let out = host::run(&args("nope"), RESOLV_CONF, &dns, &env()).await;
+    let out = host::run(&args("nope"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(out.stdout, "Host nope not found: 3(NXDOMAIN)\n");
     assert_eq!(out.code, 1);
     assert_eq!(dns.queries().len(), 5);
 
-    let out = host::run(&args("sf"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = host::run(&args("sf"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(out.stdout, "Host sf.shop.svc.cluster.local not found: 2(SERVFAIL)\n");
     assert_eq!(out.code, 1);
 }
 
 #[tokio::test]
 async fn host_with_type_and_server() {
-    let out = host::run(
-        &args("-t AAAA cart.shop.svc.cluster.local 10.96.0.10"),
-        RESOLV_CONF,
-        &FakeDns::new(),
-        &env(),
-    )
-    .await;
+    let out =
+        host::run(&args("-t AAAA cart.shop.svc.cluster.local 10.96.0.10"), &cx(RESOLV_CONF, &FakeDns::new()))
+            .await;
     assert_eq!(
         out.stdout,
         "Using domain server:\nName: 10.96.0.10\nAddress: 10.96.0.10#53\nAliases: \n\ncart.shop.svc.cluster.local has no AAAA record\n"
     );
-    let out = host::run(&args("10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = host::run(&args("10.96.0.20"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(out.stdout, "20.0.96.10.in-addr.arpa domain name pointer cart.shop.svc.cluster.local.\n");
 }
 
 #[tokio::test]
 async fn host_timeout_and_usage() {
     let dns = FakeDns::new().mode(DNS, Mode::Silent);
-    let out = host::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = host::run(&args("cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.96.0.10#53: timed out\n;; communications error to 10.96.0.10#53: timed out\n;; no servers could be reached\n"
     );
     assert_eq!(out.code, 1);
 
-    let out = host::run(&args("-z cart"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = host::run(&args("-z cart"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert!(out.stderr.starts_with("host: illegal option -- z\nUsage: host [-aCdilrTvVw]"));
     assert_eq!((out.stdout.as_str(), out.code), ("", 1));
-    let out = host::run(&[], RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = host::run(&[], &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert!(out.stderr.starts_with("Usage: host"));
     assert_eq!(out.code, 1);
 }
@@ -288,7 +284,7 @@ async fn host_timeout_and_usage() {
 #[tokio::test]
 async fn getent_hosts_asks_aaaa_through_the_whole_walk_first() {
     let dns = FakeDns::new();
-    let out = getent::run(&args("hosts cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = getent::run(&args("hosts cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(out.stdout, "10.96.0.20      cart.shop.svc.cluster.local\n");
     assert_eq!(out.code, 0);
     assert_eq!(
@@ -307,7 +303,7 @@ async fn getent_hosts_asks_aaaa_through_the_whole_walk_first() {
 #[tokio::test]
 async fn getent_hosts_lines() {
     let run = |key: &'static str| async move {
-        getent::run(&args(&format!("hosts {key}")), RESOLV_CONF, &FakeDns::new(), &env()).await
+        getent::run(&args(&format!("hosts {key}")), &cx(RESOLV_CONF, &FakeDns::new())).await
     };
     assert_eq!(run("dual").await.stdout, "fd00:10:96::22  dual.shop.svc.cluster.local\n");
     assert_eq!(
@@ -323,7 +319,7 @@ async fn getent_hosts_lines() {
 #[tokio::test]
 async fn getent_usage_errors() {
     let dns = FakeDns::new();
-    let out = getent::run(&args("passwdx root"), RESOLV_CONF, &dns, &env()).await;
+    let out = getent::run(&args("passwdx root"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out,
         CommandOutput {
@@ -332,9 +328,9 @@ async fn getent_usage_errors() {
             code: 1
         }
     );
-    let out = getent::run(&[], RESOLV_CONF, &dns, &env()).await;
+    let out = getent::run(&[], &cx(RESOLV_CONF, &dns)).await;
     assert_eq!((out.stderr.as_str(), out.code), ("getent: wrong number of arguments\n", 1));
-    let out = getent::run(&args("-x hosts a"), RESOLV_CONF, &dns, &env()).await;
+    let out = getent::run(&args("-x hosts a"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         (out.stderr.as_str(), out.code),
         (
@@ -358,7 +354,7 @@ const MDNS: &str = ";; WARNING: .local is reserved for Multicast DNS\n;; You are
 #[tokio::test]
 async fn dig_full_output() {
     let dns = FakeDns::new();
-    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("cart.shop.svc.cluster.local"), &cx(RESOLV_CONF, &dns)).await;
     let want = dig_block(
         "cart.shop.svc.cluster.local",
         &format!(
@@ -380,7 +376,7 @@ async fn dig_full_output() {
 #[tokio::test]
 async fn dig_nxdomain_without_search() {
     let dns = FakeDns::new();
-    let out = dig::run(&args("cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("cart"), &cx(RESOLV_CONF, &dns)).await;
     let want = dig_block(
         "cart",
         ";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 100\n;; flags: qr aa rd; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1\n;; WARNING: recursion requested but not available\n",
@@ -395,30 +391,29 @@ async fn dig_nxdomain_without_search() {
 #[tokio::test]
 async fn dig_short_answer_only_and_search() {
     let dns = FakeDns::new();
-    let out = dig::run(&args("+short +search cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("+short +search cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(out.stdout, "10.96.0.20\n");
     assert_eq!(dns.queries(), ["cart.shop.svc.cluster.local. A"]);
 
-    let out =
-        dig::run(&args("+short ext.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(&args("+short ext.shop.svc.cluster.local"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(out.stdout, "example.com.\n93.184.215.14\n");
 
     let out =
-        dig::run(&args("+noall +answer multi.shop.svc.cluster.local"), RESOLV_CONF, &FakeDns::new(), &env())
+        dig::run(&args("+noall +answer multi.shop.svc.cluster.local"), &cx(RESOLV_CONF, &FakeDns::new()))
             .await;
     assert_eq!(
         out.stdout,
         "multi.shop.svc.cluster.local. 30 IN\tA\t10.244.1.5\nmulti.shop.svc.cluster.local. 30 IN\tA\t10.244.2.7\n"
     );
 
-    let out = dig::run(&args("+short nope.x"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(&args("+short nope.x"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!((out.stdout.as_str(), out.code), ("", 0));
 }
 
 #[tokio::test]
 async fn dig_showsearch_prints_every_candidate() {
     let dns = FakeDns::new();
-    let out = dig::run(&args("+showsearch cart.other"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("+showsearch cart.other"), &cx(RESOLV_CONF, &dns)).await;
     let first = dig_block(
         "+showsearch cart.other",
         &format!(
@@ -442,15 +437,13 @@ async fn dig_showsearch_prints_every_candidate() {
 async fn dig_tcp_truncation_and_reverse() {
     let out = dig::run(
         &args("+tcp +noall +answer +stats cart.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &FakeDns::new(),
-        &env(),
+        &cx(RESOLV_CONF, &FakeDns::new()),
     )
     .await;
     assert!(out.stdout.contains(";; SERVER: 10.96.0.10#53(10.96.0.10) (TCP)\n"), "{}", out.stdout);
 
     let dns = FakeDns::new();
-    let out = dig::run(&args("+noall +answer big.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("+noall +answer big.shop.svc.cluster.local"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; Truncated, retrying in TCP mode.\nbig.shop.svc.cluster.local. 30\tIN\tA\t10.96.0.30\n"
@@ -458,14 +451,14 @@ async fn dig_tcp_truncation_and_reverse() {
     let tcp: Vec<bool> = dns.seen().iter().map(|s| s.tcp).collect();
     assert_eq!(tcp, [false, true]);
 
-    let out = dig::run(&args("+short -x 10.96.0.20"), RESOLV_CONF, &FakeDns::new(), &env()).await;
+    let out = dig::run(&args("+short -x 10.96.0.20"), &cx(RESOLV_CONF, &FakeDns::new())).await;
     assert_eq!(out.stdout, "cart.shop.svc.cluster.local.\n");
 }
 
 #[tokio::test]
 async fn dig_timeout_and_refused() {
     let dns = FakeDns::new().mode(DNS, Mode::Silent);
-    let out = dig::run(&args("cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("cart.shop.svc.cluster.local"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.96.0.10#53: timed out
@@ -480,7 +473,7 @@ async fn dig_timeout_and_refused() {
     assert_eq!(out.code, 9);
 
     let dns = FakeDns::new().mode(DNS, Mode::Refuse);
-    let out = dig::run(&args("@10.96.0.10 +tcp cart"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("@10.96.0.10 +tcp cart"), &cx(RESOLV_CONF, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; Connection to 10.96.0.10#53(10.96.0.10) for cart failed: connection refused.\n;; no servers could be reached\n".repeat(3)
@@ -492,7 +485,7 @@ async fn dig_timeout_and_refused() {
 async fn dig_tries_first_server_then_one_send_each_other() {
     let conf = "nameserver 10.0.0.1\nnameserver 10.0.0.2\noptions timeout:1 attempts:2\n";
     let dns = FakeDns::new().mode("10.0.0.1:53", Mode::Silent).mode("10.0.0.2:53", Mode::Silent);
-    let out = dig::run(&args("cart.x"), conf, &dns, &env()).await;
+    let out = dig::run(&args("cart.x"), &cx(conf, &dns)).await;
     assert_eq!(
         out.stdout,
         ";; communications error to 10.0.0.1#53: timed out
@@ -512,13 +505,9 @@ async fn dig_server_port_options_and_traceparent() {
     let mut dns = FakeDns::new();
     dns.echo_options = true;
     dns.traceparent = Some("00-ab".to_string());
-    let out = dig::run(
-        &args("@10.96.0.10 -p 5353 +nocookie cart.shop.svc.cluster.local"),
-        RESOLV_CONF,
-        &dns,
-        &env(),
-    )
-    .await;
+    let out =
+        dig::run(&args("@10.96.0.10 -p 5353 +nocookie cart.shop.svc.cluster.local"), &cx(RESOLV_CONF, &dns))
+            .await;
     assert!(out.stdout.starts_with(
         "\n; <<>> DiG 9.18.39 <<>> @10.96.0.10 -p 5353 +nocookie cart.shop.svc.cluster.local\n; (1 server found)\n;; global options: +cmd\n"
     ));
@@ -536,8 +525,7 @@ async fn dig_server_port_options_and_traceparent() {
 async fn dig_echoed_cookie() {
     let mut dns = FakeDns::new();
     dns.echo_options = true;
-    let out =
-        dig::run(&args("+noall +comments cart.shop.svc.cluster.local"), RESOLV_CONF, &dns, &env()).await;
+    let out = dig::run(&args("+noall +comments cart.shop.svc.cluster.local"), &cx(RESOLV_CONF, &dns)).await;
     let seen = dns.seen();
     let cookie = &seen[0].edns.as_ref().unwrap().1[0].1;
     let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
@@ -547,7 +535,7 @@ async fn dig_echoed_cookie() {
 #[tokio::test]
 async fn dig_usage_errors() {
     for bad in ["+bogus", "-z"] {
-        let out = dig::run(&args(&format!("{bad} cart")), RESOLV_CONF, &FakeDns::new(), &env()).await;
+        let out = dig::run(&args(&format!("{bad} cart")), &cx(RESOLV_CONF, &FakeDns::new())).await;
         assert_eq!(out.code, 1);
         assert!(out.stdout.is_empty());
         assert!(
@@ -605,7 +593,8 @@ async fn interop_with_real_dig() {
         let line = format!("@127.0.0.1 -p {port} +nocookie {case}");
         let real =
             tokio::process::Command::new("dig").args(line.split_whitespace()).output().await.expect("dig");
-        let ours = dig::run(&args(&line), conf, &HostNetwork, &Env::default()).await;
+        let ours =
+            dig::run(&args(&line), &Ctx { resolv_conf: conf, net: &HostNetwork, env: Env::default() }).await;
         assert_eq!(normalise(&ours.stdout), normalise(&String::from_utf8_lossy(&real.stdout)), "dig {line}");
         assert_eq!(Some(ours.code), real.status.code(), "dig {line}");
     }
@@ -639,8 +628,20 @@ async fn interop_with_real_nslookup_and_host() {
             let real =
                 tokio::process::Command::new(tool).args(line.split_whitespace()).output().await.expect(tool);
             let ours = match tool {
-                "nslookup" => nslookup::run(&args(&line), conf, &HostNetwork, &Env::default()).await,
-                _ => host::run(&args(&line), conf, &HostNetwork, &Env::default()).await,
+                "nslookup" => {
+                    nslookup::run(
+                        &args(&line),
+                        &Ctx { resolv_conf: conf, net: &HostNetwork, env: Env::default() },
+                    )
+                    .await
+                }
+                _ => {
+                    host::run(
+                        &args(&line),
+                        &Ctx { resolv_conf: conf, net: &HostNetwork, env: Env::default() },
+                    )
+                    .await
+                }
             };
             assert_eq!(ours.stdout, String::from_utf8_lossy(&real.stdout), "{tool} {line}");
             assert_eq!(Some(ours.code), real.status.code(), "{tool} {line}");
