@@ -262,15 +262,36 @@ struct Url {
     effective: String,
 }
 
-/// Parses `s` as curl would for an http URL; `Err` is curl's exit code and message.
-fn parse_url(s: &str) -> Result<Url, (i32, String)> {
-    let bad = || (3, "URL using bad/illegal format or missing URL".to_string());
+/// A URL curl will not use, in curl's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UrlError {
+    /// `CURLE_UNSUPPORTED_PROTOCOL`: anything but http.
+    #[error("Protocol \"{0}\" not supported or disabled in libcurl")]
+    Unsupported(String),
+    /// `CURLE_URL_MALFORMAT`.
+    #[error("URL using bad/illegal format or missing URL")]
+    Malformed,
+}
+
+impl UrlError {
+    /// curl's exit code for it.
+    fn code(&self) -> i32 {
+        match self {
+            UrlError::Unsupported(_) => 1,
+            UrlError::Malformed => 3,
+        }
+    }
+}
+
+/// Parses `s` as curl would for an http URL.
+fn parse_url(s: &str) -> Result<Url, UrlError> {
+    let bad = || UrlError::Malformed;
     let (scheme, rest) = match s.find("://") {
         Some(i) => (&s[..i], &s[i + 3..]),
         None => ("http", s),
     };
     if !scheme.eq_ignore_ascii_case("http") {
-        return Err((1, format!("Protocol \"{scheme}\" not supported or disabled in libcurl")));
+        return Err(UrlError::Unsupported(scheme.to_string()));
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
@@ -438,7 +459,7 @@ impl Transfer<'_> {
 
     /// The transfer proper; `Ok(true)` if the connection could be reused ("left intact").
     async fn perform(&mut self, url: &str) -> Result<bool, Failure> {
-        let url = parse_url(url).map_err(|(code, msg)| Failure::new(code, msg, Stage::Setup))?;
+        let url = parse_url(url).map_err(|e| Failure::new(e.code(), e.to_string(), Stage::Setup))?;
         self.info.url_effective = url.effective.clone();
         self.meter.begin();
         let start = self.meter.start;
@@ -1334,8 +1355,8 @@ mod tests {
             ("orders", 80, "/?x=1", "http://orders/?x=1")
         );
         assert_eq!(parse_url("http://h:80/").unwrap().authority, "h");
-        assert_eq!(parse_url("ftp://h/").unwrap_err().0, 1);
-        assert_eq!(parse_url("http://:80/").unwrap_err().0, 3);
+        assert_eq!(parse_url("ftp://h/").unwrap_err().code(), 1);
+        assert_eq!(parse_url("http://:80/").unwrap_err().code(), 3);
     }
 
     #[test]
