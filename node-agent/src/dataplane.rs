@@ -23,7 +23,7 @@ use netlab_kernel::{
     conntrack::{self, Conntrack},
     iptables::{Disposition, Origin, Packet, Tables, Target, WalkEnv},
     ipvs::Ipvs,
-    netpol::{Direction, PodMeta},
+    netpol::{Direction, PodMeta, Verdict},
     routes::{Route, Routes},
 };
 use netlab_proto::node::v1::{self as pb, kernel_client::KernelClient, segment::Kind};
@@ -32,15 +32,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tracing::{debug, info_span};
 
-use crate::{cluster::ClusterView, sockets::SocketTable};
+use crate::{
+    cluster::ClusterView,
+    podnet::{Connected, Error, ErrorKind, PodNetwork, Stream},
+    sockets::SocketTable,
+};
 
 type Inject = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
 /// A client of another node's kernel API.
 type Peer = KernelClient<tonic::service::interceptor::InterceptedService<Channel, Inject>>;
-
-/// A byte stream to a peer.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// Segments buffered per direction on the wire.
 const WIRE_BUFFER: usize = 64;
@@ -83,32 +83,14 @@ pub struct Source {
     pub ip: IpAddr,
 }
 
-/// An open connection.
-pub struct Connected {
-    /// The client's end.
-    pub stream: Box<dyn Stream>,
-    /// The client's address.
-    pub local: SocketAddr,
-    /// What the kernel did, hop by hop (for `curl -v`).
-    pub hops: Vec<String>,
-}
-
-/// How a connect failed, as the client's socket sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// ECONNREFUSED: a REJECT rule, or nothing listening.
-    Refused,
-    /// ETIMEDOUT: the SYN was dropped somewhere.
-    TimedOut,
-}
-
-/// A failed connect and what the kernel did before it failed.
-#[derive(Debug, Clone)]
-pub struct ConnectFailed {
-    /// The failure.
-    pub failure: Failure,
-    /// The hops up to the failure.
-    pub hops: Vec<String>,
+/// A pod's sockets on this node: [`PodNetwork`] over the node's kernel, every connection and
+/// datagram leaving from `source`.
+#[derive(Clone)]
+pub struct PodSockets {
+    /// The node's kernel.
+    pub dp: Arc<Dataplane>,
+    /// The pod (or the node, for hostNetwork pods).
+    pub source: Source,
 }
 
 /// The NAT decision for a new flow.
@@ -195,7 +177,7 @@ impl Dataplane {
         src: &Source,
         dst: SocketAddr,
         timeout: Duration,
-    ) -> Result<Connected, ConnectFailed> {
+    ) -> Result<Connected, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
         if dst.ip().is_loopback() {
@@ -209,7 +191,7 @@ impl Dataplane {
                     local,
                     hops: vec!["loopback: inside the pod".into()],
                 }),
-                Err(_) => Err(ConnectFailed { failure: Failure::Refused, hops: Vec::new() }),
+                Err(_) => Err(ErrorKind::Refused.into()),
             };
         }
         let origin = if src.pod.is_some() { Origin::Forwarded } else { Origin::Local };
@@ -217,16 +199,15 @@ impl Dataplane {
         let key = conntrack::Key { protocol, src: local, dst };
         let d = self.decide(key, origin);
         let mut hops = d.hops;
-        let fail = |failure, hops: Vec<String>| ConnectFailed { failure, hops };
         let drop_until_deadline = |mut hops: Vec<String>, why: String| async move {
             hops.push(why);
             tokio::time::sleep_until(deadline).await;
-            Err(ConnectFailed { failure: Failure::TimedOut, hops })
+            Err(Error::new(ErrorKind::TimedOut, hops))
         };
         match d.disposition {
             Disposition::Reject => {
                 self.forget(&key, d.ipvs_vip, d.dst);
-                return Err(fail(Failure::Refused, hops));
+                return Err(Error::new(ErrorKind::Refused, hops));
             }
             Disposition::Drop => {
                 self.forget(&key, d.ipvs_vip, d.dst);
@@ -239,21 +220,7 @@ impl Dataplane {
         // Egress policy of the source pod, against the destination after DNAT (as Calico and
         // Cilium see it: policies on ClusterIPs match nothing).
         if let Some(pod) = &src.pod {
-            let verdict = {
-                let view = self.view.read();
-                view.policies.verdict(
-                    Direction::Egress,
-                    pod,
-                    d.dst.ip(),
-                    peer_pod.as_deref(),
-                    d.dst.port(),
-                    protocol,
-                    false,
-                    &*view,
-                )
-            };
-            let span = info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict);
-            span.in_scope(|| debug!(%verdict, "Egress policy."));
+            let verdict = self.egress(pod, d.dst, peer_pod.as_deref(), protocol);
             if !verdict.allowed() {
                 self.forget(&key, d.ipvs_vip, d.dst);
                 return drop_until_deadline(
@@ -276,7 +243,7 @@ impl Dataplane {
                         hops.push(format!("route: {} is on this node ({})", d.dst.ip(), self.node_name));
                         Ok(Box::new(s) as Box<dyn Stream>)
                     }
-                    Delivery::Refused => Err(Failure::Refused),
+                    Delivery::Refused => Err(ErrorKind::Refused),
                     Delivery::Dropped(why) => {
                         self.forget(&key, d.ipvs_vip, d.dst);
                         return drop_until_deadline(hops, why).await;
@@ -290,10 +257,10 @@ impl Dataplane {
                     .in_scope(|| debug!(dst = %d.dst, "Over the wire."));
                 match self.dial(via, protocol, from, d.dst, dst, deadline).await {
                     Ok(s) => Ok(s),
-                    Err(Failure::TimedOut) => {
+                    Err(ErrorKind::TimedOut) => {
                         self.forget(&key, d.ipvs_vip, d.dst);
                         hops.push("no answer".into());
-                        return Err(fail(Failure::TimedOut, hops));
+                        return Err(Error::new(ErrorKind::TimedOut, hops));
                     }
                     Err(f) => Err(f),
                 }
@@ -316,10 +283,12 @@ impl Dataplane {
                         let _ = s.set_nodelay(true);
                         Ok(Box::new(s) as Box<dyn Stream>)
                     }
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(Failure::Refused),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Err(ErrorKind::Refused)
+                    }
                     Ok(Err(_)) | Err(_) => {
                         self.forget(&key, d.ipvs_vip, d.dst);
-                        return Err(fail(Failure::TimedOut, hops));
+                        return Err(Error::new(ErrorKind::TimedOut, hops));
                     }
                 }
             }
@@ -340,16 +309,16 @@ impl Dataplane {
                     hops,
                 })
             }
-            Err(f) => {
+            Err(kind) => {
                 self.forget(&key, d.ipvs_vip, d.dst);
-                if f == Failure::Refused {
+                if kind == ErrorKind::Refused {
                     hops.push(format!(
                         "{}: connection refused (nothing listens on port {})",
                         d.dst.ip(),
                         d.dst.port()
                     ));
                 }
-                Err(fail(f, hops))
+                Err(Error::new(kind, hops))
             }
         }
     }
@@ -363,7 +332,7 @@ impl Dataplane {
         dst: SocketAddr,
         payload: Vec<u8>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, ConnectFailed> {
+    ) -> Result<Vec<u8>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
         let origin = if src.pod.is_some() { Origin::Forwarded } else { Origin::Local };
@@ -371,34 +340,19 @@ impl Dataplane {
         let d = self.decide(key, origin);
         let lost = |hops: Vec<String>| async move {
             tokio::time::sleep_until(deadline).await;
-            Err(ConnectFailed { failure: Failure::TimedOut, hops })
+            Err(Error::new(ErrorKind::TimedOut, hops))
         };
         match d.disposition {
             Disposition::Reject => {
                 self.forget(&key, d.ipvs_vip, d.dst);
-                return Err(ConnectFailed { failure: Failure::Refused, hops: d.hops });
+                return Err(Error::new(ErrorKind::Refused, d.hops));
             }
             Disposition::Drop => return lost(d.hops).await,
             Disposition::Accept => {}
         }
         if let Some(pod) = &src.pod {
             let peer = self.view.pod(d.dst.ip());
-            let verdict = {
-                let view = self.view.read();
-                view.policies.verdict(
-                    Direction::Egress,
-                    pod,
-                    d.dst.ip(),
-                    peer.as_deref(),
-                    d.dst.port(),
-                    Protocol::Udp,
-                    false,
-                    &*view,
-                )
-            };
-            info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict)
-                .in_scope(|| debug!(%verdict, "Egress policy (UDP)."));
-            if !verdict.allowed() {
+            if !self.egress(pod, d.dst, peer.as_deref(), Protocol::Udp).allowed() {
                 return lost(d.hops).await;
             }
         }
@@ -410,7 +364,7 @@ impl Dataplane {
                 return lost(d.hops).await;
             }
             self.forget(&key, d.ipvs_vip, d.dst);
-            return Err(ConnectFailed { failure: Failure::Refused, hops: d.hops });
+            return Err(Error::new(ErrorKind::Refused, d.hops));
         }
         let bind: SocketAddr = if d.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let io = async {
@@ -429,10 +383,22 @@ impl Dataplane {
                 Ok(reply)
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Err(ConnectFailed { failure: Failure::Refused, hops: d.hops })
+                Err(Error::new(ErrorKind::Refused, d.hops))
             }
-            _ => Err(ConnectFailed { failure: Failure::TimedOut, hops: d.hops }),
+            _ => Err(Error::new(ErrorKind::TimedOut, d.hops)),
         }
+    }
+
+    /// The source pod's egress policy for a flow to `dst` (after DNAT, as Calico and Cilium
+    /// see it: policies on ClusterIPs match nothing), recorded as a `netpol verdict` span.
+    fn egress(&self, pod: &PodMeta, dst: SocketAddr, peer: Option<&PodMeta>, protocol: Protocol) -> Verdict {
+        let verdict = {
+            let view = self.view.read();
+            view.policies.verdict(Direction::Egress, pod, dst.ip(), peer, dst.port(), protocol, false, &*view)
+        };
+        info_span!("netpol verdict", netlab.netpol.direction = "egress", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, netlab.netpol.verdict = %verdict)
+            .in_scope(|| debug!(%verdict, %protocol, "Egress policy."));
+        verdict
     }
 
     /// NAT for a new flow: conntrack first, then IPVS, then the iptables walk.
@@ -615,7 +581,7 @@ impl Dataplane {
         dst: SocketAddr,
         original: SocketAddr,
         deadline: tokio::time::Instant,
-    ) -> Result<Box<dyn Stream>, Failure> {
+    ) -> Result<Box<dyn Stream>, ErrorKind> {
         let mut client = self.peer(via);
         let (tx, rx) = tokio::sync::mpsc::channel(WIRE_BUFFER);
         let open = pb::Open {
@@ -640,10 +606,32 @@ impl Dataplane {
                 tokio::spawn(pump(our_end, inbound, tx));
                 Ok(Box::new(client_end))
             }
-            Ok(Some((pb::Segment { kind: Some(Kind::Close(c)) }, _))) if c.refused => Err(Failure::Refused),
+            Ok(Some((pb::Segment { kind: Some(Kind::Close(c)) }, _))) if c.refused => Err(ErrorKind::Refused),
             // No answer, a broken stream or a node that is down: the SYN is lost.
-            _ => Err(Failure::TimedOut),
+            _ => Err(ErrorKind::TimedOut),
         }
+    }
+}
+
+// === impl PodSockets ===
+
+#[async_trait::async_trait]
+impl PodNetwork for PodSockets {
+    async fn connect(&self, dst: SocketAddr, timeout: Duration) -> Result<Connected, Error> {
+        self.dp.connect(&self.source, dst, timeout).await
+    }
+
+    async fn exchange(
+        &self,
+        dst: SocketAddr,
+        datagram: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        self.dp.exchange_udp(&self.source, dst, datagram, timeout).await
+    }
+
+    fn traceparent(&self) -> Option<String> {
+        netlab_telemetry::propagation::current_traceparent()
     }
 }
 

@@ -3,23 +3,17 @@
 //! rules, NetworkPolicy and routes apply), its resolv.conf is the one the kubelet wrote, and its
 //! DNS queries are real DNS messages sent through the kernel like any other datagram.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::IpAddr, path::PathBuf, sync::Arc};
 
 use k8s_openapi::api::core::v1::Pod;
 use netlab_proto::node::v1::{ExecOutput, ExecRequest, exec_output::Kind};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Status;
 use tracing::{Instrument as _, info_span};
 
 use crate::{
-    apps::toolbox::{self, Chunk, ConnectError, Connected, Output, ResolveError},
-    dataplane::{Dataplane, Failure, Source},
-    resolver,
+    apps::toolbox::{self, Chunk, Output},
+    dataplane::{Dataplane, PodSockets, Source},
+    podnet::PodNetwork,
 };
 
 /// Where exec finds what the kubelet keeps per pod.
@@ -110,8 +104,7 @@ pub fn start(ctx: &ExecContext, req: ExecRequest) -> Result<tokio::sync::mpsc::R
 
 /// The pod as its toolbox sees it.
 struct PodEnv {
-    dp: Arc<Dataplane>,
-    source: Source,
+    net: PodSockets,
     hostname: String,
     resolv_conf: String,
     env: Vec<(String, String)>,
@@ -160,7 +153,7 @@ impl PodEnv {
         ]);
         let cidr = dp.view().node_cidr(dp.node_name());
         let (ip_addr, ip_route) = interfaces(ip, cidr, host_network, dp.node_ip());
-        Self { dp, source, hostname: name, resolv_conf, env, ip_addr, ip_route }
+        Self { net: PodSockets { dp, source }, hostname: name, resolv_conf, env, ip_addr, ip_route }
     }
 }
 
@@ -197,60 +190,9 @@ fn interfaces(
     (addr, route)
 }
 
-#[async_trait::async_trait]
 impl toolbox::Pod for PodEnv {
-    async fn connect(&self, dst: SocketAddr, timeout: Duration) -> Result<Connected, ConnectError> {
-        match self.dp.connect(&self.source, dst, timeout).await {
-            Ok(c) => Ok(Connected { stream: Box::new(c.stream), local: c.local, hops: c.hops }),
-            Err(f) => Err(match f.failure {
-                Failure::Refused => ConnectError::Refused { hops: f.hops },
-                Failure::TimedOut => ConnectError::TimedOut { hops: f.hops },
-            }),
-        }
-    }
-
-    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
-        // The decision span: every search candidate and its answer, with the DNS queries (and
-        // the kernel's DNAT of each) as children.
-        let span = info_span!(
-            "resolver search",
-            netlab.resolver.name = %name,
-            netlab.resolver.candidates = tracing::field::Empty,
-            netlab.resolver.queries = tracing::field::Empty,
-            netlab.resolver.answer = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            otel.status_message = tracing::field::Empty,
-        );
-        let types = [hickory_proto::rr::RecordType::A, hickory_proto::rr::RecordType::AAAA];
-        let lookup = async {
-            let r = resolver::Resolver::from_resolv_conf(&self.resolv_conf)
-                .with_traceparent(netlab_telemetry::propagation::current_traceparent());
-            r.lookup(name, &types, self).await
-        }
-        .instrument(span.clone())
-        .await;
-        let attempts = match &lookup {
-            Ok(l) => &l.attempts,
-            Err(f) => &f.attempts,
-        };
-        let tried: Vec<String> = attempts.iter().map(ToString::to_string).collect();
-        let mut names: Vec<&str> = attempts.iter().map(|a| a.name.as_str()).collect();
-        names.dedup();
-        span.record("netlab.resolver.candidates", names.join(" ").as_str());
-        span.record("netlab.resolver.queries", tried.join("; ").as_str());
-        match lookup {
-            Ok(l) if !l.addrs.is_empty() => {
-                let ips: Vec<String> = l.addrs.iter().map(ToString::to_string).collect();
-                span.record("netlab.resolver.answer", ips.join(",").as_str());
-                Ok(l.addrs)
-            }
-            Ok(_) => Err(ResolveError::NotFound),
-            Err(e) => {
-                span.record("otel.status_code", "ERROR");
-                span.record("otel.status_message", e.to_string().as_str());
-                Err(e.into_toolbox())
-            }
-        }
+    fn network(&self) -> &dyn PodNetwork {
+        &self.net
     }
 
     fn hostname(&self) -> &str {
@@ -258,7 +200,7 @@ impl toolbox::Pod for PodEnv {
     }
 
     fn ip(&self) -> IpAddr {
-        self.source.ip
+        self.net.source.ip
     }
 
     fn resolv_conf(&self) -> &str {
@@ -275,68 +217,5 @@ impl toolbox::Pod for PodEnv {
 
     fn ip_route(&self) -> String {
         self.ip_route.clone()
-    }
-
-    /// The DNS tools live with the resolver: their queries are real DNS messages through the
-    /// node's kernel.
-    async fn run_other(&self, argv: &[String], out: &Output) -> Option<i32> {
-        let name = argv.first()?.rsplit('/').next()?.to_string();
-        let args = &argv[1..];
-        let result = match name.as_str() {
-            "dig" => resolver::dig(args, &self.resolv_conf, self).await,
-            "nslookup" => resolver::nslookup(args, &self.resolv_conf, self).await,
-            "host" => resolver::host(args, &self.resolv_conf, self).await,
-            "getent" => resolver::getent(args, &self.resolv_conf, self).await,
-            _ => return None,
-        };
-        if !result.stdout.is_empty() {
-            out.out(result.stdout);
-        }
-        if !result.stderr.is_empty() {
-            out.err(result.stderr);
-        }
-        Some(result.code)
-    }
-}
-
-#[async_trait::async_trait]
-impl resolver::Transport for PodEnv {
-    fn traceparent(&self) -> Option<String> {
-        netlab_telemetry::propagation::current_traceparent()
-    }
-
-    async fn exchange(
-        &self,
-        server: SocketAddr,
-        message: Vec<u8>,
-        tcp: bool,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, resolver::TransportError> {
-        if !tcp {
-            return self.dp.exchange_udp(&self.source, server, message, timeout).await.map_err(|f| {
-                match f.failure {
-                    Failure::Refused => resolver::TransportError::Refused,
-                    Failure::TimedOut => resolver::TransportError::TimedOut,
-                }
-            });
-        }
-        let mut c = self.dp.connect(&self.source, server, timeout).await.map_err(|f| match f.failure {
-            Failure::Refused => resolver::TransportError::Refused,
-            Failure::TimedOut => resolver::TransportError::TimedOut,
-        })?;
-        let io = async {
-            let len = u16::try_from(message.len()).map_err(|_| std::io::Error::other("message too long"))?;
-            c.stream.write_all(&len.to_be_bytes()).await?;
-            c.stream.write_all(&message).await?;
-            let mut len = [0u8; 2];
-            c.stream.read_exact(&mut len).await?;
-            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            c.stream.read_exact(&mut buf).await?;
-            Ok::<_, std::io::Error>(buf)
-        };
-        match tokio::time::timeout(timeout, io).await {
-            Ok(Ok(buf)) => Ok(buf),
-            _ => Err(resolver::TransportError::TimedOut),
-        }
     }
 }

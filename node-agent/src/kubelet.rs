@@ -22,15 +22,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{
-    cni::CniPlugin,
-    config::Config,
-    image::ImageService,
-    resolv::{ClusterDns, DnsConfig},
-    runtime::Runtime,
-};
+use crate::{cni::CniPlugin, config::Config, image::ImageService, runtime::Runtime};
 
 pub mod backoff;
+pub mod dns;
 pub mod events;
 pub mod probe;
 pub mod sandbox;
@@ -38,6 +33,7 @@ pub mod status;
 pub mod worker;
 
 use backoff::{Backoff, IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX};
+use dns::{ClusterDns, DnsConfig};
 use events::Events;
 
 /// The annotation carrying a pod's CNI result (JSON), for `netlab describe pod`.

@@ -8,16 +8,19 @@
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`node`]: Node registration and heartbeat.
 //! - [`kubelet`]: the pod watch and one worker per pod (sandbox, images, containers, probes,
-//!   status, events, backoff).
+//!   status, events, backoff) and each pod's resolv.conf from its dnsPolicy (`kubelet::dns`).
 //! - [`cni`]: the CNI plugin interface and the bridge + host-local chain.
-//! - [`resolv`]: each pod's resolv.conf from its dnsPolicy.
 //! - [`image`]: reference normalisation, the registry client and the image store.
-//! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, toolbox.
+//! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, and the toolbox (`curl`, `nc`,
+//!   `redis-cli`, `dig`, `nslookup`, `host`, `getent`, `sh`, ...).
 //! - [`sockets`]: the node's virtual listening sockets.
 //! - [`cluster`]: pods, namespaces, policies and nodes as the node's kernel needs them.
-//! - [`dataplane`]: the node's kernel at run time (NAT, policy, routes, the wire).
+//! - [`podnet`]: the pod network seam: connect, exchange and the socket's errors, one trait
+//!   that the resolver and every toolbox command use.
+//! - [`dataplane`]: the node's kernel at run time (NAT, policy, routes, the wire), and the
+//!   real [`podnet::PodNetwork`] of a pod on this node.
 //! - [`server`]: the kernel API (`netlab.node.v1.Kernel`). [`exec`]: commands in a pod.
-//! - [`resolver`]: the pod's stub resolver (search list, ndots) and the DNS commands.
+//! - [`resolver`]: the pod's stub resolver (glibc's search list, ndots, retries).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -41,7 +44,7 @@ pub mod exec;
 pub mod image;
 pub mod kubelet;
 pub mod node;
-pub mod resolv;
+pub mod podnet;
 pub mod resolver;
 pub mod runtime;
 pub mod server;

@@ -1,20 +1,18 @@
-//! The pod-side DNS stub resolver and the DNS commands of the pod toolbox.
+//! The pod's DNS stub resolver: what libc does between `getaddrinfo("orders")` and the DNS
+//! messages on the pod's network.
 //!
 //! A pod never talks to CoreDNS "directly": its libc reads `/etc/resolv.conf`, expands the name
 //! through the search list, and sends real DNS messages to the nameserver over UDP (TCP on
 //! truncation). In netlab those datagrams must cross the node's kernel model — the kube-dns
 //! ClusterIP is DNATed by kube-proxy's rules, NetworkPolicy may drop them, a dead DNS pod answers
-//! with ICMP port-unreachable — so every message goes through a [`Transport`] that the node
-//! provides. Everything above the transport is here, modelled on the upstream code so that the
-//! query sequences (and so the packet counts, the `ndots:5` cost, the 5 s timeouts) match:
-//!
-//! - [`Resolver`]: glibc's `res_nsearch` + `res_nsend` (the resolver behind `getaddrinfo`,
-//!   `gethostbyname2`, curl, ping, ...): ndots, the search list, NXDOMAIN/NODATA/SERVFAIL
-//!   continuation, A and AAAA sent in parallel, timeout × attempts rotation over nameservers.
-//! - [`dig`], [`nslookup`], [`host`]: BIND 9.18's tools (netshoot's `bind-tools`). They share
-//!   BIND's own lookup engine (`dighost.c`, here [`dighost`]), which is *not* glibc's: it only
-//!   searches names with fewer than ndots dots and only continues on NXDOMAIN.
-//! - [`getent`]: glibc's `getent hosts`, on top of [`Resolver`].
+//! with ICMP port-unreachable — so every message goes through the pod's [`PodNetwork`].
+//! Everything above the sockets is here, modelled on glibc so that the query sequences (and so
+//! the packet counts, the `ndots:5` cost, the 5 s timeouts) match: [`Resolver`] is glibc's
+//! `res_nsearch` + `res_nsend` (the resolver behind `getaddrinfo`, `gethostbyname2`, curl, ping,
+//! ...): ndots, the search list, NXDOMAIN/NODATA/SERVFAIL continuation, A and AAAA sent in
+//! parallel, timeout × attempts rotation over nameservers; [`getaddrinfo`] is what the toolbox's
+//! commands call. [`message`] builds the queries and checks the replies. The DNS commands (`dig`,
+//! `nslookup`, `host`, `getent`) are toolbox commands (`apps::toolbox::dns`).
 //!
 //! Every message carries an EDNS(0) OPT record; when a W3C traceparent is known it rides in an
 //! experimental EDNS option ([`TRACEPARENT_OPTION`]) so that the DNS server can join the trace.
@@ -35,22 +33,14 @@ use hickory_proto::{
     rr::{Name, RData, Record, RecordType},
 };
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{Instrument as _, debug, info_span};
 
-use crate::resolv::DnsConfig;
+use crate::{
+    kubelet::dns::DnsConfig,
+    podnet::{ErrorKind, PodNetwork},
+};
 
-mod dig;
-mod dighost;
-mod getent;
-mod host;
-mod nslookup;
-mod text;
-mod wire;
-
-pub use dig::dig;
-pub use getent::getent;
-pub use host::host;
-pub use nslookup::nslookup;
+pub(crate) mod message;
 
 /// The DNS port: `nameserver` lines carry no port.
 pub const DNS_PORT: u16 = 53;
@@ -73,47 +63,6 @@ pub const DEFAULT_ATTEMPTS: u32 = 2;
 pub const MAX_ATTEMPTS: u32 = 5;
 /// glibc reads at most this many `nameserver` lines (`MAXNS`).
 pub const MAX_NAMESERVERS: usize = 3;
-
-/// Why a message got no reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportError {
-    /// ICMP port-unreachable (UDP) or RST (TCP): `ECONNREFUSED`.
-    Refused,
-    /// Nothing came back within the timeout.
-    TimedOut,
-}
-
-/// How a pod's DNS messages reach a server: through the node's kernel (DNAT, NetworkPolicy, ...).
-#[async_trait::async_trait]
-pub trait Transport: Send + Sync {
-    /// Sends one DNS message from the pod to `server` over UDP (or TCP when `tcp`) and returns
-    /// the reply bytes; TimedOut when nothing came back within `timeout`, Refused on ICMP
-    /// port-unreachable/RST.
-    async fn exchange(
-        &self,
-        server: SocketAddr,
-        message: Vec<u8>,
-        tcp: bool,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, TransportError>;
-
-    /// The W3C traceparent of the caller's current span, put into every query as EDNS option
-    /// [`TRACEPARENT_OPTION`] unless the [`Resolver`] was given one explicitly.
-    fn traceparent(&self) -> Option<String> {
-        None
-    }
-}
-
-/// What a toolbox command printed and its exit status.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommandOutput {
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-    /// Exit status.
-    pub code: i32,
-}
 
 /// A pod's `/etc/resolv.conf` as glibc reads it (`res_init`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,8 +107,8 @@ pub enum HErrno {
 pub enum Outcome {
     /// A reply with this rcode.
     Rcode(ResponseCode),
-    /// No usable reply: the transport's error.
-    Transport(TransportError),
+    /// No usable reply: the socket's error.
+    Socket(ErrorKind),
     /// A reply that does not answer the query (wrong id or question, or undecodable); the
     /// resolver ignores it and waits out the timeout, as glibc does.
     Mismatch,
@@ -177,7 +126,7 @@ pub struct Attempt {
     pub server: SocketAddr,
     /// Whether it went over TCP.
     pub tcp: bool,
-    /// The rcode, or the transport error.
+    /// The rcode, or the socket's error.
     pub outcome: Outcome,
     /// The answer section of the reply.
     pub answers: Vec<Record>,
@@ -213,6 +162,18 @@ pub struct ResolveFailure {
     pub attempts: Vec<Attempt>,
 }
 
+/// Why a name did not resolve, in `getaddrinfo` terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// `EAI_NONAME`: every search domain answered NXDOMAIN (or no records).
+    #[error("Name does not resolve")]
+    NotFound,
+    /// `EAI_AGAIN`: the nameservers failed or did not answer; the failure is for logs and
+    /// traces, the tools print libc's message ("Try again").
+    #[error(transparent)]
+    Failed(ResolveFailure),
+}
+
 /// Where query ids come from: random in pods, a counter in tests (so outputs are exact).
 #[derive(Debug, Clone, Default)]
 pub(crate) enum Ids {
@@ -224,14 +185,7 @@ pub(crate) enum Ids {
     Sequence(Arc<AtomicU16>),
 }
 
-/// Per-run inputs that tests pin: the query ids and the clock dig prints in `;; WHEN:`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Env {
-    pub ids: Ids,
-    pub now: Option<jiff::Timestamp>,
-}
-
-/// A stub resolver with glibc's semantics over a [`Transport`].
+/// A stub resolver with glibc's semantics over a pod's [`PodNetwork`].
 #[derive(Debug, Clone)]
 pub struct Resolver {
     conf: ResolvConf,
@@ -267,7 +221,8 @@ enum Candidate {
 // === impl ResolvConf ===
 
 impl ResolvConf {
-    /// Parses resolv.conf text with glibc's rules and defaults.
+    /// Parses resolv.conf text with glibc's rules and defaults (the lines as the kubelet that
+    /// wrote the file reads them: [`DnsConfig::parse`]).
     pub fn parse(text: &str) -> Self {
         let parsed = DnsConfig::parse(text);
         let mut nameservers: Vec<SocketAddr> = parsed
@@ -375,18 +330,25 @@ impl fmt::Display for HErrno {
     }
 }
 
-// === impl ResolveFailure ===
+// === impl ResolveError ===
 
-impl ResolveFailure {
-    /// The toolbox's view of the failure: NXDOMAIN and NODATA are "not found", the rest are
-    /// resolver failures (`EAI_AGAIN`-like) whose text is glibc's `h_errno` message.
-    pub fn into_toolbox(self) -> crate::apps::toolbox::ResolveError {
-        use crate::apps::toolbox::ResolveError;
-        match self.error {
-            HErrno::HostNotFound | HErrno::NoData => ResolveError::NotFound,
-            HErrno::TryAgain | HErrno::NoRecovery => {
-                ResolveError::Failed(format!("{}: {}", self.name, self.error.message()))
-            }
+impl ResolveError {
+    /// The message musl's `gai_strerror` gives (netshoot is Alpine).
+    pub fn gai_strerror(&self) -> &'static str {
+        match self {
+            Self::NotFound => "Name does not resolve",
+            Self::Failed(_) => "Try again",
+        }
+    }
+}
+
+impl From<ResolveFailure> for ResolveError {
+    /// NXDOMAIN and NODATA are "not found"; the rest are resolver failures (`EAI_AGAIN`-like)
+    /// whose text is glibc's `h_errno` message.
+    fn from(f: ResolveFailure) -> Self {
+        match f.error {
+            HErrno::HostNotFound | HErrno::NoData => Self::NotFound,
+            HErrno::TryAgain | HErrno::NoRecovery => Self::Failed(f),
         }
     }
 }
@@ -396,9 +358,8 @@ impl ResolveFailure {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Rcode(rcode) => f.write_str(text::rcode_name(*rcode)),
-            Outcome::Transport(TransportError::TimedOut) => f.write_str("timed out"),
-            Outcome::Transport(TransportError::Refused) => f.write_str("connection refused"),
+            Outcome::Rcode(rcode) => f.write_str(message::rcode_name(*rcode)),
+            Outcome::Socket(kind) => write!(f, "{kind}"),
             Outcome::Mismatch => f.write_str("mismatched reply"),
         }
     }
@@ -450,16 +411,6 @@ pub(crate) fn random_u64() -> u64 {
     h.finish()
 }
 
-// === impl Env ===
-
-impl Env {
-    /// dig's `;; WHEN:` text (`Thu Nov 26 08:31:14 UTC 2026`; pods run in UTC).
-    pub(crate) fn when(&self) -> String {
-        let now = self.now.unwrap_or_else(jiff::Timestamp::now);
-        now.strftime("%a %b %d %H:%M:%S UTC %Y").to_string()
-    }
-}
-
 // === impl Resolver ===
 
 impl Resolver {
@@ -474,7 +425,7 @@ impl Resolver {
     }
 
     /// Puts `traceparent` into every query (EDNS option [`TRACEPARENT_OPTION`]); `None` falls
-    /// back to [`Transport::traceparent`].
+    /// back to [`PodNetwork::traceparent`].
     pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
         self.traceparent = traceparent;
         self
@@ -493,12 +444,8 @@ impl Resolver {
 
     /// `getaddrinfo(name, AF_UNSPEC)`: A and AAAA for each candidate, the addresses of the first
     /// candidate that has any. An IP literal resolves to itself without a query.
-    pub async fn lookup_ip(
-        &self,
-        name: &str,
-        transport: &dyn Transport,
-    ) -> Result<Vec<IpAddr>, ResolveFailure> {
-        self.lookup(name, &[RecordType::A, RecordType::AAAA], transport).await.map(|l| l.addrs)
+    pub async fn lookup_ip(&self, name: &str, net: &dyn PodNetwork) -> Result<Vec<IpAddr>, ResolveFailure> {
+        self.lookup(name, &[RecordType::A, RecordType::AAAA], net).await.map(|l| l.addrs)
     }
 
     /// Resolves `name` for the record types `types` (sent together for each candidate, as
@@ -519,7 +466,7 @@ impl Resolver {
         &self,
         name: &str,
         types: &[RecordType],
-        transport: &dyn Transport,
+        net: &dyn PodNetwork,
     ) -> Result<Lookup, ResolveFailure> {
         if let Ok(ip) = name.parse::<IpAddr>() {
             return Ok(Lookup {
@@ -535,13 +482,13 @@ impl Resolver {
         if name.is_empty() || name == "." {
             return Err(fail(HErrno::HostNotFound, Vec::new()));
         }
-        let traceparent = self.traceparent.clone().or_else(|| transport.traceparent());
+        let traceparent = self.traceparent.clone().or_else(|| net.traceparent());
         let mut walk = Walk {
             resolver: self,
             name,
             types,
             traceparent: traceparent.as_deref(),
-            transport,
+            net,
             attempts: Vec::new(),
         };
         let dots = name.matches('.').count();
@@ -605,7 +552,7 @@ impl Resolver {
         qname: &Name,
         types: &[RecordType],
         traceparent: Option<&str>,
-        transport: &dyn Transport,
+        net: &dyn PodNetwork,
         attempts: &mut Vec<Attempt>,
     ) -> Unit {
         let mut unit = Unit { replies: Vec::new(), got_somewhere: false, last_rcode: None };
@@ -620,7 +567,7 @@ impl Resolver {
                         // The first query gets the whole wait; the next ones what is left of it.
                         let left =
                             if i == 0 { timeout } else { deadline.saturating_duration_since(Instant::now()) };
-                        let r = self.exchange(*server, qname, rtype, traceparent, left, transport).await;
+                        let r = self.exchange(*server, qname, rtype, traceparent, left, net).await;
                         let stop = !matches!(r.last().map(|(_, e)| e), Some(Exchanged::Reply(_)));
                         results.push((rtype, r));
                         // A timed-out first query never lets the second one go out.
@@ -631,7 +578,7 @@ impl Resolver {
                     results
                 } else {
                     let sends = types.iter().map(|&rtype| async move {
-                        (rtype, self.exchange(*server, qname, rtype, traceparent, timeout, transport).await)
+                        (rtype, self.exchange(*server, qname, rtype, traceparent, timeout, net).await)
                     });
                     futures::future::join_all(sends).await
                 };
@@ -677,12 +624,12 @@ impl Resolver {
         rtype: RecordType,
         traceparent: Option<&str>,
         timeout: Duration,
-        transport: &dyn Transport,
+        net: &dyn PodNetwork,
     ) -> Vec<(Attempt, Exchanged)> {
         let mut out = Vec::new();
         let mut tcp = self.conf.use_vc;
         loop {
-            let query = wire::QuerySpec {
+            let query = message::QuerySpec {
                 name: qname,
                 rtype,
                 id: self.ids.next(),
@@ -692,7 +639,7 @@ impl Resolver {
                 traceparent,
             };
             let started = Instant::now();
-            let result = wire::send(&query, server, tcp, timeout, transport).await;
+            let result = message::send(&query, server, tcp, timeout, net).await;
             let mut attempt = Attempt {
                 name: qname.to_string(),
                 rtype,
@@ -713,14 +660,15 @@ impl Resolver {
                     }
                     Exchanged::Reply(reply.message)
                 }
-                Err(wire::SendError::Transport(e)) => {
-                    attempt.outcome = Outcome::Transport(e);
-                    match e {
-                        TransportError::TimedOut => Exchanged::TimedOut,
-                        TransportError::Refused => Exchanged::Refused,
+                Err(message::SendError::Socket(kind)) => {
+                    attempt.outcome = Outcome::Socket(kind);
+                    match kind {
+                        ErrorKind::TimedOut => Exchanged::TimedOut,
+                        // Like ECONNREFUSED, an unreachable server is skipped without waiting.
+                        ErrorKind::Refused | ErrorKind::Unreachable => Exchanged::Refused,
                     }
                 }
-                Err(wire::SendError::Mismatch) => {
+                Err(message::SendError::Mismatch) => {
                     // glibc ignores a stray reply and keeps waiting for the real one.
                     tokio::time::sleep_until(started + timeout).await;
                     Exchanged::TimedOut
@@ -739,7 +687,7 @@ struct Walk<'a> {
     name: &'a str,
     types: &'a [RecordType],
     traceparent: Option<&'a str>,
-    transport: &'a dyn Transport,
+    net: &'a dyn PodNetwork,
     attempts: Vec<Attempt>,
 }
 
@@ -757,10 +705,8 @@ impl Walk<'_> {
         let Ok(qname) = Name::from_ascii(&text) else {
             return Candidate::Failed { error: HErrno::NoRecovery, servfail: false, refused: false };
         };
-        let unit = self
-            .resolver
-            .send_unit(&qname, self.types, self.traceparent, self.transport, &mut self.attempts)
-            .await;
+        let unit =
+            self.resolver.send_unit(&qname, self.types, self.traceparent, self.net, &mut self.attempts).await;
         evaluate(&qname, unit)
     }
 
@@ -852,6 +798,52 @@ fn extract(qname: &Name, replies: &[(RecordType, Message)]) -> Lookup {
     lookup
 }
 
+/// `getaddrinfo(name, AF_UNSPEC)` in a pod with resolv.conf `resolv_conf`, as the toolbox's
+/// commands call it: the addresses, traced as a `resolver search` span with every search
+/// candidate and its answer (the DNS queries, and the kernel's DNAT of each, are its children).
+pub async fn getaddrinfo(
+    resolv_conf: &str,
+    name: &str,
+    net: &dyn PodNetwork,
+) -> Result<Vec<IpAddr>, ResolveError> {
+    let span = info_span!(
+        "resolver search",
+        netlab.resolver.name = %name,
+        netlab.resolver.candidates = tracing::field::Empty,
+        netlab.resolver.queries = tracing::field::Empty,
+        netlab.resolver.answer = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
+    );
+    // The queries carry the traceparent of this span (`lookup` asks `net` inside it).
+    let lookup = Resolver::from_resolv_conf(resolv_conf)
+        .lookup(name, &[RecordType::A, RecordType::AAAA], net)
+        .instrument(span.clone())
+        .await;
+    let attempts = match &lookup {
+        Ok(l) => &l.attempts,
+        Err(f) => &f.attempts,
+    };
+    let tried: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+    let mut names: Vec<&str> = attempts.iter().map(|a| a.name.as_str()).collect();
+    names.dedup();
+    span.record("netlab.resolver.candidates", names.join(" ").as_str());
+    span.record("netlab.resolver.queries", tried.join("; ").as_str());
+    match lookup {
+        Ok(l) if !l.addrs.is_empty() => {
+            let ips: Vec<String> = l.addrs.iter().map(ToString::to_string).collect();
+            span.record("netlab.resolver.answer", ips.join(",").as_str());
+            Ok(l.addrs)
+        }
+        Ok(_) => Err(ResolveError::NotFound),
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_message", e.to_string().as_str());
+            Err(e.into())
+        }
+    }
+}
+
 /// Follows the CNAME chain from `qname` through `answers`; returns the chain (`qname` first) and
 /// the `rtype` records owned by its end.
 pub(crate) fn follow(qname: &Name, rtype: RecordType, answers: &[Record]) -> (Vec<Name>, Vec<Record>) {
@@ -885,5 +877,7 @@ pub(crate) fn bare(name: &Name) -> String {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;

@@ -5,24 +5,26 @@
 //! netshoot, redis-cli 7 with a non-tty stdout, busybox) so that lab output reads like a real
 //! cluster's.
 //!
-//! The environment (connections, name resolution, the pod's files and addresses) reaches the
+//! The environment (the pod's network, name resolution, its files and addresses) reaches the
 //! tools through the [`Pod`] trait, so they can be tested against in-memory peers. Output
 //! streams through [`Output`] while the command runs, as `kubectl exec` streams it.
 //!
 //! Layout: [`run`] dispatches to the builtins here, to `curl`, `nc`, `redis-cli` in submodules,
-//! and to a tiny `sh -c` (words, quotes, `$VAR`, `;`, `&&`, `||`).
+//! to the DNS commands in [`dns`], and to a tiny `sh -c` (words, quotes, `$VAR`, `;`, `&&`,
+//! `||`).
 
-use std::{
-    future::Future,
-    net::{IpAddr, SocketAddr},
-    pin::Pin,
-    time::Duration,
-};
+use std::{future::Future, net::IpAddr, pin::Pin, time::Duration};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::{
+    podnet::PodNetwork,
+    resolver::{self, ResolveError},
+};
+
 mod curl;
+mod dns;
 mod nc;
 mod redis;
 mod shell;
@@ -34,92 +36,16 @@ mod tests;
 /// `ETIMEDOUT` (Linux `tcp_syn_retries` = 6): the connect timeout of a tool that sets none.
 pub const KERNEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(130);
 
-/// A byte stream to a peer (a virtual TCP connection through the node's kernel).
-pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
-
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
-
-/// A connection the kernel established.
-pub struct Connected {
-    /// The byte stream to the peer.
-    pub stream: Box<dyn Stream>,
-    /// The socket's local address (pod IP and ephemeral port), for `%{local_port}` and such.
-    pub local: SocketAddr,
-    /// What the kernel did on the way (DNAT, policy, routing), one line each, for `curl -v`.
-    pub hops: Vec<String>,
-}
-
-// === impl Connected ===
-
-impl std::fmt::Debug for Connected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connected")
-            .field("local", &self.local)
-            .field("hops", &self.hops)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a connect failed, as the socket sees it; `hops` describe what the kernel did (for -v).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectError {
-    /// `ECONNREFUSED`: a RST (nothing listens) or an ICMP port-unreachable (a REJECT rule).
-    Refused {
-        /// What the kernel did, one line each.
-        hops: Vec<String>,
-    },
-    /// No answer before the timeout `connect` was given (a DROP, a black hole).
-    TimedOut {
-        /// What the kernel did, one line each.
-        hops: Vec<String>,
-    },
-    /// `EHOSTUNREACH`: no route, or an ICMP host-unreachable.
-    Unreachable {
-        /// What the kernel did, one line each.
-        hops: Vec<String>,
-    },
-}
-
-// === impl ConnectError ===
-
-impl ConnectError {
-    /// The kernel's hops, whatever the failure.
-    pub fn hops(&self) -> &[String] {
-        match self {
-            Self::Refused { hops } | Self::TimedOut { hops } | Self::Unreachable { hops } => hops,
-        }
-    }
-}
-
-/// Why a name did not resolve, in `getaddrinfo` terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResolveError {
-    /// `EAI_NONAME`: every search domain answered NXDOMAIN (or no records).
-    NotFound,
-    /// `EAI_AGAIN`: the nameservers failed or did not answer; the text is for logs, the tools
-    /// print libc's message ("Try again").
-    Failed(String),
-}
-
-// === impl ResolveError ===
-
-impl ResolveError {
-    /// The message musl's `gai_strerror` gives (netshoot is Alpine).
-    pub fn gai_strerror(&self) -> &'static str {
-        match self {
-            Self::NotFound => "Name does not resolve",
-            Self::Failed(_) => "Try again",
-        }
-    }
-}
-
-/// The pod a command runs in: its network stack and the few files the tools read.
+/// The pod a command runs in: its network and the few files the tools read.
 #[async_trait::async_trait]
 pub trait Pod: Send + Sync {
-    /// Opens a TCP connection from this pod to `dst`; gives up after `timeout` with TimedOut.
-    async fn connect(&self, dst: SocketAddr, timeout: Duration) -> Result<Connected, ConnectError>;
-    /// Resolves a host name as the pod's libc would (search path etc. — implemented elsewhere).
-    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError>;
+    /// The pod's network namespace: every connection and datagram of every tool goes through it.
+    fn network(&self) -> &dyn PodNetwork;
+    /// Resolves a host name as the pod's libc does (`getaddrinfo` over the pod's resolv.conf
+    /// and network).
+    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        resolver::getaddrinfo(self.resolv_conf(), name, self.network()).await
+    }
     /// The pod's host name (the pod name).
     fn hostname(&self) -> &str;
     /// The pod's IP.
@@ -132,13 +58,6 @@ pub trait Pod: Send + Sync {
     fn ip_addr(&self) -> String;
     /// What `ip route` prints.
     fn ip_route(&self) -> String;
-    /// Runs a command the toolbox does not implement itself (the DNS tools live with the
-    /// resolver), so that `sh -c` and `env` find it too; `None` if the image has no such
-    /// executable. `argv[0]` is as the user wrote it.
-    async fn run_other(&self, argv: &[String], out: &Output) -> Option<i32> {
-        let _ = (argv, out);
-        None
-    }
 }
 
 /// A piece of a command's output.
@@ -207,15 +126,13 @@ fn dispatch<'a>(
             return Err(ExecError::NotFound(String::new()));
         };
         let Some(tool) = executable(name) else {
-            return match pod.run_other(argv, out).await {
-                Some(code) => Ok(code),
-                None => Err(ExecError::NotFound(name.clone())),
-            };
+            return Err(ExecError::NotFound(name.clone()));
         };
         Ok(match tool {
             Tool::Curl => curl::run(args, pod, out).await,
             Tool::Nc => nc::run(args, pod, out).await,
             Tool::RedisCli => redis::run(args, pod, out).await,
+            Tool::Dns(command) => dns::run(command, args, pod, out).await,
             Tool::Shell(shell) => shell::run(shell, args, pod, out).await,
             Tool::Cat => cat(args, pod, out),
             Tool::Ip => ip(args, pod, out),
@@ -236,6 +153,8 @@ enum Tool {
     Curl,
     Nc,
     RedisCli,
+    /// `dig`, `nslookup`, `host`, `getent`.
+    Dns(dns::Command),
     /// `sh`, `ash` or `bash` (the name shows in its messages).
     Shell(&'static str),
     Cat,
@@ -260,6 +179,10 @@ fn executable(name: &str) -> Option<Tool> {
         "curl" => Tool::Curl,
         "nc" | "netcat" => Tool::Nc,
         "redis-cli" => Tool::RedisCli,
+        "dig" => Tool::Dns(dns::Command::Dig),
+        "nslookup" => Tool::Dns(dns::Command::Nslookup),
+        "host" => Tool::Dns(dns::Command::Host),
+        "getent" => Tool::Dns(dns::Command::Getent),
         "sh" => Tool::Shell("sh"),
         "ash" => Tool::Shell("ash"),
         "bash" => Tool::Shell("bash"),

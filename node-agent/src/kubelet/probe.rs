@@ -22,7 +22,7 @@ use k8s_openapi::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Runtime;
+use crate::{runtime::Runtime, sockets::SocketError};
 
 /// Which probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ pub async fn run(
         }
         let outcome = match tokio::time::timeout(timeout, once(&probe, &target, &runtime, timeout)).await {
             Ok(r) => r,
-            Err(_) => Err(timeout_message(&probe, &target, timeout)),
+            Err(_) => Err(timed_out(&probe, &target, timeout)),
         };
         let mut update = ProbeUpdate {
             container: target.container.name.clone(),
@@ -129,7 +129,7 @@ pub async fn run(
             Err(msg) => {
                 successes = 0;
                 failures += 1;
-                update.failure = Some(msg);
+                update.failure = Some(msg.to_string());
                 if current && failures >= failure_threshold {
                     current = false;
                     update.result = Some(false);
@@ -142,8 +142,57 @@ pub async fn run(
     }
 }
 
-/// One probe attempt; Err carries the kubelet's failure text.
-async fn once(probe: &Probe, t: &Target, runtime: &Runtime, timeout: Duration) -> Result<(), String> {
+/// Why one probe attempt failed; the text is the kubelet's (it goes into the pod's events).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The probe's port is not a port number.
+    #[error("invalid port number: {0}")]
+    InvalidPort(i32),
+    /// The probe names a port the container does not declare.
+    #[error("couldn't find port: {name} in {container}")]
+    NoSuchPort { name: String, container: String },
+    /// httpGet could not connect.
+    #[error("Get \"{url}\": {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: SocketError,
+    },
+    /// httpGet's HTTP exchange failed.
+    #[error("Get \"{url}\": {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: hyper::Error,
+    },
+    /// The request could not be built (a header the probe names is not valid).
+    #[error(transparent)]
+    Request(#[from] http::Error),
+    /// httpGet answered outside 200-399.
+    #[error("HTTP probe failed with statuscode: {0}")]
+    Status(u16),
+    /// tcpSocket could not connect.
+    #[error(transparent)]
+    Tcp(SocketError),
+    /// httpGet got no answer within timeoutSeconds.
+    #[error("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)")]
+    HttpTimeout { url: String },
+    /// exec did not finish within timeoutSeconds.
+    #[error("command timed out after {0:?}")]
+    CommandTimeout(Duration),
+    /// exec exited non-zero.
+    #[error("command {command:?} exited with {code}")]
+    Exit { command: String, code: i32 },
+    /// exec found no running container.
+    #[error("container not running")]
+    NotRunning,
+    /// The probe has no httpGet, tcpSocket or exec.
+    #[error("probe has no handler")]
+    NoHandler,
+}
+
+/// One probe attempt.
+async fn once(probe: &Probe, t: &Target, runtime: &Runtime, timeout: Duration) -> Result<(), Failure> {
     let sockets = runtime.sockets();
     let from = SocketAddr::new(t.node_ip, sockets.ephemeral_port());
     if let Some(h) = &probe.http_get {
@@ -151,11 +200,12 @@ async fn once(probe: &Probe, t: &Target, runtime: &Runtime, timeout: Duration) -
         let port = resolve_port(&h.port, &t.container)?;
         let path = h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
         let url = format!("http://{}/{}", SocketAddr::new(host, port), path.trim_start_matches('/'));
-        let stream =
-            sockets.connect(from, SocketAddr::new(host, port)).map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let stream = sockets
+            .connect(from, SocketAddr::new(host, port))
+            .map_err(|source| Failure::Connect { url: url.clone(), source })?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            .map_err(|source| Failure::Http { url: url.clone(), source })?;
         tokio::spawn(conn);
         let mut req = Request::get(path.as_str())
             .header(http::header::HOST, SocketAddr::new(host, port).to_string())
@@ -164,55 +214,49 @@ async fn once(probe: &Probe, t: &Target, runtime: &Runtime, timeout: Duration) -
         for hdr in h.http_headers.iter().flatten() {
             req = req.header(hdr.name.as_str(), hdr.value.as_str());
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-        let resp = send.send_request(req).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+        let req = req.body(Empty::<Bytes>::new())?;
+        let resp = send.send_request(req).await.map_err(|source| Failure::Http { url, source })?;
         let code = resp.status().as_u16();
-        return if (200..400).contains(&code) {
-            Ok(())
-        } else {
-            Err(format!("HTTP probe failed with statuscode: {code}"))
-        };
+        return if (200..400).contains(&code) { Ok(()) } else { Err(Failure::Status(code)) };
     }
     if let Some(tcp) = &probe.tcp_socket {
         let host: IpAddr = tcp.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(t.pod_ip);
         let port = resolve_port(&tcp.port, &t.container)?;
-        return sockets.connect(from, SocketAddr::new(host, port)).map(drop).map_err(|e| e.to_string());
+        return sockets.connect(from, SocketAddr::new(host, port)).map(drop).map_err(Failure::Tcp);
     }
     if let Some(exec) = &probe.exec {
         let command = exec.command.clone().unwrap_or_default();
         return match runtime.exec(&t.container_id, &command) {
             Some(0) => Ok(()),
-            Some(code) => Err(format!("command {:?} exited with {code}", command.join(" "))),
-            None => Err("container not running".into()),
+            Some(code) => Err(Failure::Exit { command: command.join(" "), code }),
+            None => Err(Failure::NotRunning),
         };
     }
     let _ = timeout;
-    Err("probe has no handler".into())
+    Err(Failure::NoHandler)
 }
 
-fn timeout_message(probe: &Probe, t: &Target, timeout: Duration) -> String {
+/// The failure of an attempt that did not finish within `timeout`.
+fn timed_out(probe: &Probe, t: &Target, timeout: Duration) -> Failure {
     if let Some(h) = &probe.http_get {
         let port = resolve_port(&h.port, &t.container).unwrap_or(0);
         let path = h.path.clone().unwrap_or_else(|| "/".into());
-        format!(
-            "Get \"http://{}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
-            SocketAddr::new(t.pod_ip, port)
-        )
+        Failure::HttpTimeout { url: format!("http://{}{path}", SocketAddr::new(t.pod_ip, port)) }
     } else {
-        format!("command timed out after {timeout:?}")
+        Failure::CommandTimeout(timeout)
     }
 }
 
 /// A probe port: a number, or the name of one of the container's ports.
-fn resolve_port(port: &IntOrString, c: &Container) -> Result<u16, String> {
+fn resolve_port(port: &IntOrString, c: &Container) -> Result<u16, Failure> {
     match port {
-        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port number: {n}")),
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| Failure::InvalidPort(*n)),
         IntOrString::String(name) => c
             .ports
             .iter()
             .flatten()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .and_then(|p| u16::try_from(p.container_port).ok())
-            .ok_or_else(|| format!("couldn't find port: {name} in {}", c.name)),
+            .ok_or_else(|| Failure::NoSuchPort { name: name.clone(), container: c.name.clone() }),
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{
-    CNI_RESULT_ANNOTATION, Kubelet, Update, events,
+    CNI_RESULT_ANNOTATION, Kubelet, Update, dns, events,
     probe::{self, ProbeKind, ProbeUpdate},
     sandbox::Sandbox,
 };
@@ -28,7 +28,6 @@ use crate::{
     apps::Identity,
     cni::CniRequest,
     image::{AppKind, Image, Reference},
-    resolv,
     runtime::Runtime,
 };
 
@@ -477,7 +476,7 @@ impl Worker {
     }
 
     fn write_resolv_conf(&self) {
-        let formed = resolv::pod_dns(&self.pod, &self.k.cluster_dns, &self.k.host_dns);
+        let formed = dns::pod_dns(&self.pod, &self.k.cluster_dns, &self.k.host_dns);
         for w in &formed.warnings {
             self.k.events.warning(&self.pod, w.reason, w.message.clone());
         }

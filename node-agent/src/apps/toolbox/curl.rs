@@ -19,7 +19,8 @@ use tokio::{
     time::{Instant, sleep_until, timeout_at},
 };
 
-use super::{ConnectError, KERNEL_CONNECT_TIMEOUT, Output, Pod, Stream, resolve, seconds};
+use super::{KERNEL_CONNECT_TIMEOUT, Output, Pod, resolve, seconds};
+use crate::podnet::{Connected, Error, ErrorKind, Stream};
 
 /// What curl sends as `User-Agent`.
 const USER_AGENT: &str = "curl/7.88.1";
@@ -36,8 +37,8 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     }
     let opts = match Options::parse(args) {
         Ok(o) => o,
-        Err(msg) => {
-            out.err(msg);
+        Err(e) => {
+            out.err(format!("curl: {e}\n"));
             out.err(TRY_HELP);
             return 2;
         }
@@ -90,7 +91,7 @@ struct Options {
 
 impl Options {
     /// Parses curl's command line; `Err` is the message for stderr (exit 2).
-    fn parse(args: &[String]) -> Result<Options, String> {
+    fn parse(args: &[String]) -> Result<Options, OptionError> {
         let mut o = Options {
             verbose: false,
             silent: false,
@@ -144,10 +145,10 @@ impl Options {
                     "data" | "data-raw" | "data-binary" | "data-ascii" => 'd',
                     "user-agent" => 'A',
                     "url" => 'u',
-                    _ => return Err(format!("curl: option {arg}: is unknown\n")),
+                    _ => return Err(OptionError::Unknown(arg.clone())),
                 };
                 let Some(value) = args.get(i) else {
-                    return Err(format!("curl: option {arg}: requires parameter\n"));
+                    return Err(OptionError::NeedsParameter(arg.clone()));
                 };
                 i += 1;
                 o.value(key, value, arg)?;
@@ -162,7 +163,7 @@ impl Options {
                                 rest
                             } else {
                                 let Some(v) = args.get(i) else {
-                                    return Err(format!("curl: option {arg}: requires parameter\n"));
+                                    return Err(OptionError::NeedsParameter(arg.clone()));
                                 };
                                 i += 1;
                                 v.as_str()
@@ -170,7 +171,7 @@ impl Options {
                             o.value(c, value, arg)?;
                             break;
                         }
-                        _ => return Err(format!("curl: option {arg}: is unknown\n")),
+                        _ => return Err(OptionError::Unknown(arg.clone())),
                     }
                 }
             } else if o.url.is_none() {
@@ -192,15 +193,15 @@ impl Options {
         }
     }
 
-    fn value(&mut self, key: char, value: &str, arg: &str) -> Result<(), String> {
-        let number = |v: &str| -> Result<Option<Duration>, String> {
+    fn value(&mut self, key: char, value: &str, arg: &str) -> Result<(), OptionError> {
+        let number = |v: &str| -> Result<Option<Duration>, OptionError> {
             if v.starts_with('-') {
-                return Err(format!("curl: option {arg}: expected a positive numerical parameter\n"));
+                return Err(OptionError::Negative(arg.to_string()));
             }
             match seconds(v) {
                 Some(d) if d.is_zero() => Ok(None),
                 Some(d) => Ok(Some(d)),
-                None => Err(format!("curl: option {arg}: expected a proper numerical parameter\n")),
+                None => Err(OptionError::NotANumber(arg.to_string())),
             }
         };
         match key {
@@ -230,6 +231,23 @@ impl Options {
     }
 }
 
+/// A bad command line, in curl's words (each names the option as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OptionError {
+    /// curl has no such option.
+    #[error("option {0}: is unknown")]
+    Unknown(String),
+    /// The option's value is missing.
+    #[error("option {0}: requires parameter")]
+    NeedsParameter(String),
+    /// A negative number of seconds.
+    #[error("option {0}: expected a positive numerical parameter")]
+    Negative(String),
+    /// Not a number of seconds.
+    #[error("option {0}: expected a proper numerical parameter")]
+    NotANumber(String),
+}
+
 /// A parsed `http://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Url {
@@ -244,15 +262,36 @@ struct Url {
     effective: String,
 }
 
-/// Parses `s` as curl would for an http URL; `Err` is curl's exit code and message.
-fn parse_url(s: &str) -> Result<Url, (i32, String)> {
-    let bad = || (3, "URL using bad/illegal format or missing URL".to_string());
+/// A URL curl will not use, in curl's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UrlError {
+    /// `CURLE_UNSUPPORTED_PROTOCOL`: anything but http.
+    #[error("Protocol \"{0}\" not supported or disabled in libcurl")]
+    Unsupported(String),
+    /// `CURLE_URL_MALFORMAT`.
+    #[error("URL using bad/illegal format or missing URL")]
+    Malformed,
+}
+
+impl UrlError {
+    /// curl's exit code for it.
+    fn code(&self) -> i32 {
+        match self {
+            UrlError::Unsupported(_) => 1,
+            UrlError::Malformed => 3,
+        }
+    }
+}
+
+/// Parses `s` as curl would for an http URL.
+fn parse_url(s: &str) -> Result<Url, UrlError> {
+    let bad = || UrlError::Malformed;
     let (scheme, rest) = match s.find("://") {
         Some(i) => (&s[..i], &s[i + 3..]),
         None => ("http", s),
     };
     if !scheme.eq_ignore_ascii_case("http") {
-        return Err((1, format!("Protocol \"{scheme}\" not supported or disabled in libcurl")));
+        return Err(UrlError::Unsupported(scheme.to_string()));
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
@@ -420,7 +459,7 @@ impl Transfer<'_> {
 
     /// The transfer proper; `Ok(true)` if the connection could be reused ("left intact").
     async fn perform(&mut self, url: &str) -> Result<bool, Failure> {
-        let url = parse_url(url).map_err(|(code, msg)| Failure::new(code, msg, Stage::Setup))?;
+        let url = parse_url(url).map_err(|e| Failure::new(e.code(), e.to_string(), Stage::Setup))?;
         self.info.url_effective = url.effective.clone();
         self.meter.begin();
         let start = self.meter.start;
@@ -458,7 +497,7 @@ impl Transfer<'_> {
         url: &Url,
         ips: &[IpAddr],
         max_deadline: Option<Instant>,
-    ) -> Result<super::Connected, Failure> {
+    ) -> Result<Connected, Failure> {
         let start = self.meter.start;
         let ct_deadline = start + self.opts.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         // The tighter of curl's two limits, and whether it is --max-time's.
@@ -473,14 +512,16 @@ impl Transfer<'_> {
             let kernel_deadline = attempt + KERNEL_CONNECT_TIMEOUT;
             let deadline = curl_deadline.min(kernel_deadline);
             let limit = deadline.saturating_duration_since(attempt);
-            let result = match wait(&mut self.meter, timeout_at(deadline, self.pod.connect(dst, limit))).await
-            {
-                Ok(r) => r,
-                Err(_) => Err(ConnectError::TimedOut { hops: Vec::new() }),
-            };
+            let result =
+                match wait(&mut self.meter, timeout_at(deadline, self.pod.network().connect(dst, limit)))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ErrorKind::TimedOut.into()),
+                };
             let hops = match &result {
                 Ok(c) => &c.hops[..],
-                Err(e) => e.hops(),
+                Err(e) => &e.hops[..],
             };
             for hop in hops {
                 self.verbose(format!("* netlab: {hop}\n"));
@@ -491,19 +532,19 @@ impl Transfer<'_> {
                     self.info.remote = Some(dst);
                     return Ok(conn);
                 }
-                Err(ConnectError::Refused { .. }) => "Connection refused",
-                Err(ConnectError::Unreachable { .. }) => "No route to host",
-                Err(ConnectError::TimedOut { .. }) if kernel_deadline < curl_deadline => {
+                Err(Error { kind: ErrorKind::Refused, .. }) => "Connection refused",
+                Err(Error { kind: ErrorKind::Unreachable, .. }) => "No route to host",
+                Err(Error { kind: ErrorKind::TimedOut, .. }) if kernel_deadline < curl_deadline => {
                     "Connection timed out"
                 }
-                Err(ConnectError::TimedOut { .. }) if max_binds => {
+                Err(Error { kind: ErrorKind::TimedOut, .. }) if max_binds => {
                     return Err(Failure::new(
                         28,
                         format!("Connection timed out after {} milliseconds", start.elapsed().as_millis()),
                         Stage::Transfer,
                     ));
                 }
-                Err(ConnectError::TimedOut { .. }) => {
+                Err(Error { kind: ErrorKind::TimedOut, .. }) => {
                     let family = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
                     self.verbose(format!(
                         "* {family} connect timeout after {}ms, move on!\n",
@@ -1314,8 +1355,8 @@ mod tests {
             ("orders", 80, "/?x=1", "http://orders/?x=1")
         );
         assert_eq!(parse_url("http://h:80/").unwrap().authority, "h");
-        assert_eq!(parse_url("ftp://h/").unwrap_err().0, 1);
-        assert_eq!(parse_url("http://:80/").unwrap_err().0, 3);
+        assert_eq!(parse_url("ftp://h/").unwrap_err().code(), 1);
+        assert_eq!(parse_url("http://:80/").unwrap_err().code(), 3);
     }
 
     #[test]

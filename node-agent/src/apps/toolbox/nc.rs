@@ -7,7 +7,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use tokio::{io::AsyncReadExt as _, time::timeout};
 
-use super::{ConnectError, KERNEL_CONNECT_TIMEOUT, Output, Pod, resolve};
+use super::{KERNEL_CONNECT_TIMEOUT, Output, Pod, resolve};
+use crate::podnet::{Error, ErrorKind, Stream};
 
 /// OpenBSD netcat's usage text.
 const USAGE: &str = "usage: nc [-46CDdFhklNnrStUuvZz] [-I length] [-i interval] [-M ttl]\n\
@@ -129,9 +130,9 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
             } else {
                 format!("{host} ({ip})")
             };
-            let result = match timeout(limit, pod.connect(dst, limit)).await {
+            let result = match timeout(limit, pod.network().connect(dst, limit)).await {
                 Ok(r) => r,
-                Err(_) => Err(ConnectError::TimedOut { hops: Vec::new() }),
+                Err(_) => Err(ErrorKind::TimedOut.into()),
             };
             let (verdict, reason) = match result {
                 Ok(mut conn) => {
@@ -148,10 +149,12 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
                     }
                     break;
                 }
-                Err(ConnectError::Refused { .. }) => ("failed", "Connection refused"),
-                Err(ConnectError::Unreachable { .. }) => ("failed", "No route to host"),
-                Err(ConnectError::TimedOut { .. }) if kernel_gives_up => ("failed", "Connection timed out"),
-                Err(ConnectError::TimedOut { .. }) => ("timed out", "Operation now in progress"),
+                Err(Error { kind: ErrorKind::Refused, .. }) => ("failed", "Connection refused"),
+                Err(Error { kind: ErrorKind::Unreachable, .. }) => ("failed", "No route to host"),
+                Err(Error { kind: ErrorKind::TimedOut, .. }) if kernel_gives_up => {
+                    ("failed", "Connection timed out")
+                }
+                Err(Error { kind: ErrorKind::TimedOut, .. }) => ("timed out", "Operation now in progress"),
             };
             if verbose {
                 out.err(format!("nc: connect to {shown} port {port} (tcp) {verdict}: {reason}\n"));
@@ -162,7 +165,7 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
 }
 
 /// Copies what the peer sends to stdout until it closes (or, with `-w`, goes idle).
-async fn relay(stream: &mut dyn super::Stream, idle: Option<Duration>, out: &Output) {
+async fn relay(stream: &mut dyn Stream, idle: Option<Duration>, out: &Output) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let read = match idle {

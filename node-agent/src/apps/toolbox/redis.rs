@@ -21,7 +21,8 @@ use tokio::{
     time::timeout,
 };
 
-use super::{ConnectError, KERNEL_CONNECT_TIMEOUT, Output, Pod, Stream, resolve, seconds};
+use super::{KERNEL_CONNECT_TIMEOUT, Output, Pod, resolve, seconds};
+use crate::podnet::{Error, ErrorKind, Stream};
 
 /// A RESP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,18 +90,18 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     let mut reason = "Connection refused";
     for ip in ips {
         let dst = SocketAddr::new(ip, port);
-        let result = match timeout(limit, pod.connect(dst, limit)).await {
+        let result = match timeout(limit, pod.network().connect(dst, limit)).await {
             Ok(r) => r,
-            Err(_) => Err(ConnectError::TimedOut { hops: Vec::new() }),
+            Err(_) => Err(ErrorKind::TimedOut.into()),
         };
         match result {
             Ok(conn) => {
                 stream = Some(conn.stream);
                 break;
             }
-            Err(ConnectError::Refused { .. }) => reason = "Connection refused",
-            Err(ConnectError::Unreachable { .. }) => reason = "No route to host",
-            Err(ConnectError::TimedOut { .. }) => reason = "Connection timed out",
+            Err(Error { kind: ErrorKind::Refused, .. }) => reason = "Connection refused",
+            Err(Error { kind: ErrorKind::Unreachable, .. }) => reason = "No route to host",
+            Err(Error { kind: ErrorKind::TimedOut, .. }) => reason = "Connection timed out",
         }
     }
     let Some(stream) = stream else {

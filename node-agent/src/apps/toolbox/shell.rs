@@ -29,8 +29,8 @@ pub(super) async fn run(name: &str, args: &[String], pod: &dyn Pod, out: &Output
     };
     let commands = match parse(script) {
         Ok(c) => c,
-        Err(what) => {
-            out.err(format!("{name}: netlab: unsupported shell syntax: {what}\n"));
+        Err(e) => {
+            out.err(format!("{name}: netlab: {e}\n"));
             return 2;
         }
     };
@@ -100,8 +100,13 @@ impl Word {
     }
 }
 
-/// Splits a script into commands; `Err` names the unsupported syntax.
-fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
+/// Shell syntax this `sh` does not implement (pipes, redirections, subshells, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported shell syntax: {0}")]
+struct Unsupported(String);
+
+/// Splits a script into commands.
+fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, Unsupported> {
     let mut commands = Vec::new();
     let mut words: Vec<Word> = Vec::new();
     let mut word: Option<Word> = None;
@@ -148,7 +153,7 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
                 end_command(&mut words, &mut word, &mut commands, joint);
                 joint = Joint::Or;
             }
-            '|' | '&' | '>' | '<' | '`' | '(' | ')' => return Err(c.to_string()),
+            '|' | '&' | '>' | '<' | '`' | '(' | ')' => return Err(Unsupported(c.to_string())),
             '\'' => {
                 let w = word.get_or_insert_with(Word::default);
                 w.quoted = true;
@@ -156,7 +161,7 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => w.push(c),
-                        None => return Err("unterminated quoted string".into()),
+                        None => return Err(Unsupported("unterminated quoted string".into())),
                     }
                 }
             }
@@ -173,12 +178,12 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
                                 w.push('\\');
                                 w.push(c);
                             }
-                            None => return Err("unterminated quoted string".into()),
+                            None => return Err(Unsupported("unterminated quoted string".into())),
                         },
                         Some('$') => parameter(&mut chars, w)?,
-                        Some('`') => return Err("`".into()),
+                        Some('`') => return Err(Unsupported("`".into())),
                         Some(c) => w.push(c),
-                        None => return Err("unterminated quoted string".into()),
+                        None => return Err(Unsupported("unterminated quoted string".into())),
                     }
                 }
             }
@@ -195,7 +200,7 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, String> {
 }
 
 /// Reads the parameter after a `$` into `w`.
-fn parameter(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) -> Result<(), String> {
+fn parameter(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) -> Result<(), Unsupported> {
     match chars.peek().copied() {
         Some('{') => {
             chars.next();
@@ -204,12 +209,12 @@ fn parameter(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word)
                 match chars.next() {
                     Some('}') => break,
                     Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == '?' => name.push(c),
-                    _ => return Err("${".into()),
+                    _ => return Err(Unsupported("${".into())),
                 }
             }
             w.parts.push(Part::Var(name));
         }
-        Some('(') => return Err("$(".into()),
+        Some('(') => return Err(Unsupported("$(".into())),
         Some(c @ ('?' | '$' | '#' | '0'..='9')) => {
             chars.next();
             w.parts.push(Part::Var(c.to_string()));

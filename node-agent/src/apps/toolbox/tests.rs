@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::{
     apps::{Identity, echo, kv},
+    podnet::{Connected, Error, ErrorKind},
+    resolver::{HErrno, ResolveFailure},
     sockets::{Protocol, SocketTable},
 };
 
@@ -132,15 +134,15 @@ async fn serve_script(mut s: tokio::io::DuplexStream, steps: Vec<Step>, log: Arc
 }
 
 #[async_trait::async_trait]
-impl Pod for FakePod {
-    async fn connect(&self, dst: SocketAddr, timeout: Duration) -> Result<Connected, ConnectError> {
+impl PodNetwork for FakePod {
+    async fn connect(&self, dst: SocketAddr, timeout: Duration) -> Result<Connected, Error> {
         self.timeouts.lock().unwrap().push(timeout);
         let local: SocketAddr = LOCAL.parse().unwrap();
         match self.peers.get(&dst).cloned() {
-            None => Err(ConnectError::Refused { hops: vec![] }),
-            Some(Peer::Refused(hops)) => Err(ConnectError::Refused { hops }),
-            Some(Peer::TimedOut(hops)) => Err(ConnectError::TimedOut { hops }),
-            Some(Peer::Unreachable(hops)) => Err(ConnectError::Unreachable { hops }),
+            None => Err(ErrorKind::Refused.into()),
+            Some(Peer::Refused(hops)) => Err(Error::new(ErrorKind::Refused, hops)),
+            Some(Peer::TimedOut(hops)) => Err(Error::new(ErrorKind::TimedOut, hops)),
+            Some(Peer::Unreachable(hops)) => Err(Error::new(ErrorKind::Unreachable, hops)),
             Some(Peer::Hang) => std::future::pending().await,
             Some(Peer::Script(hops, steps)) => {
                 let (client, server) = tokio::io::duplex(64 * 1024);
@@ -149,9 +151,26 @@ impl Pod for FakePod {
             }
             Some(Peer::Table(to)) => match self.table.connect(local, to) {
                 Ok(stream) => Ok(Connected { stream: Box::new(stream), local, hops: vec![] }),
-                Err(_) => Err(ConnectError::Refused { hops: vec![] }),
+                Err(_) => Err(ErrorKind::Refused.into()),
             },
         }
+    }
+
+    /// The pod has no DNS server: every datagram meets ICMP port-unreachable.
+    async fn exchange(
+        &self,
+        _dst: SocketAddr,
+        _datagram: Vec<u8>,
+        _timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        Err(ErrorKind::Refused.into())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pod for FakePod {
+    fn network(&self) -> &dyn PodNetwork {
+        self
     }
 
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
@@ -181,13 +200,11 @@ impl Pod for FakePod {
     fn ip_route(&self) -> String {
         "default via 10.244.1.1 dev eth0\n".into()
     }
+}
 
-    async fn run_other(&self, argv: &[String], out: &Output) -> Option<i32> {
-        (argv[0] == "dig").then(|| {
-            out.out(format!("dig {}\n", argv[1..].join(" ")));
-            9
-        })
-    }
+/// A resolver failure (`EAI_AGAIN`) for `name`.
+fn failed(name: &str) -> ResolveError {
+    ResolveError::Failed(ResolveFailure { name: name.into(), error: HErrno::TryAgain, attempts: vec![] })
 }
 
 /// Runs `cmd` and returns (exit code, stdout, stderr).
@@ -463,7 +480,7 @@ async fn curl_operation_timeouts() {
 
 #[tokio::test]
 async fn curl_resolve_failure_and_unsupported_scheme() {
-    let pod = FakePod::new().name_err("flaky", ResolveError::Failed("SERVFAIL".into()));
+    let pod = FakePod::new().name_err("flaky", failed("flaky"));
     let cases: &[(&[&str], i32, &str)] = &[
         (&["curl", "-sS", "http://nope/"], 6, "curl: (6) Could not resolve host: nope\n"),
         (&["curl", "-sS", "flaky:8080"], 6, "curl: (6) Could not resolve host: flaky\n"),
@@ -758,7 +775,7 @@ async fn nc_probe_success_names_services() {
 async fn nc_failures() {
     let pod = FakePod::new()
         .name("orders", &["10.96.0.20"])
-        .name_err("flaky", ResolveError::Failed("timeout".into()))
+        .name_err("flaky", failed("flaky"))
         .peer("10.96.0.20:80", Peer::Refused(vec![]))
         .peer("10.96.0.21:80", Peer::TimedOut(vec![]))
         .peer("10.96.0.22:80", Peer::Unreachable(vec![]))
@@ -1021,17 +1038,20 @@ async fn shell() {
 async fn unknown_executables() {
     let pod = FakePod::new();
     let (out, _rx) = Output::new();
-    for (cmd, name) in [("wget", "wget"), ("/opt/bin/curl", "/opt/bin/curl"), ("nslookup", "nslookup")] {
+    for (cmd, name) in [("wget", "wget"), ("/opt/bin/curl", "/opt/bin/curl"), ("ping", "ping")] {
         let argv = vec![cmd.to_string(), "x".to_string()];
         assert_eq!(run(&argv, &pod, &out).await, Err(ExecError::NotFound(name.to_string())));
     }
-    // Commands implemented outside the toolbox are found by run, sh -c and env alike.
+    // The DNS commands are found by run, sh -c and env alike (this pod's DNS server refuses).
+    let refused = ";; communications error to 10.96.0.10#53: connection refused\n".repeat(3)
+        + ";; no servers could be reached\n";
     for cmd in [
         &["dig", "+short", "orders"][..],
         &["sh", "-c", "dig +short orders"],
         &["env", "dig", "+short", "orders"],
+        &["/usr/bin/dig", "+short", "orders"],
     ] {
-        assert_eq!(exec(&pod, cmd).await, (9, "dig +short orders\n".to_string(), String::new()), "{cmd:?}");
+        assert_eq!(exec(&pod, cmd).await, (9, refused.clone(), String::new()), "{cmd:?}");
     }
     assert_eq!(
         ExecError::NotFound("wget".into()).to_string(),

@@ -1,15 +1,18 @@
-//! DNS messages on the wire: the query every tool here sends (RD, EDNS(0) with a 1232-byte UDP
+//! DNS messages: the query every stub here sends (the resolver and the toolbox's DNS commands) (RD, EDNS(0) with a 1232-byte UDP
 //! payload, optionally a client COOKIE and the traceparent option) and the checks a stub makes
-//! on a reply before believing it (id, QR, question).
+//! on a reply before believing it (id, QR, question), sent over the pod's network: one UDP
+//! datagram, or RFC 1035's length-prefixed message on a TCP connection.
 
 use std::{net::SocketAddr, time::Duration};
 
 use hickory_proto::{
-    op::{Edns, Message, MessageType, OpCode, Query},
+    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RecordType, rdata::opt::EdnsOption},
 };
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::{EDNS_UDP_PAYLOAD, TRACEPARENT_OPTION, Transport, TransportError};
+use super::{EDNS_UDP_PAYLOAD, TRACEPARENT_OPTION};
+use crate::podnet::{ErrorKind, PodNetwork};
 
 /// EDNS option code of DNS COOKIE (RFC 7873).
 pub(crate) const COOKIE_OPTION: u16 = 10;
@@ -45,8 +48,8 @@ pub(crate) struct Reply {
 /// Why a query got no usable reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendError {
-    /// The transport's error.
-    Transport(TransportError),
+    /// The socket's error.
+    Socket(ErrorKind),
     /// A reply came but does not answer this query (id, QR or question differ, or it does not
     /// decode).
     Mismatch,
@@ -80,9 +83,14 @@ pub(crate) async fn send(
     server: SocketAddr,
     tcp: bool,
     timeout: Duration,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
 ) -> Result<Reply, SendError> {
-    let raw = transport.exchange(server, build(q), tcp, timeout).await.map_err(SendError::Transport)?;
+    let raw = if tcp {
+        exchange_tcp(net, server, build(q), timeout).await
+    } else {
+        net.exchange(server, build(q), timeout).await.map_err(|e| e.kind)
+    }
+    .map_err(SendError::Socket)?;
     let message = Message::from_vec(&raw).map_err(|_| SendError::Mismatch)?;
     let question_matches = message
         .queries
@@ -95,6 +103,51 @@ pub(crate) async fn send(
         return Err(SendError::Mismatch);
     }
     Ok(Reply { message, size: raw.len() })
+}
+
+/// One message over a new TCP connection (RFC 1035 §4.2.2: a two-byte length, then the
+/// message), each of connect and exchange within `timeout`; a connection that breaks or stays
+/// silent counts as timed out.
+async fn exchange_tcp(
+    net: &dyn PodNetwork,
+    server: SocketAddr,
+    message: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ErrorKind> {
+    let mut c = net.connect(server, timeout).await.map_err(|e| e.kind)?;
+    let io = async {
+        let len = u16::try_from(message.len()).map_err(|_| std::io::Error::other("message too long"))?;
+        c.stream.write_all(&len.to_be_bytes()).await?;
+        c.stream.write_all(&message).await?;
+        let mut len = [0u8; 2];
+        c.stream.read_exact(&mut len).await?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        c.stream.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    match tokio::time::timeout(timeout, io).await {
+        Ok(Ok(buf)) => Ok(buf),
+        _ => Err(ErrorKind::TimedOut),
+    }
+}
+
+/// An rcode's name as dig and nslookup print it.
+pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match u16::from(rcode) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        _ => "RESERVED",
+    }
 }
 
 /// The EDNS options of a message as (code, bytes), in wire order.

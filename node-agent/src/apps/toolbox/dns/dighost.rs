@@ -12,7 +12,11 @@ use hickory_proto::{
 };
 use tokio::time::Instant;
 
-use super::{Ids, ResolvConf, Transport, TransportError, random_u64, wire};
+use super::Ctx;
+use crate::{
+    podnet::{ErrorKind, PodNetwork},
+    resolver::{DNS_PORT, Ids, ResolvConf, message, random_u64},
+};
 
 /// One server as the user named it and as it is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +81,11 @@ pub(crate) struct Answer {
 // === impl Settings ===
 
 impl Settings {
-    /// The defaults of `tool` under the pod's resolv.conf: its nameservers, search list and
-    /// ndots; `options timeout:`/`attempts:` override dig's and nslookup's own 5 s × 3 tries
-    /// (host always tries twice).
-    pub fn new(tool: Tool, conf: &ResolvConf, ids: Ids) -> Self {
+    /// The defaults of `tool` in a pod with resolv.conf `resolv_conf`: its nameservers, search
+    /// list and ndots; `options timeout:`/`attempts:` override dig's and nslookup's own 5 s × 3
+    /// tries (host always tries twice). Queries carry the network's traceparent.
+    pub fn new(tool: Tool, cx: &Ctx<'_>) -> Self {
+        let conf = &ResolvConf::parse(cx.resolv_conf);
         let tries = match tool {
             Tool::Host => 2,
             Tool::Dig | Tool::Nslookup if conf.attempts_set => conf.attempts.max(1),
@@ -110,24 +115,25 @@ impl Settings {
             cookie: (tool == Tool::Dig).then(|| random_u64().to_be_bytes()),
             server_comments: tool == Tool::Nslookup,
             tc_comment: tool == Tool::Dig,
-            traceparent: None,
-            ids,
+            traceparent: cx.net.traceparent(),
+            ids: cx.env.ids.clone(),
         }
     }
 
-    /// Replaces the servers with one named on the command line (dig's `@server`, the SERVER
-    /// argument of host and nslookup); `None` when it is not an address.
-    pub fn set_server(&mut self, arg: &str, port: u16) -> Option<()> {
-        let ip: std::net::IpAddr = arg.parse().ok()?;
-        self.servers = vec![Server { userarg: arg.to_string(), addr: SocketAddr::new(ip, port) }];
-        Some(())
-    }
-
-    /// Sets the port of every server.
-    pub fn set_port(&mut self, port: u16) {
-        for s in &mut self.servers {
-            s.addr.set_port(port);
+    /// Applies the command line's server and port: `server` (dig's `@server`, the SERVER
+    /// argument of host and nslookup) replaces the resolv.conf servers, `port` (`-p`, `-port=`)
+    /// applies to every server.
+    pub fn use_server(&mut self, server: Option<&str>, port: Option<u16>) -> Result<(), UnknownServer> {
+        if let Some(arg) = server {
+            let ip: std::net::IpAddr = arg.parse().map_err(|_| UnknownServer(arg.to_string()))?;
+            self.servers = vec![Server { userarg: arg.to_string(), addr: SocketAddr::new(ip, DNS_PORT) }];
         }
+        if let Some(port) = port {
+            for s in &mut self.servers {
+                s.addr.set_port(port);
+            }
+        }
+        Ok(())
     }
 
     /// The names to try for `name`, in order: fewer than ndots dots (and searching) → each
@@ -146,6 +152,11 @@ impl Settings {
     }
 }
 
+/// A server on the command line that is not an address (the tools resolve no server names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("couldn't get address for '{0}': not found")]
+pub(crate) struct UnknownServer(pub String);
+
 /// No server could be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unreached {
@@ -162,7 +173,7 @@ pub(crate) async fn query(
     qname: &Name,
     rtype: RecordType,
     textname: &str,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
 ) -> Result<Answer, Unreached> {
     let last = s.servers.len().saturating_sub(1);
@@ -172,7 +183,7 @@ pub(crate) async fn query(
         for _ in 0..tries {
             let mut tcp = s.tcp;
             let answer = loop {
-                let q = wire::QuerySpec {
+                let q = message::QuerySpec {
                     name: qname,
                     rtype,
                     id: s.ids.next(),
@@ -182,7 +193,7 @@ pub(crate) async fn query(
                     traceparent: if s.edns { s.traceparent.as_deref() } else { None },
                 };
                 let started = Instant::now();
-                match wire::send(&q, server.addr, tcp, s.timeout, transport).await {
+                match message::send(&q, server.addr, tcp, s.timeout, net).await {
                     Ok(reply) if reply.message.metadata.truncation && !tcp => {
                         if s.tc_comment {
                             out.push_str(";; Truncated, retrying in TCP mode.\n");
@@ -201,7 +212,7 @@ pub(crate) async fn query(
                             cookie: q.cookie,
                         });
                     }
-                    Err(wire::SendError::Transport(TransportError::Refused)) if tcp => {
+                    Err(message::SendError::Socket(ErrorKind::Refused)) if tcp => {
                         out.push_str(&format!(
                             ";; Connection to {}#{}({}) for {textname} failed: connection refused.\n;; no servers could be reached\n",
                             server.addr.ip(),
@@ -211,20 +222,16 @@ pub(crate) async fn query(
                         unreached.tcp_refused = true;
                         break None;
                     }
-                    Err(wire::SendError::Transport(e)) => {
+                    Err(message::SendError::Socket(kind)) => {
                         unreached.tcp_refused = false;
-                        let what = match e {
-                            TransportError::Refused => "connection refused",
-                            TransportError::TimedOut => "timed out",
-                        };
                         out.push_str(&format!(
-                            ";; communications error to {}#{}: {what}\n",
+                            ";; communications error to {}#{}: {kind}\n",
                             server.addr.ip(),
                             server.addr.port()
                         ));
                         break None;
                     }
-                    Err(wire::SendError::Mismatch) => {
+                    Err(message::SendError::Mismatch) => {
                         unreached.tcp_refused = false;
                         tokio::time::sleep_until(started + s.timeout).await;
                         out.push_str(&format!(
@@ -276,21 +283,26 @@ pub(crate) struct Searched {
     pub last_name: String,
 }
 
+/// A name on the command line that is not a legal DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a legal name")]
+pub(crate) struct IllegalName(pub String);
+
 /// Looks `name` up through the search list (see [`Settings::origins`]): on to the next name only
-/// after NXDOMAIN. `Err` carries a name that is not a legal DNS name.
+/// after NXDOMAIN.
 pub(crate) async fn search(
     s: &Settings,
     name: &str,
     rtype: RecordType,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
-) -> Result<Searched, String> {
+) -> Result<Searched, IllegalName> {
     let origins = s.origins(name);
     let mut searched = Searched::default();
     for (i, text) in origins.iter().enumerate() {
-        let qname = Name::from_ascii(text).map_err(|_| name.to_string())?;
+        let qname = Name::from_ascii(text).map_err(|_| IllegalName(name.to_string()))?;
         searched.last_name = text.trim_end_matches('.').to_string();
-        let answer = match query(s, &qname, rtype, name, transport, out).await {
+        let answer = match query(s, &qname, rtype, name, net, out).await {
             Ok(a) => a,
             Err(u) => {
                 searched.unreached = Some(u);

@@ -10,9 +10,13 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport, bare,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
-    follow, text,
+    text,
+};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{bare, follow, message},
 };
 
 /// The version `host -V` reports.
@@ -44,20 +48,8 @@ const USAGE: &str = "Usage: host [-aCdilrTvVw] [-c class] [-N ndots] [-t type] [
 ";
 
 /// `host [-t type] [-W time] [-R number] [-p port] [-N ndots] [-sTUrw46] NAME [SERVER]`.
-pub async fn host(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`host`] with a given id source.
-pub(crate) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-    env: &Env,
-) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Host, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Host, cx);
     let usage =
         |prefix: String| CommandOutput { stdout: String::new(), stderr: format!("{prefix}{USAGE}"), code: 1 };
     let mut list_type: Option<RecordType> = None;
@@ -126,25 +118,16 @@ pub(crate) async fn run(
         return usage(String::new());
     };
     let mut out = String::new();
+    if let Err(e) = s.use_server(positional.get(1).map(String::as_str), port) {
+        return CommandOutput { stdout: String::new(), stderr: format!("host: {e}\n"), code: 1 };
+    }
     if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
-            return CommandOutput {
-                stdout: String::new(),
-                stderr: format!("host: couldn't get address for '{server}': not found\n"),
-                code: 1,
-            };
-        }
-        if let Some(p) = port {
-            s.set_port(p);
-        }
         let _ = write!(
             out,
             "Using domain server:\nName: {server}\nAddress: {}#{}\nAliases: \n\n",
             s.servers[0].addr.ip(),
             s.servers[0].addr.port()
         );
-    } else if let Some(p) = port {
-        s.set_port(p);
     }
 
     let (textname, first_type) = match name.parse::<std::net::IpAddr>() {
@@ -155,14 +138,10 @@ pub(crate) async fn run(
         }
         Err(_) => (name.clone(), list_type.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &textname, first_type, transport, &mut out).await {
+    let searched = match dighost::search(&s, &textname, first_type, cx.net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("host: '{bad}' is not a legal name\n"),
-                code: 1,
-            };
+            return CommandOutput { stdout: out, stderr: format!("host: {bad}\n"), code: 1 };
         }
     };
     let mut failed = false;
@@ -175,7 +154,7 @@ pub(crate) async fn run(
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
                 for t in [RecordType::AAAA, RecordType::MX] {
-                    failed |= !follow_up(&s, &chased, t, transport, &mut out).await;
+                    failed |= !follow_up(&s, &chased, t, cx.net, &mut out).await;
                 }
             }
         }
@@ -194,11 +173,11 @@ async fn follow_up(
     s: &Settings,
     qname: &Name,
     rtype: RecordType,
-    transport: &dyn Transport,
+    net: &dyn PodNetwork,
     out: &mut String,
 ) -> bool {
     let textname = bare(qname);
-    match dighost::query(s, qname, rtype, &textname, transport, out).await {
+    match dighost::query(s, qname, rtype, &textname, net, out).await {
         Ok(a) => print_reply(out, &a, &textname, false),
         Err(u) => {
             if !u.tcp_refused {
@@ -215,7 +194,7 @@ fn print_reply(out: &mut String, a: &Answer, textname: &str, explicit_type: bool
     if rcode != ResponseCode::NoError {
         // NXDOMAIN names the name as typed; other errors the name that was sent.
         let shown = if rcode == ResponseCode::NXDomain { textname.to_string() } else { bare(&a.qname) };
-        let _ = writeln!(out, "Host {shown} not found: {}({})", u16::from(rcode), text::rcode_name(rcode));
+        let _ = writeln!(out, "Host {shown} not found: {}({})", u16::from(rcode), message::rcode_name(rcode));
         return false;
     }
     if a.message.answers.is_empty() {

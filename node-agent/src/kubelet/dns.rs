@@ -154,10 +154,8 @@ pub fn pod_dns(pod: &Pod, cluster: &ClusterDns, host: &DnsConfig) -> Formed {
         PodDnsType::Host => {}
     }
     if let Some(extra) = spec.and_then(|s| s.dns_config.as_ref()) {
-        config.servers.extend(extra.nameservers.clone().unwrap_or_default());
-        config.servers = omit_duplicates(std::mem::take(&mut config.servers));
-        config.searches.extend(extra.searches.clone().unwrap_or_default());
-        config.searches = omit_duplicates(std::mem::take(&mut config.searches));
+        merge(&mut config.servers, extra.nameservers.as_deref());
+        merge(&mut config.searches, extra.searches.as_deref());
         for o in extra.options.iter().flatten() {
             let Some(name) = o.name.as_deref() else {
                 continue;
@@ -230,6 +228,12 @@ fn fit_search(mut search: Vec<String>) -> (Vec<String>, bool) {
         cut = true;
     }
     (search, cut)
+}
+
+/// Appends the pod's `dnsConfig` entries to `list`, keeping the first of duplicates.
+fn merge(list: &mut Vec<String>, extra: Option<&[String]>) {
+    list.extend(extra.into_iter().flatten().cloned());
+    *list = omit_duplicates(std::mem::take(list));
 }
 
 fn omit_duplicates(items: Vec<String>) -> Vec<String> {

@@ -8,22 +8,16 @@ use std::{fmt::Write as _, net::IpAddr};
 
 use hickory_proto::rr::{RData, RecordType};
 
-use super::{CommandOutput, Env, Lookup, Resolver, Transport, text};
+use super::{CommandOutput, Ctx, text};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{Lookup, Resolver, bare},
+};
 
 const TRY_HELP: &str = "Try `getent --help' or `getent --usage' for more information.\n";
 
 /// `getent hosts KEY...`.
-pub async fn getent(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`getent`] with a given id source.
-pub(crate) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-    env: &Env,
-) -> CommandOutput {
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
     if let Some(bad) = args.iter().find(|a| a.starts_with('-') && a.len() > 1) {
         let shown = bad.trim_start_matches('-');
         let message = if bad.starts_with("--") {
@@ -47,22 +41,22 @@ pub(crate) async fn run(
             code: 1,
         };
     }
-    let resolver = Resolver::from_resolv_conf(resolv_conf).with_ids(env.ids.clone());
+    let resolver = Resolver::from_resolv_conf(cx.resolv_conf).with_ids(cx.env.ids.clone());
     let mut out = String::new();
     let mut code = 0;
     for key in &args[1..] {
         match key.parse::<IpAddr>() {
-            Ok(ip) => match by_addr(&resolver, ip, transport).await {
+            Ok(ip) => match by_addr(&resolver, ip, cx.net).await {
                 Some(name) => {
                     let _ = writeln!(out, "{:<15} {name}", ip.to_string());
                 }
                 None => code = 2,
             },
             Err(_) => {
-                let found = match resolver.lookup(key, &[RecordType::AAAA], transport).await {
+                let found = match resolver.lookup(key, &[RecordType::AAAA], cx.net).await {
                     Ok(l) if !l.addrs.is_empty() => Some(l),
                     _ => resolver
-                        .lookup(key, &[RecordType::A], transport)
+                        .lookup(key, &[RecordType::A], cx.net)
                         .await
                         .ok()
                         .filter(|l| !l.addrs.is_empty()),
@@ -78,11 +72,11 @@ pub(crate) async fn run(
 }
 
 /// `gethostbyaddr`: the PTR of the reverse name, without its trailing dot.
-async fn by_addr(resolver: &Resolver, ip: IpAddr, transport: &dyn Transport) -> Option<String> {
+async fn by_addr(resolver: &Resolver, ip: IpAddr, net: &dyn PodNetwork) -> Option<String> {
     let reverse = text::reverse_name(ip);
-    let l = resolver.lookup(&reverse, &[RecordType::PTR], transport).await.ok()?;
+    let l = resolver.lookup(&reverse, &[RecordType::PTR], net).await.ok()?;
     l.records.iter().find_map(|r| match &r.data {
-        RData::PTR(p) => Some(super::bare(&p.0)),
+        RData::PTR(p) => Some(bare(&p.0)),
         _ => None,
     })
 }

@@ -11,26 +11,18 @@ use hickory_proto::{
 };
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport, bare,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
-    follow, text,
+    text,
+};
+use crate::{
+    podnet::PodNetwork,
+    resolver::{bare, follow, message},
 };
 
 /// `nslookup [-option ...] NAME [SERVER]`.
-pub async fn nslookup(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`nslookup`] with a given id source.
-pub(crate) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-    env: &Env,
-) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Nslookup, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Nslookup, cx);
     let mut out = String::new();
     let mut rtype: Option<RecordType> = None;
     let mut port: Option<u16> = None;
@@ -49,19 +41,12 @@ pub(crate) async fn run(
         out.push('\n');
         return CommandOutput { stdout: out, stderr: String::new(), code: 1 };
     };
-    if let Some(server) = positional.get(1) {
-        if s.set_server(server, port.unwrap_or(super::DNS_PORT)).is_none() {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("nslookup: couldn't get address for '{server}': not found\n"),
-                code: 1,
-            };
-        }
-        // A server the user chose is taken as it is: no RA check (nslookup.c `check_ra`).
-        s.check_ra = false;
+    if let Err(e) = s.use_server(positional.get(1).map(String::as_str), port) {
+        return CommandOutput { stdout: out, stderr: format!("nslookup: {e}\n"), code: 1 };
     }
-    if let Some(p) = port {
-        s.set_port(p);
+    // A server the user chose is taken as it is: no RA check (nslookup.c `check_ra`).
+    if positional.len() > 1 {
+        s.check_ra = false;
     }
 
     let mut failed = false;
@@ -75,14 +60,10 @@ pub(crate) async fn run(
         }
         (None, t) => (name.clone(), t.unwrap_or(RecordType::A)),
     };
-    let searched = match dighost::search(&s, &qtext, qtype, transport, &mut out).await {
+    let searched = match dighost::search(&s, &qtext, qtype, cx.net, &mut out).await {
         Ok(searched) => searched,
         Err(bad) => {
-            return CommandOutput {
-                stdout: out,
-                stderr: format!("nslookup: '{bad}' is not a legal name\n"),
-                code: 1,
-            };
+            return CommandOutput { stdout: out, stderr: format!("nslookup: {bad}\n"), code: 1 };
         }
     };
     let show_header = !default_lookups || qtype == RecordType::A;
@@ -93,8 +74,12 @@ pub(crate) async fn run(
             }
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ =
-                    writeln!(out, "** server can't find {}: {}", searched.last_name, text::rcode_name(rcode));
+                let _ = writeln!(
+                    out,
+                    "** server can't find {}: {}",
+                    searched.last_name,
+                    message::rcode_name(rcode)
+                );
                 failed = true;
             } else if default_lookups && qtype == RecordType::A {
                 if !a.message.metadata.authoritative {
@@ -105,7 +90,7 @@ pub(crate) async fn run(
                 // The AAAA lookup: for the end of the CNAME chain, no search.
                 let (chain, _) = follow(&a.qname, RecordType::A, &a.message.answers);
                 let chased = chain.last().cloned().unwrap_or_else(|| a.qname.clone());
-                failed |= aaaa(&s, &chased, a_noanswer, transport, &mut out).await;
+                failed |= aaaa(&s, &chased, a_noanswer, cx.net, &mut out).await;
             } else {
                 if !a.message.metadata.authoritative && show_header {
                     out.push_str("Non-authoritative answer:\n");
@@ -134,19 +119,13 @@ pub(crate) async fn run(
 }
 
 /// The AAAA half of a default lookup; true when it failed.
-async fn aaaa(
-    s: &Settings,
-    chased: &Name,
-    a_noanswer: bool,
-    transport: &dyn Transport,
-    out: &mut String,
-) -> bool {
+async fn aaaa(s: &Settings, chased: &Name, a_noanswer: bool, net: &dyn PodNetwork, out: &mut String) -> bool {
     let textname = bare(chased);
-    match dighost::query(s, chased, RecordType::AAAA, &textname, transport, out).await {
+    match dighost::query(s, chased, RecordType::AAAA, &textname, net, out).await {
         Ok(a) => {
             let rcode = a.message.metadata.response_code;
             if rcode != ResponseCode::NoError {
-                let _ = writeln!(out, "** server can't find {textname}: {}", text::rcode_name(rcode));
+                let _ = writeln!(out, "** server can't find {textname}: {}", message::rcode_name(rcode));
                 return true;
             }
             if !a.message.answers.is_empty() {

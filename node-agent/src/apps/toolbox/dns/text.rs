@@ -1,13 +1,10 @@
 //! BIND's presentation format (`lib/dns/masterdump.c`, `rdata.c`), which dig prints records in
 //! and nslookup/host print rdata in: the tab-stop layout of the columns, the rdata text of each
-//! type, and the names of rcodes and types.
+//! type, and the names of types (rcode names are the resolver's: `message::rcode_name`).
 
 use std::fmt::Write as _;
 
-use hickory_proto::{
-    op::ResponseCode,
-    rr::{Name, RData, Record, RecordType},
-};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// dig's default columns: TTL at 24, class at 32, type at 40, rdata at 48 (tab width 8).
 #[derive(Debug, Clone, Copy)]
@@ -136,25 +133,6 @@ fn quoted(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
-}
-
-/// An rcode's name as dig and nslookup print it.
-pub(crate) fn rcode_name(rcode: ResponseCode) -> &'static str {
-    match u16::from(rcode) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        _ => "RESERVED",
-    }
 }
 
 /// The reverse-lookup name of an address (`20.0.96.10.in-addr.arpa.`, nibbles under `ip6.arpa.`).

@@ -9,10 +9,11 @@ use std::fmt::Write as _;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::{
-    CommandOutput, Env, ResolvConf, Transport,
+    CommandOutput, Ctx,
     dighost::{self, Answer, Settings, Tool},
-    text, wire,
+    text,
 };
+use crate::resolver::{self, message};
 
 /// The version dig reports (netshoot's bind-tools).
 pub(crate) const DIG_VERSION: &str = "9.18.39";
@@ -38,6 +39,21 @@ struct Show {
     showsearch: bool,
 }
 
+// === impl Show ===
+
+impl Show {
+    /// `+[no]all`: every section, the command line, comments and statistics.
+    fn all(&mut self, on: bool) {
+        self.cmd = on;
+        self.comments = on;
+        self.question = on;
+        self.answer = on;
+        self.authority = on;
+        self.additional = on;
+        self.stats = on;
+    }
+}
+
 /// One lookup on the command line.
 #[derive(Debug, Clone, Default)]
 struct LookupArg {
@@ -46,20 +62,8 @@ struct LookupArg {
 }
 
 /// `dig [@server] [-p port] [-t type] [-x addr] name [type] [+opts]`.
-pub async fn dig(args: &[String], resolv_conf: &str, transport: &dyn Transport) -> CommandOutput {
-    run(args, resolv_conf, transport, &Env::default()).await
-}
-
-/// [`dig`] with a given id source and clock.
-pub(crate) async fn run(
-    args: &[String],
-    resolv_conf: &str,
-    transport: &dyn Transport,
-    env: &Env,
-) -> CommandOutput {
-    let conf = ResolvConf::parse(resolv_conf);
-    let mut s = Settings::new(Tool::Dig, &conf, env.ids.clone());
-    s.traceparent = transport.traceparent();
+pub(super) async fn run(args: &[String], cx: &Ctx<'_>) -> CommandOutput {
+    let mut s = Settings::new(Tool::Dig, cx);
     let mut d = Show {
         cmd: true,
         comments: true,
@@ -150,17 +154,8 @@ pub(crate) async fn run(
     if current.name.is_some() || lookups.is_empty() {
         lookups.push(current);
     }
-    if let Some(srv) = &server
-        && s.set_server(srv, port.unwrap_or(super::DNS_PORT)).is_none()
-    {
-        return CommandOutput {
-            stdout: String::new(),
-            stderr: format!("dig: couldn't get address for '{srv}': not found\n"),
-            code: 10,
-        };
-    }
-    if let Some(p) = port {
-        s.set_port(p);
+    if let Err(e) = s.use_server(server.as_deref(), port) {
+        return CommandOutput { stdout: String::new(), stderr: format!("dig: {e}\n"), code: 10 };
     }
 
     let mut cmdline = format!("\n; <<>> DiG {DIG_VERSION} <<>> {}\n", args.join(" "));
@@ -168,7 +163,7 @@ pub(crate) async fn run(
         cmdline.push_str("; (1 server found)\n");
     }
     cmdline.push_str(";; global options: +cmd\n");
-    let when = env.when();
+    let when = cx.env.when();
     let mut out = String::new();
     let mut code = 0;
     for (n, lookup) in lookups.iter().enumerate() {
@@ -177,14 +172,10 @@ pub(crate) async fn run(
             Some(name) => (name.clone(), lookup.rtype.unwrap_or(RecordType::A)),
             None => (".".to_string(), lookup.rtype.unwrap_or(RecordType::NS)),
         };
-        let searched = match dighost::search(&s, &name, rtype, transport, &mut out).await {
+        let searched = match dighost::search(&s, &name, rtype, cx.net, &mut out).await {
             Ok(searched) => searched,
             Err(bad) => {
-                return CommandOutput {
-                    stdout: out,
-                    stderr: format!("dig: '{bad}' is not a legal name\n"),
-                    code: 10,
-                };
+                return CommandOutput { stdout: out, stderr: format!("dig: {bad}\n"), code: 10 };
             }
         };
         let count = searched.replies.len();
@@ -228,15 +219,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
     let on = !negated;
     let number = value.and_then(|v| v.parse::<u32>().ok());
     match (key, value) {
-        ("all", None) => {
-            d.cmd = on;
-            d.comments = on;
-            d.question = on;
-            d.answer = on;
-            d.authority = on;
-            d.additional = on;
-            d.stats = on;
-        }
+        ("all", None) => d.all(on),
         ("answer", None) => d.answer = on,
         ("authority", None) => d.authority = on,
         ("additional", None) => d.additional = on,
@@ -247,12 +230,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
         ("short", None) => {
             d.short = on;
             if on {
-                d.cmd = false;
-                d.comments = false;
-                d.question = false;
-                d.authority = false;
-                d.additional = false;
-                d.stats = false;
+                d.all(false);
                 d.answer = true;
             }
         }
@@ -270,7 +248,7 @@ fn plus_option(opt: &str, s: &mut Settings, d: &mut Show) -> bool {
             if !on {
                 s.cookie = None;
             } else if s.cookie.is_none() {
-                s.cookie = Some(super::random_u64().to_be_bytes());
+                s.cookie = Some(resolver::random_u64().to_be_bytes());
             }
         }
         ("fail", None) => s.servfail_stops = !on,
@@ -319,7 +297,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
         let _ = writeln!(
             out,
             ";; ->>HEADER<<- opcode: QUERY, status: {}, id: {}",
-            text::rcode_name(m.response_code),
+            message::rcode_name(m.response_code),
             m.id
         );
         let mut flags = String::new();
@@ -356,7 +334,7 @@ fn print_reply(out: &mut String, a: &Answer, d: &Show, cmdline: Option<&String>,
                 if edns.flags().dnssec_ok { " do" } else { "" },
                 edns.max_payload()
             );
-            for (code, value) in wire::edns_options(edns) {
+            for (code, value) in message::edns_options(edns) {
                 out.push_str(&option_line(code, &value, a.cookie));
             }
         }
@@ -413,7 +391,7 @@ fn is_dot_local(qname: &Name) -> bool {
 /// One EDNS option line of the OPT pseudosection.
 fn option_line(code: u16, value: &[u8], sent_cookie: Option<[u8; 8]>) -> String {
     let hex = |sep: &str| value.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(sep);
-    if code == wire::COOKIE_OPTION {
+    if code == message::COOKIE_OPTION {
         let status = match sent_cookie {
             Some(c) if value == c.as_slice() => " (echoed)",
             Some(c) if value.len() > 8 && value[..8] == c => " (good)",
