@@ -78,8 +78,7 @@ pub fn trace_id() -> &'static str {
     &traceparent()[3..35]
 }
 
-/// The annotation that carries a write's trace context to the components that act on it later.
-pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
+pub use netlab_proto::trace::TRACEPARENT_ANNOTATION;
 
 type Traced = tonic::service::interceptor::InterceptedService<
     Channel,

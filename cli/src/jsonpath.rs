@@ -58,7 +58,8 @@ struct Syntax(String);
 
 /// Runs a template against `data`.
 pub fn execute(template: &str, data: &Value) -> Result<String, ParseError> {
-    let nodes = parse_template(template).map_err(|reason| ParseError { template: template.to_string(), reason })?;
+    let nodes =
+        parse_template(template).map_err(|reason| ParseError { template: template.to_string(), reason })?;
     let mut out = String::new();
     run(&nodes, data, data, &mut out);
     Ok(out)

@@ -530,7 +530,9 @@ fn parse_upstream(s: &str, line: usize) -> Result<Upstream, ParseError> {
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(Upstream::Addr(SocketAddr::new(ip, DEFAULT_PORT)));
     }
-    s.parse::<SocketAddr>().map(Upstream::Addr).map_err(|_| err(line, format!("not an IP address or file: \"{s}\"")))
+    s.parse::<SocketAddr>()
+        .map(Upstream::Addr)
+        .map_err(|_| err(line, format!("not an IP address or file: \"{s}\"")))
 }
 
 fn parse_cache(args: &[Tok], block: &[Vec<Tok>], zones: &[String]) -> Result<CacheOpts, ParseError> {

@@ -15,7 +15,7 @@
 //! `nslookup`, `host`, `getent`) are toolbox commands (`apps::toolbox::dns`).
 //!
 //! Every message carries an EDNS(0) OPT record; when a W3C traceparent is known it rides in an
-//! experimental EDNS option ([`TRACEPARENT_OPTION`]) so that the DNS server can join the trace.
+//! experimental EDNS option ([`EDNS_TRACEPARENT`]) so that the DNS server can join the trace.
 
 #[cfg(test)]
 use std::sync::{
@@ -44,10 +44,7 @@ pub(crate) mod message;
 
 /// The DNS port: `nameserver` lines carry no port.
 pub const DNS_PORT: u16 = 53;
-/// EDNS option code carrying the caller's W3C `traceparent` (ASCII bytes of the header value).
-/// 65001 is in the "Local/Experimental Use" range 65001-65534 of RFC 6891 §9, so no real server
-/// gives it a meaning; netlab's DNS server reads it to parent its span.
-pub const TRACEPARENT_OPTION: u16 = 65001;
+pub use netlab_telemetry::propagation::EDNS_TRACEPARENT;
 /// The EDNS(0) UDP payload size advertised in queries: the DNS Flag Day 2020 value, which BIND
 /// 9.18's dig also sends.
 pub const EDNS_UDP_PAYLOAD: u16 = 1232;
@@ -424,7 +421,7 @@ impl Resolver {
         Self { conf, traceparent: None, ids: Ids::Random }
     }
 
-    /// Puts `traceparent` into every query (EDNS option [`TRACEPARENT_OPTION`]); `None` falls
+    /// Puts `traceparent` into every query (EDNS option [`EDNS_TRACEPARENT`]); `None` falls
     /// back to [`PodNetwork::traceparent`].
     pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
         self.traceparent = traceparent;

@@ -16,6 +16,7 @@
 //! - [`apiserver`]: `netlab.apiserver.v1`, the apiserver's CRUD + Watch API.
 //! - [`node`]: `netlab.node.v1`, the node's kernel: rules kube-proxy programs, the wire between
 //!   nodes, exec.
+//! - [`trace`]: where a trace context travels outside gRPC metadata (annotation, EDNS option).
 //! - [`FILE_DESCRIPTOR_SET`]: every netlab proto, for gRPC reflection.
 
 /// `netlab.apiserver.*`
@@ -40,6 +41,22 @@ pub mod node {
         /// 2,800 Services, and kube-proxy would retry forever. 256 MiB leaves room for 100,000.
         pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
     }
+}
+
+/// How a trace context travels where there is no gRPC metadata: the wire contract between the
+/// CLI, which starts traces, and every component that continues them (netlab-telemetry reads and
+/// writes these).
+pub mod trace {
+    /// The annotation that carries a write's W3C `traceparent` on a Kubernetes object: the CLI
+    /// sets it at apply, and controllers copy it onto the objects they create, so work done long
+    /// after the write, in other processes, joins the write's trace.
+    pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
+
+    /// The EDNS(0) option code that carries a W3C `traceparent` (its ASCII bytes) in DNS
+    /// messages, so a pod's lookup and the dns server's answer share a trace. 65001 is in the
+    /// "Local/Experimental Use" range 65001-65534 of RFC 6891 §9, so no real server gives it a
+    /// meaning.
+    pub const EDNS_TRACEPARENT: u16 = 65001;
 }
 
 /// The encoded descriptors of every netlab proto, for tonic-reflection.

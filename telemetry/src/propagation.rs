@@ -39,9 +39,7 @@ pub fn grpc_server_span(req: &http::Request<()>) -> tracing::Span {
     span
 }
 
-/// The EDNS(0) option code (RFC 6891 local/experimental range 65001–65534) that carries a W3C
-/// `traceparent` in DNS messages, so a pod's lookup and the dns server's answer share a trace.
-pub const EDNS_TRACEPARENT: u16 = 65001;
+pub use netlab_proto::trace::{EDNS_TRACEPARENT, TRACEPARENT_ANNOTATION};
 
 /// The current span's context as a W3C `traceparent` value, for carriers that are not headers
 /// (a DNS option, an object annotation). None when there is no sampled trace.
@@ -59,11 +57,6 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
     let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
     let _ = span.set_parent(cx);
 }
-
-/// The annotation that carries a write's trace context (`traceparent`) on a Kubernetes object:
-/// the CLI sets it at apply, and controllers copy it onto the objects they create, so work done
-/// long after the write, in other processes, joins the write's trace.
-pub const TRACEPARENT_ANNOTATION: &str = "netlab.io/traceparent";
 
 /// The `traceparent` recorded on an object's annotations, if any.
 pub fn traceparent_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<&str> {

@@ -11,7 +11,7 @@ use hickory_proto::{
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::{EDNS_UDP_PAYLOAD, TRACEPARENT_OPTION};
+use super::{EDNS_TRACEPARENT, EDNS_UDP_PAYLOAD};
 use crate::podnet::{ErrorKind, PodNetwork};
 
 /// EDNS option code of DNS COOKIE (RFC 7873).
@@ -32,7 +32,7 @@ pub(crate) struct QuerySpec<'a> {
     pub edns: bool,
     /// An 8-byte client cookie (dig sends one).
     pub cookie: Option<[u8; 8]>,
-    /// The W3C traceparent, as option [`TRACEPARENT_OPTION`].
+    /// The W3C traceparent, as option [`EDNS_TRACEPARENT`].
     pub traceparent: Option<&'a str>,
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn build(q: &QuerySpec<'_>) -> Vec<u8> {
             edns.options_mut().insert(EdnsOption::Unknown(COOKIE_OPTION, cookie.to_vec()));
         }
         if let Some(tp) = q.traceparent {
-            edns.options_mut().insert(EdnsOption::Unknown(TRACEPARENT_OPTION, tp.as_bytes().to_vec()));
+            edns.options_mut().insert(EdnsOption::Unknown(EDNS_TRACEPARENT, tp.as_bytes().to_vec()));
         }
         m.set_edns(edns);
     }

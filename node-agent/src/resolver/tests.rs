@@ -335,9 +335,9 @@ async fn every_query_has_rd_random_id_and_edns_with_the_traceparent() {
     assert_eq!(seen.len(), 2);
     for s in &seen {
         assert!(s.rd);
-        assert_eq!(s.edns, Some((1232, vec![(TRACEPARENT_OPTION, TRACEPARENT.as_bytes().to_vec())])));
+        assert_eq!(s.edns, Some((1232, vec![(EDNS_TRACEPARENT, TRACEPARENT.as_bytes().to_vec())])));
     }
-    assert_eq!(TRACEPARENT_OPTION, 65001);
+    assert_eq!(EDNS_TRACEPARENT, 65001);
     assert_ne!(seen[0].id, seen[1].id);
 
     // Without an explicit one, the transport's.
