@@ -567,6 +567,19 @@ impl Tables {
         Ok(true)
     }
 
+    /// `iptables -C TABLE CHAIN RULE`: whether [`Tables::ensure`] would find `line` (`TABLE CHAIN
+    /// RULESPEC`) in place already. A line that does not parse is not there.
+    pub fn has_rule(&self, line: &str) -> bool {
+        let mut parts = line.trim().splitn(3, ' ');
+        let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Some(table), Ok(rule)) = (TableName::parse(table), parse_rule(spec.trim())) else {
+            return false;
+        };
+        self.chain(table, chain).is_some_and(|c| c.rules.iter().any(|r| r.spec == rule.spec))
+    }
+
     /// `iptables-restore [--noflush]`: parses all of `text` first and changes nothing unless every
     /// line is good and every jump lands on a chain that exists afterwards.
     ///
