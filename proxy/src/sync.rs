@@ -244,7 +244,9 @@ impl Runner {
             let Some(due) = self.timing.wait(&handle.shared.notify, requested, &shutdown).await else {
                 return;
             };
-            self.sync(due != Due::Requested).await;
+            // A periodic run and a retry are full syncs, and so is any sync while one is owed.
+            let full = due != Due::Requested || self.need_full;
+            self.sync(full).await;
         }
     }
 
