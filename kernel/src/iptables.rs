@@ -279,7 +279,7 @@ pub struct Rule {
 
 /// A chain: its rules and, for a built-in chain, its policy.
 ///
-/// `repr(C)`: what the walk reads (`walk`, `index`) comes first, so that with [`Slot`]'s
+/// `repr(C)`: what the walk reads (`walk`, `index`) comes first, so that with `Slot`'s
 /// alignment a jump to the chain reads one cache line before the rules.
 #[derive(Debug, Clone, Default)]
 #[repr(C)]

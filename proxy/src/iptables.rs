@@ -17,7 +17,9 @@
 //! changed port's chains before and after (chain names are hashes of the port's name, so no two
 //! ports share one), not by comparing every chain name in the kernel. At 10,000 Services that
 //! turns a sync from formatting 10,000 ports and hashing 50,000 chain names into copying some
-//! 1.5 MB of text.
+//! 1.5 MB of text. The chain names themselves are hashed once per change of a port, into the
+//! [`ServicePortInfo`] this mode keeps in its snapshot in place of the generic port (the model
+//! and ipvs mode never hash them).
 //!
 //! `KUBE-FORWARD` gets upstream's three rules, after every Service's filter lines as upstream
 //! writes them, on every sync (its `:KUBE-FORWARD` line flushes the chain each time): drop
