@@ -188,6 +188,8 @@ macro_rules! with_snapshot {
 pub struct Runner {
     handle: Handle,
     dataplane: Arc<dyn Dataplane>,
+    /// The `--proxy-mode` name.
+    mode: &'static str,
     /// The mode's proxier, and the view the handlers' changes are folded into, in the mode's
     /// ports. Its mark is the last successful sync: [`Snapshot::changes`] are the ports the
     /// kernel does not hold as they are now.
@@ -216,6 +218,7 @@ struct Stats {
 impl Runner {
     /// A runner writing `mode`'s rules for `handle`'s view to `dataplane`.
     pub fn new(handle: Handle, dataplane: Arc<dyn Dataplane>, mode: Mode, settings: Settings) -> Self {
+        let name = mode.name();
         let rules = match mode {
             Mode::Iptables(ipt) => Rules::Iptables(ipt, Snapshot::default()),
             Mode::Ipvs(ipvs) => Rules::Ipvs(ipvs, Snapshot::default()),
@@ -223,6 +226,7 @@ impl Runner {
         Self {
             handle,
             dataplane,
+            mode: name,
             rules,
             timing: BoundedFrequencyRunner::new(settings),
             need_full: true,
@@ -250,14 +254,6 @@ impl Runner {
         }
     }
 
-    /// The `--proxy-mode` name.
-    fn mode_name(&self) -> &'static str {
-        match self.rules {
-            Rules::Iptables(..) => "iptables",
-            Rules::Ipvs(..) => "ipvs",
-        }
-    }
-
     /// One sync: fold in the changes, write what changed (everything if `full`).
     async fn sync(&mut self, mut full: bool) {
         let node_ips = {
@@ -273,7 +269,7 @@ impl Runner {
         }
         let span = tracing::info_span!(
             "proxy sync",
-            netlab.proxy.mode = self.mode_name(),
+            netlab.proxy.mode = self.mode,
             netlab.proxy.full = Empty,
             netlab.proxy.services_changed = changed.len(),
             netlab.proxy.endpoints = with_snapshot!(&self.rules, snapshot => snapshot.total_endpoints()),
