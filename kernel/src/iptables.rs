@@ -71,12 +71,12 @@ pub enum TableName {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestoreError {
     /// A line could not be parsed.
-    #[error("iptables-restore: line {line} failed: {message}")]
+    #[error("iptables-restore: line {line} failed: {error}")]
     Line {
         /// 1-based line number in the input.
         line: usize,
-        /// What was wrong.
-        message: String,
+        /// What was wrong, in iptables' words.
+        error: LineError,
     },
     /// A rule jumps to a chain that does not exist after the restore.
     #[error("iptables-restore: line {line} failed: Couldn't load target `{chain}':No such file or directory")]
@@ -89,6 +89,112 @@ pub enum RestoreError {
     /// The input ended inside a table.
     #[error("iptables-restore: COMMIT expected at line {0}")]
     NoCommit(usize),
+}
+
+/// What was wrong with one line of a restore (or one ensured rule), as iptables says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// `-A CHAIN` with nothing after it.
+    #[error("rule without a target")]
+    NoTarget,
+    /// A rule spec without `-j`.
+    #[error("rule without a target (-j)")]
+    NoJump,
+    /// `*table` inside another table.
+    #[error("table started before COMMIT")]
+    TableBeforeCommit,
+    /// `*table` of a table netlab's kernel does not have.
+    #[error("can't initialize iptables table `{0}': Table does not exist")]
+    NoSuchTable(String),
+    /// A command before any `*table`.
+    #[error("no table given before `{0}`")]
+    NoTable(String),
+    /// `:` alone.
+    #[error("chain name missing")]
+    NoChainName,
+    /// A policy other than `ACCEPT`, `DROP` or `-`.
+    #[error("bad policy `{0}`")]
+    BadPolicy(String),
+    /// A built-in chain declared without a policy, or a user chain with one.
+    #[error("chain `{0}`: built-in chains take a policy, user chains `-`")]
+    PolicyMismatch(String),
+    /// A chain name of 29 characters or more.
+    #[error("chain name `{0}' too long (must be under 29 chars)")]
+    ChainNameTooLong(String),
+    /// `-X` of a built-in chain.
+    #[error("can't delete built-in chain `{0}'")]
+    DeleteBuiltin(String),
+    /// A line that is no restore command.
+    #[error("unknown command `{0}`")]
+    UnknownCommand(String),
+    /// A `-X` of a chain still jumped to, or an ensured rule's chain that is not there.
+    #[error("Chain '{0}' does not exist")]
+    NoSuchChain(String),
+    /// An ensured rule that is not `TABLE CHAIN RULESPEC`.
+    #[error("expected `TABLE CHAIN RULESPEC`, got `{0}`")]
+    BadEnsure(String),
+    /// A `"` that is never closed.
+    #[error("unterminated quote")]
+    UnterminatedQuote,
+    /// An option given without its argument.
+    #[error("option \"{0}\" requires an argument")]
+    MissingArgument(String),
+    /// `-m` of a match module netlab's kernel does not have.
+    #[error("Couldn't load match `{0}':No such file or directory")]
+    UnknownMatch(String),
+    /// `-p` of an unknown protocol.
+    #[error("unknown protocol \"{0}\" specified")]
+    UnknownProtocol(String),
+    /// `-s`/`-d` that is no address or network.
+    #[error("host/network `{0}' not found")]
+    BadNetwork(String),
+    /// `--dport` that is no port.
+    #[error("invalid port/service `{0}' specified")]
+    BadPort(String),
+    /// `--mode` other than `random`.
+    #[error("Bad mode \"{0}\"")]
+    BadMode(String),
+    /// `--probability` that is no number.
+    #[error("bad --probability \"{0}\"")]
+    BadProbability(String),
+    /// `--probability` outside [0, 1].
+    #[error("--probability must be between 0 and 1, got \"{0}\"")]
+    ProbabilityOutOfRange(String),
+    /// `--seconds` that is no number.
+    #[error("bad --seconds \"{0}\"")]
+    BadSeconds(String),
+    /// `--src-type`/`--dst-type` other than `LOCAL`.
+    #[error("unsupported --{option} \"{value}\"")]
+    UnsupportedAddrType {
+        /// `src-type` or `dst-type`.
+        option: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// `--mark` that is no mark.
+    #[error("Bad mark value `{0}'")]
+    BadMark(String),
+    /// `--ctstate` with a word that is no state (the list from that word on).
+    #[error("Bad ctstate \"{0}\"")]
+    BadCtState(String),
+    /// `-j DNAT` without `--to-destination`.
+    #[error("DNAT: --to-destination is required")]
+    NoDnatDestination,
+    /// `--to-destination` that is no address.
+    #[error("Bad IP address \"{0}\"")]
+    BadAddress(String),
+    /// A `-j MARK` option netlab's kernel does not know.
+    #[error("MARK: unknown option \"{0}\"")]
+    UnknownMarkOption(String),
+    /// `-j` of a target that is neither built in nor a chain.
+    #[error("Couldn't load target `{0}'")]
+    UnknownTarget(String),
+    /// An option netlab's kernel does not know.
+    #[error("unknown option \"{0}\"")]
+    UnknownOption(String),
+    /// `-m recent` without `--name`.
+    #[error("recent: --name is required")]
+    NoRecentName,
 }
 
 /// What a rule matches. Every field that is set must match.
@@ -173,7 +279,7 @@ pub struct Rule {
 
 /// A chain: its rules and, for a built-in chain, its policy.
 ///
-/// `repr(C)`: what the walk reads (`walk`, `index`) comes first, so that with [`Slot`]'s
+/// `repr(C)`: what the walk reads (`walk`, `index`) comes first, so that with `Slot`'s
 /// alignment a jump to the chain reads one cache line before the rules.
 #[derive(Debug, Clone, Default)]
 #[repr(C)]
@@ -351,7 +457,7 @@ impl CtStates {
 
     /// Parses a `--ctstate` list (`RELATED,ESTABLISHED`) with iptables' error text, which quotes
     /// the list from the bad word on (libxt_conntrack `conntrack_ps_states`).
-    pub fn parse(list: &str) -> Result<Self, String> {
+    pub fn parse(list: &str) -> Result<Self, LineError> {
         let mut states = Self::default();
         let mut rest = list;
         loop {
@@ -367,7 +473,7 @@ impl CtStates {
                         && name[..word.len()].eq_ignore_ascii_case(word)
                 })
                 .map(|(_, s)| *s)
-                .ok_or_else(|| format!("Bad ctstate \"{rest}\""))?;
+                .ok_or_else(|| LineError::BadCtState(rest.to_string()))?;
             states.0 |= state.0;
             match next {
                 Some(next) => rest = next,
@@ -536,12 +642,12 @@ impl Tables {
     /// `iptables -C TABLE CHAIN RULE || iptables -I CHAIN RULE`: inserts `spec` at the top of
     /// `chain` unless an identical rule is already there. `line` is `TABLE CHAIN RULESPEC`.
     pub fn ensure(&mut self, line: &str) -> Result<bool, RestoreError> {
-        let err = |message: String| RestoreError::Line { line: 1, message };
+        let err = |error: LineError| RestoreError::Line { line: 1, error };
         let mut parts = line.trim().splitn(3, ' ');
         let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(err(format!("expected `TABLE CHAIN RULESPEC`, got `{line}`")));
+            return Err(err(LineError::BadEnsure(line.to_string())));
         };
-        let table = TableName::parse(table).ok_or_else(|| err(format!("no table `{table}`")))?;
+        let table = TableName::parse(table).ok_or_else(|| err(LineError::NoSuchTable(table.to_string())))?;
         let rule = parse_rule(spec.trim()).map_err(err)?;
         let t = self.table_mut(table);
         if let Target::Jump(to) = &rule.target
@@ -557,7 +663,7 @@ impl Tables {
             .ids
             .get(chain)
             .and_then(|&id| t.slots[id as usize].chain.as_mut())
-            .ok_or_else(|| err(format!("chain `{chain}` does not exist")))?;
+            .ok_or_else(|| err(LineError::NoSuchChain(chain.to_string())))?;
         if c.rules.iter().any(|r| r.spec == rule.spec) {
             return Ok(false);
         }
@@ -565,6 +671,19 @@ impl Tables {
         c.walk.insert_first(walk);
         c.reindex();
         Ok(true)
+    }
+
+    /// `iptables -C TABLE CHAIN RULE`: whether [`Tables::ensure`] would find `line` (`TABLE CHAIN
+    /// RULESPEC`) in place already. A line that does not parse is not there.
+    pub fn has_rule(&self, line: &str) -> bool {
+        let mut parts = line.trim().splitn(3, ' ');
+        let (Some(table), Some(chain), Some(spec)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Some(table), Ok(rule)) = (TableName::parse(table), parse_rule(spec.trim())) else {
+            return false;
+        };
+        self.chain(table, chain).is_some_and(|c| c.rules.iter().any(|r| r.spec == rule.spec))
     }
 
     /// `iptables-restore [--noflush]`: parses all of `text` first and changes nothing unless every
@@ -848,7 +967,7 @@ impl Table {
                 (Some(k), Some(old)) => (Arc::clone(&old.rules[k]), old.walk[k]),
                 _ => {
                     let rule =
-                        parse_rule(a.spec).map_err(|message| RestoreError::Line { line: a.line, message })?;
+                        parse_rule(a.spec).map_err(|error| RestoreError::Line { line: a.line, error })?;
                     let walk = WalkRule::compile(&rule, &self.ids);
                     (Arc::new(rule), walk)
                 }
@@ -874,7 +993,7 @@ impl Table {
                         RestoreError::NoSuchChain { line, chain: name.to_string() }
                     }
                     _ if !chain_exists => {
-                        RestoreError::Line { line, message: format!("Chain '{}' does not exist", c.name) }
+                        RestoreError::Line { line, error: LineError::NoSuchChain(c.name.to_string()) }
                     }
                     _ => continue,
                 };

@@ -33,12 +33,66 @@ pub const SCHEDULERS: &[&str] =
 
 /// Why an ipvsadm-restore line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ipvsadm-restore: line {line}: {message}")]
+#[error("ipvsadm-restore: line {line}: {error}")]
 pub struct RestoreError {
     /// 1-based line.
     pub line: usize,
-    /// What was wrong.
-    pub message: String,
+    /// What was wrong, in ipvsadm's words.
+    pub error: CommandError,
+}
+
+/// What was wrong with one ipvsadm command: libipvs' `ipvs_strerror` for what the table refuses,
+/// ipvsadm's own messages for what does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// `-A` of a virtual service that exists.
+    #[error("Service already exists")]
+    ServiceExists,
+    /// `-E`/`-D` of a virtual service that does not exist.
+    #[error("No such service")]
+    NoSuchService,
+    /// A real server command for a virtual service that does not exist.
+    #[error("Service not defined")]
+    ServiceNotDefined,
+    /// `-a` of a real server that exists.
+    #[error("Destination already exists")]
+    DestinationExists,
+    /// `-e`/`-d` of a real server that does not exist.
+    #[error("No such destination")]
+    NoSuchDestination,
+    /// A command without `-t`/`-u`.
+    #[error("no virtual service given")]
+    NoService,
+    /// A real server command without `-r`.
+    #[error("no real server given (-r)")]
+    NoRealServer,
+    /// An option given without its argument.
+    #[error("option {0} requires an argument")]
+    MissingArgument(String),
+    /// Two commands on one line.
+    #[error("multiple commands specified")]
+    MultipleCommands,
+    /// No command on the line.
+    #[error("expected a command (-A, -E, -D, -a, -e, -d or -C)")]
+    NoCommand,
+    /// `-t`/`-u` that is no address:port.
+    #[error("illegal virtual server address[:port] specified: {0}")]
+    BadServiceAddress(String),
+    /// `-r` that is no address:port.
+    #[error("illegal real server address[:port] specified: {0}")]
+    BadRealAddress(String),
+    /// `-s` of a scheduler the kernel does not have.
+    #[error("Scheduler not found: ip_vs_{0}.ko")]
+    NoSuchScheduler(String),
+    /// `-p` that is no timeout.
+    #[error("illegal timeout for persistent service: {0}")]
+    BadPersistence(String),
+    /// `-w` that is no weight.
+    #[error("illegal weight specified: {0}")]
+    BadWeight(String),
+    /// An option ipvsadm does not know.
+    #[error("unknown option {0}")]
+    UnknownOption(String),
 }
 
 /// A real server.
@@ -106,9 +160,9 @@ impl Ipvs {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            if let Err(message) = parse(line).and_then(|cmd| self.run(cmd, &mut journal)) {
+            if let Err(error) = parse(line).and_then(|cmd| self.run(cmd, &mut journal)) {
                 self.roll_back(journal);
-                return Err(RestoreError { line: i + 1, message });
+                return Err(RestoreError { line: i + 1, error });
             }
         }
         // Persistence entries carried over to real servers that are gone are dropped.
@@ -122,7 +176,7 @@ impl Ipvs {
     }
 
     /// One command.
-    fn run(&mut self, cmd: Command, journal: &mut Journal) -> Result<(), String> {
+    fn run(&mut self, cmd: Command, journal: &mut Journal) -> Result<(), CommandError> {
         if cmd.op == Op::Clear {
             let old = std::mem::take(&mut self.services);
             if journal.cleared.is_none() {
@@ -130,12 +184,12 @@ impl Ipvs {
             }
             return Ok(());
         }
-        let key = cmd.service.ok_or("no virtual service given")?;
+        let key = cmd.service.ok_or(CommandError::NoService)?;
         journal.note(key, &self.services);
         match cmd.op {
             Op::AddService => {
                 if self.services.contains_key(&key) {
-                    return Err("Service already exists".into());
+                    return Err(CommandError::ServiceExists);
                 }
                 let before = journal.cleared.as_ref().and_then(|c| c.get(&key));
                 if before.is_some() {
@@ -151,19 +205,19 @@ impl Ipvs {
                 self.services.insert(key, vs);
             }
             Op::EditService => {
-                let vs = self.services.get_mut(&key).ok_or("No such service")?;
+                let vs = self.services.get_mut(&key).ok_or(CommandError::NoSuchService)?;
                 vs.scheduler = cmd.scheduler;
                 vs.persistent = cmd.persistent;
             }
             Op::DeleteService => {
-                self.services.remove(&key).ok_or("No such service")?;
+                self.services.remove(&key).ok_or(CommandError::NoSuchService)?;
             }
             Op::AddReal | Op::EditReal | Op::DeleteReal => {
-                let addr = cmd.real.ok_or("no real server given (-r)")?;
-                let vs = self.services.get_mut(&key).ok_or("Service not defined")?;
+                let addr = cmd.real.ok_or(CommandError::NoRealServer)?;
+                let vs = self.services.get_mut(&key).ok_or(CommandError::ServiceNotDefined)?;
                 let at = vs.reals.iter().position(|r| r.addr == addr);
                 match (cmd.op, at) {
-                    (Op::AddReal, Some(_)) => return Err("Destination already exists".into()),
+                    (Op::AddReal, Some(_)) => return Err(CommandError::DestinationExists),
                     (Op::AddReal, None) => {
                         let active = journal
                             .cleared
@@ -173,7 +227,7 @@ impl Ipvs {
                             .map_or(0, |r| r.active);
                         vs.reals.push(Real { addr, weight: cmd.weight, active });
                     }
-                    (_, None) => return Err("No such destination".into()),
+                    (_, None) => return Err(CommandError::NoSuchDestination),
                     (Op::EditReal, Some(i)) => vs.reals[i].weight = cmd.weight,
                     (_, Some(i)) => {
                         vs.reals.remove(i);
@@ -360,7 +414,7 @@ impl Journal {
 }
 
 /// Parses one `ipvsadm` command line (short or long options).
-fn parse(line: &str) -> Result<Command, String> {
+fn parse(line: &str) -> Result<Command, CommandError> {
     let w: Vec<&str> = line.split_whitespace().collect();
     let mut op = None;
     let mut cmd = Command {
@@ -373,9 +427,9 @@ fn parse(line: &str) -> Result<Command, String> {
     };
     let mut j = 0;
     while j < w.len() {
-        let arg = || w.get(j + 1).copied().ok_or_else(|| format!("option {} requires an argument", w[j]));
+        let arg = || w.get(j + 1).copied().ok_or_else(|| CommandError::MissingArgument(w[j].to_string()));
         let mut set = |o: Op| match op.replace(o) {
-            Some(_) => Err("multiple commands specified".to_string()),
+            Some(_) => Err(CommandError::MultipleCommands),
             None => Ok(()),
         };
         match w[j] {
@@ -393,43 +447,39 @@ fn parse(line: &str) -> Result<Command, String> {
                     _ => Protocol::Sctp,
                 };
                 let a = arg()?;
-                let addr =
-                    a.parse().map_err(|_| format!("illegal virtual server address[:port] specified: {a}"))?;
+                let addr = a.parse().map_err(|_| CommandError::BadServiceAddress(a.to_string()))?;
                 cmd.service = Some((proto, addr));
                 j += 1;
             }
             "-r" | "--real-server" => {
                 let a = arg()?;
-                cmd.real = Some(
-                    a.parse().map_err(|_| format!("illegal real server address[:port] specified: {a}"))?,
-                );
+                cmd.real = Some(a.parse().map_err(|_| CommandError::BadRealAddress(a.to_string()))?);
                 j += 1;
             }
             "-s" | "--scheduler" => {
                 let s = arg()?;
                 if !SCHEDULERS.contains(&s) {
-                    return Err(format!("Scheduler not found: ip_vs_{s}.ko"));
+                    return Err(CommandError::NoSuchScheduler(s.to_string()));
                 }
                 cmd.scheduler = s.to_string();
                 j += 1;
             }
             "-p" | "--persistent" => {
                 let p = arg()?;
-                cmd.persistent =
-                    Some(p.parse().map_err(|_| format!("illegal timeout for persistent service: {p}"))?);
+                cmd.persistent = Some(p.parse().map_err(|_| CommandError::BadPersistence(p.to_string()))?);
                 j += 1;
             }
             "-w" | "--weight" => {
                 let v = arg()?;
-                cmd.weight = v.parse().map_err(|_| format!("illegal weight specified: {v}"))?;
+                cmd.weight = v.parse().map_err(|_| CommandError::BadWeight(v.to_string()))?;
                 j += 1;
             }
             "-m" | "-g" | "-i" | "--masquerading" | "--gatewaying" | "--ipip" => {}
-            o => return Err(format!("unknown option {o}")),
+            o => return Err(CommandError::UnknownOption(o.to_string())),
         }
         j += 1;
     }
-    cmd.op = op.ok_or("expected a command (-A, -E, -D, -a, -e, -d or -C)")?;
+    cmd.op = op.ok_or(CommandError::NoCommand)?;
     Ok(cmd)
 }
 
@@ -598,7 +648,7 @@ mod tests {
             ("-e -t 10.96.0.20:80 -r 10.9.9.9:80 -w 2\n", "No such destination"),
         ] {
             let e = t.restore(text).unwrap_err();
-            assert_eq!(e.message, message, "{text}");
+            assert_eq!(e.error.to_string(), message, "{text}");
         }
         // Several kinds of change, then a bad line: none of it stays.
         let e = t
@@ -607,12 +657,12 @@ mod tests {
                  -C\n-A -t 10.96.0.32:80 -s rr\n-D -t 10.96.0.99:80\n",
             )
             .unwrap_err();
-        assert_eq!((e.line, e.message.as_str()), (6, "No such service"));
+        assert_eq!((e.line, e.error.clone()), (6, CommandError::NoSuchService));
         assert_eq!(t.list(), before);
         let e = t
             .restore("-A -t 10.96.0.31:80 -s rr\n-a -t 10.96.0.31:80 -r 10.0.0.1:80 -m -w 1\n-X\n")
             .unwrap_err();
-        assert_eq!((e.line, e.message.as_str()), (3, "unknown option -X"));
+        assert_eq!((e.line, e.error.to_string().as_str()), (3, "unknown option -X"));
         assert_eq!(t.list(), before);
     }
 

@@ -10,6 +10,8 @@
 //! - [`ipvs`]: IPVS virtual servers and schedulers (kube-proxy's ipvs mode).
 //! - [`conntrack`]: tracked flows, their NAT and timeouts.
 //! - [`routes`]: where a destination is: this node, another node, or outside.
+//! - [`netns`]: all of the above for one node, and the tools that write and print it: the one
+//!   place a restore is applied (the node-agent's kernel API, kube-proxy's fake, the benches).
 //! - [`netpol`]: NetworkPolicy verdicts (the CNI's job in a real cluster).
 //! - [`fxhash`]: the hasher of the maps every new connection reads.
 
@@ -17,6 +19,7 @@ pub mod conntrack;
 pub mod fxhash;
 pub mod iptables;
 pub mod ipvs;
+pub mod netns;
 pub mod netpol;
 pub mod routes;
 

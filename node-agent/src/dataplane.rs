@@ -60,19 +60,9 @@ pub struct Dataplane {
     start: Instant,
 }
 
-/// Everything rules and flows change.
-pub struct KernelState {
-    /// The filter and nat tables.
-    pub tables: Tables,
-    /// The IPVS table.
-    pub ipvs: Ipvs,
-    /// Tracked flows.
-    pub conntrack: Conntrack,
-    /// The routing table.
-    pub routes: Routes,
-    recent: HashMap<(String, IpAddr), u64>,
-    rng: u64,
-}
+/// Everything rules and flows change: the node's network namespace, whose restores and saves
+/// netlab-kernel applies (the kernel API only converts them from gRPC).
+pub type KernelState = netlab_kernel::netns::Netns;
 
 /// Who opens a connection.
 #[derive(Debug, Clone)]

@@ -1,10 +1,11 @@
 //! The node's kernel API (`netlab.node.v1.Kernel` and `netlab.node.v1.Conntrack`) on the
 //! kubelet's port: kube-proxy's iptables-restore/ipvsadm-restore and `conntrack -D`, the wire
-//! from other nodes, `netlab exec` and the inspection commands. Errors become gRPC statuses here
-//! and nowhere else.
+//! from other nodes, `netlab exec` and the inspection commands. Restores, saves and deletes are
+//! netlab-kernel's ([`netns::Netns`]); this module only converts them from and to gRPC, and its
+//! errors become gRPC statuses here and nowhere else.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{AddrParseError, IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
 };
@@ -13,6 +14,7 @@ use futures::Stream;
 use netlab_kernel::{
     Protocol,
     conntrack::{Conntrack, Filter},
+    netns::{self, Restore, RestoreError},
 };
 use netlab_proto::node::v1::{
     self as pb, Format, Table,
@@ -88,37 +90,26 @@ impl Kernel for KernelService {
         let format = Format::try_from(req.format).unwrap_or(Format::Unspecified);
         let span = info_span!("restore", netlab.kernel.format = ?format, netlab.kernel.bytes = req.text.len(), k8s.node.name = %self.dp.node_name());
         let _g = span.enter();
-        let rules = self.dp.with_state(|st| -> Result<u64, String> {
-            match format {
-                Format::Iptables => {
-                    for line in &req.ensure {
-                        st.tables.ensure(line).map_err(|e| e.to_string())?;
-                    }
-                    st.tables.restore(&req.text, req.noflush).map_err(|e| e.to_string())?;
-                    Ok(st.tables.rule_count() as u64)
-                }
-                Format::Ipvs => {
-                    st.ipvs.restore(&req.text).map_err(|e| e.to_string())?;
-                    Ok(st.ipvs.len() as u64)
-                }
-                Format::Unspecified => Err("format must be IPTABLES or IPVS".into()),
-            }
-        });
-        rules.map(|rules| Response::new(pb::RestoreResponse { rules })).map_err(Status::invalid_argument)
+        let format = match format {
+            Format::Iptables => netns::Format::Iptables,
+            Format::Ipvs => netns::Format::Ipvs,
+            Format::Unspecified => return Err(RequestError::NoFormat.into()),
+        };
+        let restore = Restore { format, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
+        let rules = self.dp.with_state(|st| st.restore(restore)).map_err(RequestError::Restore)?;
+        Ok(Response::new(pb::RestoreResponse { rules }))
     }
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
-        let table = Table::try_from(req.into_inner().table).unwrap_or(Table::Unspecified);
+        let table = match Table::try_from(req.into_inner().table).unwrap_or(Table::Unspecified) {
+            Table::IptablesSave => netns::Table::IptablesSave,
+            Table::Ipvsadm => netns::Table::Ipvsadm,
+            Table::Conntrack => netns::Table::Conntrack,
+            Table::Routes => netns::Table::Routes,
+            Table::Unspecified => return Err(RequestError::NoTable.into()),
+        };
         let now = self.dp.now();
-        let text = self.dp.with_state(|st| match table {
-            Table::IptablesSave => Ok(with_save_headers(&st.tables.save())),
-            Table::Ipvsadm => Ok(st.ipvs.list()),
-            Table::Conntrack => Ok(format!("{}{}\n", st.conntrack.list(now), st.conntrack.summary(now))),
-            Table::Routes => Ok(st.routes.show()),
-            Table::Unspecified => {
-                Err(Status::invalid_argument("table must be IPTABLES_SAVE, IPVSADM, CONNTRACK or ROUTES"))
-            }
-        })?;
+        let text = self.dp.with_state(|st| st.save(table, now));
         Ok(Response::new(pb::SaveResponse { text }))
     }
 
@@ -173,7 +164,7 @@ impl ConntrackApi for ConntrackService {
         &self,
         req: Request<pb::ConntrackDeleteRequest>,
     ) -> Result<Response<pb::ConntrackDeleteResponse>, Status> {
-        let filter = filter(req.into_inner()).map_err(Status::invalid_argument)?;
+        let filter = filter(req.into_inner())?;
         let span = info_span!(
             "conntrack delete",
             netlab.conntrack.filter = %filter,
@@ -182,33 +173,66 @@ impl ConntrackApi for ConntrackService {
         );
         let _g = span.enter();
         let now = self.dp.now();
-        let deleted = self.dp.with_state(|st| st.conntrack.delete(&filter, now));
+        let deleted = self.dp.with_state(|st| st.delete_conntrack(&filter, now));
         span.record("netlab.conntrack.deleted", deleted);
         debug!(%filter, deleted, "{}", Conntrack::deleted_summary(deleted));
         Ok(Response::new(pb::ConntrackDeleteResponse { deleted: deleted as u64 }))
     }
 }
 
+/// Why a request was refused: each becomes `INVALID_ARGUMENT` with the tool's message.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A restore without a format.
+    #[error("format must be IPTABLES or IPVS")]
+    NoFormat,
+    /// A save without a table.
+    #[error("table must be IPTABLES_SAVE, IPVSADM, CONNTRACK or ROUTES")]
+    NoTable,
+    /// The kernel refused the restore (the message names the line, as the tool does).
+    #[error(transparent)]
+    Restore(RestoreError),
+    /// A conntrack delete without a protocol.
+    #[error("protocol must be TCP, UDP or SCTP (-p)")]
+    NoProtocol,
+    /// A conntrack delete with an address that is none.
+    #[error("Bad parameter `{option}': invalid IP address {value:?}")]
+    BadAddress {
+        /// The conntrack option.
+        option: &'static str,
+        /// What was given.
+        value: String,
+        /// Why it is no address.
+        #[source]
+        source: AddrParseError,
+    },
+    /// A conntrack delete with port 0 or above 65535.
+    #[error("Bad parameter `--dport': invalid port {0}")]
+    BadPort(u32),
+}
+
+/// The one place the kernel API's errors become gRPC statuses.
+impl From<RequestError> for Status {
+    fn from(e: RequestError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
 /// The request as a conntrack filter; the error says which option is bad, as conntrack does.
-fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, String> {
+fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, RequestError> {
     let protocol = match pb::Protocol::try_from(req.protocol) {
         Ok(pb::Protocol::Tcp) => Protocol::Tcp,
         Ok(pb::Protocol::Udp) => Protocol::Udp,
         Ok(pb::Protocol::Sctp) => Protocol::Sctp,
-        _ => return Err("protocol must be TCP, UDP or SCTP (-p)".into()),
+        _ => return Err(RequestError::NoProtocol),
     };
-    let ip = |option: &str, v: Option<String>| -> Result<Option<IpAddr>, String> {
-        v.map(|s| s.parse().map_err(|_| format!("Bad parameter `{option}': invalid IP address {s:?}")))
+    let ip = |option: &'static str, v: Option<String>| -> Result<Option<IpAddr>, RequestError> {
+        v.map(|value| value.parse().map_err(|source| RequestError::BadAddress { option, value, source }))
             .transpose()
     };
     let port = req
         .orig_dst_port
-        .map(|p| {
-            u16::try_from(p)
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or(format!("Bad parameter `--dport': invalid port {p}"))
-        })
+        .map(|p| u16::try_from(p).ok().filter(|p| *p != 0).ok_or(RequestError::BadPort(p)))
         .transpose()?;
     Ok(Filter {
         protocol,
@@ -216,23 +240,6 @@ fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, String> {
         orig_dst_port: port,
         dst_nat: ip("--dst-nat", req.dst_nat)?,
     })
-}
-
-/// iptables-save's header and footer lines around each table.
-fn with_save_headers(text: &str) -> String {
-    let when = jiff::Zoned::now().strftime("%a %b %e %H:%M:%S %Y").to_string();
-    let mut out = String::with_capacity(text.len() + 200);
-    for line in text.lines() {
-        if line.starts_with('*') {
-            out.push_str(&format!("# Generated by iptables-save v1.8.9 on {when}\n"));
-        }
-        out.push_str(line);
-        out.push('\n');
-        if line == "COMMIT" {
-            out.push_str(&format!("# Completed on {when}\n"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -327,6 +334,64 @@ mod tests {
         assert_eq!(delete(no_proto).await.unwrap_err().code(), tonic::Code::InvalidArgument);
         assert_eq!(
             delete(req(None, Some(70000), None)).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+
+    /// kube-proxy's restores and saves over real gRPC: the kernel model's answers, its refusals
+    /// as INVALID_ARGUMENT with the line named as iptables-restore names it.
+    #[tokio::test]
+    async fn restores_and_saves_are_the_kernel_models() {
+        let dp = Arc::new(Dataplane::new(
+            "node-1".into(),
+            "127.0.0.1".parse().unwrap(),
+            vec!["10.96.0.0/12".parse().unwrap()],
+            SocketTable::new(),
+            Arc::new(ClusterView::default()),
+        ));
+        let exec = crate::exec::ExecContext {
+            dp: dp.clone(),
+            pods_dir: std::env::temp_dir(),
+            kubernetes_service: "10.96.0.1".parse().unwrap(),
+        };
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let addr = serve(exec, SocketAddr::from(([127, 0, 0, 1], 0)), shutdown).await.unwrap();
+        let mut client =
+            netlab_proto::node::v1::kernel_client::KernelClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+        let restore = |text: &str, format: Format| pb::RestoreRequest {
+            format: format as i32,
+            text: text.into(),
+            noflush: true,
+            ensure: vec![
+                "nat PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES".into(),
+            ],
+        };
+        let good = "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\nCOMMIT\n";
+        let rules = client.restore(restore(good, Format::Iptables)).await.unwrap().into_inner().rules;
+        assert_eq!(rules, 2, "the rule and the ensured jump");
+
+        let bad =
+            client.restore(restore("*nat\n-A KUBE-NOWHERE -j ACCEPT\nCOMMIT\n", Format::Iptables)).await;
+        let bad = bad.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(bad.message().starts_with("iptables-restore: line 2 failed: "), "{}", bad.message());
+        let none = client.restore(restore(good, Format::Unspecified)).await.unwrap_err();
+        assert_eq!(none.code(), tonic::Code::InvalidArgument);
+
+        let save = |table: Table| pb::SaveRequest { table: table as i32 };
+        let text = client.save(save(Table::IptablesSave)).await.unwrap().into_inner().text;
+        assert!(text.starts_with("# Generated by iptables-save"), "{text}");
+        assert!(
+            text.contains("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000"),
+            "the refused restore changed nothing:\n{text}"
+        );
+        let ipvs = client.save(save(Table::Ipvsadm)).await.unwrap().into_inner().text;
+        assert!(ipvs.starts_with("IP Virtual Server"), "{ipvs}");
+        assert_eq!(
+            client.save(save(Table::Unspecified)).await.unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
     }

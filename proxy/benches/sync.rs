@@ -24,10 +24,12 @@ use k8s_openapi::{
 use netlab_client::reflector::Change;
 use netlab_proto::node::v1::{Format, RestoreRequest, Table};
 use netlab_proxy::{
+    dataplane::Dataplane,
     healthz::ProxyHealth,
     iptables::{Iptables, Options},
     ipvs::Ipvs,
-    sync::{Dataplane, Handle, Mode, Runner, Settings},
+    runner::Settings,
+    sync::{Handle, Mode, Runner},
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

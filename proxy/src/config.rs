@@ -83,15 +83,31 @@ pub struct Config {
     pub telemetry: netlab_telemetry::Args,
 }
 
+/// A `--proxy-mode` netlab-proxy does not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyModeError {
+    /// Upstream's nftables mode.
+    #[error(
+        "nftables mode is not supported by netlab-proxy (the node's kernel takes iptables and ipvs rules); use iptables or ipvs"
+    )]
+    Nftables,
+    /// Upstream's Windows mode.
+    #[error("kernelspace mode is for Windows nodes; use iptables or ipvs")]
+    Kernelspace,
+    /// No mode of kube-proxy's.
+    #[error("unknown proxy mode {0:?}: use iptables or ipvs")]
+    Unknown(String),
+}
+
 /// `--proxy-mode`: iptables or ipvs; the modes netlab's kernel has no model for are refused by
 /// name.
-pub fn parse_proxy_mode(s: &str) -> Result<ProxyMode, String> {
+pub fn parse_proxy_mode(s: &str) -> Result<ProxyMode, ProxyModeError> {
     match s {
         "iptables" => Ok(ProxyMode::Iptables),
         "ipvs" => Ok(ProxyMode::Ipvs),
-        "nftables" => Err("nftables mode is not supported by netlab-proxy (the node's kernel takes iptables and ipvs rules); use iptables or ipvs".into()),
-        "kernelspace" => Err("kernelspace mode is for Windows nodes; use iptables or ipvs".into()),
-        other => Err(format!("unknown proxy mode {other:?}: use iptables or ipvs")),
+        "nftables" => Err(ProxyModeError::Nftables),
+        "kernelspace" => Err(ProxyModeError::Kernelspace),
+        other => Err(ProxyModeError::Unknown(other.to_string())),
     }
 }
 

@@ -159,7 +159,7 @@ mod tests {
     /// filters as conntrack options.
     fn run(before: State, after: State) -> (Vec<String>, Vec<String>, Vec<String>) {
         let mut t = Tracker::new(NODE);
-        let mut snap = Snapshot::default();
+        let mut snap: Snapshot = Snapshot::default();
         let apply = |t: &mut Tracker, (svc, sl): State| {
             match svc {
                 Some(s) => t.service_applied(Arc::new(s)),
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn nothing_is_stale_after_the_mark() {
         let mut t = Tracker::new(NODE);
-        let mut snap = Snapshot::default();
+        let mut snap: Snapshot = Snapshot::default();
         t.service_applied(Arc::new(dns("UDP", None)));
         t.slice_applied(Arc::new(eps("UDP", &[ready("10.244.1.5", NODE)])));
         t.update(&mut snap, false);

@@ -7,20 +7,27 @@ pub enum Error {
     /// The apiserver refused or could not be reached.
     #[error(transparent)]
     Api(#[from] netlab_client::Error),
-    /// A flag makes no sense.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The node's kernel refused the rules or could not be reached.
-    #[error("kernel {rpc}: {message}")]
+    /// `--kernel` is no address.
+    #[error("invalid --kernel address {url:?}")]
+    KernelAddress {
+        /// The address as a URL.
+        url: String,
+        /// Why it is none.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The node's kernel refused the call or could not be reached.
+    #[error("kernel {rpc}: {}", status.message())]
     Kernel {
         /// The RPC (`Restore`, `Save`, `Conntrack.Delete`).
         rpc: &'static str,
-        /// The kernel's message (for a refused restore, it names the bad line).
-        message: String,
-        /// The gRPC status.
+        /// The gRPC status (for a refused restore, its message names the bad line).
         #[source]
-        status: Option<tonic::Status>,
+        status: tonic::Status,
     },
+    /// A kernel in this process (the fake) refused the rules.
+    #[error(transparent)]
+    Refused(#[from] netlab_kernel::netns::RestoreError),
 }
 
 // === impl Error ===
@@ -28,12 +35,12 @@ pub enum Error {
 impl Error {
     /// A failed call to the kernel's `rpc`.
     pub fn kernel(rpc: &'static str, status: tonic::Status) -> Self {
-        Error::Kernel { rpc, message: status.message().to_string(), status: Some(status) }
+        Error::Kernel { rpc, status }
     }
 
     /// The kernel does not serve the call at all (gRPC `UNIMPLEMENTED`): retrying cannot help.
     pub fn is_unimplemented(&self) -> bool {
-        matches!(self, Error::Kernel { status: Some(s), .. } if s.code() == tonic::Code::Unimplemented)
+        matches!(self, Error::Kernel { status, .. } if status.code() == tonic::Code::Unimplemented)
     }
 }
 

@@ -17,7 +17,9 @@
 //! changed port's chains before and after (chain names are hashes of the port's name, so no two
 //! ports share one), not by comparing every chain name in the kernel. At 10,000 Services that
 //! turns a sync from formatting 10,000 ports and hashing 50,000 chain names into copying some
-//! 1.5 MB of text.
+//! 1.5 MB of text. The chain names themselves are hashed once per change of a port, into the
+//! [`ServicePortInfo`] this mode keeps in its snapshot in place of the generic port (the model
+//! and ipvs mode never hash them).
 //!
 //! `KUBE-FORWARD` gets upstream's three rules, after every Service's filter lines as upstream
 //! writes them, on every sync (its `:KUBE-FORWARD` line flushes the chain each time): drop
@@ -38,6 +40,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     fmt::Write as _,
+    ops::Deref,
     sync::Arc,
 };
 
@@ -45,7 +48,7 @@ use ipnet::Ipv4Net;
 use netlab_kernel::Protocol;
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{Endpoint, ServiceChains, ServicePort, ServicePortName, Snapshot, TrafficPolicy};
+use crate::model::{Endpoint, PortInfo, ServicePort, ServicePortName, Snapshot, TrafficPolicy};
 
 /// The masquerade mark: bit 14, kube-proxy's default `--iptables-masquerade-bit`.
 pub const MASQ_MARK: &str = "0x4000";
@@ -130,6 +133,79 @@ fn hash16(parts: &[&str]) -> String {
     let mut s = data_encoding::BASE32.encode(&h.finalize());
     s.truncate(16);
     s
+}
+
+/// The chains one Service port may own in the nat table, named once per change of the port
+/// (shared: every sync names them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceChains {
+    /// `KUBE-SVC-`: endpoints for Cluster policy.
+    pub svc: Arc<str>,
+    /// `KUBE-SVL-`: endpoints for Local policy.
+    pub svl: Arc<str>,
+    /// `KUBE-EXT-`: traffic to external destinations (NodePort, externalIPs, LB IPs).
+    pub ext: Arc<str>,
+    /// `KUBE-FW-`: loadBalancerSourceRanges (named for completeness; netlab writes none).
+    pub fw: Arc<str>,
+}
+
+/// One Service port as iptables mode keeps it: the generic port and its hash-named chains,
+/// hashed once when the port changes rather than at every sync (upstream's `servicePortInfo`,
+/// which embeds `BaseServicePortInfo` and adds the chain names, and its `endpointInfo`).
+#[derive(Debug)]
+pub struct ServicePortInfo {
+    base: ServicePort,
+    /// The port's own chains.
+    pub chains: ServiceChains,
+    /// The `KUBE-SEP-` chain of each of `base.endpoints`, in their order.
+    endpoint_chains: Vec<Arc<str>>,
+}
+
+// === impl ServicePortInfo ===
+
+impl ServicePortInfo {
+    /// The `KUBE-SEP-` chain of `ep`, one of this port's endpoints.
+    pub fn endpoint_chain(&self, ep: &Endpoint) -> &Arc<str> {
+        // `endpoints` is sorted by `addr` (see `model::service_ports`) and `ep` is one of them
+        // (every caller takes it from `select()`), so the search finds it.
+        let i = self
+            .base
+            .endpoints
+            .binary_search_by(|e| e.addr.as_str().cmp(&ep.addr))
+            .expect("an endpoint of this port");
+        &self.endpoint_chains[i]
+    }
+}
+
+impl PortInfo for ServicePortInfo {
+    fn new(base: ServicePort) -> Self {
+        let name = base.name_string.as_str();
+        let protocol = base.name.protocol;
+        let endpoint_chains =
+            base.endpoints.iter().map(|e| endpoint_chain(name, protocol.lower(), &e.addr)).collect();
+        Self { chains: service_chains(name, protocol), endpoint_chains, base }
+    }
+
+    fn base(&self) -> &ServicePort {
+        &self.base
+    }
+}
+
+/// The chain names are a function of the port: two ports are equal when their generic parts are.
+impl PartialEq for ServicePortInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base
+    }
+}
+
+impl Eq for ServicePortInfo {}
+
+impl Deref for ServicePortInfo {
+    type Target = ServicePort;
+
+    fn deref(&self) -> &ServicePort {
+        &self.base
+    }
 }
 
 /// The `KUBE-SVC-`, `KUBE-SVL-`, `KUBE-EXT-` and `KUBE-FW-` chains of the port printed as
@@ -225,7 +301,7 @@ enum Update {
 #[derive(Debug, Clone)]
 struct PortRules {
     /// The port they were written for.
-    sp: Arc<ServicePort>,
+    sp: Arc<ServicePortInfo>,
     /// Its lines in the nat table's top-level chains (`KUBE-SERVICES`, `KUBE-NODEPORTS`).
     nat: String,
     /// `-A` lines in `nat`.
@@ -366,7 +442,11 @@ impl Iptables {
     /// one last written for its name). A switch into or out of large cluster mode (which changes
     /// every chain's comments), or chains left by a previous run, make it a full sync
     /// regardless.
-    pub fn render(&mut self, snapshot: &Snapshot, changed: Option<&BTreeSet<ServicePortName>>) -> Rendered {
+    pub fn render(
+        &mut self,
+        snapshot: &Snapshot<ServicePortInfo>,
+        changed: Option<&BTreeSet<ServicePortName>>,
+    ) -> Rendered {
         let large = snapshot.total_endpoints() > LARGE_CLUSTER_ENDPOINTS;
         let full = changed.is_none() || self.large != Some(large) || !self.stray.is_empty();
         let no_changes = BTreeSet::new();
@@ -408,7 +488,7 @@ impl Iptables {
         let old_ports = std::mem::take(&mut self.ports);
         let mut old = old_ports.iter().peekable();
         // The listed ports, by address: a few lookups now spare comparing names for each port.
-        let mut listed: Vec<*const ServicePort> =
+        let mut listed: Vec<*const ServicePortInfo> =
             changed.iter().filter_map(|n| snapshot.get(n)).map(Arc::as_ptr).collect();
         listed.sort_unstable();
         let mut gone: Vec<Arc<str>> = Vec::new();
@@ -540,7 +620,7 @@ impl Iptables {
     /// returns what to remember of them.
     fn write_service(
         &mut self,
-        sp: &Arc<ServicePort>,
+        sp: &Arc<ServicePortInfo>,
         large: bool,
         cidr: Option<&str>,
         s: &mut Scratch,
@@ -859,17 +939,18 @@ impl Iptables {
 
         // One chain per endpoint: hairpin masquerade, affinity, DNAT.
         for ep in &sel.reachable {
-            nat_chains.chain(&ep.chain);
-            own.push(ep.chain.clone());
+            let ep_chain = sp.endpoint_chain(ep);
+            nat_chains.chain(ep_chain);
+            own.push(ep_chain.clone());
             let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", name] };
-            nat_rules.line_of(&[&["-A", &ep.chain], comment, &["-s", ep.ip_str(), "-j", KUBE_MARK_MASQ]]);
+            nat_rules.line_of(&[&["-A", ep_chain], comment, &["-s", ep.ip_str(), "-j", KUBE_MARK_MASQ]]);
             let affinity: &[&str] = if sp.affinity_timeout.is_some() {
-                &["-m", "recent", "--name", &ep.chain, "--set"]
+                &["-m", "recent", "--name", ep_chain, "--set"]
             } else {
                 &[]
             };
             nat_rules.line_of(&[
-                &["-A", &ep.chain],
+                &["-A", ep_chain],
                 comment,
                 affinity,
                 &["-m", proto, "-p", proto, "-j", "DNAT", "--to-destination", &ep.addr],
@@ -891,7 +972,7 @@ impl Iptables {
     fn write_service_to_endpoint_rules(
         &mut self,
         nat_rules: &mut Lines,
-        sp: &ServicePort,
+        sp: &ServicePortInfo,
         chain: &str,
         endpoints: &[&Endpoint],
         large: bool,
@@ -901,6 +982,7 @@ impl Iptables {
         if let Some(timeout) = sp.affinity_timeout {
             let seconds = timeout.to_string();
             for ep in endpoints {
+                let ep_chain = sp.endpoint_chain(ep);
                 s.endpoint_comment(name, ep);
                 let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", &s.comment] };
                 nat_rules.line_of(&[
@@ -910,19 +992,20 @@ impl Iptables {
                         "-m",
                         "recent",
                         "--name",
-                        &ep.chain,
+                        ep_chain,
                         "--rcheck",
                         "--seconds",
                         &seconds,
                         "--reap",
                         "-j",
-                        &ep.chain,
+                        ep_chain,
                     ],
                 ]);
             }
         }
         let n = endpoints.len();
         for (i, ep) in endpoints.iter().enumerate() {
+            let ep_chain = sp.endpoint_chain(ep);
             s.endpoint_comment(name, ep);
             let comment: &[&str] = if large { &[] } else { &["-m", "comment", "--comment", &s.comment] };
             if i + 1 < n {
@@ -930,11 +1013,11 @@ impl Iptables {
                 nat_rules.line_of(&[
                     &["-A", chain],
                     comment,
-                    &["-m", "statistic", "--mode", "random", "--probability", p, "-j", &ep.chain],
+                    &["-m", "statistic", "--mode", "random", "--probability", p, "-j", ep_chain],
                 ]);
             } else {
                 // The last (or only) rule always matches.
-                nat_rules.line_of(&[&["-A", chain], comment, &["-j", &ep.chain]]);
+                nat_rules.line_of(&[&["-A", chain], comment, &["-j", ep_chain]]);
             }
         }
     }

@@ -7,12 +7,16 @@
 //!
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors.
-//! - [`model`]: Services and EndpointSlices reduced to what the rules need, endpoint selection,
-//!   change tracking.
+//! - [`model`]: Services and EndpointSlices reduced to what the rules need, mode-neutral
+//!   (endpoint selection, change tracking, the snapshot each mode keeps its own ports in).
 //! - [`conntrack`]: the UDP flows a sync left stale, as `conntrack -D` filters.
-//! - [`iptables`]: the `iptables-restore` text kube-proxy's iptables mode writes.
+//! - [`iptables`]: the `iptables-restore` text kube-proxy's iptables mode writes, and the
+//!   per-port chain names that mode keeps.
 //! - [`ipvs`]: the `ipvsadm-restore` text for ipvs mode.
-//! - [`sync`]: when rules are written (the bounded-frequency runner), and the kernel behind a trait.
+//! - [`dataplane`]: the node's kernel behind a trait: the gRPC client of the node-agent's kernel
+//!   API, and (feature `test-util`) the fake over netlab-kernel's model.
+//! - [`runner`]: when a sync may run (upstream's bounded-frequency runner).
+//! - [`sync`]: the sync task: fold changes in, render, restore, clean conntrack.
 //! - [`healthz`]: kube-proxy's `/healthz`.
 
 use std::{sync::Arc, time::Duration};
@@ -30,11 +34,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub mod config;
 pub mod conntrack;
+pub mod dataplane;
 pub mod error;
 pub mod healthz;
 pub mod iptables;
 pub mod ipvs;
 pub mod model;
+pub mod runner;
 pub mod sync;
 
 pub use config::Config;
@@ -42,8 +48,10 @@ pub use error::{Error, Result};
 
 use crate::{
     config::ProxyMode,
+    dataplane::Kernel,
     healthz::ProxyHealth,
-    sync::{Handle, Kernel, Mode, Runner, Settings},
+    runner::Settings,
+    sync::{Handle, Mode, Runner},
 };
 
 /// How long tasks get to finish after shutdown.

@@ -4,9 +4,14 @@
 //!
 //! Why a view of its own: the rules are a function of a handful of fields per Service port, and
 //! of the endpoints merged from every slice of the Service. Building that view once per changed
-//! Service (not once per sync) and keeping it, with its chain names precomputed, is what lets a
-//! sync of 10,000 Services stay cheap, and comparing two views says exactly which Services a
-//! partial sync must rewrite.
+//! Service (not once per sync) and keeping it is what lets a sync of 10,000 Services stay cheap,
+//! and comparing two views says exactly which Services a partial sync must rewrite.
+//!
+//! The view knows no proxy mode. A mode that needs more per port (iptables mode: the port's
+//! hash-named chains) keeps it in a type of its own built from the generic [`ServicePort`] when
+//! the port changes ([`PortInfo`], upstream's `newServiceInfo` callback and the proxier's
+//! `servicePortInfo` embedding `BaseServicePortInfo`), so the snapshot holds each mode's own
+//! ports and no mode pays for another's.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -20,8 +25,6 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use netlab_kernel::Protocol;
-
-use crate::iptables;
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -113,8 +116,6 @@ pub struct Endpoint {
     pub local: bool,
     /// `ip:port`: the DNAT target, the rule comments' right-hand side and the sort key.
     pub addr: String,
-    /// The endpoint's `KUBE-SEP-` chain, computed once (shared: every sync names it).
-    pub chain: Arc<str>,
 }
 
 // === impl Endpoint ===
@@ -125,20 +126,6 @@ impl Endpoint {
         // `addr` is always `ip:port` with an IPv4 ip, so the last ':' separates them.
         self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(ip, _)| ip)
     }
-}
-
-/// The chains one Service port may own in the nat table, named once (shared: every sync names
-/// them).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServiceChains {
-    /// `KUBE-SVC-`: endpoints for Cluster policy.
-    pub svc: Arc<str>,
-    /// `KUBE-SVL-`: endpoints for Local policy.
-    pub svl: Arc<str>,
-    /// `KUBE-EXT-`: traffic to external destinations (NodePort, externalIPs, LB IPs).
-    pub ext: Arc<str>,
-    /// `KUBE-FW-`: loadBalancerSourceRanges (named for completeness; netlab writes none).
-    pub fw: Arc<str>,
 }
 
 /// One Service port with everything the rules need, precomputed.
@@ -166,8 +153,26 @@ pub struct ServicePort {
     pub external_policy: TrafficPolicy,
     /// Every endpoint of this port, deduplicated across slices and sorted by `ip:port`.
     pub endpoints: Vec<Endpoint>,
-    /// The port's chain names.
-    pub chains: ServiceChains,
+}
+
+/// What a proxy mode keeps per Service port: the generic [`ServicePort`] and whatever the mode
+/// derives from it once per change (upstream's `ServicePort` interface, made by the proxier's
+/// `newServiceInfo` callback). The generic port is one itself, for modes that need nothing more.
+pub trait PortInfo: fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The mode's port for `base` (upstream `newServiceInfo`), built when the port changes.
+    fn new(base: ServicePort) -> Self;
+    /// The generic port.
+    fn base(&self) -> &ServicePort;
+}
+
+impl PortInfo for ServicePort {
+    fn new(base: ServicePort) -> Self {
+        base
+    }
+
+    fn base(&self) -> &ServicePort {
+        self
+    }
 }
 
 /// Which endpoints a Service port's traffic may go to (upstream `CategorizeEndpoints`).
@@ -324,9 +329,8 @@ pub fn service_ports<'a>(
         let accessible = node_port.is_some() || !external_ips.is_empty() || !load_balancer_ips.is_empty();
         let external_policy =
             if accessible { policy(spec.external_traffic_policy.as_deref()) } else { TrafficPolicy::Cluster };
-        let endpoints = endpoints_for(&spn, &name_string, slices.clone(), node_name);
+        let endpoints = endpoints_for(&spn, slices.clone(), node_name);
         out.push(ServicePort {
-            chains: iptables::service_chains(&name_string, protocol),
             name: spn,
             name_string,
             cluster_ip,
@@ -348,12 +352,10 @@ pub fn service_ports<'a>(
 /// upstream sorts them (by the `ip:port` string).
 fn endpoints_for<'a>(
     spn: &ServicePortName,
-    name_string: &str,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
     node_name: &str,
 ) -> Vec<Endpoint> {
     let mut by_addr: BTreeMap<String, Endpoint> = BTreeMap::new();
-    let protocol = spn.protocol.lower();
     for slice in slices {
         if slice.address_type != "IPv4" {
             continue;
@@ -380,7 +382,6 @@ fn endpoints_for<'a>(
                 {
                     continue;
                 }
-                let chain = iptables::endpoint_chain(name_string, protocol, &addr);
                 by_addr.insert(
                     addr.clone(),
                     Endpoint {
@@ -392,7 +393,6 @@ fn endpoints_for<'a>(
                         node_name: ep.node_name.clone(),
                         local,
                         addr,
-                        chain,
                     },
                 );
             }
@@ -407,39 +407,47 @@ fn endpoints_for<'a>(
 /// so that the sync task learns what changed since the kernel took the last sync
 /// ([`Snapshot::changes`]) from the few Services that changed, without keeping (and deep-copying
 /// after every sync) a second snapshot to compare with.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    ports: BTreeMap<ServicePortName, Arc<ServicePort>>,
+///
+/// Each proxy mode keeps its own ports in it (`P`, see [`PortInfo`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot<P = ServicePort> {
+    ports: BTreeMap<ServicePortName, Arc<P>>,
     /// Endpoints across every port, kept up to date.
     endpoints: usize,
     /// Ports replaced since the mark, with their value at the mark (None: absent then).
-    since_mark: BTreeMap<ServicePortName, Option<Arc<ServicePort>>>,
+    since_mark: BTreeMap<ServicePortName, Option<Arc<P>>>,
+}
+
+impl<P> Default for Snapshot<P> {
+    fn default() -> Self {
+        Self { ports: BTreeMap::new(), endpoints: 0, since_mark: BTreeMap::new() }
+    }
 }
 
 /// Two snapshots are equal when they hold the same ports (the mark is bookkeeping).
-impl PartialEq for Snapshot {
+impl<P: PartialEq> PartialEq for Snapshot<P> {
     fn eq(&self, other: &Self) -> bool {
         self.ports == other.ports
     }
 }
 
-impl Eq for Snapshot {}
+impl<P: Eq> Eq for Snapshot<P> {}
 
 // === impl Snapshot ===
 
-impl Snapshot {
+impl<P: PortInfo> Snapshot<P> {
     /// The ports, in name order (so rule output is stable from sync to sync).
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<ServicePort>> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<P>> {
         self.ports.values()
     }
 
     /// The ports with their names, in name order.
-    pub fn entries(&self) -> impl Iterator<Item = (&ServicePortName, &Arc<ServicePort>)> {
+    pub fn entries(&self) -> impl Iterator<Item = (&ServicePortName, &Arc<P>)> {
         self.ports.iter()
     }
 
     /// One port.
-    pub fn get(&self, name: &ServicePortName) -> Option<&Arc<ServicePort>> {
+    pub fn get(&self, name: &ServicePortName) -> Option<&Arc<P>> {
         self.ports.get(name)
     }
 
@@ -461,10 +469,10 @@ impl Snapshot {
     /// Replaces every port of `service` with `ports`. A port equal to the one it replaces keeps
     /// the old allocation, so [`Snapshot::changed`] and [`Snapshot::changes`] see it unchanged
     /// at pointer speed.
-    pub fn replace_service(&mut self, service: &ServiceKey, ports: Vec<ServicePort>) {
+    pub fn replace_service(&mut self, service: &ServiceKey, ports: Vec<P>) {
         let start =
             ServicePortName { service: service.clone(), port: String::new(), protocol: Protocol::Tcp };
-        let mut old: HashMap<ServicePortName, Arc<ServicePort>> = HashMap::new();
+        let mut old: HashMap<ServicePortName, Arc<P>> = HashMap::new();
         let keys: Vec<ServicePortName> = self
             .ports
             .range(start..)
@@ -473,7 +481,7 @@ impl Snapshot {
             .collect();
         for k in keys {
             if let Some(v) = self.ports.remove(&k) {
-                self.endpoints -= v.endpoints.len();
+                self.endpoints -= v.base().endpoints.len();
                 if !self.since_mark.contains_key(&k) {
                     self.since_mark.insert(k.clone(), Some(v.clone()));
                 }
@@ -481,15 +489,16 @@ impl Snapshot {
             }
         }
         for p in ports {
-            let arc = match old.remove(&p.name) {
+            let arc = match old.remove(&p.base().name) {
                 Some(prev) if *prev == p => prev,
                 _ => Arc::new(p),
             };
-            self.endpoints += arc.endpoints.len();
-            if !self.since_mark.contains_key(&arc.name) {
-                self.since_mark.insert(arc.name.clone(), None);
+            let name = &arc.base().name;
+            self.endpoints += arc.base().endpoints.len();
+            if !self.since_mark.contains_key(name) {
+                self.since_mark.insert(name.clone(), None);
             }
-            self.ports.insert(arc.name.clone(), arc);
+            self.ports.insert(name.clone(), arc);
         }
     }
 
@@ -513,7 +522,7 @@ impl Snapshot {
                 (Some(a), Some(b)) => !Arc::ptr_eq(a, b) && a != b,
                 _ => true,
             };
-            changed.then(|| (name, then.as_deref(), now.map(|p| &**p)))
+            changed.then(|| (name, then.as_deref().map(P::base), now.map(|p| p.base())))
         })
     }
 
@@ -523,7 +532,7 @@ impl Snapshot {
     }
 
     /// The ports that differ between `self` (older) and `newer`: added, removed or changed.
-    pub fn changed(&self, newer: &Snapshot) -> BTreeSet<ServicePortName> {
+    pub fn changed(&self, newer: &Snapshot<P>) -> BTreeSet<ServicePortName> {
         let mut out = BTreeSet::new();
         let (mut a, mut b) = (self.ports.iter().peekable(), newer.ports.iter().peekable());
         loop {
@@ -653,13 +662,13 @@ impl Tracker {
     }
 
     /// Rebuilds the changed Services' ports into `snapshot` (every Service's, if `all` or if the
-    /// node changed), and clears the marks. Returns whether the node changed since the last
-    /// update (which calls for a full sync).
-    pub fn update(&mut self, snapshot: &mut Snapshot, all: bool) -> bool {
+    /// node changed), each as the mode's port ([`PortInfo::new`]), and clears the marks. Returns
+    /// whether the node changed since the last update (which calls for a full sync).
+    pub fn update<P: PortInfo>(&mut self, snapshot: &mut Snapshot<P>, all: bool) -> bool {
         let all = all || self.node_changed;
         let keys: Vec<ServiceKey> = if all {
             let mut keys: HashSet<ServiceKey> = self.services.keys().cloned().collect();
-            keys.extend(snapshot.iter().map(|p| p.name.service.clone()));
+            keys.extend(snapshot.iter().map(|p| p.base().name.service.clone()));
             keys.extend(self.dirty.drain());
             keys.into_iter().collect()
         } else {
@@ -671,7 +680,10 @@ impl Tracker {
                     svc,
                     self.slices.get(&key).into_iter().flat_map(|m| m.values().map(|s| &**s)),
                     &self.node_name,
-                ),
+                )
+                .into_iter()
+                .map(P::new)
+                .collect(),
                 None => Vec::new(),
             };
             snapshot.replace_service(&key, ports);
@@ -843,7 +855,6 @@ mod tests {
             (http.internal_policy, http.external_policy),
             (TrafficPolicy::Local, TrafficPolicy::Local)
         );
-        assert_eq!(&*http.chains.svc, "KUBE-SVC-CDGGSHYLG3RE2FKL");
         let dns = ports.iter().find(|p| p.name.port == "dns").unwrap();
         assert_eq!((dns.name.protocol, dns.node_port), (Protocol::Udp, None));
         assert_eq!(dns.external_policy, TrafficPolicy::Cluster, "Local counts only for reachable ports");
@@ -871,7 +882,6 @@ mod tests {
         let ports = ports_of(&svc, &slices, "n1");
         let eps: Vec<(&str, bool)> = ports[0].endpoints.iter().map(|e| (e.addr.as_str(), e.local)).collect();
         assert_eq!(eps, [("10.244.1.5:8080", true), ("10.244.2.7:8080", false)]);
-        assert_eq!(&*ports[0].endpoints[0].chain, "KUBE-SEP-AFGSLHOD2HFNCBX4");
         assert_eq!(ports[0].endpoints[0].ip_str(), "10.244.1.5");
     }
 
@@ -1004,12 +1014,12 @@ mod tests {
     #[test]
     fn the_tracker_says_which_ports_changed() {
         let mut t = Tracker::new("n1");
-        let mut snap = Snapshot::default();
+        let mut snap = Snapshot::<ServicePort>::default();
         t.service_applied(Arc::new(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")])));
         t.service_applied(Arc::new(service("default", "db", "10.96.0.21", &[("", 5432, "TCP")])));
         t.update(&mut snap, false);
         let first = snap.clone();
-        assert_eq!(Snapshot::default().changed(&first).len(), 2);
+        assert_eq!(Snapshot::<ServicePort>::default().changed(&first).len(), 2);
 
         // A slice for web: only web changed.
         t.slice_applied(Arc::new(slice(
@@ -1050,11 +1060,15 @@ mod tests {
     #[test]
     fn changes_since_the_mark_are_what_a_copy_taken_then_would_say() {
         let mut t = Tracker::new("n1");
-        let mut snap = Snapshot::default();
+        let mut snap = Snapshot::<ServicePort>::default();
         t.service_applied(Arc::new(service("default", "web", "10.96.0.20", &[("http", 80, "TCP")])));
         t.service_applied(Arc::new(service("default", "db", "10.96.0.21", &[("", 5432, "TCP")])));
         t.update(&mut snap, false);
-        assert_eq!(snap.changes(), Snapshot::default().changed(&snap), "unmarked: since the start");
+        assert_eq!(
+            snap.changes(),
+            Snapshot::<ServicePort>::default().changed(&snap),
+            "unmarked: since the start"
+        );
         snap.mark();
         let marked = snap.clone();
         assert!(snap.changes().is_empty());
@@ -1110,7 +1124,7 @@ mod tests {
         assert!(t.node(Some(&node)));
         assert!(!t.node(Some(&node)));
         assert_eq!(t.node_ips(), [Ipv4Addr::new(172, 18, 0, 2)]);
-        assert!(t.update(&mut Snapshot::default(), false));
-        assert!(!t.update(&mut Snapshot::default(), false));
+        assert!(t.update(&mut Snapshot::<ServicePort>::default(), false));
+        assert!(!t.update(&mut Snapshot::<ServicePort>::default(), false));
     }
 }

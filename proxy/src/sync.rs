@@ -1,26 +1,24 @@
-//! When rules are written, and to where: upstream's `BoundedFrequencyRunner` around
-//! `syncProxyRules`.
+//! The sync task: what happens when rules are written (upstream's `syncProxyRules` around its
+//! `BoundedFrequencyRunner`).
 //!
 //! Watch handlers only record objects in the [`Tracker`] and wake the one sync task
-//! ([`Handle`]). The task ([`Runner`]) syncs at most `burst` times in a row and then once per
-//! `min_sync_period`, so a burst of changes costs one or two restores, not one each; it writes
-//! every chain at least once per `sync_period`; after a failed restore it retries, with a full
-//! sync, after `retry` (the kernel applied nothing, and the partial view is no longer to be
-//! trusted). Nothing is written before the first Service and EndpointSlice lists are in, so a
-//! restarted proxy never programs a half-empty view. After each sync the kernel took, the UDP
-//! flows it left stale are deleted from conntrack ([`crate::conntrack`]); a delete that fails
-//! is retried at the next sync and never fails the sync.
-//!
-//! The kernel sits behind [`Dataplane`]: [`Kernel`] speaks gRPC to the node-agent, and
-//! `fake::FakeDataplane` (feature `test-util`) keeps the tables in memory for tests.
+//! ([`Handle`]). The task ([`Runner`]) asks the [`BoundedFrequencyRunner`] when it may sync
+//! (bursts, a minimum interval, a full sync every `max_interval`, a retry after a failure), folds
+//! the changes into its mode's [`Snapshot`], renders the changed Services' rules in that mode and
+//! restores them on the [`Dataplane`]. After a failed restore the retry is a full sync (the
+//! kernel applied nothing, and the partial view is no longer to be trusted). Nothing is written
+//! before the first Service and EndpointSlice lists are in, so a restarted proxy never programs a
+//! half-empty view. After each sync the kernel took, the UDP flows it left stale are deleted from
+//! conntrack ([`crate::conntrack`]); a delete that fails is retried at the next sync and never
+//! fails the sync.
 
 use std::{
     collections::BTreeSet,
+    net::Ipv4Addr,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 use k8s_openapi::api::{
@@ -28,111 +26,22 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use netlab_client::reflector::Change;
-use netlab_kernel::{Protocol, conntrack::Filter};
-use netlab_proto::node::v1::{
-    self as pb, ConntrackDeleteRequest, Format, RestoreRequest, SaveRequest, Table,
-    conntrack_client::ConntrackClient, kernel_client::KernelClient,
-};
+use netlab_kernel::conntrack::Filter;
+use netlab_proto::node::v1::{Format, RestoreRequest, Table};
 use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
 use tracing::{Instrument as _, Span, field::Empty};
 
 use crate::{
-    Error, Result,
+    Result,
     conntrack::{self, Stale},
+    dataplane::Dataplane,
     healthz::ProxyHealth,
-    iptables::{self, Iptables},
+    iptables::{self, Iptables, ServicePortInfo},
     ipvs::Ipvs,
-    model::{Snapshot, Tracker},
+    model::{ServicePortName, Snapshot, Tracker},
+    runner::{BoundedFrequencyRunner, Due, Settings},
 };
-
-/// The node's kernel, as kube-proxy sees it: `iptables-restore`, `ipvsadm-restore`,
-/// `iptables-save` and `conntrack -D`.
-#[async_trait::async_trait]
-pub trait Dataplane: Send + Sync + 'static {
-    /// Applies `req` atomically; returns how many rules the tables hold afterwards.
-    async fn restore(&self, req: RestoreRequest) -> Result<u64>;
-    /// Prints `table` as the real tool would.
-    async fn save(&self, table: Table) -> Result<String>;
-    /// `conntrack -D` with `filter`; returns how many flows went. A kernel without a conntrack
-    /// table (a double that only records rules) keeps this default, as a node without the
-    /// conntrack tool would: the proxy then leaves stale flows to time out.
-    async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
-        let _ = filter;
-        Err(Error::kernel("Conntrack.Delete", tonic::Status::unimplemented("no conntrack table")))
-    }
-}
-
-/// Longest wait for one kernel call (a 10,000-Service restore is some 15 MB of text).
-const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
-
-type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
-
-/// The node-agent's `netlab.node.v1.Kernel` and `netlab.node.v1.Conntrack` over gRPC, on one
-/// connection.
-#[derive(Clone)]
-pub struct Kernel {
-    client: KernelClient<InterceptedService<Channel, Interceptor>>,
-    conntrack: ConntrackClient<InterceptedService<Channel, Interceptor>>,
-}
-
-// === impl Kernel ===
-
-impl Kernel {
-    /// A client for the kernel at `addr` (`http://host:port` or `host:port`). Connects lazily and
-    /// reconnects on its own, so the proxy may start before the node-agent.
-    pub fn new(addr: &str) -> Result<Self> {
-        let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| Error::Config(format!("invalid --kernel address {url:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(3))
-            // A kernel that hangs must not stall syncing forever: time out, retry in full.
-            .timeout(RESTORE_TIMEOUT)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        let inject = netlab_telemetry::propagation::inject as Interceptor;
-        let client = KernelClient::with_interceptor(channel.clone(), inject)
-            .max_decoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(netlab_proto::node::v1::MAX_MESSAGE_BYTES);
-        let conntrack = ConntrackClient::with_interceptor(channel, inject);
-        Ok(Self { client, conntrack })
-    }
-}
-
-#[async_trait::async_trait]
-impl Dataplane for Kernel {
-    async fn restore(&self, req: RestoreRequest) -> Result<u64> {
-        let resp = self.client.clone().restore(req).await.map_err(|s| Error::kernel("Restore", s))?;
-        Ok(resp.into_inner().rules)
-    }
-
-    async fn save(&self, table: Table) -> Result<String> {
-        let req = SaveRequest { table: table as i32 };
-        let resp = self.client.clone().save(req).await.map_err(|s| Error::kernel("Save", s))?;
-        Ok(resp.into_inner().text)
-    }
-
-    async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
-        let protocol = match filter.protocol {
-            Protocol::Tcp => pb::Protocol::Tcp,
-            Protocol::Udp => pb::Protocol::Udp,
-            Protocol::Sctp => pb::Protocol::Sctp,
-        };
-        let req = ConntrackDeleteRequest {
-            protocol: protocol as i32,
-            orig_dst: filter.orig_dst.map(|ip| ip.to_string()),
-            orig_dst_port: filter.orig_dst_port.map(u32::from),
-            dst_nat: filter.dst_nat.map(|ip| ip.to_string()),
-        };
-        let resp =
-            self.conntrack.clone().delete(req).await.map_err(|s| Error::kernel("Conntrack.Delete", s))?;
-        Ok(resp.into_inner().deleted)
-    }
-}
 
 /// Which rules the proxy writes.
 #[derive(Debug)]
@@ -152,28 +61,6 @@ impl Mode {
             Mode::Iptables(_) => "iptables",
             Mode::Ipvs(_) => "ipvs",
         }
-    }
-}
-
-/// The runner's timing.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// At most one sync per this, after a burst (`--iptables-min-sync-period`).
-    pub min_sync_period: Duration,
-    /// A full sync at least this often (`--iptables-sync-period`).
-    pub sync_period: Duration,
-    /// Syncs allowed back to back before `min_sync_period` applies (upstream: 2).
-    pub burst: u32,
-    /// Wait after a failed sync.
-    pub retry: Duration,
-}
-
-// === impl Settings ===
-
-impl Settings {
-    /// Upstream's burst of 2, and a retry after `min_sync_period` but at least a second.
-    pub fn new(min_sync_period: Duration, sync_period: Duration) -> Self {
-        Self { min_sync_period, sync_period, burst: 2, retry: min_sync_period.max(Duration::from_secs(1)) }
     }
 }
 
@@ -281,65 +168,35 @@ impl Handle {
     }
 }
 
-/// A token bucket: `burst` tokens, one more every `every` (upstream's flowcontrol limiter).
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    burst: f64,
-    every: Duration,
-    last: Instant,
+/// A mode's proxier and the snapshot of its own ports.
+enum Rules {
+    Iptables(Iptables, Snapshot<ServicePortInfo>),
+    Ipvs(Ipvs, Snapshot),
 }
 
-// === impl Bucket ===
-
-impl Bucket {
-    fn new(burst: u32, every: Duration) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self { tokens: burst, burst, every, last: Instant::now() }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        if self.every.is_zero() {
-            self.tokens = self.burst;
-        } else {
-            let add = now.saturating_duration_since(self.last).as_secs_f64() / self.every.as_secs_f64();
-            self.tokens = (self.tokens + add).min(self.burst);
+/// `$body` with `$snapshot` bound to whichever mode's snapshot `$rules` holds.
+macro_rules! with_snapshot {
+    ($rules:expr, $snapshot:ident => $body:expr) => {
+        match $rules {
+            Rules::Iptables(_, $snapshot) => $body,
+            Rules::Ipvs(_, $snapshot) => $body,
         }
-        self.last = now;
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// When the next token will be there.
-    fn ready_at(&self, now: Instant) -> Instant {
-        if self.tokens >= 1.0 || self.every.is_zero() {
-            return now;
-        }
-        now + self.every.mul_f64(1.0 - self.tokens)
-    }
+    };
 }
 
 /// The one task that writes rules.
 pub struct Runner {
     handle: Handle,
     dataplane: Arc<dyn Dataplane>,
-    mode: Mode,
-    settings: Settings,
-    bucket: Bucket,
-    /// The view the handlers' changes are folded into. Its mark is the last successful sync:
-    /// [`Snapshot::changes`] are the ports the kernel does not hold as they are now.
-    snapshot: Snapshot,
+    /// The `--proxy-mode` name.
+    mode: &'static str,
+    /// The mode's proxier, and the view the handlers' changes are folded into, in the mode's
+    /// ports. Its mark is the last successful sync: [`Snapshot::changes`] are the ports the
+    /// kernel does not hold as they are now.
+    rules: Rules,
+    /// When to sync.
+    timing: BoundedFrequencyRunner,
     need_full: bool,
-    last_full: Option<Instant>,
-    retry_at: Option<Instant>,
     /// Failures in a row (logged at the first only).
     failures: u32,
     synced_once: bool,
@@ -361,16 +218,18 @@ struct Stats {
 impl Runner {
     /// A runner writing `mode`'s rules for `handle`'s view to `dataplane`.
     pub fn new(handle: Handle, dataplane: Arc<dyn Dataplane>, mode: Mode, settings: Settings) -> Self {
+        let name = mode.name();
+        let rules = match mode {
+            Mode::Iptables(ipt) => Rules::Iptables(ipt, Snapshot::default()),
+            Mode::Ipvs(ipvs) => Rules::Ipvs(ipvs, Snapshot::default()),
+        };
         Self {
             handle,
             dataplane,
-            mode,
-            bucket: Bucket::new(settings.burst, settings.min_sync_period),
-            settings,
-            snapshot: Snapshot::default(),
+            mode: name,
+            rules,
+            timing: BoundedFrequencyRunner::new(settings),
             need_full: true,
-            last_full: None,
-            retry_at: None,
             failures: 0,
             synced_once: false,
             conntrack_pending: BTreeSet::new(),
@@ -380,59 +239,29 @@ impl Runner {
 
     /// Syncs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let handle = self.handle.clone();
         loop {
-            let wake = self.next_wake(Instant::now());
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.handle.shared.notify.notified() => {}
-                _ = sleep_until(wake) => {}
-            }
-            let now = Instant::now();
-            let Some(full) = self.due(now) else { continue };
-            if !self.bucket.take(now) {
-                continue;
-            }
+            // Nothing runs before both lists are in; then a sync is wanted for a full one owed
+            // or for changes waiting (only a sync changes `need_full`).
+            let need_full = self.need_full;
+            let requested = || handle.is_initialized().then(|| need_full || handle.tracker().is_dirty());
+            let Some(due) = self.timing.wait(&handle.shared.notify, requested, &shutdown).await else {
+                return;
+            };
+            // A periodic run and a retry are full syncs, and so is any sync while one is owed.
+            let full = due != Due::Requested || self.need_full;
             self.sync(full).await;
         }
-    }
-
-    /// Whether a sync is wanted now, and whether it must be full.
-    fn due(&self, now: Instant) -> Option<bool> {
-        if !self.handle.is_initialized() {
-            return None;
-        }
-        if let Some(at) = self.retry_at {
-            return (now >= at).then_some(true);
-        }
-        let periodic = self.last_full.is_none_or(|t| now >= t + self.settings.sync_period);
-        let full = self.need_full || periodic;
-        (full || self.handle.tracker().is_dirty()).then_some(full)
-    }
-
-    /// When to look again without being woken: at the retry, at the next token if work is
-    /// waiting, at the next periodic full sync.
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
-        if !self.handle.is_initialized() {
-            return None;
-        }
-        if let Some(at) = self.retry_at {
-            return Some(at);
-        }
-        let periodic = self.last_full.map_or(now, |t| t + self.settings.sync_period);
-        if self.need_full || self.handle.tracker().is_dirty() {
-            return Some(self.bucket.ready_at(now).min(periodic));
-        }
-        Some(periodic)
     }
 
     /// One sync: fold in the changes, write what changed (everything if `full`).
     async fn sync(&mut self, mut full: bool) {
         let node_ips = {
             let mut tracker = self.handle.tracker();
-            full |= tracker.update(&mut self.snapshot, false);
+            full |= with_snapshot!(&mut self.rules, snapshot => tracker.update(snapshot, false));
             tracker.node_ips().to_vec()
         };
-        let changed = self.snapshot.changes();
+        let changed = with_snapshot!(&self.rules, snapshot => snapshot.changes());
         if !full && changed.is_empty() {
             // Changes that change no rule (a status update, a label): nothing to write.
             self.handle.shared.health.updated();
@@ -440,10 +269,10 @@ impl Runner {
         }
         let span = tracing::info_span!(
             "proxy sync",
-            netlab.proxy.mode = self.mode.name(),
+            netlab.proxy.mode = self.mode,
             netlab.proxy.full = Empty,
             netlab.proxy.services_changed = changed.len(),
-            netlab.proxy.endpoints = self.snapshot.total_endpoints(),
+            netlab.proxy.endpoints = with_snapshot!(&self.rules, snapshot => snapshot.total_endpoints()),
             netlab.proxy.rules_written = Empty,
             netlab.proxy.conntrack.stale_services = Empty,
             netlab.proxy.conntrack.stale_endpoints = Empty,
@@ -462,20 +291,24 @@ impl Runner {
                 span.record("netlab.proxy.full", stats.full);
                 span.record("netlab.proxy.rules_written", stats.rules);
                 // What the kernel moved from, before the mark forgets it.
-                let stale = conntrack::stale(self.snapshot.changes_since_mark());
-                self.snapshot.mark();
+                let stale = with_snapshot!(&mut self.rules, snapshot => {
+                    let stale = conntrack::stale(snapshot.changes_since_mark());
+                    snapshot.mark();
+                    stale
+                });
                 self.need_full = false;
-                self.retry_at = None;
-                if stats.full {
-                    self.last_full = Some(now);
-                }
+                self.timing.succeeded(now, stats.full);
                 self.handle.shared.health.updated();
                 // After the rules, as upstream: a flow deleted now is tracked again on the new
                 // rules, never on the old ones.
                 self.clean_conntrack(stale, &span).instrument(span.clone()).await;
                 let _entered = span.enter();
-                let (ports, rules, full, changed) =
-                    (self.snapshot.len(), stats.rules, stats.full, changed.len());
+                let (ports, rules, full, changed) = (
+                    with_snapshot!(&self.rules, snapshot => snapshot.len()),
+                    stats.rules,
+                    stats.full,
+                    changed.len(),
+                );
                 if !self.synced_once || self.failures > 0 {
                     tracing::info!(
                         ports,
@@ -498,10 +331,11 @@ impl Runner {
                 // The kernel applied none of it; and the changes are folded into `snapshot`
                 // already, so only a full sync is sure to bring the kernel back in line.
                 self.need_full = true;
-                self.retry_at = Some(now + self.settings.retry);
+                self.timing.failed(now);
                 let _entered = span.enter();
                 if self.failures == 0 {
-                    tracing::warn!(%error, retry = ?self.settings.retry, "Sync failed; retrying until the kernel takes the rules.");
+                    let retry = self.timing.settings().retry;
+                    tracing::warn!(%error, ?retry, "Sync failed; retrying until the kernel takes the rules.");
                 } else {
                     tracing::debug!(%error, failures = self.failures + 1, "Sync failed again.");
                 }
@@ -568,11 +402,11 @@ impl Runner {
     async fn program(
         &mut self,
         full: bool,
-        changed: &std::collections::BTreeSet<crate::model::ServicePortName>,
-        node_ips: &[std::net::Ipv4Addr],
+        changed: &BTreeSet<ServicePortName>,
+        node_ips: &[Ipv4Addr],
     ) -> Result<Stats> {
-        match &mut self.mode {
-            Mode::Iptables(ipt) => {
+        match &mut self.rules {
+            Rules::Iptables(ipt, snapshot) => {
                 if !ipt.knows_chains() {
                     // A previous run's chains, to delete those no longer needed (upstream reads
                     // iptables-save on every sync; after this one, the proxier keeps count).
@@ -583,7 +417,7 @@ impl Runner {
                         }
                     }
                 }
-                let mut r = ipt.render(&self.snapshot, (!full).then_some(changed));
+                let mut r = ipt.render(snapshot, (!full).then_some(changed));
                 let req = RestoreRequest {
                     format: Format::Iptables as i32,
                     text: std::mem::take(&mut r.text),
@@ -597,8 +431,8 @@ impl Runner {
                 ipt.commit(r);
                 Ok(stats)
             }
-            Mode::Ipvs(ipvs) => {
-                let r = ipvs.render(&self.snapshot, (!full).then_some(changed), node_ips);
+            Rules::Ipvs(ipvs, snapshot) => {
+                let r = ipvs.render(snapshot, (!full).then_some(changed), node_ips);
                 let stats = Stats { full: r.full, rules: r.virtual_servers + r.real_servers };
                 let req = RestoreRequest {
                     format: Format::Ipvs as i32,
@@ -613,16 +447,6 @@ impl Runner {
         }
     }
 }
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(any(test, feature = "test-util"))]
-pub mod fake;
 
 #[cfg(test)]
 mod tests;

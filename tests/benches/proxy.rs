@@ -10,8 +10,7 @@
 //!
 //! What runs: the real release `netlab-apiserver` and `netlab-proxy` processes. The node's kernel
 //! is this process: a `netlab.node.v1.Kernel` gRPC server that applies every Restore to the real
-//! kernel model (`netlab_kernel::iptables::Tables` or `netlab_kernel::ipvs::Ipvs`) exactly as the
-//! node-agent's server does, so only the proxy path is measured, not pods, the scheduler or the
+//! kernel model through the node-agent's own restore (`netlab_kernel::netns::Netns`), so only the proxy path is measured, not pods, the scheduler or the
 //! EndpointSlice controller: the bench writes selector-less Services and their EndpointSlices
 //! itself. After each Restore the kernel asks the model, for every awaited Service, whether a new
 //! TCP connection from a pod to its ClusterIP:port now reaches exactly the expected endpoints:
@@ -47,8 +46,8 @@ use netlab_client::{Client, ListParams, Object};
 use netlab_e2e::{Apiserver, parts};
 use netlab_kernel::{
     Protocol,
-    iptables::{Origin, Packet, Tables, WalkEnv},
-    ipvs::Ipvs,
+    iptables::{Origin, Packet, WalkEnv},
+    netns::{self, Netns, Restore},
 };
 use netlab_proto::{
     apiserver::v1::EventType,
@@ -186,8 +185,8 @@ struct Await {
 }
 
 struct KernelState {
-    tables: Tables,
-    ipvs: Ipvs,
+    /// The node's kernel model, as the node-agent keeps it.
+    netns: Netns,
     log: Vec<Applied>,
     awaits: HashMap<u64, Await>,
     next_id: u64,
@@ -250,7 +249,8 @@ impl KernelState {
         if iptables {
             for k in 0..a.want.len() {
                 let packet = Packet { protocol: Protocol::Tcp, src: CLIENT, dst: a.vip };
-                let v = self.tables.evaluate(packet, Origin::Forwarded, &mut Forced { fails: k, calls: 0 });
+                let v =
+                    self.netns.tables.evaluate(packet, Origin::Forwarded, &mut Forced { fails: k, calls: 0 });
                 if !v.dnat {
                     return false;
                 }
@@ -259,7 +259,7 @@ impl KernelState {
         } else {
             let mut taken = Vec::new();
             for _ in 0..a.want.len() {
-                match self.ipvs.schedule(Protocol::Tcp, CLIENT, a.vip, Duration::ZERO) {
+                match self.netns.ipvs.schedule(Protocol::Tcp, CLIENT, a.vip, Duration::ZERO) {
                     Some(sched) => match sched.real {
                         Some(real) => {
                             got.insert(real);
@@ -271,7 +271,7 @@ impl KernelState {
                 }
             }
             for real in taken {
-                self.ipvs.release(Protocol::Tcp, a.vip, real);
+                self.netns.ipvs.release(Protocol::Tcp, a.vip, real);
             }
         }
         got == a.want
@@ -290,26 +290,18 @@ impl Kernel for BenchKernel {
         let mut guard = self.lock();
         let st = &mut *guard;
         let t = Instant::now();
-        // As node-agent/src/server.rs `restore` does.
-        let rules = match format {
-            Format::Iptables => (|| {
-                for line in &req.ensure {
-                    st.tables.ensure(line).map_err(|e| e.to_string())?;
-                }
-                st.tables.restore(&req.text, req.noflush).map_err(|e| e.to_string())?;
-                Ok::<u64, String>(st.tables.rule_count() as u64)
-            })(),
-            Format::Ipvs => {
-                st.ipvs.restore(&req.text).map(|()| st.ipvs.len() as u64).map_err(|e| e.to_string())
-            }
-            Format::Unspecified => Err("format must be IPTABLES or IPVS".into()),
+        // The node-agent's restore.
+        let kind = match format {
+            Format::Iptables => netns::Format::Iptables,
+            Format::Ipvs => netns::Format::Ipvs,
+            Format::Unspecified => return Err(Status::invalid_argument("format must be IPTABLES or IPVS")),
         };
+        let restore = Restore { format: kind, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
+        let rules = st.netns.restore(restore);
         let at = Instant::now();
         let rules = rules.map_err(|e| {
-            if format != Format::Unspecified {
-                eprintln!("restore refused: {e}");
-            }
-            Status::invalid_argument(e)
+            eprintln!("restore refused: {e}");
+            Status::invalid_argument(e.to_string())
         })?;
         let applied = Applied {
             received,
@@ -336,11 +328,12 @@ impl Kernel for BenchKernel {
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
         let table = Table::try_from(req.into_inner().table).unwrap_or(Table::Unspecified);
         let st = self.lock();
-        let text = match table {
-            Table::IptablesSave => st.tables.save(),
-            Table::Ipvsadm => st.ipvs.list(),
+        let table = match table {
+            Table::IptablesSave => netns::Table::IptablesSave,
+            Table::Ipvsadm => netns::Table::Ipvsadm,
             _ => return Err(Status::unimplemented("the bench kernel saves IPTABLES_SAVE and IPVSADM only")),
         };
+        let text = st.netns.save(table, Duration::ZERO);
         Ok(Response::new(pb::SaveResponse { text }))
     }
 
@@ -367,8 +360,7 @@ async fn serve_kernel(
     let (tx, rx) = mpsc::unbounded_channel();
     let kernel = BenchKernel {
         state: Arc::new(Mutex::new(KernelState {
-            tables: Tables::new(),
-            ipvs: Ipvs::new(),
+            netns: Netns::new(Ipv4Addr::new(172, 18, 0, 2).into(), 1),
             log: Vec::new(),
             awaits: HashMap::new(),
             next_id: 0,

@@ -35,28 +35,26 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let err = |message: String| RestoreError::Line { line: line_no, message };
+        let err = |error: LineError| RestoreError::Line { line: line_no, error };
         // The common line first: a partial sync at 10,000 Services is 10,000 of them.
         if let Some(rest) = line.strip_prefix("-A ")
             && let Some(ops) = cur.as_mut()
         {
             let rest = rest.trim_start();
-            let (chain, spec) = rest.split_once(' ').ok_or_else(|| err("rule without a target".into()))?;
+            let (chain, spec) = rest.split_once(' ').ok_or_else(|| err(LineError::NoTarget))?;
             ops.appends.push(Append { line: line_no, chain, spec: spec.trim() });
             continue;
         }
         if let Some(name) = line.strip_prefix('*') {
             if cur.is_some() {
-                return Err(err("table started before COMMIT".into()));
+                return Err(err(LineError::TableBeforeCommit));
             }
-            let t = TableName::parse(name).ok_or_else(|| {
-                err(format!("can't initialize iptables table `{name}': Table does not exist"))
-            })?;
+            let t = TableName::parse(name).ok_or_else(|| err(LineError::NoSuchTable(name.to_string())))?;
             cur = Some(TableOps::new(t));
             continue;
         }
         let Some(ops) = cur.as_mut() else {
-            return Err(err(format!("no table given before `{line}`")));
+            return Err(err(LineError::NoTable(line.to_string())));
         };
         if line == "COMMIT" {
             out.push(cur.take().expect("checked above"));
@@ -64,18 +62,18 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
         }
         if let Some(decl) = line.strip_prefix(':') {
             let mut it = decl.split_whitespace();
-            let name = it.next().ok_or_else(|| err("chain name missing".into()))?;
+            let name = it.next().ok_or_else(|| err(LineError::NoChainName))?;
             let policy = match it.next() {
                 Some("-") | None => None,
                 Some("ACCEPT") => Some("ACCEPT"),
                 Some("DROP") => Some("DROP"),
-                Some(p) => return Err(err(format!("bad policy `{p}`"))),
+                Some(p) => return Err(err(LineError::BadPolicy(p.to_string()))),
             };
             if ops.table.builtins().contains(&name) != policy.is_some() {
-                return Err(err(format!("chain `{name}`: built-in chains take a policy, user chains `-`")));
+                return Err(err(LineError::PolicyMismatch(name.to_string())));
             }
             if name.len() > 28 {
-                return Err(err(format!("chain name `{name}' too long (must be under 29 chars)")));
+                return Err(err(LineError::ChainNameTooLong(name.to_string())));
             }
             ops.deleted.remove(name);
             ops.declared.insert(name, policy);
@@ -84,13 +82,13 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
         if let Some(name) = line.strip_prefix("-X ") {
             let name = name.trim();
             if ops.table.builtins().contains(&name) {
-                return Err(err(format!("can't delete built-in chain `{name}'")));
+                return Err(err(LineError::DeleteBuiltin(name.to_string())));
             }
             ops.declared.remove(name);
             ops.deleted.insert(name);
             continue;
         }
-        return Err(err(format!("unknown command `{line}`")));
+        return Err(err(LineError::UnknownCommand(line.to_string())));
     }
     if cur.is_some() {
         return Err(RestoreError::NoCommit(last_line));
@@ -99,7 +97,7 @@ pub(super) fn parse_restore(text: &str) -> Result<Vec<TableOps<'_>>, RestoreErro
 }
 
 /// Splits a rule spec into words, honouring double quotes as iptables-save writes them.
-pub(super) fn words(spec: &str) -> Result<Vec<String>, String> {
+pub(super) fn words(spec: &str) -> Result<Vec<String>, LineError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -129,7 +127,7 @@ pub(super) fn words(spec: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err("unterminated quote".into());
+        return Err(LineError::UnterminatedQuote);
     }
     if in_word {
         out.push(cur);
@@ -137,17 +135,18 @@ pub(super) fn words(spec: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub(super) fn parse_net(s: &str) -> Result<IpNet, String> {
+pub(super) fn parse_net(s: &str) -> Result<IpNet, LineError> {
+    let bad = || LineError::BadNetwork(s.to_string());
     if s.contains('/') {
-        s.parse().map_err(|_| format!("host/network `{s}' not found"))
+        s.parse().map_err(|_| bad())
     } else {
-        s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("host/network `{s}' not found"))
+        s.parse::<IpAddr>().map(IpNet::from).map_err(|_| bad())
     }
 }
 
-pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), String> {
+pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), LineError> {
     let hex = |v: &str| {
-        u32::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| format!("Bad mark value `{s}'"))
+        u32::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| LineError::BadMark(s.to_string()))
     };
     match s.split_once('/') {
         Some((v, m)) => Ok((hex(v)?, hex(m)?)),
@@ -156,14 +155,14 @@ pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), String> {
 }
 
 /// Parses one rule spec (`-m tcp -p tcp -d 10.96.0.1 --dport 443 -j KUBE-SVC-...`).
-pub fn parse_rule(spec: &str) -> Result<Rule, String> {
+pub fn parse_rule(spec: &str) -> Result<Rule, LineError> {
     let w = words(spec)?;
     let mut m = Match::default();
     let mut target: Option<Target> = None;
     let mut i = 0;
     let mut neg = false;
-    let arg = |i: usize| -> Result<&str, String> {
-        w.get(i + 1).map(String::as_str).ok_or_else(|| format!("option \"{}\" requires an argument", w[i]))
+    let arg = |i: usize| -> Result<&str, LineError> {
+        w.get(i + 1).map(String::as_str).ok_or_else(|| LineError::MissingArgument(w[i].clone()))
     };
     while i < w.len() {
         let word = w[i].as_str();
@@ -187,7 +186,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                         | "mark"
                         | "conntrack"
                 ) {
-                    return Err(format!("Couldn't load match `{module}':No such file or directory"));
+                    return Err(LineError::UnknownMatch(module.to_string()));
                 }
                 i += 2;
             }
@@ -195,7 +194,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                 let p = arg(i)?;
                 m.protocol = Some(
                     Protocol::parse(&p.to_ascii_uppercase())
-                        .ok_or_else(|| format!("unknown protocol \"{p}\" specified"))?,
+                        .ok_or_else(|| LineError::UnknownProtocol(p.to_string()))?,
                 );
                 i += 2;
             }
@@ -209,7 +208,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--dport" => {
                 let v = arg(i)?;
-                m.dport = Some(v.parse().map_err(|_| format!("invalid port/service `{v}' specified"))?);
+                m.dport = Some(v.parse().map_err(|_| LineError::BadPort(v.to_string()))?);
                 i += 2;
             }
             "--comment" => {
@@ -218,15 +217,15 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             }
             "--mode" => {
                 if arg(i)? != "random" {
-                    return Err(format!("Bad mode \"{}\"", arg(i)?));
+                    return Err(LineError::BadMode(arg(i)?.to_string()));
                 }
                 i += 2;
             }
             "--probability" => {
                 let v = arg(i)?;
-                let p: f64 = v.parse().map_err(|_| format!("bad --probability \"{v}\""))?;
+                let p: f64 = v.parse().map_err(|_| LineError::BadProbability(v.to_string()))?;
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(format!("--probability must be between 0 and 1, got \"{v}\""));
+                    return Err(LineError::ProbabilityOutOfRange(v.to_string()));
                 }
                 m.probability = Some(p);
                 i += 2;
@@ -246,19 +245,25 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
             "--seconds" => {
                 let v = arg(i)?;
                 m.recent.get_or_insert(Recent { name: String::new(), set: false, seconds: None }).seconds =
-                    Some(v.parse().map_err(|_| format!("bad --seconds \"{v}\""))?);
+                    Some(v.parse().map_err(|_| LineError::BadSeconds(v.to_string()))?);
                 i += 2;
             }
             "--src-type" => {
                 if arg(i)? != "LOCAL" {
-                    return Err(format!("unsupported --src-type \"{}\"", arg(i)?));
+                    return Err(LineError::UnsupportedAddrType {
+                        option: "src-type",
+                        value: arg(i)?.to_string(),
+                    });
                 }
                 m.src_local = Some(!neg);
                 i += 2;
             }
             "--dst-type" => {
                 if arg(i)? != "LOCAL" {
-                    return Err(format!("unsupported --dst-type \"{}\"", arg(i)?));
+                    return Err(LineError::UnsupportedAddrType {
+                        option: "dst-type",
+                        value: arg(i)?.to_string(),
+                    });
                 }
                 m.dst_local = true;
                 i += 2;
@@ -278,11 +283,11 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                 target = Some(match t {
                     "DNAT" => {
                         if w.get(i).map(String::as_str) != Some("--to-destination") {
-                            return Err("DNAT: --to-destination is required".into());
+                            return Err(LineError::NoDnatDestination);
                         }
                         let to = arg(i)?;
                         i += 2;
-                        Target::Dnat(to.parse().map_err(|_| format!("Bad IP address \"{to}\""))?)
+                        Target::Dnat(to.parse().map_err(|_| LineError::BadAddress(to.to_string()))?)
                     }
                     "REJECT" => {
                         if w.get(i).map(String::as_str) == Some("--reject-with") {
@@ -307,22 +312,22 @@ pub fn parse_rule(spec: &str) -> Result<Rule, String> {
                             "--or-mark" => Target::Mark { or: v, xor: 0 },
                             "--xor-mark" => Target::Mark { or: 0, xor: v },
                             "--set-xmark" => Target::Mark { or: 0, xor: v },
-                            o => return Err(format!("MARK: unknown option \"{o}\"")),
+                            o => return Err(LineError::UnknownMarkOption(o.to_string())),
                         }
                     }
                     chain if chain.starts_with(|c: char| c.is_ascii_uppercase()) => {
                         Target::Jump(Arc::from(chain))
                     }
-                    other => return Err(format!("Couldn't load target `{other}'")),
+                    other => return Err(LineError::UnknownTarget(other.to_string())),
                 });
             }
-            other => return Err(format!("unknown option \"{other}\"")),
+            other => return Err(LineError::UnknownOption(other.to_string())),
         }
         neg = false;
     }
     if m.recent.as_ref().is_some_and(|r| r.name.is_empty()) {
-        return Err("recent: --name is required".into());
+        return Err(LineError::NoRecentName);
     }
-    let target = target.ok_or_else(|| "rule without a target (-j)".to_string())?;
+    let target = target.ok_or(LineError::NoJump)?;
     Ok(Rule { spec: spec.to_string(), matches: m, target })
 }

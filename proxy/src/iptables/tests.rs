@@ -40,7 +40,7 @@ fn upstream_opts() -> Options {
     Options { cluster_cidr: Some("10.0.0.0/8".parse().unwrap()), masquerade_all: false, random_fully: false }
 }
 
-fn snapshot(services: &[Service], slices: &[EndpointSlice]) -> Snapshot {
+fn snapshot(services: &[Service], slices: &[EndpointSlice]) -> Snapshot<ServicePortInfo> {
     let mut t = Tracker::new("node1");
     for s in services {
         t.service_applied(Arc::new(s.clone()));
@@ -48,12 +48,12 @@ fn snapshot(services: &[Service], slices: &[EndpointSlice]) -> Snapshot {
     for s in slices {
         t.slice_applied(Arc::new(s.clone()));
     }
-    let mut snap = Snapshot::default();
+    let mut snap = Snapshot::<ServicePortInfo>::default();
     t.update(&mut snap, true);
     snap
 }
 
-fn upstream_world() -> Snapshot {
+fn upstream_world() -> Snapshot<ServicePortInfo> {
     snapshot(
         &[
             service("ns4", "svc4", "172.30.0.44", &[("p80", 80, "TCP")]),
@@ -482,7 +482,7 @@ fn seeded_chains_left_by_a_previous_run_are_deleted() {
     let mut ipt = Iptables::new(upstream_opts());
     assert!(!ipt.knows_chains());
     ipt.seed_chains(chains);
-    let out = ipt.render(&Snapshot::default(), None);
+    let out = ipt.render(&Snapshot::<ServicePortInfo>::default(), None);
     assert!(out.text.contains("\n:KUBE-SEP-OLDOLDOLDOLDOLDO - [0:0]\n"));
     assert!(out.text.contains("\n-X KUBE-SEP-OLDOLDOLDOLDOLDO\n-X KUBE-SVC-OLDOLDOLDOLDOLDO\n"));
 }
@@ -596,7 +596,7 @@ fn every_sync_ends_the_filter_table_with_kube_forward() {
     let empty = service("default", "empty", "10.96.0.21", &[("http", 80, "TCP")]);
     let eps = |ip| slice("default", "web", "w", ("http", 8080, "TCP"), &[ready(ip, "n1")]);
     let mut ipt = Iptables::new(upstream_opts());
-    let mut prev = Snapshot::default();
+    let mut prev = Snapshot::<ServicePortInfo>::default();
     for (i, (services, slices)) in [
         (vec![web.clone(), empty.clone()], vec![eps("10.244.1.5")]),
         (vec![web.clone(), empty.clone()], vec![eps("10.244.1.6")]),
@@ -678,7 +678,7 @@ fn a_partial_sync_writes_what_a_full_sync_would_in_each_chain_it_writes() {
     ];
     let mut ipt = Iptables::new(upstream_opts());
     let mut kernel = netlab_kernel::iptables::Tables::new();
-    let mut prev = Snapshot::default();
+    let mut prev = Snapshot::<ServicePortInfo>::default();
     for (i, (services, slices)) in steps.iter().enumerate() {
         let snap = snapshot(services, slices);
         let out = ipt.render(&snap, Some(&prev.changed(&snap)));
@@ -730,4 +730,25 @@ fn an_unlisted_port_that_changed_is_rewritten_anyway() {
     let again = ipt.render(&after, Some(&BTreeSet::new()));
     assert!(!again.text.contains("--to-destination"));
     assert_eq!(again.deleted, 0);
+}
+
+/// The chain names are hashed once, when the port is built from the generic one, and are
+/// upstream's (the model knows nothing of them).
+#[test]
+fn port_info_names_the_port_and_endpoint_chains() {
+    let svc = service("default", "web", "10.96.0.20", &[("http", 80, "TCP")]);
+    let slices = [slice(
+        "default",
+        "web",
+        "web-a",
+        ("http", 8080, "TCP"),
+        &[ready("10.244.2.7", "n2"), ready("10.244.1.5", "n1")],
+    )];
+    let ports = crate::model::service_ports(&svc, slices.iter(), "n1");
+    let info = ServicePortInfo::new(ports[0].clone());
+    assert_eq!(&*info.chains.svc, "KUBE-SVC-CDGGSHYLG3RE2FKL");
+    assert_eq!(info.endpoints[0].addr, "10.244.1.5:8080");
+    assert_eq!(&**info.endpoint_chain(&info.endpoints[0]), "KUBE-SEP-AFGSLHOD2HFNCBX4");
+    assert_ne!(info.endpoint_chain(&info.endpoints[1]), info.endpoint_chain(&info.endpoints[0]));
+    assert_eq!(info, ServicePortInfo::new(ports[0].clone()), "equal ports, equal infos");
 }

@@ -1,9 +1,10 @@
 //! The runner against the fake kernel, on paused time.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use super::{fake::FakeDataplane, *};
+use super::*;
 use crate::{
+    dataplane::fake::FakeDataplane,
     iptables::Options,
     model::fixtures::{ready, service, slice},
 };
@@ -328,7 +329,7 @@ async fn stale_udp_flows_are_deleted_after_each_sync() {
     handle.endpoint_slice(applied(dns_slice(&[])));
     runner.sync(false).await;
     assert_eq!(fake.restores(), 3);
-    assert_eq!((runner.failures, runner.retry_at), (0, None), "not a failed sync");
+    assert_eq!((runner.failures, runner.timing.retry_at()), (0, None), "not a failed sync");
     assert!(fake.conntrack().contains("src=10.244.2.7 "));
     assert_eq!(runner.conntrack_pending.len(), 1);
 
