@@ -13,8 +13,10 @@
 //! - [`netns`]: all of the above for one node, and the tools that write and print it: the one
 //!   place a restore is applied (the node-agent's kernel API, kube-proxy's fake, the benches).
 //! - [`netpol`]: NetworkPolicy verdicts (the CNI's job in a real cluster).
+//! - [`api`]: the node kernel API's enums (`netlab.node.v1`) to and from the model's.
 //! - [`fxhash`]: the hasher of the maps every new connection reads.
 
+pub mod api;
 pub mod conntrack;
 pub mod fxhash;
 pub mod iptables;

@@ -20,11 +20,10 @@ use std::{
 use ipnet::IpNet;
 use netlab_kernel::{
     Protocol,
-    conntrack::{self, Conntrack},
-    iptables::{Disposition, Origin, Packet, Tables, Target, WalkEnv},
-    ipvs::Ipvs,
+    conntrack::{self},
+    iptables::{Disposition, Origin, Packet, Target, WalkEnv},
     netpol::{Direction, PodMeta, Verdict},
-    routes::{Route, Routes},
+    routes::Route,
 };
 use netlab_proto::node::v1::{self as pb, kernel_client::KernelClient, segment::Kind};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
@@ -114,14 +113,7 @@ impl Dataplane {
             node_ip,
             node_name,
             virtual_nets,
-            state: Mutex::new(KernelState {
-                tables: Tables::new(),
-                ipvs: Ipvs::new(),
-                conntrack: Conntrack::default(),
-                routes: Routes::new(node_ip),
-                recent: HashMap::new(),
-                rng: seed | 1,
-            }),
+            state: Mutex::new(KernelState::new(node_ip, seed)),
             sockets,
             view,
             peers: Mutex::default(),
@@ -530,10 +522,12 @@ impl Dataplane {
     }
 
     /// A connection from another node (`Dial`): the same checks as a local delivery.
-    pub fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, String> {
-        let from: SocketAddr = open.source.parse().map_err(|_| format!("bad source {:?}", open.source))?;
-        let dst: SocketAddr =
-            open.destination.parse().map_err(|_| format!("bad destination {:?}", open.destination))?;
+    pub fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, BadOpen> {
+        let addr = |field: &'static str, value: &str| {
+            value.parse::<SocketAddr>().map_err(|source| BadOpen { field, value: value.to_string(), source })
+        };
+        let from = addr("source", &open.source)?;
+        let dst = addr("destination", &open.destination)?;
         if self.with_state(|st| st.routes.lookup(dst.ip())) != Route::Local {
             return Ok(Delivery::Dropped(format!("{} is not on node {}", dst.ip(), self.node_name)));
         }
@@ -633,6 +627,20 @@ pub enum Delivery {
     Refused,
     /// A policy dropped it (why, for the log and traces).
     Dropped(String),
+}
+
+/// A connection from the wire named an address that does not parse (a peer speaking another
+/// version of `netlab.node.v1`).
+#[derive(Debug, thiserror::Error)]
+#[error("bad {field} {value:?}")]
+pub struct BadOpen {
+    /// `source` or `destination`.
+    field: &'static str,
+    /// What it said.
+    value: String,
+    /// Why it does not parse.
+    #[source]
+    source: std::net::AddrParseError,
 }
 
 /// Moves bytes between a local stream and the wire until both sides are done.

@@ -12,12 +12,12 @@ use std::{
 
 use futures::Stream;
 use netlab_kernel::{
-    Protocol,
+    api,
     conntrack::{Conntrack, Filter},
-    netns::{self, Restore, RestoreError},
+    netns::{Restore, RestoreError},
 };
 use netlab_proto::node::v1::{
-    self as pb, Format, Table,
+    self as pb,
     conntrack_server::{Conntrack as ConntrackApi, ConntrackServer},
     kernel_server::{Kernel, KernelServer},
     segment::Kind,
@@ -87,27 +87,17 @@ impl Kernel for KernelService {
         req: Request<pb::RestoreRequest>,
     ) -> Result<Response<pb::RestoreResponse>, Status> {
         let req = req.into_inner();
-        let format = Format::try_from(req.format).unwrap_or(Format::Unspecified);
+        let format = api::format(req.format);
         let span = info_span!("restore", netlab.kernel.format = ?format, netlab.kernel.bytes = req.text.len(), k8s.node.name = %self.dp.node_name());
         let _g = span.enter();
-        let format = match format {
-            Format::Iptables => netns::Format::Iptables,
-            Format::Ipvs => netns::Format::Ipvs,
-            Format::Unspecified => return Err(RequestError::NoFormat.into()),
-        };
+        let format = format.ok_or(RequestError::NoFormat)?;
         let restore = Restore { format, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
         let rules = self.dp.with_state(|st| st.restore(restore)).map_err(RequestError::Restore)?;
         Ok(Response::new(pb::RestoreResponse { rules }))
     }
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
-        let table = match Table::try_from(req.into_inner().table).unwrap_or(Table::Unspecified) {
-            Table::IptablesSave => netns::Table::IptablesSave,
-            Table::Ipvsadm => netns::Table::Ipvsadm,
-            Table::Conntrack => netns::Table::Conntrack,
-            Table::Routes => netns::Table::Routes,
-            Table::Unspecified => return Err(RequestError::NoTable.into()),
-        };
+        let table = api::table(req.into_inner().table).ok_or(RequestError::NoTable)?;
         let now = self.dp.now();
         let text = self.dp.with_state(|st| st.save(table, now));
         Ok(Response::new(pb::SaveResponse { text }))
@@ -126,18 +116,21 @@ impl Kernel for KernelService {
                     Ok(Some(pb::Segment { kind: Some(Kind::Open(open)) })) => open,
                     _ => return,
                 };
-                match dp.accept_from_wire(&open) {
-                    Ok(Delivery::Stream(stream)) => {
+                // A connection that cannot be delivered is dropped, as a SYN to nowhere is.
+                let delivery =
+                    dp.accept_from_wire(&open).unwrap_or_else(|e| Delivery::Dropped(e.to_string()));
+                match delivery {
+                    Delivery::Stream(stream) => {
                         if tx.send(pb::Segment { kind: Some(Kind::Accept(pb::Accept {})) }).await.is_ok() {
                             pump(stream, inbound, tx).await;
                         }
                     }
-                    Ok(Delivery::Refused) => {
+                    Delivery::Refused => {
                         let _ = tx
                             .send(pb::Segment { kind: Some(Kind::Close(pb::Close { refused: true })) })
                             .await;
                     }
-                    Ok(Delivery::Dropped(why)) | Err(why) => {
+                    Delivery::Dropped(why) => {
                         // A dropped SYN is never answered: hold the stream until the client gives up.
                         tracing::debug!(source = %open.source, destination = %open.destination, %why, "Dropped.");
                         while let Ok(Some(_)) = inbound.message().await {}
@@ -220,12 +213,7 @@ impl From<RequestError> for Status {
 
 /// The request as a conntrack filter; the error says which option is bad, as conntrack does.
 fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, RequestError> {
-    let protocol = match pb::Protocol::try_from(req.protocol) {
-        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
-        Ok(pb::Protocol::Udp) => Protocol::Udp,
-        Ok(pb::Protocol::Sctp) => Protocol::Sctp,
-        _ => return Err(RequestError::NoProtocol),
-    };
+    let protocol = api::protocol(req.protocol).ok_or(RequestError::NoProtocol)?;
     let ip = |option: &'static str, v: Option<String>| -> Result<Option<IpAddr>, RequestError> {
         v.map(|value| value.parse().map_err(|source| RequestError::BadAddress { option, value, source }))
             .transpose()
@@ -246,8 +234,11 @@ fn filter(req: pb::ConntrackDeleteRequest) -> Result<Filter, RequestError> {
 mod tests {
     use std::{net::SocketAddr, time::Duration};
 
-    use netlab_kernel::conntrack::{Key, Nat};
-    use netlab_proto::node::v1::conntrack_client::ConntrackClient;
+    use netlab_kernel::{
+        Protocol,
+        conntrack::{Key, Nat},
+    };
+    use netlab_proto::node::v1::{Format, Table, conntrack_client::ConntrackClient};
 
     use super::*;
     use crate::{cluster::ClusterView, dataplane::Dataplane, sockets::SocketTable};

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use netlab_kernel::{Protocol, conntrack::Filter};
+use netlab_kernel::conntrack::Filter;
 use netlab_proto::node::v1::{
     self as pb, ConntrackDeleteRequest, RestoreRequest, SaveRequest, Table,
     conntrack_client::ConntrackClient, kernel_client::KernelClient,
@@ -86,11 +86,7 @@ impl Dataplane for Kernel {
     }
 
     async fn delete_conntrack(&self, filter: Filter) -> Result<u64> {
-        let protocol = match filter.protocol {
-            Protocol::Tcp => pb::Protocol::Tcp,
-            Protocol::Udp => pb::Protocol::Udp,
-            Protocol::Sctp => pb::Protocol::Sctp,
-        };
+        let protocol = pb::Protocol::from(filter.protocol);
         let req = ConntrackDeleteRequest {
             protocol: protocol as i32,
             orig_dst: filter.orig_dst.map(|ip| ip.to_string()),
@@ -131,7 +127,8 @@ mod tests {
                 Ok(String::new())
             }
         }
-        let err = RulesOnly.delete_conntrack(Filter::protocol(Protocol::Udp)).await.unwrap_err();
+        let err =
+            RulesOnly.delete_conntrack(Filter::protocol(netlab_kernel::Protocol::Udp)).await.unwrap_err();
         assert!(err.is_unimplemented(), "{err}");
     }
 }

@@ -45,14 +45,14 @@ use k8s_openapi::{
 use netlab_client::{Client, ListParams, Object};
 use netlab_e2e::{Apiserver, parts};
 use netlab_kernel::{
-    Protocol,
+    Protocol, api,
     iptables::{Origin, Packet, WalkEnv},
     netns::{self, Netns, Restore},
 };
 use netlab_proto::{
     apiserver::v1::EventType,
     node::v1::{
-        self as pb, Format, Table,
+        self as pb,
         kernel_client::KernelClient,
         kernel_server::{Kernel, KernelServer},
     },
@@ -286,15 +286,13 @@ impl Kernel for BenchKernel {
     ) -> Result<Response<pb::RestoreResponse>, Status> {
         let received = Instant::now();
         let req = req.into_inner();
-        let format = Format::try_from(req.format).unwrap_or(Format::Unspecified);
+        let format = api::format(req.format);
         let mut guard = self.lock();
         let st = &mut *guard;
         let t = Instant::now();
         // The node-agent's restore.
-        let kind = match format {
-            Format::Iptables => netns::Format::Iptables,
-            Format::Ipvs => netns::Format::Ipvs,
-            Format::Unspecified => return Err(Status::invalid_argument("format must be IPTABLES or IPVS")),
+        let Some(kind) = format else {
+            return Err(Status::invalid_argument("format must be IPTABLES or IPVS"));
         };
         let restore = Restore { format: kind, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
         let rules = st.netns.restore(restore);
@@ -309,10 +307,14 @@ impl Kernel for BenchKernel {
             bytes: req.text.len(),
             apply: at - t,
             // A full sync: iptables mode sends the ensure lines; ipvs mode clears the table first.
-            full: if format == Format::Ipvs { req.text.starts_with("-C\n") } else { !req.ensure.is_empty() },
+            full: if kind == netns::Format::Ipvs {
+                req.text.starts_with("-C\n")
+            } else {
+                !req.ensure.is_empty()
+            },
         };
         st.log.push(applied);
-        let iptables = format == Format::Iptables;
+        let iptables = kind == netns::Format::Iptables;
         let ids: Vec<u64> = st.awaits.keys().copied().collect();
         for id in ids {
             let Some(a) = st.awaits.remove(&id) else { continue };
@@ -326,11 +328,9 @@ impl Kernel for BenchKernel {
     }
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
-        let table = Table::try_from(req.into_inner().table).unwrap_or(Table::Unspecified);
         let st = self.lock();
-        let table = match table {
-            Table::IptablesSave => netns::Table::IptablesSave,
-            Table::Ipvsadm => netns::Table::Ipvsadm,
+        let table = match api::table(req.into_inner().table) {
+            Some(table @ (netns::Table::IptablesSave | netns::Table::Ipvsadm)) => table,
             _ => return Err(Status::unimplemented("the bench kernel saves IPTABLES_SAVE and IPVSADM only")),
         };
         let text = st.netns.save(table, Duration::ZERO);
@@ -709,7 +709,7 @@ async fn grpc_hop(url: &str, bytes: usize, count: usize) -> Duration {
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
         let req = pb::RestoreRequest {
-            format: Format::Unspecified as i32,
+            format: pb::Format::Unspecified as i32,
             text: text.clone(),
             noflush: true,
             ensure: Vec::new(),

@@ -10,8 +10,9 @@ use std::{
 };
 
 use netlab_kernel::{
+    api,
     conntrack::{Filter, Key, Nat},
-    netns::{self, Netns, Restore},
+    netns::{Netns, Restore},
 };
 use netlab_proto::node::v1::{Format, RestoreRequest, Table};
 
@@ -131,15 +132,11 @@ impl Dataplane for FakeDataplane {
                 tonic::Status::unavailable("fake kernel: connection refused"),
             ));
         }
-        let format = match Format::try_from(req.format) {
-            Ok(Format::Iptables) => netns::Format::Iptables,
-            Ok(Format::Ipvs) => netns::Format::Ipvs,
-            _ => {
-                return Err(Error::kernel(
-                    "Restore",
-                    tonic::Status::invalid_argument("format must be IPTABLES or IPVS"),
-                ));
-            }
+        let Some(format) = api::format(req.format) else {
+            return Err(Error::kernel(
+                "Restore",
+                tonic::Status::invalid_argument("format must be IPTABLES or IPVS"),
+            ));
         };
         let rules = s.netns.restore(Restore {
             format,
@@ -156,14 +153,8 @@ impl Dataplane for FakeDataplane {
     }
 
     async fn save(&self, table: Table) -> Result<String> {
-        let table = match table {
-            Table::IptablesSave => netns::Table::IptablesSave,
-            Table::Ipvsadm => netns::Table::Ipvsadm,
-            Table::Conntrack => netns::Table::Conntrack,
-            Table::Routes => netns::Table::Routes,
-            Table::Unspecified => {
-                return Err(Error::kernel("Save", tonic::Status::invalid_argument("no table")));
-            }
+        let Some(table) = api::table(table as i32) else {
+            return Err(Error::kernel("Save", tonic::Status::invalid_argument("no table")));
         };
         Ok(self.state().netns.save(table, Duration::ZERO))
     }
