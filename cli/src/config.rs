@@ -64,7 +64,7 @@ impl Cli {
         if let Some(s) = &self.server {
             return s.clone();
         }
-        crate::up::read_cluster(&self.data_dir())
+        crate::cluster_file::read_cluster(&self.data_dir())
             .map(|c| c.apiserver)
             .unwrap_or_else(|| DEFAULT_SERVER.to_string())
     }

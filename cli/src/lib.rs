@@ -20,6 +20,7 @@
 //! - [`delete`], [`scale`]: the remaining verbs.
 //! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
 //! - [`trace`]: `netlab trace`, a Jaeger trace as a tree in the terminal.
+//! - [`cluster_file`]: where `netlab up` records the native cluster for later commands.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -28,6 +29,7 @@ use netlab_proto::node::v1::Table;
 
 pub mod apply;
 pub mod client;
+pub mod cluster_file;
 pub mod config;
 pub mod delete;
 pub mod describe;

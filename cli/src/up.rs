@@ -14,11 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
-
 use crate::{
     apply,
     client::{Api, Cluster as _},
+    cluster_file::{ClusterFile, Process, read_cluster},
     config::{Namespace, UpArgs},
     manifest::{self, Checks},
     report::Problem,
@@ -30,32 +29,6 @@ const DEMO: &str = include_str!("up/demo.yaml");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped process gets before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// What `up` records for later commands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterFile {
-    /// The apiserver, `http://127.0.0.1:6443`.
-    pub apiserver: String,
-    /// The running processes (detached mode).
-    pub processes: Vec<Process>,
-}
-
-/// One process of a native cluster.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Process {
-    /// `apiserver`, `controller-manager`, ...
-    pub name: String,
-    /// Its pid.
-    pub pid: u32,
-    /// Its log file (detached mode).
-    pub log: Option<PathBuf>,
-}
-
-/// `<data-dir>/cluster.json`, if a native cluster was started there.
-pub fn read_cluster(data_dir: &Path) -> Option<ClusterFile> {
-    let text = std::fs::read_to_string(data_dir.join("cluster.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
 
 fn is_alive(pid: u32) -> bool {
     Command::new("kill")

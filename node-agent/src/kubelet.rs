@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::{cni::CniPlugin, config::Config, image::ImageService, runtime::Runtime};
 
 pub mod backoff;
+pub mod container;
 pub mod dns;
 pub mod events;
 pub mod probe;

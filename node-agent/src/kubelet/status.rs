@@ -7,10 +7,39 @@ use k8s_openapi::api::core::v1::{
     PodCondition, PodIP, PodStatus,
 };
 
-use super::worker::{Worker, now};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
 
-/// The status for `w`'s pod as it stands.
-pub fn build(w: &mut Worker) -> PodStatus {
+use k8s_openapi::{api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time};
+
+use super::{container::ContainerState, sandbox::Sandbox};
+
+/// What the kubelet knows of one pod, which its status is built from.
+pub struct Observed<'a> {
+    /// The pod as last seen (its spec, and the status conditions others own).
+    pub pod: &'a Pod,
+    /// The node's IP: the pod's hostIP.
+    pub node_ip: IpAddr,
+    /// The sandbox, once CNI ADD gave it an IP.
+    pub sandbox: Option<&'a Sandbox>,
+    /// Each container's state, by name.
+    pub containers: &'a BTreeMap<String, ContainerState>,
+    /// When the kubelet first acted on the pod.
+    pub start_time: Option<Time>,
+    /// The kubelet's conditions: type → (status, lastTransitionTime), kept across builds so a
+    /// transition time moves only when the status does.
+    pub conditions: &'a mut HashMap<&'static str, (bool, Time)>,
+}
+
+/// Now, as a Kubernetes Time.
+pub(super) fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// The status for the pod as it stands.
+pub fn build(w: Observed<'_>) -> PodStatus {
     let old = w.pod.status.clone().unwrap_or_default();
     let containers = w.pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
     let mut statuses = Vec::new();
@@ -61,30 +90,45 @@ pub fn build(w: &mut Worker) -> PodStatus {
     let containers_ready = unready.is_empty() && all_running;
     let not_ready_message = format!("containers with unready status: [{}]", unready.join(" "));
     let mut conditions = Vec::new();
-    let mut condition =
-        |w: &mut Worker, t: &'static str, ok: bool, reason: Option<&str>, message: Option<String>| {
-            let entry = w.conditions.entry(t).or_insert_with(|| (ok, now()));
-            if entry.0 != ok {
-                *entry = (ok, now());
-            }
-            conditions.push(PodCondition {
-                type_: t.into(),
-                status: if ok { "True" } else { "False" }.into(),
-                last_transition_time: Some(entry.1.clone()),
-                reason: reason.filter(|_| !ok).map(String::from),
-                message: message.filter(|_| !ok),
-                ..Default::default()
-            });
-        };
-    condition(w, "PodReadyToStartContainers", sandbox_ready, None, None);
-    condition(w, "Initialized", true, None, None);
-    condition(w, "Ready", containers_ready, Some("ContainersNotReady"), Some(not_ready_message.clone()));
-    condition(w, "ContainersReady", containers_ready, Some("ContainersNotReady"), Some(not_ready_message));
+    let mut condition = |conds: &mut HashMap<&'static str, (bool, Time)>,
+                         t: &'static str,
+                         ok: bool,
+                         reason: Option<&str>,
+                         message: Option<String>| {
+        let entry = conds.entry(t).or_insert_with(|| (ok, now()));
+        if entry.0 != ok {
+            *entry = (ok, now());
+        }
+        conditions.push(PodCondition {
+            type_: t.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            last_transition_time: Some(entry.1.clone()),
+            reason: reason.filter(|_| !ok).map(String::from),
+            message: message.filter(|_| !ok),
+            ..Default::default()
+        });
+    };
+    condition(w.conditions, "PodReadyToStartContainers", sandbox_ready, None, None);
+    condition(w.conditions, "Initialized", true, None, None);
+    condition(
+        w.conditions,
+        "Ready",
+        containers_ready,
+        Some("ContainersNotReady"),
+        Some(not_ready_message.clone()),
+    );
+    condition(
+        w.conditions,
+        "ContainersReady",
+        containers_ready,
+        Some("ContainersNotReady"),
+        Some(not_ready_message),
+    );
     if let Some(scheduled) = old.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled") {
         conditions.push(scheduled.clone());
     }
-    let node_ip = w.k.node_ip.to_string();
-    let pod_ip = w.sandbox.as_ref().map(|s| s.ip.to_string());
+    let node_ip = w.node_ip.to_string();
+    let pod_ip = w.sandbox.map(|s| s.ip.to_string());
     PodStatus {
         phase: Some(if all_running { "Running" } else { "Pending" }.into()),
         conditions: Some(conditions),

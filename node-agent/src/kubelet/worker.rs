@@ -20,9 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{
-    CNI_RESULT_ANNOTATION, Kubelet, Update, dns, events,
+    CNI_RESULT_ANNOTATION, Kubelet, Update,
+    container::ContainerState,
+    dns, events,
     probe::{self, ProbeKind, ProbeUpdate},
     sandbox::Sandbox,
+    status::{self, Observed, now},
 };
 use crate::{
     apps::Identity,
@@ -34,24 +37,6 @@ use crate::{
 /// How long `ErrImagePull` shows before the pod's next sync turns it into `ImagePullBackOff`
 /// (scaled by `--time-scale`).
 const ERR_IMAGE_PULL_GRACE: Duration = Duration::from_secs(1);
-
-/// One container's state as the kubelet tracks it.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerState {
-    /// The runtime's container ID while it runs.
-    pub id: Option<String>,
-    /// When it started.
-    pub started_at: Option<Time>,
-    /// Why it is not running: (reason, message).
-    pub waiting: Option<(String, String)>,
-    /// The readiness result.
-    pub ready: bool,
-    /// Restarts so far.
-    pub restart_count: i32,
-    /// The image it runs.
-    pub image: Option<Image>,
-    probes: Option<CancellationToken>,
-}
 
 /// The worker.
 pub struct Worker {
@@ -643,7 +628,14 @@ impl Worker {
 
     /// Writes the status if it changed since the last write.
     async fn push_status(&mut self) {
-        let status = super::status::build(self);
+        let status = status::build(Observed {
+            pod: &self.pod,
+            node_ip: self.k.node_ip,
+            sandbox: self.sandbox.as_ref(),
+            containers: &self.containers,
+            start_time: self.start_time.clone(),
+            conditions: &mut self.conditions,
+        });
         let json = serde_json::to_value(&status).unwrap_or_default();
         if self.last_status.as_ref() == Some(&json) {
             return;
@@ -666,11 +658,6 @@ fn earliest(a: Next, b: Next) -> Next {
         (Next::Cni, _) | (_, Next::Cni) => Next::Cni,
         _ => Next::Idle,
     }
-}
-
-/// Now, as a Kubernetes Time.
-pub(super) fn now() -> Time {
-    Time(jiff::Timestamp::now())
 }
 
 /// The condition types the kubelet owns, as 'static names.
