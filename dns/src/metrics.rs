@@ -348,7 +348,7 @@ impl Metrics {
         let _ = writeln!(out, "coredns_reload_failed_total {}", self.reload_failed.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
-            "# HELP netlab_dns_packet_cache_hits_total UDP queries answered with the bytes of an earlier identical query's reply (netlab only; see dns/src/udp.rs)."
+            "# HELP netlab_dns_packet_cache_hits_total UDP queries answered with the bytes of an earlier identical query's reply (netlab only; see dns/src/server/udp.rs)."
         );
         let _ = writeln!(out, "# TYPE netlab_dns_packet_cache_hits_total counter");
         let _ = writeln!(
