@@ -191,9 +191,9 @@ pub enum WriteOp {
     Bind {
         /// The pod's namespace.
         namespace: String,
-        /// The pod.
+        /// The pod's name.
         name: String,
-        /// The node.
+        /// The node it is bound to (`spec.nodeName` after the write).
         node: String,
     },
     /// Delete an object.

@@ -21,7 +21,7 @@ pub struct ClusterFile {
 pub struct Process {
     /// `apiserver`, `controller-manager`, ...
     pub name: String,
-    /// Its pid.
+    /// Its process ID, which `netlab down` signals.
     pub pid: u32,
     /// Its log file (detached mode).
     pub log: Option<PathBuf>,

@@ -136,27 +136,27 @@ pub enum Command {
 pub enum NodeCommand {
     /// The CNI result (interfaces, ips, routes, dns) the kubelet got for each pod on NODE.
     Cni {
-        /// The node.
+        /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
     /// The node's filter and nat tables, as `iptables-save` prints them.
     IptablesSave {
-        /// The node.
+        /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
     /// The node's IPVS table, as `ipvsadm -Ln` prints it.
     Ipvsadm {
-        /// The node.
+        /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
     /// The node's tracked connections, as `conntrack -L` prints them.
     Conntrack {
-        /// The node.
+        /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
     /// The node's routing table, as `ip route` prints it.
     Routes {
-        /// The node.
+        /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
 }
@@ -164,7 +164,7 @@ pub enum NodeCommand {
 /// `netlab exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The pod.
+    /// The pod to run the command in (in `-n`'s namespace).
     pub pod: String,
     /// Container name; defaults to the pod's first container.
     #[arg(short = 'c', long)]

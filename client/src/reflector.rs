@@ -44,7 +44,7 @@ impl<K: Object> Change<K> {
         }
     }
 
-    /// The object.
+    /// The object as it is now (for a deletion: as it was last seen).
     pub fn object(&self) -> &Arc<K> {
         match self {
             Change::Applied(o) | Change::Deleted(o) => o,

@@ -49,7 +49,7 @@ pub struct Key {
     pub name: String,
     /// Query type code.
     pub qtype: u16,
-    /// DNSSEC OK.
+    /// The query's DO bit: CoreDNS caches DNSSEC and plain answers apart.
     pub dnssec_ok: bool,
 }
 

@@ -182,11 +182,11 @@ pub enum RData {
 /// One resource record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// Owner.
+    /// The name the record is for, as the zone keeps it.
     pub owner: Owner,
     /// TTL in seconds.
     pub ttl: u32,
-    /// Data.
+    /// The type and its data (A address, SRV target and port, ...).
     pub data: RData,
 }
 
@@ -206,7 +206,7 @@ pub struct Chase {
 /// What the zone answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// The rcode.
+    /// NOERROR, NXDOMAIN, ... as the kubernetes plugin decides it.
     pub rcode: Rcode,
     /// Answer section (before any chase).
     pub answers: Vec<Record>,

@@ -38,7 +38,7 @@ impl Health {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Whether ready.
+    /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

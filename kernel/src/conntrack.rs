@@ -73,7 +73,7 @@ pub enum State {
 pub struct Entry {
     /// The NAT applied.
     pub nat: Nat,
-    /// The state.
+    /// How far the flow has got (which sets its timeout).
     pub state: State,
     /// When it expires (time since the table's start).
     pub expires: Duration,

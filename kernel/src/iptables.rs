@@ -271,9 +271,9 @@ pub enum Target {
 pub struct Rule {
     /// The rule spec as written (iptables-save prints it back).
     pub spec: String,
-    /// Its matches.
+    /// The conditions a packet must meet, compiled from the spec.
     pub matches: Match,
-    /// Its target.
+    /// What a matching packet gets (`-j`): a jump, DNAT, REJECT, ...
     pub target: Target,
 }
 

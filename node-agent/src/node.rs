@@ -31,9 +31,9 @@ pub const NETWORK_NOT_READY: &str = "container runtime network not ready: Networ
 /// What the node knows about itself.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
-    /// Its name.
+    /// The Node object's name (`--node-name`, else the hostname).
     pub name: String,
-    /// Its IP.
+    /// The address other nodes and the apiserver reach it at (its InternalIP).
     pub ip: IpAddr,
     /// `--max-pods`.
     pub max_pods: u32,

@@ -38,7 +38,7 @@ use crate::{
 /// (scaled by `--time-scale`).
 const ERR_IMAGE_PULL_GRACE: Duration = Duration::from_secs(1);
 
-/// The worker.
+/// One pod's worker: its state as the kubelet tracks it, owned by the task that drives the pod.
 pub struct Worker {
     pub(super) k: Arc<Kubelet>,
     pub(super) pod: Arc<Pod>,
