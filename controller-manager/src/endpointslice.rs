@@ -5,7 +5,7 @@
 //! Services, Pods, EndpointSlices and Nodes are list-watched; a change queues the keys of the
 //! Services it may affect (a pod change queues every Service in its namespace whose selector
 //! matches the pod's old or new labels), and each Service is synced on its own:
-//! [`derive`] computes the endpoints it should have, [`plan`] the fewest writes that get its
+//! [`derive`](mod@derive) computes the endpoints it should have, [`plan`] the fewest writes that get its
 //! existing slices there. Services without a selector are left alone: users write their slices.
 //!
 //! A slice this controller has just written may not be in the watch cache yet; syncing from that

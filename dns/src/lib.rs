@@ -92,7 +92,7 @@ impl Shared {
         out
     }
 
-    /// The zone and config generation (see [`udp`]).
+    /// The zone and config generation (see [`server::udp`]).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

@@ -2,7 +2,7 @@
 //! Node, heartbeats, runs the pods bound to it), the container runtime (images pulled over the
 //! OCI distribution API, apps run as tasks), and the CNI plugins (bridge + host-local on the
 //! node's podCIDR). Pod IPs are virtual: apps listen on the node's [`sockets::SocketTable`],
-//! which the node's kernel model (a later layer) delivers routed connections into.
+//! which the node's kernel model ([`dataplane`]) delivers routed connections into.
 //!
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors.

@@ -11,7 +11,7 @@
 //! `res_nsearch` + `res_nsend` (the resolver behind `getaddrinfo`, `gethostbyname2`, curl, ping,
 //! ...): ndots, the search list, NXDOMAIN/NODATA/SERVFAIL continuation, A and AAAA sent in
 //! parallel, timeout × attempts rotation over nameservers; [`getaddrinfo`] is what the toolbox's
-//! commands call. [`message`] builds the queries and checks the replies. The DNS commands (`dig`,
+//! commands call. `message` builds the queries and checks the replies. The DNS commands (`dig`,
 //! `nslookup`, `host`, `getent`) are toolbox commands (`apps::toolbox::dns`).
 //!
 //! Every message carries an EDNS(0) OPT record; when a W3C traceparent is known it rides in an

@@ -1,7 +1,7 @@
 //! The node's kernel API (`netlab.node.v1.Kernel` and `netlab.node.v1.Conntrack`) on the
 //! kubelet's port: kube-proxy's iptables-restore/ipvsadm-restore and `conntrack -D`, the wire
 //! from other nodes, `netlab exec` and the inspection commands. Restores, saves and deletes are
-//! netlab-kernel's ([`netns::Netns`]); this module only converts them from and to gRPC, and its
+//! netlab-kernel's ([`netlab_kernel::netns::Netns`]); this module only converts them from and to gRPC, and its
 //! errors become gRPC statuses here and nowhere else.
 
 use std::{

@@ -10,7 +10,7 @@
 //! streams through [`Output`] while the command runs, as `kubectl exec` streams it.
 //!
 //! Layout: [`run`] dispatches to the builtins here, to `curl`, `nc`, `redis-cli` in submodules,
-//! to the DNS commands in [`dns`], and to a tiny `sh -c` (words, quotes, `$VAR`, `;`, `&&`,
+//! to the DNS commands in `dns`, and to a tiny `sh -c` (words, quotes, `$VAR`, `;`, `&&`,
 //! `||`).
 
 use std::{future::Future, net::IpAddr, pin::Pin, time::Duration};
