@@ -16,16 +16,12 @@
 //! - [`writer`]: the write path: create, update, bind, delete, group commit.
 //! - [`allocation`]: a Service write's ClusterIP and NodePorts, as a transaction that reverts.
 //! - [`repair`]: rebuilding the allocators from the stored Services at start.
+//! - [`state`]: the committed objects, the revision and the event history; [`config`]: its setup.
 //! - [`watch`]: per-watcher tasks: history replay, filtering, batching.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    sync::{Arc, RwLock, RwLockReadGuard},
-};
+use std::sync::{Arc, RwLock};
 
-use ipnet::Ipv4Net;
-use netlab_proto::apiserver::v1::{EventType, Resource};
-use serde_json::Value;
+use netlab_proto::apiserver::v1::Resource;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -34,131 +30,21 @@ use crate::{
     object::Stored,
     selector::{FieldSelector, LabelSelector},
     store::Store,
-    validation::ValidationOptions,
 };
 
 pub mod admission;
 pub mod allocation;
+pub mod config;
 pub mod repair;
+pub mod state;
 pub mod watch;
 pub mod writer;
 
+pub use config::RegistryConfig;
+pub(crate) use state::Shared;
+pub use state::{Event, State};
 pub use watch::WatchSpec;
-
-/// How the registry is set up.
-#[derive(Debug, Clone)]
-pub struct RegistryConfig {
-    /// `--service-cluster-ip-range`.
-    pub service_cidr: Ipv4Net,
-    /// `--service-node-port-range`, inclusive.
-    pub node_ports: (u16, u16),
-    /// How many events the watch history keeps; older resourceVersions are "too old".
-    pub history: usize,
-    /// How many events a watcher may fall behind the writer before it is expired.
-    pub watch_buffer: usize,
-    /// What validation allows beyond upstream (`--allow-loopback-endpoints`).
-    pub validation: ValidationOptions,
-}
-
-/// A change to one object, as watchers see it.
-#[derive(Debug)]
-pub struct Event {
-    /// ADDED, MODIFIED or DELETED.
-    pub kind: EventType,
-    /// The object after the change (for DELETED: its last state, at the deletion's revision).
-    pub object: Arc<Stored>,
-    /// The object before the change, so selector watchers see objects leave their selection.
-    pub prev: Option<Arc<Stored>>,
-}
-
-type Objects = BTreeMap<(String, String), Arc<Stored>>;
-
-/// The committed state: what readers see.
-pub struct State {
-    /// The last committed resourceVersion.
-    pub revision: u64,
-    /// A watch may resume from any resourceVersion >= this.
-    pub oldest: u64,
-    objects: Vec<Objects>,
-    history: VecDeque<Arc<Event>>,
-    history_cap: usize,
-}
-
-// === impl State ===
-
-impl State {
-    fn new(revision: u64, history_cap: usize) -> Self {
-        Self {
-            revision,
-            oldest: revision,
-            objects: vec![Objects::new(); netlab_proto::ALL_RESOURCES.len() + 1],
-            history: VecDeque::new(),
-            history_cap,
-        }
-    }
-
-    /// One object.
-    pub fn get(&self, resource: Resource, namespace: &str, name: &str) -> Option<&Arc<Stored>> {
-        self.objects[resource as usize].get(&(namespace.to_string(), name.to_string()))
-    }
-
-    /// Every object of `resource`, in one namespace or (for "") all.
-    pub fn iter<'a>(
-        &'a self,
-        resource: Resource,
-        namespace: &'a str,
-    ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
-        let map = &self.objects[resource as usize];
-        if namespace.is_empty() || !resource.namespaced() {
-            Box::new(map.values())
-        } else {
-            Box::new(
-                map.range((namespace.to_string(), String::new())..)
-                    .take_while(move |((ns, _), _)| ns == namespace)
-                    .map(|(_, v)| v),
-            )
-        }
-    }
-
-    fn put(&mut self, obj: Arc<Stored>) {
-        self.objects[obj.resource as usize].insert((obj.namespace.clone(), obj.name.clone()), obj);
-    }
-
-    fn remove(&mut self, resource: Resource, namespace: &str, name: &str) {
-        self.objects[resource as usize].remove(&(namespace.to_string(), name.to_string()));
-    }
-
-    fn record(&mut self, event: Arc<Event>) {
-        self.history.push_back(event);
-        while self.history.len() > self.history_cap {
-            if let Some(old) = self.history.pop_front() {
-                self.oldest = old.object.rv;
-            }
-        }
-    }
-
-    /// Events after `rv`, oldest first.
-    fn since(&self, rv: u64) -> impl Iterator<Item = &Arc<Event>> {
-        let start = self.history.partition_point(|e| e.object.rv <= rv);
-        self.history.range(start..)
-    }
-}
-
-/// Shared between the registry handles, the writer and the watchers.
-pub(crate) struct Shared {
-    pub(crate) state: RwLock<State>,
-    pub(crate) events: broadcast::Sender<Arc<Event>>,
-}
-
-// === impl Shared ===
-
-impl Shared {
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
-        // A writer that panicked mid-update leaves the lock poisoned; the state it guards is only
-        // ever replaced whole-object at a time, so reading on is safe.
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-}
+pub use writer::WriteOp;
 
 /// A handle to the registry; cheap to clone.
 #[derive(Clone)]
@@ -166,49 +52,6 @@ pub struct Registry {
     shared: Arc<Shared>,
     writes: mpsc::Sender<writer::Request>,
     cfg: Arc<RegistryConfig>,
-}
-
-/// What a write asks for.
-#[derive(Debug)]
-pub enum WriteOp {
-    /// Create an object (already decoded, defaulted, validated).
-    Create {
-        /// Its resource.
-        resource: Resource,
-        /// The object.
-        object: Value,
-    },
-    /// Replace an object's spec and metadata (or, with `status_only`, its status).
-    Update {
-        /// Its resource.
-        resource: Resource,
-        /// The new object; a non-empty resourceVersion is a precondition.
-        object: Value,
-        /// The status subresource: only `status` is taken from `object`.
-        status_only: bool,
-    },
-    /// Bind a pod to a node (pods/binding).
-    Bind {
-        /// The pod's namespace.
-        namespace: String,
-        /// The pod's name.
-        name: String,
-        /// The node it is bound to (`spec.nodeName` after the write).
-        node: String,
-    },
-    /// Delete an object.
-    Delete {
-        /// Its resource.
-        resource: Resource,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// Delete only at this resourceVersion.
-        precondition: Option<u64>,
-        /// Pods: graceful deletion period.
-        grace_period: Option<i64>,
-    },
 }
 
 // === impl Registry ===
@@ -243,8 +86,19 @@ impl Registry {
         let (allocators, findings) = repair::rebuild(&shared.read(), &cfg);
         let handle = tokio::spawn(writer::run(shared.clone(), store, cfg.clone(), allocators, rx, shutdown));
         let registry = Self { shared, writes: tx, cfg: Arc::new(cfg) };
-        repair::report(&registry, findings).await;
+        registry.report_repairs(findings).await;
         Ok((registry, handle))
+    }
+
+    /// Logs each repair finding and records it as a Warning Event on its Service.
+    async fn report_repairs(&self, findings: Vec<repair::Finding>) {
+        for finding in findings {
+            finding.log();
+            let event = WriteOp::Create { resource: Resource::Events, object: finding.event() };
+            if let Err(error) = self.write(event).await {
+                tracing::warn!(%error, "Could not record the repair event.");
+            }
+        }
     }
 
     /// The configuration.

@@ -9,8 +9,9 @@ use netlab_proto::apiserver::v1::Resource;
 use serde_json::json;
 
 use super::{
-    Registry, RegistryConfig, State, WriteOp,
     allocation::{self, Allocators},
+    config::RegistryConfig,
+    state::State,
 };
 use crate::{
     alloc::AllocError,
@@ -76,12 +77,19 @@ pub fn rebuild(state: &State, cfg: &RegistryConfig) -> (Allocators, Vec<Finding>
     (alloc, findings)
 }
 
-/// Logs each finding and records it as a Warning Event on the Service.
-pub async fn report(registry: &Registry, findings: Vec<Finding>) {
-    for f in findings {
-        tracing::warn!(service = %format!("{}/{}", f.service.namespace, f.service.name), reason = f.reason, "{}", f.message);
+// === impl Finding ===
+
+impl Finding {
+    /// Says it in the log, as the repair controller does.
+    pub fn log(&self) {
+        tracing::warn!(service = %format!("{}/{}", self.service.namespace, self.service.name), reason = self.reason, "{}", self.message);
+    }
+
+    /// The Warning Event the repair controller records on the Service.
+    pub fn event(&self) -> serde_json::Value {
+        let f = self;
         let now = object::now_rfc3339();
-        let event = json!({
+        json!({
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
@@ -105,11 +113,6 @@ pub async fn report(registry: &Registry, findings: Vec<Finding>) {
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-        });
-        if let Err(error) =
-            registry.write(WriteOp::Create { resource: Resource::Events, object: event }).await
-        {
-            tracing::warn!(%error, "Could not record the repair event.");
-        }
+        })
     }
 }

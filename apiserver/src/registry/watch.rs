@@ -11,7 +11,7 @@ use netlab_proto::apiserver::v1::{EventType, Resource};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, Shared};
+use super::state::{Event, Shared};
 use crate::{
     error::{Error, Result},
     object::Stored,

@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{
-    Event, RegistryConfig, Shared, WriteOp, admission,
+    admission,
     allocation::{self, Allocators},
+    config::RegistryConfig,
     repair,
+    state::{Event, Shared},
 };
 use crate::{
     error::{Error, Result},
@@ -25,6 +27,49 @@ use crate::{
     store::{self, Batch, Op, Store},
     validation::ValidationOptions,
 };
+
+/// What a write asks for.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Create an object (already decoded, defaulted, validated).
+    Create {
+        /// Its resource.
+        resource: Resource,
+        /// The object.
+        object: Value,
+    },
+    /// Replace an object's spec and metadata (or, with `status_only`, its status).
+    Update {
+        /// Its resource.
+        resource: Resource,
+        /// The new object; a non-empty resourceVersion is a precondition.
+        object: Value,
+        /// The status subresource: only `status` is taken from `object`.
+        status_only: bool,
+    },
+    /// Bind a pod to a node (pods/binding).
+    Bind {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        name: String,
+        /// The node it is bound to (`spec.nodeName` after the write).
+        node: String,
+    },
+    /// Delete an object.
+    Delete {
+        /// Its resource.
+        resource: Resource,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Delete only at this resourceVersion.
+        precondition: Option<u64>,
+        /// Pods: graceful deletion period.
+        grace_period: Option<i64>,
+    },
+}
 
 /// At most this many requests share one commit.
 const MAX_BATCH: usize = 512;
