@@ -3,7 +3,16 @@
 //! (destination, protocol, port) to the rules that can match. Built at restore time from the
 //! parsed [`Rule`]s, which stay the source of truth for iptables-save and for traces.
 
-use super::*;
+use std::{
+    collections::hash_map::Entry,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
+
+use ipnet::IpNet;
+
+use super::{packet::*, rule::*};
+use crate::{Protocol, fxhash::FxHashMap};
 
 /// A rule as the walk needs it, stored inline in its chain so that walking a chain reads
 /// contiguous memory, two rules per cache line (32 bytes, aligned so none straddles two): the

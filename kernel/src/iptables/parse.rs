@@ -1,7 +1,15 @@
 //! iptables-restore input and rule specs, parsed as iptables parses them (its error texts, the
 //! line numbers of the first bad line), borrowing names and specs from the input.
 
-use super::*;
+use std::{net::IpAddr, sync::Arc};
+
+use ipnet::IpNet;
+
+use super::rule::*;
+use crate::{
+    Protocol,
+    fxhash::{FxHashMap, FxHashSet},
+};
 
 /// One table's lines of a restore, borrowed from the input.
 pub(super) struct TableOps<'t> {

@@ -1,8 +1,9 @@
 //! The restore/save round trip and the walk, on the upstream example from facts §4.1.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, net::IpAddr};
 
-use super::*;
+use super::{table::Slot, *};
+use crate::Protocol;
 
 /// The upstream `TestOverallIPTablesRulesWithMultipleServices` excerpt (facts §4.1).
 const UPSTREAM: &str = r#"*nat

@@ -2,7 +2,9 @@
 //! as the kernel does, through the index where a chain has one, recording (chain, rule)
 //! positions for traces and `curl -v`.
 
-use super::*;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use super::{compiled::*, packet::*, rule::*, table::*};
 
 /// One table's walk for one packet.
 pub(super) struct Walk<'t, 'w> {
@@ -181,4 +183,136 @@ pub(super) enum Outcome {
     Reject,
     Drop,
     Masquerade,
+}
+
+/// Jumps deeper than this are a loop (the kernel refuses loops at load time; we stop the walk).
+pub(super) const MAX_DEPTH: usize = 32;
+
+/// One step of the walk that changed something, for traces and `curl -v`: a view into the
+/// rule that took it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<'t> {
+    /// `nat` or `filter`.
+    pub table: TableName,
+    /// The chain the rule is in.
+    pub chain: &'t str,
+    /// The rule's comment, if any.
+    pub comment: Option<&'t str>,
+    /// What it did.
+    pub target: &'t Target,
+    /// The rule's `statistic` probability, if it had one.
+    pub probability: Option<f64>,
+}
+
+/// A step as the walk records it: where the rule is, nothing copied or counted. [`Step`] is
+/// made from it only when someone asks ([`Verdict::steps`]).
+#[derive(Clone, Copy)]
+pub(super) struct StepRef<'t> {
+    pub(super) table: TableName,
+    pub(super) slot: &'t Slot,
+    pub(super) rule: u32,
+}
+
+/// Steps inline up to this many (a ClusterIP walk records 4); more spill to the heap.
+pub(super) const INLINE_STEPS: usize = 8;
+
+/// The walk's steps without a heap allocation in the common case.
+#[derive(Clone, Default)]
+pub(super) struct Steps<'t> {
+    pub(super) len: usize,
+    pub(super) inline: [Option<StepRef<'t>>; INLINE_STEPS],
+    pub(super) more: Vec<StepRef<'t>>,
+}
+
+/// What the walk decided for a new connection. It borrows the tables, whose rules its
+/// [`steps`](Self::steps) point into.
+#[derive(Clone)]
+pub struct Verdict<'t> {
+    /// The destination after DNAT (unchanged if no DNAT rule matched).
+    pub dst: SocketAddr,
+    /// Whether a DNAT rule matched.
+    pub dnat: bool,
+    /// Whether the packet is masqueraded (source NAT to the node) on the way out.
+    pub masquerade: bool,
+    /// Accept, or the filter table's REJECT/DROP.
+    pub disposition: Disposition,
+    pub(super) steps: Steps<'t>,
+}
+
+/// The filter table's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Let it through.
+    Accept,
+    /// REJECT: connection refused.
+    Reject,
+    /// DROP: the client times out.
+    Drop,
+}
+
+impl<'t> Verdict<'t> {
+    /// The rules that jumped, DNATed, marked or decided, in order.
+    pub fn steps(&self) -> impl DoubleEndedIterator<Item = Step<'t>> + '_ {
+        self.steps.iter().map(StepRef::step)
+    }
+}
+
+impl PartialEq for Verdict<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.dst, self.dnat, self.masquerade, self.disposition)
+            == (other.dst, other.dnat, other.masquerade, other.disposition)
+            && self.steps().eq(other.steps())
+    }
+}
+
+impl std::fmt::Debug for Verdict<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("dst", &self.dst)
+            .field("dnat", &self.dnat)
+            .field("masquerade", &self.masquerade)
+            .field("disposition", &self.disposition)
+            .field("steps", &self.steps().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'t> StepRef<'t> {
+    pub(super) fn step(&self) -> Step<'t> {
+        let slot: &'t Slot = self.slot;
+        let rule: &'t Rule = slot
+            .chain
+            .as_ref()
+            .and_then(|c| c.rules.get(self.rule as usize))
+            .expect("a step points at a rule of a live chain");
+        Step {
+            table: self.table,
+            chain: &slot.name,
+            comment: rule.matches.comment.as_deref(),
+            target: &rule.target,
+            probability: rule.matches.probability,
+        }
+    }
+}
+
+impl<'t> Steps<'t> {
+    pub(super) fn push(&mut self, s: StepRef<'t>) {
+        if self.len < INLINE_STEPS {
+            self.inline[self.len] = Some(s);
+        } else {
+            self.more.push(s);
+        }
+        self.len += 1;
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.more.truncate(len.saturating_sub(INLINE_STEPS));
+            self.len = len;
+        }
+    }
+
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &StepRef<'t>> + '_ {
+        self.inline[..self.len.min(INLINE_STEPS)].iter().flatten().chain(&self.more)
+    }
 }
