@@ -56,7 +56,7 @@ pub enum Error {
         source: Arc<tonic::transport::Error>,
     },
     /// An object could not be encoded or decoded.
-    #[error("decoding {kind}")]
+    #[error("decoding {kind}: {source}")]
     Decode {
         /// The kind.
         kind: &'static str,

@@ -47,15 +47,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-        let number = &rest[..digits];
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        // A number: digits, then optionally `.` and more digits (at least one digit in all).
+        let int_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (whole, after) = rest.split_at(int_len);
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(f) => f.split_at(f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())),
+            None => ("", after),
+        };
+        if whole.is_empty() && fraction.is_empty() {
             return Err(invalid());
         }
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
+        // The unit: everything up to the next number.
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        rest = next;
         if unit.is_empty() {
             return Err(DurationError::MissingUnit(text.to_string()));
         }
@@ -68,7 +73,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             "h" => 3_600_000_000_000,
             _ => return Err(DurationError::UnknownUnit { unit: unit.to_string(), text: text.to_string() }),
         };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
         let mut nanos =
             whole.checked_mul(nanos_per_unit).ok_or_else(|| DurationError::Overflow(text.into()))?;
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(ok("3ns"), Duration::from_nanos(3));
         assert_eq!(ok("+1s"), Duration::from_secs(1));
         assert_eq!(ok("-0s"), Duration::ZERO);
+        assert_eq!(ok("5.s"), Duration::from_secs(5));
     }
 
     #[test]
@@ -122,7 +127,8 @@ mod tests {
         assert_eq!(err(""), "time: invalid duration \"\"");
         assert_eq!(err("5"), "time: missing unit in duration \"5\"");
         assert_eq!(err("1d"), "time: unknown unit \"d\" in duration \"1d\"");
-        assert_eq!(err("1.2.3s"), "time: invalid duration \"1.2.3s\"");
+        assert_eq!(err("1.2.3s"), "time: missing unit in duration \"1.2.3s\"");
+        assert_eq!(err(".s"), "time: invalid duration \".s\"");
         assert_eq!(err("s"), "time: invalid duration \"s\"");
         assert_eq!(err("-5s"), "time: negative duration \"-5s\" is not allowed here");
         assert_eq!(err("9999999999h"), "time: invalid duration \"9999999999h\"");

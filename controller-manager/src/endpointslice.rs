@@ -263,15 +263,25 @@ impl Controller {
     }
 
     /// Indexes a pod change; the Services it may affect.
+    ///
+    /// The index follows the cache, not the change: changes queued during the first list are
+    /// handed over after the index was primed from the cache, and indexing their older versions
+    /// would move it backwards until the replay caught up.
     fn on_pod(&self, change: &Change<Pod>) -> Vec<String> {
-        let (old, new) = match change {
-            Change::Applied(pod) => (self.index_mut().upsert(pod), Some(pod)),
-            Change::Deleted(pod) => (self.index_mut().remove(&key_of(pod.as_ref())), None),
+        let key = key_of(change.object().as_ref());
+        let latest = self.pods.get(&key);
+        let old = match &latest {
+            Some(pod) => self.index_mut().upsert(pod),
+            None => self.index_mut().remove(&key),
         };
         let namespace = change.object().metadata.namespace.clone().unwrap_or_default();
-        let new_labels = new.and_then(|p| p.metadata.labels.as_ref());
+        let latest_labels = latest.as_ref().and_then(|p| p.metadata.labels.as_ref());
+        let change_labels = match change {
+            Change::Applied(pod) => pod.metadata.labels.as_ref(),
+            Change::Deleted(_) => None,
+        };
         let old_labels = old.as_ref().map(|o| &o.labels);
-        self.selecting(&namespace, &[new_labels, old_labels])
+        self.selecting(&namespace, &[latest_labels, change_labels, old_labels])
     }
 
     /// The Service a slice change concerns, unless the change is our own write.

@@ -2,7 +2,7 @@
 
 use ipnet::Ipv4Net;
 
-use crate::nodeipam::cidrset::CidrSetError;
+use crate::cidrset::CidrSetError;
 
 /// A reconcile or startup failed.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@
 //! - [`events`]: Events recorded in the background.
 //! - [`controller`]: the runner: watched kinds → keys → [`queue`] → workers running a reconcile.
 //! - [`queue`]: the work queue (deduplicated keys, per-key backoff, delayed keys).
-//! - [`nodeipam`]: a podCIDR per Node from the cluster CIDR.
+//! - [`nodeipam`]: a podCIDR per Node from the cluster CIDR, allocated by [`cidrset`].
 //! - [`nodelifecycle`]: Nodes whose kubelet went silent turn NotReady and are tainted.
 //! - [`endpointslice`]: EndpointSlices for Services with selectors.
 //! - [`deployment`], [`replicaset`]: Deployment → ReplicaSet → Pods, rolling updates.
@@ -27,6 +27,7 @@ use std::time::Duration;
 use netlab_client::Client;
 use tokio_util::sync::CancellationToken;
 
+pub mod cidrset;
 pub mod claim;
 pub mod config;
 pub mod controller;

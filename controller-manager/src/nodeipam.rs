@@ -22,12 +22,9 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Context, Error, Result,
+    cidrset::{CidrSet, CidrSetError},
     controller::{self, Reconcile, ReconcileError},
 };
-
-pub mod cidrset;
-
-pub use cidrset::{CidrSet, CidrSetError};
 
 /// The event source upstream's range allocator records with.
 const COMPONENT: &str = "cidrAllocator";

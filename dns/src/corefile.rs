@@ -210,7 +210,7 @@ impl Corefile {
             let mut zones = Vec::new();
             let mut port = None;
             for k in keys {
-                let (z, p) = parse_key(&k.text).map_err(|m| err(k.line, m))?;
+                let (z, p) = parse_key(&k.text, k.line)?;
                 if let (Some(a), Some(b)) = (port, p)
                     && a != b
                 {
@@ -321,13 +321,15 @@ fn tokenize(text: &str) -> Result<Vec<Vec<Tok>>, ParseError> {
 }
 
 /// `dns://zone:port`, `zone:port`, `zone`, `.:53`.
-fn parse_key(key: &str) -> Result<(String, Option<u16>), String> {
+fn parse_key(key: &str, line: usize) -> Result<(String, Option<u16>), ParseError> {
     let key = key.strip_prefix("dns://").unwrap_or(key);
     if key.contains("://") {
-        return Err(format!("unsupported scheme in server block key '{key}'"));
+        return Err(err(line, format!("unsupported scheme in server block key '{key}'")));
     }
     let (zone, port) = match key.rsplit_once(':') {
-        Some((z, p)) => (z, Some(p.parse::<u16>().map_err(|_| format!("invalid port '{p}' in '{key}'"))?)),
+        Some((z, p)) => {
+            (z, Some(p.parse::<u16>().map_err(|_| err(line, format!("invalid port '{p}' in '{key}'")))?))
+        }
         None => (key, None),
     };
     Ok((fqdn(if zone.is_empty() { "." } else { zone }), port))

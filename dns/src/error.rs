@@ -19,12 +19,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The Corefile is unusable.
-    #[error(transparent)]
-    Corefile(#[from] crate::corefile::ParseError),
-    /// The kube-system/coredns ConfigMap has no `Corefile` key.
-    #[error("ConfigMap kube-system/coredns has no Corefile key")]
-    NoCorefile,
     /// A forwarded query failed.
     #[error("{upstream}: {message}")]
     Upstream {

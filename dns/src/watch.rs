@@ -2,10 +2,10 @@
 //! Namespaces; Pods only when a block asks for `pods verified`, as CoreDNS starts its pod
 //! informer only then), each change applied to the [`crate::zone::Store`] on its own — no
 //! rebuild — with the SOA serial set to the time of the change. The first lists flip the
-//! server from SERVFAIL to NXDOMAIN and `/ready` to 200.
+//! server from SERVFAIL to NXDOMAIN, and with a running Corefile turn `/ready` to 200.
 //!
-//! The Corefile comes from the `kube-system/coredns` ConfigMap: each change is parsed and, if
-//! good, swapped in (a fresh cache and forwarder, as a CoreDNS reload); if bad, the running
+//! The Corefile comes from the `kube-system/coredns` ConfigMap; until one is read every query is
+//! REFUSED (no zone is served). Each change is parsed and, if good, swapped in (a fresh cache and forwarder, as a CoreDNS reload); if bad, the running
 //! config stays, the log says why and a Warning Event lands on the ConfigMap.
 
 use std::{
@@ -191,6 +191,7 @@ async fn corefile(
     let mut pods_started = false;
     let mut first = Some(first);
     let mut listed = Some(listed);
+    let mut seen = false;
     loop {
         let change = tokio::select! {
             // Biased: the list's objects are in the channel before the list says synced, so the
@@ -205,7 +206,8 @@ async fn corefile(
                 }
             } => {
                 listed = None;
-                if running.is_none() {
+                // A reflector that stopped (shutdown) also says synced; that is no news.
+                if !seen && !shutdown.is_cancelled() {
                     tracing::warn!(
                         "[WARNING] configmap \"{COREFILE_CONFIGMAP}\" not found in namespace {COREFILE_NAMESPACE}: no Corefile to serve; waiting for it."
                     );
@@ -218,6 +220,7 @@ async fn corefile(
         if cm.metadata.name.as_deref() != Some(COREFILE_CONFIGMAP) {
             continue;
         }
+        seen = true;
         let Some(text) = cm.data.as_ref().and_then(|d| d.get("Corefile")) else {
             tracing::error!(
                 "[ERROR] ConfigMap {COREFILE_NAMESPACE}/{COREFILE_CONFIGMAP} has no Corefile key; keeping the running configuration."

@@ -29,6 +29,9 @@ impl From<Format> for pb::Format {
     }
 }
 
+/// What the kernel API answers a `RestoreRequest` without a format.
+pub const FORMAT_REQUIRED: &str = "format must be IPTABLES or IPVS";
+
 /// The protocol in a message's `protocol` field.
 pub fn protocol(value: i32) -> Option<Protocol> {
     match pb::Protocol::try_from(value).ok()? {

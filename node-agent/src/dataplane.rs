@@ -22,6 +22,7 @@ use netlab_kernel::{
     Protocol,
     conntrack::{self},
     iptables::{Disposition, Origin, Packet, Target, WalkEnv},
+    netns::Netns,
     netpol::{Direction, PodMeta, Verdict},
     routes::Route,
 };
@@ -52,16 +53,14 @@ pub struct Dataplane {
     node_name: String,
     /// Ranges that exist on no wire (Service and pod CIDRs): unrouted, a packet there is lost.
     virtual_nets: Vec<IpNet>,
-    state: Mutex<KernelState>,
+    /// The node's network namespace (rules, IPVS, conntrack, routes); netlab-kernel applies its
+    /// restores, the kernel API only converts them from gRPC.
+    state: Mutex<Netns>,
     sockets: SocketTable,
     view: Arc<ClusterView>,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
     start: Instant,
 }
-
-/// Everything rules and flows change: the node's network namespace, whose restores and saves
-/// netlab-kernel applies (the kernel API only converts them from gRPC).
-pub type KernelState = netlab_kernel::netns::Netns;
 
 /// Who opens a connection.
 #[derive(Debug, Clone)]
@@ -113,7 +112,7 @@ impl Dataplane {
             node_ip,
             node_name,
             virtual_nets,
-            state: Mutex::new(KernelState::new(node_ip, seed)),
+            state: Mutex::new(Netns::new(node_ip, seed)),
             sockets,
             view,
             peers: Mutex::default(),
@@ -147,7 +146,7 @@ impl Dataplane {
     }
 
     /// Runs `f` with the kernel state locked. Keep `f` short: every new connection waits.
-    pub fn with_state<T>(&self, f: impl FnOnce(&mut KernelState) -> T) -> T {
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut Netns) -> T) -> T {
         // Every mutation is a whole restore or one flow; a poisoned state is still usable.
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut st)
@@ -425,7 +424,7 @@ impl Dataplane {
                     }
                 }
             } else {
-                let KernelState { tables, recent, rng, .. } = st;
+                let Netns { tables, recent, rng, .. } = st;
                 let mut env = Env { recent, rng, now: now.as_secs(), node_ip };
                 let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
                 let v = tables.evaluate(packet, origin, &mut env);
@@ -569,11 +568,7 @@ impl Dataplane {
         let mut client = self.peer(via);
         let (tx, rx) = tokio::sync::mpsc::channel(WIRE_BUFFER);
         let open = pb::Open {
-            protocol: match protocol {
-                Protocol::Tcp => pb::Protocol::Tcp,
-                Protocol::Udp => pb::Protocol::Udp,
-                Protocol::Sctp => pb::Protocol::Sctp,
-            } as i32,
+            protocol: pb::Protocol::from(protocol) as i32,
             source: from.to_string(),
             destination: dst.to_string(),
             original_destination: original.to_string(),

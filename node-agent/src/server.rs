@@ -87,10 +87,11 @@ impl Kernel for KernelService {
         req: Request<pb::RestoreRequest>,
     ) -> Result<Response<pb::RestoreResponse>, Status> {
         let req = req.into_inner();
-        let format = api::format(req.format);
-        let span = info_span!("restore", netlab.kernel.format = ?format, netlab.kernel.bytes = req.text.len(), k8s.node.name = %self.dp.node_name());
+        // The span names the format as the request does (`Iptables`, `Ipvs`, `Unspecified`).
+        let named = pb::Format::try_from(req.format).unwrap_or(pb::Format::Unspecified);
+        let span = info_span!("restore", netlab.kernel.format = ?named, netlab.kernel.bytes = req.text.len(), k8s.node.name = %self.dp.node_name());
         let _g = span.enter();
-        let format = format.ok_or(RequestError::NoFormat)?;
+        let format = api::format(req.format).ok_or(RequestError::NoFormat)?;
         let restore = Restore { format, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
         let rules = self.dp.with_state(|st| st.restore(restore)).map_err(RequestError::Restore)?;
         Ok(Response::new(pb::RestoreResponse { rules }))
@@ -177,7 +178,7 @@ impl ConntrackApi for ConntrackService {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// A restore without a format.
-    #[error("format must be IPTABLES or IPVS")]
+    #[error("{}", api::FORMAT_REQUIRED)]
     NoFormat,
     /// A save without a table.
     #[error("table must be IPTABLES_SAVE, IPVSADM, CONNTRACK or ROUTES")]

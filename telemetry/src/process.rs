@@ -1,7 +1,7 @@
 //! The life of a netlab component binary, which every `main` would otherwise write again: install
 //! telemetry, make one shutdown token that SIGINT or SIGTERM cancels, run the component, and turn
 //! its result into the exit code, printing a failure as `Error: outer: cause: cause` (the whole
-//! source chain, as anyhow's `{:#}` does) on stderr and in the log.
+//! source chain, as anyhow's `{:#}` does) on stderr.
 
 use std::{error::Error as StdError, future::Future, process::ExitCode};
 
@@ -38,9 +38,8 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e: Box<dyn StdError + Send + Sync> = e.into();
-            let text = chain(e.as_ref());
-            tracing::error!("{text}");
-            eprintln!("Error: {text}");
+            // Said once, on stderr, where the log also goes (STYLE: log an error once).
+            eprintln!("Error: {}", chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -292,7 +292,7 @@ impl Kernel for BenchKernel {
         let t = Instant::now();
         // The node-agent's restore.
         let Some(kind) = format else {
-            return Err(Status::invalid_argument("format must be IPTABLES or IPVS"));
+            return Err(Status::invalid_argument(api::FORMAT_REQUIRED));
         };
         let restore = Restore { format: kind, text: &req.text, noflush: req.noflush, ensure: &req.ensure };
         let rules = st.netns.restore(restore);

@@ -534,7 +534,7 @@ fn new_services_and_vanishing_endpoints_show_up_without_a_restart() {
     });
 }
 
-/// The packet cache (dns/src/udp.rs) repeats a reply to the same query bytes, and nothing a
+/// The packet cache (dns/src/server/udp.rs) repeats a reply to the same query bytes, and nothing a
 /// client could tell apart: a zone change is seen at once, the case of the question is the
 /// client's own, and a `cache` hit's TTL still counts down.
 #[test]

@@ -133,10 +133,7 @@ impl Dataplane for FakeDataplane {
             ));
         }
         let Some(format) = api::format(req.format) else {
-            return Err(Error::kernel(
-                "Restore",
-                tonic::Status::invalid_argument("format must be IPTABLES or IPVS"),
-            ));
+            return Err(Error::kernel("Restore", tonic::Status::invalid_argument(api::FORMAT_REQUIRED)));
         };
         let rules = s.netns.restore(Restore {
             format,
