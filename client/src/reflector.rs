@@ -85,6 +85,15 @@ impl<K> Clone for Cache<K> {
 
 // === impl Cache ===
 
+#[cfg(any(test, feature = "test-util"))]
+impl<K: Object> Cache<K> {
+    /// A synced cache holding `objects`, for tests of code that reads caches.
+    pub fn from_objects(objects: impl IntoIterator<Item = K>) -> Self {
+        let map = objects.into_iter().map(|o| (key_of(&o), Arc::new(o))).collect();
+        Self { map: Arc::new(RwLock::new(map)), synced: Synced(watch::channel(true).1) }
+    }
+}
+
 impl<K: Object> Cache<K> {
     /// One object by `namespace/name` (or `name`).
     pub fn get(&self, key: &str) -> Option<Arc<K>> {

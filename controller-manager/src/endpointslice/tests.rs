@@ -522,3 +522,57 @@ fn slices_of_another_service_uid_are_deleted_and_label_changes_are_written() {
         Some("payments")
     );
 }
+
+/// A controller over fixed caches (its client, made inside a runtime, reaches nothing; `on_pod`
+/// never calls it).
+fn controller(pods: Vec<Pod>, services: Vec<Service>) -> super::Controller {
+    use netlab_client::reflector::Cache;
+    super::Controller {
+        client: netlab_client::Client::new("http://127.0.0.1:9").unwrap(),
+        services: Cache::from_objects(services),
+        pods: Cache::from_objects(pods),
+        slices: Cache::from_objects(Vec::<EndpointSlice>::new()),
+        nodes: Cache::from_objects(Vec::<Node>::new()),
+        index: Default::default(),
+        tracker: Default::default(),
+        max_per_slice: 100,
+    }
+}
+
+fn indexed_app(ctl: &super::Controller, key: &str) -> Option<String> {
+    ctl.index().pods.get(key).map(|p| p.labels.get("app").cloned().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_replayed_older_pod_change_does_not_move_the_index_back() {
+    use netlab_client::reflector::Change;
+    // The cache already has the pod relabelled to `web`; the change queued during the first list
+    // still carries `api`. Both Services are told, and the index keeps the cache's labels.
+    let old = pod("api", 1);
+    let mut new = old.clone();
+    new.metadata.labels = Some(labels(&[("app", "web")]));
+    let key = format!("{}/{}", new.metadata.namespace.clone().unwrap(), new.metadata.name.clone().unwrap());
+    let ctl = controller(vec![new], vec![service("api"), service("web")]);
+    let mut queued = ctl.on_pod(&Change::Applied(Arc::new(old.clone())));
+    queued.sort();
+    assert_eq!(indexed_app(&ctl, &key).as_deref(), Some("web"));
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    // A replayed deletion of a pod the cache still holds (deleted, then created again) keeps it.
+    ctl.on_pod(&Change::Deleted(Arc::new(old)));
+    assert_eq!(indexed_app(&ctl, &key).as_deref(), Some("web"));
+}
+
+#[tokio::test]
+async fn a_pod_gone_from_the_cache_leaves_the_index() {
+    use netlab_client::reflector::Change;
+    let gone = pod("api", 2);
+    let key = format!("{}/{}", gone.metadata.namespace.clone().unwrap(), gone.metadata.name.clone().unwrap());
+    // Indexed earlier; the cache no longer holds it.
+    let ctl = controller(Vec::new(), vec![service("api")]);
+    ctl.index_mut().upsert(&gone);
+    // A replayed add from before the deletion does not bring it back, and its Service is told.
+    assert_eq!(ctl.on_pod(&Change::Applied(Arc::new(gone.clone()))), vec!["default/api".to_string()]);
+    assert_eq!(indexed_app(&ctl, &key), None);
+    // The deletion itself finds nothing left to remove and nothing to tell.
+    assert_eq!(ctl.on_pod(&Change::Deleted(Arc::new(gone))), Vec::<String>::new());
+}
