@@ -142,9 +142,28 @@ pub fn reflector<K: Object>(
     params: ListParams,
     shutdown: CancellationToken,
 ) -> (Cache<K>, mpsc::UnboundedReceiver<Change<K>>) {
+    let (cache, rx, task) = reflector_task(client, params);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = task => {}
+        }
+    });
+    (cache, rx)
+}
+
+/// A reflector as [`reflector`] makes it, with its task handed back instead of spawned, for a
+/// process that runs every task on its own tracker (and stops them its own way). The task runs
+/// until dropped.
+pub fn reflector_task<K: Object>(
+    client: Client,
+    params: ListParams,
+) -> (Cache<K>, mpsc::UnboundedReceiver<Change<K>>, impl Future<Output = ()> + Send + 'static) {
     let map = Arc::new(RwLock::new(BTreeMap::new()));
-    let (synced, rx) = spawn::<K, _>(client, params, map.clone(), shutdown);
-    (Cache { map, synced }, rx)
+    let (synced_tx, synced) = watch::channel(false);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = run::<K, _>(client, params, map.clone(), synced_tx, tx);
+    (Cache { map, synced: Synced(synced) }, rx, task)
 }
 
 /// Starts a reflector for `K` that remembers only keys: the changes are the same as

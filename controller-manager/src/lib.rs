@@ -72,7 +72,9 @@ impl Context {
         netlab_client::reflector::Cache<K>,
         tokio::sync::mpsc::UnboundedReceiver<netlab_client::reflector::Change<K>>,
     ) {
-        netlab_client::reflector::reflector(self.client.clone(), params, self.tasks.child_token())
+        let (cache, changes, task) = netlab_client::reflector::reflector_task(self.client.clone(), params);
+        self.tasks.spawn(task);
+        (cache, changes)
     }
 
     /// Events recorded as `component`.
@@ -158,7 +160,8 @@ mod tests {
         };
         start(&ctx);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(ctx.tasks.len(), STARTERS.len(), "one waiting runner or monitor per controller");
+        // A waiting runner or monitor per controller, and the reflectors they read.
+        assert!(ctx.tasks.len() > STARTERS.len(), "{} tasks", ctx.tasks.len());
 
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(1), ctx.tasks.wait()).await.expect("the tracker drains");

@@ -34,8 +34,8 @@ impl Tasks {
         });
     }
 
-    /// A token cancelled with the others, for what runs outside this tracker (the reflectors,
-    /// the health server).
+    /// A token cancelled with the others, for what runs outside this tracker (the health
+    /// server).
     pub fn child_token(&self) -> CancellationToken {
         self.shutdown.child_token()
     }
