@@ -265,17 +265,33 @@ mod tests {
         }
     }
 
-    /// kube-proxy's deletes over real gRPC, against the node's table as `Save` prints it.
-    #[tokio::test]
-    async fn conntrack_delete_forgets_the_matching_flows() {
-        let view = Arc::new(ClusterView::default());
-        let dp = Arc::new(Dataplane::new(
+    /// node-1's dataplane, with nothing programmed.
+    fn node() -> Arc<Dataplane> {
+        Arc::new(Dataplane::new(
             "node-1".into(),
             "127.0.0.1".parse().unwrap(),
             vec!["10.96.0.0/12".parse().unwrap()],
             SocketTable::new(),
-            view,
-        ));
+            Arc::new(ClusterView::default()),
+        ))
+    }
+
+    /// Serves `dp`'s kernel API on a free loopback port until the guard drops.
+    async fn start(dp: &Arc<Dataplane>) -> (SocketAddr, tokio_util::sync::DropGuard) {
+        let exec = crate::exec::ExecContext {
+            dp: dp.clone(),
+            pods_dir: std::env::temp_dir(),
+            kubernetes_service: "10.96.0.1".parse().unwrap(),
+        };
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone().drop_guard();
+        (serve(exec, SocketAddr::from(([127, 0, 0, 1], 0)), shutdown).await.unwrap(), stop)
+    }
+
+    /// kube-proxy's deletes over real gRPC, against the node's table as `Save` prints it.
+    #[tokio::test]
+    async fn conntrack_delete_forgets_the_matching_flows() {
+        let dp = node();
         let now = dp.now();
         dp.with_state(|st| {
             for (p, src, dst, to) in [
@@ -287,14 +303,7 @@ mod tests {
                 st.conntrack.insert(key(p, src, dst), nat(to), now).unwrap();
             }
         });
-        let exec = crate::exec::ExecContext {
-            dp: dp.clone(),
-            pods_dir: std::env::temp_dir(),
-            kubernetes_service: "10.96.0.1".parse().unwrap(),
-        };
-        let shutdown = CancellationToken::new();
-        let _stop = shutdown.clone().drop_guard();
-        let addr = serve(exec, SocketAddr::from(([127, 0, 0, 1], 0)), shutdown).await.unwrap();
+        let (addr, _stop) = start(&dp).await;
         let mut client = ConntrackClient::connect(format!("http://{addr}")).await.unwrap();
         let mut delete = async |r| client.delete(r).await.map(|r| r.into_inner().deleted);
 
@@ -334,21 +343,8 @@ mod tests {
     /// as INVALID_ARGUMENT with the line named as iptables-restore names it.
     #[tokio::test]
     async fn restores_and_saves_are_the_kernel_models() {
-        let dp = Arc::new(Dataplane::new(
-            "node-1".into(),
-            "127.0.0.1".parse().unwrap(),
-            vec!["10.96.0.0/12".parse().unwrap()],
-            SocketTable::new(),
-            Arc::new(ClusterView::default()),
-        ));
-        let exec = crate::exec::ExecContext {
-            dp: dp.clone(),
-            pods_dir: std::env::temp_dir(),
-            kubernetes_service: "10.96.0.1".parse().unwrap(),
-        };
-        let shutdown = CancellationToken::new();
-        let _stop = shutdown.clone().drop_guard();
-        let addr = serve(exec, SocketAddr::from(([127, 0, 0, 1], 0)), shutdown).await.unwrap();
+        let dp = node();
+        let (addr, _stop) = start(&dp).await;
         let mut client =
             netlab_proto::node::v1::kernel_client::KernelClient::connect(format!("http://{addr}"))
                 .await
