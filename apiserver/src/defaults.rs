@@ -45,6 +45,8 @@ pub fn set_defaults(resource: Resource, obj: &mut Value) {
         Resource::ReplicaSets => replica_set(obj),
         Resource::StatefulSets => stateful_set(obj),
         Resource::ServiceAccounts | Resource::ConfigMaps | Resource::Events | Resource::Unspecified => {}
+        // TODO(issue 14): chaos defaults (direction, namespaces) land with their validation.
+        _ => {}
     }
 }
 

@@ -76,6 +76,7 @@ pub fn validate(resource: Resource, obj: &Value, opts: &ValidationOptions) -> Ve
         Resource::ServiceAccounts => validate_object_meta(obj, true, NameKind::Subdomain, &mut errs),
         Resource::ConfigMaps => core::validate_config_map(obj, &mut errs),
         Resource::Events => core::validate_event(obj, &mut errs),
+        _ => {}
     }
     errs
 }
@@ -135,6 +136,7 @@ pub fn validate_update(
         }
         Resource::ConfigMaps => core::validate_config_map_update(old, new, &mut errs),
         Resource::Events => core::validate_event(new, &mut errs),
+        _ => {}
     }
     errs
 }
@@ -161,6 +163,7 @@ fn decodes(resource: Resource, obj: &Value) -> bool {
         Resource::ServiceAccounts => ok::<core::ServiceAccount>(obj),
         Resource::ConfigMaps => ok::<core::ConfigMap>(obj),
         Resource::Events => ok::<core::Event>(obj),
+        _ => true,
     }
 }
 

@@ -433,7 +433,8 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
             let events = events_for(api, r, obj).await;
             network::endpoint_slice(obj, events.as_deref(), clock)
         }
-        Resource::Events | Resource::Unspecified => {
+        // TODO(issue 14): a fault's own page (what it matched, counters).
+        _ => {
             let events = events_for(api, r, obj).await;
             core_v1::generic(obj, events.as_deref(), clock)
         }

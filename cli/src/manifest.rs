@@ -381,7 +381,7 @@ impl<'de> DeserializeSeed<'de> for TypedSeed {
             Resource::ServiceAccounts => check::<ServiceAccount, D>(d),
             Resource::ConfigMaps => check::<ConfigMap, D>(d),
             Resource::Events => check::<Event, D>(d),
-            Resource::Unspecified => IgnoredAny::deserialize(d).map(drop),
+            _ => IgnoredAny::deserialize(d).map(drop),
         }
     }
 }
@@ -493,6 +493,7 @@ pub fn roundtrip(r: Resource, v: &Value) -> Result<Value, serde_json::Error> {
         Resource::ConfigMaps => rt::<ConfigMap>(v),
         Resource::Events => rt::<Event>(v),
         Resource::Unspecified => Err(de::Error::custom("unknown resource")),
+        _ => Ok(v.clone()),
     }
 }
 

@@ -200,6 +200,8 @@ pub fn columns(r: Resource, wide: bool) -> Vec<&'static str> {
             ],
         ),
         Resource::Unspecified => (&["NAME"], &[]),
+        // Chaos Mesh's printer columns.
+        _ => (&["NAME", "ACTION", "DURATION", "AGE"], &[]),
     };
     if r == Resource::Events && wide {
         return extra.to_vec();
@@ -243,6 +245,12 @@ pub fn row(r: Resource, v: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         }
         Resource::Events => event_row(&typed(v), wide, now),
         Resource::Unspecified => vec![String::new()],
+        _ => {
+            let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+                serde_json::from_value(v.get("metadata").cloned().unwrap_or_default()).unwrap_or_default();
+            let field = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+            vec![name(&meta), field("/spec/action"), field("/spec/duration"), age(&meta, now)]
+        }
     }
 }
 

@@ -48,7 +48,8 @@ pub fn short_names(r: Resource) -> &'static [&'static str] {
         Resource::ReplicaSets => &["rs"],
         Resource::StatefulSets => &["sts"],
         Resource::NetworkPolicies => &["netpol"],
-        Resource::EndpointSlices | Resource::Unspecified => &[],
+        // Chaos Mesh's CRDs have no short names.
+        _ => &[],
     }
 }
 

@@ -16,7 +16,7 @@ impl std::fmt::Display for UnknownKind {
 impl std::error::Error for UnknownKind {}
 
 /// Every resource, in a stable order (the order `netlab get all` style listings use).
-pub const ALL: [Resource; 12] = [
+pub const ALL: [Resource; 19] = [
     Resource::Namespaces,
     Resource::Nodes,
     Resource::Pods,
@@ -29,6 +29,24 @@ pub const ALL: [Resource; 12] = [
     Resource::ServiceAccounts,
     Resource::ConfigMaps,
     Resource::Events,
+    Resource::NetworkChaos,
+    Resource::DnsChaos,
+    Resource::PodChaos,
+    Resource::ComponentChaos,
+    Resource::RegistryChaos,
+    Resource::UpstreamDnsChaos,
+    Resource::ExhaustionChaos,
+];
+
+/// The fault kinds (`chaos.netlab.io/v1alpha1`), in [`ALL`]'s order.
+pub const CHAOS: [Resource; 7] = [
+    Resource::NetworkChaos,
+    Resource::DnsChaos,
+    Resource::PodChaos,
+    Resource::ComponentChaos,
+    Resource::RegistryChaos,
+    Resource::UpstreamDnsChaos,
+    Resource::ExhaustionChaos,
 ];
 
 // === impl Resource ===
@@ -50,6 +68,13 @@ impl Resource {
             Resource::ServiceAccounts => "ServiceAccount",
             Resource::ConfigMaps => "ConfigMap",
             Resource::Events => "Event",
+            Resource::NetworkChaos => "NetworkChaos",
+            Resource::DnsChaos => "DNSChaos",
+            Resource::PodChaos => "PodChaos",
+            Resource::ComponentChaos => "ComponentChaos",
+            Resource::RegistryChaos => "RegistryChaos",
+            Resource::UpstreamDnsChaos => "UpstreamDNSChaos",
+            Resource::ExhaustionChaos => "ExhaustionChaos",
         }
     }
 
@@ -69,6 +94,14 @@ impl Resource {
             Resource::ServiceAccounts => "serviceaccounts",
             Resource::ConfigMaps => "configmaps",
             Resource::Events => "events",
+            // Chaos Mesh's CRDs use the kind's lower case as plural too (`networkchaos`).
+            Resource::NetworkChaos => "networkchaos",
+            Resource::DnsChaos => "dnschaos",
+            Resource::PodChaos => "podchaos",
+            Resource::ComponentChaos => "componentchaos",
+            Resource::RegistryChaos => "registrychaos",
+            Resource::UpstreamDnsChaos => "upstreamdnschaos",
+            Resource::ExhaustionChaos => "exhaustionchaos",
         }
     }
 
@@ -78,6 +111,7 @@ impl Resource {
             Resource::EndpointSlices => "discovery.k8s.io",
             Resource::NetworkPolicies => "networking.k8s.io",
             Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets => "apps",
+            r if r.is_chaos() => "chaos.netlab.io",
             _ => "",
         }
     }
@@ -88,8 +122,14 @@ impl Resource {
             "" => "v1",
             "discovery.k8s.io" => "discovery.k8s.io/v1",
             "networking.k8s.io" => "networking.k8s.io/v1",
+            "chaos.netlab.io" => "chaos.netlab.io/v1alpha1",
             _ => "apps/v1",
         }
+    }
+
+    /// Whether this is one of the fault kinds (`chaos.netlab.io`).
+    pub fn is_chaos(self) -> bool {
+        CHAOS.contains(&self)
     }
 
     /// Whether objects live in a namespace (everything but Namespace and Node).
@@ -125,5 +165,7 @@ mod tests {
         assert_eq!(Resource::Deployments.api_version(), "apps/v1");
         assert_eq!(Resource::EndpointSlices.api_version(), "discovery.k8s.io/v1");
         assert_eq!(Resource::Services.api_version(), "v1");
+        assert_eq!(Resource::DnsChaos.api_version(), "chaos.netlab.io/v1alpha1");
+        assert!(Resource::PodChaos.namespaced() && Resource::PodChaos.is_chaos());
     }
 }
