@@ -20,6 +20,7 @@
 //! - [`window`]: when a fault is in force (created, not paused, duration not up).
 //! - [`pattern`]: Chaos Mesh's wildcard patterns for DNS names and repositories.
 //! - [`mark`]: how a fault's decision shows on the span it affected.
+//! - [`report`]: counters from the enforcers into the faults' status.
 
 pub mod dns;
 pub mod lab;
@@ -28,6 +29,7 @@ pub mod network;
 pub mod object;
 pub mod pattern;
 pub mod pod;
+pub mod report;
 pub mod select;
 pub mod spec;
 pub mod status;

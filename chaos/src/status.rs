@@ -154,3 +154,31 @@ pub mod event {
         ("Started", "Experiment has started".to_string())
     }
 }
+
+/// Counter names in `status.counters`, shared by every enforcer.
+pub mod counter {
+    /// Packets (connections, datagrams) a NetworkChaos dropped.
+    pub const PACKETS_DROPPED: &str = "packetsDropped";
+    /// Packets a NetworkChaos delayed.
+    pub const PACKETS_DELAYED: &str = "packetsDelayed";
+    /// Packets a NetworkChaos duplicated.
+    pub const PACKETS_DUPLICATED: &str = "packetsDuplicated";
+    /// Packets a NetworkChaos corrupted.
+    pub const PACKETS_CORRUPTED: &str = "packetsCorrupted";
+    /// DNS queries answered with an error rcode or a random IP.
+    pub const QUERIES_ANSWERED: &str = "queriesAnswered";
+    /// DNS queries left unanswered.
+    pub const QUERIES_DROPPED: &str = "queriesDropped";
+    /// DNS queries answered late.
+    pub const QUERIES_DELAYED: &str = "queriesDelayed";
+    /// Registry requests refused or failed.
+    pub const PULLS_REFUSED: &str = "pullsRefused";
+    /// Registry requests answered late.
+    pub const PULLS_DELAYED: &str = "pullsDelayed";
+    /// Pods deleted, containers killed, pods failed.
+    pub const PODS_AFFECTED: &str = "podsAffected";
+    /// Requests and connections a stopped or paused component refused or held.
+    pub const REQUESTS_REFUSED: &str = "requestsRefused";
+    /// Allocations (pod IPs, ClusterIPs, conntrack entries) refused as exhausted.
+    pub const ALLOCATIONS_REFUSED: &str = "allocationsRefused";
+}
