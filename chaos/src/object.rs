@@ -72,6 +72,9 @@ macro_rules! chaos_kinds {
 
         /// Any one fault.
         #[derive(Debug, Clone, PartialEq)]
+        // A Fault is a short-lived value (one object being printed, built or checked); boxing
+        // the larger kinds would only add noise where they are matched.
+        #[allow(clippy::large_enum_variant)]
         pub enum Fault {
             $(
                 #[doc = concat!("A ", $kind, ".")]
