@@ -202,7 +202,8 @@ async fn delete_faults(
     };
     let (found, mut problems) = fetch(api, &kinds, scope).await;
     let name_of = |v: &Value| v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let ns_of = |v: &Value| v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+    let ns_of =
+        |v: &Value| v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
     let mut victims: Vec<(Resource, String, String)> = Vec::new();
     if a.all {
         victims.extend(found.iter().map(|(r, v)| (*r, ns_of(v), name_of(v))));
@@ -211,8 +212,11 @@ async fn delete_faults(
         }
     } else {
         for name in &a.names {
-            let matches: Vec<(Resource, String, String)> =
-                found.iter().filter(|(_, v)| name_of(v) == *name).map(|(r, v)| (*r, ns_of(v), name_of(v))).collect();
+            let matches: Vec<(Resource, String, String)> = found
+                .iter()
+                .filter(|(_, v)| name_of(v) == *name)
+                .map(|(r, v)| (*r, ns_of(v), name_of(v)))
+                .collect();
             match matches.as_slice() {
                 [] => problems.push(Problem::client(match scope.explicit {
                     true => format!("fault \"{name}\" not found in namespace \"{}\"", scope.namespace),

@@ -42,8 +42,22 @@ fn each_shortcut_creates_its_object() {
 
     let v = lab.create(
         &[
-            "fault", "net", "--from", "app=client", "--to", "app=orders", "--loss", "30%", "--delay", "200ms",
-            "--jitter", "50ms", "--correlation", "25", "--name", "net1",
+            "fault",
+            "net",
+            "--from",
+            "app=client",
+            "--to",
+            "app=orders",
+            "--loss",
+            "30%",
+            "--delay",
+            "200ms",
+            "--jitter",
+            "50ms",
+            "--correlation",
+            "25",
+            "--name",
+            "net1",
         ],
         "networkchaos",
         "net1",
@@ -59,7 +73,8 @@ fn each_shortcut_creates_its_object() {
     assert_eq!(v["spec"]["loss"]["correlation"], "25");
 
     // A generated name says what the fault is.
-    let r = lab.netlab(&["fault", "net", "--from", "app=client", "--rate", "1mbps", "--duration", "60s"]).ok();
+    let r =
+        lab.netlab(&["fault", "net", "--from", "app=client", "--rate", "1mbps", "--duration", "60s"]).ok();
     let created = r.stdout.lines().last().unwrap();
     let name = created
         .strip_prefix("networkchaos.chaos.netlab.io/net-client-")
@@ -79,8 +94,18 @@ fn each_shortcut_creates_its_object() {
 
     let v = lab.create(
         &[
-            "fault", "dns", "--pods", "app=client", "--names", "orders.*", "--error", "SERVFAIL", "--duration",
-            "60s", "--name", "dns1",
+            "fault",
+            "dns",
+            "--pods",
+            "app=client",
+            "--names",
+            "orders.*",
+            "--error",
+            "SERVFAIL",
+            "--duration",
+            "60s",
+            "--name",
+            "dns1",
         ],
         "dnschaos",
         "dns1",
@@ -101,7 +126,10 @@ fn each_shortcut_creates_its_object() {
         "podchaos",
         "ck",
     );
-    assert_eq!((&v["spec"]["action"], &v["spec"]["containerNames"]), (&json!("container-kill"), &json!(["app"])));
+    assert_eq!(
+        (&v["spec"]["action"], &v["spec"]["containerNames"]),
+        (&json!("container-kill"), &json!(["app"]))
+    );
 
     let v = lab.create(&["fault", "stop", "dns", "--name", "sd"], "componentchaos", "sd");
     assert_eq!((&v["spec"]["action"], &v["spec"]["component"]), (&json!("stop"), &json!("dns")));
@@ -131,7 +159,11 @@ fn each_shortcut_creates_its_object() {
     assert!(!r.stdout.contains("chaos"), "{}", r.stdout);
     let r = lab.netlab(&["describe", "dnschaos", "dns1"]).ok();
     assert!(r.stdout.starts_with("Name:         dns1\nNamespace:    default\n"), "{}", r.stdout);
-    assert!(r.stdout.contains("\nAPI Version:  chaos.netlab.io/v1alpha1\nKind:         DNSChaos\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\nAPI Version:  chaos.netlab.io/v1alpha1\nKind:         DNSChaos\n"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("\nSpec:\n  Action:    error\n  Duration:  60s\n"), "{}", r.stdout);
     let r = lab.netlab(&["get", "networkchaos.chaos.netlab.io/net1", "-o", "name"]).ok();
     assert_eq!(r.stdout, "networkchaos.chaos.netlab.io/net1\n");
@@ -141,15 +173,30 @@ fn each_shortcut_creates_its_object() {
 fn bad_flags_are_refused_with_the_flag_and_what_is_allowed() {
     let lab = Lab::start();
     let cases: [(&[&str], &str); 6] = [
-        (&["fault", "net", "--from", "app=a", "--loss", "130%"], "error: --loss 130%: must be a percentage between 0 and 100\n"),
+        (
+            &["fault", "net", "--from", "app=a", "--loss", "130%"],
+            "error: --loss 130%: must be a percentage between 0 and 100\n",
+        ),
         (
             &["fault", "net", "--from", "app=a", "--delay", "200"],
             "error: --delay 200: must be a number and one unit (ns, us, ms, s, m or h), e.g. 200ms\n",
         ),
-        (&["fault", "net", "--from", "a", "--loss", "1"], "error: --from a: must be labels as key=value[,key=value], e.g. app=client\n"),
-        (&["fault", "registry", "--status", "418"], "error: --status 418: must be one of 401, 403, 404, 429, 500, 502, 503\n"),
-        (&["fault", "stop", "dns", "node-1"], "error: dns runs once per cluster, not on each node: drop node-1\n"),
-        (&["fault", "exhaust", "service-cidr", "node-1"], "error: service-cidr is the cluster's, not a node's: drop node-1\n"),
+        (
+            &["fault", "net", "--from", "a", "--loss", "1"],
+            "error: --from a: must be labels as key=value[,key=value], e.g. app=client\n",
+        ),
+        (
+            &["fault", "registry", "--status", "418"],
+            "error: --status 418: must be one of 401, 403, 404, 429, 500, 502, 503\n",
+        ),
+        (
+            &["fault", "stop", "dns", "node-1"],
+            "error: dns runs once per cluster, not on each node: drop node-1\n",
+        ),
+        (
+            &["fault", "exhaust", "service-cidr", "node-1"],
+            "error: service-cidr is the cluster's, not a node's: drop node-1\n",
+        ),
     ];
     for (args, want) in cases {
         let r = lab.netlab(args);
@@ -158,7 +205,11 @@ fn bad_flags_are_refused_with_the_flag_and_what_is_allowed() {
     // clap's own checks: closed sets and missing flags.
     let r = lab.netlab(&["fault", "stop", "etcd"]);
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("invalid value 'etcd'") && r.stderr.contains("possible values: apiserver,"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("invalid value 'etcd'") && r.stderr.contains("possible values: apiserver,"),
+        "{}",
+        r.stderr
+    );
     let r = lab.netlab(&["fault", "dns", "--pods", "app=a"]);
     assert_eq!(r.code, Some(1));
     assert!(r.stderr.contains("--error <ERROR>"), "{}", r.stderr);
@@ -169,7 +220,19 @@ fn bad_flags_are_refused_with_the_flag_and_what_is_allowed() {
 #[test]
 fn fault_list_shows_records_and_summed_counters() {
     let lab = Lab::start();
-    lab.netlab(&["fault", "net", "--from", "app=client", "--loss", "10", "--duration", "1h", "--name", "lossy"]).ok();
+    lab.netlab(&[
+        "fault",
+        "net",
+        "--from",
+        "app=client",
+        "--loss",
+        "10",
+        "--duration",
+        "1h",
+        "--name",
+        "lossy",
+    ])
+    .ok();
     lab.netlab(&["fault", "stop", "dns", "--name", "nodns"]).ok();
 
     // What the chaos controller (records) and two node agents (counters) write.
@@ -193,9 +256,21 @@ fn fault_list_shows_records_and_summed_counters() {
     let r = lab.netlab(&["fault", "list"]).ok();
     let mut lines = r.stdout.lines();
     let header = lines.next().unwrap();
-    assert!(header.split_whitespace().eq(
-        ["NAMESPACE", "NAME", "KIND", "ACTION", "TARGETS", "COUNTERS", "AGE", "REMAINING", "STATE"]
-    ), "{}", r.stdout);
+    assert!(
+        header.split_whitespace().eq([
+            "NAMESPACE",
+            "NAME",
+            "KIND",
+            "ACTION",
+            "TARGETS",
+            "COUNTERS",
+            "AGE",
+            "REMAINING",
+            "STATE"
+        ]),
+        "{}",
+        r.stdout
+    );
     let lossy = lines.next().unwrap();
     assert!(lossy.starts_with("default     lossy   NetworkChaos     loss     3: default/client-1, default/client-2, ...   packetsDropped=12   "), "{}", r.stdout);
     assert!(lossy.ends_with("   Running"), "{lossy}");
@@ -209,7 +284,11 @@ fn fault_list_shows_records_and_summed_counters() {
 
     // describe shows the same, as kubectl shows a custom resource's status.
     let r = lab.netlab(&["describe", "networkchaos", "lossy"]).ok();
-    assert!(r.stdout.contains("    Container Records:\n      Id:              default/client-1\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("    Container Records:\n      Id:              default/client-1\n"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("  Counters:\n    node/node-1:\n      Packets Dropped:  7\n"), "{}", r.stdout);
 }
 

@@ -436,14 +436,22 @@ async fn faults_get_kubectls_custom_resource_page() {
                                "injectedCount": 1, "recoveredCount": 0}]},
                           "counters": {"node/node-1": {"packetsDropped": 7}}}}),
     );
-    let mut ev = event("Applied", "Normal", "chaos-controller", "2024-05-01T10:00:01Z", "2024-05-01T10:00:01Z", 1,
-                       "Successfully apply chaos for default/client-1");
+    let mut ev = event(
+        "Applied",
+        "Normal",
+        "chaos-controller",
+        "2024-05-01T10:00:01Z",
+        "2024-05-01T10:00:01Z",
+        1,
+        "Successfully apply chaos for default/client-1",
+    );
     ev["involvedObject"] = json!({"kind": "NetworkChaos", "name": "lossy", "namespace": "default"});
     api.seed(Resource::Events, ev);
 
     let ns = Namespace { name: "default".into(), explicit: false };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let problems = describe(&mut api, &args(&["networkchaos", "lossy"]), &ns, &mut out, &mut err, &clock()).await;
+    let problems =
+        describe(&mut api, &args(&["networkchaos", "lossy"]), &ns, &mut out, &mut err, &clock()).await;
     assert!(problems.is_empty());
     assert_eq!(
         String::from_utf8(out).unwrap(),

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use netlab_chaos::{
     ComponentChaos, ComponentChaosSpec, DnsChaos, DnsChaosSpec, ExhaustionChaos, ExhaustionChaosSpec, Fault,
-    NetworkChaos, NetworkChaosSpec, PodChaos, PodChaosSpec, RegistryChaos, RegistryChaosSpec, UpstreamDnsChaos,
-    UpstreamDnsChaosSpec,
+    NetworkChaos, NetworkChaosSpec, PodChaos, PodChaosSpec, RegistryChaos, RegistryChaosSpec,
+    UpstreamDnsChaos, UpstreamDnsChaosSpec,
     dns::DnsAction,
     lab::{Component, ComponentAction, ExhaustionAction, RegistryAction, UpstreamAction},
     network::{BandwidthSpec, CorruptSpec, DelaySpec, Direction, DuplicateSpec, LossSpec, NetworkAction},
@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use super::{
     args::{
-        ComponentArgs, CreateArgs, DnsArgs, ExhaustArgs, FaultCommand, ModeArgs, NetArgs, PartitionArgs, PodArgs, RegistryArgs,
-        UpstreamArgs,
+        ComponentArgs, CreateArgs, DnsArgs, ExhaustArgs, FaultCommand, ModeArgs, NetArgs, PartitionArgs,
+        PodArgs, RegistryArgs, UpstreamArgs,
     },
     flags::{self, FlagError},
     name,
@@ -148,7 +148,8 @@ pub fn net(a: &NetArgs, at: &Place<'_>) -> Result<Fault, FlagError> {
     let action = match (netem.as_slice(), &rate) {
         ([], None) => {
             return Err(FlagError::Usage(
-                "nothing to inject: give at least one of --delay, --loss, --duplicate, --corrupt or --rate".into(),
+                "nothing to inject: give at least one of --delay, --loss, --duplicate, --corrupt or --rate"
+                    .into(),
             ));
         }
         ([], Some(_)) if !correlation.is_empty() => {
@@ -239,7 +240,8 @@ pub fn partition(a: &PartitionArgs, at: &Place<'_>) -> Result<Fault, FlagError> 
                 mode,
                 value,
             };
-            let pods = on(vec![first.clone()], parse_mode(&a.mode.mode)?, a.mode.value.clone().unwrap_or_default());
+            let pods =
+                on(vec![first.clone()], parse_mode(&a.mode.mode)?, a.mode.value.clone().unwrap_or_default());
             let target = on(rest.to_vec(), Mode::All, String::new());
             (pods, Some(target), Vec::new(), a.nodes.clone())
         }
@@ -262,7 +264,9 @@ pub fn partition(a: &PartitionArgs, at: &Place<'_>) -> Result<Fault, FlagError> 
 pub fn dns(a: &DnsArgs, at: &Place<'_>) -> Result<Fault, FlagError> {
     let (action, rcode, delay) = match (a.error.as_deref(), a.delay.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(FlagError::Usage("--error and --delay cannot be combined: a DNSChaos has one action".into()));
+            return Err(FlagError::Usage(
+                "--error and --delay cannot be combined: a DNSChaos has one action".into(),
+            ));
         }
         (None, Some(d)) => (DnsAction::Delay, None, Some(flags::duration("--delay", d)?)),
         (Some(e), None) => match e.to_ascii_uppercase().as_str() {
@@ -346,7 +350,8 @@ pub fn component(action: ComponentAction, a: &ComponentArgs, at: &Place<'_>) -> 
             a.nodes.join(" ")
         )));
     }
-    let spec = ComponentChaosSpec { action, component, nodes: a.nodes.clone(), duration: duration(&a.create)? };
+    let spec =
+        ComponentChaosSpec { action, component, nodes: a.nodes.clone(), duration: duration(&a.create)? };
     let mut what = vec![component.as_str()];
     what.extend(a.nodes.iter().map(String::as_str));
     let metadata = at.meta(&a.create, action.as_str(), &what);
@@ -360,9 +365,15 @@ pub fn registry(a: &RegistryArgs, at: &Place<'_>) -> Result<Fault, FlagError> {
             let code = flags::status_code("--status", s)?;
             (RegistryAction::Error, Some(code), None, code.to_string())
         }
-        (None, Some(d), false) => (RegistryAction::Delay, None, Some(flags::duration("--delay", d)?), "delay".into()),
+        (None, Some(d), false) => {
+            (RegistryAction::Delay, None, Some(flags::duration("--delay", d)?), "delay".into())
+        }
         (None, None, true) => (RegistryAction::Unreachable, None, None, "unreachable".into()),
-        _ => return Err(FlagError::Usage("give exactly one of --status CODE, --delay DURATION, --unreachable".into())),
+        _ => {
+            return Err(FlagError::Usage(
+                "give exactly one of --status CODE, --delay DURATION, --unreachable".into(),
+            ));
+        }
     };
     let spec = RegistryChaosSpec {
         action,
@@ -381,9 +392,14 @@ pub fn upstream(a: &UpstreamArgs, at: &Place<'_>) -> Result<Fault, FlagError> {
         (true, None, false) => (UpstreamAction::Unreachable, None),
         (false, Some(d), false) => (UpstreamAction::Delay, Some(flags::duration("--delay", d)?)),
         (false, None, true) => (UpstreamAction::Servfail, None),
-        _ => return Err(FlagError::Usage("give exactly one of --unreachable, --delay DURATION, --servfail".into())),
+        _ => {
+            return Err(FlagError::Usage(
+                "give exactly one of --unreachable, --delay DURATION, --servfail".into(),
+            ));
+        }
     };
-    let spec = UpstreamDnsChaosSpec { action, patterns: a.names.clone(), delay, duration: duration(&a.create)? };
+    let spec =
+        UpstreamDnsChaosSpec { action, patterns: a.names.clone(), delay, duration: duration(&a.create)? };
     let metadata = at.meta(&a.create, "upstream", &[action.as_str()]);
     Ok(Fault::UpstreamDnsChaos(UpstreamDnsChaos { metadata, spec, status: None }))
 }

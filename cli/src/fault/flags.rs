@@ -63,9 +63,11 @@ pub fn duration(flag: &'static str, value: &str) -> Result<String, FlagError> {
     if value.starts_with('-') {
         return Err(FlagError::invalid(flag, value, "must not be negative"));
     }
-    netlab_config::parse_duration(value)
-        .map(|_| value.to_string())
-        .map_err(|source| FlagError::Duration { flag, value: value.to_string(), source })
+    netlab_config::parse_duration(value).map(|_| value.to_string()).map_err(|source| FlagError::Duration {
+        flag,
+        value: value.to_string(),
+        source,
+    })
 }
 
 /// A netem latency or jitter: one number and one unit, the pattern Chaos Mesh's CRD gives
@@ -80,7 +82,11 @@ pub fn latency(flag: &'static str, value: &str) -> Result<String, FlagError> {
     if number_ok && ["ns", "us", "ms", "s", "m", "h"].contains(&unit) {
         Ok(value.to_string())
     } else {
-        Err(FlagError::invalid(flag, value, "must be a number and one unit (ns, us, ms, s, m or h), e.g. 200ms"))
+        Err(FlagError::invalid(
+            flag,
+            value,
+            "must be a number and one unit (ns, us, ms, s, m or h), e.g. 200ms",
+        ))
     }
 }
 
@@ -90,8 +96,9 @@ pub fn rate(flag: &'static str, value: &str) -> Result<String, FlagError> {
     const UNITS: [&str; 10] = ["kbit", "mbit", "gbit", "tbit", "tbps", "gbps", "mbps", "kbps", "bps", "bit"];
     let text = value.trim().to_ascii_lowercase();
     let ok = UNITS.iter().any(|unit| {
-        text.strip_suffix(unit)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok())
+        text.strip_suffix(unit).is_some_and(|n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok()
+        })
     });
     if ok {
         Ok(text)
@@ -126,7 +133,9 @@ fn label_key(key: &str) -> bool {
         Some((prefix, name)) => {
             let prefix_ok = !prefix.is_empty()
                 && prefix.len() <= 253
-                && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
             if !prefix_ok {
                 return false;
             }
@@ -155,10 +164,7 @@ pub fn status_code(flag: &'static str, value: &str) -> Result<u16, FlagError> {
         _ => Err(FlagError::invalid(
             flag,
             value,
-            format!(
-                "must be one of {}",
-                allowed.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
-            ),
+            format!("must be one of {}", allowed.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")),
         )),
     }
 }
@@ -187,9 +193,15 @@ mod tests {
         assert_eq!(duration("--duration", "1m30s").unwrap(), "1m30s");
         assert_eq!(duration("--duration", "60s").unwrap(), "60s");
         let e = duration("--duration", "60").unwrap_err();
-        assert!(e.to_string().starts_with("--duration 60: must be a duration such as 200ms, 2s or 1m30s ("), "{e}");
+        assert!(
+            e.to_string().starts_with("--duration 60: must be a duration such as 200ms, 2s or 1m30s ("),
+            "{e}"
+        );
         assert!(std::error::Error::source(&e).is_some());
-        assert_eq!(duration("--duration", "-5s").unwrap_err().to_string(), "--duration -5s: must not be negative");
+        assert_eq!(
+            duration("--duration", "-5s").unwrap_err().to_string(),
+            "--duration -5s: must not be negative"
+        );
     }
 
     #[test]
@@ -218,7 +230,10 @@ mod tests {
 
     #[test]
     fn label_selectors() {
-        assert_eq!(labels("--from", "app=client").unwrap(), BTreeMap::from([("app".into(), "client".into())]));
+        assert_eq!(
+            labels("--from", "app=client").unwrap(),
+            BTreeMap::from([("app".into(), "client".into())])
+        );
         assert_eq!(
             labels("--from", "app==client, tier=web").unwrap(),
             BTreeMap::from([("app".into(), "client".into()), ("tier".into(), "web".into())])

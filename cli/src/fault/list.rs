@@ -140,10 +140,18 @@ mod tests {
             json!({"experiment": {"desiredPhase": "Stop", "containerRecords": [record("demo/client-1")]},
                    "counters": {"dns": {"queriesAnswered": 3}}}),
         );
-        let mut paused = fault("ComponentChaos", "stop-dns-zzzzz", json!({"action": "stop", "component": "dns"}), json!({}));
+        let mut paused = fault(
+            "ComponentChaos",
+            "stop-dns-zzzzz",
+            json!({"action": "stop", "component": "dns"}),
+            json!({}),
+        );
         paused["metadata"]["annotations"] = json!({"experiment.chaos-mesh.org/pause": "true"});
-        let faults =
-            vec![(Resource::NetworkChaos, net), (Resource::DnsChaos, dns), (Resource::ComponentChaos, paused)];
+        let faults = vec![
+            (Resource::NetworkChaos, net),
+            (Resource::DnsChaos, dns),
+            (Resource::ComponentChaos, paused),
+        ];
         assert_eq!(
             table(&faults, true, now()),
             "\

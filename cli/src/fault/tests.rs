@@ -25,9 +25,11 @@ async fn run(api: &mut FakeCluster, args: &[&str]) -> (String, String, String) {
 #[tokio::test]
 async fn a_shortcut_prints_the_object_it_created() {
     let mut api = FakeCluster::default();
-    let (out, err, problems) =
-        run(&mut api, &["-n", "demo", "fault", "dns", "--pods", "app=client", "--error", "NXDOMAIN", "--name", "nx"])
-            .await;
+    let (out, err, problems) = run(
+        &mut api,
+        &["-n", "demo", "fault", "dns", "--pods", "app=client", "--error", "NXDOMAIN", "--name", "nx"],
+    )
+    .await;
     assert_eq!((err.as_str(), problems.as_str()), ("", ""));
     assert_eq!(
         out,
@@ -53,9 +55,11 @@ dnschaos.chaos.netlab.io/nx created
     assert_eq!(api.object(Resource::DnsChaos, "demo", "nx").unwrap()["spec"]["rcode"], "NXDOMAIN");
 
     // A second one with the same name is refused by the server, and nothing is printed.
-    let (out, _, problems) =
-        run(&mut api, &["-n", "demo", "fault", "dns", "--pods", "app=client", "--error", "timeout", "--name", "nx"])
-            .await;
+    let (out, _, problems) = run(
+        &mut api,
+        &["-n", "demo", "fault", "dns", "--pods", "app=client", "--error", "timeout", "--name", "nx"],
+    )
+    .await;
     assert_eq!(out, "");
     assert_eq!(problems, "Error from server (AlreadyExists): dnschaos.chaos.netlab.io \"nx\" already exists");
 }
@@ -74,7 +78,12 @@ async fn dry_run_creates_nothing() {
     let mut api = FakeCluster::default();
     let (out, _, problems) = run(&mut api, &["fault", "stop", "dns", "--name", "s", "--dry-run"]).await;
     assert_eq!(problems, "");
-    assert!(out.ends_with("spec:\n  action: stop\n  component: dns\ncomponentchaos.chaos.netlab.io/s created (dry run)\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "spec:\n  action: stop\n  component: dns\ncomponentchaos.chaos.netlab.io/s created (dry run)\n"
+        ),
+        "{out}"
+    );
     assert!(api.writes.is_empty());
 }
 
@@ -88,7 +97,10 @@ async fn node_partitions_select_in_every_namespace_there_is() {
     assert_eq!(problems, "");
     let p = api.object(Resource::NetworkChaos, "default", "p").unwrap();
     assert_eq!(p["spec"]["selector"], json!({"namespaces": ["default", "demo"], "nodes": ["node-1"]}));
-    assert_eq!(p["spec"]["target"]["selector"], json!({"namespaces": ["default", "demo"], "nodes": ["node-2"]}));
+    assert_eq!(
+        p["spec"]["target"]["selector"],
+        json!({"namespaces": ["default", "demo"], "nodes": ["node-2"]})
+    );
 }
 
 fn seed(api: &mut FakeCluster, r: Resource, ns: &str, name: &str) {
@@ -123,7 +135,10 @@ async fn list_spans_kinds_and_namespaces_unless_told() {
     let (out, _, _) = run(&mut api, &["fault", "list", "--kind", "componentchaos"]).await;
     assert_eq!(out.lines().count(), 2, "{out}");
     let (_, _, problems) = run(&mut api, &["fault", "list", "--kind", "pods"]).await;
-    assert!(problems.starts_with("error: --kind pods: must be a fault kind: networkchaos, dnschaos,"), "{problems}");
+    assert!(
+        problems.starts_with("error: --kind pods: must be a fault kind: networkchaos, dnschaos,"),
+        "{problems}"
+    );
 }
 
 #[tokio::test]

@@ -414,14 +414,16 @@ fn name_output() {
 fn faults_print_their_crds_printer_columns() {
     let net = json!({"metadata": meta("net-client-orders-x7k2p"),
                      "spec": {"action": "netem", "mode": "all", "selector": {}, "duration": "60s"}});
-    let forever = json!({"metadata": meta("loss"), "spec": {"action": "loss", "mode": "all", "selector": {}}});
+    let forever =
+        json!({"metadata": meta("loss"), "spec": {"action": "loss", "mode": "all", "selector": {}}});
     assert_eq!(
         render(Resource::NetworkChaos, &[net, forever], Options::default()),
         "NAME                      ACTION   DURATION   AGE\n\
          net-client-orders-x7k2p   netem    60s        5m12s\n\
          loss                      loss                5m12s\n"
     );
-    let pod = json!({"metadata": meta("kill"), "spec": {"action": "pod-kill", "mode": "one", "selector": {}}});
+    let pod =
+        json!({"metadata": meta("kill"), "spec": {"action": "pod-kill", "mode": "one", "selector": {}}});
     assert_eq!(render(Resource::PodChaos, &[pod], Options::default()), "NAME   AGE\nkill   5m12s\n");
     let stop = json!({"metadata": meta("stop-dns"), "spec": {"action": "stop", "component": "dns"}});
     assert_eq!(

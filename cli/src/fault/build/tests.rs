@@ -38,8 +38,19 @@ fn pods(ns: &str, labels: Value) -> Value {
 #[test]
 fn net_with_several_effects_is_one_netem() {
     let v = ok(&[
-        "net", "--from", "app=client", "--to", "app=orders", "--loss", "30%", "--delay", "200ms", "--jitter",
-        "50ms", "--correlation", "25",
+        "net",
+        "--from",
+        "app=client",
+        "--to",
+        "app=orders",
+        "--loss",
+        "30%",
+        "--delay",
+        "200ms",
+        "--jitter",
+        "50ms",
+        "--correlation",
+        "25",
     ]);
     assert_eq!(
         v,
@@ -67,17 +78,40 @@ fn net_with_one_effect_takes_its_action() {
     assert!(v["spec"].get("target").is_none());
     assert_eq!(v["metadata"]["name"], "net-client-x7k2p");
 
-    let v = ok(&["net", "--from", "app=client", "--duplicate", "5%", "--direction", "both", "--to", "app=db"]);
+    let v =
+        ok(&["net", "--from", "app=client", "--duplicate", "5%", "--direction", "both", "--to", "app=db"]);
     assert_eq!(v["spec"]["action"], "duplicate");
     assert_eq!(v["spec"]["direction"], "both");
 
-    let v = ok(&["net", "--from", "app=client", "--corrupt", "1%", "--to-cidr", "10.0.0.0/8", "--duration", "60s"]);
+    let v = ok(&[
+        "net",
+        "--from",
+        "app=client",
+        "--corrupt",
+        "1%",
+        "--to-cidr",
+        "10.0.0.0/8",
+        "--duration",
+        "60s",
+    ]);
     assert_eq!(v["spec"]["action"], "corrupt");
     assert_eq!(v["spec"]["externalTargets"], json!(["10.0.0.0/8"]));
     assert_eq!(v["spec"]["duration"], "60s");
     assert_eq!(v["metadata"]["name"], "net-client-10-0-0-0-8-x7k2p");
 
-    let v = ok(&["net", "--from", "app=orders", "--rate", "1mbps", "--name", "slow", "--mode", "fixed", "--value", "2"]);
+    let v = ok(&[
+        "net",
+        "--from",
+        "app=orders",
+        "--rate",
+        "1mbps",
+        "--name",
+        "slow",
+        "--mode",
+        "fixed",
+        "--value",
+        "2",
+    ]);
     assert_eq!(v["metadata"]["name"], "slow");
     assert_eq!(v["spec"]["action"], "bandwidth");
     assert_eq!(v["spec"]["bandwidth"], json!({"rate": "1mbps", "limit": 20_971_520, "buffer": 10_000}));
@@ -94,7 +128,10 @@ fn net_flag_errors_name_the_flag_and_what_is_allowed() {
         with(&["--delay", "200"]),
         "--delay 200: must be a number and one unit (ns, us, ms, s, m or h), e.g. 200ms"
     );
-    assert_eq!(with(&["--loss", "5", "--jitter", "5ms"]), "--jitter needs --delay: it spreads the added delay");
+    assert_eq!(
+        with(&["--loss", "5", "--jitter", "5ms"]),
+        "--jitter needs --delay: it spreads the added delay"
+    );
     assert!(with(&["--loss", "5", "--rate", "1mbps"]).starts_with("--rate cannot be combined with --delay"));
     assert!(with(&["--rate", "fast"]).starts_with("--rate fast: must be a whole number and a unit"));
     assert!(with(&[]).starts_with("nothing to inject"));
@@ -105,7 +142,10 @@ fn net_flag_errors_name_the_flag_and_what_is_allowed() {
     );
     // Closed sets are clap's: it lists the possible values.
     let e = with(&["--loss", "5", "--direction", "up"]);
-    assert!(e.contains("invalid value 'up' for '--direction") && e.contains("[possible values: to, from, both]"), "{e}");
+    assert!(
+        e.contains("invalid value 'up' for '--direction") && e.contains("[possible values: to, from, both]"),
+        "{e}"
+    );
     let e = err(&["net", "--loss", "5"]);
     assert!(e.contains("--from <LABELS>"), "{e}");
 }
@@ -138,7 +178,17 @@ fn partition_between_nodes_spans_every_namespace_both_ways() {
 
 #[test]
 fn dns_errors_map_to_chaos_meshs_actions() {
-    let v = ok(&["dns", "--pods", "app=client", "--names", "orders.*", "--error", "SERVFAIL", "--duration", "60s"]);
+    let v = ok(&[
+        "dns",
+        "--pods",
+        "app=client",
+        "--names",
+        "orders.*",
+        "--error",
+        "SERVFAIL",
+        "--duration",
+        "60s",
+    ]);
     assert_eq!(
         v["spec"],
         json!({
@@ -165,7 +215,10 @@ fn dns_errors_map_to_chaos_meshs_actions() {
 
     assert!(err(&["dns", "--pods", "app=client"]).contains("--error <ERROR>"));
     assert!(err(&["dns", "--pods", "app=client", "--error", "BOGUS"]).contains("possible values"));
-    assert!(err(&["dns", "--pods", "app=client", "--error", "timeout", "--delay", "1s"]).contains("cannot be used with"));
+    assert!(
+        err(&["dns", "--pods", "app=client", "--error", "timeout", "--delay", "1s"])
+            .contains("cannot be used with")
+    );
 }
 
 #[test]
@@ -184,8 +237,14 @@ fn pod_actions() {
     assert_eq!((&v["spec"]["action"], &v["spec"]["duration"]), (&json!("pod-failure"), &json!("2m")));
 
     assert!(err(&["pod", "kill-container", "--pods", "app=orders"]).contains("--container <NAME>"));
-    assert_eq!(err(&["pod", "fail", "--pods", "app=o", "--grace-period", "5"]), "--grace-period applies to kill only");
-    assert_eq!(err(&["pod", "kill", "--pods", "app=o", "--container", "app"]), "--container applies to kill-container only");
+    assert_eq!(
+        err(&["pod", "fail", "--pods", "app=o", "--grace-period", "5"]),
+        "--grace-period applies to kill only"
+    );
+    assert_eq!(
+        err(&["pod", "kill", "--pods", "app=o", "--container", "app"]),
+        "--container applies to kill-container only"
+    );
     assert_eq!(
         err(&["pod", "kill", "--pods", "app=o", "--grace-period=-1"]),
         "--grace-period -1: must be 0 or more seconds"
@@ -207,7 +266,9 @@ fn components() {
     assert_eq!(ok(&["kill", "kubelet"])["spec"]["action"], "kill");
 
     assert_eq!(err(&["stop", "dns", "node-1"]), "dns runs once per cluster, not on each node: drop node-1");
-    assert!(err(&["stop", "etcd"]).contains("[possible values: apiserver, controller-manager, scheduler, dns, cloud, kube-proxy, kubelet]"));
+    assert!(err(&["stop", "etcd"]).contains(
+        "[possible values: apiserver, controller-manager, scheduler, dns, cloud, kube-proxy, kubelet]"
+    ));
 }
 
 #[test]
@@ -217,7 +278,10 @@ fn registry_upstream_exhaustion() {
     assert_eq!(v["metadata"]["name"], "registry-429-x7k2p");
     assert_eq!(ok(&["registry", "--delay", "5s"])["spec"], json!({"action": "delay", "delay": "5s"}));
     assert_eq!(ok(&["registry", "--unreachable"])["spec"], json!({"action": "unreachable"}));
-    assert_eq!(err(&["registry", "--status", "418"]), "--status 418: must be one of 401, 403, 404, 429, 500, 502, 503");
+    assert_eq!(
+        err(&["registry", "--status", "418"]),
+        "--status 418: must be one of 401, 403, 404, 429, 500, 502, 503"
+    );
     assert!(err(&["registry", "--status", "429", "--unreachable"]).contains("cannot be used with"));
     assert!(err(&["registry"]).contains("required arguments were not provided"));
 
@@ -225,13 +289,22 @@ fn registry_upstream_exhaustion() {
     assert_eq!((&v["kind"], &v["spec"]), (&json!("UpstreamDNSChaos"), &json!({"action": "unreachable"})));
     assert_eq!(v["metadata"]["name"], "upstream-unreachable-x7k2p");
     assert_eq!(ok(&["upstream", "--delay", "2s"])["spec"], json!({"action": "delay", "delay": "2s"}));
-    assert_eq!(ok(&["upstream", "--servfail", "--names", "example.*"])["spec"], json!({"action": "servfail", "patterns": ["example.*"]}));
+    assert_eq!(
+        ok(&["upstream", "--servfail", "--names", "example.*"])["spec"],
+        json!({"action": "servfail", "patterns": ["example.*"]})
+    );
 
     let v = ok(&["exhaust", "pod-cidr", "node-1"]);
-    assert_eq!((&v["kind"], &v["spec"]), (&json!("ExhaustionChaos"), &json!({"action": "pod-cidr", "nodes": ["node-1"]})));
+    assert_eq!(
+        (&v["kind"], &v["spec"]),
+        (&json!("ExhaustionChaos"), &json!({"action": "pod-cidr", "nodes": ["node-1"]}))
+    );
     assert_eq!(v["metadata"]["name"], "exhaust-pod-cidr-node-1-x7k2p");
     assert_eq!(ok(&["exhaust", "conntrack"])["spec"], json!({"action": "conntrack"}));
-    assert_eq!(err(&["exhaust", "service-cidr", "node-1"]), "service-cidr is the cluster's, not a node's: drop node-1");
+    assert_eq!(
+        err(&["exhaust", "service-cidr", "node-1"]),
+        "service-cidr is the cluster's, not a node's: drop node-1"
+    );
 }
 
 #[test]
