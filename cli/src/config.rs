@@ -131,7 +131,7 @@ pub enum Command {
     Trace(TraceArgs),
     /// Break something on purpose: create, list and delete fault objects (chaos.netlab.io).
     #[command(subcommand, after_help = crate::fault::args::GRAMMAR)]
-    Fault(crate::fault::args::FaultCommand),
+    Fault(Box<crate::fault::args::FaultCommand>),
 }
 
 /// `netlab node ...`.

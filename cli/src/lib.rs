@@ -195,8 +195,9 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         Command::Fault(cmd) => {
             let mut api = Api::new(&cli.server());
             let scope = fault::Scope { namespace: &ns.name, explicit: ns.explicit };
-            let problems = fault::fault(&mut api, cmd, scope, &mut out, &mut err, Timestamp::now()).await;
-            if !matches!(cmd, fault::args::FaultCommand::List(_)) {
+            let problems =
+                fault::fault(&mut api, cmd.as_ref(), scope, &mut out, &mut err, Timestamp::now()).await;
+            if !matches!(cmd.as_ref(), fault::args::FaultCommand::List(_)) {
                 announce(cli, &mut err);
             }
             problems
