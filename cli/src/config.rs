@@ -129,6 +129,9 @@ pub enum Command {
     },
     /// Print a trace from Jaeger as a tree.
     Trace(TraceArgs),
+    /// Break something on purpose: create, list and delete fault objects (chaos.netlab.io).
+    #[command(subcommand, after_help = crate::fault::args::GRAMMAR)]
+    Fault(Box<crate::fault::args::FaultCommand>),
 }
 
 /// `netlab node ...`.

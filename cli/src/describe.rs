@@ -433,7 +433,9 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
             let events = events_for(api, r, obj).await;
             network::endpoint_slice(obj, events.as_deref(), clock)
         }
-        // TODO(issue 14): a fault's own page (what it matched, counters).
+        // kubectl describes a custom resource with its generic describer: metadata, then spec
+        // and status as indented fields, then Events. A Chaos Mesh user knows that page, and
+        // it shows everything a fault has: its records (what it matched) and its counters.
         _ => {
             let events = events_for(api, r, obj).await;
             core_v1::generic(obj, events.as_deref(), clock)

@@ -18,6 +18,7 @@
 //!   and its output formats.
 //! - [`describe`]: kubectl's describe pages.
 //! - [`delete`], [`scale`]: the remaining verbs.
+//! - [`fault`]: `netlab fault`, shortcuts that create, list and delete fault objects.
 //! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
 //! - [`trace`]: `netlab trace`, a Jaeger trace as a tree in the terminal.
 //! - [`cluster_file`]: where `netlab up` records the native cluster for later commands.
@@ -33,6 +34,7 @@ pub mod cluster_file;
 pub mod config;
 pub mod delete;
 pub mod describe;
+pub mod fault;
 pub mod get;
 pub mod json;
 pub mod jsonpath;
@@ -188,6 +190,16 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             let mut api = Api::new(&cli.server());
             let problems = scale::scale(&mut api, args, &ns, &mut out).await;
             announce(cli, &mut err);
+            problems
+        }
+        Command::Fault(cmd) => {
+            let mut api = Api::new(&cli.server());
+            let scope = fault::Scope { namespace: &ns.name, explicit: ns.explicit };
+            let problems =
+                fault::fault(&mut api, cmd.as_ref(), scope, &mut out, &mut err, Timestamp::now()).await;
+            if !matches!(cmd.as_ref(), fault::args::FaultCommand::List(_)) {
+                announce(cli, &mut err);
+            }
             problems
         }
         Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {

@@ -200,8 +200,16 @@ pub fn columns(r: Resource, wide: bool) -> Vec<&'static str> {
             ],
         ),
         Resource::Unspecified => (&["NAME"], &[]),
-        // Chaos Mesh's printer columns.
-        _ => (&["NAME", "ACTION", "DURATION", "AGE"], &[]),
+        // Custom resources print their CRD's additionalPrinterColumns plus AGE: Chaos Mesh's
+        // NetworkChaos and DNSChaos declare `action` and `duration`, PodChaos declares none.
+        Resource::PodChaos => (&["NAME", "AGE"], &[]),
+        // The lab's kinds follow Chaos Mesh's; a component fault says which component.
+        Resource::ComponentChaos => (&["NAME", "ACTION", "COMPONENT", "DURATION", "AGE"], &[]),
+        Resource::NetworkChaos
+        | Resource::DnsChaos
+        | Resource::RegistryChaos
+        | Resource::UpstreamDnsChaos
+        | Resource::ExhaustionChaos => (&["NAME", "ACTION", "DURATION", "AGE"], &[]),
     };
     if r == Resource::Events && wide {
         return extra.to_vec();
@@ -245,12 +253,31 @@ pub fn row(r: Resource, v: &Value, wide: bool, now: Timestamp) -> Vec<String> {
         }
         Resource::Events => event_row(&typed(v), wide, now),
         Resource::Unspecified => vec![String::new()],
-        _ => {
-            let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-                serde_json::from_value(v.get("metadata").cloned().unwrap_or_default()).unwrap_or_default();
-            let field = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-            vec![name(&meta), field("/spec/action"), field("/spec/duration"), age(&meta, now)]
-        }
+        Resource::NetworkChaos
+        | Resource::DnsChaos
+        | Resource::PodChaos
+        | Resource::ComponentChaos
+        | Resource::RegistryChaos
+        | Resource::UpstreamDnsChaos
+        | Resource::ExhaustionChaos => chaos_row(r, v, now),
+    }
+}
+
+/// A fault's row: its printer columns read as kubectl reads a CRD's JSONPath columns, where a
+/// missing field is an empty cell.
+fn chaos_row(r: Resource, v: &Value, now: Timestamp) -> Vec<String> {
+    let meta: ObjectMeta = v.get("metadata").map(typed).unwrap_or_default();
+    let field = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    match r {
+        Resource::PodChaos => vec![name(&meta), age(&meta, now)],
+        Resource::ComponentChaos => vec![
+            name(&meta),
+            field("/spec/action"),
+            field("/spec/component"),
+            field("/spec/duration"),
+            age(&meta, now),
+        ],
+        _ => vec![name(&meta), field("/spec/action"), field("/spec/duration"), age(&meta, now)],
     }
 }
 

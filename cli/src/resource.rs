@@ -8,8 +8,9 @@ use netlab_proto::apiserver::v1::Resource;
 
 use crate::report::Problem;
 
-/// Every resource the apiserver serves, in the order `api-resources` lists them.
-pub const ALL: [Resource; 12] = [
+/// Every resource the apiserver serves, in the order `api-resources` lists them: the built-in
+/// kinds, then the fault kinds (custom resources come last in kubectl's list too).
+pub const ALL: [Resource; 19] = [
     Resource::ConfigMaps,
     Resource::Events,
     Resource::Namespaces,
@@ -22,10 +23,18 @@ pub const ALL: [Resource; 12] = [
     Resource::StatefulSets,
     Resource::EndpointSlices,
     Resource::NetworkPolicies,
+    Resource::NetworkChaos,
+    Resource::DnsChaos,
+    Resource::PodChaos,
+    Resource::ComponentChaos,
+    Resource::RegistryChaos,
+    Resource::UpstreamDnsChaos,
+    Resource::ExhaustionChaos,
 ];
 
 /// The `all` category (`netlab get all`): the members of kubectl's that netlab serves, in
-/// kubectl's order.
+/// kubectl's order. Like Chaos Mesh's CRDs (which declare no categories), the fault kinds are
+/// not in it.
 pub const CATEGORY_ALL: [Resource; 5] = [
     Resource::Pods,
     Resource::Services,
@@ -93,9 +102,9 @@ pub fn resolve(typed: &str) -> Result<Resource, Problem> {
             let names_match = base == r.plural() || base == singular(*r) || short_names(*r).contains(&base);
             let group_matches = match qualifier {
                 None => true,
-                // `deployments.apps` or `deployments.v1.apps`.
+                // `deployments.apps`, `deployments.v1.apps`, `networkchaos.v1alpha1.chaos.netlab.io`.
                 Some(q) => {
-                    let group = q.strip_prefix("v1.").unwrap_or(q);
+                    let group = q.strip_prefix("v1.").or_else(|| q.strip_prefix("v1alpha1.")).unwrap_or(q);
                     group == r.group() || (r.group().is_empty() && q == "v1")
                 }
             };
@@ -203,6 +212,18 @@ mod tests {
             ("ev", Resource::Events),
             ("event", Resource::Events),
             ("events", Resource::Events),
+            ("networkchaos", Resource::NetworkChaos),
+            ("NetworkChaos", Resource::NetworkChaos),
+            ("networkchaos.chaos.netlab.io", Resource::NetworkChaos),
+            ("networkchaos.v1alpha1.chaos.netlab.io", Resource::NetworkChaos),
+            ("dnschaos", Resource::DnsChaos),
+            ("DNSChaos", Resource::DnsChaos),
+            ("podchaos", Resource::PodChaos),
+            ("componentchaos", Resource::ComponentChaos),
+            ("registrychaos", Resource::RegistryChaos),
+            ("upstreamdnschaos", Resource::UpstreamDnsChaos),
+            ("UpstreamDNSChaos", Resource::UpstreamDnsChaos),
+            ("exhaustionchaos", Resource::ExhaustionChaos),
         ];
         for (typed, want) in cases {
             assert_eq!(resolve(typed).unwrap(), want, "{typed}");
@@ -225,6 +246,15 @@ mod tests {
         assert_eq!(qualified(Resource::EndpointSlices), "endpointslice.discovery.k8s.io");
         assert_eq!(qualified(Resource::NetworkPolicies), "networkpolicy.networking.k8s.io");
         assert_eq!(qualified_plural(Resource::Deployments), "deployments.apps");
+        assert_eq!(slash_name(Resource::NetworkChaos, "x"), "networkchaos.chaos.netlab.io/x");
+        assert_eq!(qualified_plural(Resource::DnsChaos), "dnschaos.chaos.netlab.io");
+    }
+
+    #[test]
+    fn faults_are_not_in_all() {
+        let all = parse_targets(&["all".to_string()]).unwrap();
+        assert!(all.iter().all(|t| !t.resource.is_chaos()));
+        assert!(resolve("networkchaos.apps").is_err());
     }
 
     #[test]

@@ -422,3 +422,77 @@ async fn describe_fetches_related_objects_and_matches_prefixes() {
     assert!(problems.is_empty());
     assert_eq!(String::from_utf8(err).unwrap(), "No resources found in default namespace.\n");
 }
+
+#[tokio::test]
+async fn faults_get_kubectls_custom_resource_page() {
+    let mut api = FakeCluster::default();
+    api.seed(
+        Resource::NetworkChaos,
+        json!({"apiVersion": "chaos.netlab.io/v1alpha1", "kind": "NetworkChaos", "metadata": meta("lossy"),
+               "spec": {"action": "loss", "mode": "all", "duration": "1h", "loss": {"loss": "10"},
+                        "selector": {"namespaces": ["default"], "labelSelectors": {"app": "client"}}},
+               "status": {"experiment": {"desiredPhase": "Run", "containerRecords": [
+                              {"id": "default/client-1", "selectorKey": ".", "phase": "Injected",
+                               "injectedCount": 1, "recoveredCount": 0}]},
+                          "counters": {"node/node-1": {"packetsDropped": 7}}}}),
+    );
+    let mut ev = event(
+        "Applied",
+        "Normal",
+        "chaos-controller",
+        "2024-05-01T10:00:01Z",
+        "2024-05-01T10:00:01Z",
+        1,
+        "Successfully apply chaos for default/client-1",
+    );
+    ev["involvedObject"] = json!({"kind": "NetworkChaos", "name": "lossy", "namespace": "default"});
+    api.seed(Resource::Events, ev);
+
+    let ns = Namespace { name: "default".into(), explicit: false };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let problems =
+        describe(&mut api, &args(&["networkchaos", "lossy"]), &ns, &mut out, &mut err, &clock()).await;
+    assert!(problems.is_empty());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "\
+Name:         lossy
+Namespace:    default
+Labels:       <none>
+Annotations:  <none>
+API Version:  chaos.netlab.io/v1alpha1
+Kind:         NetworkChaos
+Metadata:
+  Creation Timestamp:  2024-05-01T10:00:00Z
+  Resource Version:    1
+  UID:                 uid-lossy
+Spec:
+  Action:    loss
+  Duration:  1h
+  Loss:
+    Loss:  10
+  Mode:    all
+  Selector:
+    Label Selectors:
+      App:  client
+    Namespaces:
+      default
+Status:
+  Counters:
+    node/node-1:
+      Packets Dropped:  7
+  Experiment:
+    Container Records:
+      Id:               default/client-1
+      Injected Count:   1
+      Phase:            Injected
+      Recovered Count:  0
+      Selector Key:     .
+    Desired Phase:      Run
+Events:
+  Type    Reason   Age    From              Message
+  ----    ------   ----   ----              -------
+  Normal  Applied  5m11s  chaos-controller  Successfully apply chaos for default/client-1
+"
+    );
+}

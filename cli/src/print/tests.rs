@@ -409,3 +409,31 @@ fn name_output() {
     assert_eq!(names(Resource::Services, &items[..1]), "service/orders\n");
     assert_eq!(names(Resource::EndpointSlices, &items[..1]), "endpointslice.discovery.k8s.io/orders\n");
 }
+
+#[test]
+fn faults_print_their_crds_printer_columns() {
+    let net = json!({"metadata": meta("net-client-orders-x7k2p"),
+                     "spec": {"action": "netem", "mode": "all", "selector": {}, "duration": "60s"}});
+    let forever =
+        json!({"metadata": meta("loss"), "spec": {"action": "loss", "mode": "all", "selector": {}}});
+    assert_eq!(
+        render(Resource::NetworkChaos, &[net, forever], Options::default()),
+        "NAME                      ACTION   DURATION   AGE\n\
+         net-client-orders-x7k2p   netem    60s        5m12s\n\
+         loss                      loss                5m12s\n"
+    );
+    let pod =
+        json!({"metadata": meta("kill"), "spec": {"action": "pod-kill", "mode": "one", "selector": {}}});
+    assert_eq!(render(Resource::PodChaos, &[pod], Options::default()), "NAME   AGE\nkill   5m12s\n");
+    let stop = json!({"metadata": meta("stop-dns"), "spec": {"action": "stop", "component": "dns"}});
+    assert_eq!(
+        render(Resource::ComponentChaos, &[stop], Options { all_namespaces: true, ..Default::default() }),
+        "NAMESPACE   NAME       ACTION   COMPONENT   DURATION   AGE\n\
+         default     stop-dns   stop     dns                    5m12s\n"
+    );
+    let dns = json!({"metadata": meta("d"), "spec": {"action": "error", "duration": "1m"}});
+    assert_eq!(
+        render(Resource::DnsChaos, &[dns], Options { kind_prefix: true, ..Default::default() }),
+        "NAME                         ACTION   DURATION   AGE\ndnschaos.chaos.netlab.io/d   error    1m         5m12s\n"
+    );
+}
