@@ -71,6 +71,8 @@ macro_rules! chaos_kinds {
     )*
 
         /// Any one fault.
+        // Unboxed: a Fault is one decoded object handed around whole, never stored in bulk.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum Fault {
             $(

@@ -18,7 +18,11 @@
 //! and marked on the delete's span.
 //!
 //! Status is written with `update_status`, re-read on a conflict (the enforcers write their
-//! counters concurrently), and only `conditions` and `experiment` are touched.
+//! counters concurrently), and only `conditions` and `experiment` are touched. The events are
+//! recorded once the write went through, in order, under the names of the Chaos Mesh
+//! controllers that record them upstream (`desiredphase`, `records`: `describe`'s From column).
+//! Chaos Mesh's finalizer is left out: deleting a fault removes it at once, and every enforcer
+//! stops with it, so there is no `Deleted` phase to show.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -200,10 +204,11 @@ impl Controller {
             return Ok(None);
         };
         let now = Timestamp::now();
-        let window = Window::of(cached.metadata(), cached.duration());
         let mut failure = None;
         let written = self
             .update(cached.as_ref().clone(), |fault, status| {
+                // From the object at hand: a re-read after a conflict may bring a new pause.
+                let window = Window::of(fault.metadata(), fault.duration());
                 let desired = experiment::desired(&window, fault.oneshot(), now);
                 let records = &status.experiment.container_records;
                 // Selected once for one-shot actions; frozen once the experiment is over.
@@ -228,6 +233,7 @@ impl Controller {
             .await?;
         let Some((fault, events)) = written else { return Ok(None) };
         self.record(&fault, events);
+        let window = Window::of(fault.metadata(), fault.duration());
         if fault.status().is_some_and(|s| s.experiment.desired_phase == phase::RUN) {
             self.selection_failed(&queue_key, Some(&fault), failure.as_ref());
         }

@@ -161,7 +161,7 @@ pub fn concerns<K: Kind>(fault: &K, world: &World, pods: &[&Pod]) -> bool {
         return false;
     }
     let fault_ns = fault.metadata().namespace.as_deref().unwrap_or("default");
-    let nodes = world.nodes.list();
+    let nodes = nodes_for(fault, world);
     let labels = node_labels(&nodes);
     let recorded =
         |id: &str| fault.status().is_some_and(|s| s.experiment.container_records.iter().any(|r| r.id == id));
@@ -187,11 +187,11 @@ pub fn pod_id(pod: &Pod) -> String {
 /// random once; the lab re-evaluates as pods come and go, so a mode that takes some of the
 /// matches first keeps the pods it already has (while they still match) and fills the rest in
 /// [`select::pick`]'s stable order.
-fn pods<K: Kind + ?Sized>(fault: &K, world: &World, recorded: &[(String, String)]) -> Selection {
+fn pods<K: Kind>(fault: &K, world: &World, recorded: &[(String, String)]) -> Selection {
     let fault_ns = fault.metadata().namespace.as_deref().unwrap_or("default");
     let uid = fault.metadata().uid.as_deref().unwrap_or_default();
     let all_pods = world.pods.list();
-    let nodes = world.nodes.list();
+    let nodes = nodes_for(fault, world);
     let labels = node_labels(&nodes);
     let mut selection = Selection::default();
     for (key, sel) in fault.selectors() {
@@ -236,6 +236,12 @@ fn per_node(world: &World, names: &[String], what: &str) -> Vec<Target> {
         .filter(|n| names.is_empty() || names.contains(n))
         .map(|node| Target { id: format!("{node}/{what}"), node_name: node, ..Default::default() })
         .collect()
+}
+
+/// The nodes, if a selector of `fault` has `nodeSelectors` (nothing else reads them).
+fn nodes_for<K: Kind>(fault: &K, world: &World) -> Vec<Arc<Node>> {
+    let wanted = fault.selectors().iter().any(|(_, s)| !s.selector.node_selectors.is_empty());
+    if wanted { world.nodes.list() } else { Vec::new() }
 }
 
 fn found(targets: Vec<Target>) -> Selection {

@@ -338,3 +338,14 @@ fn pod_kill_records_wait_for_the_kill() {
     assert!(conditions(&status).contains(&"AllInjected=True".to_string()));
     assert_eq!(experiment::applied(&mut status, "default/a", ".", at("2026-12-07T10:00:02Z")), None);
 }
+
+#[test]
+fn node_selectors_match_the_pods_nodes_labels() {
+    let f: NetworkChaos = fault(serde_json::json!({"spec": {"action": "loss", "mode": "all",
+        "selector": {"nodeSelectors": {"topology.kubernetes.io/zone": "a"}}}}));
+    let mut elsewhere = pod("default", "b-1", "b", "");
+    elsewhere.spec.as_mut().unwrap().node_name = Some("node-2".into());
+    let s = f.select(&world(vec![pod("default", "a-1", "a", ""), elsewhere.clone()]), &[]);
+    assert_eq!(ids(&s.targets), [("default/a-1", ".", "")]);
+    assert!(!targets::concerns(&f, &world(vec![]), &[&elsewhere]));
+}
