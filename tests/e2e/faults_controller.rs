@@ -1,14 +1,14 @@
 //! The chaos controller across the real processes (apiserver, controller-manager, scheduler, a
 //! node-agent, the cloud's registry): a fault's records follow the pods it selects (a pod created
-//! later is added with its IP, a deleted one goes), a `duration` ends in `TimeUp` and `Stop`, a
-//! selector matching nothing is a `Failed` warning, the events read as Chaos Mesh's in
+//! later is added with its IP, a deleted one goes), a `duration` ends in `TimeUp` and `Stop`, the
+//! pause annotation stops and resumes it, a selector matching nothing is a `Failed` warning, the events read as Chaos Mesh's in
 //! `netlab get events`, and pod-kill deletes a Deployment's pod once: the
 //! replacement comes up and is left alone.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
-use netlab_chaos::{NetworkChaos, PodChaos, status::Record};
+use netlab_chaos::{ComponentChaos, NetworkChaos, PAUSE_ANNOTATION, PodChaos, status::Record};
 use netlab_client::{Client, ListParams};
 use netlab_e2e::{
     Apiserver, Component, Run, events_for, eventually, free_port, netlab,
@@ -74,6 +74,25 @@ spec:
     command: ["sleep", "infinity"]
 "#
     )
+}
+
+/// Sets (or, with None, removes) Chaos Mesh's pause annotation on the NetworkChaos `name`,
+/// again on a conflict (the controller writes the status meanwhile).
+async fn set_pause(client: &Client, name: &str, value: Option<&str>) {
+    for _ in 0..20 {
+        let mut f: NetworkChaos = client.get(NS, name).await.expect("the fault");
+        let annotations = f.metadata.annotations.get_or_insert_default();
+        match value {
+            Some(v) => annotations.insert(PAUSE_ANNOTATION.into(), v.into()),
+            None => annotations.remove(PAUSE_ANNOTATION),
+        };
+        match client.update(&f).await {
+            Ok(_) => return,
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => panic!("annotating {name}: {e}"),
+        }
+    }
+    panic!("annotating {name}: conflicts every time");
 }
 
 fn records(f: &NetworkChaos) -> Vec<Record> {
@@ -218,6 +237,50 @@ spec:
     {
         assert!(events.contains(line), "{line:?} not in:\n{events}");
     }
+
+    // Chaos Mesh's pause annotation stops it (records recovered, Paused), removing it starts it again.
+    set_pause(&lab.client, "cut", Some("true")).await;
+    let paused = eventually("cut paused", WAIT, || async {
+        let f = lab.network("cut").await?;
+        let s = f.status.clone()?;
+        let on = s.conditions.iter().any(|c| c.type_ == "Paused" && c.status == "True");
+        (on && s.experiment.desired_phase == "Stop").then_some(f)
+    })
+    .await;
+    assert!(records(&paused).iter().all(|r| r.phase == "Not Injected" && r.recovered_count == 1));
+    set_pause(&lab.client, "cut", None).await;
+    let resumed = eventually("cut running again", WAIT, || async {
+        let f = lab.network("cut").await?;
+        (f.status.as_ref()?.experiment.desired_phase == "Run").then_some(f)
+    })
+    .await;
+    let client = records(&resumed).into_iter().find(|r| r.id == "default/client-1").expect("client-1");
+    assert_eq!((client.phase.as_str(), client.injected_count), ("Injected", 2));
+    eventually("the Paused event", WAIT, || async {
+        events_for(&lab.client, NS, "cut", "Paused").await.pop()
+    })
+    .await;
+
+    // The lab's kinds record what they reach: a node's kube-proxy.
+    lab.apply(
+        r#"
+apiVersion: chaos.netlab.io/v1alpha1
+kind: ComponentChaos
+metadata:
+  name: proxy-hang
+  namespace: default
+spec:
+  action: pause
+  component: kube-proxy
+  nodes: [node-1]
+"#,
+    );
+    eventually("the ComponentChaos record", WAIT, || async {
+        let f = lab.client.get::<ComponentChaos>(NS, "proxy-hang").await.ok()?;
+        let r = f.status?.experiment.container_records;
+        (r.len() == 1 && r[0].id == "node-1/kube-proxy" && r[0].phase == "Injected").then_some(())
+    })
+    .await;
 
     // A selector matching nothing: a warning, as Chaos Mesh's.
     lab.apply(
