@@ -153,6 +153,11 @@ pub mod event {
     pub fn started() -> (&'static str, String) {
         ("Started", "Experiment has started".to_string())
     }
+
+    /// `Updated`: the controller wrote `field` (`desiredPhase`, `records`) of the object.
+    pub fn updated(field: &str) -> (&'static str, String) {
+        ("Updated", format!("Successfully update {field} of resource"))
+    }
 }
 
 /// Counter names in `status.counters`, shared by every enforcer.

@@ -50,7 +50,7 @@ pub struct Config {
     pub healthz_bind_address: std::net::SocketAddr,
 
     /// Controllers to run: `*` for all, or a comma list of nodeipam, nodelifecycle, endpointslice, deployment,
-    /// replicaset, statefulset, garbagecollector; `-name` disables one (`*,-statefulset`).
+    /// replicaset, statefulset, garbagecollector, chaos; `-name` disables one (`*,-statefulset`).
     #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_CONTROLLERS", default_value = "*")]
     pub controllers: String,
 
@@ -60,7 +60,7 @@ pub struct Config {
 }
 
 /// Every controller this process runs, by its `--controllers` name.
-pub const CONTROLLERS: [&str; 7] = [
+pub const CONTROLLERS: [&str; 8] = [
     "nodeipam",
     "nodelifecycle",
     "endpointslice",
@@ -68,6 +68,7 @@ pub const CONTROLLERS: [&str; 7] = [
     "replicaset",
     "statefulset",
     "garbagecollector",
+    "chaos",
 ];
 
 // === impl Config ===

@@ -21,12 +21,15 @@
 //!   ownerReferences, deletion order), [`selector`] (label selector matching), [`hash`]
 //!   (pod-template hashes).
 //! - [`gc`]: garbage collection through ownerReferences.
+//! - [`chaos`]: the fault objects' records, phases, conditions and events (the only place pod
+//!   selectors of faults are evaluated), and pod-kill.
 
 use std::time::Duration;
 
 use netlab_client::Client;
 use tokio_util::sync::CancellationToken;
 
+pub mod chaos;
 pub mod cidrset;
 pub mod claim;
 pub mod config;
@@ -90,7 +93,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 type Start = fn(&Context) -> Result<()>;
 
 /// Each controller by its `--controllers` name, and how it starts.
-const STARTERS: [(&str, Start); 7] = [
+const STARTERS: [(&str, Start); 8] = [
     ("nodeipam", nodeipam::start),
     ("nodelifecycle", nodelifecycle::start),
     ("endpointslice", endpointslice::start),
@@ -98,6 +101,7 @@ const STARTERS: [(&str, Start); 7] = [
     ("replicaset", replicaset::start),
     ("statefulset", statefulset::start),
     ("garbagecollector", gc::start),
+    ("chaos", chaos::start),
 ];
 
 /// Starts every controller `--controllers` enables on `ctx.tasks`. One that cannot start (a bad

@@ -8,6 +8,7 @@ mod dns;
 mod docker;
 mod endpointslices;
 mod faults_cli;
+mod faults_controller;
 mod flows;
 mod kubernetes;
 mod manifests;
