@@ -2,10 +2,18 @@
 //! manifests apply, list and survive a restart; bad ones are refused with the messages a
 //! cluster with Chaos Mesh's CRDs gives; a selector that matches nothing is a warning; an
 //! ExhaustionChaos `service-cidr` holds the Service CIDR full until it is deleted or expires.
+//!
+//! Faults are read back through netlab-client with netlab-chaos's types, as every enforcer reads
+//! them, so these tests also prove that what the apiserver stores decodes.
 
 use std::time::{Duration, Instant};
 
-use netlab_e2e::{Apiserver, Run, netlab};
+use netlab_chaos::{
+    ComponentChaos, DnsChaos, ExhaustionChaos, NetworkChaos, PodChaos, RegistryChaos, UpstreamDnsChaos,
+    network::{Direction, NetworkAction},
+};
+use netlab_client::{Client, ListParams, Object};
+use netlab_e2e::{Apiserver, Run, block_on, netlab};
 
 const PODS: &str = "\
 apiVersion: v1
@@ -122,6 +130,14 @@ fn apply(url: &str, manifest: &str) -> Run {
     netlab(url, &["apply", "-f", "-"], Some(manifest))
 }
 
+/// Every fault of kind `K`, decoded with its netlab-chaos type.
+fn list<K: Object>(url: &str) -> Vec<K> {
+    block_on(async {
+        let client = Client::new(url).expect("client");
+        client.list::<K>(&ListParams::default()).await.expect("list").0
+    })
+}
+
 #[test]
 fn faults_apply_list_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,24 +162,29 @@ fn faults_apply_list_and_survive_a_restart() {
     let again = apply(&url, FAULTS).ok();
     assert!(again.stdout.lines().all(|l| l.ends_with(" unchanged")), "{}", again.stdout);
 
-    let stored = netlab(&url, &["get", "networkchaos", "delay-orders", "-o", "json"], None).ok().json();
-    // Chaos Mesh's webhook defaults: the fault's namespace for selectors without one.
-    assert_eq!(stored["spec"]["selector"]["namespaces"], serde_json::json!(["default"]));
-    assert_eq!(stored["spec"]["target"]["selector"]["namespaces"], serde_json::json!(["default"]));
-    assert_eq!(stored["kind"], "NetworkChaos");
+    let [stored] = &list::<NetworkChaos>(&url)[..] else { panic!("one NetworkChaos") };
+    // Chaos Mesh's webhook defaults: the fault's namespace for selectors without one, `to`.
+    assert_eq!(stored.spec.pods.selector.namespaces, ["default"]);
+    assert_eq!(
+        stored.spec.target.as_ref().map(|t| t.selector.namespaces.clone()),
+        Some(vec!["default".into()])
+    );
+    assert_eq!(stored.spec.direction, Some(Direction::To));
 
     api.kill9();
     api.restart();
-    let table = netlab(&url, &["get", "networkchaos"], None).ok().stdout;
-    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["NAME", "ACTION", "DURATION", "AGE"]);
-    assert_eq!(rows[1][..3], ["delay-orders", "delay", "60s"]);
-    for kind in
-        ["dnschaos", "podchaos", "componentchaos", "registrychaos", "upstreamdnschaos", "exhaustionchaos"]
-    {
-        let listed = netlab(&url, &["get", kind, "-o", "json"], None).ok().json();
-        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{kind} survived the restart");
-    }
+    let after = list::<NetworkChaos>(&url);
+    assert_eq!(after.len(), 1, "the NetworkChaos survived kill -9");
+    assert_eq!(
+        (after[0].spec.action, after[0].spec.duration.as_deref()),
+        (NetworkAction::Delay, Some("60s"))
+    );
+    assert_eq!(list::<DnsChaos>(&url).len(), 1);
+    assert_eq!(list::<PodChaos>(&url).len(), 1);
+    assert_eq!(list::<ComponentChaos>(&url).len(), 1);
+    assert_eq!(list::<RegistryChaos>(&url).len(), 1);
+    assert_eq!(list::<UpstreamDnsChaos>(&url).len(), 1);
+    assert_eq!(list::<ExhaustionChaos>(&url).len(), 1);
 }
 
 #[test]
@@ -235,8 +256,8 @@ fn bad_faults_are_refused_as_a_chaos_mesh_cluster_refuses_them() {
         ),
         "{stderr}"
     );
-    let get = netlab(&url, &["get", "networkchaos,podchaos,dnschaos", "-o", "name"], None);
-    assert_eq!(get.stdout.trim(), "", "nothing refused was stored: {}", get.stdout);
+    assert!(list::<NetworkChaos>(&url).is_empty(), "nothing refused was stored");
+    assert!(list::<PodChaos>(&url).is_empty() && list::<DnsChaos>(&url).is_empty());
 
     // The spec is immutable; the pause annotation is not.
     let good = network("  action: partition\n  mode: all\n");
@@ -353,10 +374,14 @@ fn service_cidr_exhaustion_refuses_cluster_ips_until_deleted_or_expired() {
     let relabel = SERVICE.replace("NAME", "before").replace("app: orders", "app: orders-v2");
     apply(&url, &relabel).ok();
 
-    let fault = netlab(&url, &["get", "exhaustionchaos", "full", "-o", "json"], None).ok().json();
-    assert_eq!(fault["status"]["counters"]["apiserver"]["allocationsRefused"], 2, "{fault}");
+    let [fault] = &list::<ExhaustionChaos>(&url)[..] else { panic!("one ExhaustionChaos") };
+    let counters = fault.status.as_ref().map(|s| s.counters.clone()).unwrap_or_default();
+    assert_eq!(counters["apiserver"]["allocationsRefused"], 2, "{counters:?}");
 
-    netlab(&url, &["delete", "exhaustionchaos", "full"], None).ok();
+    block_on(async {
+        let client = Client::new(&url).expect("client");
+        client.delete::<ExhaustionChaos>("default", "full").await.expect("delete")
+    });
     service(&url, "after").ok();
 
     // A duration ends it by itself.
