@@ -131,3 +131,53 @@ fn an_update_that_keeps_its_allocations_takes_and_frees_nothing() {
     assert_eq!(cluster_ip(&new), cluster_ip(&old));
     assert_eq!(node_ports(&new), node_ports(&old));
 }
+
+/// A `service-cidr` fault, as the writer finds it in force.
+fn exhaustion() -> super::super::exhaustion::Exhaustion {
+    super::super::exhaustion::Exhaustion {
+        fault: netlab_chaos::FaultRef::new("default", "full", "ExhaustionChaos", "service-cidr"),
+        namespace: "default".into(),
+        name: "full".into(),
+        refused: false,
+    }
+}
+
+#[test]
+fn an_exhausted_range_refuses_new_cluster_ips_as_a_full_one_does() {
+    let mut a = allocators();
+    let before = held(&a);
+    let mut ex = exhaustion();
+    let mut obj = svc(json!({"ports": [{"port": 80, "protocol": "TCP"}]}));
+    let err = a.allocate_service(&mut obj, None, Some(&mut ex)).unwrap_err();
+    assert_eq!(err.to_string(), "Internal error occurred: failed to allocate a serviceIP: range is full");
+    assert!(ex.refused);
+    assert_eq!(held(&a), before, "nothing was taken");
+
+    let mut ex = exhaustion();
+    let mut obj = svc(json!({"clusterIP": "10.0.0.9", "ports": [{"port": 80, "protocol": "TCP"}]}));
+    let err = a.allocate_service(&mut obj, None, Some(&mut ex)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The Service \"web\" is invalid: spec.clusterIPs: Invalid value: [\"10.0.0.9\"]: failed to allocate IP 10.0.0.9: provided IP is already allocated"
+    );
+    assert!(ex.refused);
+}
+
+#[test]
+fn an_exhausted_range_leaves_services_that_need_no_new_address_alone() {
+    let (mut a, old) = with_node_port_service();
+    for spec in [
+        json!({"clusterIP": "None", "ports": [{"port": 80, "protocol": "TCP"}]}),
+        json!({"type": "ExternalName", "externalName": "example.com"}),
+    ] {
+        let mut ex = exhaustion();
+        a.allocate_service(&mut svc(spec), None, Some(&mut ex)).unwrap().commit();
+        assert!(!ex.refused);
+    }
+    // An update that keeps its address, and takes a new NodePort: ports are not the CIDR.
+    let mut ex = exhaustion();
+    let mut new = node_port("10.0.0.5", 30002);
+    a.allocate_service(&mut new, Some(&old), Some(&mut ex)).unwrap().commit();
+    assert!(!ex.refused);
+    assert_eq!(held(&a), (vec!["10.0.0.5".to_string()], vec![30002]));
+}
