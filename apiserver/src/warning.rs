@@ -36,7 +36,7 @@ pub fn header(text: &str) -> String {
         if matches!(c, '"' | '\\') {
             quoted.push('\\');
         }
-        // Header values cannot carry control characters; upstream drops them from warnings.
+        // Header values cannot carry control characters (none of netlab's texts has one).
         if !c.is_control() {
             quoted.push(c);
         }

@@ -310,13 +310,11 @@ fn network_webhook(spec: &Value, errs: &mut Vec<FieldError>) {
     // netlab: the action's parameters must be there. Chaos Mesh accepts a `delay` action without
     // `delay` and fails when it injects it; netlab's kernels would have nothing to apply.
     match action {
-        "netem" => {
-            if ["delay", "loss", "duplicate", "corrupt"].iter().all(|k| get(spec, k).is_none()) {
-                errs.push(FieldError::required(
-                    "spec",
-                    "the netem action needs at least one of delay, loss, duplicate or corrupt",
-                ));
-            }
+        "netem" if ["delay", "loss", "duplicate", "corrupt"].iter().all(|k| get(spec, k).is_none()) => {
+            errs.push(FieldError::required(
+                "spec",
+                "the netem action needs at least one of delay, loss, duplicate or corrupt",
+            ));
         }
         "delay" | "loss" | "duplicate" | "corrupt" | "bandwidth" if get(spec, action).is_none() => {
             errs.push(FieldError::required(
