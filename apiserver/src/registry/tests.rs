@@ -417,6 +417,18 @@ async fn faults_are_stored_typed_and_their_spec_is_immutable() {
     assert_eq!(stored["spec"]["direction"], "to");
     assert!(stored["spec"].get("device").is_none(), "fields netlab does not model are pruned: {stored}");
     assert!(netlab_chaos::Fault::from_json(Resource::NetworkChaos, &created.json).is_ok());
+    // What the schema lets through but the type cannot hold is refused as undecodable.
+    let huge = json!({"action": "bandwidth", "mode": "all", "bandwidth": {"rate": "1mbps", "limit": 5_000_000_000u64, "buffer": 1}});
+    let err = reg
+        .create(Resource::NetworkChaos, "default", &fault("NetworkChaos", "huge", huge))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "BadRequest");
+    assert!(
+        err.to_string()
+            .starts_with("NetworkChaos in version \"v1alpha1\" cannot be handled as a NetworkChaos: "),
+        "{err}"
+    );
 
     // Re-sending the same manifest (with its unmodelled fields) changes nothing.
     let same = reg
