@@ -21,8 +21,8 @@
 //!   webhook builds its paths from Go struct fields (`Spec.Duration`, `Spec.PodSelector.value`,
 //!   `Spec.TcParameter.Loss.Loss`), which name nothing a manifest has; the detail texts after
 //!   the path are Chaos Mesh's own, word for word.
-//! - A real apiserver reports a webhook's refusal as 403 Forbidden (`admission webhook
-//!   "vnetworkchaos.kb.io" denied the request: ...`); netlab has no webhooks and reports it as
+//! - A real apiserver reports a webhook's refusal as 403 Forbidden (`admission webhook "<the
+//!   webhook's name>" denied the request: <errors>`); netlab has no webhooks and reports it as
 //!   the 422 Invalid with one cause per field that the schema's errors get, so both read alike.
 //! - Things Chaos Mesh accepts and then fails to inject (an `Failed to apply chaos` event) are
 //!   refused up front, because netlab's enforcers could do nothing with them: a `delay` action
