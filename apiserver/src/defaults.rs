@@ -11,10 +11,14 @@
 //! upstream overwrites it too (a Namespace's `kubernetes.io/metadata.name` label, a Service's
 //! `sessionAffinityConfig` when affinity is `None`).
 //!
+//! The fault kinds get what Chaos Mesh's mutating webhook gives them ([`chaos`]).
+//!
 //! Defaulting is idempotent, so it is safe on every create and update.
 
 use netlab_proto::apiserver::v1::Resource;
 use serde_json::{Map, Value, json};
+
+mod chaos;
 
 /// The cluster's only (and so primary) Service IP family: netlab's Service CIDR is IPv4.
 const DEFAULT_IP_FAMILY: &str = "IPv4";
@@ -44,8 +48,10 @@ pub fn set_defaults(resource: Resource, obj: &mut Value) {
         Resource::Deployments => deployment(obj),
         Resource::ReplicaSets => replica_set(obj),
         Resource::StatefulSets => stateful_set(obj),
+        Resource::NetworkChaos => chaos::network_chaos(obj),
+        Resource::DnsChaos | Resource::PodChaos => chaos::pod_scoped_chaos(obj),
         Resource::ServiceAccounts | Resource::ConfigMaps | Resource::Events | Resource::Unspecified => {}
-        // TODO(issue 14): chaos defaults (direction, namespaces) land with their validation.
+        // The lab's fault kinds have no defaults.
         _ => {}
     }
 }

@@ -15,6 +15,7 @@
 //! - [`validation`]: upstream's field checks, one module per API group; the flags reach it as
 //!   [`validation::ValidationOptions`] through [`registry::RegistryConfig`].
 //! - [`object`]: decoding and metadata. [`selector`]: label and field selectors.
+//! - [`warning`]: the `Warning`s a write answers with (a fault that selects no pod).
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
 //!   Service's EndpointSlice, kept pointing at this apiserver.
 
@@ -35,6 +36,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod validation;
+pub mod warning;
 
 pub use config::Config;
 pub use error::{Error, Result};

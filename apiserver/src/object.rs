@@ -81,12 +81,7 @@ impl Stored {
 pub fn decode(resource: Resource, body: &[u8]) -> Result<Value> {
     let kind = resource.kind();
     let version = resource.api_version();
-    let cannot = |e: &dyn std::fmt::Display| {
-        Error::BadRequest(format!(
-            "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
-            version.rsplit('/').next().unwrap_or(version)
-        ))
-    };
+    let cannot = |e: &dyn std::fmt::Display| cannot_handle(resource, e);
     let mut value: Value = serde_json::from_slice(body).map_err(|e| cannot(&e))?;
     let Some(obj) = value.as_object_mut() else {
         return Err(cannot(&"the body is not a JSON object"));
@@ -114,9 +109,6 @@ pub fn decode(resource: Resource, body: &[u8]) -> Result<Value> {
             )));
         }
     }
-    fn through<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> serde_json::Result<Value> {
-        serde_json::to_value(serde_json::from_value::<T>(v)?)
-    }
     let typed = match resource {
         Resource::Namespaces => through::<Namespace>(value),
         Resource::Nodes => through::<Node>(value),
@@ -131,10 +123,56 @@ pub fn decode(resource: Resource, body: &[u8]) -> Result<Value> {
         Resource::ConfigMaps => through::<ConfigMap>(value),
         Resource::Events => through::<Event>(value),
         Resource::Unspecified => return Err(Error::BadRequest("resource is required".into())),
-        // TODO(issue 14): the fault kinds are checked by their validation before they are typed.
+        // The fault kinds are typed after validation ([`typed_chaos`]): their typed decoding
+        // would turn an unknown `action` into a decode error instead of the CRD's message.
         _ => Ok(value),
     };
     typed.map_err(|e| cannot(&e))
+}
+
+/// A fault object, validated, through its netlab-chaos type: what is stored is exactly what
+/// every enforcer decodes, and fields netlab does not model (`device`, `remoteCluster`) are
+/// dropped, as the real apiserver prunes fields its schema does not know.
+pub fn typed_chaos(resource: Resource, value: Value) -> Result<Value> {
+    use netlab_chaos::{
+        ComponentChaos, DnsChaos, ExhaustionChaos, NetworkChaos, PodChaos, RegistryChaos, UpstreamDnsChaos,
+    };
+    let typed = match resource {
+        Resource::NetworkChaos => through::<NetworkChaos>(value),
+        Resource::DnsChaos => through::<DnsChaos>(value),
+        Resource::PodChaos => through::<PodChaos>(value),
+        Resource::ComponentChaos => through::<ComponentChaos>(value),
+        Resource::RegistryChaos => through::<RegistryChaos>(value),
+        Resource::UpstreamDnsChaos => through::<UpstreamDnsChaos>(value),
+        Resource::ExhaustionChaos => through::<ExhaustionChaos>(value),
+        _ => return Ok(value),
+    };
+    let mut typed = typed.map_err(|e| cannot_handle(resource, &e))?;
+    // The netlab-chaos structs do not carry the type fields.
+    if let Some(map) = typed.as_object_mut() {
+        map.insert("apiVersion".into(), resource.api_version().into());
+        map.insert("kind".into(), resource.kind().into());
+    }
+    Ok(typed)
+}
+
+/// A fault's `status` through its netlab-chaos type, for a status update.
+pub fn typed_chaos_status(resource: Resource, status: Value) -> Result<Value> {
+    through::<netlab_chaos::ChaosStatus>(status).map_err(|e| cannot_handle(resource, &e))
+}
+
+fn through<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> serde_json::Result<Value> {
+    serde_json::to_value(serde_json::from_value::<T>(v)?)
+}
+
+/// The 400 for a body that does not have the resource's shape.
+fn cannot_handle(resource: Resource, e: &dyn std::fmt::Display) -> Error {
+    let kind = resource.kind();
+    let version = resource.api_version();
+    Error::BadRequest(format!(
+        "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+        version.rsplit('/').next().unwrap_or(version)
+    ))
 }
 
 /// metadata.name, or "".

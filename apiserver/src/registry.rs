@@ -15,6 +15,7 @@
 //! - [`admission`]: decoding, defaulting and validating a write before the writer decides it.
 //! - [`writer`]: the write path: create, update, bind, delete, group commit.
 //! - [`allocation`]: a Service write's ClusterIP and NodePorts, as a transaction that reverts.
+//! - [`exhaustion`]: ExhaustionChaos `service-cidr`, which holds the Service CIDR full.
 //! - [`repair`]: rebuilding the allocators from the stored Services at start.
 //! - [`state`]: the committed objects, the revision and the event history; [`config`]: its setup.
 //! - [`watch`]: per-watcher tasks: history replay, filtering, batching.
@@ -35,6 +36,7 @@ use crate::{
 pub mod admission;
 pub mod allocation;
 pub mod config;
+pub mod exhaustion;
 pub mod repair;
 pub mod state;
 pub mod watch;
@@ -158,7 +160,7 @@ impl Registry {
         body: &[u8],
         status_only: bool,
     ) -> Result<Arc<Stored>> {
-        let object = admission::prepare_update(resource, namespace, body)?;
+        let object = admission::prepare_update(resource, namespace, body, status_only)?;
         self.write(WriteOp::Update { resource, object, status_only }).await
     }
 

@@ -17,6 +17,7 @@ use crate::{
     error::Error,
     registry::{Registry, WatchSpec},
     selector::{FieldSelector, LabelSelector},
+    warning,
 };
 
 /// The ApiServer gRPC service.
@@ -57,7 +58,15 @@ impl ApiServer for Service {
         let r = resource(req.resource)?;
         tracing::Span::current().record("resource", r.plural());
         let obj = self.registry.create(r, &req.namespace, &req.json).await?;
-        Ok(Response::new(obj.to_proto()))
+        let mut response = Response::new(obj.to_proto());
+        for text in warning::for_create(&self.registry, &obj) {
+            // A value that is not a valid header (it cannot be: `warning::header` drops control
+            // characters) is left out rather than failing a write that succeeded.
+            if let Ok(value) = warning::header(&text).parse() {
+                response.metadata_mut().append(warning::METADATA_KEY, value);
+            }
+        }
+        Ok(response)
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<pb::Object>, Status> {

@@ -1,4 +1,4 @@
-//! Field validation for the twelve resources, worded exactly as kube-apiserver words it.
+//! Field validation for the built-in resources and the fault kinds, worded exactly as kube-apiserver words it.
 //!
 //! Students compare what netlab prints with what a real cluster prints, and search the web for the
 //! messages they see, so every check here follows upstream (Kubernetes v1.33) in wording, field
@@ -23,6 +23,8 @@
 //!   [`status_message`]). [`format`](mod@format): name, port, IP and CIDR formats. [`json`]: reading fields
 //!   as Go decoded them. [`meta`]: object metadata and label selectors.
 //! - [`core`], [`apps`], [`discovery`], [`networking`]: one module per upstream API group.
+//! - [`chaos`]: the chaos.netlab.io fault kinds, as Chaos Mesh's CRD schemas and webhooks
+//!   check them.
 //! - [`options`]: the flags' [`ValidationOptions`], passed with every call.
 //! - [`validate`], [`validate_update`]: the entry points, dispatching per resource.
 
@@ -36,6 +38,7 @@ use self::{
 };
 
 pub mod apps;
+pub mod chaos;
 pub mod core;
 pub mod discovery;
 pub mod field;
@@ -76,6 +79,7 @@ pub fn validate(resource: Resource, obj: &Value, opts: &ValidationOptions) -> Ve
         Resource::ServiceAccounts => validate_object_meta(obj, true, NameKind::Subdomain, &mut errs),
         Resource::ConfigMaps => core::validate_config_map(obj, &mut errs),
         Resource::Events => core::validate_event(obj, &mut errs),
+        r if r.is_chaos() => chaos::validate(r, obj, &mut errs),
         _ => {}
     }
     errs
@@ -136,6 +140,7 @@ pub fn validate_update(
         }
         Resource::ConfigMaps => core::validate_config_map_update(old, new, &mut errs),
         Resource::Events => core::validate_event(new, &mut errs),
+        r if r.is_chaos() => chaos::validate_update(r, old, new, &mut errs),
         _ => {}
     }
     errs

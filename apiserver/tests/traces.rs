@@ -88,6 +88,18 @@ async fn spans_reach_the_collector_with_the_kubernetes_service_name() {
         .unwrap()
         .to_string();
 
+    // An ExhaustionChaos holds the Service CIDR full: the refusal is on the allocation's span.
+    let create = |resource: Resource, body: serde_json::Value| CreateRequest {
+        resource: resource as i32,
+        json: serde_json::to_vec(&body).unwrap().into(),
+        namespace: "default".into(),
+    };
+    let fault = serde_json::json!({"metadata": {"name": "full"}, "spec": {"action": "service-cidr"}});
+    client.create(create(Resource::ExhaustionChaos, fault)).await.unwrap();
+    let refused = serde_json::json!({"metadata": {"name": "refused"}, "spec": {"ports": [{"port": 80}]}});
+    let err = client.create(create(Resource::Services, refused)).await.unwrap_err();
+    assert_eq!(err.message(), "Internal error occurred: failed to allocate a serviceIP: range is full");
+
     // SIGTERM: the apiserver shuts down and flushes its spans.
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -96,6 +108,7 @@ async fn spans_reach_the_collector_with_the_kubernetes_service_name() {
 
     let requests = collector.0.lock().unwrap().clone();
     let mut found = false;
+    let mut marked = false;
     for req in &requests {
         for rs in &req.resource_spans {
             let service_name = rs
@@ -116,6 +129,23 @@ async fn spans_reach_the_collector_with_the_kubernetes_service_name() {
                     );
                     found = true;
                 }
+                if span.name == "allocate ClusterIP"
+                    && span
+                        .attributes
+                        .iter()
+                        .any(|a| a.key == "fault.name" && string(&a.value) == "default/full")
+                {
+                    let event = span.events.iter().find(|e| e.name == "fault").expect("a fault span event");
+                    let effect =
+                        event.attributes.iter().find(|a| a.key == "fault.effect").map(|a| string(&a.value));
+                    assert_eq!(effect.as_deref(), Some("refused a ClusterIP: the Service CIDR is full"));
+                    assert!(
+                        span.attributes
+                            .iter()
+                            .any(|a| a.key == "fault.kind" && string(&a.value) == "ExhaustionChaos")
+                    );
+                    marked = true;
+                }
             }
         }
     }
@@ -124,4 +154,5 @@ async fn spans_reach_the_collector_with_the_kubernetes_service_name() {
         "an `allocate ClusterIP` span with netlab.cluster_ip={ip} among {} export requests",
         requests.len()
     );
+    assert!(marked, "the refused allocation's span names the ExhaustionChaos");
 }

@@ -98,6 +98,13 @@ fn stamp(obj: &mut Value) {
         json!(crate::client::traceparent());
 }
 
+/// The server's warnings, as kubectl prints them: `Warning: <text>` on stderr.
+fn print_warnings(api: &mut impl Cluster, warn: &mut dyn Write) {
+    for text in api.take_warnings() {
+        let _ = writeln!(warn, "Warning: {text}");
+    }
+}
+
 async fn apply_one(
     api: &mut impl Cluster,
     m: Manifest,
@@ -121,7 +128,9 @@ async fn apply_one(
         Err(p) if p.is_not_found() => {
             let mut modified = modified;
             stamp(&mut modified);
-            return match api.create(r, &namespace, &modified).await {
+            let created = api.create(r, &namespace, &modified).await;
+            print_warnings(api, warn);
+            return match created {
                 Ok(_) => Ok(format!("{printed} created")),
                 Err(Problem::Server(e)) => Err((*e).with_source("creating", &m.source).into()),
                 Err(other) => Err(other),
@@ -157,7 +166,9 @@ async fn apply_one(
     }
     let mut merged = merge::three_way(&live, original.as_ref(), &modified);
     stamp(&mut merged);
-    match api.update(r, &namespace, &merged).await {
+    let updated = api.update(r, &namespace, &merged).await;
+    print_warnings(api, warn);
+    match updated {
         Ok(_) => Ok(format!("{printed} configured")),
         Err(Problem::Server(e)) => {
             let patch = merge::merge_patch(&live, &merged).unwrap_or(Value::Null);

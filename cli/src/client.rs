@@ -50,6 +50,10 @@ pub(crate) trait Cluster {
         name: &str,
         grace: Option<i64>,
     ) -> Result<Value, Problem>;
+    /// The server's warnings since the last call (kubectl prints them as `Warning: <text>`).
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An apiserver client that connects on first use, so argument errors are reported without a
@@ -59,6 +63,8 @@ pub struct Api {
     server: String,
     /// The connection, once made.
     conn: Option<Connection>,
+    /// Warnings the server answered with, not yet printed.
+    warnings: Vec<String>,
 }
 
 /// The W3C `traceparent` of this `netlab` run: one trace per command, so everything a command
@@ -107,7 +113,7 @@ struct Connection {
 impl Api {
     /// A client for `server`; nothing is dialled yet.
     pub fn new(server: &str) -> Self {
-        Self { server: server.to_string(), conn: None }
+        Self { server: server.to_string(), conn: None, warnings: Vec::new() }
     }
 
     async fn conn(&mut self) -> Result<&mut Connection, Problem> {
@@ -174,19 +180,17 @@ impl Cluster for Api {
     async fn create(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
         let req = CreateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
-        match c.inner.create(req).await {
-            Ok(resp) => decode(&resp.into_inner().json),
-            Err(status) => Err(c.problem(status)),
-        }
+        let resp = c.inner.create(req).await.map_err(|status| c.problem(status))?;
+        self.warnings.extend(warnings(resp.metadata()));
+        decode(&resp.into_inner().json)
     }
 
     async fn update(&mut self, r: Resource, ns: &str, obj: &Value) -> Result<Value, Problem> {
         let c = self.conn().await?;
         let req = UpdateRequest { resource: r.into(), json: encode(obj), namespace: ns.to_string() };
-        match c.inner.update(req).await {
-            Ok(resp) => decode(&resp.into_inner().json),
-            Err(status) => Err(c.problem(status)),
-        }
+        let resp = c.inner.update(req).await.map_err(|status| c.problem(status))?;
+        self.warnings.extend(warnings(resp.metadata()));
+        decode(&resp.into_inner().json)
     }
 
     async fn delete(
@@ -209,6 +213,28 @@ impl Cluster for Api {
             Err(status) => Err(c.problem(status)),
         }
     }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+/// The texts of the `warning` entries of a response: the apiserver's `Warning` headers,
+/// `299 - "<text>"` with `"` and `\` escaped.
+fn warnings(meta: &tonic::metadata::MetadataMap) -> Vec<String> {
+    meta.get_all("warning").iter().filter_map(|v| warning_text(v.to_str().ok()?)).collect()
+}
+
+fn warning_text(header: &str) -> Option<String> {
+    let mut parts = header.splitn(3, ' ');
+    let (_code, _agent, quoted) = (parts.next()?, parts.next()?, parts.next()?);
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    let mut text = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        text.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(text)
 }
 
 /// `prost::bytes` is the `bytes` crate re-exported, so the CLI needs no direct dependency.
@@ -334,6 +360,15 @@ mod tests {
             p.to_string(),
             "The Service \"Orders\" is invalid: metadata.name: Invalid value: \"Orders\""
         );
+    }
+
+    #[test]
+    fn warnings_are_the_header_texts() {
+        let mut meta = tonic::metadata::MetadataMap::new();
+        meta.append("warning", "299 - \"spec.selector: no pod is selected\"".parse().unwrap());
+        meta.append("warning", "299 - \"a \\\"quoted\\\" word\"".parse().unwrap());
+        assert_eq!(warnings(&meta), ["spec.selector: no pod is selected", "a \"quoted\" word"]);
+        assert_eq!(warning_text("garbage"), None);
     }
 
     #[test]

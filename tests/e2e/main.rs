@@ -7,6 +7,7 @@ mod dataplane;
 mod dns;
 mod docker;
 mod endpointslices;
+mod faults_api;
 mod faults_cli;
 mod faults_controller;
 mod flows;

@@ -36,14 +36,38 @@ pub fn prepare_create(
     if !errors.is_empty() {
         return Err(invalid(resource, &obj, errors));
     }
+    if resource.is_chaos() {
+        obj = object::typed_chaos(resource, obj)?;
+    }
     Ok(obj)
 }
 
 /// Prepares an update before it is queued: decode, namespace, defaults. Validation against the
 /// old object happens in the writer ([`validate_update`]).
-pub fn prepare_update(resource: Resource, namespace: &str, body: &[u8]) -> Result<Value> {
+///
+/// A fault is typed here already (after its schema check, so that a bad `action` gets the
+/// schema's message rather than a decoding error): its spec is compared with the stored, typed
+/// one, and a status update must leave a status every enforcer can read.
+pub fn prepare_update(resource: Resource, namespace: &str, body: &[u8], status_only: bool) -> Result<Value> {
     let mut obj = prepare(resource, namespace, body)?;
+    if resource.is_chaos() && status_only {
+        // Only the status is taken from the body; its spec may be absent.
+        if let Some(map) = obj.as_object_mut()
+            && let Some(status) = map.remove("status").filter(|s| !s.is_null())
+        {
+            map.insert("status".into(), object::typed_chaos_status(resource, status)?);
+        }
+        return Ok(obj);
+    }
     defaults::set_defaults(resource, &mut obj);
+    if resource.is_chaos() {
+        let mut errors = Vec::new();
+        validation::chaos::schema(resource, &obj, &mut errors);
+        if !errors.is_empty() {
+            return Err(invalid(resource, &obj, errors));
+        }
+        obj = object::typed_chaos(resource, obj)?;
+    }
     Ok(obj)
 }
 

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
+use super::exhaustion::Exhaustion;
 use crate::{
     alloc::{AllocError, ip::IpAllocator, port::PortAllocator},
     error::{Error, Result},
@@ -42,8 +43,14 @@ impl Allocators {
 
     /// Allocates the ClusterIP and NodePorts `svc` needs (on update from `old`: those it newly
     /// needs) and writes them into `svc`. On error nothing this call took stays allocated; on
-    /// success the caller commits the returned transaction once the write is decided.
-    pub fn allocate_service(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<Txn<'_>> {
+    /// success the caller commits the returned transaction once the write is decided. While an
+    /// `exhaustion` fault is in force, no new ClusterIP is handed out ([`super::exhaustion`]).
+    pub fn allocate_service(
+        &mut self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        exhaustion: Option<&mut Exhaustion>,
+    ) -> Result<Txn<'_>> {
         // The decision, as its own span: which range, which band, which address.
         let span = tracing::info_span!(
             "allocate ClusterIP",
@@ -57,7 +64,7 @@ impl Allocators {
         let _entered = span.enter();
         let static_band = self.ips.static_range();
         let mut txn = Txn::new(self);
-        let allocated = txn.cluster_ip(svc, old).and_then(|()| txn.node_ports(svc, old));
+        let allocated = txn.cluster_ip(svc, old, exhaustion).and_then(|()| txn.node_ports(svc, old));
         match allocated {
             Ok(()) => {
                 let ip = cluster_ip(svc).unwrap_or_else(|| "none".into());
@@ -132,7 +139,12 @@ impl<'a> Txn<'a> {
     pub fn revert(self) {}
 
     /// `txnAllocClusterIPs`: the address `svc` asks for, or the next free one.
-    fn cluster_ip(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<()> {
+    fn cluster_ip(
+        &mut self,
+        svc: &mut Value,
+        old: Option<&Value>,
+        exhaustion: Option<&mut Exhaustion>,
+    ) -> Result<()> {
         let old_ip = old.and_then(cluster_ip).filter(|ip| ip != "None");
         if service_type(svc) == "ExternalName" {
             if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
@@ -147,7 +159,15 @@ impl<'a> Txn<'a> {
                     let parsed = ip.parse().map_err(|_| {
                         invalid(svc, "spec.clusterIPs", json!([ip]), "must be a valid IP address".into())
                     })?;
-                    self.alloc.ips.allocate(parsed).map_err(|e| {
+                    // In a full range every address is taken.
+                    let held = exhaustion.map(|ex| {
+                        refuse(
+                            ex,
+                            &format!("refused {ip}: the Service CIDR is full"),
+                            AllocError::Allocated("IP"),
+                        )
+                    });
+                    held.map_or_else(|| self.alloc.ips.allocate(parsed), Err).map_err(|e| {
                         invalid(
                             svc,
                             "spec.clusterIPs",
@@ -159,10 +179,11 @@ impl<'a> Txn<'a> {
                     set_cluster_ip(svc, ip);
                 }
                 None => {
-                    let ip = self
-                        .alloc
-                        .ips
-                        .allocate_next()
+                    let full = exhaustion.map(|ex| {
+                        refuse(ex, "refused a ClusterIP: the Service CIDR is full", AllocError::Full)
+                    });
+                    let ip = full
+                        .map_or_else(|| self.alloc.ips.allocate_next(), Err)
                         .map_err(|source| Error::Allocation { what: "serviceIP", source })?;
                     self.taken_ips.push(ip.into());
                     set_cluster_ip(svc, &ip.to_string());
@@ -239,6 +260,15 @@ impl Drop for Txn<'_> {
             self.alloc.ports.release(p);
         }
     }
+}
+
+/// Records that `ex` made the allocator refuse, on the allocation's span (the current one), and
+/// hands back `answer`: what a full range answers.
+fn refuse(ex: &mut Exhaustion, effect: &str, answer: AllocError) -> AllocError {
+    ex.refused = true;
+    ex.fault.mark_current(effect);
+    tracing::debug!(fault = %ex.fault.name, "The Service CIDR is held full by a fault.");
+    answer
 }
 
 /// `spec.clusterIPs[0]`, else `spec.clusterIP`; None when unset or empty.

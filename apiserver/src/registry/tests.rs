@@ -392,3 +392,100 @@ async fn a_failed_commit_fails_its_writes_with_the_cause_and_gives_their_allocat
     let b = r.create(Resource::Services, "default", &pinned("b")).await.unwrap();
     assert_eq!(ip_of(&b), "10.0.0.20", "the failed write's ClusterIP went back");
 }
+
+// --- faults ---
+
+fn fault(kind: &str, name: &str, spec: Value) -> Vec<u8> {
+    body(
+        json!({"apiVersion": "chaos.netlab.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}),
+    )
+}
+
+#[tokio::test]
+async fn faults_are_stored_typed_and_their_spec_is_immutable() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), config("10.96.0.0/16", 100)).await;
+    let spec =
+        json!({"action": "partition", "mode": "all", "selector": {}, "device": "eth0", "remoteCluster": ""});
+    let created = reg
+        .create(Resource::NetworkChaos, "default", &fault("NetworkChaos", "cut", spec.clone()))
+        .await
+        .unwrap();
+    let stored = &created.value;
+    assert_eq!(stored["kind"], "NetworkChaos");
+    assert_eq!(stored["apiVersion"], "chaos.netlab.io/v1alpha1");
+    assert_eq!(stored["spec"]["direction"], "to");
+    assert!(stored["spec"].get("device").is_none(), "fields netlab does not model are pruned: {stored}");
+    assert!(netlab_chaos::Fault::from_json(Resource::NetworkChaos, &created.json).is_ok());
+    // What the schema lets through but the type cannot hold is refused as undecodable.
+    let huge = json!({"action": "bandwidth", "mode": "all", "bandwidth": {"rate": "1mbps", "limit": 5_000_000_000u64, "buffer": 1}});
+    let err = reg
+        .create(Resource::NetworkChaos, "default", &fault("NetworkChaos", "huge", huge))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "BadRequest");
+    assert!(
+        err.to_string()
+            .starts_with("NetworkChaos in version \"v1alpha1\" cannot be handled as a NetworkChaos: "),
+        "{err}"
+    );
+
+    // Re-sending the same manifest (with its unmodelled fields) changes nothing.
+    let same = reg
+        .update(Resource::NetworkChaos, "default", &fault("NetworkChaos", "cut", spec), false)
+        .await
+        .unwrap();
+    assert_eq!(same.rv, created.rv);
+    let other = json!({"action": "partition", "mode": "one", "selector": {}});
+    let err = reg
+        .update(Resource::NetworkChaos, "default", &fault("NetworkChaos", "cut", other), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The NetworkChaos \"cut\" is invalid: spec: Forbidden: Cannot update chaos spec"
+    );
+    let err = reg
+        .update(
+            Resource::NetworkChaos,
+            "default",
+            &fault("NetworkChaos", "cut", json!({"action": "cut"})),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "Invalid", "the schema is checked before the spec is typed: {err}");
+
+    // A status update keeps the spec and must have the status' shape.
+    let status =
+        body(json!({"metadata": {"name": "cut"}, "status": {"experiment": {"desiredPhase": "Run"}}}));
+    let updated = reg.update(Resource::NetworkChaos, "default", &status, true).await.unwrap();
+    assert_eq!(updated.value["status"]["experiment"]["desiredPhase"], "Run");
+    assert_eq!(updated.value["spec"], created.value["spec"]);
+    let bad = body(json!({"metadata": {"name": "cut"}, "status": {"experiment": {"containerRecords": "x"}}}));
+    let err = reg.update(Resource::NetworkChaos, "default", &bad, true).await.unwrap_err();
+    assert_eq!(err.reason(), "BadRequest", "{err}");
+}
+
+#[tokio::test]
+async fn a_service_cidr_fault_refuses_cluster_ips_and_counts_each_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path(), config("10.96.0.0/16", 100)).await;
+    let full = fault("ExhaustionChaos", "full", json!({"action": "service-cidr"}));
+    reg.create(Resource::ExhaustionChaos, "default", &full).await.unwrap();
+    for name in ["a", "b"] {
+        let err = reg.create(Resource::Services, "default", &svc(name)).await.unwrap_err();
+        assert_eq!(err.to_string(), "Internal error occurred: failed to allocate a serviceIP: range is full");
+    }
+    let counted = reg.get(Resource::ExhaustionChaos, "default", "full").unwrap();
+    assert_eq!(counted.value["status"]["counters"]["apiserver"]["allocationsRefused"], 2);
+
+    // Paused (Chaos Mesh's annotation), the range is free again.
+    let mut paused = counted.value.clone();
+    paused["metadata"]["annotations"] = json!({"experiment.chaos-mesh.org/pause": "true"});
+    reg.update(Resource::ExhaustionChaos, "default", &body(paused), false).await.unwrap();
+    reg.create(Resource::Services, "default", &svc("a")).await.unwrap();
+
+    reg.delete(Resource::ExhaustionChaos, "default", "full", None, None).await.unwrap();
+    reg.create(Resource::Services, "default", &svc("b")).await.unwrap();
+}

@@ -18,7 +18,7 @@ use super::{
     admission,
     allocation::{self, Allocators},
     config::RegistryConfig,
-    repair,
+    exhaustion, repair,
     state::{Event, Shared},
 };
 use crate::{
@@ -228,7 +228,7 @@ impl<'a> Pending<'a> {
         }
         // Nothing below fails: the allocation is decided with the write.
         if resource == Resource::Services {
-            self.alloc.allocate_service(&mut obj, None)?.commit();
+            self.allocate_service(&mut obj, None)?;
         }
         let meta = object::meta_mut(&mut obj);
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
@@ -284,7 +284,7 @@ impl<'a> Pending<'a> {
             object::set_meta(&mut obj, "generation", generation.map(Into::into));
             admission::validate_update(resource, &old.value, &obj, self.opts)?;
             if resource == Resource::Services {
-                self.alloc.allocate_service(&mut obj, Some(&old.value))?.commit();
+                self.allocate_service(&mut obj, Some(&old.value))?;
             }
         }
         // A write that changes nothing is not a write: no new resourceVersion, no event.
@@ -297,6 +297,27 @@ impl<'a> Pending<'a> {
             return Ok(self.remove(old));
         }
         Ok(self.put(resource, obj, EventType::Modified, Some(old)))
+    }
+
+    /// Allocates what a Service write needs, unless a `service-cidr` fault holds the range full;
+    /// a refusal is counted on the fault, in this batch.
+    fn allocate_service(&mut self, svc: &mut Value, old: Option<&Value>) -> Result<()> {
+        let faults = self.all_of(Resource::ExhaustionChaos);
+        let mut exhaustion = exhaustion::in_force(faults.iter().map(|f| &**f), jiff::Timestamp::now());
+        let error = match self.alloc.allocate_service(svc, old, exhaustion.as_mut()) {
+            Ok(txn) => {
+                txn.commit();
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if let Some(ex) = exhaustion.filter(|ex| ex.refused)
+            && let Some(fault) = self.lookup(Resource::ExhaustionChaos, &ex.namespace, &ex.name)
+        {
+            let counted = exhaustion::count_refusal(&fault.value);
+            self.put(Resource::ExhaustionChaos, counted, EventType::Modified, Some(fault));
+        }
+        Err(error)
     }
 
     fn bind(&mut self, ns: &str, name: &str, node: &str) -> Result<Arc<Stored>> {
@@ -398,6 +419,21 @@ impl<'a> Pending<'a> {
             }
         }
         Ok(self.remove(old))
+    }
+
+    /// Every object of `resource`, as the batch sees them.
+    fn all_of(&self, resource: Resource) -> Vec<Arc<Stored>> {
+        let mut found: Vec<Arc<Stored>> = self
+            .shared
+            .read()
+            .iter(resource, "")
+            .filter(|o| !self.overlay.contains_key(&(resource, o.namespace.clone(), o.name.clone())))
+            .cloned()
+            .collect();
+        found.extend(
+            self.overlay.iter().filter(|((r, _, _), _)| *r == resource).filter_map(|(_, o)| o.clone()),
+        );
+        found
     }
 
     fn namespace_contents(&self, resource: Resource, ns: &str) -> Vec<Arc<Stored>> {

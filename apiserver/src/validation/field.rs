@@ -207,7 +207,7 @@ pub(crate) fn render_value(v: &Value) -> String {
 }
 
 /// Go's `strconv.Quote`: double quotes, backslash escapes, printable Unicode kept as is.
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
