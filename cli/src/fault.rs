@@ -111,6 +111,10 @@ async fn create(
     let dry_run = create_args(cmd).is_some_and(args::CreateArgs::dry_run);
     if !dry_run {
         api.create(r, scope.namespace, &obj).await?;
+        // The apiserver's warnings (a selector that matches no pod yet), as kubectl prints them.
+        for text in api.take_warnings() {
+            eprintln!("Warning: {text}");
+        }
     }
     let _ = out.write_all(yaml::to_string(&obj).as_bytes());
     let suffix = if dry_run { " (dry run)" } else { "" };
