@@ -88,7 +88,9 @@ pub struct Tbf {
 
 /// A rate tc does not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid rate {0:?}: want a number with one of bit, kbit, mbit, gbit, tbit, bps, kbps, mbps, gbps, tbps")]
+#[error(
+    "invalid rate {0:?}: want a number with one of bit, kbit, mbit, gbit, tbit, bps, kbps, mbps, gbps, tbps"
+)]
 pub struct RateError(String);
 
 // === impl Rng ===
@@ -212,7 +214,11 @@ impl Tbf {
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * self.rate as f64).min(self.buffer as f64);
         self.tokens -= bytes as f64;
-        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate as f64) }
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate as f64)
+        }
     }
 }
 
@@ -317,7 +323,8 @@ mod tests {
     fn correlated_jitter_stays_within_its_bounds() {
         // netem takes the correlated number modulo 2·jitter, which scrambles most of the
         // correlation for a uniform jitter (a known netem quirk, kept); the bounds hold.
-        let p = NetemParams { latency: ms(100), jitter: ms(50), delay_correlation: 90.0, ..Default::default() };
+        let p =
+            NetemParams { latency: ms(100), jitter: ms(50), delay_correlation: 90.0, ..Default::default() };
         assert!(run(p, 5000).iter().all(|f| f.delay >= ms(50) && f.delay < ms(150)));
     }
 

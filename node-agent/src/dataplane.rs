@@ -332,7 +332,8 @@ impl Dataplane {
                             dst,
                             span: span.clone(),
                         };
-                        let (out, back) = (way(vec![src.ip], seen_as.to_vec()), way(seen_as.to_vec(), vec![src.ip]));
+                        let (out, back) =
+                            (way(vec![src.ip], seen_as.to_vec()), way(seen_as.to_vec(), vec![src.ip]));
                         Box::new(shaper::shape(stream, out, back)) as Box<dyn Stream>
                     }
                 };

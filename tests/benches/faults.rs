@@ -138,7 +138,11 @@ fn record(key: &str, ip: String) -> Record {
 /// Creates a NetworkChaos `name` with `spec` and writes its records.
 async fn fault(client: &Client, name: &str, spec: NetworkChaosSpec, records: Vec<Record>) {
     let f = NetworkChaos {
-        metadata: ObjectMeta { name: Some(name.into()), namespace: Some("demo".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("demo".into()),
+            ..Default::default()
+        },
         spec,
         status: None,
     };
@@ -148,7 +152,8 @@ async fn fault(client: &Client, name: &str, spec: NetworkChaosSpec, records: Vec
 }
 
 async fn pod_ips(client: &Client, label: &str) -> Vec<String> {
-    let params = netlab_client::ListParams { namespace: "demo".into(), labels: label.into(), ..Default::default() };
+    let params =
+        netlab_client::ListParams { namespace: "demo".into(), labels: label.into(), ..Default::default() };
     let (pods, _) = client.list::<k8s_openapi::api::core::v1::Pod>(&params).await.expect("pods");
     pods.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect()
 }
@@ -201,7 +206,10 @@ fn main() {
                 target: Some(PodSelector::default()),
                 ..Default::default()
             };
-            let (a, b) = (format!("10.250.{}.{}", n / 250, n % 250 + 1), format!("10.251.{}.{}", n / 250, n % 250 + 1));
+            let (a, b) = (
+                format!("10.250.{}.{}", n / 250, n % 250 + 1),
+                format!("10.251.{}.{}", n / 250, n % 250 + 1),
+            );
             fault(&client, &format!("unrelated-{n}"), spec, vec![record(".", a), record(".Target", b)]).await;
         }
         // Let both nodes see them, then warm up.
@@ -230,7 +238,8 @@ fn main() {
         println!("p50 difference: {:+.1}% (goal < 5%)", (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0);
 
         // A 100 ms delay from the client to the endpoints: curl's time_connect.
-        let measure = |out: &str| out.trim().parse::<f64>().map(Duration::from_secs_f64).expect("time_connect");
+        let measure =
+            |out: &str| out.trim().parse::<f64>().map(Duration::from_secs_f64).expect("time_connect");
         let cmd = |target: &str| -> Vec<String> {
             ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_connect}", "-m", "5", target]
                 .iter()

@@ -178,7 +178,8 @@ impl Lab {
     /// Deletes fault `name` of kind `K` (through the API: the CLI's fault verbs are another
     /// part of the issue).
     fn delete<K: Chaos>(&self, name: &str) {
-        block_on(async { self.client().delete::<K>("demo", name).await.map(drop) }).expect("delete the fault");
+        block_on(async { self.client().delete::<K>("demo", name).await.map(drop) })
+            .expect("delete the fault");
     }
 }
 
@@ -261,7 +262,10 @@ fn network_chaos(name: &str, body: &str) -> String {
 /// `time_connect` as curl measures it, in seconds.
 fn time_connect(lab: &Lab, ip: &str) -> f64 {
     let run = lab
-        .exec("client", &["curl", "-sS", "-o", "/dev/null", "-w", "%{time_connect}", &format!("http://{ip}:8080/")])
+        .exec(
+            "client",
+            &["curl", "-sS", "-o", "/dev/null", "-w", "%{time_connect}", &format!("http://{ip}:8080/")],
+        )
         .ok();
     run.stdout.trim().parse().unwrap_or_else(|_| panic!("time_connect: {run:?}"))
 }

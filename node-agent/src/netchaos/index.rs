@@ -130,7 +130,8 @@ pub struct Index {
 impl Rule {
     fn new(fault: &NetworkChaos, effect: Effect, peers: Peers, seed: u64) -> Self {
         let meta = &fault.metadata;
-        let (ns, name) = (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
+        let (ns, name) =
+            (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
         let qdisc = match &effect {
             Effect::Partition => Qdisc::None,
             Effect::Netem(p) => Qdisc::Netem(Netem::new(p, seed)),
@@ -209,7 +210,8 @@ impl Index {
 
     fn add(&mut self, fault: &NetworkChaos, effect: Effect, seed: u64) {
         let (mut sources, mut targets) = (HashSet::new(), HashSet::new());
-        let records = fault.status.as_ref().map(|s| s.experiment.container_records.as_slice()).unwrap_or_default();
+        let records =
+            fault.status.as_ref().map(|s| s.experiment.container_records.as_slice()).unwrap_or_default();
         for r in records.iter().filter(|r| r.phase == phase::INJECTED) {
             let Ok(ip) = r.pod_ip.parse::<IpAddr>() else { continue };
             match r.selector_key.as_str() {
@@ -481,12 +483,16 @@ mod tests {
     #[test]
     fn action_picks_its_parameters_and_bad_ones_are_skipped() {
         let mut f = fault("slow", NetworkAction::Delay, Direction::To, true);
-        f.spec.delay = Some(DelaySpec { latency: "200ms".into(), jitter: "10ms".into(), correlation: "25".into() });
+        f.spec.delay =
+            Some(DelaySpec { latency: "200ms".into(), jitter: "10ms".into(), correlation: "25".into() });
         f.spec.loss = Some(LossSpec { loss: "50".into(), correlation: String::new() });
         let index = Index::build([&f], t0(), 1);
         let rules = index.matching(ip(CLIENT), &[ip(ORDERS)]);
         let Effect::Netem(p) = rules[0].effect else { panic!("{:?}", rules[0].effect) };
-        assert_eq!((p.latency, p.jitter, p.delay_correlation), (Duration::from_millis(200), Duration::from_millis(10), 25.0));
+        assert_eq!(
+            (p.latency, p.jitter, p.delay_correlation),
+            (Duration::from_millis(200), Duration::from_millis(10), 25.0)
+        );
         assert_eq!(p.loss, 0.0, "action delay takes delay only");
         assert_eq!(rules[0].fault.action, "delay");
         assert_eq!(rules[0].key.name, "slow");

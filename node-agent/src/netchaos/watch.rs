@@ -6,7 +6,9 @@
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use netlab_chaos::{ExhaustionChaos, FaultRef, NetworkChaos, lab::ExhaustionAction, report::FaultKey, window::Window};
+use netlab_chaos::{
+    ExhaustionChaos, FaultRef, NetworkChaos, lab::ExhaustionAction, report::FaultKey, window::Window,
+};
 use netlab_client::{Client, ListParams, reflector};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -54,7 +56,7 @@ pub async fn run(
             if let Some(left) = window.until_change(now) {
                 next = Some(next.map_or(left, |n: Duration| n.min(left)));
             }
-            if f.spec.nodes.is_empty() || f.spec.nodes.iter().any(|n| *n == node) {
+            if f.spec.nodes.is_empty() || f.spec.nodes.contains(&node) {
                 let meta = &f.metadata;
                 let (ns, name) =
                     (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
