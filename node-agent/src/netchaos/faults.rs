@@ -147,3 +147,40 @@ fn matching(index: &Index, src: &[IpAddr], dst: &[IpAddr]) -> Vec<Arc<Rule>> {
     }
     all
 }
+
+#[cfg(test)]
+mod tests {
+    use netlab_proto::apiserver::v1::Resource;
+
+    use super::*;
+
+    #[test]
+    fn no_rules_is_the_fault_free_path() {
+        let faults = Faults::new("node-1");
+        assert_eq!(faults.reporter().name(), "node/node-1");
+        let (a, b) = ("10.244.1.5".parse().unwrap(), "10.244.2.7".parse().unwrap());
+        assert!(faults.flow(a, &[b]).is_none());
+        assert!(faults.matching(&[a], &[b]).is_empty());
+    }
+
+    #[test]
+    fn a_refused_entry_counts_for_every_fault_holding_the_table_full() {
+        let faults = Faults::new("node-1");
+        let held = |name: &str| Held {
+            fault: FaultRef::new("default", name, "ExhaustionChaos", "conntrack"),
+            key: FaultKey {
+                resource: Resource::ExhaustionChaos,
+                namespace: "default".into(),
+                name: name.into(),
+            },
+        };
+        assert!(faults.set_conntrack(vec![held("a"), held("b")]));
+        for _ in 0..3 {
+            faults.table_full(&tracing::Span::none());
+        }
+        let counted = faults.reporter().pending();
+        assert_eq!(counted.len(), 2);
+        assert!(counted.values().all(|c| c[counter::ALLOCATIONS_REFUSED] == 3));
+        assert!(!faults.set_conntrack(Vec::new()));
+    }
+}
