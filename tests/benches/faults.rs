@@ -8,7 +8,9 @@
 //! Both labs run at once (nodes on 127.0.6.x and 127.0.7.x) and the samples alternate, as in the
 //! tracing bench. The faults' records are written as the chaos controller writes them.
 //!
-//! Run: `cargo build --release --bins && cargo bench -p netlab-e2e --bench faults`.
+//! Run: `cargo build --release --bins && cargo bench -p netlab-e2e --bench faults` (or, on the
+//! debug binaries `cargo build --bins` made, `cargo bench --profile dev -p netlab-e2e --bench
+//! faults`).
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! Issue 14's network faults across the real processes: apiserver, cloud, controller-manager,
 //! scheduler, dns, two node-agents and a kube-proxy per node. A `client` pod on node-1 talks to
 //! `web-1` (node-1) and `web-2` (node-2) while NetworkChaos and ExhaustionChaos objects break
-//! the flows as a real cluster's would break: a partitioned connect times out (curl exit 28, nc
-//! "Connection timed out"), a partition by node pair cuts node-1's pods off node-2's both ways
+//! the flows as a real cluster's would break: a partitioned connect times out (curl exit 28,
+//! `nc -w 1` "timed out: Operation now in progress"), a partition by node pair cuts node-1's pods off node-2's both ways
 //! and leaves node-local traffic alone, DNS queries lost on the way make dig give up with "no
 //! servers could be reached", a delay shows in curl's `%{time_connect}`, a full conntrack table
 //! drops new flows and keeps the listed ones; every fault stops on delete and on its duration,
