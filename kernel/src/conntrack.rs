@@ -109,6 +109,8 @@ pub struct Conntrack {
     /// lab's own addresses (see [`FxHasher`](crate::fxhash::FxHasher)).
     entries: FxHashMap<Key, Entry>,
     max: usize,
+    /// Behaves as full whatever its size (an ExhaustionChaos `conntrack` fault).
+    full: bool,
 }
 
 // === impl State ===
@@ -181,7 +183,7 @@ impl Default for Conntrack {
 impl Conntrack {
     /// An empty table holding at most `max` flows.
     pub fn new(max: usize) -> Self {
-        Self { entries: FxHashMap::default(), max }
+        Self { entries: FxHashMap::default(), max, full: false }
     }
 
     /// The live entry for `key`, if any (an expired one is removed).
@@ -198,6 +200,9 @@ impl Conntrack {
 
     /// Tracks a new flow (SYN_SENT for TCP, UNREPLIED for UDP).
     pub fn insert(&mut self, key: Key, nat: Nat, now: Duration) -> Result<Entry, TableFull> {
+        if self.full && !self.entries.contains_key(&key) {
+            return Err(TableFull);
+        }
         if self.entries.len() >= self.max && !self.entries.contains_key(&key) {
             self.gc(now);
             if self.entries.len() >= self.max {
@@ -211,6 +216,18 @@ impl Conntrack {
         let e = Entry { nat, state, expires: now + state.timeout() };
         self.entries.insert(key, e);
         Ok(e)
+    }
+
+    /// Makes the table behave as full (`full`) or as its size says: while full, a flow that
+    /// needs a new entry is refused and the existing ones live on, as when `nf_conntrack_max` is
+    /// reached.
+    pub fn set_full(&mut self, full: bool) {
+        self.full = full;
+    }
+
+    /// Whether the table is held full by [`Conntrack::set_full`].
+    pub fn is_held_full(&self) -> bool {
+        self.full
     }
 
     /// The other side answered: TCP becomes ESTABLISHED, UDP a replied stream.
@@ -347,6 +364,23 @@ mod tests {
     }
 
     const T0: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn a_table_held_full_refuses_new_flows_and_keeps_the_old_ones() {
+        let mut ct = Conntrack::default();
+        let old = key(Protocol::Tcp, "10.244.1.3:41000", "10.96.0.20:80");
+        ct.insert(old, nat("10.244.2.6:80"), T0).unwrap();
+        ct.set_full(true);
+        assert!(ct.is_held_full());
+        let new = key(Protocol::Tcp, "10.244.1.3:41001", "10.96.0.20:80");
+        assert_eq!(ct.insert(new, nat("10.244.2.6:80"), T0), Err(TableFull));
+        assert_eq!(TableFull.to_string(), "nf_conntrack: table full, dropping packet");
+        assert!(ct.lookup(&old, T0).is_some(), "existing entries keep working");
+        ct.replied(&old, T0);
+        assert!(ct.list(T0).contains("ESTABLISHED"), "conntrack -L still lists them");
+        ct.set_full(false);
+        assert!(ct.insert(new, nat("10.244.2.6:80"), T0).is_ok());
+    }
 
     #[test]
     fn a_flow_stays_on_its_endpoint_until_it_expires() {

@@ -9,6 +9,8 @@
 //! - [`iptables`]: the filter and nat tables, iptables-restore/-save, the walk for a new connection.
 //! - [`ipvs`]: IPVS virtual servers and schedulers (kube-proxy's ipvs mode).
 //! - [`conntrack`]: tracked flows, their NAT and timeouts.
+//! - [`netem`]: the qdiscs a network fault installs (netem delay/loss/duplicate/corrupt, tbf).
+//! - [`ratelimit`]: `net_ratelimit`, which the kernel's packet-path messages go through.
 //! - [`routes`]: where a destination is: this node, another node, or outside.
 //! - [`netns`]: all of the above for one node, and the tools that write and print it: the one
 //!   place a restore is applied (the node-agent's kernel API, kube-proxy's fake, the benches).
@@ -21,8 +23,10 @@ pub mod conntrack;
 pub mod fxhash;
 pub mod iptables;
 pub mod ipvs;
+pub mod netem;
 pub mod netns;
 pub mod netpol;
+pub mod ratelimit;
 pub mod routes;
 
 use std::fmt;

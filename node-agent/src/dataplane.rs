@@ -7,6 +7,11 @@
 //! The failure modes are the kernel's: a REJECT rule or a closed port refuses at once; a DROP
 //! rule, a NetworkPolicy, an unprogrammed ClusterIP or an unreachable node leave the client
 //! waiting until its own timeout, because a dropped SYN is never answered.
+//!
+//! Network faults ([`crate::netchaos`]) act where a pod's qdiscs and iptables rules would: after
+//! the NAT decision (so that they see the endpoint) and before the route, on the handshake both
+//! ways, and on the data of a connection they touch; a conntrack table held full refuses new
+//! flows as `nf_conntrack_max` does.
 
 use std::{
     collections::HashMap,
@@ -30,10 +35,11 @@ use netlab_proto::node::v1::{self as pb, kernel_client::KernelClient, segment::K
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tracing::{debug, info_span};
+use tracing::{Instrument as _, debug, info_span};
 
 use crate::{
     cluster::ClusterView,
+    netchaos::{Faults, decide, shaper},
     podnet::{Connected, Error, ErrorKind, PodNetwork, Stream},
     sockets::SocketTable,
 };
@@ -60,6 +66,8 @@ pub struct Dataplane {
     view: Arc<ClusterView>,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
     start: Instant,
+    /// The network faults this node enforces.
+    faults: Arc<Faults>,
 }
 
 /// Who opens a connection.
@@ -88,6 +96,8 @@ struct Decision {
     disposition: Disposition,
     hops: Vec<String>,
     ipvs_vip: Option<SocketAddr>,
+    /// The flow needed a conntrack entry and the table was full.
+    table_full: bool,
 }
 
 // === impl Dataplane ===
@@ -110,13 +120,14 @@ impl Dataplane {
                 .unwrap_or(0));
         Self {
             node_ip,
-            node_name,
             virtual_nets,
             state: Mutex::new(Netns::new(node_ip, seed)),
             sockets,
             view,
             peers: Mutex::default(),
             start: Instant::now(),
+            faults: Faults::new(&node_name),
+            node_name,
         }
     }
 
@@ -128,6 +139,11 @@ impl Dataplane {
     /// The node's name.
     pub fn node_name(&self) -> &str {
         &self.node_name
+    }
+
+    /// The network faults the node enforces.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
     }
 
     /// The cluster view.
@@ -215,10 +231,39 @@ impl Dataplane {
             }
         }
         let route = self.with_state(|st| st.routes.lookup(d.dst.ip()));
+        let route_span = match route {
+            Route::Local => info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name),
+            Route::Node(via) => {
+                let name = self.view.node_name(via).unwrap_or_else(|| via.to_string());
+                info_span!("route", netlab.route = "node", netlab.route.via = %via, k8s.node.name = %name)
+            }
+            Route::Default => info_span!("route", netlab.route = "default", k8s.node.name = %self.node_name),
+        };
+        // Network faults: the handshake (SYN out, SYN-ACK back) through the rules the flow meets.
+        let seen_as = [dst.ip(), d.dst.ip()];
+        let flow = self.faults.flow(src.ip, &seen_as);
+        if let Some(flow) = &flow {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let hs = decide::handshake(&flow.out, &flow.back, left, self.faults.now());
+            self.faults.record(&hs.decisions, Some(&route_span));
+            let by = faults_named(&hs.decisions);
+            match hs.established {
+                None => {
+                    self.forget(&key, d.ipvs_vip, d.dst);
+                    return drop_until_deadline(hops, format!("netem: SYN to {} lost ({by})", d.dst))
+                        .instrument(route_span)
+                        .await;
+                }
+                Some(wait) if !wait.is_zero() => {
+                    hops.push(format!("netem: handshake with {} held {wait:?} ({by})", d.dst));
+                    tokio::time::sleep(wait).instrument(route_span.clone()).await;
+                }
+                Some(_) => {}
+            }
+        }
         let result = match route {
             Route::Local => {
-                info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name)
-                    .in_scope(|| debug!(dst = %d.dst, "Local delivery."));
+                route_span.in_scope(|| debug!(dst = %d.dst, "Local delivery."));
                 match self.deliver(from, d.dst, peer_pod.as_deref()) {
                     Delivery::Stream(s) => {
                         hops.push(format!("route: {} is on this node ({})", d.dst.ip(), self.node_name));
@@ -234,8 +279,7 @@ impl Dataplane {
             Route::Node(via) => {
                 let name = self.view.node_name(via).unwrap_or_else(|| via.to_string());
                 hops.push(format!("route: {} via node {name} ({via})", d.dst.ip()));
-                info_span!("route", netlab.route = "node", netlab.route.via = %via, k8s.node.name = %name)
-                    .in_scope(|| debug!(dst = %d.dst, "Over the wire."));
+                route_span.in_scope(|| debug!(dst = %d.dst, "Over the wire."));
                 match self.dial(via, protocol, from, d.dst, dst, deadline).await {
                     Ok(s) => Ok(s),
                     Err(ErrorKind::TimedOut) => {
@@ -278,6 +322,21 @@ impl Dataplane {
             Ok(stream) => {
                 let now = self.now();
                 self.with_state(|st| st.conntrack.replied(&key, now));
+                let stream = match flow {
+                    None => stream,
+                    Some(_) => {
+                        let span = tracing::Span::current();
+                        let way = |src: Vec<IpAddr>, dst: Vec<IpAddr>| shaper::Way {
+                            faults: self.faults.clone(),
+                            src,
+                            dst,
+                            span: span.clone(),
+                        };
+                        let (out, back) =
+                            (way(vec![src.ip], seen_as.to_vec()), way(seen_as.to_vec(), vec![src.ip]));
+                        Box::new(shaper::shape(stream, out, back)) as Box<dyn Stream>
+                    }
+                };
                 Ok(Connected {
                     stream: Box::new(Tracked {
                         inner: stream,
@@ -347,11 +406,33 @@ impl Dataplane {
             self.forget(&key, d.ipvs_vip, d.dst);
             return Err(Error::new(ErrorKind::Refused, d.hops));
         }
+        // Network faults: the query on its way out.
+        let flow = self.faults.flow(src.ip, &[dst.ip(), d.dst.ip()]);
+        let span = tracing::Span::current();
+        let mut copies = 1;
+        if let Some(flow) = &flow {
+            let q = decide::packet(&flow.out, payload.len(), self.faults.now());
+            self.faults.record(&q.decisions, Some(&span));
+            // UDP has no retransmission: a lost datagram, or a corrupted one (its checksum fails
+            // at the receiver, which discards it), never arrives; the resolver retries.
+            if !q.arrives {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                let mut hops = d.hops;
+                hops.push(format!("netem: datagram to {} lost ({})", d.dst, faults_named(&q.decisions)));
+                return lost(hops).await;
+            }
+            if tokio::time::timeout_at(deadline, tokio::time::sleep(q.delay)).await.is_err() {
+                return Err(Error::new(ErrorKind::TimedOut, d.hops));
+            }
+            copies = q.copies;
+        }
         let bind: SocketAddr = if d.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let io = async {
             let sock = tokio::net::UdpSocket::bind(bind).await?;
             sock.connect(d.dst).await?;
-            sock.send(&payload).await?;
+            for _ in 0..copies {
+                sock.send(&payload).await?;
+            }
             let mut buf = vec![0u8; 65535];
             let n = sock.recv(&mut buf).await?;
             buf.truncate(n);
@@ -361,6 +442,17 @@ impl Dataplane {
             Ok(Ok(reply)) => {
                 let now = self.now();
                 self.with_state(|st| st.conntrack.replied(&key, now));
+                // The answer on its way back.
+                if let Some(flow) = &flow {
+                    let a = decide::packet(&flow.back, reply.len(), self.faults.now());
+                    self.faults.record(&a.decisions, Some(&span));
+                    if !a.arrives {
+                        return lost(d.hops).await;
+                    }
+                    if tokio::time::timeout_at(deadline, tokio::time::sleep(a.delay)).await.is_err() {
+                        return Err(Error::new(ErrorKind::TimedOut, d.hops));
+                    }
+                }
                 Ok(reply)
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -384,6 +476,14 @@ impl Dataplane {
 
     /// NAT for a new flow: conntrack first, then IPVS, then the iptables walk.
     fn decide(&self, key: conntrack::Key, origin: Origin) -> Decision {
+        let d = self.nat(key, origin);
+        if d.table_full {
+            self.faults.table_full(&tracing::Span::current());
+        }
+        d
+    }
+
+    fn nat(&self, key: conntrack::Key, origin: Origin) -> Decision {
         let now = self.now();
         let node_ip = self.node_ip;
         self.with_state(|st| {
@@ -394,6 +494,7 @@ impl Dataplane {
                     disposition: Disposition::Accept,
                     hops: vec![format!("conntrack: existing flow to {}", e.nat.dst)],
                     ipvs_vip: None,
+                    table_full: false,
                 };
             }
             let mut hops = Vec::new();
@@ -403,6 +504,7 @@ impl Dataplane {
                 disposition: Disposition::Accept,
                 hops: Vec::new(),
                 ipvs_vip: None,
+                table_full: false,
             };
             if let Some(s) = st.ipvs.schedule(key.protocol, key.src, key.dst, now) {
                 let _span = info_span!("kernel dnat", netlab.kernel.mode = "ipvs", netlab.kernel.scheduler = %s.scheduler, netlab.kernel.endpoint = ?s.real).entered();
@@ -456,6 +558,7 @@ impl Dataplane {
                 if let Err(full) = st.conntrack.insert(key, nat, now) {
                     d.hops.push(full.to_string());
                     d.disposition = Disposition::Drop;
+                    d.table_full = true;
                 }
             }
             d
@@ -673,6 +776,18 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = wr.shutdown().await;
     };
     tokio::join!(outbound, incoming);
+}
+
+/// The faults behind `decisions`, for a `curl -v` hop: `NetworkChaos default/p partition`.
+fn faults_named(decisions: &[decide::Decision]) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for d in decisions {
+        let name = format!("{} {} {}", d.rule.fault.kind, d.rule.fault.name, d.rule.fault.action);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
 }
 
 fn describe(s: &netlab_kernel::iptables::Step<'_>) -> String {

@@ -21,6 +21,8 @@
 //!   real [`podnet::PodNetwork`] of a pod on this node.
 //! - [`server`]: the kernel API (`netlab.node.v1.Kernel`). [`exec`]: commands in a pod.
 //! - [`resolver`]: the pod's stub resolver (glibc's search list, ndots, retries).
+//! - [`netchaos`]: network faults (NetworkChaos, ExhaustionChaos `conntrack`) as the node's
+//!   kernel enforces them.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -43,6 +45,7 @@ pub mod error;
 pub mod exec;
 pub mod image;
 pub mod kubelet;
+pub mod netchaos;
 pub mod node;
 pub mod podnet;
 pub mod resolver;
@@ -120,6 +123,23 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         },
         shutdown.child_token(),
     ));
+    // Network faults: kept current from the fault objects; their counters flushed every second.
+    let hold_dp = dp.clone();
+    tracker.spawn(netchaos::watch::run(
+        client.clone(),
+        name.clone(),
+        dp.faults().clone(),
+        move |full| hold_dp.with_state(|st| st.conntrack.set_full(full)),
+        shutdown.child_token(),
+    ));
+    let reporter = dp.faults().reporter().clone().run(client.clone(), Duration::from_secs(1));
+    let stop_reporting = shutdown.child_token();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = stop_reporting.cancelled() => {}
+            _ = reporter => {}
+        }
+    });
     tracker.spawn(node::heartbeat(client.clone(), cfg.clone(), info, ready_rx, shutdown.child_token()));
     tracker.spawn(watch_pod_cidr(client, cfg, name, node_ip, cni_tx, ready_tx, shutdown.child_token()));
     tracker.close();

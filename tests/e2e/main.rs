@@ -10,6 +10,7 @@ mod endpointslices;
 mod faults_api;
 mod faults_cli;
 mod faults_controller;
+mod faults_network;
 mod flows;
 mod kubernetes;
 mod manifests;
