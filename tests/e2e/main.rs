@@ -7,6 +7,8 @@ mod dataplane;
 mod dns;
 mod docker;
 mod endpointslices;
+mod faults_pods;
+mod faults_registry;
 mod flows;
 mod kubernetes;
 mod manifests;
