@@ -719,14 +719,17 @@ impl Worker {
         }
         match faults.pod_failure(&pod, jiff::Timestamp::now()) {
             Some(failure) => {
-                let swapped = self
+                let targets: Vec<Container> = self
                     .spec_containers()
-                    .iter()
+                    .into_iter()
                     .filter(|c| {
                         self.containers.get(&c.name).is_some_and(|s| s.id.is_some() && s.paused_by.is_none())
                     })
-                    .map(|c| self.swap_to_pause(c, &failure))
-                    .count();
+                    .collect();
+                for c in &targets {
+                    self.swap_to_pause(c, &failure);
+                }
+                let swapped = targets.len();
                 if swapped > 0 {
                     faults.reporter().add(&failure.key, counter::PODS_AFFECTED, 1);
                 }
