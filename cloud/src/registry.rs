@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 pub mod catalog;
 pub mod faults;
 pub mod http;
-pub mod reset;
 pub mod image;
+pub mod reset;
 pub mod tar;
 
 pub use image::{Blob, Image};

@@ -34,7 +34,9 @@ pub mod sandbox;
 pub mod status;
 pub mod worker;
 
-use backoff::{Backoff, CONTAINER_BACKOFF_INITIAL, CONTAINER_BACKOFF_MAX, IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX};
+use backoff::{
+    Backoff, CONTAINER_BACKOFF_INITIAL, CONTAINER_BACKOFF_MAX, IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX,
+};
 use dns::{ClusterDns, DnsConfig};
 use events::Events;
 

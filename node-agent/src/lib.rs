@@ -129,7 +129,16 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         shutdown.child_token(),
     ));
     tracker.spawn(node::heartbeat(client.clone(), cfg.clone(), info, ready_rx, shutdown.child_token()));
-    tracker.spawn(watch_pod_cidr(client, cfg, name, node_ip, cni_tx, ready_tx, faults, shutdown.child_token()));
+    tracker.spawn(watch_pod_cidr(
+        client,
+        cfg,
+        name,
+        node_ip,
+        cni_tx,
+        ready_tx,
+        faults,
+        shutdown.child_token(),
+    ));
     tracker.close();
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;

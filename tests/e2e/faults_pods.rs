@@ -198,7 +198,8 @@ fn container_kill_restarts_the_container_and_repeated_kills_crash_loop() {
             container(p).is_some_and(|c| c.restart_count == 1) && ready(p)
         })
         .await;
-        let last = container(&pod).and_then(|c| c.last_state.clone()).and_then(|s| s.terminated).expect("lastState");
+        let last =
+            container(&pod).and_then(|c| c.last_state.clone()).and_then(|s| s.terminated).expect("lastState");
         assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("Error")), "{last:?}");
         assert!(last.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")));
         eventually("podsAffected of kill-1", WAIT, || async {
@@ -225,7 +226,9 @@ fn container_kill_restarts_the_container_and_repeated_kills_crash_loop() {
         let backoff = events_for(&client, NS, "web", "BackOff").await;
         assert!(
             backoff.iter().any(|e| e.message.as_deref()
-                == Some(format!("Back-off restarting failed container app in pod web_default({uid})").as_str())),
+                == Some(
+                    format!("Back-off restarting failed container app in pod web_default({uid})").as_str()
+                )),
             "{backoff:?}"
         );
         // And after the backoff it runs again, restarted twice.
@@ -268,7 +271,9 @@ fn pod_failure_refuses_connections_and_fails_readiness_until_it_ends() {
         assert!(refused.stderr.contains("Failed to connect"), "{refused:?}");
         let killing = events_for(&client, NS, "web", "Killing").await;
         assert!(
-            killing.iter().any(|e| e.message.as_deref() == Some("Container app definition changed, will be restarted")),
+            killing
+                .iter()
+                .any(|e| e.message.as_deref() == Some("Container app definition changed, will be restarted")),
             "{killing:?}"
         );
 
@@ -326,7 +331,8 @@ fn pod_cidr_exhaustion_keeps_pods_in_container_creating_until_it_ends() {
             client.get::<k8s_openapi::api::core::v1::Node>("", NODE).await.ok()?.spec?.pod_cidr
         })
         .await;
-        let base = cidr.split('/').next().unwrap_or_default().rsplit_once('.').map(|(a, _)| a.to_string()).unwrap();
+        let base =
+            cidr.split('/').next().unwrap_or_default().rsplit_once('.').map(|(a, _)| a.to_string()).unwrap();
         assert!(msg.starts_with("Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \""), "{msg}");
         assert!(
             msg.ends_with(&format!("\": plugin type=\"bridge\" name=\"cbr0\" failed (add): failed to allocate for range 0: no IP addresses available in range set: {base}.1-{base}.254")),

@@ -28,7 +28,13 @@ fn meta(name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.into()), namespace: Some(NS.into()), ..Default::default() }
 }
 
-fn fault(name: &str, action: RegistryAction, repo: &str, code: Option<u16>, delay: Option<&str>) -> RegistryChaos {
+fn fault(
+    name: &str,
+    action: RegistryAction,
+    repo: &str,
+    code: Option<u16>,
+    delay: Option<&str>,
+) -> RegistryChaos {
     RegistryChaos {
         metadata: meta(name),
         spec: RegistryChaosSpec {
@@ -110,14 +116,22 @@ fn the_registry_answers_faulted_repositories_as_real_registries_do() {
 
         let (status, head, body) = http(r, "GET", "/v2/library/redis/manifests/7").unwrap();
         assert_eq!(status, 401);
-        assert!(head.contains(&format!("www-authenticate: basic realm=\"http://{r}/\",service=\"cloud\"")), "{head}");
+        assert!(
+            head.contains(&format!("www-authenticate: basic realm=\"http://{r}/\",service=\"cloud\"")),
+            "{head}"
+        );
         assert!(body.contains(r#""code":"UNAUTHORIZED","message":"authentication required""#), "{body}");
         let (status, _, body) = http(r, "GET", "/v2/library/httpd/manifests/2.4").unwrap();
         assert_eq!(status, 403);
-        assert!(body.contains(r#""code":"DENIED","message":"requested access to the resource is denied""#), "{body}");
+        assert!(
+            body.contains(r#""code":"DENIED","message":"requested access to the resource is denied""#),
+            "{body}"
+        );
         let (status, _, body) = http(r, "GET", "/v2/hashicorp/http-echo/manifests/1.0").unwrap();
         assert_eq!(status, 404);
-        assert!(body.contains(r#""code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"1.0"}"#));
+        assert!(
+            body.contains(r#""code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"1.0"}"#)
+        );
         assert_eq!(http(r, "GET", "/v2/curlimages/curl/manifests/latest").unwrap().0, 503);
         // Unreachable: the request's connection is reset, no answer.
         let reset = http(r, "GET", "/v2/library/busybox/manifests/1.36").unwrap_err();
@@ -176,7 +190,11 @@ fn pod(name: &str, image: &str) -> Pod {
         metadata: meta(name),
         spec: Some(PodSpec {
             node_name: Some("node-1".into()),
-            containers: vec![Container { name: "app".into(), image: Some(image.into()), ..Default::default() }],
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some(image.into()),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         status: None,
@@ -245,9 +263,14 @@ fn the_kubelet_reports_each_registry_fault_like_containerd() {
             match want {
                 Some(w) => assert_eq!(err, w),
                 None => {
-                    let head = format!("rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/library/nginx:1.27\": failed to copy: httpReadSeeker: failed open: unexpected status code {r}/v2/library/nginx/manifests/sha256:");
+                    let head = format!(
+                        "rpc error: code = Unknown desc = failed to pull and unpack image \"docker.io/library/nginx:1.27\": failed to copy: httpReadSeeker: failed open: unexpected status code {r}/v2/library/nginx/manifests/sha256:"
+                    );
                     assert!(err.starts_with(&head), "{err}");
-                    assert!(err.ends_with(&format!(": 429 Too Many Requests - Server message: {RATE_LIMIT}")), "{err}");
+                    assert!(
+                        err.ends_with(&format!(": 429 Too Many Requests - Server message: {RATE_LIMIT}")),
+                        "{err}"
+                    );
                 }
             }
             // ErrImagePull, then ImagePullBackOff carrying the same error.

@@ -75,8 +75,11 @@ impl std::fmt::Debug for RegistryFaults {
 impl RegistryFaults {
     /// Watches RegistryChaos through `client` and reports counters as `cloud`, until `shutdown`.
     pub fn start(client: Client, shutdown: CancellationToken) -> Arc<Self> {
-        let (cache, mut changes) =
-            reflector::reflector::<RegistryChaos>(client.clone(), ListParams::default(), shutdown.child_token());
+        let (cache, mut changes) = reflector::reflector::<RegistryChaos>(
+            client.clone(),
+            ListParams::default(),
+            shutdown.child_token(),
+        );
         // The cache is what counts; the change stream only has to be drained.
         tokio::spawn(async move { while changes.recv().await.is_some() {} });
         let reporter = Reporter::new("cloud");
@@ -109,13 +112,18 @@ pub fn decide(
     let mut out = Vec::new();
     let mut refused = false;
     for f in faults {
-        if !Window::of(&f.metadata, f.duration()).active_at(now) || !pattern::any(&f.spec.repositories, name) {
+        if !Window::of(&f.metadata, f.duration()).active_at(now) || !pattern::any(&f.spec.repositories, name)
+        {
             continue;
         }
         let effect = match f.spec.action {
             RegistryAction::Delay => {
-                let delay =
-                    f.spec.delay.as_deref().and_then(|d| netlab_config::parse_duration(d).ok()).unwrap_or_default();
+                let delay = f
+                    .spec
+                    .delay
+                    .as_deref()
+                    .and_then(|d| netlab_config::parse_duration(d).ok())
+                    .unwrap_or_default();
                 Effect::Delay(delay)
             }
             RegistryAction::Unreachable => Effect::Unreachable,
@@ -232,23 +240,32 @@ mod tests {
         assert!(effects(&f, "library/busybox", false).is_empty());
         assert!(decide(&f, at("2026-01-01T10:01:00Z"), "library/nginx", None, false).is_empty());
         let v = &decide(&f, at(NOW), "library/nginx", None, true)[0];
-        assert_eq!((v.fault.name.as_str(), v.fault.kind, v.fault.action), ("default/deny", "RegistryChaos", "error"));
+        assert_eq!(
+            (v.fault.name.as_str(), v.fault.kind, v.fault.action),
+            ("default/deny", "RegistryChaos", "error")
+        );
     }
 
     #[test]
     fn status_codes_map_to_the_registry_errors() {
-        let one = |code| effects(&[fault("f", RegistryAction::Error, &[], Some(code))], "library/nginx", false);
+        let one =
+            |code| effects(&[fault("f", RegistryAction::Error, &[], Some(code))], "library/nginx", false);
         assert_eq!(one(401), [Effect::Error(ApiError::Unauthorized { name: "library/nginx".into() })]);
         assert_eq!(
             one(404),
-            [Effect::Error(ApiError::ManifestUnknown { name: "library/nginx".into(), reference: "1.27".into() })]
+            [Effect::Error(ApiError::ManifestUnknown {
+                name: "library/nginx".into(),
+                reference: "1.27".into()
+            })]
         );
         assert_eq!(one(429), [Effect::Error(ApiError::TooManyRequests)]);
         assert_eq!(one(500), [Effect::Error(ApiError::Unknown)]);
         assert_eq!(one(502), [Effect::Error(ApiError::BadGateway)]);
         assert_eq!(one(503), [Effect::Error(ApiError::Unavailable)]);
         // Docker Hub answers HEADs while it rate-limits GETs.
-        assert!(effects(&[fault("f", RegistryAction::Error, &[], Some(429))], "library/nginx", true).is_empty());
+        assert!(
+            effects(&[fault("f", RegistryAction::Error, &[], Some(429))], "library/nginx", true).is_empty()
+        );
     }
 
     #[test]

@@ -184,7 +184,11 @@ pub fn error(e: &ApiError, head: bool, host: &str) -> Response {
     let mut r = bytes_response(status, content_type, e.body(), head);
     match e {
         ApiError::Unauthorized { .. } => {
-            insert(&mut r, header::WWW_AUTHENTICATE.as_str(), &format!("Basic realm=\"http://{host}/\",service=\"cloud\""));
+            insert(
+                &mut r,
+                header::WWW_AUTHENTICATE.as_str(),
+                &format!("Basic realm=\"http://{host}/\",service=\"cloud\""),
+            );
         }
         ApiError::TooManyRequests => {
             insert(&mut r, "ratelimit-limit", "100;w=21600");

@@ -196,10 +196,9 @@ impl Registry {
             .header(header::ACCEPT, &accept)
             .body(Empty::new())
             .map_err(|e| fail("Unknown", e.to_string()))?;
-        let resp = self
-            .send(req)
-            .await
-            .map_err(|e| fail("Unknown", format!("failed to do request: Head \"{url}\": {}", go_net_error(&e, &url))))?;
+        let resp = self.send(req).await.map_err(|e| {
+            fail("Unknown", format!("failed to do request: Head \"{url}\": {}", go_net_error(&e, &url)))
+        })?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Err(fail("NotFound", format!("{r}: not found"))),
@@ -211,7 +210,10 @@ impl Registry {
                 ));
             }
             other => {
-                return Err(fail("Unknown", format!("unexpected status from HEAD request to {url}: {other}")));
+                return Err(fail(
+                    "Unknown",
+                    format!("unexpected status from HEAD request to {url}: {other}"),
+                ));
             }
         }
         let digest = resp
@@ -330,7 +332,10 @@ impl Registry {
             }
             if !status.is_success() {
                 let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                return Err(fail(format!("failed to copy: httpReadSeeker: failed open: {}", failed_open(&url, status, &body))));
+                return Err(fail(format!(
+                    "failed to copy: httpReadSeeker: failed open: {}",
+                    failed_open(&url, status, &body)
+                )));
             }
             break resp
                 .into_body()
@@ -406,8 +411,12 @@ fn go_net_error(e: &hyper_util::client::legacy::Error, url: &str) -> String {
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return format!("dial tcp {remote}: connect: connection refused"),
-                std::io::ErrorKind::ConnectionReset => return format!("read tcp {remote}: read: connection reset by peer"),
+                std::io::ErrorKind::ConnectionRefused => {
+                    return format!("dial tcp {remote}: connect: connection refused");
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    return format!("read tcp {remote}: read: connection reset by peer");
+                }
                 _ => {}
             }
         }
@@ -442,11 +451,22 @@ mod tests {
         let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"}]}"#;
         assert_eq!(
             failed_open(url, StatusCode::TOO_MANY_REQUESTS, body),
-            format!("unexpected status code {url}: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit")
+            format!(
+                "unexpected status code {url}: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"
+            )
         );
         let denied = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
-        assert!(failed_open(url, StatusCode::BAD_REQUEST, denied).ends_with("400 Bad Request - Server message: manifest unknown: manifest unknown"));
-        assert_eq!(failed_open(url, StatusCode::BAD_GATEWAY, b"<html>"), format!("unexpected status code {url}: 502 Bad Gateway"));
-        assert_eq!(failed_open(url, StatusCode::NOT_FOUND, b""), format!("content at {url} not found: not found"));
+        assert!(
+            failed_open(url, StatusCode::BAD_REQUEST, denied)
+                .ends_with("400 Bad Request - Server message: manifest unknown: manifest unknown")
+        );
+        assert_eq!(
+            failed_open(url, StatusCode::BAD_GATEWAY, b"<html>"),
+            format!("unexpected status code {url}: 502 Bad Gateway")
+        );
+        assert_eq!(
+            failed_open(url, StatusCode::NOT_FOUND, b""),
+            format!("content at {url} not found: not found")
+        );
     }
 }

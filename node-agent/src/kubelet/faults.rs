@@ -253,7 +253,12 @@ mod tests {
         }
     }
 
-    fn pod_chaos(name: &str, action: PodAction, duration: Option<&str>, records: &[(&str, &str)]) -> Arc<PodChaos> {
+    fn pod_chaos(
+        name: &str,
+        action: PodAction,
+        duration: Option<&str>,
+        records: &[(&str, &str)],
+    ) -> Arc<PodChaos> {
         Arc::new(PodChaos {
             metadata: meta(name),
             spec: PodChaosSpec {

@@ -15,9 +15,9 @@ use k8s_openapi::{
     api::core::v1::{Container, Pod},
     apimachinery::pkg::apis::meta::v1::Time,
 };
+use netlab_chaos::status::counter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use netlab_chaos::status::counter;
 use tracing::{debug, info, warn};
 
 use super::{
