@@ -277,6 +277,11 @@ fn pod_failure_refuses_connections_and_fails_readiness_until_it_ends() {
             "{killing:?}"
         );
 
+        eventually("podsAffected of fail", WAIT, || async {
+            (counter(&client, "fail", "node/node-1", "podsAffected").await == 1).then_some(())
+        })
+        .await;
+
         // Deleting the fault restores the app (another restart), Ready again, answering.
         client.delete::<PodChaos>(NS, "fail").await.expect("delete");
         let back = wait_pod(&client, "web", "Ready again", ready).await;

@@ -181,3 +181,73 @@ fn terminated(t: &Terminated) -> ApiState {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+    use super::*;
+
+    fn pod() -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container { name: "app".into(), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn build_with(state: ContainerState) -> PodStatus {
+        let pod = pod();
+        let containers = BTreeMap::from([("app".to_string(), state)]);
+        let mut conditions = HashMap::new();
+        build(Observed {
+            pod: &pod,
+            node_ip: "127.0.0.1".parse().unwrap(),
+            sandbox: None,
+            containers: &containers,
+            start_time: None,
+            conditions: &mut conditions,
+        })
+    }
+
+    fn killed() -> Terminated {
+        Terminated::now("abc".into(), None, 137, false)
+    }
+
+    #[test]
+    fn crash_loop_keeps_the_pod_running_with_the_last_termination() {
+        let status = build_with(ContainerState {
+            exited: true,
+            restart_count: 1,
+            waiting: Some(("CrashLoopBackOff".into(), "back-off 10s restarting failed container=app".into())),
+            last_terminated: Some(killed()),
+            ..Default::default()
+        });
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let c = &status.container_statuses.unwrap()[0];
+        assert_eq!(
+            c.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("Error")));
+        assert_eq!(last.container_id.as_deref(), Some("containerd://abc"));
+        assert!(!c.ready);
+    }
+
+    #[test]
+    fn a_container_that_stays_down_fails_the_pod() {
+        // restartPolicy Never: the kubelet leaves it terminated.
+        let status = build_with(ContainerState {
+            exited: true,
+            last_terminated: Some(killed()),
+            ..Default::default()
+        });
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        let c = &status.container_statuses.unwrap()[0];
+        assert_eq!(c.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 137);
+        assert!(c.last_state.is_none());
+    }
+}
