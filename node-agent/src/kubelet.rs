@@ -1,6 +1,8 @@
 //! The kubelet: watches the pods bound to this node and runs each through its lifecycle in its
 //! own worker (one slow pod never stalls another): sandbox + CNI ADD, resolv.conf, image pull
 //! with backoff, start the app, probes, status; on deletion stop, CNI DEL, and remove the pod.
+//! Containers that end (a PodChaos container-kill) are restarted per restartPolicy with the
+//! crash-loop backoff; a pod-failure swaps them for pause while it is in force ([`faults`]).
 //!
 //! On start it first reconciles what is on disk with what the apiserver says: pod directories
 //! and IPs of pods that no longer exist are released (CNI GC), and pods that still exist keep

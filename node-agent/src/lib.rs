@@ -9,6 +9,8 @@
 //! - [`node`]: Node registration and heartbeat.
 //! - [`kubelet`]: the pod watch and one worker per pod (sandbox, images, containers, probes,
 //!   status, events, backoff) and each pod's resolv.conf from its dnsPolicy (`kubelet::dns`).
+//!   The faults it enforces (PodChaos container-kill and pod-failure, ExhaustionChaos pod-cidr
+//!   through host-local) are read in `kubelet::faults`.
 //! - [`cni`]: the CNI plugin interface and the bridge + host-local chain.
 //! - [`image`]: reference normalisation, the registry client and the image store.
 //! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, and the toolbox (`curl`, `nc`,
