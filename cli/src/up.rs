@@ -117,6 +117,9 @@ fn plan(
                 "127.0.0.1".into(),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
+                // The registry (and resolver) faults are objects in this apiserver.
+                "--apiserver".into(),
+                server.clone(),
             ],
         ),
     ];

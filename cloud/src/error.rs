@@ -16,6 +16,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The apiserver URL (`--apiserver`) is not usable.
+    #[error("connecting to the apiserver")]
+    Apiserver(#[source] netlab_client::Error),
     /// The registry's HTTP server failed.
     #[error("serving the registry")]
     Registry(#[source] std::io::Error),

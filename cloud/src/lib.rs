@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`registry`]: the image store ([`registry::catalog`], [`registry::image`],
-//!   [`registry::tar`]) and its HTTP edge ([`registry::http`]).
+//!   [`registry::tar`]), its HTTP edge ([`registry::http`]) and the RegistryChaos faults it
+//!   enforces ([`registry::faults`], [`registry::reset`]) when given `--apiserver`.
 //! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records.
 
 use std::sync::Arc;
@@ -40,8 +41,20 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
     health.set_ready(true);
 
+    let faults = match &cfg.apiserver {
+        Some(url) => {
+            let client = netlab_client::Client::new(url).map_err(Error::Apiserver)?;
+            tracing::info!(apiserver = %url, "Enforcing RegistryChaos.");
+            Some(registry::faults::RegistryFaults::start(client, shutdown.child_token()))
+        }
+        None => None,
+    };
+
     // The registry runs on this task; the DNS and health servers stop on their child tokens.
-    axum::serve(listener, registry::http::router(registry))
+    // Its listener lets a fault reset one request's connection (RegistryChaos `unreachable`).
+    let app = registry::http::router_with_faults(registry, faults)
+        .into_make_service_with_connect_info::<registry::reset::Peer>();
+    axum::serve(registry::reset::ResetListener(listener), app)
         .with_graceful_shutdown(shutdown.child_token().cancelled_owned())
         .await
         .map_err(Error::Registry)

@@ -10,8 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 pub mod catalog;
+pub mod faults;
 pub mod http;
 pub mod image;
+pub mod reset;
 pub mod tar;
 
 pub use image::{Blob, Image};
@@ -83,6 +85,30 @@ pub enum ApiError {
     /// No such endpoint.
     #[error("404 page not found")]
     NotFound,
+    /// The client must authenticate (a RegistryChaos `error` 401; the response carries the
+    /// `WWW-Authenticate` challenge).
+    #[error("authentication required")]
+    Unauthorized {
+        /// The repository.
+        name: String,
+    },
+    /// The client may not pull (403).
+    #[error("requested access to the resource is denied")]
+    Denied,
+    /// Docker Hub's pull rate limit (429), with its text.
+    #[error(
+        "You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"
+    )]
+    TooManyRequests,
+    /// The registry failed (500).
+    #[error("unknown error")]
+    Unknown,
+    /// A proxy in front of the registry found it down (502); the body is the proxy's HTML.
+    #[error("502 Bad Gateway")]
+    BadGateway,
+    /// The registry is unavailable (503).
+    #[error("service unavailable")]
+    Unavailable,
 }
 
 /// One page of a paginated list (`tags/list`, `_catalog`).
@@ -183,6 +209,11 @@ impl ApiError {
             ApiError::PaginationNumberInvalid { .. } => "PAGINATION_NUMBER_INVALID",
             ApiError::Unsupported => "UNSUPPORTED",
             ApiError::NotFound => "NOT_FOUND",
+            ApiError::Unauthorized { .. } => "UNAUTHORIZED",
+            ApiError::Denied => "DENIED",
+            ApiError::TooManyRequests => "TOOMANYREQUESTS",
+            ApiError::Unknown | ApiError::BadGateway => "UNKNOWN",
+            ApiError::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -197,6 +228,12 @@ impl ApiError {
             | ApiError::DigestInvalid { .. }
             | ApiError::PaginationNumberInvalid { .. } => 400,
             ApiError::Unsupported => 405,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::Denied => 403,
+            ApiError::TooManyRequests => 429,
+            ApiError::Unknown => 500,
+            ApiError::BadGateway => 502,
+            ApiError::Unavailable => 503,
         }
     }
 
@@ -216,8 +253,18 @@ impl ApiError {
                 serde_json::json!(digest)
             }
             ApiError::PaginationNumberInvalid { n } => serde_json::json!({ "n": n }),
-            ApiError::Unsupported => serde_json::Value::Null,
+            ApiError::Unauthorized { name } => {
+                serde_json::json!([{ "Type": "repository", "Class": "", "Name": name, "Action": "pull" }])
+            }
+            ApiError::Unsupported
+            | ApiError::Denied
+            | ApiError::TooManyRequests
+            | ApiError::Unknown
+            | ApiError::Unavailable => serde_json::Value::Null,
             ApiError::NotFound => return b"404 page not found\n".to_vec(),
+            ApiError::BadGateway => {
+                return b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n".to_vec();
+            }
         };
         // Structs, not `json!`, to keep the spec's key order: code, message, detail.
         #[derive(serde::Serialize)]
@@ -228,6 +275,8 @@ impl ApiError {
         struct Entry<'a> {
             code: &'a str,
             message: String,
+            // Errors without detail have none on the wire (distribution omits it).
+            #[serde(skip_serializing_if = "serde_json::Value::is_null")]
             detail: serde_json::Value,
         }
         let body = Body { errors: [Entry { code: self.code(), message: self.to_string(), detail }] };

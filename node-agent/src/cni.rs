@@ -131,13 +131,21 @@ pub struct NetworkContext {
     pub pod_cidr: IpNet,
     /// The node's IP.
     pub node_ip: IpAddr,
+    /// Asked by the IPAM before each allocation (ExhaustionChaos `pod-cidr`).
+    pub exhaustion: Option<Arc<dyn host_local::Exhaustion>>,
 }
 
 /// A CNI plugin chain: what the container runtime calls to wire a sandbox.
 #[async_trait::async_trait]
 pub trait CniPlugin: Send + Sync {
-    /// The plugin's `type`, as containerd names it in errors (`plugin type="bridge" failed (add)`).
+    /// The plugin's `type`, as containerd names it in errors (`plugin type="bridge" name="cbr0" failed (add)`).
     fn plugin_type(&self) -> &str;
+
+    /// The network's `name` from its config, as containerd names it in errors
+    /// (`plugin type="bridge" name="cbr0" failed (add)`).
+    fn network_name(&self) -> &str {
+        DEFAULT_NETWORK
+    }
 
     /// The network config (the `.conflist` JSON), for inspection.
     fn network_config(&self) -> serde_json::Value;
@@ -230,6 +238,7 @@ mod tests {
             dir: std::env::temp_dir(),
             pod_cidr: "10.244.1.0/24".parse().unwrap(),
             node_ip: "127.0.1.1".parse().unwrap(),
+            exhaustion: None,
         };
         let err = plugin("calico", &ctx).err().unwrap();
         assert_eq!(err.code, 7);

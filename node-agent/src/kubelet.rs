@@ -1,6 +1,8 @@
 //! The kubelet: watches the pods bound to this node and runs each through its lifecycle in its
 //! own worker (one slow pod never stalls another): sandbox + CNI ADD, resolv.conf, image pull
 //! with backoff, start the app, probes, status; on deletion stop, CNI DEL, and remove the pod.
+//! Containers that end (a PodChaos container-kill) are restarted per restartPolicy with the
+//! crash-loop backoff; a pod-failure swaps them for pause while it is in force ([`faults`]).
 //!
 //! On start it first reconciles what is on disk with what the apiserver says: pod directories
 //! and IPs of pods that no longer exist are released (CNI GC), and pods that still exist keep
@@ -28,12 +30,15 @@ pub mod backoff;
 pub mod container;
 pub mod dns;
 pub mod events;
+pub mod faults;
 pub mod probe;
 pub mod sandbox;
 pub mod status;
 pub mod worker;
 
-use backoff::{Backoff, IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX};
+use backoff::{
+    Backoff, CONTAINER_BACKOFF_INITIAL, CONTAINER_BACKOFF_MAX, IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX,
+};
 use dns::{ClusterDns, DnsConfig};
 use events::Events;
 
@@ -68,6 +73,10 @@ pub struct Kubelet {
     pub image_backoff: Mutex<Backoff>,
     /// Sandbox creation backoff per pod UID.
     pub sandbox_backoff: Mutex<Backoff>,
+    /// Crash-loop backoff per container (`<pod>_<ns>_<uid>_<container>_<image>`).
+    pub crash_backoff: Mutex<Backoff>,
+    /// The faults this node enforces on its pods.
+    pub faults: Arc<faults::Faults>,
 }
 
 /// What a worker gets: the pod's latest state, or word that it is gone from the apiserver.
@@ -90,6 +99,7 @@ impl Kubelet {
         node_ip: IpAddr,
         runtime: Arc<Runtime>,
         cni: watch::Receiver<Option<Arc<dyn CniPlugin>>>,
+        faults: Arc<faults::Faults>,
     ) -> crate::Result<Self> {
         let images = ImageService::open(&cfg.data_dir.join("images"), &cfg.registry)
             .map_err(|e| crate::Error::io("opening the image store", e))?;
@@ -116,6 +126,11 @@ impl Kubelet {
                 scaled(IMAGE_BACKOFF_INITIAL),
                 scaled(IMAGE_BACKOFF_MAX),
             )),
+            crash_backoff: Mutex::new(Backoff::new(
+                scaled(CONTAINER_BACKOFF_INITIAL),
+                scaled(CONTAINER_BACKOFF_MAX),
+            )),
+            faults,
             events: Events::start(recorder),
             cfg,
             client,

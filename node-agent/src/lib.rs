@@ -9,6 +9,8 @@
 //! - [`node`]: Node registration and heartbeat.
 //! - [`kubelet`]: the pod watch and one worker per pod (sandbox, images, containers, probes,
 //!   status, events, backoff) and each pod's resolv.conf from its dnsPolicy (`kubelet::dns`).
+//!   The faults it enforces (PodChaos container-kill and pod-failure, ExhaustionChaos pod-cidr
+//!   through host-local) are read in `kubelet::faults`.
 //! - [`cni`]: the CNI plugin interface and the bridge + host-local chain.
 //! - [`image`]: reference normalisation, the registry client and the image store.
 //! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, and the toolbox (`curl`, `nc`,
@@ -101,8 +103,16 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     let runtime = Arc::new(Runtime::new(sockets));
     let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
     let (ready_tx, ready_rx) = watch::channel(false);
-    let kubelet =
-        Arc::new(kubelet::Kubelet::new(cfg.clone(), client.clone(), name.clone(), node_ip, runtime, cni_rx)?);
+    let faults = kubelet::faults::Faults::start(client.clone(), &name, shutdown.child_token());
+    let kubelet = Arc::new(kubelet::Kubelet::new(
+        cfg.clone(),
+        client.clone(),
+        name.clone(),
+        node_ip,
+        runtime,
+        cni_rx,
+        faults.clone(),
+    )?);
 
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
@@ -141,7 +151,16 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         }
     });
     tracker.spawn(node::heartbeat(client.clone(), cfg.clone(), info, ready_rx, shutdown.child_token()));
-    tracker.spawn(watch_pod_cidr(client, cfg, name, node_ip, cni_tx, ready_tx, shutdown.child_token()));
+    tracker.spawn(watch_pod_cidr(
+        client,
+        cfg,
+        name,
+        node_ip,
+        cni_tx,
+        ready_tx,
+        faults,
+        shutdown.child_token(),
+    ));
     tracker.close();
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
@@ -157,6 +176,7 @@ fn first_host(net: ipnet::IpNet) -> IpAddr {
 }
 
 /// Waits for the Node's `spec.podCIDR` (node IPAM assigns it) and then builds the CNI plugin.
+#[allow(clippy::too_many_arguments)] // One call site; each argument is a different piece of the node.
 async fn watch_pod_cidr(
     client: Client,
     cfg: Arc<Config>,
@@ -164,6 +184,7 @@ async fn watch_pod_cidr(
     node_ip: IpAddr,
     cni: watch::Sender<Option<Arc<dyn CniPlugin>>>,
     ready: watch::Sender<bool>,
+    faults: Arc<kubelet::faults::Faults>,
     shutdown: CancellationToken,
 ) {
     let params = ListParams { fields: format!("metadata.name={name}"), ..Default::default() };
@@ -173,7 +194,12 @@ async fn watch_pod_cidr(
         if let Some(cidr) = cidr {
             match cidr.parse() {
                 Ok(pod_cidr) => {
-                    let ctx = cni::NetworkContext { dir: cfg.data_dir.join("cni"), pod_cidr, node_ip };
+                    let ctx = cni::NetworkContext {
+                        dir: cfg.data_dir.join("cni"),
+                        pod_cidr,
+                        node_ip,
+                        exhaustion: Some(faults.clone()),
+                    };
                     match cni::plugin(&cfg.cni, &ctx) {
                         Ok(plugin) => {
                             info!(%cidr, plugin = %cfg.cni, "Pod CIDR assigned; CNI ready.");

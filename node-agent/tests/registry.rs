@@ -38,9 +38,10 @@ async fn fake_registry() -> String {
             get(move |Path((_, name, reference)): Path<(String, String, String)>| {
                 let (good, bad) = (good.clone(), bad.clone());
                 async move {
+                    // By tag (containerd's HEAD) and by digest (its GET).
                     let body = match (name.as_str(), reference.as_str()) {
-                        ("nginx", "1.27") => good,
-                        ("bad", "1") => bad,
+                        ("nginx", r) if r == "1.27" || r == digest(good.as_bytes()) => good,
+                        ("bad", r) if r == "1" || r == digest(bad.as_bytes()) => bad,
                         _ => {
                             return (StatusCode::NOT_FOUND, HeaderMap::new(), String::new()).into_response();
                         }

@@ -11,6 +11,8 @@ mod faults_api;
 mod faults_cli;
 mod faults_controller;
 mod faults_network;
+mod faults_pods;
+mod faults_registry;
 mod flows;
 mod kubernetes;
 mod manifests;

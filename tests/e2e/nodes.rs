@@ -334,7 +334,7 @@ fn small_pod_cidr_fills_up() {
         let range = format!("{}-{}", host(cidr, 1), host(cidr, 6));
         assert!(msg.starts_with("Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \""), "{msg}");
         assert!(
-            msg.ends_with(&format!("\": plugin type=\"bridge\" failed (add): failed to allocate for range 0: no IP addresses available in range set: {range}")),
+            msg.ends_with(&format!("\": plugin type=\"bridge\" name=\"cbr0\" failed (add): failed to allocate for range 0: no IP addresses available in range set: {range}")),
             "{msg}"
         );
         assert_eq!(events[0].type_.as_deref(), Some("Warning"));

@@ -17,7 +17,7 @@ use axum::{
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{ApiError, Blob, Page, Registry};
+use super::{ApiError, Blob, Page, Registry, faults::RegistryFaults};
 
 /// Sent on every response: clients check it on `/v2/` to know they talk to a v2 registry.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -59,7 +59,18 @@ pub enum Route<'a> {
 
 /// The router: every path goes through one handler that routes by suffix.
 pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new().fallback(handle).with_state(registry).layer(middleware::from_fn(trace))
+    router_with_faults(registry, None)
+}
+
+/// [`router`] with the RegistryChaos faults in force (if any) decided before the handler, inside
+/// the request's span so each decision marks it.
+pub fn router_with_faults(registry: Arc<Registry>, faults: Option<Arc<RegistryFaults>>) -> Router {
+    let router = Router::new().fallback(handle).with_state(registry);
+    let router = match faults {
+        Some(f) => router.layer(middleware::from_fn_with_state(f, super::faults::enforce)),
+        None => router,
+    };
+    router.layer(middleware::from_fn(trace))
 }
 
 /// Parses a request path.
@@ -154,17 +165,39 @@ async fn handle(State(registry): State<Arc<Registry>>, req: Request) -> Response
         Route::Manifest { name, reference } => registry.manifest(name, reference).map(|m| content(m, head)),
         Route::Blob { name, digest } => registry.blob(name, digest).map(|b| blob(b, head)),
     };
-    let mut response = result.unwrap_or_else(|e| error(&e, head));
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let mut response = result.unwrap_or_else(|e| error(&e, head, &host));
     response.headers_mut().insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     response
 }
 
 /// The one place an [`ApiError`] becomes a response. HEAD responses carry the status and the
-/// length but no body, as the spec requires.
-fn error(e: &ApiError, head: bool) -> Response {
-    let content_type = if *e == ApiError::NotFound { "text/plain; charset=utf-8" } else { JSON };
+/// length but no body, as the spec requires. A 401 carries the Basic challenge ECR sends (realm:
+/// the registry's own URL, from `host`); a 429 Docker Hub's rate-limit headers.
+pub fn error(e: &ApiError, head: bool, host: &str) -> Response {
+    let content_type = match e {
+        ApiError::NotFound => "text/plain; charset=utf-8",
+        ApiError::BadGateway => "text/html",
+        _ => JSON,
+    };
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    bytes_response(status, content_type, e.body(), head)
+    let mut r = bytes_response(status, content_type, e.body(), head);
+    match e {
+        ApiError::Unauthorized { .. } => {
+            insert(
+                &mut r,
+                header::WWW_AUTHENTICATE.as_str(),
+                &format!("Basic realm=\"http://{host}/\",service=\"cloud\""),
+            );
+        }
+        ApiError::TooManyRequests => {
+            insert(&mut r, "ratelimit-limit", "100;w=21600");
+            insert(&mut r, "ratelimit-remaining", "0;w=21600");
+        }
+        _ => {}
+    }
+    insert(&mut r, API_VERSION_HEADER, "registry/2.0");
+    r
 }
 
 /// A manifest: its own media type, digest and length.

@@ -41,7 +41,8 @@ impl Bridge {
             });
         };
         let range = Range::for_subnet(subnet)?;
-        let ipam = HostLocal::open(&ctx.dir.join("networks").join(DEFAULT_NETWORK), range)?;
+        let ipam = HostLocal::open(&ctx.dir.join("networks").join(DEFAULT_NETWORK), range)?
+            .with_exhaustion(ctx.exhaustion.clone());
         let bridge = Self { ipam, subnet };
         let net_d = ctx.dir.join("net.d");
         std::fs::create_dir_all(&net_d).map_err(|e| CniError::io("creating net.d", e))?;
@@ -164,6 +165,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             pod_cidr: "10.244.1.0/24".parse().unwrap(),
             node_ip: "127.0.1.1".parse().unwrap(),
+            exhaustion: None,
         };
         let b = Bridge::new(&ctx).unwrap();
         let r = b.add(&req("a")).await.unwrap();

@@ -9,7 +9,7 @@ use std::{
     io::Write as _,
     net::Ipv4Addr,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use ipnet::Ipv4Net;
@@ -34,6 +34,15 @@ pub struct Range {
     pub gateway: Ipv4Addr,
 }
 
+/// Asked before every allocation: whether a fault (ExhaustionChaos `pod-cidr`) holds the range
+/// as used up. The lab's stand-in for a range whose every address is taken: the allocation fails
+/// exactly as it does when the store is full, without filling the store (so the fault ends by
+/// itself, and no pod's real address is touched).
+pub trait Exhaustion: Send + Sync + std::fmt::Debug {
+    /// Whether to refuse this allocation (the implementation marks the span and counts).
+    fn exhausted(&self) -> bool;
+}
+
 /// The allocator over a state directory (`<cni dir>/networks/<network>`).
 #[derive(Debug)]
 pub struct HostLocal {
@@ -41,6 +50,8 @@ pub struct HostLocal {
     range: Range,
     /// The real plugin takes a file lock on the directory; one process owns it here.
     lock: Mutex<()>,
+    /// The fault gate, if the node watches faults.
+    exhaustion: Option<Arc<dyn Exhaustion>>,
 }
 
 /// One allocation found in the store.
@@ -90,7 +101,13 @@ impl HostLocal {
     /// Opens (creating) the store at `dir` for `range`.
     pub fn open(dir: &Path, range: Range) -> Result<Self, CniError> {
         fs::create_dir_all(dir).map_err(|e| CniError::io(&format!("creating {}", dir.display()), e))?;
-        Ok(Self { dir: dir.to_path_buf(), range, lock: Mutex::new(()) })
+        Ok(Self { dir: dir.to_path_buf(), range, lock: Mutex::new(()), exhaustion: None })
+    }
+
+    /// Consults `gate` before each allocation.
+    pub fn with_exhaustion(mut self, gate: Option<Arc<dyn Exhaustion>>) -> Self {
+        self.exhaustion = gate;
+        self
     }
 
     /// The range served.
@@ -102,6 +119,9 @@ impl HostLocal {
     /// reserved one. A container already holding an address gets host-local's duplicate error.
     pub fn allocate(&self, container_id: &str, ifname: &str) -> Result<Ipv4Addr, CniError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exhaustion.as_ref().is_some_and(|g| g.exhausted()) {
+            return Err(self.exhausted_error());
+        }
         let existing = self.scan()?;
         if let Some(a) = existing.iter().find(|a| a.container_id == container_id && a.ifname == ifname) {
             return Err(CniError {
@@ -146,14 +166,19 @@ impl HostLocal {
                 .map_err(|e| CniError::io("writing last_reserved_ip", e))?;
             return Ok(candidate);
         }
-        Err(CniError {
+        Err(self.exhausted_error())
+    }
+
+    /// host-local's error when no address of the range set is free.
+    fn exhausted_error(&self) -> CniError {
+        CniError {
             code: 100,
             msg: format!(
                 "failed to allocate for range 0: no IP addresses available in range set: {}",
                 self.range
             ),
             details: String::new(),
-        })
+        }
     }
 
     /// Releases every address held by `(container_id, ifname)`; nothing held is fine.
@@ -228,6 +253,30 @@ mod tests {
         let text = fs::read_to_string(dir.path().join("10.244.1.3")).unwrap();
         assert_eq!(text, "b\r\neth0");
         assert_eq!(fs::read_to_string(dir.path().join("last_reserved_ip.0")).unwrap(), "10.244.1.4");
+    }
+
+    #[derive(Debug)]
+    struct Gate(std::sync::atomic::AtomicBool);
+
+    impl Exhaustion for Gate {
+        fn exhausted(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn an_exhaustion_fault_refuses_with_the_full_range_error_and_lifts() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate(true.into()));
+        let s = store(dir.path(), "10.244.1.0/24").with_exhaustion(Some(gate.clone()));
+        let err = s.allocate("a", "eth0").unwrap_err();
+        assert_eq!(
+            err.msg,
+            "failed to allocate for range 0: no IP addresses available in range set: 10.244.1.1-10.244.1.254"
+        );
+        assert!(s.allocations().unwrap().is_empty(), "the store is untouched");
+        gate.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(s.allocate("a", "eth0").unwrap(), Ipv4Addr::new(10, 244, 1, 2));
     }
 
     #[test]

@@ -172,6 +172,12 @@ impl Registry {
         })
     }
 
+    /// A manifest as containerd gets it: the resolver's `HEAD` on the tag (or digest) for the
+    /// digest, then the fetcher's `GET` by digest. Each step fails with its own text
+    /// (`failed to resolve reference ...` vs `failed to copy: httpReadSeeker: failed open: ...`),
+    /// which is why a registry that refuses only GETs (Docker Hub's rate limit does not count
+    /// HEADs) shows the `429 ... toomanyrequests` message, and one that refuses everything shows
+    /// the HEAD's bare status.
     async fn manifest(
         &self,
         repo: &str,
@@ -179,28 +185,25 @@ impl Registry {
         reference: &Reference,
     ) -> Result<(String, Manifest), PullError> {
         let r = reference.to_string();
+        let accept = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST, "*/*"].join(", ");
         let url = format!("{}/v2/{repo}/manifests/{tag_or_digest}", self.base);
         let fail = |code, m: String| PullError {
             code,
             reference: r.clone(),
             message: format!("failed to resolve reference \"{r}\": {m}"),
         };
-        let req = Request::get(&url)
-            .header(header::ACCEPT, [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST, "*/*"].join(", "))
+        let req = Request::head(&url)
+            .header(header::ACCEPT, &accept)
             .body(Empty::new())
             .map_err(|e| fail("Unknown", e.to_string()))?;
         let resp = self.send(req).await.map_err(|e| {
-            fail("Unknown", format!("failed to do request: Head \"{url}\": {}", source_chain(&e)))
+            fail("Unknown", format!("failed to do request: Head \"{url}\": {}", go_net_error(&e, &url)))
         })?;
-        let status = resp.status();
-        let header_digest =
-            resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let content_type =
-            resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        match status {
+        match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Err(fail("NotFound", format!("{r}: not found"))),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            // The registry's challenge is Basic and the node has no credentials for it.
+            StatusCode::UNAUTHORIZED => {
                 return Err(fail(
                     "Unknown",
                     "pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials".into(),
@@ -213,25 +216,50 @@ impl Registry {
                 ));
             }
         }
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| tag_or_digest.to_string());
+
+        let url = format!("{}/v2/{repo}/manifests/{digest}", self.base);
+        let copy = |m: String| PullError {
+            code: "Unknown",
+            reference: r.clone(),
+            message: format!("failed to copy: httpReadSeeker: failed open: {m}"),
+        };
+        let req = Request::get(&url)
+            .header(header::ACCEPT, &accept)
+            .body(Empty::new())
+            .map_err(|e| copy(e.to_string()))?;
+        let resp = self
+            .send(req)
+            .await
+            .map_err(|e| copy(format!("failed to do request: Get \"{url}\": {}", go_net_error(&e, &url))))?;
+        let status = resp.status();
+        let content_type =
+            resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| fail("Unknown", format!("failed to read manifest: {e}")))?
+            .map_err(|e| copy(format!("failed to read manifest: {e}")))?
             .to_bytes();
-        let digest = format!("sha256:{}", hex(&Sha256::digest(&body)));
-        if let Some(h) = header_digest
-            && h != digest
-        {
+        if status != StatusCode::OK {
+            return Err(copy(failed_open(&url, status, &body)));
+        }
+        let content = format!("sha256:{}", hex(&Sha256::digest(&body)));
+        if digest.starts_with("sha256:") && digest != content {
             return Err(fail(
                 "Unknown",
-                format!("manifest digest mismatch: registry says {h}, content is {digest}"),
+                format!("manifest digest mismatch: registry says {digest}, content is {content}"),
             ));
         }
-        if tag_or_digest.starts_with("sha256:") && tag_or_digest != digest {
+        if tag_or_digest.starts_with("sha256:") && tag_or_digest != content {
             return Err(fail(
                 "Unknown",
-                format!("manifest digest mismatch: asked {tag_or_digest}, content is {digest}"),
+                format!("manifest digest mismatch: asked {tag_or_digest}, content is {content}"),
             ));
         }
         let mut manifest: Manifest = serde_json::from_slice(&body)
@@ -239,7 +267,7 @@ impl Registry {
         if manifest.media_type.is_empty() {
             manifest.media_type = content_type;
         }
-        Ok((digest, manifest))
+        Ok((content, manifest))
     }
 
     /// One registry request, as its own span (method, URL, status) carrying the trace context in
@@ -283,7 +311,10 @@ impl Registry {
         let data = loop {
             let req = Request::get(&url).body(Empty::new()).map_err(|e| fail(e.to_string()))?;
             let resp = self.send(req).await.map_err(|e| {
-                fail(format!("failed to copy: failed to do request: Get \"{url}\": {}", source_chain(&e)))
+                fail(format!(
+                    "failed to copy: httpReadSeeker: failed open: failed to do request: Get \"{url}\": {}",
+                    go_net_error(&e, &url)
+                ))
             })?;
             let status = resp.status();
             if status.is_redirection() && redirects < 3 {
@@ -300,8 +331,10 @@ impl Registry {
                 )));
             }
             if !status.is_success() {
+                let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 return Err(fail(format!(
-                    "failed to copy: httpReadSeeker: failed open: unexpected status code {url}: {status}"
+                    "failed to copy: httpReadSeeker: failed open: {}",
+                    failed_open(&url, status, &body)
                 )));
             }
             break resp
@@ -339,6 +372,64 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// containerd's `httpReadSeeker` text for a non-2xx fetch: `content at <url> not found` for a
+/// 404, else the status, with the registry's first error (`code: message`, the code lowercased
+/// with `_` as spaces, as containerd's errcode prints it) when the body carries one.
+pub fn failed_open(url: &str, status: StatusCode, body: &[u8]) -> String {
+    if status == StatusCode::NOT_FOUND {
+        return format!("content at {url} not found: not found");
+    }
+    #[derive(Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<ErrorBody>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Errors>(body).ok().and_then(|e| e.errors.into_iter().next()) {
+        Some(e) => format!(
+            "unexpected status code {url}: {status} - Server message: {}: {}",
+            e.code.replace('_', " ").to_ascii_lowercase(),
+            e.message
+        ),
+        None => format!("unexpected status code {url}: {status}"),
+    }
+}
+
+/// A failed request as Go's net/http prints it (containerd's texts embed these): refused dials
+/// and reset reads as `net.OpError`s, a connection closed without an answer as `EOF`. The local
+/// address Go would print before `->` is not known here, so the error names only the remote one
+/// (the form Go uses when it has no source address).
+fn go_net_error(e: &hyper_util::client::legacy::Error, url: &str) -> String {
+    let remote = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return format!("dial tcp {remote}: connect: connection refused");
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    return format!("read tcp {remote}: read: connection reset by peer");
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return "EOF".into();
+        }
+        cur = err.source();
+    }
+    source_chain(e)
+}
+
 fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -348,4 +439,34 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_open_reads_like_containerd() {
+        let url = "http://127.0.0.1:5000/v2/library/nginx/manifests/sha256:ab";
+        let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"}]}"#;
+        assert_eq!(
+            failed_open(url, StatusCode::TOO_MANY_REQUESTS, body),
+            format!(
+                "unexpected status code {url}: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"
+            )
+        );
+        let denied = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert!(
+            failed_open(url, StatusCode::BAD_REQUEST, denied)
+                .ends_with("400 Bad Request - Server message: manifest unknown: manifest unknown")
+        );
+        assert_eq!(
+            failed_open(url, StatusCode::BAD_GATEWAY, b"<html>"),
+            format!("unexpected status code {url}: 502 Bad Gateway")
+        );
+        assert_eq!(
+            failed_open(url, StatusCode::NOT_FOUND, b""),
+            format!("content at {url} not found: not found")
+        );
+    }
 }

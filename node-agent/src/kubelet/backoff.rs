@@ -1,6 +1,6 @@
-//! client-go's `flowcontrol.Backoff`, as the kubelet uses it for image pulls and sandbox
-//! creation: per key, the first failure waits `initial`, each further one doubles the wait up to
-//! `max`; an entry idle for more than twice `max` starts over.
+//! client-go's `flowcontrol.Backoff`, as the kubelet uses it for image pulls, sandbox creation
+//! and container restarts (CrashLoopBackOff): per key, the first failure waits `initial`, each
+//! further one doubles the wait up to `max`; an entry idle for more than twice `max` starts over.
 
 use std::{
     collections::HashMap,
@@ -11,6 +11,11 @@ use std::{
 pub const IMAGE_BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 /// The kubelet's image pull backoff cap (`MaxImageBackOff`).
 pub const IMAGE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The kubelet's container restart backoff start (`backOffPeriod`).
+pub const CONTAINER_BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+/// The kubelet's container restart backoff cap (`MaxContainerBackOff`).
+pub const CONTAINER_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// Per-key exponential backoff.
 #[derive(Debug)]
@@ -53,6 +58,23 @@ impl Backoff {
         (now < until).then_some(until)
     }
 
+    /// `IsInBackOffSince`: whether less than the current backoff has passed between
+    /// `event` (a container's finish) and `now`; if so, until when. An entry idle for more than
+    /// twice `max` at `event` does not count.
+    pub fn in_backoff_since(&self, key: &str, event: Instant, now: Instant) -> Option<Instant> {
+        let e = self.entries.get(key)?;
+        if event.saturating_duration_since(e.last_update) > self.max * 2 {
+            return None;
+        }
+        let until = event + e.backoff;
+        (now < until).then_some(until)
+    }
+
+    /// `Get`: the current wait for `key` (zero if none).
+    pub fn get(&self, key: &str) -> Duration {
+        self.entries.get(key).map_or(Duration::ZERO, |e| e.backoff)
+    }
+
     /// Forgets `key` (after a success).
     pub fn reset(&mut self, key: &str) {
         self.entries.remove(key);
@@ -76,6 +98,25 @@ mod tests {
             assert_eq!(b.in_backoff_until("uid_nginx:typo", now), None);
         }
         assert_eq!(seen, [10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn crash_loop_waits_from_the_finish() {
+        let mut b = Backoff::new(CONTAINER_BACKOFF_INITIAL, CONTAINER_BACKOFF_MAX);
+        let t0 = Instant::now();
+        // First death: no entry, restart at once; the entry now holds 10 s.
+        assert_eq!(b.in_backoff_since("c", t0, t0), None);
+        assert_eq!(b.next("c", t0), Duration::from_secs(10));
+        // Second death 3 s later: back-off until 10 s after that finish.
+        let t1 = t0 + Duration::from_secs(3);
+        assert_eq!(b.in_backoff_since("c", t1, t1), Some(t1 + Duration::from_secs(10)));
+        assert_eq!(b.get("c"), Duration::from_secs(10));
+        let later = t1 + Duration::from_secs(10);
+        assert_eq!(b.in_backoff_since("c", t1, later), None);
+        assert_eq!(b.next("c", t1), Duration::from_secs(20));
+        // A death long after the last one (more than 2 × max) is a fresh start.
+        let much_later = t1 + Duration::from_secs(601);
+        assert_eq!(b.in_backoff_since("c", much_later, much_later), None);
     }
 
     #[test]

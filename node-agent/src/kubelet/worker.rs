@@ -15,14 +15,16 @@ use k8s_openapi::{
     api::core::v1::{Container, Pod},
     apimachinery::pkg::apis::meta::v1::Time,
 };
+use netlab_chaos::status::counter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     CNI_RESULT_ANNOTATION, Kubelet, Update,
-    container::ContainerState,
+    container::{ContainerState, Terminated},
     dns, events,
+    faults::PodFault,
     probe::{self, ProbeKind, ProbeUpdate},
     sandbox::Sandbox,
     status::{self, Observed, now},
@@ -38,6 +40,23 @@ use crate::{
 /// (scaled by `--time-scale`).
 const ERR_IMAGE_PULL_GRACE: Duration = Duration::from_secs(1);
 
+/// The image Chaos Mesh's pod-failure swaps in (`POD_FAILURE_PAUSE_IMAGE`'s default).
+pub const PAUSE_IMAGE: &str = "gcr.io/google-containers/pause:latest";
+
+/// The one-shot faults (container-kill) already done to this pod, in its directory, so a
+/// restarted node-agent does not kill again.
+const APPLIED_FILE: &str = "chaos-applied.json";
+
+/// What the kubelet does about a container that ended.
+enum Restart {
+    /// Start it again now.
+    Now,
+    /// Not before then (CrashLoopBackOff).
+    At(Instant),
+    /// Never (restartPolicy).
+    Never,
+}
+
 /// One pod's worker: its state as the kubelet tracks it, owned by the task that drives the pod.
 pub struct Worker {
     pub(super) k: Arc<Kubelet>,
@@ -51,6 +70,8 @@ pub struct Worker {
     pub(super) conditions: HashMap<&'static str, (bool, Time)>,
     last_status: Option<serde_json::Value>,
     prev_pull_error: HashMap<String, String>,
+    /// UIDs of the one-shot faults done to this pod.
+    applied: std::collections::BTreeSet<String>,
     probe_tx: mpsc::UnboundedSender<ProbeUpdate>,
     probe_rx: mpsc::UnboundedReceiver<ProbeUpdate>,
 }
@@ -85,6 +106,7 @@ impl Worker {
             conditions: HashMap::new(),
             last_status: None,
             prev_pull_error: HashMap::new(),
+            applied: Default::default(),
             probe_tx,
             probe_rx,
         }
@@ -94,6 +116,7 @@ impl Worker {
     pub async fn run(mut self, mut updates: watch::Receiver<Update>, shutdown: CancellationToken) {
         self.restore();
         let mut cni = self.k.cni.clone();
+        let mut faults = self.k.faults.subscribe();
         loop {
             let update = updates.borrow_and_update().clone();
             self.pod = update.pod;
@@ -126,6 +149,7 @@ impl Worker {
                 Some(p) = self.probe_rx.recv() => self.on_probe(p),
                 _ = sleep => {}
                 _ = cni.changed(), if next == Next::Cni => {}
+                r = faults.changed() => if r.is_err() { return },
             }
             // Take every queued probe result before syncing once.
             while let Ok(p) = self.probe_rx.try_recv() {
@@ -152,6 +176,10 @@ impl Worker {
     /// After a node-agent restart: take back the sandbox and the containers the apiserver says
     /// are running, without a new ADD, pull or start event.
     fn restore(&mut self) {
+        self.applied = std::fs::read(self.dir.join(APPLIED_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         let Some(sandbox) = Sandbox::load(&self.dir) else {
             return;
         };
@@ -209,9 +237,27 @@ impl Worker {
                 }
             }
         }
+        self.apply_faults();
         let mut next = Next::Idle;
         for c in self.spec_containers() {
             let mut state = self.containers.remove(&c.name).unwrap_or_default();
+            if state.id.is_none() && state.exited {
+                match self.restart(&c, &mut state) {
+                    Restart::Now => {
+                        state.exited = false;
+                        state.restarting = true;
+                    }
+                    Restart::At(t) => {
+                        next = earliest(next, Next::At(t));
+                        self.containers.insert(c.name.clone(), state);
+                        continue;
+                    }
+                    Restart::Never => {
+                        self.containers.insert(c.name.clone(), state);
+                        continue;
+                    }
+                }
+            }
             if state.id.is_none() {
                 match self.ensure_image(&c, &mut state).await {
                     Ok(image) => {
@@ -224,6 +270,9 @@ impl Worker {
                         match self.start_app(&c, &id, &image, &mut state) {
                             Ok(()) => {
                                 state.started_at = Some(now());
+                                if std::mem::take(&mut state.restarting) {
+                                    state.restart_count += 1;
+                                }
                                 self.k.events.normal(
                                     &self.pod,
                                     events::STARTED,
@@ -434,8 +483,9 @@ impl Worker {
                         &self.pod,
                         events::FAILED_CREATE_POD_SANDBOX,
                         format!(
-                            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"{id}\": plugin type=\"{}\" failed (add): {}",
+                            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"{id}\": plugin type=\"{}\" name=\"{}\" failed (add): {}",
                             cni.plugin_type(),
+                            cni.network_name(),
                             e.msg
                         ),
                     );
@@ -596,6 +646,215 @@ impl Worker {
         }
     }
 
+    /// What to do about a container that ended (`computePodActions` + `doBackOff`): per
+    /// restartPolicy, and when it ended too soon after its last start, CrashLoopBackOff with the
+    /// kubelet's texts until the backoff (10 s doubling to 5 min, scaled) has passed since it
+    /// ended.
+    fn restart(&self, c: &Container, state: &mut ContainerState) -> Restart {
+        let Some(last) = state.last_terminated.clone() else {
+            return Restart::Now;
+        };
+        let policy = self.pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
+        if policy == "Never" || (policy == "OnFailure" && last.exit_code == 0) {
+            state.waiting = None;
+            return Restart::Never;
+        }
+        if last.redefined {
+            return Restart::Now;
+        }
+        let (ns, name) = self.key();
+        let pod = format!("{name}_{ns}({})", self.uid);
+        let key = format!("{name}_{ns}_{}_{}_{}", self.uid, c.name, c.image.as_deref().unwrap_or(""));
+        let now_i = Instant::now();
+        let mut backoff = self.k.crash_backoff.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = backoff.in_backoff_since(&key, last.finished, now_i) {
+            // The message shows the kubelet's own durations, not the lab's scaled ones.
+            let shown = go_duration_secs(backoff.get(&key).div_f64(self.k.cfg.time_scale));
+            self.k.events.warning(
+                &self.pod,
+                events::BACK_OFF,
+                format!("Back-off restarting failed container {} in pod {pod}", c.name),
+            );
+            state.waiting = Some((
+                "CrashLoopBackOff".into(),
+                format!("back-off {shown} restarting failed container={} pod={pod}", c.name),
+            ));
+            return Restart::At(until);
+        }
+        backoff.next(&key, last.finished);
+        Restart::Now
+    }
+
+    /// Puts this pod's faults into effect: container-kill once per fault, pod-failure while it is
+    /// in force (and undone when it is not).
+    fn apply_faults(&mut self) {
+        let (ns, name) = self.key();
+        let pod = format!("{ns}/{name}");
+        let faults = self.k.faults.clone();
+        for kill in faults.container_kills(&pod) {
+            if self.applied.contains(&kill.uid) {
+                continue;
+            }
+            let spec = self.spec_containers();
+            let named: Vec<&String> =
+                kill.containers.iter().filter(|n| spec.iter().any(|c| &c.name == *n)).collect();
+            let running: Vec<String> = named
+                .iter()
+                .filter(|n| self.containers.get(n.as_str()).is_some_and(|s| s.id.is_some()))
+                .map(|n| n.to_string())
+                .collect();
+            // As chaos-daemon's kill of a container that does not run yet fails and is retried,
+            // wait until a named container runs; a pod without any of the names is left alone.
+            if running.is_empty() && !named.is_empty() {
+                continue;
+            }
+            for container in &running {
+                self.kill_container(container, &kill);
+            }
+            if !running.is_empty() {
+                faults.reporter().add(&kill.key, counter::PODS_AFFECTED, 1);
+            }
+            self.applied.insert(kill.uid.clone());
+            self.save_applied();
+        }
+        match faults.pod_failure(&pod, jiff::Timestamp::now()) {
+            Some(failure) => {
+                let targets: Vec<Container> = self
+                    .spec_containers()
+                    .into_iter()
+                    .filter(|c| {
+                        self.containers.get(&c.name).is_some_and(|s| s.id.is_some() && s.paused_by.is_none())
+                    })
+                    .collect();
+                for c in &targets {
+                    self.swap_to_pause(c, &failure);
+                }
+                let swapped = targets.len();
+                if swapped > 0 {
+                    faults.reporter().add(&failure.key, counter::PODS_AFFECTED, 1);
+                }
+            }
+            None => {
+                for c in self.spec_containers() {
+                    if self.containers.get(&c.name).is_some_and(|s| s.paused_by.is_some()) {
+                        self.swap_back(&c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// container-kill: the container gets SIGKILL from outside the kubelet (chaos-daemon through
+    /// containerd), so it ends with 137 and the kubelet restarts it on its next sync.
+    fn kill_container(&mut self, name: &str, kill: &PodFault) {
+        let (ns, pod) = self.key();
+        let Some(state) = self.containers.get_mut(name) else {
+            return;
+        };
+        let Some(id) = state.id.take() else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "container kill",
+            k8s.pod.name = %pod,
+            k8s.namespace.name = %ns,
+            k8s.node.name = %self.k.node_name,
+            k8s.container.name = %name,
+            container.id = %id,
+        );
+        netlab_telemetry::propagation::follow(&span, self.pod.metadata.annotations.as_ref());
+        kill.fault.mark(&span, &format!("killed container {name}: exit code 137 (SIGKILL)"));
+        self.k.runtime.stop(&id);
+        if let Some(t) = state.probes.take() {
+            t.cancel();
+        }
+        state.ready = false;
+        state.waiting = None;
+        state.exited = true;
+        state.last_terminated = Some(Terminated::now(id, state.started_at.take(), 137, false));
+        span.in_scope(|| info!(fault = %kill.fault.name, "Container killed by a fault."));
+    }
+
+    /// pod-failure: Chaos Mesh swaps the container's image for the pause image; the kubelet
+    /// stops the container (its definition changed) and starts pause, which listens on nothing:
+    /// connections to the pod are refused and readiness probes fail.
+    fn swap_to_pause(&mut self, c: &Container, failure: &PodFault) {
+        let (ns, pod) = self.key();
+        let Some(mut state) = self.containers.remove(&c.name) else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "pod failure",
+            k8s.pod.name = %pod,
+            k8s.namespace.name = %ns,
+            k8s.node.name = %self.k.node_name,
+            k8s.container.name = %c.name,
+        );
+        netlab_telemetry::propagation::follow(&span, self.pod.metadata.annotations.as_ref());
+        failure.fault.mark(&span, &format!("container {} runs {PAUSE_IMAGE}", c.name));
+        self.stop_for_redefinition(&c.name, &mut state);
+        let pause = Image {
+            reference: PAUSE_IMAGE.into(),
+            manifest_digest: String::new(),
+            config_digest: String::new(),
+            size: 0,
+            app: AppKind::Toolbox,
+            port: None,
+        };
+        // The lab's pause image is built in (the registry serves no pause image), so there is no
+        // pull: straight to create and start.
+        let id = Runtime::new_id(&format!("{}/{}", self.uid, c.name));
+        self.k.events.normal(&self.pod, events::CREATED, format!("Created container: {}", c.name));
+        if self.start_app(c, &id, &pause, &mut state).is_ok() {
+            self.k.events.normal(&self.pod, events::STARTED, format!("Started container {}", c.name));
+            state.started_at = Some(now());
+            state.restart_count += 1;
+            state.exited = false;
+        }
+        state.paused_by = Some(failure.uid.clone());
+        self.containers.insert(c.name.clone(), state);
+    }
+
+    /// The pod-failure is over: Chaos Mesh puts the original image back; the kubelet stops pause
+    /// and starts the container again (this sync), a restart like any other.
+    fn swap_back(&mut self, c: &Container) {
+        let Some(mut state) = self.containers.remove(&c.name) else {
+            return;
+        };
+        self.stop_for_redefinition(&c.name, &mut state);
+        state.paused_by = None;
+        self.containers.insert(c.name.clone(), state);
+    }
+
+    /// The kubelet stops a container whose spec changed: `Killing` and a clean exit (pause and
+    /// the lab's apps exit 0 on SIGTERM).
+    fn stop_for_redefinition(&self, name: &str, state: &mut ContainerState) {
+        self.k.events.normal(
+            &self.pod,
+            events::KILLING,
+            format!("Container {name} definition changed, will be restarted"),
+        );
+        if let Some(t) = state.probes.take() {
+            t.cancel();
+        }
+        if let Some(id) = state.id.take() {
+            self.k.runtime.stop(&id);
+            state.last_terminated = Some(Terminated::now(id, state.started_at.take(), 0, true));
+        }
+        state.ready = false;
+        state.waiting = None;
+        state.exited = true;
+    }
+
+    fn save_applied(&self) {
+        let json = serde_json::to_vec(&self.applied).unwrap_or_default();
+        if let Err(error) = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(self.dir.join(APPLIED_FILE), json))
+        {
+            warn!(%error, "Could not record the faults done to the pod.");
+        }
+    }
+
     fn stop_probes(&mut self) {
         for s in self.containers.values_mut() {
             if let Some(t) = s.probes.take() {
@@ -665,6 +924,16 @@ pub(super) fn condition_name(t: &str) -> Option<&'static str> {
     ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"].into_iter().find(|n| *n == t)
 }
 
+/// A whole-second duration as Go prints it: `10s`, `1m20s`, `5m0s`.
+pub fn go_duration_secs(d: Duration) -> String {
+    let secs = d.as_secs_f64().round() as u64;
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
 /// A duration as Go prints it after `Truncate(time.Millisecond)`: `12ms`, `1.5s`, `0s`.
 pub fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -693,5 +962,8 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_millis(2000)), "2s");
         assert_eq!(go_duration(Duration::from_millis(61_250)), "1m1.25s");
+        assert_eq!(go_duration_secs(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration_secs(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration_secs(Duration::from_millis(299_999)), "5m0s");
     }
 }
