@@ -117,6 +117,9 @@ fn plan(
                 "127.0.0.1".into(),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
+                // The fault objects it enforces (UpstreamDNSChaos, RegistryChaos).
+                "--apiserver".into(),
+                server.clone(),
             ],
         ),
     ];

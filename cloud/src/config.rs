@@ -34,6 +34,11 @@ pub struct Config {
     #[arg(long, env = "NETLAB_CLOUD_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
     pub healthz_bind_address: SocketAddr,
 
+    /// The apiserver whose fault objects (UpstreamDNSChaos, RegistryChaos) the cloud follows.
+    /// Unset: no faults, the outside world as it is.
+    #[arg(long, env = "NETLAB_CLOUD_APISERVER")]
+    pub apiserver: Option<String>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,

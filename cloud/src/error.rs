@@ -16,6 +16,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The apiserver client could not be built from `--apiserver`.
+    #[error("the apiserver client")]
+    Client(#[source] netlab_client::Error),
     /// The registry's HTTP server failed.
     #[error("serving the registry")]
     Registry(#[source] std::io::Error),

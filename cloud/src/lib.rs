@@ -7,7 +7,8 @@
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`registry`]: the image store ([`registry::catalog`], [`registry::image`],
 //!   [`registry::tar`]) and its HTTP edge ([`registry::http`]).
-//! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records.
+//! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records;
+//!   [`upstream::faults`]: UpstreamDNSChaos, followed when `--apiserver` is given.
 
 use std::sync::Arc;
 
@@ -34,9 +35,18 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let registry_addr = listener.local_addr().map_err(Error::Registry)?;
     tracing::info!(addr = %registry_addr, repositories = registry.catalog(None, None).items.len(), "Serving the OCI registry.");
 
-    let dns_addr =
-        upstream::serve(upstream::World::new(cfg.advertise_address), cfg.dns_listen, shutdown.child_token())
-            .await?;
+    let faults = Arc::new(upstream::faults::State::default());
+    if let Some(apiserver) = &cfg.apiserver {
+        let client = netlab_client::Client::new(apiserver).map_err(Error::Client)?;
+        tokio::spawn(upstream::faults::watch(client, faults.clone(), shutdown.child_token()));
+    }
+    let dns_addr = upstream::serve(
+        upstream::World::new(cfg.advertise_address),
+        faults,
+        cfg.dns_listen,
+        shutdown.child_token(),
+    )
+    .await?;
     tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
     health.set_ready(true);
 

@@ -6,6 +6,7 @@ mod conntrack;
 mod dataplane;
 mod dns;
 mod docker;
+mod faults_dns;
 mod endpointslices;
 mod flows;
 mod kubernetes;
