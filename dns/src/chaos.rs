@@ -25,13 +25,7 @@
 use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use netlab_chaos::{
-    DnsChaos, FaultRef,
-    dns::DnsAction,
-    pattern,
-    report::FaultKey,
-    window::Window,
-};
+use netlab_chaos::{DnsChaos, FaultRef, dns::DnsAction, pattern, report::FaultKey, window::Window};
 
 /// The fixed AAAA answer of chaos-coredns v0.2.x's `random`.
 pub const RANDOM_AAAA: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0x123, 0x12, 1);
@@ -137,7 +131,10 @@ pub struct Faults {
 
 impl Faults {
     /// The rules of `faults` in force at `now`, and how long until one of them ends by itself.
-    pub fn build<'a>(faults: impl IntoIterator<Item = &'a DnsChaos>, now: Timestamp) -> (Self, Option<Duration>) {
+    pub fn build<'a>(
+        faults: impl IntoIterator<Item = &'a DnsChaos>,
+        now: Timestamp,
+    ) -> (Self, Option<Duration>) {
         let mut by_ip: HashMap<IpAddr, Vec<Arc<Rule>>> = HashMap::new();
         let mut next: Option<Duration> = None;
         for chaos in faults {
@@ -153,7 +150,8 @@ impl Faults {
                 continue;
             };
             let rule = Arc::new(rule);
-            let records = chaos.status.as_ref().map(|s| s.experiment.container_records.as_slice()).unwrap_or(&[]);
+            let records =
+                chaos.status.as_ref().map(|s| s.experiment.container_records.as_slice()).unwrap_or(&[]);
             for record in records {
                 // `.` is the main selector's; DNSChaos has no other.
                 if !(record.selector_key.is_empty() || record.selector_key == ".") {
@@ -318,7 +316,15 @@ mod tests {
     #[test]
     fn lookup_is_by_source_ip_with_many_unrelated_faults() {
         let faults: Vec<DnsChaos> = (0..100)
-            .map(|i| chaos(&format!("f{i}"), DnsAction::Error, T0, &[&format!("10.1.{}.{}", i / 250, i % 250 + 1)], &[]))
+            .map(|i| {
+                chaos(
+                    &format!("f{i}"),
+                    DnsAction::Error,
+                    T0,
+                    &[&format!("10.1.{}.{}", i / 250, i % 250 + 1)],
+                    &[],
+                )
+            })
             .collect();
         let (f, _) = Faults::build(&faults, T0.parse().unwrap());
         assert_eq!(f.by_ip.len(), 100);
@@ -328,7 +334,10 @@ mod tests {
 
     #[test]
     fn random_addresses() {
-        assert_eq!(RANDOM_AAAA.octets(), [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0x01, 0x23, 0, 0x12, 0, 0x01]);
+        assert_eq!(
+            RANDOM_AAAA.octets(),
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0x01, 0x23, 0, 0x12, 0, 0x01]
+        );
         let seen: std::collections::HashSet<_> = (0..20).map(|_| random_ipv4()).collect();
         assert!(seen.len() > 1);
         assert!(seen.iter().all(|ip| ip.octets().iter().all(|&o| o < 255)));

@@ -604,9 +604,8 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
 /// (`health_check` prints Go's `%d` of the nanoseconds, `expire` its `%s`).
 fn go_duration(v: &Tok, option: &str) -> Result<Duration, ParseError> {
     if let Some(positive) = v.text.strip_prefix('-') {
-        let d = parse_duration(positive).map_err(|_| {
-            err(v.line, netlab_config::DurationError::Invalid(v.text.clone()).to_string())
-        })?;
+        let d = parse_duration(positive)
+            .map_err(|_| err(v.line, netlab_config::DurationError::Invalid(v.text.clone()).to_string()))?;
         let shown = if option == "health_check" { format!("-{}", d.as_nanos()) } else { v.text.clone() };
         return Err(err(v.line, format!("{option} can't be negative: {shown}")));
     }
@@ -817,7 +816,10 @@ mod tests {
     fn forward_health_options() {
         let c = Corefile::parse(".:53 {\n forward . 192.0.2.1\n}\n").unwrap();
         let f = c.servers[0].plugins.forward.clone().unwrap();
-        assert_eq!((f.max_fails, f.health_check, f.expire), (2, Duration::from_millis(500), Duration::from_secs(10)));
+        assert_eq!(
+            (f.max_fails, f.health_check, f.expire),
+            (2, Duration::from_millis(500), Duration::from_secs(10))
+        );
         assert!(f.hc_recursion_desired && !f.failfast);
         assert_eq!(f.hc_domain, ".");
 
@@ -826,14 +828,22 @@ mod tests {
         )
         .unwrap();
         let f = c.servers[0].plugins.forward.clone().unwrap();
-        assert_eq!((f.max_fails, f.health_check, f.expire), (5, Duration::from_secs(2), Duration::from_secs(30)));
+        assert_eq!(
+            (f.max_fails, f.health_check, f.expire),
+            (5, Duration::from_secs(2), Duration::from_secs(30))
+        );
         assert!(!f.hc_recursion_desired && f.failfast);
         assert_eq!(f.hc_domain, "example.org.");
 
         let bad = |opt: &str| {
-            Corefile::parse(&format!(".:53 {{\n forward . 192.0.2.1 {{\n  {opt}\n }}\n}}\n")).unwrap_err().to_string()
+            Corefile::parse(&format!(".:53 {{\n forward . 192.0.2.1 {{\n  {opt}\n }}\n}}\n"))
+                .unwrap_err()
+                .to_string()
         };
-        assert_eq!(bad("max_fails x"), "Corefile:3 - Error during parsing: strconv.ParseUint: parsing \"x\": invalid syntax");
+        assert_eq!(
+            bad("max_fails x"),
+            "Corefile:3 - Error during parsing: strconv.ParseUint: parsing \"x\": invalid syntax"
+        );
         assert!(bad("max_fails -1").ends_with("strconv.ParseUint: parsing \"-1\": invalid syntax"));
         assert!(bad("max_fails").contains("Wrong argument count"));
         assert!(bad("health_check 5").ends_with("time: missing unit in duration \"5\""));

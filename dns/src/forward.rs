@@ -236,7 +236,11 @@ impl Forwarder {
             metrics.forward_request(upstream);
             let over_tcp = tcp || self.force_tcp;
             let attempt = tokio::time::timeout(TRY_TIMEOUT, async {
-                if over_tcp { exchange_tcp(upstream, query).await } else { exchange_udp(upstream, query).await }
+                if over_tcp {
+                    exchange_tcp(upstream, query).await
+                } else {
+                    exchange_udp(upstream, query).await
+                }
             })
             .await;
             match attempt {
@@ -511,7 +515,9 @@ mod tests {
             assert!(Instant::now() < deadline, "never down: {} fails", proxy.fails());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(metrics.render().contains(&format!("coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{addr}\"}}")));
+        assert!(metrics.render().contains(&format!(
+            "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{addr}\"}}"
+        )));
         // The upstream answers again: the next probe clears the fails.
         tokio::spawn(answer_on(silent));
         while proxy.fails() != 0 {

@@ -368,7 +368,13 @@ impl DnsHandler {
 
     /// What DNSChaos `rule` makes of the query: a reply, or None for no reply at all. Marks the
     /// query's span and counts the decision.
-    async fn chaos(&self, rule: &Rule, blocks: &Blocks, ask: &Ask<'_>, span: &tracing::Span) -> Option<Reply> {
+    async fn chaos(
+        &self,
+        rule: &Rule,
+        blocks: &Blocks,
+        ask: &Ask<'_>,
+        span: &tracing::Span,
+    ) -> Option<Reply> {
         let reporter = &self.shared.reporter;
         match rule.action {
             Action::Timeout => {
@@ -923,7 +929,12 @@ mod tests {
             "127.0.0.1:40000".parse().unwrap()
         }
 
-        async fn ask(shared: &Arc<Shared>, name: &str, qtype: RecordType, pod: Option<&str>) -> Option<Message> {
+        async fn ask(
+            shared: &Arc<Shared>,
+            name: &str,
+            qtype: RecordType,
+            pod: Option<&str>,
+        ) -> Option<Message> {
             let h = DnsHandler::new(shared.clone());
             let (bytes, _) = h.answer_udp(query(name, qtype, pod), node()).await?;
             Some(Message::from_vec(&bytes).unwrap())
@@ -937,7 +948,9 @@ mod tests {
             assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
             assert!(!r.metadata.authoritative && !r.metadata.recursion_available && r.answers.is_empty());
             // Another pod, the host (no option) and another name resolve as usual.
-            for (name, pod) in [(NAME, Some(OTHER)), (NAME, None), ("payments.default.svc.cluster.local.", Some(POD))] {
+            for (name, pod) in
+                [(NAME, Some(OTHER)), (NAME, None), ("payments.default.svc.cluster.local.", Some(POD))]
+            {
                 let r = ask(&shared, name, RecordType::A, pod).await.unwrap();
                 assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{name} from {pod:?}");
             }
@@ -984,10 +997,8 @@ mod tests {
         #[tokio::test]
         async fn delay_answers_normally_later_and_is_never_repeated() {
             let shared = shared();
-            let key = install(
-                &shared,
-                &fault(DnsAction::Delay, &[], |c| c.spec.delay = Some("200ms".into())),
-            );
+            let key =
+                install(&shared, &fault(DnsAction::Delay, &[], |c| c.spec.delay = Some("200ms".into())));
             let h = DnsHandler::new(shared.clone());
             let started = Instant::now();
             let (bytes, repeat) = h.answer_udp(query(NAME, RecordType::A, Some(POD)), node()).await.unwrap();

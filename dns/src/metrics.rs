@@ -353,8 +353,10 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE coredns_proxy_healthcheck_failures_total counter");
         for (to, n) in self.healthcheck_failures.snapshot() {
-            let _ =
-                writeln!(out, "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{to}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{to}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,

@@ -21,12 +21,12 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace, Pod, Service},
     discovery::v1::EndpointSlice,
 };
+use netlab_chaos::DnsChaos;
 use netlab_client::{
     Client, ListParams, Object,
     recorder::{EventType, Recorder},
     reflector::{Change, Synced, key_reflector, reflector},
 };
-use netlab_chaos::DnsChaos;
 use sha2::{Digest as _, Sha512};
 use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -34,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Shared,
     blocks::Blocks,
-    config::{COREFILE_CONFIGMAP, COREFILE_NAMESPACE},
     chaos::Faults,
+    config::{COREFILE_CONFIGMAP, COREFILE_NAMESPACE},
     corefile::Corefile,
     zone::Store,
 };

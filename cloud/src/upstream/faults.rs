@@ -147,7 +147,8 @@ pub async fn watch(client: Client, state: Arc<State>, shutdown: CancellationToke
             _ = reporter => {}
         }
     });
-    let (cache, mut rx) = reflector::<UpstreamDnsChaos>(client, ListParams::default(), shutdown.child_token());
+    let (cache, mut rx) =
+        reflector::<UpstreamDnsChaos>(client, ListParams::default(), shutdown.child_token());
     cache.wait_synced().await;
     loop {
         while rx.try_recv().is_ok() {}

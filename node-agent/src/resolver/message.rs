@@ -12,8 +12,8 @@ use hickory_proto::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{EDNS_TRACEPARENT, EDNS_UDP_PAYLOAD};
-use netlab_proto::trace::EDNS_SOURCE_IP;
 use crate::podnet::{ErrorKind, PodNetwork};
+use netlab_proto::trace::EDNS_SOURCE_IP;
 
 /// EDNS option code of DNS COOKIE (RFC 7873).
 pub(crate) const COOKIE_OPTION: u16 = 10;
