@@ -30,14 +30,14 @@ pub struct Config {
     #[arg(long, env = "NETLAB_CLOUD_ADVERTISE_ADDRESS", default_value_t = DEFAULT_ADVERTISE_ADDRESS)]
     pub advertise_address: Ipv4Addr,
 
-    /// The apiserver whose fault objects (RegistryChaos) the cloud enforces. Unset: the cloud
-    /// runs without faults (it stays usable as a plain registry and resolver).
-    #[arg(long, env = "NETLAB_CLOUD_APISERVER")]
-    pub apiserver: Option<String>,
-
     /// Where /healthz and /readyz are served.
     #[arg(long, env = "NETLAB_CLOUD_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
     pub healthz_bind_address: SocketAddr,
+
+    /// The apiserver whose fault objects (UpstreamDNSChaos, RegistryChaos) the cloud follows.
+    /// Unset: no faults, the outside world as it is (a plain registry and resolver).
+    #[arg(long, env = "NETLAB_CLOUD_APISERVER")]
+    pub apiserver: Option<String>,
 
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -8,7 +8,8 @@
 //! - [`registry`]: the image store ([`registry::catalog`], [`registry::image`],
 //!   [`registry::tar`]), its HTTP edge ([`registry::http`]) and the RegistryChaos faults it
 //!   enforces ([`registry::faults`], [`registry::reset`]) when given `--apiserver`.
-//! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records.
+//! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records;
+//!   [`upstream::faults`]: UpstreamDNSChaos, followed when `--apiserver` is given.
 
 use std::sync::Arc;
 
@@ -35,20 +36,29 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let registry_addr = listener.local_addr().map_err(Error::Registry)?;
     tracing::info!(addr = %registry_addr, repositories = registry.catalog(None, None).items.len(), "Serving the OCI registry.");
 
-    let dns_addr =
-        upstream::serve(upstream::World::new(cfg.advertise_address), cfg.dns_listen, shutdown.child_token())
-            .await?;
-    tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
-    health.set_ready(true);
-
-    let faults = match &cfg.apiserver {
+    // One client for every fault kind the cloud follows.
+    let client = match &cfg.apiserver {
         Some(url) => {
-            let client = netlab_client::Client::new(url).map_err(Error::Apiserver)?;
-            tracing::info!(apiserver = %url, "Enforcing RegistryChaos.");
-            Some(registry::faults::RegistryFaults::start(client, shutdown.child_token()))
+            tracing::info!(apiserver = %url, "Enforcing UpstreamDNSChaos and RegistryChaos.");
+            Some(netlab_client::Client::new(url).map_err(Error::Apiserver)?)
         }
         None => None,
     };
+    let upstream_faults = Arc::new(upstream::faults::State::default());
+    if let Some(client) = &client {
+        tokio::spawn(upstream::faults::watch(client.clone(), upstream_faults.clone(), shutdown.child_token()));
+    }
+    let dns_addr = upstream::serve(
+        upstream::World::new(cfg.advertise_address),
+        upstream_faults,
+        cfg.dns_listen,
+        shutdown.child_token(),
+    )
+    .await?;
+    tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
+    health.set_ready(true);
+
+    let faults = client.map(|client| registry::faults::RegistryFaults::start(client, shutdown.child_token()));
 
     // The registry runs on this task; the DNS and health servers stop on their child tokens.
     // Its listener lets a fault reset one request's connection (RegistryChaos `unreachable`).

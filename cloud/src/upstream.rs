@@ -2,7 +2,8 @@
 //! cluster does not know. Real DNS on UDP and TCP (hickory-server); it answers as a recursive
 //! resolver would (RA set), authoritatively (AA) for the lab's outside world in [`zone`].
 //!
-//! hickory types stay in this file: [`zone`] holds the data and the lookup rules.
+//! hickory types stay in this file: [`zone`] holds the data and the lookup rules; [`faults`]
+//! the UpstreamDNSChaos rules it answers under (no answer, late, SERVFAIL).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,8 +24,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use netlab_chaos::status::counter;
+
 use crate::error::{Error, Result};
 
+pub mod faults;
 pub mod zone;
 
 pub use zone::World;
@@ -37,11 +41,17 @@ const TCP_RESPONSE_BUFFER: usize = 64;
 /// The request handler over a [`World`].
 pub struct Upstream {
     world: Arc<World>,
+    faults: Arc<faults::State>,
 }
 
 /// Serves `world` on UDP and TCP at `addr` until `shutdown`; returns the bound address (UDP
 /// and TCP share the port, so port 0 picks one free for both or fails).
-pub async fn serve(world: World, addr: SocketAddr, shutdown: CancellationToken) -> Result<SocketAddr> {
+pub async fn serve(
+    world: World,
+    faults: Arc<faults::State>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr> {
     let bind = |source| Error::Bind { what: "upstream DNS", addr, source };
     let udp = UdpSocket::bind(addr).await.map_err(bind)?;
     let local = udp.local_addr().map_err(bind)?;
@@ -50,7 +60,7 @@ pub async fn serve(world: World, addr: SocketAddr, shutdown: CancellationToken) 
         addr: local,
         source,
     })?;
-    let mut server = Server::new(Upstream { world: Arc::new(world) });
+    let mut server = Server::new(Upstream { world: Arc::new(world), faults });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
     tokio::spawn(async move {
@@ -65,9 +75,9 @@ pub async fn serve(world: World, addr: SocketAddr, shutdown: CancellationToken) 
 // === impl Upstream ===
 
 impl Upstream {
-    /// A handler over `world`.
-    pub fn new(world: World) -> Self {
-        Self { world: Arc::new(world) }
+    /// A handler over `world`, under `faults`.
+    pub fn new(world: World, faults: Arc<faults::State>) -> Self {
+        Self { world: Arc::new(world), faults }
     }
 }
 
@@ -90,6 +100,34 @@ impl RequestHandler for Upstream {
             dns.response_code = tracing::field::Empty,
         );
 
+        // UpstreamDNSChaos first: the resolver is down, slow or failing for matching names.
+        let qname = request.request_info().ok().map(|i| i.query.name().to_ascii());
+        let fault = qname.and_then(|name| self.faults.faults().decide(&name).cloned());
+        let mut servfail = false;
+        if let Some(rule) = &fault {
+            let reporter = &self.faults.reporter;
+            match rule.action {
+                faults::Action::Unreachable => {
+                    rule.fault.mark(&span, "dropped");
+                    reporter.add(&rule.key, counter::QUERIES_DROPPED, 1);
+                    // Nothing is sent: the asker times out.
+                    let mut metadata = Metadata::response_from_request(&request.metadata);
+                    metadata.response_code = ResponseCode::NoError;
+                    return ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() });
+                }
+                faults::Action::Delay(delay) => {
+                    rule.fault.mark(&span, &format!("delayed {delay:?}"));
+                    reporter.add(&rule.key, counter::QUERIES_DELAYED, 1);
+                    tokio::time::sleep(delay).await;
+                }
+                faults::Action::ServFail => {
+                    rule.fault.mark(&span, "answered SERVFAIL");
+                    reporter.add(&rule.key, counter::QUERIES_ANSWERED, 1);
+                    servfail = true;
+                }
+            }
+        }
+
         // EDNS as hickory's Catalog does it: echo version 0 and the client's payload size.
         let mut resp_edns = Edns::new();
         let mut builder = MessageResponseBuilder::from_message_request(request);
@@ -98,7 +136,15 @@ impl RequestHandler for Upstream {
             resp_edns.set_version(0);
             builder.edns(&resp_edns);
         }
-        let (metadata, answers, authority) = span.in_scope(|| self.answer(request, &span));
+        let (metadata, answers, authority) = if servfail {
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.recursion_available = true;
+            metadata.response_code = ResponseCode::ServFail;
+            span.record("dns.response_code", metadata.response_code.to_str());
+            (metadata, vec![], vec![])
+        } else {
+            span.in_scope(|| self.answer(request, &span))
+        };
         let message =
             builder.build(metadata, answers.iter(), std::iter::empty(), authority.iter(), std::iter::empty());
         match response.send_response(message).instrument(span.clone()).await {

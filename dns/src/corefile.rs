@@ -123,6 +123,33 @@ pub struct ForwardOpts {
     pub policy: Policy,
     /// `force_tcp`.
     pub force_tcp: bool,
+    /// `max_fails N` (default 2): failed health probes in a row after which an upstream is
+    /// down; 0 turns health checking off.
+    pub max_fails: u32,
+    /// `health_check DURATION` (default 0.5s): how often a failing upstream is probed.
+    pub health_check: Duration,
+    /// `health_check ... no_rec` clears RD on the probe.
+    pub hc_recursion_desired: bool,
+    /// `health_check ... domain NAME`: the probe's name (default `.`).
+    pub hc_domain: String,
+    /// `expire DURATION` (default 10s): how long an idle upstream connection is kept. Parsed
+    /// and kept; the lab opens a socket per query, so nothing is cached to expire.
+    pub expire: Duration,
+    /// `failfast_all_unhealthy_upstreams`: SERVFAIL at once when every upstream is down, instead
+    /// of trying one at random.
+    pub failfast: bool,
+}
+
+/// `forward`'s defaults (forward.go `New`).
+pub mod forward_defaults {
+    use std::time::Duration;
+
+    /// `max_fails`.
+    pub const MAX_FAILS: u32 = 2;
+    /// `health_check`.
+    pub const HEALTH_CHECK: Duration = Duration::from_millis(500);
+    /// `expire`.
+    pub const EXPIRE: Duration = Duration::from_secs(10);
 }
 
 /// `cache` options.
@@ -488,6 +515,12 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
         max_concurrent: None,
         policy: Policy::Random,
         force_tcp: false,
+        max_fails: forward_defaults::MAX_FAILS,
+        health_check: forward_defaults::HEALTH_CHECK,
+        hc_recursion_desired: true,
+        hc_domain: ".".into(),
+        expire: forward_defaults::EXPIRE,
+        failfast: false,
     };
     for b in block {
         let opt = &b[0];
@@ -515,12 +548,68 @@ fn parse_forward(name: &Tok, args: &[Tok], block: &[Vec<Tok>]) -> Result<Forward
             }
             "except" => f.except = rest.iter().map(|t| fqdn(&t.text)).collect(),
             "force_tcp" => f.force_tcp = true,
-            // Connection tuning the lab's forwarder does not model.
-            "prefer_udp" | "expire" | "max_fails" | "health_check" | "max_idle_conns" => {}
+            "max_fails" => {
+                let [v] = rest else { return Err(arg_count(opt)) };
+                f.max_fails = v.text.parse().map_err(|e: std::num::ParseIntError| {
+                    let why = match e.kind() {
+                        std::num::IntErrorKind::PosOverflow => "value out of range",
+                        _ => "invalid syntax",
+                    };
+                    err(v.line, format!("strconv.ParseUint: parsing {:?}: {why}", v.text))
+                })?;
+            }
+            "health_check" => {
+                let Some((v, extra)) = rest.split_first() else { return Err(arg_count(opt)) };
+                f.health_check = go_duration(v, "health_check")?;
+                let mut extra = extra.iter();
+                while let Some(o) = extra.next() {
+                    match o.text.as_str() {
+                        "no_rec" => f.hc_recursion_desired = false,
+                        "domain" => {
+                            let Some(d) = extra.next() else { return Err(arg_count(o)) };
+                            if d.text.is_empty() || d.text.len() > 255 || d.text.contains("..") {
+                                return Err(err(
+                                    d.line,
+                                    format!("health_check: invalid domain name {}", d.text),
+                                ));
+                            }
+                            f.hc_domain = fqdn(&d.text);
+                        }
+                        other => {
+                            return Err(err(o.line, format!("health_check: unknown option {other}")));
+                        }
+                    }
+                }
+            }
+            "expire" => {
+                let [v] = rest else { return Err(arg_count(opt)) };
+                f.expire = go_duration(v, "expire")?;
+            }
+            "failfast_all_unhealthy_upstreams" => {
+                if !rest.is_empty() {
+                    return Err(arg_count(opt));
+                }
+                f.failfast = true;
+            }
+            // Connection tuning the lab's forwarder does not model (a socket per query).
+            "prefer_udp" | "max_idle_conns" => {}
             other => return Err(err(opt.line, format!("unknown property '{other}'"))),
         }
     }
     Ok(f)
+}
+
+/// A Go duration option of `forward` that may not be negative, with CoreDNS's errors:
+/// `time.ParseDuration`'s for a bad one, `<option> can't be negative: ...` for a negative one
+/// (`health_check` prints Go's `%d` of the nanoseconds, `expire` its `%s`).
+fn go_duration(v: &Tok, option: &str) -> Result<Duration, ParseError> {
+    if let Some(positive) = v.text.strip_prefix('-') {
+        let d = parse_duration(positive)
+            .map_err(|_| err(v.line, netlab_config::DurationError::Invalid(v.text.clone()).to_string()))?;
+        let shown = if option == "health_check" { format!("-{}", d.as_nanos()) } else { v.text.clone() };
+        return Err(err(v.line, format!("{option} can't be negative: {shown}")));
+    }
+    parse_duration(&v.text).map_err(|m| err(v.line, m.to_string()))
 }
 
 /// `IP`, `IP:PORT`, `[v6]:PORT`, `dns://...`, or a path (a resolv.conf).
@@ -721,6 +810,48 @@ mod tests {
         assert_eq!((cache.success_cap, cache.success_ttl, cache.success_min_ttl), (100, 60, 10));
         assert_eq!((cache.denial_cap, cache.denial_ttl), (50, 1800));
         assert_eq!(cache.servfail_ttl, 2);
+    }
+
+    #[test]
+    fn forward_health_options() {
+        let c = Corefile::parse(".:53 {\n forward . 192.0.2.1\n}\n").unwrap();
+        let f = c.servers[0].plugins.forward.clone().unwrap();
+        assert_eq!(
+            (f.max_fails, f.health_check, f.expire),
+            (2, Duration::from_millis(500), Duration::from_secs(10))
+        );
+        assert!(f.hc_recursion_desired && !f.failfast);
+        assert_eq!(f.hc_domain, ".");
+
+        let c = Corefile::parse(
+            ".:53 {\n forward . 192.0.2.1 {\n  max_fails 5\n  health_check 2s no_rec domain Example.org\n  expire 30s\n  failfast_all_unhealthy_upstreams\n }\n}\n",
+        )
+        .unwrap();
+        let f = c.servers[0].plugins.forward.clone().unwrap();
+        assert_eq!(
+            (f.max_fails, f.health_check, f.expire),
+            (5, Duration::from_secs(2), Duration::from_secs(30))
+        );
+        assert!(!f.hc_recursion_desired && f.failfast);
+        assert_eq!(f.hc_domain, "example.org.");
+
+        let bad = |opt: &str| {
+            Corefile::parse(&format!(".:53 {{\n forward . 192.0.2.1 {{\n  {opt}\n }}\n}}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad("max_fails x"),
+            "Corefile:3 - Error during parsing: strconv.ParseUint: parsing \"x\": invalid syntax"
+        );
+        assert!(bad("max_fails -1").ends_with("strconv.ParseUint: parsing \"-1\": invalid syntax"));
+        assert!(bad("max_fails").contains("Wrong argument count"));
+        assert!(bad("health_check 5").ends_with("time: missing unit in duration \"5\""));
+        assert!(bad("health_check -1s").ends_with("health_check can't be negative: -1000000000"));
+        assert!(bad("health_check 1s bogus").ends_with("health_check: unknown option bogus"));
+        assert!(bad("expire -5s").ends_with("expire can't be negative: -5s"));
+        assert!(bad("expire soon").ends_with("time: invalid duration \"soon\""));
+        assert!(bad("policy fastest").ends_with("unknown policy 'fastest'"));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub enum Error {
     /// `forward` has no upstream to ask.
     #[error("no upstream")]
     NoUpstream,
+    /// Every upstream is down and `failfast_all_unhealthy_upstreams` is set (CoreDNS's
+    /// `ErrNoHealthy`).
+    #[error("no healthy proxies")]
+    NoHealthy,
     /// Too many forwarded queries in flight (`max_concurrent`).
     #[error("max concurrent queries reached")]
     MaxConcurrent,

@@ -29,10 +29,15 @@ use hickory_server::{
     zone_handler::{MessageResponse, MessageResponseBuilder},
 };
 
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use netlab_chaos::status::counter;
+use netlab_telemetry::propagation::EDNS_SOURCE_IP;
+
 use crate::{
     Shared,
     blocks::{Block, Blocks},
     cache,
+    chaos::{self, Action, ErrorCode, Rule},
     error::Error,
     forward::Forwarder,
     metrics::{BlockId, Plugin},
@@ -284,7 +289,19 @@ impl DnsHandler {
         } else {
             false
         };
-        let mut reply = tracing::Instrument::instrument(self.resolve(&blocks, &ask), span.clone()).await;
+        // DNSChaos before everything else, as the chaos plugin runs before cache, kubernetes and
+        // forward; a reply a fault decided is never repeated by the packet cache.
+        let source = source_ip(request);
+        let faults = self.shared.faults();
+        let fault = faults.decide(source, &lower);
+        let mut reply = match fault {
+            None => tracing::Instrument::instrument(self.resolve(&blocks, &ask), span.clone()).await,
+            Some(rule) => match self.chaos(rule, &blocks, &ask, &span).await {
+                Some(reply) => reply,
+                // `timeout`: nothing is sent; the client waits and retries.
+                None => return (failed(request, ResponseCode::NoError), None),
+            },
+        };
         span.record("dns.response_code", tracing::field::display(reply.rcode));
         span.record("netlab.dns.plugin", tracing::field::debug(reply.plugin));
         span.record("netlab.dns.answers", reply.answers.len());
@@ -292,6 +309,7 @@ impl DnsHandler {
         // logged, traced or upstream's.
         let repeatable = (!tcp
             && !traced
+            && fault.is_none()
             && !block.log
             && matches!(reply.rcode, ResponseCode::NoError | ResponseCode::NXDomain)
             && !(block.loadbalance && (shuffles(&reply.answers) || shuffles(&reply.additionals))))
@@ -346,6 +364,60 @@ impl DnsHandler {
             log_query(request, name, qtype, &metadata, size, took);
         }
         (info_out.unwrap_or_else(|_| failed(request, ResponseCode::ServFail)), repeatable)
+    }
+
+    /// What DNSChaos `rule` makes of the query: a reply, or None for no reply at all. Marks the
+    /// query's span and counts the decision.
+    async fn chaos(
+        &self,
+        rule: &Rule,
+        blocks: &Blocks,
+        ask: &Ask<'_>,
+        span: &tracing::Span,
+    ) -> Option<Reply> {
+        let reporter = &self.shared.reporter;
+        match rule.action {
+            Action::Timeout => {
+                rule.fault.mark(span, "dropped");
+                reporter.add(&rule.key, counter::QUERIES_DROPPED, 1);
+                None
+            }
+            Action::Delay(delay) => {
+                rule.fault.mark(span, &format!("delayed {delay:?}"));
+                reporter.add(&rule.key, counter::QUERIES_DELAYED, 1);
+                tokio::time::sleep(delay).await;
+                Some(tracing::Instrument::instrument(self.resolve(blocks, ask), span.clone()).await)
+            }
+            Action::Error(code) => {
+                rule.fault.mark(span, &format!("answered {}", code.as_str()));
+                reporter.add(&rule.key, counter::QUERIES_ANSWERED, 1);
+                let rcode = match code {
+                    ErrorCode::ServFail => ResponseCode::ServFail,
+                    ErrorCode::NxDomain => ResponseCode::NXDomain,
+                    ErrorCode::Refused => ResponseCode::Refused,
+                };
+                Some(Reply::error(rcode, Plugin::Chaos))
+            }
+            Action::Random => {
+                reporter.add(&rule.key, counter::QUERIES_ANSWERED, 1);
+                let data = match ask.qtype {
+                    RecordType::A => RData::A(A(chaos::random_ipv4())),
+                    RecordType::AAAA => RData::AAAA(AAAA(chaos::RANDOM_AAAA)),
+                    // chaos-coredns answers only A and AAAA.
+                    _ => {
+                        rule.fault.mark(span, "answered SERVFAIL");
+                        return Some(Reply::error(ResponseCode::ServFail, Plugin::Chaos));
+                    }
+                };
+                let answer = Record::from_rdata(ask.name.clone(), chaos::RANDOM_TTL, data);
+                rule.fault.mark(span, &format!("answered random IP {}", answer.data));
+                Some(Reply {
+                    aa: true,
+                    answers: vec![answer],
+                    ..Reply::error(ResponseCode::NoError, Plugin::Chaos)
+                })
+            }
+        }
     }
 
     /// cache → kubernetes → forward, for the block `ask.lower` belongs to.
@@ -489,6 +561,20 @@ impl DnsHandler {
                 Reply::error(ResponseCode::ServFail, Plugin::Forward)
             }
         }
+    }
+}
+
+/// The querying client's IP: what a node put in the source-IP option (the pod the query came
+/// from, see [`EDNS_SOURCE_IP`]), else the packet's source.
+fn source_ip(request: &Request) -> IpAddr {
+    let option = request.edns.as_ref().and_then(|e| e.options().get(EdnsCode::Unknown(EDNS_SOURCE_IP)));
+    match option {
+        Some(EdnsOption::Unknown(_, bytes)) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).map(IpAddr::from).unwrap_or(request.src().ip()),
+            16 => <[u8; 16]>::try_from(bytes.as_slice()).map(IpAddr::from).unwrap_or(request.src().ip()),
+            _ => request.src().ip(),
+        },
+        _ => request.src().ip(),
     }
 }
 
@@ -764,5 +850,183 @@ mod tests {
         assert!(success);
         assert_eq!(back.answers[0].ttl, 7);
         assert_eq!(back.plugin, Plugin::Cache);
+    }
+
+    mod faults {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+        use netlab_chaos::{
+            DnsChaos,
+            dns::DnsAction,
+            report::FaultKey,
+            status::{ChaosStatus, Record as ChaosRecord},
+        };
+
+        use super::*;
+        use crate::{blocks::Settings, chaos::Faults, corefile::Corefile};
+
+        const POD: &str = "10.244.1.5";
+        const OTHER: &str = "10.244.1.6";
+        const NAME: &str = "orders.default.svc.cluster.local.";
+
+        fn shared() -> Arc<Shared> {
+            let settings =
+                Settings { resolv_override: vec![], local_ips: vec!["127.0.0.1".parse().unwrap()], port: 53 };
+            let shared = Shared::new(settings);
+            let corefile = Corefile::parse(".:53 {\n kubernetes cluster.local\n}\n").unwrap();
+            shared.set_blocks(Blocks::compile(corefile, &shared.settings, &shared.metrics));
+            shared.update(|s| s.set_synced(true));
+            shared
+        }
+
+        fn fault(action: DnsAction, patterns: &[&str], edit: impl FnOnce(&mut DnsChaos)) -> DnsChaos {
+            let mut c = DnsChaos {
+                metadata: ObjectMeta {
+                    name: Some("dns-fault".into()),
+                    namespace: Some("default".into()),
+                    creation_timestamp: Some(Time(jiff::Timestamp::now())),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            c.spec.action = action;
+            c.spec.patterns = patterns.iter().map(|p| p.to_string()).collect();
+            let mut status = ChaosStatus::default();
+            status.experiment.container_records = vec![ChaosRecord {
+                id: "default/client".into(),
+                selector_key: ".".into(),
+                phase: "Injected".into(),
+                pod_ip: POD.into(),
+                ..Default::default()
+            }];
+            c.status = Some(status);
+            edit(&mut c);
+            c
+        }
+
+        fn install(shared: &Shared, c: &DnsChaos) -> FaultKey {
+            shared.set_faults(Faults::build([c], jiff::Timestamp::now()).0);
+            FaultKey::of(c)
+        }
+
+        /// A pod's query as a node sends it: EDNS with the pod's IP in the source-IP option.
+        fn query(name: &str, qtype: RecordType, pod: Option<&str>) -> Vec<u8> {
+            let mut msg = Message::query();
+            msg.metadata.id = 4242;
+            msg.metadata.recursion_desired = true;
+            msg.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232);
+            if let Some(ip) = pod {
+                let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+                edns.options_mut().insert(EdnsOption::Unknown(EDNS_SOURCE_IP, ip.octets().to_vec()));
+            }
+            msg.set_edns(edns);
+            msg.to_vec().unwrap()
+        }
+
+        /// The node-agent's socket: every lab query reaches dns from the node's address.
+        fn node() -> SocketAddr {
+            "127.0.0.1:40000".parse().unwrap()
+        }
+
+        async fn ask(
+            shared: &Arc<Shared>,
+            name: &str,
+            qtype: RecordType,
+            pod: Option<&str>,
+        ) -> Option<Message> {
+            let h = DnsHandler::new(shared.clone());
+            let (bytes, _) = h.answer_udp(query(name, qtype, pod), node()).await?;
+            Some(Message::from_vec(&bytes).unwrap())
+        }
+
+        #[tokio::test]
+        async fn error_answers_the_selected_pod_only() {
+            let shared = shared();
+            let key = install(&shared, &fault(DnsAction::Error, &["orders.*"], |_| {}));
+            let r = ask(&shared, NAME, RecordType::A, Some(POD)).await.unwrap();
+            assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+            assert!(!r.metadata.authoritative && !r.metadata.recursion_available && r.answers.is_empty());
+            // Another pod, the host (no option) and another name resolve as usual.
+            for (name, pod) in
+                [(NAME, Some(OTHER)), (NAME, None), ("payments.default.svc.cluster.local.", Some(POD))]
+            {
+                let r = ask(&shared, name, RecordType::A, pod).await.unwrap();
+                assert_eq!(r.metadata.response_code, ResponseCode::NXDomain, "{name} from {pod:?}");
+            }
+            assert_eq!(shared.reporter.pending()[&key][counter::QUERIES_ANSWERED], 1);
+        }
+
+        #[tokio::test]
+        async fn error_rcodes() {
+            let shared = shared();
+            for (rcode, want) in [("NXDOMAIN", ResponseCode::NXDomain), ("REFUSED", ResponseCode::Refused)] {
+                install(&shared, &fault(DnsAction::Error, &[], |c| c.spec.rcode = Some(rcode.into())));
+                let r = ask(&shared, "example.com.", RecordType::A, Some(POD)).await.unwrap();
+                assert_eq!(r.metadata.response_code, want);
+            }
+        }
+
+        #[tokio::test]
+        async fn random_answers_as_chaos_coredns() {
+            let shared = shared();
+            let key = install(&shared, &fault(DnsAction::Random, &[], |_| {}));
+            let a = ask(&shared, NAME, RecordType::A, Some(POD)).await.unwrap();
+            assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+            assert!(a.metadata.authoritative);
+            assert_eq!(a.answers.len(), 1);
+            assert_eq!(a.answers[0].ttl, 10);
+            assert_eq!(a.answers[0].name.to_string(), NAME);
+            assert!(matches!(a.answers[0].data, RData::A(_)));
+            let aaaa = ask(&shared, NAME, RecordType::AAAA, Some(POD)).await.unwrap();
+            assert_eq!(aaaa.answers[0].data, RData::AAAA(AAAA(chaos::RANDOM_AAAA)));
+            let mx = ask(&shared, NAME, RecordType::MX, Some(POD)).await.unwrap();
+            assert_eq!(mx.metadata.response_code, ResponseCode::ServFail);
+            assert_eq!(shared.reporter.pending()[&key][counter::QUERIES_ANSWERED], 3);
+        }
+
+        #[tokio::test]
+        async fn timeout_sends_nothing() {
+            let shared = shared();
+            let key = install(&shared, &fault(DnsAction::Timeout, &[], |_| {}));
+            assert!(ask(&shared, NAME, RecordType::A, Some(POD)).await.is_none());
+            assert_eq!(shared.reporter.pending()[&key][counter::QUERIES_DROPPED], 1);
+            assert!(ask(&shared, NAME, RecordType::A, Some(OTHER)).await.is_some());
+        }
+
+        #[tokio::test]
+        async fn delay_answers_normally_later_and_is_never_repeated() {
+            let shared = shared();
+            let key =
+                install(&shared, &fault(DnsAction::Delay, &[], |c| c.spec.delay = Some("200ms".into())));
+            let h = DnsHandler::new(shared.clone());
+            let started = Instant::now();
+            let (bytes, repeat) = h.answer_udp(query(NAME, RecordType::A, Some(POD)), node()).await.unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(200));
+            assert_eq!(Message::from_vec(&bytes).unwrap().metadata.response_code, ResponseCode::NXDomain);
+            assert!(repeat.is_none(), "a delayed reply must not be repeated by the packet cache");
+            assert_eq!(shared.reporter.pending()[&key][counter::QUERIES_DELAYED], 1);
+            // The same query from an unaffected pod may be repeated.
+            let (_, repeat) = h.answer_udp(query(NAME, RecordType::A, Some(OTHER)), node()).await.unwrap();
+            assert!(repeat.is_some());
+        }
+
+        #[tokio::test]
+        async fn the_packet_source_counts_without_the_option() {
+            let shared = shared();
+            install(&shared, &fault(DnsAction::Error, &[], |_| {}));
+            let h = DnsHandler::new(shared.clone());
+            let from_pod = SocketAddr::new(POD.parse().unwrap(), 33000);
+            let (bytes, _) = h.answer_udp(query(NAME, RecordType::A, None), from_pod).await.unwrap();
+            assert_eq!(Message::from_vec(&bytes).unwrap().metadata.response_code, ResponseCode::ServFail);
+        }
+
+        #[tokio::test]
+        async fn a_new_fault_orphans_the_packet_cache() {
+            let shared = shared();
+            let before = shared.generation();
+            install(&shared, &fault(DnsAction::Error, &[], |_| {}));
+            assert!(shared.generation() > before);
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`zone`]: the cluster zone: the index and the kubernetes plugin's lookup rules (no sockets).
 //! - [`watch`]: reflectors → [`zone::Store`]; the ConfigMap → reloads.
 //! - [`cache`]: the `cache` plugin. [`forward`]: the `forward` plugin.
+//! - [`chaos`]: DNSChaos, Chaos Mesh's `k8s_dns_chaos` plugin: wrong answers for selected pods.
 //! - [`handler`]: the hickory edge: the plugin chain per query, no sockets.
 //! - [`server`]: the UDP and TCP sockets; [`server::udp`] puts a packet cache of whole replies in
 //!   front of the handler.
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod blocks;
 pub mod cache;
+pub mod chaos;
 pub mod config;
 pub mod corefile;
 pub mod error;
@@ -44,16 +46,26 @@ pub mod zone;
 pub use config::Config;
 pub use error::{Error, Result};
 
+/// The name of dns's entry in the faults' `status.counters`.
+pub const REPORTER: &str = "dns";
+
+/// How often the fault counters are written.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
 /// What the DNS handler, the watchers and the HTTP endpoints share.
 pub struct Shared {
     store: RwLock<zone::Store>,
     blocks: RwLock<Arc<blocks::Blocks>>,
     /// CoreDNS's metrics.
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
     /// What compiling a Corefile needs.
     pub settings: blocks::Settings,
     /// Flips to true once the first lists are applied and a Corefile is running.
     pub synced: tokio::sync::watch::Sender<bool>,
+    /// The DNSChaos rules in force, by querying pod IP.
+    faults: RwLock<Arc<chaos::Faults>>,
+    /// What the DNSChaos rules did, for the faults' `status.counters["dns"]`.
+    pub reporter: Arc<netlab_chaos::report::Reporter>,
     /// Bumped after every change to the zone or the config: the packet cache's replies are only
     /// good for the generation they were built in.
     generation: AtomicU64,
@@ -66,7 +78,7 @@ impl Shared {
     /// [`watch`] reads the Corefile from the `kube-system/coredns` ConfigMap. CoreDNS has no
     /// Corefile of its own either: it cannot start without the ConfigMap mounted.
     pub fn new(settings: blocks::Settings) -> Arc<Self> {
-        let metrics = metrics::Metrics::new();
+        let metrics = Arc::new(metrics::Metrics::new());
         let blocks = blocks::Blocks::compile(corefile::Corefile { servers: Vec::new() }, &settings, &metrics);
         Arc::new(Self {
             store: RwLock::new(zone::Store::new()),
@@ -74,6 +86,8 @@ impl Shared {
             metrics,
             settings,
             synced: tokio::sync::watch::channel(false).0,
+            faults: RwLock::default(),
+            reporter: netlab_chaos::report::Reporter::new(REPORTER),
             generation: AtomicU64::new(0),
         })
     }
@@ -108,6 +122,18 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// The DNSChaos rules in force.
+    pub fn faults(&self) -> Arc<chaos::Faults> {
+        self.faults.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Swaps in new DNSChaos rules. The packet cache's replies are orphaned: one kept for a pod
+    /// before its fault began must not be repeated to it now.
+    pub fn set_faults(&self, faults: chaos::Faults) {
+        *self.faults.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(faults);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Whether the first lists are applied and a Corefile is running.
     pub fn is_synced(&self) -> bool {
         *self.synced.borrow()
@@ -133,6 +159,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let tracker = tokio_util::task::TaskTracker::new();
     let watch_token = shutdown.child_token();
     tracker.spawn(watch::run(client.clone(), shared.clone(), watch_token.clone()));
+    tracker.spawn(watch::faults(client.clone(), shared.clone(), watch_token.clone()));
+    let reporter = shared.reporter.clone().run(client.clone(), REPORT_EVERY);
+    let reporter_token = watch_token.clone();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = reporter_token.cancelled() => {}
+            _ = reporter => {}
+        }
+    });
     let register_token = CancellationToken::new();
     let registered = cfg.register.then(|| {
         let ip: IpAddr = advertise;

@@ -33,6 +33,8 @@ pub enum Plugin {
     Forward,
     /// The cache plugin.
     Cache,
+    /// Chaos Mesh's `k8s_dns_chaos` plugin (DNSChaos).
+    Chaos,
     /// None (the server itself: no matching block, no next plugin).
     None,
 }
@@ -43,6 +45,7 @@ impl Plugin {
             Plugin::Kubernetes => "kubernetes",
             Plugin::Forward => "forward",
             Plugin::Cache => "cache",
+            Plugin::Chaos => "k8s_dns_chaos",
             Plugin::None => "",
         }
     }
@@ -145,6 +148,8 @@ pub struct Metrics {
     forward_responses: Family<(SocketAddr, u8)>,
     forward_durations: HistFamily<(SocketAddr, u8)>,
     forward_rejects: AtomicU64,
+    healthcheck_failures: Family<SocketAddr>,
+    healthcheck_broken: AtomicU64,
     reload_failed: AtomicU64,
     packet_cache_hits: AtomicU64,
 }
@@ -171,6 +176,8 @@ impl Metrics {
             forward_responses: Family::new(),
             forward_durations: HistFamily::new(),
             forward_rejects: AtomicU64::new(0),
+            healthcheck_failures: Family::new(),
+            healthcheck_broken: AtomicU64::new(0),
             reload_failed: AtomicU64::new(0),
             packet_cache_hits: AtomicU64::new(0),
         }
@@ -221,6 +228,16 @@ impl Metrics {
     /// `max_concurrent` refused a query.
     pub fn forward_reject(&self) {
         self.forward_rejects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A health probe of `to` failed.
+    pub fn healthcheck_failure(&self, to: SocketAddr) {
+        self.healthcheck_failures.add(to, 1);
+    }
+
+    /// Every upstream was down, so one was picked at random anyway.
+    pub fn healthcheck_broken(&self) {
+        self.healthcheck_broken.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A UDP query was answered from the packet cache (netlab's own metric: CoreDNS has none).
@@ -330,6 +347,27 @@ impl Metrics {
         self.forward_durations.render(&mut out, "coredns_proxy_request_duration_seconds", |(to, rcode)| {
             format!("proxy_name=\"forward\",rcode=\"{}\",to=\"{to}\"", rcode_label((*rcode).into()))
         });
+        let _ = writeln!(
+            out,
+            "# HELP coredns_proxy_healthcheck_failures_total Counter of the number of failed healthchecks."
+        );
+        let _ = writeln!(out, "# TYPE coredns_proxy_healthcheck_failures_total counter");
+        for (to, n) in self.healthcheck_failures.snapshot() {
+            let _ = writeln!(
+                out,
+                "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{to}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP coredns_forward_healthcheck_broken_total Counter of the number of complete failures of the healthchecks."
+        );
+        let _ = writeln!(out, "# TYPE coredns_forward_healthcheck_broken_total counter");
+        let _ = writeln!(
+            out,
+            "coredns_forward_healthcheck_broken_total {}",
+            self.healthcheck_broken.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP coredns_forward_max_concurrent_rejects_total Counter of the number of queries rejected because the concurrent queries were at maximum."

@@ -7,6 +7,10 @@
 //! The Corefile comes from the `kube-system/coredns` ConfigMap; until one is read every query is
 //! REFUSED (no zone is served). Each change is parsed and, if good, swapped in (a fresh cache and forwarder, as a CoreDNS reload); if bad, the running
 //! config stays, the log says why and a Warning Event lands on the ConfigMap.
+//!
+//! DNSChaos objects are followed too ([`faults`]): every change, and the end of a fault's
+//! `duration`, rebuilds the [`crate::chaos::Faults`] index. A restarted server lists them again,
+//! so the faults in force are back before its first query.
 
 use std::{
     sync::Arc,
@@ -17,10 +21,11 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace, Pod, Service},
     discovery::v1::EndpointSlice,
 };
+use netlab_chaos::DnsChaos;
 use netlab_client::{
     Client, ListParams, Object,
     recorder::{EventType, Recorder},
-    reflector::{Change, Synced, key_reflector},
+    reflector::{Change, Synced, key_reflector, reflector},
 };
 use sha2::{Digest as _, Sha512};
 use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
@@ -29,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Shared,
     blocks::Blocks,
+    chaos::Faults,
     config::{COREFILE_CONFIGMAP, COREFILE_NAMESPACE},
     corefile::Corefile,
     zone::Store,
@@ -99,6 +105,37 @@ pub async fn run(client: Client, shared: Arc<Shared>, shutdown: CancellationToke
     }
     for task in tasks {
         task.abort();
+    }
+}
+
+/// Follows the DNSChaos objects until `shutdown`, keeping [`Shared::set_faults`] current: on
+/// every change, and when a fault's duration ends (a timer on the earliest end), so that a fault
+/// stops exactly on time.
+pub async fn faults(client: Client, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let (cache, mut rx) = reflector::<DnsChaos>(client, ListParams::default(), shutdown.child_token());
+    cache.wait_synced().await;
+    loop {
+        // Every change already queued is in the cache: one rebuild for all of them.
+        while rx.try_recv().is_ok() {}
+        let list = cache.list();
+        let (faults, next) = Faults::build(list.iter().map(|f| f.as_ref()), jiff::Timestamp::now());
+        let (was_empty, is_empty) = (shared.faults().is_empty(), faults.is_empty());
+        shared.set_faults(faults);
+        if !(was_empty && is_empty) {
+            tracing::debug!(faults = list.len(), "DNSChaos rules rebuilt.");
+        }
+        // A timer a little past the end, so the window is surely closed when it fires.
+        let wake = next.map(|d| d + std::time::Duration::from_millis(1));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            change = rx.recv() => if change.is_none() { return },
+            () = async {
+                match wake {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
     }
 }
 

@@ -715,6 +715,10 @@ impl PodNetwork for PodSockets {
     fn traceparent(&self) -> Option<String> {
         netlab_telemetry::propagation::current_traceparent()
     }
+
+    fn source_ip(&self) -> Option<IpAddr> {
+        Some(self.source.ip)
+    }
 }
 
 /// Where a connection arriving at its destination node ended up.

@@ -68,6 +68,12 @@ pub trait PodNetwork: Send + Sync {
     fn traceparent(&self) -> Option<String> {
         None
     }
+
+    /// The address the pod's packets leave with (its pod IP): DNS queries carry it in an EDNS
+    /// option, because in the lab the node-agent's socket, not the pod, sends them.
+    fn source_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 // === impl Connected ===

@@ -57,6 +57,13 @@ pub mod trace {
     /// "Local/Experimental Use" range 65001-65534 of RFC 6891 §9, so no real server gives it a
     /// meaning.
     pub const EDNS_TRACEPARENT: u16 = 65001;
+
+    /// The EDNS(0) option code that carries the querying pod's IP (4 or 16 bytes) from a node to
+    /// the cluster DNS. In a real cluster CoreDNS sees the pod's IP as the packet's source (the
+    /// pod→kube-dns path is DNAT only, no SNAT), and Chaos Mesh's DNSChaos scopes by it; in the
+    /// lab the node-agent's own socket sends the datagram, so the IP rides here. Local/
+    /// Experimental range, as [`EDNS_TRACEPARENT`].
+    pub const EDNS_SOURCE_IP: u16 = 65002;
 }
 
 /// The encoded descriptors of every netlab proto, for tonic-reflection.

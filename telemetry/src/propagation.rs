@@ -39,7 +39,7 @@ pub fn grpc_server_span(req: &http::Request<()>) -> tracing::Span {
     span
 }
 
-pub use netlab_proto::trace::{EDNS_TRACEPARENT, TRACEPARENT_ANNOTATION};
+pub use netlab_proto::trace::{EDNS_SOURCE_IP, EDNS_TRACEPARENT, TRACEPARENT_ANNOTATION};
 
 /// The current span's context as a W3C `traceparent` value, for carriers that are not headers
 /// (a DNS option, an object annotation). None when there is no sampled trace.

@@ -10,6 +10,7 @@ mod endpointslices;
 mod faults_api;
 mod faults_cli;
 mod faults_controller;
+mod faults_dns;
 mod faults_network;
 mod faults_pods;
 mod faults_registry;

@@ -71,6 +71,8 @@ pub(crate) struct FakeDns {
     pub ra: bool,
     pub echo_options: bool,
     pub traceparent: Option<String>,
+    /// The pod IP the transport stamps on queries.
+    pub source_ip: Option<std::net::IpAddr>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -111,6 +113,7 @@ impl FakeDns {
             ra: false,
             echo_options: false,
             traceparent: None,
+            source_ip: None,
             seen: Arc::default(),
         };
         let a = |ip: [u8; 4]| RData::A(A(Ipv4Addr::from(ip)));
@@ -288,5 +291,9 @@ impl PodNetwork for FakeDns {
 
     fn traceparent(&self) -> Option<String> {
         self.traceparent.clone()
+    }
+
+    fn source_ip(&self) -> Option<std::net::IpAddr> {
+        self.source_ip
     }
 }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{EDNS_TRACEPARENT, EDNS_UDP_PAYLOAD};
 use crate::podnet::{ErrorKind, PodNetwork};
+use netlab_proto::trace::EDNS_SOURCE_IP;
 
 /// EDNS option code of DNS COOKIE (RFC 7873).
 pub(crate) const COOKIE_OPTION: u16 = 10;
@@ -55,8 +56,8 @@ pub(crate) enum SendError {
     Mismatch,
 }
 
-/// The query's wire form.
-pub(crate) fn build(q: &QuerySpec<'_>) -> Vec<u8> {
+/// The query's wire form; `source` is the sending pod's IP (see [`EDNS_SOURCE_IP`]).
+pub(crate) fn build(q: &QuerySpec<'_>, source: Option<std::net::IpAddr>) -> Vec<u8> {
     let mut m = Message::new(q.id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = q.recurse;
     m.add_query(Query::query(q.name.clone(), q.rtype));
@@ -69,6 +70,16 @@ pub(crate) fn build(q: &QuerySpec<'_>) -> Vec<u8> {
         }
         if let Some(tp) = q.traceparent {
             edns.options_mut().insert(EdnsOption::Unknown(EDNS_TRACEPARENT, tp.as_bytes().to_vec()));
+        }
+        // The IP header's source address, which the lab's datagrams (sent from the node-agent's
+        // own socket) cannot carry: the cluster DNS scopes DNSChaos by it, as Chaos Mesh's
+        // plugin scopes by the packet's source (a real pod→CoreDNS path has no SNAT).
+        if let Some(ip) = source {
+            let bytes = match ip {
+                std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            edns.options_mut().insert(EdnsOption::Unknown(EDNS_SOURCE_IP, bytes));
         }
         m.set_edns(edns);
     }
@@ -86,9 +97,9 @@ pub(crate) async fn send(
     net: &dyn PodNetwork,
 ) -> Result<Reply, SendError> {
     let raw = if tcp {
-        exchange_tcp(net, server, build(q), timeout).await
+        exchange_tcp(net, server, build(q, net.source_ip()), timeout).await
     } else {
-        net.exchange(server, build(q), timeout).await.map_err(|e| e.kind)
+        net.exchange(server, build(q, net.source_ip()), timeout).await.map_err(|e| e.kind)
     }
     .map_err(SendError::Socket)?;
     let message = Message::from_vec(&raw).map_err(|_| SendError::Mismatch)?;

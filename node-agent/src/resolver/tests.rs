@@ -356,6 +356,17 @@ async fn every_query_has_rd_random_id_and_edns_with_the_traceparent() {
 }
 
 #[tokio::test]
+async fn queries_carry_the_pods_ip_for_the_cluster_dns() {
+    let mut dns = FakeDns::new();
+    dns.source_ip = Some(IpAddr::from([10, 244, 1, 5]));
+    resolver(RESOLV_CONF).lookup_ip("cart", &dns).await.unwrap();
+    for s in dns.seen() {
+        assert_eq!(s.edns, Some((1232, vec![(netlab_proto::trace::EDNS_SOURCE_IP, vec![10, 244, 1, 5])])));
+    }
+    assert_eq!(netlab_proto::trace::EDNS_SOURCE_IP, 65002);
+}
+
+#[tokio::test]
 async fn reply_with_a_wrong_id_is_ignored_until_the_timeout() {
     let conf = "nameserver 10.96.0.10\noptions timeout:1 attempts:1\n";
     let dns = FakeDns::new().mode(DNS, Mode::WrongId);
