@@ -34,6 +34,11 @@ pub struct Config {
     #[arg(long, env = "NETLAB_CLOUD_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
     pub healthz_bind_address: SocketAddr,
 
+    /// The apiserver, where the faults aimed at the cloud are read (`http://host:port`). Unset:
+    /// the cloud runs without the cluster and no fault reaches it.
+    #[arg(long, env = "NETLAB_CLOUD_SERVER")]
+    pub server: Option<String>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,

@@ -25,7 +25,9 @@ pub use error::{Error, Result};
 /// `shutdown` fires (or a server fails).
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Cloud));
+    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(health.routes()), shutdown.child_token())
+        .await;
 
     let registry = Arc::new(registry::Registry::from_catalog());
     let listener = tokio::net::TcpListener::bind(cfg.registry_listen)
@@ -40,6 +42,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
     health.set_ready(true);
 
+    // Component faults come through the apiserver, when the cloud is given one (it is the world
+    // outside the cluster and runs without it otherwise).
+    if let Some(server) = &cfg.server {
+        match netlab_client::Client::new(server) {
+            Ok(client) => faults.spawn_watch(client, shutdown.child_token()),
+            Err(error) => tracing::warn!(%error, "Component faults are not followed."),
+        }
+    }
+    let listener = faults.listener(listener).map_err(Error::Registry)?;
     // The registry runs on this task; the DNS and health servers stop on their child tokens.
     axum::serve(listener, registry::http::router(registry))
         .with_graceful_shutdown(shutdown.child_token().cancelled_owned())

@@ -7,6 +7,7 @@ mod dataplane;
 mod dns;
 mod docker;
 mod endpointslices;
+mod faults_components;
 mod flows;
 mod kubernetes;
 mod manifests;
