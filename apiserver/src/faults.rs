@@ -78,13 +78,13 @@ async fn follow(registry: Registry, tx: watch::Sender<Snapshot>, shutdown: Cance
 fn snapshot(registry: &Registry) -> Snapshot {
     let (items, _) =
         registry.list(Resource::ComponentChaos, "", &LabelSelector::default(), &FieldSelector::default());
-    Arc::new(
+    Some(Arc::new(
         items
             .iter()
             .filter_map(|stored| serde_json::from_slice::<ComponentChaos>(&stored.json).ok())
             .map(Arc::new)
             .collect(),
-    )
+    ))
 }
 
 /// Writes the kill into the fault's status in the registry.

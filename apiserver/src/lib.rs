@@ -45,6 +45,9 @@ pub use error::{Error, Result};
 /// How long in-flight calls get after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a stop or pause of the apiserver waits, so the request that created it is answered.
+const FAULT_SETTLE: Duration = Duration::from_millis(300);
+
 /// Largest request the API accepts (a large ConfigMap fits; etcd's own limit is 1.5 MiB).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -85,7 +88,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
 
     // Component faults: the listener follows the gate (a stop closes it, a pause holds
     // connections); /healthz, /readyz and /fault answer on a port of their own.
-    let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Apiserver));
+    let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Apiserver))
+        .settle(FAULT_SETTLE);
     let own = match local.ip() {
         ip if ip.is_unspecified() && ip.is_ipv6() => format!("http://[::1]:{}", local.port()),
         ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", local.port()),

@@ -58,6 +58,8 @@ struct Inner {
     /// The fault holding the process, as `/fault` shows it.
     holding: Mutex<Option<Arc<ComponentChaos>>>,
     relook: Notify,
+    /// How long a new stop or pause waits before it holds the process.
+    settle: std::time::Duration,
     /// Whether the faults have been listed and decided on once.
     synced: std::sync::atomic::AtomicBool,
     exit: Box<dyn Fn(i32) + Send + Sync>,
@@ -82,9 +84,25 @@ impl Faults {
                 lifted: Mutex::default(),
                 holding: Mutex::default(),
                 relook: Notify::new(),
+                settle: std::time::Duration::ZERO,
                 synced: Default::default(),
                 exit,
             }),
+        }
+    }
+
+    /// Makes a new stop or pause wait `settle` before it holds the process. For the apiserver,
+    /// whose own API creates the fault: the create (or the un-pause) that brings the fault in
+    /// gets its answer first, as an operator's `kill -STOP` comes after the command that asked
+    /// for it returned. Without it the caller sees its connection broken mid-answer.
+    pub fn settle(self, settle: std::time::Duration) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.settle = settle;
+                Self { inner: Arc::new(inner) }
+            }
+            // Already shared: keep as it is (set it right after `new`).
+            Err(inner) => Self { inner },
         }
     }
 

@@ -29,8 +29,8 @@ const KILL_RETRY: Duration = Duration::from_secs(1);
 /// Slack after a window's end, so the decision made on waking sees it closed.
 const TIMER_SLACK: Duration = Duration::from_millis(5);
 
-/// Every ComponentChaos, as last seen.
-pub type Snapshot = Arc<Vec<Arc<ComponentChaos>>>;
+/// Every ComponentChaos, as last listed; None until the first list.
+pub type Snapshot = Option<Arc<Vec<Arc<ComponentChaos>>>>;
 
 /// Where a kill is recorded before the process exits.
 pub trait KillLog: Send + Sync + 'static {
@@ -76,9 +76,13 @@ pub fn snapshots_from(client: Client) -> (watch::Receiver<Snapshot>, impl Future
     let (tx, rx) = watch::channel(Snapshot::default());
     let task = async move {
         let feed = async {
-            while changes.recv().await.is_some() {
+            cache.wait_synced().await;
+            loop {
                 while changes.try_recv().is_ok() {}
-                tx.send_replace(Arc::new(cache.list()));
+                tx.send_replace(Some(Arc::new(cache.list())));
+                if changes.recv().await.is_none() {
+                    return;
+                }
             }
         };
         tokio::select! {
@@ -100,10 +104,12 @@ impl Faults {
         kills: Arc<dyn KillLog>,
         shutdown: CancellationToken,
     ) {
-        // Whether a list of the faults has come in (the first value is the empty placeholder).
-        let mut listed = false;
+        // The hold waiting out the settle time.
+        let mut settling = None;
         loop {
             let faults = snapshots.borrow_and_update().clone();
+            let listed = faults.is_some();
+            let faults = faults.unwrap_or_default();
             let decision = decide(faults.iter(), self.me(), Timestamp::now(), &self.lifted());
             let mut next = decision.next_change.map(|d| d + TIMER_SLACK);
             if let Some(fault) = &decision.kill {
@@ -115,9 +121,20 @@ impl Faults {
                     }
                 }
             }
-            self.hold(decision.hold.map(|(action, fault)| {
+            let hold = decision.hold.map(|(action, fault)| {
                 (if action == netlab_chaos::lab::ComponentAction::Stop { Mode::Stopped } else { Mode::Paused }, fault)
-            }));
+            });
+            let mode = hold.as_ref().map_or(Mode::Running, |(m, _)| *m);
+            let settle = self.inner.settle;
+            if mode != Mode::Running && mode != self.gate().mode() && !settle.is_zero() && settling != Some(mode) {
+                // Let the request that brought the fault get its answer first (see
+                // `Faults::settle`), then decide again.
+                settling = Some(mode);
+                next = Some(next.map_or(settle, |n| n.min(settle)));
+            } else {
+                settling = None;
+                self.hold(hold);
+            }
             if listed {
                 self.set_synced();
             }
@@ -129,10 +146,7 @@ impl Faults {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                changed = snapshots.changed() => match changed {
-                    Ok(()) => listed = true,
-                    Err(_) => return,
-                },
+                changed = snapshots.changed() => if changed.is_err() { return },
                 _ = timer => {}
                 _ = self.relooked() => {}
             }

@@ -188,6 +188,8 @@ struct Lab {
     _cm: Component,
     _cloud: Component,
     api: Apiserver,
+    /// The apiserver's health port (`/fault`).
+    api_health: u16,
     kernel_port: u16,
     _dir: tempfile::TempDir,
 }
@@ -195,7 +197,9 @@ struct Lab {
 impl Lab {
     fn start(nodes: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let api = Apiserver::start(&dir.path().join("api"), &[]);
+        let api_health = free_port();
+        let health_addr = format!("127.0.0.1:{api_health}");
+        let api = Apiserver::start(&dir.path().join("api"), &["--healthz-bind-address", &health_addr]);
         let url = api.url();
         let (cloud, registry) = parts::cloud();
         let cm = parts::controller_manager(&url, &[]);
@@ -224,7 +228,7 @@ impl Lab {
                 ],
             ));
         }
-        Self { proxies, agents, _scheduler: scheduler, _cm: cm, _cloud: cloud, api, kernel_port, _dir: dir }
+        Self { proxies, agents, _scheduler: scheduler, _cm: cm, _cloud: cloud, api, api_health, kernel_port, _dir: dir }
     }
 
     fn netlab(&self, args: &[&str]) -> Run {
@@ -270,8 +274,8 @@ impl Lab {
 fn stopped_kube_proxy_and_kubelet_keep_what_runs_and_start_nothing_new() {
     let lab = Lab::start(&NODES);
     lab.apply(APPS);
-    let client = lab.client();
     block_on(async {
+        let client = lab.client();
         let orders = format!("http://{}/", lab.cluster_ip("orders"));
         lab.wait_serving(&orders).await;
 
@@ -335,6 +339,23 @@ fn stopped_kube_proxy_and_kubelet_keep_what_runs_and_start_nothing_new() {
             (phase(&client, "later").await.as_deref() == Some("Running")).then_some(())
         })
         .await;
+
+        // The apiserver stopped for a while: refused, while a process in the client pod still
+        // reaches the orders Service through the rules in node-1's kernel.
+        client
+            .create(&chaos("stop-api", ComponentAction::Stop, Target::Apiserver, &[], Some("8s")))
+            .await
+            .expect("create");
+        fault_state("the apiserver stopped", lab.api_health, "stopped").await;
+        let refused = TcpStream::connect(lab.api.addr).expect_err("connecting to a stopped apiserver");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
+        let (code, out, err) =
+            exec_on_node(&lab.kernel(0), "client", &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", &orders]).await;
+        assert_eq!((code, out.as_str()), (0, "200"), "{err}");
+        eventually("the apiserver serving after the duration", WAIT, || async {
+            (lab.netlab(&["get", "ns", "default", "-o", "name"]).code == Some(0)).then_some(())
+        })
+        .await;
     });
 }
 
@@ -388,8 +409,8 @@ fn stopped_apiserver_refuses_and_paused_dns_hangs_while_the_rest_carries_on() {
         ],
     );
     let name = "kubernetes.default.svc.cluster.local";
-    let client = Client::new(&url).expect("client");
     block_on(async {
+        let client = Client::new(&url).expect("client");
         eventually("the cluster DNS answering", WAIT, || async {
             matches!(ask(dns_addr, name), Ok((0, n)) if n > 0).then_some(())
         })
@@ -442,8 +463,8 @@ fn a_stopped_apiserver_is_lifted_through_its_health_port() {
     let api_health = free_port();
     let health_addr = format!("127.0.0.1:{api_health}");
     let api = Apiserver::start(&dir.path().join("api"), &["--healthz-bind-address", &health_addr]);
-    let client = Client::new(&api.url()).expect("client");
     block_on(async {
+        let client = Client::new(&api.url()).expect("client");
         fault_state("the apiserver listing its faults", api_health, "running").await;
         client.create(&chaos("stop-api", ComponentAction::Stop, Target::Apiserver, &[], None)).await.expect("create");
         fault_state("the apiserver stopped", api_health, "stopped").await;
@@ -463,11 +484,15 @@ fn a_killed_scheduler_exits_137_once_and_schedules_after_its_restart() {
     let api = Apiserver::start(&dir.path().join("api"), &[]);
     let url = api.url();
     let mut scheduler = start("netlab-scheduler", "--healthz-bind-address", &["--server", &url]);
-    let client = Client::new(&url).expect("client");
     block_on(async {
+        let client = Client::new(&url).expect("client");
         fault_state("the scheduler listing its faults", scheduler.health, "running").await;
         client.create(&chaos("kill-scheduler", ComponentAction::Kill, Target::Scheduler, &[], None)).await.expect("create");
-        let status = eventually("the scheduler exiting", WAIT, || async { scheduler.process.try_wait() }).await;
+        let status = eventually("the scheduler exiting", WAIT, || {
+            let exited = scheduler.process.try_wait();
+            async move { exited }
+        })
+        .await;
         assert_eq!(status.code(), Some(137), "{status}");
         let fault: ComponentChaos = client.get("default", "kill-scheduler").await.expect("get");
         let killed = fault.status.as_ref().and_then(|s| s.counters.get("scheduler")).and_then(|c| c.get(counter::PROCESSES_KILLED));
