@@ -91,7 +91,11 @@ fn snapshot(registry: &Registry) -> Snapshot {
 struct RegistryKillLog(Registry);
 
 impl KillLog for RegistryKillLog {
-    fn record<'a>(&'a self, fault: &'a ComponentChaos, reporter: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn record<'a>(
+        &'a self,
+        fault: &'a ComponentChaos,
+        reporter: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let ns = fault.metadata.namespace.as_deref().unwrap_or_default();
             let name = fault.metadata.name.as_deref().unwrap_or_default();

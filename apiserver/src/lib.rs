@@ -88,8 +88,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
 
     // Component faults: the listener follows the gate (a stop closes it, a pause holds
     // connections); /healthz, /readyz and /fault answer on a port of their own.
-    let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Apiserver))
-        .settle(FAULT_SETTLE);
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Apiserver))
+            .settle(FAULT_SETTLE);
     let own = match local.ip() {
         ip if ip.is_unspecified() && ip.is_ipv6() => format!("http://[::1]:{}", local.port()),
         ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
@@ -98,8 +99,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     faults::spawn(registry.clone(), faults.clone(), &own, shutdown.child_token());
     let probes = netlab_health::Health::new();
     probes.set_ready(true);
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(probes.routes()), shutdown.child_token())
-        .await;
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(probes.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let listener = faults.listener(listener).map_err(listen)?.nodelay();
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -396,7 +396,9 @@ fn spawn(
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     let mut child = cmd.spawn().map_err(|e| {
-        Problem::client(format!("starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"))
+        Problem::client(format!(
+            "starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"
+        ))
     })?;
     if !detach {
         for stream in [

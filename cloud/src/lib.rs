@@ -26,8 +26,12 @@ pub use error::{Error, Result};
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
     let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Cloud));
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(health.routes()), shutdown.child_token())
-        .await;
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
 
     let registry = Arc::new(registry::Registry::from_catalog());
     let listener = tokio::net::TcpListener::bind(cfg.registry_listen)

@@ -122,8 +122,12 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
     let faults =
         netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::ControllerManager));
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(health.routes()), shutdown.child_token())
-        .await;
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
     faults.spawn_watch(client.clone(), shutdown.child_token());
     tokio::select! {

@@ -125,7 +125,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let shared = Shared::new(settings);
     let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Dns));
     let dns_token = CancellationToken::new();
-    let addr = server::serve_gated(shared.clone(), cfg.listen, faults.gate().clone(), dns_token.clone()).await?;
+    let addr =
+        server::serve_gated(shared.clone(), cfg.listen, faults.gate().clone(), dns_token.clone()).await?;
     tracing::info!(%addr, "Serving DNS.");
     let http_token = CancellationToken::new();
     status::serve_guarded(shared.clone(), &cfg, Some(&faults), http_token.clone()).await?;

@@ -50,9 +50,10 @@ pub async fn serve_gated(
     // Each socket is served in epochs of running (see netlab_faults::socket): an epoch's
     // receivers stop with its token.
     let udp_shared = shared.clone();
-    let udp_epochs = netlab_faults::socket::serve(udp, gate.clone(), shutdown.clone(), move |socket, epoch| {
-        udp::serve(udp_shared.clone(), socket, local, epoch)
-    });
+    let udp_epochs =
+        netlab_faults::socket::serve(udp, gate.clone(), shutdown.clone(), move |socket, epoch| {
+            udp::serve(udp_shared.clone(), socket, local, epoch)
+        });
     let tcp_epochs = netlab_faults::socket::serve(tcp, gate, shutdown, move |listener, epoch| {
         tcp_epoch(shared.clone(), listener, local, epoch)
     });

@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use netlab_chaos::{
-    ComponentChaos, FaultRef, Chaos as _,
+    Chaos as _, ComponentChaos, FaultRef,
     lab::{Component, ComponentAction},
     report::FaultKey,
     status::counter,
@@ -118,8 +118,10 @@ pub fn decide<'a>(
         }
     }
     in_force.sort_by_key(|f| (f.metadata.creation_timestamp.clone().map(|t| t.0), f.metadata.name.clone()));
-    let kill =
-        in_force.iter().find(|f| f.spec.action == ComponentAction::Kill && !me.killed_by(f)).map(|f| (*f).clone());
+    let kill = in_force
+        .iter()
+        .find(|f| f.spec.action == ComponentAction::Kill && !me.killed_by(f))
+        .map(|f| (*f).clone());
     let hold = [ComponentAction::Stop, ComponentAction::Pause]
         .into_iter()
         .find_map(|a| in_force.iter().find(|f| f.spec.action == a).map(|f| (a, (*f).clone())));
@@ -137,7 +139,13 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn fault(name: &str, action: ComponentAction, component: Component, nodes: &[&str], duration: Option<&str>) -> Arc<ComponentChaos> {
+    fn fault(
+        name: &str,
+        action: ComponentAction,
+        component: Component,
+        nodes: &[&str],
+        duration: Option<&str>,
+    ) -> Arc<ComponentChaos> {
         let mut f = ComponentChaos {
             metadata: Default::default(),
             spec: ComponentChaosSpec {

@@ -43,9 +43,7 @@ pub struct FaultState {
 impl Faults {
     /// `router` with its health endpoints guarded and `/fault` added.
     pub fn guard(&self, router: Router) -> Router {
-        router
-            .merge(self.routes())
-            .layer(middleware::from_fn_with_state(self.clone(), guard))
+        router.merge(self.routes()).layer(middleware::from_fn_with_state(self.clone(), guard))
     }
 
     /// `/fault` on its own.
@@ -86,7 +84,8 @@ pub async fn guard(State(faults): State<Faults>, req: Request, next: Next) -> Re
         let state = faults.gate().state();
         if state.mode != Mode::Running {
             let fault = state.fault.map(|f| f.name).unwrap_or_default();
-            let text = format!("{} is {} by ComponentChaos {fault}\n", faults.me().reporter(), state.mode.as_str());
+            let text =
+                format!("{} is {} by ComponentChaos {fault}\n", faults.me().reporter(), state.mode.as_str());
             return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
         }
     }
@@ -97,7 +96,10 @@ pub async fn guard(State(faults): State<Faults>, req: Request, next: Next) -> Re
 mod tests {
     use std::sync::Arc;
 
-    use netlab_chaos::{ComponentChaos, ComponentChaosSpec, lab::{Component, ComponentAction}};
+    use netlab_chaos::{
+        ComponentChaos, ComponentChaosSpec,
+        lab::{Component, ComponentAction},
+    };
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
@@ -123,7 +125,12 @@ mod tests {
         assert!(call(addr, "GET", "/healthz").await.starts_with("HTTP/1.1 200"));
         let mut fault = ComponentChaos {
             metadata: Default::default(),
-            spec: ComponentChaosSpec { action: ComponentAction::Stop, component: Component::Apiserver, nodes: vec![], duration: None },
+            spec: ComponentChaosSpec {
+                action: ComponentAction::Stop,
+                component: Component::Apiserver,
+                nodes: vec![],
+                duration: None,
+            },
             status: None,
         };
         fault.metadata.name = Some("stop-api".into());
@@ -133,7 +140,9 @@ mod tests {
         let health = call(addr, "GET", "/healthz").await;
         assert!(health.starts_with("HTTP/1.1 503"), "{health}");
         assert!(health.contains("apiserver is stopped by ComponentChaos default/stop-api"), "{health}");
-        assert!(call(addr, "GET", "/fault").await.contains(r#""state":"stopped","fault":"default/stop-api""#));
+        assert!(
+            call(addr, "GET", "/fault").await.contains(r#""state":"stopped","fault":"default/stop-api""#)
+        );
 
         assert!(call(addr, "DELETE", "/fault").await.starts_with("HTTP/1.1 200"));
         assert!(faults.lifted().contains("u1"));

@@ -87,7 +87,11 @@ fn closed() -> io::Error {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for GatedIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.verdict(cx) {
             // End of stream: the server closes its side.
             Verdict::Dead => Poll::Ready(Ok(())),

@@ -27,7 +27,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use netlab_chaos::{ComponentChaos, FaultRef, report::{FaultKey, Reporter}, status::counter};
+use netlab_chaos::{
+    ComponentChaos, FaultRef,
+    report::{FaultKey, Reporter},
+    status::counter,
+};
 use netlab_proto::apiserver::v1::Resource;
 use tokio::sync::Notify;
 
@@ -132,7 +136,8 @@ impl Faults {
     /// marks it on a span of its own (the server never saw a request to put it on).
     pub fn held(&self, fault: &FaultRef, peer: SocketAddr) {
         let (namespace, name) = fault.name.split_once('/').unwrap_or(("", fault.name.as_str()));
-        let key = FaultKey { resource: Resource::ComponentChaos, namespace: namespace.into(), name: name.into() };
+        let key =
+            FaultKey { resource: Resource::ComponentChaos, namespace: namespace.into(), name: name.into() };
         self.inner.reporter.add(&key, counter::REQUESTS_REFUSED, 1);
         let span = tracing::info_span!("held_connection", component = %self.me().reporter(), %peer);
         fault.mark(&span, "held unanswered");

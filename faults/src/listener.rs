@@ -211,11 +211,11 @@ mod tests {
         let gate = Gate::new();
         let held = Arc::new(AtomicUsize::new(0));
         let counter = held.clone();
-        let l = GatedListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap(), &gate)
-            .unwrap()
-            .on_held(Arc::new(move |_, _| {
+        let l = GatedListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap(), &gate).unwrap().on_held(
+            Arc::new(move |_, _| {
                 counter.fetch_add(1, Ordering::Relaxed);
-            }));
+            }),
+        );
         let addr = l.local_addr();
         tokio::spawn(echo(l));
         gate.set(Mode::Paused, Some(FaultRef::new("default", "p", "ComponentChaos", "pause")));

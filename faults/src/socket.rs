@@ -184,9 +184,10 @@ mod tests {
         eventually("an answer", || ask(addr).is_ok_and(|a| a == b"q")).await;
 
         gate.set(Mode::Stopped, None);
-        eventually("ICMP port unreachable", || {
-            matches!(ask(addr), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
-        })
+        eventually(
+            "ICMP port unreachable",
+            || matches!(ask(addr), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+        )
         .await;
 
         gate.set(Mode::Paused, None);

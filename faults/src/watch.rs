@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
-use netlab_chaos::{ComponentChaos, Chaos as _, status::counter};
+use netlab_chaos::{Chaos as _, ComponentChaos, status::counter};
 use netlab_client::{Client, ListParams, reflector::reflector_task};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -35,16 +35,27 @@ pub type Snapshot = Option<Arc<Vec<Arc<ComponentChaos>>>>;
 /// Where a kill is recorded before the process exits.
 pub trait KillLog: Send + Sync + 'static {
     /// Adds one to `status.counters[reporter].processesKilled` of `fault`.
-    fn record<'a>(&'a self, fault: &'a ComponentChaos, reporter: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    fn record<'a>(
+        &'a self,
+        fault: &'a ComponentChaos,
+        reporter: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// Records kills through the apiserver.
 pub struct ClientKillLog(pub Client);
 
 impl KillLog for ClientKillLog {
-    fn record<'a>(&'a self, fault: &'a ComponentChaos, reporter: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn record<'a>(
+        &'a self,
+        fault: &'a ComponentChaos,
+        reporter: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let (ns, name) = (fault.metadata.namespace.as_deref().unwrap_or_default(), fault.metadata.name.as_deref().unwrap_or_default());
+            let (ns, name) = (
+                fault.metadata.namespace.as_deref().unwrap_or_default(),
+                fault.metadata.name.as_deref().unwrap_or_default(),
+            );
             for _ in 0..5 {
                 let mut current: ComponentChaos = self.0.get(ns, name).await.map_err(|e| e.to_string())?;
                 count_kill(&mut current, reporter);
@@ -71,7 +82,9 @@ pub fn count_kill(fault: &mut ComponentChaos, reporter: &str) {
 }
 
 /// A reflector on every ComponentChaos, as snapshots; the task runs until dropped.
-pub fn snapshots_from(client: Client) -> (watch::Receiver<Snapshot>, impl Future<Output = ()> + Send + 'static) {
+pub fn snapshots_from(
+    client: Client,
+) -> (watch::Receiver<Snapshot>, impl Future<Output = ()> + Send + 'static) {
     let (cache, mut changes, reflect) = reflector_task::<ComponentChaos>(client, ListParams::default());
     let (tx, rx) = watch::channel(Snapshot::default());
     let task = async move {
@@ -122,11 +135,22 @@ impl Faults {
                 }
             }
             let hold = decision.hold.map(|(action, fault)| {
-                (if action == netlab_chaos::lab::ComponentAction::Stop { Mode::Stopped } else { Mode::Paused }, fault)
+                (
+                    if action == netlab_chaos::lab::ComponentAction::Stop {
+                        Mode::Stopped
+                    } else {
+                        Mode::Paused
+                    },
+                    fault,
+                )
             });
             let mode = hold.as_ref().map_or(Mode::Running, |(m, _)| *m);
             let settle = self.inner.settle;
-            if mode != Mode::Running && mode != self.gate().mode() && !settle.is_zero() && settling != Some(mode) {
+            if mode != Mode::Running
+                && mode != self.gate().mode()
+                && !settle.is_zero()
+                && settling != Some(mode)
+            {
                 // Let the request that brought the fault get its answer first (see
                 // `Faults::settle`), then decide again.
                 settling = Some(mode);

@@ -66,10 +66,16 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         return Err(Error::Config(format!("--time-scale must be a positive number, got {}", cfg.time_scale)));
     }
     let health = netlab_health::Health::new();
-    let faults =
-        netlab_faults::Faults::new(netlab_faults::Me::on_node(netlab_faults::Component::Kubelet, cfg.node_name()));
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(health.routes()), shutdown.child_token())
-        .await;
+    let faults = netlab_faults::Faults::new(netlab_faults::Me::on_node(
+        netlab_faults::Component::Kubelet,
+        cfg.node_name(),
+    ));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
     faults.spawn_watch(client.clone(), shutdown.child_token());
     client.wait_ready(Duration::from_millis(200)).await;

@@ -62,9 +62,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let node = cfg.node_name();
     // kube-proxy's health timeout is twice its sync period.
     let health = ProxyHealth::new(cfg.iptables_sync_period * 2);
-    let faults = netlab_faults::Faults::new(netlab_faults::Me::on_node(netlab_faults::Component::KubeProxy, &node));
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, faults.guard(health.routes()), shutdown.child_token())
-        .await;
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::on_node(netlab_faults::Component::KubeProxy, &node));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
     faults.spawn_watch(client.clone(), shutdown.child_token());
     let kernel = Kernel::new(&cfg.kernel)?;

@@ -133,7 +133,13 @@ async fn fault_state(what: &str, health: u16, state: &str) -> String {
     .await
 }
 
-fn chaos(name: &str, action: ComponentAction, target: Target, nodes: &[&str], duration: Option<&str>) -> ComponentChaos {
+fn chaos(
+    name: &str,
+    action: ComponentAction,
+    target: Target,
+    nodes: &[&str],
+    duration: Option<&str>,
+) -> ComponentChaos {
     let mut f = ComponentChaos {
         metadata: Default::default(),
         spec: ComponentChaosSpec {
@@ -214,21 +220,52 @@ impl Lab {
                 "netlab-node-agent",
                 "--healthz-bind-address",
                 &[
-                    "--server", &url, "--node-name", name, "--node-ip", ip, "--address", ip, "--port", &port,
-                    "--data-dir", data.to_str().expect("utf-8"), "--registry", &registry,
-                    "--time-scale", parts::TIME_SCALE, "--resolv-conf", "/dev/null",
+                    "--server",
+                    &url,
+                    "--node-name",
+                    name,
+                    "--node-ip",
+                    ip,
+                    "--address",
+                    ip,
+                    "--port",
+                    &port,
+                    "--data-dir",
+                    data.to_str().expect("utf-8"),
+                    "--registry",
+                    &registry,
+                    "--time-scale",
+                    parts::TIME_SCALE,
+                    "--resolv-conf",
+                    "/dev/null",
                 ],
             ));
             proxies.push(start(
                 "netlab-proxy",
                 "--healthz-bind-address",
                 &[
-                    "--server", &url, "--hostname-override", name, "--kernel", &kernel,
-                    "--iptables-min-sync-period", parts::MIN_SYNC_PERIOD,
+                    "--server",
+                    &url,
+                    "--hostname-override",
+                    name,
+                    "--kernel",
+                    &kernel,
+                    "--iptables-min-sync-period",
+                    parts::MIN_SYNC_PERIOD,
                 ],
             ));
         }
-        Self { proxies, agents, _scheduler: scheduler, _cm: cm, _cloud: cloud, api, api_health, kernel_port, _dir: dir }
+        Self {
+            proxies,
+            agents,
+            _scheduler: scheduler,
+            _cm: cm,
+            _cloud: cloud,
+            api,
+            api_health,
+            kernel_port,
+            _dir: dir,
+        }
     }
 
     fn netlab(&self, args: &[&str]) -> Run {
@@ -258,7 +295,22 @@ impl Lab {
 
     /// curl from the client pod (node-1) to `url`, through `netlab exec`.
     fn curl(&self, url: &str) -> Run {
-        self.netlab(&["exec", "-n", "demo", "client", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", url])
+        self.netlab(&[
+            "exec",
+            "-n",
+            "demo",
+            "client",
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "5",
+            url,
+        ])
     }
 
     async fn wait_serving(&self, url: &str) {
@@ -295,11 +347,15 @@ fn stopped_kube_proxy_and_kubelet_keep_what_runs_and_start_nothing_new() {
 
         lab.apply(LATE);
         let late = lab.cluster_ip("late");
+        assert!(!late.is_empty(), "no ClusterIP for the late Service");
         eventually("the late Service programmed on node-2", WAIT, || async {
-            lab.rules("node-2").contains(&format!("{late}/32")).then_some(())
+            lab.rules("node-2").contains(&format!("-d {late} --dport 80")).then_some(())
         })
         .await;
-        assert!(!lab.rules("node-1").contains(&format!("{late}/32")), "node-1's stopped kube-proxy wrote rules");
+        assert!(
+            !lab.rules("node-1").contains(&format!("-d {late} --dport 80")),
+            "node-1's stopped kube-proxy wrote rules"
+        );
         // The rules written before the stop keep carrying traffic from node-1.
         let run = lab.curl(&orders);
         assert_eq!((run.code, run.stdout.as_str()), (Some(0), "200"), "{run:?}");
@@ -307,7 +363,7 @@ fn stopped_kube_proxy_and_kubelet_keep_what_runs_and_start_nothing_new() {
         // Deleted: node-1 catches up.
         let _ = client.delete::<ComponentChaos>("default", "stop-proxy").await;
         eventually("the late Service programmed on node-1", WAIT, || async {
-            lab.rules("node-1").contains(&format!("{late}/32")).then_some(())
+            lab.rules("node-1").contains(&format!("-d {late} --dport 80")).then_some(())
         })
         .await;
 
@@ -349,8 +405,12 @@ fn stopped_kube_proxy_and_kubelet_keep_what_runs_and_start_nothing_new() {
         fault_state("the apiserver stopped", lab.api_health, "stopped").await;
         let refused = TcpStream::connect(lab.api.addr).expect_err("connecting to a stopped apiserver");
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
-        let (code, out, err) =
-            exec_on_node(&lab.kernel(0), "client", &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", &orders]).await;
+        let (code, out, err) = exec_on_node(
+            &lab.kernel(0),
+            "client",
+            &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", &orders],
+        )
+        .await;
         assert_eq!((code, out.as_str()), (0, "200"), "{err}");
         eventually("the apiserver serving after the duration", WAIT, || async {
             (lab.netlab(&["get", "ns", "default", "-o", "name"]).code == Some(0)).then_some(())
@@ -402,10 +462,16 @@ fn stopped_apiserver_refuses_and_paused_dns_hangs_while_the_rest_carries_on() {
         "netlab-dns",
         "--ready-listen",
         &[
-            "--server", &url, "--listen", &dns_addr.to_string(),
-            "--health-listen", &format!("127.0.0.1:{}", free_port()),
-            "--metrics-listen", &format!("127.0.0.1:{}", free_port()),
-            "--advertise-address", "127.0.0.1",
+            "--server",
+            &url,
+            "--listen",
+            &dns_addr.to_string(),
+            "--health-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--metrics-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--advertise-address",
+            "127.0.0.1",
         ],
     );
     let name = "kubernetes.default.svc.cluster.local";
@@ -418,9 +484,13 @@ fn stopped_apiserver_refuses_and_paused_dns_hangs_while_the_rest_carries_on() {
 
         // dns paused: no answer at all, its readiness fails; deleted, it answers.
         fault_state("dns listing the faults", dns.health, "running").await;
-        client.create(&chaos("pause-dns", ComponentAction::Pause, Target::Dns, &[], None)).await.expect("create");
+        client
+            .create(&chaos("pause-dns", ComponentAction::Pause, Target::Dns, &[], None))
+            .await
+            .expect("create");
         fault_state("dns paused", dns.health, "paused").await;
-        eventually("queries unanswered", WAIT, || async { timed_out(&ask(dns_addr, name)).then_some(()) }).await;
+        eventually("queries unanswered", WAIT, || async { timed_out(&ask(dns_addr, name)).then_some(()) })
+            .await;
         let (code, _) = http(dns.health, "GET", "/ready").expect("ready answers");
         assert_eq!(code, 503);
         client.delete::<ComponentChaos>("default", "pause-dns").await.expect("delete");
@@ -444,7 +514,10 @@ fn stopped_apiserver_refuses_and_paused_dns_hangs_while_the_rest_carries_on() {
         assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
         let run = netlab(&url, &["get", "pods"], None);
         assert_ne!(run.code, Some(0), "{run:?}");
-        assert!(matches!(ask(dns_addr, name), Ok((0, n)) if n > 0), "DNS answers while the apiserver is down");
+        assert!(
+            matches!(ask(dns_addr, name), Ok((0, n)) if n > 0),
+            "DNS answers while the apiserver is down"
+        );
         let (code, body) = http(api_health, "GET", "/readyz").expect("readyz answers");
         assert_eq!(code, 503, "{body}");
 
@@ -466,7 +539,10 @@ fn a_stopped_apiserver_is_lifted_through_its_health_port() {
     block_on(async {
         let client = Client::new(&api.url()).expect("client");
         fault_state("the apiserver listing its faults", api_health, "running").await;
-        client.create(&chaos("stop-api", ComponentAction::Stop, Target::Apiserver, &[], None)).await.expect("create");
+        client
+            .create(&chaos("stop-api", ComponentAction::Stop, Target::Apiserver, &[], None))
+            .await
+            .expect("create");
         fault_state("the apiserver stopped", api_health, "stopped").await;
         let (code, body) = http(api_health, "DELETE", "/fault").expect("DELETE /fault");
         assert_eq!(code, 200, "{body}");
@@ -487,7 +563,10 @@ fn a_killed_scheduler_exits_137_once_and_schedules_after_its_restart() {
     block_on(async {
         let client = Client::new(&url).expect("client");
         fault_state("the scheduler listing its faults", scheduler.health, "running").await;
-        client.create(&chaos("kill-scheduler", ComponentAction::Kill, Target::Scheduler, &[], None)).await.expect("create");
+        client
+            .create(&chaos("kill-scheduler", ComponentAction::Kill, Target::Scheduler, &[], None))
+            .await
+            .expect("create");
         let status = eventually("the scheduler exiting", WAIT, || {
             let exited = scheduler.process.try_wait();
             async move { exited }
@@ -495,7 +574,11 @@ fn a_killed_scheduler_exits_137_once_and_schedules_after_its_restart() {
         .await;
         assert_eq!(status.code(), Some(137), "{status}");
         let fault: ComponentChaos = client.get("default", "kill-scheduler").await.expect("get");
-        let killed = fault.status.as_ref().and_then(|s| s.counters.get("scheduler")).and_then(|c| c.get(counter::PROCESSES_KILLED));
+        let killed = fault
+            .status
+            .as_ref()
+            .and_then(|s| s.counters.get("scheduler"))
+            .and_then(|c| c.get(counter::PROCESSES_KILLED));
         assert_eq!(killed, Some(&1), "{:?}", fault.status);
 
         // Started again (as its supervisor would), it has seen the fault and stays up.
@@ -503,7 +586,11 @@ fn a_killed_scheduler_exits_137_once_and_schedules_after_its_restart() {
         fault_state("the restarted scheduler listing its faults", scheduler.health, "running").await;
         assert!(scheduler.process.try_wait().is_none(), "killed again after the restart");
         let fault: ComponentChaos = client.get("default", "kill-scheduler").await.expect("get");
-        let killed = fault.status.as_ref().and_then(|s| s.counters.get("scheduler")).and_then(|c| c.get(counter::PROCESSES_KILLED));
+        let killed = fault
+            .status
+            .as_ref()
+            .and_then(|s| s.counters.get("scheduler"))
+            .and_then(|c| c.get(counter::PROCESSES_KILLED));
         assert_eq!(killed, Some(&1), "one kill per fault");
     });
 }
