@@ -9,6 +9,10 @@ use ipnet::Ipv4Net;
 
 /// Default listen address: kube-apiserver's secure port.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6443";
+/// Default address of `/healthz`, `/readyz` and `/fault`. kube-apiserver answers health checks on
+/// its secure port; the lab adds a port of its own because a stopped apiserver's port refuses
+/// connections, and this one must still answer (`DELETE /fault` lifts the stop).
+pub const DEFAULT_HEALTHZ_BIND_ADDRESS: &str = "127.0.0.1:6444";
 /// Default data directory for the embedded store.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/netlab/apiserver";
 /// kubeadm's default Service CIDR.
@@ -27,6 +31,10 @@ pub struct Config {
     /// Address to serve the gRPC API on.
     #[arg(long, env = "NETLAB_APISERVER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/fault` are served (a port of the lab's own, see
+    /// [`DEFAULT_HEALTHZ_BIND_ADDRESS`]).
+    #[arg(long, env = "NETLAB_APISERVER_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
+    pub healthz_bind_address: SocketAddr,
 
     /// The address published as the `kubernetes` Service's endpoint (kube-apiserver's flag).
     /// Default: the `--listen` address, or when that is 0.0.0.0, the default route's interface.

@@ -15,6 +15,8 @@
 //! - [`validation`]: upstream's field checks, one module per API group; the flags reach it as
 //!   [`validation::ValidationOptions`] through [`registry::RegistryConfig`].
 //! - [`object`]: decoding and metadata. [`selector`]: label and field selectors.
+//! - [`faults`]: its own ComponentChaos, enforced from the registry (it cannot ask itself over a
+//!   refused port).
 //! - [`warning`]: the `Warning`s a write answers with (a fault that selects no pod).
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
 //!   Service's EndpointSlice, kept pointing at this apiserver.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod defaults;
 pub mod endpoints;
 pub mod error;
+pub mod faults;
 pub mod object;
 pub mod registry;
 pub mod selector;
@@ -43,6 +46,9 @@ pub use error::{Error, Result};
 
 /// How long in-flight calls get after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a stop or pause of the apiserver waits, so the request that created it is answered.
+const FAULT_SETTLE: Duration = Duration::from_millis(300);
 
 /// Largest request the API accepts (a large ConfigMap fits; etcd's own limit is 1.5 MiB).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -82,6 +88,27 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         }
     }
 
+    // Component faults: the listener follows the gate (a stop closes it, a pause holds
+    // connections); /healthz, /readyz and /fault answer on a port of their own.
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Apiserver))
+            .settle(FAULT_SETTLE);
+    let own = match local.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => format!("http://[::1]:{}", local.port()),
+        ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
+        _ => format!("http://{local}"),
+    };
+    faults::spawn(registry.clone(), faults.clone(), &own, shutdown.child_token());
+    let probes = netlab_health::Health::new();
+    probes.set_ready(true);
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(probes.routes()),
+        shutdown.child_token(),
+    )
+    .await;
+    let listener = faults.listener(listener).map_err(listen)?.nodelay();
+
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ApiServerServer<server::Service>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -100,9 +127,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         .add_service(reflection)
         .add_service(api)
         .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK and small
-            // responses wait ~40 ms.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            // Without TCP_NODELAY (set by the listener), Nagle's algorithm meets the client's
+            // delayed ACK and small responses wait ~40 ms.
+            listener.into_incoming(),
             shutdown.clone().cancelled_owned(),
         );
     // Graceful shutdown waits for every connection to close, but clients keep their HTTP/2

@@ -184,6 +184,9 @@ pub mod counter {
     pub const PODS_AFFECTED: &str = "podsAffected";
     /// Requests and connections a stopped or paused component refused or held.
     pub const REQUESTS_REFUSED: &str = "requestsRefused";
+    /// Times a process exited for a ComponentChaos `kill` (recorded before the exit, so the
+    /// restarted process knows it already did).
+    pub const PROCESSES_KILLED: &str = "processesKilled";
     /// Allocations (pod IPs, ClusterIPs, conntrack entries) refused as exhausted.
     pub const ALLOCATIONS_REFUSED: &str = "allocationsRefused";
 }

@@ -241,47 +241,11 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
             "note: cannot bind port 53 on 127.0.x.253 (it needs root or CAP_NET_BIND_SERVICE): no cluster DNS, so names do not resolve in pods; IPs work"
         );
     }
-    for (name, bin, bin_args) in plan(args, data_dir, &apiserver, &cloud) {
-        let mut cmd = Command::new(binary(&bin));
-        cmd.args(&bin_args).stdin(Stdio::null());
-        let log = data_dir.join("logs").join(format!("{name}.log"));
-        if args.detach {
-            let file = std::fs::File::create(&log)
-                .map_err(|e| Problem::client(format!("creating {}: {e}", log.display())))?;
-            let err = file.try_clone().map_err(|e| Problem::client(e.to_string()))?;
-            cmd.stdout(file).stderr(err);
-            // Its own process group: the terminal's Ctrl-C is not for it any more.
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        } else {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            Problem::client(format!(
-                "starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"
-            ))
-        })?;
-        if !args.detach {
-            for stream in [
-                child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let prefix = format!("{name:>18} | ");
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                        println!("{prefix}{line}");
-                    }
-                });
-            }
-        }
-        record.processes.push(Process {
-            name: name.clone(),
-            pid: child.id(),
-            log: args.detach.then_some(log),
-        });
-        children.push((name, child));
+    let planned = plan(args, data_dir, &apiserver, &cloud);
+    for (name, bin, bin_args) in &planned {
+        let (child, log) = spawn(name, bin, bin_args, data_dir, args.detach, false)?;
+        record.processes.push(Process { name: name.clone(), pid: child.id(), log });
+        children.push((name.clone(), child));
     }
     write_cluster(data_dir, &record)?;
 
@@ -362,9 +326,30 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some((name, status)) = children.iter_mut().find_map(|(n, c)| c.try_wait().ok().flatten().map(|s| (n.clone(), s))) {
+                let Some((i, status)) = children.iter_mut().enumerate().find_map(|(i, (_, c))| c.try_wait().ok().flatten().map(|s| (i, s))) else {
+                    continue;
+                };
+                let name = children[i].0.clone();
+                // A killed process (a ComponentChaos kill, or anyone's SIGKILL) is started again,
+                // as compose's `restart: unless-stopped` does; any other exit stops the lab.
+                if !killed(status) {
                     let _ = writeln!(out, "{name} exited: {status}; stopping the lab.");
                     break;
+                }
+                let Some((_, bin, bin_args)) = planned.iter().find(|(n, _, _)| *n == name) else { break };
+                let _ = writeln!(out, "{name} was killed ({status}); starting it again.");
+                match spawn(&name, bin, bin_args, data_dir, false, true) {
+                    Ok((child, _)) => {
+                        if let Some(p) = record.processes.iter_mut().find(|p| p.name == name) {
+                            p.pid = child.id();
+                        }
+                        let _ = write_cluster(data_dir, &record);
+                        children[i].1 = child;
+                    }
+                    Err(problem) => {
+                        let _ = writeln!(out, "{name}: {problem}; stopping the lab.");
+                        break;
+                    }
                 }
             }
         }
@@ -373,6 +358,65 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let _ = std::fs::remove_file(data_dir.join("cluster.json"));
     let _ = writeln!(out, "netlab stopped.");
     Ok(())
+}
+
+/// Whether `status` is a kill: SIGKILL, or exit code 137 (what a ComponentChaos kill exits with,
+/// and what shells and Docker report for SIGKILL).
+fn killed(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.code() == Some(137) || status.signal() == Some(9)
+}
+
+/// Starts one process of the lab: logs to `<data-dir>/logs/<name>.log` when `detach` (appended
+/// when `again`, for a restart), else prefixed on this terminal. Returns it and its log.
+fn spawn(
+    name: &str,
+    bin: &str,
+    bin_args: &[String],
+    data_dir: &Path,
+    detach: bool,
+    again: bool,
+) -> Result<(Child, Option<PathBuf>), Problem> {
+    let mut cmd = Command::new(binary(bin));
+    cmd.args(bin_args).stdin(Stdio::null());
+    let log = data_dir.join("logs").join(format!("{name}.log"));
+    if detach {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(again)
+            .truncate(!again)
+            .open(&log)
+            .map_err(|e| Problem::client(format!("creating {}: {e}", log.display())))?;
+        let err = file.try_clone().map_err(|e| Problem::client(e.to_string()))?;
+        cmd.stdout(file).stderr(err);
+        // Its own process group: the terminal's Ctrl-C is not for it any more.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Problem::client(format!(
+            "starting {bin}: {e} (build it with `cargo build --bins`, or put it on PATH)"
+        ))
+    })?;
+    if !detach {
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let prefix = format!("{name:>18} | ");
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    println!("{prefix}{line}");
+                }
+            });
+        }
+    }
+    Ok((child, detach.then_some(log)))
 }
 
 /// Stops what was started and forgets the cluster; the logs stay for the post-mortem.

@@ -27,7 +27,13 @@ pub use error::{Error, Result};
 /// `shutdown` fires (or a server fails).
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    let component = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Cloud));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        component.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
 
     let registry = Arc::new(registry::Registry::from_catalog());
     let listener = tokio::net::TcpListener::bind(cfg.registry_listen)
@@ -46,7 +52,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     };
     let upstream_faults = Arc::new(upstream::faults::State::default());
     if let Some(client) = &client {
-        tokio::spawn(upstream::faults::watch(client.clone(), upstream_faults.clone(), shutdown.child_token()));
+        tokio::spawn(upstream::faults::watch(
+            client.clone(),
+            upstream_faults.clone(),
+            shutdown.child_token(),
+        ));
     }
     let dns_addr = upstream::serve(
         upstream::World::new(cfg.advertise_address),
@@ -58,8 +68,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     tracing::info!(addr = %dns_addr, advertise = %cfg.advertise_address, "Serving upstream DNS.");
     health.set_ready(true);
 
-    let faults = client.map(|client| registry::faults::RegistryFaults::start(client, shutdown.child_token()));
-
+    let faults =
+        client.clone().map(|client| registry::faults::RegistryFaults::start(client, shutdown.child_token()));
+    // Component faults (ComponentChaos `cloud`) come through the same apiserver.
+    if let Some(client) = client {
+        component.spawn_watch(client, shutdown.child_token());
+    }
+    let listener = component.listener(listener).map_err(Error::Registry)?.nodelay();
     // The registry runs on this task; the DNS and health servers stop on their child tokens.
     // Its listener lets a fault reset one request's connection (RegistryChaos `unreachable`).
     let app = registry::http::router_with_faults(registry, faults)

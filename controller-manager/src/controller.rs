@@ -175,7 +175,7 @@ impl<R: Reconcile> Controller<R> {
                 spawner.spawn(trigger);
             }
             for _ in 0..workers.max(1) {
-                spawner.spawn(work(reconciler.clone(), queue.clone()));
+                spawner.spawn(work(reconciler.clone(), queue.clone(), spawner.gate().clone()));
             }
         });
     }
@@ -196,8 +196,10 @@ fn owners<P: Object, C: Object>(change: &Change<C>, adopters: impl Fn(&C) -> Vec
 }
 
 /// One worker: reconciles keys off `queue` until it shuts down.
-async fn work<R: Reconcile>(reconciler: Arc<R>, queue: Queue) {
+async fn work<R: Reconcile>(reconciler: Arc<R>, queue: Queue, gate: netlab_faults::Gate) {
     while let Some(key) = queue.next().await {
+        // A stopped or paused controller-manager reconciles nothing; the key waits its turn.
+        gate.ready().await;
         match reconciler.reconcile(&key).await {
             Ok(after) => {
                 queue.forget(&key);

@@ -124,15 +124,23 @@ pub fn start(ctx: &Context) {
 /// Runs every enabled controller until `shutdown` fires, then waits (a while) for every task.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let health = netlab_health::Health::new();
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::ControllerManager));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
+    faults.spawn_watch(client.clone(), shutdown.child_token());
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = client.wait_ready(Duration::from_millis(500)) => {}
     }
     health.set_ready(true);
-    let ctx =
-        Context { client, config: std::sync::Arc::new(cfg), tasks: tasks::Tasks::new(shutdown.clone()) };
+    let tasks = tasks::Tasks::new(shutdown.clone()).gated(faults.gate().clone());
+    let ctx = Context { client, config: std::sync::Arc::new(cfg), tasks };
     start(&ctx);
     shutdown.cancelled().await;
     if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tasks.wait()).await.is_err() {

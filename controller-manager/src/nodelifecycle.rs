@@ -104,6 +104,7 @@ async fn monitor(ctx: Context, nodes: Cache<Node>) {
     let grace = ctx.config.node_monitor_grace_period;
     loop {
         tokio::time::sleep(period).await;
+        ctx.tasks.gate().ready().await;
         for node in nodes.list() {
             let name = node.metadata.name.clone().unwrap_or_default();
             match judge(&node, Timestamp::now(), grace) {

@@ -11,6 +11,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub struct Tasks {
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// The process's fault gate: every unit of work waits on it (a stopped or paused
+    /// controller-manager reconciles nothing).
+    gate: netlab_faults::Gate,
 }
 
 // === impl Tasks ===
@@ -18,7 +21,17 @@ pub struct Tasks {
 impl Tasks {
     /// Tasks that stop when `shutdown` fires.
     pub fn new(shutdown: CancellationToken) -> Self {
-        Self { tracker: TaskTracker::new(), shutdown }
+        Self { tracker: TaskTracker::new(), shutdown, gate: netlab_faults::Gate::new() }
+    }
+
+    /// The same tasks, their work gated by `gate`.
+    pub fn gated(self, gate: netlab_faults::Gate) -> Self {
+        Self { gate, ..self }
+    }
+
+    /// The gate every unit of work waits on.
+    pub fn gate(&self) -> &netlab_faults::Gate {
+        &self.gate
     }
 
     /// Runs `task` until it ends or shutdown fires, whichever is first. A task cut short is

@@ -149,13 +149,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         port: cfg.listen.port(),
     };
     let shared = Shared::new(settings);
+    let faults = netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Dns));
     let dns_token = CancellationToken::new();
-    let addr = server::serve(shared.clone(), cfg.listen, dns_token.clone()).await?;
+    let addr =
+        server::serve_gated(shared.clone(), cfg.listen, faults.gate().clone(), dns_token.clone()).await?;
     tracing::info!(%addr, "Serving DNS.");
     let http_token = CancellationToken::new();
-    status::serve(shared.clone(), &cfg, http_token.clone()).await?;
+    status::serve_guarded(shared.clone(), &cfg, Some(&faults), http_token.clone()).await?;
 
     let client = netlab_client::Client::new(&cfg.server)?;
+    faults.spawn_watch(client.clone(), shutdown.child_token());
     let tracker = tokio_util::task::TaskTracker::new();
     let watch_token = shutdown.child_token();
     tracker.spawn(watch::run(client.clone(), shared.clone(), watch_token.clone()));

@@ -26,6 +26,18 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<SocketAddr> {
+    serve_gated(shared, addr, netlab_faults::Gate::new(), shutdown).await
+}
+
+/// [`serve`], following the process's fault gate: stopped, both sockets are closed (a query
+/// gets ICMP port unreachable, dig says "connection refused"); paused, they stay bound and
+/// nothing is read (queries time out), as for a SIGSTOPped CoreDNS.
+pub async fn serve_gated(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    gate: netlab_faults::Gate,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<SocketAddr> {
     let udp =
         std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
     let local = udp.local_addr().map_err(|source| Error::Bind { what: "dns/udp", addr, source })?;
@@ -34,14 +46,42 @@ pub async fn serve(
         addr: local,
         source,
     })?;
-    udp::serve(shared.clone(), udp, local, shutdown.clone())?;
-    let mut server = Server::new(DnsHandler::new(shared));
-    server.register_listener(tcp, TCP_TIMEOUT, 64);
+    let tcp = tcp.into_std().map_err(|source| Error::Bind { what: "dns/tcp", addr: local, source })?;
+    // Each socket is served in epochs of running (see netlab_faults::socket): an epoch's
+    // receivers stop with its token.
+    let udp_shared = shared.clone();
+    let udp_epochs =
+        netlab_faults::socket::serve(udp, gate.clone(), shutdown.clone(), move |socket, epoch| {
+            udp::serve(udp_shared.clone(), socket, local, epoch)
+        });
+    let tcp_epochs = netlab_faults::socket::serve(tcp, gate, shutdown, move |listener, epoch| {
+        tcp_epoch(shared.clone(), listener, local, epoch)
+    });
     tokio::spawn(async move {
-        shutdown.cancelled().await;
-        if let Err(error) = server.shutdown_gracefully().await {
+        if let Err(error) = tokio::try_join!(udp_epochs, tcp_epochs) {
             tracing::warn!(%error, "DNS server stopped with an error.");
         }
     });
     Ok(local)
+}
+
+/// hickory's TCP server on `listener` until `epoch` ends.
+fn tcp_epoch(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    epoch: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let bind = |source| Error::Bind { what: "dns/tcp", addr: local, source };
+    listener.set_nonblocking(true).map_err(bind)?;
+    let tcp = TcpListener::from_std(listener).map_err(bind)?;
+    let mut server = Server::new(DnsHandler::new(shared));
+    server.register_listener(tcp, TCP_TIMEOUT, 64);
+    tokio::spawn(async move {
+        epoch.cancelled().await;
+        if let Err(error) = server.shutdown_gracefully().await {
+            tracing::warn!(%error, "DNS server stopped with an error.");
+        }
+    });
+    Ok(())
 }

@@ -16,6 +16,17 @@ use crate::{
 
 /// Binds `/health`, `/ready` and `/metrics` on their flag addresses and serves until `shutdown`.
 pub async fn serve(shared: Arc<Shared>, cfg: &Config, shutdown: CancellationToken) -> Result<()> {
+    serve_guarded(shared, cfg, None, shutdown).await
+}
+
+/// [`serve`], with `/health` and `/ready` failing while a component fault holds the process,
+/// and `/fault` beside `/ready`.
+pub async fn serve_guarded(
+    shared: Arc<Shared>,
+    cfg: &Config,
+    faults: Option<&netlab_faults::Faults>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let routes = [
         ("health", cfg.health_listen, Router::new().route("/health", get(health))),
         ("ready", cfg.ready_listen, Router::new().route("/ready", get(ready))),
@@ -27,6 +38,11 @@ pub async fn serve(shared: Arc<Shared>, cfg: &Config, shutdown: CancellationToke
         let local = listener.local_addr().map_err(|source| Error::Bind { what, addr, source })?;
         tracing::info!(plugin = what, addr = %local, "Serving HTTP.");
         let app = router.with_state(shared.clone());
+        let app = match faults {
+            Some(f) if what == "ready" => f.guard(app),
+            Some(f) => app.layer(axum::middleware::from_fn_with_state(f.clone(), netlab_faults::http::guard)),
+            None => app,
+        };
         let token = shutdown.clone();
         tokio::spawn(async move {
             if let Err(error) =

@@ -77,6 +77,9 @@ pub struct Kubelet {
     pub crash_backoff: Mutex<Backoff>,
     /// The faults this node enforces on its pods.
     pub faults: Arc<faults::Faults>,
+    /// The kubelet's fault gate: a stopped or paused kubelet syncs no pod and reports no status;
+    /// what runs keeps running (the runtime and the node's kernel are not the kubelet).
+    pub gate: netlab_faults::Gate,
 }
 
 /// What a worker gets: the pod's latest state, or word that it is gone from the apiserver.
@@ -142,7 +145,13 @@ impl Kubelet {
             pods_dir,
             host_dns,
             cluster_dns,
+            gate: netlab_faults::Gate::new(),
         })
+    }
+
+    /// The same kubelet, its work gated by `gate`.
+    pub fn gated(self, gate: netlab_faults::Gate) -> Self {
+        Self { gate, ..self }
     }
 }
 
@@ -172,6 +181,10 @@ pub async fn run(k: Arc<Kubelet>, shutdown: CancellationToken) {
             }
             c = changes.recv() => match c { Some(c) => c, None => return },
         };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = k.gate.ready() => {}
+        }
         let (pod, removed) = match change {
             Change::Applied(p) => (p, false),
             Change::Deleted(p) => (p, true),

@@ -71,8 +71,19 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         return Err(Error::Config(format!("--time-scale must be a positive number, got {}", cfg.time_scale)));
     }
     let health = netlab_health::Health::new();
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    // The kubelet's own ComponentChaos gate (stop, pause, kill).
+    let component = netlab_faults::Faults::new(netlab_faults::Me::on_node(
+        netlab_faults::Component::Kubelet,
+        cfg.node_name(),
+    ));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        component.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
+    component.spawn_watch(client.clone(), shutdown.child_token());
     client.wait_ready(Duration::from_millis(200)).await;
     let node_ip = match cfg.node_ip {
         Some(ip) => ip,
@@ -104,15 +115,18 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
     let (ready_tx, ready_rx) = watch::channel(false);
     let faults = kubelet::faults::Faults::start(client.clone(), &name, shutdown.child_token());
-    let kubelet = Arc::new(kubelet::Kubelet::new(
-        cfg.clone(),
-        client.clone(),
-        name.clone(),
-        node_ip,
-        runtime,
-        cni_rx,
-        faults.clone(),
-    )?);
+    let kubelet = Arc::new(
+        kubelet::Kubelet::new(
+            cfg.clone(),
+            client.clone(),
+            name.clone(),
+            node_ip,
+            runtime,
+            cni_rx,
+            faults.clone(),
+        )?
+        .gated(component.gate().clone()),
+    );
 
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
@@ -150,7 +164,14 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
             _ = reporter => {}
         }
     });
-    tracker.spawn(node::heartbeat(client.clone(), cfg.clone(), info, ready_rx, shutdown.child_token()));
+    tracker.spawn(node::heartbeat(
+        client.clone(),
+        cfg.clone(),
+        info,
+        ready_rx,
+        component.gate().clone(),
+        shutdown.child_token(),
+    ));
     tracker.spawn(watch_pod_cidr(
         client,
         cfg,

@@ -159,6 +159,7 @@ pub async fn heartbeat(
     cfg: std::sync::Arc<Config>,
     info: NodeInfo,
     mut network_ready: watch::Receiver<bool>,
+    gate: netlab_faults::Gate,
     shutdown: CancellationToken,
 ) {
     let every = cfg.scaled(NODE_STATUS_UPDATE_FREQUENCY).max(Duration::from_millis(10));
@@ -167,6 +168,12 @@ pub async fn heartbeat(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
             r = network_ready.changed() => if r.is_err() { return },
+        }
+        // A stopped or paused kubelet reports nothing: the node goes NotReady after the grace
+        // period, as with a real kubelet stopped.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = gate.ready() => {}
         }
         let ready = *network_ready.borrow();
         let node = match client.get::<Node>("", &info.name).await {

@@ -62,8 +62,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let node = cfg.node_name();
     // kube-proxy's health timeout is twice its sync period.
     let health = ProxyHealth::new(cfg.iptables_sync_period * 2);
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::on_node(netlab_faults::Component::KubeProxy, &node));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
+    faults.spawn_watch(client.clone(), shutdown.child_token());
     let kernel = Kernel::new(&cfg.kernel)?;
     let mode = match cfg.proxy_mode {
         ProxyMode::Iptables => Mode::Iptables(iptables::Iptables::new(iptables::Options {
@@ -116,7 +124,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         tasks.spawn(feed(nodes, node_changes, apply, || {}, shutdown.child_token()));
     }
     let settings = Settings::new(cfg.iptables_min_sync_period, cfg.iptables_sync_period);
-    tasks.spawn(Runner::new(handle, Arc::new(kernel), mode, settings).run(shutdown.child_token()));
+    tasks.spawn(
+        Runner::new(handle, Arc::new(kernel), mode, settings)
+            .gated(faults.gate().clone())
+            .run(shutdown.child_token()),
+    );
     tasks.close();
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(GRACE, tasks.wait()).await;

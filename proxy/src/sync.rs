@@ -204,6 +204,9 @@ pub struct Runner {
     conntrack_pending: BTreeSet<Filter>,
     /// conntrack delete failures in a row (logged at the first only).
     conntrack_failures: u32,
+    /// The process's fault gate: a stopped or paused kube-proxy syncs nothing (the rules it
+    /// wrote stay in the kernel and keep working).
+    gate: netlab_faults::Gate,
 }
 
 /// What one sync did.
@@ -234,7 +237,13 @@ impl Runner {
             synced_once: false,
             conntrack_pending: BTreeSet::new(),
             conntrack_failures: 0,
+            gate: netlab_faults::Gate::new(),
         }
+    }
+
+    /// The same runner, its syncs gated by `gate`.
+    pub fn gated(self, gate: netlab_faults::Gate) -> Self {
+        Self { gate, ..self }
     }
 
     /// Syncs until `shutdown`.
@@ -250,6 +259,10 @@ impl Runner {
             };
             // A periodic run and a retry are full syncs, and so is any sync while one is owed.
             let full = due != Due::Requested || self.need_full;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.gate.ready() => {}
+            }
             self.sync(full).await;
         }
     }

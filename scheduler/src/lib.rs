@@ -40,8 +40,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         return Err(Error::Config("--max-in-flight must be at least 1".into()));
     }
     let health = netlab_health::Health::new();
-    netlab_health::serve_or_warn(cfg.healthz_bind_address, health.routes(), shutdown.child_token()).await;
+    let faults =
+        netlab_faults::Faults::new(netlab_faults::Me::component(netlab_faults::Component::Scheduler));
+    netlab_health::serve_or_warn(
+        cfg.healthz_bind_address,
+        faults.guard(health.routes()),
+        shutdown.child_token(),
+    )
+    .await;
     let client = Client::new(&cfg.server)?;
+    faults.spawn_watch(client.clone(), shutdown.child_token());
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = client.wait_ready(Duration::from_millis(500)) => {}
@@ -64,6 +72,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         cfg.max_in_flight,
         node_changes,
         pod_changes,
+        faults.gate().clone(),
         shutdown,
     )
     .await;

@@ -78,6 +78,7 @@ impl Scheduler {
         max_in_flight: usize,
         mut nodes: mpsc::UnboundedReceiver<Change<Node>>,
         mut pods: mpsc::UnboundedReceiver<Change<Pod>>,
+        gate: netlab_faults::Gate,
         shutdown: CancellationToken,
     ) {
         let (outcomes, mut results) = mpsc::unbounded_channel();
@@ -97,6 +98,11 @@ impl Scheduler {
         };
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
         loop {
+            // A stopped or paused scheduler binds nothing; what arrives meanwhile waits.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = gate.ready() => {}
+            }
             // Everything already received goes into the cache before any decision.
             while let Ok(c) = nodes.try_recv() {
                 s.on_node(c);

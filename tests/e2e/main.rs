@@ -9,6 +9,7 @@ mod docker;
 mod endpointslices;
 mod faults_api;
 mod faults_cli;
+mod faults_components;
 mod faults_controller;
 mod faults_dns;
 mod faults_network;

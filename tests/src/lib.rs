@@ -234,6 +234,11 @@ impl Component {
         kill9(self.child.take());
     }
 
+    /// How it exited, if it has (without waiting).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Kill and start again with the same arguments.
     pub fn restart(&mut self) {
         self.kill9();

@@ -7,8 +7,9 @@
 //! crashed frontend does) instead of writing a response. The client sees `connection reset by
 //! peer` on that request, while pulls from other repositories over the same registry go on.
 //!
-//! [`ResetListener`] wraps the registry's listener; each connection's [`Peer`] (its
-//! `ConnectInfo`) carries a switch that makes the next write fail and the close send RST.
+//! [`ResetListener`] wraps the registry's listener (itself gated by the component faults, so a
+//! stopped cloud refuses connections); each connection's [`Peer`] (its `ConnectInfo`) carries a
+//! switch that makes the next write fail and the close send RST.
 
 use std::{
     io,
@@ -22,19 +23,18 @@ use std::{
 };
 
 use axum::{extract::connect_info::Connected, serve::IncomingStream};
+use netlab_faults::{GatedIo, GatedListener};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 
 /// The registry's listener, handing out resettable connections.
-#[derive(Debug)]
-pub struct ResetListener(pub TcpListener);
+pub struct ResetListener(pub GatedListener);
 
 /// One accepted connection: the stream and its reset switch.
-#[derive(Debug)]
 pub struct ResetIo {
-    stream: TcpStream,
+    stream: GatedIo<TcpStream>,
     reset: Arc<AtomicBool>,
 }
 
@@ -63,24 +63,14 @@ impl axum::serve::Listener for ResetListener {
     type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let reset = Arc::new(AtomicBool::new(false));
-                    return (ResetIo { stream, reset: reset.clone() }, Peer { addr, reset });
-                }
-                // As axum's own listener: out of descriptors or an aborted handshake; go on.
-                Err(error) => {
-                    tracing::debug!(%error, "Accept failed.");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            }
-        }
+        // The gated listener retries failed accepts itself, as axum's own listener does.
+        let (stream, addr) = self.0.accept().await;
+        let reset = Arc::new(AtomicBool::new(false));
+        (ResetIo { stream, reset: reset.clone() }, Peer { addr, reset })
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer { addr: self.0.local_addr()?, reset: Arc::default() })
+        Ok(Peer { addr: self.0.local_addr(), reset: Arc::default() })
     }
 }
 
@@ -95,7 +85,7 @@ impl Connected<IncomingStream<'_, ResetListener>> for Peer {
 impl ResetIo {
     fn reset_now(&self) -> io::Error {
         // Zero linger: closing the socket sends RST and drops what is unsent.
-        let _ = self.stream.set_zero_linger();
+        let _ = self.stream.get_ref().set_zero_linger();
         io::Error::from(io::ErrorKind::ConnectionReset)
     }
 }

@@ -132,6 +132,13 @@ impl Worker {
                 }
                 return;
             }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.stop_probes();
+                    return;
+                }
+                _ = self.k.gate.ready() => {}
+            }
             let next = self.sync().await;
             self.push_status().await;
             let sleep = async {
