@@ -269,4 +269,183 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     let nc =
         get(&["exec", "-n", "demo", "client", "--", "nc", "-zv", "-w", "5", "kubernetes.default", "443"]);
     assert_eq!(nc.code, Some(0), "nc -zv kubernetes.default 443: {nc:?}");
+
+    break_each_kind(&project, &ports, &server);
+}
+
+/// Polls `probe` every 500 ms until it gives Some, for at most 90 s.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// One fault of each kind in the composed lab: the symptom a user sees with it, and the flow
+/// back after `netlab fault delete`. Faults are created from the host CLI, and one from inside
+/// the apiserver's container, as a workshop would.
+fn break_each_kind(project: &str, ports: &[(&'static str, u16)], server: &str) {
+    let get = |args: &[&str]| netlab(server, args, None);
+    let (dns_port, registry_port) = (ports[1].1, ports[2].1);
+    let delete = |name: &str| {
+        let run = get(&["fault", "delete", name]);
+        assert_eq!(run.code, Some(0), "fault delete {name}: {}", run.stderr);
+    };
+    let exec = |args: &[&str]| {
+        let mut full = vec!["exec", "-n", "demo", "client", "--"];
+        full.extend_from_slice(args);
+        get(&full)
+    };
+
+    // DNSChaos: the client pod's lookups of orders get NXDOMAIN (the chaos controller selects
+    // the pod, dns matches its source IP); other names and other pods are untouched.
+    get(&[
+        "fault",
+        "dns",
+        "-n",
+        "demo",
+        "--pods",
+        "app=client",
+        "--names",
+        "orders.*",
+        "--error",
+        "NXDOMAIN",
+        "--name",
+        "nx",
+    ])
+    .ok();
+    wait_for("nslookup orders.demo answers NXDOMAIN under DNSChaos", || {
+        let run = exec(&["nslookup", "orders.demo"]);
+        (run.code != Some(0) && (run.stdout.contains("NXDOMAIN") || run.stderr.contains("NXDOMAIN")))
+            .then_some(())
+    });
+    delete("nx");
+    wait_for("nslookup orders.demo answers again", || {
+        (exec(&["nslookup", "orders.demo"]).code == Some(0)).then_some(())
+    });
+
+    // NetworkChaos: a partition from the client to orders; curl times out (exit 28).
+    get(&["fault", "partition", "-n", "demo", "--from", "app=client", "--to", "app=orders", "--name", "cut"])
+        .ok();
+    wait_for("curl times out across the partition", || {
+        (exec(&["curl", "-sS", "-m", "2", "http://orders.demo/"]).code == Some(28)).then_some(())
+    });
+    delete("cut");
+    wait_for("curl works again", || {
+        (exec(&["curl", "-sS", "-m", "5", "http://orders.demo/"]).code == Some(0)).then_some(())
+    });
+
+    // PodChaos: one orders pod killed; its ReplicaSet replaces it.
+    let names = || {
+        let list = get(&["get", "pods", "-n", "demo", "-l", "app=orders", "-o", "json"]).json();
+        let mut running: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+            .collect();
+        running.sort();
+        running
+    };
+    let before = names();
+    get(&[
+        "fault",
+        "pod",
+        "kill",
+        "-n",
+        "demo",
+        "--pods",
+        "app=orders",
+        "--mode",
+        "one",
+        "--grace-period",
+        "0",
+        "--name",
+        "kill1",
+    ])
+    .ok();
+    wait_for("a replacement orders pod runs", || {
+        let now = names();
+        (now.len() == before.len() && now != before).then_some(())
+    });
+    delete("kill1");
+
+    // ComponentChaos, from inside the apiserver's container: the cluster DNS stopped; the host's
+    // dig gets no answer; back after delete.
+    let inside = compose_with(
+        project,
+        ports,
+        &["exec", "-T", "apiserver", "netlab", "fault", "stop", "dns", "--name", "dns-down"],
+    );
+    assert!(inside.status.success(), "fault stop dns inside: {}", String::from_utf8_lossy(&inside.stderr));
+    wait_for("dns is stopped", || dig(dns_port, "orders.demo.svc.cluster.local").is_empty().then_some(()));
+    delete("dns-down");
+    wait_for("dns answers again", || {
+        (!dig(dns_port, "orders.demo.svc.cluster.local").is_empty()).then_some(())
+    });
+
+    // RegistryChaos: Docker Hub's rate limit on nginx, seen by a real client (skopeo).
+    let skopeo = || {
+        Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                &format!("docker://127.0.0.1:{registry_port}/library/nginx:1.27"),
+            ])
+            .output()
+            .expect("skopeo")
+    };
+    get(&["fault", "registry", "--repo", "library/nginx*", "--status", "429", "--name", "rate"]).ok();
+    wait_for("the registry answers 429", || {
+        let out = skopeo();
+        (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("toomanyrequests"))
+            .then_some(())
+    });
+    delete("rate");
+    wait_for("skopeo inspects nginx again", || skopeo().status.success().then_some(()));
+
+    // UpstreamDNSChaos: the outside resolver answers SERVFAIL; cluster names still resolve.
+    // Each probe asks a new name, so CoreDNS's cache cannot answer it.
+    let mut n = 0;
+    let mut status = |name: &str| {
+        n += 1;
+        let out = Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &dns_port.to_string(),
+                "+time=3",
+                "+tries=1",
+                &format!("probe-{n}.{name}"),
+            ])
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    get(&["fault", "upstream", "--servfail", "--name", "upstream"]).ok();
+    wait_for("external names get SERVFAIL", || {
+        status("example.com").contains("status: SERVFAIL").then_some(())
+    });
+    assert!(!dig(dns_port, "orders.demo.svc.cluster.local").is_empty(), "cluster names still resolve");
+    delete("upstream");
+    wait_for("external names resolve again", || {
+        (!status("example.com").contains("status: SERVFAIL")).then_some(())
+    });
+
+    // ExhaustionChaos: the Service CIDR is full; a new Service is refused as a real apiserver
+    // refuses it.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: one-more\n  namespace: demo\nspec:\n  ports:\n  - port: 80\n";
+    get(&["fault", "exhaust", "service-cidr", "--name", "full"]).ok();
+    let refused = netlab(server, &["apply", "-f", "-"], Some(svc));
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("failed to allocate a serviceIP: range is full"), "{}", refused.stderr);
+    delete("full");
+    netlab(server, &["apply", "-f", "-"], Some(svc)).ok();
+    get(&["delete", "service", "one-more", "-n", "demo"]).ok();
+    assert_eq!(get(&["fault", "list"]).stderr, "No resources found\n");
 }

@@ -219,10 +219,13 @@ fn collapse(text: &str) -> String {
 fn inject(client: &Client, mut chaos: DnsChaos, pods: &[(&str, &str)]) -> DnsChaos {
     runtime().block_on(async {
         let created: DnsChaos = client.create(&chaos).await.expect("create DNSChaos");
+        let (namespace, name) = (
+            created.metadata.namespace.clone().unwrap_or_default(),
+            created.metadata.name.clone().unwrap_or_default(),
+        );
         chaos = created;
         let now = jiff::Timestamp::now().to_string();
-        chaos.status_mut().experiment.desired_phase = phase::RUN.into();
-        chaos.status_mut().experiment.container_records = pods
+        let records: Vec<Record> = pods
             .iter()
             .map(|(name, ip)| Record {
                 id: format!("demo/{name}"),
@@ -235,7 +238,17 @@ fn inject(client: &Client, mut chaos: DnsChaos, pods: &[(&str, &str)]) -> DnsCha
                 injected_at: now.clone(),
             })
             .collect();
-        client.update_status(&chaos).await.expect("write containerRecords")
+        // As the controller does: on a conflict (an enforcer's counters landed first), re-read.
+        loop {
+            chaos.status_mut().experiment.desired_phase = phase::RUN.into();
+            chaos.status_mut().experiment.container_records = records.clone();
+            match client.update_status(&chaos).await {
+                Err(e) if e.is_conflict() => {
+                    chaos = client.get(&namespace, &name).await.expect("re-read DNSChaos");
+                }
+                other => return other.expect("write containerRecords"),
+            }
+        }
     })
 }
 

@@ -9,16 +9,12 @@
 //! and a restarted node-agent enforces the faults again. Counters reach the faults' status, and
 //! the route span of a broken connect names its fault.
 //!
-//! The chaos controller is not part of this scenario: [`inject`] writes the records it would
-//! write (`status.experiment.containerRecords`, one per selected pod with its IP).
+//! The controller-manager's chaos controller selects the pods (`status.experiment.
+//! containerRecords`, one per selected pod with its IP); [`selected`] waits until it has.
 
 use std::time::{Duration, Instant};
 
-use netlab_chaos::{
-    ExhaustionChaos, NetworkChaos,
-    object::Chaos,
-    status::{Record, phase},
-};
+use netlab_chaos::{ExhaustionChaos, NetworkChaos, object::Chaos, status::phase};
 use netlab_client::{Client, ListParams};
 use netlab_e2e::{
     Apiserver, Component, Run, block_on, free_port, netlab,
@@ -28,8 +24,8 @@ use netlab_e2e::{
 
 const WAIT: Duration = Duration::from_secs(90);
 /// The cluster DNS's address for this scenario (its own, off flows.rs' and the launcher's).
-const DNS: &str = "127.0.5.253:53";
-const NODES: [(&str, &str); 2] = [("node-1", "127.0.5.1"), ("node-2", "127.0.5.2")];
+const DNS: &str = "127.0.15.253:53";
+const NODES: [(&str, &str); 2] = [("node-1", "127.0.15.1"), ("node-2", "127.0.15.2")];
 
 const MANIFESTS: &str = r#"
 apiVersion: v1
@@ -183,39 +179,32 @@ impl Lab {
     }
 }
 
-/// Writes the records the chaos controller would write for `name`: `sources` (selectorKey `.`)
-/// and `targets` (`.Target`) as (pod, IP, node). The one place to switch to the real controller.
-fn inject(lab: &Lab, name: &str, sources: &[(&str, &str, &str)], targets: &[(&str, &str, &str)]) {
-    block_on(async {
-        let client = lab.client();
-        let record = |key: &str, (pod, ip, node): &(&str, &str, &str)| Record {
-            id: format!("demo/{pod}"),
-            selector_key: key.into(),
-            phase: phase::INJECTED.into(),
-            injected_count: 1,
-            pod_ip: ip.to_string(),
-            node_name: node.to_string(),
-            ..Default::default()
-        };
-        let records: Vec<Record> = sources
+/// Waits until the chaos controller has selected `sources` (selectorKey `.`) and `targets`
+/// (`.Target`), given as (pod, IP, node), for fault `name`: exactly those, with their IPs.
+fn selected(lab: &Lab, name: &str, sources: &[(&str, &str, &str)], targets: &[(&str, &str, &str)]) {
+    let want = |key: &str, pods: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = pods
             .iter()
-            .map(|s| record(".", s))
-            .chain(targets.iter().map(|t| record(".Target", t)))
+            .map(|(pod, ip, _)| (key.to_string(), format!("demo/{pod}"), ip.to_string()))
             .collect();
-        for _ in 0..10 {
-            let mut fault: NetworkChaos = client.get("demo", name).await.expect("the fault");
-            let status = fault.status_mut();
-            status.experiment.desired_phase = phase::RUN.into();
-            status.experiment.container_records = records.clone();
-            match client.update_status(&fault).await {
-                Err(e) if e.is_conflict() => continue,
-                other => {
-                    other.expect("update_status");
-                    return;
-                }
-            }
-        }
-        panic!("could not write the records of {name}");
+        v.sort();
+        v
+    };
+    let mut expected = want(".", sources);
+    expected.extend(want(".Target", targets));
+    expected.sort();
+    until(&format!("the chaos controller selects the pods of {name}"), || {
+        let fault: NetworkChaos =
+            block_on(async { lab.client().get("demo", name).await }).expect("the fault");
+        let mut have: Vec<(String, String, String)> = fault
+            .status
+            .iter()
+            .flat_map(|s| &s.experiment.container_records)
+            .filter(|r| r.phase == phase::INJECTED)
+            .map(|r| (r.selector_key.clone(), r.id.clone(), r.pod_ip.clone()))
+            .collect();
+        have.sort();
+        (have == expected, format!("records {have:?}, want {expected:?}"))
     });
 }
 
@@ -298,9 +287,9 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     // 1. Partition client → web-2: the connect times out as curl and nc report it.
     lab.apply(&network_chaos(
         "cut",
-        "  action: partition\n  direction: to\n  target:\n    mode: all\n    selector:\n      labelSelectors: {app: web}\n",
+        "    pods: {demo: [client]}\n  action: partition\n  direction: to\n  target:\n    mode: all\n    selector:\n      pods: {demo: [web-2]}\n",
     ));
-    inject(&lab, "cut", &[client], &[web2]);
+    selected(&lab, "cut", &[client], &[web2]);
     until("the partition cuts client off web-2", || times_out(&lab.curl("client", &ip("web-2"))));
     let run = lab.curl("client", &ip("web-2"));
     assert_eq!(run.code, Some(28), "{run:?}");
@@ -317,7 +306,8 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
         nc.stderr,
         format!("nc: connect to {} port 8080 (tcp) timed out: Operation now in progress\n", ip("web-2")),
     );
-    assert!(answers(&lab.curl("client", &ip("web-1"))).0, "web-1 is not a target");
+    let to_web1 = lab.curl("client", &ip("web-1"));
+    assert!(answers(&to_web1).0, "web-1 is not a target: {to_web1:?}");
     assert!(answers(&lab.curl("client-2", &ip("web-2"))).0, "client-2 is not selected");
     until("packetsDropped counted", || {
         let n = counter::<NetworkChaos>(&lab, "cut", "node-1", "packetsDropped");
@@ -337,7 +327,7 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
         "nodes",
         "    nodes: [node-1]\n  action: partition\n  direction: both\n  target:\n    mode: all\n    selector:\n      nodes: [node-2]\n",
     ));
-    inject(&lab, "nodes", &[client, web1], &[web2, client2]);
+    selected(&lab, "nodes", &[client, web1], &[web2, client2]);
     until("node-1 is cut off node-2", || times_out(&lab.curl("client", &ip("web-2"))));
     until("node-2 is cut off node-1", || times_out(&lab.curl("client-2", &ip("web-1"))));
     assert!(answers(&lab.curl("client", &ip("web-1"))).0, "node-local traffic flows");
@@ -359,9 +349,9 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     // 4. DNS queries lost on the way: the resolver gives up as dig prints it.
     lab.apply(&network_chaos(
         "dns-loss",
-        "  action: loss\n  loss:\n    loss: \"100\"\n  direction: to\n  externalTargets: [\"10.96.0.10/32\"]\n",
+        "    pods: {demo: [client]}\n  action: loss\n  loss:\n    loss: \"100\"\n  direction: to\n  externalTargets: [\"10.96.0.10/32\"]\n",
     ));
-    inject(&lab, "dns-loss", &[client], &[]);
+    selected(&lab, "dns-loss", &[client], &[]);
     let dig = || lab.exec("client", &["dig", "+time=1", "+tries=1", "web.demo.svc.cluster.local"]);
     until("dig gives up", || {
         let run = dig();
@@ -381,9 +371,9 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     let before = (0..3).map(|_| time_connect(&lab, &ip("web-2"))).fold(f64::MAX, f64::min);
     lab.apply(&network_chaos(
         "slow",
-        "  action: delay\n  delay:\n    latency: 200ms\n  direction: to\n  target:\n    mode: all\n    selector:\n      labelSelectors: {app: web}\n",
+        "    pods: {demo: [client]}\n  action: delay\n  delay:\n    latency: 200ms\n  direction: to\n  target:\n    mode: all\n    selector:\n      pods: {demo: [web-2]}\n",
     ));
-    inject(&lab, "slow", &[client], &[web2]);
+    selected(&lab, "slow", &[client], &[web2]);
     until("the delay shows in time_connect", || {
         let t = time_connect(&lab, &ip("web-2"));
         (t >= before + 0.15, format!("time_connect {t} s, {before} s without the delay"))
@@ -401,9 +391,9 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     // 6. A duration ends the fault by itself.
     lab.apply(&network_chaos(
         "brief",
-        "  action: partition\n  direction: to\n  duration: 4s\n  target:\n    mode: all\n    selector:\n      labelSelectors: {app: web}\n",
+        "    pods: {demo: [client]}\n  action: partition\n  direction: to\n  duration: 4s\n  target:\n    mode: all\n    selector:\n      pods: {demo: [web-2]}\n",
     ));
-    inject(&lab, "brief", &[client], &[web2]);
+    selected(&lab, "brief", &[client], &[web2]);
     until("the brief partition is in force", || times_out(&lab.curl("client", &ip("web-2"))));
     until("the brief partition is over", || answers(&lab.curl("client", &ip("web-2"))));
 
