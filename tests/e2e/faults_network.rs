@@ -4,8 +4,10 @@
 //! the flows as a real cluster's would break: a partitioned connect times out (curl exit 28,
 //! `nc -w 1` "timed out: Operation now in progress"), a partition by node pair cuts node-1's pods off node-2's both ways
 //! and leaves node-local traffic alone, DNS queries lost on the way make dig give up with "no
-//! servers could be reached", a delay shows in curl's `%{time_connect}`, a full conntrack table
-//! drops new flows and keeps the listed ones; every fault stops on delete and on its duration,
+//! servers could be reached", a delay shows in curl's `%{time_connect}`, duplicated segments cost
+//! TCP nothing, corrupted SYNs fail their checksum and time the connect out as lost ones do, a
+//! rate limit stretches a large request's `%{time_total}`, a full conntrack table drops new
+//! flows and keeps the listed ones; every fault stops on delete and on its duration,
 //! and a restarted node-agent enforces the faults again. Counters reach the faults' status, and
 //! the route span of a broken connect names its fault.
 //!
@@ -259,6 +261,26 @@ fn time_connect(lab: &Lab, ip: &str) -> f64 {
     run.stdout.trim().parse().unwrap_or_else(|_| panic!("time_connect: {run:?}"))
 }
 
+/// `time_total` of a request from `client` to `ip` with the `curl` options `extra`, in seconds.
+fn time_total(lab: &Lab, ip: &str, extra: &[&str]) -> f64 {
+    let url = format!("http://{ip}:8080/");
+    let mut cmd = vec!["curl", "-sS", "-m", "30", "-o", "/dev/null", "-w", "%{time_total}"];
+    cmd.extend_from_slice(extra);
+    cmd.push(&url);
+    let run = lab.exec("client", &cmd).ok();
+    run.stdout.trim().parse().unwrap_or_else(|_| panic!("time_total: {run:?}"))
+}
+
+/// A fault of `action` (its spec block in `spec`) on what `client` sends to `web-2`.
+fn client_to_web2(name: &str, action: &str, spec: &str) -> String {
+    network_chaos(
+        name,
+        &format!(
+            "    pods: {{demo: [client]}}\n  action: {action}\n{spec}  direction: to\n  target:\n    mode: all\n    selector:\n      pods: {{demo: [web-2]}}\n"
+        ),
+    )
+}
+
 #[test]
 fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     if std::net::UdpSocket::bind(DNS).is_err() {
@@ -411,6 +433,67 @@ fn network_faults_break_flows_as_a_real_cluster_shows_and_restore_them() {
     });
     lab.delete::<ExhaustionChaos>("ct");
     until("node-1 opens new flows again", || answers(&lab.curl("client", &ip("web-2"))));
+
+    // 8. Every segment to web-2 sent twice: the receiver discards the second copy, so every
+    // request still gets its answer; the copies are counted.
+    lab.apply(&client_to_web2("twice", "duplicate", "  duplicate:\n    duplicate: \"100\"\n"));
+    selected(&lab, "twice", &[client], &[web2]);
+    until("packetsDuplicated counted", || {
+        let run = lab.curl("client", &ip("web-2"));
+        assert!(answers(&run).0, "duplicates cost TCP nothing: {run:?}");
+        let n = counter::<NetworkChaos>(&lab, "twice", "node-1", "packetsDuplicated");
+        (n > 0, format!("packetsDuplicated {n}"))
+    });
+    assert!(answers(&lab.curl("client", &ip("web-2"))).0, "duplicates cost TCP nothing");
+    lab.delete::<NetworkChaos>("twice");
+
+    // 9. Every segment to web-2 corrupted: each SYN fails its checksum at web-2, which drops it,
+    // so the connect times out as a lost one does (curl exit 28), and web-1 is untouched.
+    lab.apply(&client_to_web2("garbled", "corrupt", "  corrupt:\n    corrupt: \"100\"\n"));
+    selected(&lab, "garbled", &[client], &[web2]);
+    until("corrupted SYNs time the connect out", || times_out(&lab.curl("client", &ip("web-2"))));
+    let run = lab.curl("client", &ip("web-2"));
+    assert!(
+        run.code == Some(28)
+            && run
+                .stderr
+                .starts_with(&format!("curl: (28) Failed to connect to {} port 8080 after ", ip("web-2"))),
+        "{run:?}"
+    );
+    assert!(answers(&lab.curl("client", &ip("web-1"))).0, "web-1 is not a target");
+    until("packetsCorrupted counted", || {
+        let n = counter::<NetworkChaos>(&lab, "garbled", "node-1", "packetsCorrupted");
+        (n > 0, format!("packetsCorrupted {n}"))
+    });
+    lab.delete::<NetworkChaos>("garbled");
+    until("client reaches web-2 intact again", || answers(&lab.curl("client", &ip("web-2"))));
+
+    // 10. A 10 kB/s rate limit on a request of about 24 kB (six 4 kB headers: the server needs
+    // the whole head before it answers, and each line stays under nginx's 8k header buffers)
+    // takes seconds instead of milliseconds (loosely: timing is the bench's).
+    let pad = "x".repeat(4000);
+    let headers: Vec<String> = (1..=6).map(|n| format!("X-Pad-{n}: {pad}")).collect();
+    let big: Vec<&str> = headers.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+    let before = (0..3).map(|_| time_total(&lab, &ip("web-2"), &big)).fold(f64::MAX, f64::min);
+    lab.apply(&client_to_web2(
+        "narrow",
+        "bandwidth",
+        "  bandwidth:\n    rate: 10kbps\n    limit: 100000\n    buffer: 1000\n",
+    ));
+    selected(&lab, "narrow", &[client], &[web2]);
+    until("the rate limit shows in time_total", || {
+        let t = time_total(&lab, &ip("web-2"), &big);
+        (t >= before + 1.0, format!("time_total {t} s, {before} s without the limit"))
+    });
+    until("packetsDelayed counted", || {
+        let n = counter::<NetworkChaos>(&lab, "narrow", "node-1", "packetsDelayed");
+        (n > 0, format!("packetsDelayed {n}"))
+    });
+    lab.delete::<NetworkChaos>("narrow");
+    until("the rate limit is gone", || {
+        let t = time_total(&lab, &ip("web-2"), &big);
+        (t < before + 0.5, format!("time_total {t} s, {before} s without the limit"))
+    });
 
     // An expired fault stays an object (Chaos Mesh keeps it, with TimeUp) until deleted.
     lab.delete::<NetworkChaos>("brief");
