@@ -110,7 +110,15 @@ fn dig(port: u16, name: &str) -> String {
         .args(["@127.0.0.1", "-p", &port.to_string(), "+short", "+time=2", "+tries=1", name])
         .output()
         .expect("dig (dnsutils)");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    // dig prints its errors (";; communications error ...", ";; no servers could be reached")
+    // on stdout too, even with +short: only the answer lines count.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(";;"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 struct DownAll(String, Vec<(&'static str, u16)>);
