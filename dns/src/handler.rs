@@ -1,10 +1,10 @@
 //! The hickory edge: the only module that knows hickory's types. It receives a query, runs it
 //! through the plugin chain in CoreDNS's compiled order — cache, kubernetes, forward — for the
 //! server block the name belongs to, and writes the reply: rcodes and flags as CoreDNS sets them
-//! (AA on every kubernetes answer, RA on positive ones only, the SOA in Authority for negative
-//! ones), EDNS echoed, UDP replies truncated with TC by hickory's encoder when they do not fit.
-//! It also says which replies the UDP packet cache ([`crate::server::udp`]) may repeat. Sockets are
-//! [`crate::server`]'s.
+//! (AA on every kubernetes answer and never RA, the SOA in Authority for negative ones and for
+//! SERVFAIL before the first sync), EDNS echoed, UDP replies truncated with TC by hickory's
+//! encoder when they do not fit. It also says which replies the UDP packet cache
+//! ([`crate::server::udp`]) may repeat. Sockets are [`crate::server`]'s.
 //! Wire-level errors become response codes here and nowhere else.
 
 use std::{
@@ -474,7 +474,9 @@ impl DnsHandler {
     /// whole server (CoreDNS's `upstream.Lookup`).
     async fn zone_reply(&self, blocks: &Blocks, ask: &Ask<'_>, answer: zone::Answer) -> Reply {
         let code = match answer.rcode {
-            zone::Rcode::ServFail => return Reply::error(ResponseCode::ServFail, Plugin::Kubernetes),
+            // BackendError: authoritative, with the SOA, like NXDOMAIN.
+            zone::Rcode::ServFail => ResponseCode::ServFail,
+            // Returned, not written: the server writes a bare reply with that rcode.
             zone::Rcode::Refused => return Reply::error(ResponseCode::Refused, Plugin::Kubernetes),
             zone::Rcode::NxDomain => ResponseCode::NXDomain,
             zone::Rcode::NoError => ResponseCode::NoError,
@@ -503,12 +505,14 @@ impl DnsHandler {
                 answers.extend(upstream.answers);
             }
         }
-        let negative = code == ResponseCode::NXDomain || answers.is_empty();
+        let negative = code != ResponseCode::NoError || answers.is_empty();
         Reply {
             rcode: code,
             aa: true,
-            // BackendError (negative answers) builds a fresh message without RA.
-            ra: !negative,
+            // Neither ServeDNS's reply (SetReply) nor BackendError's (SetRcode) sets RA: the
+            // kubernetes plugin is no recursive resolver (coredns/coredns#2408). dig warns
+            // "recursion requested but not available", as it does against CoreDNS.
+            ra: false,
             tc,
             authorities: if negative {
                 to_record(&answer.soa, ask.name).into_iter().collect()
@@ -788,6 +792,8 @@ fn log_query(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod apex;
 
     fn a(name: &str, ip: &str) -> Record {
         Record::from_rdata(Name::from_ascii(name).unwrap(), 30, RData::A(A(ip.parse().unwrap())))

@@ -64,7 +64,9 @@ pub struct ZoneConfig {
     /// `ignore empty_service`: NXDOMAIN for ClusterIP Services without ready endpoints.
     pub ignore_empty_service: bool,
     /// The addresses this server serves on (CoreDNS's `localIPs`): the NS records name the
-    /// Services whose endpoints hold them.
+    /// Services whose endpoints hold them. CoreDNS takes its pod's interface addresses minus
+    /// loopback; here it is the address the process registers as its pod IP, which natively is a
+    /// loopback address (the lab's exception, as for the kube-dns endpoints themselves).
     pub local_ips: Vec<IpAddr>,
 }
 
@@ -513,7 +515,7 @@ impl Store {
         let soa = self.soa(cfg, apex);
         let mut answer =
             Answer { rcode: Rcode::NoError, answers: vec![], additionals: vec![], soa, chase: None };
-        let lookup = Lookup { store: self, cfg, zone };
+        let lookup = Lookup { store: self, cfg, zone, apex };
         let result = match qtype {
             QType::A | QType::Aaaa => lookup.address(&lower, Owner::Query, qtype, 0, &mut answer),
             QType::Txt => lookup.txt(&lower, &mut answer),
@@ -521,11 +523,18 @@ impl Store {
             QType::Ptr => lookup.ptr(&lower, &mut answer),
             QType::Srv => lookup.srv(&lower, &mut answer),
             QType::Mx => lookup.services(&lower, qtype).map(|_| ()),
-            QType::Soa if lower == zone => {
-                answer.answers.push(Record { owner: Owner::Query, ..answer.soa.clone() });
+            // handler.go: the SOA at the apex (in any case); below it nothing is looked up at all,
+            // so every name, existing or not, is NODATA.
+            QType::Soa => {
+                if lower == zone {
+                    answer.answers.push(Record { owner: Owner::Query, ..answer.soa.clone() });
+                }
                 Ok(())
             }
-            QType::Ns if lower == zone => lookup.ns(&mut answer),
+            // handler.go compares the lowercased name with the zone in the query's case: an apex
+            // asked in another case (`Cluster.Local. NS`) misses, and the fake A lookup makes it
+            // NODATA.
+            QType::Ns if lower == apex => lookup.ns(&mut answer),
             QType::Axfr | QType::Ixfr => {
                 answer.rcode = Rcode::Refused;
                 return Outcome::Answer(Box::new(answer));
@@ -534,13 +543,11 @@ impl Store {
             _ => lookup.services(&lower, QType::A).map(|_| ()),
         };
         match result {
-            Err(NameError) if !self.synced => {
-                answer.rcode = Rcode::ServFail;
-                Outcome::Answer(Box::new(answer))
-            }
+            // handler.go asks `fallthrough` before it asks whether the informers have synced.
             Err(NameError) if cfg.falls_through(&lower) => Outcome::Fallthrough,
             Err(NameError) => {
-                answer.rcode = Rcode::NxDomain;
+                // Before the informers have synced a miss is SERVFAIL (with the SOA all the same).
+                answer.rcode = if self.synced { Rcode::NxDomain } else { Rcode::ServFail };
                 answer.answers.clear();
                 answer.additionals.clear();
                 answer.chase = None;
@@ -641,7 +648,11 @@ enum Host {
 struct Lookup<'a> {
     store: &'a Store,
     cfg: &'a ZoneConfig,
+    /// The matched zone, lowercase.
     zone: &'a str,
+    /// The matched zone in the query's case (CoreDNS's `state.Zone`): the apex checks compare the
+    /// lowercased name with it.
+    apex: &'a str,
 }
 
 // === impl Lookup ===
@@ -669,8 +680,15 @@ impl Lookup<'_> {
                 _ => Err(NameError),
             };
         }
-        if lower.strip_suffix(self.zone) == Some("ns.dns.") {
-            return Ok(self.ns_addrs().into_iter().map(|(_, e)| e).collect());
+        if self.is_default_ns(lower) {
+            // The NS target's own addresses, of the asked family only; any other type is NODATA.
+            let family = |e: &Entry| {
+                matches!(
+                    (qtype, &e.host),
+                    (QType::A, Host::Ip(IpAddr::V4(_))) | (QType::Aaaa, Host::Ip(IpAddr::V6(_)))
+                )
+            };
+            return Ok(self.ns_addrs().into_iter().map(|(_, e)| e).filter(family).collect());
         }
         let entries = self.records(lower)?;
         if qtype == QType::Srv {
@@ -954,15 +972,27 @@ impl Lookup<'_> {
         Ok(())
     }
 
-    /// ns.go nsAddrs: the Services whose ready endpoints hold one of our addresses (their
-    /// ClusterIP, or the endpoint's own name and IP when headless); else `ns.dns.<zone>` with our
-    /// addresses.
+    /// ns.go `isDefaultNS`: the name is `ns.dns.` followed by the zone as the query spells it. The
+    /// name is lowercase and the zone in the query's case, so `NS.DNS.Cluster.Local.` is not it
+    /// (it is then an invalid name: NXDOMAIN).
+    fn is_default_ns(&self, lower: &str) -> bool {
+        const DEFAULT_NS: &str = "ns.dns.";
+        // strings.Index(name, zone) == len(defaultNSName): the zone's first occurrence.
+        lower.starts_with(DEFAULT_NS) && lower.find(self.apex) == Some(DEFAULT_NS.len())
+    }
+
+    /// ns.go nsAddrs: for every Service whose ready endpoints hold one of our addresses, its
+    /// ClusterIPs named `<svc>.<ns>.svc.<zone>` (or, headless, each ready address of that slice by
+    /// its endpoint name); only when no endpoint holds one of our addresses, `ns.dns.<zone>` with
+    /// our addresses. An endpoint found under no usable Service gives nothing at all (NODATA).
     fn ns_addrs(&self) -> Vec<(String, Entry)> {
         let ttl = self.cfg.ttl;
         let mut out = Vec::new();
+        let mut found_endpoint = false;
         for local in &self.cfg.local_ips {
             for key in self.store.endpoint_ips.get(local).into_iter().flatten() {
                 let Some(slice) = self.store.slices.get(key) else { continue };
+                found_endpoint = true;
                 let Some(svc) = self.store.services.get(&slice.service) else { continue };
                 let svc_name = format!("{}.{}.svc.{}", svc.name, svc.namespace, self.zone);
                 match &svc.kind {
@@ -977,11 +1007,12 @@ impl Lookup<'_> {
                             out.push((name.clone(), entry_ip(a.ip, &name, ttl)));
                         }
                     }
+                    // No ClusterIPs to name.
                     Kind::ExternalName(_) => {}
                 }
             }
         }
-        if out.is_empty() {
+        if !found_endpoint {
             let name = format!("ns.dns.{}", self.zone);
             out = self.cfg.local_ips.iter().map(|ip| (name.clone(), entry_ip(*ip, &name, ttl))).collect();
         }

@@ -344,11 +344,12 @@ fn every_record_kind_and_negative_answer_as_coredns_gives_them() {
         })
         .await;
 
-        // ClusterIP: A, TTL 30 (kubeadm's ttl), authoritative, recursion available.
+        // ClusterIP: A, TTL 30 (kubeadm's ttl), authoritative; the kubernetes plugin never sets RA.
         let d = dns.dig(&["cart.shop.svc.cluster.local"]).await;
         assert_eq!(d.status, "NOERROR", "{}", d.raw);
         assert_eq!(d.answer, vec!["cart.shop.svc.cluster.local. 30 IN A 10.96.100.20"]);
-        assert!(d.has_flag("aa") && d.has_flag("ra"), "{:?}", d.flags);
+        assert_eq!(d.flags, ["qr", "aa", "rd"], "{}", d.raw);
+        assert!(d.raw.contains("WARNING: recursion requested but not available"), "{}", d.raw);
         // The query's case is echoed.
         let d = dns.dig(&["CaRt.ShOp.SVC.cluster.LOCAL"]).await;
         assert_eq!(d.answer, vec!["CaRt.ShOp.SVC.cluster.LOCAL. 30 IN A 10.96.100.20"]);
@@ -488,6 +489,72 @@ fn every_record_kind_and_negative_answer_as_coredns_gives_them() {
     });
 }
 
+/// The zone's apex as `dig` shows it. The NS names the Service whose ready endpoints hold this
+/// server's pod IP, with that Service's ClusterIP as glue (ns.go `nsAddrs`); only while no endpoint
+/// holds it, `ns.dns.<zone>` with the pod IP itself.
+#[test]
+fn the_apex_ns_names_kube_dns_and_glues_its_cluster_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    // The dns pod's address is loopback here, which an EndpointSlice may only name in the lab. The
+    // apiserver publishes another one for `kubernetes`, as its node IP differs from CoreDNS's pod
+    // IP in a cluster: a Service fronting this server's address is named in the NS too.
+    let api =
+        Apiserver::start(dir.path(), &["--allow-loopback-endpoints", "--advertise-address", "127.0.0.2"]);
+    runtime().block_on(async {
+        let client = Client::new(&api.url()).unwrap();
+        let dns = Dns::start(&api, &[]);
+        eventually("the server to answer", WAIT, || async {
+            (dns.dig(&["kubernetes.default.svc.cluster.local"]).await.answer.len() == 1).then_some(())
+        })
+        .await;
+        // No EndpointSlice controller runs here: kube-dns has no endpoints yet.
+        let d = dns.dig(&["cluster.local", "NS"]).await;
+        assert_eq!((d.status.as_str(), d.flags.join(" ").as_str()), ("NOERROR", "qr aa rd"), "{}", d.raw);
+        assert_eq!(d.answer, ["cluster.local. 30 IN NS ns.dns.cluster.local."], "{}", d.raw);
+        assert_eq!(d.additional, ["ns.dns.cluster.local. 30 IN A 127.0.0.1"], "{}", d.raw);
+        assert!(d.authority.is_empty(), "{}", d.raw);
+
+        // kube-dns's EndpointSlice, as the controller writes it for this server's pod.
+        client
+            .create(&slice(
+                "kube-system",
+                "kube-dns-x7k2p",
+                "kube-dns",
+                &[("127.0.0.1", None, true)],
+                &[("dns", 53)],
+            ))
+            .await
+            .unwrap();
+        let d = eventually("the NS to name kube-dns", WAIT, || async {
+            let d = dns.dig(&["cluster.local", "NS"]).await;
+            (d.answer == ["cluster.local. 30 IN NS kube-dns.kube-system.svc.cluster.local."]).then_some(d)
+        })
+        .await;
+        assert_eq!((d.status.as_str(), d.flags.join(" ").as_str()), ("NOERROR", "qr aa rd"), "{}", d.raw);
+        assert_eq!(d.additional, ["kube-dns.kube-system.svc.cluster.local. 30 IN A 10.96.0.10"], "{}", d.raw);
+        assert!(d.authority.is_empty(), "{}", d.raw);
+        // The SOA's MNAME, ns.dns.<zone>, resolves to the same address.
+        let d = dns.dig(&["ns.dns.cluster.local"]).await;
+        assert_eq!(d.answer, ["ns.dns.cluster.local. 30 IN A 10.96.0.10"], "{}", d.raw);
+
+        // The SOA is the answer at the apex and Authority for the apex's other types.
+        let soa = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local.";
+        let d = dns.dig(&["cluster.local", "SOA"]).await;
+        assert!(d.answer.len() == 1 && d.answer[0].starts_with(soa), "{}", d.raw);
+        assert!(d.answer[0].ends_with(" 7200 1800 86400 30") && d.authority.is_empty(), "{}", d.raw);
+        for qtype in ["A", "ANY"] {
+            let d = dns.dig(&["cluster.local", qtype]).await;
+            assert_eq!((d.status.as_str(), d.answer.len()), ("NOERROR", 0), "{qtype}: {}", d.raw);
+            assert!(d.authority.len() == 1 && d.authority[0].starts_with(soa), "{qtype}: {}", d.raw);
+            assert_eq!(d.flags, ["qr", "aa", "rd"], "{qtype}: {}", d.raw);
+        }
+        // A reverse zone's apex: nsAddrs joins the Service's name with that zone.
+        let d = dns.dig(&["in-addr.arpa", "NS"]).await;
+        assert_eq!(d.answer, ["in-addr.arpa. 30 IN NS kube-dns.kube-system.svc.in-addr.arpa."], "{}", d.raw);
+        assert_eq!(d.additional, ["kube-dns.kube-system.svc.in-addr.arpa. 30 IN A 10.96.0.10"], "{}", d.raw);
+    });
+}
+
 #[test]
 fn new_services_and_vanishing_endpoints_show_up_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -567,7 +634,7 @@ fn repeated_queries_are_answered_from_the_packet_cache_as_the_chain_would() {
         for _ in 0..3 {
             let d = nocookie(&dns, "web.default.svc.cluster.local").await;
             assert_eq!(d.answer, ["web.default.svc.cluster.local. 30 IN A 10.96.100.40"], "{}", d.raw);
-            assert!(d.raw.contains("flags: qr aa rd ra;"), "{}", d.raw);
+            assert!(d.raw.contains("flags: qr aa rd;"), "{}", d.raw);
         }
         assert_eq!(hits().await, before + 3, "repeats answered from the packet cache");
         // Another case is another query, answered in its own case.

@@ -13,6 +13,8 @@ use k8s_openapi::{
 
 use super::*;
 
+mod apex;
+
 fn meta(ns: &str, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() }
 }
@@ -621,41 +623,6 @@ fn dns_version_txt_and_other_txt() {
     assert_nx(&ask(&s, "cluster.local.", QType::Txt));
     // dns-version has no A record.
     assert_nx(&ask(&s, "dns-version.cluster.local.", QType::A));
-}
-
-#[test]
-fn soa_and_ns_at_the_apex_only() {
-    let s = cluster();
-    let r = ask(&s, "Cluster.Local.", QType::Soa);
-    assert_eq!(r.answers.len(), 1);
-    assert_eq!(r.answers[0].owner, Owner::Query);
-    assert!(matches!(r.answers[0].data, RData::Soa { .. }));
-    // SOA / NS below the apex: the fake A lookup decides.
-    assert_nodata(&ask(&s, "cart.shop.svc.cluster.local.", QType::Soa));
-    assert_nx(&ask(&s, "nope.shop.svc.cluster.local.", QType::Ns));
-
-    let cfg = ZoneConfig { local_ips: vec!["192.0.2.53".parse().unwrap()], ..kubeadm() };
-    let r = answer(s.lookup(&cfg, "cluster.local.", QType::Ns));
-    assert_eq!(datas(&r), vec![RData::Ns("ns.dns.cluster.local.".into())]);
-    assert_eq!(
-        r.additionals,
-        vec![Record { owner: Owner::Name("ns.dns.cluster.local.".into()), ttl: 30, data: a("192.0.2.53") }]
-    );
-    // ns.dns.<zone> itself answers A with those addresses.
-    assert_eq!(datas(&answer(s.lookup(&cfg, "ns.dns.cluster.local.", QType::A))), vec![a("192.0.2.53")]);
-
-    // Once kube-dns's endpoints hold our address, the NS names the Service and glues its ClusterIP.
-    let mut s = cluster();
-    s.apply_slice(&slice(
-        "kube-system",
-        "kube-dns-1",
-        "kube-dns",
-        &[(&["192.0.2.53"], None, Some(true))],
-        &[("dns", "UDP", 53)],
-    ));
-    let r = answer(s.lookup(&cfg, "cluster.local.", QType::Ns));
-    assert_eq!(datas(&r), vec![RData::Ns("kube-dns.kube-system.svc.cluster.local.".into())]);
-    assert_eq!(r.additionals[0].data, a("10.96.0.10"));
 }
 
 #[test]
