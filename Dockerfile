@@ -14,5 +14,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/ /usr/local/bin/
+# The lab catalogue, where `netlab lab` looks beside an installed netlab.
+COPY labs/ /usr/local/share/netlab/labs/
 WORKDIR /var/lib/netlab
 CMD ["netlab", "--help"]

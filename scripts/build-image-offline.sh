@@ -32,6 +32,10 @@ done | sort -u | while read -r lib; do
   cp -L "$lib" "$root$lib"
 done
 
+# The lab catalogue, where `netlab lab` looks beside an installed netlab (as the Dockerfile puts it).
+mkdir -p "$root/usr/local/share/netlab"
+cp -r labs "$root/usr/local/share/netlab/labs"
+
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 printf 'hosts: files dns\n' > "$root/etc/nsswitch.conf"

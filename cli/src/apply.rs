@@ -105,7 +105,7 @@ fn print_warnings(api: &mut impl Cluster, warn: &mut dyn Write) {
     }
 }
 
-async fn apply_one(
+pub(crate) async fn apply_one(
     api: &mut impl Cluster,
     m: Manifest,
     ns: &Namespace,

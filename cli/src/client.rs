@@ -91,10 +91,22 @@ type Traced = tonic::service::interceptor::InterceptedService<
     fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
 >;
 
-/// Adds this run's `traceparent` to a request's metadata.
+tokio::task_local! {
+    /// A trace of its own for the requests of one probe (see [`in_trace`]).
+    static PROBE_TRACE: String;
+}
+
+/// Runs `f` with its requests in the trace `traceparent` instead of the run's: a lab check runs
+/// several probes, and each must be found on its own in the trace store.
+pub async fn in_trace<F: std::future::Future>(traceparent: String, f: F) -> F::Output {
+    PROBE_TRACE.scope(traceparent, f).await
+}
+
+/// Adds this run's `traceparent` (or the probe's, inside [`in_trace`]) to a request's metadata.
 #[allow(clippy::result_large_err)] // tonic's interceptor signature
 pub fn with_traceparent(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    if let Ok(v) = traceparent().parse() {
+    let value = PROBE_TRACE.try_with(|tp| tp.parse()).unwrap_or_else(|_| traceparent().parse());
+    if let Ok(v) = value {
         req.metadata_mut().insert("traceparent", v);
     }
     Ok(req)

@@ -129,9 +129,22 @@ pub enum Command {
     },
     /// Print a trace from Jaeger as a tree.
     Trace(TraceArgs),
+    /// Guided labs: a networking flow broken in the live cluster, to diagnose and fix.
+    Lab(LabArgs),
     /// Break something on purpose: create, list and delete fault objects (chaos.netlab.io).
     #[command(subcommand, after_help = crate::fault::args::GRAMMAR)]
     Fault(Box<crate::fault::args::FaultCommand>),
+}
+
+/// `netlab lab ...`.
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// The labs folder (default: the one installed beside netlab, or the source tree's `labs/`).
+    #[arg(long = "labs-dir", env = "NETLAB_LABS_DIR", global = true)]
+    pub labs_dir: Option<std::path::PathBuf>,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: crate::lab::LabCommand,
 }
 
 /// `netlab node ...`.

@@ -20,6 +20,7 @@
 //! - [`delete`], [`scale`]: the remaining verbs.
 //! - [`fault`]: `netlab fault`, shortcuts that create, list and delete fault objects.
 //! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
+//! - [`lab`]: `netlab lab`, the lab runner over the live cluster.
 //! - [`trace`]: `netlab trace`, a Jaeger trace as a tree in the terminal.
 //! - [`cluster_file`]: where `netlab up` records the native cluster for later commands.
 
@@ -38,6 +39,7 @@ pub mod fault;
 pub mod get;
 pub mod json;
 pub mod jsonpath;
+pub mod lab;
 pub mod manifest;
 pub mod merge;
 pub mod node;
@@ -201,6 +203,20 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 announce(cli, &mut err);
             }
             problems
+        }
+        Command::Lab(args) => {
+            let result =
+                lab::lab(&args.command, args.labs_dir.as_ref(), &cli.server(), &cli.jaeger_url, &mut out)
+                    .await;
+            match result {
+                Ok(true) => Vec::new(),
+                Ok(false) => {
+                    // A failing check is an answer, not an error: exit 1 with nothing more.
+                    let _ = out.flush();
+                    std::process::exit(1);
+                }
+                Err(p) => vec![p],
+            }
         }
         Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {
             Ok(()) => Vec::new(),

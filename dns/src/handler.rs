@@ -303,7 +303,8 @@ impl DnsHandler {
             },
         };
         span.record("dns.response_code", tracing::field::display(reply.rcode));
-        span.record("netlab.dns.plugin", tracing::field::debug(reply.plugin));
+        // As the Corefile names it: `kubernetes`, `forward`, `cache`, `k8s_dns_chaos`.
+        span.record("netlab.dns.plugin", reply.plugin.label());
         span.record("netlab.dns.answers", reply.answers.len());
         // A reply may be repeated for the same query bytes when nothing about it is random,
         // logged, traced or upstream's.

@@ -40,7 +40,8 @@ pub enum Plugin {
 }
 
 impl Plugin {
-    fn label(self) -> &'static str {
+    /// The plugin's name in a Corefile (and in CoreDNS's `plugin` metric label).
+    pub fn label(self) -> &'static str {
         match self {
             Plugin::Kubernetes => "kubernetes",
             Plugin::Forward => "forward",

@@ -279,6 +279,38 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
     assert_eq!(nc.code, Some(0), "nc -zv kubernetes.default 443: {nc:?}");
 
     break_each_kind(&project, &ports, &server);
+    one_lab_end_to_end(&project, &ports);
+}
+
+/// A lab run from inside the apiserver's container, as a workshop runs it: the image carries
+/// the catalogue, and progress lives in the cluster.
+fn one_lab_end_to_end(project: &str, ports: &[(&'static str, u16)]) {
+    let lab = |args: &[&str]| {
+        let mut full = vec!["exec", "-T", "apiserver", "netlab", "lab"];
+        full.extend_from_slice(args);
+        let out = compose_with(project, ports, &full);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, list) = lab(&["list"]);
+    assert_eq!(code, Some(0), "{list}");
+    assert!(list.contains("no-endpoints") && list.contains("not started"), "{list}");
+    let (code, start) = lab(&["start", "no-endpoints"]);
+    assert_eq!(code, Some(0), "{start}");
+    let (code, check) = lab(&["check"]);
+    assert_eq!(code, Some(1), "{check}");
+    assert!(check.contains("✘ client reaches orders by name: observed exit 7"), "{check}");
+    let (code, solved) = lab(&["solution", "--apply"]);
+    assert_eq!(code, Some(0), "{solved}");
+    let (code, check) = lab(&["check"]);
+    assert_eq!(code, Some(0), "{check}");
+    assert!(check.contains("lab no-endpoints passed"), "{check}");
+    let (code, reset) = lab(&["reset"]);
+    assert_eq!(code, Some(0), "{reset}");
+    let (_, list) = lab(&["list"]);
+    assert!(list.lines().any(|l| l.starts_with("no-endpoints") && l.ends_with("passed")), "{list}");
 }
 
 /// Polls `probe` every 500 ms until it gives Some, for at most 90 s.

@@ -17,6 +17,7 @@ mod faults_pods;
 mod faults_registry;
 mod flows;
 mod kubernetes;
+mod labs;
 mod manifests;
 mod native;
 mod nodelifecycle;

@@ -1,0 +1,321 @@
+//! The runner against an in-memory cluster: what start records, what reset undoes, what check
+//! prints, where answers go.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::live::{ExecOutput, LiveResult, Span};
+
+/// A cluster of objects in a map; exec answers from a table of command → output.
+#[derive(Default)]
+struct Fake {
+    objects: BTreeMap<(String, String, String), Value>,
+    exec: BTreeMap<String, ExecOutput>,
+    rv: u64,
+}
+
+impl Fake {
+    fn with_nodes(names: &[&str]) -> Self {
+        let mut f = Fake::default();
+        for n in names {
+            f.insert("nodes", "", json!({"metadata": {"name": n}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
+        }
+        f.insert("configmaps", "kube-system", json!({"metadata": {"name": "coredns"}, "data": {"Corefile": ".:53 {\n    forward . /etc/resolv.conf\n}\n"}}));
+        f
+    }
+
+    fn insert(&mut self, resource: &str, ns: &str, mut obj: Value) {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+        self.objects.insert((resource.into(), ns.into(), name), obj);
+    }
+
+    fn has(&self, resource: &str, ns: &str, name: &str) -> bool {
+        self.objects.contains_key(&(resource.into(), ns.into(), name.into()))
+    }
+}
+
+impl Live for Fake {
+    async fn get(&mut self, resource: &str, namespace: &str, name: &str) -> LiveResult<Option<Value>> {
+        Ok(self.objects.get(&(resource.into(), namespace.into(), name.into())).cloned())
+    }
+    async fn list(&mut self, resource: &str, namespace: &str, _selector: &str) -> LiveResult<Vec<Value>> {
+        Ok(self
+            .objects
+            .iter()
+            .filter(|((r, ns, _), _)| r == resource && (namespace.is_empty() || ns == namespace))
+            .map(|(_, v)| v.clone())
+            .collect())
+    }
+    async fn apply(
+        &mut self,
+        _source: &str,
+        text: &str,
+        out: &mut String,
+    ) -> LiveResult<Vec<(ObjRef, bool)>> {
+        let mut applied = Vec::new();
+        for doc in text.split("---") {
+            if doc.trim().is_empty() {
+                continue;
+            }
+            let v: Value = yaml_serde::from_str(doc).map_err(|e| e.to_string())?;
+            let kind = v["kind"].as_str().unwrap().to_ascii_lowercase();
+            let resource = if kind == "networkchaos" { kind.clone() } else { format!("{kind}s") };
+            let ns = v["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+            let name = v["metadata"]["name"].as_str().unwrap().to_string();
+            let created = !self.has(&resource, &ns, &name);
+            self.insert(&resource, &ns, v);
+            out.push_str(&format!("{kind}/{name} {}\n", if created { "created" } else { "configured" }));
+            applied.push((ObjRef { resource, namespace: ns, name }, created));
+        }
+        Ok(applied)
+    }
+    async fn put(&mut self, resource: &str, namespace: &str, object: &Value) -> LiveResult<Value> {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        if let Some(have) = self.objects.get(&(resource.into(), namespace.into(), name.into()))
+            && let Some(rv) = object["metadata"]["resourceVersion"].as_str()
+            && have["metadata"]["resourceVersion"] != rv
+        {
+            return Err("Operation cannot be fulfilled: the object has been modified".into());
+        }
+        self.insert(resource, namespace, object.clone());
+        Ok(self.objects[&(resource.into(), namespace.into(), name.into())].clone())
+    }
+    async fn delete(&mut self, resource: &str, namespace: &str, name: &str) -> LiveResult<bool> {
+        let gone = self.objects.remove(&(resource.into(), namespace.into(), name.into())).is_some();
+        if resource == "namespaces" {
+            self.objects.retain(|(_, ns, _), _| ns != name);
+        }
+        Ok(gone)
+    }
+    async fn exec(&mut self, _ns: &str, _pod: &str, command: &[String], _tp: &str) -> LiveResult<ExecOutput> {
+        Ok(self
+            .exec
+            .get(&command.join(" "))
+            .cloned()
+            .unwrap_or(ExecOutput { code: 127, ..Default::default() }))
+    }
+    async fn trace(&mut self, _trace_id: &str) -> LiveResult<Vec<Span>> {
+        Ok(Vec::new())
+    }
+    fn jsonpath(&self, object: &Value, template: &str) -> LiveResult<String> {
+        // Enough of JSONPath for these tests: `{.a.b}`.
+        let path = template.trim_start_matches("{.").trim_end_matches('}');
+        let mut v = object;
+        for k in path.split('.') {
+            v = &v[k];
+        }
+        Ok(v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+    }
+}
+
+const LAB: &str = r#"
+id: upstream-forward
+order: 3
+title: External names fail
+topic: DNS
+question: {number: 2, text: "How does a pod resolve names?"}
+vars:
+  client: {randomName: client}
+  node: {node: any}
+namespaces: [lab-dns]
+task: "Fix {{client}} on {{node}}."
+hints: ["first", "second"]
+explanation: "The forward was dead."
+setup:
+- apply: setup.yaml
+- edit: {resource: configmaps, namespace: kube-system, name: coredns, field: data.Corefile, replace: "forward . /etc/resolv.conf", with: "forward . 192.0.2.1"}
+broken:
+- name: external names fail
+  exec: {namespace: lab-dns, pod: "{{client}}", command: [nslookup, example.com]}
+  expect: {exitNot: 0}
+questions:
+- ask: Which node runs the client?
+  from: {resource: pods, namespace: lab-dns, name: "{{client}}", jsonpath: "{.spec.nodeName}"}
+checks:
+- name: external names resolve
+  exec: {namespace: lab-dns, pod: "{{client}}", command: [nslookup, example.com]}
+  expect: {exit: 0}
+- name: the node is named
+  answer: 1
+solution:
+- edit: {resource: configmaps, namespace: kube-system, name: coredns, field: data.Corefile, replace: "forward . 192.0.2.1", with: "forward . /etc/resolv.conf"}
+"#;
+
+const SETUP: &str = "kind: Namespace\nmetadata: {name: lab-dns}\n---\nkind: Pod\nmetadata: {name: \"{{client}}\", namespace: lab-dns}\nspec: {nodeName: \"{{node}}\"}\n---\nkind: NetworkChaos\nmetadata: {name: slow, namespace: default}\n";
+
+fn catalogue() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("upstream-forward");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("lab.yaml"), LAB).unwrap();
+    std::fs::write(dir.join("setup.yaml"), SETUP).unwrap();
+    root
+}
+
+fn text(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn start_check_answer_and_reset_round_trip() {
+    let root = catalogue();
+    let mut live = Fake::with_nodes(&["node-1", "node-2"]);
+    live.exec.insert(
+        "nslookup example.com".into(),
+        ExecOutput { code: 1, stdout: ";; connection timed out".into(), ..Default::default() },
+    );
+    let corefile_before =
+        live.objects[&("configmaps".into(), "kube-system".into(), "coredns".into())]["data"]["Corefile"]
+            .clone();
+
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut out).await.unwrap();
+    let shown = text(out);
+    assert!(shown.contains("configmap/coredns edited"), "{shown}");
+    assert!(shown.contains("1/1 in place"), "{shown}");
+    assert!(shown.contains("External names fail  [DNS]"), "{shown}");
+
+    // The run's values went into the manifests, the task and the progress.
+    let progress = Progress::load(&mut live).await.unwrap();
+    let record = &progress.labs["upstream-forward"];
+    let client = record.vars["client"].clone();
+    assert!(client.starts_with("client-") && client.len() == "client-".len() + 5, "{client}");
+    assert!(["node-1", "node-2"].contains(&record.vars["node"].as_str()));
+    assert!(live.has("pods", "lab-dns", &client));
+    // The fault outside the lab's namespace is recorded; the namespace's contents are not.
+    assert_eq!(
+        record.created,
+        vec![ObjRef { resource: "networkchaos".into(), namespace: "default".into(), name: "slow".into() }]
+    );
+    assert_eq!(record.saved.len(), 1);
+    assert_eq!(record.state, State::InProgress);
+
+    // Not fixed yet: check says what it saw and wanted, and fails.
+    let mut out = Vec::new();
+    let ok = Runner::new(root.path().into(), &mut live).check(&mut out).await.unwrap();
+    let shown = text(out);
+    assert!(!ok);
+    assert!(
+        shown.contains("✘ external names resolve: observed exit 1: ;; connection timed out; expected exit 0"),
+        "{shown}"
+    );
+    assert!(shown.contains("✘ the node is named: observed not answered yet"), "{shown}");
+
+    // A wrong answer, then the right one, which is read from the live pod.
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).answer(None, "node-9", &mut out).await.unwrap();
+    live.exec.insert(
+        "nslookup example.com".into(),
+        ExecOutput { code: 0, stdout: "Address: 93.184.215.14".into(), ..Default::default() },
+    );
+    let mut out = Vec::new();
+    assert!(!Runner::new(root.path().into(), &mut live).check(&mut out).await.unwrap());
+    assert!(text(out).contains("✘ the node is named: observed answered \"node-9\""));
+    let node = record.vars["node"].clone();
+    Runner::new(root.path().into(), &mut live)
+        .answer(Some(1), &format!(" {} ", node.to_uppercase()), &mut Vec::new())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    assert!(Runner::new(root.path().into(), &mut live).check(&mut out).await.unwrap());
+    let shown = text(out);
+    assert!(shown.contains("All 2 objectives pass: lab upstream-forward passed."), "{shown}");
+    assert!(shown.contains("The forward was dead."), "{shown}");
+
+    // Reset puts everything back: the fault, the namespace, the Corefile.
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).reset(&mut out).await.unwrap();
+    assert!(!live.has("networkchaos", "default", "slow"));
+    assert!(!live.has("namespaces", "", "lab-dns"));
+    assert!(!live.has("pods", "lab-dns", &client));
+    let cm = &live.objects[&("configmaps".into(), "kube-system".into(), "coredns".into())];
+    assert_eq!(cm["data"]["Corefile"], corefile_before);
+    let progress = Progress::load(&mut live).await.unwrap();
+    assert_eq!(progress.current, None);
+    assert_eq!(progress.state("upstream-forward"), State::Passed, "a passed lab stays passed after reset");
+
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).list(&mut out).await.unwrap();
+    assert_eq!(
+        text(out),
+        "ID                 TITLE                 TOPIC   STATE\nupstream-forward   External names fail   DNS     passed\n"
+    );
+}
+
+#[tokio::test]
+async fn a_setup_that_never_breaks_says_why_and_leaves_the_cluster_clean() {
+    let root = catalogue();
+    let lab = std::fs::read_to_string(root.path().join("upstream-forward/lab.yaml")).unwrap();
+    std::fs::write(
+        root.path().join("upstream-forward/lab.yaml"),
+        lab.replace("question: {number", "timeout: 2s\nquestion: {number"),
+    )
+    .unwrap();
+    let mut live = Fake::with_nodes(&["node-1"]);
+    // nslookup keeps working: the broken state is never observed.
+    live.exec.insert("nslookup example.com".into(), ExecOutput { code: 0, ..Default::default() });
+    let mut out = Vec::new();
+    let err =
+        Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut out).await.unwrap_err();
+    let err = err.to_string();
+    assert!(err.starts_with("lab \"upstream-forward\" failed to set up: the broken state was not reached within 2s: external names fail: observed exit 0"), "{err}");
+    assert!(!live.has("networkchaos", "default", "slow"));
+    assert!(!live.has("namespaces", "", "lab-dns"));
+    let cm = &live.objects[&("configmaps".into(), "kube-system".into(), "coredns".into())];
+    assert!(cm["data"]["Corefile"].as_str().unwrap().contains("forward . /etc/resolv.conf"));
+    assert_eq!(Progress::load(&mut live).await.unwrap().current, None);
+}
+
+#[tokio::test]
+async fn a_lab_needing_more_nodes_than_ready_fails_before_touching_anything() {
+    let root = catalogue();
+    let lab = std::fs::read_to_string(root.path().join("upstream-forward/lab.yaml")).unwrap();
+    std::fs::write(
+        root.path().join("upstream-forward/lab.yaml"),
+        lab.replace("node: {node: any}", "node: {node: \"2\"}"),
+    )
+    .unwrap();
+    let mut live = Fake::with_nodes(&["node-1"]);
+    let err = Runner::new(root.path().into(), &mut live)
+        .start("upstream-forward", &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "lab \"upstream-forward\" failed to set up: it needs 2 Ready node(s) and the cluster has 1 (node-1)"
+    );
+    assert!(!live.has("namespaces", "", "lab-dns"));
+}
+
+#[tokio::test]
+async fn hints_come_one_at_a_time_and_verbs_without_a_lab_say_so() {
+    let root = catalogue();
+    let mut live = Fake::with_nodes(&["node-1"]);
+    let err = Runner::new(root.path().into(), &mut live).hint(&mut Vec::new()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no lab in progress; start one with `netlab lab start ID` (`netlab lab list` shows them)"
+    );
+    live.exec.insert("nslookup example.com".into(), ExecOutput { code: 1, ..Default::default() });
+    Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut Vec::new()).await.unwrap();
+    let mut shown = String::new();
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        Runner::new(root.path().into(), &mut live).hint(&mut out).await.unwrap();
+        shown.push_str(&text(out));
+    }
+    assert_eq!(
+        shown,
+        "Hint 1/2: first\nHint 2/2: second\nNo more hints (2/2 shown). `netlab lab solution` shows the reference fix.\n"
+    );
+    let err =
+        Runner::new(root.path().into(), &mut live).answer(Some(3), "x", &mut Vec::new()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--question: Invalid value: 3: lab upstream-forward has 1 question(s), numbered from 1"
+    );
+}
