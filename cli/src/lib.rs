@@ -202,10 +202,12 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             }
             problems
         }
-        Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {
-            Ok(()) => Vec::new(),
-            Err(p) => vec![p],
-        },
+        Command::Trace(args) => {
+            match trace::trace(args, &cli.jaeger_url(), &cli.data_dir(), &mut out).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
     }
 }
 
@@ -229,7 +231,7 @@ async fn node_save(
 fn announce(cli: &Cli, err: &mut impl std::io::Write) {
     use std::io::IsTerminal as _;
     if std::io::stderr().is_terminal() {
-        trace::announce(err, &cli.jaeger_url, &cli.data_dir(), client::trace_id());
+        trace::announce(err, &cli.jaeger_url(), &cli.data_dir(), client::trace_id());
     } else {
         let _ = trace::remember(&cli.data_dir(), client::trace_id());
     }
