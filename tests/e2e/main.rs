@@ -25,4 +25,5 @@ mod proxy;
 mod registry;
 mod scheduling;
 mod trace;
+mod traces;
 mod workloads;
