@@ -4,7 +4,10 @@
 //! refuses, or that carry no valid ids, are reported back as OTLP's partial success, as the
 //! specification asks of a receiver that drops part of a request.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -23,6 +26,15 @@ use crate::{
 #[derive(Clone)]
 pub struct Receiver {
     store: Store,
+    /// Whether "full" and "dropped" were said yet: once each, at info and warn, then debug,
+    /// since a full store evicts on every export from then on.
+    said: Arc<Said>,
+}
+
+#[derive(Default)]
+struct Said {
+    full: AtomicBool,
+    dropped: AtomicBool,
 }
 
 // === impl Receiver ===
@@ -30,7 +42,7 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver that stores into `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, said: Arc::default() }
     }
 
     /// The tonic service to mount.
@@ -60,7 +72,12 @@ impl Receiver {
         }
         let inserted = self.store.insert(spans);
         if inserted.evicted_traces > 0 {
-            tracing::debug!(evicted = inserted.evicted_traces, "Store full: dropped the oldest traces.");
+            if self.said.full.swap(true, Ordering::Relaxed) {
+                tracing::debug!(evicted = inserted.evicted_traces, "Dropped the oldest traces.");
+            } else {
+                let max_spans = self.store.stats().max_spans;
+                tracing::info!(max_spans, "Store full: dropping the oldest traces to make room from now on.");
+            }
         }
         let rejected = inserted.rejected + invalid;
         if rejected == 0 {
@@ -72,7 +89,11 @@ impl Receiver {
             _ => "spans without valid ids, and spans of a trace that alone exceeds --max-spans, dropped"
                 .to_string(),
         };
-        tracing::debug!(rejected, %error_message, "Dropped spans.");
+        if self.said.dropped.swap(true, Ordering::Relaxed) {
+            tracing::debug!(rejected, %error_message, "Dropped spans.");
+        } else {
+            tracing::warn!(rejected, %error_message, "Dropped spans (said once; see the exporters' partial success).");
+        }
         Some(ExportTracePartialSuccess {
             rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
             error_message,
@@ -105,4 +126,42 @@ pub async fn serve(
         )
         .await
         .map_err(|source| Error::Serve { what: "OTLP", source: Box::new(source) })
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    use super::*;
+    use crate::fixture::{otlp_span, request, trace};
+
+    fn export(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn stores_every_valid_span_and_reports_the_rest() {
+        let store = Store::new(3);
+        let receiver = Receiver::new(store.clone());
+        assert_eq!(receiver.receive(request()), None, "four spans, two traces: the older trace makes room");
+        assert_eq!(store.stats().spans, 3);
+
+        let mut short_id = otlp_span(trace(9), 1, None, "bad", 0, 1);
+        short_id.trace_id.truncate(8);
+        let mut no_span_id = otlp_span(trace(9), 2, None, "bad", 0, 1);
+        no_span_id.span_id.clear();
+        let answer = receiver.receive(export(vec![short_id, no_span_id])).unwrap();
+        assert_eq!(answer.rejected_spans, 2);
+        assert!(answer.error_message.contains("16-byte trace id"), "{}", answer.error_message);
+
+        let answer =
+            receiver.receive(export((1..=5).map(|i| otlp_span(trace(7), i, None, "op", 0, 1)).collect()));
+        assert_eq!(answer.unwrap().rejected_spans, 2, "one trace of five spans in a store of three");
+        assert_eq!(store.trace(&trace(7)).unwrap().len(), 3);
+    }
 }
