@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterFile {
     /// The apiserver, `http://127.0.0.1:6443`.
     pub apiserver: String,
+    /// Jaeger's query API of the trace store `up` started (`http://127.0.0.1:16686`), which
+    /// `netlab trace` reads unless told another; absent when the lab exports elsewhere
+    /// (`--otlp-endpoint`), and in files written before there was a store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jaeger_url: Option<String>,
     /// The running processes (detached mode).
     pub processes: Vec<Process>,
 }
@@ -31,4 +36,23 @@ pub struct Process {
 pub fn read_cluster(data_dir: &Path) -> Option<ClusterFile> {
     let text = std::fs::read_to_string(data_dir.join("cluster.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_files_without_a_trace_store_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cluster.json"),
+            r#"{"apiserver": "http://127.0.0.1:6443", "processes": []}"#,
+        )
+        .unwrap();
+        let read = read_cluster(dir.path()).unwrap();
+        assert_eq!((read.apiserver.as_str(), read.jaeger_url.as_deref()), ("http://127.0.0.1:6443", None));
+        let written = serde_json::to_value(&read).unwrap();
+        assert!(written.get("jaeger_url").is_none(), "left out when there is no store: {written}");
+    }
 }

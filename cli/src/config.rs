@@ -34,9 +34,11 @@ pub struct Cli {
     #[arg(short = 'n', long, global = true, env = "NETLAB_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Jaeger's UI and query API, for `netlab trace` and the trace links commands print.
-    #[arg(long = "jaeger-url", global = true, env = "NETLAB_JAEGER_URL", default_value = DEFAULT_JAEGER_URL)]
-    pub jaeger_url: String,
+    /// Jaeger's UI and query API, for `netlab trace` and the trace links commands print. Default:
+    /// the trace store of the native cluster that `netlab up` recorded in the data dir, else
+    /// http://localhost:16686.
+    #[arg(long = "jaeger-url", global = true, env = "NETLAB_JAEGER_URL")]
+    pub jaeger_url: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -67,6 +69,17 @@ impl Cli {
         crate::cluster_file::read_cluster(&self.data_dir())
             .map(|c| c.apiserver)
             .unwrap_or_else(|| DEFAULT_SERVER.to_string())
+    }
+
+    /// Jaeger's query API: `--jaeger-url` (or `NETLAB_JAEGER_URL`), else the trace store of the
+    /// native cluster in the data dir, else the default.
+    pub fn jaeger_url(&self) -> String {
+        if let Some(url) = &self.jaeger_url {
+            return url.clone();
+        }
+        crate::cluster_file::read_cluster(&self.data_dir())
+            .and_then(|c| c.jaeger_url)
+            .unwrap_or_else(|| DEFAULT_JAEGER_URL.to_string())
     }
 
     /// The namespace flag, resolved.
@@ -215,7 +228,9 @@ pub struct UpArgs {
     #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub demo: bool,
 
-    /// Export traces from every process to this OTLP/gRPC endpoint (e.g. http://127.0.0.1:4317).
+    /// Export traces from every process to this OTLP/gRPC endpoint (e.g. a Jaeger's
+    /// http://127.0.0.1:4317). Default: a trace store started with the lab (`netlab-traces`,
+    /// Jaeger's ports when free), which `netlab trace` then reads; an empty value exports nothing.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 }
@@ -342,4 +357,36 @@ pub struct ScaleArgs {
     /// The new desired number of replicas.
     #[arg(long, required = true)]
     pub replicas: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn jaeger_url_flag_then_recorded_store_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["netlab", "--data-dir", data_dir];
+            args.extend(extra);
+            args.extend(["trace", "last"]);
+            Cli::try_parse_from(args).unwrap()
+        };
+        std::fs::write(
+            dir.path().join("cluster.json"),
+            r#"{"apiserver": "http://127.0.0.1:6443", "jaeger_url": "http://127.0.0.1:16687", "processes": []}"#,
+        )
+        .unwrap();
+        assert_eq!(parse(&["--jaeger-url", "http://jaeger:16686"]).jaeger_url(), "http://jaeger:16686");
+        // Without the flag, NETLAB_JAEGER_URL would be the explicit choice; only check the
+        // fallbacks where the environment leaves them to be seen.
+        if std::env::var_os("NETLAB_JAEGER_URL").is_none() {
+            assert_eq!(parse(&[]).jaeger_url(), "http://127.0.0.1:16687");
+            std::fs::remove_file(dir.path().join("cluster.json")).unwrap();
+            assert_eq!(parse(&[]).jaeger_url(), DEFAULT_JAEGER_URL);
+        }
+    }
 }

@@ -206,7 +206,7 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         }
         Command::Lab(args) => {
             let result =
-                lab::lab(&args.command, args.labs_dir.as_ref(), &cli.server(), &cli.jaeger_url, &mut out)
+                lab::lab(&args.command, args.labs_dir.as_ref(), &cli.server(), &cli.jaeger_url(), &mut out)
                     .await;
             match result {
                 Ok(true) => Vec::new(),
@@ -218,10 +218,12 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => vec![p],
             }
         }
-        Command::Trace(args) => match trace::trace(args, &cli.jaeger_url, &cli.data_dir(), &mut out).await {
-            Ok(()) => Vec::new(),
-            Err(p) => vec![p],
-        },
+        Command::Trace(args) => {
+            match trace::trace(args, &cli.jaeger_url(), &cli.data_dir(), &mut out).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
     }
 }
 
@@ -245,7 +247,7 @@ async fn node_save(
 fn announce(cli: &Cli, err: &mut impl std::io::Write) {
     use std::io::IsTerminal as _;
     if std::io::stderr().is_terminal() {
-        trace::announce(err, &cli.jaeger_url, &cli.data_dir(), client::trace_id());
+        trace::announce(err, &cli.jaeger_url(), &cli.data_dir(), client::trace_id());
     } else {
         let _ = trace::remember(&cli.data_dir(), client::trace_id());
     }

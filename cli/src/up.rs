@@ -5,6 +5,9 @@
 //!
 //! In the foreground, each child's log lines are prefixed with its name and Ctrl-C stops them all;
 //! with `--detach`, logs go to `<data-dir>/logs/<name>.log` and `netlab down` stops them.
+//!
+//! Unless `--otlp-endpoint` names a collector, the first child is a trace store ([`traces`]) that
+//! every other exports to and `netlab trace` reads.
 
 use std::{
     io::{BufRead as _, BufReader, Write},
@@ -22,6 +25,8 @@ use crate::{
     manifest::{self, Checks},
     report::Problem,
 };
+
+mod traces;
 
 /// The demo workload applied on first start.
 const DEMO: &str = include_str!("up/demo.yaml");
@@ -74,11 +79,13 @@ fn free_port() -> Result<u16, Problem> {
         .map_err(|e| Problem::client(format!("finding a free port: {e}")))
 }
 
+/// The lab's processes after the trace store; each exports to `otlp` when given.
 fn plan(
     args: &UpArgs,
     data_dir: &Path,
     apiserver: &str,
     cloud: &Cloud,
+    otlp: Option<&str>,
 ) -> Vec<(String, String, Vec<String>)> {
     let server = format!("http://{apiserver}");
     let mut procs = vec![
@@ -189,9 +196,9 @@ fn plan(
             ],
         ));
     }
-    if let Some(otlp) = &args.otlp_endpoint {
+    if let Some(otlp) = otlp {
         for (_, _, a) in &mut procs {
-            a.extend(["--otlp-endpoint".to_string(), otlp.clone()]);
+            a.extend(["--otlp-endpoint".to_string(), otlp.to_string()]);
         }
     }
     procs
@@ -222,7 +229,17 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     };
 
     let mut children: Vec<(String, Child)> = Vec::new();
-    let mut record = ClusterFile { apiserver: format!("http://{apiserver}"), processes: Vec::new() };
+    // No collector named: run our own (an empty --otlp-endpoint turns export off instead).
+    let store = match &args.otlp_endpoint {
+        None => Some(traces::TraceStore::pick()?),
+        Some(_) => None,
+    };
+    let otlp = args.otlp_endpoint.clone().or_else(|| store.as_ref().map(traces::TraceStore::otlp_endpoint));
+    let mut record = ClusterFile {
+        apiserver: format!("http://{apiserver}"),
+        jaeger_url: store.as_ref().map(traces::TraceStore::jaeger_url),
+        processes: Vec::new(),
+    };
     let started = Instant::now();
     let cloud = Cloud {
         registry: format!("127.0.0.1:{}", free_port()?),
@@ -241,9 +258,24 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
             "note: cannot bind port 53 on 127.0.x.253 (it needs root or CAP_NET_BIND_SERVICE): no cluster DNS, so names do not resolve in pods; IPs work"
         );
     }
-    let planned = plan(args, data_dir, &apiserver, &cloud);
+    let mut planned: Vec<(String, String, Vec<String>)> =
+        store.iter().map(traces::TraceStore::process).collect();
+    planned.extend(plan(args, data_dir, &apiserver, &cloud, otlp.as_deref()));
     for (name, bin, bin_args) in &planned {
-        let (child, log) = spawn(name, bin, bin_args, data_dir, args.detach, false)?;
+        let (mut child, log) = match spawn(name, bin, bin_args, data_dir, args.detach, false) {
+            Ok(started) => started,
+            Err(problem) => {
+                stop(&mut children);
+                return Err(problem);
+            }
+        };
+        // The store first, and ready, so that no process's first spans find nobody listening.
+        if let Some(store) = store.as_ref().filter(|_| name == traces::NAME)
+            && let Err(message) = store.wait_ready(&mut child, READY_TIMEOUT).await
+        {
+            children.push((name.clone(), child));
+            return Err(abort(&mut children, data_dir, message));
+        }
         record.processes.push(Process { name: name.clone(), pid: child.id(), log });
         children.push((name.clone(), child));
     }
@@ -286,6 +318,14 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         data_dir.display()
     );
     let _ = writeln!(out, "  apiserver   {}", record.apiserver);
+    if let Some(store) = &store {
+        let _ = writeln!(
+            out,
+            "  traces      {}  (netlab trace last; OTLP on {})",
+            store.jaeger_url(),
+            store.otlp_endpoint()
+        );
+    }
     let _ = writeln!(
         out,
         "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)",

@@ -26,4 +26,5 @@ mod proxy;
 mod registry;
 mod scheduling;
 mod trace;
+mod traces;
 mod workloads;

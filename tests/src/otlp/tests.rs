@@ -3,11 +3,14 @@
 use std::io::{Read as _, Write as _};
 
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::trace_service_client::TraceServiceClient,
-    common::v1::ArrayValue,
+    collector::trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
+    common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value},
     resource::v1::Resource,
-    trace::v1::{ResourceSpans, ScopeSpans, Status, span},
+    trace::v1::{
+        ResourceSpans, ScopeSpans, Span, Status, span, span::SpanKind, status::StatusCode as OtlpStatus,
+    },
 };
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -155,83 +158,27 @@ fn records_spans_with_their_service() {
 
 #[test]
 fn answers_jaegers_query_api() {
+    // The mapping and every route are netlab-traces' own tests; this checks the collector's
+    // sockets reach them.
     let collector = Collector::start();
     export(collector.otlp_endpoint(), request());
     let (code, body) = http_get(&collector.jaeger_url(), &format!("/api/traces/{TRACE_HEX}"));
     assert_eq!(code, 200, "{body}");
     let got: Value = serde_json::from_str(&body).unwrap();
-    let str_tag = |k: &str, v: &str| json!({"key": k, "type": "string", "value": v});
-    let refs = |parent: &str| json!([{"refType": "CHILD_OF", "traceID": TRACE_HEX, "spanID": parent}]);
-    let expected = json!({
-        "data": [{
-            "traceID": TRACE_HEX,
-            "spans": [
-                {
-                    "traceID": TRACE_HEX, "spanID": "0000000000000001", "operationName": "netlab.apiserver.v1.ApiServer/Create",
-                    "references": refs("0000000000000077"),
-                    "startTime": 1_767_225_600_000_000_u64, "duration": 2_150,
-                    "tags": [str_tag("otel.scope.name", "kube-apiserver"), str_tag("rpc.method", "Create"), str_tag("span.kind", "server")],
-                    "logs": [], "processID": "p1", "warnings": null
-                },
-                {
-                    "traceID": TRACE_HEX, "spanID": "0000000000000002", "operationName": "allocate ClusterIP",
-                    "references": [
-                        {"refType": "CHILD_OF", "traceID": TRACE_HEX, "spanID": "0000000000000001"},
-                        {"refType": "FOLLOWS_FROM", "traceID": "0000000000000000000000000000abcd", "spanID": "0000000000000009"}
-                    ],
-                    "startTime": 1_767_225_600_000_300_u64, "duration": 180,
-                    "tags": [
-                        str_tag("otel.scope.name", "kube-apiserver"),
-                        str_tag("netlab.cluster_ip", "10.96.120.17"),
-                        {"key": "netlab.tries", "type": "int64", "value": 3},
-                        {"key": "netlab.static", "type": "bool", "value": false},
-                        {"key": "netlab.ratio", "type": "float64", "value": 0.5},
-                        str_tag("netlab.bands", "[\"static\",\"dynamic\"]"),
-                        str_tag("span.kind", "internal"),
-                        str_tag("otel.status_code", "ERROR"),
-                        {"key": "error", "type": "bool", "value": true},
-                        str_tag("otel.status_description", "range is full")
-                    ],
-                    "logs": [{"timestamp": 1_767_225_600_000_400_u64, "fields": [str_tag("event", "Retrying.")]}],
-                    "processID": "p1", "warnings": null
-                },
-                {
-                    "traceID": TRACE_HEX, "spanID": "0000000000000003", "operationName": "kube-proxy sync",
-                    "references": refs("0000000000000001"),
-                    "startTime": 1_767_225_600_005_000_u64, "duration": 1_250,
-                    "tags": [str_tag("otel.scope.name", "kube-proxy"), str_tag("span.kind", "internal"), str_tag("otel.status_code", "OK")],
-                    "logs": [], "processID": "p2", "warnings": null
-                }
-            ],
-            "processes": {
-                "p1": {"serviceName": "kube-apiserver", "tags": [str_tag("service.version", "0.1.0")]},
-                "p2": {"serviceName": "kube-proxy", "tags": [str_tag("k8s.node.name", "node-1")]}
-            },
-            "warnings": null
-        }],
-        "total": 0, "limit": 0, "offset": 0, "errors": null
-    });
-    assert_eq!(got, expected);
-
-    // Short ids are padded with zeros, as Jaeger does.
-    let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/ABCD");
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["data"][0]["spans"][0]["operationName"],
-        "elsewhere"
-    );
+    let names: Vec<&str> = got["data"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["operationName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["netlab.apiserver.v1.ApiServer/Create", "allocate ClusterIP", "kube-proxy sync"]);
+    assert_eq!(got["data"][0]["processes"]["p2"]["serviceName"], "kube-proxy");
 
     let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/0af7651916cd43dd8448eb211c80319c");
     assert_eq!(code, 404);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": 404, "msg": "trace not found"}]})
-    );
-    let (code, body) = http_get(&collector.jaeger_url(), "/api/traces/xyz");
-    assert_eq!(code, 400);
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["errors"][0]["msg"],
-        "strconv.ParseUint: parsing \"xyz\": invalid syntax"
     );
 }
 
