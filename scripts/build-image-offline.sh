@@ -11,6 +11,8 @@ tag="netlab:${NETLAB_TAG:-latest}"
 echo "==> building release binaries" >&2
 cargo build --release --locked --bins
 
+# Where cargo put them: target/ unless CARGO_TARGET_DIR (or a config) says otherwise.
+release=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
 bins=$(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 meta = json.load(sys.stdin)
@@ -24,9 +26,9 @@ chmod 1777 "$root/tmp"
 
 echo "==> collecting binaries and their libraries" >&2
 for b in $bins; do
-  cp "target/release/$b" "$root/usr/local/bin/"
+  cp "$release/$b" "$root/usr/local/bin/"
   strip "$root/usr/local/bin/$b" 2>/dev/null || true
-  ldd "target/release/$b" | awk '$1 ~ /^\// {print $1} $3 ~ /^\// {print $3}'
+  ldd "$release/$b" | awk '$1 ~ /^\// {print $1} $3 ~ /^\// {print $3}'
 done | sort -u | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"

@@ -362,7 +362,7 @@ impl<'a, L: Live> Runner<'a, L> {
                     let applied = applied.map_err(|e| format!("applying {file}: {e}"))?;
                     let record = progress.lab(&id);
                     for (obj, created) in applied {
-                        let owned = lab.namespaces.iter().any(|ns| *ns == obj.namespace)
+                        let owned = lab.namespaces.contains(&obj.namespace)
                             || (obj.resource == "namespaces" && lab.namespaces.contains(&obj.name));
                         if created && !owned && !record.created.contains(&obj) {
                             record.created.push(obj);
@@ -512,14 +512,13 @@ impl<'a, L: Live> Runner<'a, L> {
         }
         for saved in record.saved.iter().rev() {
             let o = &saved.object;
-            if let Some(mut obj) =
-                self.live.get(&o.resource, &o.namespace, &o.name).await.map_err(Error::Live)?
+            let live = self.live.get(&o.resource, &o.namespace, &o.name).await.map_err(Error::Live)?;
+            if let Some(mut obj) = live
+                && field(&obj, &saved.field).as_deref() != Some(saved.value.as_str())
             {
-                if field(&obj, &saved.field).as_deref() != Some(saved.value.as_str()) {
-                    set_field(&mut obj, &saved.field, saved.value.clone());
-                    self.live.put(&o.resource, &o.namespace, &obj).await.map_err(Error::Live)?;
-                    let _ = writeln!(out, "{}/{} restored", singular(&o.resource), o.name);
-                }
+                set_field(&mut obj, &saved.field, saved.value.clone());
+                self.live.put(&o.resource, &o.namespace, &obj).await.map_err(Error::Live)?;
+                let _ = writeln!(out, "{}/{} restored", singular(&o.resource), o.name);
             }
         }
         for ns in &record.namespaces {

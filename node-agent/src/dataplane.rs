@@ -141,6 +141,18 @@ impl Dataplane {
         &self.node_name
     }
 
+    /// Whether `ip` is the namespace's own loopback. Natively the nodes' addresses are loopback
+    /// addresses too (127.0.1.x: the lab's one departure, see the README), and those are
+    /// machines on the network, not `localhost`.
+    fn in_namespace(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() && !self.is_node_address(ip)
+    }
+
+    /// This node's address or another node's.
+    fn is_node_address(&self, ip: IpAddr) -> bool {
+        ip == self.node_ip || self.view.node_name(ip).is_some()
+    }
+
     /// The network faults the node enforces.
     pub fn faults(&self) -> &Arc<Faults> {
         &self.faults
@@ -177,7 +189,7 @@ impl Dataplane {
     ) -> Result<Connected, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
-        if dst.ip().is_loopback() {
+        if self.in_namespace(dst.ip()) {
             // Inside the pod's network namespace: another container of the same pod (apps
             // listen on the pod IP, which loopback reaches in the same namespace). No NAT, no
             // policy, no route: the packet never leaves the namespace.
@@ -527,7 +539,10 @@ impl Dataplane {
                 }
             } else {
                 let Netns { tables, recent, rng, .. } = st;
-                let mut env = Env { recent, rng, now: now.as_secs(), node_ip };
+                // addrtype LOCAL: this node's addresses and its loopback, not another node's
+                // (natively a loopback address too).
+                let local = |ip: IpAddr| ip == node_ip || (ip.is_loopback() && !self.is_node_address(ip));
+                let mut env = Env { recent, rng, now: now.as_secs(), local: &local };
                 let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
                 let v = tables.evaluate(packet, origin, &mut env);
                 for s in v.steps() {
@@ -812,7 +827,8 @@ struct Env<'a> {
     recent: &'a mut HashMap<(String, IpAddr), u64>,
     rng: &'a mut u64,
     now: u64,
-    node_ip: IpAddr,
+    /// Whether an address is this node's (`-m addrtype --src-type LOCAL`).
+    local: &'a dyn Fn(IpAddr) -> bool,
 }
 
 impl WalkEnv for Env<'_> {
@@ -831,7 +847,7 @@ impl WalkEnv for Env<'_> {
     }
 
     fn is_local(&self, ip: IpAddr) -> bool {
-        ip == self.node_ip || ip.is_loopback()
+        (self.local)(ip)
     }
 
     fn recent_check(&mut self, list: &str, src: IpAddr, seconds: Option<u64>) -> bool {

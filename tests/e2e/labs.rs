@@ -13,12 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netlab_e2e::{bin, free_port, otlp::Collector};
+use netlab_e2e::{bin, free_port, native_up_lock};
 
-/// A native cluster for labs, with the test collector as its trace store, stopped on drop.
+/// A native cluster for labs, with the trace store `netlab up` starts (the checks that read
+/// traces find it through the cluster file, as a user's would), stopped on drop.
 struct Cluster {
     dir: tempfile::TempDir,
-    collector: Collector,
 }
 
 /// What one `netlab` run printed.
@@ -31,27 +31,33 @@ struct Out {
 impl Cluster {
     fn up() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let collector = Collector::start();
         let port = free_port().to_string();
+        let _one = native_up_lock();
         let out = Command::new(bin("netlab"))
             .arg("--data-dir")
             .arg(dir.path())
-            .args([
-                "up",
-                "--detach",
-                "--apiserver-port",
-                &port,
-                "--otlp-endpoint",
-                &collector.otlp_endpoint(),
-            ])
+            .args(["up", "--detach", "--apiserver-port", &port])
             // Labs work without the demo workload; and spans reach the store quickly.
             .env("NETLAB_DEMO", "0")
             .env("OTEL_BSP_SCHEDULE_DELAY", "200")
             .env_remove("NETLAB_SERVER")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .output()
             .expect("netlab up");
-        assert!(out.status.success(), "netlab up: {}", String::from_utf8_lossy(&out.stderr));
-        let cluster = Cluster { dir, collector };
+        if !out.status.success() {
+            let mut logs = String::new();
+            for entry in std::fs::read_dir(dir.path().join("logs")).into_iter().flatten().flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                logs.push_str(&format!(
+                    "\n== {}\n{}",
+                    entry.path().display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+            panic!("netlab up: {}{logs}", String::from_utf8_lossy(&out.stderr));
+        }
+        let cluster = Cluster { dir };
         cluster.wait_for_nodes();
         cluster
     }
@@ -64,11 +70,11 @@ impl Cluster {
         let mut cmd = Command::new(bin("netlab"));
         cmd.arg("--data-dir")
             .arg(self.dir.path())
-            .args(["--jaeger-url", &self.collector.jaeger_url()])
             .args(args)
             .env("NETLAB_LABS_DIR", Self::labs_dir())
             .env("OTEL_BSP_SCHEDULE_DELAY", "200")
             .env_remove("NETLAB_SERVER")
+            .env_remove("NETLAB_JAEGER_URL")
             .env_remove("NETLAB_NAMESPACE")
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -363,9 +369,9 @@ fn dns_labs_break_check_fix_and_reset() {
     c.start("ndots-cost");
     c.check_fails("ndots-cost", "one A query reaches the DNS server per lookup: observed");
     let checkout = pod(&c, "shop", "app=checkout");
-    c.apply(&format!(
+    c.apply(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: checkout\n  namespace: shop\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: checkout\n  template:\n    metadata:\n      labels:\n        app: checkout\n    spec:\n      containers:\n      - name: app\n        image: nicolaka/netshoot:v0.13\n        command: [sleep, infinity]\n        env:\n        - name: API_HOST\n          value: api.example.com.\n"
-    ));
+    );
     // The old pod goes away with the rollout; then the check counts the new one's queries.
     let started = Instant::now();
     while pod(&c, "shop", "app=checkout") == checkout {
@@ -378,9 +384,9 @@ fn dns_labs_break_check_fix_and_reset() {
     c.solve("ndots-cost");
     c.reset("ndots-cost", &["shop"]);
 
-    // headless: per-pod names appear once the Service is headless.
+    // headless: the name resolves to every member once the Service is headless.
     c.start("headless");
-    c.check_fails("headless", "db-0.db answers PING: observed exit");
+    c.check_fails("headless", "db resolves to both members' addresses: observed exit 0: 10.");
     c.solve("headless");
     c.reset("headless", &["shop"]);
 }

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use netlab_e2e::{bin, free_port};
+use netlab_e2e::{bin, free_port, native_up_lock};
 
 fn netlab(data_dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(bin("netlab"))
@@ -50,7 +50,10 @@ fn up_detach_then_commands_find_the_cluster_then_down() {
     let b = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
     let _down_a = Down(a.path().to_path_buf());
-    let up = ok(netlab(a.path(), &["up", "--detach", "--apiserver-port", &port]));
+    let up = {
+        let _one = native_up_lock();
+        ok(netlab(a.path(), &["up", "--detach", "--apiserver-port", &port]))
+    };
     assert!(up.contains(&format!("apiserver   http://127.0.0.1:{port}")), "{up}");
     // No --otlp-endpoint: a trace store, recorded for `netlab trace`.
     let traces_a = traces_url(&up);
@@ -128,6 +131,7 @@ stderr: {}",
 
     // A second cluster asking for the same port gets another one, and both answer.
     let _down_b = Down(b.path().to_path_buf());
+    let one = native_up_lock();
     let up_b = Command::new(bin("netlab"))
         .args(["--data-dir", b.path().to_str().unwrap(), "up", "--detach", "--apiserver-port", &port])
         .env("NETLAB_DEMO", "0")
@@ -135,6 +139,7 @@ stderr: {}",
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .output()
         .unwrap();
+    drop(one);
     let up_b = ok(up_b);
     assert!(!up_b.contains(&format!("127.0.0.1:{port}")), "{up_b}");
     assert_ne!(traces_url(&up_b), traces_a, "each cluster has its own trace store");

@@ -151,6 +151,14 @@ fn kill9(child: Option<Child>) {
     }
 }
 
+/// Held around `netlab up` in tests that start native clusters side by side: `up` probes for a
+/// free cluster-DNS address (127.0.k.253:53) and its dns binds it a moment later, so two `up`s
+/// at the same instant could pick the same one. A person starts one cluster at a time.
+pub fn native_up_lock() -> std::sync::MutexGuard<'static, ()> {
+    static UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    UP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What one `netlab` run printed.
 #[derive(Debug)]
 pub struct Run {

@@ -319,3 +319,26 @@ async fn hints_come_one_at_a_time_and_verbs_without_a_lab_say_so() {
         "--question: Invalid value: 3: lab upstream-forward has 1 question(s), numbered from 1"
     );
 }
+
+#[tokio::test]
+async fn node_addresses_are_drawn_from_the_nodes_status() {
+    let root = catalogue();
+    let lab = std::fs::read_to_string(root.path().join("upstream-forward/lab.yaml")).unwrap();
+    std::fs::write(
+        root.path().join("upstream-forward/lab.yaml"),
+        lab.replace("node: {node: any}", "node: {nodeIp: \"2\"}"),
+    )
+    .unwrap();
+    let mut live = Fake::with_nodes(&["node-1", "node-2"]);
+    live.insert(
+        "nodes",
+        "",
+        json!({"metadata": {"name": "node-2"}, "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "Hostname", "address": "node-2"}, {"type": "InternalIP", "address": "172.28.1.7"}]}}),
+    );
+    live.exec.insert("nslookup example.com".into(), ExecOutput { code: 1, ..Default::default() });
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut out).await.unwrap();
+    assert!(text(out).contains("on 172.28.1.7."));
+}
