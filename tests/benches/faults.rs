@@ -104,7 +104,8 @@ impl Lab {
         let cloud = Cloud::start(&[]);
         let registry = cloud.registry_url();
         let mut procs = vec![cloud.process];
-        procs.push(parts::controller_manager(&url, &[]));
+        // The records are written here, as the chaos controller would write them: it stays off.
+        procs.push(parts::controller_manager(&url, &["--controllers", "*,-chaos"]));
         procs.push(parts::scheduler(&url, &[]));
         let port = free_port();
         for (name, ip) in [("node-1", ips[0]), ("node-2", ips[1])] {
@@ -149,8 +150,15 @@ async fn fault(client: &Client, name: &str, spec: NetworkChaosSpec, records: Vec
         status: None,
     };
     let mut f: NetworkChaos = client.create(&f).await.expect("create the fault");
-    f.status_mut().experiment.container_records = records;
-    client.update_status(&f).await.expect("write the records");
+    // The node-agents' reporters write the status too (counters): re-read on a conflict.
+    loop {
+        f.status_mut().experiment.container_records = records.clone();
+        match client.update_status(&f).await {
+            Ok(_) => return,
+            Err(e) if e.is_conflict() => f = client.get("demo", name).await.expect("re-read the fault"),
+            Err(e) => panic!("write the records: {e:?}"),
+        }
+    }
 }
 
 async fn pod_ips(client: &Client, label: &str) -> Vec<String> {
