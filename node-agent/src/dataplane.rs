@@ -52,6 +52,9 @@ type Peer = KernelClient<tonic::service::interceptor::InterceptedService<Channel
 const WIRE_BUFFER: usize = 64;
 /// Bytes per data segment.
 const SEGMENT: usize = 16 * 1024;
+/// How long a NodePort connection arriving from the network may take to reach an endpoint on
+/// another node (the client's own timeout usually ends it first).
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The node's kernel.
 pub struct Dataplane {
@@ -242,7 +245,7 @@ impl Dataplane {
                 hops.push(format!("netpol egress {}/{}: {verdict}", pod.namespace, pod.name));
             }
         }
-        let route = self.with_state(|st| st.routes.lookup(d.dst.ip()));
+        let route = self.route(d.dst.ip());
         let route_span = match route {
             Route::Local => info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name),
             Route::Node(via) => {
@@ -279,7 +282,7 @@ impl Dataplane {
                 match self.deliver(from, d.dst, peer_pod.as_deref()) {
                     Delivery::Stream(s) => {
                         hops.push(format!("route: {} is on this node ({})", d.dst.ip(), self.node_name));
-                        Ok(Box::new(s) as Box<dyn Stream>)
+                        Ok(s)
                     }
                     Delivery::Refused => Err(ErrorKind::Refused),
                     Delivery::Dropped(why) => {
@@ -318,7 +321,7 @@ impl Dataplane {
                 match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(d.dst)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
-                        Ok(Box::new(s) as Box<dyn Stream>)
+                        Ok(s)
                     }
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         Err(ErrorKind::Refused)
@@ -633,23 +636,82 @@ impl Dataplane {
             }
         }
         match self.sockets.connect(from, dst) {
-            Ok(s) => Delivery::Stream(s),
+            Ok(s) => Delivery::Stream(Box::new(s)),
             Err(_) => Delivery::Refused,
         }
     }
 
-    /// A connection from another node (`Dial`): the same checks as a local delivery.
-    pub fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, BadOpen> {
+    /// Where a packet to `ip` goes: the routing table, plus the nodes' own addresses, which
+    /// are on the network the nodes share (the wire), as a machine's neighbours are on its LAN.
+    fn route(&self, ip: IpAddr) -> Route {
+        match self.with_state(|st| st.routes.lookup(ip)) {
+            Route::Default if ip != self.node_ip && self.view.node_name(ip).is_some() => Route::Node(ip),
+            route => route,
+        }
+    }
+
+    /// A connection from another node (`Dial`): to a pod of this node, the same checks as a
+    /// local delivery; to this node's own address (a NodePort), first the NAT a packet arriving
+    /// on the node's interface meets (PREROUTING), then delivery to the endpoint, here or over
+    /// the wire to its node.
+    pub async fn accept_from_wire(&self, open: &pb::Open) -> Result<Delivery, BadOpen> {
         let addr = |field: &'static str, value: &str| {
             value.parse::<SocketAddr>().map_err(|source| BadOpen { field, value: value.to_string(), source })
         };
         let from = addr("source", &open.source)?;
         let dst = addr("destination", &open.destination)?;
-        if self.with_state(|st| st.routes.lookup(dst.ip())) != Route::Local {
+        let route = self.with_state(|st| st.routes.lookup(dst.ip()));
+        if route == Route::Local {
+            let pod = self.view.pod(dst.ip());
+            return Ok(self.deliver(from, dst, pod.as_deref()));
+        }
+        if dst.ip() != self.node_ip {
             return Ok(Delivery::Dropped(format!("{} is not on node {}", dst.ip(), self.node_name)));
         }
-        let pod = self.view.pod(dst.ip());
-        Ok(self.deliver(from, dst, pod.as_deref()))
+        Ok(self.arrive_at_node(from, dst).await)
+    }
+
+    /// A connection from the network to this node's address: PREROUTING (KUBE-NODEPORTS, with
+    /// externalTrafficPolicy's KUBE-EXT/KUBE-SVL), then the endpoint it was translated to.
+    async fn arrive_at_node(&self, from: SocketAddr, dst: SocketAddr) -> Delivery {
+        let key = conntrack::Key { protocol: Protocol::Tcp, src: from, dst };
+        let d = self.decide(key, Origin::Forwarded);
+        match d.disposition {
+            Disposition::Reject => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return Delivery::Refused;
+            }
+            Disposition::Drop => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                return Delivery::Dropped(d.hops.join("; "));
+            }
+            Disposition::Accept => {}
+        }
+        if d.dst == dst {
+            // No rule took it: nothing of the model listens on the node's own address.
+            self.forget(&key, d.ipvs_vip, d.dst);
+            return Delivery::Refused;
+        }
+        let source = d.snat.unwrap_or(from);
+        let deadline = tokio::time::Instant::now() + ARRIVAL_TIMEOUT;
+        match self.route(d.dst.ip()) {
+            Route::Local => {
+                let pod = self.view.pod(d.dst.ip());
+                self.deliver(source, d.dst, pod.as_deref())
+            }
+            Route::Node(via) => match self.dial(via, Protocol::Tcp, source, d.dst, dst, deadline).await {
+                Ok(stream) => Delivery::Stream(stream),
+                Err(ErrorKind::Refused) => Delivery::Refused,
+                Err(_) => {
+                    self.forget(&key, d.ipvs_vip, d.dst);
+                    Delivery::Dropped(format!("no answer from {} via node {via}", d.dst))
+                }
+            },
+            Route::Default => {
+                self.forget(&key, d.ipvs_vip, d.dst);
+                Delivery::Dropped(format!("route: no route for {} on node {}", d.dst, self.node_name))
+            }
+        }
     }
 
     fn peer(&self, ip: IpAddr) -> Peer {
@@ -738,8 +800,8 @@ impl PodNetwork for PodSockets {
 
 /// Where a connection arriving at its destination node ended up.
 pub enum Delivery {
-    /// The pod's socket took it.
-    Stream(tokio::io::DuplexStream),
+    /// The pod's socket took it (here, or on the node a NodePort sent it to).
+    Stream(Box<dyn Stream>),
     /// Nothing listens: RST.
     Refused,
     /// A policy dropped it (why, for the log and traces).

@@ -119,7 +119,7 @@ impl Kernel for KernelService {
                 };
                 // A connection that cannot be delivered is dropped, as a SYN to nowhere is.
                 let delivery =
-                    dp.accept_from_wire(&open).unwrap_or_else(|e| Delivery::Dropped(e.to_string()));
+                    dp.accept_from_wire(&open).await.unwrap_or_else(|e| Delivery::Dropped(e.to_string()));
                 match delivery {
                     Delivery::Stream(stream) => {
                         if tx.send(pb::Segment { kind: Some(Kind::Accept(pb::Accept {})) }).await.is_ok() {

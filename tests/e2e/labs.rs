@@ -431,6 +431,20 @@ fn node_labs_and_answers_break_check_fix_and_reset() {
     c.start("kube-proxy-down");
     c.solve("kube-proxy-down");
     c.reset("kube-proxy-down", &["shop"]);
+
+    // external-traffic-local: accepting Local and running a backend on every node also passes.
+    let task = c.start("external-traffic-local");
+    assert!(task.contains(":30080/"), "{task}");
+    c.check_fails("external-traffic-local", "answers on node-2: observed exit 28");
+    c.ok(&["lab", "answer", "drop"]);
+    c.apply(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: orders-node-2\n  namespace: edge\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: orders\n      copy: node-2\n  template:\n    metadata:\n      labels:\n        app: orders\n        copy: node-2\n    spec:\n      nodeName: node-2\n      containers:\n      - name: nginx\n        image: nginx:1.27\n        ports:\n        - name: http\n          containerPort: 80\n",
+    );
+    c.check_passes("external-traffic-local");
+    c.reset("external-traffic-local", &["edge"]);
+    c.start("external-traffic-local");
+    c.solve("external-traffic-local");
+    c.reset("external-traffic-local", &["edge"]);
 }
 
 #[test]
