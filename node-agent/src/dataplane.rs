@@ -321,7 +321,7 @@ impl Dataplane {
                 match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(d.dst)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
-                        Ok(s)
+                        Ok(Box::new(s) as Box<dyn Stream>)
                     }
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         Err(ErrorKind::Refused)
