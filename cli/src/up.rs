@@ -72,7 +72,20 @@ struct Cloud {
     kubelet_port: u16,
 }
 
+/// A port for a child to listen on, free now on TCP and UDP. Taken below Linux's ephemeral range
+/// (32768-60999): a port the kernel hands out as `:0` is also what any outgoing connection on
+/// the machine may take as its source port in the moment before the child binds it.
 fn free_port() -> Result<u16, Problem> {
+    const LOW: u16 = 20000;
+    const SPAN: u16 = 12000;
+    let start = uuid::Uuid::new_v4().as_u128() as u16 % SPAN;
+    for i in 0..SPAN {
+        let port = LOW + (start + i) % SPAN;
+        let addr = format!("127.0.0.1:{port}");
+        if TcpListener::bind(&addr).is_ok() && std::net::UdpSocket::bind(&addr).is_ok() {
+            return Ok(port);
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -163,11 +163,14 @@ pub async fn heartbeat(
     shutdown: CancellationToken,
 ) {
     let every = cfg.scaled(NODE_STATUS_UPDATE_FREQUENCY).max(Duration::from_millis(10));
+    // The network turns ready once; after that its sender is gone, and the status keeps being
+    // posted on the clock alone (a closed channel must not end the heartbeat).
+    let mut watching = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
-            r = network_ready.changed() => if r.is_err() { return },
+            r = network_ready.changed(), if watching => if r.is_err() { watching = false },
         }
         // A stopped or paused kubelet reports nothing: the node goes NotReady after the grace
         // period, as with a real kubelet stopped.

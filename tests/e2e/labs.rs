@@ -125,7 +125,11 @@ impl Cluster {
 
     /// `lab start ID`, which waits for the broken state itself.
     fn start(&self, id: &str) -> String {
-        let out = self.ok(&["lab", "start", id]);
+        let out = self.run(&["lab", "start", id], None);
+        if out.code != Some(0) {
+            panic!("{id}: lab start:\n{}{}\n{}", out.stdout, out.stderr, self.diagnosis());
+        }
+        let out = out.stdout;
         assert!(out.contains("`netlab lab check` checks your fix"), "{out}");
         out
     }
@@ -210,6 +214,23 @@ impl Cluster {
         let listed = self.ok(&["lab", "list"]);
         let row = listed.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_default().to_string();
         assert!(row.ends_with(state), "{id} is listed as {state}: {listed}");
+    }
+
+    /// What a failed setup needs looked at: the pods, the events, the scheduler's last words.
+    fn diagnosis(&self) -> String {
+        let pods = self.run(&["get", "pods", "-A", "-o", "wide"], None).stdout;
+        let events = self.run(&["get", "events", "-A"], None).stdout;
+        let mut text = format!("== pods\n{pods}\n== events\n{events}");
+        for process in ["scheduler", "node-1", "node-2"] {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("logs/{process}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            text.push_str(&format!(
+                "\n== {process} log\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        text
     }
 
     fn corefile(&self) -> String {
@@ -431,6 +452,53 @@ fn node_labs_and_answers_break_check_fix_and_reset() {
     c.start("kube-proxy-down");
     c.solve("kube-proxy-down");
     c.reset("kube-proxy-down", &["shop"]);
+
+    // Labs that cannot set up say why and leave nothing behind.
+    let broken = tempfile::tempdir().unwrap();
+    let lab = |id: &str, vars: &str, setup: &str, broken_state: &str| {
+        let dir = broken.path().join(id);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("setup.yaml"), setup).unwrap();
+        std::fs::write(
+            dir.join("lab.yaml"),
+            format!(
+                "id: {id}\norder: 1\ntitle: t\ntopic: t\nquestion: {{number: 1, text: q}}\n{vars}namespaces: [doomed]\ntask: t\nhints: [h]\nexplanation: e\ntimeout: 5s\nsetup:\n- apply: setup.yaml\n{broken_state}checks:\n- name: c\n  object: {{resource: namespaces, name: doomed}}\n  expect: {{min: 1}}\nsolution:\n- apply: setup.yaml\n"
+            ),
+        )
+        .unwrap();
+    };
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: doomed\n";
+    lab("three-nodes", "vars:\n  third: {node: \"3\"}\n", ns, "");
+    lab(
+        "bad-fault",
+        "",
+        &format!(
+            "{ns}---\napiVersion: chaos.netlab.io/v1alpha1\nkind: NetworkChaos\nmetadata:\n  name: x\n  namespace: doomed\nspec:\n  action: explode\n  mode: all\n  selector: {{namespaces: [doomed]}}\n"
+        ),
+        "",
+    );
+    lab(
+        "missing-image",
+        "",
+        &format!(
+            "{ns}---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: doomed\nspec:\n  containers:\n  - name: c\n    image: nginx:0.0.404\n"
+        ),
+        "broken:\n- name: the pod runs\n  object: {resource: pods, namespace: doomed, name: p, jsonpath: \"{.status.phase}\"}\n  expect: {equals: Running}\n",
+    );
+    let dir = broken.path().to_str().unwrap();
+    for (id, why) in [
+        ("three-nodes", "it needs 3 Ready node(s) and the cluster has 2 (node-1, node-2)"),
+        ("bad-fault", "applying setup.yaml:"),
+        ("missing-image", "the pod runs: observed Pending"),
+    ] {
+        let out = c.run(&["lab", "--labs-dir", dir, "start", id], None);
+        assert_ne!(out.code, Some(0), "{id} set up:\n{}", out.stdout);
+        assert!(out.stderr.contains(&format!("lab \"{id}\" failed to set up: ")), "{id}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{id}: {}", out.stderr);
+        assert_ne!(c.run(&["get", "ns", "doomed"], None).code, Some(0), "{id} left its namespace");
+    }
+    let status = c.ok(&["lab", "--labs-dir", dir, "status"]);
+    assert!(status.starts_with("No lab in progress."), "{status}");
 
     // external-traffic-local: accepting Local and running a backend on every node also passes.
     let task = c.start("external-traffic-local");

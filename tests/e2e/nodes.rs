@@ -646,3 +646,31 @@ fn full_sync(n: u32) -> String {
     }
     chains + &rules + "COMMIT\n"
 }
+
+/// The kubelet keeps posting node status after its network turned ready (the lifecycle
+/// controller marks a node NotReady once its heartbeat is older than the grace period).
+#[test]
+fn heartbeats_go_on_after_the_network_is_ready() {
+    let cluster = Cluster::start(&[("node-1", "127.0.1.1")], "24");
+    block_on(async {
+        let client = cluster.client().await;
+        let heartbeat = |node: Node| {
+            node.status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")?
+                .last_heartbeat_time
+        };
+        let first = eventually("node-1 Ready", WAIT, || async {
+            heartbeat(client.get::<Node>("", "node-1").await.ok()?)
+        })
+        .await;
+        // At the agents' time scale a heartbeat is due every 100 ms: within a few seconds the
+        // Ready condition's lastHeartbeatTime must have moved on by whole seconds.
+        eventually("a later heartbeat", WAIT, || async {
+            let now = heartbeat(client.get::<Node>("", "node-1").await.ok()?)?;
+            (now.0.as_second() >= first.0.as_second() + 2).then_some(())
+        })
+        .await;
+    });
+}
