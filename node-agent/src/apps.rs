@@ -1,5 +1,5 @@
 //! The built-in apps a container runs, chosen by its image's `io.netlab.app` label: an HTTP echo
-//! server, a redis-protocol key-value server, and the toolbox (no listener; the client side of
+//! server, a redis-protocol key-value server, agnhost's netexec (HTTP and UDP), and the toolbox (no listener; the client side of
 //! `exec`). Each app listens on the node's [`SocketTable`] at the pod's IP, so it is reachable
 //! exactly where a real container's socket would be.
 
@@ -14,6 +14,7 @@ use crate::{
 
 pub mod echo;
 pub mod kv;
+pub mod netexec;
 pub mod toolbox;
 
 /// The port `kv` listens on unless the image or container says otherwise.
@@ -54,6 +55,13 @@ pub fn start(
         AppKind::Kv => {
             let listener = sockets.listen(SocketAddr::new(who.ip, port.unwrap_or(KV_PORT)), Protocol::Tcp)?;
             tokio::spawn(kv::serve(listener, stop));
+        }
+        AppKind::Netexec => {
+            let http =
+                sockets.listen(SocketAddr::new(who.ip, port.unwrap_or(netexec::HTTP_PORT)), Protocol::Tcp)?;
+            let udp = sockets.listen(SocketAddr::new(who.ip, netexec::UDP_PORT), Protocol::Udp)?;
+            tokio::spawn(netexec::serve_http(http, who.clone(), stop.clone()));
+            tokio::spawn(netexec::serve_udp(udp, who, stop));
         }
         AppKind::Toolbox => {}
     }

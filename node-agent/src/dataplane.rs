@@ -279,7 +279,7 @@ impl Dataplane {
         let result = match route {
             Route::Local => {
                 route_span.in_scope(|| debug!(dst = %d.dst, "Local delivery."));
-                match self.deliver(from, d.dst, peer_pod.as_deref()) {
+                match self.deliver(from, d.dst, peer_pod.as_deref(), Protocol::Tcp) {
                     Delivery::Stream(s) => {
                         hops.push(format!("route: {} is on this node ({})", d.dst.ip(), self.node_name));
                         Ok(s)
@@ -378,18 +378,21 @@ impl Dataplane {
         }
     }
 
-    /// Sends one UDP datagram from `src` to `dst` and waits for one reply (a DNS query): the same
-    /// NAT, policy and routing as a TCP connect. A reply refreshes the flow's conntrack entry, so
-    /// later queries from the same socket stay on the same endpoint, as on Linux.
+    /// Sends one UDP datagram from `src` to `dst` and waits for one reply (a DNS query, an
+    /// `nc -u` line): the same NAT, policy and routing as a TCP connect. A reply refreshes the
+    /// flow's conntrack entry, so later datagrams from the same socket (`source_port`, or an
+    /// ephemeral port when None) stay on the same endpoint, as on Linux — even after that
+    /// endpoint is gone, until kube-proxy deletes the entry or it times out.
     pub async fn exchange_udp(
         &self,
         src: &Source,
+        source_port: Option<u16>,
         dst: SocketAddr,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
+        let local = SocketAddr::new(src.ip, source_port.unwrap_or_else(|| self.sockets.ephemeral_port()));
         let origin = if src.pod.is_some() { Origin::Forwarded } else { Origin::Local };
         let key = conntrack::Key { protocol: Protocol::Udp, src: local, dst };
         let d = self.decide(key, origin);
@@ -412,16 +415,11 @@ impl Dataplane {
             }
         }
         let route = self.with_state(|st| st.routes.lookup(d.dst.ip()));
-        if route != Route::Default || self.virtual_nets.iter().any(|n| n.contains(&d.dst.ip())) {
-            // Pods run no UDP servers: a datagram to a pod meets ICMP port-unreachable; one to
-            // an unprogrammed virtual IP is lost.
-            if route == Route::Default {
-                return lost(d.hops).await;
-            }
-            self.forget(&key, d.ipvs_vip, d.dst);
-            return Err(Error::new(ErrorKind::Refused, d.hops));
+        if route == Route::Default && self.virtual_nets.iter().any(|n| n.contains(&d.dst.ip())) {
+            // An unprogrammed virtual IP: sent to the default gateway and lost.
+            return lost(d.hops).await;
         }
-        // Network faults: the query on its way out.
+        // Network faults: the datagram on its way out.
         let flow = self.faults.flow(src.ip, &[dst.ip(), d.dst.ip()]);
         let span = tracing::Span::current();
         let mut copies = 1;
@@ -441,20 +439,15 @@ impl Dataplane {
             }
             copies = q.copies;
         }
-        let bind: SocketAddr = if d.dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-        let io = async {
-            let sock = tokio::net::UdpSocket::bind(bind).await?;
-            sock.connect(d.dst).await?;
-            for _ in 0..copies {
-                sock.send(&payload).await?;
+        let reply = match route {
+            Route::Local | Route::Node(_) => {
+                let from = d.snat.unwrap_or(local);
+                self.datagram_to_pod(route, from, d.dst, dst, &payload, copies, deadline).await
             }
-            let mut buf = vec![0u8; 65535];
-            let n = sock.recv(&mut buf).await?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>(buf)
+            Route::Default => datagram_out(d.dst, &payload, copies, deadline).await,
         };
-        match tokio::time::timeout_at(deadline, io).await {
-            Ok(Ok(reply)) => {
+        match reply {
+            Ok(reply) => {
                 let now = self.now();
                 self.with_state(|st| st.conntrack.replied(&key, now));
                 // The answer on its way back.
@@ -470,10 +463,72 @@ impl Dataplane {
                 }
                 Ok(reply)
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            // ICMP port-unreachable ends the flow.
+            Err(ErrorKind::Refused) => {
+                self.forget(&key, d.ipvs_vip, d.dst);
                 Err(Error::new(ErrorKind::Refused, d.hops))
             }
-            _ => Err(Error::new(ErrorKind::TimedOut, d.hops)),
+            // No answer leaves the entry [UNREPLIED]: each datagram from the same port renews
+            // it, which is how a client keeps sending to an endpoint that is gone.
+            Err(kind) => {
+                let mut hops = d.hops;
+                hops.push(format!("no answer from {}", d.dst));
+                tokio::time::sleep_until(deadline).await;
+                Err(Error::new(kind, hops))
+            }
+        }
+    }
+
+    /// A datagram to a pod, here or over the wire: one exchange on the pod's UDP socket.
+    #[allow(clippy::too_many_arguments)]
+    async fn datagram_to_pod(
+        &self,
+        route: Route,
+        from: SocketAddr,
+        dst: SocketAddr,
+        original: SocketAddr,
+        payload: &[u8],
+        copies: u8,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, ErrorKind> {
+        let mut first = None;
+        for _ in 0..copies.max(1) {
+            let stream = match route {
+                Route::Node(via) => self.dial(via, Protocol::Udp, from, dst, original, deadline).await?,
+                _ => {
+                    let pod = self.view.pod(dst.ip());
+                    match self.deliver(from, dst, pod.as_deref(), Protocol::Udp) {
+                        Delivery::Stream(s) => s,
+                        Delivery::Refused => return Err(ErrorKind::Refused),
+                        Delivery::Dropped(_) => return Err(ErrorKind::TimedOut),
+                    }
+                }
+            };
+            if first.is_none() {
+                first = Some(stream);
+            } else {
+                // A duplicate: the server gets it too; its answer is one the client ignores.
+                let mut dup = stream;
+                let payload = payload.to_vec();
+                tokio::spawn(async move {
+                    let _ = dup.write_all(&payload).await;
+                    let _ = dup.shutdown().await;
+                    let _ = dup.read_to_end(&mut Vec::new()).await;
+                });
+            }
+        }
+        let Some(mut stream) = first else { return Err(ErrorKind::TimedOut) };
+        let io = async {
+            stream.write_all(payload).await?;
+            stream.shutdown().await?;
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await?;
+            Ok::<_, std::io::Error>(reply)
+        };
+        match tokio::time::timeout_at(deadline, io).await {
+            // A server that reads the datagram and sends nothing back: no reply ever comes.
+            Ok(Ok(reply)) if !reply.is_empty() => Ok(reply),
+            _ => Err(ErrorKind::TimedOut),
         }
     }
 
@@ -605,7 +660,13 @@ impl Dataplane {
 
     /// Hands a connection arriving at this node to the destination pod: ingress policy, then
     /// the pod's socket.
-    fn deliver(&self, from: SocketAddr, dst: SocketAddr, pod: Option<&PodMeta>) -> Delivery {
+    fn deliver(
+        &self,
+        from: SocketAddr,
+        dst: SocketAddr,
+        pod: Option<&PodMeta>,
+        protocol: Protocol,
+    ) -> Delivery {
         let _accept = pod.map(|pod| {
             info_span!("pod accept", k8s.pod.name = %pod.name, k8s.namespace.name = %pod.namespace, k8s.node.name = %self.node_name, client.address = %from, server.address = %dst)
                 .entered()
@@ -621,7 +682,7 @@ impl Dataplane {
                     from.ip(),
                     peer.as_deref(),
                     dst.port(),
-                    Protocol::Tcp,
+                    protocol,
                     from_node,
                     &*view,
                 )
@@ -635,8 +696,21 @@ impl Dataplane {
                 ));
             }
         }
-        match self.sockets.connect(from, dst) {
+        let socket_protocol = match protocol {
+            Protocol::Tcp => crate::sockets::Protocol::Tcp,
+            Protocol::Udp => crate::sockets::Protocol::Udp,
+            Protocol::Sctp => crate::sockets::Protocol::Sctp,
+        };
+        match self.sockets.open(from, dst, socket_protocol) {
             Ok(s) => Delivery::Stream(Box::new(s)),
+            // A datagram to an address no pod holds finds no neighbour on the bridge (ARP goes
+            // unanswered) and is lost; one to a pod with nothing on the port meets ICMP
+            // port-unreachable.
+            Err(_) if protocol == Protocol::Udp && pod.is_none() => Delivery::Dropped(format!(
+                "no pod has {} on node {}: the datagram is lost",
+                dst.ip(),
+                self.node_name
+            )),
             Err(_) => Delivery::Refused,
         }
     }
@@ -660,10 +734,11 @@ impl Dataplane {
         };
         let from = addr("source", &open.source)?;
         let dst = addr("destination", &open.destination)?;
+        let protocol = netlab_kernel::api::protocol(open.protocol).unwrap_or(Protocol::Tcp);
         let route = self.with_state(|st| st.routes.lookup(dst.ip()));
         if route == Route::Local {
             let pod = self.view.pod(dst.ip());
-            return Ok(self.deliver(from, dst, pod.as_deref()));
+            return Ok(self.deliver(from, dst, pod.as_deref(), protocol));
         }
         if dst.ip() != self.node_ip {
             return Ok(Delivery::Dropped(format!("{} is not on node {}", dst.ip(), self.node_name)));
@@ -697,7 +772,7 @@ impl Dataplane {
         match self.route(d.dst.ip()) {
             Route::Local => {
                 let pod = self.view.pod(d.dst.ip());
-                self.deliver(source, d.dst, pod.as_deref())
+                self.deliver(source, d.dst, pod.as_deref(), Protocol::Tcp)
             }
             Route::Node(via) => match self.dial(via, Protocol::Tcp, source, d.dst, dst, deadline).await {
                 Ok(stream) => Delivery::Stream(stream),
@@ -786,7 +861,17 @@ impl PodNetwork for PodSockets {
         datagram: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
-        self.dp.exchange_udp(&self.source, dst, datagram, timeout).await
+        self.dp.exchange_udp(&self.source, None, dst, datagram, timeout).await
+    }
+
+    async fn exchange_from(
+        &self,
+        source_port: Option<u16>,
+        dst: SocketAddr,
+        datagram: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        self.dp.exchange_udp(&self.source, source_port, dst, datagram, timeout).await
     }
 
     fn traceparent(&self) -> Option<String> {
@@ -857,6 +942,32 @@ pub async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = wr.shutdown().await;
     };
     tokio::join!(outbound, incoming);
+}
+
+/// A datagram leaving the cluster (to the cloud's resolver, say) on a real socket.
+async fn datagram_out(
+    dst: SocketAddr,
+    payload: &[u8],
+    copies: u8,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<u8>, ErrorKind> {
+    let bind: SocketAddr = if dst.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let io = async {
+        let sock = tokio::net::UdpSocket::bind(bind).await?;
+        sock.connect(dst).await?;
+        for _ in 0..copies.max(1) {
+            sock.send(payload).await?;
+        }
+        let mut buf = vec![0u8; 65535];
+        let n = sock.recv(&mut buf).await?;
+        buf.truncate(n);
+        Ok::<_, std::io::Error>(buf)
+    };
+    match tokio::time::timeout_at(deadline, io).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(ErrorKind::Refused),
+        _ => Err(ErrorKind::TimedOut),
+    }
 }
 
 /// The faults behind `decisions`, for a `curl -v` hop: `NetworkChaos default/p partition`.

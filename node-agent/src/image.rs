@@ -54,6 +54,8 @@ pub enum AppKind {
     Toolbox,
     /// A small redis-protocol key-value server.
     Kv,
+    /// agnhost's netexec: HTTP on 8080, UDP on 8081.
+    Netexec,
 }
 
 /// A pulled image as the store keeps it.

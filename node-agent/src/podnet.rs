@@ -63,6 +63,19 @@ pub trait PodNetwork: Send + Sync {
     async fn exchange(&self, dst: SocketAddr, datagram: Vec<u8>, timeout: Duration)
     -> Result<Vec<u8>, Error>;
 
+    /// [`Self::exchange`] from a chosen source port (`nc -u -p PORT`): datagrams from one
+    /// port are one conntrack flow. None: an ephemeral port, as `exchange`.
+    async fn exchange_from(
+        &self,
+        source_port: Option<u16>,
+        dst: SocketAddr,
+        datagram: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let _ = source_port;
+        self.exchange(dst, datagram, timeout).await
+    }
+
     /// The W3C traceparent of the caller's current span: netlab's packets carry it across the
     /// wire, and DNS queries carry it in an EDNS option so that the DNS server joins the trace.
     fn traceparent(&self) -> Option<String> {

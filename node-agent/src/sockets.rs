@@ -103,12 +103,24 @@ impl SocketTable {
     /// Connects from `from` to `to` over TCP: hands the listener its end of a new duplex stream
     /// and returns ours, or `Refused` if nothing listens (or its backlog is full).
     pub fn connect(&self, from: SocketAddr, to: SocketAddr) -> Result<DuplexStream, SocketError> {
+        self.open(from, to, Protocol::Tcp)
+    }
+
+    /// Delivers to `to` over `protocol`. For UDP the stream carries one exchange: the client
+    /// writes one datagram and shuts its side, the server reads it to EOF and writes its reply
+    /// (or nothing), so a UDP server sees what a `recvfrom`/`sendto` pair sees.
+    pub fn open(
+        &self,
+        from: SocketAddr,
+        to: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<DuplexStream, SocketError> {
         let tx = {
             let map = self.lock();
-            map.get(&(to.ip(), to.port(), Protocol::Tcp))
+            map.get(&(to.ip(), to.port(), protocol))
                 .or_else(|| {
                     let any = if to.is_ipv4() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([0u16; 8]) };
-                    map.get(&(any, to.port(), Protocol::Tcp))
+                    map.get(&(any, to.port(), protocol))
                 })
                 .map(|(_, tx)| tx.clone())
         };

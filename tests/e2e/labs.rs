@@ -453,6 +453,26 @@ fn node_labs_and_answers_break_check_fix_and_reset() {
     c.solve("kube-proxy-down");
     c.reset("kube-proxy-down", &["shop"]);
 
+    // conntrack-stale: the sender's flow stays DNATed to the deleted pod in its node's conntrack
+    // table until that node's kube-proxy syncs and deletes it.
+    c.start("conntrack-stale");
+    c.check_fails("conntrack-stale", "the sender reaches collector-b from port 12345");
+    let b_ip = c.ok(&["get", "pod", "collector-b", "-n", "metrics", "-o", "jsonpath={.status.podIP}"]);
+    let flow = |c: &Cluster| {
+        let table = c.ok(&["node", "conntrack", "node-2"]);
+        table
+            .lines()
+            .find(|l| l.starts_with("udp") && l.contains("sport=12345 dport=8081"))
+            .map(str::to_string)
+    };
+    let stale = flow(&c).expect("the sender's flow is tracked on node-2");
+    assert!(!stale.contains(&format!("src={b_ip} ")), "the stale flow goes to the old pod: {stale}");
+    c.ok(&["lab", "answer", "node-2"]);
+    c.solve("conntrack-stale");
+    let fresh = flow(&c).expect("the sender's flow is tracked again");
+    assert!(fresh.contains(&format!("src={b_ip} ")), "the new flow goes to collector-b: {fresh}");
+    c.reset("conntrack-stale", &["metrics"]);
+
     // Labs that cannot set up say why and leave nothing behind.
     let broken = tempfile::tempdir().unwrap();
     let lab = |id: &str, vars: &str, setup: &str, broken_state: &str| {

@@ -13,9 +13,12 @@ pub enum App {
     Toolbox,
     /// A small key-value server (the redis stand-in).
     Kv,
+    /// agnhost's netexec, the server of upstream's network e2e tests: HTTP on the port, UDP on
+    /// 8081 (`hostname`, `echo TEXT`, `clientip`).
+    Netexec,
 }
 
-/// The config label that names the app: `echo`, `toolbox` or `kv`.
+/// The config label that names the app: `echo`, `toolbox`, `kv` or `netexec`.
 pub const APP_LABEL: &str = "io.netlab.app";
 /// The config label with the port the app listens on by default (absent for the toolbox).
 pub const PORT_LABEL: &str = "io.netlab.port";
@@ -104,6 +107,16 @@ pub const REPOSITORIES: &[Repository] = &[
         cmd: &["curl"],
     },
     Repository {
+        // Its subcommand and flags (`netexec --http-port=8080 --udp-port=8081`) are not read:
+        // the app is netexec on its default ports.
+        name: "registry.k8s.io/e2e-test-images/agnhost",
+        tags: &["2.52", "2.53"],
+        app: App::Netexec,
+        port: Some(8080),
+        entrypoint: &["/agnhost"],
+        cmd: &["pause"],
+    },
+    Repository {
         name: "library/redis",
         tags: &["latest", "7", "7.2", "7.4"],
         app: App::Kv,
@@ -122,6 +135,7 @@ impl App {
             App::Echo => "echo",
             App::Toolbox => "toolbox",
             App::Kv => "kv",
+            App::Netexec => "netexec",
         }
     }
 }

@@ -115,9 +115,20 @@ pub async fn run(argv: &[String], pod: &dyn Pod, out: &Output) -> Result<i32, Ex
     dispatch(argv, pod, out).await
 }
 
-/// The boxed form of [`run`], so that `sh -c` and `env CMD` can recurse.
+/// The boxed form of [`run`], so that `sh -c` and `env CMD` can recurse; no stdin (exec gives
+/// none).
 fn dispatch<'a>(
     argv: &'a [String],
+    pod: &'a dyn Pod,
+    out: &'a Output,
+) -> Pin<Box<dyn Future<Output = Result<i32, ExecError>> + Send + 'a>> {
+    dispatch_in(argv, Bytes::new(), pod, out)
+}
+
+/// [`dispatch`] with `stdin` (a pipeline stage's input).
+fn dispatch_in<'a>(
+    argv: &'a [String],
+    stdin: Bytes,
     pod: &'a dyn Pod,
     out: &'a Output,
 ) -> Pin<Box<dyn Future<Output = Result<i32, ExecError>> + Send + 'a>> {
@@ -130,14 +141,18 @@ fn dispatch<'a>(
         };
         Ok(match tool {
             Tool::Curl => curl::run(args, pod, out).await,
-            Tool::Nc => nc::run(args, pod, out).await,
+            Tool::Nc => nc::run(args, &stdin, pod, out).await,
             Tool::RedisCli => redis::run(args, pod, out).await,
             Tool::Dns(command) => dns::run(command, args, pod, out).await,
             Tool::Shell(shell) => shell::run(shell, args, pod, out).await,
+            Tool::Cat if args.is_empty() || args.iter().all(|a| a == "-") => {
+                out.out(stdin.clone());
+                0
+            }
             Tool::Cat => cat(args, pod, out),
             Tool::Ip => ip(args, pod, out),
             Tool::Hostname => hostname(args, pod, out),
-            Tool::Env if !args.is_empty() => return dispatch(args, pod, out).await,
+            Tool::Env if !args.is_empty() => return dispatch_in(args, stdin, pod, out).await,
             Tool::Env | Tool::Printenv => printenv(args, pod, out),
             Tool::Echo => echo(args, out),
             Tool::True => 0,

@@ -150,6 +150,7 @@ impl Registry {
         let app = match config.config.labels.as_ref().and_then(|l| l.get(APP_LABEL)).map(String::as_str) {
             Some("echo") => AppKind::Echo,
             Some("kv") => AppKind::Kv,
+            Some("netexec") => AppKind::Netexec,
             _ => AppKind::Toolbox,
         };
         let port = config

@@ -1,7 +1,9 @@
 //! `nc` as netshoot's OpenBSD netcat (Debian's `netcat-openbsd`, built against musl) behaves:
 //! `nc -zv HOST PORT...` probes ports, naming the resolved address when HOST is a name; without
-//! `-z` it connects and copies what the peer sends to stdout (exec gives it no stdin). Only TCP
-//! client mode: `-l` and `-u` are refused.
+//! `-z` it connects and copies what the peer sends to stdout (exec gives it no stdin; a pipeline
+//! stage can). `-u` sends its stdin as one datagram, from `-p PORT` if given, and prints the
+//! answer, waiting `-w` seconds for it: `echo hostname | nc -u -w 2 -p 12345 SVC 8081`, as
+//! upstream's conntrack e2e tests send. Client mode only: `-l` is refused.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -36,8 +38,10 @@ fn service(port: u16) -> &'static str {
 }
 
 /// Runs `nc ARGS`; returns the exit code.
-pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
+pub(super) async fn run(args: &[String], stdin: &[u8], pod: &dyn Pod, out: &Output) -> i32 {
     let mut zero = false;
+    let mut udp = false;
+    let mut source_port: Option<u16> = None;
     let mut verbose = false;
     let mut wait: Option<Duration> = None;
     let mut positional: Vec<&str> = Vec::new();
@@ -58,8 +62,9 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
                     out.err(USAGE);
                     return 1;
                 }
-                'l' | 'u' | 'U' => {
-                    out.err(format!("nc: netlab: -{c} is not supported (TCP client mode only)\n"));
+                'u' => udp = true,
+                'l' | 'U' => {
+                    out.err(format!("nc: netlab: -{c} is not supported (client mode only)\n"));
                     return 1;
                 }
                 'w' | 'p' | 's' | 'i' | 'q' | 'T' | 'x' | 'X' | 'I' | 'O' | 'M' | 'm' | 'P' | 'V' | 'W' => {
@@ -74,6 +79,15 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
                         out.err(USAGE);
                         return 1;
                     };
+                    if c == 'p' {
+                        match value.parse::<u16>() {
+                            Ok(port) if port != 0 => source_port = Some(port),
+                            _ => {
+                                out.err(format!("nc: port number invalid: {value}\n"));
+                                return 1;
+                            }
+                        }
+                    }
                     if c == 'w' {
                         match value.parse::<u32>() {
                             Ok(secs) => wait = Some(Duration::from_secs(secs.into())),
@@ -119,6 +133,9 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
         }
     };
 
+    if udp {
+        return datagram(&ips, ports[0], host, source_port, wait, zero, verbose, stdin, pod, out).await;
+    }
     let limit = wait.map_or(KERNEL_CONNECT_TIMEOUT, |w| w.min(KERNEL_CONNECT_TIMEOUT));
     let kernel_gives_up = wait.is_none_or(|w| w >= KERNEL_CONNECT_TIMEOUT);
     let mut code = 1;
@@ -162,6 +179,52 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
         }
     }
     code
+}
+
+/// `nc -u`: stdin as one datagram to the first address, and the answer on stdout. UDP has no
+/// handshake, so `-zv` reports success whatever is there, as netcat does; an answer that never
+/// comes ends the wait silently with status 0, and ICMP port-unreachable ends it with 1.
+#[allow(clippy::too_many_arguments)]
+async fn datagram(
+    ips: &[std::net::IpAddr],
+    port: u16,
+    host: &str,
+    source_port: Option<u16>,
+    wait: Option<Duration>,
+    zero: bool,
+    verbose: bool,
+    stdin: &[u8],
+    pod: &dyn Pod,
+    out: &Output,
+) -> i32 {
+    let Some(ip) = ips.first() else { return 1 };
+    if verbose || zero {
+        let shown = if host.parse::<std::net::IpAddr>().is_ok() {
+            host.to_string()
+        } else {
+            format!("{host} ({ip})")
+        };
+        if verbose {
+            out.err(format!("Connection to {shown} {port} port [udp/{}] succeeded!\n", service(port)));
+        }
+        if zero {
+            return 0;
+        }
+    }
+    if stdin.is_empty() {
+        return 0;
+    }
+    // Without -w netcat waits for an answer until killed; the exec's own limit ends it here.
+    let wait = wait.unwrap_or(KERNEL_CONNECT_TIMEOUT);
+    let dst = SocketAddr::new(*ip, port);
+    match pod.network().exchange_from(source_port, dst, stdin.to_vec(), wait).await {
+        Ok(reply) => {
+            out.out(reply);
+            0
+        }
+        Err(Error { kind: ErrorKind::Refused, .. }) => 1,
+        Err(_) => 0,
+    }
 }
 
 /// Copies what the peer sends to stdout until it closes (or, with `-w`, goes idle).

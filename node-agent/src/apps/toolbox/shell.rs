@@ -1,10 +1,13 @@
 //! A tiny `sh`/`bash`: enough of `sh -c "..."` for the one-liners people exec into pods —
 //! words with single and double quotes and backslashes, `$VAR`, `${VAR}` and `$?` from the
-//! container's environment, commands joined by `;`, newlines, `&&` and `||`, and the `exit`,
-//! `cd` and `:` builtins. Pipes, redirections and command substitution are refused with a
-//! clear message rather than half-run.
+//! container's environment, commands joined by `;`, newlines, `&&` and `||`, pipelines
+//! (`echo hostname | nc -u ...`: each stage runs to its end and its stdout is the next one's
+//! stdin), and the `exit`, `cd` and `:` builtins. Redirections and command substitution are
+//! refused with a clear message rather than half-run.
 
-use super::{ExecError, Output, Pod, dispatch};
+use bytes::{Bytes, BytesMut};
+
+use super::{Chunk, ExecError, Output, Pod, dispatch_in};
 
 /// Runs `sh ARGS` (or `ash`, `bash`, named by `name`); returns the exit code.
 pub(super) async fn run(name: &str, args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
@@ -41,29 +44,56 @@ pub(super) async fn run(name: &str, args: &[String], pod: &dyn Pod, out: &Output
             Joint::Or if last == 0 => continue,
             _ => {}
         }
-        let argv = expand(&words, last, pod.env());
-        let Some(first) = argv.first() else { continue };
-        last = match first.as_str() {
-            "exit" => {
-                return match argv.get(1) {
-                    None => last,
-                    Some(code) => code.parse::<i64>().map_or(2, |c| (c & 0xff) as i32),
-                };
-            }
-            ":" | "cd" => 0,
-            _ => match dispatch(&argv, pod, out).await {
-                Ok(code) => code,
-                Err(ExecError::NotFound(cmd)) => {
-                    out.err(match name {
-                        "bash" => format!("bash: line 1: {cmd}: command not found\n"),
-                        _ => format!("{name}: {cmd}: not found\n"),
-                    });
-                    127
+        let stages: Vec<&[Word]> = words.split(|w| w.pipe).collect();
+        let mut stdin = Bytes::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let argv = expand(stage, last, pod.env());
+            let piped = i + 1 < stages.len();
+            if !piped {
+                if let Some("exit") = argv.first().map(String::as_str) {
+                    return match argv.get(1) {
+                        None => last,
+                        Some(code) => code.parse::<i64>().map_or(2, |c| (c & 0xff) as i32),
+                    };
                 }
-            },
-        };
+                last = simple(name, &argv, stdin.clone(), pod, out).await;
+                continue;
+            }
+            // A stage whose stdout is the next one's stdin; its stderr still shows.
+            let (stage_out, mut rx) = Output::new();
+            let _ = simple(name, &argv, std::mem::take(&mut stdin), pod, &stage_out).await;
+            drop(stage_out);
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = rx.recv().await {
+                match chunk {
+                    Chunk::Stdout(b) => buf.extend_from_slice(&b),
+                    Chunk::Stderr(b) => out.err(b),
+                }
+            }
+            stdin = buf.freeze();
+        }
     }
     last
+}
+
+/// Runs one simple command (a builtin or a tool); returns its exit code.
+async fn simple(name: &str, argv: &[String], stdin: Bytes, pod: &dyn Pod, out: &Output) -> i32 {
+    let Some(first) = argv.first() else { return 0 };
+    match first.as_str() {
+        // `exit` in a pipeline stage leaves only that stage (a subshell).
+        "exit" => argv.get(1).map_or(0, |code| code.parse::<i64>().map_or(2, |c| (c & 0xff) as i32)),
+        ":" | "cd" => 0,
+        _ => match dispatch_in(argv, stdin, pod, out).await {
+            Ok(code) => code,
+            Err(ExecError::NotFound(cmd)) => {
+                out.err(match name {
+                    "bash" => format!("bash: line 1: {cmd}: command not found\n"),
+                    _ => format!("{name}: {cmd}: not found\n"),
+                });
+                127
+            }
+        },
+    }
 }
 
 /// How a command is joined to the one before it.
@@ -84,11 +114,13 @@ enum Part {
     Var(String),
 }
 
-/// A word, and whether any of it was quoted (a quoted empty word survives expansion).
+/// A word, and whether any of it was quoted (a quoted empty word survives expansion); or, with
+/// `pipe`, the `|` between two stages of a pipeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Word {
     parts: Vec<Part>,
     quoted: bool,
+    pipe: bool,
 }
 
 impl Word {
@@ -153,7 +185,16 @@ fn parse(script: &str) -> Result<Vec<(Joint, Vec<Word>)>, Unsupported> {
                 end_command(&mut words, &mut word, &mut commands, joint);
                 joint = Joint::Or;
             }
-            '|' | '&' | '>' | '<' | '`' | '(' | ')' => return Err(Unsupported(c.to_string())),
+            '|' => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+                if words.is_empty() || words.last().is_some_and(|w| w.pipe) {
+                    return Err(Unsupported("syntax error near unexpected token `|'".into()));
+                }
+                words.push(Word { pipe: true, ..Word::default() });
+            }
+            '&' | '>' | '<' | '`' | '(' | ')' => return Err(Unsupported(c.to_string())),
             '\'' => {
                 let w = word.get_or_insert_with(Word::default);
                 w.quoted = true;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::{
-    apps::{Identity, echo, kv},
+    apps::{Identity, echo, kv, netexec},
     podnet::{Connected, Error, ErrorKind},
     resolver::{HErrno, ResolveFailure},
     sockets::{Protocol, SocketTable},
@@ -164,6 +164,28 @@ impl PodNetwork for FakePod {
         _timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
         Err(ErrorKind::Refused.into())
+    }
+
+    /// Datagrams go to the pod's socket table (a netexec server there), from `source_port`.
+    async fn exchange_from(
+        &self,
+        source_port: Option<u16>,
+        dst: SocketAddr,
+        datagram: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let mut local: SocketAddr = LOCAL.parse().unwrap();
+        local.set_port(source_port.unwrap_or(40001));
+        let Ok(mut s) = self.table.open(local, dst, crate::sockets::Protocol::Udp) else {
+            return Err(ErrorKind::Refused.into());
+        };
+        s.write_all(&datagram).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        match tokio::time::timeout(timeout, s.read_to_end(&mut reply)).await {
+            Ok(Ok(_)) if !reply.is_empty() => Ok(reply),
+            _ => Err(ErrorKind::TimedOut.into()),
+        }
     }
 }
 
@@ -1018,7 +1040,15 @@ async fn shell() {
         (&["/bin/sh", "-c", "true; exit"], 0, "", ""),
         (&["sh", "-c", "wget http://x"], 127, "", "sh: wget: not found\n"),
         (&["bash", "-c", "wget http://x"], 127, "", "bash: line 1: wget: command not found\n"),
-        (&["sh", "-c", "curl -s x | grep y"], 2, "", "sh: netlab: unsupported shell syntax: |\n"),
+        (&["sh", "-c", "echo hostname | cat"], 0, "hostname\n", ""),
+        (&["sh", "-c", "echo a | cat - | wc -l"], 127, "", "sh: wc: not found\n"),
+        (
+            &["sh", "-c", "| cat"],
+            2,
+            "",
+            "sh: netlab: unsupported shell syntax: syntax error near unexpected token `|'\n",
+        ),
+        (&["sh", "-c", "echo x > /tmp/y"], 2, "", "sh: netlab: unsupported shell syntax: >\n"),
         (
             &["sh", "-c", "echo 'open"],
             2,
@@ -1057,4 +1087,39 @@ async fn unknown_executables() {
         ExecError::NotFound("wget".into()).to_string(),
         "exec: \"wget\": executable file not found in $PATH"
     );
+}
+
+#[tokio::test]
+async fn nc_udp_sends_stdin_from_its_source_port_and_prints_the_answer() {
+    let pod = FakePod::new();
+    let who = Identity {
+        pod: "collector-1".into(),
+        namespace: "default".into(),
+        ip: "10.244.1.2".parse().unwrap(),
+        node: "node-1".into(),
+        container: "agnhost".into(),
+    };
+    let l = pod.table.listen("10.244.1.2:8081".parse().unwrap(), crate::sockets::Protocol::Udp).unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(netexec::serve_udp(l, who, stop.clone()));
+    let cases: &[(&[&str], i32, &str, &str)] = &[
+        (&["sh", "-c", "echo hostname | nc -u -w 1 10.244.1.2 8081"], 0, "collector-1", ""),
+        (&["sh", "-c", "echo clientip | nc -u -w 1 -p 12345 10.244.1.2 8081"], 0, "10.244.1.5:12345", ""),
+        // No answer to an unknown command: nc waits out -w and says nothing.
+        (&["sh", "-c", "echo what | nc -u -w 1 10.244.1.2 8081"], 0, "", ""),
+        // Nothing on the port: ICMP port-unreachable.
+        (&["sh", "-c", "echo hostname | nc -u -w 1 10.244.1.2 9999"], 1, "", ""),
+        (&["nc", "-u", "-p", "0", "10.244.1.2", "8081"], 1, "", "nc: port number invalid: 0\n"),
+        (
+            &["nc", "-zuv", "10.244.1.2", "8081"],
+            0,
+            "",
+            "Connection to 10.244.1.2 8081 port [udp/*] succeeded!\n",
+        ),
+    ];
+    for (cmd, want_code, want_out, want_err) in cases {
+        let (code, out, err) = exec(&pod, cmd).await;
+        assert_eq!((code, out.as_str(), err.as_str()), (*want_code, *want_out, *want_err), "{cmd:?}");
+    }
+    stop.cancel();
 }
