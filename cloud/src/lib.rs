@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod registry;
