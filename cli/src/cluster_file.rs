@@ -17,6 +17,9 @@ pub struct ClusterFile {
     /// (`--otlp-endpoint`), and in files written before there was a store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jaeger_url: Option<String>,
+    /// The cloud's AWS endpoint (`netlab aws env`); absent in files written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint: Option<String>,
     /// The running processes (detached mode).
     pub processes: Vec<Process>,
 }

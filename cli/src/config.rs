@@ -144,9 +144,29 @@ pub enum Command {
     Trace(TraceArgs),
     /// Guided labs: a networking flow broken in the live cluster, to diagnose and fix.
     Lab(LabArgs),
+    /// The lab's AWS (IAM, STS, EC2, ECR): `eval "$(netlab aws env)"` points the aws CLI and
+    /// SDKs at it with the lab admin's key.
+    #[command(subcommand)]
+    Aws(AwsCommand),
     /// Break something on purpose: create, list and delete fault objects (chaos.netlab.io).
     #[command(subcommand, after_help = crate::fault::args::GRAMMAR)]
     Fault(Box<crate::fault::args::FaultCommand>),
+}
+
+/// `netlab aws ...`.
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Print the shell exports that point the aws CLI and SDKs at the lab's AWS endpoint with
+    /// the lab admin's access key (as `minikube docker-env` does for Docker).
+    Env {
+        /// The endpoint (default: the native cluster's in the data dir, else compose's
+        /// http://127.0.0.1:4566).
+        #[arg(long, env = "NETLAB_AWS_ENDPOINT")]
+        endpoint: Option<String>,
+        /// The region.
+        #[arg(long, env = "NETLAB_AWS_REGION", default_value = "us-east-1")]
+        region: String,
+    },
 }
 
 /// `netlab lab ...`.

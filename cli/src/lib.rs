@@ -30,6 +30,7 @@ use jiff::Timestamp;
 use netlab_proto::node::v1::Table;
 
 pub mod apply;
+pub mod aws;
 pub mod client;
 pub mod cluster_file;
 pub mod config;
@@ -203,6 +204,16 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 announce(cli, &mut err);
             }
             problems
+        }
+        Command::Aws(config::AwsCommand::Env { endpoint, region }) => {
+            let endpoint = endpoint
+                .clone()
+                .or_else(|| crate::cluster_file::read_cluster(&cli.data_dir()).and_then(|c| c.aws_endpoint))
+                .unwrap_or_else(|| aws::COMPOSE_ENDPOINT.to_string());
+            match aws::env(&endpoint, region, &mut out) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![Problem::client(format!("writing: {e}"))],
+            }
         }
         Command::Lab(args) => {
             let result =

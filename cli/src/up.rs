@@ -70,6 +70,8 @@ struct Cloud {
     cluster_dns: Option<String>,
     /// The node-agents' kernel API port.
     kubelet_port: u16,
+    /// The AWS endpoint (IAM, STS, EC2, ECR).
+    aws: String,
 }
 
 /// A port for a child to listen on, free now on TCP and UDP. Taken below Linux's ephemeral range
@@ -137,6 +139,16 @@ fn plan(
                 "127.0.0.1".into(),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
+                "--aws-listen".into(),
+                cloud.aws.clone(),
+                "--data-dir".into(),
+                data_dir.join("cloud").display().to_string(),
+                // The nodes as EC2 instances of the account's VPC, of EKS's usual types.
+                "--ec2-instances".into(),
+                (1..=args.nodes)
+                    .map(|i| format!("node-{i}={}", if i % 2 == 1 { "t3.medium" } else { "m5.large" }))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 // The registry (and resolver) faults are objects in this apiserver.
                 "--apiserver".into(),
                 server.clone(),
@@ -251,6 +263,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
     let mut record = ClusterFile {
         apiserver: format!("http://{apiserver}"),
         jaeger_url: store.as_ref().map(traces::TraceStore::jaeger_url),
+        aws_endpoint: None,
         processes: Vec::new(),
     };
     let started = Instant::now();
@@ -264,7 +277,9 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         // One kubelet port for every node of this cluster (each node on its own address), free
         // so that two clusters side by side do not collide.
         kubelet_port: free_port()?,
+        aws: format!("127.0.0.1:{}", free_port()?),
     };
+    record.aws_endpoint = Some(format!("http://{}", cloud.aws));
     if cloud.cluster_dns.is_none() {
         let _ = writeln!(
             out,
@@ -343,6 +358,12 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         out,
         "  registry    http://{}  (skopeo inspect --tls-verify=false docker://{}/library/nginx:latest)",
         cloud.registry, cloud.registry
+    );
+    let _ = writeln!(
+        out,
+        "  aws         http://{}  (eval \"$(netlab --data-dir {} aws env)\"; aws sts get-caller-identity)",
+        cloud.aws,
+        data_dir.display()
     );
     if let Some(dns) = &cloud.cluster_dns {
         let _ = writeln!(

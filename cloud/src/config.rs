@@ -9,6 +9,11 @@ pub const DEFAULT_DNS_LISTEN: &str = "0.0.0.0:53";
 /// Where /healthz and /readyz are served: clear of the dns process's 8080/8181 and the
 /// Kubernetes components' 1025x ports when everything runs on one machine.
 pub const DEFAULT_HEALTHZ_BIND_ADDRESS: &str = "0.0.0.0:10260";
+/// Where the AWS endpoint (IAM, STS, EC2, ECR on one port) listens: LocalStack's port, which
+/// AWS tooling pointed at a local cloud expects.
+pub const DEFAULT_AWS_LISTEN: &str = "0.0.0.0:4566";
+/// The region the account's resources live in.
+pub const DEFAULT_REGION: &str = "us-east-1";
 /// The address the outside world's AWS and registry names resolve to.
 pub const DEFAULT_ADVERTISE_ADDRESS: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -30,6 +35,22 @@ pub struct Config {
     #[arg(long, env = "NETLAB_CLOUD_ADVERTISE_ADDRESS", default_value_t = DEFAULT_ADVERTISE_ADDRESS)]
     pub advertise_address: Ipv4Addr,
 
+    /// Address of the AWS endpoint: IAM, STS, EC2 and ECR, routed by each request's SigV4
+    /// credential scope (`aws --endpoint-url http://ADDR ...`).
+    #[arg(long, env = "NETLAB_CLOUD_AWS_LISTEN", default_value = DEFAULT_AWS_LISTEN)]
+    pub aws_listen: SocketAddr,
+    /// The AWS region of the account's VPC, subnets and instances.
+    #[arg(long, env = "NETLAB_CLOUD_REGION", default_value = DEFAULT_REGION)]
+    pub region: String,
+    /// The cluster's nodes as EC2 instances of the account's VPC, `NAME=TYPE` comma-separated
+    /// (`node-1=t3.medium,node-2=m5.large`): launched once, tagged `Name=NAME`, kept across
+    /// restarts.
+    #[arg(long, env = "NETLAB_CLOUD_EC2_INSTANCES", value_delimiter = ',', value_parser = parse_instance)]
+    pub ec2_instances: Vec<(String, String)>,
+    /// Where the AWS account (IAM, EC2, ECR) is kept as `aws.json`. Unset: in memory, lost on
+    /// restart.
+    #[arg(long, env = "NETLAB_CLOUD_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Where /healthz and /readyz are served.
     #[arg(long, env = "NETLAB_CLOUD_HEALTHZ_BIND_ADDRESS", default_value = DEFAULT_HEALTHZ_BIND_ADDRESS)]
     pub healthz_bind_address: SocketAddr,
@@ -42,4 +63,17 @@ pub struct Config {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,
+}
+
+/// `NAME=TYPE`, the type one AWS has (`t3.medium`).
+fn parse_instance(s: &str) -> Result<(String, String), String> {
+    let (name, ty) =
+        s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=TYPE, e.g. node-1=t3.medium"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?}: the instance name is empty"));
+    }
+    if netlab_ec2::instance_type::lookup(ty).is_none() {
+        return Err(format!("{s:?}: unknown instance type {ty:?} (t3.medium, m5.large, c5.xlarge, ...)"));
+    }
+    Ok((name.to_string(), ty.to_string()))
 }

@@ -19,6 +19,12 @@ pub enum Error {
     /// The apiserver URL (`--apiserver`) is not usable.
     #[error("connecting to the apiserver")]
     Apiserver(#[source] netlab_client::Error),
+    /// The AWS account could not be loaded, set up or kept.
+    #[error("the AWS account")]
+    Aws(#[source] crate::aws::state::StateError),
+    /// The AWS endpoint's HTTP server failed.
+    #[error("serving the AWS endpoint")]
+    AwsServe(#[source] std::io::Error),
     /// The registry's HTTP server failed.
     #[error("serving the registry")]
     Registry(#[source] std::io::Error),

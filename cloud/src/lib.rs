@@ -1,13 +1,14 @@
 //! netlab's cloud: the world outside the cluster, reached over real protocols. This first part
 //! serves the public image registry (the OCI distribution API, read side, over a catalogue of
-//! images whose configs select the lab's built-in apps) and the upstream DNS resolver that the
-//! cluster DNS forwards to. The AWS APIs (EC2, IMDS, STS, ECR) join later, on the same process.
+//! images whose configs select the lab's built-in apps), the upstream DNS resolver that the
+//! cluster DNS forwards to, and AWS ([`aws`]: IAM, STS, EC2 and ECR on one signed endpoint).
 //!
 //! # Layout
 //! - [`config`]: flags. [`error`]: errors.
 //! - [`registry`]: the image store ([`registry::catalog`], [`registry::image`],
 //!   [`registry::tar`]), its HTTP edge ([`registry::http`]) and the RegistryChaos faults it
 //!   enforces ([`registry::faults`], [`registry::reset`]) when given `--apiserver`.
+//! - [`aws`]: the AWS endpoint and the account behind it.
 //! - [`upstream`]: the DNS server edge; [`upstream::zone`]: the outside world's records;
 //!   [`upstream::faults`]: UpstreamDNSChaos, followed when `--apiserver` is given.
 
@@ -35,6 +36,33 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         shutdown.child_token(),
     )
     .await;
+
+    // The AWS account: loaded from the data dir, or made (admin user, VPC, the nodes as
+    // instances) and kept there before anyone is told the endpoint is up.
+    let now = jiff::Timestamp::now();
+    let ec2_config = aws_ec2_config(&cfg.region);
+    let mut account =
+        aws::Account::load_or_bootstrap(cfg.data_dir.as_deref(), &ec2_config, now).map_err(Error::Aws)?;
+    let launched = account.ensure_instances(&cfg.ec2_instances, now).map_err(Error::Aws)?;
+    if let Some(dir) = &cfg.data_dir {
+        account.save(dir).map_err(Error::Aws)?;
+    }
+    let instances = account.ec2.instances.len();
+    let aws = Arc::new(aws::state::Shared::new(account, cfg.data_dir.clone()));
+    let aws_listener = tokio::net::TcpListener::bind(cfg.aws_listen)
+        .await
+        .map_err(|source| Error::Bind { what: "AWS endpoint", addr: cfg.aws_listen, source })?;
+    tracing::info!(addr = %aws_listener.local_addr().map_err(Error::AwsServe)?, instances, launched, "Serving the AWS endpoint (IAM, STS, EC2, ECR).");
+    let aws_app = aws::endpoint::router(aws.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let aws_shutdown = shutdown.child_token();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(aws_listener, aws_app)
+            .with_graceful_shutdown(aws_shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "The AWS endpoint stopped.");
+        }
+    });
 
     let registry = Arc::new(registry::Registry::from_catalog());
     let listener = tokio::net::TcpListener::bind(cfg.registry_listen)
@@ -84,4 +112,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         .with_graceful_shutdown(shutdown.child_token().cancelled_owned())
         .await
         .map_err(Error::Registry)
+}
+
+/// The VPC of `region`: eksctl's layout (192.168.0.0/16, a /19 per zone) in that region's zones.
+fn aws_ec2_config(region: &str) -> netlab_ec2::Ec2Config {
+    let mut config = netlab_ec2::Ec2Config { region: region.to_string(), ..Default::default() };
+    for (subnet, zone) in config.subnets.iter_mut().zip(['a', 'b', 'c', 'd', 'e', 'f']) {
+        subnet.availability_zone = format!("{region}{zone}");
+    }
+    config
 }

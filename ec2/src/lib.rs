@@ -32,7 +32,8 @@ pub use error::{Ec2Error, Result};
 pub use imds::{InstanceMetadata, InterfaceMetadata};
 pub use instance_type::{InstanceTypeInfo, max_pods, max_pods_prefix_delegation};
 pub use model::{
-    Attachment, Ec2, Ec2Config, Instance, LaunchSpec, MetadataOptions, NetworkInterface, SubnetSpec, Tags,
+    Attachment, Ec2, Ec2Config, IamInstanceProfile, Instance, LaunchSpec, MetadataOptions, NetworkInterface,
+    SubnetSpec, Tags,
 };
 pub use params::Params;
 pub use subnet::Subnet;

@@ -1,6 +1,7 @@
 //! End-to-end scenarios: the real binaries, as separate processes, driven as a user drives them.
 
 mod cli;
+mod aws;
 mod clusterip;
 mod conntrack;
 mod dataplane;

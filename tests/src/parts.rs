@@ -18,7 +18,8 @@ pub const TIME_SCALE: &str = "0.01";
 /// The proxies' usual `--iptables-min-sync-period`.
 pub const MIN_SYNC_PERIOD: &str = "100ms";
 
-/// A running `netlab-cloud`: the image registry and the upstream resolver, on free ports.
+/// A running `netlab-cloud`: the image registry, the upstream resolver and the AWS endpoint, on
+/// free ports.
 pub struct Cloud {
     /// The process, killed when dropped.
     pub process: Component,
@@ -26,6 +27,8 @@ pub struct Cloud {
     pub registry: SocketAddr,
     /// Where the resolver listens (UDP and TCP), for a cluster DNS's `--upstream`.
     pub dns: SocketAddr,
+    /// Where the AWS endpoint listens.
+    pub aws: SocketAddr,
 }
 
 // === impl Cloud ===
@@ -38,6 +41,8 @@ impl Cloud {
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (registry_listen, dns_listen) = (registry.to_string(), dns.to_string());
         let healthz = format!("127.0.0.1:{}", free_port());
+        let aws = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let aws_listen = aws.to_string();
         let mut args = vec![
             "--registry-listen",
             &registry_listen,
@@ -45,6 +50,8 @@ impl Cloud {
             &dns_listen,
             "--healthz-bind-address",
             &healthz,
+            "--aws-listen",
+            &aws_listen,
         ];
         args.extend_from_slice(extra);
         let process = Component::start("netlab-cloud", &args);
@@ -53,7 +60,7 @@ impl Cloud {
             assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { process, registry, dns }
+        Self { process, registry, dns, aws }
     }
 
     /// The registry's URL, for the node-agents' `--registry`.

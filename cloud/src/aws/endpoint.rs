@@ -1,1 +1,212 @@
-//! The HTTP edge of the AWS endpoint.
+//! The HTTP edge of the AWS endpoint: one port for every service, as LocalStack serves them.
+//! A request is routed by the service in its SigV4 credential scope (or, unsigned, by what its
+//! protocol shows: ECR's `X-Amz-Target`, the Query API's `Version`), verified, read as an
+//! operation, run by the service's module and answered in the service's protocol. Errors go on
+//! the wire here, in one place, through [`netlab_aws::protocol::render_error`].
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    response::Response,
+};
+use bytes::Bytes;
+use jiff::Timestamp;
+use netlab_aws::{
+    AuthError, AwsError, Protocol, Service,
+    protocol::{self, parse_request, render_error},
+    sigv4,
+};
+use netlab_iam::KeyLookup;
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::{Call, Caller, ec2, state::Shared};
+
+/// The largest request body taken (the Query API's own limit is far below it).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The endpoint's router: every path and method goes to one handler.
+pub fn router(aws: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(aws)
+}
+
+async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
+    let request_id = protocol::request_id();
+    let span = tracing::info_span!(
+        "aws.call",
+        otel.name = Empty,
+        otel.kind = "server",
+        rpc.system = "aws-api",
+        rpc.service = Empty,
+        rpc.method = Empty,
+        aws.request_id = %request_id,
+        aws.principal = Empty,
+        aws.iam.decision = Empty,
+        aws.iam.statement = Empty,
+        aws.error.code = Empty,
+        http.response.status_code = Empty,
+    );
+    let _ = span.set_parent(netlab_telemetry::propagation::extract(req.headers()));
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |ConnectInfo(a)| a.ip());
+    let response = async {
+        let (parts, body) = req.into_parts();
+        let protocol_guess = guess(&parts.headers);
+        let body = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                let e = AwsError::sender(
+                    "RequestEntityTooLarge",
+                    format!("Request body larger than {MAX_BODY} bytes"),
+                )
+                .with_status(http::StatusCode::PAYLOAD_TOO_LARGE);
+                return error(protocol_guess, &e, &request_id);
+            }
+        };
+        let req = http::Request::from_parts(parts, body);
+        let (protocol, result) = serve(&aws, &req, source_ip, &request_id);
+        match result {
+            Ok(r) => r.map(Body::from),
+            Err(e) => error(protocol, &e, &request_id),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "Answered."));
+    response
+}
+
+/// Verifies, reads and runs one call; the protocol its answer is written in, and the answer.
+fn serve(
+    aws: &Shared,
+    req: &http::Request<Bytes>,
+    source_ip: std::net::IpAddr,
+    request_id: &str,
+) -> (Protocol, Result<http::Response<Bytes>, AwsError>) {
+    let span = tracing::Span::current();
+    let scope = sigv4::scope(req);
+    let service = match &scope {
+        Some(s) => match Service::from_signing_name(&s.service) {
+            Some(service) => service,
+            None => {
+                let e = AwsError::sender(
+                    "UnrecognizedClientException",
+                    format!(
+                        "The service '{}' is not served by netlab's AWS endpoint (ec2, iam, sts, ecr are)",
+                        s.service
+                    ),
+                );
+                return (guess(req.headers()), Err(e));
+            }
+        },
+        None => match unsigned_service(req) {
+            Some(service) => service,
+            None => {
+                let protocol = guess(req.headers());
+                return (protocol, Err(AuthError::MissingAuthenticationToken.to_aws_error(&protocol)));
+            }
+        },
+    };
+    let protocol = service.protocol();
+    span.record("rpc.service", service.signing_name());
+    let now = Timestamp::now();
+    let store = |id: &str| {
+        aws.read(|account| match account.iam.lookup_access_key(id, now) {
+            KeyLookup::Valid(c) | KeyLookup::Expired(c) => Some(sigv4::Credential {
+                secret_access_key: c.secret_access_key,
+                session_token: c.session_token,
+                expires_at: c.expiration,
+            }),
+            _ => None,
+        })
+    };
+    let verified = match sigv4::verify(req, &store, now) {
+        Ok(v) => v,
+        Err(e) => return (protocol, Err(e.to_aws_error(&protocol))),
+    };
+    let identity = aws.read(|account| match account.iam.lookup_access_key(&verified.access_key_id, now) {
+        KeyLookup::Valid(c) => Some(c.identity),
+        _ => None,
+    });
+    let Some(identity) = identity else {
+        return (protocol, Err(AuthError::InvalidClientTokenId.to_aws_error(&protocol)));
+    };
+    span.record("aws.principal", identity.arn());
+    let operation = match parse_request(&protocol, req) {
+        Ok(op) => op,
+        Err(e) => return (protocol, Err(e.to_aws_error(&protocol))),
+    };
+    span.record("rpc.method", operation.action.as_str());
+    span.record("otel.name", format!("{}.{}", service.signing_name(), operation.action).as_str());
+    let caller = Caller { identity, access_key_id: verified.access_key_id, source_ip };
+    let call = Call {
+        action: &operation.action,
+        input: &operation.input,
+        caller: &caller,
+        request_id,
+        protocol,
+        now,
+    };
+    let run = |account: &mut super::Account| match service {
+        Service::Ec2 => ec2::handle(account, &call),
+        // WIP: wired when their modules land.
+        Service::Sts | Service::Iam | Service::Ecr => Err(AwsError::sender("InvalidAction", "not yet")),
+    };
+    let result = if reads_only(&operation.action) {
+        aws.run(run)
+    } else {
+        match aws.write(run) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "Keeping the account failed.");
+                Err(AwsError::internal("We encountered an internal error. Please try again."))
+            }
+        }
+    };
+    (protocol, result)
+}
+
+/// Operations that change nothing (their answers need not wait for the account to be
+/// written). GetAuthorizationToken issues a token, so it is not one of them.
+fn reads_only(action: &str) -> bool {
+    ["Describe", "List", "BatchGet"].iter().any(|p| action.starts_with(p))
+        || (action.starts_with("Get") && action != "GetAuthorizationToken")
+}
+
+/// The service of an unsigned request, from what its protocol shows.
+fn unsigned_service(req: &http::Request<Bytes>) -> Option<Service> {
+    if req.headers().contains_key("x-amz-target") {
+        return Some(Service::Ecr);
+    }
+    let version =
+        query_version(req.uri().query().unwrap_or_default().as_bytes()).or_else(|| query_version(req.body()));
+    match version.as_deref() {
+        Some("2016-11-15") => Some(Service::Ec2),
+        Some("2010-05-08") => Some(Service::Iam),
+        Some("2011-06-15") => Some(Service::Sts),
+        _ => None,
+    }
+}
+
+/// The protocol to write an error in before the service is known.
+fn guess(headers: &http::HeaderMap) -> Protocol {
+    if headers.contains_key("x-amz-target") { Service::Ecr.protocol() } else { Service::Sts.protocol() }
+}
+
+/// The `Version` in a query string or form body.
+fn query_version(query: &[u8]) -> Option<String> {
+    form_urlencoded::parse(query).find(|(k, _)| k == "Version").map(|(_, v)| v.into_owned())
+}
+
+/// An error on the wire, recorded on the span.
+fn error(protocol: Protocol, e: &AwsError, request_id: &str) -> Response {
+    tracing::Span::current().record("aws.error.code", e.code.as_ref());
+    tracing::debug!(code = %e.code, message = %e.message, "Refused.");
+    render_error(&protocol, e, request_id).map(Body::from)
+}

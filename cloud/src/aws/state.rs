@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ecr::EcrState;
 
+/// The role (and instance profile) of the cluster's nodes, as eksctl's NodeInstanceRole: the
+/// worker node, CNI and ECR read-only policies.
+pub const NODE_ROLE: &str = "netlab-NodeInstanceRole";
+
 /// The file the account is kept in, under the data directory.
 pub const STATE_FILE: &str = "aws.json";
 
@@ -63,7 +67,11 @@ impl Account {
     }
 
     /// The account kept in `dir` if there is one, else a new one (not yet written).
-    pub fn load_or_bootstrap(dir: Option<&Path>, ec2: &Ec2Config, now: Timestamp) -> Result<Self, StateError> {
+    pub fn load_or_bootstrap(
+        dir: Option<&Path>,
+        ec2: &Ec2Config,
+        now: Timestamp,
+    ) -> Result<Self, StateError> {
         let Some(dir) = dir else { return Self::bootstrap(ec2, now) };
         let path = dir.join(STATE_FILE);
         match std::fs::read_to_string(&path) {
@@ -71,6 +79,51 @@ impl Account {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::bootstrap(ec2, now),
             Err(source) => Err(StateError::Io { path, source }),
         }
+    }
+
+    /// Makes sure each `(name, type)` is an instance of the VPC (tagged `Name`), launched with
+    /// the node role's instance profile ([`NODE_ROLE`], made on first use with the policies EKS
+    /// worker nodes get), spread over the subnets' zones in turn. Instances already there stay
+    /// as they are; returns how many were launched.
+    pub fn ensure_instances(
+        &mut self,
+        nodes: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<usize, StateError> {
+        let ec2_err = |e: netlab_ec2::Ec2Error| StateError::Ec2(e.to_string());
+        if self.iam.get_instance_profile(NODE_ROLE).is_err() {
+            self.iam
+                .create_node_role(NODE_ROLE, now)
+                .map_err(|e| StateError::Ec2(e.message().to_string()))?;
+        }
+        let profile = self
+            .iam
+            .get_instance_profile(NODE_ROLE)
+            .map(|p| netlab_ec2::IamInstanceProfile { arn: p.arn.clone(), id: p.id.clone() })
+            .map_err(|e| StateError::Ec2(e.message().to_string()))?;
+        let zones: Vec<String> = {
+            let mut z: Vec<String> = self.ec2.subnets.values().map(|s| s.availability_zone.clone()).collect();
+            z.sort();
+            z.dedup();
+            z
+        };
+        let mut launched = 0;
+        for (i, (name, ty)) in nodes.iter().enumerate() {
+            let exists = self.ec2.instances.values().any(|inst| inst.tags.get("Name") == Some(name));
+            if exists {
+                continue;
+            }
+            let spec = netlab_ec2::LaunchSpec {
+                instance_type: ty.clone(),
+                availability_zone: zones.get(i % zones.len().max(1)).cloned().unwrap_or_default(),
+                tags: [("Name".to_string(), name.clone())].into_iter().collect(),
+                iam_instance_profile: Some(profile.clone()),
+                ..Default::default()
+            };
+            self.ec2.launch(spec).map_err(ec2_err)?;
+            launched += 1;
+        }
+        Ok(launched)
     }
 
     /// Writes the account to `dir` (a temporary file renamed over the old one, so a crash
@@ -116,6 +169,11 @@ impl Shared {
             account.save(dir)?;
         }
         Ok(r)
+    }
+
+    /// Runs a call that changes nothing worth keeping (a describe, a list), without writing.
+    pub fn run<R>(&self, f: impl FnOnce(&mut Account) -> R) -> R {
+        f(&mut self.lock())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Account> {
