@@ -72,6 +72,8 @@ struct Cloud {
     kubelet_port: u16,
     /// The AWS endpoint (IAM, STS, EC2, ECR).
     aws: String,
+    /// IMDS, behind each node's 169.254.169.254.
+    imds: String,
 }
 
 /// A port for a child to listen on, free now on TCP and UDP. Taken below Linux's ephemeral range
@@ -141,6 +143,8 @@ fn plan(
                 "127.0.0.1:0".into(),
                 "--aws-listen".into(),
                 cloud.aws.clone(),
+                "--imds-listen".into(),
+                cloud.imds.clone(),
                 "--data-dir".into(),
                 data_dir.join("cloud").display().to_string(),
                 // The nodes as EC2 instances of the account's VPC, of EKS's usual types.
@@ -201,6 +205,9 @@ fn plan(
                 data_dir.join("nodes").join(&name).display().to_string(),
                 "--registry".into(),
                 format!("http://{}", cloud.registry),
+                // 169.254.169.254 leads to the cloud's IMDS, as on an EC2 instance.
+                "--imds".into(),
+                cloud.imds.clone(),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
             ],
@@ -278,6 +285,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         // so that two clusters side by side do not collide.
         kubelet_port: free_port()?,
         aws: format!("127.0.0.1:{}", free_port()?),
+        imds: format!("127.0.0.1:{}", free_port()?),
     };
     record.aws_endpoint = Some(format!("http://{}", cloud.aws));
     if cloud.cluster_dns.is_none() {

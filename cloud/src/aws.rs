@@ -13,6 +13,7 @@
 //! # Layout
 //! - [`state`]: the account (IAM directory, EC2, ECR repositories), persisted as one JSON file.
 //! - [`endpoint`]: the HTTP edge and the routing by credential scope.
+//! - [`imds`]: the instance metadata service of the nodes as instances.
 //! - [`sts`], [`iam`], [`ec2`], [`ecr`]: one module per service's operations.
 
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod endpoint;
 pub mod iam;
+pub mod imds;
 pub mod state;
 pub mod sts;
 
@@ -81,7 +83,12 @@ impl Call<'_> {
 /// Authorises `action` on `resource` for the call's caller, records the decision on the current
 /// span (`aws.iam.decision`, `aws.iam.statement`), and answers a denial with the service's
 /// access-denied error and AWS's message.
-pub fn authorize(account: &Account, call: &Call<'_>, action: &str, resource: &str) -> Result<Decision, AwsError> {
+pub fn authorize(
+    account: &Account,
+    call: &Call<'_>,
+    action: &str,
+    resource: &str,
+) -> Result<Decision, AwsError> {
     let mut context = account.iam.request_context(&call.caller.identity, call.now);
     context.insert("aws:SourceIp", call.caller.source_ip.to_string());
     let decision = account.iam.authorize(&call.caller.identity, action, resource, &context);

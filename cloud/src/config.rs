@@ -12,6 +12,9 @@ pub const DEFAULT_HEALTHZ_BIND_ADDRESS: &str = "0.0.0.0:10260";
 /// Where the AWS endpoint (IAM, STS, EC2, ECR on one port) listens: LocalStack's port, which
 /// AWS tooling pointed at a local cloud expects.
 pub const DEFAULT_AWS_LISTEN: &str = "0.0.0.0:4566";
+/// Where IMDS listens: the port of AWS's own IMDS mock (amazon-ec2-metadata-mock); nodes send
+/// what their pods and processes address to 169.254.169.254:80 here.
+pub const DEFAULT_IMDS_LISTEN: &str = "0.0.0.0:1338";
 /// The region the account's resources live in.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// The address the outside world's AWS and registry names resolve to.
@@ -39,6 +42,9 @@ pub struct Config {
     /// credential scope (`aws --endpoint-url http://ADDR ...`).
     #[arg(long, env = "NETLAB_CLOUD_AWS_LISTEN", default_value = DEFAULT_AWS_LISTEN)]
     pub aws_listen: SocketAddr,
+    /// Address of IMDS, the instance metadata service of the nodes as EC2 instances.
+    #[arg(long, env = "NETLAB_CLOUD_IMDS_LISTEN", default_value = DEFAULT_IMDS_LISTEN)]
+    pub imds_listen: SocketAddr,
     /// The AWS region of the account's VPC, subnets and instances.
     #[arg(long, env = "NETLAB_CLOUD_REGION", default_value = DEFAULT_REGION)]
     pub region: String,

@@ -49,18 +49,46 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     }
     let instances = account.ec2.instances.len();
     let aws = Arc::new(aws::state::Shared::new(account, cfg.data_dir.clone()));
-    let aws_listener = tokio::net::TcpListener::bind(cfg.aws_listen)
-        .await
-        .map_err(|source| Error::Bind { what: "AWS endpoint", addr: cfg.aws_listen, source })?;
+    let aws_listener = tokio::net::TcpListener::bind(cfg.aws_listen).await.map_err(|source| Error::Bind {
+        what: "AWS endpoint",
+        addr: cfg.aws_listen,
+        source,
+    })?;
     tracing::info!(addr = %aws_listener.local_addr().map_err(Error::AwsServe)?, instances, launched, "Serving the AWS endpoint (IAM, STS, EC2, ECR).");
-    let aws_app = aws::endpoint::router(aws.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let aws_app =
+        aws::endpoint::router(aws.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let aws_shutdown = shutdown.child_token();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(aws_listener, aws_app)
-            .with_graceful_shutdown(aws_shutdown.cancelled_owned())
-            .await
+        if let Err(e) =
+            axum::serve(aws_listener, aws_app).with_graceful_shutdown(aws_shutdown.cancelled_owned()).await
         {
             tracing::error!(error = %e, "The AWS endpoint stopped.");
+        }
+    });
+
+    // IMDS: which instance asks is found from the node objects' addresses.
+    let imds_listener = tokio::net::TcpListener::bind(cfg.imds_listen)
+        .await
+        .map_err(|source| Error::Bind { what: "IMDS", addr: cfg.imds_listen, source })?;
+    let node_cache = cfg.apiserver.as_ref().map(|url| {
+        let client = netlab_client::Client::new(url).map_err(Error::Apiserver)?;
+        let (cache, _changes) = netlab_client::reflector::reflector::<k8s_openapi::api::core::v1::Node>(
+            client,
+            netlab_client::ListParams::default(),
+            shutdown.child_token(),
+        );
+        Ok::<_, Error>(cache)
+    });
+    let node_cache = node_cache.transpose()?;
+    let imds = Arc::new(aws::imds::Imds::new(aws.clone(), node_cache));
+    tracing::info!(addr = %imds_listener.local_addr().map_err(Error::AwsServe)?, "Serving IMDS.");
+    let imds_app = aws::imds::router(imds).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let imds_shutdown = shutdown.child_token();
+    tokio::spawn(async move {
+        if let Err(e) =
+            axum::serve(imds_listener, imds_app).with_graceful_shutdown(imds_shutdown.cancelled_owned()).await
+        {
+            tracing::error!(error = %e, "IMDS stopped.");
         }
     });
 
@@ -106,7 +134,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let listener = component.listener(listener).map_err(Error::Registry)?.nodelay();
     // The registry runs on this task; the DNS and health servers stop on their child tokens.
     // Its listener lets a fault reset one request's connection (RegistryChaos `unreachable`).
-    let app = registry::http::router_with_faults(registry, faults)
+    // The account's ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`) is this
+    // registry too, behind ECR's Basic auth.
+    let app = registry::http::router_with_ecr(registry, faults, Some(aws.clone()))
         .into_make_service_with_connect_info::<registry::reset::Peer>();
     axum::serve(registry::reset::ResetListener(listener), app)
         .with_graceful_shutdown(shutdown.child_token().cancelled_owned())

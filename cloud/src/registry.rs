@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 pub mod catalog;
+pub mod ecr_auth;
 pub mod faults;
 pub mod http;
 pub mod image;

@@ -51,13 +51,15 @@ pub enum Action {
     CreateTags,
     /// DeleteTags.
     DeleteTags,
+    /// ModifyInstanceMetadataOptions (IMDS: tokens required or optional, the PUT hop limit).
+    ModifyInstanceMetadataOptions,
 }
 
 // === impl Action ===
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::DescribeInstances,
         Action::DescribeInstanceTypes,
         Action::DescribeSubnets,
@@ -72,6 +74,7 @@ impl Action {
         Action::ModifyNetworkInterfaceAttribute,
         Action::CreateTags,
         Action::DeleteTags,
+        Action::ModifyInstanceMetadataOptions,
     ];
 
     /// The `Action=` name.
@@ -91,6 +94,7 @@ impl Action {
             Action::ModifyNetworkInterfaceAttribute => "ModifyNetworkInterfaceAttribute",
             Action::CreateTags => "CreateTags",
             Action::DeleteTags => "DeleteTags",
+            Action::ModifyInstanceMetadataOptions => "ModifyInstanceMetadataOptions",
         }
     }
 
@@ -144,7 +148,70 @@ impl Ec2 {
             Action::ModifyNetworkInterfaceAttribute => self.modify_eni(params, request_id),
             Action::CreateTags => self.create_tags(params, request_id),
             Action::DeleteTags => self.delete_tags(params, request_id),
+            Action::ModifyInstanceMetadataOptions => self.modify_metadata_options(params, request_id),
         }
+    }
+
+    /// ModifyInstanceMetadataOptions: `HttpTokens` optional|required, `HttpPutResponseHopLimit`
+    /// 1–64, `HttpEndpoint` enabled|disabled; the answer is the options now in force.
+    fn modify_metadata_options(&mut self, params: &Params, request_id: &str) -> Result<String> {
+        let id = params.require("InstanceId")?.to_string();
+        let tokens = params.get("HttpTokens");
+        if let Some(t) = tokens.filter(|t| !matches!(*t, "optional" | "required")) {
+            return Err(Ec2Error::new(
+                "InvalidParameterValue",
+                format!(
+                    "Value ({t}) for parameter httpTokens is invalid. Valid values are: optional, required."
+                ),
+            ));
+        }
+        let endpoint = params.get("HttpEndpoint");
+        if let Some(e) = endpoint.filter(|e| !matches!(*e, "enabled" | "disabled")) {
+            return Err(Ec2Error::new(
+                "InvalidParameterValue",
+                format!(
+                    "Value ({e}) for parameter httpEndpoint is invalid. Valid values are: enabled, disabled."
+                ),
+            ));
+        }
+        let hop_limit = match params.get("HttpPutResponseHopLimit") {
+            None => None,
+            Some(v) => match v.parse::<u8>() {
+                Ok(n) if (1..=64).contains(&n) => Some(n),
+                _ => {
+                    return Err(Ec2Error::new(
+                        "InvalidParameterValue",
+                        format!(
+                            "Value ({v}) for parameter httpPutResponseHopLimit is invalid. Valid values are between 1 and 64."
+                        ),
+                    ));
+                }
+            },
+        };
+        let instance =
+            self.instances.get_mut(&id).ok_or_else(|| Ec2Error::instance_not_found(&[id.as_str()]))?;
+        let m = &mut instance.metadata_options;
+        if let Some(t) = tokens {
+            m.http_tokens = t.to_string();
+        }
+        if let Some(e) = endpoint {
+            m.http_endpoint = e.to_string();
+        }
+        if let Some(n) = hop_limit {
+            m.http_put_response_hop_limit = n;
+        }
+        let m = m.clone();
+        Ok(response(Action::ModifyInstanceMetadataOptions.name(), request_id, |x| {
+            x.text("instanceId", &id);
+            x.element("instanceMetadataOptions", |x| {
+                x.text("state", "pending");
+                x.text("httpTokens", &m.http_tokens);
+                x.text("httpPutResponseHopLimit", m.http_put_response_hop_limit.to_string());
+                x.text("httpEndpoint", &m.http_endpoint);
+                x.text("httpProtocolIpv6", "disabled");
+                x.text("instanceMetadataTags", "disabled");
+            });
+        }))
     }
 
     fn describe_instances(&self, params: &Params, request_id: &str) -> Result<String> {

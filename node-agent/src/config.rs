@@ -50,6 +50,11 @@ pub struct Config {
     #[arg(long, env = "NETLAB_NODE_AGENT_REGISTRY", default_value = DEFAULT_REGISTRY)]
     pub registry: String,
 
+    /// The cloud's IMDS (`host:port`): where the node sends what is addressed to the instance
+    /// metadata service, 169.254.169.254:80. Unset: that address leads nowhere.
+    #[arg(long, env = "NETLAB_NODE_AGENT_IMDS")]
+    pub imds: Option<String>,
+
     /// The nameserver ClusterFirst pods get (the kubelet's `--cluster-dns`); empty for none.
     #[arg(long, env = "NETLAB_NODE_AGENT_CLUSTER_DNS", default_value = DEFAULT_CLUSTER_DNS)]
     pub cluster_dns: String,

@@ -71,6 +71,8 @@ pub struct Dataplane {
     start: Instant,
     /// The network faults this node enforces.
     faults: Arc<Faults>,
+    /// The cloud's IMDS (`host:port`), behind 169.254.169.254:80.
+    imds: Option<String>,
 }
 
 /// Who opens a connection.
@@ -131,7 +133,14 @@ impl Dataplane {
             start: Instant::now(),
             faults: Faults::new(&node_name),
             node_name,
+            imds: None,
         }
+    }
+
+    /// Sends what is addressed to 169.254.169.254:80 to the cloud's IMDS at `imds` (`host:port`).
+    pub fn with_imds(mut self, imds: Option<String>) -> Self {
+        self.imds = imds;
+        self
     }
 
     /// The node's IP.
@@ -312,6 +321,27 @@ impl Dataplane {
                     format!("route: no rule or route for {} (a virtual IP nothing programmed): sent to the default gateway and lost", d.dst),
                 )
                 .await;
+            }
+            Route::Default if d.dst == crate::metadata::ADDRESS && self.imds.is_some() => {
+                let imds = self.imds.as_deref().unwrap_or_default();
+                let pod_hops = if src.ip == self.node_ip { 1 } else { crate::metadata::POD_HOPS };
+                hops.push(format!("route: {} is the instance metadata service (IMDS at {imds})", d.dst));
+                match tokio::time::timeout_at(
+                    deadline,
+                    crate::metadata::connect(imds, self.node_ip, pod_hops),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => Ok(s),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Err(ErrorKind::Refused)
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        self.forget(&key, d.ipvs_vip, d.dst);
+                        hops.push("no answer".into());
+                        return Err(Error::new(ErrorKind::TimedOut, hops));
+                    }
+                }
             }
             Route::Default => {
                 hops.push(format!(

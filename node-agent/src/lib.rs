@@ -47,6 +47,7 @@ pub mod error;
 pub mod exec;
 pub mod image;
 pub mod kubelet;
+pub mod metadata;
 pub mod netchaos;
 pub mod node;
 pub mod podnet;
@@ -93,13 +94,16 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     info!(node = %name, %node_ip, "Node IP.");
     let cfg = Arc::new(cfg);
     let view = Arc::new(cluster::ClusterView::default());
-    let dp = Arc::new(dataplane::Dataplane::new(
-        name.clone(),
-        node_ip,
-        vec![cfg.service_cluster_ip_range, cfg.cluster_cidr],
-        sockets.clone(),
-        view.clone(),
-    ));
+    let dp = Arc::new(
+        dataplane::Dataplane::new(
+            name.clone(),
+            node_ip,
+            vec![cfg.service_cluster_ip_range, cfg.cluster_cidr],
+            sockets.clone(),
+            view.clone(),
+        )
+        .with_imds(cfg.imds.clone()),
+    );
     let exec = exec::ExecContext {
         dp: dp.clone(),
         pods_dir: cfg.data_dir.join("pods"),

@@ -193,3 +193,341 @@ fn ec2_answers_the_aws_cli_with_the_nodes_enis_and_their_limits() {
         "the same instance"
     );
 }
+
+/// A native cluster (`netlab up --detach`) with a hostNetwork pod and a pod on node-1, stopped on
+/// drop.
+struct Native {
+    dir: tempfile::TempDir,
+}
+
+impl Native {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = netlab_e2e::free_port().to_string();
+        let native = Native { dir };
+        {
+            let _one = netlab_e2e::native_up_lock();
+            let out = native.netlab(&["up", "--detach", "--apiserver-port", &port], None);
+            assert!(out.status.success(), "netlab up: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec:\n  nodeName: node-1\n  hostNetwork: true\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: podnet, namespace: default}\nspec:\n  nodeName: node-1\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n";
+        let out = native.netlab(&["apply", "-f", "-"], Some(pods));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = native.netlab(&["get", "pods", "-o", "jsonpath={.items[*].status.phase}"], None);
+            if String::from_utf8_lossy(&out.stdout).trim() == "Running Running" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "pods never ran");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        native
+    }
+
+    fn netlab(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(bin("netlab"))
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env("NETLAB_DEMO", "0")
+            .env_remove("NETLAB_SERVER")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("NETLAB_AWS_ENDPOINT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("netlab");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// `netlab exec POD -- curl ...`: exit code and stdout.
+    fn curl(&self, pod: &str, args: &[&str]) -> (Option<i32>, String) {
+        let mut argv = vec!["exec", pod, "--", "curl", "-sS", "-m", "3"];
+        argv.extend_from_slice(args);
+        let out = self.netlab(&argv, None);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn token(&self, pod: &str) -> (Option<i32>, String) {
+        self.curl(
+            pod,
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "X-aws-ec2-metadata-token-ttl-seconds: 60",
+                "http://169.254.169.254/latest/api/token",
+            ],
+        )
+    }
+
+    fn aws(&self) -> Aws {
+        let out = self.netlab(&["aws", "env"], None);
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        Aws { env }
+    }
+}
+
+impl Drop for Native {
+    fn drop(&mut self) {
+        let _ = self.netlab(&["down"], None);
+    }
+}
+
+#[test]
+fn imds_serves_the_node_and_its_hop_limit_keeps_pods_from_tokens() {
+    if !have_aws() {
+        return;
+    }
+    let c = Native::up();
+
+    // From the node (a hostNetwork pod): IMDSv2's token, then the instance's metadata.
+    let (code, token) = c.token("hostnet");
+    let log = || std::fs::read_to_string(c.dir.path().join("logs/cloud.log")).unwrap_or_default();
+    assert_eq!(code, Some(0), "{token}");
+    assert_eq!(token.len(), 44, "32 bytes in base64: {token}\n{}", log());
+    let header = format!("X-aws-ec2-metadata-token: {token}");
+    let meta = |path: &str| {
+        c.curl("hostnet", &["-H", &header, &format!("http://169.254.169.254/latest/meta-data/{path}")])
+    };
+    let (_, instance_id) = meta("instance-id");
+    assert!(instance_id.starts_with("i-") && instance_id.len() == 19, "{instance_id}");
+    assert_eq!(meta("instance-type").1, "t3.medium");
+    assert_eq!(meta("placement/availability-zone").1, "us-east-1a");
+    let (_, mac) = meta("mac");
+    let (_, eni) = meta(&format!("network/interfaces/macs/{mac}/interface-id"));
+    assert!(eni.starts_with("eni-"), "{eni}");
+    assert_eq!(meta("iam/security-credentials/").1, "netlab-NodeInstanceRole");
+    let (_, creds) = meta("iam/security-credentials/netlab-NodeInstanceRole");
+    let creds: serde_json::Value = serde_json::from_str(&creds).unwrap_or_else(|e| panic!("{e}: {creds}"));
+    assert_eq!(creds["Code"], "Success");
+    assert!(creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"), "{creds}");
+    let (_, document) = c.curl(
+        "hostnet",
+        &["-H", &header, "http://169.254.169.254/latest/dynamic/instance-identity/document"],
+    );
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(
+        (document["instanceId"].as_str(), document["region"].as_str()),
+        (Some(instance_id.as_str()), Some("us-east-1"))
+    );
+
+    // Tokens are required (IMDSv1 off), and only the instance's own count.
+    let (_, page) =
+        c.curl("hostnet", &["-w", "%{http_code}", "http://169.254.169.254/latest/meta-data/instance-id"]);
+    assert!(page.contains("<title>401 - Unauthorized</title>") && page.ends_with("401"), "{page}");
+    let (_, bad) = c.curl(
+        "hostnet",
+        &[
+            "-w",
+            "%{http_code}",
+            "-H",
+            "X-aws-ec2-metadata-token: AAAA",
+            "http://169.254.169.254/latest/meta-data/instance-id",
+        ],
+    );
+    assert!(bad.ends_with("401"), "{bad}");
+
+    // A pod is one routed hop further: with hop limit 1 its token never comes back.
+    let (code, out) = c.token("podnet");
+    assert_eq!(code, Some(28), "curl times out: {out}");
+
+    // The node's role credentials work against the cloud: EC2 reads are in the worker policy.
+    let aws = c.aws();
+    let node_creds = [
+        ("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"].as_str().unwrap()),
+        ("AWS_SESSION_TOKEN", creds["Token"].as_str().unwrap()),
+    ];
+    let r = aws.run(&["ec2", "describe-instances", "--instance-ids", &instance_id], &node_creds);
+    assert_eq!(r.code, Some(0), "the node role may describe instances: {}", r.stderr);
+    // ... but not change what instances' metadata options are.
+    let r = aws.run(
+        &[
+            "ec2",
+            "modify-instance-metadata-options",
+            "--instance-id",
+            &instance_id,
+            "--http-put-response-hop-limit",
+            "2",
+        ],
+        &node_creds,
+    );
+    assert!(
+        r.stderr.contains("(UnauthorizedOperation)")
+            && r.stderr.contains("assumed-role/netlab-NodeInstanceRole/"),
+        "{}",
+        r.stderr
+    );
+
+    // The admin raises the hop limit to 2: the pod gets its token.
+    aws.ok(&[
+        "ec2",
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &instance_id,
+        "--http-put-response-hop-limit",
+        "2",
+    ]);
+    let (code, token) = c.token("podnet");
+    assert_eq!(code, Some(0), "{token}");
+}
+
+/// The account's ECR registry host, as AWS names it.
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+#[test]
+fn sts_iam_and_ecr_answer_the_aws_cli_and_skopeo_pulls_with_the_token() {
+    if !have_aws() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = start(dir.path());
+    let aws = Aws { env: aws_env(&cloud) };
+
+    let me = aws.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], "arn:aws:iam::123456789012:user/admin", "{me}");
+    assert_eq!(me["Account"], "123456789012");
+
+    // A role the admin may assume, with no permissions yet.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/admin"},"Action":"sts:AssumeRole"}]}"#;
+    let role =
+        aws.ok(&["iam", "create-role", "--role-name", "puller", "--assume-role-policy-document", trust]);
+    assert_eq!(role["Role"]["Arn"], "arn:aws:iam::123456789012:role/puller");
+    let got = aws.ok(&["iam", "get-role", "--role-name", "puller"]);
+    assert_eq!(got["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Action"], "sts:AssumeRole", "{got}");
+    aws.fails(
+        &["iam", "create-role", "--role-name", "puller", "--assume-role-policy-document", trust],
+        &[],
+        "An error occurred (EntityAlreadyExists) when calling the CreateRole operation: Role with name puller already exists.",
+    );
+    aws.fails(
+        &["iam", "create-role", "--role-name", "broken", "--assume-role-policy-document", "{not json"],
+        &[],
+        "(MalformedPolicyDocument)",
+    );
+    aws.fails(
+        &["iam", "get-role", "--role-name", "nobody"],
+        &[],
+        "(NoSuchEntity) when calling the GetRole operation: The role with name nobody cannot be found.",
+    );
+
+    let session = aws.ok(&[
+        "sts",
+        "assume-role",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/puller",
+        "--role-session-name",
+        "e2e",
+    ]);
+    let creds = &session["Credentials"];
+    let as_role = [
+        ("AWS_ACCESS_KEY_ID", creds["AccessKeyId"].as_str().unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"].as_str().unwrap()),
+        ("AWS_SESSION_TOKEN", creds["SessionToken"].as_str().unwrap()),
+    ];
+    let r = aws.run(&["sts", "get-caller-identity"], &as_role);
+    assert!(
+        r.stdout.contains("arn:aws:sts::123456789012:assumed-role/puller/e2e"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+
+    // Attaching and detaching a managed policy changes what the role may do.
+    let denied = "An error occurred (AccessDeniedException) when calling the GetAuthorizationToken operation: User: arn:aws:sts::123456789012:assumed-role/puller/e2e is not authorized to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy allows the ecr:GetAuthorizationToken action";
+    aws.fails(&["ecr", "get-authorization-token"], &as_role, denied);
+    let readonly = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly";
+    aws.ok(&["iam", "attach-role-policy", "--role-name", "puller", "--policy-arn", readonly]);
+    let attached = aws.ok(&["iam", "list-attached-role-policies", "--role-name", "puller"]);
+    assert_eq!(
+        attached["AttachedPolicies"][0]["PolicyName"], "AmazonEC2ContainerRegistryReadOnly",
+        "{attached}"
+    );
+    let r = aws.run(&["ecr", "get-authorization-token"], &as_role);
+    assert_eq!(r.code, Some(0), "allowed once attached: {}", r.stderr);
+    let r = aws.run(&["ecr", "describe-repositories", "--repository-names", "netlab/echo"], &as_role);
+    assert!(
+        r.stdout.contains("123456789012.dkr.ecr.us-east-1.amazonaws.com/netlab/echo"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    aws.ok(&["iam", "detach-role-policy", "--role-name", "puller", "--policy-arn", readonly]);
+    aws.fails(&["ecr", "get-authorization-token"], &as_role, denied);
+
+    aws.fails(
+        &["ecr", "describe-repositories", "--repository-names", "nope"],
+        &[],
+        "(RepositoryNotFoundException) when calling the DescribeRepositories operation: The repository with name 'nope' does not exist in the registry with id '123456789012'",
+    );
+    let images = aws.ok(&["ecr", "describe-images", "--repository-name", "nginx"]);
+    let digest = images["imageDetails"][0]["imageDigest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{images}");
+
+    // skopeo against the ECR host: refused without the token, in with it. The host name must
+    // resolve here (.ci/run maps it to 127.0.0.1 in /etc/hosts, as the README says).
+    let resolves =
+        std::net::ToSocketAddrs::to_socket_addrs(&(ECR_HOST, 80)).is_ok_and(|mut a| a.next().is_some());
+    if !resolves {
+        eprintln!("SKIP skopeo: {ECR_HOST} does not resolve on this machine (add it to /etc/hosts)");
+        return;
+    }
+    let registry = format!("{ECR_HOST}:{}", cloud.registry.port());
+    let auth = dir.path().join("auth.json");
+    let skopeo = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut child = Command::new("skopeo")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("skopeo");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let image = format!("docker://{registry}/nginx:latest");
+    let anonymous = skopeo(&["inspect", "--tls-verify=false", "--no-creds", &image], None);
+    assert!(!anonymous.status.success());
+    let said = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(said.contains("authentication required") || said.contains("401"), "{said}");
+    let password = aws.run(&["ecr", "get-login-password"], &[]);
+    assert_eq!(password.code, Some(0), "{}", password.stderr);
+    let login = skopeo(
+        &[
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            auth.to_str().unwrap(),
+            "-u",
+            "AWS",
+            "--password-stdin",
+            &registry,
+        ],
+        Some(password.stdout.trim()),
+    );
+    assert!(login.status.success(), "skopeo login: {}", String::from_utf8_lossy(&login.stderr));
+    let inspect =
+        skopeo(&["inspect", "--tls-verify=false", "--authfile", auth.to_str().unwrap(), &image], None);
+    assert!(inspect.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&inspect.stderr));
+    let inspected: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str(), "{inspected}");
+}

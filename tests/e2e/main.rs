@@ -1,7 +1,7 @@
 //! End-to-end scenarios: the real binaries, as separate processes, driven as a user drives them.
 
-mod cli;
 mod aws;
+mod cli;
 mod clusterip;
 mod conntrack;
 mod dataplane;

@@ -29,6 +29,8 @@ pub struct Cloud {
     pub dns: SocketAddr,
     /// Where the AWS endpoint listens.
     pub aws: SocketAddr,
+    /// Where IMDS listens.
+    pub imds: SocketAddr,
 }
 
 // === impl Cloud ===
@@ -43,6 +45,8 @@ impl Cloud {
         let healthz = format!("127.0.0.1:{}", free_port());
         let aws = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let aws_listen = aws.to_string();
+        let imds = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let imds_listen = imds.to_string();
         let mut args = vec![
             "--registry-listen",
             &registry_listen,
@@ -52,6 +56,8 @@ impl Cloud {
             &healthz,
             "--aws-listen",
             &aws_listen,
+            "--imds-listen",
+            &imds_listen,
         ];
         args.extend_from_slice(extra);
         let process = Component::start("netlab-cloud", &args);
@@ -60,7 +66,7 @@ impl Cloud {
             assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { process, registry, dns, aws }
+        Self { process, registry, dns, aws, imds }
     }
 
     /// The registry's URL, for the node-agents' `--registry`.

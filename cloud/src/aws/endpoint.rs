@@ -23,7 +23,7 @@ use netlab_iam::KeyLookup;
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{Call, Caller, ec2, state::Shared};
+use super::{Call, Caller, ec2, ecr, iam, state::Shared, sts};
 
 /// The largest request body taken (the Query API's own limit is far below it).
 pub const MAX_BODY: usize = 1 << 20;
@@ -126,16 +126,32 @@ fn serve(
             _ => None,
         })
     };
-    let verified = match sigv4::verify(req, &store, now) {
-        Ok(v) => v,
-        Err(e) => return (protocol, Err(e.to_aws_error(&protocol))),
-    };
-    let identity = aws.read(|account| match account.iam.lookup_access_key(&verified.access_key_id, now) {
-        KeyLookup::Valid(c) => Some(c.identity),
-        _ => None,
-    });
-    let Some(identity) = identity else {
-        return (protocol, Err(AuthError::InvalidClientTokenId.to_aws_error(&protocol)));
+    // AssumeRoleWithWebIdentity is the one unsigned call (its web identity token is the proof),
+    // as the SDKs send it from a pod with no AWS credentials.
+    let unsigned_web_identity = scope.is_none()
+        && service == Service::Sts
+        && parse_request(&protocol, req).is_ok_and(|op| op.action == "AssumeRoleWithWebIdentity");
+    let (identity, access_key_id) = if unsigned_web_identity {
+        let anonymous = netlab_iam::Identity::User {
+            name: "anonymous".into(),
+            id: String::new(),
+            arn: "anonymous".into(),
+        };
+        (anonymous, String::new())
+    } else {
+        let verified = match sigv4::verify(req, &store, now) {
+            Ok(v) => v,
+            Err(e) => return (protocol, Err(e.to_aws_error(&protocol))),
+        };
+        let identity =
+            aws.read(|account| match account.iam.lookup_access_key(&verified.access_key_id, now) {
+                KeyLookup::Valid(c) => Some(c.identity),
+                _ => None,
+            });
+        let Some(identity) = identity else {
+            return (protocol, Err(AuthError::InvalidClientTokenId.to_aws_error(&protocol)));
+        };
+        (identity, verified.access_key_id)
     };
     span.record("aws.principal", identity.arn());
     let operation = match parse_request(&protocol, req) {
@@ -144,7 +160,7 @@ fn serve(
     };
     span.record("rpc.method", operation.action.as_str());
     span.record("otel.name", format!("{}.{}", service.signing_name(), operation.action).as_str());
-    let caller = Caller { identity, access_key_id: verified.access_key_id, source_ip };
+    let caller = Caller { identity, access_key_id, source_ip };
     let call = Call {
         action: &operation.action,
         input: &operation.input,
@@ -154,9 +170,10 @@ fn serve(
         now,
     };
     let run = |account: &mut super::Account| match service {
+        Service::Sts => sts::handle(account, &call),
+        Service::Iam => iam::handle(account, &call),
         Service::Ec2 => ec2::handle(account, &call),
-        // WIP: wired when their modules land.
-        Service::Sts | Service::Iam | Service::Ecr => Err(AwsError::sender("InvalidAction", "not yet")),
+        Service::Ecr => ecr::handle(account, &call),
     };
     let result = if reads_only(&operation.action) {
         aws.run(run)

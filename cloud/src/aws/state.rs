@@ -63,7 +63,7 @@ impl Account {
     pub fn bootstrap(ec2: &Ec2Config, now: Timestamp) -> Result<Self, StateError> {
         let iam = Directory::bootstrap(netlab_iam::Account::default(), now);
         let ec2 = Ec2::new(ec2).map_err(|e| StateError::Ec2(e.to_string()))?;
-        Ok(Self { iam, ec2, ecr: EcrState::default() })
+        Ok(Self { iam, ec2, ecr: EcrState::with_catalogue(now) })
     }
 
     /// The account kept in `dir` if there is one, else a new one (not yet written).

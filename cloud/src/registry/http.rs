@@ -2,7 +2,10 @@
 //! segments, so routing is by suffix, as distribution does), turns store lookups into responses
 //! with the spec's headers, and converts [`ApiError`] to the wire in one place. Every request
 //! gets a server span with OpenTelemetry's HTTP attributes, parented to the caller's
-//! `traceparent`, so a node-agent's pull shows up inside its trace.
+//! `traceparent`, so a node-agent's pull shows up inside its trace. Requests for an ECR host
+//! (`<account>.dkr.ecr.<region>.amazonaws.com`) go through ECR's gate ([`super::ecr_auth`])
+//! when the router has the AWS account ([`router_with_ecr`]); every other host is the public,
+//! anonymous registry.
 
 use std::sync::Arc;
 
@@ -17,7 +20,8 @@ use axum::{
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{ApiError, Blob, Page, Registry, faults::RegistryFaults};
+use super::{ApiError, Blob, Page, Registry, ecr_auth, faults::RegistryFaults};
+use crate::aws::state::Shared;
 
 /// Sent on every response: clients check it on `/v2/` to know they talk to a v2 registry.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -57,6 +61,13 @@ pub enum Route<'a> {
     NotFound,
 }
 
+/// What the handler serves from: the store, and the AWS account when ECR hosts are served.
+#[derive(Debug, Clone)]
+struct Served {
+    registry: Arc<Registry>,
+    ecr: Option<Arc<Shared>>,
+}
+
 /// The router: every path goes through one handler that routes by suffix.
 pub fn router(registry: Arc<Registry>) -> Router {
     router_with_faults(registry, None)
@@ -65,7 +76,17 @@ pub fn router(registry: Arc<Registry>) -> Router {
 /// [`router`] with the RegistryChaos faults in force (if any) decided before the handler, inside
 /// the request's span so each decision marks it.
 pub fn router_with_faults(registry: Arc<Registry>, faults: Option<Arc<RegistryFaults>>) -> Router {
-    let router = Router::new().fallback(handle).with_state(registry);
+    router_with_ecr(registry, faults, None)
+}
+
+/// [`router_with_faults`] that also serves the account's ECR hosts behind ECR's Basic auth and
+/// IAM (`ecr` None: ECR host names are served like any other, anonymously).
+pub fn router_with_ecr(
+    registry: Arc<Registry>,
+    faults: Option<Arc<RegistryFaults>>,
+    ecr: Option<Arc<Shared>>,
+) -> Router {
+    let router = Router::new().fallback(handle).with_state(Served { registry, ecr });
     let router = match faults {
         Some(f) => router.layer(middleware::from_fn_with_state(f, super::faults::enforce)),
         None => router,
@@ -140,7 +161,14 @@ pub async fn trace(req: Request, next: Next) -> Response {
     response
 }
 
-async fn handle(State(registry): State<Arc<Registry>>, req: Request) -> Response {
+async fn handle(State(served): State<Served>, req: Request) -> Response {
+    let registry = served.registry;
+    if let Some(shared) = &served.ecr {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host());
+        if let Some(host) = host.and_then(ecr_auth::ecr_host) {
+            return ecr_auth::serve(&registry, shared, &host, &req, jiff::Timestamp::now());
+        }
+    }
     let method = req.method().clone();
     let head = method == Method::HEAD;
     let path = req.uri().path();
@@ -201,14 +229,14 @@ pub fn error(e: &ApiError, head: bool, host: &str) -> Response {
 }
 
 /// A manifest: its own media type, digest and length.
-fn content(m: &Blob, head: bool) -> Response {
+pub(super) fn content(m: &Blob, head: bool) -> Response {
     let mut r = bytes_response(StatusCode::OK, m.media_type, m.bytes.clone(), head);
     insert(&mut r, DIGEST_HEADER, &m.digest);
     r
 }
 
 /// A blob: served as octet-stream, as distribution serves blobs, with its digest.
-fn blob(b: &Blob, head: bool) -> Response {
+pub(super) fn blob(b: &Blob, head: bool) -> Response {
     let mut r = bytes_response(StatusCode::OK, "application/octet-stream", b.bytes.clone(), head);
     insert(&mut r, DIGEST_HEADER, &b.digest);
     insert(&mut r, header::ETAG.as_str(), &format!("\"{}\"", b.digest));
@@ -216,7 +244,7 @@ fn blob(b: &Blob, head: bool) -> Response {
     r
 }
 
-fn json(status: StatusCode, mut body: Vec<u8>, head: bool) -> Response {
+pub(super) fn json(status: StatusCode, mut body: Vec<u8>, head: bool) -> Response {
     body.push(b'\n');
     bytes_response(status, JSON, body, head)
 }
