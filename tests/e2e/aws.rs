@@ -232,6 +232,7 @@ impl Native {
             .arg(self.dir.path())
             .args(args)
             .env("NETLAB_DEMO", "0")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
             .env_remove("NETLAB_SERVER")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("NETLAB_AWS_ENDPOINT")
@@ -267,6 +268,42 @@ impl Native {
                 "http://169.254.169.254/latest/api/token",
             ],
         )
+    }
+
+    /// The cloud's spans named `operation` in the trace store `up` started, once at least `min`
+    /// have arrived (10 s at most).
+    fn spans(&self, operation: &str, min: usize) -> Vec<serde_json::Value> {
+        use std::io::{Read as _, Write as _};
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.dir.path().join("cluster.json")).unwrap())
+                .unwrap();
+        let url = record["jaeger_url"].as_str().expect("a trace store").to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        let query: String = operation.replace(' ', "%20").replace('/', "%2F");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut s = std::net::TcpStream::connect(&addr).expect("the trace store");
+            write!(s, "GET /api/traces?service=cloud&operation={query}&limit=20 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            let body = raw
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| raw[i + 4..].to_vec())
+                .unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let spans: Vec<serde_json::Value> = json["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["spans"].as_array().cloned().unwrap_or_default())
+                .filter(|sp| sp["operationName"] == operation)
+                .collect();
+            if spans.len() >= min || std::time::Instant::now() > deadline {
+                return spans;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     fn aws(&self) -> Aws {
@@ -384,6 +421,25 @@ fn imds_serves_the_node_and_its_hop_limit_keeps_pods_from_tokens() {
     ]);
     let (code, token) = c.token("podnet");
     assert_eq!(code, Some(0), "{token}");
+
+    // Each call is a span of the cloud naming who called and which statement decided.
+    let decisions = c.spans("ec2.ModifyInstanceMetadataOptions", 2);
+    let tag = |span: &serde_json::Value, key: &str| {
+        span["tags"].as_array().unwrap().iter().find(|t| t["key"] == key).map(|t| t["value"].to_string())
+    };
+    let allowed = decisions
+        .iter()
+        .find(|s| tag(s, "aws.principal").is_some_and(|p| p.contains("user/admin")))
+        .unwrap_or_else(|| panic!("the admin's call: {decisions:?}"));
+    assert_eq!(tag(allowed, "aws.iam.decision").as_deref(), Some("\"Allow\""));
+    assert!(tag(allowed, "aws.iam.statement").unwrap().contains("AdministratorAccess"), "{allowed}");
+    let denied = decisions
+        .iter()
+        .find(|s| tag(s, "aws.principal").is_some_and(|p| p.contains("netlab-NodeInstanceRole")))
+        .unwrap_or_else(|| panic!("the node role's call: {decisions:?}"));
+    assert_eq!(tag(denied, "aws.iam.decision").as_deref(), Some("\"ImplicitDeny\""));
+    assert_eq!(tag(denied, "aws.error.code").as_deref(), Some("\"UnauthorizedOperation\""));
+    assert!(!c.spans("PUT /latest/api/token", 1).is_empty(), "IMDS's spans");
 }
 
 /// The account's ECR registry host, as AWS names it.

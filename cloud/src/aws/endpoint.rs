@@ -20,7 +20,7 @@ use netlab_aws::{
     sigv4,
 };
 use netlab_iam::KeyLookup;
-use tracing::{Instrument as _, field::Empty};
+use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{Call, Caller, ec2, ecr, iam, state::Shared, sts};
@@ -35,9 +35,18 @@ pub fn router(aws: Arc<Shared>) -> Router {
 
 async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
     let request_id = protocol::request_id();
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |ConnectInfo(a)| a.ip());
+    let (parts, body) = req.into_parts();
+    let parent = netlab_telemetry::propagation::extract(&parts.headers);
+    let body = axum::body::to_bytes(body, MAX_BODY).await;
+    let req = http::Request::from_parts(parts, body.as_ref().cloned().unwrap_or_default());
+    // The span is named for the operation (`sts.GetCallerIdentity`), read before it opens.
     let span = tracing::info_span!(
         "aws.call",
-        otel.name = Empty,
+        otel.name = %operation_name(&req),
         otel.kind = "server",
         rpc.system = "aws-api",
         rpc.service = Empty,
@@ -49,37 +58,38 @@ async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
         aws.error.code = Empty,
         http.response.status_code = Empty,
     );
-    let _ = span.set_parent(netlab_telemetry::propagation::extract(req.headers()));
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |ConnectInfo(a)| a.ip());
-    let response = async {
-        let (parts, body) = req.into_parts();
-        let protocol_guess = guess(&parts.headers);
-        let body = match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(b) => b,
-            Err(_) => {
-                let e = AwsError::sender(
-                    "RequestEntityTooLarge",
-                    format!("Request body larger than {MAX_BODY} bytes"),
-                )
-                .with_status(http::StatusCode::PAYLOAD_TOO_LARGE);
-                return error(protocol_guess, &e, &request_id);
-            }
-        };
-        let req = http::Request::from_parts(parts, body);
+    let _ = span.set_parent(parent);
+    let response = span.in_scope(|| {
+        if body.is_err() {
+            let e = AwsError::sender(
+                "RequestEntityTooLarge",
+                format!("Request body larger than {MAX_BODY} bytes"),
+            )
+            .with_status(http::StatusCode::PAYLOAD_TOO_LARGE);
+            return error(guess(req.headers()), &e, &request_id);
+        }
         let (protocol, result) = serve(&aws, &req, source_ip, &request_id);
         match result {
             Ok(r) => r.map(Body::from),
             Err(e) => error(protocol, &e, &request_id),
         }
-    }
-    .instrument(span.clone())
-    .await;
+    });
     span.record("http.response.status_code", response.status().as_u16());
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "Answered."));
     response
+}
+
+/// `service.Action` for a span's name, or `aws.call` when the request does not say.
+fn operation_name(req: &http::Request<Bytes>) -> String {
+    let service = match sigv4::scope(req) {
+        Some(scope) => Service::from_signing_name(&scope.service),
+        None => unsigned_service(req),
+    };
+    let Some(service) = service else { return "aws.call".into() };
+    match parse_request(&service.protocol(), req) {
+        Ok(op) => format!("{}.{}", service.signing_name(), op.action),
+        Err(_) => format!("{}.call", service.signing_name()),
+    }
 }
 
 /// Verifies, reads and runs one call; the protocol its answer is written in, and the answer.
@@ -159,7 +169,6 @@ fn serve(
         Err(e) => return (protocol, Err(e.to_aws_error(&protocol))),
     };
     span.record("rpc.method", operation.action.as_str());
-    span.record("otel.name", format!("{}.{}", service.signing_name(), operation.action).as_str());
     let caller = Caller { identity, access_key_id, source_ip };
     let call = Call {
         action: &operation.action,

@@ -3,16 +3,13 @@
 //! split into username `AWS` and the password, as docker and containerd store them). The
 //! password looks like ECR's: base64 of a JSON envelope with an opaque `payload` and `datakey`,
 //! `version`, `type` and the `expiration` in epoch seconds, so an engineer who decodes one sees
-//! the familiar shape. No base64 crate is in the tree, so the codec (standard alphabet, padded)
-//! lives here.
+//! the familiar shape.
 
 use jiff::Timestamp;
 use sha2::{Digest as _, Sha256};
 
 /// The username every ECR token carries.
 pub const USERNAME: &str = "AWS";
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// A fresh password expiring at `expires_at`: unguessable (two v4 UUIDs through SHA-256).
 pub fn new_password(expires_at: Timestamp) -> String {
@@ -52,38 +49,13 @@ pub fn basic_password(header: &str) -> Option<String> {
 
 /// Standard base64 with padding.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    data_encoding::BASE64.encode(bytes)
 }
 
 /// Decodes standard base64 (padding optional); `None` for anything else.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A single leftover character cannot encode a byte.
-    (bits < 6).then_some(out)
+    data_encoding::BASE64_NOPAD.decode(text.as_bytes()).ok()
 }
 
 #[cfg(test)]
