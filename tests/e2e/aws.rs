@@ -587,3 +587,33 @@ fn sts_iam_and_ecr_answer_the_aws_cli_and_skopeo_pulls_with_the_token() {
     let inspected: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(inspected["Digest"], digest.as_str(), "{inspected}");
 }
+
+#[test]
+fn boto3_works_and_bad_input_gets_awss_error_codes() {
+    let boto3 = Command::new("python3").args(["-c", "import boto3"]).output().is_ok_and(|o| o.status.success());
+    if !boto3 {
+        eprintln!("SKIP: boto3 is not installed (.ci/run installs it from PyPI)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = start(dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/aws/raw.py");
+    let out = Command::new("python3").arg(script).envs(aws_env(&cloud)).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = serde_json::json!({
+        "boto3 sts arn": [200, "arn:aws:iam::123456789012:user/admin"],
+        "boto3 ec2 instances": [200, 2],
+        "iam unknown action": [400, "InvalidAction"],
+        "iam CreateRole without RoleName": [400, "ValidationError"],
+        "ec2 Assign without NetworkInterfaceId": [400, "MissingParameter"],
+        "ec2 no Action": [400, "MissingAction"],
+        "sts malformed form": [404, "MalformedQueryString"],
+        "ecr malformed json": [400, "SerializationException"],
+        "ecr unknown operation": [400, "UnknownOperationException"],
+        "sts signed an hour ago": [403, "SignatureDoesNotMatch"],
+    });
+    assert_eq!(got, want);
+    // Nothing above took the process down.
+    assert!(std::net::TcpStream::connect(cloud.aws).is_ok());
+}
