@@ -590,7 +590,8 @@ fn sts_iam_and_ecr_answer_the_aws_cli_and_skopeo_pulls_with_the_token() {
 
 #[test]
 fn boto3_works_and_bad_input_gets_awss_error_codes() {
-    let boto3 = Command::new("python3").args(["-c", "import boto3"]).output().is_ok_and(|o| o.status.success());
+    let boto3 =
+        Command::new("python3").args(["-c", "import boto3"]).output().is_ok_and(|o| o.status.success());
     if !boto3 {
         eprintln!("SKIP: boto3 is not installed (.ci/run installs it from PyPI)");
         return;

@@ -32,8 +32,6 @@ pub mod token;
 
 /// How long a token is valid: "The authorization token is valid for 12 hours."
 pub const TOKEN_LIFETIME: SignedDuration = SignedDuration::from_hours(12);
-/// How long an expired token is remembered (answering "expired" rather than "not authorized").
-pub const EXPIRED_TOKEN_RETENTION: SignedDuration = SignedDuration::from_hours(24);
 
 /// The account's repositories at bootstrap: ECR name → the catalogue repository whose images
 /// it holds.
@@ -50,15 +48,25 @@ const NAME_CONSTRAINT: &str = "Invalid parameter at 'repositoryName' failed to s
 /// The catalogue's images, built once (deterministic: the same digests the registry serves).
 static CATALOGUE: LazyLock<Registry> = LazyLock::new(Registry::from_catalog);
 
-/// ECR's repositories and issued tokens.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// ECR's repositories, and the key its tokens are sealed with.
+///
+/// Tokens are not remembered: like ECR's own (a KMS-encrypted payload and data key), each one
+/// carries who asked, the region and the expiry, sealed with the account's key, so issuing one
+/// writes nothing and any number of them cost no memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EcrState {
     /// Repositories by name.
     #[serde(default)]
     repositories: BTreeMap<String, Repository>,
-    /// Issued passwords (the part after `AWS:`), with who asked.
-    #[serde(default)]
-    tokens: BTreeMap<String, IssuedToken>,
+    /// The key tokens are sealed with (base64 of 32 random bytes).
+    #[serde(default = "token::new_key")]
+    key: String,
+}
+
+impl Default for EcrState {
+    fn default() -> Self {
+        Self { repositories: BTreeMap::new(), key: token::new_key() }
+    }
 }
 
 /// One repository.
@@ -82,7 +90,7 @@ pub struct Repository {
     pub source: Option<String>,
 }
 
-/// A password GetAuthorizationToken issued.
+/// What a password GetAuthorizationToken issued says, sealed inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedToken {
     /// Who asked: the pulls the token authenticates are authorised as this identity.
@@ -148,30 +156,22 @@ impl EcrState {
     }
 
     /// Issues a token for `identity` in `region`; returns the password and its expiry.
-    pub fn issue_token(&mut self, identity: &Identity, region: &str, now: Timestamp) -> (String, Timestamp) {
-        self.tokens.retain(|_, t| now < t.expires_at + EXPIRED_TOKEN_RETENTION);
+    pub fn issue_token(&self, identity: &Identity, region: &str, now: Timestamp) -> (String, Timestamp) {
         let expires_at = now + TOKEN_LIFETIME;
-        let password = token::new_password(expires_at);
         let issued = IssuedToken { identity: identity.clone(), region: region.to_owned(), expires_at };
-        self.tokens.insert(password.clone(), issued);
-        (password, expires_at)
+        (token::seal(&self.key, &issued), expires_at)
     }
 
     /// Who a registry-host password (the part after `AWS:`) authenticates, in `region`.
-    pub fn authenticate(
-        &self,
-        password: &str,
-        region: &str,
-        now: Timestamp,
-    ) -> Result<&Identity, TokenError> {
-        let issued = self.tokens.get(password).ok_or(TokenError::Unknown)?;
+    pub fn authenticate(&self, password: &str, region: &str, now: Timestamp) -> Result<Identity, TokenError> {
+        let issued = token::open(&self.key, password).ok_or(TokenError::Unknown)?;
         if issued.region != region {
             return Err(TokenError::Unknown);
         }
         if now >= issued.expires_at {
             return Err(TokenError::Expired);
         }
-        Ok(&issued.identity)
+        Ok(issued.identity)
     }
 }
 

@@ -199,10 +199,9 @@ fn serve(
 }
 
 /// Operations that change nothing (their answers need not wait for the account to be
-/// written). GetAuthorizationToken issues a token, so it is not one of them.
+/// written). GetAuthorizationToken is one: its tokens are sealed, not remembered.
 fn reads_only(action: &str) -> bool {
-    ["Describe", "List", "BatchGet"].iter().any(|p| action.starts_with(p))
-        || (action.starts_with("Get") && action != "GetAuthorizationToken")
+    ["Describe", "List", "BatchGet", "Get"].iter().any(|p| action.starts_with(p))
 }
 
 /// The service of an unsigned request, from what its protocol shows.

@@ -120,6 +120,13 @@ async fn handle(State(imds): State<Arc<Imds>>, req: Request) -> Response {
     );
     let _ = span.set_parent(netlab_telemetry::propagation::extract(req.headers()));
     let (parts, _) = req.into_parts();
+    // Until the node objects are first listed (the cloud just started), an asker is not known
+    // yet rather than unknown: wait for the list, a few seconds at most.
+    if let Some(cache) = &imds.nodes
+        && !cache.is_synced()
+    {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cache.wait_synced()).await;
+    }
     let response = async { serve(&imds, peer, &parts) }.instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
     response

@@ -129,11 +129,11 @@ pub fn serve(
             return Ok(http::error(&ApiError::Unsupported, head, &host.name));
         }
         let resource = ecr::repository_arn(&host.region, &host.registry_id, name);
-        let mut context = account.iam.request_context(identity, now);
+        let mut context = account.iam.request_context(&identity, now);
         if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
             context.insert("aws:SourceIp", addr.ip().to_string());
         }
-        let decision = account.iam.authorize(identity, action, &resource, &context);
+        let decision = account.iam.authorize(&identity, action, &resource, &context);
         tracing::debug!(principal = identity.arn(), action, %resource, outcome = ?decision.outcome, "ECR pull authorised.");
         if let Some(message) = decision.denial_message(identity.arn(), action, &resource) {
             return Err(Rejection::Denied(message));

@@ -106,14 +106,14 @@ fn authorization_token_round_trips_to_the_caller() {
     let decoded = String::from_utf8(decoded).unwrap();
     let password = decoded.strip_prefix("AWS:").unwrap();
     let admin = user(&account, "admin");
-    assert_eq!(account.ecr.authenticate(password, "us-east-1", now()), Ok(&admin));
+    assert_eq!(account.ecr.authenticate(password, "us-east-1", now()), Ok(admin.clone()));
     assert_eq!(account.ecr.authenticate(password, "eu-west-1", now()), Err(TokenError::Unknown));
     let later = now() + TOKEN_LIFETIME;
     assert_eq!(account.ecr.authenticate(password, "us-east-1", later), Err(TokenError::Expired));
     assert_eq!(account.ecr.authenticate("nope", "us-east-1", now()), Err(TokenError::Unknown));
-    // The state (with the token) survives the account's JSON file.
+    // The key survives the account's JSON file, and with it every token issued.
     let kept: EcrState = serde_json::from_str(&serde_json::to_string(&account.ecr).unwrap()).unwrap();
-    assert_eq!(kept.authenticate(password, "us-east-1", now()), Ok(&admin));
+    assert_eq!(kept.authenticate(password, "us-east-1", now()), Ok(admin));
 
     if let Some(p) = parsed("GetAuthorizationToken", &out) {
         let d = &p["authorizationData"][0];

@@ -5,30 +5,56 @@
 //! `version`, `type` and the `expiration` in epoch seconds, so an engineer who decodes one sees
 //! the familiar shape.
 
-use jiff::Timestamp;
+use hmac::{KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
+
+use super::IssuedToken;
 
 /// The username every ECR token carries.
 pub const USERNAME: &str = "AWS";
 
-/// A fresh password expiring at `expires_at`: unguessable (two v4 UUIDs through SHA-256).
-pub fn new_password(expires_at: Timestamp) -> String {
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// A new sealing key: 32 random bytes (two v4 UUIDs through SHA-256), base64.
+pub fn new_key() -> String {
     let seed = format!("{}{}", netlab_aws::protocol::request_id(), netlab_aws::protocol::request_id());
-    let part = |label: &str, rounds: usize| {
-        let mut bytes = Vec::with_capacity(32 * rounds);
-        for i in 0..rounds {
-            bytes.extend_from_slice(&Sha256::digest(format!("{seed}/{label}/{i}")));
-        }
-        encode(&bytes)
-    };
+    encode(&Sha256::digest(seed.as_bytes()))
+}
+
+/// The password for `issued`: ECR's envelope (`payload`, `datakey`, `version`, `type`,
+/// `expiration`), whose payload carries `issued` and whose datakey is the payload's HMAC-SHA256
+/// under `key`.
+pub fn seal(key: &str, issued: &IssuedToken) -> String {
+    // Serialising plain data cannot fail.
+    let payload = encode(&serde_json::to_vec(issued).expect("a token serialises"));
     let envelope = serde_json::json!({
-        "payload": part("payload", 8),
-        "datakey": part("datakey", 4),
+        "payload": payload,
+        "datakey": encode(&mac(key, &payload)),
         "version": "2",
         "type": "DATA_KEY",
-        "expiration": expires_at.as_second(),
+        "expiration": issued.expires_at.as_second(),
     });
     encode(envelope.to_string().as_bytes())
+}
+
+/// What a password sealed under `key` says; `None` if it is not one (forged, mangled, or
+/// sealed under another account's key).
+pub fn open(key: &str, password: &str) -> Option<IssuedToken> {
+    let envelope: serde_json::Value = serde_json::from_slice(&decode(password)?).ok()?;
+    let payload = envelope["payload"].as_str()?;
+    let datakey = decode(envelope["datakey"].as_str()?)?;
+    let mut verifier = HmacSha256::new_from_slice(&decode(key)?).ok()?;
+    verifier.update(payload.as_bytes());
+    verifier.verify_slice(&datakey).ok()?;
+    serde_json::from_slice(&decode(payload)?).ok()
+}
+
+fn mac(key: &str, payload: &str) -> Vec<u8> {
+    // A key of any length is accepted by HMAC.
+    let mut m =
+        HmacSha256::new_from_slice(&decode(key).unwrap_or_default()).expect("HMAC takes any key length");
+    m.update(payload.as_bytes());
+    m.finalize().into_bytes().to_vec()
 }
 
 /// The token GetAuthorizationToken returns for `password`.
@@ -83,12 +109,30 @@ mod tests {
 
     #[test]
     fn token_round_trip_through_basic_auth() {
-        let expires = Timestamp::from_second(1_700_043_200).unwrap();
-        let password = new_password(expires);
+        let key = new_key();
+        let issued = IssuedToken {
+            identity: netlab_iam::Identity::User {
+                name: "admin".into(),
+                id: "AIDAEXAMPLE".into(),
+                arn: "arn:aws:iam::123456789012:user/admin".into(),
+            },
+            region: "us-east-1".into(),
+            expires_at: Timestamp::from_second(1_700_043_200).unwrap(),
+        };
+        let password = seal(&key, &issued);
         let envelope: serde_json::Value = serde_json::from_slice(&decode(&password).unwrap()).unwrap();
         assert_eq!(envelope["type"], "DATA_KEY");
         assert_eq!(envelope["expiration"], 1_700_043_200);
-        assert_ne!(password, new_password(expires));
+        assert_eq!(open(&key, &password), Some(issued.clone()));
+        // Another account's key, or a payload changed by hand, opens nothing.
+        assert_eq!(open(&new_key(), &password), None);
+        let mut forged = envelope.clone();
+        let mut claims = issued.clone();
+        claims.expires_at = Timestamp::from_second(1_900_000_000).unwrap();
+        forged["payload"] = encode(&serde_json::to_vec(&claims).unwrap()).into();
+        assert_eq!(open(&key, &encode(forged.to_string().as_bytes())), None);
+        assert_eq!(open(&key, "not base64 at all!"), None);
+
         let token = authorization_token(&password);
         assert_eq!(basic_password(&format!("Basic {token}")), Some(password.clone()));
         assert_eq!(basic_password(&format!("basic  {token}")), Some(password));
