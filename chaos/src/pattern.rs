@@ -14,7 +14,7 @@ pub fn any(patterns: &[String], name: &str) -> bool {
 pub fn matches(pattern: &str, name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
     let pattern = pattern.strip_suffix('.').unwrap_or(pattern).to_ascii_lowercase();
-    glob(pattern.as_bytes(), name.as_bytes())
+    netlab_glob::matches(&pattern, &name)
 }
 
 /// Why a pattern is refused.
@@ -43,28 +43,6 @@ pub fn validate(pattern: &str) -> Result<(), PatternError> {
         return Err(PatternError::Star(pattern.to_string()));
     }
     Ok(())
-}
-
-/// Iterative wildcard match with one backtrack point: linear in practice, no recursion.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub type Fields<'a, T> = dyn Fn(&T, &str) -> Option<Vec<String>> + 'a;
 pub fn matches<T>(filters: &[Filter], item: &T, fields: &Fields<'_, T>) -> Result<bool> {
     for f in filters {
         let have = fields(item, &f.name).ok_or_else(|| Ec2Error::invalid_filter(&f.name))?;
-        if !f.values.iter().any(|want| have.iter().any(|v| glob(want, v))) {
+        if !f.values.iter().any(|want| have.iter().any(|v| netlab_glob::matches(want, v))) {
             return Ok(false);
         }
     }
@@ -42,44 +42,16 @@ pub fn tag_fields(tags: &Tags, name: &str) -> Option<Vec<String>> {
     }
 }
 
-/// `*` matches any run of characters, `?` any one character; everything else is literal.
-pub fn glob(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    let (mut pi, mut vi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, vi));
-            pi += 1;
-        } else if let Some((sp, sv)) = star {
-            pi = sp + 1;
-            vi = sv + 1;
-            star = Some((sp, sv + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wildcards() {
-        assert!(glob("abc", "abc"));
-        assert!(!glob("abc", "abd"));
-        assert!(glob("a*", "abc"));
-        assert!(glob("*c", "abc"));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*", ""));
-        assert!(glob("i-*", "i-0123"));
-        assert!(!glob("i-*x", "i-0123"));
+    fn values_are_wildcards() {
+        let f = [Filter { name: "instance-id".into(), values: vec!["i-*".into()] }];
+        let id = |v: &&str, _: &str| Some(vec![v.to_string()]);
+        assert!(matches(&f, &"i-0123", &id).unwrap());
+        assert!(!matches(&f, &"eni-0123", &id).unwrap());
     }
 
     #[test]

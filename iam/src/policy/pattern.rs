@@ -3,9 +3,7 @@
 
 /// Whether `text` matches the IAM wildcard `pattern`, exactly (case-sensitive).
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    glob(&p, &t)
+    netlab_glob::matches(pattern, text)
 }
 
 /// Whether `text` matches `pattern` ignoring case, as IAM compares action names.
@@ -28,29 +26,6 @@ fn arn_parts(s: &str) -> Option<[&str; 6]> {
     let mut it = s.splitn(6, ':');
     let parts = [it.next()?, it.next()?, it.next()?, it.next()?, it.next()?, it.next()?];
     Some(parts)
-}
-
-/// The classic two-pointer wildcard match with backtracking to the last `*`: linear in
-/// practice, no recursion.
-fn glob(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 #[cfg(test)]
