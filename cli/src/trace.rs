@@ -132,6 +132,12 @@ fn not_found(id: &str, url: &str) -> Problem {
 
 /// `GET {jaeger_url}/api/traces/{id}`: Jaeger's answer, unchanged, if it has the trace.
 pub async fn fetch(jaeger_url: &str, id: &str) -> Result<Vec<u8>, Problem> {
+    fetch_if_any(jaeger_url, id).await?.ok_or_else(|| not_found(id, jaeger_url.trim_end_matches('/')))
+}
+
+/// [`fetch`], with a trace Jaeger does not have (yet: spans are exported in batches) as `None`
+/// rather than an error.
+pub async fn fetch_if_any(jaeger_url: &str, id: &str) -> Result<Option<Vec<u8>>, Problem> {
     let url = jaeger_url.trim_end_matches('/');
     let unreachable = |why: String| Problem::client(format!("cannot reach Jaeger at {url}: {why}"));
     let uri: hyper::Uri =
@@ -154,16 +160,15 @@ pub async fn fetch(jaeger_url: &str, id: &str) -> Result<Vec<u8>, Problem> {
         .await
         .map_err(|_| unreachable(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())))?
         .map_err(unreachable)?;
-    check_status(status, &body, url, id)?;
-    Ok(body.to_vec())
+    Ok(check_status(status, &body, url)?.then(|| body.to_vec()))
 }
 
-/// Maps Jaeger's HTTP status to the CLI's words: 404 is a trace that Jaeger does not have (yet:
-/// spans are exported in batches), anything else but 200 is Jaeger's own error message.
-fn check_status(status: u16, body: &[u8], url: &str, id: &str) -> Result<(), Problem> {
+/// Maps Jaeger's HTTP status: 200 is the trace, 404 a trace that Jaeger does not have (false),
+/// anything else Jaeger's own error message.
+fn check_status(status: u16, body: &[u8], url: &str) -> Result<bool, Problem> {
     match status {
-        200 => Ok(()),
-        404 => Err(not_found(id, url)),
+        200 => Ok(true),
+        404 => Ok(false),
         _ => {
             #[derive(Deserialize)]
             struct ErrorBody {

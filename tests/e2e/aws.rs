@@ -6,7 +6,7 @@ use std::{
     process::{Command, Output},
 };
 
-use netlab_e2e::{bin, parts::Cloud};
+use netlab_e2e::{bin, native::NativeCluster, parts::Cloud};
 
 /// The cloud with its AWS account kept in `data_dir` and two nodes as instances.
 fn start(data_dir: &Path) -> Cloud {
@@ -197,64 +197,37 @@ fn ec2_answers_the_aws_cli_with_the_nodes_enis_and_their_limits() {
 /// A native cluster (`netlab up --detach`) with a hostNetwork pod and a pod on node-1, stopped on
 /// drop.
 struct Native {
-    dir: tempfile::TempDir,
+    cluster: NativeCluster,
+}
+
+impl std::ops::Deref for Native {
+    type Target = NativeCluster;
+
+    fn deref(&self) -> &NativeCluster {
+        &self.cluster
+    }
 }
 
 impl Native {
     fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = netlab_e2e::free_port().to_string();
-        let native = Native { dir };
-        {
-            let _one = netlab_e2e::native_up_lock();
-            let out = native.netlab(&["up", "--detach", "--apiserver-port", &port], None);
-            assert!(out.status.success(), "netlab up: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec:\n  nodeName: node-1\n  hostNetwork: true\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: podnet, namespace: default}\nspec:\n  nodeName: node-1\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n";
-        let out = native.netlab(&["apply", "-f", "-"], Some(pods));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let native = Native { cluster: NativeCluster::up() };
+        native.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec:\n  nodeName: node-1\n  hostNetwork: true\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: podnet, namespace: default}\nspec:\n  nodeName: node-1\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let out = native.netlab(&["get", "pods", "-o", "jsonpath={.items[*].status.phase}"], None);
-            if String::from_utf8_lossy(&out.stdout).trim() == "Running Running" {
-                break;
-            }
+        while native.ok(&["get", "pods", "-o", "jsonpath={.items[*].status.phase}"]).trim()
+            != "Running Running"
+        {
             assert!(std::time::Instant::now() < deadline, "pods never ran");
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
         native
     }
 
-    fn netlab(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write as _;
-        let mut child = Command::new(bin("netlab"))
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .env("NETLAB_DEMO", "0")
-            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-            .env_remove("NETLAB_SERVER")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("NETLAB_AWS_ENDPOINT")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("netlab");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
     /// `netlab exec POD -- curl ...`: exit code and stdout.
     fn curl(&self, pod: &str, args: &[&str]) -> (Option<i32>, String) {
         let mut argv = vec!["exec", pod, "--", "curl", "-sS", "-m", "3"];
         argv.extend_from_slice(args);
-        let out = self.netlab(&argv, None);
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = self.run(&argv, None);
+        (out.code, out.stdout)
     }
 
     fn token(&self, pod: &str) -> (Option<i32>, String) {
@@ -275,8 +248,7 @@ impl Native {
     fn spans(&self, operation: &str, min: usize) -> Vec<serde_json::Value> {
         use std::io::{Read as _, Write as _};
         let record: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.dir.path().join("cluster.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(self.dir().join("cluster.json")).unwrap()).unwrap();
         let url = record["jaeger_url"].as_str().expect("a trace store").to_string();
         let addr = url.trim_start_matches("http://").to_string();
         let query: String = operation.replace(' ', "%20").replace('/', "%2F");
@@ -307,20 +279,14 @@ impl Native {
     }
 
     fn aws(&self) -> Aws {
-        let out = self.netlab(&["aws", "env"], None);
-        let env = String::from_utf8_lossy(&out.stdout)
+        let out = self.ok(&["aws", "env"]);
+        let env = out
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
             .collect();
         Aws { env }
-    }
-}
-
-impl Drop for Native {
-    fn drop(&mut self) {
-        let _ = self.netlab(&["down"], None);
     }
 }
 
@@ -333,7 +299,7 @@ fn imds_serves_the_node_and_its_hop_limit_keeps_pods_from_tokens() {
 
     // From the node (a hostNetwork pod): IMDSv2's token, then the instance's metadata.
     let (code, token) = c.token("hostnet");
-    let log = || std::fs::read_to_string(c.dir.path().join("logs/cloud.log")).unwrap_or_default();
+    let log = || c.log("cloud");
     assert_eq!(code, Some(0), "{token}");
     assert_eq!(token.len(), 44, "32 bytes in base64: {token}\n{}", log());
     let header = format!("X-aws-ec2-metadata-token: {token}");

@@ -8,119 +8,30 @@
 //! few clusters' worth rather than one long serial run.
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    ops::Deref,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use netlab_e2e::{bin, free_port, native_up_lock};
+use netlab_e2e::{bin, native::NativeCluster};
 
 /// A native cluster for labs, with the trace store `netlab up` starts (the checks that read
 /// traces find it through the cluster file, as a user's would), stopped on drop.
 struct Cluster {
-    dir: tempfile::TempDir,
+    native: NativeCluster,
 }
 
-/// What one `netlab` run printed.
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+impl Deref for Cluster {
+    type Target = NativeCluster;
+
+    fn deref(&self) -> &NativeCluster {
+        &self.native
+    }
 }
 
 impl Cluster {
     fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port().to_string();
-        let _one = native_up_lock();
-        let out = Command::new(bin("netlab"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["up", "--detach", "--apiserver-port", &port])
-            // Labs work without the demo workload; and spans reach the store quickly.
-            .env("NETLAB_DEMO", "0")
-            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-            .env_remove("NETLAB_SERVER")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .output()
-            .expect("netlab up");
-        if !out.status.success() {
-            let mut logs = String::new();
-            for entry in std::fs::read_dir(dir.path().join("logs")).into_iter().flatten().flatten() {
-                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                logs.push_str(&format!(
-                    "\n== {}\n{}",
-                    entry.path().display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            }
-            panic!("netlab up: {}{logs}", String::from_utf8_lossy(&out.stderr));
-        }
-        let cluster = Cluster { dir };
-        cluster.wait_for_nodes();
-        cluster
-    }
-
-    fn labs_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs")
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut cmd = Command::new(bin("netlab"));
-        cmd.arg("--data-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .env("NETLAB_LABS_DIR", Self::labs_dir())
-            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-            .env_remove("NETLAB_SERVER")
-            .env_remove("NETLAB_JAEGER_URL")
-            .env_remove("NETLAB_NAMESPACE")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn netlab");
-        if let Some(input) = stdin {
-            use std::io::Write as _;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, None);
-        assert_eq!(out.code, Some(0), "netlab {args:?}:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
-        out.stdout
-    }
-
-    fn apply(&self, manifest: &str) {
-        let out = self.run(&["apply", "-f", "-"], Some(manifest));
-        assert_eq!(out.code, Some(0), "apply: {}\n{}", out.stdout, out.stderr);
-    }
-
-    fn wait_for_nodes(&self) {
-        let started = Instant::now();
-        loop {
-            let out = self.run(
-                &[
-                    "get",
-                    "nodes",
-                    "-o",
-                    "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-                ],
-                None,
-            );
-            if out.stdout.split_whitespace().filter(|s| *s == "True").count() >= 2 {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "two nodes Ready: {}", out.stdout);
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        Cluster { native: NativeCluster::up() }
     }
 
     /// `lab start ID`, which waits for the broken state itself.
@@ -222,8 +133,7 @@ impl Cluster {
         let events = self.run(&["get", "events", "-A"], None).stdout;
         let mut text = format!("== pods\n{pods}\n== events\n{events}");
         for process in ["scheduler", "node-1", "node-2"] {
-            let log = std::fs::read_to_string(self.dir.path().join(format!("logs/{process}.log")))
-                .unwrap_or_default();
+            let log = self.log(process);
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
             text.push_str(&format!(
                 "\n== {process} log\n{}",
@@ -235,12 +145,6 @@ impl Cluster {
 
     fn corefile(&self) -> String {
         self.ok(&["get", "configmap", "coredns", "-n", "kube-system", "-o", "jsonpath={.data.Corefile}"])
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(bin("netlab")).arg("--data-dir").arg(self.dir.path()).arg("down").output();
     }
 }
 
@@ -543,7 +447,7 @@ fn lab_errors_are_clear_and_leave_nothing_behind() {
             .arg("--data-dir")
             .arg(dir.path())
             .args(args)
-            .env("NETLAB_LABS_DIR", Cluster::labs_dir())
+            .env("NETLAB_LABS_DIR", NativeCluster::labs_dir())
             .env("NETLAB_SERVER", "http://127.0.0.1:1")
             .output()
             .unwrap()

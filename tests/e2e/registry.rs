@@ -133,7 +133,7 @@ fn registry_serves_real_oci_images() {
     let tags = http(r, "GET", "/v2/registry.k8s.io/nginx-slim/tags/list").json();
     assert_eq!(tags, serde_json::json!({"name": "registry.k8s.io/nginx-slim", "tags": ["0.27", "0.8"]}));
     let catalog = http(r, "GET", "/v2/_catalog").json();
-    assert_eq!(catalog["repositories"].as_array().unwrap().len(), 9);
+    assert_eq!(catalog["repositories"].as_array().unwrap().len(), 10);
     let page = http(r, "GET", "/v2/library/nginx/tags/list?n=2");
     assert_eq!(page.json()["tags"], serde_json::json!(["1.25", "1.26"]));
     assert_eq!(page.header("link"), Some("</v2/library/nginx/tags/list?last=1.26&n=2>; rel=\"next\""));

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Event;
 use netlab_client::{Client, ListParams};
 use netlab_proto::apiserver::v1::{ListRequest, Resource, api_server_client::ApiServerClient};
 
+pub mod native;
 pub mod otlp;
 pub mod parts;
 
@@ -188,19 +189,22 @@ impl Run {
 /// Runs the real `netlab` CLI against `server` with `args`, feeding `stdin` if given.
 pub fn netlab(server: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(bin("netlab"));
-    cmd.args(args)
-        .env("NETLAB_SERVER", server)
-        .env_remove("NETLAB_NAMESPACE")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+    cmd.args(args).env("NETLAB_SERVER", server).env_remove("NETLAB_NAMESPACE");
+    run(cmd, stdin)
+}
+
+/// Runs `cmd` to its end, feeding `stdin` if given (else none), and collects what it printed.
+pub fn run(mut cmd: Command, stdin: Option<&str>) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn netlab");
+    let mut child = cmd.spawn().expect("spawn");
     if let Some(input) = stdin {
         use std::io::Write as _;
         let mut pipe = child.stdin.take().expect("stdin");
         pipe.write_all(input.as_bytes()).expect("write stdin");
     }
-    let Output { status, stdout, stderr } = child.wait_with_output().expect("netlab output");
+    let Output { status, stdout, stderr } = child.wait_with_output().expect("output");
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

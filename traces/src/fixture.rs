@@ -1,4 +1,5 @@
-//! Spans and exports for the unit tests.
+//! Spans and exports for tests: the store's own, and netlab-e2e's in-process collector's
+//! (feature `test-util`), so both read the same export.
 
 use std::sync::Arc;
 
@@ -21,10 +22,12 @@ pub const OTHER: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0xc
 /// 2026-01-01T00:00:00Z in ns.
 pub const T0: u64 = 1_767_225_600_000_000_000;
 
+/// An OTLP attribute.
 pub fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
+/// A string attribute value.
 pub fn s(v: &str) -> any_value::Value {
     any_value::Value::StringValue(v.into())
 }

@@ -27,8 +27,9 @@ pub mod search;
 pub mod span;
 pub mod store;
 
-#[cfg(test)]
-mod fixture;
+/// Spans and exports for tests, here and in netlab-e2e (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixture;
 
 pub use config::Config;
 pub use error::{Error, Result};
