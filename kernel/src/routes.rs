@@ -2,7 +2,11 @@
 //! node (host-gw style, as kubenet or flannel host-gw program it), and the default route out.
 //! With 1,000 nodes a lookup is a binary search, not a scan.
 
-use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr};
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt::Write as _,
+    net::IpAddr,
+};
 
 use ipnet::IpNet;
 
@@ -27,6 +31,9 @@ pub struct Routes {
     nodes: BTreeMap<IpAddr, (IpNet, IpAddr)>,
     gateway: Option<IpAddr>,
     link: Option<IpNet>,
+    /// Every node's address, this node's included: machines on the network the nodes share
+    /// (natively loopback addresses, which are nonetheless not this namespace's `localhost`).
+    neighbours: HashSet<IpAddr>,
 }
 
 // === impl Routes ===
@@ -34,7 +41,15 @@ pub struct Routes {
 impl Routes {
     /// A node at `node_ip` with no podCIDR yet.
     pub fn new(node_ip: IpAddr) -> Self {
-        Self { node_ip, own: None, bridge: "cni0".into(), nodes: BTreeMap::new(), gateway: None, link: None }
+        Self {
+            node_ip,
+            own: None,
+            bridge: "cni0".into(),
+            nodes: BTreeMap::new(),
+            gateway: None,
+            link: None,
+            neighbours: HashSet::from([node_ip]),
+        }
     }
 
     /// The node's own podCIDR and its bridge device.
@@ -56,6 +71,16 @@ impl Routes {
             .filter(|(cidr, _)| Some(cidr.trunc()) != self.own)
             .map(|(cidr, via)| (cidr.trunc().network(), (cidr.trunc(), via)))
             .collect();
+    }
+
+    /// Replaces the nodes' addresses (this node's is always one).
+    pub fn set_neighbours(&mut self, addresses: impl IntoIterator<Item = IpAddr>) {
+        self.neighbours = addresses.into_iter().chain([self.node_ip]).collect();
+    }
+
+    /// Whether `ip` is a node's address (this node's or another's).
+    pub fn is_neighbour(&self, ip: IpAddr) -> bool {
+        self.neighbours.contains(&ip)
     }
 
     /// The next hop for `dst`.
@@ -118,6 +143,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn neighbours_are_the_nodes_addresses_and_always_this_one() {
+        let mut r = Routes::new(ip("127.0.1.1"));
+        assert!(r.is_neighbour(ip("127.0.1.1")));
+        assert!(!r.is_neighbour(ip("127.0.1.2")));
+        r.set_neighbours([ip("127.0.1.2"), ip("127.0.1.3")]);
+        assert!(r.is_neighbour(ip("127.0.1.1")) && r.is_neighbour(ip("127.0.1.3")));
+        assert!(!r.is_neighbour(ip("127.0.0.1")), "loopback is nobody's address on the wire");
     }
 
     #[test]

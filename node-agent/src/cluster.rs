@@ -174,6 +174,11 @@ impl ClusterView {
         self.read().nodes.values().filter_map(|(c, ip)| Some(((*c)?, (*ip)?))).collect()
     }
 
+    /// Every node's InternalIP.
+    pub fn node_addresses(&self) -> Vec<IpAddr> {
+        self.read().nodes.values().filter_map(|(_, ip)| *ip).collect()
+    }
+
     /// The kernel API port of the node at `ip` (10250 unless it published another).
     pub fn node_port(&self, ip: IpAddr) -> u16 {
         self.read().ports.get(&ip).copied().unwrap_or(10250)
@@ -213,11 +218,12 @@ pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
     })
 }
 
-/// Keeps `view` in sync until `shutdown`; `on_nodes` runs whenever the node routes change.
+/// Keeps `view` in sync until `shutdown`; `on_nodes` runs whenever the nodes change, with their
+/// routes (podCIDR, node IP) and every node's address.
 pub async fn run(
     client: Client,
     view: Arc<ClusterView>,
-    on_nodes: impl Fn(Vec<(ipnet::IpNet, IpAddr)>) + Send + 'static,
+    on_nodes: impl Fn(Vec<(ipnet::IpNet, IpAddr)>, Vec<IpAddr>) + Send + 'static,
     shutdown: CancellationToken,
 ) {
     let all = ListParams::default;
@@ -237,7 +243,7 @@ pub async fn run(
             }
             Some(c) = nodes.recv() => {
                 if view.node_changed(&c) {
-                    on_nodes(view.node_routes());
+                    on_nodes(view.node_routes(), view.node_addresses());
                 }
             }
             else => return,

@@ -157,12 +157,7 @@ impl Dataplane {
     /// addresses too (127.0.1.x: the lab's one departure, see the README), and those are
     /// machines on the network, not `localhost`.
     fn in_namespace(&self, ip: IpAddr) -> bool {
-        ip.is_loopback() && !self.is_node_address(ip)
-    }
-
-    /// This node's address or another node's.
-    fn is_node_address(&self, ip: IpAddr) -> bool {
-        ip == self.node_ip || self.view.node_name(ip).is_some()
+        ip.is_loopback() && !self.with_state(|st| st.routes.is_neighbour(ip))
     }
 
     /// The network faults the node enforces.
@@ -626,10 +621,10 @@ impl Dataplane {
                     }
                 }
             } else {
-                let Netns { tables, recent, rng, .. } = st;
+                let Netns { tables, recent, rng, routes, .. } = st;
                 // addrtype LOCAL: this node's addresses and its loopback, not another node's
                 // (natively a loopback address too).
-                let local = |ip: IpAddr| ip == node_ip || (ip.is_loopback() && !self.is_node_address(ip));
+                let local = |ip: IpAddr| ip == node_ip || (ip.is_loopback() && !routes.is_neighbour(ip));
                 let mut env = Env { recent, rng, now: now.as_secs(), local: &local };
                 let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
                 let v = tables.evaluate(packet, origin, &mut env);
@@ -748,10 +743,10 @@ impl Dataplane {
     /// Where a packet to `ip` goes: the routing table, plus the nodes' own addresses, which
     /// are on the network the nodes share (the wire), as a machine's neighbours are on its LAN.
     fn route(&self, ip: IpAddr) -> Route {
-        match self.with_state(|st| st.routes.lookup(ip)) {
-            Route::Default if ip != self.node_ip && self.view.node_name(ip).is_some() => Route::Node(ip),
+        self.with_state(|st| match st.routes.lookup(ip) {
+            Route::Default if ip != self.node_ip && st.routes.is_neighbour(ip) => Route::Node(ip),
             route => route,
-        }
+        })
     }
 
     /// A connection from another node (`Dial`): to a pod of this node, the same checks as a

@@ -139,7 +139,7 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     tracker.spawn(cluster::run(
         client.clone(),
         view,
-        move |nodes| {
+        move |nodes, addresses| {
             let own = nodes.iter().find(|(_, ip)| *ip == node_ip).map(|(c, _)| *c);
             let own = own.or_else(|| routes_dp.view().node_cidr(&me));
             routes_dp.with_state(|st| {
@@ -147,6 +147,7 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
                     st.routes.set_own(own, "cni0");
                 }
                 st.routes.set_nodes(nodes);
+                st.routes.set_neighbours(addresses);
             });
         },
         shutdown.child_token(),
