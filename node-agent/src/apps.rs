@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub mod echo;
+pub mod http;
 pub mod kv;
 pub mod netexec;
 pub mod toolbox;

@@ -3,40 +3,17 @@
 //! client can tell which endpoint a Service picked. `/status/<code>` answers with that code,
 //! which lets a readiness probe fail on purpose.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
 use super::Identity;
 use crate::sockets::Listener;
 
 /// Accepts and serves connections until `stop`.
-pub async fn serve(mut listener: Listener, who: Identity, stop: CancellationToken) {
-    loop {
-        let conn = tokio::select! {
-            _ = stop.cancelled() => return,
-            c = listener.accept() => match c { Some(c) => c, None => return },
-        };
-        let who = who.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let peer = conn.peer;
-            let service = service_fn(move |req: Request<Incoming>| {
-                let who = who.clone();
-                async move { Ok::<_, Infallible>(answer(&who, peer, &req)) }
-            });
-            let serving = http1::Builder::new().serve_connection(TokioIo::new(conn.stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = serving => {}
-            }
-        });
-    }
+pub async fn serve(listener: Listener, who: Identity, stop: CancellationToken) {
+    super::http::serve(listener, stop, move |peer, req| answer(&who, peer, req)).await
 }
 
 /// The response to one request.
@@ -70,6 +47,7 @@ fn answer<B>(who: &Identity, peer: std::net::SocketAddr, req: &Request<B>) -> Re
 #[cfg(test)]
 mod tests {
     use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::rt::TokioIo;
 
     use super::*;
     use crate::sockets::{Protocol, SocketTable};

@@ -5,13 +5,11 @@
 //! agnhost writes them) and anything else gets no answer. UDP makes it the server for flows that
 //! conntrack pins to one endpoint.
 
-use std::{convert::Infallible, net::SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -23,28 +21,9 @@ pub const HTTP_PORT: u16 = 8080;
 /// agnhost netexec's `--udp-port` default.
 pub const UDP_PORT: u16 = 8081;
 
-/// Serves HTTP on `http` until `stop`.
-pub async fn serve_http(mut listener: Listener, who: Identity, stop: CancellationToken) {
-    loop {
-        let conn = tokio::select! {
-            _ = stop.cancelled() => return,
-            c = listener.accept() => match c { Some(c) => c, None => return },
-        };
-        let who = who.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let peer = conn.peer;
-            let service = service_fn(move |req: Request<Incoming>| {
-                let who = who.clone();
-                async move { Ok::<_, Infallible>(http_answer(&who, peer, &req)) }
-            });
-            let serving = http1::Builder::new().serve_connection(TokioIo::new(conn.stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = serving => {}
-            }
-        });
-    }
+/// Serves HTTP on `listener` until `stop`.
+pub async fn serve_http(listener: Listener, who: Identity, stop: CancellationToken) {
+    super::http::serve(listener, stop, move |peer, req| http_answer(&who, peer, req)).await
 }
 
 /// Serves UDP on `udp` until `stop`: one exchange per datagram.
