@@ -225,12 +225,7 @@ impl Ec2 {
         }
         let filters = params.filters()?;
         let fields = |i: &Instance, name: &str| self.instance_fields(i, name);
-        let mut selected = Vec::new();
-        for i in self.instances.values() {
-            if (ids.is_empty() || ids.contains(&i.id.as_str())) && matches(&filters, i, &fields)? {
-                selected.push(i);
-            }
-        }
+        let selected = filter::select(self.instances.values(), |x| x.id.as_str(), &ids, &filters, &fields)?;
         Ok(response("DescribeInstances", request_id, |x| {
             // One reservation per instance: each node is its own RunInstances call.
             x.items("reservationSet", selected, |x, i| {
@@ -419,12 +414,7 @@ impl Ec2 {
         }
         let filters = params.filters()?;
         let fields = |e: &NetworkInterface, name: &str| self.eni_fields(e, name);
-        let mut selected = Vec::new();
-        for e in self.enis.values() {
-            if (ids.is_empty() || ids.contains(&e.id.as_str())) && matches(&filters, e, &fields)? {
-                selected.push(e);
-            }
-        }
+        let selected = filter::select(self.enis.values(), |x| x.id.as_str(), &ids, &filters, &fields)?;
         Ok(response("DescribeNetworkInterfaces", request_id, |x| {
             x.items("networkInterfaceSet", selected, |x, e| self.write_eni(x, e));
         }))
@@ -471,12 +461,7 @@ impl Ec2 {
         }
         let filters = params.filters()?;
         let fields = |s: &Subnet, name: &str| self.subnet_fields(s, name);
-        let mut selected = Vec::new();
-        for s in self.subnets.values() {
-            if (ids.is_empty() || ids.contains(&s.id.as_str())) && matches(&filters, s, &fields)? {
-                selected.push(s);
-            }
-        }
+        let selected = filter::select(self.subnets.values(), |x| x.id.as_str(), &ids, &filters, &fields)?;
         Ok(response("DescribeSubnets", request_id, |x| {
             x.items("subnetSet", selected, |x, s| {
                 x.text("subnetId", &s.id);
@@ -783,12 +768,7 @@ fn describe_instance_types(params: &Params, request_id: &str) -> Result<String> 
             _ => None,
         }
     };
-    let mut selected = Vec::new();
-    for t in INSTANCE_TYPES {
-        if (names.is_empty() || names.contains(&t.name)) && filter::matches(&filters, t, &fields)? {
-            selected.push(t);
-        }
-    }
+    let selected = filter::select(INSTANCE_TYPES, |t| t.name, &names, &filters, &fields)?;
     Ok(response("DescribeInstanceTypes", request_id, |x| {
         x.items("instanceTypeSet", selected, write_instance_type);
     }))

@@ -42,6 +42,24 @@ pub fn tag_fields(tags: &Tags, name: &str) -> Option<Vec<String>> {
     }
 }
 
+/// What a `Describe*` call answers: the `items` named in `ids` (every one when `ids` is empty)
+/// that match every filter, in the items' order.
+pub fn select<'a, T: 'a>(
+    items: impl IntoIterator<Item = &'a T>,
+    id: impl Fn(&T) -> &str,
+    ids: &[&str],
+    filters: &[Filter],
+    fields: &Fields<'_, T>,
+) -> Result<Vec<&'a T>> {
+    let mut selected = Vec::new();
+    for item in items {
+        if (ids.is_empty() || ids.contains(&id(item))) && matches(filters, item, fields)? {
+            selected.push(item);
+        }
+    }
+    Ok(selected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
