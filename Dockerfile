@@ -7,7 +7,7 @@ COPY . .
 # protoc comes from the protoc-bin-vendored crate: no system package needed.
 RUN cargo build --release --locked --bins \
  && mkdir /out \
- && find target/release -maxdepth 1 -type f -executable -name 'netlab*' -exec cp {} /out/ \;
+ && find target/release -maxdepth 1 -type f -executable \( -name 'netlab*' -o -name 'ecr-credential-provider' \) -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -16,5 +16,7 @@ RUN apt-get update \
 COPY --from=build /out/ /usr/local/bin/
 # The lab catalogue, where `netlab lab` looks beside an installed netlab.
 COPY labs/ /usr/local/share/netlab/labs/
+# The kubelet's image credential provider config, where the EKS AMI puts it.
+COPY credential-provider/ecr-credential-provider-config.json /etc/eks/image-credential-provider/config.json
 WORKDIR /var/lib/netlab
 CMD ["netlab", "--help"]

@@ -37,6 +37,9 @@ done
 # The lab catalogue, where `netlab lab` looks beside an installed netlab (as the Dockerfile puts it).
 mkdir -p "$root/usr/local/share/netlab"
 cp -r labs "$root/usr/local/share/netlab/labs"
+# The kubelet's image credential provider config, where the EKS AMI puts it (as the Dockerfile does).
+mkdir -p "$root/etc/eks/image-credential-provider"
+cp credential-provider/ecr-credential-provider-config.json "$root/etc/eks/image-credential-provider/config.json"
 
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"

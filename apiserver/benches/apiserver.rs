@@ -122,7 +122,11 @@ async fn start() -> (SocketAddr, Registry, tempfile::TempDir, CancellationToken)
     netlab_apiserver::bootstrap::run(&registry, 6443).await.expect("bootstrap");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let svc = ApiServerServer::new(server::Service::new(registry.clone(), shutdown.clone()));
+    let svc = ApiServerServer::new(server::Service::new(
+        registry.clone(),
+        test_issuer(dir.path()),
+        shutdown.clone(),
+    ));
     let token = shutdown.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -315,4 +319,17 @@ async fn watch(grpc: bool) {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
     shutdown.cancel();
+}
+
+/// A token issuer with its key in `dir` (the gRPC service needs one; these calls use none).
+fn test_issuer(dir: &std::path::Path) -> Arc<netlab_apiserver::token::TokenIssuer> {
+    let cfg = netlab_apiserver::token::IssuerConfig {
+        issuer: netlab_apiserver::token::DEFAULT_ISSUER.into(),
+        signing_key_file: dir.join("sa.key"),
+        jwks_uri: None,
+        external_address: "127.0.0.1:6443".into(),
+        api_audiences: Vec::new(),
+        max_expiration: None,
+    };
+    Arc::new(netlab_apiserver::token::TokenIssuer::new(&cfg).expect("issuer"))
 }

@@ -72,6 +72,30 @@ pub struct Config {
     #[arg(long, env = "NETLAB_APISERVER_ALLOW_LOOPBACK_ENDPOINTS")]
     pub allow_loopback_endpoints: bool,
 
+    /// The `iss` of service-account tokens and the OpenID Connect issuer whose discovery document
+    /// and keys are served at `/.well-known/openid-configuration` and `/openid/v1/jwks`.
+    #[arg(long, env = "NETLAB_APISERVER_SERVICE_ACCOUNT_ISSUER", default_value = crate::token::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
+
+    /// PEM RSA private key that signs service-account tokens. Default: `sa.key` in the data
+    /// directory, created on first start as kubeadm creates `/etc/kubernetes/pki/sa.key`.
+    #[arg(long, env = "NETLAB_APISERVER_SERVICE_ACCOUNT_SIGNING_KEY_FILE")]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// The `jwks_uri` the discovery document names. Default:
+    /// `https://<advertise address>:<port>/openid/v1/jwks`.
+    #[arg(long, env = "NETLAB_APISERVER_SERVICE_ACCOUNT_JWKS_URI")]
+    pub service_account_jwks_uri: Option<String>,
+
+    /// Audiences a TokenRequest gets when it names none (comma-separated). Default: the issuer.
+    #[arg(long, env = "NETLAB_APISERVER_API_AUDIENCES", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+
+    /// The longest token lifetime handed out (a Go duration, e.g. `24h`); longer requests are
+    /// shortened with a warning. Default: no limit.
+    #[arg(long, env = "NETLAB_APISERVER_SERVICE_ACCOUNT_MAX_TOKEN_EXPIRATION", value_parser = netlab_config::parse_duration)]
+    pub service_account_max_token_expiration: Option<std::time::Duration>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,
@@ -96,6 +120,26 @@ pub enum PortRangeError {
     /// `first` is 0 or above `last`.
     #[error("invalid port range {0:?}: first must be 1..=last")]
     Order(String),
+}
+
+// === impl Config ===
+
+impl Config {
+    /// The token issuer's settings these flags describe, for an apiserver reached at
+    /// `external_address` (`host:port`).
+    pub fn issuer(&self, external_address: String) -> crate::token::IssuerConfig {
+        crate::token::IssuerConfig {
+            issuer: self.service_account_issuer.clone(),
+            signing_key_file: self
+                .service_account_signing_key_file
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("sa.key")),
+            jwks_uri: self.service_account_jwks_uri.clone().filter(|u| !u.is_empty()),
+            external_address,
+            api_audiences: self.api_audiences.iter().filter(|a| !a.is_empty()).cloned().collect(),
+            max_expiration: self.service_account_max_token_expiration,
+        }
+    }
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), PortRangeError> {

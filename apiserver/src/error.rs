@@ -12,7 +12,7 @@ use crate::{alloc::AllocError, store::StoreError, validation::FieldError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The object (or its namespace) does not exist.
-    #[error("{} \"{name}\" not found", resource.plural())]
+    #[error("{} \"{name}\" not found", resource.group_resource())]
     NotFound {
         /// What was looked for.
         resource: Resource,
@@ -20,7 +20,7 @@ pub enum Error {
         name: String,
     },
     /// Create of a name that is taken.
-    #[error("{} \"{name}\" already exists", resource.plural())]
+    #[error("{} \"{name}\" already exists", resource.group_resource())]
     AlreadyExists {
         /// What was created.
         resource: Resource,
@@ -30,7 +30,7 @@ pub enum Error {
     /// An update or delete whose resourceVersion precondition is stale.
     #[error(
         "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-        resource.plural()
+        resource.group_resource()
     )]
     Conflict {
         /// What was written.
@@ -38,11 +38,14 @@ pub enum Error {
         /// Its name.
         name: String,
     },
-    /// A binding for a pod that is already bound (or being deleted): the message is upstream's.
-    #[error("Operation cannot be fulfilled on pods/binding \"{pod}\": {detail}")]
-    BindingConflict {
-        /// The pod.
-        pod: String,
+    /// A Conflict with upstream's own detail (`errors.NewConflict` with a reason): a binding for
+    /// a pod that is already bound, a token bound to a pod that was recreated.
+    #[error("Operation cannot be fulfilled on {on} \"{name}\": {detail}")]
+    Unfulfilled {
+        /// The group-resource upstream names: `pods/binding`, `Pod`.
+        on: String,
+        /// The object's name.
+        name: String,
         /// `pod x is already assigned to node "n"`.
         detail: String,
     },
@@ -97,6 +100,16 @@ pub enum Error {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// The store could not be opened (at start): a truncated or corrupted file is refused rather
+    /// than served as an empty cluster.
+    #[error("cannot start on the store in {dir}: refusing to serve an empty cluster in its place")]
+    OpenStore {
+        /// `--data-dir`.
+        dir: std::path::PathBuf,
+        /// What is wrong with the file (it names it).
+        #[source]
+        source: StoreError,
+    },
     /// The API's address could not be bound (at start).
     #[error("listening on {addr}")]
     Listen {
@@ -125,7 +138,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => "NotFound",
             Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::Conflict { .. } | Error::BindingConflict { .. } => "Conflict",
+            Error::Conflict { .. } | Error::Unfulfilled { .. } => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } => "Expired",
@@ -135,6 +148,7 @@ impl Error {
             | Error::Commit(_)
             | Error::Encode(_)
             | Error::Task { .. }
+            | Error::OpenStore { .. }
             | Error::Listen { .. }
             | Error::Reflection(_)
             | Error::Serve(_) => "InternalError",

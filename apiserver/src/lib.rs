@@ -18,6 +18,8 @@
 //! - [`faults`]: its own ComponentChaos, enforced from the registry (it cannot ask itself over a
 //!   refused port).
 //! - [`warning`]: the `Warning`s a write answers with (a fault that selects no pod).
+//! - [`token`]: the service-account token issuer (TokenRequest) and its OIDC documents;
+//!   [`http`]: what the API port serves over plain HTTP beside gRPC (those documents, [`rest`]).
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
 //!   Service's EndpointSlice, kept pointing at this apiserver.
 
@@ -33,11 +35,14 @@ pub mod defaults;
 pub mod endpoints;
 pub mod error;
 pub mod faults;
+pub mod http;
 pub mod object;
 pub mod registry;
+pub mod rest;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod token;
 pub mod validation;
 pub mod warning;
 
@@ -66,10 +71,19 @@ pub fn registry_config(cfg: &Config) -> registry::RegistryConfig {
 
 /// Runs the apiserver until `shutdown` fires.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
-    let store = Arc::new(store::RedbStore::open(&cfg.data_dir)?);
+    let store = Arc::new(
+        store::RedbStore::open(&cfg.data_dir)
+            .map_err(|source| Error::OpenStore { dir: cfg.data_dir.clone(), source })?,
+    );
     let listen = |source| Error::Listen { addr: cfg.listen, source };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(listen)?;
     let local = listener.local_addr().map_err(listen)?;
+    // Upstream's ExternalAddress: the advertised address (or this host's) and the port.
+    let external = endpoints::advertise_address(cfg.advertise_address, local)
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let issuer = Arc::new(token::TokenIssuer::new(
+        &cfg.issuer(std::net::SocketAddr::new(external, local.port()).to_string()),
+    )?);
     let (registry, writer) =
         registry::Registry::open(store, registry_config(&cfg), shutdown.child_token()).await?;
     if !cfg.no_bootstrap {
@@ -115,17 +129,35 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         .register_encoded_file_descriptor_set(netlab_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let api = ApiServerServer::new(server::Service::new(registry, shutdown.child_token()))
+    let http = http::router(registry.clone(), issuer.clone());
+    let api = ApiServerServer::new(server::Service::new(registry, issuer, shutdown.child_token()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(usize::MAX);
 
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), service_cidr = %cfg.service_cluster_ip_range, "Serving.");
-    let serve = tonic::transport::Server::builder()
-        .trace_fn(netlab_telemetry::propagation::grpc_server_span)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    // One port, as kube-apiserver's: gRPC services by their paths, the rest over HTTP/1.1 or h2c.
+    let routes = tonic::service::Routes::from(http)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(api)
+        .prepare();
+    let serve = tonic::transport::Server::builder()
+        .accept_http1(true)
+        // A gRPC call's span is named for its method; a REST request's for its audit verb and
+        // resource (`create services`), as the real apiserver's traces name them.
+        .trace_fn(|r| {
+            let grpc = r
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+            if grpc {
+                netlab_telemetry::propagation::grpc_server_span(r)
+            } else {
+                rest::span::http_server_span(r)
+            }
+        })
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY (set by the listener), Nagle's algorithm meets the client's
             // delayed ACK and small responses wait ~40 ms.

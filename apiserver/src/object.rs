@@ -238,6 +238,11 @@ pub fn set_meta(v: &mut Value, field: &str, value: Option<Value>) {
     }
 }
 
+/// metadata.uid, or "" when the object has none.
+pub fn uid(v: &Value) -> &str {
+    v.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
+}
+
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, `Z`).
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()

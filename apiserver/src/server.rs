@@ -1,7 +1,7 @@
 //! The gRPC edge: `netlab.apiserver.v1.ApiServer` over the [`Registry`], and the one place where
 //! [`Error`]s become gRPC statuses (with Kubernetes' `Status` in the details).
 
-use std::pin::Pin;
+use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use netlab_proto::apiserver::v1::{
@@ -17,12 +17,14 @@ use crate::{
     error::Error,
     registry::{Registry, WatchSpec},
     selector::{FieldSelector, LabelSelector},
+    token::TokenIssuer,
     warning,
 };
 
 /// The ApiServer gRPC service.
 pub struct Service {
     registry: Registry,
+    issuer: Arc<TokenIssuer>,
     shutdown: CancellationToken,
 }
 
@@ -30,8 +32,8 @@ pub struct Service {
 
 impl Service {
     /// Serves `registry`; open watches end when `shutdown` fires.
-    pub fn new(registry: Registry, shutdown: CancellationToken) -> Self {
-        Self { registry, shutdown }
+    pub fn new(registry: Registry, issuer: Arc<TokenIssuer>, shutdown: CancellationToken) -> Self {
+        Self { registry, issuer, shutdown }
     }
 }
 
@@ -121,6 +123,30 @@ impl ApiServer for Service {
         let req = req.into_inner();
         let obj = self.registry.bind(&req.namespace, &req.name, &req.node).await?;
         Ok(Response::new(obj.to_proto()))
+    }
+
+    #[tracing::instrument(skip_all, fields(namespace = %req.get_ref().namespace, serviceaccount = %req.get_ref().name))]
+    async fn create_token(
+        &self,
+        req: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
+        let req = req.into_inner();
+        let (value, warnings) =
+            self.issuer.create_token(&self.registry, &req.namespace, &req.name, &req.json)?;
+        let json = serde_json::to_vec(&value).map_err(|e| Status::from(Error::Encode(e)))?;
+        let mut response = Response::new(pb::Object {
+            resource: Resource::ServiceAccounts as i32,
+            namespace: req.namespace,
+            name: req.name,
+            resource_version: 0,
+            json: json.into(),
+        });
+        for text in warnings {
+            if let Ok(value) = warning::header(&text).parse() {
+                response.metadata_mut().append(warning::METADATA_KEY, value);
+            }
+        }
+        Ok(response)
     }
 
     type WatchStream = WatchStream;

@@ -157,7 +157,7 @@ pub(crate) async fn apply_one(
         let _ = writeln!(
             warn,
             "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by netlab apply. netlab apply should only be used on resources created declaratively by netlab apply. The missing annotation will be patched automatically.",
-            resource::qualified_plural(r),
+            r.group_resource(),
             m.name
         );
     }

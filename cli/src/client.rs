@@ -159,6 +159,21 @@ impl Connection {
     }
 }
 
+impl Api {
+    /// `serviceaccounts/NAME/token`: the TokenRequest answered, and the server's warnings.
+    pub async fn create_token(&mut self, ns: &str, name: &str, request: &Value) -> Result<Value, Problem> {
+        let c = self.conn().await?;
+        let req = netlab_proto::apiserver::v1::CreateTokenRequest {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            json: encode(request),
+        };
+        let resp = c.inner.create_token(req).await.map_err(|status| c.problem(status))?;
+        self.warnings.extend(warnings(resp.metadata()));
+        decode(&resp.into_inner().json)
+    }
+}
+
 impl Cluster for Api {
     async fn get(&mut self, r: Resource, ns: &str, name: &str) -> Result<Value, Problem> {
         let c = self.conn().await?;

@@ -120,6 +120,9 @@ pub enum Command {
     Up(UpArgs),
     /// Stop a native lab started with `netlab up --detach`.
     Down,
+    /// Print a kubeconfig for the apiserver (stock kubectl works too:
+    /// `KUBECONFIG=<data-dir>/kubeconfig kubectl get pods -A`; `netlab up` writes that file).
+    Kubeconfig,
     /// Apply the demo workload (namespace `demo`: orders, client, db), unless NETLAB_DEMO=0.
     Demo {
         /// Apply it (NETLAB_DEMO=0 turns this off, for compose's one-shot `demo` service).
@@ -148,9 +151,43 @@ pub enum Command {
     /// SDKs at it with the lab admin's key.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// Create a resource; today only `create token` (a ServiceAccount token, as kubectl's).
+    #[command(subcommand)]
+    Create(CreateCommand),
     /// Break something on purpose: create, list and delete fault objects (chaos.netlab.io).
     #[command(subcommand, after_help = crate::fault::args::GRAMMAR)]
     Fault(Box<crate::fault::args::FaultCommand>),
+}
+
+/// `netlab create ...`.
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Request a service account token (TokenRequest), signed by the apiserver's issuer: the
+    /// token IRSA hands to STS, as `kubectl create token` prints it.
+    Token(CreateTokenArgs),
+}
+
+/// `netlab create token SA`, with kubectl's flags.
+#[derive(Debug, clap::Args)]
+pub struct CreateTokenArgs {
+    /// The ServiceAccount.
+    pub service_account: String,
+    /// Audience of the requested token (repeatable). Default: the apiserver's `--api-audiences`.
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Requested lifetime of the token (a Go duration, e.g. `1h`; whole seconds). Unset or 0:
+    /// the server decides.
+    #[arg(long, default_value = "0s")]
+    pub duration: String,
+    /// Kind of an object to bind the token to (`Pod`).
+    #[arg(long)]
+    pub bound_object_kind: Option<String>,
+    /// Name of the object to bind the token to.
+    #[arg(long)]
+    pub bound_object_name: Option<String>,
+    /// UID of the object to bind the token to.
+    #[arg(long)]
+    pub bound_object_uid: Option<String>,
 }
 
 /// `netlab aws ...`.

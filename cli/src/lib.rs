@@ -12,17 +12,20 @@
 //! - [`client`]: connecting, the `Cluster` operations, gRPC status → kubectl wording.
 //! - [`report`]: how problems are printed (kubectl's `CheckErr`).
 //! - [`resource`]: kind aliases and printed names.
-//! - [`manifest`]: YAML/JSON files → type-checked objects.
+//! - [`manifest`]: YAML/JSON files → type-checked objects; [`flow_depth`]: go-yaml's nesting
+//!   limit, checked before parsing.
 //! - [`apply`], [`merge`]: create-or-update with kubectl's three-way merge.
 //! - [`get`], [`print`](mod@print), [`tabwriter`], [`yaml`], [`json`], [`jsonpath`], [`selector`]: `get`
 //!   and its output formats.
 //! - [`describe`]: kubectl's describe pages.
 //! - [`delete`], [`scale`]: the remaining verbs.
+//! - [`token`]: `netlab create token`, a ServiceAccount token from the apiserver's issuer.
 //! - [`fault`]: `netlab fault`, shortcuts that create, list and delete fault objects.
 //! - [`node`]: `exec` and the node inspection commands, through the node's kernel API.
 //! - [`lab`]: `netlab lab`, the lab runner over the live cluster.
 //! - [`trace`]: `netlab trace`, a Jaeger trace as a tree in the terminal.
 //! - [`cluster_file`]: where `netlab up` records the native cluster for later commands.
+//! - [`kubeconfig`]: the kubeconfig `netlab up` writes for stock kubectl.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -37,9 +40,11 @@ pub mod config;
 pub mod delete;
 pub mod describe;
 pub mod fault;
+pub mod flow_depth;
 pub mod get;
 pub mod json;
 pub mod jsonpath;
+pub mod kubeconfig;
 pub mod lab;
 pub mod manifest;
 pub mod merge;
@@ -50,6 +55,7 @@ pub mod resource;
 pub mod scale;
 pub mod selector;
 pub mod tabwriter;
+pub mod token;
 pub mod trace;
 pub mod up;
 pub mod yaml;
@@ -153,6 +159,10 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(p) => vec![p],
             }
         }
+        Command::Kubeconfig => {
+            let _ = out.write_all(kubeconfig::render(&cli.server()).as_bytes());
+            Vec::new()
+        }
         Command::Down => match up::down(&cli.data_dir(), &mut out) {
             Ok(()) => Vec::new(),
             Err(p) => vec![p],
@@ -204,6 +214,13 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 announce(cli, &mut err);
             }
             problems
+        }
+        Command::Create(config::CreateCommand::Token(args)) => {
+            let mut api = Api::new(&cli.server());
+            match token::create_token(&mut api, args, &ns.name, &mut out, &mut err).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
         }
         Command::Aws(config::AwsCommand::Env { endpoint, region }) => {
             let endpoint = endpoint

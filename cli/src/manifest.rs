@@ -158,6 +158,13 @@ pub fn parse(input: &Input, checks: Checks) -> Result<Vec<Manifest>, Vec<Problem
     // Document index → how to type-check it.
     let mut plans: Vec<(usize, Plan)> = Vec::new();
 
+    // go-yaml's flow-depth limit, before the parser meets a nesting it would take minutes over.
+    if let Some(line) = crate::flow_depth::exceeds(&input.text, crate::flow_depth::MAX_FLOW_LEVEL) {
+        return Err(vec![Problem::client(format!(
+            "error parsing {source}: error converting YAML to JSON: yaml: line {line}: exceeded max depth of {}",
+            crate::flow_depth::MAX_FLOW_LEVEL
+        ))]);
+    }
     for (index, document) in yaml_serde::Deserializer::from_str(&input.text).enumerate() {
         let yaml = match yaml_serde::Value::deserialize(document) {
             Ok(v) => v,

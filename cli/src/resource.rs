@@ -81,14 +81,6 @@ pub fn slash_name(r: Resource, name: &str) -> String {
     format!("{}/{name}", qualified(r))
 }
 
-/// The plural qualified by group, as the apiserver words errors: `deployments.apps "x" not found`.
-pub fn qualified_plural(r: Resource) -> String {
-    match r.group() {
-        "" => r.plural().to_string(),
-        group => format!("{}.{group}", r.plural()),
-    }
-}
-
 /// Resolves what a user typed (`svc`, `Services`, `deployments.apps`, `deploy.v1.apps`) to a
 /// resource, as kubectl's RESTMapper does.
 pub fn resolve(typed: &str) -> Result<Resource, Problem> {
@@ -245,9 +237,9 @@ mod tests {
         assert_eq!(slash_name(Resource::Services, "orders"), "service/orders");
         assert_eq!(qualified(Resource::EndpointSlices), "endpointslice.discovery.k8s.io");
         assert_eq!(qualified(Resource::NetworkPolicies), "networkpolicy.networking.k8s.io");
-        assert_eq!(qualified_plural(Resource::Deployments), "deployments.apps");
+        assert_eq!(Resource::Deployments.group_resource(), "deployments.apps");
         assert_eq!(slash_name(Resource::NetworkChaos, "x"), "networkchaos.chaos.netlab.io/x");
-        assert_eq!(qualified_plural(Resource::DnsChaos), "dnschaos.chaos.netlab.io");
+        assert_eq!(Resource::DnsChaos.group_resource(), "dnschaos.chaos.netlab.io");
     }
 
     #[test]

@@ -33,8 +33,8 @@ pub const LAST_TRACE_FILE: &str = "last-trace";
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Tag prefixes that carry decisions: netlab's own, the Kubernetes resource attributes, DNS and
-/// RPC semantic conventions. The rest (code locations, thread ids, busy_ns) is noise here.
-const DECISION_PREFIXES: &[&str] = &["netlab.", "k8s.", "dns.", "rpc."];
+/// RPC semantic conventions, the fault that acted on a span, and AWS's principal and IAM decision. The rest (code locations, thread ids, busy_ns) is noise here.
+const DECISION_PREFIXES: &[&str] = &["netlab.", "k8s.", "dns.", "rpc.", "fault.", "aws."];
 
 /// Tags shown whatever their prefix: how a span failed.
 const ERROR_KEYS: &[&str] = &["error", "otel.status_description"];
@@ -225,6 +225,9 @@ pub struct Trace {
     /// The processes (one per service instance) that the spans' `processID`s name.
     #[serde(default, deserialize_with = "null_default")]
     pub processes: HashMap<String, Process>,
+    /// What Jaeger found wrong with the trace as a whole (clock skew it adjusted, say).
+    #[serde(default, deserialize_with = "null_default")]
+    pub warnings: Vec<String>,
 }
 
 /// One span.
@@ -252,6 +255,23 @@ pub struct Span {
     /// Key of its process in [`Trace::processes`].
     #[serde(rename = "processID", default)]
     pub process_id: String,
+    /// Its events (OTLP span events; Jaeger calls them logs): a fault's decision, an error.
+    #[serde(default, deserialize_with = "null_default")]
+    pub logs: Vec<Log>,
+    /// What Jaeger found wrong with the span (an invalid parent, a clock skew it adjusted).
+    #[serde(default, deserialize_with = "null_default")]
+    pub warnings: Vec<String>,
+}
+
+/// A span event: OTLP's event name is the field `event`, its attributes the other fields.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Log {
+    /// When, in microseconds since the epoch.
+    #[serde(default)]
+    pub timestamp: u64,
+    /// The fields.
+    #[serde(default, deserialize_with = "null_default")]
+    pub fields: Vec<Tag>,
 }
 
 /// A reference from one span to another.
@@ -260,6 +280,9 @@ pub struct Reference {
     /// `CHILD_OF` (the parent) or `FOLLOWS_FROM` (a link).
     #[serde(rename = "refType")]
     pub ref_type: String,
+    /// The referenced span's trace: a link may point into another trace.
+    #[serde(rename = "traceID", default)]
+    pub trace_id: String,
     /// The referenced span.
     #[serde(rename = "spanID")]
     pub span_id: String,
@@ -324,8 +347,9 @@ pub fn render(trace: &Trace, color: bool) -> String {
     };
     let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or_default();
     let end = trace.spans.iter().map(|s| s.start_time + s.duration).max().unwrap_or_default();
+    let warnings: String = trace.warnings.iter().map(|w| format!("warning: {w}\n")).collect();
     format!(
-        "Trace {}  {spans}  {}  {}\n{lines}",
+        "Trace {}  {spans}  {}  {}\n{warnings}{lines}",
         trace.trace_id,
         services.join(", "),
         duration(end.saturating_sub(start))
@@ -363,7 +387,7 @@ impl<'a> Tree<'a> {
                 spans[i]
                     .references
                     .iter()
-                    .filter(|r| r.ref_type == kind)
+                    .filter(|r| r.ref_type == kind && same_trace(&r.trace_id, &trace.trace_id))
                     .find_map(|r| index.get(r.span_id.as_str()).copied().filter(|&p| p != i))
             };
             match within("CHILD_OF").or_else(|| within("FOLLOWS_FROM")) {
@@ -397,6 +421,15 @@ impl<'a> Tree<'a> {
             writeln!(lines, "{lead}{text}")
         };
         let kids: Vec<usize> = self.children[i].iter().copied().filter(|&k| !visited[k]).collect();
+        // The span's events and warnings, under its line, beside the stem to its children.
+        let under = format!("{rest}{}", if kids.is_empty() { "   " } else { "│  " });
+        let span = &self.trace.spans[i];
+        for log in &span.logs {
+            let _ = writeln!(lines, "{under}· {}", event(log));
+        }
+        for warning in &span.warnings {
+            let _ = writeln!(lines, "{under}· warning: {warning}");
+        }
         for (n, &kid) in kids.iter().enumerate() {
             let last = n + 1 == kids.len();
             let (branch, stem) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
@@ -446,8 +479,29 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// Whether a reference's trace id is this trace's (Jaeger pads ids to 16 or 32 hex digits; a
+/// reference without one is within the trace).
+fn same_trace(reference: &str, trace: &str) -> bool {
+    let bare = |id: &str| id.trim_start_matches('0').to_ascii_lowercase();
+    reference.is_empty() || bare(reference) == bare(trace)
+}
+
 fn is_decision(key: &str) -> bool {
     DECISION_PREFIXES.iter().any(|p| key.starts_with(p)) || ERROR_KEYS.contains(&key)
+}
+
+/// An event as `name  key=value ...` (the name is Jaeger's `event` field).
+fn event(log: &Log) -> String {
+    let name = log.fields.iter().find(|f| f.key == "event").map(|f| value(&f.value));
+    let mut text = name.unwrap_or_else(|| "event".into());
+    // tracing's own bookkeeping (`level`, `target`, `code.*`) says nothing about the flow.
+    let noise = |k: &str| {
+        matches!(k, "event" | "level" | "target") || k.starts_with("code.") || k.starts_with("thread.")
+    };
+    for (n, f) in log.fields.iter().filter(|f| !noise(&f.key)).enumerate() {
+        let _ = write!(text, "{}{}={}", if n == 0 { "  " } else { " " }, f.key, value(&f.value));
+    }
+    text
 }
 
 /// Jaeger marks a failed span with `error=true` (from OTLP's status ERROR, which it also keeps as

@@ -56,6 +56,35 @@ fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// The nodes' image credential provider as the EKS AMI sets it up: its CredentialProviderConfig
+/// (with the cloud's AWS endpoint `aws` as the ECR API's) written under the data dir, and the directory of `ecr-credential-provider` (beside this
+/// `netlab`). None, and the nodes pull ECR images anonymously, when the plugin is not built.
+fn credential_provider(data_dir: &Path, aws: &str) -> Result<Option<(PathBuf, PathBuf)>, Problem> {
+    let plugin = binary(netlab_credential_provider::BINARY);
+    let Some(bin_dir) = plugin.parent().filter(|d| plugin.exists() && !d.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let dir = data_dir.join("image-credential-provider");
+    let config = dir.join("config.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&config, netlab_credential_provider::config(&format!("http://{aws}"))))
+        .map_err(|e| Problem::client(format!("writing {}: {e}", config.display())))?;
+    Ok(Some((config, bin_dir.to_path_buf())))
+}
+
+/// What a node's processes must not inherit from the shell that ran `netlab up`: AWS keys and
+/// settings (an EC2 node's kubelet has none, so its credential provider ends at IMDS with the
+/// node role, not at the user's `eval "$(netlab aws env)"`).
+const NOT_FOR_NODES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_ECR",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+];
+
 fn port_free(addr: &str) -> bool {
     TcpListener::bind(addr).is_ok()
 }
@@ -74,6 +103,8 @@ struct Cloud {
     aws: String,
     /// IMDS, behind each node's 169.254.169.254.
     imds: String,
+    /// The nodes' image credential provider: its config file and the plugins' directory.
+    credential_provider: Option<(PathBuf, PathBuf)>,
 }
 
 /// A port for a child to listen on, free now on TCP and UDP. Taken below Linux's ephemeral range
@@ -212,6 +243,17 @@ fn plan(
                 "127.0.0.1:0".into(),
             ],
         ));
+        // ECR images pull with the node role, through ecr-credential-provider, as on EKS.
+        if let Some((config, bin_dir)) = &cloud.credential_provider
+            && let Some((_, _, a)) = procs.last_mut()
+        {
+            a.extend([
+                "--image-credential-provider-config".into(),
+                config.display().to_string(),
+                "--image-credential-provider-bin-dir".into(),
+                bin_dir.display().to_string(),
+            ]);
+        }
         // kube-proxy for the node, programming that node's kernel (its kubelet port).
         procs.push((
             format!("proxy-{i}"),
@@ -274,7 +316,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         processes: Vec::new(),
     };
     let started = Instant::now();
-    let cloud = Cloud {
+    let mut cloud = Cloud {
         registry: format!("127.0.0.1:{}", free_port()?),
         dns: format!("127.0.0.1:{}", free_port()?),
         // A second cluster beside the first takes the next free loopback address for its DNS.
@@ -286,7 +328,15 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         kubelet_port: free_port()?,
         aws: format!("127.0.0.1:{}", free_port()?),
         imds: format!("127.0.0.1:{}", free_port()?),
+        credential_provider: None,
     };
+    cloud.credential_provider = credential_provider(data_dir, &cloud.aws)?;
+    if cloud.credential_provider.is_none() {
+        let _ = writeln!(
+            out,
+            "note: ecr-credential-provider is not beside netlab (build it with `cargo build --bins`): the nodes pull ECR images without credentials"
+        );
+    }
     record.aws_endpoint = Some(format!("http://{}", cloud.aws));
     if cloud.cluster_dns.is_none() {
         let _ = writeln!(
@@ -316,6 +366,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         children.push((name.clone(), child));
     }
     write_cluster(data_dir, &record)?;
+    let kubeconfig = crate::kubeconfig::write(data_dir, &record.apiserver)?;
 
     // Healthy: the apiserver answers, and nothing has exited.
     let mut api = Api::new(&record.apiserver);
@@ -354,6 +405,7 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         data_dir.display()
     );
     let _ = writeln!(out, "  apiserver   {}", record.apiserver);
+    let _ = writeln!(out, "  kubectl     KUBECONFIG={} kubectl get pods -A", kubeconfig.display());
     if let Some(store) = &store {
         let _ = writeln!(
             out,
@@ -461,6 +513,11 @@ fn spawn(
 ) -> Result<(Child, Option<PathBuf>), Problem> {
     let mut cmd = Command::new(binary(bin));
     cmd.args(bin_args).stdin(Stdio::null());
+    if bin == "netlab-node-agent" {
+        for var in NOT_FOR_NODES {
+            cmd.env_remove(var);
+        }
+    }
     let log = data_dir.join("logs").join(format!("{name}.log"));
     if detach {
         let file = std::fs::OpenOptions::new()

@@ -30,7 +30,7 @@ async fn serve(history: usize) -> (String, tempfile::TempDir, CancellationToken)
     netlab_apiserver::bootstrap::run(&registry, 6443).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let svc = ApiServerServer::new(server::Service::new(registry, shutdown.clone()));
+    let svc = ApiServerServer::new(server::Service::new(registry, test_issuer(dir.path()), shutdown.clone()));
     let token = shutdown.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -111,4 +111,17 @@ async fn repeated_events_count_up_on_one_object() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].count, Some(3));
     assert_eq!(events[0].source.as_ref().unwrap().component.as_deref(), Some("test-controller"));
+}
+
+/// A token issuer with its key in `dir` (the gRPC service needs one; these calls use none).
+fn test_issuer(dir: &std::path::Path) -> Arc<netlab_apiserver::token::TokenIssuer> {
+    let cfg = netlab_apiserver::token::IssuerConfig {
+        issuer: netlab_apiserver::token::DEFAULT_ISSUER.into(),
+        signing_key_file: dir.join("sa.key"),
+        jwks_uri: None,
+        external_address: "127.0.0.1:6443".into(),
+        api_audiences: Vec::new(),
+        max_expiration: None,
+    };
+    Arc::new(netlab_apiserver::token::TokenIssuer::new(&cfg).expect("issuer"))
 }

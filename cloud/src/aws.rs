@@ -15,6 +15,7 @@
 //! - [`endpoint`]: the HTTP edge and the routing by credential scope.
 //! - [`imds`]: the instance metadata service of the nodes as instances.
 //! - [`sts`], [`iam`], [`ec2`], [`ecr`]: one module per service's operations.
+//! - [`web_identity`]: the cluster issuer's keys, which STS verifies web identity tokens with.
 
 use std::net::IpAddr;
 
@@ -29,6 +30,7 @@ pub mod iam;
 pub mod imds;
 pub mod state;
 pub mod sts;
+pub mod web_identity;
 
 pub use state::Account;
 

@@ -55,8 +55,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         source,
     })?;
     tracing::info!(addr = %aws_listener.local_addr().map_err(Error::AwsServe)?, instances, launched, "Serving the AWS endpoint (IAM, STS, EC2, ECR).");
-    let aws_app =
-        aws::endpoint::router(aws.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let aws_app = aws::endpoint::router(
+        aws.clone(),
+        Arc::new(aws::web_identity::IssuerKeys::new(cfg.apiserver.clone())),
+    )
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let aws_shutdown = shutdown.child_token();
     tokio::spawn(async move {
         if let Err(e) =

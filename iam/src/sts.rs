@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::directory::{Directory, is_name_char};
 use crate::error::{EXPIRED_TOKEN_MESSAGE, Error, INVALID_CLIENT_TOKEN_MESSAGE, Result, Violation};
 use crate::eval::{self, Caller, Context, Decision, Outcome, PrincipalMatch, Request};
-use crate::model::{KeyStatus, Role};
+use crate::model::{KeyStatus, OidcProvider, Role};
 
 /// DurationSeconds when a request does not give one.
 pub const DEFAULT_DURATION_SECONDS: u32 = 3600;
@@ -418,6 +418,13 @@ impl Directory {
         self.assume_role_as_service(EC2_SERVICE, request, now)
     }
 
+    /// The OpenID Connect provider registered for `issuer` (a token's `iss`), as STS looks it
+    /// up before it fetches the issuer's keys.
+    pub fn oidc_provider_for(&self, issuer: &str) -> Option<&OidcProvider> {
+        let arn = self.account.arn("iam", &format!("oidc-provider/{}", issuer_host_path(issuer)));
+        self.oidc_providers.get(&arn)
+    }
+
     /// AssumeRoleWithWebIdentity, for a token whose signature has been verified (IRSA): the
     /// issuer must be a registered OIDC provider, the token unexpired, an audience one of the
     /// provider's client IDs, and the role's trust policy must allow the provider with the
@@ -429,7 +436,7 @@ impl Directory {
         now: Timestamp,
     ) -> Result<WebIdentityResult> {
         let duration = check_request(&request)?;
-        let host_path = claims.issuer.strip_prefix("https://").unwrap_or(claims.issuer).trim_end_matches('/');
+        let host_path = issuer_host_path(claims.issuer);
         let provider_arn = self.account.arn("iam", &format!("oidc-provider/{host_path}"));
         let Some(provider) = self.oidc_providers.get(&provider_arn) else {
             return Err(Error::InvalidIdentityToken(format!(
@@ -514,6 +521,12 @@ impl Directory {
 
 /// The model constraints of RoleSessionName and DurationSeconds, reported together as AWS
 /// does; returns the duration.
+/// An issuer URL as IAM keys its provider: without `https://` and a final slash
+/// (`oidc.eks.us-east-1.amazonaws.com/id/ABC`).
+fn issuer_host_path(issuer: &str) -> &str {
+    issuer.strip_prefix("https://").unwrap_or(issuer).trim_end_matches('/')
+}
+
 fn check_request(request: &AssumeRoleRequest<'_>) -> Result<u32> {
     let mut violations = Vec::new();
     let name = request.role_session_name;

@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long, env = "NETLAB_NODE_AGENT_IMDS")]
     pub imds: Option<String>,
 
+    /// The kubelet's `--image-credential-provider-config`: a CredentialProviderConfig
+    /// (kubelet.config.k8s.io/v1, YAML or JSON) naming the exec plugins that give image
+    /// credentials, e.g. `ecr-credential-provider` for `*.dkr.ecr.*.amazonaws.com`.
+    #[arg(long, env = "NETLAB_NODE_AGENT_IMAGE_CREDENTIAL_PROVIDER_CONFIG")]
+    pub image_credential_provider_config: Option<PathBuf>,
+
+    /// The kubelet's `--image-credential-provider-bin-dir`: where the config's plugins are.
+    #[arg(long, env = "NETLAB_NODE_AGENT_IMAGE_CREDENTIAL_PROVIDER_BIN_DIR")]
+    pub image_credential_provider_bin_dir: Option<PathBuf>,
+
     /// The nameserver ClusterFirst pods get (the kubelet's `--cluster-dns`); empty for none.
     #[arg(long, env = "NETLAB_NODE_AGENT_CLUSTER_DNS", default_value = DEFAULT_CLUSTER_DNS)]
     pub cluster_dns: String,

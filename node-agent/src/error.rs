@@ -9,6 +9,9 @@ pub enum Error {
     /// A flag makes no sense.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The image credential provider flags or config are unusable (the kubelet does not start).
+    #[error(transparent)]
+    CredentialProviders(#[from] crate::credentials::ConfigError),
     /// Node state on disk could not be read or written.
     #[error("{what}: {source}")]
     Io {

@@ -232,8 +232,17 @@ impl ImageService {
     /// Pulls `reference`: manifest, config and layers, each verified; stores it. The error is
     /// containerd's text, ready for the kubelet's `Failed to pull image` event.
     pub async fn pull(&self, reference: &Reference) -> Result<Pulled, registry::PullError> {
+        self.pull_with(reference, None).await
+    }
+
+    /// [`ImageService::pull`] with the credentials the kubelet found for the image, if any.
+    pub async fn pull_with(
+        &self,
+        reference: &Reference,
+        auth: Option<&registry::BasicAuth>,
+    ) -> Result<Pulled, registry::PullError> {
         let started = Instant::now();
-        let image = self.registry.pull(reference, &self.dir.join("blobs").join("sha256")).await?;
+        let image = self.registry.pull_with(reference, &self.dir.join("blobs").join("sha256"), auth).await?;
         {
             let mut images = self.images.write().unwrap_or_else(|e| e.into_inner());
             images.insert(reference.to_string(), image.clone());

@@ -59,6 +59,8 @@ pub struct Kubelet {
     pub events: Events,
     /// The image store.
     pub images: ImageService,
+    /// The image credential providers (none unless configured).
+    pub credentials: Arc<crate::credentials::Providers>,
     /// The container runtime.
     pub runtime: Arc<Runtime>,
     /// The CNI plugin chain, once the node has a podCIDR.
@@ -140,6 +142,7 @@ impl Kubelet {
             node_name,
             node_ip,
             images,
+            credentials: Arc::new(crate::credentials::Providers::none()),
             runtime,
             cni,
             pods_dir,
@@ -147,6 +150,11 @@ impl Kubelet {
             cluster_dns,
             gate: netlab_faults::Gate::new(),
         })
+    }
+
+    /// The same kubelet, asking `credentials` before each pull.
+    pub fn with_credentials(self, credentials: crate::credentials::Providers) -> Self {
+        Self { credentials: Arc::new(credentials), ..self }
     }
 
     /// The same kubelet, its work gated by `gate`.

@@ -13,6 +13,8 @@
 //!   through host-local) are read in `kubelet::faults`.
 //! - [`cni`]: the CNI plugin interface and the bridge + host-local chain.
 //! - [`image`]: reference normalisation, the registry client and the image store.
+//! - [`credentials`]: the kubelet's image credential providers (exec plugins, their cache);
+//!   [`host_metadata`]: IMDS at the node's own address for the processes the kubelet runs.
 //! - [`runtime`]: containers as tasks. [`apps`]: echo, kv, and the toolbox (`curl`, `nc`,
 //!   `redis-cli`, `dig`, `nslookup`, `host`, `getent`, `sh`, ...).
 //! - [`sockets`]: the node's virtual listening sockets.
@@ -42,9 +44,11 @@ pub mod apps;
 pub mod cluster;
 pub mod cni;
 pub mod config;
+pub mod credentials;
 pub mod dataplane;
 pub mod error;
 pub mod exec;
+pub mod host_metadata;
 pub mod image;
 pub mod kubelet;
 pub mod metadata;
@@ -119,6 +123,7 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     let (cni_tx, cni_rx) = watch::channel::<Option<Arc<dyn CniPlugin>>>(None);
     let (ready_tx, ready_rx) = watch::channel(false);
     let faults = kubelet::faults::Faults::start(client.clone(), &name, shutdown.child_token());
+    let credentials = credentials_providers(&cfg, node_ip, &shutdown).await?;
     let kubelet = Arc::new(
         kubelet::Kubelet::new(
             cfg.clone(),
@@ -129,6 +134,7 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
             cni_rx,
             faults.clone(),
         )?
+        .with_credentials(credentials)
         .gated(component.gate().clone()),
     );
 
@@ -191,6 +197,35 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     Ok(())
+}
+
+/// The image credential providers of `--image-credential-provider-config`, checked as the
+/// kubelet checks them at startup. Their plugins get the node's host-side IMDS address (when
+/// the node has IMDS) and the OTLP endpoint in their environment.
+async fn credentials_providers(
+    cfg: &Config,
+    node_ip: IpAddr,
+    shutdown: &CancellationToken,
+) -> Result<credentials::Providers> {
+    let providers = credentials::Providers::load(
+        cfg.image_credential_provider_config.as_deref(),
+        cfg.image_credential_provider_bin_dir.as_deref(),
+    )?;
+    if providers.is_empty() {
+        return Ok(providers);
+    }
+    let mut env = Vec::new();
+    if let Some(imds) = &cfg.imds {
+        let addr = host_metadata::serve(imds.clone(), node_ip, shutdown.child_token())
+            .await
+            .map_err(|e| Error::io(format!("listening for IMDS on {node_ip}"), e))?;
+        info!(%addr, "IMDS for the node's processes.");
+        env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(), host_metadata::endpoint(addr)));
+    }
+    if let Some(otlp) = cfg.telemetry.otlp_endpoint.as_ref().filter(|e| !e.is_empty()) {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.clone()));
+    }
+    Ok(providers.with_env(env))
 }
 
 /// The first usable address of `net` (the `kubernetes` Service's ClusterIP).

@@ -116,6 +116,15 @@ impl Resource {
         }
     }
 
+    /// The group-qualified plural, as Go's `GroupResource.String()` writes it and the
+    /// apiserver's messages name it: `deployments.apps`, `services`.
+    pub fn group_resource(self) -> String {
+        match self.group() {
+            "" => self.plural().to_string(),
+            group => format!("{}.{group}", self.plural()),
+        }
+    }
+
     /// The apiVersion objects of this resource carry, e.g. `apps/v1`.
     pub fn api_version(self) -> &'static str {
         match self.group() {

@@ -6,7 +6,7 @@ use std::{
     process::{Command, Output},
 };
 
-use netlab_e2e::{bin, native::NativeCluster, parts::Cloud};
+use netlab_e2e::{Apiserver, bin, http_get, native::NativeCluster, netlab, parts::Cloud};
 
 /// The cloud with its AWS account kept in `data_dir` and two nodes as instances.
 fn start(data_dir: &Path) -> Cloud {
@@ -583,4 +583,192 @@ fn boto3_works_and_bad_input_gets_awss_error_codes() {
     assert_eq!(got, want);
     // Nothing above took the process down.
     assert!(std::net::TcpStream::connect(cloud.aws).is_ok());
+}
+
+/// An EKS-shaped issuer, as `aws eks describe-cluster` reports `identity.oidc.issuer`.
+const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/8E0D2C3A5B7F4E1D9C6B2A4F0E1D3C5B";
+
+/// The claims of a JWT, decoded without checking it (the test reads what the apiserver signed).
+fn claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap_or_else(|| panic!("not a JWT: {token}"));
+    let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn irsa_tokens_from_the_apiserver_buy_role_sessions_from_sts() {
+    if !have_aws() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // EKS's apiserver names the keys where AWS serves them, beside the issuer.
+    let jwks_uri = format!("{ISSUER}/keys");
+    let mut api = Apiserver::start(
+        &dir.path().join("api"),
+        &["--service-account-issuer", ISSUER, "--service-account-jwks-uri", &jwks_uri],
+    );
+    let server = api.url();
+    let cloud_dir = dir.path().join("cloud");
+    let cloud = Cloud::start(&["--data-dir", cloud_dir.to_str().unwrap(), "--apiserver", &server]);
+    let aws = Aws { env: aws_env(&cloud) };
+
+    // The issuer's documents, on the API port beside gRPC, as kube-apiserver serves them.
+    let addr = api.addr.to_string();
+    let discovery = http_get(&addr, "/.well-known/openid-configuration");
+    assert_eq!(discovery.status, 200, "{discovery:?}");
+    let doc: serde_json::Value = serde_json::from_str(&discovery.body).unwrap();
+    assert_eq!(doc["issuer"], ISSUER);
+    assert_eq!(doc["jwks_uri"], jwks_uri);
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    let jwks = http_get(&addr, "/openid/v1/jwks");
+    assert_eq!(jwks.header("content-type"), Some("application/jwk-set+json"), "{jwks:?}");
+    let keys: serde_json::Value = serde_json::from_str(&jwks.body).unwrap();
+    let key = &keys["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str(), key["use"].as_str()),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+
+    // A ServiceAccount and its token for STS, as the pod identity webhook's projected volume
+    // would carry it.
+    let sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: s3-reader\n  namespace: default\n";
+    netlab(&server, &["apply", "-f", "-"], Some(sa)).ok();
+    let token_for = |account: &str, audience: &str| {
+        let run = netlab(&server, &["create", "token", account, "--audience", audience], None).ok();
+        run.stdout.trim().to_string()
+    };
+    let token = token_for("s3-reader", "sts.amazonaws.com");
+    let c = claims(&token);
+    assert_eq!(c["iss"], ISSUER);
+    assert_eq!(c["sub"], "system:serviceaccount:default:s3-reader");
+    assert_eq!(c["aud"], serde_json::json!(["sts.amazonaws.com"]));
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600, "{c}");
+    assert_eq!(c["kubernetes.io"]["serviceaccount"]["name"], "s3-reader");
+    assert_eq!(c["kubernetes.io"]["namespace"], "default");
+
+    // kubectl's refusals, from the server and from the flags.
+    let short = netlab(&server, &["create", "token", "s3-reader", "--duration", "1m"], None);
+    assert_eq!(short.code, Some(1));
+    assert_eq!(
+        short.stderr.trim(),
+        "error: failed to create token: TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
+    );
+    let missing = netlab(&server, &["create", "token", "nope"], None);
+    assert_eq!(missing.stderr.trim(), "error: failed to create token: serviceaccounts \"nope\" not found");
+
+    let role_arn = "arn:aws:iam::123456789012:role/s3-reader";
+    let assume = |token: &str| {
+        aws.run(
+            &[
+                "sts",
+                "assume-role-with-web-identity",
+                "--role-arn",
+                role_arn,
+                "--role-session-name",
+                "irsa-test",
+                "--web-identity-token",
+                token,
+            ],
+            &[],
+        )
+    };
+    // Before the account trusts the issuer: AWS's text.
+    let r = assume(&token);
+    assert!(
+        r.stderr.contains(&format!(
+            "(InvalidIdentityToken) when calling the AssumeRoleWithWebIdentity operation: No OpenIDConnect provider found in your account for {ISSUER}"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    // `eksctl utils associate-iam-oidc-provider` and an IRSA role, as eksctl creates them.
+    let host_path = ISSUER.trim_start_matches("https://");
+    let provider = aws.ok(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        ISSUER,
+        "--client-id-list",
+        "sts.amazonaws.com",
+        "--thumbprint-list",
+        "9e99a48a9960b14926bb7f3b02e22da2b0ab7280",
+    ]);
+    let provider_arn = provider["OpenIDConnectProviderArn"].as_str().unwrap().to_string();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": provider_arn },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": { "StringEquals": {
+                format!("{host_path}:sub"): "system:serviceaccount:default:s3-reader",
+                format!("{host_path}:aud"): "sts.amazonaws.com",
+            } },
+        }],
+    })
+    .to_string();
+    aws.ok(&["iam", "create-role", "--role-name", "s3-reader", "--assume-role-policy-document", &trust]);
+
+    // The pod's token buys a role session; its credentials are the role's.
+    let r = assume(&token);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let session: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        session["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/s3-reader/irsa-test"
+    );
+    assert_eq!(session["SubjectFromWebIdentityToken"], "system:serviceaccount:default:s3-reader");
+    assert_eq!(session["Audience"], "sts.amazonaws.com");
+    let creds = &session["Credentials"];
+    let as_role = Aws {
+        env: aws
+            .env
+            .iter()
+            .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+            .cloned()
+            .chain([
+                ("AWS_ACCESS_KEY_ID".into(), creds["AccessKeyId"].as_str().unwrap().into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), creds["SecretAccessKey"].as_str().unwrap().into()),
+                ("AWS_SESSION_TOKEN".into(), creds["SessionToken"].as_str().unwrap().into()),
+            ])
+            .collect(),
+    };
+    let me = as_role.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], "arn:aws:sts::123456789012:assumed-role/s3-reader/irsa-test");
+
+    // What STS refuses: a forged signature, another ServiceAccount, another audience.
+    // One signature character changed (not the last: its low bits must stay zero).
+    let at = token.len() - 10;
+    let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+    let r = assume(&forged);
+    assert!(
+        r.stderr.contains("(InvalidIdentityToken)") && r.stderr.contains("could not be validated by AWS"),
+        "{}",
+        r.stderr
+    );
+    let other = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: other\n  namespace: default\n";
+    netlab(&server, &["apply", "-f", "-"], Some(other)).ok();
+    let r = assume(&token_for("other", "sts.amazonaws.com"));
+    assert!(
+        r.stderr.contains("(AccessDenied)")
+            && r.stderr.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity"),
+        "{}",
+        r.stderr
+    );
+    let r = assume(&token_for("s3-reader", "vault"));
+    assert!(
+        r.stderr.contains("(InvalidIdentityToken)") && r.stderr.contains("Incorrect token audience"),
+        "{}",
+        r.stderr
+    );
+    let r = assume("not-a-jwt");
+    assert!(r.stderr.contains("The ID Token provided is not a valid JWT"), "{}", r.stderr);
+
+    // The signing key lives in the apiserver's data dir: after a restart, tokens it signed
+    // before still verify.
+    api.restart();
+    let r = assume(&token);
+    assert_eq!(r.code, Some(0), "after the apiserver's restart: {}", r.stderr);
 }

@@ -178,3 +178,73 @@ fn namespaces_and_listing() {
     let r = lab.netlab(&["get", "ns", "demo"]);
     assert!(r.stdout.starts_with("NAME   STATUS   AGE\ndemo   Active   "), "{}", r.stdout);
 }
+
+#[test]
+fn hostile_manifests_are_refused_before_anything_is_sent() {
+    let lab = Lab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let refused = |path: &str, expect: &str| {
+        let r = lab.netlab(&["apply", "-f", path]);
+        assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{path}: {}", r.stderr);
+        assert_eq!(r.stderr.trim_end(), expect, "{path}");
+    };
+    refused("/nonexistent.yaml", "error: the path \"/nonexistent.yaml\" does not exist");
+
+    // A syntax error, with go-yaml's line.
+    let broken = file(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  labels: {a: b\nspec: {}\n",
+    );
+    refused(
+        &broken,
+        &format!(
+            "error: error parsing {broken}: error converting YAML to JSON: yaml: line 5: did not find expected ',' or '}}'"
+        ),
+    );
+
+    // A billion laughs: nine levels of nine aliases.
+    let mut bomb =
+        String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..10 {
+        let prev = if i == 1 { "a".to_string() } else { format!("l{}", i - 1) };
+        bomb.push_str(&format!("l{i}: &l{i} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+    }
+    let bomb = file("bomb.yaml", &bomb);
+    refused(
+        &bomb,
+        &format!(
+            "error: error parsing {bomb}: error converting YAML to JSON: yaml: repetition limit exceeded"
+        ),
+    );
+
+    // 100,000 nested brackets: go-yaml's flow-depth limit, at once (the parser alone took a
+    // minute over this).
+    let deep = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let deep = file("deep.yaml", &deep);
+    refused(
+        &deep,
+        &format!(
+            "error: error parsing {deep}: error converting YAML to JSON: yaml: line 6: exceeded max depth of 10000"
+        ),
+    );
+
+    // Names one past their limit get the apiserver's messages; nothing was created meanwhile.
+    let long = "a".repeat(64);
+    let r = lab.netlab_stdin(
+        &["apply", "-f", "-"],
+        &SVC.replace("name: orders\n  labels", &format!("name: {long}\n  labels")),
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("must be no more than 63 characters"), "{}", r.stderr);
+    let r = lab.netlab(&["get", "svc", "-o", "name"]);
+    assert_eq!(r.stdout, "service/kubernetes\n");
+}

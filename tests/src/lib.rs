@@ -160,6 +160,43 @@ pub fn native_up_lock() -> std::sync::MutexGuard<'static, ()> {
     UP.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One plain HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct HttpReply {
+    /// The status code (0: no connection).
+    pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
+    /// The body (the server closes the connection after it).
+    pub body: String,
+}
+
+// === impl HttpReply ===
+
+impl HttpReply {
+    /// A header's value (names compared without case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// `GET path` over one HTTP/1.1 connection to `addr` (`host:port`), read to its close.
+pub fn http_get(addr: &str, path: &str) -> HttpReply {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return HttpReply { status: 0, head: String::new(), body: String::new() };
+    };
+    let _ = write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    HttpReply { status, head: head.to_string(), body: body.to_string() }
+}
+
 /// What one `netlab` run printed.
 #[derive(Debug)]
 pub struct Run {

@@ -325,16 +325,18 @@ impl<'a> Pending<'a> {
             return Err(Error::NotFound { resource: Resource::Pods, name: name.to_string() });
         };
         if old.value.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(Error::BindingConflict {
-                pod: name.to_string(),
+            return Err(Error::Unfulfilled {
+                on: "pods/binding".into(),
+                name: name.to_string(),
                 detail: format!("pod {name} is being deleted, cannot be assigned to a host"),
             });
         }
         if let Some(bound) =
             old.value.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty())
         {
-            return Err(Error::BindingConflict {
-                pod: name.to_string(),
+            return Err(Error::Unfulfilled {
+                on: "pods/binding".into(),
+                name: name.to_string(),
                 detail: format!("pod {name} is already assigned to node \"{bound}\""),
             });
         }

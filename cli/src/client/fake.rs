@@ -27,10 +27,7 @@ pub struct FakeCluster {
 }
 
 fn not_found(r: Resource, name: &str) -> Problem {
-    Problem::from(ApiError::new(
-        "NotFound",
-        format!("{} \"{name}\" not found", resource::qualified_plural(r)),
-    ))
+    Problem::from(ApiError::new("NotFound", format!("{} \"{name}\" not found", r.group_resource())))
 }
 
 // === impl FakeCluster ===
@@ -106,7 +103,7 @@ impl Cluster for FakeCluster {
         if self.objects.contains_key(&key) {
             return Err(Problem::from(ApiError::new(
                 "AlreadyExists",
-                format!("{} \"{}\" already exists", resource::qualified_plural(r), key.2),
+                format!("{} \"{}\" already exists", r.group_resource(), key.2),
             )));
         }
         let mut obj = obj.clone();
@@ -137,7 +134,7 @@ impl Cluster for FakeCluster {
                 "Conflict",
                 format!(
                     "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
-                    resource::qualified_plural(r),
+                    r.group_resource(),
                     key.2
                 ),
             )));

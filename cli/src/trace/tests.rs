@@ -17,6 +17,7 @@ fn renders_the_fixture_as_a_tree() {
 Trace 4bf92f3577b34da6a3ce929d0e0e4736  7 spans  kube-apiserver, kube-controller-manager, kube-proxy  1.2s
 kube-apiserver  netlab.apiserver.v1.ApiServer/Create  2.15ms  rpc.system=grpc rpc.service=netlab.apiserver.v1.ApiServer rpc.method=Create
 ├─ kube-apiserver  allocate ClusterIP  180µs  netlab.service_cidr=10.96.0.0/12 netlab.service=default/orders netlab.cluster_ip=10.96.120.17 netlab.band=dynamic
+│     · Allocated.
 ├─ kube-controller-manager  sync EndpointSlice  1.03ms  k8s.namespace.name=default netlab.service=default/orders error=true otel.status_description=\"Operation cannot be fulfilled on endpointslices.discovery.k8s.io \\\"orders-7xk2p\\\": the object has been modified; please apply your changes to the latest version and try again\"
 ├─ kube-controller-manager  sync EndpointSlice  640µs  k8s.namespace.name=default netlab.service=default/orders netlab.endpoints=2
 ├─ kube-proxy  kube-proxy sync  1.2s  netlab.services_changed=1 netlab.rules_written=12 k8s.node.name=node-2
@@ -319,4 +320,32 @@ async fn an_unreachable_jaeger_is_named() {
         err,
         "error: cannot reach Jaeger at https://jaeger.example:16686: only http:// URLs are supported"
     );
+}
+
+/// Jaeger's own fixture of its UI/query JSON (`model/converter/json/fixtures/ui_01.json` in
+/// jaegertracing/jaeger, Apache-2.0, copied unchanged), in the envelope `GET /api/traces/{id}`
+/// wraps a trace in: events with and without a name, typed tags of every kind, a reference into
+/// another trace, two spans sharing an id, span and trace warnings.
+const JAEGER_UI_01: &str = include_str!("jaeger-ui_01.json");
+
+#[test]
+fn renders_jaegers_own_fixture() {
+    let body = format!(r#"{{"data":[{JAEGER_UI_01}],"total":0,"limit":0,"offset":0,"errors":null}}"#);
+    let trace = parse(body.as_bytes()).unwrap().expect("a trace");
+    assert_eq!(trace.spans.len(), 5);
+    let text = render(&trace, false);
+    let expected = "\
+Trace 0000000000000001  5 spans  service-x, service-y  5µs
+warning: some trace warning
+service-x  test-general-conversion  5µs
+│  · some-event
+│  · event  x=y
+├─ service-y  some-operation  5µs
+└─ service-y  reference-test  5µs
+   │  · warning: some span warning
+   └─ service-y  preserveParentID-test  4µs
+         · warning: some span warning
+service-x  some-operation  5µs  error=true
+";
+    assert_eq!(text, expected);
 }

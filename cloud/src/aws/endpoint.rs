@@ -23,17 +23,32 @@ use netlab_iam::KeyLookup;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::{Call, Caller, ec2, ecr, iam, state::Shared, sts};
+use super::{
+    Call, Caller, ec2, ecr, iam,
+    state::Shared,
+    sts,
+    web_identity::{IssuerKeys, KeysVerifier},
+};
 
 /// The largest request body taken (the Query API's own limit is far below it).
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The endpoint's router: every path and method goes to one handler.
-pub fn router(aws: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(aws)
+/// What the endpoint answers from: the account, and the cluster issuer's keys STS verifies web
+/// identity tokens with.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The account.
+    pub aws: Arc<Shared>,
+    /// The issuer's keys.
+    pub keys: Arc<IssuerKeys>,
 }
 
-async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
+/// The endpoint's router: every path and method goes to one handler.
+pub fn router(aws: Arc<Shared>, keys: Arc<IssuerKeys>) -> Router {
+    Router::new().fallback(handle).with_state(Endpoint { aws, keys })
+}
+
+async fn handle(State(Endpoint { aws, keys }): State<Endpoint>, req: Request) -> Response {
     let request_id = protocol::request_id();
     let source_ip = req
         .extensions()
@@ -43,6 +58,12 @@ async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
     let parent = netlab_telemetry::propagation::extract(&parts.headers);
     let body = axum::body::to_bytes(body, MAX_BODY).await;
     let req = http::Request::from_parts(parts, body.as_ref().cloned().unwrap_or_default());
+    // A web identity token's keys are fetched (async) before the call runs (sync).
+    let web_identity = web_identity_kid(&req);
+    if let Some(kid) = &web_identity {
+        keys.refresh(kid.as_deref()).await;
+    }
+    let verifier = if web_identity.is_some() { keys.verifier() } else { KeysVerifier::default() };
     // The span is named for the operation (`sts.GetCallerIdentity`), read before it opens.
     let span = tracing::info_span!(
         "aws.call",
@@ -68,7 +89,7 @@ async fn handle(State(aws): State<Arc<Shared>>, req: Request) -> Response {
             .with_status(http::StatusCode::PAYLOAD_TOO_LARGE);
             return error(guess(req.headers()), &e, &request_id);
         }
-        let (protocol, result) = serve(&aws, &req, source_ip, &request_id);
+        let (protocol, result) = serve(&aws, &verifier, &req, source_ip, &request_id);
         match result {
             Ok(r) => r.map(Body::from),
             Err(e) => error(protocol, &e, &request_id),
@@ -95,6 +116,7 @@ fn operation_name(req: &http::Request<Bytes>) -> String {
 /// Verifies, reads and runs one call; the protocol its answer is written in, and the answer.
 fn serve(
     aws: &Shared,
+    verifier: &KeysVerifier,
     req: &http::Request<Bytes>,
     source_ip: std::net::IpAddr,
     request_id: &str,
@@ -179,7 +201,7 @@ fn serve(
         now,
     };
     let run = |account: &mut super::Account| match service {
-        Service::Sts => sts::handle(account, &call),
+        Service::Sts => sts::handle_with(account, &call, verifier),
         Service::Iam => iam::handle(account, &call),
         Service::Ec2 => ec2::handle(account, &call),
         Service::Ecr => ecr::handle(account, &call),
@@ -196,6 +218,26 @@ fn serve(
         }
     };
     (protocol, result)
+}
+
+/// For an `AssumeRoleWithWebIdentity` call: `Some` with its token's `kid` (when it has one).
+fn web_identity_kid(req: &http::Request<Bytes>) -> Option<Option<String>> {
+    let service = match sigv4::scope(req) {
+        Some(scope) => Service::from_signing_name(&scope.service),
+        None => unsigned_service(req),
+    };
+    if service != Some(Service::Sts) {
+        return None;
+    }
+    let op = parse_request(&Service::Sts.protocol(), req).ok()?;
+    if op.action != "AssumeRoleWithWebIdentity" {
+        return None;
+    }
+    let token = match &op.input {
+        netlab_aws::Input::Query(params) => params.get("WebIdentityToken"),
+        netlab_aws::Input::Json(_) => None,
+    };
+    Some(token.and_then(|t| netlab_oidc::decode_unverified(t).ok()).and_then(|u| u.header.kid))
 }
 
 /// Operations that change nothing (their answers need not wait for the account to be

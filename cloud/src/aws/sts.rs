@@ -201,7 +201,13 @@ fn assume_role_with_web_identity(
     }
     let request = input.finish(call)?;
     warn_ignored(params, &["Policy", "PolicyArns", "ProviderId"]);
-    let verified = verifier.verify(token.unwrap_or_default(), call.now)?;
+    let token = token.unwrap_or_default();
+    // STS looks the issuer's provider up before it fetches the issuer's keys.
+    let issuer = unverified_issuer(token).ok_or_else(|| invalid_token(NOT_A_JWT))?;
+    if account.iam.oidc_provider_for(&issuer).is_none() {
+        return Err(invalid_token(format!("No OpenIDConnect provider found in your account for {issuer}")));
+    }
+    let verified = verifier.verify(token, call.now)?;
     let result = account
         .iam
         .assume_role_with_web_identity(request, &verified.claims(), call.now)

@@ -43,6 +43,28 @@ pub struct PullError {
 pub struct Registry {
     base: String,
     http: Client<HttpConnector, Empty<Bytes>>,
+    /// The `Host` a pull from an ECR registry host sends (see [`Registry::pull_with`]).
+    host: Option<http::HeaderValue>,
+    /// `Authorization: Basic ...`, when the kubelet found credentials for the image.
+    authorization: Option<http::HeaderValue>,
+    /// The registry's URL as containerd would name it in errors (`https://<ECR host>`).
+    shown_base: Option<String>,
+}
+
+/// Credentials for one pull, as the kubelet hands them to the runtime (a credential provider's
+/// or a pull secret's username and password); sent as HTTP Basic.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The username (`AWS` for ECR).
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth").field("username", &self.username).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,12 +120,54 @@ impl Registry {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new()).build(connector);
-        Self { base: base.trim_end_matches('/').to_string(), http }
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            host: None,
+            authorization: None,
+            shown_base: None,
+        }
     }
 
-    /// Pulls `reference` into `blobs` (a `sha256/` directory of blobs named by hex digest).
+    /// Pulls `reference` into `blobs` (a `sha256/` directory of blobs named by hex digest),
+    /// anonymously.
     pub async fn pull(&self, reference: &Reference, blobs: &Path) -> Result<Image, PullError> {
-        let repo = reference.registry_repository();
+        self.pull_with(reference, blobs, None).await
+    }
+
+    /// Pulls `reference` with `auth`, if any. An image of an ECR registry host
+    /// (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>`) is asked of the lab's registry under
+    /// that host name (`Host`), with its own repository path, as if the name resolved to the
+    /// cloud: the cloud's registry serves the ECR host behind ECR's Basic auth.
+    pub async fn pull_with(
+        &self,
+        reference: &Reference,
+        blobs: &Path,
+        auth: Option<&BasicAuth>,
+    ) -> Result<Image, PullError> {
+        let ecr = netlab_credential_provider::registry::ecr_private_host(&reference.domain).is_some();
+        let session = Self {
+            host: ecr.then(|| http::HeaderValue::from_str(&reference.domain).ok()).flatten(),
+            authorization: auth.and_then(|a| {
+                let token = data_encoding::BASE64.encode(format!("{}:{}", a.username, a.password).as_bytes());
+                http::HeaderValue::from_str(&format!("Basic {token}")).ok()
+            }),
+            shown_base: ecr.then(|| format!("https://{}", reference.domain)),
+            ..self.clone()
+        };
+        session.pull_session(reference, blobs, ecr).await
+    }
+
+    /// The URL as containerd would print it: the registry's own name for an ECR host.
+    fn shown(&self, url: &str) -> String {
+        match &self.shown_base {
+            Some(shown) => url.replacen(&self.base, shown, 1),
+            None => url.to_string(),
+        }
+    }
+
+    async fn pull_session(&self, reference: &Reference, blobs: &Path, ecr: bool) -> Result<Image, PullError> {
+        let repo = if ecr { reference.path.clone() } else { reference.registry_repository() };
         let r = reference.to_string();
         let fail = |code, message: String| PullError { code, reference: r.clone(), message };
         let resolve = |m: String| format!("failed to resolve reference \"{r}\": {m}");
@@ -213,7 +277,7 @@ impl Registry {
             other => {
                 return Err(fail(
                     "Unknown",
-                    format!("unexpected status from HEAD request to {url}: {other}"),
+                    format!("unexpected status from HEAD request to {}: {other}", self.shown(&url)),
                 ));
             }
         }
@@ -248,7 +312,7 @@ impl Registry {
             .map_err(|e| copy(format!("failed to read manifest: {e}")))?
             .to_bytes();
         if status != StatusCode::OK {
-            return Err(copy(failed_open(&url, status, &body)));
+            return Err(copy(failed_open(&self.shown(&url), status, &body)));
         }
         let content = format!("sha256:{}", hex(&Sha256::digest(&body)));
         if digest.starts_with("sha256:") && digest != content {
@@ -284,6 +348,12 @@ impl Registry {
             url.full = %req.uri(),
             http.response.status_code = tracing::field::Empty,
         );
+        if let Some(host) = &self.host {
+            req.headers_mut().insert(header::HOST, host.clone());
+        }
+        if let Some(authorization) = &self.authorization {
+            req.headers_mut().insert(header::AUTHORIZATION, authorization.clone());
+        }
         let traceparent = span.in_scope(netlab_telemetry::propagation::current_traceparent);
         if let Some(v) = traceparent.and_then(|tp| http::HeaderValue::from_str(&tp).ok()) {
             req.headers_mut().insert("traceparent", v);
@@ -335,7 +405,7 @@ impl Registry {
                 let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                 return Err(fail(format!(
                     "failed to copy: httpReadSeeker: failed open: {}",
-                    failed_open(&url, status, &body)
+                    failed_open(&self.shown(&url), status, &body)
                 )));
             }
             break resp
@@ -445,6 +515,42 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_ecr_image_is_asked_under_its_host_with_the_kubelets_credentials() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // A registry that keeps the first request's head and refuses it as ECR refuses a
+        // token whose identity may not ecr:BatchGetImage.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let registry = Registry::new(&format!("http://{addr}"));
+        let reference = Reference::parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:1.27").unwrap();
+        let auth = BasicAuth { username: "AWS".into(), password: "pw".into() };
+        let dir = tempfile::tempdir().unwrap();
+        let err = registry.pull_with(&reference, dir.path(), Some(&auth)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rpc error: code = Unknown desc = failed to pull and unpack image \"123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:1.27\": failed to resolve reference \"123456789012.dkr.ecr.us-east-1.amazonaws.com/nginx:1.27\": unexpected status from HEAD request to https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/nginx/manifests/1.27: 403 Forbidden"
+        );
+        let head = server.await.unwrap();
+        assert!(head.starts_with("head /v2/nginx/manifests/1.27 http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: 123456789012.dkr.ecr.us-east-1.amazonaws.com\r\n"), "{head}");
+        // base64("AWS:pw")
+        assert!(head.contains("\r\nauthorization: basic qvdtonb3\r\n"), "{head}");
+    }
 
     #[test]
     fn failed_open_reads_like_containerd() {

@@ -616,7 +616,12 @@ impl Worker {
             otel.status_message = tracing::field::Empty,
         );
         netlab_telemetry::propagation::follow(&span, self.pod.metadata.annotations.as_ref());
-        let pulled = tracing::Instrument::instrument(self.k.images.pull(&reference), span.clone()).await;
+        // The kubelet's keyring lookup: the repository without tag, against the providers.
+        let pull = async {
+            let auth = self.k.credentials.lookup(&reference.name()).await;
+            self.k.images.pull_with(&reference, auth.as_ref()).await
+        };
+        let pulled = tracing::Instrument::instrument(pull, span.clone()).await;
         if let Err(e) = &pulled {
             span.record("otel.status_code", "ERROR");
             span.record("otel.status_message", e.to_string().as_str());

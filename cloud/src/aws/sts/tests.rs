@@ -215,7 +215,7 @@ fn web_identity_without_a_verifier_is_refused_as_aws_refuses_an_unknown_provider
 
 /// Accepts one token and says what it claims, as a verifier that checked its signature would.
 struct Accepts {
-    token: &'static str,
+    token: String,
     claims: VerifiedToken,
 }
 
@@ -242,8 +242,10 @@ fn web_identity_with_a_verified_token_issues_a_session() {
     let role = create_role(&mut lab, "cni", &trust);
     let subject = "system:serviceaccount:kube-system:aws-node";
     let now = lab.now;
+    // A JWT (STS reads its issuer to find the provider first); its signature is the fake's to judge.
+    let token = jwt(&json!({"iss": ISSUER}));
     let verifier = |sub: &str| Accepts {
-        token: "verified.token.sig",
+        token: token.clone(),
         claims: VerifiedToken {
             issuer: ISSUER.to_owned(),
             subject: sub.to_owned(),
@@ -255,7 +257,7 @@ fn web_identity_with_a_verified_token_issues_a_session() {
         let input = netlab_aws::Input::Query(netlab_aws::Params::from_pairs([
             ("RoleArn", role.as_str()),
             ("RoleSessionName", "aws-node"),
-            ("WebIdentityToken", "verified.token.sig"),
+            ("WebIdentityToken", token.as_str()),
         ]));
         let call = Call {
             action: "AssumeRoleWithWebIdentity",
