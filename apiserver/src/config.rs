@@ -96,6 +96,16 @@ pub struct Config {
     #[arg(long, env = "NETLAB_APISERVER_SERVICE_ACCOUNT_MAX_TOKEN_EXPIRATION", value_parser = netlab_config::parse_duration)]
     pub service_account_max_token_expiration: Option<std::time::Duration>,
 
+    /// Run EKS's pod identity webhook in admission: pods of a ServiceAccount annotated
+    /// `eks.amazonaws.com/role-arn` get IRSA's environment and projected token (EKS runs it on
+    /// its control plane; a kubeadm cluster has none).
+    #[arg(long, env = "NETLAB_APISERVER_ENABLE_POD_IDENTITY_WEBHOOK")]
+    pub enable_pod_identity_webhook: bool,
+
+    /// The region the pod identity webhook writes as AWS_REGION (the webhook's own flag).
+    #[arg(long, env = "NETLAB_APISERVER_AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub aws_default_region: String,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,

@@ -18,6 +18,7 @@
 //! - [`faults`]: its own ComponentChaos, enforced from the registry (it cannot ask itself over a
 //!   refused port).
 //! - [`warning`]: the `Warning`s a write answers with (a fault that selects no pod).
+//! - [`pod_identity`]: EKS's pod identity webhook (IRSA's env and projected token volume).
 //! - [`token`]: the service-account token issuer (TokenRequest) and its OIDC documents;
 //!   [`http`]: what the API port serves over plain HTTP beside gRPC (those documents, [`rest`]).
 //! - [`bootstrap`]: the system objects of a fresh cluster. [`endpoints`]: the `kubernetes`
@@ -37,6 +38,7 @@ pub mod error;
 pub mod faults;
 pub mod http;
 pub mod object;
+pub mod pod_identity;
 pub mod registry;
 pub mod rest;
 pub mod selector;
@@ -86,6 +88,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     )?);
     let (registry, writer) =
         registry::Registry::open(store, registry_config(&cfg), shutdown.child_token()).await?;
+    let registry = match cfg.enable_pod_identity_webhook {
+        true => registry.with_pod_identity(pod_identity::PodIdentityWebhook {
+            region: cfg.aws_default_region.clone(),
+            sts_regional_endpoints: true,
+        }),
+        false => registry,
+    };
     if !cfg.no_bootstrap {
         bootstrap::run(&registry, local.port()).await?;
         match endpoints::advertise_address(cfg.advertise_address, local) {

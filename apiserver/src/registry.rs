@@ -23,12 +23,14 @@
 use std::sync::{Arc, RwLock};
 
 use netlab_proto::apiserver::v1::Resource;
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::{Error, Result},
-    object::Stored,
+    object::{self, Stored},
+    pod_identity::PodIdentityWebhook,
     selector::{FieldSelector, LabelSelector},
     store::Store,
 };
@@ -54,6 +56,8 @@ pub struct Registry {
     shared: Arc<Shared>,
     writes: mpsc::Sender<writer::Request>,
     cfg: Arc<RegistryConfig>,
+    /// EKS's pod identity webhook, when the cluster runs it.
+    pod_identity: Option<Arc<PodIdentityWebhook>>,
 }
 
 // === impl Registry ===
@@ -87,7 +91,7 @@ impl Registry {
         let (tx, rx) = mpsc::channel(4096);
         let (allocators, findings) = repair::rebuild(&shared.read(), &cfg);
         let handle = tokio::spawn(writer::run(shared.clone(), store, cfg.clone(), allocators, rx, shutdown));
-        let registry = Self { shared, writes: tx, cfg: Arc::new(cfg) };
+        let registry = Self { shared, writes: tx, cfg: Arc::new(cfg), pod_identity: None };
         registry.report_repairs(findings).await;
         Ok((registry, handle))
     }
@@ -101,6 +105,13 @@ impl Registry {
                 tracing::warn!(%error, "Could not record the repair event.");
             }
         }
+    }
+
+    /// Runs EKS's pod identity webhook on every pod created through this handle (and its
+    /// clones made after).
+    pub fn with_pod_identity(mut self, webhook: PodIdentityWebhook) -> Self {
+        self.pod_identity = Some(Arc::new(webhook));
+        self
     }
 
     /// The configuration.
@@ -148,8 +159,36 @@ impl Registry {
 
     /// Creates an object from its request body (Kubernetes JSON).
     pub async fn create(&self, resource: Resource, namespace: &str, body: &[u8]) -> Result<Arc<Stored>> {
+        let mutated = match (&self.pod_identity, resource) {
+            (Some(webhook), Resource::Pods) => self.pod_identity_webhook(webhook, namespace, body),
+            _ => None,
+        };
+        let body = mutated.as_deref().unwrap_or(body);
         let object = admission::prepare_create(resource, namespace, body, &self.cfg.validation)?;
         self.write(WriteOp::Create { resource, object }).await
+    }
+
+    /// The pod body as the pod identity webhook leaves it, if it changes it. Like the webhook
+    /// (failurePolicy Ignore), a body it cannot read or an account that does not exist leaves
+    /// the pod alone; admission then judges the body as sent.
+    fn pod_identity_webhook(
+        &self,
+        webhook: &PodIdentityWebhook,
+        namespace: &str,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        let mut pod: Value = serde_json::from_slice(body).ok()?;
+        let ns = object::namespace(&pod).to_string();
+        let ns = if ns.is_empty() { namespace } else { ns.as_str() };
+        let spec = pod.get("spec")?;
+        let account = ["serviceAccountName", "serviceAccount"]
+            .iter()
+            .find_map(|k| spec.get(*k).and_then(Value::as_str).filter(|n| !n.is_empty()))
+            .unwrap_or("default")
+            .to_string();
+        let account =
+            self.get(Resource::ServiceAccounts, if ns.is_empty() { "default" } else { ns }, &account).ok()?;
+        webhook.mutate(&mut pod, &account.value).then(|| serde_json::to_vec(&pod).ok())?
     }
 
     /// Updates an object (or, with `status_only`, its status) from its request body.

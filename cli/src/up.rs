@@ -147,6 +147,8 @@ fn plan(
                 data_dir.join("apiserver").display().to_string(),
                 // Lab exception: natively the dns pod's address is loopback (see the flag).
                 "--allow-loopback-endpoints".into(),
+                // The nodes are EC2 instances of the cloud's account, as EKS's: IRSA's webhook.
+                "--enable-pod-identity-webhook".into(),
             ],
         ),
         // Health ports on ephemeral addresses: two native clusters must not fight over 10257.

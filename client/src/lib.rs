@@ -274,6 +274,21 @@ impl Client {
         object::decode(&self.inner.clone().bind(req).await?.into_inner().json)
     }
 
+    /// serviceaccounts/token: a token for ServiceAccount `name` as `request` (an
+    /// authentication.k8s.io/v1 TokenRequest) asks, answered with its status filled.
+    pub async fn create_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: &k8s_openapi::api::authentication::v1::TokenRequest,
+    ) -> Result<k8s_openapi::api::authentication::v1::TokenRequest> {
+        let codec = |source| Error::Decode { kind: "TokenRequest", source: Arc::new(source) };
+        let json = serde_json::to_vec(request).map_err(codec)?;
+        let req =
+            pb::CreateTokenRequest { namespace: namespace.into(), name: name.into(), json: json.into() };
+        serde_json::from_slice(&self.inner.clone().create_token(req).await?.into_inner().json).map_err(codec)
+    }
+
     /// A raw watch stream of event batches for `K`, from `resource_version` (None: current state
     /// first).
     pub async fn watch<K: Object>(

@@ -108,6 +108,8 @@ struct PodEnv {
     hostname: String,
     resolv_conf: String,
     env: Vec<(String, String)>,
+    /// Files of the container's volume mounts: (path inside, file on the node).
+    files: Vec<(String, std::path::PathBuf)>,
     ip_addr: String,
     ip_route: String,
 }
@@ -127,6 +129,7 @@ impl PodEnv {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let resolv_conf =
             std::fs::read_to_string(ctx.pods_dir.join(&uid).join("etc/resolv.conf")).unwrap_or_default();
+        let files = crate::kubelet::volumes::files(pod, container, &ctx.pods_dir.join(&uid));
         let mut env = vec![
             ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
             ("HOSTNAME".into(), name.clone()),
@@ -153,7 +156,7 @@ impl PodEnv {
         ]);
         let cidr = dp.view().node_cidr(dp.node_name());
         let (ip_addr, ip_route) = interfaces(ip, cidr, host_network, dp.node_ip());
-        Self { net: PodSockets { dp, source }, hostname: name, resolv_conf, env, ip_addr, ip_route }
+        Self { net: PodSockets { dp, source }, hostname: name, resolv_conf, env, files, ip_addr, ip_route }
     }
 }
 
@@ -217,5 +220,10 @@ impl toolbox::Pod for PodEnv {
 
     fn ip_route(&self) -> String {
         self.ip_route.clone()
+    }
+
+    fn file(&self, path: &str) -> Option<String> {
+        let (_, on_node) = self.files.iter().find(|(inside, _)| inside == path)?;
+        std::fs::read_to_string(on_node).ok()
     }
 }

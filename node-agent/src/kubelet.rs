@@ -34,6 +34,7 @@ pub mod faults;
 pub mod probe;
 pub mod sandbox;
 pub mod status;
+pub mod volumes;
 pub mod worker;
 
 use backoff::{

@@ -772,3 +772,110 @@ fn irsa_tokens_from_the_apiserver_buy_role_sessions_from_sts() {
     let r = assume(&token);
     assert_eq!(r.code, Some(0), "after the apiserver's restart: {}", r.stderr);
 }
+
+#[test]
+fn irsa_pods_get_the_roles_env_and_a_projected_token_sts_accepts() {
+    if !have_aws() {
+        return;
+    }
+    let c = Native::up();
+    let kubeconfig = c.ok(&["kubeconfig"]);
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: http://"))
+        .expect("the kubeconfig's server")
+        .to_string();
+    let doc: serde_json::Value =
+        serde_json::from_str(&http_get(&server, "/.well-known/openid-configuration").body).unwrap();
+    let issuer = doc["issuer"].as_str().expect("an issuer").to_string();
+    assert_eq!(issuer, "https://kubernetes.default.svc.cluster.local", "kubeadm's issuer");
+
+    // A ServiceAccount annotated as eksctl annotates one, a pod of it and a pod of the default one.
+    let role_arn = "arn:aws:iam::123456789012:role/irsa-reader";
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: irsa}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: reader\n  namespace: irsa\n  annotations: {{eks.amazonaws.com/role-arn: \"{role_arn}\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: irsa}}\nspec:\n  serviceAccountName: reader\n  containers: [{{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: plain, namespace: irsa}}\nspec:\n  containers: [{{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}}]\n"
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c.ok(&["get", "pods", "-n", "irsa", "-o", "jsonpath={.items[*].status.phase}"]).trim()
+        != "Running Running"
+    {
+        assert!(std::time::Instant::now() < deadline, "the pods never ran:\n{}", c.logs(40));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    // The webhook's env and volume, as `kubectl get pod -o yaml` shows them on EKS.
+    let env = c.ok(&["exec", "-n", "irsa", "app", "--", "env"]);
+    for line in [
+        "AWS_STS_REGIONAL_ENDPOINTS=regional",
+        "AWS_DEFAULT_REGION=us-east-1",
+        "AWS_REGION=us-east-1",
+        &format!("AWS_ROLE_ARN={role_arn}"),
+        "AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} not in:\n{env}");
+    }
+    assert!(!c.ok(&["exec", "-n", "irsa", "plain", "--", "env"]).contains("AWS_ROLE_ARN"));
+    let pod: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "pod", "-n", "irsa", "app", "-o", "json"])).unwrap();
+    let volume =
+        pod["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "aws-iam-token").cloned();
+    assert_eq!(
+        volume.expect("the aws-iam-token volume")["projected"]["sources"][0]["serviceAccountToken"],
+        serde_json::json!({"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"})
+    );
+
+    // The kubelet wrote the projected token: for STS, of the pod's account, bound to the pod.
+    let token = c.ok(&[
+        "exec",
+        "-n",
+        "irsa",
+        "app",
+        "--",
+        "cat",
+        "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    ]);
+    let token = token.trim();
+    let t = claims(token);
+    assert_eq!(t["iss"], issuer.as_str());
+    assert_eq!(t["aud"], serde_json::json!(["sts.amazonaws.com"]));
+    assert_eq!(t["sub"], "system:serviceaccount:irsa:reader");
+    assert_eq!(t["kubernetes.io"]["pod"]["name"], "app");
+    assert_eq!(t["kubernetes.io"]["pod"]["uid"], pod["metadata"]["uid"]);
+    assert_eq!(t["kubernetes.io"]["node"]["name"], pod["spec"]["nodeName"]);
+    assert_eq!(t["exp"].as_i64().unwrap() - t["iat"].as_i64().unwrap(), 86_400);
+
+    // What the SDK in the pod does with it: the account trusts the issuer, the role trusts the
+    // account's ServiceAccount, and STS trades the pod's token for the role's session.
+    let aws = c.aws();
+    let host_path = issuer.trim_start_matches("https://");
+    let provider = aws.ok(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        &issuer,
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ]);
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": provider["OpenIDConnectProviderArn"] },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": { "StringEquals": { format!("{host_path}:sub"): "system:serviceaccount:irsa:reader" } },
+        }],
+    })
+    .to_string();
+    aws.ok(&["iam", "create-role", "--role-name", "irsa-reader", "--assume-role-policy-document", &trust]);
+    let session = aws.ok(&[
+        "sts",
+        "assume-role-with-web-identity",
+        "--role-arn",
+        role_arn,
+        "--role-session-name",
+        "app",
+        "--web-identity-token",
+        token,
+    ]);
+    assert_eq!(session["AssumedRoleUser"]["Arn"], "arn:aws:sts::123456789012:assumed-role/irsa-reader/app");
+}

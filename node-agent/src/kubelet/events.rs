@@ -29,6 +29,8 @@ pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
 pub const INSPECT_FAILED: &str = "InspectFailed";
 /// `imagePullPolicy: Never` and the image is absent.
 pub const ERR_IMAGE_NEVER_PULL: &str = "ErrImageNeverPull";
+/// A volume could not be set up (a projected token the apiserver refused).
+pub const FAILED_MOUNT: &str = "FailedMount";
 
 /// Records Events in order on a background task.
 #[derive(Clone)]

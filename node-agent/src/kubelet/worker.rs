@@ -28,6 +28,7 @@ use super::{
     probe::{self, ProbeKind, ProbeUpdate},
     sandbox::Sandbox,
     status::{self, Observed, now},
+    volumes,
 };
 use crate::{
     apps::Identity,
@@ -39,6 +40,9 @@ use crate::{
 /// How long `ErrImagePull` shows before the pod's next sync turns it into `ImagePullBackOff`
 /// (scaled by `--time-scale`).
 const ERR_IMAGE_PULL_GRACE: Duration = Duration::from_secs(1);
+
+/// How soon a volume that could not be set up is tried again.
+const MOUNT_RETRY: Duration = Duration::from_secs(2);
 
 /// The image Chaos Mesh's pod-failure swaps in (`POD_FAILURE_PAUSE_IMAGE`'s default).
 pub const PAUSE_IMAGE: &str = "gcr.io/google-containers/pause:latest";
@@ -64,6 +68,8 @@ pub struct Worker {
     pub(super) uid: String,
     dir: PathBuf,
     pub(super) sandbox: Option<Sandbox>,
+    /// Whether the pod's projected token volumes are written.
+    volumes_mounted: bool,
     pub(super) containers: BTreeMap<String, ContainerState>,
     pub(super) start_time: Option<Time>,
     /// condition type → (status, lastTransitionTime).
@@ -101,6 +107,7 @@ impl Worker {
             uid,
             dir,
             sandbox: None,
+            volumes_mounted: false,
             containers: BTreeMap::new(),
             start_time: None,
             conditions: HashMap::new(),
@@ -231,6 +238,18 @@ impl Worker {
     async fn sync(&mut self) -> Next {
         if self.start_time.is_none() {
             self.start_time = Some(now());
+        }
+        // Volumes are set up before the sandbox, as the kubelet's WaitForAttachAndMount.
+        if !self.volumes_mounted {
+            if let Err(e) = volumes::mount(&self.k.client, &self.pod, &self.dir).await {
+                self.k.events.warning(&self.pod, events::FAILED_MOUNT, e.to_string());
+                for c in self.spec_containers() {
+                    let s = self.containers.entry(c.name.clone()).or_default();
+                    s.waiting = Some(("ContainerCreating".into(), String::new()));
+                }
+                return Next::At(Instant::now() + MOUNT_RETRY);
+            }
+            self.volumes_mounted = true;
         }
         if self.sandbox.is_none() {
             match self.create_sandbox().await {
