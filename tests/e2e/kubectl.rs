@@ -205,3 +205,252 @@ fn kubectl_reads_creates_and_deletes_against_the_lab() {
          * spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive\n"
     );
 }
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+";
+
+/// Issue 18's second slice: watch (`get -w`, reflectors behind `rollout status`, `wait` and
+/// `delete`), update and `/scale` (`scale`, `replace`), and the three patch types (`label`,
+/// `annotate`, `patch`, `set image`, `rollout restart`, client-side `apply`).
+#[test]
+fn kubectl_watches_updates_and_patches_against_the_lab() {
+    let cluster = NativeCluster::up();
+    let k = Kubectl { cluster: &cluster, cache: tempfile::tempdir().unwrap() };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("web.yaml");
+    let manifest = manifest.to_str().unwrap();
+    std::fs::write(manifest, WEB).unwrap();
+
+    // Client-side apply: created, then unchanged (kubectl's three-way diff against the stored
+    // last-applied annotation finds nothing to send).
+    assert_eq!(k.ok(&["apply", "-f", manifest, "--validate=false"]), "deployment.apps/web created\n");
+    assert_eq!(k.ok(&["apply", "-f", manifest, "--validate=false"]), "deployment.apps/web unchanged\n");
+
+    // rollout status and wait: reflectors (list, then watch from its resourceVersion).
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.ends_with("deployment \"web\" successfully rolled out\n"), "{status}");
+    let ready = k.ok(&["wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s"]);
+    assert_eq!(ready.lines().count(), 2, "{ready}");
+    assert!(ready.lines().all(|l| l.starts_with("pod/web-") && l.ends_with(" condition met")), "{ready}");
+
+    // `get -w` prints rows as the pods change, from Table watch events.
+    let watch_out = dir.path().join("watch.out");
+    let mut watcher = Command::new("kubectl")
+        .args(["get", "pods", "-l", "app=web", "-w", "--cache-dir"])
+        .arg(k.cache.path())
+        .env("KUBECONFIG", cluster.dir().join("kubeconfig"))
+        .stdout(std::fs::File::create(&watch_out).unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // scale: a merge patch of the Deployment's Scale.
+    assert_eq!(k.ok(&["scale", "deploy/web", "--replicas=3"]), "deployment.apps/web scaled\n");
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.ends_with("deployment \"web\" successfully rolled out\n"), "{status}");
+    let scale: serde_json::Value = serde_json::from_str(&k.ok(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64(), scale["status"]["selector"].as_str()),
+        (Some("Scale"), Some(3), Some("app=web")),
+        "{scale}"
+    );
+
+    // delete waits (a watch on the one pod) for the DELETED event, without reflector errors.
+    let pods = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    let victim = pods.lines().next().unwrap().to_string();
+    let name = victim.trim_start_matches("pod/");
+    let deleted = k.run(&["delete", &victim]);
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    assert_eq!(deleted.stdout, format!("pod \"{name}\" deleted\n"));
+    assert_eq!(deleted.stderr, "");
+    let gone = k.run(&["get", &victim]);
+    assert_eq!(gone.stderr.trim(), format!("Error from server (NotFound): pods \"{name}\" not found"));
+
+    let started = Instant::now();
+    let rows = loop {
+        let rows = std::fs::read_to_string(&watch_out).unwrap();
+        if rows.lines().any(|l| l.starts_with(name) && l.contains(" Terminating ")) {
+            break rows;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{name} Terminating in:\n{rows}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    watcher.kill().unwrap();
+    let _ = watcher.wait();
+    assert_eq!(header(&rows), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{rows}");
+    // The two pods from the list, then the third one as it is created and becomes Running.
+    let names: std::collections::BTreeSet<&str> =
+        rows.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(names.len() >= 3, "{rows}");
+    assert!(rows.lines().any(|l| l.contains(" 1/1 ") && l.contains(" Running ")), "{rows}");
+
+    // label and annotate: merge patches.
+    assert_eq!(k.ok(&["label", "deploy", "web", "tier=frontend"]), "deployment.apps/web labeled\n");
+    let labeled = k.ok(&["get", "deploy", "web", "--show-labels"]);
+    assert!(labeled.lines().nth(1).unwrap_or_default().ends_with(" tier=frontend"), "{labeled}");
+    assert_eq!(
+        k.ok(&["annotate", "deploy", "web", "netlab.io/note=hello"]),
+        "deployment.apps/web annotated\n"
+    );
+    assert_eq!(
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.netlab\\.io/note}"]),
+        "hello"
+    );
+    let label = k.run(&["label", "deploy", "web", "tier=backend"]);
+    assert_eq!(label.code, Some(1));
+    assert_eq!(label.stderr.trim(), "error: 'tier' already has a value (frontend), and --overwrite is false");
+    assert_eq!(k.ok(&["label", "deploy", "web", "tier-"]), "deployment.apps/web unlabeled\n");
+
+    // patch, in all three types.
+    assert_eq!(
+        k.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"minReadySeconds":1}}"#]),
+        "deployment.apps/web patched\n"
+    );
+    assert_eq!(
+        k.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"revisionHistoryLimit":5}}"#]),
+        "deployment.apps/web patched\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "deploy",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#
+        ]),
+        "deployment.apps/web patched\n"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.minReadySeconds} {.spec.revisionHistoryLimit} {.spec.replicas}"
+        ]),
+        "1 5 2"
+    );
+    let failed = k.run(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":9}]"#,
+    ]);
+    assert_eq!(failed.code, Some(1));
+    assert_eq!(
+        failed.stderr.trim(),
+        "The request is invalid: : testing value /spec/replicas failed: test failed"
+    );
+
+    // set image and rollout restart: strategic merge patches of the pod template.
+    assert_eq!(
+        k.ok(&["set", "image", "deploy/web", "nginx=nginx:1.28"]),
+        "deployment.apps/web image updated\n"
+    );
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.ends_with("deployment \"web\" successfully rolled out\n"), "{status}");
+    let deploy: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (container["image"].as_str(), container["ports"][0]["containerPort"].as_i64()),
+        (Some("nginx:1.28"), Some(80)),
+        "the rest of the container stays: {container}"
+    );
+    assert_eq!(deploy["metadata"]["generation"], deploy["status"]["observedGeneration"], "{deploy}");
+    // rollout undo: the previous ReplicaSet's template, written back by a strategic merge patch
+    // (`$patch: replace` on the template); pause and resume: merge patches of spec.paused.
+    assert_eq!(k.ok(&["rollout", "undo", "deploy/web"]), "deployment.apps/web rolled back\n");
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.ends_with("deployment \"web\" successfully rolled out\n"), "{status}");
+    assert_eq!(
+        k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]),
+        "nginx:1.27"
+    );
+    assert_eq!(k.ok(&["rollout", "pause", "deploy/web"]), "deployment.apps/web paused\n");
+    assert_eq!(k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.paused}"]), "true");
+    assert_eq!(k.ok(&["rollout", "resume", "deploy/web"]), "deployment.apps/web resumed\n");
+    assert_eq!(k.ok(&["rollout", "restart", "deploy/web"]), "deployment.apps/web restarted\n");
+    let restarted = k.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+    ]);
+    assert!(restarted.parse::<jiff::Timestamp>().is_ok(), "{restarted:?}");
+    let status = k.ok(&["rollout", "status", "deploy/web", "--timeout=90s"]);
+    assert!(status.ends_with("deployment \"web\" successfully rolled out\n"), "{status}");
+
+    // apply of a changed manifest: configured, by a strategic merge patch.
+    std::fs::write(manifest, WEB.replace("replicas: 2", "replicas: 1")).unwrap();
+    assert_eq!(k.ok(&["apply", "-f", manifest, "--validate=false"]), "deployment.apps/web configured\n");
+    assert_eq!(k.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "1");
+
+    // A rollout that cannot finish: the controller's Progressing=False/ProgressDeadlineExceeded
+    // reaches `rollout status` through its watch, and `wait` times out as upstream's does.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        WEB.replace("name: web", "name: bad")
+            .replace("app: web", "app: bad")
+            .replace("nginx:1.27", "nginx:9.99")
+            .replace("replicas: 2", "replicas: 1\n  progressDeadlineSeconds: 5"),
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    assert_eq!(k.ok(&["apply", "-f", bad, "--validate=false"]), "deployment.apps/bad created\n");
+    let stuck = k.run(&["rollout", "status", "deploy/bad", "--timeout=60s"]);
+    assert_eq!(stuck.code, Some(1), "{}{}", stuck.stdout, stuck.stderr);
+    assert_eq!(stuck.stderr.trim(), "error: deployment \"bad\" exceeded its progress deadline");
+    let unready = k.run(&["wait", "--for=condition=Ready", "pod", "-l", "app=bad", "--timeout=1s"]);
+    assert_eq!(unready.code, Some(1));
+    assert!(
+        unready.stderr.starts_with("error: timed out waiting for the condition on pods/bad-"),
+        "{}",
+        unready.stderr
+    );
+
+    // replace (PUT), then again with a resourceVersion another write made stale: upstream's
+    // Conflict.
+    let stale = dir.path().join("stale.json");
+    std::fs::write(&stale, k.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    let stale = stale.to_str().unwrap();
+    assert_eq!(k.ok(&["replace", "-f", stale, "--validate=false"]), "deployment.apps/web replaced\n");
+    k.ok(&["label", "deploy", "web", "replaced=after"]);
+    let conflict = k.run(&["replace", "-f", stale, "--validate=false"]);
+    assert_eq!(conflict.code, Some(1));
+    assert_eq!(
+        conflict.stderr.trim(),
+        format!(
+            "Error from server (Conflict): error when replacing \"{stale}\": Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
+        )
+    );
+}

@@ -81,8 +81,16 @@ impl PatchType {
             }
             PatchType::Json => json::apply(doc, patch).map_err(|e| match e {
                 json::JsonPatchError::Decode(_) => Status::bad_request(e.to_string()),
-                // Upstream answers a patch that does not apply with a 422 and the library's text.
-                _ => Status { code: 422, reason: "Invalid", message: e.to_string(), details: None },
+                // Upstream answers a patch that does not apply with `NewGenericServerResponse(422)`:
+                // a fixed message and the library's text as the one cause, which kubectl prints
+                // as `The request is invalid: : <text>`.
+                _ => Status {
+                    code: 422,
+                    reason: "Invalid",
+                    message: "the server rejected our request due to an error in our request".into(),
+                    details: Some(serde_json::json!({"causes": [
+                        {"reason": "UnexpectedServerResponse", "message": e.to_string()}]})),
+                },
             }),
             PatchType::Strategic => {
                 strategic::apply(resource, doc, patch).map_err(|e| Status::bad_request(e.to_string()))

@@ -122,6 +122,9 @@ mod tests {
             (Method::POST, "/apis/apps/v1/namespaces/demo/deployments", "create deployments"),
             (Method::DELETE, "/api/v1/namespaces/demo/pods/web", "delete pods"),
             (Method::POST, "/api/v1/namespaces/demo/pods/web/binding", "create pods/binding"),
+            (Method::PUT, "/apis/apps/v1/namespaces/demo/deployments/web", "update deployments"),
+            (Method::PATCH, "/apis/apps/v1/namespaces/demo/deployments/web/scale", "patch deployments/scale"),
+            (Method::PUT, "/api/v1/namespaces/demo/pods/web/status", "update pods/status"),
             (Method::GET, "/apis", "GET /apis"),
         ];
         for (method, path, want) in cases {
@@ -132,5 +135,7 @@ mod tests {
         let watch = Query { watch: true, ..Query::default() };
         let uri: Uri = "/api/v1/pods".parse().unwrap();
         assert_eq!(name(&Method::GET, &uri, parse("/api/v1/pods").ok().as_ref(), &watch), "watch pods");
+        let one = "/api/v1/namespaces/demo/pods/web";
+        assert_eq!(name(&Method::GET, &one.parse().unwrap(), parse(one).ok().as_ref(), &watch), "watch pods");
     }
 }

@@ -569,7 +569,11 @@ async fn patches_of_every_type() {
         patch("application/json-patch+json", r#"[{"op":"test","path":"/spec/replicas","value":1}]"#).await;
     assert_eq!(
         (failed.code, failed.json()["message"].as_str()),
-        (422, Some("testing value /spec/replicas failed: test failed"))
+        (422, Some("the server rejected our request due to an error in our request"))
+    );
+    assert_eq!(
+        failed.json()["details"]["causes"][0]["message"],
+        "testing value /spec/replicas failed: test failed"
     );
 
     // A stale resourceVersion in the patch is the client's precondition.

@@ -84,7 +84,10 @@ pub fn serve(registry: &Registry, target: &ObjectTarget, req: Request<'_>) -> Re
     // The revision the first events are at least as new as: a bookmark may always say this.
     let progress = match from {
         Some(rv) => rv,
-        None => registry.list(r, &namespace, &LabelSelector::default(), &FieldSelector::default()).1,
+        None if req.query.allow_watch_bookmarks => {
+            registry.list(r, &namespace, &LabelSelector::default(), &FieldSelector::default()).1
+        }
+        None => 0,
     };
     let spec = WatchSpec { resource: r, namespace, labels, fields, from };
     let timeout = match req.query.timeout_seconds {

@@ -22,6 +22,12 @@ pub enum JsonPatchError {
         /// Its path.
         path: String,
     },
+    /// A `replace` of a key the (existing) parent does not have.
+    #[error("replace operation does not apply: doc is missing key: {path}: missing value")]
+    MissingKey {
+        /// Its path.
+        path: String,
+    },
     /// A `test` found another value.
     #[error("testing value {path} failed: test failed")]
     TestFailed {
@@ -67,7 +73,20 @@ pub fn apply(doc: &Value, patch: &Value) -> Result<Value, JsonPatchError> {
             "replace" => {
                 let p = path()?;
                 let v = value()?;
-                *get_mut(&mut out, name, p)? = v;
+                let t = tokens(p)?;
+                if lookup(&out, &t).is_none() {
+                    let parent_exists = t.len() > 1 && lookup(&out, &t[..t.len() - 1]).is_some();
+                    return Err(if parent_exists {
+                        JsonPatchError::MissingKey { path: p.to_string() }
+                    } else {
+                        JsonPatchError::BadPath(format!(
+                            "replace operation does not apply: doc is missing path: {p}: missing value"
+                        ))
+                    });
+                }
+                if let Some(target) = lookup_mut(&mut out, &t) {
+                    *target = v;
+                }
             }
             "move" => {
                 let (f, p) = (from()?, path()?);
@@ -258,7 +277,12 @@ mod tests {
         let e = apply(&doc, &json!([{"op": "replace", "path": "/spec/nope/x", "value": 2}])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "replace operation does not apply: doc is missing path: \"/spec/nope/x\": missing value"
+            "replace operation does not apply: doc is missing path: /spec/nope/x: missing value"
+        );
+        let e = apply(&doc, &json!([{"op": "replace", "path": "/spec/nope", "value": 2}])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "replace operation does not apply: doc is missing key: /spec/nope: missing value"
         );
         let e = apply(&doc, &json!([{"op": "add", "path": "/a/b", "value": 1}])).unwrap_err();
         assert!(matches!(e, JsonPatchError::Missing { .. }));

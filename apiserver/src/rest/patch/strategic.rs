@@ -16,8 +16,8 @@
 //!   Deployment's `strategy`, so that switching `type` drops `rollingUpdate`);
 //! - `$deleteFromPrimitiveList/<field>: [..]` removes values from a merged list of strings;
 //! - `$setElementOrder/<field>: [..]` orders a merged list: the listed elements in that order,
-//!   then the ones only the server had, in their order. (Upstream interleaves the latter by their
-//!   old positions; kubectl's own patches list every element, so the two agree for them.)
+//!   with the elements only the server had interleaved by their old positions (upstream's
+//!   `normalizeElementOrder` and `mergeSortedSlice`).
 //!
 //! Custom resources (the fault kinds) have no Go struct tags; upstream refuses strategic merge
 //! for them with a 415, and kubectl then uses a merge patch. The caller does the same.
@@ -138,14 +138,16 @@ fn merge_fields<'a>(
     patch: &'a Map<String, Value>,
     path: &mut Vec<&'a str>,
 ) -> Result<(), StrategicError> {
-    let mut orders: Vec<(&str, &Vec<Value>)> = Vec::new();
+    // Each ordered list, with the server's order before the merge.
+    let mut orders: Vec<(&str, &Vec<Value>, Vec<Value>)> = Vec::new();
     for (key, value) in patch {
         if key == PATCH || key == RETAIN_KEYS {
             continue;
         }
         if let Some(field) = key.strip_prefix(SET_ORDER) {
             let order = value.as_array().ok_or_else(|| bad(key, "must be a list"))?;
-            orders.push((field, order));
+            let server = orig.get(field).and_then(Value::as_array).cloned().unwrap_or_default();
+            orders.push((field, order, server));
             continue;
         }
         if let Some(field) = key.strip_prefix(DELETE_FROM) {
@@ -186,12 +188,12 @@ fn merge_fields<'a>(
             }
         }
     }
-    for (field, order) in orders {
+    for (field, order, server) in orders {
         if let Some(Value::Array(list)) = orig.get_mut(field) {
             path.push(field);
             let strategy = list_strategy(resource, path);
             path.pop();
-            sort_by_order(list, order, strategy);
+            sort_by_order(list, order, &server, strategy);
         }
     }
     if let Some(retain) = patch.get(RETAIN_KEYS) {
@@ -242,7 +244,7 @@ fn merge_list<'a>(
                     continue;
                 };
                 let Some(id) = element.get(key) else {
-                    return Err(StrategicError::MissingMergeKey { element: p.to_string(), key });
+                    return Err(StrategicError::MissingMergeKey { element: go_format(p), key });
                 };
                 let at = orig.iter().position(|o| o.get(key) == Some(id));
                 if is_directive(p, "delete") {
@@ -270,6 +272,24 @@ fn merge_list<'a>(
     }
 }
 
+/// A value as Go's `%v` prints the `map[string]interface{}` it decodes to (upstream's messages
+/// print patch elements so): `map[image:x ports:[80]]`, keys sorted.
+fn go_format(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> =
+                keys.iter().map(|k| format!("{k}:{}", go_format(&m[k.as_str()]))).collect();
+            format!("map[{}]", fields.join(" "))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(go_format).collect::<Vec<_>>().join(" ")),
+        Value::String(s) => s.clone(),
+        Value::Null => "<nil>".into(),
+        other => other.to_string(),
+    }
+}
+
 /// A patch element added as new: merged into nothing, so its directives and nulls go.
 fn fresh<'a>(resource: Resource, p: &'a Value, path: &mut Vec<&'a str>) -> Result<Value, StrategicError> {
     match p {
@@ -282,18 +302,33 @@ fn fresh<'a>(resource: Resource, p: &'a Value, path: &mut Vec<&'a str>) -> Resul
     }
 }
 
-fn sort_by_order(list: &mut Vec<Value>, order: &[Value], strategy: ListStrategy) {
-    let rank = |v: &Value| -> Option<usize> {
-        order.iter().position(|o| match strategy {
-            ListStrategy::MergeByKey(key) => o.get(key).is_some() && o.get(key) == v.get(key),
-            _ => o == v,
-        })
+/// Orders a merged list by `$setElementOrder` (`order`): the listed elements in that order, and
+/// between them the elements the patch did not list, kept in their order on the server
+/// (`server`, the list before the merge), each placed before the first listed element that came
+/// after it there: upstream's `mergeSortedSlice`.
+fn sort_by_order(list: &mut Vec<Value>, order: &[Value], server: &[Value], strategy: ListStrategy) {
+    let same = |a: &Value, b: &Value| match strategy {
+        ListStrategy::MergeByKey(key) => a.get(key).is_some() && a.get(key) == b.get(key),
+        _ => a == b,
     };
-    let mut items: Vec<(Option<usize>, usize, Value)> =
-        std::mem::take(list).into_iter().enumerate().map(|(i, v)| (rank(&v), i, v)).collect();
-    // Listed elements first, in the listed order; then the rest, in their order.
-    items.sort_by_key(|(rank, i, _)| (rank.is_none(), rank.unwrap_or(0), *i));
-    *list = items.into_iter().map(|(_, _, v)| v).collect();
+    let rank = |v: &Value| order.iter().position(|o| same(o, v));
+    let at_server = |v: &Value| server.iter().position(|o| same(o, v));
+    let (mut listed, server_only): (Vec<Value>, Vec<Value>) =
+        std::mem::take(list).into_iter().partition(|v| rank(v).is_some());
+    listed.sort_by_key(|v| rank(v));
+    let mut server_only: Vec<Value> = server_only;
+    server_only.sort_by_key(|v| at_server(v).unwrap_or(usize::MAX));
+    let (mut left, mut right) = (server_only.into_iter().peekable(), listed.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => matches!((at_server(l), at_server(r)), (Some(li), Some(ri)) if li < ri),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        list.extend(next);
+    }
 }
 
 #[cfg(test)]
@@ -396,6 +431,37 @@ mod tests {
             json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "nginx"}]}}}}),
         );
         assert_eq!(got["spec"]["template"]["spec"]["containers"][0]["name"], "sidecar");
+        // Elements the patch does not list keep their place between the listed ones.
+        let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "injected"}, {"name": "b"}]}});
+        let got = apply(
+            Resource::Pods,
+            &pod,
+            &json!({"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                             "containers": [{"name": "b", "image": "x"}]}}),
+        )
+        .unwrap();
+        let names: Vec<&str> = got["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "injected", "b"]);
+        let got = apply(
+            Resource::Pods,
+            &pod,
+            &json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "c"}, {"name": "a"}],
+                             "containers": [{"name": "c"}]}}),
+        )
+        .unwrap();
+        let names: Vec<&str> = got["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        // As upstream: injected came before b on the server.
+        assert_eq!(names, ["injected", "b", "c", "a"]);
         // Errors.
         let e = apply(
             Resource::Deployments,
@@ -403,7 +469,7 @@ mod tests {
             &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), r#"map: {"image":"x"} does not contain declared merge key: name"#);
+        assert_eq!(e.to_string(), "map: map[image:x] does not contain declared merge key: name");
         let e =
             apply(Resource::Deployments, &deployment(), &json!({"spec": {"$patch": "frob"}})).unwrap_err();
         assert_eq!(e, StrategicError::UnknownPatchType("frob".into()));
