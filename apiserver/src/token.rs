@@ -56,6 +56,23 @@ pub struct IssuerConfig {
     pub max_expiration: Option<Duration>,
 }
 
+// === impl IssuerConfig ===
+
+impl IssuerConfig {
+    /// kubeadm's issuer and the flags' defaults, with the key kept in `dir` (`sa.key`) and the
+    /// apiserver reached at `external_address`.
+    pub fn defaults_in(dir: &std::path::Path, external_address: &str) -> Self {
+        Self {
+            issuer: DEFAULT_ISSUER.into(),
+            signing_key_file: dir.join("sa.key"),
+            jwks_uri: None,
+            external_address: external_address.into(),
+            api_audiences: Vec::new(),
+            max_expiration: None,
+        }
+    }
+}
+
 /// Signs tokens and serves the documents that verify them.
 pub struct TokenIssuer {
     key: SigningKey,

@@ -115,13 +115,6 @@ async fn repeated_events_count_up_on_one_object() {
 
 /// A token issuer with its key in `dir` (the gRPC service needs one; these calls use none).
 fn test_issuer(dir: &std::path::Path) -> Arc<netlab_apiserver::token::TokenIssuer> {
-    let cfg = netlab_apiserver::token::IssuerConfig {
-        issuer: netlab_apiserver::token::DEFAULT_ISSUER.into(),
-        signing_key_file: dir.join("sa.key"),
-        jwks_uri: None,
-        external_address: "127.0.0.1:6443".into(),
-        api_audiences: Vec::new(),
-        max_expiration: None,
-    };
+    let cfg = netlab_apiserver::token::IssuerConfig::defaults_in(dir, "127.0.0.1:6443");
     Arc::new(netlab_apiserver::token::TokenIssuer::new(&cfg).expect("issuer"))
 }

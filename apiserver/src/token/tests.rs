@@ -46,11 +46,8 @@ async fn registry(dir: &std::path::Path) -> Registry {
 fn issuer(dir: &std::path::Path, max: Option<std::time::Duration>) -> TokenIssuer {
     TokenIssuer::new(&IssuerConfig {
         issuer: ISSUER.into(),
-        signing_key_file: dir.join("sa.key"),
-        jwks_uri: None,
-        external_address: "10.0.0.1:6443".into(),
-        api_audiences: Vec::new(),
         max_expiration: max,
+        ..IssuerConfig::defaults_in(dir, "10.0.0.1:6443")
     })
     .unwrap()
 }
@@ -98,15 +95,7 @@ async fn signs_kubernetes_claims_that_its_jwks_verifies() {
     assert_eq!(doc["jwks_uri"], "https://10.0.0.1:6443/openid/v1/jwks");
 
     // The key outlives the process: a second issuer on the same file verifies the first's tokens.
-    let again = super::TokenIssuer::new(&IssuerConfig {
-        issuer: ISSUER.into(),
-        signing_key_file: dir.path().join("sa.key"),
-        jwks_uri: None,
-        external_address: "10.0.0.1:6443".into(),
-        api_audiences: Vec::new(),
-        max_expiration: None,
-    })
-    .unwrap();
+    let again = self::issuer(dir.path(), None);
     verified(&again, &answer);
 }
 
@@ -199,11 +188,7 @@ fn an_issuer_that_is_not_https_serves_no_documents() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = TokenIssuer::new(&IssuerConfig {
         issuer: "kubernetes.default.svc".into(),
-        signing_key_file: dir.path().join("sa.key"),
-        jwks_uri: None,
-        external_address: "10.0.0.1:6443".into(),
-        api_audiences: Vec::new(),
-        max_expiration: None,
+        ..IssuerConfig::defaults_in(dir.path(), "10.0.0.1:6443")
     })
     .unwrap();
     assert!(issuer.discovery_json().is_none() && issuer.jwks_json().is_none());
