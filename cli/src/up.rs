@@ -241,6 +241,9 @@ fn plan(
                 // 169.254.169.254 leads to the cloud's IMDS, as on an EC2 instance.
                 "--imds".into(),
                 cloud.imds.clone(),
+                // The AWS endpoint names' address, port 443, leads to the cloud's AWS API.
+                "--aws-api".into(),
+                cloud.aws.clone(),
                 "--healthz-bind-address".into(),
                 "127.0.0.1:0".into(),
             ],

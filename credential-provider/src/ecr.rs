@@ -8,13 +8,6 @@
 //! logs and the kubelet's journal shows: `operation error ECR: GetAuthorizationToken, https
 //! response error StatusCode: 400, RequestID: <id>, api error AccessDeniedException: User: ...`.
 
-use std::time::SystemTime;
-
-use aws_sigv4::{
-    http_request::{SignableBody, SignableRequest, SigningSettings, sign},
-    sign::v4,
-};
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use jiff::Timestamp;
@@ -169,49 +162,13 @@ fn signed_request(
     creds: &Credentials,
     now: Timestamp,
 ) -> Result<Request<Bytes>, EcrError> {
-    let body = Bytes::from_static(b"{}");
     let mut req = Request::post(url)
         .header("content-type", CONTENT_TYPE)
         .header("x-amz-target", TARGET)
         .header("accept-encoding", "identity")
-        .body(body.clone())
+        .body(Bytes::from_static(b"{}"))
         .map_err(|e| EcrError::Sign(e.to_string()))?;
-    let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
-    req.headers_mut().insert(
-        http::header::HOST,
-        http::HeaderValue::from_str(&host).map_err(|e| EcrError::Sign(e.to_string()))?,
-    );
-    let identity: Identity = aws_credential_types::Credentials::new(
-        &creds.access_key_id,
-        &creds.secret_access_key,
-        creds.session_token.clone(),
-        creds.expiration.map(SystemTime::from),
-        creds.source,
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("ecr")
-        .time(SystemTime::from(now))
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| EcrError::Sign(e.to_string()))?
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let signable = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .map_err(|e| EcrError::Sign(e.to_string()))?;
-    let (instructions, _) = sign(signable, &params).map_err(|e| EcrError::Sign(e.to_string()))?.into_parts();
-    instructions.apply_to_request_http1x(&mut req);
+    crate::sigv4::sign(&mut req, "ecr", region, creds, now).map_err(|e| EcrError::Sign(e.0))?;
     Ok(req)
 }
 

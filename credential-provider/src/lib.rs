@@ -13,6 +13,7 @@
 //! - [`credentials`]: the SDK's default chain for a host process (environment keys, IMDS).
 //! - [`ecr`]: GetAuthorizationToken, SigV4-signed, with the SDK's error texts.
 //! - [`http`]: the client (spans with `traceparent`, Go's send-failure texts).
+//! - [`sigv4`]: SigV4 signing of a whole-body request (also used by the pod toolbox's `aws`).
 //! - [`plugin`]: the request → response step, and the cache duration.
 //! - [`klog`]: the log lines the plugin writes to stderr.
 
@@ -23,6 +24,7 @@ pub mod klog;
 pub mod plugin;
 pub mod protocol;
 pub mod registry;
+pub mod sigv4;
 
 pub use plugin::{PluginError, get_credentials};
 

@@ -55,6 +55,12 @@ pub struct Config {
     #[arg(long, env = "NETLAB_NODE_AGENT_IMDS")]
     pub imds: Option<String>,
 
+    /// The cloud's AWS API endpoint (`host:port`, plain HTTP): where the node sends pods'
+    /// connections to port 443 of that host's address, which the AWS endpoint names
+    /// (`sts.us-east-1.amazonaws.com`, ...) resolve to. Unset: they lead nowhere.
+    #[arg(long, env = "NETLAB_NODE_AGENT_AWS_API")]
+    pub aws_api: Option<String>,
+
     /// The kubelet's `--image-credential-provider-config`: a CredentialProviderConfig
     /// (kubelet.config.k8s.io/v1, YAML or JSON) naming the exec plugins that give image
     /// credentials, e.g. `ecr-credential-provider` for `*.dkr.ecr.*.amazonaws.com`.

@@ -73,6 +73,8 @@ pub struct Dataplane {
     faults: Arc<Faults>,
     /// The cloud's IMDS (`host:port`), behind 169.254.169.254:80.
     imds: Option<String>,
+    /// The cloud's AWS API (`host:port`), behind port 443 of that host's address.
+    aws_api: Option<String>,
 }
 
 /// Who opens a connection.
@@ -134,12 +136,20 @@ impl Dataplane {
             faults: Faults::new(&node_name),
             node_name,
             imds: None,
+            aws_api: None,
         }
     }
 
     /// Sends what is addressed to 169.254.169.254:80 to the cloud's IMDS at `imds` (`host:port`).
     pub fn with_imds(mut self, imds: Option<String>) -> Self {
         self.imds = imds;
+        self
+    }
+
+    /// Sends pods' connections to port 443 of the AWS API's address to the cloud's AWS endpoint
+    /// at `api` (`host:port`), see [`crate::aws_api`].
+    pub fn with_aws_api(mut self, api: Option<String>) -> Self {
+        self.aws_api = api;
         self
     }
 
@@ -196,6 +206,18 @@ impl Dataplane {
     ) -> Result<Connected, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let local = SocketAddr::new(src.ip, self.sockets.ephemeral_port());
+        if let Some(api) = self.aws_api.as_deref()
+            && crate::aws_api::is_aws_api(api, dst).await
+        {
+            let hops = vec![format!("route: {dst} is the AWS API (the cloud's endpoint at {api}, no TLS)")];
+            return match tokio::time::timeout_at(deadline, crate::aws_api::connect(api, self.node_ip)).await {
+                Ok(Ok(stream)) => Ok(Connected { stream, local, hops }),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    Err(Error::new(ErrorKind::Refused, hops))
+                }
+                Ok(Err(_)) | Err(_) => Err(Error::new(ErrorKind::TimedOut, hops)),
+            };
+        }
         if self.in_namespace(dst.ip()) {
             // Inside the pod's network namespace: another container of the same pod (apps
             // listen on the pod IP, which loopback reaches in the same namespace). No NAT, no

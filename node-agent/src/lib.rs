@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub mod apps;
+pub mod aws_api;
 pub mod cluster;
 pub mod cni;
 pub mod config;
@@ -106,7 +107,8 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
             sockets.clone(),
             view.clone(),
         )
-        .with_imds(cfg.imds.clone()),
+        .with_imds(cfg.imds.clone())
+        .with_aws_api(cfg.aws_api.clone()),
     );
     let exec = exec::ExecContext {
         dp: dp.clone(),

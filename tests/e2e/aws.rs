@@ -879,3 +879,132 @@ fn irsa_pods_get_the_roles_env_and_a_projected_token_sts_accepts() {
     ]);
     assert_eq!(session["AssumedRoleUser"]["Arn"], "arn:aws:sts::123456789012:assumed-role/irsa-reader/app");
 }
+
+/// The `aws` tool in pods: the SDK's chain gives an IRSA pod its role's session (web identity
+/// first) and a plain pod the node role from IMDS, once the hop limit lets its token back.
+#[test]
+fn pods_aws_cli_is_the_irsa_role_or_the_node_role_as_the_hop_limit_allows() {
+    if !have_aws() {
+        return;
+    }
+    let c = Native::up();
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let role_arn = "arn:aws:iam::123456789012:role/irsa-reader";
+    let aws = c.aws();
+    let provider = aws.ok(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        issuer,
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ]);
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": provider["OpenIDConnectProviderArn"] },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": { "StringEquals": {
+                "kubernetes.default.svc.cluster.local:sub": "system:serviceaccount:irsa:reader",
+            } },
+        }],
+    })
+    .to_string();
+    aws.ok(&["iam", "create-role", "--role-name", "irsa-reader", "--assume-role-policy-document", &trust]);
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: irsa}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: reader\n  namespace: irsa\n  annotations: {{eks.amazonaws.com/role-arn: \"{role_arn}\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: irsa}}\nspec:\n  serviceAccountName: reader\n  nodeName: node-1\n  containers: [{{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}}]\n"
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c.ok(&["get", "pods", "-n", "irsa", "-o", "jsonpath={.items[*].status.phase}"]).trim() != "Running"
+    {
+        assert!(std::time::Instant::now() < deadline, "the pod never ran:\n{}", c.logs(40));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let exec_aws = |ns: &str, pod: &str| {
+        c.run(&["exec", "-n", ns, pod, "--", "aws", "sts", "get-caller-identity"], None)
+    };
+
+    // The IRSA pod is its role's session, named as botocore names it.
+    let r = exec_aws("irsa", "app");
+    assert_eq!(r.code, Some(0), "{}{}\n{}", r.stdout, r.stderr, c.log("cloud"));
+    let id: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    let arn = id["Arn"].as_str().unwrap();
+    assert!(arn.starts_with("arn:aws:sts::123456789012:assumed-role/irsa-reader/botocore-session-"), "{arn}");
+    assert_eq!(id["Account"], "123456789012");
+    // The real CLI, given the same token and role, prints the same shape.
+    let token = c.ok(&[
+        "exec",
+        "-n",
+        "irsa",
+        "app",
+        "--",
+        "cat",
+        "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token.trim()).unwrap();
+    // Its own HOME: the CLI caches web identity sessions in ~/.aws/cli/cache by role ARN.
+    let real = aws.run(
+        &["sts", "get-caller-identity"],
+        &[
+            ("HOME", dir.path().to_str().unwrap()),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_ROLE_ARN", role_arn),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(real.code, Some(0), "{}", real.stderr);
+    let digits = |s: &str| s.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect::<String>();
+    let shape = |s: &str| {
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        digits(&s.replace(v["UserId"].as_str().unwrap().split(':').next().unwrap(), "AROA"))
+    };
+    assert_eq!(shape(&r.stdout), shape(&real.stdout), "ours:\n{}real:\n{}", r.stdout, real.stdout);
+
+    // A pod without IRSA falls back to IMDS: with hop limit 1 its token never comes back, and
+    // IMDSv1 is off, so the chain ends empty after botocore's 1 s timeout.
+    let r = exec_aws("default", "podnet");
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (
+            Some(255),
+            "",
+            "Unable to locate credentials. You can configure credentials by running \"aws configure\".\n"
+        )
+    );
+
+    // The admin raises the hop limit to 2: the pod is the node role.
+    let (_, imds_token) = c.token("hostnet");
+    let (_, instance_id) = c.curl(
+        "hostnet",
+        &[
+            "-H",
+            &format!("X-aws-ec2-metadata-token: {imds_token}"),
+            "http://169.254.169.254/latest/meta-data/instance-id",
+        ],
+    );
+    aws.ok(&[
+        "ec2",
+        "modify-instance-metadata-options",
+        "--instance-id",
+        &instance_id,
+        "--http-put-response-hop-limit",
+        "2",
+    ]);
+    let r = exec_aws("default", "podnet");
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let id: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        id["Arn"],
+        format!("arn:aws:sts::123456789012:assumed-role/netlab-NodeInstanceRole/{instance_id}").as_str(),
+        "{}",
+        r.stdout
+    );
+    // The IRSA pod is still its role: web identity comes before IMDS in the chain.
+    let r = exec_aws("irsa", "app");
+    assert!(r.stdout.contains("assumed-role/irsa-reader/"), "{}{}", r.stdout, r.stderr);
+}

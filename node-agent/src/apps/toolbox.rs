@@ -1,4 +1,4 @@
-//! The toolbox: the commands `netlab exec POD -- CMD` runs inside a pod (`curl`, `nc`,
+//! The toolbox: the commands `netlab exec POD -- CMD` runs inside a pod (`curl`, `aws`, `nc`,
 //! `redis-cli`, `cat`, `ip`, `hostname`, `env`, `echo`, `sleep`, `sh -c`, ...). A pod has no real
 //! process or socket, so these are re-implementations that talk through the node's kernel model,
 //! and they print exactly what the real tools print (curl 7.88.1, OpenBSD netcat as in
@@ -9,7 +9,7 @@
 //! tools through the [`Pod`] trait, so they can be tested against in-memory peers. Output
 //! streams through [`Output`] while the command runs, as `kubectl exec` streams it.
 //!
-//! Layout: [`run`] dispatches to the builtins here, to `curl`, `nc`, `redis-cli` in submodules,
+//! Layout: [`run`] dispatches to the builtins here, to `curl`, `aws`, `nc`, `redis-cli` in submodules,
 //! to the DNS commands in `dns`, and to a tiny `sh -c` (words, quotes, `$VAR`, `;`, `&&`,
 //! `||`).
 
@@ -23,6 +23,7 @@ use crate::{
     resolver::{self, ResolveError},
 };
 
+mod aws;
 mod curl;
 mod dns;
 mod nc;
@@ -146,6 +147,7 @@ fn dispatch_in<'a>(
         };
         Ok(match tool {
             Tool::Curl => curl::run(args, pod, out).await,
+            Tool::Aws => aws::run(args, pod, out).await,
             Tool::Nc => nc::run(args, &stdin, pod, out).await,
             Tool::RedisCli => redis::run(args, pod, out).await,
             Tool::Dns(command) => dns::run(command, args, pod, out).await,
@@ -171,6 +173,8 @@ fn dispatch_in<'a>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Curl,
+    /// The AWS CLI (v1), `sts get-caller-identity` with the SDK's credential chain.
+    Aws,
     Nc,
     RedisCli,
     /// `dig`, `nslookup`, `host`, `getent`.
@@ -197,6 +201,7 @@ fn executable(name: &str) -> Option<Tool> {
     };
     Some(match base {
         "curl" => Tool::Curl,
+        "aws" => Tool::Aws,
         "nc" | "netcat" => Tool::Nc,
         "redis-cli" => Tool::RedisCli,
         "dig" => Tool::Dns(dns::Command::Dig),

@@ -58,6 +58,76 @@ pub(super) async fn run(args: &[String], pod: &dyn Pod, out: &Output) -> i32 {
     transfer.run(&url).await
 }
 
+/// A whole response, for the toolbox's other HTTP clients (the `aws` tool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The body, decoded (chunked or not).
+    pub body: Vec<u8>,
+}
+
+/// A request that got no response: curl's exit code and message for it (`7`, `Failed to
+/// connect to ...`; `28`, `Operation timed out ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("({code}) {message}")]
+pub(super) struct Failed {
+    /// curl's exit code.
+    pub code: i32,
+    /// curl's message.
+    pub message: String,
+}
+
+/// One silent request through curl's transfer (the same resolve, connect, request and response
+/// handling as `curl -sS`): `-X method`, each of `headers` as `-H`, `body` as `--data-binary`,
+/// `--connect-timeout` and `--max-time`.
+pub(super) async fn fetch(
+    pod: &dyn Pod,
+    method: &str,
+    url: &str,
+    headers: &[String],
+    body: Option<Vec<u8>>,
+    connect_timeout: Option<Duration>,
+    max_time: Option<Duration>,
+) -> Result<Response, Failed> {
+    let (out, mut rx) = Output::new();
+    let opts = Options {
+        verbose: false,
+        silent: true,
+        show_error: false,
+        fail: false,
+        include: false,
+        head: false,
+        no_meter: true,
+        max_time,
+        connect_timeout,
+        sink: Sink::Stdout,
+        write_out: None,
+        headers: headers.to_vec(),
+        user_agent: None,
+        method: Some(method.to_string()),
+        data: body,
+        url: Some(url.to_string()),
+    };
+    let mut transfer =
+        Transfer { meter: Meter::new(out.clone(), false), info: Info::default(), opts, pod, out: &out };
+    let code = transfer.run(url).await;
+    let status = transfer.info.http_code;
+    let message = std::mem::take(&mut transfer.info.error);
+    drop(transfer);
+    drop(out);
+    let mut body = Vec::new();
+    while let Ok(chunk) = rx.try_recv() {
+        if let super::Chunk::Stdout(b) = chunk {
+            body.extend_from_slice(&b);
+        }
+    }
+    match code {
+        0 => Ok(Response { status, body }),
+        code => Err(Failed { code, message }),
+    }
+}
+
 /// Where the body goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sink {

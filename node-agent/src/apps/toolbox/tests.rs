@@ -33,6 +33,10 @@ enum Step {
     Sleep(u64),
     /// Keeps the connection open forever.
     Hold,
+    /// Reads a request (as `ReadRequest`) and writes the answer of the first pair whose needle
+    /// the request contains (every part of it, parts separated by ` && `); an empty answer, or
+    /// no match, holds the connection unanswered.
+    Route(Vec<(&'static str, Vec<u8>)>),
 }
 
 /// What connecting to an address does.
@@ -53,6 +57,8 @@ struct FakePod {
     peers: HashMap<SocketAddr, Peer>,
     table: SocketTable,
     env: Vec<(String, String)>,
+    /// Files the pod's volumes mount.
+    files: HashMap<String, String>,
     /// The requests scripted servers received.
     requests: Arc<Mutex<Vec<String>>>,
     /// The timeout each `connect` was given.
@@ -70,9 +76,20 @@ impl FakePod {
                 ("HOSTNAME".into(), "client-7d4f9".into()),
                 ("ORDERS_SERVICE_HOST".into(), "10.96.0.20".into()),
             ],
+            files: HashMap::new(),
             requests: Arc::default(),
             timeouts: Mutex::default(),
         }
+    }
+
+    fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    fn with_file(mut self, path: &str, content: &str) -> Self {
+        self.files.insert(path.into(), content.into());
+        self
     }
 
     fn name(mut self, name: &str, ips: &[&str]) -> Self {
@@ -100,27 +117,50 @@ impl FakePod {
     }
 }
 
+/// Reads one request (head and a Content-Length body), logs it and returns it; None at EOF.
+async fn read_request(s: &mut tokio::io::DuplexStream, log: &Arc<Mutex<Vec<String>>>) -> Option<String> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    got.extend(body);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    log.lock().unwrap().push(text.clone());
+    Some(text)
+}
+
 async fn serve_script(mut s: tokio::io::DuplexStream, steps: Vec<Step>, log: Arc<Mutex<Vec<String>>>) {
     for step in steps {
         match step {
             Step::ReadRequest => {
-                let mut got = Vec::new();
-                let mut byte = [0u8; 1];
-                while !got.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    got.push(byte[0]);
+                if read_request(&mut s, &log).await.is_none() {
+                    return;
                 }
-                let head = String::from_utf8_lossy(&got).to_string();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .map_or(0, |n| n.trim().parse().unwrap());
-                let mut body = vec![0u8; len];
-                s.read_exact(&mut body).await.unwrap();
-                got.extend(body);
-                log.lock().unwrap().push(String::from_utf8_lossy(&got).into_owned());
+            }
+            Step::Route(routes) => {
+                let Some(request) = read_request(&mut s, &log).await else { return };
+                match routes
+                    .into_iter()
+                    .find(|(needle, _)| needle.split(" && ").all(|part| request.contains(part)))
+                {
+                    Some((_, answer)) if !answer.is_empty() => {
+                        if s.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => std::future::pending::<()>().await,
+                }
             }
             Step::Write(bytes) => {
                 if s.write_all(&bytes).await.is_err() {
@@ -213,6 +253,10 @@ impl Pod for FakePod {
 
     fn env(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    fn file(&self, path: &str) -> Option<String> {
+        self.files.get(path).cloned()
     }
 
     fn ip_addr(&self) -> String {
@@ -1122,4 +1166,204 @@ async fn nc_udp_sends_stdin_from_its_source_port_and_prints_the_answer() {
         assert_eq!((code, out.as_str(), err.as_str()), (*want_code, *want_out, *want_err), "{cmd:?}");
     }
     stop.cancel();
+}
+
+// === aws ===
+
+const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
+const ROLE: &str = "arn:aws:iam::123456789012:role/irsa-reader";
+
+fn xml(status: &str, body: &str) -> Vec<u8> {
+    http(status, &["Content-Type: text/xml", &format!("Content-Length: {}", body.len())], body)
+}
+
+fn caller_identity(user_id: &str, arn: &str) -> Vec<u8> {
+    xml(
+        "200 OK",
+        &format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>{arn}</Arn><UserId>{user_id}</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ),
+    )
+}
+
+/// A pod as the pod identity webhook leaves it, its STS at 10.0.0.7:443.
+fn irsa_pod(sts: Peer) -> FakePod {
+    FakePod::new()
+        .with_env("AWS_STS_REGIONAL_ENDPOINTS", "regional")
+        .with_env("AWS_DEFAULT_REGION", "us-east-1")
+        .with_env("AWS_REGION", "us-east-1")
+        .with_env("AWS_ROLE_ARN", ROLE)
+        .with_env("AWS_WEB_IDENTITY_TOKEN_FILE", TOKEN_FILE)
+        .with_file(TOKEN_FILE, "eyJhbGciOiJSUzI1NiJ9.e30.sig")
+        .name("sts.us-east-1.amazonaws.com", &["10.0.0.7"])
+        .peer("10.0.0.7:443", sts)
+}
+
+#[tokio::test]
+async fn aws_irsa_trades_the_token_unsigned_then_signs_with_the_roles_session() {
+    let session = xml(
+        "200 OK",
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAROLE</AccessKeyId><SecretAccessKey>s3cret</SecretAccessKey><SessionToken>sess&amp;tok</SessionToken><Expiration>2026-12-07T22:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+    );
+    let arn = "arn:aws:sts::123456789012:assumed-role/irsa-reader/botocore-session-1";
+    let sts = Peer::Script(
+        vec![],
+        vec![Step::Route(vec![
+            ("Action=AssumeRoleWithWebIdentity", session),
+            ("Action=GetCallerIdentity", caller_identity("AROAEXAMPLE:botocore-session-1", arn)),
+        ])],
+    );
+    let pod = irsa_pod(sts);
+    let (code, stdout, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{{\n    \"UserId\": \"AROAEXAMPLE:botocore-session-1\",\n    \"Account\": \"123456789012\",\n    \"Arn\": \"{arn}\"\n}}\n"
+        )
+    );
+    let requests = pod.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let (assume, call) = (&requests[0], &requests[1]);
+    assert!(assume.starts_with("POST / HTTP/1.1\r\nhost: sts.us-east-1.amazonaws.com\r\n"), "{assume}");
+    assert!(!assume.contains("authorization:"), "AssumeRoleWithWebIdentity is unsigned: {assume}");
+    let body = assume.split("\r\n\r\n").nth(1).unwrap();
+    let role = "arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Firsa-reader";
+    assert!(
+        body.starts_with(&format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={role}&RoleSessionName=botocore-session-")),
+        "{body}"
+    );
+    assert!(body.ends_with("&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.e30.sig"), "{body}");
+    assert!(call.contains("authorization: AWS4-HMAC-SHA256 Credential=ASIAROLE/"), "{call}");
+    assert!(call.contains("/us-east-1/sts/aws4_request"), "{call}");
+    assert!(call.contains("x-amz-security-token: sess&tok\r\n"), "{call}");
+    assert!(call.ends_with("\r\n\r\nAction=GetCallerIdentity&Version=2011-06-15"), "{call}");
+    assert!(
+        call.contains("\r\nUser-Agent: aws-cli/1.45.11 md/Botocore#1.43.11 ") && !call.contains("curl/"),
+        "{call}"
+    );
+}
+
+#[tokio::test]
+async fn aws_prints_sts_errors_as_the_cli_and_a_missing_token_file_as_python() {
+    let denied = xml(
+        "403 Forbidden",
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>r-1</RequestId></ErrorResponse>",
+    );
+    let pod = irsa_pod(answers(denied));
+    let (code, stdout, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!((code, stdout.as_str()), (255, ""));
+    assert_eq!(
+        stderr,
+        "\nAn error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation: Not authorized to perform sts:AssumeRoleWithWebIdentity\n"
+    );
+
+    let mut pod = irsa_pod(Peer::Refused(vec![]));
+    pod.files.clear();
+    let (code, _, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!(
+        (code, stderr.as_str()),
+        (255, format!("\n[Errno 2] No such file or directory: '{TOKEN_FILE}'\n").as_str())
+    );
+
+    let pod = irsa_pod(Peer::Refused(vec![]));
+    let (code, _, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!(
+        (code, stderr.as_str()),
+        (255, "\nCould not connect to the endpoint URL: \"https://sts.us-east-1.amazonaws.com/\"\n")
+    );
+}
+
+/// IMDS at 169.254.169.254:80 requiring tokens (`tok`), and STS's global endpoint at
+/// 10.0.0.7:443; `token` is what the token PUT gets (empty: no answer, as when the hop limit
+/// kills it).
+fn node_role_pod(token: Vec<u8>) -> FakePod {
+    let creds = r#"{"Code":"Success","LastUpdated":"2026-12-07T20:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIANODE","SecretAccessKey":"nodesecret","Token":"nodetoken","Expiration":"2026-12-08T02:00:00Z"}"#;
+    let json = |body: &str| http("200 OK", &[&format!("Content-Length: {}", body.len())], body);
+    let imds = Peer::Script(
+        vec![],
+        vec![Step::Route(vec![
+            ("PUT /latest/api/token HTTP/1.1 && x-aws-ec2-metadata-token-ttl-seconds: 21600\r\n", token),
+            (
+                "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1 && x-aws-ec2-metadata-token: tok\r\n",
+                json("netlab-NodeInstanceRole"),
+            ),
+            (
+                "GET /latest/meta-data/iam/security-credentials/netlab-NodeInstanceRole HTTP/1.1 && x-aws-ec2-metadata-token: tok\r\n",
+                json(creds),
+            ),
+            ("GET ", http("401 Unauthorized", &["Content-Length: 0"], "")),
+        ])],
+    );
+    let arn = "arn:aws:sts::123456789012:assumed-role/netlab-NodeInstanceRole/i-0abc";
+    FakePod::new()
+        .peer("169.254.169.254:80", imds)
+        .name("sts.amazonaws.com", &["10.0.0.7"])
+        .peer("10.0.0.7:443", answers(caller_identity("AROANODE:i-0abc", arn)))
+}
+
+#[tokio::test]
+async fn aws_without_irsa_is_the_node_role_when_the_token_comes_back() {
+    let pod = node_role_pod(http("200 OK", &["Content-Length: 3"], "tok"));
+    let (code, stdout, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity", "--output", "text"]).await;
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(
+        stdout,
+        "123456789012\tarn:aws:sts::123456789012:assumed-role/netlab-NodeInstanceRole/i-0abc\tAROANODE:i-0abc\n"
+    );
+    let call = pod.requests().pop().unwrap();
+    assert!(
+        call.starts_with("POST / HTTP/1.1\r\nhost: sts.amazonaws.com\r\n"),
+        "no region: the global endpoint: {call}"
+    );
+    assert!(
+        call.contains("Credential=ASIANODE/") && call.contains("x-amz-security-token: nodetoken\r\n"),
+        "{call}"
+    );
+}
+
+#[tokio::test]
+async fn aws_without_irsa_finds_no_credentials_when_the_hop_limit_eats_the_token() {
+    let pod = node_role_pod(Vec::new());
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    let took = started.elapsed();
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (
+            255,
+            "",
+            "Unable to locate credentials. You can configure credentials by running \"aws configure\".\n"
+        )
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1900),
+        "botocore's 1 s read timeout: {took:?}"
+    );
+    // The PUT went unanswered, then IMDSv1 was tried and refused; no call reached STS.
+    let requests = pod.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[1].starts_with("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\n"));
+    assert!(!requests[1].contains("x-aws-ec2-metadata-token"), "{}", requests[1]);
+    // AWS_EC2_METADATA_DISABLED skips IMDS altogether.
+    let pod = node_role_pod(Vec::new()).with_env("AWS_EC2_METADATA_DISABLED", "true");
+    let (code, _, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!((code, stderr.starts_with("Unable to locate credentials.")), (255, true));
+    assert!(pod.requests().is_empty());
+}
+
+#[tokio::test]
+async fn aws_command_lines_and_env_keys() {
+    let pod = FakePod::new();
+    let (code, _, stderr) = exec(&pod, &["aws"]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.ends_with("aws: error: the following arguments are required: command\n"), "{stderr}");
+    let (code, _, stderr) = exec(&pod, &["aws", "ecr", "describe-repositories"]).await;
+    assert_eq!((code, stderr.starts_with("netlab: ")), (255, true), "{stderr}");
+    let pod = FakePod::new().with_env("AWS_ACCESS_KEY_ID", "AKIA");
+    let (code, _, stderr) = exec(&pod, &["aws", "sts", "get-caller-identity"]).await;
+    assert_eq!(
+        (code, stderr.as_str()),
+        (255, "\nPartial credentials found in env, missing: AWS_SECRET_ACCESS_KEY\n")
+    );
 }
