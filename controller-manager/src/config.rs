@@ -60,7 +60,7 @@ pub struct Config {
 }
 
 /// Every controller this process runs, by its `--controllers` name.
-pub const CONTROLLERS: [&str; 8] = [
+pub const CONTROLLERS: [&str; 9] = [
     "nodeipam",
     "nodelifecycle",
     "endpointslice",
@@ -69,6 +69,7 @@ pub const CONTROLLERS: [&str; 8] = [
     "statefulset",
     "garbagecollector",
     "chaos",
+    "serviceaccount",
 ];
 
 // === impl Config ===

@@ -21,6 +21,7 @@
 //!   ownerReferences, deletion order), [`selector`] (label selector matching), [`hash`]
 //!   (pod-template hashes).
 //! - [`gc`]: garbage collection through ownerReferences.
+//! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //! - [`chaos`]: the fault objects' records, phases, conditions and events (the only place pod
 //!   selectors of faults are evaluated), and pod-kill.
 
@@ -46,6 +47,7 @@ pub mod pod;
 pub mod queue;
 pub mod replicaset;
 pub mod selector;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod tasks;
 
@@ -93,7 +95,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 type Start = fn(&Context) -> Result<()>;
 
 /// Each controller by its `--controllers` name, and how it starts.
-const STARTERS: [(&str, Start); 8] = [
+const STARTERS: [(&str, Start); 9] = [
     ("nodeipam", nodeipam::start),
     ("nodelifecycle", nodelifecycle::start),
     ("endpointslice", endpointslice::start),
@@ -102,6 +104,7 @@ const STARTERS: [(&str, Start); 8] = [
     ("statefulset", statefulset::start),
     ("garbagecollector", gc::start),
     ("chaos", chaos::start),
+    ("serviceaccount", serviceaccount::start),
 ];
 
 /// Starts every controller `--controllers` enables on `ctx.tasks`. One that cannot start (a bad

@@ -599,3 +599,39 @@ fn statefulset_creates_pods_in_order_with_stable_identity() {
     drop(cm);
     drop(api);
 }
+
+/// The ServiceAccounts controller: every namespace has `default`, back after a delete, and its
+/// tokens can be had (what the kubelet asks for a pod's projected volumes).
+#[test]
+fn every_namespace_gets_a_default_service_account() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Apiserver::start(data.path(), &[]);
+    let _cm = parts::controller_manager(&api.url(), &["--controllers=serviceaccount"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = Client::new(&api.url()).unwrap();
+        let ns: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap();
+        client.create(&ns).await.unwrap();
+        let has_default = |ns: &'static str| {
+            let client = client.clone();
+            move || {
+                let client = client.clone();
+                async move {
+                    client
+                        .get::<k8s_openapi::api::core::v1::ServiceAccount>(ns, "default")
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            }
+        };
+        for namespace in ["default", "kube-system", "team-a"] {
+            eventually(&format!("{namespace}/default"), WAIT, has_default(namespace)).await;
+        }
+        client.delete::<k8s_openapi::api::core::v1::ServiceAccount>("team-a", "default").await.unwrap();
+        eventually("team-a/default again", WAIT, has_default("team-a")).await;
+    });
+    let token = netlab_e2e::netlab(&api.url(), &["create", "token", "default", "-n", "team-a"], None).ok();
+    assert_eq!(token.stdout.matches('.').count(), 2, "a JWT: {}", token.stdout);
+}
