@@ -24,8 +24,8 @@ pub fn router(registry: Registry, issuer: Arc<TokenIssuer>) -> Router {
     let oidc = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/openid/v1/jwks", get(jwks))
-        .with_state(issuer);
-    oidc.merge(rest::router(registry))
+        .with_state(issuer.clone());
+    oidc.merge(rest::router(registry, issuer))
 }
 
 /// The discovery document (public, cacheable for an hour, as upstream serves it).

@@ -27,6 +27,7 @@
 //! - [`update`]: PUT of an object or its status; where every patch is written.
 //! - [`patch`]: PATCH, in the three patch types; [`scale`]: the `/scale` subresource.
 //! - [`table`]: the server-side Table, from [`netlab_printers`].
+//! - [`token`]: the serviceaccounts/token subresource (JSON or kubectl's protobuf bodies).
 //! - [`status`]: `metav1.Status` bodies for every error.
 //! - [`version`]: `/version` and the health endpoints.
 //! - [`span`]: one span per request, in the caller's trace, named like upstream's audit events.
@@ -41,7 +42,16 @@ use axum::{
 };
 use tracing::Instrument as _;
 
-use crate::registry::Registry;
+use std::sync::Arc;
+
+use crate::{registry::Registry, token::TokenIssuer};
+
+/// What the handlers answer from.
+#[derive(Clone)]
+struct Api {
+    registry: Registry,
+    issuer: Arc<TokenIssuer>,
+}
 
 pub mod discovery;
 pub mod negotiate;
@@ -54,6 +64,7 @@ pub mod scale;
 pub mod span;
 pub mod status;
 pub mod table;
+pub mod token;
 pub mod update;
 pub mod version;
 pub mod watch;
@@ -62,7 +73,7 @@ pub mod watch;
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// The REST routes.
-pub fn router(registry: Registry) -> Router {
+pub fn router(registry: Registry, issuer: Arc<TokenIssuer>) -> Router {
     Router::new()
         .route("/version", get(version::version))
         .route("/healthz", get(version::ok))
@@ -73,12 +84,12 @@ pub fn router(registry: Registry) -> Router {
         .route("/apis", any(api))
         .route("/apis/{*path}", any(api))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(registry)
+        .with_state(Api { registry, issuer })
 }
 
 /// Everything under `/api` and `/apis`: parse the path, then serve it in the request's span.
 async fn api(
-    State(registry): State<Registry>,
+    State(Api { registry, issuer }): State<Api>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -99,7 +110,7 @@ async fn api(
         match target {
             path::Target::Discovery(doc) => discovery::serve(doc, &headers),
             path::Target::Object(target) => {
-                serve(&registry, &target, request).await.unwrap_or_else(IntoResponse::into_response)
+                serve(&registry, &issuer, &target, request).await.unwrap_or_else(IntoResponse::into_response)
             }
         }
     }
@@ -112,6 +123,7 @@ async fn api(
 /// serve.
 async fn serve(
     registry: &Registry,
+    issuer: &TokenIssuer,
     target: &path::ObjectTarget,
     req: request::Request<'_>,
 ) -> Result<Response, status::Status> {
@@ -134,6 +146,7 @@ async fn serve(
         (&Method::PUT, Some(name), Some("scale")) => scale::put(registry, target, name, req).await,
         (&Method::DELETE, Some(name), None) => objects::delete(registry, target, name, req).await,
         (&Method::POST, Some(name), Some("binding")) => objects::bind(registry, target, name, req).await,
+        (&Method::POST, Some(name), Some("token")) => token::create(registry, issuer, target, name, req),
         _ => Err(status::Status::method_not_allowed()),
     }
 }

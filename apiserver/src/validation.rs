@@ -48,7 +48,7 @@ pub mod meta;
 pub mod networking;
 pub mod options;
 
-pub use field::{ErrorType, FieldError, invalid_message, status_message};
+pub use field::{ErrorType, FieldError, group_kind_message, invalid_message, status_message};
 pub use options::ValidationOptions;
 
 #[cfg(test)]

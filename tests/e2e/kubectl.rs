@@ -204,6 +204,25 @@ fn kubectl_reads_creates_and_deletes_against_the_lab() {
          * spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive\n\
          * spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive\n"
     );
+
+    // `kubectl create token`: the TokenRequest subresource, in kubectl's protobuf, for the
+    // namespace's `default` account (the ServiceAccounts controller's), with upstream's texts.
+    let token = k.ok(&["create", "token", "default", "-n", "demo", "--audience", "sts.amazonaws.com"]);
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap()).unwrap();
+    assert_eq!(claims["aud"], serde_json::json!(["sts.amazonaws.com"]));
+    assert_eq!(claims["sub"], "system:serviceaccount:demo:default");
+    let short = k.run(&["create", "token", "default", "-n", "demo", "--duration", "1m"]);
+    assert_eq!(
+        (short.code, short.stderr.as_str()),
+        (
+            Some(1),
+            "error: failed to create token: TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes\n"
+        )
+    );
+    let missing = k.run(&["create", "token", "nope", "-n", "demo"]);
+    assert_eq!(missing.stderr, "error: failed to create token: serviceaccounts \"nope\" not found\n");
 }
 
 const WEB: &str = "apiVersion: apps/v1

@@ -86,7 +86,16 @@ pub fn info(r: Resource) -> Info {
         Resource::Deployments => i(&["deploy"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
         Resource::ReplicaSets => i(&["rs"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
         Resource::StatefulSets => i(&["sts"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
-        Resource::ServiceAccounts => i(&["sa"], &[], ALL_VERBS, &[]),
+        Resource::ServiceAccounts => i(
+            &["sa"],
+            &[],
+            ALL_VERBS,
+            &[Subresource {
+                name: "token",
+                kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+                verbs: &["create"],
+            }],
+        ),
         Resource::ConfigMaps => i(&["cm"], &[], ALL_VERBS, &[]),
         Resource::Events => i(&["ev"], &[], ALL_VERBS, &[]),
         // Chaos Mesh's CRDs declare no short names or categories; every CRD serves all verbs

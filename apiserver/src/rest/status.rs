@@ -124,7 +124,12 @@ impl From<&Error> for Status {
                 // field (message without the path: `ErrorBody`); kubectl prints
                 // `The Pod "x" is invalid: <field>: <message>` from the causes.
                 let resource = Resource::from_kind(kind).ok();
-                let mut d = details(name, resource.map_or("", Resource::group), kind);
+                // A kind that is no stored resource comes group-qualified (`TokenRequest.authentication.k8s.io`).
+                let (bare, group) = match resource {
+                    Some(r) => (*kind, r.group()),
+                    None => kind.split_once('.').unwrap_or((kind, "")),
+                };
+                let mut d = details(name, group, bare);
                 let causes: Vec<Value> = errors
                     .iter()
                     .map(|f| json!({"reason": f.reason(), "message": f.body(), "field": f.field}))
@@ -132,7 +137,7 @@ impl From<&Error> for Status {
                 d.insert("causes".into(), causes.into());
                 let message = match resource {
                     Some(r) => crate::validation::status_message(r, name, errors),
-                    None => e.to_string(),
+                    None => crate::validation::group_kind_message(kind, name, errors),
                 };
                 (message, Some(d))
             }

@@ -38,7 +38,13 @@ async fn serve_with_history(history: usize) -> Server {
     bootstrap::run(&registry, 6443).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, super::router(registry)).await });
+    let issuer = crate::token::TokenIssuer::new(&crate::token::IssuerConfig::defaults_in(
+        dir.path(),
+        &addr.to_string(),
+    ))
+    .unwrap();
+    let router = super::router(registry, Arc::new(issuer));
+    tokio::spawn(async move { axum::serve(listener, router).await });
     Server { addr, _dir: dir }
 }
 

@@ -272,6 +272,12 @@ pub fn status_message(resource: Resource, name: &str, errors: &[FieldError]) -> 
         "" => resource.kind().to_string(),
         group => format!("{}.{group}", resource.kind()),
     };
+    group_kind_message(&kind, name, errors)
+}
+
+/// [`status_message`] for a group-qualified kind that is not a stored resource
+/// (`TokenRequest.authentication.k8s.io`).
+pub fn group_kind_message(kind: &str, name: &str, errors: &[FieldError]) -> String {
     let head = format!("{kind} {} is invalid", go_quote(name));
     let msgs = unique_messages(errors);
     match msgs.as_slice() {
