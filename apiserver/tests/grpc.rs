@@ -157,3 +157,116 @@ async fn sigterm_stops_the_server_even_with_a_watch_open() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `CreateRequest` as the wire has it, with `namespace` as raw bytes (so it can be invalid
+/// UTF-8) and a field the API does not define.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawCreate {
+    #[prost(int32, tag = "1")]
+    resource: i32,
+    #[prost(bytes = "bytes", tag = "2")]
+    json: bytes::Bytes,
+    #[prost(bytes = "vec", tag = "3")]
+    namespace: Vec<u8>,
+    #[prost(string, tag = "99")]
+    unknown: String,
+}
+
+async fn raw_create(
+    ch: Channel,
+    req: RawCreate,
+) -> Result<netlab_proto::apiserver::v1::Object, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/netlab.apiserver.v1.ApiServer/Create");
+    let codec = tonic_prost::ProstCodec::<RawCreate, netlab_proto::apiserver::v1::Object>::default();
+    grpc.unary(tonic::Request::new(req), path, codec).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn hostile_grpc_input_is_refused_and_the_server_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, ch) = start(dir.path()).await;
+    let mut client = ApiServerClient::new(ch.clone()).max_encoding_message_size(usize::MAX);
+    let still_serving = |mut client: ApiServerClient<Channel>| async move {
+        let req = GetRequest {
+            resource: Resource::Namespaces as i32,
+            name: "default".into(),
+            ..Default::default()
+        };
+        tokio::time::timeout(Duration::from_secs(2), client.get(req))
+            .await
+            .expect("an answer")
+            .expect("default");
+    };
+
+    // A message over the 16 MiB limit: refused by size, before it is decoded.
+    let huge = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "huge"},
+        "data": {"k": "x".repeat(17 << 20)}});
+    let err = client
+        .create(CreateRequest {
+            resource: Resource::ConfigMaps as i32,
+            json: serde_json::to_vec(&huge).unwrap().into(),
+            namespace: "default".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err.code(), tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{err:?}");
+    assert!(err.message().contains("too large"), "{err:?}");
+    still_serving(client.clone()).await;
+
+    // A string field that is not UTF-8: the message does not decode.
+    let bad = RawCreate {
+        resource: Resource::ConfigMaps as i32,
+        json: cm("utf8"),
+        namespace: b"def\xffault".to_vec(),
+        unknown: String::new(),
+    };
+    let err = raw_create(ch.clone(), bad).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Internal, "{err:?}");
+    assert!(err.message().contains("failed to decode Protobuf message"), "{err:?}");
+    still_serving(client.clone()).await;
+
+    // A field this API does not know is skipped, as protobuf's rules say.
+    let extra = RawCreate {
+        resource: Resource::ConfigMaps as i32,
+        json: cm("extra"),
+        namespace: b"default".to_vec(),
+        unknown: "from a newer client".into(),
+    };
+    assert_eq!(raw_create(ch.clone(), extra).await.unwrap().name, "extra");
+
+    // An unknown resource number and a body that is not JSON: Kubernetes' BadRequest.
+    let err = client
+        .create(CreateRequest { resource: 9_999, json: cm("x"), namespace: "default".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let err = client
+        .create(CreateRequest {
+            resource: Resource::ConfigMaps as i32,
+            json: bytes::Bytes::from_static(b"{not json"),
+            namespace: "default".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(Status::decode(err.details()).unwrap().reason, "BadRequest", "{err:?}");
+
+    // A hundred thousand labels (2.7 MB): each is checked and the object stored, as upstream
+    // would; the server then answers a small request at once.
+    let labels: serde_json::Map<String, serde_json::Value> =
+        (0..100_000).map(|i| (format!("label-{i}"), serde_json::Value::from("v"))).collect();
+    let many = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "many-labels", "labels": labels}});
+    let created = client
+        .create(CreateRequest {
+            resource: Resource::ConfigMaps as i32,
+            json: serde_json::to_vec(&many).unwrap().into(),
+            namespace: "default".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.name, "many-labels");
+    still_serving(client).await;
+}
