@@ -71,7 +71,7 @@ impl HttpClient {
         let (parts, body) = req.into_parts();
         let req = Request::from_parts(parts, Full::new(body));
         let exchange = async {
-            let resp = self.inner.request(req).await.map_err(|e| fail(go_cause(&e, &url)))?;
+            let resp = self.inner.request(req).await.map_err(|e| fail(go_net_error(&e, &url)))?;
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
             Ok(Response::from_parts(parts, body))
@@ -103,8 +103,12 @@ fn go_method(m: &http::Method) -> String {
     out
 }
 
-/// The cause of a failed exchange, as Go's net package prints it.
-fn go_cause(e: &hyper_util::client::legacy::Error, url: &str) -> String {
+/// A failed exchange as Go's net/http prints it (the plugin's and containerd's texts embed
+/// these): refused dials and reset reads as `net.OpError`s, a timed-out dial as `i/o timeout`, a
+/// connection closed without an answer as `EOF`. The local address Go would print before `->` is
+/// not known here, so the error names only the remote one (the form Go uses when it has no
+/// source address). Anything else: the error and its sources.
+pub fn go_net_error(e: &hyper_util::client::legacy::Error, url: &str) -> String {
     let remote = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -53,7 +53,7 @@ fn udp(server: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
 
 /// A well-formed query from another client is answered (NXDOMAIN for a Service that does not
 /// exist, with its id), so whatever came before left the server serving. It is tried three
-/// times, as a stub resolver does: right after a flood, the kernel may have dropped it from the
+/// times, as a pod's resolver retries: right after a flood, the kernel may have dropped it from the
 /// socket's full receive buffer, as it would in front of CoreDNS.
 fn still_serves(server: SocketAddr, id: u16) {
     let bytes = query(id, "nope.default.svc.cluster.local.", RecordType::A).to_vec().unwrap();

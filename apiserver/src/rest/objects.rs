@@ -236,10 +236,7 @@ pub async fn bind(
     name: &str,
     req: Request<'_>,
 ) -> Result<Response, Status> {
-    check_json(req.headers)?;
-    let binding: Value = serde_json::from_slice(req.body).map_err(|e| {
-        Status::bad_request(format!("Binding in version \"v1\" cannot be handled as a Binding: {e}"))
-    })?;
+    let binding = super::request::json_body(&req, "Binding")?;
     let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("");
     registry.bind(namespace(target), name, node).await?;
     let status =

@@ -57,6 +57,15 @@ pub fn check_json(headers: &HeaderMap) -> Result<(), Status> {
     }
 }
 
+/// A JSON body of `kind` (`Binding`, `Scale`), or the 400 upstream's decoder gives one it
+/// cannot read.
+pub fn json_body(req: &Request<'_>, kind: &str) -> Result<Value, Status> {
+    check_json(req.headers)?;
+    serde_json::from_slice(req.body).map_err(|e| {
+        Status::bad_request(format!("{kind} in version \"v1\" cannot be handled as a {kind}: {e}"))
+    })
+}
+
 /// The namespace in the path, or "".
 pub fn namespace(target: &ObjectTarget) -> &str {
     target.namespace.as_deref().unwrap_or("")

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::{
     path::ObjectTarget,
-    request::{Request, check_json, json_response, namespace},
+    request::{Request, json_response, namespace},
     status::Status,
     update,
 };
-use crate::{error::Error, object, object::Stored, registry::Registry};
+use crate::{object, object::Stored, registry::Registry};
 
 /// Whether `r` has a `/scale` subresource.
 pub fn serves(r: Resource) -> bool {
@@ -139,10 +139,7 @@ pub async fn put(
     name: &str,
     req: Request<'_>,
 ) -> Result<Response, Status> {
-    check_json(req.headers)?;
-    let scale: Value = serde_json::from_slice(req.body).map_err(|e| {
-        Status::from(Error::BadRequest(format!("Scale in version \"v1\" cannot be handled as a Scale: {e}")))
-    })?;
+    let scale = super::request::json_body(&req, "Scale")?;
     let current = registry.get(target.resource, namespace(target), name)?;
     let scale = write(registry, target, name, &current, &scale, req.query.dry_run).await?;
     Ok(json_response(StatusCode::OK, &scale))

@@ -262,7 +262,13 @@ impl Registry {
             .body(Empty::new())
             .map_err(|e| fail("Unknown", e.to_string()))?;
         let resp = self.send(req).await.map_err(|e| {
-            fail("Unknown", format!("failed to do request: Head \"{url}\": {}", go_net_error(&e, &url)))
+            fail(
+                "Unknown",
+                format!(
+                    "failed to do request: Head \"{url}\": {}",
+                    netlab_credential_provider::http::go_net_error(&e, &url)
+                ),
+            )
         })?;
         match resp.status() {
             StatusCode::OK => {}
@@ -298,10 +304,12 @@ impl Registry {
             .header(header::ACCEPT, &accept)
             .body(Empty::new())
             .map_err(|e| copy(e.to_string()))?;
-        let resp = self
-            .send(req)
-            .await
-            .map_err(|e| copy(format!("failed to do request: Get \"{url}\": {}", go_net_error(&e, &url))))?;
+        let resp = self.send(req).await.map_err(|e| {
+            copy(format!(
+                "failed to do request: Get \"{url}\": {}",
+                netlab_credential_provider::http::go_net_error(&e, &url)
+            ))
+        })?;
         let status = resp.status();
         let content_type =
             resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -384,7 +392,7 @@ impl Registry {
             let resp = self.send(req).await.map_err(|e| {
                 fail(format!(
                     "failed to copy: httpReadSeeker: failed open: failed to do request: Get \"{url}\": {}",
-                    go_net_error(&e, &url)
+                    netlab_credential_provider::http::go_net_error(&e, &url)
                 ))
             })?;
             let status = resp.status();
@@ -470,46 +478,6 @@ pub fn failed_open(url: &str, status: StatusCode, body: &[u8]) -> String {
         ),
         None => format!("unexpected status code {url}: {status}"),
     }
-}
-
-/// A failed request as Go's net/http prints it (containerd's texts embed these): refused dials
-/// and reset reads as `net.OpError`s, a connection closed without an answer as `EOF`. The local
-/// address Go would print before `->` is not known here, so the error names only the remote one
-/// (the form Go uses when it has no source address).
-fn go_net_error(e: &hyper_util::client::legacy::Error, url: &str) -> String {
-    let remote = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    return format!("dial tcp {remote}: connect: connection refused");
-                }
-                std::io::ErrorKind::ConnectionReset => {
-                    return format!("read tcp {remote}: read: connection reset by peer");
-                }
-                _ => {}
-            }
-        }
-        if let Some(h) = err.downcast_ref::<hyper::Error>()
-            && h.is_incomplete_message()
-        {
-            return "EOF".into();
-        }
-        cur = err.source();
-    }
-    source_chain(e)
-}
-
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
