@@ -1,0 +1,1 @@
+//! EC2 client (to be written).

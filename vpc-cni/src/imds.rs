@@ -1,0 +1,1 @@
+//! IMDS client (to be written).
