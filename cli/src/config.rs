@@ -245,6 +245,15 @@ pub enum NodeCommand {
         /// The node's name, as `netlab get nodes` lists it.
         node: String,
     },
+    /// The ENIs ipamd holds on an EKS node (AWS VPC CNI), each address and which pod has it:
+    /// ipamd's introspection endpoint (`curl localhost:61679/v1/enis` on a real node).
+    Enis {
+        /// The node's name, as `netlab get nodes` lists it.
+        node: String,
+        /// `json`: ipamd's answer as it is.
+        #[arg(short = 'o', long = "output", value_parser = ["json"])]
+        output: Option<String>,
+    },
 }
 
 /// `netlab exec`.
@@ -280,6 +289,14 @@ pub struct UpArgs {
     /// How many nodes (node-agents, with node IPs 127.0.1.1, 127.0.1.2, ...).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=250))]
     pub nodes: u8,
+
+    /// Run the nodes as EKS workers: EC2 instances (t3.medium, m5.large, ...) with the AWS VPC
+    /// CNI, so pods get VPC addresses of their node's ENIs from ipamd's warm pool, each node's
+    /// max pods is its instance type's (ENIs × (IPv4 per ENI − 1) + 2), and no node has a
+    /// podCIDR. ipamd's settings (WARM_ENI_TARGET, WARM_IP_TARGET, MINIMUM_IP_TARGET,
+    /// ENABLE_PREFIX_DELEGATION, ...) are taken from this environment, as aws-node's env.
+    #[arg(long, env = "NETLAB_EKS", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub eks: bool,
 
     /// Apply the demo workload (namespace `demo`). NETLAB_DEMO=0 skips it.
     #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]

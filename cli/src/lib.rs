@@ -103,6 +103,13 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
         Command::Node(config::NodeCommand::Routes { node }) => {
             node_save(cli, node, Table::Routes, &mut out, &mut err).await
         }
+        Command::Node(config::NodeCommand::Enis { node, output }) => {
+            let mut api = Api::new(&cli.server());
+            match node::enis(&mut api, node, output.is_some(), &mut out).await {
+                Ok(()) => Vec::new(),
+                Err(p) => vec![p],
+            }
+        }
         Command::Exec(args) => {
             let mut api = Api::new(&cli.server());
             let result = node::exec(

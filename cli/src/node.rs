@@ -78,6 +78,92 @@ pub(crate) async fn save(
     Ok(())
 }
 
+/// `netlab node enis NODE [-o json]`: ipamd's `/v1/enis`, as it is or as a table of every
+/// address: its ENI and device, and the pod that holds it (`-` when warm).
+pub(crate) async fn enis(
+    api: &mut impl Cluster,
+    node: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), Problem> {
+    let mut k = kernel(api, node).await?;
+    let text = k
+        .save(SaveRequest { table: Table::Enis as i32 })
+        .await
+        .map_err(|s| Problem::client(s.message().to_string()))?
+        .into_inner()
+        .text;
+    if json {
+        let _ = writeln!(out, "{}", text.trim_end());
+        return Ok(());
+    }
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| Problem::client(format!("node {node}: ipamd's answer is not JSON: {e}")))?;
+    let _ = out.write_all(enis_table(&doc).as_bytes());
+    Ok(())
+}
+
+/// The table of [`enis`] from ipamd's answer: per network card (`"0"`), `TotalIPs`,
+/// `AssignedIPs` and `ENIs` by ID, each with `DeviceNumber`, `IsPrimary` and
+/// `AvailableIPv4Cidrs` (a /32 per secondary address, or a /28 prefix), whose `IPAddresses`
+/// hold the assigned ones with the pod in `IPAMMetadata`.
+fn enis_table(doc: &Value) -> String {
+    let cards: Vec<&Value> = doc.as_object().map(|m| m.values().collect()).unwrap_or_default();
+    let mut text = String::from("ENI\tDEVICE\tPRIMARY\tCIDR\tADDRESS\tPOD\n");
+    let (mut total, mut assigned) = (0, 0);
+    for card in cards {
+        total += card["TotalIPs"].as_i64().unwrap_or(0);
+        assigned += card["AssignedIPs"].as_i64().unwrap_or(0);
+        let mut enis: Vec<(&String, &Value)> =
+            card["ENIs"].as_object().map(|m| m.iter().collect()).unwrap_or_default();
+        enis.sort_by_key(|(_, e)| e["DeviceNumber"].as_i64().unwrap_or(0));
+        for (id, eni) in enis {
+            let primary = eni["IsPrimary"].as_bool().unwrap_or(false);
+            let device = eni["DeviceNumber"].as_i64().unwrap_or(0);
+            let mut rows: Vec<(std::net::Ipv4Addr, String, String, String)> = Vec::new();
+            for (cidr, block) in eni["AvailableIPv4Cidrs"].as_object().into_iter().flatten() {
+                let held: Vec<(std::net::Ipv4Addr, String)> = block["IPAddresses"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(addr, a)| {
+                        let meta = &a["IPAMMetadata"];
+                        let pod = match (meta["k8sPodNamespace"].as_str(), meta["k8sPodName"].as_str()) {
+                            (Some(ns), Some(name)) if !name.is_empty() => format!("{ns}/{name}"),
+                            _ => "(cooling down)".to_string(),
+                        };
+                        Some((addr.parse().ok()?, pod))
+                    })
+                    .collect();
+                let first: Option<std::net::Ipv4Addr> = cidr.split('/').next().and_then(|a| a.parse().ok());
+                let is_prefix = block["IsPrefix"].as_bool().unwrap_or(false);
+                if !is_prefix && held.is_empty() {
+                    if let Some(ip) = first {
+                        rows.push((ip, cidr.clone(), ip.to_string(), "-".into()));
+                    }
+                    continue;
+                }
+                for (ip, pod) in &held {
+                    rows.push((*ip, cidr.clone(), ip.to_string(), pod.clone()));
+                }
+                if is_prefix && let Some(ip) = first {
+                    rows.push((ip, cidr.clone(), format!("{} free", 16 - held.len()), "-".into()));
+                }
+            }
+            rows.sort();
+            if rows.is_empty() {
+                text.push_str(&format!("{id}\t{device}\t{primary}\t<none>\t<none>\t-\n"));
+            }
+            for (_, cidr, addr, pod) in rows {
+                text.push_str(&format!("{id}\t{device}\t{primary}\t{cidr}\t{addr}\t{pod}\n"));
+            }
+        }
+    }
+    let mut table = crate::tabwriter::align(&text, crate::tabwriter::TABLE);
+    table.push_str(&format!("\nTotal IPs: {total}, assigned: {assigned}\n"));
+    table
+}
+
 /// `netlab exec [-n NS] POD [-c C] -- CMD...`: runs CMD in the pod and returns its exit code.
 pub(crate) async fn exec(
     api: &mut impl Cluster,

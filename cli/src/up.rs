@@ -127,6 +127,20 @@ fn free_port() -> Result<u16, Problem> {
         .map_err(|e| Problem::client(format!("finding a free port: {e}")))
 }
 
+/// The cloud's VPC (eksctl's default, `netlab-ec2`'s): the EKS flavour's pod addresses.
+const EKS_VPC_CIDR: &str = "192.168.0.0/16";
+
+/// Node `i`'s EC2 instance type: t3.medium and m5.large in turn, EKS's usual node types.
+fn instance_type(i: u8) -> &'static str {
+    if i % 2 == 1 { "t3.medium" } else { "m5.large" }
+}
+
+/// The kubelet's `--max-pods` on an EKS node of type `ty`, as the EKS AMI's bootstrap script
+/// sets it from eni-max-pods.txt: ENIs × (IPv4 per ENI − 1) + 2 (t3.medium 17, m5.large 29).
+fn eks_max_pods(ty: &str) -> u32 {
+    netlab_ec2::instance_type::lookup(ty).map_or(110, |t| t.max_pods())
+}
+
 /// The lab's processes after the trace store; each exports to `otlp` when given.
 fn plan(
     args: &UpArgs,
@@ -152,10 +166,20 @@ fn plan(
             ],
         ),
         // Health ports on ephemeral addresses: two native clusters must not fight over 10257.
+        // EKS allocates no podCIDRs (the VPC CNI gives VPC addresses instead).
         (
             "controller-manager".into(),
             "netlab-controller-manager".into(),
-            vec!["--server".into(), server.clone(), "--healthz-bind-address".into(), "127.0.0.1:0".into()],
+            [
+                vec![
+                    "--server".into(),
+                    server.clone(),
+                    "--healthz-bind-address".into(),
+                    "127.0.0.1:0".into(),
+                ],
+                if args.eks { vec!["--controllers".into(), "*,-nodeipam".into()] } else { vec![] },
+            ]
+            .concat(),
         ),
         (
             "scheduler".into(),
@@ -183,7 +207,7 @@ fn plan(
                 // The nodes as EC2 instances of the account's VPC, of EKS's usual types.
                 "--ec2-instances".into(),
                 (1..=args.nodes)
-                    .map(|i| format!("node-{i}={}", if i % 2 == 1 { "t3.medium" } else { "m5.large" }))
+                    .map(|i| format!("node-{i}={}", instance_type(i)))
                     .collect::<Vec<_>>()
                     .join(","),
                 // The registry (and resolver) faults are objects in this apiserver.
@@ -248,6 +272,19 @@ fn plan(
                 "127.0.0.1:0".into(),
             ],
         ));
+        // EKS workers: the VPC CNI, and max pods as the EKS AMI's bootstrap sets it.
+        if args.eks
+            && let Some((_, _, a)) = procs.last_mut()
+        {
+            a.extend([
+                "--cni".into(),
+                "aws-vpc-cni".into(),
+                "--max-pods".into(),
+                eks_max_pods(instance_type(i)).to_string(),
+                "--cluster-cidr".into(),
+                EKS_VPC_CIDR.into(),
+            ]);
+        }
         // ECR images pull with the node role, through ecr-credential-provider, as on EKS.
         if let Some((config, bin_dir)) = &cloud.credential_provider
             && let Some((_, _, a)) = procs.last_mut()
@@ -274,6 +311,12 @@ fn plan(
                 "127.0.0.1:0".into(),
             ],
         ));
+        // On EKS kube-proxy's cluster CIDR is the VPC's: pods have VPC addresses.
+        if args.eks
+            && let Some((_, _, a)) = procs.last_mut()
+        {
+            a.extend(["--cluster-cidr".into(), EKS_VPC_CIDR.into()]);
+        }
     }
     if let Some(otlp) = otlp {
         for (_, _, a) in &mut procs {

@@ -43,9 +43,17 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client whose requests give up after `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        Self::bound(timeout, None)
+    }
+
+    /// A client whose connections leave from `local_addr` (None: the kernel picks), for a
+    /// caller that must be seen at its node's address: the lab's IMDS tells instances apart by
+    /// the peer address, where the real one asks the hypervisor.
+    pub fn bound(timeout: Duration, local_addr: Option<std::net::IpAddr>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        connector.set_local_address(local_addr);
         Self { inner: Client::builder(TokioExecutor::new()).build(connector), timeout }
     }
 

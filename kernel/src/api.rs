@@ -58,7 +58,8 @@ pub fn table(value: i32) -> Option<Table> {
         pb::Table::Ipvsadm => Some(Table::Ipvsadm),
         pb::Table::Conntrack => Some(Table::Conntrack),
         pb::Table::Routes => Some(Table::Routes),
-        pb::Table::Unspecified => None,
+        // ipamd's, not the kernel's: the node-agent answers it.
+        pb::Table::Enis | pb::Table::Unspecified => None,
     }
 }
 

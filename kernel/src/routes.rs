@@ -1,9 +1,14 @@
 //! The node's routing table: its own podCIDR on the bridge, every other node's podCIDR via that
 //! node (host-gw style, as kubenet or flannel host-gw program it), and the default route out.
 //! With 1,000 nodes a lookup is a binary search, not a scan.
+//!
+//! With the AWS VPC CNI there are no podCIDRs: each local pod has a host route of its own
+//! (`192.168.7.21 dev eni1a2b3c4d5e6 scope link`, what the aws-cni plugin adds on ADD), and
+//! addresses of the VPC that are not local go out of `eth0` to the VPC, which knows which
+//! instance holds each address ([`Routes::in_vpc`]; the lab's node-agent plays that fabric).
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     fmt::Write as _,
     net::IpAddr,
 };
@@ -34,6 +39,10 @@ pub struct Routes {
     /// Every node's address, this node's included: machines on the network the nodes share
     /// (natively loopback addresses, which are nonetheless not this namespace's `localhost`).
     neighbours: HashSet<IpAddr>,
+    /// Host routes to local pods (VPC CNI): address → host-side device.
+    hosts: HashMap<IpAddr, String>,
+    /// The VPC's CIDRs (VPC CNI): reached through `eth0`, delivered by the VPC.
+    vpc: Vec<IpNet>,
 }
 
 // === impl Routes ===
@@ -49,7 +58,30 @@ impl Routes {
             gateway: None,
             link: None,
             neighbours: HashSet::from([node_ip]),
+            hosts: HashMap::new(),
+            vpc: Vec::new(),
         }
+    }
+
+    /// Adds the host route `ip dev device scope link` to a local pod (the aws-cni plugin's ADD).
+    pub fn add_host(&mut self, ip: IpAddr, device: &str) {
+        self.hosts.insert(ip, device.to_string());
+    }
+
+    /// Removes the host route to `ip` (the plugin's DEL); true if there was one.
+    pub fn remove_host(&mut self, ip: IpAddr) -> bool {
+        self.hosts.remove(&ip).is_some()
+    }
+
+    /// Sets the VPC's CIDRs: the addresses the VPC itself delivers.
+    pub fn set_vpc(&mut self, cidrs: impl IntoIterator<Item = IpNet>) {
+        self.vpc = cidrs.into_iter().map(|c| c.trunc()).collect();
+    }
+
+    /// Whether `ip` is in the VPC (and not a local pod's): the VPC delivers it to the instance
+    /// whose ENI holds it.
+    pub fn in_vpc(&self, ip: IpAddr) -> bool {
+        self.vpc.iter().any(|c| c.contains(&ip))
     }
 
     /// The node's own podCIDR and its bridge device.
@@ -85,7 +117,7 @@ impl Routes {
 
     /// The next hop for `dst`.
     pub fn lookup(&self, dst: IpAddr) -> Route {
-        if self.own.is_some_and(|c| c.contains(&dst)) {
+        if self.own.is_some_and(|c| c.contains(&dst)) || self.hosts.contains_key(&dst) {
             return Route::Local;
         }
         // The CIDR starting at or before dst with the highest start; podCIDRs never overlap.
@@ -113,6 +145,9 @@ impl Routes {
             let gw = gateway_of(own);
             lines
                 .push((own.network(), format!("{own} dev {} proto kernel scope link src {gw}", self.bridge)));
+        }
+        for (ip, dev) in &self.hosts {
+            lines.push((*ip, format!("{ip} dev {dev} scope link")));
         }
         if let Some(link) = self.link {
             lines.push((
@@ -178,6 +213,21 @@ mod tests {
              10.244.2.0/24 via 172.28.1.4 dev eth0\n\
              172.28.0.0/16 dev eth0 proto kernel scope link src 172.28.1.3\n"
         );
+    }
+
+    #[test]
+    fn vpc_cni_host_routes_and_the_vpc() {
+        let mut r = Routes::new(ip("127.0.1.1"));
+        r.set_link(Some("192.168.0.0/19".parse().unwrap()), Some(ip("192.168.0.1")));
+        r.set_vpc(["192.168.0.0/16".parse().unwrap()]);
+        r.add_host(ip("192.168.7.21"), "eni1a2b3c4d5e6");
+        assert_eq!(r.lookup(ip("192.168.7.21")), Route::Local);
+        assert_eq!(r.lookup(ip("192.168.40.9")), Route::Default);
+        assert!(r.in_vpc(ip("192.168.40.9")) && !r.in_vpc(ip("10.0.0.1")));
+        assert!(r.show().contains("192.168.7.21 dev eni1a2b3c4d5e6 scope link\n"), "{}", r.show());
+        assert!(r.remove_host(ip("192.168.7.21")));
+        assert!(!r.remove_host(ip("192.168.7.21")));
+        assert_eq!(r.lookup(ip("192.168.7.21")), Route::Default);
     }
 
     #[test]

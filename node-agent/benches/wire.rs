@@ -63,6 +63,7 @@ async fn kernel(
         dp: dp.clone(),
         pods_dir: std::env::temp_dir(),
         kubernetes_service: "10.96.0.1".parse().unwrap(),
+        ipamd: Default::default(),
     };
     let addr = server::serve(exec, SocketAddr::new(ip, 0), shutdown.child_token()).await.unwrap();
     let _ = cidr;

@@ -47,6 +47,8 @@ pub struct View {
     pub nodes: BTreeMap<String, (Option<ipnet::IpNet>, Option<IpAddr>)>,
     /// Node InternalIP → its kernel API port (`daemonEndpoints.kubeletEndpoint.Port`).
     pub ports: HashMap<IpAddr, u16>,
+    /// Pod IP → the node it runs on: where the VPC delivers an address (VPC CNI).
+    placed: HashMap<IpAddr, String>,
 }
 
 impl Namespaces for View {
@@ -83,6 +85,14 @@ impl ClusterView {
         self.read().by_ip.get(&ip).cloned()
     }
 
+    /// The address of the node whose pod has `ip`: where the VPC delivers a packet to a VPC
+    /// address. AWS knows it from the ENI the address is assigned to; the lab learns it from the
+    /// pod's status (so a warm, unused address is lost at the sender rather than at its owner).
+    pub fn vpc_owner(&self, ip: IpAddr) -> Option<IpAddr> {
+        let v = self.read();
+        v.nodes.get(v.placed.get(&ip)?)?.1
+    }
+
     /// Applies a Pod change.
     pub fn pod_changed(&self, change: &Change<Pod>) {
         let key = change.key();
@@ -91,10 +101,14 @@ impl ClusterView {
             && v.by_ip.get(&old).is_some_and(|m| format!("{}/{}", m.namespace, m.name) == key)
         {
             v.by_ip.remove(&old);
+            v.placed.remove(&old);
         }
         if let Change::Applied(pod) = change
             && let Some(meta) = pod_meta(pod)
         {
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+                v.placed.insert(meta.ip, node);
+            }
             v.ips.insert(key, meta.ip);
             v.by_ip.insert(meta.ip, Arc::new(meta));
         }

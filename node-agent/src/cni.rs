@@ -11,6 +11,7 @@ use std::{net::IpAddr, path::PathBuf, sync::Arc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub mod aws;
 pub mod bridge;
 pub mod host_local;
 

@@ -113,7 +113,11 @@ pub struct Config {
     #[arg(long, env = "NETLAB_NODE_AGENT_TIME_SCALE", default_value_t = 1.0)]
     pub time_scale: f64,
 
-    /// The CNI plugin chain, by name (`bridge`: bridge + host-local on the node's podCIDR).
+    /// The CNI plugin chain, by name: `bridge` (bridge + host-local on the node's podCIDR) or
+    /// `aws-vpc-cni` (the AWS VPC CNI: ipamd keeps a warm pool of the node's ENI addresses
+    /// through EC2, pods get VPC addresses; needs --imds and --aws-api, and reads ipamd's
+    /// settings from the environment: WARM_ENI_TARGET, WARM_IP_TARGET, MINIMUM_IP_TARGET,
+    /// MAX_ENI, ENABLE_PREFIX_DELEGATION, WARM_PREFIX_TARGET, ...).
     #[arg(long, env = "NETLAB_NODE_AGENT_CNI", default_value = DEFAULT_CNI)]
     pub cni: String,
 

@@ -765,10 +765,15 @@ impl Dataplane {
     /// Where a packet to `ip` goes: the routing table, plus the nodes' own addresses, which
     /// are on the network the nodes share (the wire), as a machine's neighbours are on its LAN.
     fn route(&self, ip: IpAddr) -> Route {
-        self.with_state(|st| match st.routes.lookup(ip) {
-            Route::Default if ip != self.node_ip && st.routes.is_neighbour(ip) => Route::Node(ip),
-            route => route,
-        })
+        let (route, in_vpc) = self.with_state(|st| match st.routes.lookup(ip) {
+            Route::Default if ip != self.node_ip && st.routes.is_neighbour(ip) => (Route::Node(ip), false),
+            route => (route, route == Route::Default && st.routes.in_vpc(ip)),
+        });
+        if !in_vpc {
+            return route;
+        }
+        // Out of eth0 to the VPC, which hands it to the instance holding the address.
+        self.view.vpc_owner(ip).filter(|n| *n != self.node_ip).map_or(Route::Default, Route::Node)
     }
 
     /// A connection from another node (`Dial`): to a pod of this node, the same checks as a

@@ -25,7 +25,12 @@ pub struct ExecContext {
     pub pods_dir: PathBuf,
     /// The `kubernetes` Service's ClusterIP (first address of the Service CIDR).
     pub kubernetes_service: IpAddr,
+    /// ipamd, once started (VPC CNI nodes): its introspection.
+    pub ipamd: IpamdSlot,
 }
+
+/// Where a VPC CNI node's ipamd is put once it has started.
+pub type IpamdSlot = Arc<std::sync::OnceLock<Arc<netlab_vpc_cni::ipamd::Ipamd>>>;
 
 /// Starts `req` and returns its output stream; the error statuses carry kubelet's wording.
 pub fn start(ctx: &ExecContext, req: ExecRequest) -> Result<tokio::sync::mpsc::Receiver<ExecOutput>, Status> {
@@ -173,14 +178,23 @@ fn interfaces(
         IpAddr::V6(_) => [0, 0, 0, 1],
     };
     let mac = format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2], octets[3]);
-    let prefix = cidr.map_or(24, |c| c.prefix_len());
+    // The VPC CNI gives a pod an address of the VPC, outside any podCIDR: `<ip>/32`, and a
+    // default route via the link-local gateway the plugin pins with a static ARP entry.
+    let vpc_cni = !host_network && cidr.is_none_or(|c| !c.contains(&ip));
+    let prefix = if vpc_cni { 32 } else { cidr.map_or(24, |c| c.prefix_len()) };
     let net = ipnet::IpNet::new(ip, prefix).map(|n| n.trunc()).ok();
-    let brd = net.map(|n| n.broadcast().to_string()).unwrap_or_default();
+    let brd = match net {
+        Some(n) if !vpc_cni => format!(" brd {}", n.broadcast()),
+        _ => String::new(),
+    };
     let dev = if host_network { "eth0" } else { "eth0@if7" };
     let addr = format!(
-        "{lo}2: {dev}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default\n    link/ether {mac} brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet {ip}/{prefix} brd {brd} scope global eth0\n       valid_lft forever preferred_lft forever\n"
+        "{lo}2: {dev}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default\n    link/ether {mac} brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet {ip}/{prefix}{brd} scope global eth0\n       valid_lft forever preferred_lft forever\n"
     );
     let route = match (host_network, net) {
+        (false, _) if vpc_cni => {
+            "default via 169.254.1.1 dev eth0\n169.254.1.1 dev eth0 scope link\n".to_string()
+        }
         (false, Some(n)) => {
             let gw = match n.network() {
                 IpAddr::V4(v4) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) + 1)),

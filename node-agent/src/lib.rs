@@ -60,6 +60,7 @@ pub mod resolver;
 pub mod runtime;
 pub mod server;
 pub mod sockets;
+pub mod vpc_cni;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -88,6 +89,22 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         shutdown.child_token(),
     )
     .await;
+    // aws-node refuses bad settings before it starts; so does the node.
+    let vpc_cni = cfg.cni == vpc_cni::CNI_NAME;
+    let knobs = if vpc_cni {
+        if cfg.imds.is_none() || cfg.aws_api.is_none() {
+            return Err(Error::Config(format!(
+                "--cni {}: ipamd needs --imds (the instance's ENIs) and --aws-api (EC2)",
+                vpc_cni::CNI_NAME
+            )));
+        }
+        Some(
+            netlab_vpc_cni::knobs::Knobs::from_env(|k| std::env::var(k).ok())
+                .map_err(|e| Error::Config(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let client = Client::new(&cfg.server)?;
     component.spawn_watch(client.clone(), shutdown.child_token());
     client.wait_ready(Duration::from_millis(200)).await;
@@ -114,7 +131,9 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         dp: dp.clone(),
         pods_dir: cfg.data_dir.join("pods"),
         kubernetes_service: first_host(cfg.service_cluster_ip_range),
+        ipamd: Default::default(),
     };
+    let ipamd_slot = exec.ipamd.clone();
     let kernel_addr =
         server::serve(exec, SocketAddr::new(cfg.address, cfg.port), shutdown.child_token()).await?;
     let info =
@@ -149,7 +168,8 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         view,
         move |nodes, addresses| {
             let own = nodes.iter().find(|(_, ip)| *ip == node_ip).map(|(c, _)| *c);
-            let own = own.or_else(|| routes_dp.view().node_cidr(&me));
+            // The VPC CNI leaves a podCIDR unused: pods get VPC addresses, each its own route.
+            let own = own.or_else(|| routes_dp.view().node_cidr(&me)).filter(|_| !vpc_cni);
             routes_dp.with_state(|st| {
                 if let Some(own) = own {
                     st.routes.set_own(own, "cni0");
@@ -185,16 +205,34 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         component.gate().clone(),
         shutdown.child_token(),
     ));
-    tracker.spawn(watch_pod_cidr(
-        client,
-        cfg,
-        name,
-        node_ip,
-        cni_tx,
-        ready_tx,
-        faults,
-        shutdown.child_token(),
-    ));
+    match (knobs, &cfg.imds, &cfg.aws_api) {
+        (Some(knobs), Some(imds), Some(ec2)) => {
+            let setup = vpc_cni::Setup {
+                imds: imds.clone(),
+                ec2: ec2.clone(),
+                node_ip,
+                max_pods: cfg.max_pods,
+                time_scale: cfg.time_scale,
+                knobs,
+            };
+            let (dir, dp, stop) = (cfg.data_dir.clone(), dp.clone(), shutdown.child_token());
+            tracker.spawn(async move {
+                vpc_cni::run(setup, &dir, dp, ipamd_slot, cni_tx, ready_tx, stop).await;
+            });
+        }
+        _ => {
+            tracker.spawn(watch_pod_cidr(
+                client,
+                cfg,
+                name,
+                node_ip,
+                cni_tx,
+                ready_tx,
+                faults,
+                shutdown.child_token(),
+            ));
+        }
+    }
     tracker.close();
     shutdown.cancelled().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;

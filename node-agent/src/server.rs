@@ -98,7 +98,18 @@ impl Kernel for KernelService {
     }
 
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
-        let table = api::table(req.into_inner().table).ok_or(RequestError::NoTable)?;
+        let table = req.into_inner().table;
+        if table == pb::Table::Enis as i32 {
+            let ipamd = self.exec.ipamd.get().ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "node {} runs no ipamd: its CNI is not the AWS VPC CNI (--cni aws-vpc-cni), or ipamd has not started yet",
+                    self.dp.node_name()
+                ))
+            })?;
+            let text = serde_json::to_string_pretty(&ipamd.enis()).unwrap_or_default();
+            return Ok(Response::new(pb::SaveResponse { text }));
+        }
+        let table = api::table(table).ok_or(RequestError::NoTable)?;
         let now = self.dp.now();
         let text = self.dp.with_state(|st| st.save(table, now));
         Ok(Response::new(pb::SaveResponse { text }))
@@ -282,6 +293,7 @@ mod tests {
             dp: dp.clone(),
             pods_dir: std::env::temp_dir(),
             kubernetes_service: "10.96.0.1".parse().unwrap(),
+            ipamd: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone().drop_guard();

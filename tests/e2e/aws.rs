@@ -8,6 +8,8 @@ use std::{
 
 use netlab_e2e::{Apiserver, bin, http_get, native::NativeCluster, netlab, parts::Cloud};
 
+mod eks;
+
 /// The cloud with its AWS account kept in `data_dir` and two nodes as instances.
 fn start(data_dir: &Path) -> Cloud {
     Cloud::start(&[

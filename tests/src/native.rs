@@ -22,12 +22,20 @@ impl NativeCluster {
     /// store `up` starts; returns once two nodes are Ready. A failed `up` panics with the tail of
     /// every process's log.
     pub fn up() -> Self {
+        Self::up_with(&[], &[])
+    }
+
+    /// [`Self::up`] with more `netlab up` flags (`--eks`) and environment (ipamd's
+    /// `WARM_IP_TARGET`, ...), which the lab's processes inherit.
+    pub fn up_with(flags: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a data dir");
         let port = free_port().to_string();
         let cluster = Self { dir };
         let out = {
             let _one = native_up_lock();
-            cluster.run(&["up", "--detach", "--apiserver-port", &port], None)
+            let mut args = vec!["up", "--detach", "--apiserver-port", &port];
+            args.extend_from_slice(flags);
+            cluster.run_env(&args, env, None)
         };
         if out.code != Some(0) {
             panic!("netlab up: {}{}", out.stderr, cluster.logs(5));
@@ -49,6 +57,11 @@ impl NativeCluster {
     /// `netlab --data-dir DIR ARGS`, with `stdin` if given; the environment a user's shell
     /// might carry for another cluster is cleared.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_env(args, &[], stdin)
+    }
+
+    /// [`Self::run`] with `env` added.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
         let mut cmd = Command::new(bin("netlab"));
         cmd.arg("--data-dir")
             .arg(self.dir.path())
@@ -60,7 +73,9 @@ impl NativeCluster {
             .env_remove("NETLAB_JAEGER_URL")
             .env_remove("NETLAB_NAMESPACE")
             .env_remove("NETLAB_AWS_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("NETLAB_EKS")
+            .envs(env.iter().copied());
         run(cmd, stdin)
     }
 
