@@ -23,13 +23,21 @@ fn compose(project: &str, port: u16, args: &[&str]) -> Output {
 }
 
 fn compose_with(project: &str, ports: &[(&str, u16)], args: &[&str]) -> Output {
+    compose_files(&["compose.yaml"], project, ports, args)
+}
+
+/// [`compose_with`] over the compose `files` (`compose.yaml` and an override).
+fn compose_files(files: &[&str], project: &str, ports: &[(&str, u16)], args: &[&str]) -> Output {
     let (program, mut full): (&str, Vec<&str>) =
         if Command::new("docker-compose").arg("version").output().is_ok() {
             ("docker-compose", vec![])
         } else {
             ("docker", vec!["compose"])
         };
-    full.extend(["-f", "compose.yaml", "-p", project]);
+    for f in files {
+        full.extend(["-f", f]);
+    }
+    full.extend(["-p", project]);
     full.extend(args);
     Command::new(program)
         .args(&full)
@@ -488,4 +496,99 @@ fn break_each_kind(project: &str, ports: &[(&'static str, u16)], server: &str) {
     netlab(server, &["apply", "-f", "-"], Some(svc)).ok();
     get(&["delete", "service", "one-more", "-n", "demo"]).ok();
     assert_eq!(get(&["fault", "list"]).stderr, "No resources found\n");
+}
+
+struct DownFiles(&'static [&'static str], String, Vec<(&'static str, u16)>);
+
+impl Drop for DownFiles {
+    fn drop(&mut self) {
+        let _ = compose_files(self.0, &self.1, &self.2, &["down", "-v", "--remove-orphans"]);
+    }
+}
+
+/// The EKS flavour's override: nodes with the VPC CNI, their instance types' max pods, no
+/// podCIDRs, and pods on VPC addresses of their node's ENIs.
+#[test]
+#[ignore = "needs docker"]
+fn the_eks_override_runs_the_vpc_cni_on_both_nodes() {
+    const FILES: &[&str] = &["compose.yaml", "compose.eks.yaml"];
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let project = format!("netlab-eks-{}", std::process::id());
+    let ports = vec![
+        ("NETLAB_APISERVER_PORT", free_port()),
+        ("NETLAB_DNS_PORT", free_port()),
+        ("NETLAB_REGISTRY_PORT", free_port()),
+        ("NETLAB_AWS_PORT", free_port()),
+    ];
+    let _down = DownFiles(FILES, project.clone(), ports.clone());
+    let services = [
+        "apiserver",
+        "controller-manager",
+        "scheduler",
+        "dns",
+        "cloud",
+        "node-1",
+        "proxy-1",
+        "node-2",
+        "proxy-2",
+    ];
+    let mut args = vec!["up", "-d"];
+    args.extend(services);
+    let up = compose_files(FILES, &project, &ports, &args);
+    assert!(up.status.success(), "compose up: {}", String::from_utf8_lossy(&up.stderr));
+    let server = format!("127.0.0.1:{}", ports[0].1);
+    let get = |args: &[&str]| netlab(&server, args, None);
+    let nodes = wait_for("two Ready EKS nodes", || {
+        let run = get(&["get", "nodes", "-o", "json"]);
+        let items =
+            (run.code == Some(0)).then(|| run.json()["items"].as_array().cloned().unwrap_or_default())?;
+        let ready = items
+            .iter()
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count();
+        (ready == 2).then_some(items)
+    });
+    for (name, max) in [("node-1", "17"), ("node-2", "29")] {
+        let node = nodes.iter().find(|n| n["metadata"]["name"] == name).unwrap();
+        assert_eq!(node["status"]["allocatable"]["pods"], max, "{name}");
+        assert!(node["spec"]["podCIDR"].is_null(), "{name}: {node}");
+    }
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: default}\nspec:\n  nodeName: node-1\n  containers: [{name: t, image: nicolaka/netshoot:v0.13, command: [sleep, infinity]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: default}\nspec:\n  nodeName: node-2\n  containers: [{name: web, image: \"nginx:1.27\"}]\n";
+    netlab(&server, &["apply", "-f", "-"], Some(pods)).ok();
+    let ips = wait_for("both pods with addresses", || {
+        let list = get(&["get", "pods", "-o", "json"]).json();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let ips: Vec<String> = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+            .collect();
+        (ips.len() == 2).then_some(ips)
+    });
+    assert!(ips.iter().all(|ip| ip.starts_with("192.168.")), "VPC addresses: {ips:?}");
+    let b = get(&["get", "pod", "b", "-o", "jsonpath={.status.podIP}"]).ok().stdout;
+    let curl = wait_for("a reaches b across the VPC", || {
+        let r = get(&[
+            "exec",
+            "a",
+            "--",
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{b}/"),
+        ]);
+        (r.code == Some(0)).then_some(r.stdout)
+    });
+    assert_eq!(curl, "200");
+    let enis = get(&["node", "enis", "node-2"]).ok().stdout;
+    assert!(enis.lines().any(|l| l.contains(&b) && l.ends_with("default/b")), "{enis}");
 }
