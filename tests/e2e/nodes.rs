@@ -674,3 +674,47 @@ fn heartbeats_go_on_after_the_network_is_ready() {
         .await;
     });
 }
+
+/// The kubelet's token manager: a projected service-account token is refreshed once 80 % of its
+/// lifetime has passed (600 s → 480 s, 4.8 s at the node's time scale of 0.01), the new token
+/// written over the old file, with a later expiry.
+#[test]
+fn projected_tokens_are_refreshed_at_80_percent_of_their_life() {
+    let cluster = Cluster::start(&[("node-1", "127.0.1.31")], "24");
+    let file = block_on(async {
+        let client = cluster.client().await;
+        pod_cidr(&client, "node-1").await;
+        let mut pod = pod_on("tok", "node-1", "nginx:1.27");
+        let pod_json = serde_json::json!({
+            "volumes": [{"name": "tok", "projected": {"sources": [
+                {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 600, "path": "token"}}
+            ]}}]
+        });
+        let spec = pod.spec.as_mut().unwrap();
+        spec.volumes = serde_json::from_value(pod_json["volumes"].clone()).unwrap();
+        // The default ServiceAccount comes from the controller-manager: retry until it exists.
+        eventually("the tok pod created", WAIT, || async { client.create(&pod).await.ok() }).await;
+        let p = wait_ready(&client, "tok").await;
+        cluster.data_dir("node-1").join("pods").join(p.metadata.uid.unwrap()).join("volumes/tok/token")
+    });
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    let exp = |token: &str| -> i64 {
+        let claims = token.split('.').nth(1).unwrap_or_default();
+        let bytes = data_encoding::BASE64URL_NOPAD.decode(claims.as_bytes()).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|c| c["exp"].as_i64()).unwrap_or(0)
+    };
+    let first = read();
+    assert!(exp(&first) > 0, "a JWT in {}: {first:?}", file.display());
+    let started = std::time::Instant::now();
+    let second = loop {
+        let now = read();
+        if !now.is_empty() && now != first {
+            break now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the token was never refreshed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Not before 80 % of the (scaled) life: 4.8 s, less the time the pod took to start.
+    assert!(started.elapsed() > Duration::from_secs(3), "refreshed after only {:?}", started.elapsed());
+    assert!(exp(&second) > exp(&first), "the new token expires later");
+}

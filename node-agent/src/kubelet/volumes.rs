@@ -10,9 +10,13 @@
 //! ContainerCreating with the kubelet's `FailedMount` event (`MountVolume.SetUp failed for volume
 //! "aws-iam-token" : failed to fetch token: ...`), and the mount is tried again.
 //!
-//! Not modelled: the token manager's refresh at 80 % of the lifetime (the lab's tokens outlive
-//! its sessions: IRSA asks for 24 hours), the other projection sources (configMap, secret,
-//! downwardAPI), and the default `kube-api-access-*` volume.
+//! The token manager refreshes a token once 80 % of its lifetime has passed, or after 24 hours
+//! (pkg/kubelet/token/token_manager.go `requiresRefresh`, `maxTTL`): [`refresh_after`]; the
+//! worker writes the new token over the old file then, and keeps the old one if the apiserver
+//! refuses (as the token manager keeps serving its cached token until it expires).
+//!
+//! Not modelled: the other projection sources (configMap, secret, downwardAPI), and the default
+//! `kube-api-access-*` volume.
 
 use std::path::{Path, PathBuf};
 
@@ -93,8 +97,24 @@ pub fn service_account(pod: &Pod) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-/// Fetches and writes every token the pod's volumes project, under `dir` (the pod's directory).
-pub async fn mount(client: &netlab_client::Client, pod: &Pod, dir: &Path) -> Result<(), MountError> {
+/// The token manager's `maxTTL`: a token older than this is refreshed whatever its lifetime.
+pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How long after it was issued a token of `expiration_seconds` is refreshed: when 20 % of its
+/// lifetime is left, or at [`MAX_TTL`], whichever comes first.
+pub fn refresh_after(expiration_seconds: i64) -> std::time::Duration {
+    let ttl = std::time::Duration::from_secs(u64::try_from(expiration_seconds).unwrap_or(0));
+    ttl.mul_f64(0.8).min(MAX_TTL)
+}
+
+/// Fetches and writes every token the pod's volumes project, under `dir` (the pod's directory);
+/// returns when the first of them is due for refresh, counted from now (None without tokens).
+pub async fn mount(
+    client: &netlab_client::Client,
+    pod: &Pod,
+    dir: &Path,
+) -> Result<Option<std::time::Duration>, MountError> {
+    let mut due: Option<std::time::Duration> = None;
     let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let account = service_account(pod);
     for source in token_sources(pod) {
@@ -108,8 +128,10 @@ pub async fn mount(client: &netlab_client::Client, pod: &Pod, dir: &Path) -> Res
         let written =
             file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&file, token));
         written.map_err(|e| failed(format!("writing {}: {e}", file.display())))?;
+        let after = refresh_after(source.expiration_seconds);
+        due = Some(due.map_or(after, |d| d.min(after)));
     }
-    Ok(())
+    Ok(due)
 }
 
 /// Where a volume's files live under the pod's directory.
@@ -190,6 +212,17 @@ mod tests {
         );
         assert_eq!(service_account(&p), "s3-reader");
         assert_eq!(service_account(&Pod::default()), "default");
+    }
+
+    #[test]
+    fn tokens_are_refreshed_at_80_percent_of_their_life_or_after_a_day() {
+        assert_eq!(refresh_after(3600), std::time::Duration::from_secs(2880));
+        assert_eq!(refresh_after(600), std::time::Duration::from_secs(480));
+        // IRSA's 24 h token: 80 % (19.2 h) comes before the 24 h cap.
+        assert_eq!(refresh_after(86_400), std::time::Duration::from_secs(69_120));
+        // A week-long token is still refreshed after a day.
+        assert_eq!(refresh_after(7 * 86_400), MAX_TTL);
+        assert_eq!(refresh_after(-5), std::time::Duration::ZERO);
     }
 
     #[test]

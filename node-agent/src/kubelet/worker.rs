@@ -70,6 +70,8 @@ pub struct Worker {
     pub(super) sandbox: Option<Sandbox>,
     /// Whether the pod's projected token volumes are written.
     volumes_mounted: bool,
+    /// When the projected service-account tokens are next refreshed.
+    tokens_refresh: Option<Instant>,
     pub(super) containers: BTreeMap<String, ContainerState>,
     pub(super) start_time: Option<Time>,
     /// condition type → (status, lastTransitionTime).
@@ -108,6 +110,7 @@ impl Worker {
             dir,
             sandbox: None,
             volumes_mounted: false,
+            tokens_refresh: None,
             containers: BTreeMap::new(),
             start_time: None,
             conditions: HashMap::new(),
@@ -241,15 +244,31 @@ impl Worker {
         }
         // Volumes are set up before the sandbox, as the kubelet's WaitForAttachAndMount.
         if !self.volumes_mounted {
-            if let Err(e) = volumes::mount(&self.k.client, &self.pod, &self.dir).await {
-                self.k.events.warning(&self.pod, events::FAILED_MOUNT, e.to_string());
-                for c in self.spec_containers() {
-                    let s = self.containers.entry(c.name.clone()).or_default();
-                    s.waiting = Some(("ContainerCreating".into(), String::new()));
+            match volumes::mount(&self.k.client, &self.pod, &self.dir).await {
+                Ok(due) => self.tokens_refresh = due.map(|d| Instant::now() + self.k.cfg.scaled(d)),
+                Err(e) => {
+                    self.k.events.warning(&self.pod, events::FAILED_MOUNT, e.to_string());
+                    for c in self.spec_containers() {
+                        let s = self.containers.entry(c.name.clone()).or_default();
+                        s.waiting = Some(("ContainerCreating".into(), String::new()));
+                    }
+                    return Next::At(Instant::now() + MOUNT_RETRY);
                 }
-                return Next::At(Instant::now() + MOUNT_RETRY);
             }
             self.volumes_mounted = true;
+        } else if self.tokens_refresh.is_some_and(|t| t <= Instant::now()) {
+            // The token manager's refresh: a new token over the old file; on failure the old
+            // one stays and the refresh is tried again shortly.
+            match volumes::mount(&self.k.client, &self.pod, &self.dir).await {
+                Ok(due) => {
+                    debug!(pod = ?self.key(), "Refreshed the pod's service account tokens.");
+                    self.tokens_refresh = due.map(|d| Instant::now() + self.k.cfg.scaled(d));
+                }
+                Err(error) => {
+                    warn!(pod = ?self.key(), %error, "Refreshing a service account token failed; keeping the old one.");
+                    self.tokens_refresh = Some(Instant::now() + MOUNT_RETRY);
+                }
+            }
         }
         if self.sandbox.is_none() {
             match self.create_sandbox().await {
@@ -264,7 +283,7 @@ impl Worker {
             }
         }
         self.apply_faults();
-        let mut next = Next::Idle;
+        let mut next = self.tokens_refresh.map_or(Next::Idle, Next::At);
         for c in self.spec_containers() {
             let mut state = self.containers.remove(&c.name).unwrap_or_default();
             if state.id.is_none() && state.exited {
