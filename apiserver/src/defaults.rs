@@ -48,6 +48,7 @@ pub fn set_defaults(resource: Resource, obj: &mut Value) {
         Resource::Deployments => deployment(obj),
         Resource::ReplicaSets => replica_set(obj),
         Resource::StatefulSets => stateful_set(obj),
+        Resource::DaemonSets => daemon_set(obj),
         Resource::NetworkChaos => chaos::network_chaos(obj),
         Resource::DnsChaos | Resource::PodChaos => chaos::pod_scoped_chaos(obj),
         Resource::ServiceAccounts | Resource::ConfigMaps | Resource::Events | Resource::Unspecified => {}
@@ -348,7 +349,7 @@ fn admission(spec: &mut Map<String, Value>) {
 }
 
 /// `SetDefaults_PodSpec` and the defaults of everything a PodSpec holds. Shared by Pods and the
-/// templates of Deployments, ReplicaSets and StatefulSets.
+/// templates of Deployments, ReplicaSets, StatefulSets and DaemonSets.
 fn pod_spec(spec: &mut Map<String, Value>) {
     default_str(spec, "dnsPolicy", "ClusterFirst");
     default_str(spec, "restartPolicy", "Always");
@@ -651,6 +652,20 @@ fn stateful_set(obj: &mut Map<String, Value>) {
     }
 }
 
+/// `SetDefaults_DaemonSet`.
+fn daemon_set(obj: &mut Map<String, Value>) {
+    let spec = child(obj, "spec");
+    let strategy = child(spec, "updateStrategy");
+    default_str(strategy, "type", "RollingUpdate");
+    if get_str(strategy, "type") == "RollingUpdate" {
+        let ru = child(strategy, "rollingUpdate");
+        default_value(ru, "maxUnavailable", json!(1));
+        default_value(ru, "maxSurge", json!(0));
+    }
+    default_value(spec, "revisionHistoryLimit", json!(10));
+    template(spec);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,6 +892,36 @@ mod tests {
     }
 
     #[test]
+    fn daemon_set_defaults() {
+        let ds = defaulted(
+            Resource::DaemonSets,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0"}]}}}}),
+        );
+        let spec = &ds["spec"];
+        assert_eq!(
+            spec["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        );
+        assert_eq!(spec["revisionHistoryLimit"], 10);
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(spec["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        let on_delete = defaulted(
+            Resource::DaemonSets,
+            json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "revisionHistoryLimit": 0}}),
+        );
+        assert_eq!(on_delete["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
+        assert_eq!(on_delete["spec"]["revisionHistoryLimit"], 0);
+        let partial = defaulted(
+            Resource::DaemonSets,
+            json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": "10%"}}}}),
+        );
+        assert_eq!(
+            partial["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%", "maxSurge": 0}})
+        );
+    }
+
+    #[test]
     fn namespace_defaults() {
         let ns =
             defaulted(Resource::Namespaces, json!({"metadata": {"name": "shop", "labels": {"team": "a"}}}));
@@ -909,6 +954,7 @@ mod tests {
             (Resource::Pods, json!({"spec": {"containers": [{"name": "c", "image": "x"}]}})),
             (Resource::Services, json!({"spec": {"clusterIP": "None"}})),
             (Resource::StatefulSets, json!({"spec": {}})),
+            (Resource::DaemonSets, json!({"spec": {}})),
         ] {
             let once = defaulted(resource, obj);
             assert_eq!(defaulted(resource, once.clone()), once);

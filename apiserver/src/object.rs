@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet, StatefulSet},
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
     core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service, ServiceAccount},
     discovery::v1::EndpointSlice,
     networking::v1::NetworkPolicy,
@@ -119,6 +119,7 @@ pub fn decode(resource: Resource, body: &[u8]) -> Result<Value> {
         Resource::Deployments => through::<Deployment>(value),
         Resource::ReplicaSets => through::<ReplicaSet>(value),
         Resource::StatefulSets => through::<StatefulSet>(value),
+        Resource::DaemonSets => through::<DaemonSet>(value),
         Resource::ServiceAccounts => through::<ServiceAccount>(value),
         Resource::ConfigMaps => through::<ConfigMap>(value),
         Resource::Events => through::<Event>(value),

@@ -76,6 +76,7 @@ pub fn validate(resource: Resource, obj: &Value, opts: &ValidationOptions) -> Ve
         Resource::Deployments => apps::validate_deployment(obj, &mut errs),
         Resource::ReplicaSets => apps::validate_replica_set(obj, &mut errs),
         Resource::StatefulSets => apps::validate_stateful_set(obj, &mut errs),
+        Resource::DaemonSets => apps::validate_daemon_set(obj, &mut errs),
         Resource::ServiceAccounts => validate_object_meta(obj, true, NameKind::Subdomain, &mut errs),
         Resource::ConfigMaps => core::validate_config_map(obj, &mut errs),
         Resource::Events => core::validate_event(obj, &mut errs),
@@ -134,6 +135,7 @@ pub fn validate_update(
             apps::validate_selector_immutable(old, new, &mut errs);
         }
         Resource::StatefulSets => apps::validate_stateful_set_update(old, new, &mut errs),
+        Resource::DaemonSets => apps::validate_daemon_set_update(old, new, &mut errs),
         Resource::ServiceAccounts => {
             validate_object_meta_update(old, new, &mut errs);
             validate_object_meta(new, true, NameKind::Subdomain, &mut errs);
@@ -165,6 +167,7 @@ fn decodes(resource: Resource, obj: &Value) -> bool {
         Resource::Deployments => ok::<apps::Deployment>(obj),
         Resource::ReplicaSets => ok::<apps::ReplicaSet>(obj),
         Resource::StatefulSets => ok::<apps::StatefulSet>(obj),
+        Resource::DaemonSets => ok::<apps::DaemonSet>(obj),
         Resource::ServiceAccounts => ok::<core::ServiceAccount>(obj),
         Resource::ConfigMaps => ok::<core::ConfigMap>(obj),
         Resource::Events => ok::<core::Event>(obj),

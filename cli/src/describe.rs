@@ -9,7 +9,7 @@
 //! # Layout
 //! - `core_v1`: Service, Node, Namespace, ConfigMap, ServiceAccount, and the generic page.
 //! - `pod`: Pod, and the container and pod-template sections workloads share.
-//! - `apps`: Deployment, ReplicaSet, StatefulSet.
+//! - `apps`: Deployment, ReplicaSet, StatefulSet, DaemonSet.
 //! - `network`: NetworkPolicy, EndpointSlice.
 
 use std::{collections::BTreeMap, io::Write};
@@ -418,6 +418,12 @@ async fn page(api: &mut impl Cluster, r: Resource, obj: &Value, clock: &Clock) -
             let counts = pod_counts(api, &ns, s.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
             let events = events_for(api, r, obj).await;
             apps::stateful_set(obj, counts, events.as_deref(), clock)
+        }
+        Resource::DaemonSets => {
+            let d: k8s_openapi::api::apps::v1::DaemonSet = typed(obj);
+            let counts = pod_counts(api, &ns, d.spec.as_ref().map(|s| &s.selector), uid_of(obj)).await;
+            let events = events_for(api, r, obj).await;
+            apps::daemon_set(obj, counts, events.as_deref(), clock)
         }
         Resource::Namespaces => core_v1::namespace(obj, clock),
         Resource::ConfigMaps => {

@@ -323,12 +323,16 @@ fn parse_path(s: &str) -> Result<Vec<Step>, Syntax> {
     let chars: Vec<char> = s.chars().collect();
     let mut steps = Vec::new();
     let mut i = 0;
+    // client-go's `advance`: a backslash escapes the next character (`kubernetes\.io/x`), and
+    // `parseField` then drops every backslash from the name.
     let name_end = |mut j: usize| {
         while j < chars.len() && chars[j] != '.' && chars[j] != '[' {
-            j += 1;
+            j += if chars[j] == '\\' { 2 } else { 1 };
         }
-        j
+        j.min(chars.len())
     };
+    let field =
+        |from: usize, to: usize| -> String { chars[from..to].iter().filter(|c| **c != '\\').collect() };
     while i < chars.len() {
         match chars[i] {
             '$' => {
@@ -341,12 +345,12 @@ fn parse_path(s: &str) -> Result<Vec<Step>, Syntax> {
             }
             '.' if chars.get(i + 1) == Some(&'.') => {
                 let end = name_end(i + 2);
-                steps.push(Step::Recursive(chars[i + 2..end].iter().collect()));
+                steps.push(Step::Recursive(field(i + 2, end)));
                 i = end;
             }
             '.' => {
                 let end = name_end(i + 1);
-                let name: String = chars[i + 1..end].iter().collect();
+                let name = field(i + 1, end);
                 match name.as_str() {
                     "" => {}
                     "*" => steps.push(Step::Wildcard),
@@ -471,6 +475,14 @@ mod tests {
         assert_eq!(execute("{.items[0:1].metadata.name}", &d).unwrap(), "a");
         assert_eq!(execute("{.missing.field}", &d).unwrap(), "");
         assert_eq!(execute("name={.items[1].metadata.name}!", &d).unwrap(), "name=b!");
+    }
+
+    #[test]
+    fn escaped_dots_are_part_of_the_name() {
+        let d = json!({"metadata": {"annotations": {"deprecated.daemonset.template.generation": "2"}}});
+        let template = r"{.metadata.annotations.deprecated\.daemonset\.template\.generation}";
+        assert_eq!(execute(template, &d).unwrap(), "2");
+        assert_eq!(execute(r"{..deprecated\.daemonset\.template\.generation}", &d).unwrap(), "2");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! The runner itself (the catalogue, setup, checks, progress) is the `netlab-lab` crate; this
 //! module gives it the cluster as the CLI sees it — the apiserver through the same client and
 //! apply as `netlab apply`, commands in pods through the same exec as `netlab exec` (each probe
-//! in a trace of its own), and traces from the same Jaeger query API as `netlab trace`.
+//! in a trace of its own), traces from the same Jaeger query API as `netlab trace`, and the
+//! cluster's AWS account through its endpoint, signed with the lab admin's key as `netlab aws
+//! env` hands it to the aws CLI.
 
 use std::{io::Write, path::PathBuf};
 
 use clap::Subcommand;
-use netlab_lab::live::{ExecOutput, Live, LiveResult, ObjRef, Span};
+use netlab_lab::live::{AwsFault, ExecOutput, Live, LiveResult, ObjRef, Span};
 use serde_json::Value;
 
 use crate::{
@@ -55,17 +57,25 @@ pub enum LabCommand {
     Reset,
 }
 
+/// The region of the lab's AWS account.
+const AWS_REGION: &str = "us-east-1";
+
 /// Runs one `netlab lab` verb; Ok(false) when it ran but the lab is not passing (check) or the
-/// solution did not take.
+/// solution did not take. `aws_endpoint` is the cluster's AWS endpoint (labs that change IAM).
 pub async fn lab(
     cmd: &LabCommand,
     labs_dir: Option<&PathBuf>,
     server: &str,
     jaeger_url: &str,
+    aws_endpoint: &str,
     out: &mut impl Write,
 ) -> Result<bool, Problem> {
     let root = find_labs(labs_dir)?;
-    let mut live = ClusterLive { api: Api::new(server), jaeger_url: jaeger_url.to_string() };
+    let mut live = ClusterLive {
+        api: Api::new(server),
+        jaeger_url: jaeger_url.to_string(),
+        aws_endpoint: aws_endpoint.trim_end_matches('/').to_string(),
+    };
     let mut runner = netlab_lab::Runner::new(root, &mut live);
     let result = match cmd {
         LabCommand::List => runner.list(out).await.map(|()| true),
@@ -117,6 +127,7 @@ fn has_lab(dir: &std::path::Path) -> bool {
 struct ClusterLive {
     api: Api,
     jaeger_url: String,
+    aws_endpoint: String,
 }
 
 impl ClusterLive {
@@ -215,9 +226,67 @@ impl Live for ClusterLive {
         }
     }
 
+    async fn aws(
+        &mut self,
+        service: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> LiveResult<Result<String, AwsFault>> {
+        use netlab_credential_provider::{credentials::Credentials, http::HttpClient, sigv4};
+        let version = match service {
+            "iam" => "2010-05-08",
+            "sts" => "2011-06-15",
+            other => return Err(format!("aws: {other} is not a Query-protocol service the labs call")),
+        };
+        let (access_key_id, secret_access_key) =
+            crate::aws::admin_key().ok_or("aws: the account has no admin key")?;
+        let creds = Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: None,
+            expiration: None,
+            source: "EnvConfigCredentials",
+        };
+        let mut form = vec![format!("Action={}", form_encode(action)), format!("Version={version}")];
+        form.extend(params.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))));
+        let url = format!("{}/", self.aws_endpoint);
+        let mut req = hyper::Request::post(&url)
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .body(hyper::body::Bytes::from(form.join("&")))
+            .map_err(|e| format!("aws: {e}"))?;
+        sigv4::sign(&mut req, service, AWS_REGION, &creds, jiff::Timestamp::now())
+            .map_err(|e| format!("aws: signing: {e}"))?;
+        let resp = HttpClient::default().send(&format!("{service}.{action}"), req).await.map_err(|e| {
+            format!("{e} (is the cluster's cloud running? `netlab aws env` names its endpoint)")
+        })?;
+        let body = String::from_utf8_lossy(resp.body()).into_owned();
+        if resp.status().is_success() {
+            return Ok(Ok(body));
+        }
+        let first = |tag: &str| netlab_lab::iam::xml_values(&body, tag).into_iter().next();
+        Ok(Err(AwsFault {
+            code: first("Code").unwrap_or_else(|| resp.status().to_string()),
+            message: first("Message").unwrap_or(body),
+        }))
+    }
+
     fn jsonpath(&self, object: &Value, template: &str) -> LiveResult<String> {
         crate::jsonpath::execute(template, object).map_err(|e| format!("jsonpath {template:?}: {e}"))
     }
+}
+
+/// `application/x-www-form-urlencoded` as botocore writes Query input: RFC 3986's unreserved
+/// characters as they are, every other byte `%XX`.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The spans of Jaeger's `/api/traces/{id}` answer: name, the process's service, tags as text.
@@ -254,6 +323,13 @@ fn jaeger_spans(body: &[u8]) -> Vec<Span> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_input_is_form_encoded() {
+        assert_eq!(form_encode("arn:aws:iam::aws:policy/X"), "arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FX");
+        assert_eq!(form_encode("{\"a\": 1}"), "%7B%22a%22%3A%201%7D");
+        assert_eq!(form_encode("a-b_c.d~"), "a-b_c.d~");
+    }
 
     #[test]
     fn jaeger_answers_become_spans_with_their_service_and_tags() {

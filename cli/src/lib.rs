@@ -240,9 +240,19 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
             }
         }
         Command::Lab(args) => {
-            let result =
-                lab::lab(&args.command, args.labs_dir.as_ref(), &cli.server(), &cli.jaeger_url(), &mut out)
-                    .await;
+            // The cluster's AWS endpoint, found as `netlab aws env` finds it.
+            let aws_endpoint = crate::cluster_file::read_cluster(&cli.data_dir())
+                .and_then(|c| c.aws_endpoint)
+                .unwrap_or_else(|| aws::COMPOSE_ENDPOINT.to_string());
+            let result = lab::lab(
+                &args.command,
+                args.labs_dir.as_ref(),
+                &cli.server(),
+                &cli.jaeger_url(),
+                &aws_endpoint,
+                &mut out,
+            )
+            .await;
             match result {
                 Ok(true) => Vec::new(),
                 Ok(false) => {

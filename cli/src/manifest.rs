@@ -14,7 +14,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet, StatefulSet},
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
     core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service, ServiceAccount},
     discovery::v1::EndpointSlice,
     networking::v1::NetworkPolicy,
@@ -385,6 +385,7 @@ impl<'de> DeserializeSeed<'de> for TypedSeed {
             Resource::Deployments => check::<Deployment, D>(d),
             Resource::ReplicaSets => check::<ReplicaSet, D>(d),
             Resource::StatefulSets => check::<StatefulSet, D>(d),
+            Resource::DaemonSets => check::<DaemonSet, D>(d),
             Resource::ServiceAccounts => check::<ServiceAccount, D>(d),
             Resource::ConfigMaps => check::<ConfigMap, D>(d),
             Resource::Events => check::<Event, D>(d),
@@ -496,6 +497,7 @@ pub fn roundtrip(r: Resource, v: &Value) -> Result<Value, serde_json::Error> {
         Resource::Deployments => rt::<Deployment>(v),
         Resource::ReplicaSets => rt::<ReplicaSet>(v),
         Resource::StatefulSets => rt::<StatefulSet>(v),
+        Resource::DaemonSets => rt::<DaemonSet>(v),
         Resource::ServiceAccounts => rt::<ServiceAccount>(v),
         Resource::ConfigMaps => rt::<ConfigMap>(v),
         Resource::Events => rt::<Event>(v),

@@ -10,7 +10,7 @@ use crate::report::Problem;
 
 /// Every resource the apiserver serves, in the order `api-resources` lists them: the built-in
 /// kinds, then the fault kinds (custom resources come last in kubectl's list too).
-pub const ALL: [Resource; 19] = [
+pub const ALL: [Resource; 20] = [
     Resource::ConfigMaps,
     Resource::Events,
     Resource::Namespaces,
@@ -18,6 +18,7 @@ pub const ALL: [Resource; 19] = [
     Resource::Pods,
     Resource::ServiceAccounts,
     Resource::Services,
+    Resource::DaemonSets,
     Resource::Deployments,
     Resource::ReplicaSets,
     Resource::StatefulSets,
@@ -35,9 +36,10 @@ pub const ALL: [Resource; 19] = [
 /// The `all` category (`netlab get all`): the members of kubectl's that netlab serves, in
 /// kubectl's order. Like Chaos Mesh's CRDs (which declare no categories), the fault kinds are
 /// not in it.
-pub const CATEGORY_ALL: [Resource; 5] = [
+pub const CATEGORY_ALL: [Resource; 6] = [
     Resource::Pods,
     Resource::Services,
+    Resource::DaemonSets,
     Resource::Deployments,
     Resource::ReplicaSets,
     Resource::StatefulSets,
@@ -56,6 +58,7 @@ pub fn short_names(r: Resource) -> &'static [&'static str] {
         Resource::Deployments => &["deploy"],
         Resource::ReplicaSets => &["rs"],
         Resource::StatefulSets => &["sts"],
+        Resource::DaemonSets => &["ds"],
         Resource::NetworkPolicies => &["netpol"],
         // Chaos Mesh's CRDs have no short names.
         _ => &[],
@@ -187,6 +190,9 @@ mod tests {
             ("replicaset", Resource::ReplicaSets),
             ("sts", Resource::StatefulSets),
             ("statefulsets", Resource::StatefulSets),
+            ("ds", Resource::DaemonSets),
+            ("daemonset", Resource::DaemonSets),
+            ("daemonsets.apps", Resource::DaemonSets),
             ("netpol", Resource::NetworkPolicies),
             ("networkpolicy", Resource::NetworkPolicies),
             ("networkpolicies.networking.k8s.io", Resource::NetworkPolicies),

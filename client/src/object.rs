@@ -4,7 +4,7 @@ use bytes::Bytes;
 use k8s_openapi::{
     Metadata,
     api::{
-        apps::v1::{Deployment, ReplicaSet, StatefulSet},
+        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
         core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service, ServiceAccount},
         discovery::v1::EndpointSlice,
         networking::v1::NetworkPolicy,
@@ -48,6 +48,7 @@ objects! {
     Deployment => Deployments,
     ReplicaSet => ReplicaSets,
     StatefulSet => StatefulSets,
+    DaemonSet => DaemonSets,
     ServiceAccount => ServiceAccounts,
     ConfigMap => ConfigMaps,
     Event => Events,

@@ -50,7 +50,8 @@ pub struct Config {
     pub healthz_bind_address: std::net::SocketAddr,
 
     /// Controllers to run: `*` for all, or a comma list of nodeipam, nodelifecycle, endpointslice, deployment,
-    /// replicaset, statefulset, garbagecollector, chaos; `-name` disables one (`*,-statefulset`).
+    /// replicaset, statefulset, daemonset, garbagecollector, chaos, serviceaccount; `-name` disables one
+    /// (`*,-statefulset`).
     #[arg(long, env = "NETLAB_CONTROLLER_MANAGER_CONTROLLERS", default_value = "*")]
     pub controllers: String,
 
@@ -60,13 +61,14 @@ pub struct Config {
 }
 
 /// Every controller this process runs, by its `--controllers` name.
-pub const CONTROLLERS: [&str; 9] = [
+pub const CONTROLLERS: [&str; 10] = [
     "nodeipam",
     "nodelifecycle",
     "endpointslice",
     "deployment",
     "replicaset",
     "statefulset",
+    "daemonset",
     "garbagecollector",
     "chaos",
     "serviceaccount",

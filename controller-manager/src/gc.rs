@@ -4,8 +4,8 @@
 //! Deleting a Deployment thus removes its ReplicaSets, whose deletion removes their Pods; deleting
 //! a Service removes its EndpointSlices. The apiserver itself never cascades.
 //!
-//! Owners (Deployments, ReplicaSets, StatefulSets, Services) and dependents (ReplicaSets, Pods,
-//! EndpointSlices) are list-watched. An owner's deletion queues the dependents that name its uid;
+//! Owners (Deployments, ReplicaSets, StatefulSets, DaemonSets, Services) and dependents
+//! (ReplicaSets, Pods, EndpointSlices) are list-watched. An owner's deletion queues the dependents that name its uid;
 //! a dependent whose owner is not in the cache is queued too. Nothing is deleted before every
 //! cache holds its first list, and an owner missing from the cache is looked up live on the
 //! apiserver before anything is deleted (upstream's `isDangling`), so a dependent created just
@@ -19,7 +19,7 @@ use std::{
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, ReplicaSet, StatefulSet},
+        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
         core::v1::{Node, Pod, Service},
         discovery::v1::EndpointSlice,
     },
@@ -61,6 +61,7 @@ struct Caches {
     slices: Cache<EndpointSlice>,
     deployments: Cache<Deployment>,
     stateful_sets: Cache<StatefulSet>,
+    daemon_sets: Cache<DaemonSet>,
     services: Cache<Service>,
 }
 
@@ -78,6 +79,7 @@ impl Caches {
             "Deployment" => uid(&self.deployments, &key),
             "ReplicaSet" => uid(&self.replica_sets, &key),
             "StatefulSet" => uid(&self.stateful_sets, &key),
+            "DaemonSet" => uid(&self.daemon_sets, &key),
             "Service" => uid(&self.services, &key),
             "Pod" => uid(&self.pods, &key),
             _ => return None,
@@ -114,6 +116,7 @@ async fn live_uid(
         "Deployment" => get::<Deployment>(client, namespace, name).await?,
         "ReplicaSet" => get::<ReplicaSet>(client, namespace, name).await?,
         "StatefulSet" => get::<StatefulSet>(client, namespace, name).await?,
+        "DaemonSet" => get::<DaemonSet>(client, namespace, name).await?,
         "Service" => get::<Service>(client, namespace, name).await?,
         "Pod" => get::<Pod>(client, namespace, name).await?,
         "EndpointSlice" => get::<EndpointSlice>(client, namespace, name).await?,
@@ -320,6 +323,7 @@ pub fn start(ctx: &Context) -> Result<()> {
     let (slices, slice_changes) = ctx.reflector::<EndpointSlice>(ListParams::default());
     let (deployments, deployment_changes) = ctx.reflector::<Deployment>(ListParams::default());
     let (stateful_sets, sts_changes) = ctx.reflector::<StatefulSet>(ListParams::default());
+    let (daemon_sets, ds_changes) = ctx.reflector::<DaemonSet>(ListParams::default());
     let (services, service_changes) = ctx.reflector::<Service>(ListParams::default());
     let caches = Caches {
         pods: pods.clone(),
@@ -327,6 +331,7 @@ pub fn start(ctx: &Context) -> Result<()> {
         slices: slices.clone(),
         deployments: deployments.clone(),
         stateful_sets: stateful_sets.clone(),
+        daemon_sets: daemon_sets.clone(),
         services: services.clone(),
     };
     let gc = Arc::new(Collector { client: ctx.client.clone(), caches, graph: Mutex::default() });
@@ -349,6 +354,7 @@ pub fn start(ctx: &Context) -> Result<()> {
         .watches(&slices, slice_changes, dependent(&gc))
         .watches(&deployments, deployment_changes, owner(&gc))
         .watches(&stateful_sets, sts_changes, owner(&gc))
+        .watches(&daemon_sets, ds_changes, owner(&gc))
         .watches(&services, service_changes, owner(&gc))
         .on_synced(move || {
             let missing = prime.scan();

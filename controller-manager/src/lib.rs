@@ -1,6 +1,6 @@
 //! netlab's kube-controller-manager: the controllers that turn what users write (Services,
-//! Deployments, StatefulSets, Nodes) into what the cluster needs (EndpointSlices, ReplicaSets,
-//! Pods, pod CIDRs). Each controller lists and watches through [`netlab_client::reflector`] and
+//! Deployments, StatefulSets, DaemonSets, Nodes) into what the cluster needs (EndpointSlices,
+//! ReplicaSets, Pods, pod CIDRs). Each controller lists and watches through [`netlab_client::reflector`] and
 //! runs on the one [`controller::Controller`] runner: the keys that changed are queued on a
 //! [`queue::Queue`] and reconciled idempotently by several workers, so a relist or a restart
 //! converges without duplicates. Every task is spawned on one [`tasks::Tasks`], so shutdown stops
@@ -17,6 +17,7 @@
 //! - [`endpointslice`]: EndpointSlices for Services with selectors.
 //! - [`deployment`], [`replicaset`]: Deployment → ReplicaSet → Pods, rolling updates.
 //! - [`statefulset`]: ordered, stable pods.
+//! - [`daemonset`]: one pod per node (the VPC CNI's `aws-node`, kube-proxy), rolling updates.
 //! - what those three share: [`claim`] (adopting and releasing), [`pod`] (pod predicates,
 //!   ownerReferences, deletion order), [`selector`] (label selector matching), [`hash`]
 //!   (pod-template hashes).
@@ -35,6 +36,7 @@ pub mod cidrset;
 pub mod claim;
 pub mod config;
 pub mod controller;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpointslice;
 pub mod error;
@@ -95,13 +97,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 type Start = fn(&Context) -> Result<()>;
 
 /// Each controller by its `--controllers` name, and how it starts.
-const STARTERS: [(&str, Start); 9] = [
+const STARTERS: [(&str, Start); 10] = [
     ("nodeipam", nodeipam::start),
     ("nodelifecycle", nodelifecycle::start),
     ("endpointslice", endpointslice::start),
     ("deployment", deployment::start),
     ("replicaset", replicaset::start),
     ("statefulset", statefulset::start),
+    ("daemonset", daemonset::start),
     ("garbagecollector", gc::start),
     ("chaos", chaos::start),
     ("serviceaccount", serviceaccount::start),

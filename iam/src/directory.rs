@@ -671,6 +671,14 @@ impl Directory {
             .ok_or_else(|| Error::NoSuchEntity(format!("OpenIDConnect Provider not found for arn {arn}")))
     }
 
+    /// DeleteOpenIDConnectProvider.
+    pub fn delete_open_id_connect_provider(&mut self, arn: &str) -> Result<()> {
+        self.oidc_providers
+            .remove(arn)
+            .map(|_| ())
+            .ok_or_else(|| Error::NoSuchEntity(format!("OpenIDConnect Provider not found for arn {arn}")))
+    }
+
     /// ListOpenIDConnectProviders.
     pub fn list_open_id_connect_providers(&self) -> Vec<&OidcProvider> {
         self.oidc_providers.values().collect()

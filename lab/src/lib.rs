@@ -11,6 +11,7 @@
 //! - [`template`]: `{{name}}` placeholders, filled per run.
 //! - [`catalog`]: the labs folder.
 //! - [`live`]: what the runner needs from the cluster.
+//! - [`iam`]: roles and OIDC providers of the cluster's AWS account, changed and restored.
 //! - [`objective`]: observing one objective (exec, object, trace, answer).
 //! - [`progress`]: a person's progress, kept in the cluster.
 //! - [`runner`]: the `netlab lab` verbs.
@@ -18,6 +19,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod iam;
 pub mod live;
 pub mod objective;
 pub mod progress;

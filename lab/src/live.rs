@@ -1,5 +1,6 @@
 //! What the runner needs from the live cluster, as a trait: the CLI implements it over the
-//! apiserver, the node's exec and the trace store; the runner's tests implement it in memory.
+//! apiserver, the node's exec, the trace store and the cluster's AWS endpoint; the runner's tests
+//! implement it in memory.
 
 use serde_json::Value;
 
@@ -40,6 +41,22 @@ pub struct Span {
 /// An error from the cluster, already worded for a person (kubectl's wording).
 pub type LiveResult<T> = Result<T, String>;
 
+/// An error AWS answered a call with: its code (`NoSuchEntity`) and message, as the aws CLI
+/// prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFault {
+    /// The error code.
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+impl std::fmt::Display for AwsFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}) {}", self.code, self.message)
+    }
+}
+
 /// The live cluster.
 #[allow(async_fn_in_trait)]
 pub trait Live {
@@ -64,6 +81,15 @@ pub trait Live {
     ) -> LiveResult<ExecOutput>;
     /// The spans of a trace that have reached the trace store so far (empty when none have).
     async fn trace(&mut self, trace_id: &str) -> LiveResult<Vec<Span>>;
+    /// Calls `action` of `service` (a Query-protocol service: `iam`, `sts`) in the cluster's AWS
+    /// account, signed as the lab's admin: the XML answer, or the error AWS answered with
+    /// (`Ok(Err(..))`); `Err` when the endpoint could not be asked at all.
+    async fn aws(
+        &mut self,
+        service: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> LiveResult<Result<String, AwsFault>>;
     /// A kubectl JSONPath template applied to an object.
     fn jsonpath(&self, object: &Value, template: &str) -> LiveResult<String>;
 }

@@ -84,6 +84,12 @@ pub struct LabProgress {
     /// Fields the setup edited, with their values before the lab.
     #[serde(default)]
     pub saved: Vec<Saved>,
+    /// IAM roles the lab changed, as they were before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<SavedRole>,
+    /// ARNs of the OpenID Connect providers the lab created (deleted on reset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oidc_providers: Vec<String>,
     /// When the current run started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,
@@ -102,6 +108,31 @@ pub struct Saved {
     pub field: String,
     /// Its value then.
     pub value: String,
+}
+
+/// An IAM role as it was before a lab changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedRole {
+    /// The role's name.
+    pub name: String,
+    /// Its state then; None when it did not exist (reset deletes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RoleState>,
+}
+
+/// What reset restores of a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleState {
+    /// The trust policy document (JSON).
+    pub trust: String,
+    /// Attached managed policies, by ARN.
+    #[serde(default)]
+    pub attached: Vec<String>,
+    /// Inline policies: name → document (JSON).
+    #[serde(default)]
+    pub inline: BTreeMap<String, String>,
 }
 
 impl Progress {

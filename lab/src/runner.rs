@@ -17,9 +17,10 @@ use serde_json::Value;
 use crate::{
     catalog::{self, Entry},
     error::Error,
+    iam,
     live::{Live, ObjRef},
     objective::{self, Outcome},
-    progress::{LabProgress, Progress, Saved, State},
+    progress::{LabProgress, Progress, Saved, SavedRole, State},
     spec::{Lab, Step, Var},
 };
 
@@ -427,6 +428,38 @@ impl<'a, L: Live> Runner<'a, L> {
                         ));
                     }
                 }
+                Step::IamRole(r) => {
+                    let before = iam::role_state(self.live, &r.name).await?;
+                    let record = progress.lab(&id);
+                    if !record.roles.iter().any(|s| s.name == r.name) {
+                        record.roles.push(SavedRole { name: r.name.clone(), state: before.clone() });
+                        self.save_quietly(progress).await?;
+                    }
+                    if before.is_none() {
+                        let Some(file) = &r.trust else {
+                            return Err(format!("iam role {:?} does not exist", r.name));
+                        };
+                        let trust = entry.manifest(file, &vars).map_err(|e| e.to_string())?;
+                        iam::create_role(self.live, &r.name, &trust).await?;
+                        let _ = writeln!(out, "iam role/{} created", r.name);
+                    }
+                    for arn in &r.attach {
+                        iam::attach(self.live, &r.name, arn).await?;
+                        let _ = writeln!(out, "iam role/{}: {arn} attached", r.name);
+                    }
+                    for arn in &r.detach {
+                        if iam::detach(self.live, &r.name, arn).await? {
+                            let _ = writeln!(out, "iam role/{}: {arn} detached", r.name);
+                        }
+                    }
+                }
+                Step::IamOidcProvider(p) => {
+                    if let Some(arn) = iam::create_oidc_provider(self.live, &p.url, &p.client_ids).await? {
+                        let _ = writeln!(out, "iam {arn} created");
+                        progress.lab(&id).oidc_providers.push(arn);
+                        self.save_quietly(progress).await?;
+                    }
+                }
                 Step::Wait(o) => {
                     let _ = writeln!(out, "Waiting until {} ...", o.name);
                     let outcomes = self
@@ -521,6 +554,18 @@ impl<'a, L: Live> Runner<'a, L> {
                 let _ = writeln!(out, "{}/{} restored", singular(&o.resource), o.name);
             }
         }
+        for arn in &record.oidc_providers {
+            if iam::delete_oidc_provider(self.live, arn).await.map_err(Error::Live)? {
+                let _ = writeln!(out, "iam {arn} deleted");
+            }
+        }
+        for saved in record.roles.iter().rev() {
+            for line in
+                iam::restore(self.live, &saved.name, saved.state.as_ref()).await.map_err(Error::Live)?
+            {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         for ns in &record.namespaces {
             if self.live.delete("namespaces", "", ns).await.map_err(Error::Live)? {
                 let _ = writeln!(out, "namespace/{ns} deleted");
@@ -571,6 +616,29 @@ fn show_step(entry: &Entry, step: &Step, vars: &BTreeMap<String, String>) -> Res
         Step::Delete(t) if t.namespace.is_empty() => format!("netlab delete {} {}", t.resource, t.name),
         Step::Delete(t) => format!("netlab delete {} {} -n {}", t.resource, t.name, t.namespace),
         Step::Wait(o) => format!("# wait until {}", o.name),
+        Step::IamRole(r) => {
+            let mut lines = Vec::new();
+            if let Some(file) = &r.trust {
+                let text = entry.manifest(file, vars)?;
+                lines.push(format!(
+                    "aws iam create-role --role-name {} --assume-role-policy-document '{}'",
+                    r.name,
+                    text.trim()
+                ));
+            }
+            for arn in &r.attach {
+                lines.push(format!("aws iam attach-role-policy --role-name {} --policy-arn {arn}", r.name));
+            }
+            for arn in &r.detach {
+                lines.push(format!("aws iam detach-role-policy --role-name {} --policy-arn {arn}", r.name));
+            }
+            lines.join("\n")
+        }
+        Step::IamOidcProvider(p) => format!(
+            "aws iam create-open-id-connect-provider --url {} --client-id-list {}",
+            p.url,
+            p.client_ids.join(" ")
+        ),
         Step::Exec(x) => format!(
             "netlab exec -n {} {} -- {}",
             x.namespace,

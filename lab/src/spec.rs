@@ -97,6 +97,44 @@ pub enum Step {
     /// Waits (up to the lab's timeout) until an objective holds: a fault in force before the
     /// next step, a rollout done.
     Wait(Box<Objective>),
+    /// Changes a role in the cluster's AWS account (created when absent and a trust policy is
+    /// given). The role as it was before the lab — its existence, trust policy, attached and
+    /// inline policies — is saved first and put back on reset, whatever was changed meanwhile.
+    IamRole(IamRole),
+    /// Registers an OpenID Connect provider (the cluster's service-account issuer, as
+    /// `eksctl utils associate-iam-oidc-provider` does) unless it exists. It stays on reset: an
+    /// IRSA cluster registers its issuer once, and the lab's cloud has no
+    /// DeleteOpenIDConnectProvider.
+    IamOidcProvider(IamOidcProvider),
+}
+
+/// A role of the lab's AWS account, and what to change on it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IamRole {
+    /// The role's name (`netlab-NodeInstanceRole`, the nodes' role).
+    pub name: String,
+    /// A file of the lab's folder with the trust policy to create the role with when it does
+    /// not exist; without it, a missing role fails the step.
+    #[serde(default)]
+    pub trust: Option<String>,
+    /// Managed policies to attach, by ARN.
+    #[serde(default)]
+    pub attach: Vec<String>,
+    /// Managed policies to detach, by ARN (one that is not attached is no error).
+    #[serde(default)]
+    pub detach: Vec<String>,
+}
+
+/// An IAM OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IamOidcProvider {
+    /// The issuer URL (`https://kubernetes.default.svc.cluster.local`, the apiserver's
+    /// `--service-account-issuer`).
+    pub url: String,
+    /// The audiences it accepts (`sts.amazonaws.com`).
+    pub client_ids: Vec<String>,
 }
 
 /// A field edit.
@@ -351,6 +389,38 @@ fn step_problems(path: &str, step: &Step, problems: &mut Vec<String>) {
         }
         Step::Edit(e) if e.field.is_empty() => problems.push(format!("{path}.edit.field: Required value")),
         Step::Exec(x) => exec_problems(&format!("{path}.exec"), x, problems),
+        Step::IamRole(r) => {
+            if r.name.is_empty() {
+                problems.push(format!("{path}.iamRole.name: Required value"));
+            }
+            if r.trust.is_none() && r.attach.is_empty() && r.detach.is_empty() {
+                problems
+                    .push(format!("{path}.iamRole: Required value: one of `trust`, `attach` or `detach`"));
+            }
+            if let Some(file) = &r.trust
+                && (file.is_empty() || file.contains("..") || file.starts_with('/'))
+            {
+                problems.push(format!(
+                    "{path}.iamRole.trust: Invalid value: {file:?}: a file in the lab's folder"
+                ));
+            }
+            for (i, arn) in r.attach.iter().chain(&r.detach).enumerate() {
+                if !arn.starts_with("arn:aws:iam::") || !arn.contains(":policy/") {
+                    problems.push(format!(
+                        "{path}.iamRole: Invalid value: {arn:?} (policy {i}): a managed policy ARN (arn:aws:iam::...:policy/NAME)"
+                    ));
+                }
+            }
+        }
+        Step::IamOidcProvider(p) => {
+            if !p.url.starts_with("https://") {
+                problems
+                    .push(format!("{path}.iamOidcProvider.url: Invalid value: {:?}: an https URL", p.url));
+            }
+            if p.client_ids.is_empty() {
+                problems.push(format!("{path}.iamOidcProvider.clientIds: Required value"));
+            }
+        }
         Step::Wait(o) => objective_problems(&format!("{path}.wait"), o, usize::MAX, problems),
         _ => {}
     }

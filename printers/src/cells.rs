@@ -7,7 +7,7 @@ use std::fmt;
 use jiff::Timestamp;
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, ReplicaSet, StatefulSet},
+        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
         core::v1::{
             ConfigMap, Container, Event, Namespace, Node, Pod, PodTemplateSpec, Service, ServiceAccount,
         },
@@ -80,6 +80,7 @@ pub fn row(r: Resource, v: &Value, opts: Generate, now: Timestamp) -> Vec<Cell> 
         Resource::Deployments => text(deployment_row(&typed(v), now)),
         Resource::ReplicaSets => replica_set_row(&typed(v), now),
         Resource::StatefulSets => text(stateful_set_row(&typed(v), now)),
+        Resource::DaemonSets => daemon_set_row(&typed(v), now),
         Resource::EndpointSlices => text(endpoint_slice_row(&typed(v), now)),
         Resource::NetworkPolicies => {
             let np: NetworkPolicy = typed(v);
@@ -412,6 +413,27 @@ fn stateful_set_row(s: &StatefulSet, now: Timestamp) -> Vec<String> {
     let (names, images) = template_cells(Some(&spec.template));
     cells.extend([names, images]);
     cells
+}
+
+/// `printDaemonSet`: the status counts as integers, the template's nodeSelector as labels.
+fn daemon_set_row(d: &DaemonSet, now: Timestamp) -> Vec<Cell> {
+    let spec = d.spec.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    let node_selector = spec.template.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+    let (names, images) = template_cells(Some(&spec.template));
+    vec![
+        name(&d.metadata).into(),
+        Cell::Int(status.desired_number_scheduled.into()),
+        Cell::Int(status.current_number_scheduled.into()),
+        Cell::Int(status.number_ready.into()),
+        Cell::Int(status.updated_number_scheduled.unwrap_or(0).into()),
+        Cell::Int(status.number_available.unwrap_or(0).into()),
+        format_labels(node_selector).into(),
+        age(&d.metadata, now).into(),
+        names.into(),
+        images.into(),
+        format_label_selector(Some(&spec.selector)).into(),
+    ]
 }
 
 /// `listWithMoreString`: up to three entries, then `+ N more...`; `<unset>` when empty.

@@ -194,6 +194,38 @@ const EVENTS: &[Column] = &[
     wide(Column { format: "name", ..col("Name", NAME_DOC) }),
 ];
 
+const DAEMON_SETS: &[Column] = &[
+    NAME,
+    int(
+        "Desired",
+        "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    int(
+        "Current",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    int(
+        "Ready",
+        "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+    ),
+    int("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+    int(
+        "Available",
+        "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+    ),
+    col(
+        "Node Selector",
+        "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+    ),
+    AGE,
+    wide(col("Containers", CONTAINERS_DOC)),
+    wide(col("Images", IMAGES_DOC)),
+    wide(col(
+        "Selector",
+        "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+    )),
+];
+
 const ACTION: Column = col("Action", "The fault's action (spec.action).");
 const DURATION: Column = col("Duration", "How long the fault lasts (spec.duration); empty: until deleted.");
 
@@ -213,6 +245,7 @@ pub fn columns(r: Resource) -> &'static [Column] {
         Resource::Deployments => DEPLOYMENTS,
         Resource::ReplicaSets => REPLICA_SETS,
         Resource::StatefulSets => STATEFUL_SETS,
+        Resource::DaemonSets => DAEMON_SETS,
         Resource::EndpointSlices => ENDPOINT_SLICES,
         Resource::NetworkPolicies => NETWORK_POLICIES,
         Resource::Namespaces => NAMESPACES,

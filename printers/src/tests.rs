@@ -106,6 +106,53 @@ fn integer_cells_serialize_as_numbers() {
 }
 
 #[test]
+fn daemon_set_columns_and_cells() {
+    let names: Vec<_> = columns(Resource::DaemonSets).iter().map(|c| (c.name, c.type_, c.priority)).collect();
+    assert_eq!(
+        names,
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1)
+        ]
+    );
+    let ds = json!({"metadata": {"name": "aws-node", "creationTimestamp": "2024-05-01T10:00:00Z"},
+                    "spec": {"selector": {"matchLabels": {"k8s-app": "aws-node"}},
+                             "template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                                                   "containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0"},
+                                                                  {"name": "aws-eks-nodeagent", "image": "aws-network-policy-agent:v1.1.5"}]}}},
+                    "status": {"currentNumberScheduled": 2, "desiredNumberScheduled": 3, "numberMisscheduled": 0,
+                               "numberReady": 1, "updatedNumberScheduled": 2}});
+    let cells = row(Resource::DaemonSets, &ds, Generate::default(), now());
+    assert_eq!(
+        serde_json::to_value(&cells).unwrap(),
+        json!([
+            "aws-node",
+            3,
+            2,
+            1,
+            2,
+            0,
+            "kubernetes.io/os=linux",
+            "5m12s",
+            "aws-node,aws-eks-nodeagent",
+            "amazon-k8s-cni:v1.19.0,aws-network-policy-agent:v1.1.5",
+            "k8s-app=aws-node"
+        ])
+    );
+    let bare = json!({"metadata": {"name": "kube-proxy", "creationTimestamp": "2024-05-01T10:00:00Z"}});
+    assert_eq!(row(Resource::DaemonSets, &bare, Generate::default(), now())[6], "<none>");
+}
+
+#[test]
 fn load_balancer_ingress_is_clipped_unless_wide() {
     let svc = json!({"metadata": {"name": "lb", "creationTimestamp": "2024-05-01T10:00:00Z"},
                      "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.20",

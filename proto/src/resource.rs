@@ -16,7 +16,7 @@ impl std::fmt::Display for UnknownKind {
 impl std::error::Error for UnknownKind {}
 
 /// Every resource, in a stable order (the order `netlab get all` style listings use).
-pub const ALL: [Resource; 19] = [
+pub const ALL: [Resource; 20] = [
     Resource::Namespaces,
     Resource::Nodes,
     Resource::Pods,
@@ -26,6 +26,7 @@ pub const ALL: [Resource; 19] = [
     Resource::Deployments,
     Resource::ReplicaSets,
     Resource::StatefulSets,
+    Resource::DaemonSets,
     Resource::ServiceAccounts,
     Resource::ConfigMaps,
     Resource::Events,
@@ -65,6 +66,7 @@ impl Resource {
             Resource::Deployments => "Deployment",
             Resource::ReplicaSets => "ReplicaSet",
             Resource::StatefulSets => "StatefulSet",
+            Resource::DaemonSets => "DaemonSet",
             Resource::ServiceAccounts => "ServiceAccount",
             Resource::ConfigMaps => "ConfigMap",
             Resource::Events => "Event",
@@ -91,6 +93,7 @@ impl Resource {
             Resource::Deployments => "deployments",
             Resource::ReplicaSets => "replicasets",
             Resource::StatefulSets => "statefulsets",
+            Resource::DaemonSets => "daemonsets",
             Resource::ServiceAccounts => "serviceaccounts",
             Resource::ConfigMaps => "configmaps",
             Resource::Events => "events",
@@ -110,7 +113,9 @@ impl Resource {
         match self {
             Resource::EndpointSlices => "discovery.k8s.io",
             Resource::NetworkPolicies => "networking.k8s.io",
-            Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets => "apps",
+            Resource::Deployments | Resource::ReplicaSets | Resource::StatefulSets | Resource::DaemonSets => {
+                "apps"
+            }
             r if r.is_chaos() => "chaos.netlab.io",
             _ => "",
         }
@@ -172,6 +177,8 @@ mod tests {
         assert!(!Resource::Nodes.namespaced());
         assert!(Resource::Pods.namespaced());
         assert_eq!(Resource::Deployments.api_version(), "apps/v1");
+        assert_eq!(Resource::DaemonSets.api_version(), "apps/v1");
+        assert_eq!(Resource::DaemonSets.group_resource(), "daemonsets.apps");
         assert_eq!(Resource::EndpointSlices.api_version(), "discovery.k8s.io/v1");
         assert_eq!(Resource::Services.api_version(), "v1");
         assert_eq!(Resource::DnsChaos.api_version(), "chaos.netlab.io/v1alpha1");

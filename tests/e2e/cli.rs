@@ -248,3 +248,67 @@ fn hostile_manifests_are_refused_before_anything_is_sent() {
     let r = lab.netlab(&["get", "svc", "-o", "name"]);
     assert_eq!(r.stdout, "service/kubernetes\n");
 }
+
+const KUBE_PROXY: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-proxy
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      k8s-app: kube-proxy
+  template:
+    metadata:
+      labels:
+        k8s-app: kube-proxy
+    spec:
+      containers:
+      - name: kube-proxy
+        image: registry.k8s.io/kube-proxy:v1.32.0
+";
+
+#[test]
+fn daemon_sets_apply_get_and_describe() {
+    let lab = Lab::start();
+    let applied = lab.netlab_stdin(&["apply", "-f", "-"], KUBE_PROXY);
+    assert_eq!(
+        (applied.code, applied.stdout.as_str()),
+        (0, "daemonset.apps/kube-proxy created\n"),
+        "{}",
+        applied.stderr
+    );
+    let table = lab.netlab(&["get", "ds", "-n", "kube-system"]);
+    let mut lines = table.stdout.lines();
+    assert_eq!(
+        lines.next().unwrap_or_default().split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"],
+        "{}",
+        table.stdout
+    );
+    assert_eq!(
+        lines.next().unwrap_or_default().split_whitespace().collect::<Vec<_>>()[..7],
+        ["kube-proxy", "0", "0", "0", "0", "0", "<none>"],
+        "{}",
+        table.stdout
+    );
+    let generation = lab.netlab(&[
+        "get",
+        "daemonset.apps/kube-proxy",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.metadata.annotations.deprecated\\.daemonset\\.template\\.generation} {.spec.updateStrategy.rollingUpdate.maxUnavailable} {.spec.revisionHistoryLimit}",
+    ]);
+    assert_eq!(generation.stdout, "1 1 10", "{}", generation.stderr);
+    let page = lab.netlab(&["describe", "ds", "kube-proxy", "-n", "kube-system"]);
+    assert!(
+        page.stdout.starts_with("Name:           kube-proxy\nSelector:       k8s-app=kube-proxy\n"),
+        "{}",
+        page.stdout
+    );
+    let all = lab.netlab(&["get", "all", "-n", "kube-system"]);
+    assert!(all.stdout.lines().any(|l| l.starts_with("daemonset.apps/kube-proxy ")), "{}", all.stdout);
+    let deleted = lab.netlab(&["delete", "ds", "kube-proxy", "-n", "kube-system"]);
+    assert_eq!(deleted.stdout, "daemonset.apps \"kube-proxy\" deleted\n", "{}", deleted.stderr);
+}

@@ -473,3 +473,135 @@ fn kubectl_watches_updates_and_patches_against_the_lab() {
         )
     );
 }
+
+/// The VPC CNI's DaemonSet, as EKS ships it (trimmed).
+const AWS_NODE: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: aws-node
+  namespace: kube-system
+  labels:
+    k8s-app: aws-node
+spec:
+  selector:
+    matchLabels:
+      k8s-app: aws-node
+  template:
+    metadata:
+      labels:
+        k8s-app: aws-node
+    spec:
+      nodeSelector:
+        kubernetes.io/os: linux
+      containers:
+      - name: aws-node
+        image: 602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.19.0
+        env:
+        - name: WARM_ENI_TARGET
+          value: \"1\"
+";
+
+#[test]
+fn kubectl_tunes_a_daemon_set_against_a_bare_apiserver() {
+    let data = tempfile::tempdir().unwrap();
+    let api = netlab_e2e::Apiserver::start(&data.path().join("api"), &[]);
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {}\n  name: netlab\ncontexts:\n- context:\n    cluster: netlab\n    user: netlab\n  name: netlab\ncurrent-context: netlab\nusers:\n- name: netlab\n  user: {{}}\n",
+        api.url()
+    );
+    std::fs::write(data.path().join("kubeconfig"), kubeconfig).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let k = |args: &[&str], stdin: Option<&str>| kubectl(data.path(), cache.path(), args, stdin);
+    let ok = |args: &[&str]| {
+        let out = k(args, None);
+        assert_eq!(out.code, Some(0), "kubectl {args:?}:\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
+        out.stdout
+    };
+
+    let resources = ok(&["api-resources", "--api-group=apps"]);
+    let line =
+        resources.lines().find(|l| l.starts_with("daemonsets ")).unwrap_or_else(|| panic!("{resources}"));
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["daemonsets", "ds", "apps/v1", "true", "DaemonSet"]
+    );
+
+    let created = k(&["apply", "--validate=false", "-f", "-"], Some(AWS_NODE));
+    assert_eq!(created.stdout, "daemonset.apps/aws-node created\n", "{}", created.stderr);
+    let listed = ok(&["get", "ds", "-A"]);
+    assert_eq!(
+        header(&listed),
+        [
+            "NAMESPACE",
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE SELECTOR",
+            "AGE"
+        ],
+        "{listed}"
+    );
+    let row: Vec<&str> = listed.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(
+        &row[..8],
+        ["kube-system", "aws-node", "0", "0", "0", "0", "0", "kubernetes.io/os=linux"],
+        "{listed}"
+    );
+    let wide = ok(&["get", "ds", "-n", "kube-system", "-o", "wide"]);
+    assert_eq!(&header(&wide)[8..], ["CONTAINERS", "IMAGES", "SELECTOR"], "{wide}");
+
+    // `set env`: a strategic merge patch of the template's env, merged by name; the template
+    // changed, so the generation and the template generation move on.
+    assert_eq!(
+        ok(&["set", "env", "ds/aws-node", "-n", "kube-system", "WARM_IP_TARGET=2"]),
+        "daemonset.apps/aws-node env updated\n"
+    );
+    let ds: serde_json::Value =
+        serde_json::from_str(&ok(&["get", "ds", "aws-node", "-n", "kube-system", "-o", "json"])).unwrap();
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "WARM_ENI_TARGET", "value": "1"}, {"name": "WARM_IP_TARGET", "value": "2"}])
+    );
+    assert_eq!(ds["metadata"]["generation"], 2);
+    assert_eq!(ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "2");
+    assert_eq!(
+        ds["spec"]["updateStrategy"],
+        serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+    );
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 0);
+
+    // The status subresource.
+    ok(&[
+        "patch",
+        "ds",
+        "aws-node",
+        "-n",
+        "kube-system",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"desiredNumberScheduled":2,"numberReady":1}}"#,
+    ]);
+    let row = ok(&["get", "ds", "aws-node", "-n", "kube-system", "--no-headers"]);
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>()[1..4], ["2", "0", "1"], "{row}");
+
+    let described = ok(&["describe", "ds", "aws-node", "-n", "kube-system"]);
+    assert!(described.contains("\nDesired Number of Nodes Scheduled: 2\n"), "{described}");
+    assert!(described.contains("      WARM_IP_TARGET:   2\n"), "{described}");
+
+    // Validation, in upstream's words.
+    let bad =
+        AWS_NODE.replace("      labels:\n        k8s-app: aws-node", "      labels:\n        k8s-app: other");
+    let refused = k(
+        &["apply", "--validate=false", "-f", "-"],
+        Some(&bad.replace("name: aws-node\n  namespace", "name: other\n  namespace")),
+    );
+    assert_eq!(refused.code, Some(1));
+    assert_eq!(
+        refused.stderr.trim(),
+        "The DaemonSet \"other\" is invalid: spec.template.metadata.labels: Invalid value: {\"k8s-app\":\"other\"}: `selector` does not match template `labels`"
+    );
+}

@@ -21,6 +21,7 @@ mod flows;
 mod kubectl;
 mod kubernetes;
 mod labs;
+mod labs_eks;
 mod manifests;
 mod native;
 mod nodelifecycle;

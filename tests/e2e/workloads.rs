@@ -1,4 +1,4 @@
-//! Deployments, ReplicaSets and StatefulSets: the real apiserver and the real controller-manager
+//! Deployments, ReplicaSets, StatefulSets and DaemonSets: the real apiserver and the real controller-manager
 //! (`--controllers=deployment,replicaset,statefulset,garbagecollector`), with the test playing
 //! the scheduler and the kubelet: it binds every pod to a fake node, then reports it Running and
 //! Ready with a pod IP through `update_status`, and removes Terminating pods as a kubelet does
@@ -15,7 +15,7 @@ use std::{
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, ReplicaSet, StatefulSet},
+        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
         core::v1::{Event, Pod, PodCondition},
     },
     apimachinery::pkg::apis::meta::v1::Time,
@@ -634,4 +634,191 @@ fn every_namespace_gets_a_default_service_account() {
     });
     let token = netlab_e2e::netlab(&api.url(), &["create", "token", "default", "-n", "team-a"], None).ok();
     assert_eq!(token.stdout.matches('.').count(), 2, "a JWT: {}", token.stdout);
+}
+
+/// The test's scheduler and kubelet for daemon pods: binds each to the node its `matchFields`
+/// affinity names, reports it Running and Ready, and removes Terminating pods.
+fn daemon_kubelet(client: Client, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut ip = 10u32;
+        while !stop.load(Ordering::Relaxed) {
+            let pods = client.list::<Pod>(&ListParams::default()).await.map(|l| l.0).unwrap_or_default();
+            for p in pods {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                if p.metadata.deletion_timestamp.is_some() {
+                    let _ = client.delete_with::<Pod>(&ns, &name, Some(0)).await;
+                    continue;
+                }
+                let spec = p.spec.clone().unwrap_or_default();
+                if spec.node_name.is_none() {
+                    let target = serde_json::to_value(&spec.affinity).ok().and_then(|a| {
+                        a.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchFields/0/values/0")
+                            .and_then(|v| v.as_str().map(String::from))
+                    });
+                    if let Some(node) = target {
+                        let _ = client.bind(&ns, &name, &node).await;
+                    }
+                    continue;
+                }
+                if !ready(&p) {
+                    ip += 1;
+                    let _ = make_ready(&client, p, ip).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+async fn create_node(client: &Client, name: &str, os: &str) {
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": os, "kubernetes.io/hostname": name}}
+    }))
+    .unwrap();
+    client.create(&node).await.unwrap();
+}
+
+/// The daemon pods by node: (node, pod name, pod-template-generation, Ready).
+async fn daemon_pods(client: &Client) -> Vec<(String, String, String, bool)> {
+    let mut pods: Vec<_> = live_pods(client, "aws-node-")
+        .await
+        .iter()
+        .map(|p| {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+            let generation =
+                p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-generation")).cloned();
+            (node, p.metadata.name.clone().unwrap_or_default(), generation.unwrap_or_default(), ready(p))
+        })
+        .collect();
+    pods.sort();
+    pods
+}
+
+#[test]
+fn daemonset_runs_one_pod_per_node_and_rolls_one_node_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Apiserver::start(dir.path(), &[]);
+    let url = api.url();
+    let cm = parts::controller_manager(&url, &["--controllers", "daemonset,garbagecollector"]);
+    runtime().block_on(async {
+        let client = Client::new(&url).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        daemon_kubelet(client.clone(), stop.clone());
+        create_node(&client, "node-a", "linux").await;
+        create_node(&client, "node-b", "linux").await;
+        create_node(&client, "win-1", "windows").await;
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "aws-node", "namespace": NS},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "aws-node"}},
+                "template": {
+                    "metadata": {"labels": {"k8s-app": "aws-node"}},
+                    "spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                             "containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0"}]}
+                }
+            }
+        }))
+        .unwrap();
+        client.create(&ds).await.unwrap();
+        let ds: DaemonSet = client.get(NS, "aws-node").await.unwrap();
+
+        // One Ready pod on each Linux node, none on Windows.
+        let pods = eventually("a pod per Linux node", WAIT, || async {
+            let pods = daemon_pods(&client).await;
+            (pods.len() == 2 && pods.iter().all(|p| p.3)).then_some(pods)
+        })
+        .await;
+        assert_eq!(pods.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["node-a", "node-b"]);
+        let first: Pod = client.get(NS, &pods[0].1).await.unwrap();
+        let labels = first.metadata.labels.clone().unwrap();
+        assert_eq!(labels.get("pod-template-generation").map(String::as_str), Some("1"));
+        let hash = labels.get("controller-revision-hash").cloned().unwrap();
+        assert!(hash.chars().all(|c| HASH_ALPHABET.contains(c)), "{hash}");
+        let owner = &first.metadata.owner_references.clone().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("DaemonSet", ds.metadata.uid.as_deref().unwrap(), Some(true))
+        );
+        let affinity = serde_json::to_value(&first.spec.as_ref().unwrap().affinity).unwrap();
+        assert_eq!(
+            affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchFields"],
+            json!([{"key": "metadata.name", "operator": "In", "values": ["node-a"]}])
+        );
+        let created = format!("Created pod: {}", pods[0].1);
+        eventually("SuccessfulCreate", WAIT, || {
+            has_event(&client, "SuccessfulCreate", created.clone(), "daemonset-controller")
+        })
+        .await;
+        eventually("status", WAIT, || async {
+            let s = client.get::<DaemonSet>(NS, "aws-node").await.ok()?.status?;
+            (s.desired_number_scheduled == 2
+                && s.current_number_scheduled == 2
+                && s.number_ready == 2
+                && s.updated_number_scheduled == Some(2)
+                && s.number_available == Some(2)
+                && s.number_misscheduled == 0
+                && s.observed_generation == Some(1))
+            .then_some(())
+        })
+        .await;
+
+        // A node that joins gets its pod.
+        create_node(&client, "node-c", "linux").await;
+        eventually("a pod on node-c", WAIT, || async {
+            let pods = daemon_pods(&client).await;
+            (pods.len() == 3 && pods.iter().all(|p| p.3)).then_some(())
+        })
+        .await;
+
+        // `kubectl set env`: the template changes, and the pods are replaced one node at a time.
+        for _ in 0..10 {
+            let mut ds: DaemonSet = client.get(NS, "aws-node").await.unwrap();
+            let c = &mut ds.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+            c.env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+                name: "WARM_IP_TARGET".into(),
+                value: Some("2".into()),
+                ..Default::default()
+            }]);
+            match client.update(&ds).await {
+                Ok(_) => break,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => panic!("update daemonset: {e:?}"),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let pods = daemon_pods(&client).await;
+            let available = pods.iter().filter(|p| p.3).map(|p| p.0.as_str()).collect::<BTreeSet<_>>();
+            assert!(available.len() >= 2, "more than one node without its daemon: {pods:?}");
+            if pods.len() == 3 && pods.iter().all(|p| p.2 == "2" && p.3) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "rollout: {pods:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let p: Pod = client.get(NS, &daemon_pods(&client).await[0].1).await.unwrap();
+        let env = p.spec.unwrap().containers[0].env.clone().unwrap();
+        assert_eq!((env[0].name.as_str(), env[0].value.as_deref()), ("WARM_IP_TARGET", Some("2")));
+        eventually("status after the rollout", WAIT, || async {
+            let ds = client.get::<DaemonSet>(NS, "aws-node").await.ok()?;
+            let s = ds.status?;
+            (s.updated_number_scheduled == Some(3)
+                && s.number_available == Some(3)
+                && s.observed_generation == Some(2))
+            .then_some(())
+        })
+        .await;
+
+        // Deleting the DaemonSet removes its pods (the garbage collector).
+        client.delete::<DaemonSet>(NS, "aws-node").await.unwrap();
+        eventually("pods collected", WAIT, || async { daemon_pods(&client).await.is_empty().then_some(()) })
+            .await;
+        stop.store(true, Ordering::Relaxed);
+    });
+    drop(cm);
+    drop(api);
 }

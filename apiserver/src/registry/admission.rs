@@ -31,6 +31,9 @@ pub fn prepare_create(
     {
         map.remove("status");
     }
+    if resource == Resource::DaemonSets {
+        prepare_daemon_set(&mut obj, None);
+    }
     defaults::set_defaults(resource, &mut obj);
     let errors = validation::validate(resource, &obj, opts);
     if !errors.is_empty() {
@@ -75,6 +78,48 @@ pub fn prepare_update(resource: Resource, namespace: &str, body: &[u8], status_o
 pub fn validate_update(resource: Resource, old: &Value, new: &Value, opts: &ValidationOptions) -> Result<()> {
     let errors = validation::validate_update(resource, old, new, opts);
     if errors.is_empty() { Ok(()) } else { Err(invalid(resource, new, errors)) }
+}
+
+/// The annotation that carries a DaemonSet's internal `spec.templateGeneration` in apps/v1.
+pub const DAEMON_SET_TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// The daemonset strategy's part of `PrepareForCreate` and `PrepareForUpdate` that shows in
+/// apps/v1: a created DaemonSet gets template generation 1 and the zero status the typed
+/// `DaemonSetStatus{}` has (its counts are not optional); an update keeps the old template
+/// generation, one more when the template changed. What the client sent is ignored.
+pub fn prepare_daemon_set(obj: &mut Value, old: Option<&Value>) {
+    let generation = match old {
+        None => {
+            if let Some(map) = obj.as_object_mut() {
+                let zero = serde_json::json!({
+                    "currentNumberScheduled": 0,
+                    "desiredNumberScheduled": 0,
+                    "numberMisscheduled": 0,
+                    "numberReady": 0,
+                });
+                map.insert("status".into(), zero);
+            }
+            1
+        }
+        Some(old) => {
+            let old_generation = old
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(DAEMON_SET_TEMPLATE_GENERATION))
+                .and_then(Value::as_str)
+                .and_then(|g| g.parse::<i64>().ok())
+                .unwrap_or(0);
+            let template = |v: &Value| v.pointer("/spec/template").cloned();
+            if template(obj) == template(old) { old_generation } else { old_generation + 1 }
+        }
+    };
+    let meta = object::meta_mut(obj);
+    let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Default::default());
+    }
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert(DAEMON_SET_TEMPLATE_GENERATION.into(), generation.to_string().into());
+    }
 }
 
 /// Decodes the body and settles its namespace against the request's.

@@ -192,6 +192,47 @@ async fn status_is_written_only_through_the_status_subresource() {
 }
 
 #[tokio::test]
+async fn daemon_set_template_generation_follows_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = open(dir.path(), config("10.96.0.0/12", 100)).await;
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "aws-node", "annotations": {"deprecated.daemonset.template.generation": "7"}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "aws-node"}},
+                 "template": {"metadata": {"labels": {"k8s-app": "aws-node"}},
+                              "spec": {"containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0"}]}}},
+        "status": {"numberReady": 3}});
+    let created = r.create(Resource::DaemonSets, "kube-system", &body(ds)).await.unwrap();
+    let generation =
+        |v: &Value| v["metadata"]["annotations"]["deprecated.daemonset.template.generation"].clone();
+    assert_eq!(generation(&created.value), "1", "the client's value is ignored");
+    assert_eq!(
+        created.value["status"],
+        json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0})
+    );
+    let mut limit = created.value.clone();
+    limit["spec"]["revisionHistoryLimit"] = json!(3);
+    let limited = r.update(Resource::DaemonSets, "kube-system", &body(limit), false).await.unwrap();
+    assert_eq!(
+        (generation(&limited.value), limited.value["metadata"]["generation"].clone()),
+        (json!("1"), json!(2))
+    );
+    let mut env = limited.value.clone();
+    env["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "WARM_IP_TARGET", "value": "2"}]);
+    env["metadata"]["annotations"]["deprecated.daemonset.template.generation"] = json!("9");
+    let updated = r.update(Resource::DaemonSets, "kube-system", &body(env), false).await.unwrap();
+    assert_eq!(
+        (generation(&updated.value), updated.value["metadata"]["generation"].clone()),
+        (json!("2"), json!(3))
+    );
+    let mut status = updated.value.clone();
+    status["status"]["desiredNumberScheduled"] = json!(2);
+    let counted = r.update(Resource::DaemonSets, "kube-system", &body(status), true).await.unwrap();
+    assert_eq!(counted.value["status"]["desiredNumberScheduled"], 2);
+    assert_eq!(generation(&counted.value), "2");
+}
+
+#[tokio::test]
 async fn watch_resumes_from_a_resource_version_and_expires_when_too_old() {
     let dir = tempfile::tempdir().unwrap();
     let r = open(dir.path(), config("10.96.0.0/12", 5)).await;

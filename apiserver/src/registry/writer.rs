@@ -282,6 +282,9 @@ impl<'a> Pending<'a> {
                 (g, _) => g,
             };
             object::set_meta(&mut obj, "generation", generation.map(Into::into));
+            if resource == Resource::DaemonSets {
+                admission::prepare_daemon_set(&mut obj, Some(&old.value));
+            }
             admission::validate_update(resource, &old.value, &obj, self.opts)?;
             if resource == Resource::Services {
                 self.allocate_service(&mut obj, Some(&old.value))?;

@@ -86,6 +86,7 @@ pub fn info(r: Resource) -> Info {
         Resource::Deployments => i(&["deploy"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
         Resource::ReplicaSets => i(&["rs"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
         Resource::StatefulSets => i(&["sts"], &["all"], ALL_VERBS, &[SCALE, STATUS]),
+        Resource::DaemonSets => i(&["ds"], &["all"], ALL_VERBS, &[STATUS]),
         Resource::ServiceAccounts => i(
             &["sa"],
             &[],

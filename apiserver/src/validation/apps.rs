@@ -1,4 +1,4 @@
-//! pkg/apis/apps/validation: Deployment, ReplicaSet, StatefulSet. Their pod templates are checked
+//! pkg/apis/apps/validation: Deployment, ReplicaSet, StatefulSet, DaemonSet. Their pod templates are checked
 //! by core's `validate_pod_template_spec` ([`super::core::pod`]).
 
 use serde_json::{Value, json};
@@ -357,4 +357,104 @@ pub(crate) fn validate_stateful_set_update(old: &Value, new: &Value, errs: &mut 
             "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
         ));
     }
+}
+
+pub(crate) fn validate_daemon_set(obj: &Value, errs: &mut Vec<FieldError>) {
+    validate_object_meta(obj, true, NameKind::Subdomain, errs);
+    validate_daemon_set_spec(spec_of(obj), errs);
+}
+
+/// `ValidateDaemonSetSpec`. Unlike the other workloads' checks, a missing selector is not
+/// reported as required: it compiles to a selector that matches nothing, so the template's
+/// labels are reported as not matching it.
+fn validate_daemon_set_spec(spec: &Value, errs: &mut Vec<FieldError>) {
+    let sel = get(spec, "selector");
+    validate_label_selector(sel, "spec.selector", errs);
+    let template = spec.get("template").unwrap_or(&NULL);
+    if let Some(selector) = Selector::compile(sel)
+        && !selector.matches(&string_map(meta_of(template), "labels"))
+    {
+        errs.push(FieldError::invalid(
+            "spec.template.metadata.labels",
+            map_value(meta_of(template), "labels"),
+            "`selector` does not match template `labels`",
+        ));
+    }
+    if let Some(sel) = sel
+        && string_map(sel, "matchLabels").is_empty()
+        && arr(sel, "matchExpressions").is_empty()
+    {
+        errs.push(FieldError::invalid(
+            "spec.selector",
+            sel.clone(),
+            "empty selector is invalid for daemonset",
+        ));
+    }
+    validate_pod_template_spec(template, "spec.template", errs);
+    let tspec = spec_of(template);
+    if s(tspec, "restartPolicy") != "Always" {
+        errs.push(FieldError::not_supported(
+            "spec.template.spec.restartPolicy",
+            s(tspec, "restartPolicy"),
+            &["Always"],
+        ));
+    }
+    if get(tspec, "activeDeadlineSeconds").is_some() {
+        errs.push(FieldError::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds in DaemonSet is not Supported",
+        ));
+    }
+    nonnegative(spec, "minReadySeconds", "spec.minReadySeconds", errs);
+    validate_daemon_set_update_strategy(spec.get("updateStrategy").unwrap_or(&NULL), errs);
+    nonnegative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit", errs);
+}
+
+/// `ValidateDaemonSetUpdateStrategy` and `ValidateRollingUpdateDaemonSet`.
+fn validate_daemon_set_update_strategy(strategy: &Value, errs: &mut Vec<FieldError>) {
+    let path = "spec.updateStrategy";
+    match s(strategy, "type") {
+        "OnDelete" => {}
+        "RollingUpdate" => {
+            let Some(ru) = get(strategy, "rollingUpdate") else {
+                errs.push(FieldError::required(format!("{path}.rollingUpdate"), ""));
+                return;
+            };
+            let path = format!("{path}.rollingUpdate");
+            let max_unavailable = ru.get("maxUnavailable").unwrap_or(&NULL);
+            let max_surge = ru.get("maxSurge").unwrap_or(&NULL);
+            validate_positive_int_or_percent(max_unavailable, &format!("{path}.maxUnavailable"), errs);
+            validate_positive_int_or_percent(max_surge, &format!("{path}.maxSurge"), errs);
+            not_more_than_100_percent(max_unavailable, &format!("{path}.maxUnavailable"), errs);
+            not_more_than_100_percent(max_surge, &format!("{path}.maxSurge"), errs);
+            let has_unavailable = int_or_percent_value(max_unavailable) != 0;
+            let has_surge = int_or_percent_value(max_surge) != 0;
+            if has_unavailable && has_surge {
+                errs.push(FieldError::invalid(
+                    format!("{path}.maxSurge"),
+                    int_or_string_value(max_surge),
+                    "may not be set when maxUnavailable is non-zero",
+                ));
+            } else if !has_unavailable && !has_surge {
+                errs.push(FieldError::required(
+                    format!("{path}.maxUnavailable"),
+                    "cannot be 0 when maxSurge is 0",
+                ));
+            }
+        }
+        other => {
+            // The value is the internal apps.DaemonSetUpdateStrategy, with its Go field names.
+            let value = json!({"Type": other, "RollingUpdate": strategy.get("rollingUpdate").cloned().unwrap_or(Value::Null)});
+            errs.push(FieldError::not_supported(path, value, &["RollingUpdate", "OnDelete"]));
+        }
+    }
+}
+
+/// The daemonset strategy's `ValidateUpdate`: the new object as on create, its metadata against
+/// the old, and in apps/v1 an immutable selector. (Upstream validates the spec twice here; the
+/// repeated messages are deduplicated in the answer, so once is the same.)
+pub(crate) fn validate_daemon_set_update(old: &Value, new: &Value, errs: &mut Vec<FieldError>) {
+    validate_daemon_set(new, errs);
+    validate_object_meta_update(old, new, errs);
+    validate_selector_immutable(old, new, errs);
 }

@@ -696,6 +696,116 @@ fn stateful_set_rules() {
     assert!(update_errors(Resource::StatefulSets, sts("db"), scaled).is_empty());
 }
 
+fn daemon_set(selector: Value, labels: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "aws-node", "namespace": "kube-system"},
+           "spec": {"selector": selector, "template": {"metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0"}]}}}})
+}
+
+#[test]
+fn daemon_set_selector_must_match_template() {
+    let app = json!({"k8s-app": "aws-node"});
+    assert!(errors(Resource::DaemonSets, daemon_set(json!({"matchLabels": app}), app.clone())).is_empty());
+    // No selector: it compiles to one that matches nothing, and no "Required value" is reported.
+    let mut missing = daemon_set(Value::Null, app.clone());
+    missing["spec"].as_object_mut().unwrap().remove("selector");
+    assert_eq!(
+        errors(Resource::DaemonSets, missing),
+        vec![
+            "spec.template.metadata.labels: Invalid value: {\"k8s-app\":\"aws-node\"}: `selector` does not match template `labels`"
+        ]
+    );
+    assert_eq!(
+        errors(
+            Resource::DaemonSets,
+            daemon_set(json!({"matchLabels": {"k8s-app": "kube-proxy"}}), app.clone())
+        ),
+        vec![
+            "spec.template.metadata.labels: Invalid value: {\"k8s-app\":\"aws-node\"}: `selector` does not match template `labels`"
+        ]
+    );
+    assert_eq!(
+        errors(Resource::DaemonSets, daemon_set(json!({}), app.clone())),
+        vec!["spec.selector: Invalid value: {}: empty selector is invalid for daemonset"]
+    );
+}
+
+#[test]
+fn daemon_set_template_and_strategy_rules() {
+    let app = json!({"k8s-app": "aws-node"});
+    let ds = || daemon_set(json!({"matchLabels": app}), app.clone());
+    let mut never = ds();
+    never["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+    assert_eq!(
+        errors(Resource::DaemonSets, never),
+        vec!["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]
+    );
+    let mut deadline = ds();
+    deadline["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(30);
+    assert_eq!(
+        errors(Resource::DaemonSets, deadline),
+        vec![
+            "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in DaemonSet is not Supported"
+        ]
+    );
+    let mut no_image = ds();
+    no_image["spec"]["template"]["spec"]["containers"][0].as_object_mut().unwrap().remove("image");
+    assert_eq!(
+        errors(Resource::DaemonSets, no_image),
+        vec!["spec.template.spec.containers[0].image: Required value"]
+    );
+    let mut both = ds();
+    both["spec"]["updateStrategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}});
+    assert_eq!(
+        errors(Resource::DaemonSets, both),
+        vec![
+            "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero"
+        ]
+    );
+    let mut neither = ds();
+    neither["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 0}});
+    assert_eq!(
+        errors(Resource::DaemonSets, neither),
+        vec![
+            "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"
+        ]
+    );
+    let mut surge = ds();
+    surge["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "10%"}});
+    assert!(errors(Resource::DaemonSets, surge).is_empty());
+    let mut bad_type = ds();
+    bad_type["spec"]["updateStrategy"] = json!({"type": "Recreate"});
+    // Upstream's Go struct writes Type first; the JSON maps here sort their keys.
+    assert_eq!(
+        errors(Resource::DaemonSets, bad_type),
+        vec![
+            "spec.updateStrategy: Unsupported value: {\"RollingUpdate\":null,\"Type\":\"Recreate\"}: supported values: \"RollingUpdate\", \"OnDelete\""
+        ]
+    );
+    let mut on_delete = ds();
+    on_delete["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+    assert!(errors(Resource::DaemonSets, on_delete).is_empty());
+}
+
+#[test]
+fn daemon_set_update_keeps_selector() {
+    let app = json!({"k8s-app": "aws-node"});
+    let old = daemon_set(json!({"matchLabels": app}), app.clone());
+    let mut env = old.clone();
+    env["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "WARM_IP_TARGET", "value": "2"}]);
+    assert!(update_errors(Resource::DaemonSets, old.clone(), env).is_empty());
+    let labels = json!({"k8s-app": "aws-node", "v": "2"});
+    let moved = daemon_set(json!({"matchLabels": labels}), labels);
+    assert_eq!(
+        update_errors(Resource::DaemonSets, old, moved),
+        vec![
+            "spec.selector: Invalid value: {\"matchLabels\":{\"k8s-app\":\"aws-node\",\"v\":\"2\"}}: field is immutable"
+        ]
+    );
+}
+
 // --- EndpointSlice, NetworkPolicy, ConfigMap, Event, Node ---
 
 #[test]

@@ -1,7 +1,7 @@
-//! Pages for apps/v1 workloads: Deployment, ReplicaSet, StatefulSet.
+//! Pages for apps/v1 workloads: Deployment, ReplicaSet, StatefulSet, DaemonSet.
 
 use k8s_openapi::{
-    api::apps::v1::{Deployment, ReplicaSet, StatefulSet},
+    api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
     apimachinery::pkg::util::intstr::IntOrString,
 };
 use serde_json::Value;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{Clock, Page, controller, pod};
 use crate::{
     print::typed,
-    selector::{format_label_selector, selector_string},
+    selector::{format_label_selector, format_labels, selector_string},
 };
 
 /// Pods by phase: (running, waiting, succeeded, failed).
@@ -222,6 +222,45 @@ pub fn stateful_set(obj: &Value, pods: PodCounts, events: Option<&[Value]>, cloc
             w.w(1, &format!("Access Modes:\t[{}]\n", cs.access_modes.clone().unwrap_or_default().join(" ")));
         }
     }
+    w.events(events, clock);
+    w.finish()
+}
+
+/// kubectl's DaemonSet page (`describeDaemonSet`, as kubectl 1.32 writes it): no Namespace or
+/// CreationTimestamp, and the counts written without a tab.
+pub fn daemon_set(obj: &Value, pods: PodCounts, events: Option<&[Value]>, clock: &Clock) -> String {
+    let d: DaemonSet = typed(obj);
+    let spec = d.spec.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    let node_selector = spec.template.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+    let mut w = Page::default();
+    w.w(0, &format!("Name:\t{}\n", d.metadata.name.clone().unwrap_or_default()));
+    w.w(0, &format!("Selector:\t{}\n", selector_string(Some(&spec.selector))));
+    w.w(0, &format!("Node-Selector:\t{}\n", format_labels(node_selector)));
+    w.labels("Labels", d.metadata.labels.as_ref());
+    w.annotations("Annotations", d.metadata.annotations.as_ref());
+    w.w(0, &format!("Desired Number of Nodes Scheduled: {}\n", status.desired_number_scheduled));
+    w.w(0, &format!("Current Number of Nodes Scheduled: {}\n", status.current_number_scheduled));
+    w.w(
+        0,
+        &format!(
+            "Number of Nodes Scheduled with Up-to-date Pods: {}\n",
+            status.updated_number_scheduled.unwrap_or(0)
+        ),
+    );
+    w.w(
+        0,
+        &format!("Number of Nodes Scheduled with Available Pods: {}\n", status.number_available.unwrap_or(0)),
+    );
+    w.w(0, &format!("Number of Nodes Misscheduled: {}\n", status.number_misscheduled));
+    w.w(
+        0,
+        &format!(
+            "Pods Status:\t{} Running / {} Waiting / {} Succeeded / {} Failed\n",
+            pods.0, pods.1, pods.2, pods.3
+        ),
+    );
+    pod::template(&mut w, Some(&spec.template), clock);
     w.events(events, clock);
     w.finish()
 }

@@ -265,6 +265,49 @@ Events:          <none>
 }
 
 #[test]
+fn daemon_set_page() {
+    let d = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "aws-node", "namespace": "kube-system", "uid": "uid-ds", "creationTimestamp": "2024-05-01T10:00:00Z",
+                     "labels": {"k8s-app": "aws-node"}, "annotations": {"deprecated.daemonset.template.generation": "1"}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "aws-node"}},
+                 "template": {"metadata": {"labels": {"k8s-app": "aws-node"}},
+                              "spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                                       "containers": [{"name": "aws-node", "image": "amazon-k8s-cni:v1.19.0",
+                                                       "env": [{"name": "WARM_IP_TARGET", "value": "2"}]}]}}},
+        "status": {"currentNumberScheduled": 2, "desiredNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2,
+                   "updatedNumberScheduled": 2, "numberAvailable": 1}});
+    let got = apps::daemon_set(&d, (2, 0, 0, 0), Some(&[]), &clock());
+    let want = "\
+Name:           aws-node
+Selector:       k8s-app=aws-node
+Node-Selector:  kubernetes.io/os=linux
+Labels:         k8s-app=aws-node
+Annotations:    deprecated.daemonset.template.generation: 1
+Desired Number of Nodes Scheduled: 2
+Current Number of Nodes Scheduled: 2
+Number of Nodes Scheduled with Up-to-date Pods: 2
+Number of Nodes Scheduled with Available Pods: 1
+Number of Nodes Misscheduled: 0
+Pods Status:  2 Running / 0 Waiting / 0 Succeeded / 0 Failed
+Pod Template:
+  Labels:  k8s-app=aws-node
+  Containers:
+   aws-node:
+    Image:      amazon-k8s-cni:v1.19.0
+    Port:       <none>
+    Host Port:  <none>
+    Environment:
+      WARM_IP_TARGET:  2
+    Mounts:            <none>
+  Volumes:             <none>
+  Node-Selectors:      kubernetes.io/os=linux
+  Tolerations:         <none>
+Events:                <none>
+";
+    assert_eq!(got, want);
+}
+
+#[test]
 fn node_page_lists_pods_and_allocations() {
     let node = json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "node-1", "creationTimestamp": "2024-05-01T10:00:00Z", "labels": {"kubernetes.io/hostname": "node-1"}},

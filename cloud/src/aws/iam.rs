@@ -342,6 +342,13 @@ pub fn handle(account: &mut Account, call: &Call<'_>) -> Result<http::Response<B
                     .elem("CreateDate", iso8601(provider.create_date));
             }))
         }
+        "DeleteOpenIDConnectProvider" => {
+            let arn = input.arn("OpenIDConnectProviderArn");
+            input.finish(call)?;
+            authorize(account, call, "iam:DeleteOpenIDConnectProvider", arn)?;
+            account.iam.delete_open_id_connect_provider(arn).map_err(iam_error)?;
+            Ok(empty(call))
+        }
         "ListOpenIDConnectProviders" => {
             input.finish(call)?;
             let resource = account.iam.account.arn("iam", "oidc-provider/*");

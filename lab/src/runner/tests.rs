@@ -6,14 +6,29 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::live::{ExecOutput, LiveResult, Span};
+use crate::{
+    live::{AwsFault, ExecOutput, LiveResult, Span},
+    progress::RoleState,
+};
 
-/// A cluster of objects in a map; exec answers from a table of command → output.
+/// A cluster of objects in a map; exec answers from a table of command → output; IAM roles and
+/// OIDC providers in maps, answered in IAM's XML.
 #[derive(Default)]
 struct Fake {
     objects: BTreeMap<(String, String, String), Value>,
     exec: BTreeMap<String, ExecOutput>,
     rv: u64,
+    roles: BTreeMap<String, RoleState>,
+    providers: Vec<String>,
+}
+
+fn no_such(what: &str) -> Result<String, AwsFault> {
+    Err(AwsFault { code: "NoSuchEntity".into(), message: format!("{what} cannot be found.") })
+}
+
+/// IAM URL-encodes documents; enough of it for these tests.
+fn encode(doc: &str) -> String {
+    doc.replace('%', "%25").replace('"', "%22").replace('{', "%7B").replace('}', "%7D")
 }
 
 impl Fake {
@@ -100,6 +115,88 @@ impl Live for Fake {
     }
     async fn trace(&mut self, _trace_id: &str) -> LiveResult<Vec<Span>> {
         Ok(Vec::new())
+    }
+    async fn aws(
+        &mut self,
+        service: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> LiveResult<Result<String, AwsFault>> {
+        assert_eq!(service, "iam");
+        let p = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let name = p("RoleName");
+        let role = self.roles.get_mut(&name);
+        Ok(match (action, role) {
+            ("CreateRole", None) => {
+                self.roles
+                    .insert(name, RoleState { trust: p("AssumeRolePolicyDocument"), ..Default::default() });
+                Ok("<CreateRoleResponse/>".into())
+            }
+            ("CreateOpenIDConnectProvider", _) => {
+                let arn = format!(
+                    "arn:aws:iam::123456789012:oidc-provider/{}",
+                    p("Url").trim_start_matches("https://")
+                );
+                if self.providers.contains(&arn) {
+                    Err(AwsFault { code: "EntityAlreadyExists".into(), message: "exists".into() })
+                } else {
+                    self.providers.push(arn.clone());
+                    Ok(format!("<OpenIDConnectProviderArn>{arn}</OpenIDConnectProviderArn>"))
+                }
+            }
+            (_, None) => no_such(&format!("The role with name {name}")),
+            ("GetRole", Some(r)) => {
+                Ok(format!("<AssumeRolePolicyDocument>{}</AssumeRolePolicyDocument>", encode(&r.trust)))
+            }
+            ("ListAttachedRolePolicies", Some(r)) => Ok(r
+                .attached
+                .iter()
+                .map(|a| format!("<member><PolicyArn>{a}</PolicyArn></member>"))
+                .collect()),
+            ("ListRolePolicies", Some(r)) => {
+                Ok(r.inline.keys().map(|n| format!("<member>{n}</member>")).collect())
+            }
+            ("GetRolePolicy", Some(r)) => match r.inline.get(&p("PolicyName")) {
+                Some(d) => Ok(format!("<PolicyDocument>{}</PolicyDocument>", encode(d))),
+                None => no_such("policy"),
+            },
+            ("AttachRolePolicy", Some(r)) => {
+                if !r.attached.contains(&p("PolicyArn")) {
+                    r.attached.push(p("PolicyArn"));
+                }
+                Ok(String::new())
+            }
+            ("DetachRolePolicy", Some(r)) => {
+                let arn = p("PolicyArn");
+                if r.attached.contains(&arn) {
+                    r.attached.retain(|a| *a != arn);
+                    Ok(String::new())
+                } else {
+                    no_such(&arn)
+                }
+            }
+            ("PutRolePolicy", Some(r)) => {
+                r.inline.insert(p("PolicyName"), p("PolicyDocument"));
+                Ok(String::new())
+            }
+            ("DeleteRolePolicy", Some(r)) => match r.inline.remove(&p("PolicyName")) {
+                Some(_) => Ok(String::new()),
+                None => no_such("policy"),
+            },
+            ("UpdateAssumeRolePolicy", Some(r)) => {
+                r.trust = p("PolicyDocument");
+                Ok(String::new())
+            }
+            ("DeleteRole", Some(r)) if !r.attached.is_empty() || !r.inline.is_empty() => Err(AwsFault {
+                code: "DeleteConflict".into(),
+                message: "Cannot delete entity, must detach all policies first.".into(),
+            }),
+            ("DeleteRole", Some(_)) => {
+                self.roles.remove(&name);
+                Ok(String::new())
+            }
+            (other, _) => panic!("unexpected IAM action {other}"),
+        })
     }
     fn jsonpath(&self, object: &Value, template: &str) -> LiveResult<String> {
         // Enough of JSONPath for these tests: `{.a.b}`.
@@ -341,4 +438,108 @@ async fn node_addresses_are_drawn_from_the_nodes_status() {
     let mut out = Vec::new();
     Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut out).await.unwrap();
     assert!(text(out).contains("on 172.28.1.7."));
+}
+
+const ECR_READ: &str = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly";
+
+const IAM_LAB: &str = r#"
+id: ecr-lab
+order: 1
+title: t
+topic: ECR
+question: {number: 10, text: q}
+task: t
+hints: [h]
+explanation: e
+setup:
+- iamRole: {name: nodes, detach: ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"]}
+- iamOidcProvider: {url: "https://issuer.example", clientIds: [sts.amazonaws.com]}
+- iamRole: {name: "{{app}}", trust: trust.json, attach: ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"]}
+vars:
+  app: {randomName: app}
+checks:
+- name: c
+  object: {resource: nodes, name: node-1}
+  expect: {min: 1}
+solution:
+- iamRole: {name: nodes, attach: ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly"]}
+"#;
+
+#[tokio::test]
+async fn iam_steps_are_undone_by_reset_whatever_was_changed_meanwhile() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("ecr-lab");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("lab.yaml"), IAM_LAB).unwrap();
+    std::fs::write(dir.join("trust.json"), r#"{"Statement":[{"Principal":{"Federated":"{{app}}"}}]}"#)
+        .unwrap();
+    let mut live = Fake::with_nodes(&["node-1"]);
+    let before = RoleState {
+        trust: r#"{"Statement":[]}"#.into(),
+        attached: vec!["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy".into(), ECR_READ.into()],
+        inline: BTreeMap::from([("keep".to_string(), r#"{"Version":"2012-10-17"}"#.to_string())]),
+    };
+    live.roles.insert("nodes".into(), before.clone());
+
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).start("ecr-lab", &mut out).await.unwrap();
+    let shown = text(out);
+    assert!(shown.contains(&format!("iam role/nodes: {ECR_READ} detached")), "{shown}");
+    assert!(!live.roles["nodes"].attached.contains(&ECR_READ.to_string()));
+    let app = live.roles.keys().find(|n| n.starts_with("app-")).cloned().expect("the app's role");
+    assert_eq!(live.roles[&app].attached, [ECR_READ]);
+    assert!(live.roles[&app].trust.contains(&app), "the trust file is rendered: {}", live.roles[&app].trust);
+    assert_eq!(live.providers, ["arn:aws:iam::123456789012:oidc-provider/issuer.example"]);
+
+    // A fix of one's own (an inline policy), and a stray change to the kept inline policy.
+    let role = live.roles.get_mut("nodes").unwrap();
+    role.inline.insert("ecr-pull".into(), r#"{"Statement":"x"}"#.into());
+    role.inline.insert("keep".into(), r#"{"Version":"changed"}"#.into());
+
+    // `solution` shows the aws CLI commands.
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).solution(false, &mut out).await.unwrap();
+    assert_eq!(
+        text(out).trim(),
+        format!("aws iam attach-role-policy --role-name nodes --policy-arn {ECR_READ}")
+    );
+
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).reset(&mut out).await.unwrap();
+    let shown = text(out);
+    assert!(shown.contains(&format!("iam role/{app} deleted")), "{shown}");
+    assert!(shown.contains("iam role/nodes: inline policy ecr-pull deleted"), "{shown}");
+    let after = &live.roles["nodes"];
+    let mut attached = after.attached.clone();
+    attached.sort();
+    let mut wanted = before.attached.clone();
+    wanted.sort();
+    assert_eq!(attached, wanted);
+    assert_eq!(after.inline, before.inline);
+    assert!(!live.roles.contains_key(&app));
+    // The issuer's provider stays registered, and a second run finds it there.
+    assert_eq!(live.providers.len(), 1);
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).start("ecr-lab", &mut out).await.unwrap();
+    assert!(!text(out).contains("oidc-provider"), "not created again");
+    assert_eq!(live.providers.len(), 1);
+}
+
+#[test]
+fn iam_steps_are_validated() {
+    let lab: crate::spec::Lab = yaml_serde::from_str(
+        &IAM_LAB
+            .replace(
+                "detach: [\"arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly\"]",
+                "detach: [AmazonEC2ContainerRegistryReadOnly]",
+            )
+            .replace("clientIds: [sts.amazonaws.com]", "clientIds: []"),
+    )
+    .unwrap();
+    let problems = lab.validate();
+    assert!(problems.iter().any(|p| p.starts_with("setup[0].iamRole: Invalid value: \"AmazonEC2ContainerRegistryReadOnly\"")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p == "setup[1].iamOidcProvider.clientIds: Required value"),
+        "{problems:?}"
+    );
 }

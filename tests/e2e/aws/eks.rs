@@ -146,6 +146,43 @@ fn eks_pods_get_their_nodes_eni_addresses_reach_each_other_and_stop_at_max_pods(
     let table = c.ok(&["node", "enis", "node-2"]);
     assert!(table.lines().any(|l| l.contains(&web_ip) && l.ends_with("default/web")), "{table}");
 
+    // The warm pool refills to its target once the client took an address: WARM_ENI_TARGET=1
+    // keeps a whole ENI's addresses free, so node-1 (one pod) attaches a second ENI.
+    let node1 =
+        aws.ok(&["ec2", "describe-instances", "--filters", "Name=tag:Name,Values=node-1"])["Reservations"][0]
+            ["Instances"][0]["InstanceId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let node1_enis = || {
+        aws.ok(&[
+            "ec2",
+            "describe-network-interfaces",
+            "--filters",
+            &format!("Name=attachment.instance-id,Values={node1}"),
+        ])["NetworkInterfaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let enis = wait_until("node-1's warm ENI", &c, || {
+        let enis = node1_enis();
+        (enis.len() == 2).then_some(enis)
+    });
+    let secondaries: usize = enis
+        .iter()
+        .map(|e| {
+            e["PrivateIpAddresses"]
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|a| a["Primary"] == false).count())
+        })
+        .sum();
+    assert_eq!(secondaries, 10, "two ENIs × 5 secondary addresses: {enis:?}");
+    let table = c.ok(&["node", "enis", "node-1"]);
+    assert!(table.ends_with("Total IPs: 10, assigned: 1\n"), "{table}");
+    let tagged = enis.iter().find(|e| e["Attachment"]["DeviceIndex"] == 1).expect("device 1");
+    assert_eq!(tagged["Description"], format!("aws-K8S-{node1}").as_str(), "{tagged}");
+
     // node-1 (t3.medium) takes 17 pods; only 15 can have addresses (3 ENIs × (6 − 1)).
     c.apply(FILL);
     let all = wait_until("node-1 full", &c, || {
@@ -182,17 +219,5 @@ fn eks_pods_get_their_nodes_eni_addresses_reach_each_other_and_stop_at_max_pods(
         "{sandbox}"
     );
     // EC2 agrees: node-1's instance has all three ENIs it may have.
-    let node1 =
-        aws.ok(&["ec2", "describe-instances", "--filters", "Name=tag:Name,Values=node-1"])["Reservations"][0]
-            ["Instances"][0]["InstanceId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-    let enis = aws.ok(&[
-        "ec2",
-        "describe-network-interfaces",
-        "--filters",
-        &format!("Name=attachment.instance-id,Values={node1}"),
-    ]);
-    assert_eq!(enis["NetworkInterfaces"].as_array().unwrap().len(), 3, "{enis}");
+    assert_eq!(node1_enis().len(), 3);
 }

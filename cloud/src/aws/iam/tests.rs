@@ -248,6 +248,12 @@ fn botocore_reads_every_operation() {
     answers.push(oidc);
     answers.push(lab.iam(&admin, "GetOpenIDConnectProvider", &[("OpenIDConnectProviderArn", &oidc_arn)]));
     answers.push(lab.iam(&admin, "ListOpenIDConnectProviders", &[]));
+    answers.push(lab.iam(&admin, "DeleteOpenIDConnectProvider", &[("OpenIDConnectProviderArn", &oidc_arn)]));
+    let gone = lab.iam_err(&admin, "DeleteOpenIDConnectProvider", &[("OpenIDConnectProviderArn", &oidc_arn)]);
+    assert_eq!(
+        (gone.code.as_ref(), gone.message.as_str(), gone.status.as_u16()),
+        ("NoSuchEntity", format!("OpenIDConnect Provider not found for arn {oidc_arn}").as_str(), 404)
+    );
     answers.push(lab.iam(&admin, "DeleteRolePolicy", &[("RoleName", "app"), ("PolicyName", "s3")]));
     answers.push(lab.iam(&admin, "DetachRolePolicy", &[("RoleName", "app"), ("PolicyArn", readonly)]));
     answers.push(lab.iam(
@@ -344,7 +350,13 @@ fn botocore_reads_every_operation() {
     assert_eq!(provider["CreateDate"], date);
     assert_eq!(by_op("ListOpenIDConnectProviders")["OpenIDConnectProviderList"], json!([{"Arn": oidc_arn}]));
 
-    for op in ["DeleteRole", "AttachRolePolicy", "DetachUserPolicy", "AddRoleToInstanceProfile"] {
+    for op in [
+        "DeleteRole",
+        "AttachRolePolicy",
+        "DetachUserPolicy",
+        "AddRoleToInstanceProfile",
+        "DeleteOpenIDConnectProvider",
+    ] {
         assert_eq!(by_op(op)["ResponseMetadata"]["RequestId"], "req-1", "{op}");
     }
 
