@@ -128,6 +128,10 @@ pub enum Command {
         /// Apply it (NETLAB_DEMO=0 turns this off, for compose's one-shot `demo` service).
         #[arg(long, env = "NETLAB_DEMO", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide = true)]
         enabled: bool,
+        /// First create the `aws-node` DaemonSet, as `netlab up --eks` does (compose's EKS
+        /// override sets NETLAB_EKS=1).
+        #[arg(long, env = "NETLAB_EKS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, hide = true)]
+        eks: bool,
     },
     /// Execute a command in a container.
     Exec(ExecArgs),

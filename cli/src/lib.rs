@@ -155,12 +155,15 @@ async fn execute(cli: &Cli) -> Vec<Problem> {
                 Err(e) => vec![Problem::client(e.to_string())],
             }
         }
-        Command::Demo { enabled } => {
+        Command::Demo { enabled, eks } => {
+            let mut api = Api::new(&cli.server());
+            if *eks && let Err(p) = up::apply_aws_node(&mut api, &std::env::temp_dir()).await {
+                return vec![p];
+            }
             if !*enabled {
                 let _ = writeln!(out, "NETLAB_DEMO=0: not applying the demo workload");
                 return Vec::new();
             }
-            let mut api = Api::new(&cli.server());
             match up::apply_demo(&mut api, &std::env::temp_dir(), &mut out).await {
                 Ok(()) => Vec::new(),
                 Err(p) => vec![p],

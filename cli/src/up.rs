@@ -442,6 +442,9 @@ pub async fn up(args: &UpArgs, data_dir: &Path, out: &mut dyn Write) -> Result<(
         }
     }
 
+    if args.eks {
+        apply_aws_node(&mut api, data_dir).await?;
+    }
     if args.demo {
         apply_demo(&mut api, data_dir, &mut std::io::sink()).await?;
     }
@@ -611,6 +614,33 @@ fn abort(children: &mut [(String, Child)], data_dir: &Path, message: String) -> 
     stop(children);
     let _ = std::fs::remove_file(data_dir.join("cluster.json"));
     Problem::client(format!("{message} (logs in {})", data_dir.join("logs").display()))
+}
+
+/// Creates the `aws-node` DaemonSet in kube-system, as EKS's VPC CNI add-on does, unless it is
+/// there already (a restart keeps what `kubectl set env` changed): the add-on's env plus ipamd's
+/// settings from this environment (WARM_IP_TARGET, ...), which every node's ipamd then follows.
+pub async fn apply_aws_node(api: &mut Api, scratch: &Path) -> Result<(), Problem> {
+    use netlab_vpc_cni::daemonset;
+    let exists = api
+        .get(netlab_proto::apiserver::v1::Resource::DaemonSets, daemonset::NAMESPACE, daemonset::NAME)
+        .await
+        .is_ok();
+    if exists {
+        return Ok(());
+    }
+    let env: Vec<(String, String)> = daemonset::KNOBS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok().filter(|v| !v.is_empty())?)))
+        .collect();
+    let file = scratch.join("aws-node.json");
+    std::fs::write(&file, daemonset::manifest(&env).to_string())
+        .map_err(|e| Problem::client(format!("writing {}: {e}", file.display())))?;
+    let manifests =
+        manifest::load(&[file.display().to_string()], false, Checks::Full).map_err(|mut p| p.remove(0));
+    let _ = std::fs::remove_file(&file);
+    let ns = Namespace { name: daemonset::NAMESPACE.into(), explicit: false };
+    let problems = apply::apply(api, manifests?, &ns, &mut std::io::sink(), &mut std::io::sink()).await;
+    problems.into_iter().next().map_or(Ok(()), Err)
 }
 
 /// Applies the demo workload (namespace `demo`), printing what apply prints.

@@ -8,6 +8,13 @@
 //! match; `KUBE-FORWARD`'s `INVALID` and `RELATED,ESTABLISHED` rules never do (they are for the
 //! later packets a real kernel sees and this model does not), so there only its mark rule decides.
 //!
+//! Besides kube-proxy's rules the tables take the AWS VPC CNI's SNAT chain (`AWS-SNAT-CHAIN-0`:
+//! `! -o vlan+`, `-m addrtype ! --dst-type LOCAL`, `-j SNAT --to-source`). The output interface
+//! comes from [`WalkEnv::out_interface`], asked only by rules with `-o`; those rules, like ones
+//! with IPv6 networks, are matched from their full [`Rule`] (the `F_FULL` flag), so kube-proxy's
+//! rules are walked exactly as before. The connmark rules ipamd also installs (`-i eni+ ... -j
+//! CONNMARK`) are not modelled: there is no `-i`, no CONNMARK target and no policy routing here.
+//!
 //! Rules are kept as the text iptables-save prints (so `netlab node iptables-save` shows exactly
 //! what was written) next to a parsed form the walk uses. A real kernel checks KUBE-SERVICES
 //! rule by rule, which is why kube-proxy's iptables mode slows down with 10,000 Services; here
@@ -43,7 +50,7 @@ mod walk;
 
 pub use packet::{Origin, Packet, WalkEnv};
 pub use parse::parse_rule;
-pub use rule::{CtStates, LineError, Match, Recent, RestoreError, Rule, TableName, Target};
+pub use rule::{CtStates, LineError, Match, Recent, RestoreError, Rule, Snat, TableName, Target};
 pub use table::{Chain, Table};
 pub use walk::{Disposition, Step, Verdict};
 
@@ -211,12 +218,13 @@ impl Tables {
     }
 
     /// The walk for the first packet of a new connection: nat PREROUTING (or OUTPUT), then
-    /// filter FORWARD (or OUTPUT), then nat POSTROUTING for masquerade.
+    /// filter FORWARD (or OUTPUT), then nat POSTROUTING for MASQUERADE or SNAT.
     pub fn evaluate(&self, packet: Packet, origin: Origin, env: &mut dyn WalkEnv) -> Verdict<'_> {
         let mut v = Verdict {
             dst: packet.dst,
             dnat: false,
             masquerade: false,
+            snat: None,
             disposition: Disposition::Accept,
             steps: Steps::default(),
         };
@@ -248,11 +256,12 @@ impl Tables {
             Outcome::Drop => v.disposition = Disposition::Drop,
             _ => {}
         }
-        if v.disposition == Disposition::Accept
-            && let Outcome::Masquerade =
-                self.walk((TableName::Nat, "POSTROUTING"), p, v.dnat, &mut mark, env, &mut v.steps)
-        {
-            v.masquerade = true;
+        if v.disposition == Disposition::Accept {
+            match self.walk((TableName::Nat, "POSTROUTING"), p, v.dnat, &mut mark, env, &mut v.steps) {
+                Outcome::Masquerade => v.masquerade = true,
+                Outcome::Snat(to) => v.snat = Some(to),
+                _ => {}
+            }
         }
         v
     }

@@ -129,6 +129,18 @@ impl Routes {
         Route::Default
     }
 
+    /// The device a packet to `dst` leaves by (iptables' `-o`): a local pod's host veth (VPC
+    /// CNI), the bridge for the node's podCIDR, `eth0` for everything else.
+    pub fn device(&self, dst: IpAddr) -> &str {
+        if let Some(dev) = self.hosts.get(&dst) {
+            return dev;
+        }
+        if self.own.is_some_and(|c| c.contains(&dst)) {
+            return &self.bridge;
+        }
+        "eth0"
+    }
+
     /// `ip route`.
     pub fn show(&self) -> String {
         let mut out = String::new();

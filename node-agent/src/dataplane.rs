@@ -647,7 +647,7 @@ impl Dataplane {
                 // addrtype LOCAL: this node's addresses and its loopback, not another node's
                 // (natively a loopback address too).
                 let local = |ip: IpAddr| ip == node_ip || (ip.is_loopback() && !routes.is_neighbour(ip));
-                let mut env = Env { recent, rng, now: now.as_secs(), local: &local };
+                let mut env = Env { recent, rng, now: now.as_secs(), local: &local, routes };
                 let packet = Packet { protocol: key.protocol, src: key.src, dst: key.dst };
                 let v = tables.evaluate(packet, origin, &mut env);
                 for s in v.steps() {
@@ -670,6 +670,11 @@ impl Dataplane {
                 if v.masquerade {
                     d.snat = Some(SocketAddr::new(node_ip, key.src.port()));
                     hops.push(format!("masquerade: source {} -> {node_ip}", key.src.ip()));
+                } else if let Some(to) = v.snat {
+                    // `-j SNAT --to-source` (the VPC CNI's AWS-SNAT-CHAIN-0); the source port
+                    // is kept, as for MASQUERADE.
+                    d.snat = Some(SocketAddr::new(to, key.src.port()));
+                    hops.push(format!("snat: source {} -> {to}", key.src.ip()));
                 }
             }
             d.hops = hops;
@@ -1054,6 +1059,8 @@ struct Env<'a> {
     now: u64,
     /// Whether an address is this node's (`-m addrtype --src-type LOCAL`).
     local: &'a dyn Fn(IpAddr) -> bool,
+    /// The routing table, for the output interface (`-o`).
+    routes: &'a netlab_kernel::routes::Routes,
 }
 
 impl WalkEnv for Env<'_> {
@@ -1085,6 +1092,10 @@ impl WalkEnv for Env<'_> {
 
     fn recent_set(&mut self, list: &str, src: IpAddr) {
         self.recent.insert((list.to_string(), src), self.now);
+    }
+
+    fn out_interface(&self, dst: IpAddr) -> &str {
+        if (self.local)(dst) { "lo" } else { self.routes.device(dst) }
     }
 }
 
@@ -1128,5 +1139,75 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netlab_kernel::netns::{Format, Restore};
+    use netlab_vpc_cni::{knobs::RandomizeSnat, snat::snat_rules};
+
+    use super::*;
+
+    const PRIMARY: &str = "10.0.0.4";
+
+    /// A node of the VPC CNI: the primary ENI's address, a VPC of 10.0.0.0/16, two local pods
+    /// behind their host veths, and `rules` restored as ipamd restores its SNAT rules.
+    fn node(rules: &str) -> Dataplane {
+        let dp = Dataplane::new(
+            "node-1".into(),
+            PRIMARY.parse().unwrap(),
+            Vec::new(),
+            SocketTable::new(),
+            Arc::new(ClusterView::default()),
+        );
+        dp.with_state(|st| {
+            st.routes.set_vpc(["10.0.0.0/16".parse().unwrap()]);
+            st.routes.add_host("10.0.5.9".parse().unwrap(), "eni0d7763386da");
+            st.routes.add_host("10.0.5.10".parse().unwrap(), "eni1a2b3c4d5e6");
+            st.restore(Restore { format: Format::Iptables, text: rules, noflush: true, ensure: &[] })
+                .unwrap();
+        });
+        dp
+    }
+
+    fn key(src: &str, dst: &str) -> conntrack::Key {
+        conntrack::Key { protocol: Protocol::Tcp, src: src.parse().unwrap(), dst: dst.parse().unwrap() }
+    }
+
+    #[test]
+    fn vpc_cni_snat_rewrites_the_source_to_the_primary_address() {
+        let rules = snat_rules(
+            &["10.0.0.0/16".parse().unwrap()],
+            &[],
+            PRIMARY.parse().unwrap(),
+            RandomizeSnat::Prng,
+            false,
+        )
+        .unwrap();
+        let dp = node(&rules);
+        let d = dp.decide(key("10.0.5.9:40000", "8.8.8.8:443"), Origin::Forwarded);
+        assert_eq!(d.snat, Some("10.0.0.4:40000".parse().unwrap()));
+        assert_eq!(
+            d.hops,
+            ["nat POSTROUTING \"AWS SNAT CHAIN\": -> AWS-SNAT-CHAIN-0", "snat: source 10.0.5.9 -> 10.0.0.4"]
+        );
+        // The flow's conntrack entry keeps the translation.
+        let again = dp.decide(key("10.0.5.9:40000", "8.8.8.8:443"), Origin::Forwarded);
+        assert_eq!(again.snat, d.snat);
+        // Inside the VPC (another node's pod, a local pod) and to the node itself: no SNAT.
+        for dst in ["10.0.77.7:80", "10.0.5.10:80", "10.0.0.4:10250"] {
+            let d = dp.decide(key("10.0.5.9:40001", dst), Origin::Forwarded);
+            assert_eq!((d.snat, d.hops.len()), (None, 0), "{dst}: {:?}", d.hops);
+        }
+    }
+
+    /// `-o` sees the pod's host veth for a local pod and `eth0` for the rest.
+    #[test]
+    fn out_interface_is_the_routes_device() {
+        let dp = node("*nat\n-A POSTROUTING -o eni+ -j SNAT --to-source 10.0.0.99\nCOMMIT\n");
+        let d = dp.decide(key("10.0.5.9:40000", "10.0.5.10:80"), Origin::Forwarded);
+        assert_eq!(d.hops, ["snat: source 10.0.5.9 -> 10.0.0.99"]);
+        assert_eq!(dp.decide(key("10.0.5.9:40000", "8.8.8.8:443"), Origin::Forwarded).snat, None);
     }
 }

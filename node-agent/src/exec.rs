@@ -29,8 +29,8 @@ pub struct ExecContext {
     pub ipamd: IpamdSlot,
 }
 
-/// Where a VPC CNI node's ipamd is put once it has started.
-pub type IpamdSlot = Arc<std::sync::OnceLock<Arc<netlab_vpc_cni::ipamd::Ipamd>>>;
+/// Where a VPC CNI node's ipamd is put once it has started (replaced when it restarts).
+pub type IpamdSlot = Arc<std::sync::RwLock<Option<Arc<netlab_vpc_cni::ipamd::Ipamd>>>>;
 
 /// Starts `req` and returns its output stream; the error statuses carry kubelet's wording.
 pub fn start(ctx: &ExecContext, req: ExecRequest) -> Result<tokio::sync::mpsc::Receiver<ExecOutput>, Status> {

@@ -229,6 +229,27 @@ impl ImageService {
         self.images.read().unwrap_or_else(|e| e.into_inner()).get(&reference.to_string()).cloned()
     }
 
+    /// Puts `reference` in the store without a pull, as an AMI's cached images are there when
+    /// the node boots (the EKS AMI caches the VPC CNI's images): the app is `app`, the digests
+    /// derived from the reference so every node shows the same image ID.
+    pub fn preload(&self, reference: &Reference, app: AppKind) {
+        use sha2::{Digest as _, Sha256};
+        let digest = |what: &str| {
+            let d = Sha256::digest(format!("{what} {reference}").as_bytes());
+            format!("sha256:{}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        };
+        let image = Image {
+            reference: reference.to_string(),
+            manifest_digest: digest("manifest"),
+            config_digest: digest("config"),
+            size: 0,
+            app,
+            port: None,
+        };
+        let mut images = self.images.write().unwrap_or_else(|e| e.into_inner());
+        images.entry(reference.to_string()).or_insert(image);
+    }
+
     /// Pulls `reference`: manifest, config and layers, each verified; stores it. The error is
     /// containerd's text, ready for the kubelet's `Failed to pull image` event.
     pub async fn pull(&self, reference: &Reference) -> Result<Pulled, registry::PullError> {

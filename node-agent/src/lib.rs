@@ -42,6 +42,7 @@ use tracing::{info, warn};
 
 pub mod apps;
 pub mod aws_api;
+pub mod aws_node;
 pub mod cluster;
 pub mod cni;
 pub mod config;
@@ -159,6 +160,10 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
         .gated(component.gate().clone()),
     );
 
+    // The EKS AMI caches the VPC CNI's image: aws-node's pod starts without a pull.
+    if vpc_cni && let Ok(reference) = image::Reference::parse(aws_node::IMAGE) {
+        kubelet.images.preload(&reference, image::AppKind::Toolbox);
+    }
     let tracker = tokio_util::task::TaskTracker::new();
     tracker.spawn(kubelet::run(kubelet, shutdown.child_token()));
     let routes_dp = dp.clone();
@@ -216,8 +221,9 @@ pub async fn serve(cfg: Config, sockets: SocketTable, shutdown: CancellationToke
                 knobs,
             };
             let (dir, dp, stop) = (cfg.data_dir.clone(), dp.clone(), shutdown.child_token());
+            let aws_node = aws_node::follow(client.clone(), shutdown.child_token());
             tracker.spawn(async move {
-                vpc_cni::run(setup, &dir, dp, ipamd_slot, cni_tx, ready_tx, stop).await;
+                vpc_cni::run(setup, &dir, dp, ipamd_slot, aws_node, cni_tx, ready_tx, stop).await;
             });
         }
         _ => {

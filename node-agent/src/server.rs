@@ -100,7 +100,7 @@ impl Kernel for KernelService {
     async fn save(&self, req: Request<pb::SaveRequest>) -> Result<Response<pb::SaveResponse>, Status> {
         let table = req.into_inner().table;
         if table == pb::Table::Enis as i32 {
-            let ipamd = self.exec.ipamd.get().ok_or_else(|| {
+            let ipamd = self.exec.ipamd.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
                 Status::failed_precondition(format!(
                     "node {} runs no ipamd: its CNI is not the AWS VPC CNI (--cni aws-vpc-cni), or ipamd has not started yet",
                     self.dp.node_name()

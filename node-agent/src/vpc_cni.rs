@@ -6,7 +6,7 @@
 //! The routing table learns the subnet (the node's link), the VPC's CIDRs (delivered by the
 //! VPC, see [`netlab_kernel::routes::Routes::in_vpc`]) and each local pod's host route.
 
-use std::{net::IpAddr, path::Path, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, path::Path, sync::Arc, time::Duration};
 
 use netlab_vpc_cni::{
     InstanceInfo,
@@ -62,14 +62,17 @@ impl HostRoutes for NodeRoutes {
 }
 
 /// Starts ipamd (retrying, as aws-node's container restarts, until IMDS and EC2 answer), then
-/// sends the plugin and network readiness. ipamd's files go under `dir` (`aws-node/ipam.json`,
-/// `aws-routed-eni/ipamd.log`).
+/// sends the plugin and network readiness; starts it again with new settings whenever the
+/// `aws-node` DaemonSet's env changes (`aws_node`; None: the node-agent's own environment,
+/// `setup.knobs`). ipamd's files go under `dir` (`aws-node/ipam.json`,
+/// `aws-routed-eni/ipamd.log`), so a restarted ipamd finds its pods' addresses again.
 #[allow(clippy::too_many_arguments)] // One call site; each is a different piece of the node.
 pub async fn run(
     setup: Setup,
     dir: &Path,
     dp: Arc<Dataplane>,
     slot: IpamdSlot,
+    mut aws_node: watch::Receiver<Option<BTreeMap<String, String>>>,
     cni: watch::Sender<Option<Arc<dyn CniPlugin>>>,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -94,31 +97,83 @@ pub async fn run(
         imds_endpoint: imds.clone(),
         local_addr: Some(setup.node_ip),
     }));
-    let veth_prefix = setup.knobs.veth_prefix.clone();
-    let config = IpamdConfig {
-        knobs: setup.knobs,
-        max_pods: setup.max_pods,
-        state_dir: dir.join("aws-node"),
-        log_file: dir.join("aws-routed-eni").join("ipamd.log"),
-        time_scale: setup.time_scale,
-        cluster_name: None,
-    };
-    let ipamd = loop {
-        let attempt = IpamdConfig { ..config.clone() };
-        match Ipamd::start(attempt, instance.clone(), ec2.clone(), shutdown.child_token()).await {
-            Ok(i) => break i,
-            Err(error) => warn!(%error, "ipamd failed to start; retrying."),
+    let mut knobs = knobs_of(aws_node.borrow_and_update().as_ref(), &setup.knobs).unwrap_or_else(|error| {
+        warn!(%error, "aws-node's env is invalid; ipamd uses the node's environment.");
+        setup.knobs.clone()
+    });
+    loop {
+        // ipamd's SetupHostNetwork: AWS-SNAT-CHAIN-0 for traffic leaving the VPC (none with
+        // AWS_VPC_K8S_CNI_EXTERNALSNAT=true).
+        if let Some(rules) = netlab_vpc_cni::snat::for_instance(&instance, &knobs)
+            && let Err(error) = dp.with_state(|st| {
+                let jump = format!("nat POSTROUTING {}", netlab_vpc_cni::snat::JUMP_SPEC);
+                let again = st.tables.has_rule(&jump).then(|| netlab_vpc_cni::snat::without_jump(&rules));
+                st.restore(netlab_kernel::netns::Restore {
+                    format: netlab_kernel::netns::Format::Iptables,
+                    text: again.as_deref().unwrap_or(&rules),
+                    noflush: true,
+                    ensure: &[],
+                })
+            })
+        {
+            warn!(%error, "ipamd init: failed to set up host network");
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(retry) => {}
-        }
-    };
-    let _ = slot.set(ipamd.clone());
-    let plugin: Arc<dyn CniPlugin> = Arc::new(AwsCni::new(ipamd, Arc::new(NodeRoutes(dp)), &veth_prefix));
-    info!(plugin = CNI_NAME, "ipamd started; CNI ready.");
-    cni.send_replace(Some(plugin));
-    ready.send_replace(true);
+        let config = IpamdConfig {
+            knobs: knobs.clone(),
+            max_pods: setup.max_pods,
+            state_dir: dir.join("aws-node"),
+            log_file: dir.join("aws-routed-eni").join("ipamd.log"),
+            time_scale: setup.time_scale,
+            cluster_name: None,
+        };
+        let running = shutdown.child_token();
+        let ipamd = loop {
+            match Ipamd::start(config.clone(), instance.clone(), ec2.clone(), running.clone()).await {
+                Ok(i) => break i,
+                Err(error) => warn!(%error, "ipamd failed to start; retrying."),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(retry) => {}
+            }
+        };
+        *slot.write().unwrap_or_else(|e| e.into_inner()) = Some(ipamd.clone());
+        let routes = Arc::new(NodeRoutes(dp.clone()));
+        let plugin: Arc<dyn CniPlugin> = Arc::new(AwsCni::new(ipamd, routes, &knobs.veth_prefix));
+        info!(plugin = CNI_NAME, "ipamd started; CNI ready.");
+        cni.send_replace(Some(plugin));
+        ready.send_replace(true);
+        // Until aws-node's settings change, as a DaemonSet rollout replaces its pod.
+        knobs = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = aws_node.changed() => if changed.is_err() {
+                    shutdown.cancelled().await;
+                    return;
+                },
+            }
+            match knobs_of(aws_node.borrow_and_update().as_ref(), &setup.knobs) {
+                Ok(new) if new != knobs => break new,
+                Ok(_) => {}
+                // A real aws-node would crash-loop on it; this one keeps its settings and says so.
+                Err(error) => warn!(%error, "aws-node's new env is invalid; ipamd keeps its settings."),
+            }
+        };
+        info!("aws-node's settings changed: restarting ipamd.");
+        running.cancel();
+    }
+}
+
+/// ipamd's settings: from the `aws-node` DaemonSet's env when there is one, else the
+/// node-agent's own environment's (`fallback`).
+fn knobs_of(
+    aws_node: Option<&BTreeMap<String, String>>,
+    fallback: &Knobs,
+) -> Result<Knobs, netlab_vpc_cni::KnobError> {
+    match aws_node {
+        Some(env) => Knobs::from_env(|k| env.get(k).cloned()),
+        None => Ok(fallback.clone()),
+    }
 }
 
 /// The node's link (the primary ENI's subnet, its gateway the subnet's first host as in every

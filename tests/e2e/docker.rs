@@ -531,6 +531,7 @@ fn the_eks_override_runs_the_vpc_cni_on_both_nodes() {
         "proxy-1",
         "node-2",
         "proxy-2",
+        "demo",
     ];
     let mut args = vec!["up", "-d"];
     args.extend(services);
@@ -591,4 +592,9 @@ fn the_eks_override_runs_the_vpc_cni_on_both_nodes() {
     assert_eq!(curl, "200");
     let enis = get(&["node", "enis", "node-2"]).ok().stdout;
     assert!(enis.lines().any(|l| l.contains(&b) && l.ends_with("default/b")), "{enis}");
+    // The demo service created aws-node, whose pods run on both nodes from the AMI's cache.
+    wait_for("aws-node's pods Ready", || {
+        let r = get(&["get", "ds", "aws-node", "-n", "kube-system", "-o", "jsonpath={.status.numberReady}"]);
+        (r.code == Some(0) && r.stdout == "2").then_some(())
+    });
 }

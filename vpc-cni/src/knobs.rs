@@ -34,6 +34,8 @@ pub const ENV_IP_COOLDOWN_PERIOD: &str = "IP_COOLDOWN_PERIOD";
 pub const ENV_EXTERNAL_SNAT: &str = "AWS_VPC_K8S_CNI_EXTERNALSNAT";
 /// `AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS`.
 pub const ENV_EXCLUDE_SNAT_CIDRS: &str = "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS";
+/// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`.
+pub const ENV_RANDOMIZE_SNAT: &str = "AWS_VPC_K8S_CNI_RANDOMIZESNAT";
 /// `AWS_VPC_K8S_CNI_VETHPREFIX`.
 pub const ENV_VETH_PREFIX: &str = "AWS_VPC_K8S_CNI_VETHPREFIX";
 
@@ -43,6 +45,19 @@ pub const DEFAULT_WARM_ENI_TARGET: u32 = 1;
 pub const DEFAULT_IP_COOLDOWN: Duration = Duration::from_secs(30);
 /// The default host-side veth prefix.
 pub const DEFAULT_VETH_PREFIX: &str = "eni";
+
+/// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`: how the SNAT rule picks source ports
+/// (pkg/networkutils/network.go `typeOfSNAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RandomizeSnat {
+    /// `prng` (the default): `--random-fully`.
+    #[default]
+    Prng,
+    /// `hashrandom`: `--random`.
+    HashRandom,
+    /// `none`: no flag.
+    None,
+}
 
 /// A knob whose value ipamd cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +96,8 @@ pub struct Knobs {
     pub exclude_snat_cidrs: Vec<Ipv4Net>,
     /// `AWS_VPC_K8S_CNI_VETHPREFIX`: host veth name prefix (≤ 4 chars, not eth/vlan/lo).
     pub veth_prefix: String,
+    /// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`: the SNAT rule's port randomisation.
+    pub randomize_snat: RandomizeSnat,
 }
 
 // === impl Knobs ===
@@ -98,6 +115,7 @@ impl Default for Knobs {
             external_snat: false,
             exclude_snat_cidrs: Vec::new(),
             veth_prefix: DEFAULT_VETH_PREFIX.into(),
+            randomize_snat: RandomizeSnat::default(),
         }
     }
 }
@@ -151,6 +169,21 @@ impl Knobs {
                     })
                 })
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = get(ENV_RANDOMIZE_SNAT) {
+            // Upstream logs "Failed to parse ..." and takes prng; refused here like the others.
+            k.randomize_snat = match v.as_str() {
+                "prng" => RandomizeSnat::Prng,
+                "hashrandom" => RandomizeSnat::HashRandom,
+                "none" => RandomizeSnat::None,
+                _ => {
+                    return Err(KnobError {
+                        name: ENV_RANDOMIZE_SNAT,
+                        value: v,
+                        allowed: "prng, hashrandom or none".into(),
+                    });
+                }
+            };
         }
         if let Some(v) = get(ENV_VETH_PREFIX) {
             if v.chars().count() > 4 {
@@ -238,8 +271,10 @@ mod tests {
             ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "true"),
             ("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", "10.0.0.0/8, 172.16.0.0/12"),
             ("AWS_VPC_K8S_CNI_VETHPREFIX", "cali"),
+            ("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "hashrandom"),
         ])
         .unwrap();
+        assert_eq!(k.randomize_snat, RandomizeSnat::HashRandom);
         assert_eq!((k.warm_ip_target, k.minimum_ip_target, k.max_eni), (2, 5, Some(2)));
         assert!(k.enable_prefix_delegation && k.external_snat && k.warm_ip_mode());
         assert_eq!(k.ip_cooldown_period, Duration::from_secs(10));
@@ -272,5 +307,10 @@ mod tests {
         assert!(e.allowed.contains("reserved values"), "{e}");
         let e = knobs(&[("MAX_ENI", "x")]).unwrap_err();
         assert_eq!(e.name, "MAX_ENI");
+        let e = knobs(&[("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "random")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid AWS_VPC_K8S_CNI_RANDOMIZESNAT=\"random\": prng, hashrandom or none"
+        );
     }
 }

@@ -117,8 +117,11 @@ pub(super) const F_SRC: u16 = 1 << 3;
 pub(super) const F_SRC_NEG: u16 = 1 << 4;
 pub(super) const F_DST: u16 = 1 << 5;
 pub(super) const F_DST_NEG: u16 = 1 << 6;
-/// `-s`/`-d` use an IPv6 network: match them from the [`Rule`].
-pub(super) const F_NETS_V6: u16 = 1 << 7;
+/// Match `-s`/`-d` from the [`Rule`], and the matches only it carries: set when a network is
+/// IPv6, or the rule has `[!] -o` or `! --dst-type LOCAL` (the VPC CNI's SNAT rule; kube-proxy
+/// writes neither, so its IPv4 rules never take this path and the fast path tests nothing more
+/// for them).
+pub(super) const F_FULL: u16 = 1 << 7;
 pub(super) const F_DST_LOCAL: u16 = 1 << 8;
 pub(super) const F_SRC_LOCAL: u16 = 1 << 9;
 pub(super) const F_SRC_LOCAL_WANT: u16 = 1 << 10;
@@ -154,6 +157,8 @@ pub(super) enum Action {
     /// `-j MARK`: the values are in the [`Rule`].
     Mark,
     Masquerade,
+    /// `-j SNAT`: the address is in the [`Rule`].
+    Snat,
 }
 
 /// A jump to a chain that has no slot (only in a restore that is then refused).
@@ -251,7 +256,9 @@ impl ChainIndex {
     }
 
     /// The indexed rules for `p`'s destination, in order, and the entry's jump (see
-    /// [`V4Entry::jump`]).
+    /// [`V4Entry::jump`]). Inlined into the walk's one call (it is most of an indexed chain's
+    /// lookup; out of line it costs a call and spills).
+    #[inline(always)]
     pub(super) fn get(&self, p: &Packet) -> (&[u32], u32) {
         let (value, jump) = match p.dst.ip() {
             IpAddr::V4(ip) => {
@@ -295,7 +302,7 @@ impl WalkRule {
                 match net {
                     IpNet::V4(net) => (u32::from(net.network()), net.prefix_len()),
                     IpNet::V6(_) => {
-                        flags |= F_NETS_V6;
+                        flags |= F_FULL;
                         (0, 0)
                     }
                 }
@@ -317,7 +324,7 @@ impl WalkRule {
         }
         for (on, bit) in [
             (m.dport.is_some(), F_DPORT),
-            (m.dst_local, F_DST_LOCAL),
+            (m.dst_local == Some(true), F_DST_LOCAL),
             (m.src_local.is_some(), F_SRC_LOCAL),
             (m.src_local == Some(true), F_SRC_LOCAL_WANT),
             (m.recent.is_some(), F_RECENT),
@@ -338,7 +345,11 @@ impl WalkRule {
             Target::Return => Action::Return,
             Target::Mark { .. } => Action::Mark,
             Target::Masquerade => Action::Masquerade,
+            Target::Snat(_) => Action::Snat,
         };
+        if m.out_interface.is_some() || m.dst_local == Some(false) {
+            flags |= F_FULL;
+        }
         Self {
             flags,
             protocol: m.protocol,
@@ -367,6 +378,7 @@ impl WalkRule {
     /// [`NO_SLOT`] otherwise.
     pub(super) fn key_jump(&self) -> u32 {
         match self.action {
+            // F_FULL (an `-o`, say) is a flag too, so such a rule is never decided by its key.
             Action::Jump(to) if self.flags == F_DST | F_DPORT | F_RECORD && self.index_key().is_some() => to,
             _ => NO_SLOT,
         }
@@ -374,7 +386,7 @@ impl WalkRule {
 
     /// Whether the rule matches, checking (and calling `env` for) matches in the order iptables
     /// does. `ct_fails` is [`ct_fails`] of whether the packet was DNATed. `rule` gives the full
-    /// rule, for IPv6 networks and the `recent` match's list.
+    /// rule, for [`F_FULL`]'s matches and the `recent` match's list.
     pub(super) fn matches<'r>(
         &self,
         p: &Packet,
@@ -387,16 +399,8 @@ impl WalkRule {
         if f & ct_fails != 0 || self.protocol.is_some_and(|proto| proto != p.protocol) {
             return false;
         }
-        if f & F_NETS_V6 != 0 {
-            let m = &rule().matches;
-            if let Some((neg, net)) = m.source
-                && net.contains(&p.src.ip()) == neg
-            {
-                return false;
-            }
-            if let Some((neg, net)) = m.destination
-                && net.contains(&p.dst.ip()) == neg
-            {
+        if f & F_FULL != 0 {
+            if !Self::full_matches(p, env, &rule().matches) {
                 return false;
             }
         } else {
@@ -444,5 +448,38 @@ impl WalkRule {
             return false;
         }
         true
+    }
+
+    /// The matches [`F_FULL`] sends to the full rule: `-s`, `-d` (any family), `[!] -o`, and
+    /// `! --dst-type LOCAL` (those have no side effects, so checking them together here rather
+    /// than each in its place in iptables' order gives the same answer).
+    #[cold]
+    #[inline(never)]
+    fn full_matches(p: &Packet, env: &dyn WalkEnv, m: &Match) -> bool {
+        if let Some((neg, net)) = m.source
+            && net.contains(&p.src.ip()) == neg
+        {
+            return false;
+        }
+        if let Some((neg, net)) = m.destination
+            && net.contains(&p.dst.ip()) == neg
+        {
+            return false;
+        }
+        if let Some((neg, name)) = &m.out_interface
+            && iface_matches(name, env.out_interface(p.dst.ip())) == *neg
+        {
+            return false;
+        }
+        !(m.dst_local == Some(false) && env.is_local(p.dst.ip()))
+    }
+}
+
+/// Whether interface `name` matches `pattern` as `-i`/`-o` do: exactly, or, when the pattern
+/// ends in `+`, by the prefix before it (`vlan+`; `+` alone matches every interface).
+pub(super) fn iface_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
     }
 }

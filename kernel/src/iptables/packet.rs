@@ -1,5 +1,6 @@
 //! What a walk is about: the first packet of a connection, where it entered the node, and the
-//! state the walk reads besides the rules (`recent` lists, randomness, the node's addresses).
+//! state the walk reads besides the rules (`recent` lists, randomness, the node's addresses and
+//! interfaces).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -38,4 +39,11 @@ pub trait WalkEnv {
     fn recent_check(&mut self, list: &str, src: IpAddr, seconds: Option<u64>) -> bool;
     /// `recent --set`: record `src` in `list` now.
     fn recent_set(&mut self, list: &str, src: IpAddr);
+    /// The interface a packet to `dst` (after DNAT) leaves by, for `-o`: the pod's host veth
+    /// for a pod on this node, `eth0` for everything routed off the node. Only rules with `-o`
+    /// ask (kube-proxy writes none), so the walk of its rules never calls this. By default,
+    /// `lo` for the node's own addresses and `eth0` for the rest.
+    fn out_interface(&self, dst: IpAddr) -> &str {
+        if self.is_local(dst) { "lo" } else { "eth0" }
+    }
 }

@@ -162,6 +162,68 @@ pub(super) fn parse_mark(s: &str) -> Result<(u32, u32), LineError> {
     }
 }
 
+/// The `SNAT` target's options from word `i` on: `--to-source` (required) and the flags, in
+/// any order. Returns them and the index of the first word that is not one of them.
+fn parse_snat(w: &[String], mut i: usize) -> Result<(Snat, usize), LineError> {
+    let (mut to, mut ports) = (None, None);
+    let (mut random, mut random_fully, mut persistent) = (false, false, false);
+    while let Some(word) = w.get(i) {
+        match word.as_str() {
+            "--to-source" => {
+                let v = w.get(i + 1).ok_or_else(|| LineError::MissingArgument(word.clone()))?;
+                let (ip, p) = parse_nat_to(v)?;
+                (to, ports) = (Some(ip), p);
+                i += 2;
+                continue;
+            }
+            "--random" => random = true,
+            "--random-fully" => random_fully = true,
+            "--persistent" => persistent = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    let to = to.ok_or(LineError::NoSnatSource)?;
+    Ok((Snat { to, ports, random, random_fully, persistent }, i))
+}
+
+/// `ADDR[:PORT[-PORT]]`, an IPv6 address in brackets when it has a port (libxt_NAT
+/// `parse_to`).
+fn parse_nat_to(v: &str) -> Result<(IpAddr, Option<(u16, u16)>), LineError> {
+    let bad_addr = || LineError::BadAddress(v.to_string());
+    let (addr, ports) = if let Some(rest) = v.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or_else(bad_addr)?;
+        (addr, after.strip_prefix(':'))
+    } else if v.matches(':').count() > 1 {
+        (v, None)
+    } else {
+        match v.split_once(':') {
+            Some((addr, ports)) => (addr, Some(ports)),
+            None => (v, None),
+        }
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| bad_addr())?;
+    let ports = match ports {
+        None => None,
+        Some(p) => {
+            let port = |s: &str| s.parse::<u16>().ok().filter(|&n| n != 0);
+            let bad_port = || LineError::BadPort(p.to_string());
+            let (lo, hi) = match p.split_once('-') {
+                Some((lo, hi)) => (port(lo).ok_or_else(bad_port)?, port(hi).ok_or_else(bad_port)?),
+                None => {
+                    let n = port(p).ok_or_else(bad_port)?;
+                    (n, n)
+                }
+            };
+            if hi < lo {
+                return Err(bad_port());
+            }
+            Some((lo, hi))
+        }
+    };
+    Ok((ip, ports))
+}
+
 /// Parses one rule spec (`-m tcp -p tcp -d 10.96.0.1 --dport 443 -j KUBE-SVC-...`).
 pub fn parse_rule(spec: &str) -> Result<Rule, LineError> {
     let w = words(spec)?;
@@ -212,6 +274,15 @@ pub fn parse_rule(spec: &str) -> Result<Rule, LineError> {
             }
             "-d" | "--destination" => {
                 m.destination = Some((neg, parse_net(arg(i)?)?));
+                i += 2;
+            }
+            "-o" | "--out-interface" => {
+                let name = arg(i)?;
+                // IFNAMSIZ is 16 with the NUL (xtables_parse_interface).
+                if name.len() > 15 {
+                    return Err(LineError::BadInterface(name.to_string()));
+                }
+                m.out_interface = Some((neg, Arc::from(name)));
                 i += 2;
             }
             "--dport" => {
@@ -273,7 +344,7 @@ pub fn parse_rule(spec: &str) -> Result<Rule, LineError> {
                         value: arg(i)?.to_string(),
                     });
                 }
-                m.dst_local = true;
+                m.dst_local = Some(!neg);
                 i += 2;
             }
             "--mark" => {
@@ -306,6 +377,11 @@ pub fn parse_rule(spec: &str) -> Result<Rule, LineError> {
                     "DROP" => Target::Drop,
                     "ACCEPT" => Target::Accept,
                     "RETURN" => Target::Return,
+                    "SNAT" => {
+                        let (snat, next) = parse_snat(&w, i)?;
+                        i = next;
+                        Target::Snat(snat)
+                    }
                     "MASQUERADE" => {
                         if w.get(i).map(String::as_str) == Some("--random-fully") {
                             i += 1;

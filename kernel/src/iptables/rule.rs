@@ -1,7 +1,10 @@
 //! The language of rules: tables, a rule's parsed matches and target, the `--ctstate` sets a
 //! first packet can have, and the errors iptables-restore reports for them.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use ipnet::IpNet;
 
@@ -133,6 +136,12 @@ pub enum LineError {
     /// `-j DNAT` without `--to-destination`.
     #[error("DNAT: --to-destination is required")]
     NoDnatDestination,
+    /// `-j SNAT` without `--to-source` (libipt_SNAT's final check).
+    #[error("You must specify --to-source")]
+    NoSnatSource,
+    /// `-o`/`-i` with a name too long for an interface (xtables_parse_interface).
+    #[error("interface name `{0}' must be shorter than IFNAMSIZ (15)")]
+    BadInterface(String),
     /// `--to-destination` that is no address.
     #[error("Bad IP address \"{0}\"")]
     BadAddress(String),
@@ -165,8 +174,11 @@ pub struct Match {
     pub probability: Option<f64>,
     /// `-m recent --name N --rcheck --seconds S --reap` or `--set`.
     pub recent: Option<Recent>,
-    /// `-m addrtype --dst-type LOCAL`.
-    pub dst_local: bool,
+    /// `[!] -o IFACE`: (negated, the name; a trailing `+` matches every name it prefixes).
+    pub out_interface: Option<(bool, Arc<str>)>,
+    /// `-m addrtype [!] --dst-type LOCAL`: the destination is (or is not) one of the node's
+    /// addresses.
+    pub dst_local: Option<bool>,
     /// `-m addrtype [!] --src-type LOCAL`: the source is (or is not) one of the node's addresses.
     pub src_local: Option<bool>,
     /// `-m mark [!] --mark VALUE/MASK`.
@@ -217,6 +229,26 @@ pub enum Target {
     },
     /// `-j MASQUERADE`: source NAT to the node's address.
     Masquerade,
+    /// `-j SNAT --to-source ADDR[:PORT[-PORT]] [--random] [--random-fully] [--persistent]`:
+    /// source NAT to a given address (the VPC CNI's `AWS-SNAT-CHAIN-0`).
+    Snat(Snat),
+}
+
+/// The `SNAT` target's options. The walk uses the address; ports and the flags are kept so the
+/// rule is what was written (the lab keeps a connection's source port, as it does for
+/// MASQUERADE, so `--random`/`--random-fully` change nothing it shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snat {
+    /// `--to-source`'s address.
+    pub to: IpAddr,
+    /// `--to-source`'s port range, if it names one.
+    pub ports: Option<(u16, u16)>,
+    /// `--random`: hash-based source port randomisation.
+    pub random: bool,
+    /// `--random-fully`: PRNG source port randomisation.
+    pub random_fully: bool,
+    /// `--persistent`: the same source address for a client across connections.
+    pub persistent: bool,
 }
 
 /// One rule: the text after `-A CHAIN ` and its parsed form.
@@ -261,7 +293,7 @@ impl CtStates {
 
     /// The states of a connection's first packet as the walk sees it: NEW, plus DNAT in the
     /// chains after a DNAT rule rewrote its destination (the kernel sets `IPS_DST_NAT` then; the
-    /// SNAT state only comes with the MASQUERADE that ends the walk).
+    /// SNAT state only comes with the MASQUERADE or SNAT that ends the walk).
     pub fn first_packet(dnat: bool) -> Self {
         if dnat { Self(Self::NEW.0 | Self::DNAT.0) } else { Self::NEW }
     }

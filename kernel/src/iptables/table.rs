@@ -362,8 +362,7 @@ impl Chain {
             ..ChainIndex::default()
         };
         for (i, w) in self.walk.iter().enumerate() {
-            let key =
-                if w.flags & F_NETS_V6 != 0 { index_key(&self.rules[i].matches) } else { w.index_key() };
+            let key = if w.flags & F_FULL != 0 { index_key(&self.rules[i].matches) } else { w.index_key() };
             match key {
                 Some(key) => index.insert(key, i as u32, w.key_jump()),
                 None => index.rest.push(i as u32),

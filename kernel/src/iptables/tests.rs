@@ -1,5 +1,7 @@
 //! The restore/save round trip and the walk, on the upstream example from facts §4.1.
 
+mod snat;
+
 use std::{collections::HashMap, net::IpAddr};
 
 use super::{table::Slot, *};
@@ -48,6 +50,8 @@ struct Env {
     now: u64,
     local: Vec<IpAddr>,
     recent: HashMap<(String, IpAddr), u64>,
+    /// Output interfaces by destination (others: `lo` if local, else `eth0`).
+    ifaces: Vec<(IpAddr, &'static str)>,
 }
 
 impl Env {
@@ -57,6 +61,7 @@ impl Env {
             now: 1000,
             local: vec!["192.168.0.2".parse().unwrap()],
             recent: HashMap::new(),
+            ifaces: Vec::new(),
         }
     }
 }
@@ -76,6 +81,13 @@ impl WalkEnv for Env {
     }
     fn recent_set(&mut self, list: &str, src: IpAddr) {
         self.recent.insert((list.to_string(), src), self.now);
+    }
+    fn out_interface(&self, dst: IpAddr) -> &str {
+        match self.ifaces.iter().find(|(ip, _)| *ip == dst) {
+            Some((_, name)) => name,
+            None if self.is_local(dst) => "lo",
+            None => "eth0",
+        }
     }
 }
 

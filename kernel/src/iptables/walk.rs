@@ -2,7 +2,7 @@
 //! as the kernel does, through the index where a chain has one, recording (chain, rule)
 //! positions for traces and `curl -v`.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use super::{compiled::*, packet::*, rule::*, table::*};
 
@@ -140,8 +140,20 @@ impl<'t> Walk<'t, '_> {
                 return Some(Some(Outcome::Drop));
             }
             Action::Masquerade => return Some(Some(Outcome::Masquerade)),
+            Action::Snat => return Some(Some(snat(&chain.rules[idx as usize]))),
         }
         None
+    }
+}
+
+/// A `-j SNAT` rule's outcome, out of line: the VPC CNI's one rule is walked for a connection
+/// at most once, kube-proxy's never.
+#[cold]
+#[inline(never)]
+fn snat(rule: &Rule) -> Outcome {
+    match rule.target {
+        Target::Snat(s) => Outcome::Snat(s.to),
+        _ => unreachable!("Snat is compiled from a SNAT target"),
     }
 }
 
@@ -183,6 +195,8 @@ pub(super) enum Outcome {
     Reject,
     Drop,
     Masquerade,
+    /// `-j SNAT`: source NAT to this address.
+    Snat(IpAddr),
 }
 
 /// Jumps deeper than this are a loop (the kernel refuses loops at load time; we stop the walk).
@@ -234,6 +248,9 @@ pub struct Verdict<'t> {
     pub dnat: bool,
     /// Whether the packet is masqueraded (source NAT to the node) on the way out.
     pub masquerade: bool,
+    /// The source address a `-j SNAT` rule in nat POSTROUTING gave the packet, if one did
+    /// (the VPC CNI's SNAT of traffic leaving the VPC to the primary ENI's address).
+    pub snat: Option<IpAddr>,
     /// Accept, or the filter table's REJECT/DROP.
     pub disposition: Disposition,
     pub(super) steps: Steps<'t>,
@@ -259,8 +276,8 @@ impl<'t> Verdict<'t> {
 
 impl PartialEq for Verdict<'_> {
     fn eq(&self, other: &Self) -> bool {
-        (self.dst, self.dnat, self.masquerade, self.disposition)
-            == (other.dst, other.dnat, other.masquerade, other.disposition)
+        (self.dst, self.dnat, self.masquerade, self.snat, self.disposition)
+            == (other.dst, other.dnat, other.masquerade, other.snat, other.disposition)
             && self.steps().eq(other.steps())
     }
 }
@@ -271,6 +288,7 @@ impl std::fmt::Debug for Verdict<'_> {
             .field("dst", &self.dst)
             .field("dnat", &self.dnat)
             .field("masquerade", &self.masquerade)
+            .field("snat", &self.snat)
             .field("disposition", &self.disposition)
             .field("steps", &self.steps().collect::<Vec<_>>())
             .finish()
