@@ -44,6 +44,22 @@ pub enum Error {
         /// What failed: a missing node, image, a fault that was refused, a state never reached.
         why: String,
     },
+    /// The cluster lacks what the lab requires; nothing was changed.
+    #[error(
+        "lab {id:?} needs {needs}, which this cluster does not have (observed {observed}; expected {expected}): {otherwise}"
+    )]
+    Unsupported {
+        /// The lab.
+        id: String,
+        /// The requirement's name.
+        needs: String,
+        /// What was seen.
+        observed: String,
+        /// What was wanted.
+        expected: String,
+        /// How to get a cluster that has it.
+        otherwise: String,
+    },
     /// A value cannot be drawn for the run.
     #[error("vars.{name}: {why}")]
     Var {

@@ -84,6 +84,9 @@ pub struct LabProgress {
     /// Fields the setup edited, with their values before the lab.
     #[serde(default)]
     pub saved: Vec<Saved>,
+    /// Container envs the lab changed (`setEnv`), as they were before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envs: Vec<SavedEnv>,
     /// IAM roles the lab changed, as they were before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<SavedRole>,
@@ -108,6 +111,20 @@ pub struct Saved {
     pub field: String,
     /// Its value then.
     pub value: String,
+}
+
+/// A container's env as it was before a lab's `setEnv` changed it: the whole list, so reset
+/// puts back each variable's value (or absence) and their order, whatever was changed meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedEnv {
+    /// The workload (resource as its plural: `daemonsets`).
+    pub object: ObjRef,
+    /// The container.
+    pub container: String,
+    /// Its `env` then (the EnvVar objects as the apiserver served them; empty when it had none).
+    #[serde(default)]
+    pub env: Vec<Value>,
 }
 
 /// An IAM role as it was before a lab changed it.

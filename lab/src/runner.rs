@@ -20,8 +20,8 @@ use crate::{
     iam,
     live::{Live, ObjRef},
     objective::{self, Outcome},
-    progress::{LabProgress, Progress, Saved, SavedRole, State},
-    spec::{Lab, Step, Var},
+    progress::{LabProgress, Progress, Saved, SavedEnv, SavedRole, State},
+    spec::{Lab, Objective, SetEnv, Step, Var},
 };
 
 /// How often the broken state and the solution's effect are looked at while waiting.
@@ -61,6 +61,27 @@ impl<'a, L: Live> Runner<'a, L> {
     /// is really broken, prints the task.
     pub async fn start(&mut self, id: &str, out: &mut impl Write) -> Result<(), Error> {
         let entry = catalog::find(&self.root, id)?;
+        // Before anything changes: a cluster that cannot run the lab is refused untouched.
+        for r in &entry.lab.requires {
+            let probe = Objective {
+                name: r.name.clone(),
+                exec: None,
+                object: Some(r.object.clone()),
+                trace: None,
+                answer: None,
+                expect: r.expect.clone(),
+            };
+            let outcome = objective::observe(self.live, &probe, &[], &BTreeMap::new()).await;
+            if !outcome.passed {
+                return Err(Error::Unsupported {
+                    id: id.to_string(),
+                    needs: r.name.clone(),
+                    observed: outcome.observed,
+                    expected: outcome.expected,
+                    otherwise: r.otherwise.clone(),
+                });
+            }
+        }
         let mut progress = self.progress().await?;
         if let Some(previous) = progress.current.clone() {
             let _ = writeln!(out, "Cleaning up lab {previous} ...");
@@ -411,6 +432,7 @@ impl<'a, L: Live> Runner<'a, L> {
                     self.live.put(&target.resource, &target.namespace, &obj).await?;
                     let _ = writeln!(out, "{}/{} edited", singular(&target.resource), target.name);
                 }
+                Step::SetEnv(e) => self.set_env(&id, e, progress, out).await?,
                 Step::Delete(t) => {
                     if self.live.delete(&t.resource, &t.namespace, &t.name).await? {
                         let _ = writeln!(out, "{}/{} deleted", singular(&t.resource), t.name);
@@ -481,6 +503,80 @@ impl<'a, L: Live> Runner<'a, L> {
         Ok(())
     }
 
+    /// `kubectl set env`: the container's env is saved (once per lab run) before the first
+    /// change, then each variable set in place or appended, or removed. A write that lost a race
+    /// with a controller's is tried again on the object as it is then.
+    async fn set_env(
+        &mut self,
+        id: &str,
+        e: &SetEnv,
+        progress: &mut Progress,
+        out: &mut impl Write,
+    ) -> Result<(), String> {
+        let Some((plural, kind, templated)) = crate::spec::workload(&e.resource) else {
+            return Err(format!("setEnv: resource {:?} has no pod template", e.resource));
+        };
+        let object = ObjRef { resource: plural.into(), namespace: e.namespace.clone(), name: e.name.clone() };
+        for attempt in 0.. {
+            let mut obj = self
+                .live
+                .get(plural, &e.namespace, &e.name)
+                .await?
+                .ok_or_else(|| format!("{kind} {:?} not found in namespace {:?}", e.name, e.namespace))?;
+            let containers = containers_mut(&mut obj, templated);
+            let names: Vec<String> =
+                containers.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect();
+            let Some(container) = containers.iter_mut().find(|c| c["name"] == e.container.as_str()) else {
+                return Err(format!(
+                    "{kind}/{}: no container {:?} (it has {})",
+                    e.name,
+                    e.container,
+                    names.join(", ")
+                ));
+            };
+            let before = env_of(container);
+            let record = progress.lab(id);
+            if !record.envs.iter().any(|s| s.object == object && s.container == e.container) {
+                record.envs.push(SavedEnv {
+                    object: object.clone(),
+                    container: e.container.clone(),
+                    env: before.clone(),
+                });
+                self.save_quietly(progress).await?;
+            }
+            let mut env = before.clone();
+            for (name, value) in &e.env {
+                let at = env.iter().position(|v| v["name"] == name.as_str());
+                match (value, at) {
+                    (Some(value), Some(i)) => {
+                        env[i] = serde_json::json!({"name": name, "value": value.to_string()})
+                    }
+                    (Some(value), None) => {
+                        env.push(serde_json::json!({"name": name, "value": value.to_string()}))
+                    }
+                    (None, Some(i)) => {
+                        env.remove(i);
+                    }
+                    (None, None) => {}
+                }
+            }
+            if env == before {
+                let _ = writeln!(out, "{kind}/{}: env already as wanted", e.name);
+                return Ok(());
+            }
+            set_env_of(container, env);
+            match self.live.put(plural, &e.namespace, &obj).await {
+                Ok(_) => {
+                    let _ = writeln!(out, "{kind}/{} env updated", e.name);
+                    return Ok(());
+                }
+                Err(why) if attempt < 4 && why.contains("has been modified") => continue,
+                Err(why) => return Err(why),
+            }
+        }
+        Ok(())
+    }
+
     async fn save_quietly(&mut self, progress: &mut Progress) -> Result<(), String> {
         progress.save(self.live).await
     }
@@ -512,6 +608,36 @@ impl<'a, L: Live> Runner<'a, L> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Puts a container's env back as `saved` has it, if it differs now.
+    async fn restore_env(&mut self, saved: &SavedEnv, out: &mut impl Write) -> Result<(), String> {
+        let o = &saved.object;
+        let Some((plural, kind, templated)) = crate::spec::workload(&o.resource) else {
+            return Ok(());
+        };
+        for attempt in 0.. {
+            let Some(mut obj) = self.live.get(plural, &o.namespace, &o.name).await? else { return Ok(()) };
+            let Some(container) = containers_mut(&mut obj, templated)
+                .iter_mut()
+                .find(|c| c["name"] == saved.container.as_str())
+            else {
+                return Ok(());
+            };
+            if env_of(container) == saved.env {
+                return Ok(());
+            }
+            set_env_of(container, saved.env.clone());
+            match self.live.put(plural, &o.namespace, &obj).await {
+                Ok(_) => {
+                    let _ = writeln!(out, "{kind}/{} env restored", o.name);
+                    return Ok(());
+                }
+                Err(why) if attempt < 4 && why.contains("has been modified") => continue,
+                Err(why) => return Err(why),
+            }
+        }
+        Ok(())
     }
 
     /// Cleans up after a failed setup and returns the error to report.
@@ -553,6 +679,9 @@ impl<'a, L: Live> Runner<'a, L> {
                 self.live.put(&o.resource, &o.namespace, &obj).await.map_err(Error::Live)?;
                 let _ = writeln!(out, "{}/{} restored", singular(&o.resource), o.name);
             }
+        }
+        for saved in record.envs.iter().rev() {
+            self.restore_env(saved, out).await.map_err(Error::Live)?;
         }
         for arn in &record.oidc_providers {
             if iam::delete_oidc_provider(self.live, arn).await.map_err(Error::Live)? {
@@ -613,6 +742,22 @@ fn show_step(entry: &Entry, step: &Step, vars: &BTreeMap<String, String>) -> Res
             e.target.name,
             e.target.namespace
         ),
+        Step::SetEnv(e) => {
+            let kind = crate::spec::workload(&e.resource).map_or(e.resource.as_str(), |(_, k, _)| k);
+            let kind = kind.split('.').next().unwrap_or(kind);
+            let mut line = format!("kubectl set env {kind}/{}", e.name);
+            if !e.namespace.is_empty() {
+                line.push_str(&format!(" -n {}", e.namespace));
+            }
+            line.push_str(&format!(" -c {}", e.container));
+            for (name, value) in &e.env {
+                match value {
+                    Some(v) => line.push_str(&format!(" {}", shell_word(&format!("{name}={v}")))),
+                    None => line.push_str(&format!(" {name}-")),
+                }
+            }
+            line
+        }
         Step::Delete(t) if t.namespace.is_empty() => format!("netlab delete {} {}", t.resource, t.name),
         Step::Delete(t) => format!("netlab delete {} {} -n {}", t.resource, t.name, t.namespace),
         Step::Wait(o) => format!("# wait until {}", o.name),
@@ -693,6 +838,40 @@ fn set_field(obj: &mut Value, path: &str, value: String) {
         v = v.as_object_mut().map(|m| m.entry(key.to_string()).or_insert(Value::Null)).expect("an object");
     }
     *v = Value::String(value);
+}
+
+/// The containers of a workload (`spec.template.spec.containers`) or pod (`spec.containers`).
+fn containers_mut(obj: &mut Value, templated: bool) -> &mut [Value] {
+    let spec = if templated { &mut obj["spec"]["template"]["spec"] } else { &mut obj["spec"] };
+    match spec.get_mut("containers").and_then(Value::as_array_mut) {
+        Some(list) => list.as_mut_slice(),
+        None => &mut [],
+    }
+}
+
+/// A container's env list (empty when it has none).
+fn env_of(container: &Value) -> Vec<Value> {
+    container["env"].as_array().cloned().unwrap_or_default()
+}
+
+/// Sets a container's env; an empty list removes the field, as the apiserver serves it.
+fn set_env_of(container: &mut Value, env: Vec<Value>) {
+    if let Some(c) = container.as_object_mut() {
+        if env.is_empty() {
+            c.remove("env");
+        } else {
+            c.insert("env".into(), Value::Array(env));
+        }
+    }
+}
+
+/// A word as a POSIX shell reads it back: bare when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,:/@%+".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// `configmaps` → `configmap`, for kubectl-style lines.

@@ -23,6 +23,11 @@ pub struct Lab {
     pub topic: String,
     /// The seed question this lab teaches.
     pub question: Question,
+    /// What the cluster must offer for the lab to make sense (the EKS flavour's VPC CNI),
+    /// observed before `start` changes anything: a cluster without it is refused, untouched,
+    /// with the way to get it.
+    #[serde(default)]
+    pub requires: Vec<Requirement>,
     /// Values drawn once per run (`{{name}}` in every text, manifest and probe), so answers read
     /// from the cluster cannot be memorised.
     #[serde(default, with = "yaml_serde::with::singleton_map_recursive")]
@@ -66,6 +71,20 @@ pub struct Question {
     pub text: String,
 }
 
+/// Something the cluster must have before a lab starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Requirement {
+    /// What is needed, as the refusal names it: "the AWS VPC CNI (DaemonSet kube-system/aws-node)".
+    pub name: String,
+    /// Where it is seen.
+    pub object: ObjectProbe,
+    /// What it must be.
+    pub expect: Expect,
+    /// How to get it, the refusal's last words: "start the cluster with `netlab up --eks`".
+    pub otherwise: String,
+}
+
 /// How a per-run value is drawn.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -92,6 +111,10 @@ pub enum Step {
     Edit(Edit),
     /// Deletes an object.
     Delete(Target),
+    /// Sets (or, with null, removes) environment variables of one container of a workload's pod
+    /// template, as `kubectl set env` does. The container's env before the lab is saved and put
+    /// back on reset, whatever was changed in it meanwhile.
+    SetEnv(SetEnv),
     /// Runs a command in a pod and requires it to exit 0 (a solution step, or starting a client).
     Exec(Exec),
     /// Waits (up to the lab's timeout) until an objective holds: a fault in force before the
@@ -102,9 +125,8 @@ pub enum Step {
     /// inline policies — is saved first and put back on reset, whatever was changed meanwhile.
     IamRole(IamRole),
     /// Registers an OpenID Connect provider (the cluster's service-account issuer, as
-    /// `eksctl utils associate-iam-oidc-provider` does) unless it exists. It stays on reset: an
-    /// IRSA cluster registers its issuer once, and the lab's cloud has no
-    /// DeleteOpenIDConnectProvider.
+    /// `eksctl utils associate-iam-oidc-provider` does) unless it exists; reset deletes it if
+    /// the lab registered it.
     IamOidcProvider(IamOidcProvider),
 }
 
@@ -135,6 +157,77 @@ pub struct IamOidcProvider {
     pub url: String,
     /// The audiences it accepts (`sts.amazonaws.com`).
     pub client_ids: Vec<String>,
+}
+
+/// `kubectl set env RESOURCE/NAME -c CONTAINER NAME=value NAME-`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetEnv {
+    /// `daemonsets`, `deployments`, `statefulsets` (their `spec.template.spec.containers`) or
+    /// `pods` (`spec.containers`), or one of kubectl's names for them (`ds`, `deploy`, ...).
+    pub resource: String,
+    /// The object's namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The container's name.
+    pub container: String,
+    /// Variable → its new value, or null to remove it; applied in name order.
+    pub env: BTreeMap<String, Option<EnvValue>>,
+}
+
+/// An env value as YAML spells it: `"1"`, `1` and `true` alike become text, as on kubectl's
+/// command line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// `true` / `false`.
+    Bool(bool),
+}
+
+/// The workload kinds `setEnv` changes, by kubectl's names: (plural, singular with group as
+/// kubectl prints it, whether the containers are under `spec.template`).
+pub fn workload(resource: &str) -> Option<(&'static str, &'static str, bool)> {
+    Some(match resource.to_ascii_lowercase().as_str() {
+        "daemonsets" | "daemonset" | "ds" | "daemonsets.apps" | "daemonset.apps" => {
+            ("daemonsets", "daemonset.apps", true)
+        }
+        "deployments" | "deployment" | "deploy" | "deployments.apps" | "deployment.apps" => {
+            ("deployments", "deployment.apps", true)
+        }
+        "statefulsets" | "statefulset" | "sts" | "statefulsets.apps" | "statefulset.apps" => {
+            ("statefulsets", "statefulset.apps", true)
+        }
+        "pods" | "pod" | "po" => ("pods", "pod", false),
+        _ => return None,
+    })
+}
+
+/// Kubernetes' env var name rule (`IsEnvVarName`): `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || "-._".contains(c))
+        && chars.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+}
+
+// === impl EnvValue ===
+
+impl std::fmt::Display for EnvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvValue::Text(s) => f.write_str(s),
+            EnvValue::Int(n) => write!(f, "{n}"),
+            EnvValue::Float(n) => write!(f, "{n}"),
+            EnvValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 /// A field edit.
@@ -341,6 +434,21 @@ impl Lab {
                 ));
             }
         }
+        for (i, r) in self.requires.iter().enumerate() {
+            let path = format!("requires[{i}]");
+            if r.name.trim().is_empty() {
+                problems.push(format!("{path}.name: Required value"));
+            }
+            if r.otherwise.trim().is_empty() {
+                problems.push(format!("{path}.otherwise: Required value: how to get a cluster that has it"));
+            }
+            expect_problems(&path, &r.expect, false, &mut problems);
+            if r.expect.exit.is_some() || r.expect.exit_not.is_some() {
+                problems.push(format!(
+                    "{path}.expect.exit: Forbidden: only an `exec` objective has an exit code"
+                ));
+            }
+        }
         for (i, s) in self.setup.iter().enumerate() {
             step_problems(&format!("setup[{i}]"), s, &mut problems);
         }
@@ -389,6 +497,32 @@ fn step_problems(path: &str, step: &Step, problems: &mut Vec<String>) {
         }
         Step::Edit(e) if e.field.is_empty() => problems.push(format!("{path}.edit.field: Required value")),
         Step::Exec(x) => exec_problems(&format!("{path}.exec"), x, problems),
+        Step::SetEnv(e) => {
+            let path = format!("{path}.setEnv");
+            if workload(&e.resource).is_none() {
+                problems.push(format!(
+                    "{path}.resource: Unsupported value: {:?}: supported values: \"daemonsets\", \"deployments\", \"statefulsets\", \"pods\"",
+                    e.resource
+                ));
+            }
+            for (field, value) in
+                [("namespace", &e.namespace), ("name", &e.name), ("container", &e.container)]
+            {
+                if value.is_empty() {
+                    problems.push(format!("{path}.{field}: Required value"));
+                }
+            }
+            if e.env.is_empty() {
+                problems.push(format!("{path}.env: Required value: at least one variable to set or remove"));
+            }
+            for name in e.env.keys() {
+                if !is_env_var_name(name) {
+                    problems.push(format!(
+                        "{path}.env.{name}: Invalid value: {name:?}: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"
+                    ));
+                }
+            }
+        }
         Step::IamRole(r) => {
             if r.name.is_empty() {
                 problems.push(format!("{path}.iamRole.name: Required value"));
@@ -455,7 +589,13 @@ fn objective_problems(path: &str, o: &Objective, questions: usize, problems: &mu
             "{path}.answer: Invalid value: {n}: the lab has {questions} question(s), numbered from 1"
         ));
     }
-    let e = &o.expect;
+    expect_problems(path, &o.expect, o.answer.is_some(), problems);
+    if (o.expect.exit.is_some() || o.expect.exit_not.is_some()) && o.exec.is_none() {
+        problems.push(format!("{path}.expect.exit: Forbidden: only an `exec` objective has an exit code"));
+    }
+}
+
+fn expect_problems(path: &str, e: &Expect, answer: bool, problems: &mut Vec<String>) {
     let given = [
         e.exit.is_some(),
         e.exit_not.is_some(),
@@ -466,10 +606,7 @@ fn objective_problems(path: &str, o: &Objective, questions: usize, problems: &mu
         e.min.is_some(),
         e.max.is_some(),
     ];
-    if o.answer.is_none() && !given.iter().any(|g| *g) {
+    if !answer && !given.iter().any(|g| *g) {
         problems.push(format!("{path}.expect: Required value: an objective says what it expects"));
-    }
-    if (e.exit.is_some() || e.exit_not.is_some()) && o.exec.is_none() {
-        problems.push(format!("{path}.expect.exit: Forbidden: only an `exec` objective has an exit code"));
     }
 }

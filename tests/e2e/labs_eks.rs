@@ -1,4 +1,4 @@
-//! The EKS image-pull labs (`ecr-node-role`, `irsa-not-for-pulls`, `imagepullbackoff`) in a
+//! The EKS labs: the image-pull ones (`ecr-node-role`, `irsa-not-for-pulls`, `imagepullbackoff`) in a
 //! native cluster, through the real CLI: started (the cloud's IAM really changed, the pulls
 //! really failing), checked failing with what a person would see, fixed by the reference
 //! solution and by a second correct fix made with the aws CLI, and reset — the account's roles
@@ -284,4 +284,136 @@ fn imagepullbackoff_lab_tells_five_causes_apart_and_fixes_three() {
     solve(&c, "imagepullbackoff");
     reset(&c, "imagepullbackoff");
     assert_eq!(role(&c, NODE_ROLE), before, "reset restores the node role");
+}
+
+/// The `aws-node` container's env, as JSON text.
+fn aws_node_env(c: &NativeCluster) -> String {
+    c.ok(&[
+        "get",
+        "ds",
+        "aws-node",
+        "-n",
+        "kube-system",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    ])
+}
+
+/// The Running batch pods' addresses, by pod name.
+fn running_batch_ips(c: &NativeCluster) -> Vec<(String, String)> {
+    let out = c.ok(&["get", "pods", "-n", "shop", "-l", "app=batch", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut ips: Vec<(String, String)> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Running")
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p["status"]["podIP"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// Stock kubectl against the cluster, or None (the test says so) where it is not installed.
+fn kubectl(c: &NativeCluster, args: &[&str]) -> Option<String> {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.args(args).env("KUBECONFIG", c.dir().join("kubeconfig"));
+    let out = cmd.output().ok()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kubectl {args:?}: {text}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn eks_ip_exhaustion_lab_caps_enis_is_fixed_two_ways_and_reset_restores_aws_node() {
+    let c = NativeCluster::up_with(&["--eks"], &[]);
+    let env_before = aws_node_env(&c);
+    assert!(!env_before.contains("MAX_ENI"), "{env_before}");
+
+    // Broken: node-1 (t3.medium) may run 17 pods, but one ENI addresses 5 of the 15.
+    start(&c, "eks-ip-exhaustion");
+    assert!(aws_node_env(&c).contains(r#"{"name":"MAX_ENI","value":"1"}"#));
+    check_fails(&c, "eks-ip-exhaustion", "every batch pod runs on node-1: observed");
+    let events = c.ok(&["get", "events", "-n", "shop"]);
+    assert!(
+        events.contains("plugin type=\"aws-cni\" name=\"aws-cni\" failed (add): add cmd: failed to assign an IP address to container"),
+        "{events}"
+    );
+    assert_eq!(running_batch_ips(&c).len(), 5, "one ENI, five pod addresses");
+    let shown = c.ok(&["lab", "solution"]);
+    assert!(
+        shown.starts_with("kubectl set env daemonset/aws-node -n kube-system -c aws-node MAX_ENI-\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("--question 1 \"17\"") && shown.contains("--question 2 \"5\""), "{shown}");
+    solve(&c, "eks-ip-exhaustion");
+    reset(&c, "eks-ip-exhaustion");
+    assert_eq!(aws_node_env(&c), env_before, "reset restores aws-node's env");
+
+    // ipamd keeps ENIs beyond MAX_ENI (as upstream does): until it has freed the two the fix
+    // attached (their addresses cool down 30 s, an ENI lives at least 60 s), a new run would
+    // find 15 addresses and never break. A person waits the same minute.
+    let started = Instant::now();
+    while !c.ok(&["node", "enis", "node-1"]).ends_with("Total IPs: 5, assigned: 0\n") {
+        assert!(
+            started.elapsed() < FIXED,
+            "node-1 keeps its extra ENIs: {}",
+            c.ok(&["node", "enis", "node-1"])
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // A second run, fixed as a person would with kubectl.
+    start(&c, "eks-ip-exhaustion");
+    check_fails(&c, "eks-ip-exhaustion", "every batch pod runs on node-1: observed");
+    c.ok(&["lab", "answer", "--question", "1", "17"]);
+    c.ok(&["lab", "answer", "--question", "2", "5"]);
+    let running = running_batch_ips(&c);
+    if kubectl(&c, &["version", "--client"]).is_none() {
+        eprintln!("SKIP: kubectl is not installed; the second fix needs it");
+        reset(&c, "eks-ip-exhaustion");
+        return;
+    }
+    // Prefix delegation alone: ipamd restarts in PD mode; the running pods keep their
+    // addresses, but the one ENI's slots are all theirs and MAX_ENI=1 allows no other.
+    kubectl(&c, &["set", "env", "ds/aws-node", "-n", "kube-system", "ENABLE_PREFIX_DELEGATION=true"]);
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(running_batch_ips(&c), running, "pods keep their addresses over ipamd's restart");
+    check_fails(&c, "eks-ip-exhaustion", "every batch pod runs on node-1: observed");
+    // A second ENI, filled with a /28 prefix, is a correct fix.
+    kubectl(&c, &["set", "env", "ds/aws-node", "-n", "kube-system", "MAX_ENI=2"]);
+    check_passes(&c, "eks-ip-exhaustion");
+    let enis = c.ok(&["node", "enis", "node-1"]);
+    assert!(enis.lines().any(|l| l.contains("/28") && l.contains("shop/batch-")), "{enis}");
+    for (pod, ip) in &running {
+        assert!(
+            enis.lines().any(|l| l.contains(&format!("{ip}/32")) && l.ends_with(&format!("shop/{pod}"))),
+            "{enis}"
+        );
+    }
+    // Reset undoes the user's changes to aws-node too.
+    let out = reset(&c, "eks-ip-exhaustion");
+    assert!(out.contains("daemonset.apps/aws-node env restored"), "{out}");
+    assert_eq!(aws_node_env(&c), env_before, "reset restores aws-node's env");
+}
+
+#[test]
+fn eks_lab_refuses_a_cluster_without_the_vpc_cni_and_changes_nothing() {
+    let c = NativeCluster::up();
+    let out = c.run(&["lab", "start", "eks-ip-exhaustion"], None);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("lab \"eks-ip-exhaustion\" needs EKS worker nodes with the AWS VPC CNI")
+            && out.stderr.contains("start the cluster with `netlab up --eks`"),
+        "{}",
+        out.stderr
+    );
+    assert_ne!(c.run(&["get", "ns", "shop"], None).code, Some(0), "namespace shop was created");
+    let progress = c.run(&["get", "configmap", "netlab-labs", "-n", "kube-system"], None);
+    assert_ne!(progress.code, Some(0), "progress was written: {}", progress.stdout);
 }

@@ -543,3 +543,211 @@ fn iam_steps_are_validated() {
         "{problems:?}"
     );
 }
+
+const ENV_LAB: &str = r#"
+id: eni-cap
+order: 1
+title: t
+topic: EKS
+question: {number: 9, text: q}
+requires:
+- name: the AWS VPC CNI (DaemonSet kube-system/aws-node)
+  object: {resource: daemonsets, namespace: kube-system, name: aws-node}
+  expect: {min: 1}
+  otherwise: start the cluster with `netlab up --eks`
+task: t
+hints: [h]
+explanation: e
+setup:
+- setEnv:
+    resource: ds
+    namespace: kube-system
+    name: aws-node
+    container: aws-node
+    env: {MAX_ENI: 1, WARM_IP_TARGET: null, WARM_ENI_TARGET: "2"}
+checks:
+- name: c
+  object: {resource: nodes, name: node-1}
+  expect: {min: 1}
+solution:
+- setEnv: {resource: daemonsets, namespace: kube-system, name: aws-node, container: aws-node, env: {MAX_ENI: null, NOTE: "a b"}}
+"#;
+
+fn env_catalogue() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("eni-cap");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("lab.yaml"), ENV_LAB).unwrap();
+    root
+}
+
+fn aws_node_env(live: &Fake) -> Value {
+    live.objects[&("daemonsets".into(), "kube-system".into(), "aws-node".into())]["spec"]["template"]["spec"]
+        ["containers"][1]["env"]
+        .clone()
+}
+
+fn with_aws_node() -> Fake {
+    let mut live = Fake::with_nodes(&["node-1"]);
+    live.insert(
+        "daemonsets",
+        "kube-system",
+        json!({"metadata": {"name": "aws-node"}, "spec": {"template": {"spec": {"containers": [
+            {"name": "aws-vpc-cni-init", "env": [{"name": "MAX_ENI", "value": "9"}]},
+            {"name": "aws-node", "env": [
+                {"name": "WARM_ENI_TARGET", "value": "1"},
+                {"name": "MY_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "WARM_IP_TARGET", "value": "3"},
+                {"name": "ENABLE_PREFIX_DELEGATION", "value": "false"}
+            ]}
+        ]}}}}),
+    );
+    live
+}
+
+#[tokio::test]
+async fn set_env_changes_one_container_and_reset_puts_its_env_back_exactly() {
+    let root = env_catalogue();
+    let mut live = with_aws_node();
+    let before = aws_node_env(&live);
+
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).start("eni-cap", &mut out).await.unwrap();
+    assert!(text(out).contains("daemonset.apps/aws-node env updated"));
+    // Set in place, removed, appended; the other container and the valueFrom untouched.
+    assert_eq!(
+        aws_node_env(&live),
+        json!([
+            {"name": "WARM_ENI_TARGET", "value": "2"},
+            {"name": "MY_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "ENABLE_PREFIX_DELEGATION", "value": "false"},
+            {"name": "MAX_ENI", "value": "1"}
+        ])
+    );
+    let ds = &live.objects[&("daemonsets".into(), "kube-system".into(), "aws-node".into())];
+    assert_eq!(ds["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "9");
+    let progress = Progress::load(&mut live).await.unwrap();
+    let saved = &progress.labs["eni-cap"].envs;
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].object.resource, "daemonsets");
+    assert_eq!(Value::Array(saved[0].env.clone()), before);
+
+    // The solution as a person types it.
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).solution(false, &mut out).await.unwrap();
+    assert_eq!(
+        text(out).trim(),
+        "kubectl set env daemonset/aws-node -n kube-system -c aws-node MAX_ENI- 'NOTE=a b'"
+    );
+
+    // A fix of one's own meanwhile (prefix delegation on), then the reference solution.
+    let key = ("daemonsets".to_string(), "kube-system".to_string(), "aws-node".to_string());
+    let mut ds = live.objects[&key].clone();
+    ds["spec"]["template"]["spec"]["containers"][1]["env"][2]["value"] = json!("true");
+    live.insert("daemonsets", "kube-system", ds);
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).solution(true, &mut out).await.unwrap();
+    let env = aws_node_env(&live);
+    assert!(!env.as_array().unwrap().iter().any(|v| v["name"] == "MAX_ENI"), "{env}");
+    assert!(env.as_array().unwrap().iter().any(|v| v["name"] == "NOTE" && v["value"] == "a b"), "{env}");
+
+    // Reset: every variable back to its value or absence, in its place.
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).reset(&mut out).await.unwrap();
+    assert!(text(out).contains("daemonset.apps/aws-node env restored"));
+    assert_eq!(aws_node_env(&live), before);
+    let progress = Progress::load(&mut live).await.unwrap();
+    assert!(progress.labs["eni-cap"].envs.is_empty());
+
+    // A second run saves the env afresh and a reset with nothing changed writes nothing.
+    Runner::new(root.path().into(), &mut live).start("eni-cap", &mut Vec::new()).await.unwrap();
+    let mut out = Vec::new();
+    Runner::new(root.path().into(), &mut live).reset(&mut Vec::new()).await.unwrap();
+    Runner::new(root.path().into(), &mut live).reset(&mut out).await.unwrap();
+    assert_eq!(aws_node_env(&live), before);
+    assert_eq!(text(out), "No lab in progress; nothing to reset.\n");
+}
+
+#[tokio::test]
+async fn set_env_on_a_missing_container_fails_the_setup_and_leaves_nothing_changed() {
+    let root = env_catalogue();
+    let lab = std::fs::read_to_string(root.path().join("eni-cap/lab.yaml")).unwrap();
+    std::fs::write(
+        root.path().join("eni-cap/lab.yaml"),
+        lab.replacen("container: aws-node", "container: ipamd", 1),
+    )
+    .unwrap();
+    let mut live = with_aws_node();
+    let before = aws_node_env(&live);
+    let err = Runner::new(root.path().into(), &mut live).start("eni-cap", &mut Vec::new()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "lab \"eni-cap\" failed to set up: daemonset.apps/aws-node: no container \"ipamd\" (it has aws-vpc-cni-init, aws-node)"
+    );
+    assert_eq!(aws_node_env(&live), before);
+}
+
+#[tokio::test]
+async fn a_cluster_without_what_the_lab_requires_is_refused_untouched() {
+    let root = env_catalogue();
+    // Another lab in progress stays as it is.
+    std::fs::create_dir(root.path().join("upstream-forward")).unwrap();
+    std::fs::write(root.path().join("upstream-forward/lab.yaml"), LAB).unwrap();
+    std::fs::write(root.path().join("upstream-forward/setup.yaml"), SETUP).unwrap();
+    let mut live = Fake::with_nodes(&["node-1"]);
+    live.exec.insert("nslookup example.com".into(), ExecOutput { code: 1, ..Default::default() });
+    Runner::new(root.path().into(), &mut live).start("upstream-forward", &mut Vec::new()).await.unwrap();
+    let objects = live.objects.clone();
+
+    let mut out = Vec::new();
+    let err = Runner::new(root.path().into(), &mut live).start("eni-cap", &mut out).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "lab \"eni-cap\" needs the AWS VPC CNI (DaemonSet kube-system/aws-node), which this cluster does not have (observed 0 object(s); expected at least 1): start the cluster with `netlab up --eks`"
+    );
+    assert!(out.is_empty(), "{}", text(out));
+    assert_eq!(live.objects, objects, "nothing changed, the other lab's progress included");
+}
+
+#[test]
+fn set_env_and_requires_are_validated() {
+    let lab: crate::spec::Lab = yaml_serde::from_str(
+        &ENV_LAB
+            .replace("resource: ds", "resource: configmaps")
+            .replace("container: aws-node\n", "container: \"\"\n")
+            .replace("WARM_IP_TARGET: null", "9LIVES: null")
+            .replace("otherwise: start the cluster with `netlab up --eks`", "otherwise: \"\"")
+            .replace("env: {MAX_ENI: null, NOTE: \"a b\"}", "env: {}"),
+    )
+    .unwrap();
+    let problems = lab.validate();
+    for wanted in [
+        "setup[0].setEnv.resource: Unsupported value: \"configmaps\": supported values: \"daemonsets\", \"deployments\", \"statefulsets\", \"pods\"",
+        "setup[0].setEnv.container: Required value",
+        "solution[0].setEnv.env: Required value: at least one variable to set or remove",
+        "requires[0].otherwise: Required value: how to get a cluster that has it",
+    ] {
+        assert!(problems.iter().any(|p| p == wanted), "{wanted}\n{problems:#?}");
+    }
+    assert!(
+        problems.iter().any(|p| p.starts_with(
+            "setup[0].setEnv.env.9LIVES: Invalid value: \"9LIVES\": a valid environment variable name"
+        )),
+        "{problems:#?}"
+    );
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+    // YAML scalars become text as kubectl's arguments are.
+    let ok: crate::spec::Lab = yaml_serde::from_str(ENV_LAB).unwrap();
+    assert!(ok.validate().is_empty(), "{:?}", ok.validate());
+    let Step::SetEnv(e) = &ok.setup[0] else { panic!("{:?}", ok.setup[0]) };
+    let shown: Vec<(String, Option<String>)> =
+        e.env.iter().map(|(k, v)| (k.clone(), v.as_ref().map(ToString::to_string))).collect();
+    assert_eq!(
+        shown,
+        [
+            ("MAX_ENI".to_string(), Some("1".to_string())),
+            ("WARM_ENI_TARGET".into(), Some("2".into())),
+            ("WARM_IP_TARGET".into(), None)
+        ]
+    );
+}
