@@ -53,6 +53,12 @@ pub struct Config {
     /// restarts.
     #[arg(long, env = "NETLAB_CLOUD_EC2_INSTANCES", value_delimiter = ',', value_parser = parse_instance)]
     pub ec2_instances: Vec<(String, String)>,
+    /// The VPC's subnets when the account is first made, `ZONE=CIDR` comma-separated
+    /// (`us-east-1a=192.168.0.0/28,us-east-1b=192.168.32.0/19`), inside the VPC's 192.168.0.0/16;
+    /// default eksctl's, a /19 per zone. A small one lets a lab run it out of addresses
+    /// (`InsufficientFreeAddressesInSubnet`). An account kept in `--data-dir` keeps its subnets.
+    #[arg(long, env = "NETLAB_CLOUD_EC2_SUBNETS", value_delimiter = ',', value_parser = parse_subnet)]
+    pub ec2_subnets: Vec<(String, ipnet::Ipv4Net)>,
     /// Where the AWS account (IAM, EC2, ECR) is kept as `aws.json`. Unset: in memory, lost on
     /// restart.
     #[arg(long, env = "NETLAB_CLOUD_DATA_DIR")]
@@ -69,6 +75,19 @@ pub struct Config {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub telemetry: netlab_telemetry::Args,
+}
+
+/// `ZONE=CIDR`, an IPv4 CIDR (`us-east-1a=192.168.0.0/28`).
+fn parse_subnet(s: &str) -> Result<(String, ipnet::Ipv4Net), String> {
+    let (zone, cidr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected ZONE=CIDR, e.g. us-east-1a=192.168.0.0/28"))?;
+    if zone.is_empty() {
+        return Err(format!("{s:?}: the availability zone is empty"));
+    }
+    let cidr: ipnet::Ipv4Net =
+        cidr.parse().map_err(|e| format!("{s:?}: {cidr:?} is not an IPv4 CIDR: {e}"))?;
+    Ok((zone.to_string(), cidr))
 }
 
 /// `NAME=TYPE`, the type one AWS has (`t3.medium`).

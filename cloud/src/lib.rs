@@ -40,7 +40,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     // The AWS account: loaded from the data dir, or made (admin user, VPC, the nodes as
     // instances) and kept there before anyone is told the endpoint is up.
     let now = jiff::Timestamp::now();
-    let ec2_config = aws_ec2_config(&cfg.region);
+    let ec2_config = aws_ec2_config(&cfg.region, &cfg.ec2_subnets);
     let mut account =
         aws::Account::load_or_bootstrap(cfg.data_dir.as_deref(), &ec2_config, now).map_err(Error::Aws)?;
     let launched = account.ensure_instances(&cfg.ec2_instances, now).map_err(Error::Aws)?;
@@ -147,11 +147,22 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<()> {
         .map_err(Error::Registry)
 }
 
-/// The VPC of `region`: eksctl's layout (192.168.0.0/16, a /19 per zone) in that region's zones.
-fn aws_ec2_config(region: &str) -> netlab_ec2::Ec2Config {
+/// The VPC of `region`: eksctl's layout (192.168.0.0/16, a /19 per zone) in that region's
+/// zones, or the `subnets` given (`--ec2-subnets`).
+fn aws_ec2_config(region: &str, subnets: &[(String, ipnet::Ipv4Net)]) -> netlab_ec2::Ec2Config {
     let mut config = netlab_ec2::Ec2Config { region: region.to_string(), ..Default::default() };
     for (subnet, zone) in config.subnets.iter_mut().zip(['a', 'b', 'c', 'd', 'e', 'f']) {
         subnet.availability_zone = format!("{region}{zone}");
+    }
+    if !subnets.is_empty() {
+        config.subnets = subnets
+            .iter()
+            .map(|(zone, cidr)| netlab_ec2::SubnetSpec {
+                availability_zone: zone.clone(),
+                cidr: *cidr,
+                tags: Default::default(),
+            })
+            .collect();
     }
     config
 }

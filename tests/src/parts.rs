@@ -37,8 +37,19 @@ pub struct Cloud {
 
 impl Cloud {
     /// Starts it with `extra` flags after the usual ones, and waits (10 s at most) until its
-    /// registry accepts connections.
+    /// registry accepts connections. A free port can be taken by another test between being
+    /// picked and bound (the resolver binds UDP too); a cloud that exits before it listens is
+    /// started again on new ports, three times at most.
     pub fn start(extra: &[&str]) -> Self {
+        for _ in 0..3 {
+            if let Some(cloud) = Self::try_start(extra) {
+                return cloud;
+            }
+        }
+        panic!("netlab-cloud exited before it listened, three times (see its log above)");
+    }
+
+    fn try_start(extra: &[&str]) -> Option<Self> {
         let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let dns = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let (registry_listen, dns_listen) = (registry.to_string(), dns.to_string());
@@ -60,13 +71,17 @@ impl Cloud {
             &imds_listen,
         ];
         args.extend_from_slice(extra);
-        let process = Component::start("netlab-cloud", &args);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut process = Component::start("netlab-cloud", &args);
+        // Generous: on 2 busy cores a debug cloud can take seconds to make its account.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(registry).is_err() {
+            if process.try_wait().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "netlab-cloud did not listen on {registry}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { process, registry, dns, aws, imds }
+        Some(Self { process, registry, dns, aws, imds })
     }
 
     /// The registry's URL, for the node-agents' `--registry`.

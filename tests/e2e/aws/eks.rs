@@ -221,3 +221,57 @@ fn eks_pods_get_their_nodes_eni_addresses_reach_each_other_and_stop_at_max_pods(
     // EC2 agrees: node-1's instance has all three ENIs it may have.
     assert_eq!(node1_enis().len(), 3);
 }
+
+/// A subnet that runs out: node-1's zone has a /28 (11 usable addresses: the node's own and the
+/// 5 secondaries ipamd puts on its ENI take 6), so the second ENI cannot be made
+/// (`InsufficientFreeAddressesInSubnet`, ipamd's log line and its cooldown) and the pods past the
+/// first five stay ContainerCreating with the plugin's real event.
+#[test]
+fn an_exhausted_subnet_leaves_pods_container_creating() {
+    if !have_aws() {
+        return;
+    }
+    let c = NativeCluster::up_with(
+        &["--eks"],
+        &[("NETLAB_CLOUD_EC2_SUBNETS", "us-east-1a=192.168.0.0/28,us-east-1b=192.168.32.0/19")],
+    );
+    let aws = Aws {
+        env: c
+            .ok(&["aws", "env"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect(),
+    };
+    c.apply(&FILL.replace("replicas: 18", "replicas: 8"));
+    let all = wait_until("five fill pods with addresses, the rest stuck", &c, || {
+        let all = pods(&c);
+        let fill = all.iter().filter(|p| p["metadata"]["labels"]["app"] == "fill");
+        let with_ip = fill.clone().filter(|p| p["status"]["podIP"].is_string()).count();
+        let scheduled = fill.filter(|p| p["spec"]["nodeName"] == "node-1").count();
+        (with_ip == 5 && scheduled == 8).then_some(all)
+    });
+    let stuck =
+        all.iter().filter(|p| p["metadata"]["labels"]["app"] == "fill" && p["status"]["podIP"].is_null());
+    assert_eq!(stuck.count(), 3);
+    let events: Value = serde_json::from_str(&c.ok(&["get", "events", "-o", "json"])).unwrap();
+    assert!(
+        events["items"].as_array().unwrap().iter().any(|e| e["reason"] == "FailedCreatePodSandBox"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("add cmd: failed to assign an IP address to container"))),
+        "{events}"
+    );
+    // ipamd's next pool step (every 5 s) tries a second ENI and the subnet refuses it.
+    let log = c.dir().join("nodes/node-1/aws-routed-eni/ipamd.log");
+    let line = wait_until("ipamd's subnet-exhausted line", &c, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().find(|l| l.contains("InsufficientFreeAddressesInSubnet")).map(str::to_string)
+    });
+    assert!(line.contains("The specified subnet does not have enough free addresses"), "{line}");
+    let subnets =
+        aws.ok(&["ec2", "describe-subnets", "--filters", "Name=availability-zone,Values=us-east-1a"]);
+    assert_eq!(subnets["Subnets"][0]["CidrBlock"], "192.168.0.0/28");
+    assert_eq!(subnets["Subnets"][0]["AvailableIpAddressCount"], 5, "{subnets}");
+}
