@@ -273,13 +273,22 @@ impl Dataplane {
         }
         let route = self.route(d.dst.ip());
         let route_span = match route {
-            Route::Local => info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name),
+            Route::Local => {
+                info_span!("route", netlab.route = "local", k8s.node.name = %self.node_name, netlab.route.snat = tracing::field::Empty)
+            }
             Route::Node(via) => {
                 let name = self.view.node_name(via).unwrap_or_else(|| via.to_string());
-                info_span!("route", netlab.route = "node", netlab.route.via = %via, k8s.node.name = %name)
+                info_span!("route", netlab.route = "node", netlab.route.via = %via, k8s.node.name = %name, netlab.route.snat = tracing::field::Empty)
             }
-            Route::Default => info_span!("route", netlab.route = "default", k8s.node.name = %self.node_name),
+            Route::Default => {
+                info_span!("route", netlab.route = "default", k8s.node.name = %self.node_name, netlab.route.snat = tracing::field::Empty)
+            }
         };
+        // The source the far end sees after POSTROUTING's MASQUERADE or SNAT (the VPC CNI's
+        // AWS-SNAT-CHAIN-0 rewrites a pod's address to the node's primary VPC address).
+        if let Some(snat) = d.snat {
+            route_span.record("netlab.route.snat", tracing::field::display(snat.ip()));
+        }
         // Network faults: the handshake (SYN out, SYN-ACK back) through the rules the flow meets.
         let seen_as = [dst.ip(), d.dst.ip()];
         let flow = self.faults.flow(src.ip, &seen_as);

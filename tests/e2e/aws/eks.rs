@@ -125,6 +125,34 @@ fn eks_pods_get_their_nodes_eni_addresses_reach_each_other_and_stop_at_max_pods(
     let route = c.ok(&["exec", "client", "--", "ip", "route"]);
     assert!(route.starts_with("default via 169.254.1.1 dev eth0"), "{route}");
 
+    // Leaving the VPC, the pod's address is SNATed to its node's primary VPC address by
+    // ipamd's AWS-SNAT-CHAIN-0 (node-1's iptables-save shows it); the trace's route says so.
+    let save = c.ok(&["node", "iptables-save", "node-1"]);
+    let primary = save
+        .lines()
+        .find_map(|l| l.split("-j SNAT --to-source ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no AWS SNAT rule on node-1:\n{save}"))
+        .to_string();
+    assert!(in_vpc(&primary), "{primary}");
+    assert!(
+        save.contains("-A POSTROUTING -m comment --comment \"AWS SNAT CHAIN\" -j AWS-SNAT-CHAIN-0"),
+        "{save}"
+    );
+    let _ = c.run(
+        &["exec", "client", "--", "curl", "-sS", "-m", "5", "-o", "/dev/null", "http://example.com/"],
+        None,
+    );
+    wait_until("the route span with the SNAT address", &c, || {
+        let trace = c.run(&["trace", "last"], None).stdout;
+        trace
+            .lines()
+            .any(|l| {
+                l.contains("netlab.route=default") && l.contains(&format!("netlab.route.snat={primary}"))
+            })
+            .then_some(())
+    });
+
     // The address is a secondary private IP of an ENI attached to web's node (EC2 says so),
     // and ipamd's introspection names the pod that holds it.
     let instances = aws.ok(&["ec2", "describe-instances", "--filters", "Name=tag:Name,Values=node-2"]);
