@@ -55,6 +55,18 @@ struct Run {
 }
 
 impl Aws {
+    /// The aws CLI as `eval "$(netlab aws env)"` sets it up for the native cluster `c`.
+    fn of(c: &NativeCluster) -> Self {
+        let env = c
+            .ok(&["aws", "env"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        Aws { env }
+    }
+
     fn run(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new("aws");
         cmd.env_clear()
@@ -281,14 +293,7 @@ impl Native {
     }
 
     fn aws(&self) -> Aws {
-        let out = self.ok(&["aws", "env"]);
-        let env = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect();
-        Aws { env }
+        Aws::of(self)
     }
 }
 

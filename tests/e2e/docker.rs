@@ -13,6 +13,20 @@ use netlab_e2e::{free_port, netlab};
 /// compose.yaml fixes the lab network's subnet, so two projects cannot be up at once.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The lab's services without Jaeger (its image cannot be pulled on the project's machines).
+const LAB: [&str; 10] = [
+    "apiserver",
+    "controller-manager",
+    "scheduler",
+    "dns",
+    "cloud",
+    "node-1",
+    "proxy-1",
+    "node-2",
+    "proxy-2",
+    "demo",
+];
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -148,18 +162,7 @@ fn the_whole_lab_comes_up_nodes_use_container_addresses_and_dns_answers_the_host
         ("NETLAB_REGISTRY_PORT", free_port()),
     ];
     let _down = DownAll(project.clone(), ports.clone());
-    let services = [
-        "apiserver",
-        "controller-manager",
-        "scheduler",
-        "dns",
-        "cloud",
-        "node-1",
-        "proxy-1",
-        "node-2",
-        "proxy-2",
-        "demo",
-    ];
+    let services = LAB;
     let mut args = vec!["up", "-d"];
     args.extend(services);
     let started = Instant::now();
@@ -521,18 +524,7 @@ fn the_eks_override_runs_the_vpc_cni_on_both_nodes() {
         ("NETLAB_AWS_PORT", free_port()),
     ];
     let _down = DownFiles(FILES, project.clone(), ports.clone());
-    let services = [
-        "apiserver",
-        "controller-manager",
-        "scheduler",
-        "dns",
-        "cloud",
-        "node-1",
-        "proxy-1",
-        "node-2",
-        "proxy-2",
-        "demo",
-    ];
+    let services = LAB;
     let mut args = vec!["up", "-d"];
     args.extend(services);
     let up = compose_files(FILES, &project, &ports, &args);

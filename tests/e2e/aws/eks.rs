@@ -79,15 +79,7 @@ fn eks_pods_get_their_nodes_eni_addresses_reach_each_other_and_stop_at_max_pods(
         return;
     }
     let c = NativeCluster::up_with(&["--eks"], &[]);
-    let aws = Aws {
-        env: c
-            .ok(&["aws", "env"])
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect(),
-    };
+    let aws = Aws::of(&c);
 
     // Max pods from the instance types, as the EKS AMI sets them; no podCIDRs.
     let nodes: Value = serde_json::from_str(&c.ok(&["get", "nodes", "-o", "json"])).unwrap();
@@ -263,15 +255,7 @@ fn an_exhausted_subnet_leaves_pods_container_creating() {
         &["--eks"],
         &[("NETLAB_CLOUD_EC2_SUBNETS", "us-east-1a=192.168.0.0/28,us-east-1b=192.168.32.0/19")],
     );
-    let aws = Aws {
-        env: c
-            .ok(&["aws", "env"])
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect(),
-    };
+    let aws = Aws::of(&c);
     c.apply(&FILL.replace("replicas: 18", "replicas: 8"));
     let all = wait_until("five fill pods with addresses, the rest stuck", &c, || {
         let all = pods(&c);
